@@ -1,0 +1,1 @@
+"""Private helpers: filesystem, subprocesses, redaction. Not a public API."""

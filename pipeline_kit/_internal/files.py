@@ -1,0 +1,59 @@
+"""Reading structured input files with errors that name the file and the position."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipeline_kit.errors import InputError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+MAX_INPUT_BYTES = 256 << 20  # a lockfile larger than this is not a lockfile
+
+
+def read_text(path: Path) -> str:
+    try:
+        if path.stat().st_size > MAX_INPUT_BYTES:
+            raise InputError(path, None, "file is too large to be a dependency record")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise InputError(path, None, "is a directory, expected a file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"byte {exc.start}", "not valid UTF-8") from exc
+    except OSError as exc:
+        raise InputError(path, None, f"cannot read: {exc.strerror}") from exc
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(read_text(path))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, None, f"invalid TOML: {exc}") from exc
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"line {exc.lineno}", f"invalid JSON: {exc.msg}") from exc
+
+
+def expect(value: Any, kind: type | tuple[type, ...], path: Path, where: str) -> Any:
+    """`value` if it has the expected type, else an InputError naming the field."""
+    if not isinstance(value, kind):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        got = type(value).__name__
+        raise InputError(path, where, f"expected {_plain(names)}, got {_plain(got)}")
+    return value
+
+
+def _plain(names: str) -> str:
+    return names.replace("dict", "a table").replace("list", "a list").replace("str", "a string")

@@ -1,0 +1,42 @@
+"""Turn a pydantic ValidationError into the kit's one-line "file: key: problem" form."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+
+def dotted(loc: Sequence[int | str]) -> str:
+    """`("environments", "prod", "gates", 0)` -> `environments.prod.gates[0]`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def first_problem(exc: ValidationError) -> tuple[tuple[int | str, ...], str]:
+    """The location and a readable description of the first error pydantic found."""
+    error = exc.errors(include_url=False)[0]
+    loc = tuple(part for part in error["loc"] if not _is_union_tag(part))
+    message = error["msg"]
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        message = "unknown key"
+    elif kind == "missing":
+        message = "required key is missing"
+    elif "input" in error and kind not in {"missing"}:
+        shown = repr(error["input"])
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        message = f"{message} (got {shown})"
+    return loc, message
+
+
+def _is_union_tag(part: int | str) -> bool:
+    # pydantic inserts the tried member's type name into the location of union errors
+    # (e.g. "list[str]", "function-after[...]"); they mean nothing to a user.
+    return isinstance(part, str) and ("[" in part or part in {"str", "int", "dict", "list"})

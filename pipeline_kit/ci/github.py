@@ -1,0 +1,89 @@
+"""GitHub Actions: the run described from its default `GITHUB_*` / `RUNNER_*` variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from pipeline_kit import __version__
+from pipeline_kit.ci.interface import CIContext, CIPlatform, SignerIdentity
+from pipeline_kit.errors import UsageError
+
+ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def split_workflow_ref(workflow_ref: str, repository: str) -> tuple[str, str]:
+    """`acme/hello/.github/workflows/ci.yml@refs/heads/main` -> (`.github/workflows/ci.yml`, ref).
+
+    Only the first `@` separates: a ref may itself contain `@`.
+    """
+    rest = workflow_ref.removeprefix(f"{repository}/")
+    path, _, ref = rest.partition("@")
+    return path, ref
+
+
+class GitHubActions(CIPlatform):
+    name = "github"
+
+    @staticmethod
+    def detects(env: Mapping[str, str]) -> bool:
+        return env.get("GITHUB_ACTIONS") == "true"
+
+    def context(self, env: Mapping[str, str], workdir: Path) -> CIContext:
+        missing = [v for v in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_SHA") if not env.get(v)]
+        if missing:
+            raise UsageError(f"GitHub Actions detected but {', '.join(missing)} is not set")
+        server = env["GITHUB_SERVER_URL"].rstrip("/")
+        repository = env["GITHUB_REPOSITORY"]
+        workflow_ref = env.get("GITHUB_WORKFLOW_REF", "")
+        path, ref = split_workflow_ref(workflow_ref, repository)
+        run = f"{server}/{repository}/actions/runs/{env.get('GITHUB_RUN_ID', '')}"
+        attempts = f"{run}/attempts/{env.get('GITHUB_RUN_ATTEMPT', '1')}"
+        builder_version = {"pipeline-kit": __version__}
+        if env.get("ImageVersion"):
+            builder_version["runner-image"] = env["ImageVersion"]
+        token_source = (
+            "GitHub Actions OIDC (ACTIONS_ID_TOKEN_REQUEST_URL)"
+            if env.get("ACTIONS_ID_TOKEN_REQUEST_URL")
+            else "none: the job needs `permissions: id-token: write`"
+        )
+        return CIContext(
+            platform="github",
+            repository=f"{server}/{repository}",
+            commit=env["GITHUB_SHA"],
+            ref=env.get("GITHUB_REF") or None,
+            actor=env.get("GITHUB_ACTOR") or None,
+            builder_id=f"{server}/{workflow_ref}" if workflow_ref else f"{server}/{repository}",
+            invocation_uri=attempts if env.get("GITHUB_RUN_ID") else None,
+            started_on=None,
+            builder_version=builder_version,
+            external_parameters={
+                "workflow": {"ref": ref, "repository": f"{server}/{repository}", "path": path},
+            },
+            internal_parameters={
+                "github": {
+                    key: env[var]
+                    for key, var in (
+                        ("event_name", "GITHUB_EVENT_NAME"),
+                        ("repository_id", "GITHUB_REPOSITORY_ID"),
+                        ("repository_owner_id", "GITHUB_REPOSITORY_OWNER_ID"),
+                        ("actor_id", "GITHUB_ACTOR_ID"),
+                        ("runner_environment", "RUNNER_ENVIRONMENT"),
+                        ("runner_os", "RUNNER_OS"),
+                        ("runner_arch", "RUNNER_ARCH"),
+                    )
+                    if env.get(var)
+                }
+            },
+            signer=SignerIdentity(
+                issuer=ISSUER,
+                san=f"{server}/{workflow_ref}",
+                token_source=token_source,
+                note=(
+                    "a reusable workflow signs as its own ref (job_workflow_ref), "
+                    "not the caller's GITHUB_WORKFLOW_REF"
+                ),
+            )
+            if workflow_ref
+            else None,
+        )

@@ -1,0 +1,110 @@
+"""GitLab CI: the job described from its predefined `CI_*` variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+
+from pipeline_kit import __version__
+from pipeline_kit.ci.interface import CIContext, CIPlatform, SignerIdentity
+from pipeline_kit.errors import UsageError
+
+
+def gitlab_ref(env: Mapping[str, str]) -> str | None:
+    if env.get("CI_COMMIT_TAG"):
+        return f"refs/tags/{env['CI_COMMIT_TAG']}"
+    if env.get("CI_COMMIT_BRANCH"):
+        return f"refs/heads/{env['CI_COMMIT_BRANCH']}"
+    name = env.get("CI_COMMIT_REF_NAME")
+    return f"refs/heads/{name}" if name else None
+
+
+def config_ref_uri(env: Mapping[str, str]) -> str | None:
+    """`ci_config_ref_uri` (host/group/project//path@ref): GitLab's signer identity.
+
+    Newer GitLab sets CI_CONFIG_REF_URI; otherwise it is derived the way GitLab builds the claim.
+    """
+    if env.get("CI_CONFIG_REF_URI"):
+        return env["CI_CONFIG_REF_URI"]
+    host, project, ref = env.get("CI_SERVER_HOST"), env.get("CI_PROJECT_PATH"), gitlab_ref(env)
+    if not (host and project and ref):
+        return None
+    return f"{host}/{project}//{env.get('CI_CONFIG_PATH') or '.gitlab-ci.yml'}@{ref}"
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class GitLabCI(CIPlatform):
+    name = "gitlab"
+
+    @staticmethod
+    def detects(env: Mapping[str, str]) -> bool:
+        return env.get("GITLAB_CI") == "true"
+
+    def context(self, env: Mapping[str, str], workdir: Path) -> CIContext:
+        missing = [v for v in ("CI_PROJECT_URL", "CI_COMMIT_SHA", "CI_SERVER_URL") if not env.get(v)]
+        if missing:
+            raise UsageError(f"GitLab CI detected but {', '.join(missing)} is not set")
+        config_uri = config_ref_uri(env)
+        builder_version = {"pipeline-kit": __version__}
+        if env.get("CI_RUNNER_VERSION"):
+            builder_version["gitlab-runner"] = env["CI_RUNNER_VERSION"]
+        token_source = (
+            "GitLab ID token (SIGSTORE_ID_TOKEN)"
+            if env.get("SIGSTORE_ID_TOKEN")
+            else "none: the job needs `id_tokens: SIGSTORE_ID_TOKEN: aud: sigstore`"
+        )
+        return CIContext(
+            platform="gitlab",
+            repository=env["CI_PROJECT_URL"].rstrip("/"),
+            commit=env["CI_COMMIT_SHA"],
+            ref=gitlab_ref(env),
+            actor=env.get("GITLAB_USER_LOGIN") or None,
+            builder_id=f"https://{config_uri}" if config_uri else env["CI_PROJECT_URL"],
+            invocation_uri=env.get("CI_JOB_URL") or None,
+            started_on=_timestamp(env.get("CI_JOB_STARTED_AT")),
+            builder_version=builder_version,
+            external_parameters={
+                key: env[var]
+                for key, var in (
+                    ("source", "CI_PROJECT_URL"),
+                    ("entryPoint", "CI_JOB_NAME"),
+                    ("configPath", "CI_CONFIG_PATH"),
+                    ("pipelineSource", "CI_PIPELINE_SOURCE"),
+                )
+                if env.get(var)
+            },
+            internal_parameters={
+                "gitlab": {
+                    key: env[var]
+                    for key, var in (
+                        ("job_id", "CI_JOB_ID"),
+                        ("pipeline_id", "CI_PIPELINE_ID"),
+                        ("project_id", "CI_PROJECT_ID"),
+                        ("namespace_id", "CI_PROJECT_NAMESPACE_ID"),
+                        ("runner_id", "CI_RUNNER_ID"),
+                        ("architecture", "CI_RUNNER_EXECUTABLE_ARCH"),
+                    )
+                    if env.get(var)
+                }
+            },
+            signer=SignerIdentity(
+                issuer=env["CI_SERVER_URL"].rstrip("/"),
+                san=f"https://{config_uri}",
+                token_source=token_source,
+                note=(
+                    "GitLab signs as the project's top-level CI config, "
+                    "never as an included component or template"
+                ),
+            )
+            if config_uri
+            else None,
+        )

@@ -1,0 +1,52 @@
+"""What every CI platform provider gives the kit: one `CIContext` describing the run."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pipeline_kit.models import Platform
+
+
+@dataclass(frozen=True)
+class SignerIdentity:
+    """The certificate identity a keyless signature made in this context will carry."""
+
+    issuer: str
+    san: str
+    token_source: str
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class CIContext:
+    platform: Platform
+    repository: str | None
+    commit: str | None
+    ref: str | None
+    actor: str | None
+    builder_id: str
+    invocation_uri: str | None
+    started_on: datetime | None
+    builder_version: Mapping[str, str]
+    external_parameters: Mapping[str, Any]
+    internal_parameters: Mapping[str, Any]
+    # None when run by a person: a local signature carries whatever identity they sign in with.
+    signer: SignerIdentity | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class CIPlatform(ABC):
+    name: ClassVar[Platform]
+
+    @staticmethod
+    @abstractmethod
+    def detects(env: Mapping[str, str]) -> bool:
+        """True when `env` is this platform's job environment."""
+
+    @abstractmethod
+    def context(self, env: Mapping[str, str], workdir: Path) -> CIContext: ...

@@ -1,0 +1,180 @@
+"""`pipeline-kit.yml`: loading, validation and the typed configuration model.
+
+A bad file is reported as one line naming the file, the line, the key and what was expected,
+e.g. ``pipeline-kit.yml: line 4: artifact.outputs: required key is missing``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline_kit._internal.validation import dotted, first_problem
+from pipeline_kit.errors import ConfigError
+
+CONFIG_NAMES = ("pipeline-kit.yml", "pipeline-kit.yaml")
+
+# The SBOM source kinds a config may name; pipeline_kit.sbom registers one reader for each.
+SbomSourceType = Literal[
+    "requirements", "poetry", "uv", "pipfile", "pylock", "environment", "npm", "go", "cargo"
+]
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_Loader):  # type: ignore[valid-type,misc]
+    """Safe YAML loader that refuses duplicate keys instead of silently keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+class ConfigModel(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=lambda name: name.replace("_", "-"),
+        populate_by_name=True,
+    )
+
+
+class ArtifactConfig(ConfigModel):
+    name: str = Field(min_length=1)
+    version: str | None = None
+    # A string runs through the shell (so `make && make dist` works); a list runs as-is.
+    build: str | list[str] | None = None
+    outputs: list[str] = Field(min_length=1)
+
+    @field_validator("outputs")
+    @classmethod
+    def _relative_globs(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not pattern or pattern.startswith("/") or ".." in Path(pattern).parts:
+                raise ValueError(f"output glob {pattern!r} must be relative to the project")
+        return value
+
+
+class SbomSourceConfig(ConfigModel):
+    path: str = Field(min_length=1)
+    type: SbomSourceType | None = None
+
+
+class SbomConfig(ConfigModel):
+    # None: detect lockfiles in the project directory.
+    sources: list[str | SbomSourceConfig] | None = None
+
+    def entries(self) -> list[SbomSourceConfig] | None:
+        if self.sources is None:
+            return None
+        return [s if isinstance(s, SbomSourceConfig) else SbomSourceConfig(path=s) for s in self.sources]
+
+
+class IdentityConfig(ConfigModel):
+    """Who must have signed evidence for it to count."""
+
+    issuer: str = Field(min_length=1)
+    san: str | None = None
+    san_regex: str | None = None
+    repository: str | None = None
+    ref: str | None = None
+
+    @field_validator("san_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_san(self) -> IdentityConfig:
+        if (self.san is None) == (self.san_regex is None):
+            raise ValueError("set exactly one of san or san-regex")
+        return self
+
+
+class SigningConfig(ConfigModel):
+    identity: IdentityConfig | None = None
+
+
+class Config(ConfigModel):
+    version: Literal[1]
+    artifact: ArtifactConfig
+    sbom: SbomConfig = SbomConfig()
+    signing: SigningConfig = SigningConfig()
+
+
+def find_config(directory: Path) -> Path | None:
+    for name in CONFIG_NAMES:
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: Path) -> Config:
+    """Parse and validate a config file; every problem is a one-line ConfigError (exit 2)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, None, "file not found", hint="run `pipeline-kit init`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, None, f"cannot read: {exc}") from exc
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}" if mark else None
+        raise ConfigError(path, where, f"invalid YAML: {exc.problem or exc.context}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, None, f"invalid YAML: {exc}") from exc
+    if data is None:
+        raise ConfigError(path, None, "file is empty; expected a mapping starting with `version: 1`")
+    if not isinstance(data, dict):
+        raise ConfigError(path, "line 1", f"expected a mapping, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        loc, problem = first_problem(exc)
+        line = _line_of(text, loc)
+        where = f"line {line}: {dotted(loc)}" if line else dotted(loc)
+        raise ConfigError(path, where, problem) from exc
+
+
+def _line_of(text: str, loc: Sequence[int | str]) -> int | None:
+    """The 1-based line of the deepest YAML node along `loc` (only computed on errors)."""
+    node: yaml.Node | None = yaml.compose(text, Loader=_Loader)
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == part), None)
+            if match is None:
+                key = next((k for k, _ in node.value if k.value == part), None)
+                return (key.start_mark.line + 1) if key else line
+            key_node = next(k for k, v in node.value if v is match)
+            line, node = key_node.start_mark.line + 1, match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

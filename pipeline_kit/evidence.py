@@ -1,0 +1,80 @@
+"""The evidence directory: where a release's files live and how they are written.
+
+Layout (default `.pipeline-kit/` under the working directory):
+
+    release.json             the current release: subjects, source, build, evidence digests
+    SHA256SUMS               the subjects in `sha256sum -c` format (paths relative to the
+                             working directory)
+    sbom.cdx.json            CycloneDX SBOM
+    provenance.intoto.json   in-toto Statement with an SLSA provenance predicate
+    releases/<id>/           a copy of every file above for each release ever built here, so a
+                             rollback or audit can reach an older release's evidence
+
+Every file is written atomically; release.json records the sha256 of each evidence file
+written after it, so a later step can tell whether a file was swapped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline_kit._internal.fs import atomic_write
+from pipeline_kit.digest import ChecksumLine, format_checksums, sha256_bytes
+from pipeline_kit.errors import UsageError
+from pipeline_kit.models import Release, load_model
+
+DEFAULT_DIR_NAME = ".pipeline-kit"
+RELEASE_FILE = "release.json"
+SUMS_FILE = "SHA256SUMS"
+SBOM_FILE = "sbom.cdx.json"
+PROVENANCE_FILE = "provenance.intoto.json"
+ARCHIVE_DIR = "releases"
+# Files describing one particular build: a new build removes them from the top level (their
+# copies stay under releases/<old id>/) so stale evidence can never pass for the new release.
+DERIVED_FILES = (SBOM_FILE, PROVENANCE_FILE)
+
+
+class EvidenceDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"EvidenceDir({str(self.root)!r})"
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def archive(self, release_id: str) -> Path:
+        return self.root / ARCHIVE_DIR / release_id
+
+    def has_release(self) -> bool:
+        return self.path(RELEASE_FILE).is_file()
+
+    def load_release(self) -> Release:
+        """The current release; a missing one is a usage error, a corrupt one exit 1."""
+        path = self.path(RELEASE_FILE)
+        try:
+            return load_model(Release, path)
+        except FileNotFoundError:
+            raise UsageError(
+                f"{path}: no release here", hint="run `pipeline-kit build` first"
+            ) from None
+
+    def start_release(self, release: Release) -> None:
+        """Write release.json and SHA256SUMS for a new build, retiring stale derived files."""
+        for name in DERIVED_FILES:
+            self.path(name).unlink(missing_ok=True)
+        sums = format_checksums(ChecksumLine(s.name, s.sha256) for s in release.subjects)
+        self._write(release.id, SUMS_FILE, sums.encode())
+        self._write(release.id, RELEASE_FILE, release.to_json())
+
+    def record(self, release: Release, name: str, data: bytes) -> Release:
+        """Write one evidence file for `release` and note its digest in release.json."""
+        self._write(release.id, name, data)
+        updated = release.with_evidence(name, sha256_bytes(data))
+        self._write(release.id, RELEASE_FILE, updated.to_json())
+        return updated
+
+    def _write(self, release_id: str, name: str, data: bytes) -> None:
+        atomic_write(self.archive(release_id) / name, data)
+        atomic_write(self.path(name), data)

@@ -1,0 +1,133 @@
+"""Typed value objects for everything the kit writes to disk.
+
+Frozen pydantic models that forbid unknown keys and round-trip through JSON with the camelCase
+names the files use. A model is the only way evidence is read or written, so a file that does
+not match its schema is rejected with the field named, never half-understood.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from pipeline_kit._internal.validation import dotted, first_problem
+from pipeline_kit.digest import HEX_SHA256, check_subject_name
+from pipeline_kit.errors import VerificationError
+
+RELEASE_SCHEMA = "pipeline-kit/release/v1"
+Platform = Literal["github", "gitlab", "local"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+    def to_json(self) -> bytes:
+        """Stable, human-readable JSON (two-space indent, trailing newline)."""
+        return (self.model_dump_json(by_alias=True, indent=2) + "\n").encode()
+
+
+M = TypeVar("M", bound=Model)
+
+
+def load_model(model: type[M], path: Path) -> M:
+    """Read a model from a JSON file; a corrupt file names the file and field (exit 1)."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise VerificationError(f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        loc, problem = first_problem(exc)
+        raise VerificationError(f"{path}: {dotted(loc)}: {problem}") from exc
+
+
+class Subject(Model):
+    """One artifact of the release, identified by its digest."""
+
+    name: str
+    digest: dict[str, str]
+    size: int | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_relative_path(cls, value: str) -> str:
+        problem = check_subject_name(value)
+        if problem:
+            raise ValueError(f"subject name {problem}")
+        return value
+
+    @field_validator("digest")
+    @classmethod
+    def _has_sha256(cls, value: dict[str, str]) -> dict[str, str]:
+        if not HEX_SHA256.match(value.get("sha256", "")):
+            raise ValueError("digest must contain a lowercase hex sha256")
+        return value
+
+    @property
+    def sha256(self) -> str:
+        return self.digest["sha256"]
+
+
+class Source(Model):
+    """Where the release came from; URIs never carry credentials."""
+
+    repository: str | None = None
+    commit: str | None = None
+    ref: str | None = None
+
+
+class Build(Model):
+    """Who built the release, how, and when."""
+
+    platform: Platform
+    builder_id: str
+    invocation_uri: str | None = None
+    command: tuple[str, ...] | None = None
+    started_on: datetime | None = None
+    finished_on: datetime | None = None
+
+
+class Release(Model):
+    """release.json: the subjects of one release and the evidence recorded about them."""
+
+    schema_: Literal["pipeline-kit/release/v1"] = Field(default=RELEASE_SCHEMA, alias="schema")
+    id: str
+    name: str
+    version: str | None = None
+    subjects: tuple[Subject, ...] = Field(min_length=1)
+    source: Source
+    build: Build
+    kit_version: str
+    evidence: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("subjects")
+    @classmethod
+    def _unique_names(cls, value: tuple[Subject, ...]) -> tuple[Subject, ...]:
+        names = [subject.name for subject in value]
+        if len(set(names)) != len(names):
+            raise ValueError("subject names must be unique")
+        return value
+
+    def with_evidence(self, name: str, sha256: str) -> Release:
+        evidence = dict(self.evidence)
+        evidence[name] = {"sha256": sha256}
+        return self.model_copy(update={"evidence": dict(sorted(evidence.items()))})
+
+
+def release_id(subjects: tuple[Subject, ...]) -> str:
+    """A short, stable handle derived only from the subjects' names and digests."""
+    canonical = json.dumps(
+        sorted([subject.name, subject.sha256] for subject in subjects), separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,0 +1,112 @@
+"""SBOM generation: read the project's dependency records, write a validated CycloneDX 1.6 SBOM.
+
+Sources are one reader per kind (see `SOURCES`), detected from file names or configured.
+cyclonedx-python-lib is imported only when a document is rendered.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline_kit.errors import EnvironmentFailure, UsageError
+from pipeline_kit.evidence import SBOM_FILE, EvidenceDir
+from pipeline_kit.models import Release
+from pipeline_kit.sbom.cargo import CargoLock
+from pipeline_kit.sbom.environment import Environment
+from pipeline_kit.sbom.gosum import GoSum
+from pipeline_kit.sbom.interface import Package, SbomSource, SourceResult
+from pipeline_kit.sbom.npm import PackageLock
+from pipeline_kit.sbom.pipfile import PipfileLock
+from pipeline_kit.sbom.poetry import PoetryLock
+from pipeline_kit.sbom.pylock import PyLock
+from pipeline_kit.sbom.requirements import Requirements
+from pipeline_kit.sbom.uv import UvLock
+
+__all__ = ["SOURCES", "Package", "SbomSource", "SourceResult", "SourceSpec", "generate"]
+
+SOURCES: dict[str, type[SbomSource]] = {
+    source.kind: source
+    for source in (
+        UvLock, PoetryLock, PipfileLock, PyLock, Requirements, PackageLock, GoSum, CargoLock, Environment,
+    )
+}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    path: Path
+    kind: str
+    label: str
+
+
+def kind_of(path: Path) -> str | None:
+    """The source kind a file name identifies, if any."""
+    for kind, source in SOURCES.items():
+        for pattern in source.patterns:
+            if fnmatch.fnmatch(path.name, pattern.rpartition("/")[2]) and (
+                "/" not in pattern or path.parent.name == pattern.partition("/")[0]
+            ):
+                return kind
+    return None
+
+
+def detect(project: Path) -> list[SourceSpec]:
+    """Every dependency record in the project directory that a reader understands."""
+    found = []
+    for kind, source in SOURCES.items():
+        for pattern in source.patterns:
+            for path in sorted(project.glob(pattern)):
+                if path.is_file():
+                    found.append(SourceSpec(path, kind, path.relative_to(project).as_posix()))
+    return found
+
+
+def spec_for(project: Path, path_text: str, kind: str | None) -> SourceSpec:
+    """A configured or command-line source; the kind comes from the name unless given."""
+    path = (project / path_text) if not Path(path_text).is_absolute() else Path(path_text)
+    if kind is None:
+        kind = kind_of(path)
+        if kind is None:
+            raise UsageError(
+                f"{path_text}: cannot tell what kind of dependency record this is",
+                hint=f"give its type explicitly, one of: {', '.join(SOURCES)}",
+            )
+    if kind == "environment":
+        return SourceSpec(path, kind, f"python:{path_text}")
+    return SourceSpec(path, kind, path_text)
+
+
+def read_sources(specs: Sequence[SourceSpec]) -> list[SourceResult]:
+    if not specs:
+        raise UsageError(
+            "no SBOM source: no lockfile or requirements file found, and no --python environment",
+            hint="configure sbom.sources in pipeline-kit.yml or pass --source/--python",
+        )
+    return [SOURCES[spec.kind]().read(spec.path, spec.label) for spec in specs]
+
+
+def generate(release: Release, specs: Sequence[SourceSpec]) -> tuple[bytes, list[SourceResult]]:
+    """The validated SBOM document for `release`, and what each source contributed."""
+    results = read_sources(specs)
+    from pipeline_kit.sbom.document import render
+    from pipeline_kit.sbom.validate import schema_errors
+
+    data = render(release, results)
+    errors = schema_errors(json.loads(data))
+    if errors:
+        raise EnvironmentFailure(
+            f"the generated SBOM does not validate against CycloneDX 1.6: {errors[0]}; nothing written",
+            hint="this is a pipeline-kit bug: please report it with the source file",
+        )
+    return data, results
+
+
+def write_sbom(
+    evidence: EvidenceDir, release: Release, specs: Sequence[SourceSpec]
+) -> tuple[Release, list[SourceResult]]:
+    data, results = generate(release, specs)
+    return evidence.record(release, SBOM_FILE, data), results

@@ -1,0 +1,166 @@
+"""An installed Python environment, inspected by running its own interpreter.
+
+The interpreter runs isolated (`-I -S`: no user site, no working directory on the path, no
+`.pth` files executed) with a small script that reads the distributions' metadata from the
+environment's site-packages and prints JSON; the kit never imports foreign code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement, Requirement
+
+from pipeline_kit._internal.redact import strip_credentials
+from pipeline_kit.errors import EnvironmentFailure, InputError, UsageError
+from pipeline_kit.sbom._graph import by_name
+from pipeline_kit.sbom.interface import (
+    Distribution,
+    Package,
+    SbomSource,
+    SourceResult,
+    make_purl,
+    normalize_python_name,
+)
+
+TIMEOUT_SECONDS = 120
+
+# Runs inside the target interpreter: keep it compatible with Python 3.8 and self-contained.
+_INSPECT = r"""
+import json, os, platform, sys, sysconfig
+from importlib import metadata
+paths = []
+for key in ("purelib", "platlib"):
+    p = sysconfig.get_paths().get(key)
+    if p and p not in paths and os.path.isdir(p):
+        paths.append(p)
+out, seen = [], set()
+for dist in metadata.distributions(path=paths):
+    meta = dist.metadata
+    name = meta["Name"]
+    if not name:
+        continue
+    key = name.lower().replace("_", "-").replace(".", "-")
+    if key in seen:
+        continue
+    seen.add(key)
+    direct = None
+    try:
+        text = dist.read_text("direct_url.json")
+        direct = json.loads(text) if text else None
+    except Exception:
+        direct = None
+    out.append({
+        "name": name,
+        "version": meta["Version"],
+        "license_expression": meta.get("License-Expression"),
+        "license": meta.get("License"),
+        "classifiers": [c for c in (meta.get_all("Classifier") or []) if c.startswith("License ::")],
+        "requires": dist.requires or [],
+        "direct_url": direct,
+    })
+env = {
+    "implementation_name": sys.implementation.name,
+    "implementation_version": platform.python_version(),
+    "os_name": os.name,
+    "platform_machine": platform.machine(),
+    "platform_release": platform.release(),
+    "platform_system": platform.system(),
+    "platform_version": platform.version(),
+    "python_full_version": platform.python_version(),
+    "platform_python_implementation": platform.python_implementation(),
+    "python_version": ".".join(platform.python_version_tuple()[:2]),
+    "sys_platform": sys.platform,
+}
+json.dump({"paths": paths, "environment": env, "distributions": out}, sys.stdout)
+"""
+
+
+class Environment(SbomSource):
+    kind = "environment"
+
+    def read(self, path: Path, label: str) -> SourceResult:
+        report = self._inspect(path)
+        markers = report.get("environment", {})
+        packages = []
+        requires: dict[str, list[str]] = {}
+        for dist in report.get("distributions", []):
+            name, version = dist["name"], dist.get("version")
+            purl = make_purl("pypi", normalize_python_name(name), version)
+            distributions: tuple[Distribution, ...] = ()
+            direct = dist.get("direct_url")
+            if isinstance(direct, dict) and isinstance(direct.get("url"), str):
+                if not direct["url"].startswith("file:"):
+                    distributions = (Distribution(strip_credentials(direct["url"])),)
+            packages.append(
+                Package(
+                    ref=purl, name=name, version=version, purl=purl,
+                    licenses=_licenses(dist), distributions=distributions,
+                )
+            )
+            requires[purl] = dist.get("requires") or []
+        index = by_name(packages)
+        linked = []
+        for package in packages:
+            refs: dict[str, None] = {}
+            for text in requires[package.ref]:
+                dep = _applicable(text, markers)
+                for candidate in index.get(normalize_python_name(dep or ""), ()):
+                    refs[candidate.ref] = None
+            linked.append(dataclasses.replace(package, dependencies=tuple(refs)))
+        return SourceResult(label, self.kind, tuple(linked))
+
+    @staticmethod
+    def _inspect(interpreter: Path) -> dict[str, Any]:
+        if not interpreter.exists():
+            raise UsageError(f"{interpreter}: Python interpreter not found")
+        try:
+            result = subprocess.run(
+                [str(interpreter), "-I", "-S", "-c", _INSPECT],
+                capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise EnvironmentFailure(
+                f"{interpreter}: inspecting the environment timed out after {TIMEOUT_SECONDS}s"
+            ) from None
+        except OSError as exc:
+            raise UsageError(f"{interpreter}: cannot run it as a Python interpreter: {exc.strerror}") from exc
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise EnvironmentFailure(f"{interpreter}: environment inspection failed: {last}")
+        try:
+            report = json.loads(result.stdout)
+        except json.JSONDecodeError as exc:
+            raise InputError(interpreter, None, "the interpreter printed something other than JSON") from exc
+        if not isinstance(report, dict):
+            raise InputError(interpreter, None, "unexpected inspection output")
+        return report
+
+
+def _applicable(text: str, environment: dict[str, str]) -> str | None:
+    """The name a Requires-Dist entry names, if its marker holds here without extras."""
+    try:
+        requirement = Requirement(text)
+        if requirement.marker is not None and not requirement.marker.evaluate({**environment, "extra": ""}):
+            return None
+    except (InvalidRequirement, InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+        return None
+    return requirement.name
+
+
+def _licenses(dist: dict[str, Any]) -> tuple[str, ...]:
+    """PEP 639 expression first, then the licence classifiers, then a short License field."""
+    if dist.get("license_expression"):
+        return (str(dist["license_expression"]),)
+    classifiers = [c.split(" :: ")[-1] for c in dist.get("classifiers", [])]
+    if classifiers:
+        return tuple(dict.fromkeys(classifiers))
+    text = (dist.get("license") or "").strip()
+    if text and "\n" not in text and len(text) <= 100 and text.upper() != "UNKNOWN":
+        return (text,)
+    return ()

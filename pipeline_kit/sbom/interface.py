@@ -1,0 +1,118 @@
+"""What an SBOM source reads: packages with identity, hashes, licences and dependency edges.
+
+A source never invents or drops a package: it reports exactly what its file lists. The one
+exception, stated by each reader, is the lock entry for the project being released itself (the
+`.` entry of uv.lock, the `""` entry of package-lock.json): it is the SBOM's subject, not one
+of its dependencies, and its direct dependencies become the subject's edges.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+# CycloneDX hash algorithm names, keyed by the names lockfiles use.
+HASH_ALGORITHMS = {
+    "md5": "MD5",
+    "sha1": "SHA-1",
+    "sha256": "SHA-256",
+    "sha384": "SHA-384",
+    "sha512": "SHA-512",
+}
+
+Scope = Literal["required", "optional"]
+
+
+@dataclass(frozen=True)
+class Hash:
+    algorithm: str  # CycloneDX name: "SHA-256"
+    value: str  # lowercase hex
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One downloadable file of a package (a wheel, an sdist) and its hashes."""
+
+    url: str
+    hashes: tuple[Hash, ...] = ()
+
+
+@dataclass(frozen=True)
+class Package:
+    """One package as a source lists it. `ref` is unique within an SBOM (the bom-ref)."""
+
+    ref: str
+    name: str
+    version: str | None
+    purl: str | None
+    hashes: tuple[Hash, ...] = ()
+    licenses: tuple[str, ...] = ()
+    distributions: tuple[Distribution, ...] = ()
+    # refs of direct dependencies; None when the source records no graph for this package
+    dependencies: tuple[str, ...] | None = None
+    scope: Scope | None = None
+    properties: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """The packages one source file lists, and the project's direct dependencies if known."""
+
+    source: str  # how the SBOM names the source: a path relative to the project, or `python:...`
+    kind: str
+    packages: tuple[Package, ...]
+    root_dependencies: tuple[str, ...] | None = None
+
+
+class SbomSource(ABC):
+    """Reads one kind of dependency record (a lockfile, an environment)."""
+
+    kind: ClassVar[str]
+    # File names (glob patterns) that identify this kind when detecting sources in a project.
+    patterns: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def read(self, path: Path, label: str) -> SourceResult:
+        """Packages listed by `path`; `label` is how the SBOM and errors name the source.
+
+        Malformed content raises InputError naming the file and the entry.
+        """
+
+
+def normalize_python_name(name: str) -> str:
+    """PEP 503 normalisation, which the pypi purl type also requires."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def hex_hash(algorithm: str, value: str) -> Hash | None:
+    """A Hash from a lockfile's `algo:hex` parts, or None for algorithms CycloneDX lacks."""
+    name = HASH_ALGORITHMS.get(algorithm.lower().replace("-", ""))
+    if name is None or not re.fullmatch(r"[0-9a-fA-F]+", value):
+        return None
+    return Hash(name, value.lower())
+
+
+def parse_hash(text: str) -> Hash | None:
+    """`sha256:abcd...` or `sha256=abcd...` -> Hash."""
+    algorithm, sep, value = text.replace("=", ":", 1).partition(":")
+    return hex_hash(algorithm, value) if sep else None
+
+
+def make_purl(
+    kind: str,
+    name: str,
+    version: str | None,
+    *,
+    namespace: str | None = None,
+    qualifiers: dict[str, str] | None = None,
+) -> str:
+    from packageurl import PackageURL
+
+    return str(
+        PackageURL(
+            type=kind, namespace=namespace, name=name, version=version, qualifiers=qualifiers or None
+        ).to_string()
+    )
