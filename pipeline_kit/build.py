@@ -63,8 +63,7 @@ def build(request: BuildRequest, evidence: EvidenceDir, ci: CIContext) -> Releas
         ),
         kit_version=__version__,
     )
-    evidence.start_release(release)
-    return release
+    return evidence.start_release(release)
 
 
 def _now() -> datetime:

@@ -60,13 +60,15 @@ class EvidenceDir:
                 f"{path}: no release here", hint="run `pipeline-kit build` first"
             ) from None
 
-    def start_release(self, release: Release) -> None:
+    def start_release(self, release: Release) -> Release:
         """Write release.json and SHA256SUMS for a new build, retiring stale derived files."""
         for name in DERIVED_FILES:
             self.path(name).unlink(missing_ok=True)
-        sums = format_checksums(ChecksumLine(s.name, s.sha256) for s in release.subjects)
-        self._write(release.id, SUMS_FILE, sums.encode())
+        sums = format_checksums(ChecksumLine(s.name, s.sha256) for s in release.subjects).encode()
+        self._write(release.id, SUMS_FILE, sums)
+        release = release.with_evidence(SUMS_FILE, sha256_bytes(sums))
         self._write(release.id, RELEASE_FILE, release.to_json())
+        return release
 
     def record(self, release: Release, name: str, data: bytes) -> Release:
         """Write one evidence file for `release` and note its digest in release.json."""

@@ -29,9 +29,10 @@ class Model(BaseModel):
         frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
     )
 
-    def to_json(self) -> bytes:
+    def to_json(self, *, exclude_none: bool = False) -> bytes:
         """Stable, human-readable JSON (two-space indent, trailing newline)."""
-        return (self.model_dump_json(by_alias=True, indent=2) + "\n").encode()
+        text = self.model_dump_json(by_alias=True, indent=2, exclude_none=exclude_none)
+        return (text + "\n").encode()
 
 
 M = TypeVar("M", bound=Model)

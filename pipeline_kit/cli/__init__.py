@@ -1,0 +1,70 @@
+"""The `pipeline-kit` command: a thin click layer over the library.
+
+Each command parses its options, calls one library function and renders the result. Library
+modules are imported inside the commands, so `pipeline-kit --help` loads click and nothing
+heavy. Every PipelineKitError becomes one `error:` line (plus a hint) and its exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from pipeline_kit import __version__
+from pipeline_kit.cli import artifact, evidence, project
+from pipeline_kit.cli._session import Session
+from pipeline_kit.errors import EXIT_USAGE, PipelineKitError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="pipeline-kit")
+@click.option(
+    "-C", "--directory", "workdir", type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=".", show_default=True, help="Run as if started in this directory.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show the underlying cause of errors.")
+@click.pass_context
+def cli(ctx: click.Context, workdir: Path, verbose: bool) -> None:
+    """Build once, describe and sign the artifact, promote the same digest.
+
+    \b
+    Exit codes: 0 ok, 1 denied or verification failed,
+                2 usage or configuration error, 3 environment or backend failure.
+    """
+    ctx.obj = Session(workdir=workdir.absolute(), verbose=verbose)
+
+
+for command in (
+    project.init,
+    artifact.build,
+    artifact.sbom,
+    artifact.provenance,
+    evidence.show,
+    project.run,
+):
+    cli.add_command(command)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
+    try:
+        result = cli.main(args=argv, prog_name="pipeline-kit", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE if exc.exit_code == 2 else exc.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except PipelineKitError as exc:
+        if verbose:
+            raise
+        click.echo(f"error: {exc.diagnostics()}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)

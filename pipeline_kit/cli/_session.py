@@ -1,0 +1,83 @@
+"""What every command needs: the working directory, the evidence dir, the config, the CI context.
+
+Resolved lazily so a command only pays for what it uses (no config parse for `show`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from pipeline_kit.ci import CIContext
+    from pipeline_kit.config import Config
+    from pipeline_kit.evidence import EvidenceDir
+
+
+@dataclass
+class Session:
+    workdir: Path
+    verbose: bool = False
+    evidence_dir: Path | None = None
+    config_path: Path | None = None
+    _config: Any = field(default=None, repr=False)
+
+    def evidence(self) -> EvidenceDir:
+        from pipeline_kit.evidence import DEFAULT_DIR_NAME, EvidenceDir
+
+        root = self.evidence_dir or self.workdir / DEFAULT_DIR_NAME
+        return EvidenceDir(root if root.is_absolute() else self.workdir / root)
+
+    def config(self, *, required: bool) -> Config | None:
+        """The project's config: the one named by --config, else pipeline-kit.yml here."""
+        from pipeline_kit.config import find_config, load_config
+        from pipeline_kit.errors import ConfigError
+
+        if self._config is None:
+            path = self.config_path or find_config(self.workdir)
+            if path is None:
+                if required:
+                    raise ConfigError(
+                        self.workdir / "pipeline-kit.yml", None, "file not found",
+                        hint="run `pipeline-kit init` to write a starter config",
+                    )
+                return None
+            self._config = load_config(path if path.is_absolute() else self.workdir / path)
+        config: Config = self._config
+        return config
+
+    def ci(self) -> CIContext:
+        from pipeline_kit.ci import detect
+
+        return detect(os.environ, self.workdir)
+
+
+pass_session = click.make_pass_decorator(Session)
+
+
+def evidence_options(function: Any) -> Any:
+    """--evidence-dir and --config, accepted by every command that reads or writes evidence."""
+    function = click.option(
+        "--config", "-c", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+        envvar="PIPELINE_KIT_CONFIG", help="Config file. [default: ./pipeline-kit.yml]",
+        expose_value=False, callback=_store("config_path"),
+    )(function)
+    return click.option(
+        "--evidence-dir", type=click.Path(path_type=Path, file_okay=False),
+        envvar="PIPELINE_KIT_EVIDENCE_DIR",
+        help="Evidence directory. [default: ./.pipeline-kit] [env: PIPELINE_KIT_EVIDENCE_DIR]",
+        expose_value=False, callback=_store("evidence_dir"),
+    )(function)
+
+
+def _store(attribute: str) -> Any:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+        if value is not None:
+            setattr(ctx.ensure_object(Session), attribute, value)
+        return value
+
+    return callback

@@ -1,0 +1,85 @@
+"""The local pipeline in one call: build, SBOM, provenance, and what CI would then sign."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline_kit.build import BuildRequest, build
+from pipeline_kit.ci import CIContext
+from pipeline_kit.config import Config
+from pipeline_kit.evidence import PROVENANCE_FILE, SBOM_FILE, EvidenceDir
+from pipeline_kit.identity import policy_accepts
+from pipeline_kit.models import Release
+from pipeline_kit.provenance import write_provenance
+from pipeline_kit.sbom import SourceResult, SourceSpec, write_sbom
+
+
+@dataclass(frozen=True)
+class SigningPlan:
+    """What a CI run would sign, as whom, and whether the policy would accept it."""
+
+    bundles: tuple[str, ...]
+    signer: str
+    issuer: str | None
+    token_source: str
+    policy: str | None
+    accepted: bool | None
+    verdict: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class DryRun:
+    release: Release
+    sources: list[SourceResult]
+    ci: CIContext
+    signing: SigningPlan
+
+
+def dry_run(
+    request: BuildRequest, specs: list[SourceSpec], config: Config | None, ci: CIContext,
+    evidence: EvidenceDir, workdir: Path,
+) -> DryRun:
+    release = build(request, evidence, ci)
+    release, results = write_sbom(evidence, release, specs)
+    release = write_provenance(release, ci, evidence, workdir)
+    return DryRun(release, results, ci, signing_plan(release, config, ci))
+
+
+def signing_plan(release: Release, config: Config | None, ci: CIContext) -> SigningPlan:
+    bundles = tuple(f"bundles/{s.name.replace('/', '_')}.sigstore.json" for s in release.subjects)
+    bundles += ("bundles/provenance.sigstore.json", "bundles/sbom.sigstore.json")
+    policy = config.signing.identity if config else None
+    policy_text = None
+    if policy is not None:
+        policy_text = f"issuer {policy.issuer}, identity {policy.san or '~ ' + str(policy.san_regex)}"
+    if ci.signer is None:
+        return SigningPlan(
+            bundles=bundles,
+            signer="the person who signs in (interactive OIDC); CI signs as its workflow identity",
+            issuer=None,
+            token_source="browser sign-in",
+            policy=policy_text,
+            accepted=None,
+            verdict="a local signature would not satisfy a CI identity policy"
+            if policy
+            else "no identity policy configured (signing.identity): any signer would be accepted",
+            note=None,
+        )
+    accepted, verdict = (None, "no identity policy configured (signing.identity)")
+    if policy is not None:
+        accepted, verdict = policy_accepts(policy, ci.signer)
+    return SigningPlan(
+        bundles=bundles,
+        signer=ci.signer.san,
+        issuer=ci.signer.issuer,
+        token_source=ci.signer.token_source,
+        policy=policy_text,
+        accepted=accepted,
+        verdict=verdict,
+        note=ci.signer.note,
+    )
+
+
+__all__ = ["PROVENANCE_FILE", "SBOM_FILE", "DryRun", "SigningPlan", "dry_run", "signing_plan"]
