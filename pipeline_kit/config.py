@@ -118,6 +118,12 @@ class Config(ConfigModel):
     sbom: SbomConfig = SbomConfig()
     signing: SigningConfig = SigningConfig()
 
+    @field_validator("sbom", "signing", mode="before")
+    @classmethod
+    def _empty_section_is_default(cls, value: Any) -> Any:
+        # A section whose keys are all commented out parses as null: treat it as empty.
+        return {} if value is None else value
+
 
 def find_config(directory: Path) -> Path | None:
     for name in CONFIG_NAMES:

@@ -19,8 +19,13 @@ def dotted(loc: Sequence[int | str]) -> str:
 
 
 def first_problem(exc: ValidationError) -> tuple[tuple[int | str, ...], str]:
-    """The location and a readable description of the first error pydantic found."""
-    error = exc.errors(include_url=False)[0]
+    """The location and a readable description of the most specific error pydantic found.
+
+    For a union (`str | {path, type}`) pydantic reports one error per member; the deepest
+    location is the member the user was evidently writing.
+    """
+    errors = exc.errors(include_url=False)
+    error = max(errors, key=lambda e: len([p for p in e["loc"] if not _is_union_tag(p)]))
     loc = tuple(part for part in error["loc"] if not _is_union_tag(part))
     message = error["msg"]
     kind = error["type"]
@@ -38,5 +43,8 @@ def first_problem(exc: ValidationError) -> tuple[tuple[int | str, ...], str]:
 
 def _is_union_tag(part: int | str) -> bool:
     # pydantic inserts the tried member's type name into the location of union errors
-    # (e.g. "list[str]", "function-after[...]"); they mean nothing to a user.
-    return isinstance(part, str) and ("[" in part or part in {"str", "int", "dict", "list"})
+    # (e.g. "str", "list[str]", "SbomSourceConfig"); they mean nothing to a user. Config and
+    # evidence keys are never capitalised, so a capitalised part is a model name.
+    return isinstance(part, str) and (
+        "[" in part or part in {"str", "int", "dict", "list", "bool"} or part[:1].isupper()
+    )

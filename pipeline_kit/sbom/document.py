@@ -14,7 +14,6 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from cyclonedx.factory.license import LicenseFactory
 from cyclonedx.model import ExternalReference, ExternalReferenceType, HashAlgorithm, HashType, Property, XsUri
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.bom_ref import BomRef
@@ -25,6 +24,13 @@ from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
 from pipeline_kit import __version__
+
+try:  # cyclonedx-python-lib >= 11.1 moved the factory; the old path warns
+    from cyclonedx.contrib.license.exceptions import InvalidSpdxLicenseException
+    from cyclonedx.contrib.license.factories import LicenseFactory
+except ImportError:  # pragma: no cover - older library versions
+    from cyclonedx.exception.factory import InvalidSpdxLicenseException
+    from cyclonedx.factory.license import LicenseFactory
 from pipeline_kit.models import Release
 from pipeline_kit.sbom.interface import Hash, Package, SourceResult
 
@@ -166,8 +172,6 @@ def _licenses(values: Sequence[str], factory: LicenseFactory) -> list[License]:
 
 
 def _is_spdx_id(factory: LicenseFactory, value: str) -> bool:
-    from cyclonedx.exception.factory import InvalidSpdxLicenseException
-
     try:
         factory.make_with_id(value)
     except InvalidSpdxLicenseException:

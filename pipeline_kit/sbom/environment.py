@@ -2,7 +2,7 @@
 
 The interpreter runs isolated (`-I -S`: no user site, no working directory on the path, no
 `.pth` files executed) with a small script that reads the distributions' metadata from the
-environment's site-packages and prints JSON; the kit never imports foreign code.
+environment's site-packages (found as site.py would, without running it) and prints JSON; the kit never imports foreign code.
 """
 
 from __future__ import annotations
@@ -32,12 +32,25 @@ TIMEOUT_SECONDS = 120
 
 # Runs inside the target interpreter: keep it compatible with Python 3.8 and self-contained.
 _INSPECT = r"""
-import json, os, platform, sys, sysconfig
+import json, os, platform, site, sys
 from importlib import metadata
+# site.main() is not run (-S), so find a virtual environment the way site.venv() does, but
+# only compute its site-packages paths: addsitedir() would execute .pth files.
+prefixes = [sys.prefix]
+exe_dir = os.path.dirname(os.path.abspath(sys.executable))
+for conf in (os.path.join(exe_dir, "pyvenv.cfg"), os.path.join(os.path.dirname(exe_dir), "pyvenv.cfg")):
+    if os.path.isfile(conf):
+        system_site = False
+        with open(conf, encoding="utf-8") as handle:
+            for line in handle:
+                key, sep, value = line.partition("=")
+                if sep and key.strip().lower() == "include-system-site-packages":
+                    system_site = value.strip().lower() == "true"
+        prefixes = [os.path.dirname(conf)] + (prefixes if system_site else [])
+        break
 paths = []
-for key in ("purelib", "platlib"):
-    p = sysconfig.get_paths().get(key)
-    if p and p not in paths and os.path.isdir(p):
+for p in site.getsitepackages(prefixes):
+    if p not in paths and os.path.isdir(p):
         paths.append(p)
 out, seen = [], set()
 for dist in metadata.distributions(path=paths):

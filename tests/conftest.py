@@ -1,0 +1,86 @@
+"""Shared fixtures: a copy of the example project, a CLI runner, a CI-free environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipeline_kit.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "hello-service"
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+# Variables by which the kit detects a CI platform; tests choose the platform explicitly.
+CI_VARIABLES = ("GITHUB_ACTIONS", "GITLAB_CI", "PIPELINE_KIT_EVIDENCE_DIR", "PIPELINE_KIT_CONFIG")
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name in CI_VARIABLES or name.startswith(("GITHUB_", "CI_", "RUNNER_")):
+            monkeypatch.delenv(name, raising=False)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[object]:
+    """`cli(args, cwd=...)` runs pipeline-kit in-process and returns its exit code and output."""
+
+    def run(args: Sequence[str], cwd: Path | None = None) -> Result:
+        argv = (["-C", str(cwd)] if cwd else []) + list(args)
+        capsys.readouterr()
+        try:
+            main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        else:  # pragma: no cover - main always exits
+            code = 0
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    yield run
+
+
+@pytest.fixture
+def hello(tmp_path: Path) -> Path:
+    """A fresh copy of examples/hello-service (without build outputs)."""
+    target = tmp_path / "hello-service"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("dist", ".pipeline-kit", "__pycache__"))
+    return target
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def init_repo(path: Path, remote: str | None = None) -> str:
+    """Make `path` a git repository with one commit; returns the commit."""
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    if remote:
+        git(path, "remote", "add", "origin", remote)
+    return git(path, "rev-parse", "HEAD")
+
+
+def run_kit(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """pipeline-kit in a separate process (for import checks and real exit codes)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline_kit", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )

@@ -1,0 +1,160 @@
+"""The command line end to end: show, init, run --dry-run, import discipline, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline_kit.config import load_config
+from tests.conftest import init_repo, run_kit
+from tests.test_provenance import GITHUB_ENV
+
+HEAVY = ("sigstore", "github", "gitlab", "cyclonedx", "jsonschema", "jsonschema_rs")
+
+
+def imported_modules(args: list[str], cwd: Path) -> set[str]:
+    """Top-level packages imported while running `pipeline-kit ARGS` in a fresh interpreter."""
+    script = (
+        "import sys, runpy\n"
+        f"sys.argv = ['pipeline-kit', *{args!r}]\n"
+        "try:\n    runpy.run_module('pipeline_kit', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('MODULES=' + ','.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, check=False)
+    line = next(line for line in result.stderr.splitlines() if line.startswith("MODULES="))
+    return set(line.removeprefix("MODULES=").split(","))
+
+
+def test_help_and_show_import_nothing_heavy(cli, hello: Path) -> None:  # type: ignore[no-untyped-def]
+    assert not set(HEAVY) & imported_modules(["--help"], hello)
+    for command in (["build"], ["sbom"], ["provenance"]):
+        assert cli(command, cwd=hello).code == 0
+    modules = imported_modules(["show"], hello)
+    assert "pipeline_kit" in modules
+    assert not set(HEAVY) & modules
+    assert not set(HEAVY) & imported_modules(["build"], hello)
+
+
+def test_show_summarizes(cli, hello: Path) -> None:  # type: ignore[no-untyped-def]
+    for command in (["build"], ["sbom"], ["provenance"]):
+        assert cli(command, cwd=hello).code == 0
+    result = cli(["show", "--json"], cwd=hello)
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["release"]["name"] == "hello-service"
+    assert summary["sbom"]["components"] == 7
+    assert summary["sbom"]["sources"] == ["uv.lock"]
+    assert summary["sbom"]["subjects_match"] and summary["provenance"]["subjects_match"]
+    assert {f["name"]: f["state"] for f in summary["files"]} == {
+        "release.json": "recorded", "SHA256SUMS": "recorded",
+        "sbom.cdx.json": "recorded", "provenance.intoto.json": "recorded",
+    }
+    text = cli(["show"], cwd=hello)
+    assert text.code == 0
+    assert "CycloneDX 1.6, 7 components from uv.lock; subjects match" in text.out
+
+
+def test_show_flags_a_modified_file(cli, hello: Path) -> None:  # type: ignore[no-untyped-def]
+    for command in (["build"], ["sbom"]):
+        assert cli(command, cwd=hello).code == 0
+    path = hello / ".pipeline-kit" / "sbom.cdx.json"
+    path.write_text(path.read_text().replace('"name": "flask"', '"name": "f1ask"'))
+    result = cli(["show"], cwd=hello)
+    assert result.code == 1
+    assert "sbom.cdx.json changed since release.json recorded its digest" in result.err
+
+
+def test_show_without_release(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli(["show"], cwd=tmp_path)
+    assert result.code == 2
+    assert "no release here" in result.err
+
+
+@pytest.mark.parametrize(
+    ("remote", "issuer", "fragment"),
+    [
+        ("git@github.com:acme/web.git", "https://token.actions.githubusercontent.com", r"github\.com/acme/web/"),
+        ("https://gitlab.com/group/sub/proj.git", "https://gitlab.com", r"gitlab\.com/group/sub/proj//"),
+        (None, None, None),
+    ],
+)
+def test_init_writes_a_valid_starter(cli, hello: Path, remote: str | None, issuer: str | None, fragment: str | None) -> None:  # type: ignore[no-untyped-def]
+    (hello / "pipeline-kit.yml").unlink()
+    (hello / "requirements.txt").write_text("flask==3.1.3\n")
+    if remote:
+        init_repo(hello, remote=remote)
+    result = cli(["init"], cwd=hello)
+    assert result.code == 0, result.err
+    config = load_config(hello / "pipeline-kit.yml")
+    assert config.artifact.name == "hello-service"
+    assert config.sbom.sources == ["uv.lock", "requirements.txt"]
+    if issuer:
+        assert config.signing.identity is not None
+        assert config.signing.identity.issuer == issuer
+        assert fragment in (config.signing.identity.san_regex or "")
+    else:
+        assert config.signing.identity is None
+    assert "#" in (hello / "pipeline-kit.yml").read_text()  # commented for humans
+
+
+def test_init_refuses_to_overwrite(cli, hello: Path) -> None:  # type: ignore[no-untyped-def]
+    before = (hello / "pipeline-kit.yml").read_text()
+    result = cli(["init"], cwd=hello)
+    assert result.code == 2
+    assert "already exists" in result.err
+    assert (hello / "pipeline-kit.yml").read_text() == before
+    assert cli(["init", "--force"], cwd=hello).code == 0
+
+
+def test_run_dry_run_on_the_example(cli, hello: Path) -> None:  # type: ignore[no-untyped-def]
+    init_repo(hello, remote="https://github.com/pipeline-kit/hello-service.git")
+    result = cli(["run", "--dry-run"], cwd=hello)
+    assert result.code == 0, result.err
+    assert "uv.lock  uv    7" in result.out
+    assert "bundles/provenance.sigstore.json" in result.out
+    assert "a local signature would not satisfy a CI identity policy" in result.out
+    assert "local build: not produced by CI" in result.out
+    assert "built dist/hello_service-0.1.0-py3-none-any.whl" in result.err  # build output streamed
+    for name in ("release.json", "SHA256SUMS", "sbom.cdx.json", "provenance.intoto.json"):
+        assert (hello / ".pipeline-kit" / name).is_file()
+    subprocess.run(["sha256sum", "-c", ".pipeline-kit/SHA256SUMS"], cwd=hello, check=True, capture_output=True)
+
+
+def test_run_dry_run_in_github_checks_the_identity_policy(cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    env = {**GITHUB_ENV, "GITHUB_REPOSITORY": "pipeline-kit/hello-service",
+           "GITHUB_WORKFLOW_REF": "pipeline-kit/hello-service/.github/workflows/release.yml@refs/tags/v0.1.0"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = cli(["run", "--dry-run"], cwd=hello)
+    assert result.code == 0, result.err
+    assert "as       https://github.com/pipeline-kit/hello-service/.github/workflows/release.yml@refs/tags/v0.1.0" in result.out
+    assert "the configured identity policy accepts this signer" in result.out
+    monkeypatch.setenv("GITHUB_WORKFLOW_REF", "pipeline-kit/hello-service/.github/workflows/ci.yml@refs/heads/main")
+    result = cli(["run", "--dry-run"], cwd=hello)
+    assert "does not match" in result.out
+
+
+def test_run_without_dry_run_is_refused(cli, hello: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli(["run"], cwd=hello)
+    assert result.code == 2
+    assert "--dry-run" in result.err
+    assert not (hello / ".pipeline-kit").exists()
+
+
+def test_real_process_exit_codes(hello: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GITLAB_", "CI_"))}
+    assert run_kit(["--version"], hello, env).returncode == 0
+    unknown = run_kit(["frobnicate"], hello, env)
+    assert unknown.returncode == 2 and "No such command" in unknown.stderr
+    (hello / "pipeline-kit.yml").write_text("version: 1\nartifact: [\n")
+    bad = run_kit(["build"], hello, env)
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    verbose = run_kit(["-v", "build"], hello, env)
+    assert verbose.returncode != 0 and "Traceback" in verbose.stderr  # --verbose shows the cause

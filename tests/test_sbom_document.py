@@ -1,0 +1,109 @@
+"""The rendered CycloneDX document: valid by cyclonedx-python-lib's strict validator, deterministic."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+
+from pipeline_kit import sbom
+from pipeline_kit.errors import EnvironmentFailure
+from pipeline_kit.evidence import EvidenceDir
+from pipeline_kit.models import Build, Release, Source, Subject, release_id
+from pipeline_kit.sbom.validate import schema_errors
+from tests.conftest import ASSETS
+
+
+def make_release(*names: str) -> Release:
+    subjects = tuple(Subject(name=n, digest={"sha256": f"{i:064x}"}, size=i) for i, n in enumerate(names, 1))
+    return Release(
+        id=release_id(subjects), name="demo", version="1.0.0", subjects=subjects, source=Source(),
+        build=Build(platform="local", builder_id="local", finished_on=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+        kit_version="0",
+    )
+
+
+def strict_errors(data: bytes) -> object:
+    return JsonStrictValidator(SchemaVersion.V1_6).validate_str(data.decode())
+
+
+@pytest.fixture(scope="module")
+def every_source() -> list[sbom.SourceSpec]:
+    return sbom.detect(ASSETS / "sbom")
+
+
+def test_every_source_renders_a_strictly_valid_document(every_source: list[sbom.SourceSpec]) -> None:
+    data, results = sbom.generate(make_release("dist/a.whl"), every_source)
+    assert strict_errors(data) is None
+    document = json.loads(data)
+    assert document["specVersion"] == "1.6"
+    listed = {p.ref for r in results for p in r.packages}
+    assert {c["bom-ref"] for c in document["components"]} == listed  # nothing dropped, nothing invented
+    assert len(document["components"]) == len(listed)
+    for secret in ("s3cret", "tok3n", "SECRET", ":pw@", "abc@"):
+        assert secret not in data.decode()
+
+
+def test_document_is_deterministic(every_source: list[sbom.SourceSpec]) -> None:
+    release = make_release("dist/a.whl")
+    first, _ = sbom.generate(release, every_source)
+    second, _ = sbom.generate(release, every_source)
+    assert first == second
+    other, _ = sbom.generate(make_release("dist/b.whl"), every_source)
+    assert json.loads(other)["serialNumber"] != json.loads(first)["serialNumber"]
+    assert json.loads(first)["metadata"]["timestamp"] == "2026-01-02T03:04:05+00:00"
+
+
+def test_single_subject_is_the_metadata_component() -> None:
+    release = make_release("dist/a.whl")
+    data, _ = sbom.generate(release, [sbom.spec_for(ASSETS / "sbom", "uv.lock", None)])
+    component = json.loads(data)["metadata"]["component"]
+    assert component["name"] == "dist/a.whl"
+    assert component["hashes"] == [{"alg": "SHA-256", "content": release.subjects[0].sha256}]
+
+
+def test_several_subjects_nest_under_the_release() -> None:
+    release = make_release("dist/a.whl", "dist/b.tar.gz")
+    data, _ = sbom.generate(release, [sbom.spec_for(ASSETS / "sbom", "uv.lock", None)])
+    component = json.loads(data)["metadata"]["component"]
+    assert component["name"] == "demo"
+    assert [(c["name"], c["hashes"][0]["content"]) for c in component["components"]] == [
+        (s.name, s.sha256) for s in release.subjects
+    ]
+    assert strict_errors(data) is None
+
+
+def test_graph_recorded_only_where_the_source_has_one() -> None:
+    specs = [sbom.spec_for(ASSETS / "sbom", n, None) for n in ("uv.lock", "requirements.txt")]
+    data, _ = sbom.generate(make_release("a"), specs)
+    document = json.loads(data)
+    graph = {d["ref"]: d.get("dependsOn", []) for d in document["dependencies"]}
+    flask = next(c["bom-ref"] for c in document["components"] if c["name"] == "flask")
+    werkzeug = next(c["bom-ref"] for c in document["components"] if c["name"] == "werkzeug")
+    assert graph[flask] == [werkzeug]
+    assert graph[werkzeug] == []  # uv records that werkzeug depends on nothing here
+    assert flask in graph["subject:a"]
+    assert "pkg:pypi/certifi@2024.2.2" not in graph  # requirements files record no graph: unknown, not "none"
+
+
+def test_fast_validator_rejects_what_the_strict_one_rejects() -> None:
+    document = json.loads(sbom.generate(make_release("a"), [sbom.spec_for(ASSETS / "sbom", "uv.lock", None)])[0])
+    document["components"][0]["externalReferences"][0]["url"] = "not a uri at all ::"
+    assert schema_errors(document)
+    assert strict_errors(json.dumps(document).encode()) is not None
+    document["components"][0]["externalReferences"][0]["url"] = "https://example.com/ok"
+    document["components"][0]["bogus"] = 1
+    assert any("bogus" in e for e in schema_errors(document))
+
+
+def test_invalid_document_is_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    evidence = EvidenceDir(tmp_path)
+    release = make_release("a")
+    monkeypatch.setattr("pipeline_kit.sbom.validate.schema_errors", lambda doc, spec_version="1.6": ["x: broken"])
+    with pytest.raises(EnvironmentFailure, match="does not validate"):
+        sbom.write_sbom(evidence, release, [sbom.spec_for(ASSETS / "sbom", "uv.lock", None)])
+    assert not (tmp_path / "sbom.cdx.json").exists()
