@@ -16,7 +16,13 @@ from pipeline_kit._internal.fs import reached_through_symlink, relative_inside
 from pipeline_kit._internal.proc import run_streaming
 from pipeline_kit.ci import CIContext
 from pipeline_kit.digest import hash_file, hash_files, parse_checksums
-from pipeline_kit.errors import BuildFailed, EnvironmentFailure, InputError, UsageError, VerificationError
+from pipeline_kit.errors import (
+    BuildFailed,
+    EnvironmentFailure,
+    InputError,
+    UsageError,
+    VerificationError,
+)
 from pipeline_kit.evidence import EvidenceDir
 from pipeline_kit.models import Build, Release, Source, Subject, release_id
 

@@ -89,7 +89,9 @@ def parse_checksums(text: str, source: Path | str) -> list[ChecksumLine]:
         match = _SUMS_LINE.match(raw)
         if match is None:
             raise InputError(
-                source, f"line {number}", "expected '<64 hex digits>  <file name>' (sha256sum format)"
+                source,
+                f"line {number}",
+                "expected '<64 hex digits>  <file name>' (sha256sum format)",
             )
         name = match["name"]
         problem = check_subject_name(name)

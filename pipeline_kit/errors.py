@@ -51,9 +51,7 @@ class InputError(UsageError):
     The message always starts with the file, then the field or line, then what was expected.
     """
 
-    def __init__(
-        self, path: Path | str, where: str | None, problem: str, *, hint: str | None = None
-    ) -> None:
+    def __init__(self, path: Path | str, where: str | None, problem: str, *, hint: str | None = None) -> None:
         location = f"{path}: {where}" if where else str(path)
         super().__init__(f"{location}: {problem}", hint=hint)
         self.path = str(path)

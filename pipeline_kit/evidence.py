@@ -56,9 +56,7 @@ class EvidenceDir:
         try:
             return load_model(Release, path)
         except FileNotFoundError:
-            raise UsageError(
-                f"{path}: no release here", hint="run `pipeline-kit build` first"
-            ) from None
+            raise UsageError(f"{path}: no release here", hint="run `pipeline-kit build` first") from None
 
     def start_release(self, release: Release) -> Release:
         """Write release.json and SHA256SUMS for a new build, retiring stale derived files."""

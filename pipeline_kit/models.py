@@ -20,14 +20,11 @@ from pipeline_kit._internal.validation import dotted, first_problem
 from pipeline_kit.digest import HEX_SHA256, check_subject_name
 from pipeline_kit.errors import VerificationError
 
-RELEASE_SCHEMA = "pipeline-kit/release/v1"
 Platform = Literal["github", "gitlab", "local"]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
     def to_json(self, *, exclude_none: bool = False) -> bytes:
         """Stable, human-readable JSON (two-space indent, trailing newline)."""
@@ -102,7 +99,7 @@ class Build(Model):
 class Release(Model):
     """release.json: the subjects of one release and the evidence recorded about them."""
 
-    schema_: Literal["pipeline-kit/release/v1"] = Field(default=RELEASE_SCHEMA, alias="schema")
+    schema_: Literal["pipeline-kit/release/v1"] = Field(default="pipeline-kit/release/v1", alias="schema")
     id: str
     name: str
     version: str | None = None

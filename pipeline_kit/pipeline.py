@@ -8,7 +8,7 @@ from pathlib import Path
 from pipeline_kit.build import BuildRequest, build
 from pipeline_kit.ci import CIContext
 from pipeline_kit.config import Config
-from pipeline_kit.evidence import PROVENANCE_FILE, SBOM_FILE, EvidenceDir
+from pipeline_kit.evidence import EvidenceDir
 from pipeline_kit.identity import policy_accepts
 from pipeline_kit.models import Release
 from pipeline_kit.provenance import write_provenance
@@ -38,8 +38,12 @@ class DryRun:
 
 
 def dry_run(
-    request: BuildRequest, specs: list[SourceSpec], config: Config | None, ci: CIContext,
-    evidence: EvidenceDir, workdir: Path,
+    request: BuildRequest,
+    specs: list[SourceSpec],
+    config: Config | None,
+    ci: CIContext,
+    evidence: EvidenceDir,
+    workdir: Path,
 ) -> DryRun:
     release = build(request, evidence, ci)
     release, results = write_sbom(evidence, release, specs)
@@ -59,7 +63,7 @@ def signing_plan(release: Release, config: Config | None, ci: CIContext) -> Sign
             bundles=bundles,
             signer="the person who signs in (interactive OIDC); CI signs as its workflow identity",
             issuer=None,
-            token_source="browser sign-in",
+            token_source="browser sign-in",  # noqa: S106 - a description, not a secret
             policy=policy_text,
             accepted=None,
             verdict="a local signature would not satisfy a CI identity policy"
@@ -80,6 +84,3 @@ def signing_plan(release: Release, config: Config | None, ci: CIContext) -> Sign
         verdict=verdict,
         note=ci.signer.note,
     )
-
-
-__all__ = ["PROVENANCE_FILE", "SBOM_FILE", "DryRun", "SigningPlan", "dry_run", "signing_plan"]

@@ -74,9 +74,7 @@ def statement_for(release: Release, ci: CIContext, evidence: EvidenceDir, workdi
     if release.build.command:
         external["command"] = list(release.build.command)
     return Statement(
-        subject=tuple(
-            ResourceDescriptor(name=s.name, digest={"sha256": s.sha256}) for s in release.subjects
-        ),
+        subject=tuple(ResourceDescriptor(name=s.name, digest={"sha256": s.sha256}) for s in release.subjects),
         predicate_type=SLSA_PROVENANCE_V1,
         predicate=Provenance(
             build_definition=BuildDefinition(
@@ -98,7 +96,9 @@ def statement_for(release: Release, ci: CIContext, evidence: EvidenceDir, workdi
     )
 
 
-def _resolved_dependencies(release: Release, evidence: EvidenceDir, workdir: Path) -> list[ResourceDescriptor]:
+def _resolved_dependencies(
+    release: Release, evidence: EvidenceDir, workdir: Path
+) -> list[ResourceDescriptor]:
     """The source commit, then each dependency record the SBOM was made from."""
     resolved = []
     source = release.source
@@ -125,12 +125,17 @@ def _sbom_sources(evidence: EvidenceDir) -> list[str]:
 
 def _byproducts(evidence: EvidenceDir) -> list[ResourceDescriptor]:
     out = []
-    for name, media_type in ((SUMS_FILE, "text/plain"), (SBOM_FILE, "application/vnd.cyclonedx+json")):
+    for name, media_type in (
+        (SUMS_FILE, "text/plain"),
+        (SBOM_FILE, "application/vnd.cyclonedx+json"),
+    ):
         path = evidence.path(name)
         if path.is_file():
             out.append(
                 ResourceDescriptor(
-                    name=name, digest={"sha256": sha256_bytes(path.read_bytes())}, media_type=media_type
+                    name=name,
+                    digest={"sha256": sha256_bytes(path.read_bytes())},
+                    media_type=media_type,
                 )
             )
     return out

@@ -134,7 +134,9 @@ def _sbom(evidence: EvidenceDir, subjects: set[tuple[str, str]], problems: list[
         serial_number=document.get("serialNumber"),
         components=len(document.get("components") or []),
         sources=[
-            p.get("value") for p in metadata.get("properties", []) if p.get("name") == "pipeline-kit:sbom:source"
+            p.get("value")
+            for p in metadata.get("properties", [])
+            if p.get("name") == "pipeline-kit:sbom:source"
         ],
         subjects_match=match,
     )

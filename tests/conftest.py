@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -36,8 +37,12 @@ class Result:
     err: str
 
 
+class Cli(Protocol):
+    def __call__(self, args: Sequence[str], cwd: Path | None = None) -> Result: ...
+
+
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[object]:
+def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Cli]:
     """`cli(args, cwd=...)` runs pipeline-kit in-process and returns its exit code and output."""
 
     def run(args: Sequence[str], cwd: Path | None = None) -> Result:
@@ -64,9 +69,16 @@ def hello(tmp_path: Path) -> Path:
 
 
 def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def init_repo(path: Path, remote: str | None = None) -> str:
@@ -79,8 +91,15 @@ def init_repo(path: Path, remote: str | None = None) -> str:
     return git(path, "rev-parse", "HEAD")
 
 
-def run_kit(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_kit(
+    args: Sequence[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """pipeline-kit in a separate process (for import checks and real exit codes)."""
     return subprocess.run(
-        [sys.executable, "-m", "pipeline_kit", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "pipeline_kit", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )

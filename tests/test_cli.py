@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_kit.config import load_config
-from tests.conftest import init_repo, run_kit
+from tests.conftest import Cli, init_repo, run_kit
 from tests.test_provenance import GITHUB_ENV
 
 HEAVY = ("sigstore", "github", "gitlab", "cyclonedx", "jsonschema", "jsonschema_rs")
@@ -26,12 +26,14 @@ def imported_modules(args: list[str], cwd: Path) -> set[str]:
         "except SystemExit:\n    pass\n"
         "print('MODULES=' + ','.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, check=False
+    )
     line = next(line for line in result.stderr.splitlines() if line.startswith("MODULES="))
     return set(line.removeprefix("MODULES=").split(","))
 
 
-def test_help_and_show_import_nothing_heavy(cli, hello: Path) -> None:  # type: ignore[no-untyped-def]
+def test_help_and_show_import_nothing_heavy(cli: Cli, hello: Path) -> None:
     assert not set(HEAVY) & imported_modules(["--help"], hello)
     for command in (["build"], ["sbom"], ["provenance"]):
         assert cli(command, cwd=hello).code == 0
@@ -41,7 +43,7 @@ def test_help_and_show_import_nothing_heavy(cli, hello: Path) -> None:  # type: 
     assert not set(HEAVY) & imported_modules(["build"], hello)
 
 
-def test_show_summarizes(cli, hello: Path) -> None:  # type: ignore[no-untyped-def]
+def test_show_summarizes(cli: Cli, hello: Path) -> None:
     for command in (["build"], ["sbom"], ["provenance"]):
         assert cli(command, cwd=hello).code == 0
     result = cli(["show", "--json"], cwd=hello)
@@ -52,15 +54,17 @@ def test_show_summarizes(cli, hello: Path) -> None:  # type: ignore[no-untyped-d
     assert summary["sbom"]["sources"] == ["uv.lock"]
     assert summary["sbom"]["subjects_match"] and summary["provenance"]["subjects_match"]
     assert {f["name"]: f["state"] for f in summary["files"]} == {
-        "release.json": "recorded", "SHA256SUMS": "recorded",
-        "sbom.cdx.json": "recorded", "provenance.intoto.json": "recorded",
+        "release.json": "recorded",
+        "SHA256SUMS": "recorded",
+        "sbom.cdx.json": "recorded",
+        "provenance.intoto.json": "recorded",
     }
     text = cli(["show"], cwd=hello)
     assert text.code == 0
     assert "CycloneDX 1.6, 7 components from uv.lock; subjects match" in text.out
 
 
-def test_show_flags_a_modified_file(cli, hello: Path) -> None:  # type: ignore[no-untyped-def]
+def test_show_flags_a_modified_file(cli: Cli, hello: Path) -> None:
     for command in (["build"], ["sbom"]):
         assert cli(command, cwd=hello).code == 0
     path = hello / ".pipeline-kit" / "sbom.cdx.json"
@@ -70,7 +74,7 @@ def test_show_flags_a_modified_file(cli, hello: Path) -> None:  # type: ignore[n
     assert "sbom.cdx.json changed since release.json recorded its digest" in result.err
 
 
-def test_show_without_release(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_show_without_release(cli: Cli, tmp_path: Path) -> None:
     result = cli(["show"], cwd=tmp_path)
     assert result.code == 2
     assert "no release here" in result.err
@@ -79,12 +83,22 @@ def test_show_without_release(cli, tmp_path: Path) -> None:  # type: ignore[no-u
 @pytest.mark.parametrize(
     ("remote", "issuer", "fragment"),
     [
-        ("git@github.com:acme/web.git", "https://token.actions.githubusercontent.com", r"github\.com/acme/web/"),
-        ("https://gitlab.com/group/sub/proj.git", "https://gitlab.com", r"gitlab\.com/group/sub/proj//"),
+        (
+            "git@github.com:acme/web.git",
+            "https://token.actions.githubusercontent.com",
+            r"github\.com/acme/web/",
+        ),
+        (
+            "https://gitlab.com/group/sub/proj.git",
+            "https://gitlab.com",
+            r"gitlab\.com/group/sub/proj//",
+        ),
         (None, None, None),
     ],
 )
-def test_init_writes_a_valid_starter(cli, hello: Path, remote: str | None, issuer: str | None, fragment: str | None) -> None:  # type: ignore[no-untyped-def]
+def test_init_writes_a_valid_starter(
+    cli: Cli, hello: Path, remote: str | None, issuer: str | None, fragment: str | None
+) -> None:
     (hello / "pipeline-kit.yml").unlink()
     (hello / "requirements.txt").write_text("flask==3.1.3\n")
     if remote:
@@ -97,13 +111,13 @@ def test_init_writes_a_valid_starter(cli, hello: Path, remote: str | None, issue
     if issuer:
         assert config.signing.identity is not None
         assert config.signing.identity.issuer == issuer
-        assert fragment in (config.signing.identity.san_regex or "")
+        assert fragment is not None and fragment in (config.signing.identity.san_regex or "")
     else:
         assert config.signing.identity is None
     assert "#" in (hello / "pipeline-kit.yml").read_text()  # commented for humans
 
 
-def test_init_refuses_to_overwrite(cli, hello: Path) -> None:  # type: ignore[no-untyped-def]
+def test_init_refuses_to_overwrite(cli: Cli, hello: Path) -> None:
     before = (hello / "pipeline-kit.yml").read_text()
     result = cli(["init"], cwd=hello)
     assert result.code == 2
@@ -112,7 +126,7 @@ def test_init_refuses_to_overwrite(cli, hello: Path) -> None:  # type: ignore[no
     assert cli(["init", "--force"], cwd=hello).code == 0
 
 
-def test_run_dry_run_on_the_example(cli, hello: Path) -> None:  # type: ignore[no-untyped-def]
+def test_run_dry_run_on_the_example(cli: Cli, hello: Path) -> None:
     init_repo(hello, remote="https://github.com/pipeline-kit/hello-service.git")
     result = cli(["run", "--dry-run"], cwd=hello)
     assert result.code == 0, result.err
@@ -123,24 +137,36 @@ def test_run_dry_run_on_the_example(cli, hello: Path) -> None:  # type: ignore[n
     assert "built dist/hello_service-0.1.0-py3-none-any.whl" in result.err  # build output streamed
     for name in ("release.json", "SHA256SUMS", "sbom.cdx.json", "provenance.intoto.json"):
         assert (hello / ".pipeline-kit" / name).is_file()
-    subprocess.run(["sha256sum", "-c", ".pipeline-kit/SHA256SUMS"], cwd=hello, check=True, capture_output=True)
+    subprocess.run(
+        ["sha256sum", "-c", ".pipeline-kit/SHA256SUMS"], cwd=hello, check=True, capture_output=True
+    )
 
 
-def test_run_dry_run_in_github_checks_the_identity_policy(cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    env = {**GITHUB_ENV, "GITHUB_REPOSITORY": "pipeline-kit/hello-service",
-           "GITHUB_WORKFLOW_REF": "pipeline-kit/hello-service/.github/workflows/release.yml@refs/tags/v0.1.0"}
+def test_run_dry_run_in_github_checks_the_identity_policy(
+    cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        **GITHUB_ENV,
+        "GITHUB_REPOSITORY": "pipeline-kit/hello-service",
+        "GITHUB_WORKFLOW_REF": "pipeline-kit/hello-service/.github/workflows/release.yml@refs/tags/v0.1.0",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     result = cli(["run", "--dry-run"], cwd=hello)
     assert result.code == 0, result.err
-    assert "as       https://github.com/pipeline-kit/hello-service/.github/workflows/release.yml@refs/tags/v0.1.0" in result.out
+    assert (
+        "as       https://github.com/pipeline-kit/hello-service/.github/workflows/release.yml@refs/tags/v0.1.0"
+        in result.out
+    )
     assert "the configured identity policy accepts this signer" in result.out
-    monkeypatch.setenv("GITHUB_WORKFLOW_REF", "pipeline-kit/hello-service/.github/workflows/ci.yml@refs/heads/main")
+    monkeypatch.setenv(
+        "GITHUB_WORKFLOW_REF", "pipeline-kit/hello-service/.github/workflows/ci.yml@refs/heads/main"
+    )
     result = cli(["run", "--dry-run"], cwd=hello)
     assert "does not match" in result.out
 
 
-def test_run_without_dry_run_is_refused(cli, hello: Path) -> None:  # type: ignore[no-untyped-def]
+def test_run_without_dry_run_is_refused(cli: Cli, hello: Path) -> None:
     result = cli(["run"], cwd=hello)
     assert result.code == 2
     assert "--dry-run" in result.err

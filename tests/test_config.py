@@ -6,7 +6,7 @@ import pytest
 
 from pipeline_kit.config import load_config, parse_config
 from pipeline_kit.errors import ConfigError
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, Cli
 
 VALID = """\
 version: 1
@@ -38,15 +38,27 @@ def test_defaults() -> None:
         ("- a\n- b\n", "p.yml: line 1: expected a mapping, got list"),
         ("version: 1\nartifact: {name: a, outputs: [x]\n", "p.yml: line 3: invalid YAML"),
         (VALID + "surprise: true\n", "p.yml: line 6: surprise: unknown key"),
-        (VALID.replace("  outputs: [\"dist/*\"]\n", ""), "p.yml: line 2: artifact.outputs: required key is missing"),
+        (
+            VALID.replace('  outputs: ["dist/*"]\n', ""),
+            "p.yml: line 2: artifact.outputs: required key is missing",
+        ),
         (VALID.replace("version: 1", "version: 2"), "p.yml: line 1: version: Input should be 1"),
-        (VALID.replace("outputs: [\"dist/*\"]", "outputs: []"), "p.yml: line 5: artifact.outputs:"),
+        (VALID.replace('outputs: ["dist/*"]', "outputs: []"), "p.yml: line 5: artifact.outputs:"),
         (VALID.replace("dist/*", "../outside/*"), "must be relative"),
         (VALID.replace("dist/*", "/abs/*"), "must be relative"),
         (VALID + "artifact: {}\n", "duplicate key 'artifact'"),
-        (VALID + "sbom:\n  sources:\n    - {path: x.lock, type: gradle}\n", "p.yml: line 8: sbom.sources[0].type"),
-        (VALID + "signing:\n  identity: {issuer: i, san: a, san-regex: b}\n", "exactly one of san or san-regex"),
-        (VALID + "signing:\n  identity: {issuer: i, san-regex: '(unclosed'}\n", "not a valid regular expression"),
+        (
+            VALID + "sbom:\n  sources:\n    - {path: x.lock, type: gradle}\n",
+            "p.yml: line 8: sbom.sources[0].type",
+        ),
+        (
+            VALID + "signing:\n  identity: {issuer: i, san: a, san-regex: b}\n",
+            "exactly one of san or san-regex",
+        ),
+        (
+            VALID + "signing:\n  identity: {issuer: i, san-regex: '(unclosed'}\n",
+            "not a valid regular expression",
+        ),
         ("version: 1\nartifact: !!python/object:os.system {}\n", "invalid YAML"),
     ],
 )
@@ -58,7 +70,7 @@ def test_bad_config_is_one_precise_line(text: str, expected: str) -> None:
     assert "\n" not in message
 
 
-def test_cli_reports_config_error_with_exit_2(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_reports_config_error_with_exit_2(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "pipeline-kit.yml").write_text(VALID + "typo: 1\n")
     result = cli(["build"], cwd=tmp_path)
     assert result.code == 2
@@ -68,7 +80,7 @@ def test_cli_reports_config_error_with_exit_2(cli, tmp_path: Path) -> None:  # t
     assert not (tmp_path / ".pipeline-kit").exists()
 
 
-def test_missing_config_hints_init(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_config_hints_init(cli: Cli, tmp_path: Path) -> None:
     result = cli(["build"], cwd=tmp_path)
     assert result.code == 2
     assert "pipeline-kit.yml: file not found" in result.err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf import json_format
@@ -14,7 +15,7 @@ from in_toto_attestation.v1.statement import Statement as InTotoStatement
 from pipeline_kit.ci import detect
 from pipeline_kit.ci.github import split_workflow_ref
 from pipeline_kit.ci.gitlab import config_ref_uri
-from tests.conftest import init_repo
+from tests.conftest import Cli, init_repo
 
 GITHUB_ENV = {
     "GITHUB_ACTIONS": "true",
@@ -49,7 +50,7 @@ GITLAB_ENV = {
 }
 
 
-def validate(path: Path) -> dict:  # type: ignore[type-arg]
+def validate(path: Path) -> dict[str, Any]:
     document = json.loads(path.read_text())
     # The official in-toto protos, parsed strictly: an unknown or mistyped field fails here.
     statement = json_format.ParseDict(document, statement_pb2.Statement(), ignore_unknown_fields=False)
@@ -61,6 +62,7 @@ def validate(path: Path) -> dict:  # type: ignore[type-arg]
     assert predicate["buildDefinition"]["buildType"]
     assert isinstance(predicate["buildDefinition"]["externalParameters"], dict)
     assert predicate["runDetails"]["builder"]["id"]
+    assert isinstance(document, dict)
     return document
 
 
@@ -69,7 +71,7 @@ def subjects_of(root: Path) -> list[tuple[str, str]]:
     return [(s["name"], s["digest"]["sha256"]) for s in release["subjects"]]
 
 
-def run_all(cli, root: Path) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def run_all(cli: Cli, root: Path) -> dict[str, Any]:
     for command in (["build"], ["sbom"], ["provenance"]):
         result = cli(command, cwd=root)
         assert result.code == 0, result.err
@@ -78,37 +80,45 @@ def run_all(cli, root: Path) -> dict:  # type: ignore[no-untyped-def,type-arg]
     return document
 
 
-def test_local_provenance_is_marked_local(cli, hello: Path) -> None:  # type: ignore[no-untyped-def]
+def test_local_provenance_is_marked_local(cli: Cli, hello: Path) -> None:
     commit = init_repo(hello, remote="git@github.com:acme/hello.git")
     document = run_all(cli, hello)
     predicate = document["predicate"]
     assert predicate["runDetails"]["builder"]["id"].endswith("#local")
     assert predicate["buildDefinition"]["internalParameters"]["local"]["unsigned"] is True
     source = predicate["buildDefinition"]["resolvedDependencies"][0]
-    assert source == {"uri": "git+https://github.com/acme/hello@refs/heads/main", "digest": {"gitCommit": commit}}
+    assert source == {
+        "uri": "git+https://github.com/acme/hello@refs/heads/main",
+        "digest": {"gitCommit": commit},
+    }
     lock = predicate["buildDefinition"]["resolvedDependencies"][1]
     assert lock["name"] == "uv.lock" and len(lock["digest"]["sha256"]) == 64
     byproducts = {b["name"] for b in predicate["runDetails"]["byproducts"]}
     assert byproducts == {"SHA256SUMS", "sbom.cdx.json"}
 
 
-def test_github_provenance(cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_github_provenance(cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in GITHUB_ENV.items():
         monkeypatch.setenv(key, value)
     predicate = run_all(cli, hello)["predicate"]
     definition, run = predicate["buildDefinition"], predicate["runDetails"]
     assert definition["externalParameters"]["workflow"] == {
-        "ref": "refs/tags/v1.0.0", "repository": "https://github.com/acme/hello", "path": ".github/workflows/release.yml",
+        "ref": "refs/tags/v1.0.0",
+        "repository": "https://github.com/acme/hello",
+        "path": ".github/workflows/release.yml",
     }
     assert definition["internalParameters"]["github"]["runner_environment"] == "github-hosted"
     assert definition["resolvedDependencies"][0] == {
-        "uri": "git+https://github.com/acme/hello@refs/tags/v1.0.0", "digest": {"gitCommit": "a" * 40},
+        "uri": "git+https://github.com/acme/hello@refs/tags/v1.0.0",
+        "digest": {"gitCommit": "a" * 40},
     }
-    assert run["builder"]["id"] == "https://github.com/acme/hello/.github/workflows/release.yml@refs/tags/v1.0.0"
+    assert (
+        run["builder"]["id"] == "https://github.com/acme/hello/.github/workflows/release.yml@refs/tags/v1.0.0"
+    )
     assert run["metadata"]["invocationId"] == "https://github.com/acme/hello/actions/runs/123/attempts/2"
 
 
-def test_gitlab_provenance(cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_gitlab_provenance(cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in GITLAB_ENV.items():
         monkeypatch.setenv(key, value)
     predicate = run_all(cli, hello)["predicate"]
@@ -122,7 +132,8 @@ def test_gitlab_provenance(cli, hello: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_workflow_ref_with_at_sign_in_ref() -> None:
     assert split_workflow_ref("o/r/.github/workflows/x.yml@refs/heads/feat@2", "o/r") == (
-        ".github/workflows/x.yml", "refs/heads/feat@2",
+        ".github/workflows/x.yml",
+        "refs/heads/feat@2",
     )
 
 
@@ -135,20 +146,25 @@ def test_gitlab_signer_identity_for_tags() -> None:
     assert ctx.signer.issuer == "https://gitlab.com"
 
 
-def test_incomplete_ci_environment_is_a_clear_error(cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_incomplete_ci_environment_is_a_clear_error(
+    cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     result = cli(["build"], cwd=hello)
     assert result.code == 2
-    assert "GitHub Actions detected but GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_SHA is not set" in result.err
+    assert (
+        "GitHub Actions detected but GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_SHA is not set"
+        in result.err
+    )
 
 
-def test_provenance_needs_a_release(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_provenance_needs_a_release(cli: Cli, tmp_path: Path) -> None:
     result = cli(["provenance"], cwd=tmp_path)
     assert result.code == 2
     assert "no release here" in result.err and "pipeline-kit build" in result.err
 
 
-def test_corrupt_release_json_is_verification_failure(cli, hello: Path) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_release_json_is_verification_failure(cli: Cli, hello: Path) -> None:
     assert cli(["build"], cwd=hello).code == 0
     path = hello / ".pipeline-kit" / "release.json"
     document = json.loads(path.read_text())

@@ -21,8 +21,16 @@ from tests.conftest import ASSETS
 def make_release(*names: str) -> Release:
     subjects = tuple(Subject(name=n, digest={"sha256": f"{i:064x}"}, size=i) for i, n in enumerate(names, 1))
     return Release(
-        id=release_id(subjects), name="demo", version="1.0.0", subjects=subjects, source=Source(),
-        build=Build(platform="local", builder_id="local", finished_on=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)),
+        id=release_id(subjects),
+        name="demo",
+        version="1.0.0",
+        subjects=subjects,
+        source=Source(),
+        build=Build(
+            platform="local",
+            builder_id="local",
+            finished_on=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        ),
         kit_version="0",
     )
 
@@ -36,7 +44,9 @@ def every_source() -> list[sbom.SourceSpec]:
     return sbom.detect(ASSETS / "sbom")
 
 
-def test_every_source_renders_a_strictly_valid_document(every_source: list[sbom.SourceSpec]) -> None:
+def test_every_source_renders_a_strictly_valid_document(
+    every_source: list[sbom.SourceSpec],
+) -> None:
     data, results = sbom.generate(make_release("dist/a.whl"), every_source)
     assert strict_errors(data) is None
     document = json.loads(data)
@@ -91,7 +101,9 @@ def test_graph_recorded_only_where_the_source_has_one() -> None:
 
 
 def test_fast_validator_rejects_what_the_strict_one_rejects() -> None:
-    document = json.loads(sbom.generate(make_release("a"), [sbom.spec_for(ASSETS / "sbom", "uv.lock", None)])[0])
+    document = json.loads(
+        sbom.generate(make_release("a"), [sbom.spec_for(ASSETS / "sbom", "uv.lock", None)])[0]
+    )
     document["components"][0]["externalReferences"][0]["url"] = "not a uri at all ::"
     assert schema_errors(document)
     assert strict_errors(json.dumps(document).encode()) is not None
@@ -103,7 +115,9 @@ def test_fast_validator_rejects_what_the_strict_one_rejects() -> None:
 def test_invalid_document_is_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     evidence = EvidenceDir(tmp_path)
     release = make_release("a")
-    monkeypatch.setattr("pipeline_kit.sbom.validate.schema_errors", lambda doc, spec_version="1.6": ["x: broken"])
+    monkeypatch.setattr(
+        "pipeline_kit.sbom.validate.schema_errors", lambda doc, spec_version="1.6": ["x: broken"]
+    )
     with pytest.raises(EnvironmentFailure, match="does not validate"):
         sbom.write_sbom(evidence, release, [sbom.spec_for(ASSETS / "sbom", "uv.lock", None)])
     assert not (tmp_path / "sbom.cdx.json").exists()

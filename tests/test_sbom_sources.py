@@ -12,7 +12,7 @@ import pytest
 from pipeline_kit import sbom
 from pipeline_kit.config import SbomSourceType
 from pipeline_kit.errors import InputError, PipelineKitError
-from pipeline_kit.sbom.interface import SourceResult
+from pipeline_kit.sbom.interface import Package, SourceResult
 from tests.conftest import ASSETS
 
 SBOM_ASSETS = ASSETS / "sbom"
@@ -24,7 +24,7 @@ def read(name: str, kind: str | None = None) -> SourceResult:
     return sbom.SOURCES[spec.kind]().read(spec.path, spec.label)
 
 
-def refs(result: SourceResult) -> dict[str, object]:
+def refs(result: SourceResult) -> dict[str, Package]:
     return {p.ref: p for p in result.packages}
 
 
@@ -75,7 +75,10 @@ def test_poetry() -> None:
     assert pytest_pkg.dependencies == ("pkg:pypi/iniconfig@2.0.0",)  # colorama is not in the lock
     assert pytest_pkg.scope == "optional"
     certifi = packages["pkg:pypi/certifi@2024.2.2"]
-    assert [d.url for d in certifi.distributions] == ["certifi-2024.2.2-py3-none-any.whl", "certifi-2024.2.2.tar.gz"]
+    assert [d.url for d in certifi.distributions] == [
+        "certifi-2024.2.2-py3-none-any.whl",
+        "certifi-2024.2.2.tar.gz",
+    ]
     assert certifi.distributions[0].hashes[0].value.startswith("dc383c07")
     assert_no_secrets(result)
 
@@ -88,7 +91,10 @@ def test_uv_excludes_project_and_records_its_edges() -> None:
     werkzeug = next(p for p in result.packages if p.name == "werkzeug")
     assert flask.dependencies == (werkzeug.ref,)
     assert result.root_dependencies is not None
-    assert set(result.root_dependencies) == {flask.ref, next(p.ref for p in result.packages if p.name == "pytest-mock")}
+    assert set(result.root_dependencies) == {
+        flask.ref,
+        next(p.ref for p in result.packages if p.name == "pytest-mock"),
+    }
     assert [len(d.hashes) for d in flask.distributions] == [1, 1]
     assert_no_secrets(result)
 
@@ -131,7 +137,11 @@ def test_npm_resolves_nested_node_modules() -> None:
     assert util.licenses == ("MIT",)
     assert util.hashes[0].algorithm == "SHA-512" and len(util.hashes[0].value) == 128
     assert packages["pkg:npm/tap@1.0.0"].scope == "optional"
-    assert result.root_dependencies == ("pkg:npm/%40scope/util@1.2.0", "pkg:npm/left-pad@1.3.0", "pkg:npm/tap@1.0.0")
+    assert result.root_dependencies == (
+        "pkg:npm/%40scope/util@1.2.0",
+        "pkg:npm/left-pad@1.3.0",
+        "pkg:npm/tap@1.0.0",
+    )
     assert_no_secrets(result)
 
 
@@ -163,18 +173,32 @@ def test_cargo() -> None:
         ("poetry.lock", "not = [toml\n", "invalid TOML"),
         ("uv.lock", "[[package]]\nname='x'\n", "version: missing lock format version"),
         ("uv.lock", "version = 1\npackage = 'x'\n", "package: expected a list"),
-        ("Pipfile.lock", "{\"default\": {\"a\": {\"hashes\": [\"nope\"]}}}", "default.a.hashes[0]"),
-        ("Pipfile.lock", "{\"default\": ", "line 1: invalid JSON"),
+        ("Pipfile.lock", '{"default": {"a": {"hashes": ["nope"]}}}', "default.a.hashes[0]"),
+        ("Pipfile.lock", '{"default": ', "line 1: invalid JSON"),
         ("Pipfile.lock", "[]", "expected a table, got a list"),
-        ("pylock.toml", "lock-version = '2.0'\n", "lock-version: expected \"1.x\""),
-        ("package-lock.json", "{\"lockfileVersion\": 1, \"dependencies\": {}}", "lockfileVersion: expected 2 or 3"),
-        ("package-lock.json", "{\"lockfileVersion\": 3, \"packages\": []}", "packages: expected a table"),
+        ("pylock.toml", "lock-version = '2.0'\n", 'lock-version: expected "1.x"'),
+        (
+            "package-lock.json",
+            '{"lockfileVersion": 1, "dependencies": {}}',
+            "lockfileVersion: expected 2 or 3",
+        ),
+        (
+            "package-lock.json",
+            '{"lockfileVersion": 3, "packages": []}',
+            "packages: expected a table",
+        ),
         ("go.sum", "github.com/x/y v1.0.0\n", "line 1"),
-        ("Cargo.lock", "[[package]]\nname='a'\nversion='1'\nchecksum='xyz'\n", "package[0].checksum"),
+        (
+            "Cargo.lock",
+            "[[package]]\nname='a'\nversion='1'\nchecksum='xyz'\n",
+            "package[0].checksum",
+        ),
         ("Cargo.lock", "\x00\x01", "invalid TOML"),
     ],
 )
-def test_malformed_records_name_file_and_field(tmp_path: Path, name: str, content: str, fragment: str) -> None:
+def test_malformed_records_name_file_and_field(
+    tmp_path: Path, name: str, content: str, fragment: str
+) -> None:
     (tmp_path / name).write_text(content)
     spec = sbom.spec_for(tmp_path, name, None)
     with pytest.raises(InputError) as caught:
@@ -207,7 +231,9 @@ def test_environment_matches_importlib_metadata() -> None:
         "paths=list(dict.fromkeys([sysconfig.get_paths()['purelib'],sysconfig.get_paths()['platlib']]));"
         "print(json.dumps(sorted({d.metadata['Name'].lower().replace('_','-').replace('.','-') for d in metadata.distributions(path=paths)})))"
     )
-    expected = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    expected = json.loads(
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    )
     assert sorted(p.purl.split("/")[1].split("@")[0] for p in result.packages if p.purl) == expected
     click = next(p for p in result.packages if p.name.lower() == "click")
     assert click.licenses  # licence metadata is carried over
@@ -228,7 +254,9 @@ def test_environment_inspection_runs_no_code_from_it(tmp_path: Path) -> None:
         "Metadata-Version: 2.4\nName: demo_pkg\nVersion: 1.2.3\nLicense-Expression: MIT OR Apache-2.0\n"
     )
     result = read_path_env(venv / "bin" / "python")
-    assert [(p.name, p.version, p.licenses) for p in result.packages] == [("demo_pkg", "1.2.3", ("MIT OR Apache-2.0",))]
+    assert [(p.name, p.version, p.licenses) for p in result.packages] == [
+        ("demo_pkg", "1.2.3", ("MIT OR Apache-2.0",))
+    ]
     assert not marker.exists()
 
 

@@ -29,7 +29,7 @@ def run_streaming(
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     with subprocess.Popen(
         command,
-        shell=isinstance(command, str),  # noqa: S602 - the build command comes from the project's own config
+        shell=isinstance(command, str),
         cwd=cwd,
         env=dict(env) if env is not None else None,
         stdin=subprocess.DEVNULL,

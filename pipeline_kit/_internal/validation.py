@@ -33,7 +33,7 @@ def first_problem(exc: ValidationError) -> tuple[tuple[int | str, ...], str]:
         message = "unknown key"
     elif kind == "missing":
         message = "required key is missing"
-    elif "input" in error and kind not in {"missing"}:
+    elif "input" in error:
         shown = repr(error["input"])
         if len(shown) > 60:
             shown = shown[:57] + "..."

@@ -22,8 +22,13 @@ from pipeline_kit.errors import EXIT_USAGE, PipelineKitError
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="pipeline-kit")
 @click.option(
-    "-C", "--directory", "workdir", type=click.Path(path_type=Path, file_okay=False, exists=True),
-    default=".", show_default=True, help="Run as if started in this directory.",
+    "-C",
+    "--directory",
+    "workdir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=".",
+    show_default=True,
+    help="Run as if started in this directory.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show the underlying cause of errors.")
 @click.pass_context

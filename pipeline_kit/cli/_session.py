@@ -42,7 +42,9 @@ class Session:
             if path is None:
                 if required:
                     raise ConfigError(
-                        self.workdir / "pipeline-kit.yml", None, "file not found",
+                        self.workdir / "pipeline-kit.yml",
+                        None,
+                        "file not found",
                         hint="run `pipeline-kit init` to write a starter config",
                     )
                 return None
@@ -62,15 +64,22 @@ pass_session = click.make_pass_decorator(Session)
 def evidence_options(function: Any) -> Any:
     """--evidence-dir and --config, accepted by every command that reads or writes evidence."""
     function = click.option(
-        "--config", "-c", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-        envvar="PIPELINE_KIT_CONFIG", help="Config file. [default: ./pipeline-kit.yml]",
-        expose_value=False, callback=_store("config_path"),
+        "--config",
+        "-c",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="PIPELINE_KIT_CONFIG",
+        help="Config file. [default: ./pipeline-kit.yml]",
+        expose_value=False,
+        callback=_store("config_path"),
     )(function)
     return click.option(
-        "--evidence-dir", type=click.Path(path_type=Path, file_okay=False),
+        "--evidence-dir",
+        type=click.Path(path_type=Path, file_okay=False),
         envvar="PIPELINE_KIT_EVIDENCE_DIR",
         help="Evidence directory. [default: ./.pipeline-kit] [env: PIPELINE_KIT_EVIDENCE_DIR]",
-        expose_value=False, callback=_store("evidence_dir"),
+        expose_value=False,
+        callback=_store("evidence_dir"),
     )(function)
 
 

@@ -3,28 +3,48 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pipeline_kit.cli._render import emit_json, human_size, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 
+if TYPE_CHECKING:
+    from pipeline_kit.sbom import SourceSpec
+
 
 @click.command(context_settings={"ignore_unknown_options": False})
 @evidence_options
-@click.option("--output", "-o", "outputs", multiple=True, metavar="GLOB",
-              help="Output glob (repeatable); replaces artifact.outputs from the config.")
-@click.option("--subjects", "subject_files", multiple=True, metavar="FILE",
-              type=click.Path(path_type=Path, dir_okay=False),
-              help="Add the subjects of a SHA256SUMS file written by another job (repeatable).")
+@click.option(
+    "--output",
+    "-o",
+    "outputs",
+    multiple=True,
+    metavar="GLOB",
+    help="Output glob (repeatable); replaces artifact.outputs from the config.",
+)
+@click.option(
+    "--subjects",
+    "subject_files",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Add the subjects of a SHA256SUMS file written by another job (repeatable).",
+)
 @click.option("--name", help="Release name. [default: artifact.name, else the directory name]")
 @click.option("--release-version", "version", help="Release version. [default: artifact.version]")
 @click.option("--json", "as_json", is_flag=True, help="Print release.json instead of a table.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @pass_session
 def build(
-    session: Session, outputs: tuple[str, ...], subject_files: tuple[Path, ...], name: str | None,
-    version: str | None, as_json: bool, command: tuple[str, ...],
+    session: Session,
+    outputs: tuple[str, ...],
+    subject_files: tuple[Path, ...],
+    name: str | None,
+    version: str | None,
+    as_json: bool,
+    command: tuple[str, ...],
 ) -> None:
     """Run the build once and record its outputs by digest.
 
@@ -61,19 +81,31 @@ def build(
         click.echo(release.to_json().decode(), nl=False)
         return
     click.echo(f"release {release.id}  {release.name} {release.version or ''}".rstrip())
-    click.echo(table(
-        ["subject", "sha256", "size"],
-        [(s.name, s.sha256, human_size(s.size)) for s in release.subjects],
-    ))
+    click.echo(
+        table(
+            ["subject", "sha256", "size"],
+            [(s.name, s.sha256, human_size(s.size)) for s in release.subjects],
+        )
+    )
     click.echo(f"wrote {evidence.path('release.json')} and SHA256SUMS")
 
 
 @click.command()
 @evidence_options
-@click.option("--source", "-s", "sources", multiple=True, metavar="[TYPE:]PATH",
-              help="Dependency record to read (repeatable); TYPE when the name does not tell.")
-@click.option("--python", "python", type=click.Path(path_type=Path, dir_okay=False),
-              help="Also describe the packages installed for this Python interpreter.")
+@click.option(
+    "--source",
+    "-s",
+    "sources",
+    multiple=True,
+    metavar="[TYPE:]PATH",
+    help="Dependency record to read (repeatable); TYPE when the name does not tell.",
+)
+@click.option(
+    "--python",
+    "python",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also describe the packages installed for this Python interpreter.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what each source contributed as JSON.")
 @pass_session
 def sbom(session: Session, sources: tuple[str, ...], python: Path | None, as_json: bool) -> None:
@@ -97,7 +129,7 @@ def sbom(session: Session, sources: tuple[str, ...], python: Path | None, as_jso
     click.echo(f"wrote {evidence.path('sbom.cdx.json')} (CycloneDX 1.6, validated)")
 
 
-def _source_specs(session: Session, sources: tuple[str, ...], python: Path | None) -> list:  # type: ignore[type-arg]
+def _source_specs(session: Session, sources: tuple[str, ...], python: Path | None) -> list[SourceSpec]:
     from pipeline_kit import sbom as sbom_lib
 
     workdir = session.workdir
@@ -134,5 +166,7 @@ def provenance(session: Session) -> None:
     release = evidence.load_release()
     ci = session.ci()
     write_provenance(release, ci, evidence, session.workdir)
-    click.echo(f"wrote {evidence.path('provenance.intoto.json')} ({ci.platform} build, "
-               f"{len(release.subjects)} subject{'s' if len(release.subjects) != 1 else ''})")
+    click.echo(
+        f"wrote {evidence.path('provenance.intoto.json')} ({ci.platform} build, "
+        f"{len(release.subjects)} subject{'s' if len(release.subjects) != 1 else ''})"
+    )

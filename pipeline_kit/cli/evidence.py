@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from pipeline_kit.cli._render import emit_json, heading, human_size, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
+
+if TYPE_CHECKING:
+    from pipeline_kit.summary import Summary
 
 
 @click.command()
@@ -30,27 +35,39 @@ def show(session: Session, as_json: bool) -> None:
         raise click.exceptions.Exit(EXIT_DENIED)
 
 
-def render_summary(summary) -> None:  # type: ignore[no-untyped-def]
+def render_summary(summary: Summary) -> None:
     release = summary.release
     source = release["source"]
-    click.echo(heading(f"release {release['id']}") + f"  {release['name']} {release['version'] or ''}".rstrip())
-    click.echo(f"  source   {source['repository'] or '(unknown)'} @ {source['commit'] or '?'} {source['ref'] or ''}")
+    click.echo(
+        heading(f"release {release['id']}") + f"  {release['name']} {release['version'] or ''}".rstrip()
+    )
+    click.echo(
+        f"  source   {source['repository'] or '(unknown)'} @ {source['commit'] or '?'} {source['ref'] or ''}"
+    )
     click.echo(f"  built by {release['builder']} ({release['platform']})")
     click.echo()
-    click.echo(table(["subject", "sha256", "size"],
-                     [(s["name"], s["sha256"], human_size(s["size"])) for s in release["subjects"]]))
+    click.echo(
+        table(
+            ["subject", "sha256", "size"],
+            [(s["name"], s["sha256"], human_size(s["size"])) for s in release["subjects"]],
+        )
+    )
     click.echo()
     click.echo(table(["evidence file", "state"], [(f.name, f.state) for f in summary.files]))
     if summary.sbom:
         s = summary.sbom
         click.echo()
-        click.echo(f"SBOM        CycloneDX {s.spec_version}, {s.components} components from "
-                   f"{', '.join(s.sources) or '(unknown sources)'}; subjects "
-                   f"{'match' if s.subjects_match else 'DO NOT MATCH'}")
+        click.echo(
+            f"SBOM        CycloneDX {s.spec_version}, {s.components} components from "
+            f"{', '.join(s.sources) or '(unknown sources)'}; subjects "
+            f"{'match' if s.subjects_match else 'DO NOT MATCH'}"
+        )
     if summary.provenance:
         p = summary.provenance
         click.echo(f"provenance  {p.predicate_type}, builder {p.builder_id}")
-        click.echo(f"            source {p.source or '(unknown)'}; subjects "
-                   f"{'match' if p.subjects_match else 'DO NOT MATCH'}")
+        click.echo(
+            f"            source {p.source or '(unknown)'}; subjects "
+            f"{'match' if p.subjects_match else 'DO NOT MATCH'}"
+        )
     for problem in summary.problems:
         click.echo(click.style(f"problem: {problem}", fg="red"), err=True)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from pipeline_kit.cli._render import heading, human_size, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
+
+if TYPE_CHECKING:
+    from pipeline_kit.pipeline import DryRun
 
 
 @click.command()
@@ -19,8 +24,9 @@ def init(session: Session, force: bool) -> None:
     from pipeline_kit.scaffold import write_starter_config
 
     path = write_starter_config(session.workdir, force=force)
-    click.echo(f"wrote {path}; review artifact.build and artifact.outputs, then run "
-               "`pipeline-kit run --dry-run`")
+    click.echo(
+        f"wrote {path}; review artifact.build and artifact.outputs, then run `pipeline-kit run --dry-run`"
+    )
 
 
 @click.command()
@@ -64,19 +70,30 @@ def run(session: Session, dry_run: bool) -> None:
     _render(result, session)
 
 
-def _render(result, session: Session) -> None:  # type: ignore[no-untyped-def]
+def _render(result: DryRun, session: Session) -> None:
     release, ci, plan = result.release, result.ci, result.signing
     evidence = session.evidence()
     click.echo(heading(f"release {release.id}") + f"  {release.name} {release.version or ''}".rstrip())
-    click.echo(table(["subject", "sha256", "size"],
-                     [(s.name, s.sha256, human_size(s.size)) for s in release.subjects]))
+    click.echo(
+        table(
+            ["subject", "sha256", "size"],
+            [(s.name, s.sha256, human_size(s.size)) for s in release.subjects],
+        )
+    )
     click.echo()
     click.echo(heading("sbom") + f"  {evidence.path('sbom.cdx.json')}")
-    click.echo(table(["source", "kind", "packages"], [(r.source, r.kind, len(r.packages)) for r in result.sources]))
+    click.echo(
+        table(
+            ["source", "kind", "packages"],
+            [(r.source, r.kind, len(r.packages)) for r in result.sources],
+        )
+    )
     click.echo()
     click.echo(heading("provenance") + f"  {evidence.path('provenance.intoto.json')}")
     click.echo(f"  builder  {release.build.builder_id}")
-    click.echo(f"  source   {release.source.repository or '(no git remote)'} @ {release.source.commit or '?'}")
+    click.echo(
+        f"  source   {release.source.repository or '(no git remote)'} @ {release.source.commit or '?'}"
+    )
     for note in ci.notes:
         click.echo(f"  note     {note}")
     click.echo()

@@ -31,7 +31,15 @@ __all__ = ["SOURCES", "Package", "SbomSource", "SourceResult", "SourceSpec", "ge
 SOURCES: dict[str, type[SbomSource]] = {
     source.kind: source
     for source in (
-        UvLock, PoetryLock, PipfileLock, PyLock, Requirements, PackageLock, GoSum, CargoLock, Environment,
+        UvLock,
+        PoetryLock,
+        PipfileLock,
+        PyLock,
+        Requirements,
+        PackageLock,
+        GoSum,
+        CargoLock,
+        Environment,
     )
 }
 
@@ -56,13 +64,13 @@ def kind_of(path: Path) -> str | None:
 
 def detect(project: Path) -> list[SourceSpec]:
     """Every dependency record in the project directory that a reader understands."""
-    found = []
-    for kind, source in SOURCES.items():
-        for pattern in source.patterns:
-            for path in sorted(project.glob(pattern)):
-                if path.is_file():
-                    found.append(SourceSpec(path, kind, path.relative_to(project).as_posix()))
-    return found
+    return [
+        SourceSpec(path, kind, path.relative_to(project).as_posix())
+        for kind, source in SOURCES.items()
+        for pattern in source.patterns
+        for path in sorted(project.glob(pattern))
+        if path.is_file()
+    ]
 
 
 def spec_for(project: Path, path_text: str, kind: str | None) -> SourceSpec:

@@ -27,9 +27,7 @@ class CargoLock(SbomSource):
             name = expect(entry.get("name"), str, path, f"{where}.name")
             version = expect(entry.get("version"), str, path, f"{where}.version")
             source = entry.get("source")
-            checksum = entry.get("checksum") or legacy_checksums.get(
-                f"checksum {name} {version} ({source})"
-            )
+            checksum = entry.get("checksum") or legacy_checksums.get(f"checksum {name} {version} ({source})")
             digest: Hash | None = None
             if checksum is not None:
                 digest = hex_hash("sha256", expect(checksum, str, path, f"{where}.checksum"))
@@ -42,11 +40,21 @@ class CargoLock(SbomSource):
                 qualifiers[key] = strip_credentials(url)
             purl = make_purl("cargo", name, version, qualifiers=qualifiers)
             wanted = []
-            for k, dep in enumerate(expect(entry.get("dependencies", []), list, path, f"{where}.dependencies")):
+            for k, dep in enumerate(
+                expect(entry.get("dependencies", []), list, path, f"{where}.dependencies")
+            ):
                 parts = expect(dep, str, path, f"{where}.dependencies[{k}]").split(" ")
                 wanted.append(Wanted(parts[0], parts[1] if len(parts) > 1 else None))
             nodes.append(
-                (Package(ref=purl, name=name, version=version, purl=purl,
-                         hashes=(digest,) if digest else ()), wanted)
+                (
+                    Package(
+                        ref=purl,
+                        name=name,
+                        version=version,
+                        purl=purl,
+                        hashes=(digest,) if digest else (),
+                    ),
+                    wanted,
+                )
             )
         return SourceResult(label, self.kind, link(nodes, normalize=lambda name: name))

@@ -14,7 +14,14 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from cyclonedx.model import ExternalReference, ExternalReferenceType, HashAlgorithm, HashType, Property, XsUri
+from cyclonedx.model import (
+    ExternalReference,
+    ExternalReferenceType,
+    HashAlgorithm,
+    HashType,
+    Property,
+    XsUri,
+)
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.bom_ref import BomRef
 from cyclonedx.model.component import Component, ComponentScope, ComponentType
@@ -57,7 +64,10 @@ def merge_packages(results: Sequence[SourceResult]) -> list[Package]:
             if known.dependencies is not None or package.dependencies is not None:
                 deps = tuple(dict.fromkeys((known.dependencies or ()) + (package.dependencies or ())))
             merged[package.ref] = Package(
-                ref=known.ref, name=known.name, version=known.version, purl=known.purl,
+                ref=known.ref,
+                name=known.name,
+                version=known.version,
+                purl=known.purl,
                 hashes=tuple(dict.fromkeys(known.hashes + package.hashes)),
                 licenses=tuple(dict.fromkeys(known.licenses + package.licenses)),
                 distributions=tuple(dict.fromkeys(known.distributions + package.distributions)),

@@ -2,7 +2,8 @@
 
 The interpreter runs isolated (`-I -S`: no user site, no working directory on the path, no
 `.pth` files executed) with a small script that reads the distributions' metadata from the
-environment's site-packages (found as site.py would, without running it) and prints JSON; the kit never imports foreign code.
+environment's site-packages (found as site.py would, without running it) and prints JSON; the
+kit never imports foreign code.
 """
 
 from __future__ import annotations
@@ -107,13 +108,18 @@ class Environment(SbomSource):
             purl = make_purl("pypi", normalize_python_name(name), version)
             distributions: tuple[Distribution, ...] = ()
             direct = dist.get("direct_url")
-            if isinstance(direct, dict) and isinstance(direct.get("url"), str):
-                if not direct["url"].startswith("file:"):
-                    distributions = (Distribution(strip_credentials(direct["url"])),)
+            url = direct.get("url") if isinstance(direct, dict) else None
+            # file: URLs name a path on the machine that installed it, not a distribution.
+            if isinstance(url, str) and not url.startswith("file:"):
+                distributions = (Distribution(strip_credentials(url)),)
             packages.append(
                 Package(
-                    ref=purl, name=name, version=version, purl=purl,
-                    licenses=_licenses(dist), distributions=distributions,
+                    ref=purl,
+                    name=name,
+                    version=version,
+                    purl=purl,
+                    licenses=_licenses(dist),
+                    distributions=distributions,
                 )
             )
             requires[purl] = dist.get("requires") or []
@@ -135,7 +141,10 @@ class Environment(SbomSource):
         try:
             result = subprocess.run(
                 [str(interpreter), "-I", "-S", "-c", _INSPECT],
-                capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_SECONDS,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             raise EnvironmentFailure(

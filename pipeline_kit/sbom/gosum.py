@@ -38,7 +38,12 @@ class GoSum(SbomSource):
             purl = make_purl("golang", name, version, namespace=namespace or None)
             packages.setdefault(
                 purl,
-                Package(ref=purl, name=module, version=version, purl=purl,
-                        properties=(("pipeline-kit:go:h1", match["hash"]),)),
+                Package(
+                    ref=purl,
+                    name=module,
+                    version=version,
+                    purl=purl,
+                    properties=(("pipeline-kit:go:h1", match["hash"]),),
+                ),
             )
         return SourceResult(label, self.kind, tuple(packages.values()))

@@ -113,6 +113,10 @@ def make_purl(
 
     return str(
         PackageURL(
-            type=kind, namespace=namespace, name=name, version=version, qualifiers=qualifiers or None
+            type=kind,
+            namespace=namespace,
+            name=name,
+            version=version,
+            qualifiers=qualifiers or None,
         ).to_string()
     )

@@ -9,8 +9,8 @@ component.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import binascii
+import dataclasses
 import posixpath
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,15 @@ from typing import Any
 from pipeline_kit._internal.files import expect, read_json
 from pipeline_kit._internal.redact import strip_credentials
 from pipeline_kit.errors import InputError
-from pipeline_kit.sbom.interface import HASH_ALGORITHMS, Distribution, Hash, Package, SbomSource, SourceResult, make_purl
+from pipeline_kit.sbom.interface import (
+    HASH_ALGORITHMS,
+    Distribution,
+    Hash,
+    Package,
+    SbomSource,
+    SourceResult,
+    make_purl,
+)
 
 DEPENDENCY_FIELDS = ("dependencies", "optionalDependencies", "peerDependencies", "devDependencies")
 
@@ -52,7 +60,9 @@ class PackageLock(SbomSource):
         version = data.get("lockfileVersion")
         if version not in (2, 3):
             raise InputError(
-                path, "lockfileVersion", f"expected 2 or 3, got {version!r}",
+                path,
+                "lockfileVersion",
+                f"expected 2 or 3, got {version!r}",
                 hint="lockfile v1 predates npm 7; run `npm install --lockfile-version 3`",
             )
         entries = expect(data.get("packages"), dict, path, "packages")
@@ -79,11 +89,15 @@ class PackageLock(SbomSource):
             resolved = entry.get("resolved")
             license_field = entry.get("license")
             packages[purl] = Package(
-                ref=purl, name=name, version=pkg_version, purl=purl,
+                ref=purl,
+                name=name,
+                version=pkg_version,
+                purl=purl,
                 hashes=(digest,) if digest else (),
                 licenses=(license_field,) if isinstance(license_field, str) and license_field else (),
                 distributions=(Distribution(strip_credentials(resolved)),)
-                if isinstance(resolved, str) and resolved else (),
+                if isinstance(resolved, str) and resolved
+                else (),
                 scope="optional" if entry.get("dev") or entry.get("optional") else "required",
             )
         # Link entries (workspaces) resolve to their target's ref.
@@ -100,9 +114,7 @@ class PackageLock(SbomSource):
                     edges[ref_of_path[install_path]][target] = None
         root = expect(entries.get("", {}), dict, path, "packages['']")
         roots = tuple(dict.fromkeys(t for dep in _names(root) if (t := _resolve("", dep, ref_of_path))))
-        linked = tuple(
-            dataclasses.replace(p, dependencies=tuple(edges[p.ref])) for p in packages.values()
-        )
+        linked = tuple(dataclasses.replace(p, dependencies=tuple(edges[p.ref])) for p in packages.values())
         return SourceResult(label, self.kind, linked, roots)
 
 

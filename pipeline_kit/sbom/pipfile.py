@@ -49,7 +49,12 @@ class PipfileLock(SbomSource):
                 if purl in packages:  # listed in both sections: it is a runtime dependency
                     continue
                 packages[purl] = Package(
-                    ref=purl, name=name, version=version, purl=purl, hashes=tuple(hashes),
-                    distributions=distributions, scope="required" if scope == "required" else "optional",
+                    ref=purl,
+                    name=name,
+                    version=version,
+                    purl=purl,
+                    hashes=tuple(hashes),
+                    distributions=distributions,
+                    scope="required" if scope == "required" else "optional",
                 )
         return SourceResult(label, self.kind, tuple(packages.values()))

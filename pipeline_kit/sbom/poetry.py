@@ -63,8 +63,12 @@ class PoetryLock(SbomSource):
             nodes.append(
                 (
                     Package(
-                        ref=purl, name=name, version=version, purl=purl,
-                        distributions=distributions, scope=self._scope(entry),
+                        ref=purl,
+                        name=name,
+                        version=version,
+                        purl=purl,
+                        distributions=distributions,
+                        scope=self._scope(entry),
                     ),
                     [Wanted(dep) for dep in deps],
                 )

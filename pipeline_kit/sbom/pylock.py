@@ -38,7 +38,7 @@ class PyLock(SbomSource):
         data = read_toml(path)
         lock_version = data.get("lock-version")
         if not (isinstance(lock_version, str) and lock_version.split(".")[0] == "1"):
-            raise InputError(path, "lock-version", f"expected \"1.x\", got {lock_version!r}")
+            raise InputError(path, "lock-version", f'expected "1.x", got {lock_version!r}')
         nodes: list[tuple[Package, list[Wanted] | None]] = []
         for i, raw in enumerate(expect(data.get("packages", []), list, path, "packages")):
             where = f"packages[{i}]"
@@ -68,14 +68,26 @@ class PyLock(SbomSource):
             if deps is not None:
                 wanted = [
                     Wanted(
-                        expect(expect(d, dict, path, f"{where}.dependencies[{k}]").get("name"), str,
-                               path, f"{where}.dependencies[{k}].name"),
+                        expect(
+                            expect(d, dict, path, f"{where}.dependencies[{k}]").get("name"),
+                            str,
+                            path,
+                            f"{where}.dependencies[{k}].name",
+                        ),
                         d.get("version"),
                     )
                     for k, d in enumerate(expect(deps, list, path, f"{where}.dependencies"))
                 ]
             nodes.append(
-                (Package(ref=purl, name=name, version=version, purl=purl,
-                         distributions=tuple(distributions)), wanted)
+                (
+                    Package(
+                        ref=purl,
+                        name=name,
+                        version=version,
+                        purl=purl,
+                        distributions=tuple(distributions),
+                    ),
+                    wanted,
+                )
             )
         return SourceResult(label, self.kind, link(nodes))

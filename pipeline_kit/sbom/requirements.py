@@ -93,7 +93,11 @@ class Requirements(SbomSource):
             return
         merged = tuple(dict.fromkeys(known.hashes + package.hashes))
         packages[package.ref] = Package(
-            ref=known.ref, name=known.name, version=known.version, purl=known.purl, hashes=merged,
+            ref=known.ref,
+            name=known.name,
+            version=known.version,
+            purl=known.purl,
+            hashes=merged,
             distributions=known.distributions,
         )
 
@@ -113,16 +117,24 @@ class Requirements(SbomSource):
             raise InputError(path, where, f"not a valid requirement: {exc}") from None
         version = None
         specifiers = list(requirement.specifier)
-        if len(specifiers) == 1 and specifiers[0].operator in ("==", "===") and "*" not in specifiers[0].version:
+        if (
+            len(specifiers) == 1
+            and specifiers[0].operator in ("==", "===")
+            and "*" not in specifiers[0].version
+        ):
             version = specifiers[0].version
         name = normalize_python_name(requirement.name)
         purl = make_purl("pypi", name, version)
-        distributions = ()
+        distributions: tuple[Distribution, ...] = ()
         if requirement.url:
             distributions = (Distribution(strip_credentials(requirement.url)),)
         return Package(
-            ref=purl, name=requirement.name, version=version, purl=purl,
-            hashes=tuple(dict.fromkeys(hashes)), distributions=distributions,
+            ref=purl,
+            name=requirement.name,
+            version=version,
+            purl=purl,
+            hashes=tuple(dict.fromkeys(hashes)),
+            distributions=distributions,
         )
 
     @staticmethod
@@ -131,7 +143,10 @@ class Requirements(SbomSource):
         name = egg.group(1) if egg else Path(target.split("#")[0].rstrip("/")).name or target
         purl = make_purl("pypi", normalize_python_name(name), None)
         return Package(
-            ref=f"{purl}#editable", name=name, version=None, purl=purl,
+            ref=f"{purl}#editable",
+            name=name,
+            version=None,
+            purl=purl,
             distributions=(Distribution(strip_credentials(target)),),
             properties=(("pipeline-kit:editable", "true"),),
         )

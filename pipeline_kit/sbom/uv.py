@@ -23,7 +23,6 @@ from pipeline_kit.sbom.interface import (
     parse_hash,
 )
 
-
 PYPI = ("https://pypi.org/simple", "https://pypi.org/simple/")
 
 
@@ -80,14 +79,19 @@ class UvLock(SbomSource):
                 if isinstance(source.get(key), str):
                     qualifiers["vcs_url" if key == "git" else "download_url"] = strip_credentials(source[key])
             purl = make_purl(
-                "pypi", normalize_python_name(name), version if isinstance(version, str) else None,
+                "pypi",
+                normalize_python_name(name),
+                version if isinstance(version, str) else None,
                 qualifiers=qualifiers,
             )
             nodes.append(
                 (
                     Package(
-                        ref=purl, name=name, version=version if isinstance(version, str) else None,
-                        purl=purl, distributions=tuple(distributions),
+                        ref=purl,
+                        name=name,
+                        version=version if isinstance(version, str) else None,
+                        purl=purl,
+                        distributions=tuple(distributions),
                     ),
                     wanted,
                 )

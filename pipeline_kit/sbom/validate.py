@@ -23,10 +23,11 @@ SCHEMA_FILES = {"1.6": "bom-1.6.SNAPSHOT.schema.json"}
 @cache
 def _validator(spec_version: str) -> Any:
     files = resources.files(SCHEMA_PACKAGE)
-    registry = []
-    for entry in files.iterdir():
-        if entry.name.endswith(".schema.json") and not entry.name.startswith("bom-"):
-            registry.append((SCHEMA_BASE + entry.name, json.loads(entry.read_text(encoding="utf-8"))))
+    registry = [
+        (SCHEMA_BASE + entry.name, json.loads(entry.read_text(encoding="utf-8")))
+        for entry in files.iterdir()
+        if entry.name.endswith(".schema.json") and not entry.name.startswith("bom-")
+    ]
     schema = json.loads(files.joinpath(SCHEMA_FILES[spec_version]).read_text(encoding="utf-8"))
     return jsonschema_rs.Draft7Validator(
         schema,
