@@ -9,6 +9,7 @@ import pytest
 
 from pipeline_kit.digest import (
     CHUNK_SIZE,
+    PIPELINE_THRESHOLD,
     ChecksumLine,
     format_checksums,
     hash_file,
@@ -18,7 +19,10 @@ from pipeline_kit.digest import (
 from pipeline_kit.errors import InputError
 
 
-@pytest.mark.parametrize("size", [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE * 3 + 17])
+@pytest.mark.parametrize(
+    "size",
+    [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE * 3 + 17, PIPELINE_THRESHOLD, PIPELINE_THRESHOLD * 2 + 5],
+)
 def test_hash_file_matches_hashlib(tmp_path: Path, size: int) -> None:
     data = os.urandom(size)
     path = tmp_path / "blob"

@@ -1,0 +1,166 @@
+"""pipeline-kit benchmarks: every figure is a ratio against a reference measured in the same run.
+
+    python benchmarks/run.py                 # all benchmarks
+    python benchmarks/run.py startup hash    # a subset: startup, hash, sbom
+    python benchmarks/run.py --hash-size-mib 256
+
+Needs `pipeline-kit` installed in the running interpreter, `openssl` on PATH, and for the SBOM
+comparison `cyclonedx-py` (PyPI cyclonedx-bom) installed beside it. Nothing here is a pass/fail
+test; it prints a Markdown table to paste into a closing note or a pull request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+
+def timed(command: Sequence[str], *, runs: int, cwd: Path | None = None) -> float:
+    """Median wall time of `command` over `runs` runs (after one warm-up), in seconds."""
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def peak_rss_mib(command: Sequence[str]) -> float:
+    """Peak resident memory of one run of `command`, in MiB (Linux reports KiB)."""
+    script = (
+        "import resource, subprocess, sys\n"
+        "subprocess.run(sys.argv[1:], check=True, capture_output=True)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    out = subprocess.run([PYTHON, "-c", script, *command], check=True, capture_output=True, text=True)
+    return int(out.stdout.strip()) / 1024
+
+
+def row(name: str, ours: float, reference: float, reference_name: str, unit: str = "s") -> list[str]:
+    return [name, f"{ours:.3f} {unit}", f"{reference:.3f} {unit}", reference_name, f"{ours / reference:.2f}x"]
+
+
+def bench_startup(runs: int) -> list[list[str]]:
+    kit = str(BIN / "pipeline-kit")
+    baseline = timed([PYTHON, "-c", "pass"], runs=runs)
+    help_time = timed([kit, "--help"], runs=runs)
+    return [row("pipeline-kit --help", help_time, baseline, "python -c pass")]
+
+
+def bench_hash(size_mib: int, runs: int) -> list[list[str]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "blob"
+        block = os.urandom(1 << 20)
+        with open(path, "wb") as handle:
+            for _ in range(size_mib):
+                handle.write(block)
+        hasher = [PYTHON, "-c", f"from pipeline_kit.digest import hash_file; print(hash_file(__import__('pathlib').Path({str(path)!r})).sha256)"]
+        openssl = ["openssl", "dgst", "-sha256", str(path)]
+        ours_digest = subprocess.run(hasher, check=True, capture_output=True, text=True).stdout.strip()
+        ref_digest = subprocess.run(openssl, check=True, capture_output=True, text=True).stdout.split()[-1]
+        assert ours_digest == ref_digest, "digests differ"
+        ours = timed(hasher, runs=runs)
+        reference = timed(openssl, runs=runs)
+        size_gb = size_mib * (1 << 20) / 1e9
+        rss_ours = peak_rss_mib(hasher)
+        rss_python = peak_rss_mib([PYTHON, "-c", "import hashlib, pathlib"])
+    return [
+        row(f"sha256 of {size_mib} MiB (time)", ours, reference, "openssl dgst -sha256"),
+        [f"sha256 of {size_mib} MiB (throughput)", f"{size_gb / ours:.2f} GB/s", f"{size_gb / reference:.2f} GB/s",
+         "openssl dgst -sha256", f"{reference / ours:.0%} of openssl"],
+        [f"sha256 of {size_mib} MiB (peak RSS)", f"{rss_ours:.1f} MiB", f"{rss_python:.1f} MiB",
+         "python importing hashlib", f"+{rss_ours - rss_python:.1f} MiB"],
+    ]
+
+
+def component_set(path: Path) -> set[str]:
+    """Components as `name@version` (PEP 503-normalised names), comparable across tools."""
+    document = json.loads(path.read_text())
+    out = set()
+    for component in document.get("components", []):
+        name = component["name"].lower().replace("_", "-").replace(".", "-")
+        out.add(f"{name}@{component.get('version', '')}")
+    return out
+
+
+def bench_sbom(python: str, runs: int) -> tuple[list[list[str]], list[str]]:
+    cyclonedx_py = shutil.which("cyclonedx-py", path=str(BIN)) or shutil.which("cyclonedx-py")
+    if cyclonedx_py is None:
+        return [], ["cyclonedx-py not installed: `pip install cyclonedx-bom` to compare SBOM generation"]
+    rows, notes = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "artifact.bin").write_bytes(b"benchmark subject\n")
+        kit = str(BIN / "pipeline-kit")
+        subprocess.run([kit, "build", "--name", "bench", "-o", "artifact.bin"], cwd=work, check=True, capture_output=True)
+        freeze = subprocess.run(
+            [python, "-m", "pip", "list", "--format=json"], check=True, capture_output=True, text=True
+        )
+        pins = sorted(f"{p['name']}=={p['version']}" for p in json.loads(freeze.stdout))
+        (work / "requirements.txt").write_text("\n".join(pins) + "\n")
+        cases: list[tuple[str, list[str], Callable[[str], list[str]]]] = [
+            ("environment", ["--python", python], lambda flag: [cyclonedx_py, "environment", flag, "-o", "ref.json", python]),
+            ("requirements", ["--source", "requirements.txt"], lambda flag: [cyclonedx_py, "requirements", flag, "-o", "ref.json", "requirements.txt"]),
+        ]
+        for label, args, reference in cases:
+            ours = timed([kit, "sbom", *args], runs=runs, cwd=work)
+            ours_set = component_set(work / ".pipeline-kit" / "sbom.cdx.json")
+            validated = timed(reference("--validate"), runs=runs, cwd=work)
+            ref_set = component_set(work / "ref.json")
+            unvalidated = timed(reference("--no-validate"), runs=runs, cwd=work)
+            rows.append(row(f"SBOM, {label} ({len(ours_set)} components, validated)", ours, validated, "cyclonedx-py (validating)"))
+            rows.append(row(f"SBOM, {label} ({len(ours_set)} components, validated)", ours, unvalidated, "cyclonedx-py --no-validate"))
+            if ours_set == ref_set:
+                notes.append(f"{label}: same {len(ours_set)} components as cyclonedx-py")
+            else:
+                notes.append(
+                    f"{label}: components differ; only pipeline-kit: {sorted(ours_set - ref_set)}; "
+                    f"only cyclonedx-py: {sorted(ref_set - ours_set)}"
+                )
+    return rows, notes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", nargs="*", choices=["startup", "hash", "sbom"], default=[])
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per command (median reported)")
+    parser.add_argument("--hash-size-mib", type=int, default=1024)
+    parser.add_argument("--python", default=PYTHON, help="environment to describe in the SBOM benchmark")
+    args = parser.parse_args()
+    which = args.which or ["startup", "hash", "sbom"]
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    if "startup" in which:
+        rows += bench_startup(max(args.runs, 10))
+    if "hash" in which:
+        rows += bench_hash(args.hash_size_mib, args.runs)
+    if "sbom" in which:
+        sbom_rows, notes = bench_sbom(args.python, args.runs)
+        rows += sbom_rows
+    header = ["benchmark", "pipeline-kit", "reference", "reference is", "ratio"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    for note in notes:
+        print(f"\n- {note}")
+    print(f"\n(median of {args.runs} runs each after a warm-up; {os.cpu_count()} CPUs; "
+          f"Python {sys.version.split()[0]}; max RSS in-process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB)")
+
+
+if __name__ == "__main__":
+    main()
