@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -68,7 +67,13 @@ def bench_hash(size_mib: int, runs: int) -> list[list[str]]:
         with open(path, "wb") as handle:
             for _ in range(size_mib):
                 handle.write(block)
-        hasher = [PYTHON, "-c", f"from pipeline_kit.digest import hash_file; print(hash_file(__import__('pathlib').Path({str(path)!r})).sha256)"]
+        hasher = [
+            PYTHON,
+            "-c",
+            "import sys, pathlib; from pipeline_kit.digest import hash_file; "
+            "print(hash_file(pathlib.Path(sys.argv[1])).sha256)",
+            str(path),
+        ]
         openssl = ["openssl", "dgst", "-sha256", str(path)]
         ours_digest = subprocess.run(hasher, check=True, capture_output=True, text=True).stdout.strip()
         ref_digest = subprocess.run(openssl, check=True, capture_output=True, text=True).stdout.split()[-1]
@@ -80,10 +85,20 @@ def bench_hash(size_mib: int, runs: int) -> list[list[str]]:
         rss_python = peak_rss_mib([PYTHON, "-c", "import hashlib, pathlib"])
     return [
         row(f"sha256 of {size_mib} MiB (time)", ours, reference, "openssl dgst -sha256"),
-        [f"sha256 of {size_mib} MiB (throughput)", f"{size_gb / ours:.2f} GB/s", f"{size_gb / reference:.2f} GB/s",
-         "openssl dgst -sha256", f"{reference / ours:.0%} of openssl"],
-        [f"sha256 of {size_mib} MiB (peak RSS)", f"{rss_ours:.1f} MiB", f"{rss_python:.1f} MiB",
-         "python importing hashlib", f"+{rss_ours - rss_python:.1f} MiB"],
+        [
+            f"sha256 of {size_mib} MiB (throughput)",
+            f"{size_gb / ours:.2f} GB/s",
+            f"{size_gb / reference:.2f} GB/s",
+            "openssl dgst -sha256",
+            f"{reference / ours:.0%} of openssl",
+        ],
+        [
+            f"sha256 of {size_mib} MiB (peak RSS)",
+            f"{rss_ours:.1f} MiB",
+            f"{rss_python:.1f} MiB",
+            "python importing hashlib",
+            f"+{rss_ours - rss_python:.1f} MiB",
+        ],
     ]
 
 
@@ -106,15 +121,25 @@ def bench_sbom(python: str, runs: int) -> tuple[list[list[str]], list[str]]:
         work = Path(tmp)
         (work / "artifact.bin").write_bytes(b"benchmark subject\n")
         kit = str(BIN / "pipeline-kit")
-        subprocess.run([kit, "build", "--name", "bench", "-o", "artifact.bin"], cwd=work, check=True, capture_output=True)
+        subprocess.run(
+            [kit, "build", "--name", "bench", "-o", "artifact.bin"], cwd=work, check=True, capture_output=True
+        )
         freeze = subprocess.run(
             [python, "-m", "pip", "list", "--format=json"], check=True, capture_output=True, text=True
         )
         pins = sorted(f"{p['name']}=={p['version']}" for p in json.loads(freeze.stdout))
         (work / "requirements.txt").write_text("\n".join(pins) + "\n")
         cases: list[tuple[str, list[str], Callable[[str], list[str]]]] = [
-            ("environment", ["--python", python], lambda flag: [cyclonedx_py, "environment", flag, "-o", "ref.json", python]),
-            ("requirements", ["--source", "requirements.txt"], lambda flag: [cyclonedx_py, "requirements", flag, "-o", "ref.json", "requirements.txt"]),
+            (
+                "environment",
+                ["--python", python],
+                lambda flag: [cyclonedx_py, "environment", flag, "-o", "ref.json", python],
+            ),
+            (
+                "requirements",
+                ["--source", "requirements.txt"],
+                lambda flag: [cyclonedx_py, "requirements", flag, "-o", "ref.json", "requirements.txt"],
+            ),
         ]
         for label, args, reference in cases:
             ours = timed([kit, "sbom", *args], runs=runs, cwd=work)
@@ -122,8 +147,22 @@ def bench_sbom(python: str, runs: int) -> tuple[list[list[str]], list[str]]:
             validated = timed(reference("--validate"), runs=runs, cwd=work)
             ref_set = component_set(work / "ref.json")
             unvalidated = timed(reference("--no-validate"), runs=runs, cwd=work)
-            rows.append(row(f"SBOM, {label} ({len(ours_set)} components, validated)", ours, validated, "cyclonedx-py (validating)"))
-            rows.append(row(f"SBOM, {label} ({len(ours_set)} components, validated)", ours, unvalidated, "cyclonedx-py --no-validate"))
+            rows.append(
+                row(
+                    f"SBOM, {label} ({len(ours_set)} components, validated)",
+                    ours,
+                    validated,
+                    "cyclonedx-py (validating)",
+                )
+            )
+            rows.append(
+                row(
+                    f"SBOM, {label} ({len(ours_set)} components, validated)",
+                    ours,
+                    unvalidated,
+                    "cyclonedx-py --no-validate",
+                )
+            )
             if ours_set == ref_set:
                 notes.append(f"{label}: same {len(ours_set)} components as cyclonedx-py")
             else:
@@ -135,7 +174,9 @@ def bench_sbom(python: str, runs: int) -> tuple[list[list[str]], list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("which", nargs="*", choices=["startup", "hash", "sbom"], default=[])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (median reported)")
     parser.add_argument("--hash-size-mib", type=int, default=1024)
@@ -158,8 +199,8 @@ def main() -> None:
         print("| " + " | ".join(r) + " |")
     for note in notes:
         print(f"\n- {note}")
-    print(f"\n(median of {args.runs} runs each after a warm-up; {os.cpu_count()} CPUs; "
-          f"Python {sys.version.split()[0]}; max RSS in-process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB)")
+    python = sys.version.split()[0]
+    print(f"\n(median of {args.runs} runs each after a warm-up; {os.cpu_count()} CPUs; Python {python})")
 
 
 if __name__ == "__main__":
