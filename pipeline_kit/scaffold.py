@@ -64,31 +64,45 @@ def _build_system(directory: Path) -> tuple[str, str, tuple[str, ...]]:
     return fallback, "make dist", ("dist/*",)
 
 
+@dataclass(frozen=True)
+class ForgeIdentity:
+    issuer: str
+    san_regex: str  # `{path}` is the escaped repository path
+    note: str
+
+
+# What a release workflow's keyless certificate says on each public forge.
+FORGE_IDENTITIES = {
+    "github.com": ForgeIdentity(
+        issuer="https://token.actions.githubusercontent.com",
+        san_regex=r"^https://github\.com/{path}/\.github/workflows/release\.yml@refs/tags/v.*$",
+        note="the workflow that signs: a reusable workflow signs as itself, not as its caller",
+    ),
+    "gitlab.com": ForgeIdentity(
+        issuer="https://gitlab.com",
+        san_regex=r"^https://gitlab\.com/{path}//\.gitlab-ci\.yml@refs/(heads/main|tags/v.*)$",
+        note="GitLab signs as the project's top-level CI config (note the `//`)",
+    ),
+}
+
+
 def identity_block(repository: str | None) -> str:
     """The signing identity a release workflow on this forge will have, as YAML lines."""
     parts = urlsplit(repository) if repository else None
-    if parts and parts.hostname == "github.com":
-        path = re.escape(parts.path.strip("/"))
+    forge = FORGE_IDENTITIES.get(parts.hostname or "") if parts else None
+    if parts is None or forge is None:
         return (
-            "  identity:\n"
-            "    issuer: https://token.actions.githubusercontent.com\n"
-            "    # the workflow that signs: a reusable workflow signs as itself, not as its caller\n"
-            f"    san-regex: ^https://github\\.com/{path}/\\.github/workflows/release\\.yml@refs/tags/v.*$\n"
-            f"    repository: {repository}\n"
+            "  # identity:                     # who must have signed evidence for it to count\n"
+            "  #   issuer: https://token.actions.githubusercontent.com\n"
+            "  #   san-regex: ^https://github\\.com/OWNER/REPO/\\.github/workflows/release\\.yml@refs/tags/v.*$\n"
         )
-    if parts and parts.hostname == "gitlab.com":
-        path = re.escape(parts.path.strip("/"))
-        return (
-            "  identity:\n"
-            "    issuer: https://gitlab.com\n"
-            "    # GitLab signs as the project's top-level CI config (note the `//`)\n"
-            f"    san-regex: ^https://gitlab\\.com/{path}//\\.gitlab-ci\\.yml@refs/(heads/main|tags/v.*)$\n"
-            f"    repository: {repository}\n"
-        )
+    san_regex = forge.san_regex.replace("{path}", re.escape(parts.path.strip("/")))
     return (
-        "  # identity:                     # who must have signed evidence for it to count\n"
-        "  #   issuer: https://token.actions.githubusercontent.com\n"
-        "  #   san-regex: ^https://github\\.com/OWNER/REPO/\\.github/workflows/release\\.yml@refs/tags/v.*$\n"
+        "  identity:\n"
+        f"    issuer: {forge.issuer}\n"
+        f"    # {forge.note}\n"
+        f"    san-regex: {san_regex}\n"
+        f"    repository: {repository}\n"
     )
 
 

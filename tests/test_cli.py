@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 
 from pipeline_kit.config import load_config
 from tests.conftest import Cli, init_repo, run_kit
@@ -59,6 +61,8 @@ def test_show_summarizes(cli: Cli, hello: Path) -> None:
         "sbom.cdx.json": "recorded",
         "provenance.intoto.json": "recorded",
     }
+    sbom_text = (hello / ".pipeline-kit" / "sbom.cdx.json").read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(sbom_text) is None
     text = cli(["show"], cwd=hello)
     assert text.code == 0
     assert "CycloneDX 1.6, 7 components from uv.lock; subjects match" in text.out

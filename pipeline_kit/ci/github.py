@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline_kit import __version__
-from pipeline_kit.ci.interface import CIContext, CIPlatform, SignerIdentity
+from pipeline_kit.ci.interface import CIContext, CIPlatform, SignerIdentity, pick
 from pipeline_kit.errors import UsageError
 
 ISSUER = "https://token.actions.githubusercontent.com"
@@ -61,9 +61,9 @@ class GitHubActions(CIPlatform):
                 "workflow": {"ref": ref, "repository": f"{server}/{repository}", "path": path},
             },
             internal_parameters={
-                "github": {
-                    key: env[var]
-                    for key, var in (
+                "github": pick(
+                    env,
+                    (
                         ("event_name", "GITHUB_EVENT_NAME"),
                         ("repository_id", "GITHUB_REPOSITORY_ID"),
                         ("repository_owner_id", "GITHUB_REPOSITORY_OWNER_ID"),
@@ -71,9 +71,8 @@ class GitHubActions(CIPlatform):
                         ("runner_environment", "RUNNER_ENVIRONMENT"),
                         ("runner_os", "RUNNER_OS"),
                         ("runner_arch", "RUNNER_ARCH"),
-                    )
-                    if env.get(var)
-                }
+                    ),
+                )
             },
             signer=SignerIdentity(
                 issuer=ISSUER,

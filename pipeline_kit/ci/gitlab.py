@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline_kit import __version__
-from pipeline_kit.ci.interface import CIContext, CIPlatform, SignerIdentity
+from pipeline_kit.ci.interface import CIContext, CIPlatform, SignerIdentity, pick
 from pipeline_kit.errors import UsageError
 
 
@@ -72,29 +72,27 @@ class GitLabCI(CIPlatform):
             invocation_uri=env.get("CI_JOB_URL") or None,
             started_on=_timestamp(env.get("CI_JOB_STARTED_AT")),
             builder_version=builder_version,
-            external_parameters={
-                key: env[var]
-                for key, var in (
+            external_parameters=pick(
+                env,
+                (
                     ("source", "CI_PROJECT_URL"),
                     ("entryPoint", "CI_JOB_NAME"),
                     ("configPath", "CI_CONFIG_PATH"),
                     ("pipelineSource", "CI_PIPELINE_SOURCE"),
-                )
-                if env.get(var)
-            },
+                ),
+            ),
             internal_parameters={
-                "gitlab": {
-                    key: env[var]
-                    for key, var in (
+                "gitlab": pick(
+                    env,
+                    (
                         ("job_id", "CI_JOB_ID"),
                         ("pipeline_id", "CI_PIPELINE_ID"),
                         ("project_id", "CI_PROJECT_ID"),
                         ("namespace_id", "CI_PROJECT_NAMESPACE_ID"),
                         ("runner_id", "CI_RUNNER_ID"),
                         ("architecture", "CI_RUNNER_EXECUTABLE_ARCH"),
-                    )
-                    if env.get(var)
-                }
+                    ),
+                )
             },
             signer=SignerIdentity(
                 issuer=env["CI_SERVER_URL"].rstrip("/"),

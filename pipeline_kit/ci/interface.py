@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +38,11 @@ class CIContext:
     # None when run by a person: a local signature carries whatever identity they sign in with.
     signer: SignerIdentity | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def pick(env: Mapping[str, str], names: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """`{key: env[VAR]}` for each (key, VAR) pair whose variable is set and non-empty."""
+    return {key: env[var] for key, var in names if env.get(var)}
 
 
 class CIPlatform(ABC):

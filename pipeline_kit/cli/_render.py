@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from pipeline_kit.sbom import SourceResult
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -15,6 +18,15 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def subjects_table(subjects: Iterable[tuple[str, str, int | None]]) -> str:
+    """(name, sha256, size) rows as the subject table every command prints."""
+    return table(["subject", "sha256", "size"], [(n, d, human_size(s)) for n, d, s in subjects])
+
+
+def sources_table(results: Iterable[SourceResult]) -> str:
+    return table(["source", "kind", "packages"], [(r.source, r.kind, len(r.packages)) for r in results])
 
 
 def emit_json(value: Any) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline_kit.cli._render import emit_json, human_size, table
+from pipeline_kit.cli._render import emit_json, sources_table, subjects_table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 
 if TYPE_CHECKING:
@@ -81,12 +81,7 @@ def build(
         click.echo(release.to_json().decode(), nl=False)
         return
     click.echo(f"release {release.id}  {release.name} {release.version or ''}".rstrip())
-    click.echo(
-        table(
-            ["subject", "sha256", "size"],
-            [(s.name, s.sha256, human_size(s.size)) for s in release.subjects],
-        )
-    )
+    click.echo(subjects_table((s.name, s.sha256, s.size) for s in release.subjects))
     click.echo(f"wrote {evidence.path('release.json')} and SHA256SUMS")
 
 
@@ -121,11 +116,10 @@ def sbom(session: Session, sources: tuple[str, ...], python: Path | None, as_jso
     evidence = session.evidence()
     release = evidence.load_release()
     release, results = sbom_lib.write_sbom(evidence, release, specs)
-    rows = [(r.source, r.kind, len(r.packages)) for r in results]
     if as_json:
-        emit_json([{"source": s, "kind": k, "packages": n} for s, k, n in rows])
+        emit_json([{"source": r.source, "kind": r.kind, "packages": len(r.packages)} for r in results])
         return
-    click.echo(table(["source", "kind", "packages"], rows))
+    click.echo(sources_table(results))
     click.echo(f"wrote {evidence.path('sbom.cdx.json')} (CycloneDX 1.6, validated)")
 
 

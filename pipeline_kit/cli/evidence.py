@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline_kit.cli._render import emit_json, heading, human_size, table
+from pipeline_kit.cli._render import emit_json, heading, subjects_table, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 
 if TYPE_CHECKING:
@@ -46,12 +46,7 @@ def render_summary(summary: Summary) -> None:
     )
     click.echo(f"  built by {release['builder']} ({release['platform']})")
     click.echo()
-    click.echo(
-        table(
-            ["subject", "sha256", "size"],
-            [(s["name"], s["sha256"], human_size(s["size"])) for s in release["subjects"]],
-        )
-    )
+    click.echo(subjects_table((s["name"], s["sha256"], s["size"]) for s in release["subjects"]))
     click.echo()
     click.echo(table(["evidence file", "state"], [(f.name, f.state) for f in summary.files]))
     if summary.sbom:

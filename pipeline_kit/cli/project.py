@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline_kit.cli._render import heading, human_size, table
+from pipeline_kit.cli._render import heading, sources_table, subjects_table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 
 if TYPE_CHECKING:
@@ -74,20 +74,10 @@ def _render(result: DryRun, session: Session) -> None:
     release, ci, plan = result.release, result.ci, result.signing
     evidence = session.evidence()
     click.echo(heading(f"release {release.id}") + f"  {release.name} {release.version or ''}".rstrip())
-    click.echo(
-        table(
-            ["subject", "sha256", "size"],
-            [(s.name, s.sha256, human_size(s.size)) for s in release.subjects],
-        )
-    )
+    click.echo(subjects_table((s.name, s.sha256, s.size) for s in release.subjects))
     click.echo()
     click.echo(heading("sbom") + f"  {evidence.path('sbom.cdx.json')}")
-    click.echo(
-        table(
-            ["source", "kind", "packages"],
-            [(r.source, r.kind, len(r.packages)) for r in result.sources],
-        )
-    )
+    click.echo(sources_table(result.sources))
     click.echo()
     click.echo(heading("provenance") + f"  {evidence.path('provenance.intoto.json')}")
     click.echo(f"  builder  {release.build.builder_id}")
