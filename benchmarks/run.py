@@ -177,12 +177,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("which", nargs="*", choices=["startup", "hash", "sbom"], default=[])
+    parser.add_argument("which", nargs="*", metavar="{startup,hash,sbom}", help="default: all")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (median reported)")
     parser.add_argument("--hash-size-mib", type=int, default=1024)
     parser.add_argument("--python", default=PYTHON, help="environment to describe in the SBOM benchmark")
     args = parser.parse_args()
     which = args.which or ["startup", "hash", "sbom"]
+    unknown = set(which) - {"startup", "hash", "sbom"}
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     rows: list[list[str]] = []
     notes: list[str] = []
     if "startup" in which:
