@@ -1,0 +1,266 @@
+"""A local Sigstore instance for tests: Fulcio, Rekor v1 and v2, an RFC 3161 TSA, an OIDC issuer.
+
+Everything is served by one HTTP server on 127.0.0.1 so the real sigstore-python client (and
+the stock `sigstore` CLI) can sign and verify against it with a client trust config:
+
+    instance = LocalSigstore(state_dir)
+    instance.start()                      # writes state_dir/trust_config.json and state_dir/ready
+    token = instance.mint_token("dev@example.com")
+    ...
+    instance.stop()
+
+It also runs as a process (see __main__.py) for tests that drive other processes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.sigstore_instance.ca import Fulcio, spki_der
+from tests.sigstore_instance.log import MerkleLog
+from tests.sigstore_instance.tsa import TimestampAuthority
+
+TRUST_CONFIG = "trust_config.json"
+OIDC_KEY = "oidc_key.pem"
+ISSUER_FILE = "issuer"
+READY = "ready"
+TOKEN_LIFETIME = 600
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _der(certificate: x509.Certificate) -> str:
+    return _b64(certificate.public_bytes(serialization.Encoding.DER))
+
+
+def make_token(
+    key: ec.EllipticCurvePrivateKey, issuer: str, subject: str, *, email: bool = True,
+    lifetime: int = TOKEN_LIFETIME, extra: dict[str, Any] | None = None,
+) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer, "aud": "sigstore", "sub": subject, "iat": now, "nbf": now, "exp": now + lifetime,
+    }
+    if email:
+        claims.update(email=subject, email_verified=True)
+    claims.update(extra or {})
+    return jwt.encode(claims, key, algorithm="ES256")
+
+
+def mint_from_state(state: Path, subject: str, **options: Any) -> str:
+    """A token the instance whose state is in `state` accepts (usable from another process)."""
+    key = serialization.load_pem_private_key((state / OIDC_KEY).read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return make_token(key, (state / ISSUER_FILE).read_text().strip(), subject, **options)
+
+
+class LocalSigstore:
+    def __init__(self, state: Path, port: int = 0) -> None:
+        self.state = state
+        self.fulcio = Fulcio.create()
+        self.tsa = TimestampAuthority()
+        self.oidc_key = ec.generate_private_key(ec.SECP256R1())
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.issuer = f"{self.url}/oidc"
+        host = f"127.0.0.1:{self.server.server_port}"
+        self.logs = {1: MerkleLog(1, host), 2: MerkleLog(2, host)}
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> LocalSigstore:
+        self.state.mkdir(parents=True, exist_ok=True)
+        (self.state / TRUST_CONFIG).write_text(json.dumps(self.trust_config(), indent=2))
+        (self.state / OIDC_KEY).write_bytes(
+            self.oidc_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        (self.state / ISSUER_FILE).write_text(self.issuer)
+        self._thread = threading.Thread(target=self.server.serve_forever, name="local-sigstore", daemon=True)
+        self._thread.start()
+        (self.state / READY).write_text(self.url)
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        (self.state / READY).unlink(missing_ok=True)
+
+    @property
+    def trust_config_path(self) -> Path:
+        return self.state / TRUST_CONFIG
+
+    def mint_token(self, subject: str, **options: Any) -> str:
+        return make_token(self.oidc_key, self.issuer, subject, **options)
+
+    # -- trust config ----------------------------------------------------------------------
+    def trust_config(self) -> dict[str, Any]:
+        start = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        valid = {"start": start}
+
+        def tlog(log: MerkleLog, details: str) -> dict[str, Any]:
+            return {
+                "baseUrl": self.url,
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {"rawBytes": _b64(log.spki), "keyDetails": details, "validFor": valid},
+                "logId": {"keyId": _b64(log.key_id)},
+            }
+
+        def service(url: str, version: int = 1) -> dict[str, Any]:
+            return {"url": url, "majorApiVersion": version, "validFor": valid, "operator": "local"}
+
+        ct_key = self.fulcio.ct_key.public_key()
+        return {
+            "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+            "trustedRoot": {
+                "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+                "tlogs": [tlog(self.logs[1], "PKIX_ECDSA_P256_SHA_256"), tlog(self.logs[2], "PKIX_ED25519")],
+                "certificateAuthorities": [
+                    {
+                        "subject": {"organization": "pipeline-kit tests", "commonName": "local fulcio"},
+                        "uri": self.url,
+                        "certChain": {
+                            "certificates": [
+                                {"rawBytes": _der(self.fulcio.intermediate)},
+                                {"rawBytes": _der(self.fulcio.root)},
+                            ]
+                        },
+                        "validFor": valid,
+                    }
+                ],
+                "ctlogs": [
+                    {
+                        "baseUrl": self.url,
+                        "hashAlgorithm": "SHA2_256",
+                        "publicKey": {
+                            "rawBytes": _b64(spki_der(ct_key)),
+                            "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                            "validFor": valid,
+                        },
+                        "logId": {"keyId": _b64(__import__("hashlib").sha256(spki_der(ct_key)).digest())},
+                    }
+                ],
+                "timestampAuthorities": [
+                    {
+                        "subject": {"organization": "pipeline-kit tests", "commonName": "local tsa"},
+                        "uri": f"{self.url}/api/v1/timestamp",
+                        "certChain": {"certificates": [{"rawBytes": _der(c)} for c in self.tsa.chain()]},
+                        "validFor": valid,
+                    }
+                ],
+            },
+            "signingConfig": {
+                "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+                "caUrls": [service(self.url)],
+                "oidcUrls": [service(self.issuer)],
+                "rekorTlogUrls": [service(self.url, 1), service(self.url, 2)],
+                "tsaUrls": [service(f"{self.url}/api/v1/timestamp")],
+                "rekorTlogConfig": {"selector": "ANY"},
+                "tsaConfig": {"selector": "ANY"},
+            },
+        }
+
+    # -- services --------------------------------------------------------------------------
+    def signing_cert(self, authorization: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        token = authorization.removeprefix("Bearer ").strip()
+        try:
+            claims = jwt.decode(
+                token, self.oidc_key.public_key(), algorithms=["ES256"], audience="sigstore", issuer=self.issuer
+            )
+        except jwt.PyJWTError as exc:
+            return 401, {"code": 16, "message": f"invalid identity token: {exc}"}
+        csr = x509.load_pem_x509_csr(base64.b64decode(body["certificateSigningRequest"]))
+        public_key = csr.public_key()
+        if not csr.is_signature_valid or not isinstance(public_key, ec.EllipticCurvePublicKey):
+            return 400, {"code": 3, "message": "invalid certificate signing request"}
+        leaf = self.fulcio.issue(public_key, claims)
+        return 201, {"signedCertificateEmbeddedSct": {"chain": {"certificates": self.fulcio.chain_pem(leaf)}}}
+
+    def authorize(self, query: dict[str, list[str]]) -> str:
+        """The interactive flow, auto-approved: redirect back with a code naming the identity."""
+        code = self.mint_token(query.get("login_hint", ["interactive@example.com"])[0])
+        params = {"code": code, "state": query.get("state", [""])[0]}
+        return f"{query['redirect_uri'][0]}?{urlencode(params)}"
+
+    def token(self, form: dict[str, list[str]]) -> dict[str, Any]:
+        grant = form.get("grant_type", [""])[0]
+        if grant == "authorization_code":
+            return {"access_token": form["code"][0], "token_type": "Bearer"}
+        if grant == "urn:local:mint":
+            subject = (form.get("email") or form.get("sub") or ["dev@example.com"])[0]
+            return {"access_token": self.mint_token(subject, email="email" in form), "token_type": "Bearer"}
+        raise ValueError(f"unsupported grant_type {grant!r}")
+
+
+def _handler(instance: LocalSigstore) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: int, value: Any) -> None:
+            self._reply(status, json.dumps(value).encode())
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            if url.path == "/oidc/.well-known/openid-configuration":
+                self._json(200, {
+                    "issuer": instance.issuer,
+                    "authorization_endpoint": f"{instance.issuer}/authorize",
+                    "token_endpoint": f"{instance.issuer}/token",
+                })
+            elif url.path == "/oidc/authorize":
+                self.send_response(302)
+                self.send_header("Location", instance.authorize(parse_qs(url.query)))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                self._json(404, {"message": "not found"})
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            path = urlsplit(self.path).path
+            try:
+                if path == "/api/v2/signingCert":
+                    status, value = instance.signing_cert(self.headers.get("Authorization", ""), json.loads(body))
+                    self._json(status, value)
+                elif path == "/api/v1/log/entries":
+                    self._json(201, instance.logs[1].entry_v1(json.loads(body)))
+                elif path == "/api/v2/log/entries":
+                    self._json(201, instance.logs[2].entry_v2(json.loads(body)))
+                elif path == "/api/v1/timestamp":
+                    self._reply(200, instance.tsa.respond(body), "application/timestamp-reply")
+                elif path == "/oidc/token":
+                    self._json(200, instance.token(parse_qs(body.decode())))
+                else:
+                    self._json(404, {"message": "not found"})
+            except (ValueError, KeyError, TypeError) as exc:
+                self._json(400, {"message": f"bad request: {exc}"})
+
+    return Handler
