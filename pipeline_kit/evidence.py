@@ -7,6 +7,8 @@ Layout (default `.pipeline-kit/` under the working directory):
                              working directory)
     sbom.cdx.json            CycloneDX SBOM
     provenance.intoto.json   in-toto Statement with an SLSA provenance predicate
+    bundles/                 Sigstore bundles: <subject>.sigstore.json for each subject,
+                             provenance.sigstore.json and sbom.sigstore.json (DSSE attestations)
     releases/<id>/           a copy of every file above for each release ever built here, so a
                              rollback or audit can reach an older release's evidence
 
@@ -16,6 +18,7 @@ written after it, so a later step can tell whether a file was swapped.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from pipeline_kit._internal.fs import atomic_write
@@ -32,6 +35,7 @@ ARCHIVE_DIR = "releases"
 # Files describing one particular build: a new build removes them from the top level (their
 # copies stay under releases/<old id>/) so stale evidence can never pass for the new release.
 DERIVED_FILES = (SBOM_FILE, PROVENANCE_FILE)
+BUNDLES_DIR = "bundles"
 
 
 class EvidenceDir:
@@ -62,6 +66,7 @@ class EvidenceDir:
         """Write release.json and SHA256SUMS for a new build, retiring stale derived files."""
         for name in DERIVED_FILES:
             self.path(name).unlink(missing_ok=True)
+        shutil.rmtree(self.path(BUNDLES_DIR), ignore_errors=True)
         sums = format_checksums(ChecksumLine(s.name, s.sha256) for s in release.subjects).encode()
         self._write(release.id, SUMS_FILE, sums)
         release = release.with_evidence(SUMS_FILE, sha256_bytes(sums))
@@ -70,8 +75,18 @@ class EvidenceDir:
 
     def record(self, release: Release, name: str, data: bytes) -> Release:
         """Write one evidence file for `release` and note its digest in release.json."""
-        self._write(release.id, name, data)
-        updated = release.with_evidence(name, sha256_bytes(data))
+        return self.record_many(release, {name: data})
+
+    def record_many(self, release: Release, files: dict[str, bytes]) -> Release:
+        """Write evidence files (names may contain `/`), then release.json with their digests.
+
+        release.json is written last, so it never names a file that is not there yet.
+        """
+        for name, data in files.items():
+            self._write(release.id, name, data)
+        updated = release
+        for name, data in files.items():
+            updated = updated.with_evidence(name, sha256_bytes(data))
         self._write(release.id, RELEASE_FILE, updated.to_json())
         return updated
 

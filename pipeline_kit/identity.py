@@ -1,19 +1,105 @@
-"""Signer identities: who CI will sign as, and whether the configured policy accepts that."""
+"""Signer identities: who CI signs as, who a verifier accepts, and the policy between them.
+
+`IdentityPolicy` is the one cross-forge description of an acceptable signer (issuer, exact SAN or
+SAN pattern); it comes from `signing.identity` in the config or from verify flags, and compiles
+to a sigstore-python verification policy. sigstore is imported only when a policy is compiled.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pipeline_kit.ci import SignerIdentity
 from pipeline_kit.config import IdentityConfig
+from pipeline_kit.errors import UsageError
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
+
+ISSUER_V1_OID = "1.3.6.1.4.1.57264.1.1"
+ISSUER_V2_OID = "1.3.6.1.4.1.57264.1.8"
+
+
+@dataclass(frozen=True)
+class IdentityPolicy:
+    issuer: str
+    san: str | None = None
+    san_regex: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.san is None) == (self.san_regex is None):
+            raise UsageError("an identity policy needs exactly one of an exact identity or an identity regex")
+        if self.san_regex is not None:
+            try:
+                re.compile(self.san_regex)
+            except re.error as exc:
+                raise UsageError(f"identity regex {self.san_regex!r} does not compile: {exc}") from None
+
+    @classmethod
+    def from_config(cls, config: IdentityConfig) -> IdentityPolicy:
+        return cls(issuer=config.issuer, san=config.san, san_regex=config.san_regex)
+
+    def describe(self) -> str:
+        who = self.san if self.san is not None else f"~ {self.san_regex}"
+        return f"identity {who} from issuer {self.issuer}"
+
+    def accepts(self, san: str, issuer: str) -> tuple[bool, str]:
+        """Whether a certificate naming `san` from `issuer` satisfies the policy, and why not."""
+        if issuer != self.issuer:
+            return False, f"issuer {issuer} is not the expected {self.issuer}"
+        if self.san is not None and san != self.san:
+            return False, f"identity {san} is not the expected {self.san}"
+        if self.san_regex is not None and not re.fullmatch(self.san_regex, san):
+            return False, f"identity {san} does not match {self.san_regex}"
+        return True, "the identity policy accepts this signer"
+
+    def sigstore_policy(self) -> Any:
+        """The equivalent sigstore-python verification policy."""
+        return _CertificatePolicy(self)
 
 
 def policy_accepts(policy: IdentityConfig, signer: SignerIdentity) -> tuple[bool, str]:
-    """Whether a certificate for `signer` would satisfy `policy`, and why not when it would not."""
-    if policy.issuer != signer.issuer:
-        return False, f"issuer {signer.issuer} is not the expected {policy.issuer}"
-    if policy.san is not None and policy.san != signer.san:
-        return False, f"identity {signer.san} is not the expected {policy.san}"
-    if policy.san_regex is not None and not re.fullmatch(policy.san_regex, signer.san):
-        return False, f"identity {signer.san} does not match {policy.san_regex}"
-    return True, "the configured identity policy accepts this signer"
+    return IdentityPolicy.from_config(policy).accepts(signer.san, signer.issuer)
+
+
+def certificate_identity(certificate: Certificate) -> tuple[str, str | None]:
+    """(SAN, issuer) of a Fulcio certificate: the email or URI, and the OIDC issuer extension."""
+    from cryptography import x509
+
+    san_ext = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    sans = san_ext.get_values_for_type(x509.RFC822Name) + san_ext.get_values_for_type(
+        x509.UniformResourceIdentifier
+    )
+    issuer = None
+    for extension in certificate.extensions:
+        if extension.oid.dotted_string == ISSUER_V2_OID:
+            issuer = _der_utf8(extension.value.value)
+            break
+        if extension.oid.dotted_string == ISSUER_V1_OID:
+            issuer = extension.value.value.decode()
+    return (sans[0] if sans else ""), issuer
+
+
+def _der_utf8(data: bytes) -> str:
+    # A short DER UTF8String: tag 0x0c, a length (short or long form), the bytes.
+    if data[1] < 0x80:
+        return data[2:].decode()
+    size = data[1] & 0x7F
+    return data[2 + size :].decode()
+
+
+class _CertificatePolicy:
+    """A sigstore VerificationPolicy checking the SAN (exact or pattern) and the issuer."""
+
+    def __init__(self, policy: IdentityPolicy) -> None:
+        self.policy = policy
+
+    def verify(self, cert: Certificate) -> None:
+        from sigstore.errors import VerificationError
+
+        san, issuer = certificate_identity(cert)
+        accepted, why = self.policy.accepts(san, issuer or "(no issuer extension)")
+        if not accepted:
+            raise VerificationError(f"signer not accepted: {why}")

@@ -13,6 +13,7 @@ from pipeline_kit.identity import policy_accepts
 from pipeline_kit.models import Release
 from pipeline_kit.provenance import write_provenance
 from pipeline_kit.sbom import SourceResult, SourceSpec, write_sbom
+from pipeline_kit.signing import PROVENANCE_BUNDLE, SBOM_BUNDLE, subject_bundle
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,7 @@ def dry_run(
 
 
 def signing_plan(release: Release, config: Config | None, ci: CIContext) -> SigningPlan:
-    bundles = tuple(f"bundles/{s.name.replace('/', '_')}.sigstore.json" for s in release.subjects)
-    bundles += ("bundles/provenance.sigstore.json", "bundles/sbom.sigstore.json")
+    bundles = (*(subject_bundle(s.name) for s in release.subjects), PROVENANCE_BUNDLE, SBOM_BUNDLE)
     policy = config.signing.identity if config else None
     policy_text = None
     if policy is not None:

@@ -14,6 +14,7 @@ from typing import Protocol
 import pytest
 
 from pipeline_kit.cli import main
+from tests.sigstore_instance import LocalSigstore
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "hello-service"
@@ -103,3 +104,30 @@ def run_kit(
         text=True,
         check=False,
     )
+
+
+@pytest.fixture(scope="session")
+def sigstore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSigstore]:
+    """The local Sigstore instance, served in this process for the whole session."""
+    instance = LocalSigstore(tmp_path_factory.mktemp("sigstore")).start()
+    yield instance
+    instance.stop()
+
+
+SIGNER = "dev@example.com"
+REPOSITORY = "https://github.com/pipeline-kit/hello-service"
+
+
+def describe(cli: Cli, project: Path) -> None:
+    """build, sbom and provenance for `project`, asserting each succeeds."""
+    for command in (["build"], ["sbom"], ["provenance"]):
+        result = cli(command, cwd=project)
+        assert result.code == 0, result.err
+
+
+@pytest.fixture
+def described(cli: Cli, hello: Path) -> Path:
+    """A git checkout of hello-service with release.json, SBOM and provenance (not signed)."""
+    init_repo(hello, remote=REPOSITORY + ".git")
+    describe(cli, hello)
+    return hello

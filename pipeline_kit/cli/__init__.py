@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from pipeline_kit import __version__
-from pipeline_kit.cli import artifact, evidence, project
+from pipeline_kit.cli import artifact, evidence, project, signing
 from pipeline_kit.cli._session import Session
 from pipeline_kit.errors import EXIT_USAGE, PipelineKitError
 
@@ -47,6 +47,9 @@ for command in (
     artifact.build,
     artifact.sbom,
     artifact.provenance,
+    signing.sign,
+    signing.verify,
+    signing.identity,
     evidence.show,
     project.run,
 ):

@@ -49,12 +49,22 @@ def _der(certificate: x509.Certificate) -> str:
 
 
 def make_token(
-    key: ec.EllipticCurvePrivateKey, issuer: str, subject: str, *, email: bool = True,
-    lifetime: int = TOKEN_LIFETIME, extra: dict[str, Any] | None = None,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: str,
+    subject: str,
+    *,
+    email: bool = True,
+    lifetime: int = TOKEN_LIFETIME,
+    extra: dict[str, Any] | None = None,
 ) -> str:
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": issuer, "aud": "sigstore", "sub": subject, "iat": now, "nbf": now, "exp": now + lifetime,
+        "iss": issuer,
+        "aud": "sigstore",
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
     }
     if email:
         claims.update(email=subject, email_verified=True)
@@ -182,7 +192,11 @@ class LocalSigstore:
         token = authorization.removeprefix("Bearer ").strip()
         try:
             claims = jwt.decode(
-                token, self.oidc_key.public_key(), algorithms=["ES256"], audience="sigstore", issuer=self.issuer
+                token,
+                self.oidc_key.public_key(),
+                algorithms=["ES256"],
+                audience="sigstore",
+                issuer=self.issuer,
             )
         except jwt.PyJWTError as exc:
             return 401, {"code": 16, "message": f"invalid identity token: {exc}"}
@@ -230,11 +244,14 @@ def _handler(instance: LocalSigstore) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             if url.path == "/oidc/.well-known/openid-configuration":
-                self._json(200, {
-                    "issuer": instance.issuer,
-                    "authorization_endpoint": f"{instance.issuer}/authorize",
-                    "token_endpoint": f"{instance.issuer}/token",
-                })
+                self._json(
+                    200,
+                    {
+                        "issuer": instance.issuer,
+                        "authorization_endpoint": f"{instance.issuer}/authorize",
+                        "token_endpoint": f"{instance.issuer}/token",
+                    },
+                )
             elif url.path == "/oidc/authorize":
                 self.send_response(302)
                 self.send_header("Location", instance.authorize(parse_qs(url.query)))
@@ -248,7 +265,9 @@ def _handler(instance: LocalSigstore) -> type[BaseHTTPRequestHandler]:
             path = urlsplit(self.path).path
             try:
                 if path == "/api/v2/signingCert":
-                    status, value = instance.signing_cert(self.headers.get("Authorization", ""), json.loads(body))
+                    status, value = instance.signing_cert(
+                        self.headers.get("Authorization", ""), json.loads(body)
+                    )
                     self._json(status, value)
                 elif path == "/api/v1/log/entries":
                     self._json(201, instance.logs[1].entry_v1(json.loads(body)))

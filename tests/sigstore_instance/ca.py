@@ -53,8 +53,12 @@ def ca_certificate(
     ca: bool = True,
 ) -> x509.Certificate:
     """A CA (or, with ca=False, a leaf such as the TSA signer) valid from an hour ago."""
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pipeline-kit tests"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pipeline-kit tests"),
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
+        ]
+    )
     now = dt.datetime.now(dt.timezone.utc)
     signer = issuer_key or key
     builder = (
@@ -68,14 +72,22 @@ def ca_certificate(
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=not ca, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
-                encipher_only=False, decipher_only=False,
+                digital_signature=not ca,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
+        )
     )
     if extended_usage:
         builder = builder.add_extension(x509.ExtendedKeyUsage(extended_usage), critical=True)
@@ -118,9 +130,15 @@ class Fulcio:
             .not_valid_after(now + CERT_LIFETIME)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                    encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -144,7 +162,9 @@ class Fulcio:
         sct = self._sct(precert.tbs_certificate_bytes, int(now.timestamp() * 1000))
         tls_list = struct.pack("!H", len(sct) + 2) + struct.pack("!H", len(sct)) + sct
         extension_value = b"\x04" + der_length(len(tls_list)) + tls_list
-        builder = builder.add_extension(x509.UnrecognizedExtension(SCT_LIST_OID, extension_value), critical=False)
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(SCT_LIST_OID, extension_value), critical=False
+        )
         return builder.sign(self.intermediate_key, hashes.SHA256())
 
     def _sct(self, tbs: bytes, timestamp_ms: int) -> bytes:
@@ -166,4 +186,6 @@ class Fulcio:
         )
 
     def chain_pem(self, leaf: x509.Certificate) -> list[str]:
-        return [c.public_bytes(serialization.Encoding.PEM).decode() for c in (leaf, self.intermediate, self.root)]
+        return [
+            c.public_bytes(serialization.Encoding.PEM).decode() for c in (leaf, self.intermediate, self.root)
+        ]

@@ -55,7 +55,9 @@ class MerkleLog:
             ec.generate_private_key(ec.SECP256R1()) if version == 1 else ed25519.Ed25519PrivateKey.generate()
         )
         public = self.key.public_key()
-        self.spki = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.spki = public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         self.key_id = hashlib.sha256(self.spki).digest()
         self.leaves: list[bytes] = []
         self.lock = threading.Lock()
@@ -90,13 +92,17 @@ class MerkleLog:
                 "apiVersion": "0.0.1",
                 "kind": "dsse",
                 "spec": {
-                    "envelopeHash": {"algorithm": "sha256", "value": hashlib.sha256(envelope_text.encode()).hexdigest()},
+                    "envelopeHash": {
+                        "algorithm": "sha256",
+                        "value": hashlib.sha256(envelope_text.encode()).hexdigest(),
+                    },
                     "payloadHash": {
                         "algorithm": "sha256",
                         "value": hashlib.sha256(base64.b64decode(envelope["payload"])).hexdigest(),
                     },
                     "signatures": [
-                        {"signature": sig["sig"], "verifier": content["verifiers"][0]} for sig in envelope["signatures"]
+                        {"signature": sig["sig"], "verifier": content["verifiers"][0]}
+                        for sig in envelope["signatures"]
                     ],
                 },
             }
@@ -108,7 +114,9 @@ class MerkleLog:
         integrated = int(time.time())
         encoded = base64.b64encode(canonical).decode()
         log_id = self.key_id.hex()
-        set_payload = rfc8785.dumps({"body": encoded, "integratedTime": integrated, "logID": log_id, "logIndex": index})
+        set_payload = rfc8785.dumps(
+            {"body": encoded, "integratedTime": integrated, "logID": log_id, "logIndex": index}
+        )
         return {
             uuid.uuid4().hex: {
                 "body": encoded,
@@ -131,7 +139,7 @@ class MerkleLog:
     def entry_v2(self, request: dict[str, Any]) -> dict[str, Any]:
         """POST /api/v2/log/entries: a hashedrekord 0.0.2 entry as a TransparencyLogEntry."""
         proposed = request["hashedRekordRequestV002"]
-        entry = {
+        entry: dict[str, Any] = {
             "kind": "hashedrekord",
             "apiVersion": "0.0.2",
             "spec": {
@@ -161,7 +169,11 @@ class MerkleLog:
 def _check_signed_by_certificate(body: dict[str, Any]) -> None:
     """Rekor refuses entries whose verifier is not a parseable certificate."""
     spec = body["spec"]
-    pem = spec["signature"]["publicKey"]["content"] if body["kind"] == "hashedrekord" else spec["signatures"][0]["verifier"]
+    pem = (
+        spec["signature"]["publicKey"]["content"]
+        if body["kind"] == "hashedrekord"
+        else spec["signatures"][0]["verifier"]
+    )
     x509.load_pem_x509_certificate(base64.b64decode(pem))
 
 

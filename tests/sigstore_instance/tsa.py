@@ -24,8 +24,12 @@ class TimestampAuthority:
         self.root = ca_certificate(self.root_key, "local tsa root")
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.certificate = ca_certificate(
-            self.key, "local tsa", self.root_key, self.root.subject,
-            extended_usage=[ExtendedKeyUsageOID.TIME_STAMPING], ca=False,
+            self.key,
+            "local tsa",
+            self.root_key,
+            self.root.subject,
+            extended_usage=[ExtendedKeyUsageOID.TIME_STAMPING],
+            ca=False,
         )
         self._serials = itertools.count(1)
 
@@ -46,7 +50,9 @@ class TimestampAuthority:
         attributes = [
             cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
             cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({"utc_time": now})]}),
-            cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(tst_info.dump()).digest()]}),
+            cms.CMSAttribute(
+                {"type": "message_digest", "values": [hashlib.sha256(tst_info.dump()).digest()]}
+            ),
             cms.CMSAttribute(
                 {
                     "type": "signing_certificate_v2",
@@ -62,7 +68,10 @@ class TimestampAuthority:
                 "sid": cms.SignerIdentifier(
                     {
                         "issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                            {"issuer": asn1_certificate.issuer, "serial_number": asn1_certificate.serial_number}
+                            {
+                                "issuer": asn1_certificate.issuer,
+                                "serial_number": asn1_certificate.serial_number,
+                            }
                         )
                     }
                 ),
@@ -82,7 +91,10 @@ class TimestampAuthority:
             }
         )
         token = cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
-        return tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump()
+        response: bytes = tsp.TimeStampResp(
+            {"status": {"status": "granted"}, "time_stamp_token": token}
+        ).dump()
+        return response
 
     def chain(self) -> list[x509.Certificate]:
         return [self.certificate, self.root]

@@ -1,0 +1,245 @@
+"""Commands that sign and verify: sign, verify, identity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from pipeline_kit.cli._render import emit_json, table
+from pipeline_kit.cli._session import Session, evidence_options, pass_session
+
+if TYPE_CHECKING:
+    from pipeline_kit.identity import IdentityPolicy
+    from pipeline_kit.verify import SourceExpectation
+
+
+def trust_options(function: Any) -> Any:
+    function = click.option(
+        "--offline", is_flag=True, help="Never refresh the public-good trust root over the network."
+    )(function)
+    return click.option(
+        "--trust-config",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        envvar="PIPELINE_KIT_TRUST_CONFIG",
+        help="Sigstore client trust config of a private instance. [default: public-good Sigstore]",
+    )(function)
+
+
+def policy_options(function: Any) -> Any:
+    for decorator in reversed(
+        (
+            click.option("--cert-identity", help="Exact signer identity (SAN). Overrides signing.identity."),
+            click.option("--cert-identity-regex", help="Signer identity pattern (full match)."),
+            click.option("--cert-oidc-issuer", help="OIDC issuer of the signer."),
+            click.option("--repository", help="Source repository the provenance must name."),
+            click.option("--ref", help="Source ref the provenance must name (e.g. refs/tags/v1.0.0)."),
+        )
+    ):
+        function = decorator(function)
+    return function
+
+
+def resolve_policy(
+    session: Session,
+    identity: str | None,
+    identity_regex: str | None,
+    issuer: str | None,
+    repository: str | None,
+    ref: str | None,
+) -> tuple[IdentityPolicy, SourceExpectation]:
+    """Flags win over `signing.identity` from the config; without either there is no policy."""
+    from pipeline_kit.errors import UsageError
+    from pipeline_kit.identity import IdentityPolicy
+    from pipeline_kit.verify import SourceExpectation
+
+    config = session.config(required=False)
+    configured = config.signing.identity if config else None
+    if identity and identity_regex:
+        raise UsageError("give --cert-identity or --cert-identity-regex, not both")
+    if identity or identity_regex or issuer:
+        issuer = issuer or (configured.issuer if configured else None)
+        if not issuer:
+            raise UsageError("--cert-oidc-issuer is required with --cert-identity/--cert-identity-regex")
+        if not (identity or identity_regex):
+            if configured is None:
+                raise UsageError("--cert-identity or --cert-identity-regex is required")
+            identity, identity_regex = configured.san, configured.san_regex
+        policy = IdentityPolicy(issuer=issuer, san=identity, san_regex=identity_regex)
+    elif configured is not None:
+        policy = IdentityPolicy.from_config(configured)
+    else:
+        raise UsageError(
+            "no identity policy: who must have signed this evidence?",
+            hint="set signing.identity in pipeline-kit.yml, or pass --cert-identity (or "
+            "--cert-identity-regex) and --cert-oidc-issuer",
+        )
+    source = SourceExpectation(
+        repository=repository or (configured.repository if configured else None),
+        ref=ref or (configured.ref if configured else None),
+    )
+    return policy, source
+
+
+@click.command()
+@evidence_options
+@trust_options
+@click.option("--rekor-version", type=click.Choice(["1", "2"]), help="Transparency log version to use.")
+@click.option("--interactive", is_flag=True, help="Sign in with a browser even when not at a terminal.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_session
+def sign(
+    session: Session,
+    trust_config: Path | None,
+    offline: bool,
+    rekor_version: str | None,
+    interactive: bool,
+    as_json: bool,
+) -> None:
+    """Sign every subject and attest the provenance and SBOM with Sigstore.
+
+    Keyless: the identity token comes from SIGSTORE_IDENTITY_TOKEN or PIPELINE_KIT_IDENTITY_TOKEN,
+    else ambient CI credentials (GitHub `id-token: write`, GitLab `SIGSTORE_ID_TOKEN`), else a
+    browser sign-in. Writes bundles/<subject>.sigstore.json, bundles/provenance.sigstore.json
+    and bundles/sbom.sigstore.json, each verified before it is written.
+    """
+    import os
+
+    from pipeline_kit.oidc import raw_token
+    from pipeline_kit.signing import sign_release
+    from pipeline_kit.trust import load_trust_config
+
+    config = load_trust_config(
+        trust_config, rekor_version=int(rekor_version) if rekor_version else None, offline=offline
+    )
+    token, source = raw_token(os.environ, config, interactive=True if interactive else None)
+    signed = sign_release(session.evidence(), session.workdir, config, token, source)
+    if as_json:
+        emit_json(
+            {
+                "release": signed.release.id,
+                "identity": signed.identity,
+                "issuer": signed.issuer,
+                "token": signed.token_source,
+                "bundles": list(signed.bundles),
+            }
+        )
+        return
+    click.echo(
+        f"signed release {signed.release.id} as {signed.identity} ({signed.issuer}); token from {source}"
+    )
+    for bundle in signed.bundles:
+        click.echo(f"  {session.evidence().path(bundle)}")
+
+
+@click.command()
+@evidence_options
+@trust_options
+@policy_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_session
+def verify(
+    session: Session,
+    trust_config: Path | None,
+    offline: bool,
+    cert_identity: str | None,
+    cert_identity_regex: str | None,
+    cert_oidc_issuer: str | None,
+    repository: str | None,
+    ref: str | None,
+    as_json: bool,
+) -> None:
+    """Verify the evidence dir against an identity policy.
+
+    Checks each subject's digest and signature, the provenance and SBOM attestations (signed by
+    an accepted identity, about exactly release.json's subjects, identical to the files here),
+    and the provenance's source repository and ref. Exit 1 names the first failure.
+    """
+    from pipeline_kit.errors import VerificationError
+    from pipeline_kit.trust import load_trust_config
+    from pipeline_kit.verify import verify_release
+
+    policy, source = resolve_policy(
+        session, cert_identity, cert_identity_regex, cert_oidc_issuer, repository, ref
+    )
+    config = load_trust_config(trust_config, offline=offline)
+    result = verify_release(session.evidence(), session.workdir, policy, config, source)
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        click.echo(f"release {result.release.id}: policy {policy.describe()}")
+        click.echo(
+            table(
+                ["file", "check", "result", "detail"],
+                [(c.target, c.check, "ok" if c.ok else "FAILED", c.detail) for c in result.checks],
+            )
+        )
+    if not result.ok:
+        first = result.failures[0]
+        raise VerificationError(
+            f"{first.target}: {first.check} failed: {first.detail}"
+            + (f" (and {len(result.failures) - 1} more)" if len(result.failures) > 1 else "")
+        )
+
+
+@click.command()
+@evidence_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_session
+def identity(session: Session, as_json: bool) -> None:
+    """Print the identity CI signs as here, and the verify command that accepts it."""
+    import shlex
+
+    ci = session.ci()
+    signer = ci.signer
+    if signer is None:
+        message = {
+            "platform": ci.platform,
+            "identity": None,
+            "note": "run by a person: a signature carries whatever identity you sign in with; "
+            "CI signs as its workflow (GitHub) or CI config (GitLab)",
+        }
+        if as_json:
+            emit_json(message)
+        else:
+            click.echo(f"platform  {ci.platform}")
+            click.echo("identity  (the account you sign in with)")
+            click.echo(f"note      {message['note']}")
+        return
+    command = ["pipeline-kit", "verify", "--cert-identity", signer.san, "--cert-oidc-issuer", signer.issuer]
+    if ci.repository:
+        command += ["--repository", ci.repository]
+    sigstore_command = [
+        "sigstore",
+        "verify",
+        "identity",
+        "--cert-identity",
+        signer.san,
+        "--cert-oidc-issuer",
+        signer.issuer,
+        "--bundle",
+        "FILE.sigstore.json",
+        "FILE",
+    ]
+    if as_json:
+        emit_json(
+            {
+                "platform": ci.platform,
+                "identity": signer.san,
+                "issuer": signer.issuer,
+                "token": signer.token_source,
+                "note": signer.note,
+                "verify": shlex.join(command),
+                "sigstore": shlex.join(sigstore_command),
+            }
+        )
+        return
+    click.echo(f"platform  {ci.platform}")
+    click.echo(f"identity  {signer.san}")
+    click.echo(f"issuer    {signer.issuer}")
+    click.echo(f"token     {signer.token_source}")
+    if signer.note:
+        click.echo(f"note      {signer.note}")
+    click.echo(f"verify    {shlex.join(command)}")
+    click.echo(f"sigstore  {shlex.join(sigstore_command)}")

@@ -1,0 +1,181 @@
+"""Keyless signing of a release with Sigstore: every subject, plus the provenance and the SBOM
+as DSSE in-toto attestations, all in one signer session (one Fulcio certificate).
+
+Nothing is written until every bundle has been produced and verified: the client checks very
+little at sign time (not the chain, not the log's signatures), so each bundle is verified
+against the trust root before it counts. sigstore-python is imported only here and in verify.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline_kit.digest import hash_files
+from pipeline_kit.errors import EnvironmentFailure, UsageError, VerificationError
+from pipeline_kit.evidence import BUNDLES_DIR, PROVENANCE_FILE, SBOM_FILE, EvidenceDir
+from pipeline_kit.identity import IdentityPolicy, certificate_identity
+from pipeline_kit.models import Release, Subject
+
+SBOM_PREDICATE = "https://cyclonedx.org/bom"
+PROVENANCE_PREDICATE = "https://slsa.dev/provenance/v1"
+PROVENANCE_BUNDLE = f"{BUNDLES_DIR}/provenance.sigstore.json"
+SBOM_BUNDLE = f"{BUNDLES_DIR}/sbom.sigstore.json"
+
+
+def subject_bundle(name: str) -> str:
+    """Where a subject's bundle lives: the subject's path under bundles/."""
+    return f"{BUNDLES_DIR}/{name}.sigstore.json"
+
+
+@dataclass(frozen=True)
+class Signed:
+    release: Release
+    bundles: tuple[str, ...]
+    identity: str
+    issuer: str | None
+    token_source: str
+    log_entries: tuple[int, ...]
+
+
+def read_checked(evidence: EvidenceDir, name: str, release: Release) -> bytes:
+    """An evidence file's bytes, which must still have the digest release.json recorded."""
+    from pipeline_kit.digest import sha256_bytes
+
+    path = evidence.path(name)
+    if not path.is_file():
+        step = "sbom" if name == SBOM_FILE else "provenance"
+        raise UsageError(f"{path}: missing", hint=f"run `pipeline-kit {step}` before signing")
+    data = path.read_bytes()
+    recorded = release.evidence.get(name, {}).get("sha256")
+    if recorded != sha256_bytes(data):
+        raise VerificationError(
+            f"{path}: changed since release.json recorded its digest; refusing to sign it"
+        )
+    return data
+
+
+def statement_subjects(statement: dict[str, Any]) -> set[tuple[str, str]]:
+    """(name, sha256) of an in-toto statement's subjects; malformed entries never match."""
+    return {
+        (str(s.get("name")), str((s.get("digest") or {}).get("sha256")))
+        for s in statement.get("subject", [])
+        if isinstance(s, dict)
+    }
+
+
+def release_subjects(release: Release) -> set[tuple[str, str]]:
+    return {(s.name, s.sha256) for s in release.subjects}
+
+
+def check_local_files(release: Release, workdir: Path) -> None:
+    """Subjects present here must still hash to their recorded digest."""
+    present = [s for s in release.subjects if (workdir / s.name).is_file()]
+    for subject, digest in zip(present, hash_files([workdir / s.name for s in present]), strict=True):
+        if digest.sha256 != subject.sha256:
+            raise VerificationError(
+                f"{subject.name}: sha256 {digest.sha256} differs from release.json ({subject.sha256})"
+            )
+
+
+def sign_release(
+    evidence: EvidenceDir,
+    workdir: Path,
+    trust_config: Any,
+    token: str,
+    token_source: str,
+    progress: Callable[[str], None] | None = None,
+) -> Signed:
+    from requests import RequestException
+    from sigstore import dsse
+
+    # The service clients' errors are not sigstore.errors.Error subclasses: name them here.
+    from sigstore._internal.fulcio.client import ExpiredCertificate, FulcioClientError
+    from sigstore._internal.rekor import RekorClientError
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.hashes import Hashed
+    from sigstore.models import Bundle
+    from sigstore.oidc import ExpiredIdentity, IdentityError, IdentityToken
+    from sigstore.sign import SigningContext
+    from sigstore.verify import Verifier
+    from sigstore_models.common.v1 import HashAlgorithm
+
+    release = evidence.load_release()
+    provenance = read_checked(evidence, PROVENANCE_FILE, release)
+    sbom = read_checked(evidence, SBOM_FILE, release)
+    expected = release_subjects(release)
+    if statement_subjects(json.loads(provenance)) != expected:
+        raise VerificationError(f"{evidence.path(PROVENANCE_FILE)}: its subjects are not release.json's")
+    check_local_files(release, workdir)
+
+    try:
+        identity_token = IdentityToken(token)
+    except IdentityError as exc:
+        raise EnvironmentFailure(f"identity token ({token_source}) rejected: {exc}") from exc
+
+    def hashed(subject: Subject) -> Hashed:
+        return Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(subject.sha256))
+
+    sbom_statement = (
+        dsse.StatementBuilder()
+        .subjects([dsse.Subject(name=s.name, digest={"sha256": s.sha256}) for s in release.subjects])
+        .predicate_type(SBOM_PREDICATE)
+        .predicate(json.loads(sbom))
+        .build()
+    )
+    bundles: dict[str, Bundle] = {}
+    try:
+        context = SigningContext.from_trust_config(trust_config)
+        with context.signer(identity_token, cache=True) as signer:
+            for subject in release.subjects:
+                bundles[subject_bundle(subject.name)] = signer.sign_artifact(hashed(subject))
+                if progress:
+                    progress(subject.name)
+            bundles[PROVENANCE_BUNDLE] = signer.sign_dsse(dsse.Statement(provenance))
+            bundles[SBOM_BUNDLE] = signer.sign_dsse(sbom_statement)
+    except FulcioClientError as exc:
+        # sigstore-python drops Fulcio's error text for 4xx responses.
+        raise EnvironmentFailure(
+            f"signing failed: the certificate authority refused the identity token ({token_source})",
+            hint="is the token for this Sigstore instance (issuer, audience `sigstore`) and unexpired?",
+        ) from exc
+    except (SigstoreError, RekorClientError, ExpiredCertificate, ExpiredIdentity, RequestException) as exc:
+        raise EnvironmentFailure(f"signing failed: {_sigstore_message(exc)}") from exc
+
+    # Verify each bundle as it will be read back, before anything is written, against the
+    # identity the certificate was issued for.
+    identity, issuer = certificate_identity(next(iter(bundles.values())).signing_certificate)
+    own_identity = IdentityPolicy(issuer=issuer or "", san=identity).sigstore_policy()
+    verifier = Verifier(trusted_root=trust_config.trusted_root)
+    files: dict[str, bytes] = {}
+    for name, bundle in bundles.items():
+        data = bundle.to_json().encode()
+        try:
+            parsed = Bundle.from_json(data)
+            if name in (PROVENANCE_BUNDLE, SBOM_BUNDLE):
+                verifier.verify_dsse(parsed, own_identity)
+            else:
+                subject = next(s for s in release.subjects if subject_bundle(s.name) == name)
+                verifier.verify_artifact(hashed(subject), parsed, own_identity)
+        except (SigstoreError, ValueError) as exc:
+            raise VerificationError(
+                f"{name}: the bundle just produced does not verify: {_sigstore_message(exc)}"
+            ) from exc
+        files[name] = data
+    updated = evidence.record_many(release, files)
+    return Signed(
+        release=updated,
+        bundles=tuple(files),
+        identity=identity,
+        issuer=issuer,
+        token_source=token_source,
+        log_entries=tuple(int(b.log_entry._inner.log_index) for b in bundles.values()),
+    )
+
+
+def _sigstore_message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,37 @@
+"""Which Sigstore instance to trust: public-good by default, any other through a client trust
+config (`--trust-config`: a private instance, or the test instance)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline_kit.errors import EnvironmentFailure, InputError, UsageError
+
+
+def load_trust_config(path: Path | None, *, rekor_version: int | None = None, offline: bool = False) -> Any:
+    """A sigstore `ClientTrustConfig`; imports sigstore."""
+    from pydantic import ValidationError
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import ClientTrustConfig
+
+    if rekor_version not in (None, 1, 2):
+        raise UsageError(f"--rekor-version must be 1 or 2, got {rekor_version}")
+    if path is None:
+        try:
+            config = ClientTrustConfig.production(offline=offline)
+        except (SigstoreError, OSError) as exc:
+            raise EnvironmentFailure(f"cannot load the public-good Sigstore trust root: {exc}") from exc
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read the trust config: {exc.strerror}") from exc
+        try:
+            config = ClientTrustConfig.from_json(text)
+        except (ValidationError, ValueError, SigstoreError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(path, None, f"not a Sigstore client trust config: {first}") from exc
+    if rekor_version is not None:
+        config.force_tlog_version = rekor_version
+    return config

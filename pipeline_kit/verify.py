@@ -1,0 +1,200 @@
+"""Verify an evidence dir: every check that makes a release trustworthy, each reported.
+
+For each subject: the file's digest (when the file is here) and its bundle against the identity
+policy. For the provenance and SBOM attestations: the bundle, that the signed statement is the
+file in the evidence dir, and that its subjects are exactly release.json's; for provenance also
+the source repository and ref. A failure never stops the others from being reported.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline_kit.digest import hash_file
+from pipeline_kit.evidence import PROVENANCE_FILE, SBOM_FILE, EvidenceDir
+from pipeline_kit.identity import IdentityPolicy, certificate_identity
+from pipeline_kit.models import Release, Subject
+from pipeline_kit.signing import (
+    PROVENANCE_BUNDLE,
+    PROVENANCE_PREDICATE,
+    SBOM_BUNDLE,
+    SBOM_PREDICATE,
+    release_subjects,
+    statement_subjects,
+    subject_bundle,
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    target: str  # the file the check is about
+    check: str  # what was checked
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class SourceExpectation:
+    repository: str | None = None
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Verification:
+    release: Release
+    policy: IdentityPolicy
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [check for check in self.checks if not check.ok]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "release": self.release.id,
+            "policy": asdict(self.policy),
+            "ok": self.ok,
+            "checks": [asdict(check) for check in self.checks],
+        }
+
+
+def verify_release(
+    evidence: EvidenceDir,
+    workdir: Path,
+    policy: IdentityPolicy,
+    trust_config: Any,
+    source: SourceExpectation = SourceExpectation(),
+) -> Verification:
+    from sigstore.verify import Verifier
+
+    release = evidence.load_release()
+    verifier = Verifier(trusted_root=trust_config.trusted_root)
+    sigstore_policy = policy.sigstore_policy()
+    checks: list[Check] = []
+    for subject in release.subjects:
+        checks.append(_subject_digest(subject, workdir))
+        checks.append(_subject_signature(subject, evidence, verifier, sigstore_policy))
+    checks += _attestation(
+        release, evidence, verifier, sigstore_policy, PROVENANCE_BUNDLE, PROVENANCE_FILE, PROVENANCE_PREDICATE
+    )
+    checks += _attestation(
+        release, evidence, verifier, sigstore_policy, SBOM_BUNDLE, SBOM_FILE, SBOM_PREDICATE
+    )
+    checks.append(_provenance_source(evidence, source))
+    return Verification(release, policy, tuple(checks))
+
+
+def _subject_digest(subject: Subject, workdir: Path) -> Check:
+    path = workdir / subject.name
+    if not path.is_file():
+        return Check(subject.name, "digest", True, "file not present here: its recorded digest is verified")
+    actual = hash_file(path).sha256
+    if actual != subject.sha256:
+        return Check(subject.name, "digest", False, f"sha256 is {actual}, release.json says {subject.sha256}")
+    return Check(subject.name, "digest", True, f"sha256 {subject.sha256[:16]}... matches")
+
+
+def _load_bundle(evidence: EvidenceDir, name: str) -> tuple[Any, str | None]:
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import Bundle
+
+    path = evidence.path(name)
+    if not path.is_file():
+        return None, "bundle missing"
+    try:
+        return Bundle.from_json(path.read_bytes()), None
+    except (SigstoreError, ValueError) as exc:
+        return None, f"not a valid Sigstore bundle: {_first_line(exc)}"
+
+
+def _signer(bundle: Any) -> str:
+    identity, issuer = certificate_identity(bundle.signing_certificate)
+    return f"signed by {identity} ({issuer})"
+
+
+def _subject_signature(subject: Subject, evidence: EvidenceDir, verifier: Any, policy: Any) -> Check:
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.hashes import Hashed
+    from sigstore_models.common.v1 import HashAlgorithm
+
+    name = subject_bundle(subject.name)
+    bundle, problem = _load_bundle(evidence, name)
+    if bundle is None:
+        return Check(name, "signature", False, problem or "")
+    try:
+        verifier.verify_artifact(
+            Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(subject.sha256)), bundle, policy
+        )
+    except (SigstoreError, ValueError, LookupError) as exc:
+        return Check(name, "signature", False, f"does not verify for {subject.name}: {_first_line(exc)}")
+    return Check(name, "signature", True, _signer(bundle))
+
+
+def _attestation(
+    release: Release,
+    evidence: EvidenceDir,
+    verifier: Any,
+    policy: Any,
+    bundle_name: str,
+    file_name: str,
+    predicate_type: str,
+) -> list[Check]:
+    from sigstore.errors import Error as SigstoreError
+
+    bundle, problem = _load_bundle(evidence, bundle_name)
+    if bundle is None:
+        return [Check(bundle_name, "signature", False, problem or "")]
+    try:
+        payload_type, payload = verifier.verify_dsse(bundle, policy)
+    except (SigstoreError, ValueError, LookupError) as exc:
+        return [Check(bundle_name, "signature", False, f"does not verify: {_first_line(exc)}")]
+    checks = [Check(bundle_name, "signature", True, _signer(bundle))]
+    statement = json.loads(payload) if payload_type == "application/vnd.in-toto+json" else {}
+    if statement.get("predicateType") != predicate_type:
+        checks.append(Check(bundle_name, "predicate", False, f"expected predicate type {predicate_type}"))
+        return checks
+    if statement_subjects(statement) != release_subjects(release):
+        checks.append(Check(bundle_name, "subjects", False, "the attested subjects are not release.json's"))
+    else:
+        checks.append(
+            Check(bundle_name, "subjects", True, f"{len(release.subjects)} subjects, as release.json")
+        )
+    path = evidence.path(file_name)
+    if not path.is_file():
+        checks.append(Check(file_name, "matches attestation", False, "file missing"))
+    else:
+        on_disk = json.loads(path.read_bytes())
+        signed = statement if file_name == PROVENANCE_FILE else statement.get("predicate")
+        if on_disk != signed:
+            checks.append(Check(file_name, "matches attestation", False, "differs from what was signed"))
+        else:
+            checks.append(Check(file_name, "matches attestation", True, "is what was signed"))
+    return checks
+
+
+def _provenance_source(evidence: EvidenceDir, source: SourceExpectation) -> Check:
+    if source.repository is None and source.ref is None:
+        return Check(PROVENANCE_FILE, "source", True, "no source repository required")
+    try:
+        statement = json.loads(evidence.path(PROVENANCE_FILE).read_bytes())
+        uri = statement["predicate"]["buildDefinition"]["resolvedDependencies"][0]["uri"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return Check(PROVENANCE_FILE, "source", False, "names no source repository")
+    repository, _, ref = str(uri).removeprefix("git+").partition("@")
+    if source.repository is not None and repository.rstrip("/") != source.repository.rstrip("/"):
+        return Check(PROVENANCE_FILE, "source", False, f"built from {repository}, not {source.repository}")
+    if source.ref is not None and ref != source.ref:
+        return Check(PROVENANCE_FILE, "source", False, f"built from ref {ref or '(none)'}, not {source.ref}")
+    return Check(PROVENANCE_FILE, "source", True, f"built from {repository}@{ref}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,415 @@
+"""Signing and verification against the local Sigstore instance, and the tamper matrix."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPOSITORY, SIGNER, Cli, describe, init_repo, run_kit
+from tests.sigstore_instance import LocalSigstore
+
+WHEEL = "dist/hello_service-0.1.0-py3-none-any.whl"
+SUBJECT_BUNDLE = f".pipeline-kit/bundles/{WHEEL}.sigstore.json"
+
+
+def sign(
+    cli: Cli,
+    project: Path,
+    sigstore: LocalSigstore,
+    monkeypatch: pytest.MonkeyPatch,
+    *extra: str,
+    token: str | None = None,
+) -> tuple[int, str]:
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", token or sigstore.mint_token(SIGNER))
+    result = cli(["sign", "--trust-config", str(sigstore.trust_config_path), *extra], cwd=project)
+    monkeypatch.delenv("SIGSTORE_IDENTITY_TOKEN")
+    return result.code, result.err
+
+
+def verify(
+    cli: Cli,
+    project: Path,
+    sigstore: LocalSigstore,
+    *extra: str,
+    identity: str = SIGNER,
+    issuer: str | None = None,
+    trust: Path | None = None,
+) -> tuple[int, str, str]:
+    result = cli(
+        [
+            "verify",
+            "--trust-config",
+            str(trust or sigstore.trust_config_path),
+            "--cert-identity",
+            identity,
+            "--cert-oidc-issuer",
+            issuer or sigstore.issuer,
+            *extra,
+        ],
+        cwd=project,
+    )
+    return result.code, result.out, result.err
+
+
+@pytest.fixture
+def signed(cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch) -> Path:
+    code, err = sign(cli, described, sigstore, monkeypatch, "--rekor-version", "1")
+    assert code == 0, err
+    return described
+
+
+@pytest.mark.parametrize("rekor", ["1", "2"])
+def test_sign_then_verify(
+    cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, rekor: str
+) -> None:
+    code, err = sign(cli, described, sigstore, monkeypatch, "--rekor-version", rekor)
+    assert code == 0, err
+    evidence = described / ".pipeline-kit"
+    release = json.loads((evidence / "release.json").read_text())
+    for name in (
+        f"bundles/{WHEEL}.sigstore.json",
+        "bundles/provenance.sigstore.json",
+        "bundles/sbom.sigstore.json",
+    ):
+        assert (evidence / name).is_file()
+        assert name in release["evidence"]
+        bundle = json.loads((evidence / name).read_text())
+        assert bundle["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+        kind = bundle["verificationMaterial"]["tlogEntries"][0]["kindVersion"]
+        assert kind["version"] == ("0.0.1" if rekor == "1" else "0.0.2")
+    sbom_statement = json.loads(
+        __import__("base64").b64decode(
+            json.loads((evidence / "bundles/sbom.sigstore.json").read_text())["dsseEnvelope"]["payload"]
+        )
+    )
+    assert sbom_statement["predicateType"] == "https://cyclonedx.org/bom"
+    code, out, err = verify(cli, described, sigstore, "--json", "--repository", REPOSITORY)
+    assert code == 0, err + out
+    report = json.loads(out)
+    assert report["ok"] and all(c["ok"] for c in report["checks"])
+    assert {c["check"] for c in report["checks"]} == {
+        "digest",
+        "signature",
+        "subjects",
+        "matches attestation",
+        "source",
+    }
+
+
+def test_one_certificate_for_all_subjects(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (hello / "pipeline-kit.yml").write_text(
+        (hello / "pipeline-kit.yml").read_text().replace('"dist/*.whl"', '"dist/*"')
+    )
+    init_repo(hello, remote=REPOSITORY)
+    result = cli(
+        [
+            "build",
+            "--",
+            "sh",
+            "-c",
+            "python build.py && for i in 1 2 3; do echo $i > dist/extra-$i.txt; done",
+        ],
+        cwd=hello,
+    )
+    assert result.code == 0, result.err
+    for command in (["sbom"], ["provenance"]):
+        assert cli(command, cwd=hello).code == 0
+    code, err = sign(cli, hello, sigstore, monkeypatch)
+    assert code == 0, err
+    certificates = {
+        json.loads(path.read_text())["verificationMaterial"]["certificate"]["rawBytes"]
+        for path in (hello / ".pipeline-kit" / "bundles").rglob("*.sigstore.json")
+    }
+    assert len(list((hello / ".pipeline-kit" / "bundles").rglob("*.sigstore.json"))) == 6
+    assert len(certificates) == 1
+
+
+def other_release(
+    cli: Cli, tmp_path: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, source: Path
+) -> Path:
+    """A second, different release of the same project, signed by the same identity."""
+    other = tmp_path / "other"
+    shutil.copytree(source, other, ignore=shutil.ignore_patterns(".pipeline-kit", "dist"))
+    (other / "src" / "hello_service" / "extra.py").write_text("X = 2\n")
+    describe(cli, other)
+    code, err = sign(cli, other, sigstore, monkeypatch)
+    assert code == 0, err
+    return other / ".pipeline-kit"
+
+
+def flip_byte(project: Path) -> None:
+    path = project / WHEEL
+    data = bytearray(path.read_bytes())
+    data[100] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def edit_release(project: Path, change: Callable[[dict], None]) -> None:  # type: ignore[type-arg]
+    path = project / ".pipeline-kit" / "release.json"
+    release = json.loads(path.read_text())
+    change(release)
+    path.write_text(json.dumps(release))
+
+
+def add_subject(release: dict) -> None:  # type: ignore[type-arg]
+    release["subjects"].append({"name": "dist/extra.bin", "digest": {"sha256": "ab" * 32}, "size": 1})
+
+
+def remove_subject(release: dict) -> None:  # type: ignore[type-arg]
+    release["subjects"].append({"name": "dist/extra.bin", "digest": {"sha256": "ab" * 32}, "size": 1})
+    release["subjects"] = release["subjects"][1:]
+
+
+def truncate_bundle(project: Path) -> None:
+    path = project / SUBJECT_BUNDLE
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def test_verify_happy_path_exits_zero(cli: Cli, signed: Path, sigstore: LocalSigstore) -> None:
+    code, out, err = verify(cli, signed, sigstore)
+    assert code == 0, err
+    assert "FAILED" not in out
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("flipped byte", f"{WHEEL}: digest failed: sha256 is"),
+        ("bundle of another subject", f"bundles/{WHEEL}.sigstore.json: signature failed: does not verify"),
+        (
+            "wrong identity",
+            "signer not accepted: identity dev@example.com is not the expected evil@example.com",
+        ),
+        ("wrong issuer", "signer not accepted: issuer http://127.0.0.1"),
+        (
+            "provenance of another release",
+            "bundles/provenance.sigstore.json: subjects failed: the attested subjects are not release.json's",
+        ),
+        (
+            "sbom of another release",
+            "bundles/sbom.sigstore.json: subjects failed: the attested subjects are not release.json's",
+        ),
+        ("subject added", "bundles/dist/extra.bin.sigstore.json: signature failed: bundle missing"),
+        ("subject removed", "bundles/dist/extra.bin.sigstore.json: signature failed: bundle missing"),
+        ("foreign trust root", "signature failed: does not verify"),
+        ("truncated bundle", f"bundles/{WHEEL}.sigstore.json: signature failed: not a valid Sigstore bundle"),
+        (
+            "wrong repository",
+            "provenance.intoto.json: source failed: built from https://github.com/pipeline-kit/hello-service, not https://github.com/evil/fork",
+        ),
+    ],
+)
+def test_tamper_matrix(
+    cli: Cli,
+    signed: Path,
+    sigstore: LocalSigstore,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    case: str,
+    expected: str,
+) -> None:
+    kwargs: dict[str, object] = {}
+    extra: list[str] = []
+    if case == "flipped byte":
+        flip_byte(signed)
+    elif case == "bundle of another subject":
+        other = other_release(cli, tmp_path, sigstore, monkeypatch, signed)
+        shutil.copy(other / "bundles" / f"{WHEEL}.sigstore.json", signed / SUBJECT_BUNDLE)
+    elif case == "wrong identity":
+        kwargs["identity"] = "evil@example.com"
+    elif case == "wrong issuer":
+        kwargs["issuer"] = "http://127.0.0.1:1/oidc"
+    elif case in ("provenance of another release", "sbom of another release"):
+        other = other_release(cli, tmp_path, sigstore, monkeypatch, signed)
+        kind = "provenance" if case.startswith("provenance") else "sbom"
+        shutil.copy(
+            other / "bundles" / f"{kind}.sigstore.json",
+            signed / ".pipeline-kit" / "bundles" / f"{kind}.sigstore.json",
+        )
+        name = "provenance.intoto.json" if kind == "provenance" else "sbom.cdx.json"
+        shutil.copy(other / name, signed / ".pipeline-kit" / name)
+    elif case == "subject added":
+        edit_release(signed, add_subject)
+    elif case == "subject removed":
+        edit_release(signed, remove_subject)
+    elif case == "foreign trust root":
+        foreign = LocalSigstore(tmp_path / "foreign").start()
+        foreign.stop()
+        kwargs["trust"] = foreign.trust_config_path
+    elif case == "truncated bundle":
+        truncate_bundle(signed)
+    elif case == "wrong repository":
+        extra = ["--repository", "https://github.com/evil/fork"]
+    code, out, err = verify(cli, signed, sigstore, *extra, **kwargs)  # type: ignore[arg-type]
+    assert code == 1, out
+    assert expected in err, err
+    assert err.count("\n") == 1  # one line
+    assert "FAILED" in out
+
+
+def test_expired_token_is_refused_before_signing(
+    cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, err = sign(cli, described, sigstore, monkeypatch, token=sigstore.mint_token(SIGNER, lifetime=-60))
+    assert code == 3
+    assert "identity token ($SIGSTORE_IDENTITY_TOKEN) rejected" in err
+    assert not (described / ".pipeline-kit" / "bundles").exists()
+
+
+def test_token_from_another_issuer_is_refused_by_fulcio(
+    cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stranger = LocalSigstore(tmp_path / "stranger")
+    code, err = sign(cli, described, sigstore, monkeypatch, token=stranger.mint_token(SIGNER))
+    assert code == 3
+    assert "signing failed" in err
+    assert not (described / ".pipeline-kit" / "bundles").exists()
+
+
+def test_sign_refuses_modified_evidence(
+    cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sbom = described / ".pipeline-kit" / "sbom.cdx.json"
+    sbom.write_text(sbom.read_text().replace('"name": "flask"', '"name": "f1ask"'))
+    code, err = sign(cli, described, sigstore, monkeypatch)
+    assert code == 1
+    assert "sbom.cdx.json: changed since release.json recorded its digest" in err
+    assert not (described / ".pipeline-kit" / "bundles").exists()
+
+
+def test_sign_refuses_a_changed_subject(
+    cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flip_byte(described)
+    code, err = sign(cli, described, sigstore, monkeypatch)
+    assert code == 1
+    assert f"{WHEEL}: sha256" in err
+
+
+def test_sign_without_any_token(cli: Cli, described: Path, sigstore: LocalSigstore) -> None:
+    result = cli(["sign", "--trust-config", str(sigstore.trust_config_path)], cwd=described)
+    assert result.code == 3
+    assert "no identity token" in result.err
+
+
+def test_interactive_sign_in(
+    cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The browser flow, with curl as the browser: the local issuer approves at once."""
+    monkeypatch.setenv("BROWSER", "curl -sfL -o /dev/null %s")
+    result = cli(["sign", "--interactive", "--trust-config", str(sigstore.trust_config_path)], cwd=described)
+    assert result.code == 0, result.err
+    assert "as interactive@example.com" in result.out
+
+
+def test_verify_uses_the_config_policy(cli: Cli, signed: Path, sigstore: LocalSigstore) -> None:
+    config = signed / "pipeline-kit.yml"
+    text = config.read_text()
+    start = text.index("  identity:")
+    config.write_text(
+        text[:start] + f"  identity:\n    issuer: {sigstore.issuer}\n    san-regex: ^dev@example\\.com$\n"
+        f"    repository: {REPOSITORY}\n"
+    )
+    result = cli(["verify", "--trust-config", str(sigstore.trust_config_path)], cwd=signed)
+    assert result.code == 0, result.err
+    config.write_text(
+        text[:start] + f"  identity:\n    issuer: {sigstore.issuer}\n    san-regex: ^ops@example\\.com$\n"
+    )
+    result = cli(["verify", "--trust-config", str(sigstore.trust_config_path)], cwd=signed)
+    assert result.code == 1
+    assert "does not match ^ops@example\\.com$" in result.err
+
+
+def test_verify_needs_a_policy(cli: Cli, signed: Path, sigstore: LocalSigstore) -> None:
+    config = signed / "pipeline-kit.yml"
+    text = config.read_text()
+    config.write_text(text[: text.index("signing:")])
+    result = cli(["verify", "--trust-config", str(sigstore.trust_config_path)], cwd=signed)
+    assert result.code == 2
+    assert "no identity policy" in result.err
+
+
+def test_stock_sigstore_cli_verifies_our_bundles(signed: Path, sigstore: LocalSigstore) -> None:
+    sigstore_cli = Path(sys.executable).parent / "sigstore"
+    for bundle in (
+        SUBJECT_BUNDLE,
+        ".pipeline-kit/bundles/provenance.sigstore.json",
+        ".pipeline-kit/bundles/sbom.sigstore.json",
+    ):
+        result = subprocess.run(
+            [
+                str(sigstore_cli),
+                "--trust-config",
+                str(sigstore.trust_config_path),
+                "verify",
+                "identity",
+                "--offline",
+                "--bundle",
+                bundle,
+                "--cert-identity",
+                SIGNER,
+                "--cert-oidc-issuer",
+                sigstore.issuer,
+                WHEEL,
+            ],
+            cwd=signed,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"OK: {WHEEL}" in result.stderr + result.stdout
+
+
+def test_identity_command(cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_provenance import GITHUB_ENV
+
+    local = cli(["identity"], cwd=hello)
+    assert local.code == 0 and "the account you sign in with" in local.out
+    for key, value in GITHUB_ENV.items():
+        monkeypatch.setenv(key, value)
+    result = cli(["identity", "--json"], cwd=hello)
+    info = json.loads(result.out)
+    assert info["identity"] == "https://github.com/acme/hello/.github/workflows/release.yml@refs/tags/v1.0.0"
+    assert info["issuer"] == "https://token.actions.githubusercontent.com"
+    assert "reusable workflow" in info["note"]
+    assert info["verify"].startswith("pipeline-kit verify --cert-identity https://github.com/acme/hello/")
+
+
+def test_non_signing_commands_never_import_sigstore(cli: Cli, described: Path) -> None:
+    from tests.test_cli import imported_modules
+
+    for args in (["--help"], ["build"], ["provenance"], ["show"], ["sbom"]):
+        assert "sigstore" not in imported_modules(args, described), args
+
+
+def test_stock_cli_process_round_trip(described: Path, sigstore: LocalSigstore) -> None:
+    """pipeline-kit as a separate process, token only in the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
+    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    signed = run_kit(["sign", "--trust-config", str(sigstore.trust_config_path)], described, env)
+    assert signed.returncode == 0, signed.stderr
+    assert env["SIGSTORE_IDENTITY_TOKEN"] not in signed.stdout + signed.stderr
+    verified = run_kit(
+        [
+            "verify",
+            "--trust-config",
+            str(sigstore.trust_config_path),
+            "--cert-identity",
+            SIGNER,
+            "--cert-oidc-issuer",
+            sigstore.issuer,
+        ],
+        described,
+        env,
+    )
+    assert verified.returncode == 0, verified.stderr
