@@ -13,14 +13,21 @@ from pipeline_kit.identity import policy_accepts
 from pipeline_kit.models import Release
 from pipeline_kit.provenance import write_provenance
 from pipeline_kit.sbom import SourceResult, SourceSpec, write_sbom
-from pipeline_kit.signing import PROVENANCE_BUNDLE, SBOM_BUNDLE, subject_bundle
+from pipeline_kit.signing import (
+    PROVENANCE_BUNDLE,
+    PROVENANCE_PREDICATE,
+    SBOM_BUNDLE,
+    SBOM_PREDICATE,
+    subject_bundle,
+)
 
 
 @dataclass(frozen=True)
 class SigningPlan:
     """What a CI run would sign, as whom, and whether the policy would accept it."""
 
-    bundles: tuple[str, ...]
+    # (bundle file, what it would contain)
+    bundles: tuple[tuple[str, str], ...]
     signer: str
     issuer: str | None
     token_source: str
@@ -53,7 +60,15 @@ def dry_run(
 
 
 def signing_plan(release: Release, config: Config | None, ci: CIContext) -> SigningPlan:
-    bundles = (*(subject_bundle(s.name) for s in release.subjects), PROVENANCE_BUNDLE, SBOM_BUNDLE)
+    count = f"{len(release.subjects)} subject{'s' if len(release.subjects) != 1 else ''}"
+    bundles = (
+        *((subject_bundle(s.name), f"signature over sha256:{s.sha256}") for s in release.subjects),
+        (
+            PROVENANCE_BUNDLE,
+            f"DSSE in-toto statement {PROVENANCE_PREDICATE} (provenance.intoto.json), {count}",
+        ),
+        (SBOM_BUNDLE, f"DSSE in-toto statement {SBOM_PREDICATE} (sbom.cdx.json as predicate), {count}"),
+    )
     policy = config.signing.identity if config else None
     policy_text = None
     if policy is not None:

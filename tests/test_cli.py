@@ -162,7 +162,7 @@ def test_run_dry_run_in_github_checks_the_identity_policy(
         "as       https://github.com/pipeline-kit/hello-service/.github/workflows/release.yml@refs/tags/v0.1.0"
         in result.out
     )
-    assert "the configured identity policy accepts this signer" in result.out
+    assert "the identity policy accepts this signer" in result.out
     monkeypatch.setenv(
         "GITHUB_WORKFLOW_REF", "pipeline-kit/hello-service/.github/workflows/ci.yml@refs/heads/main"
     )

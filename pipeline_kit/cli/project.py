@@ -88,8 +88,8 @@ def _render(result: DryRun, session: Session) -> None:
         click.echo(f"  note     {note}")
     click.echo()
     click.echo(heading("would sign") + "  (dry run: nothing signed)")
-    for bundle in plan.bundles:
-        click.echo(f"  {bundle}")
+    for bundle, content in plan.bundles:
+        click.echo(f"  {bundle}\n      {content}")
     click.echo(f"  as       {plan.signer}")
     if plan.issuer:
         click.echo(f"  issuer   {plan.issuer}")
