@@ -5,8 +5,9 @@
     python benchmarks/run.py --hash-size-mib 256
 
 Needs `pipeline-kit` installed in the running interpreter, `openssl` on PATH, and for the SBOM
-comparison `cyclonedx-py` (PyPI cyclonedx-bom) installed beside it. Nothing here is a pass/fail
-test; it prints a Markdown table to paste into a closing note or a pull request.
+comparison `cyclonedx-py` (PyPI cyclonedx-bom) installed beside it; the signing benchmark runs
+the test suite's local Sigstore instance (so run it from a checkout, with the test extras).
+Nothing here is a pass/fail test; it prints a Markdown table to paste into a closing note.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
 
-def timed(command: Sequence[str], *, runs: int, cwd: Path | None = None) -> float:
+def timed(
+    command: Sequence[str], *, runs: int, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> float:
     """Median wall time of `command` over `runs` runs (after one warm-up), in seconds."""
-    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+        subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
 
@@ -173,17 +176,95 @@ def bench_sbom(python: str, runs: int) -> tuple[list[list[str]], list[str]]:
     return rows, notes
 
 
+def bench_sign(runs: int) -> tuple[list[list[str]], list[str]]:
+    """sign/verify of 1, 10 and 100 subjects against the local Sigstore instance (from tests/)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.sigstore_instance import LocalSigstore
+
+    kit = str(BIN / "pipeline-kit")
+    sigstore_cli = str(BIN / "sigstore")
+    rows: list[list[str]] = []
+    times: dict[tuple[str, int], float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        instance = LocalSigstore(Path(tmp) / "instance").start()
+        trust = str(instance.trust_config_path)
+        env = {**os.environ, "SIGSTORE_IDENTITY_TOKEN": instance.mint_token("bench@example.com")}
+        env.pop("GITHUB_ACTIONS", None)
+        env.pop("GITLAB_CI", None)
+        try:
+            for count in (1, 10, 100):
+                work = Path(tmp) / f"n{count}"
+                (work / "dist").mkdir(parents=True)
+                for i in range(count):
+                    (work / "dist" / f"artifact-{i:03}.bin").write_bytes(os.urandom(4096))
+                (work / "requirements.txt").write_text("click==8.1.7\n")
+                for args in (["build", "--name", "bench", "-o", "dist/*.bin"], ["sbom"], ["provenance"]):
+                    subprocess.run([kit, *args], cwd=work, env=env, check=True, capture_output=True)
+                files = sorted(str(p) for p in (work / "dist").glob("*.bin"))
+                identity = ["--cert-identity", "bench@example.com", "--cert-oidc-issuer", instance.issuer]
+                times["ours-sign", count] = timed(
+                    [kit, "sign", "--trust-config", trust], runs=runs, cwd=work, env=env
+                )
+                times["ours-verify", count] = timed(
+                    [kit, "verify", "--trust-config", trust, *identity], runs=runs, cwd=work, env=env
+                )
+                times["ref-sign", count] = timed(
+                    [sigstore_cli, "--trust-config", trust, "sign", "--overwrite", *files],
+                    runs=runs,
+                    cwd=work,
+                    env=env,
+                )
+                times["ref-verify", count] = timed(
+                    [
+                        sigstore_cli,
+                        "--trust-config",
+                        trust,
+                        "verify",
+                        "identity",
+                        "--offline",
+                        *identity,
+                        *files,
+                    ],
+                    runs=runs,
+                    cwd=work,
+                    env=env,
+                )
+                rows.extend(
+                    row(
+                        f"{kind} {count} subject(s) (+ provenance, SBOM)",
+                        times[f"ours-{kind}", count],
+                        times[f"ref-{kind}", count],
+                        f"sigstore {kind} of the same files",
+                    )
+                    for kind in ("sign", "verify")
+                )
+        finally:
+            instance.stop()
+    notes = []
+    for kind in ("sign", "verify"):
+        ours_per = (times[f"ours-{kind}", 100] - times[f"ours-{kind}", 1]) / 99
+        ref_per = (times[f"ref-{kind}", 100] - times[f"ref-{kind}", 1]) / 99
+        ours_fixed = times[f"ours-{kind}", 1] - ours_per
+        ref_fixed = times[f"ref-{kind}", 1] - ref_per
+        notes.append(
+            f"{kind}: per subject {ours_per * 1000:.1f} ms vs {ref_per * 1000:.1f} ms for sigstore "
+            f"({ours_per / ref_per:.2f}x); fixed cost (imports, certificate, attestations) "
+            f"{ours_fixed:.2f} s vs {ref_fixed:.2f} s ({ours_fixed / ref_fixed:.2f}x)"
+        )
+    return rows, notes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("which", nargs="*", metavar="{startup,hash,sbom}", help="default: all")
+    parser.add_argument("which", nargs="*", metavar="{startup,hash,sbom,sign}", help="default: all")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (median reported)")
     parser.add_argument("--hash-size-mib", type=int, default=1024)
     parser.add_argument("--python", default=PYTHON, help="environment to describe in the SBOM benchmark")
     args = parser.parse_args()
-    which = args.which or ["startup", "hash", "sbom"]
-    unknown = set(which) - {"startup", "hash", "sbom"}
+    which = args.which or ["startup", "hash", "sbom", "sign"]
+    unknown = set(which) - {"startup", "hash", "sbom", "sign"}
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     rows: list[list[str]] = []
@@ -193,8 +274,13 @@ def main() -> None:
     if "hash" in which:
         rows += bench_hash(args.hash_size_mib, args.runs)
     if "sbom" in which:
-        sbom_rows, notes = bench_sbom(args.python, args.runs)
+        sbom_rows, sbom_notes = bench_sbom(args.python, args.runs)
         rows += sbom_rows
+        notes += sbom_notes
+    if "sign" in which:
+        sign_rows, sign_notes = bench_sign(args.runs)
+        rows += sign_rows
+        notes += sign_notes
     header = ["benchmark", "pipeline-kit", "reference", "reference is", "ratio"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
