@@ -413,3 +413,57 @@ def test_stock_cli_process_round_trip(described: Path, sigstore: LocalSigstore) 
         env,
     )
     assert verified.returncode == 0, verified.stderr
+
+
+def test_instance_runs_as_a_process(described: Path, tmp_path: Path) -> None:
+    """`python -m tests.sigstore_instance serve` for tests that drive other processes."""
+    import signal
+    import time
+
+    from tests.conftest import ROOT
+
+    state = tmp_path / "state"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.sigstore_instance", "serve", "--state", str(state)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (state / "ready").exists():
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, "instance did not become ready"
+            time.sleep(0.05)
+        token = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.sigstore_instance",
+                "mint-token",
+                "--state",
+                str(state),
+                "--email",
+                SIGNER,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
+        env["SIGSTORE_IDENTITY_TOKEN"] = token
+        trust = str(state / "trust_config.json")
+        assert run_kit(["sign", "--trust-config", trust], described, env).returncode == 0
+        issuer = json.loads((state / "trust_config.json").read_text())["signingConfig"]["oidcUrls"][0]["url"]
+        verified = run_kit(
+            ["verify", "--trust-config", trust, "--cert-identity", SIGNER, "--cert-oidc-issuer", issuer],
+            described,
+            env,
+        )
+        assert verified.returncode == 0, verified.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=10) == 0
+    assert not (state / "ready").exists()
