@@ -28,9 +28,7 @@ PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
 
-def timed(
-    command: Sequence[str], *, runs: int, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> float:
+def timed(command: Sequence[str], *, runs: int, cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
     """Median wall time of `command` over `runs` runs (after one warm-up), in seconds."""
     subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
     samples = []
@@ -202,9 +200,7 @@ def bench_sign(runs: int) -> tuple[list[list[str]], list[str]]:
                     subprocess.run([kit, *args], cwd=work, env=env, check=True, capture_output=True)
                 files = sorted(str(p) for p in (work / "dist").glob("*.bin"))
                 identity = ["--cert-identity", "bench@example.com", "--cert-oidc-issuer", instance.issuer]
-                times["ours-sign", count] = timed(
-                    [kit, "sign", "--trust-config", trust], runs=runs, cwd=work, env=env
-                )
+                times["ours-sign", count] = timed([kit, "sign", "--trust-config", trust], runs=runs, cwd=work, env=env)
                 times["ours-verify", count] = timed(
                     [kit, "verify", "--trust-config", trust, *identity], runs=runs, cwd=work, env=env
                 )
@@ -255,9 +251,7 @@ def bench_sign(runs: int) -> tuple[list[list[str]], list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", nargs="*", metavar="{startup,hash,sbom,sign}", help="default: all")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (median reported)")
     parser.add_argument("--hash-size-mib", type=int, default=1024)

@@ -122,8 +122,7 @@ def _collect_outputs(request: BuildRequest, evidence: EvidenceDir) -> tuple[Subj
     names = sorted(found)
     digests = hash_files([found[name] for name in names])
     return tuple(
-        Subject(name=name, digest={"sha256": d.sha256}, size=d.size)
-        for name, d in zip(names, digests, strict=True)
+        Subject(name=name, digest={"sha256": d.sha256}, size=d.size) for name, d in zip(names, digests, strict=True)
     )
 
 

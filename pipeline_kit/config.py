@@ -6,8 +6,10 @@ e.g. ``pipeline-kit.yml: line 4: artifact.outputs: required key is missing``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,9 +22,7 @@ from pipeline_kit.errors import ConfigError
 CONFIG_NAMES = ("pipeline-kit.yml", "pipeline-kit.yaml")
 
 # The SBOM source kinds a config may name; pipeline_kit.sbom registers one reader for each.
-SbomSourceType = Literal[
-    "requirements", "poetry", "uv", "pipfile", "pylock", "environment", "npm", "go", "cargo"
-]
+SbomSourceType = Literal["requirements", "poetry", "uv", "pipfile", "pylock", "environment", "npm", "go", "cargo"]
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -35,9 +35,7 @@ class _StrictLoader(_Loader):  # type: ignore[valid-type,misc]
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
@@ -112,13 +110,113 @@ class SigningConfig(ConfigModel):
     identity: IdentityConfig | None = None
 
 
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `30m`, `1h30m`, `2d`: a positive duration."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise ValueError(f"expected a duration like 30m, 1h or 2d12h, got {text!r}")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+class EnvironmentConfig(ConfigModel):
+    """One deployment environment: where it sits in the order and what guards its door."""
+
+    after: str | None = None
+    soak: str | None = None  # how long the release must have lived in `after` first
+    url: str | None = None  # where the environment serves the release (the VSA's resourceUri)
+    # Each gate: a name, or a one-key mapping of name to options. Gate names and options are
+    # checked by pipeline_kit.gates when the environments are compiled.
+    gates: list[str | dict[str, Any]] = Field(default_factory=list)
+    deploy: str | list[str] | None = None  # default deploy command for promote/rollback
+
+    @field_validator("soak")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("gates")
+    @classmethod
+    def _gate_shape(cls, value: list[str | dict[str, Any]]) -> list[str | dict[str, Any]]:
+        for gate in value:
+            if isinstance(gate, dict) and len(gate) != 1:
+                raise ValueError("a gate is a name, or a mapping of one name to its options")
+        return value
+
+
+class LedgerConfig(ConfigModel):
+    backend: Literal["file", "git"] = "file"
+    path: str | None = None  # file backend; default <evidence dir>/ledger.jsonl
+    remote: str = "origin"  # git backend
+    ref: str = "refs/pipeline-kit/ledger"  # git backend
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        if not value.startswith("refs/") or ".." in value or " " in value:
+            raise ValueError("expected a git ref such as refs/pipeline-kit/ledger")
+        return value
+
+
 class Config(ConfigModel):
     version: Literal[1]
     artifact: ArtifactConfig
     sbom: SbomConfig = SbomConfig()
     signing: SigningConfig = SigningConfig()
+    environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
+    ledger: LedgerConfig = LedgerConfig()
+    # Set by load_config: the file's sha256 (the promotion policy's digest) and path.
+    source_sha256: str | None = Field(default=None, exclude=True)
+    source_path: str | None = Field(default=None, exclude=True)
 
-    @field_validator("sbom", "signing", mode="before")
+    @field_validator("environments")
+    @classmethod
+    def _ordered(cls, value: dict[str, EnvironmentConfig]) -> dict[str, EnvironmentConfig]:
+        for name, environment in value.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+                raise ValueError(f"environment name {name!r}: use lowercase letters, digits, - and _")
+            if environment.after is not None and environment.after not in value:
+                raise ValueError(f"{name}.after names no environment: {environment.after!r}")
+        for name in value:
+            seen = [name]
+            current = value[name].after
+            while current is not None:
+                if current in seen:
+                    raise ValueError(f"environments form a cycle: {' -> '.join([*seen, current])}")
+                seen.append(current)
+                current = value[current].after
+        return value
+
+    def environment_order(self) -> list[str]:
+        """Environments, each after the one it follows (dev, staging, prod)."""
+        ordered: list[str] = []
+
+        def place(name: str) -> None:
+            after = self.environments[name].after
+            if after is not None and after not in ordered:
+                place(after)
+            if name not in ordered:
+                ordered.append(name)
+
+        for name in self.environments:
+            place(name)
+        return ordered
+
+    def upstream(self, environment: str) -> list[str]:
+        """The environments a release must pass before `environment`, nearest first."""
+        chain = []
+        current = self.environments[environment].after
+        while current is not None:
+            chain.append(current)
+            current = self.environments[current].after
+        return chain
+
+    @field_validator("sbom", "signing", "ledger", "environments", mode="before")
     @classmethod
     def _empty_section_is_default(cls, value: Any) -> Any:
         # A section whose keys are all commented out parses as null: treat it as empty.
@@ -141,7 +239,9 @@ def load_config(path: Path) -> Config:
         raise ConfigError(path, None, "file not found", hint="run `pipeline-kit init`") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, None, f"cannot read: {exc}") from exc
-    return parse_config(text, path)
+    config = parse_config(text, path)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return config.model_copy(update={"source_sha256": digest, "source_path": str(path)})
 
 
 def parse_config(text: str, path: Path) -> Config:
@@ -164,6 +264,16 @@ def parse_config(text: str, path: Path) -> Config:
         line = _line_of(text, loc)
         where = f"line {line}: {dotted(loc)}" if line else dotted(loc)
         raise ConfigError(path, where, problem) from exc
+
+
+def config_error(path: Path, loc: Sequence[int | str], problem: str) -> ConfigError:
+    """A ConfigError for a key found invalid after loading (e.g. gate options)."""
+    try:
+        line = _line_of(path.read_text(encoding="utf-8"), loc)
+    except (OSError, yaml.YAMLError):
+        line = None
+    where = f"line {line}: {dotted(loc)}" if line else dotted(loc)
+    return ConfigError(path, where, problem)
 
 
 def _line_of(text: str, loc: Sequence[int | str]) -> int | None:

@@ -69,9 +69,7 @@ def certificate_identity(certificate: Certificate) -> tuple[str, str | None]:
     from cryptography import x509
 
     san_ext = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    sans = san_ext.get_values_for_type(x509.RFC822Name) + san_ext.get_values_for_type(
-        x509.UniformResourceIdentifier
-    )
+    sans = san_ext.get_values_for_type(x509.RFC822Name) + san_ext.get_values_for_type(x509.UniformResourceIdentifier)
     issuer = None
     for extension in certificate.extensions:
         if extension.oid.dotted_string == ISSUER_V2_OID:

@@ -125,7 +125,5 @@ class Release(Model):
 
 def release_id(subjects: tuple[Subject, ...]) -> str:
     """A short, stable handle derived only from the subjects' names and digests."""
-    canonical = json.dumps(
-        sorted([subject.name, subject.sha256] for subject in subjects), separators=(",", ":")
-    )
+    canonical = json.dumps(sorted([subject.name, subject.sha256] for subject in subjects), separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

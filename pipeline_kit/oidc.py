@@ -17,9 +17,7 @@ from pipeline_kit.errors import EnvironmentFailure
 TOKEN_VARIABLES = ("SIGSTORE_IDENTITY_TOKEN", "PIPELINE_KIT_IDENTITY_TOKEN")
 
 
-def raw_token(
-    env: Mapping[str, str], trust_config: Any, *, interactive: bool | None = None
-) -> tuple[str, str]:
+def raw_token(env: Mapping[str, str], trust_config: Any, *, interactive: bool | None = None) -> tuple[str, str]:
     """The JWT and a description of where it came from."""
     for name in TOKEN_VARIABLES:
         if env.get(name):

@@ -96,17 +96,13 @@ def statement_for(release: Release, ci: CIContext, evidence: EvidenceDir, workdi
     )
 
 
-def _resolved_dependencies(
-    release: Release, evidence: EvidenceDir, workdir: Path
-) -> list[ResourceDescriptor]:
+def _resolved_dependencies(release: Release, evidence: EvidenceDir, workdir: Path) -> list[ResourceDescriptor]:
     """The source commit, then each dependency record the SBOM was made from."""
     resolved = []
     source = release.source
     if source.repository:
         uri = f"git+{source.repository}" + (f"@{source.ref}" if source.ref else "")
-        resolved.append(
-            ResourceDescriptor(uri=uri, digest={"gitCommit": source.commit} if source.commit else None)
-        )
+        resolved.append(ResourceDescriptor(uri=uri, digest={"gitCommit": source.commit} if source.commit else None))
     for name in _sbom_sources(evidence):
         path = workdir / name
         if not name.startswith("python:") and path.is_file():

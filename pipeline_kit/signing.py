@@ -52,9 +52,7 @@ def read_checked(evidence: EvidenceDir, name: str, release: Release) -> bytes:
     data = path.read_bytes()
     recorded = release.evidence.get(name, {}).get("sha256")
     if recorded != sha256_bytes(data):
-        raise VerificationError(
-            f"{path}: changed since release.json recorded its digest; refusing to sign it"
-        )
+        raise VerificationError(f"{path}: changed since release.json recorded its digest; refusing to sign it")
     return data
 
 

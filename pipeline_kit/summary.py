@@ -121,10 +121,7 @@ def _sbom(evidence: EvidenceDir, subjects: set[tuple[str, str]], problems: list[
     root = metadata.get("component") or {}
     files = root.get("components") or [root]
     described = {
-        (c.get("name"), h.get("content"))
-        for c in files
-        for h in c.get("hashes", [])
-        if h.get("alg") == "SHA-256"
+        (c.get("name"), h.get("content")) for c in files for h in c.get("hashes", []) if h.get("alg") == "SHA-256"
     }
     match = described == subjects
     if not match:
@@ -133,18 +130,12 @@ def _sbom(evidence: EvidenceDir, subjects: set[tuple[str, str]], problems: list[
         spec_version=document.get("specVersion"),
         serial_number=document.get("serialNumber"),
         components=len(document.get("components") or []),
-        sources=[
-            p.get("value")
-            for p in metadata.get("properties", [])
-            if p.get("name") == "pipeline-kit:sbom:source"
-        ],
+        sources=[p.get("value") for p in metadata.get("properties", []) if p.get("name") == "pipeline-kit:sbom:source"],
         subjects_match=match,
     )
 
 
-def _provenance(
-    evidence: EvidenceDir, subjects: set[tuple[str, str]], problems: list[str]
-) -> ProvenanceSummary | None:
+def _provenance(evidence: EvidenceDir, subjects: set[tuple[str, str]], problems: list[str]) -> ProvenanceSummary | None:
     document = _read_json(evidence, PROVENANCE_FILE, problems)
     if document is None:
         return None

@@ -84,9 +84,7 @@ def verify_release(
     checks += _attestation(
         release, evidence, verifier, sigstore_policy, PROVENANCE_BUNDLE, PROVENANCE_FILE, PROVENANCE_PREDICATE
     )
-    checks += _attestation(
-        release, evidence, verifier, sigstore_policy, SBOM_BUNDLE, SBOM_FILE, SBOM_PREDICATE
-    )
+    checks += _attestation(release, evidence, verifier, sigstore_policy, SBOM_BUNDLE, SBOM_FILE, SBOM_PREDICATE)
     checks.append(_provenance_source(evidence, source))
     return Verification(release, policy, tuple(checks))
 
@@ -163,9 +161,7 @@ def _attestation(
     if statement_subjects(statement) != release_subjects(release):
         checks.append(Check(bundle_name, "subjects", False, "the attested subjects are not release.json's"))
     else:
-        checks.append(
-            Check(bundle_name, "subjects", True, f"{len(release.subjects)} subjects, as release.json")
-        )
+        checks.append(Check(bundle_name, "subjects", True, f"{len(release.subjects)} subjects, as release.json"))
     path = evidence.path(file_name)
     if not path.is_file():
         checks.append(Check(file_name, "matches attestation", False, "file missing"))

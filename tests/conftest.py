@@ -77,9 +77,7 @@ def git(cwd: Path, *args: str) -> str:
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@example.com",
     }
-    return subprocess.run(
-        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
-    ).stdout.strip()
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def init_repo(path: Path, remote: str | None = None) -> str:
@@ -92,9 +90,7 @@ def init_repo(path: Path, remote: str | None = None) -> str:
     return git(path, "rev-parse", "HEAD")
 
 
-def run_kit(
-    args: Sequence[str], cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def run_kit(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """pipeline-kit in a separate process (for import checks and real exit codes)."""
     return subprocess.run(
         [sys.executable, "-m", "pipeline_kit", *args],

@@ -28,9 +28,7 @@ def imported_modules(args: list[str], cwd: Path) -> set[str]:
         "except SystemExit:\n    pass\n"
         "print('MODULES=' + ','.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, check=False)
     line = next(line for line in result.stderr.splitlines() if line.startswith("MODULES="))
     return set(line.removeprefix("MODULES=").split(","))
 
@@ -141,9 +139,7 @@ def test_run_dry_run_on_the_example(cli: Cli, hello: Path) -> None:
     assert "built dist/hello_service-0.1.0-py3-none-any.whl" in result.err  # build output streamed
     for name in ("release.json", "SHA256SUMS", "sbom.cdx.json", "provenance.intoto.json"):
         assert (hello / ".pipeline-kit" / name).is_file()
-    subprocess.run(
-        ["sha256sum", "-c", ".pipeline-kit/SHA256SUMS"], cwd=hello, check=True, capture_output=True
-    )
+    subprocess.run(["sha256sum", "-c", ".pipeline-kit/SHA256SUMS"], cwd=hello, check=True, capture_output=True)
 
 
 def test_run_dry_run_in_github_checks_the_identity_policy(
@@ -163,9 +159,7 @@ def test_run_dry_run_in_github_checks_the_identity_policy(
         in result.out
     )
     assert "the identity policy accepts this signer" in result.out
-    monkeypatch.setenv(
-        "GITHUB_WORKFLOW_REF", "pipeline-kit/hello-service/.github/workflows/ci.yml@refs/heads/main"
-    )
+    monkeypatch.setenv("GITHUB_WORKFLOW_REF", "pipeline-kit/hello-service/.github/workflows/ci.yml@refs/heads/main")
     result = cli(["run", "--dry-run"], cwd=hello)
     assert "does not match" in result.out
 

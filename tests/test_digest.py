@@ -38,9 +38,7 @@ def test_hash_files_keeps_order(tmp_path: Path) -> None:
         path = tmp_path / f"f{i}"
         path.write_bytes(str(i).encode() * (i + 1) * 1000)
         paths.append(path)
-    assert [d.sha256 for d in hash_files(paths)] == [
-        hashlib.sha256(p.read_bytes()).hexdigest() for p in paths
-    ]
+    assert [d.sha256 for d in hash_files(paths)] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
 
 
 def test_checksums_round_trip_and_sha256sum_accepts(tmp_path: Path) -> None:
@@ -54,9 +52,7 @@ def test_checksums_round_trip_and_sha256sum_accepts(tmp_path: Path) -> None:
     text = format_checksums(entries)
     assert parse_checksums(text, "SUMS") == entries
     (tmp_path / "SUMS").write_text(text)
-    subprocess.run(
-        ["sha256sum", "--check", "--strict", "SUMS"], cwd=tmp_path, check=True, capture_output=True
-    )
+    subprocess.run(["sha256sum", "--check", "--strict", "SUMS"], cwd=tmp_path, check=True, capture_output=True)
 
 
 def test_binary_marker_and_uppercase_accepted() -> None:

@@ -112,9 +112,7 @@ def test_github_provenance(cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatc
         "uri": "git+https://github.com/acme/hello@refs/tags/v1.0.0",
         "digest": {"gitCommit": "a" * 40},
     }
-    assert (
-        run["builder"]["id"] == "https://github.com/acme/hello/.github/workflows/release.yml@refs/tags/v1.0.0"
-    )
+    assert run["builder"]["id"] == "https://github.com/acme/hello/.github/workflows/release.yml@refs/tags/v1.0.0"
     assert run["metadata"]["invocationId"] == "https://github.com/acme/hello/actions/runs/123/attempts/2"
 
 
@@ -146,16 +144,11 @@ def test_gitlab_signer_identity_for_tags() -> None:
     assert ctx.signer.issuer == "https://gitlab.com"
 
 
-def test_incomplete_ci_environment_is_a_clear_error(
-    cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_incomplete_ci_environment_is_a_clear_error(cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     result = cli(["build"], cwd=hello)
     assert result.code == 2
-    assert (
-        "GitHub Actions detected but GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_SHA is not set"
-        in result.err
-    )
+    assert "GitHub Actions detected but GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_SHA is not set" in result.err
 
 
 def test_provenance_needs_a_release(cli: Cli, tmp_path: Path) -> None:

@@ -101,9 +101,7 @@ def test_graph_recorded_only_where_the_source_has_one() -> None:
 
 
 def test_fast_validator_rejects_what_the_strict_one_rejects() -> None:
-    document = json.loads(
-        sbom.generate(make_release("a"), [sbom.spec_for(ASSETS / "sbom", "uv.lock", None)])[0]
-    )
+    document = json.loads(sbom.generate(make_release("a"), [sbom.spec_for(ASSETS / "sbom", "uv.lock", None)])[0])
     document["components"][0]["externalReferences"][0]["url"] = "not a uri at all ::"
     assert schema_errors(document)
     assert strict_errors(json.dumps(document).encode()) is not None
@@ -115,9 +113,7 @@ def test_fast_validator_rejects_what_the_strict_one_rejects() -> None:
 def test_invalid_document_is_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     evidence = EvidenceDir(tmp_path)
     release = make_release("a")
-    monkeypatch.setattr(
-        "pipeline_kit.sbom.validate.schema_errors", lambda doc, spec_version="1.6": ["x: broken"]
-    )
+    monkeypatch.setattr("pipeline_kit.sbom.validate.schema_errors", lambda doc, spec_version="1.6": ["x: broken"])
     with pytest.raises(EnvironmentFailure, match="does not validate"):
         sbom.write_sbom(evidence, release, [sbom.spec_for(ASSETS / "sbom", "uv.lock", None)])
     assert not (tmp_path / "sbom.cdx.json").exists()

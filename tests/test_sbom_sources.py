@@ -196,9 +196,7 @@ def test_cargo() -> None:
         ("Cargo.lock", "\x00\x01", "invalid TOML"),
     ],
 )
-def test_malformed_records_name_file_and_field(
-    tmp_path: Path, name: str, content: str, fragment: str
-) -> None:
+def test_malformed_records_name_file_and_field(tmp_path: Path, name: str, content: str, fragment: str) -> None:
     (tmp_path / name).write_text(content)
     spec = sbom.spec_for(tmp_path, name, None)
     with pytest.raises(InputError) as caught:
@@ -254,9 +252,7 @@ def test_environment_inspection_runs_no_code_from_it(tmp_path: Path) -> None:
         "Metadata-Version: 2.4\nName: demo_pkg\nVersion: 1.2.3\nLicense-Expression: MIT OR Apache-2.0\n"
     )
     result = read_path_env(venv / "bin" / "python")
-    assert [(p.name, p.version, p.licenses) for p in result.packages] == [
-        ("demo_pkg", "1.2.3", ("MIT OR Apache-2.0",))
-    ]
+    assert [(p.name, p.version, p.licenses) for p in result.packages] == [("demo_pkg", "1.2.3", ("MIT OR Apache-2.0",))]
     assert not marker.exists()
 
 

@@ -31,8 +31,7 @@ def main() -> None:
     name, version = project["name"].replace("-", "_"), project["version"]
     dist_info = f"{name}-{version}.dist-info"
     files: dict[str, bytes] = {
-        path.relative_to(ROOT / "src").as_posix(): path.read_bytes()
-        for path in sorted((ROOT / "src").rglob("*.py"))
+        path.relative_to(ROOT / "src").as_posix(): path.read_bytes() for path in sorted((ROOT / "src").rglob("*.py"))
     }
     requires = "".join(f"Requires-Dist: {dep}\n" for dep in project.get("dependencies", []))
     files[f"{dist_info}/METADATA"] = (

@@ -51,9 +51,7 @@ def run_streaming(
 def git(cwd: Path, *args: str) -> str | None:
     """Output of a git command, or None when git is missing or the command fails."""
     try:
-        result = subprocess.run(
-            ["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=10, check=False
-        )
+        result = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if result.returncode != 0:

@@ -79,8 +79,7 @@ class GitHubActions(CIPlatform):
                 san=f"{server}/{workflow_ref}",
                 token_source=token_source,
                 note=(
-                    "a reusable workflow signs as its own ref (job_workflow_ref), "
-                    "not the caller's GITHUB_WORKFLOW_REF"
+                    "a reusable workflow signs as its own ref (job_workflow_ref), not the caller's GITHUB_WORKFLOW_REF"
                 ),
             )
             if workflow_ref

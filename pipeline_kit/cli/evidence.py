@@ -38,12 +38,8 @@ def show(session: Session, as_json: bool) -> None:
 def render_summary(summary: Summary) -> None:
     release = summary.release
     source = release["source"]
-    click.echo(
-        heading(f"release {release['id']}") + f"  {release['name']} {release['version'] or ''}".rstrip()
-    )
-    click.echo(
-        f"  source   {source['repository'] or '(unknown)'} @ {source['commit'] or '?'} {source['ref'] or ''}"
-    )
+    click.echo(heading(f"release {release['id']}") + f"  {release['name']} {release['version'] or ''}".rstrip())
+    click.echo(f"  source   {source['repository'] or '(unknown)'} @ {source['commit'] or '?'} {source['ref'] or ''}")
     click.echo(f"  built by {release['builder']} ({release['platform']})")
     click.echo()
     click.echo(subjects_table((s["name"], s["sha256"], s["size"]) for s in release["subjects"]))
@@ -61,8 +57,7 @@ def render_summary(summary: Summary) -> None:
         p = summary.provenance
         click.echo(f"provenance  {p.predicate_type}, builder {p.builder_id}")
         click.echo(
-            f"            source {p.source or '(unknown)'}; subjects "
-            f"{'match' if p.subjects_match else 'DO NOT MATCH'}"
+            f"            source {p.source or '(unknown)'}; subjects {'match' if p.subjects_match else 'DO NOT MATCH'}"
         )
     for problem in summary.problems:
         click.echo(click.style(f"problem: {problem}", fg="red"), err=True)

@@ -24,9 +24,7 @@ def init(session: Session, force: bool) -> None:
     from pipeline_kit.scaffold import write_starter_config
 
     path = write_starter_config(session.workdir, force=force)
-    click.echo(
-        f"wrote {path}; review artifact.build and artifact.outputs, then run `pipeline-kit run --dry-run`"
-    )
+    click.echo(f"wrote {path}; review artifact.build and artifact.outputs, then run `pipeline-kit run --dry-run`")
 
 
 @click.command()
@@ -81,9 +79,7 @@ def _render(result: DryRun, session: Session) -> None:
     click.echo()
     click.echo(heading("provenance") + f"  {evidence.path('provenance.intoto.json')}")
     click.echo(f"  builder  {release.build.builder_id}")
-    click.echo(
-        f"  source   {release.source.repository or '(no git remote)'} @ {release.source.commit or '?'}"
-    )
+    click.echo(f"  source   {release.source.repository or '(no git remote)'} @ {release.source.commit or '?'}")
     for note in ci.notes:
         click.echo(f"  note     {note}")
     click.echo()

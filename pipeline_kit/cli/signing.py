@@ -126,9 +126,7 @@ def sign(
             }
         )
         return
-    click.echo(
-        f"signed release {signed.release.id} as {signed.identity} ({signed.issuer}); token from {source}"
-    )
+    click.echo(f"signed release {signed.release.id} as {signed.identity} ({signed.issuer}); token from {source}")
     for bundle in signed.bundles:
         click.echo(f"  {session.evidence().path(bundle)}")
 
@@ -160,9 +158,7 @@ def verify(
     from pipeline_kit.trust import load_trust_config
     from pipeline_kit.verify import verify_release
 
-    policy, source = resolve_policy(
-        session, cert_identity, cert_identity_regex, cert_oidc_issuer, repository, ref
-    )
+    policy, source = resolve_policy(session, cert_identity, cert_identity_regex, cert_oidc_issuer, repository, ref)
     config = load_trust_config(trust_config, offline=offline)
     result = verify_release(session.evidence(), session.workdir, policy, config, source)
     if as_json:

@@ -40,9 +40,7 @@ class CargoLock(SbomSource):
                 qualifiers[key] = strip_credentials(url)
             purl = make_purl("cargo", name, version, qualifiers=qualifiers)
             wanted = []
-            for k, dep in enumerate(
-                expect(entry.get("dependencies", []), list, path, f"{where}.dependencies")
-            ):
+            for k, dep in enumerate(expect(entry.get("dependencies", []), list, path, f"{where}.dependencies")):
                 parts = expect(dep, str, path, f"{where}.dependencies[{k}]").split(" ")
                 wanted.append(Wanted(parts[0], parts[1] if len(parts) > 1 else None))
             nodes.append(

@@ -117,11 +117,7 @@ class Requirements(SbomSource):
             raise InputError(path, where, f"not a valid requirement: {exc}") from None
         version = None
         specifiers = list(requirement.specifier)
-        if (
-            len(specifiers) == 1
-            and specifiers[0].operator in ("==", "===")
-            and "*" not in specifiers[0].version
-        ):
+        if len(specifiers) == 1 and specifiers[0].operator in ("==", "===") and "*" not in specifiers[0].version:
             version = specifiers[0].version
         name = normalize_python_name(requirement.name)
         purl = make_purl("pypi", name, version)

@@ -265,9 +265,7 @@ def _handler(instance: LocalSigstore) -> type[BaseHTTPRequestHandler]:
             path = urlsplit(self.path).path
             try:
                 if path == "/api/v2/signingCert":
-                    status, value = instance.signing_cert(
-                        self.headers.get("Authorization", ""), json.loads(body)
-                    )
+                    status, value = instance.signing_cert(self.headers.get("Authorization", ""), json.loads(body))
                     self._json(status, value)
                 elif path == "/api/v1/log/entries":
                     self._json(201, instance.logs[1].entry_v1(json.loads(body)))

@@ -17,9 +17,7 @@ from tests.sigstore_instance import LocalSigstore, mint_from_state
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.sigstore_instance")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser(
-        "serve", help="serve until SIGTERM; writes DIR/trust_config.json and DIR/ready"
-    )
+    serve = commands.add_parser("serve", help="serve until SIGTERM; writes DIR/trust_config.json and DIR/ready")
     serve.add_argument("--state", type=Path, required=True)
     serve.add_argument("--port", type=int, default=0)
     mint = commands.add_parser("mint-token", help="print a token the instance in DIR accepts")

@@ -85,9 +85,7 @@ def ca_certificate(
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False)
     )
     if extended_usage:
         builder = builder.add_extension(x509.ExtendedKeyUsage(extended_usage), critical=True)
@@ -162,9 +160,7 @@ class Fulcio:
         sct = self._sct(precert.tbs_certificate_bytes, int(now.timestamp() * 1000))
         tls_list = struct.pack("!H", len(sct) + 2) + struct.pack("!H", len(sct)) + sct
         extension_value = b"\x04" + der_length(len(tls_list)) + tls_list
-        builder = builder.add_extension(
-            x509.UnrecognizedExtension(SCT_LIST_OID, extension_value), critical=False
-        )
+        builder = builder.add_extension(x509.UnrecognizedExtension(SCT_LIST_OID, extension_value), critical=False)
         return builder.sign(self.intermediate_key, hashes.SHA256())
 
     def _sct(self, tbs: bytes, timestamp_ms: int) -> bytes:
@@ -186,6 +182,4 @@ class Fulcio:
         )
 
     def chain_pem(self, leaf: x509.Certificate) -> list[str]:
-        return [
-            c.public_bytes(serialization.Encoding.PEM).decode() for c in (leaf, self.intermediate, self.root)
-        ]
+        return [c.public_bytes(serialization.Encoding.PEM).decode() for c in (leaf, self.intermediate, self.root)]

@@ -55,9 +55,7 @@ class MerkleLog:
             ec.generate_private_key(ec.SECP256R1()) if version == 1 else ed25519.Ed25519PrivateKey.generate()
         )
         public = self.key.public_key()
-        self.spki = public.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        self.spki = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         self.key_id = hashlib.sha256(self.spki).digest()
         self.leaves: list[bytes] = []
         self.lock = threading.Lock()
@@ -101,8 +99,7 @@ class MerkleLog:
                         "value": hashlib.sha256(base64.b64decode(envelope["payload"])).hexdigest(),
                     },
                     "signatures": [
-                        {"signature": sig["sig"], "verifier": content["verifiers"][0]}
-                        for sig in envelope["signatures"]
+                        {"signature": sig["sig"], "verifier": content["verifiers"][0]} for sig in envelope["signatures"]
                     ],
                 },
             }
@@ -114,9 +111,7 @@ class MerkleLog:
         integrated = int(time.time())
         encoded = base64.b64encode(canonical).decode()
         log_id = self.key_id.hex()
-        set_payload = rfc8785.dumps(
-            {"body": encoded, "integratedTime": integrated, "logID": log_id, "logIndex": index}
-        )
+        set_payload = rfc8785.dumps({"body": encoded, "integratedTime": integrated, "logID": log_id, "logIndex": index})
         return {
             uuid.uuid4().hex: {
                 "body": encoded,

@@ -50,9 +50,7 @@ class TimestampAuthority:
         attributes = [
             cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
             cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({"utc_time": now})]}),
-            cms.CMSAttribute(
-                {"type": "message_digest", "values": [hashlib.sha256(tst_info.dump()).digest()]}
-            ),
+            cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(tst_info.dump()).digest()]}),
             cms.CMSAttribute(
                 {
                     "type": "signing_certificate_v2",
@@ -91,9 +89,7 @@ class TimestampAuthority:
             }
         )
         token = cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
-        response: bytes = tsp.TimeStampResp(
-            {"status": {"status": "granted"}, "time_stamp_token": token}
-        ).dump()
+        response: bytes = tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump()
         return response
 
     def chain(self) -> list[x509.Certificate]:

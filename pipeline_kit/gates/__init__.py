@@ -1,0 +1,97 @@
+"""Promotion gates: one module per gate, and the engine that runs them.
+
+`compile_gates` turns an environment's gate list into gate objects (validating names and
+options against each gate's model, errors naming the config line); `evaluate` runs them
+concurrently, each with its own timeout, turning exceptions and timeouts into `error`.
+previous-stage (when the environment has `after:`) and rollback-hold always run: forgetting to
+list them must not open the door.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipeline_kit._internal.validation import first_problem
+from pipeline_kit.config import Config, config_error
+from pipeline_kit.gates.checks import ChecksGate
+from pipeline_kit.gates.command import CommandGate
+from pipeline_kit.gates.freeze import FreezeGate
+from pipeline_kit.gates.interface import Gate, GateResult, Outcome, PromotionContext
+from pipeline_kit.gates.previous_stage import PreviousStageGate
+from pipeline_kit.gates.provenance import ProvenanceGate
+from pipeline_kit.gates.rollback_hold import RollbackHoldGate
+from pipeline_kit.gates.sbom import SbomGate
+from pipeline_kit.gates.signature import SignatureGate
+
+__all__ = ["GATES", "Gate", "GateResult", "PromotionContext", "compile_gates", "evaluate"]
+
+GATES: dict[str, type[Gate]] = {
+    gate.name: gate
+    for gate in (
+        SignatureGate,
+        ProvenanceGate,
+        SbomGate,
+        PreviousStageGate,
+        ChecksGate,
+        FreezeGate,
+        CommandGate,
+        RollbackHoldGate,
+    )
+}
+
+
+def compile_gates(config: Config, environment: str) -> list[Gate]:
+    """The gates guarding `environment`, options validated; implicit gates added."""
+    path = Path(config.source_path or "pipeline-kit.yml")
+    compiled: list[Gate] = []
+    for index, entry in enumerate(config.environments[environment].gates):
+        name, options = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+        loc: list[int | str] = ["environments", environment, "gates", index]
+        gate = GATES.get(name)
+        if gate is None:
+            raise config_error(path, loc, f"unknown gate {name!r}; known gates: {', '.join(GATES)}")
+        try:
+            compiled.append(gate(gate.options_model.model_validate(options or {})))
+        except ValidationError as exc:
+            where, problem = first_problem(exc)
+            raise config_error(path, [*loc, name, *where], problem) from exc
+    names = {gate.name for gate in compiled}
+    if config.environments[environment].after is not None and "previous-stage" not in names:
+        compiled.append(PreviousStageGate(PreviousStageGate.options_model()))
+    if "rollback-hold" not in names:
+        compiled.append(RollbackHoldGate(RollbackHoldGate.options_model()))
+    return compiled
+
+
+def evaluate(gates: list[Gate], context: PromotionContext) -> list[GateResult]:
+    """Every gate's result, in gate order; none is skipped because another failed."""
+    pool = ThreadPoolExecutor(max_workers=max(1, len(gates)), thread_name_prefix="gate")
+    started = time.monotonic()
+    futures = [pool.submit(_timed, gate, context) for gate in gates]
+    results = []
+    for gate, future in zip(gates, futures, strict=True):
+        remaining = gate.timeout - (time.monotonic() - started)
+        wait([future], timeout=max(0.0, remaining))
+        if not future.done():
+            results.append(
+                GateResult(gate.name, "error", f"timed out after {gate.timeout:g}s", {}, int(gate.timeout * 1000))
+            )
+            continue
+        results.append(future.result())
+    pool.shutdown(wait=False, cancel_futures=True)  # a hung gate's thread is abandoned, not awaited
+    return results
+
+
+def _timed(gate: Gate, context: PromotionContext) -> GateResult:
+    start = time.monotonic()
+    try:
+        outcome = gate.evaluate(context)
+    except Exception as exc:  # a gate that raises denies: fail closed
+        outcome = Outcome("error", f"{type(exc).__name__}: {exc}")
+    evidence: dict[str, Any] = dict(outcome.evidence)
+    return GateResult(gate.name, outcome.verdict, outcome.reason, evidence, int((time.monotonic() - start) * 1000))

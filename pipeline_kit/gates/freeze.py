@@ -1,0 +1,160 @@
+"""freeze: no promotion inside a freeze window, evaluated at the moment of promotion.
+
+Windows recur by cron (`cron: "0 18 * * FRI"`) or RFC 5545 RRULE (`rrule: "FREQ=WEEKLY;BYDAY=FR;
+BYHOUR=18"`) and last `duration`, or are one-off (`start`/`end`); each in its own time zone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from pipeline_kit.config import parse_duration
+from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, denied, passed
+
+_NAMES = {
+    **{d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))},
+    **{
+        m: i
+        for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)
+    },
+}
+_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def cron_fields(expression: str) -> list[set[int]]:
+    """Parse a 5-field cron expression into the allowed values of each field."""
+    parts = expression.split()
+    if len(parts) != 5:
+        raise ValueError(f"cron {expression!r}: expected 5 fields (minute hour day month weekday)")
+    fields = []
+    for part, (low, high) in zip(parts, _RANGES, strict=True):
+        allowed: set[int] = set()
+        for item in part.lower().split(","):
+            body, _, step_text = item.partition("/")
+            step = int(step_text) if step_text else 1
+            if body == "*":
+                start, end = low, high
+            else:
+                first, _, last = body.partition("-")
+                start = int(_NAMES.get(first, first))
+                end = int(_NAMES.get(last, last)) if last else (high if step_text else start)
+            if not (low <= start <= end <= high) or step < 1:
+                raise ValueError(f"cron {expression!r}: {item!r} is out of range {low}-{high}")
+            allowed.update(range(start, end + 1, step))
+        fields.append(allowed)
+    if 7 in fields[4]:
+        fields[4].add(0)  # 7 and 0 are both Sunday
+    return fields
+
+
+def cron_matches(fields: list[set[int]], moment: datetime, restricted: tuple[bool, bool]) -> bool:
+    minute, hour, day, month, weekday = fields
+    if moment.minute not in minute or moment.hour not in hour or moment.month not in month:
+        return False
+    day_ok = moment.day in day
+    weekday_ok = (moment.isoweekday() % 7) in weekday
+    if restricted[0] and restricted[1]:
+        return day_ok or weekday_ok  # cron: both restricted means either
+    return day_ok and weekday_ok
+
+
+class Window(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cron: str | None = None
+    rrule: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    duration: str | None = None
+    tz: str = "UTC"
+    name: str | None = None
+
+    @field_validator("tz")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Window:
+        kinds = [k for k in ("cron", "rrule", "start") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a window needs exactly one of cron, rrule or start/end")
+        if self.start is not None and self.end is None:
+            raise ValueError("a one-off window needs start and end")
+        if self.start is None and self.duration is None:
+            raise ValueError("a recurring window needs a duration")
+        if self.duration is not None:
+            parse_duration(self.duration)
+        if self.cron is not None:
+            cron_fields(self.cron)
+        if self.rrule is not None:
+            self.occurrence_before(datetime.now(timezone.utc))
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    def open_until(self, now: datetime) -> datetime | None:
+        """The end of the window containing `now`, or None when `now` is outside it."""
+        if self.start is not None and self.end is not None:
+            start = self.start if self.start.tzinfo else self.start.replace(tzinfo=self.zone)
+            end = self.end if self.end.tzinfo else self.end.replace(tzinfo=self.zone)
+            return end if start <= now < end else None
+        length = parse_duration(self.duration or "0s")
+        began = self.occurrence_before(now, within=length)
+        return began + length if began is not None and now < began + length else None
+
+    def occurrence_before(self, now: datetime, within: timedelta | None = None) -> datetime | None:
+        """The latest start of the recurrence at or before `now` (looking back `within`)."""
+        if self.rrule is not None:
+            from dateutil.rrule import rrulestr
+
+            local_now = now.astimezone(self.zone).replace(tzinfo=None)
+            dtstart = (local_now - (within or timedelta(days=1)) - timedelta(days=400)).replace(
+                hour=0, minute=0, second=0, microsecond=0
+            )
+            rule = rrulestr(self.rrule, dtstart=dtstart)
+            found = rule.before(local_now, inc=True)
+            return found.replace(tzinfo=self.zone) if found else None
+        fields = cron_fields(self.cron or "")
+        restricted = (self.cron.split()[2] != "*", self.cron.split()[4] != "*") if self.cron else (False, False)
+        moment = now.astimezone(timezone.utc).replace(second=0, microsecond=0)
+        limit = moment - (within or timedelta(days=1))
+        while moment >= limit:
+            local = moment.astimezone(self.zone)
+            if cron_matches(fields, local, restricted):
+                return local
+            moment -= timedelta(minutes=1)
+        return None
+
+    def describe(self) -> str:
+        return self.name or self.cron or self.rrule or f"{self.start} - {self.end}"
+
+
+class FreezeOptions(Options):
+    windows: list[Window]
+
+
+class FreezeGate(Gate):
+    name = "freeze"
+    options_model = FreezeOptions
+    options: FreezeOptions
+
+    def evaluate(self, context: PromotionContext) -> Outcome:
+        for window in self.options.windows:
+            until = window.open_until(context.now)
+            if until is not None:
+                local = until.astimezone(window.zone)
+                return denied(
+                    f"freeze window ({window.describe()}) until {local:%a %H:%M} {window.tz}",
+                    until=until.isoformat(),
+                )
+        return passed(f"outside all {len(self.options.windows)} freeze window(s) at {context.now:%Y-%m-%d %H:%MZ}")

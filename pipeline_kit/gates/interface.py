@@ -1,0 +1,101 @@
+"""What a gate is: a check of one promotion, returning passed, denied or error with a reason.
+
+A gate gets everything through the `PromotionContext` (release, environment, config, evidence,
+ledger history, the evidence verification, the clock), so gates never import use cases and can
+be tested with real backends swapped in. The engine turns an exception or a timeout into an
+`error`, and any `error` denies: gates fail closed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from pipeline_kit.config import Config
+from pipeline_kit.evidence import EvidenceDir
+from pipeline_kit.ledger import Entry
+from pipeline_kit.models import Release
+
+if TYPE_CHECKING:
+    from pipeline_kit.verify import Check, Verification
+
+Verdict = Literal["passed", "denied", "error"]
+
+
+class Options(BaseModel):
+    """A gate's options, written kebab-case in the config; unknown keys are errors."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=lambda n: n.replace("_", "-"), populate_by_name=True
+    )
+
+    timeout: float = 60.0  # seconds before the gate counts as an error
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def passed(reason: str, **evidence: Any) -> Outcome:
+    return Outcome("passed", reason, evidence)
+
+
+def denied(reason: str, **evidence: Any) -> Outcome:
+    return Outcome("denied", reason, evidence)
+
+
+def error(reason: str, **evidence: Any) -> Outcome:
+    return Outcome("error", reason, evidence)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    verdict: Verdict
+    reason: str
+    evidence: dict[str, Any]
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class PromotionContext:
+    release: Release
+    environment: str
+    config: Config
+    evidence: EvidenceDir
+    workdir: Path
+    history: Sequence[Entry]
+    now: datetime
+    actor: str
+    verification: Verification | None = None
+    verification_problem: str | None = None  # why the evidence could not be verified at all
+
+    def checks_for(self, *targets: str) -> list[Check]:
+        if self.verification is None:
+            return []
+        return [c for c in self.verification.checks if c.target in targets]
+
+
+class Gate(ABC):
+    name: ClassVar[str]
+    options_model: ClassVar[type[Options]] = Options
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    @property
+    def timeout(self) -> float:
+        return self.options.timeout
+
+    @abstractmethod
+    def evaluate(self, context: PromotionContext) -> Outcome:
+        """Judge the promotion; raising is allowed and counts as an error (deny)."""

@@ -1,0 +1,103 @@
+"""The git backend: the ledger as a JSON-lines file on a dedicated ref of a shared remote.
+
+Each append is one commit on `refs/pipeline-kit/ledger` whose tree holds `ledger.jsonl` with every
+entry so far; the previous tip is its only parent, so history is linear. The commit is pushed
+without force: the remote accepts it only if the ref still points at the tip it was built on
+(compare-and-swap). On a lost race the appender fetches the new tip, re-chains its entry on top
+and tries again, so concurrent CI jobs share one history and no entry is lost. Only plumbing
+commands are used: the working tree and index are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from pipeline_kit.errors import EnvironmentFailure
+from pipeline_kit.ledger.interface import GENESIS, Draft, Entry, Ledger, parse_lines
+
+FILE = "ledger.jsonl"
+ATTEMPTS = 20
+
+
+class GitLedger(Ledger):
+    def __init__(self, repository: Path, remote: str = "origin", ref: str = "refs/pipeline-kit/ledger") -> None:
+        self.repository = repository
+        self.remote = remote
+        self.ref = ref
+
+    def describe(self) -> str:
+        return f"{self.remote} {self.ref}"
+
+    def _git(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "pipeline-kit",
+            "GIT_AUTHOR_EMAIL": "pipeline-kit@localhost",
+            "GIT_COMMITTER_NAME": "pipeline-kit",
+            "GIT_COMMITTER_EMAIL": "pipeline-kit@localhost",
+            "GIT_TERMINAL_PROMPT": "0",
+        }
+        try:
+            result = subprocess.run(
+                ["git", "-C", str(self.repository), *args],
+                input=input,
+                capture_output=True,
+                env=env,
+                timeout=120,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise EnvironmentFailure(f"git {args[0]} failed for the ledger at {self.describe()}: {exc}") from exc
+        if check and result.returncode != 0:
+            lines = result.stderr.decode(errors="replace").strip().splitlines()
+            cause = lines[-1] if lines else f"exit code {result.returncode}"
+            raise EnvironmentFailure(f"git {args[0]} failed for the ledger at {self.describe()}: {cause}")
+        return result
+
+    def _fetch(self) -> str | None:
+        """The remote tip, fetched into a private ref (concurrent jobs in one clone do not clash)."""
+        private = f"refs/pipeline-kit/fetch/{uuid.uuid4().hex}"
+        result = self._git("fetch", "--quiet", "--no-tags", self.remote, f"+{self.ref}:{private}", check=False)
+        if result.returncode != 0:
+            stderr = result.stderr.decode(errors="replace")
+            if "couldn't find remote ref" in stderr:
+                return None  # no ledger yet
+            raise EnvironmentFailure(f"cannot fetch the ledger {self.describe()}: {stderr.strip().splitlines()[-1:]}")
+        tip = self._git("rev-parse", private).stdout.decode().strip()
+        self._git("update-ref", "-d", private)
+        return tip
+
+    def _content(self, tip: str | None) -> bytes:
+        if tip is None:
+            return b""
+        return self._git("cat-file", "blob", f"{tip}:{FILE}").stdout
+
+    def entries(self) -> list[Entry]:
+        return parse_lines(self._content(self._fetch()).splitlines(), self.describe())
+
+    def append(self, draft: Draft) -> Entry:
+        for attempt in range(ATTEMPTS):
+            tip = self._fetch()
+            content = self._content(tip)
+            lines = content.splitlines()
+            last = parse_lines(lines[-1:], self.describe())[-1] if lines else None
+            entry = Entry.chain(draft, (last.seq if last else 0) + 1, last.hash if last else GENESIS)
+            blob = self._git("hash-object", "-w", "--stdin", input=content + entry.line()).stdout.decode().strip()
+            tree = self._git("mktree", input=f"100644 blob {blob}\t{FILE}\n".encode()).stdout.decode().strip()
+            parents = ["-p", tip] if tip else []
+            message = f"{entry.kind} {entry.environment} {entry.release or ''} (seq {entry.seq})".encode()
+            commit = self._git("commit-tree", tree, *parents, input=message).stdout.decode().strip()
+            # Compare-and-swap: the remote takes the commit only while its ref is still `tip`.
+            lease = f"--force-with-lease={self.ref}:{tip or ''}"
+            pushed = self._git(
+                "push", "--quiet", "--porcelain", lease, self.remote, f"{commit}:{self.ref}", check=False
+            )
+            if pushed.returncode == 0:
+                return entry
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - jitter, not crypto
+        raise EnvironmentFailure(f"could not append to the ledger {self.describe()} after {ATTEMPTS} attempts")

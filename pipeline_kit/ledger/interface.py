@@ -1,0 +1,111 @@
+"""The promotion ledger: append-only, hash-chained entries, one JSON object per line.
+
+Each entry carries the hash of the one before it and its own hash over its canonical JSON, so
+editing, dropping, inserting or reordering any entry breaks the chain at a place `verify` names.
+Backends differ only in where the lines are kept and how concurrent writers are serialised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+
+from pipeline_kit.errors import VerificationError
+from pipeline_kit.models import Model
+
+GENESIS = "0" * 64
+Kind = Literal["promoted", "denied", "waived", "deployed", "deploy-failed", "rolled-back", "annotated"]
+
+
+class Draft(Model):
+    """What a writer supplies; the backend adds the sequence number and the chain."""
+
+    kind: Kind
+    environment: str
+    release: str | None = None  # release id
+    subjects: dict[str, str] = Field(default_factory=dict)  # name -> sha256
+    actor: str
+    time: datetime
+    reason: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Entry(Draft):
+    seq: int
+    prev: str
+    hash: str
+
+    @staticmethod
+    def chain(draft: Draft, seq: int, prev: str) -> Entry:
+        body = {**draft.model_dump(mode="json", by_alias=True), "seq": seq, "prev": prev}
+        return Entry.model_validate({**body, "hash": entry_hash(body)})
+
+    def line(self) -> bytes:
+        return (
+            json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")) + "\n"
+        ).encode()
+
+
+def entry_hash(body: dict[str, Any]) -> str:
+    """sha256 over the canonical JSON of every field but `hash` itself."""
+    canonical = json.dumps({k: v for k, v in body.items() if k != "hash"}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_lines(lines: Sequence[bytes], source: str) -> list[Entry]:
+    """Entries from complete lines (a torn, newline-less tail is the caller's to drop)."""
+    entries = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            entries.append(Entry.model_validate_json(line))
+        except ValidationError as exc:  # noqa: PERF203 - the first bad line ends the loop
+            raise VerificationError(f"{source}: line {number}: not a ledger entry ({exc.errors()[0]['msg']})") from exc
+    return entries
+
+
+def verify_chain(entries: Sequence[Entry], source: str) -> None:
+    """Raise VerificationError naming the first entry that breaks the chain."""
+    prev = GENESIS
+    for position, entry in enumerate(entries, start=1):
+        body = entry.model_dump(mode="json", by_alias=True)
+        if entry_hash(body) != entry.hash:
+            raise VerificationError(
+                f"{source}: line {position} (seq {entry.seq}) was edited: its hash does not match its content"
+            )
+        if entry.seq != position:
+            raise VerificationError(
+                f"{source}: line {position} has seq {entry.seq}: an entry was dropped, inserted or reordered before it"
+            )
+        if entry.prev != prev:
+            raise VerificationError(
+                f"{source}: line {position} (seq {entry.seq}) does not follow the entry before it "
+                "(dropped, inserted or reordered)"
+            )
+        prev = entry.hash
+
+
+class Ledger(ABC):
+    """A ledger backend."""
+
+    @abstractmethod
+    def entries(self) -> list[Entry]:
+        """Every committed entry, oldest first (not verified)."""
+
+    @abstractmethod
+    def append(self, draft: Draft) -> Entry:
+        """Chain and store one entry; concurrent appenders are serialised, none is lost."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the ledger lives, for messages."""
+
+    def verify(self) -> list[Entry]:
+        entries = self.entries()
+        verify_chain(entries, self.describe())
+        return entries
