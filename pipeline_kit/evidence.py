@@ -36,6 +36,7 @@ ARCHIVE_DIR = "releases"
 # copies stay under releases/<old id>/) so stale evidence can never pass for the new release.
 DERIVED_FILES = (SBOM_FILE, PROVENANCE_FILE)
 BUNDLES_DIR = "bundles"
+PROMOTIONS_DIR = "promotions"
 
 
 class EvidenceDir:
@@ -67,6 +68,7 @@ class EvidenceDir:
         for name in DERIVED_FILES:
             self.path(name).unlink(missing_ok=True)
         shutil.rmtree(self.path(BUNDLES_DIR), ignore_errors=True)
+        shutil.rmtree(self.path(PROMOTIONS_DIR), ignore_errors=True)
         sums = format_checksums(ChecksumLine(s.name, s.sha256) for s in release.subjects).encode()
         self._write(release.id, SUMS_FILE, sums)
         release = release.with_evidence(SUMS_FILE, sha256_bytes(sums))

@@ -9,7 +9,6 @@ against the trust root before it counts. sigstore-python is imported only here a
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,14 +78,39 @@ def check_local_files(release: Release, workdir: Path) -> None:
             )
 
 
-def sign_release(
-    evidence: EvidenceDir,
-    workdir: Path,
-    trust_config: Any,
-    token: str,
-    token_source: str,
-    progress: Callable[[str], None] | None = None,
-) -> Signed:
+@dataclass(frozen=True)
+class Signable:
+    """One thing to sign: a subject by its sha256, or an in-toto statement (DSSE)."""
+
+    bundle: str  # the bundle's path in the evidence dir
+    sha256: str | None = None
+    statement: bytes | None = None
+
+
+@dataclass(frozen=True)
+class SignedBundles:
+    files: dict[str, bytes]
+    identity: str
+    issuer: str | None
+    log_entries: tuple[int, ...]
+
+
+def statement_json(subjects: tuple[Subject, ...], predicate_type: str, predicate: Any) -> bytes:
+    """An in-toto Statement v1 about `subjects`."""
+    return json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": s.name, "digest": {"sha256": s.sha256}} for s in subjects],
+            "predicateType": predicate_type,
+            "predicate": predicate,
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signable]) -> SignedBundles:
+    """Sign every item in one signer session (one certificate), verify each bundle against the
+    identity it was issued for, and return the bundles' JSON; nothing is written here."""
     from requests import RequestException
     from sigstore import dsse
 
@@ -101,39 +125,23 @@ def sign_release(
     from sigstore.verify import Verifier
     from sigstore_models.common.v1 import HashAlgorithm
 
-    release = evidence.load_release()
-    provenance = read_checked(evidence, PROVENANCE_FILE, release)
-    sbom = read_checked(evidence, SBOM_FILE, release)
-    expected = release_subjects(release)
-    if statement_subjects(json.loads(provenance)) != expected:
-        raise VerificationError(f"{evidence.path(PROVENANCE_FILE)}: its subjects are not release.json's")
-    check_local_files(release, workdir)
-
     try:
         identity_token = IdentityToken(token)
     except IdentityError as exc:
         raise EnvironmentFailure(f"identity token ({token_source}) rejected: {exc}") from exc
 
-    def hashed(subject: Subject) -> Hashed:
-        return Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(subject.sha256))
+    def hashed(sha256: str) -> Hashed:
+        return Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(sha256))
 
-    sbom_statement = (
-        dsse.StatementBuilder()
-        .subjects([dsse.Subject(name=s.name, digest={"sha256": s.sha256}) for s in release.subjects])
-        .predicate_type(SBOM_PREDICATE)
-        .predicate(json.loads(sbom))
-        .build()
-    )
-    bundles: dict[str, Bundle] = {}
+    bundles: dict[str, Any] = {}
     try:
         context = SigningContext.from_trust_config(trust_config)
         with context.signer(identity_token, cache=True) as signer:
-            for subject in release.subjects:
-                bundles[subject_bundle(subject.name)] = signer.sign_artifact(hashed(subject))
-                if progress:
-                    progress(subject.name)
-            bundles[PROVENANCE_BUNDLE] = signer.sign_dsse(dsse.Statement(provenance))
-            bundles[SBOM_BUNDLE] = signer.sign_dsse(sbom_statement)
+            for item in items:
+                if item.statement is not None:
+                    bundles[item.bundle] = signer.sign_dsse(dsse.Statement(item.statement))
+                else:
+                    bundles[item.bundle] = signer.sign_artifact(hashed(item.sha256 or ""))
     except FulcioClientError as exc:
         # sigstore-python drops Fulcio's error text for 4xx responses.
         raise EnvironmentFailure(
@@ -143,34 +151,51 @@ def sign_release(
     except (SigstoreError, RekorClientError, ExpiredCertificate, ExpiredIdentity, RequestException) as exc:
         raise EnvironmentFailure(f"signing failed: {_sigstore_message(exc)}") from exc
 
-    # Verify each bundle as it will be read back, before anything is written, against the
-    # identity the certificate was issued for.
+    # The client checks little at sign time: verify each bundle as it will be read back.
     identity, issuer = certificate_identity(next(iter(bundles.values())).signing_certificate)
     own_identity = IdentityPolicy(issuer=issuer or "", san=identity).sigstore_policy()
     verifier = Verifier(trusted_root=trust_config.trusted_root)
     files: dict[str, bytes] = {}
-    for name, bundle in bundles.items():
-        data = bundle.to_json().encode()
+    for item in items:
+        data = bundles[item.bundle].to_json().encode()
         try:
             parsed = Bundle.from_json(data)
-            if name in (PROVENANCE_BUNDLE, SBOM_BUNDLE):
+            if item.statement is not None:
                 verifier.verify_dsse(parsed, own_identity)
             else:
-                subject = next(s for s in release.subjects if subject_bundle(s.name) == name)
-                verifier.verify_artifact(hashed(subject), parsed, own_identity)
+                verifier.verify_artifact(hashed(item.sha256 or ""), parsed, own_identity)
         except (SigstoreError, ValueError) as exc:
             raise VerificationError(
-                f"{name}: the bundle just produced does not verify: {_sigstore_message(exc)}"
+                f"{item.bundle}: the bundle just produced does not verify: {_sigstore_message(exc)}"
             ) from exc
-        files[name] = data
-    updated = evidence.record_many(release, files)
-    return Signed(
-        release=updated,
-        bundles=tuple(files),
+        files[item.bundle] = data
+    return SignedBundles(
+        files=files,
         identity=identity,
         issuer=issuer,
-        token_source=token_source,
         log_entries=tuple(int(b.log_entry._inner.log_index) for b in bundles.values()),
+    )
+
+
+def sign_release(evidence: EvidenceDir, workdir: Path, trust_config: Any, token: str, token_source: str) -> Signed:
+    release = evidence.load_release()
+    provenance = read_checked(evidence, PROVENANCE_FILE, release)
+    sbom = read_checked(evidence, SBOM_FILE, release)
+    if statement_subjects(json.loads(provenance)) != release_subjects(release):
+        raise VerificationError(f"{evidence.path(PROVENANCE_FILE)}: its subjects are not release.json's")
+    check_local_files(release, workdir)
+    items = [Signable(subject_bundle(s.name), sha256=s.sha256) for s in release.subjects]
+    items.append(Signable(PROVENANCE_BUNDLE, statement=provenance))
+    items.append(Signable(SBOM_BUNDLE, statement=statement_json(release.subjects, SBOM_PREDICATE, json.loads(sbom))))
+    signed = sign_all(trust_config, token, token_source, items)
+    updated = evidence.record_many(release, signed.files)
+    return Signed(
+        release=updated,
+        bundles=tuple(signed.files),
+        identity=signed.identity,
+        issuer=signed.issuer,
+        token_source=token_source,
+        log_entries=signed.log_entries,
     )
 
 

@@ -71,6 +71,7 @@ def verify_release(
     policy: IdentityPolicy,
     trust_config: Any,
     source: SourceExpectation = SourceExpectation(),
+    custody: Custody | None = None,
 ) -> Verification:
     from sigstore.verify import Verifier
 
@@ -86,6 +87,8 @@ def verify_release(
     )
     checks += _attestation(release, evidence, verifier, sigstore_policy, SBOM_BUNDLE, SBOM_FILE, SBOM_PREDICATE)
     checks.append(_provenance_source(evidence, source))
+    if custody is not None:
+        checks += custody_checks(evidence, release, policy, trust_config, custody)
     return Verification(release, policy, tuple(checks))
 
 
@@ -172,6 +175,58 @@ def _attestation(
             checks.append(Check(file_name, "matches attestation", False, "differs from what was signed"))
         else:
             checks.append(Check(file_name, "matches attestation", True, "is what was signed"))
+    return checks
+
+
+@dataclass(frozen=True)
+class Custody:
+    """Which environments a release must have passed, and the resourceUri each VSA must name."""
+
+    environments: tuple[str, ...]  # the target first, then upstream, nearest first
+    resource_uris: dict[str, str]
+
+
+def custody_checks(
+    evidence: EvidenceDir, release: Release, policy: IdentityPolicy, trust_config: Any, custody: Custody
+) -> list[Check]:
+    """A signed, PASSED VSA for each environment, about this release, from an accepted signer."""
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.verify import Verifier
+
+    verifier = Verifier(trusted_root=trust_config.trusted_root)
+    checks = []
+    for environment in custody.environments:
+        name = f"promotions/{environment}.vsa.sigstore.json"
+        bundle, problem = _load_bundle(evidence, name)
+        if bundle is None:
+            detail = f"{environment} never promoted this release" if problem == "bundle missing" else problem
+            checks.append(Check(name, "custody", False, detail or ""))
+            continue
+        try:
+            _, payload = verifier.verify_dsse(bundle, policy.sigstore_policy())
+        except (SigstoreError, ValueError, LookupError) as exc:
+            checks.append(Check(name, "custody", False, f"does not verify: {_first_line(exc)}"))
+            continue
+        statement = json.loads(payload)
+        predicate = statement.get("predicate") or {}
+        expected_uri = custody.resource_uris[environment]
+        if statement.get("predicateType") != "https://slsa.dev/verification_summary/v1":
+            checks.append(Check(name, "custody", False, "not a SLSA verification summary"))
+        elif statement_subjects(statement) != release_subjects(release):
+            checks.append(Check(name, "custody", False, "is about other subjects than release.json's"))
+        elif predicate.get("resourceUri") != expected_uri:
+            checks.append(Check(name, "custody", False, f"is for {predicate.get('resourceUri')}, not {expected_uri}"))
+        elif predicate.get("verificationResult") != "PASSED":
+            checks.append(Check(name, "custody", False, f"verification result {predicate.get('verificationResult')}"))
+        else:
+            checks.append(
+                Check(
+                    name,
+                    "custody",
+                    True,
+                    f"{environment}: PASSED at {predicate.get('timeVerified')}, {_signer(bundle)}",
+                )
+            )
     return checks
 
 

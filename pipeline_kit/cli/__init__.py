@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from pipeline_kit import __version__
-from pipeline_kit.cli import artifact, evidence, project, signing
+from pipeline_kit.cli import artifact, evidence, project, promotion, signing
 from pipeline_kit.cli._session import Session
 from pipeline_kit.errors import EXIT_USAGE, PipelineKitError
 
@@ -50,6 +50,10 @@ for command in (
     signing.sign,
     signing.verify,
     signing.identity,
+    promotion.plan,
+    promotion.promote,
+    promotion.rollback,
+    promotion.ledger,
     evidence.show,
     project.run,
 ):

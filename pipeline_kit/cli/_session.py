@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pipeline_kit.ci import CIContext
     from pipeline_kit.config import Config
     from pipeline_kit.evidence import EvidenceDir
+    from pipeline_kit.ledger import Ledger
 
 
 @dataclass
@@ -56,6 +57,25 @@ class Session:
         from pipeline_kit.ci import detect
 
         return detect(os.environ, self.workdir)
+
+    def ledger(self) -> Ledger:
+        from pipeline_kit.config import LedgerConfig
+        from pipeline_kit.ledger import open_ledger
+
+        config = self.config(required=False)
+        return open_ledger(config.ledger if config else LedgerConfig(), self.workdir, self.evidence().root)
+
+    def actor(self) -> str:
+        """Who acts: the CI actor, else the local user."""
+        import getpass
+
+        ci = self.ci()
+        if ci.actor:
+            return f"{ci.platform}:{ci.actor}"
+        try:
+            return f"local:{getpass.getuser()}"
+        except (KeyError, OSError):
+            return "local:unknown"
 
 
 pass_session = click.make_pass_decorator(Session)

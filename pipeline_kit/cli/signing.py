@@ -135,6 +135,7 @@ def sign(
 @evidence_options
 @trust_options
 @policy_options
+@click.option("--env", "environment", help="Also check the chain of custody up to this environment.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_session
 def verify(
@@ -146,21 +147,33 @@ def verify(
     cert_oidc_issuer: str | None,
     repository: str | None,
     ref: str | None,
+    environment: str | None,
     as_json: bool,
 ) -> None:
     """Verify the evidence dir against an identity policy.
 
     Checks each subject's digest and signature, the provenance and SBOM attestations (signed by
     an accepted identity, about exactly release.json's subjects, identical to the files here),
-    and the provenance's source repository and ref. Exit 1 names the first failure.
+    and the provenance's source repository and ref. With --env, also the chain of custody: a
+    signed PASSED promotion VSA for ENV and every environment before it. Exit 1 names the first
+    failure.
     """
-    from pipeline_kit.errors import VerificationError
+    from pipeline_kit.errors import UsageError, VerificationError
     from pipeline_kit.trust import load_trust_config
-    from pipeline_kit.verify import verify_release
+    from pipeline_kit.verify import Custody, verify_release
 
     policy, source = resolve_policy(session, cert_identity, cert_identity_regex, cert_oidc_issuer, repository, ref)
+    custody = None
+    if environment is not None:
+        from pipeline_kit.promote import require_environment, resource_uri
+
+        project = require_environment(session.config(required=True))
+        if environment not in project.environments:
+            raise UsageError(f"unknown environment {environment!r}")
+        chain = (environment, *project.upstream(environment))
+        custody = Custody(chain, {env: resource_uri(project, env) for env in chain})
     config = load_trust_config(trust_config, offline=offline)
-    result = verify_release(session.evidence(), session.workdir, policy, config, source)
+    result = verify_release(session.evidence(), session.workdir, policy, config, source, custody)
     if as_json:
         emit_json(result.as_dict())
     else:

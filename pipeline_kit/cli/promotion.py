@@ -1,0 +1,283 @@
+"""Commands that move a release between environments: plan, promote, rollback, ledger."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from pipeline_kit.cli._render import emit_json, table
+from pipeline_kit.cli._session import Session, evidence_options, pass_session
+from pipeline_kit.cli.signing import policy_options, resolve_policy, trust_options
+
+if TYPE_CHECKING:
+    from pipeline_kit.config import Config
+    from pipeline_kit.promote import Plan, Trust
+
+MARK = {"passed": "pass", "denied": "DENY", "error": "ERROR"}
+
+
+def _trust(
+    session: Session,
+    trust_config: Path | None,
+    offline: bool,
+    identity: str | None,
+    identity_regex: str | None,
+    issuer: str | None,
+    repository: str | None,
+    ref: str | None,
+) -> Trust:
+    from pipeline_kit.errors import UsageError
+    from pipeline_kit.promote import Trust
+    from pipeline_kit.trust import load_trust_config
+
+    try:
+        policy, source = resolve_policy(session, identity, identity_regex, issuer, repository, ref)
+    except UsageError:
+        policy, source = None, None  # the signature gates will deny, saying why
+    loaded: list[Any] = []
+
+    def load() -> Any:
+        if not loaded:
+            loaded.append(load_trust_config(trust_config, offline=offline))
+        return loaded[0]
+
+    return Trust(policy, load, source.repository if source else None, source.ref if source else None)
+
+
+def _config(session: Session) -> Config:
+    from pipeline_kit.promote import require_environment
+
+    return require_environment(session.config(required=True))
+
+
+def render_plan(item: Plan) -> None:
+    verdict = "would pass" if item.passed else "would be DENIED"
+    click.echo(f"{item.environment}: release {item.release.id} {verdict}")
+    click.echo(table(["gate", "verdict", "reason"], [(r.gate, MARK[r.verdict], r.reason) for r in item.results]))
+
+
+def plan_dict(item: Plan) -> dict[str, Any]:
+    return {
+        "environment": item.environment,
+        "release": item.release.id,
+        "passed": item.passed,
+        "gates": [
+            {
+                "gate": r.gate,
+                "verdict": r.verdict,
+                "reason": r.reason,
+                "evidence": r.evidence,
+                "duration_ms": r.duration_ms,
+            }
+            for r in item.results
+        ],
+    }
+
+
+def promotion_options(function: Any) -> Any:
+    function = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(function)
+    function = click.option(
+        "--junit", type=click.Path(path_type=Path, dir_okay=False), help="Also write the gate results as JUnit XML."
+    )(function)
+    return policy_options(trust_options(evidence_options(function)))
+
+
+@click.command()
+@click.option("--to", "environment", required=True, help="Target environment.")
+@promotion_options
+@pass_session
+def plan(session: Session, /, environment: str, junit: Path | None, as_json: bool, **trust: Any) -> None:
+    """Dry-run a promotion: verify the evidence and explain every gate's verdict.
+
+    Nothing is recorded or deployed. Exit 0 if the promotion would pass, 1 if not.
+    """
+    from pipeline_kit.errors import EXIT_DENIED
+    from pipeline_kit.promote import plan as plan_promotion
+    from pipeline_kit.promote import write_junit
+
+    result = plan_promotion(
+        _config(session),
+        environment,
+        session.evidence(),
+        session.workdir,
+        session.ledger(),
+        _trust(session, **_trust_args(trust)),
+        session.actor(),
+    )
+    if junit:
+        write_junit([result], junit)
+    emit_json(plan_dict(result)) if as_json else render_plan(result)
+    if not result.passed:
+        raise click.exceptions.Exit(EXIT_DENIED)
+
+
+def _trust_args(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "trust_config": values["trust_config"],
+        "offline": values["offline"],
+        "identity": values["cert_identity"],
+        "identity_regex": values["cert_identity_regex"],
+        "issuer": values["cert_oidc_issuer"],
+        "repository": values["repository"],
+        "ref": values["ref"],
+    }
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.option("--to", "environment", required=True, help="Target environment.")
+@click.option("--reason", help="Why (recorded in the decision, the VSA and the ledger).")
+@click.option("--break-glass", is_flag=True, help="Promote despite denying gates; needs --reason; recorded.")
+@click.option("--interactive", is_flag=True, help="Sign in with a browser to sign the VSA.")
+@promotion_options
+@click.argument("deploy", nargs=-1, type=click.UNPROCESSED)
+@pass_session
+def promote(
+    session: Session,
+    /,
+    environment: str,
+    reason: str | None,
+    break_glass: bool,
+    interactive: bool,
+    junit: Path | None,
+    as_json: bool,
+    deploy: tuple[str, ...],
+    **trust: Any,
+) -> None:
+    """Promote the current release to ENV, then run DEPLOY (after `--`) or environments.ENV.deploy.
+
+    Verifies the evidence, evaluates every gate, writes promotions/ENV.decision.json, signs a
+    SLSA VSA (promotions/ENV.vsa.sigstore.json), appends to the ledger, and only then deploys.
+    A denial is recorded too and exits 1.
+    """
+    import os
+
+    from pipeline_kit.errors import EXIT_DENIED
+    from pipeline_kit.oidc import raw_token
+    from pipeline_kit.promote import promote as run_promotion
+    from pipeline_kit.promote import write_junit
+
+    trusted = _trust(session, **_trust_args(trust))
+    result = run_promotion(
+        _config(session),
+        environment,
+        session.evidence(),
+        session.workdir,
+        session.ledger(),
+        trusted,
+        session.actor(),
+        reason=reason,
+        break_glass=break_glass,
+        deploy=list(deploy) or None,
+        token=lambda: raw_token(os.environ, trusted.load(), interactive=True if interactive else None),
+        on_output=lambda line: click.echo(f"  | {line}", err=True),
+    )
+    if junit:
+        write_junit([result.plan], junit)
+    if as_json:
+        emit_json(
+            {
+                **plan_dict(result.plan),
+                "verdict": result.decision.verdict,
+                "ledger_seq": result.entry.seq,
+                "deployed": result.deployed,
+            }
+        )
+    else:
+        render_plan(result.plan)
+        click.echo(
+            f"decision: {result.decision.verdict} (ledger seq {result.entry.seq})"
+            + ("; deployed" if result.deployed else "")
+        )
+    if result.decision.verdict == "denied":
+        raise click.exceptions.Exit(EXIT_DENIED)
+
+
+@click.command()
+@click.option("--env", "environment", required=True, help="Environment to roll back.")
+@click.option("--to", "target", help="Release id to go back to. [default: the previous good one]")
+@click.option("--reason", required=True, help="Why (recorded).")
+@evidence_options
+@trust_options
+@policy_options
+@click.argument("deploy", nargs=-1, type=click.UNPROCESSED)
+@pass_session
+def rollback(
+    session: Session, /, environment: str, target: str | None, reason: str, deploy: tuple[str, ...], **trust: Any
+) -> None:
+    """Roll ENV back to the previous good release, re-verified, and hold the bad one out.
+
+    The rolled-back release cannot be promoted to ENV again until
+    `pipeline-kit ledger annotate --env ENV --root-cause ...` records why it failed.
+    """
+    from pipeline_kit.promote import rollback as run_rollback
+
+    came_from, went_to, entry = run_rollback(
+        _config(session),
+        environment,
+        session.evidence(),
+        session.workdir,
+        session.ledger(),
+        _trust(session, **_trust_args(trust)),
+        session.actor(),
+        to=target,
+        reason=reason,
+        deploy=list(deploy) or None,
+        on_output=lambda line: click.echo(f"  | {line}", err=True),
+    )
+    click.echo(
+        f"{environment}: rolled back from {came_from} to {went_to} (ledger seq {entry.seq}); "
+        f"{came_from} is held out of {environment} until a root cause is recorded"
+    )
+
+
+@click.group()
+def ledger() -> None:
+    """Read, verify and annotate the promotion ledger."""
+
+
+@ledger.command("show")
+@click.option("--env", "environment", help="Only this environment.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@evidence_options
+@pass_session
+def ledger_show(session: Session, environment: str | None, as_json: bool) -> None:
+    """List ledger entries, oldest first."""
+    entries = [e for e in session.ledger().entries() if environment in (None, e.environment)]
+    if as_json:
+        click.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
+        return
+    click.echo(
+        table(
+            ["seq", "time", "kind", "env", "release", "actor", "reason"],
+            [
+                (e.seq, f"{e.time:%Y-%m-%d %H:%M:%SZ}", e.kind, e.environment, e.release or "", e.actor, e.reason or "")
+                for e in entries
+            ],
+        )
+    )
+
+
+@ledger.command("verify")
+@evidence_options
+@pass_session
+def ledger_verify(session: Session) -> None:
+    """Check the hash chain; exit 1 naming the first edited, dropped, inserted or moved entry."""
+    store = session.ledger()
+    entries = store.verify()
+    click.echo(f"{store.describe()}: {len(entries)} entries, chain intact")
+
+
+@ledger.command("annotate")
+@click.option("--env", "environment", required=True, help="Environment whose last rollback this explains.")
+@click.option("--root-cause", required=True, help="A URL or text: why the rolled-back release failed.")
+@evidence_options
+@pass_session
+def ledger_annotate(session: Session, environment: str, root_cause: str) -> None:
+    """Record the root cause of the last rollback in ENV, lifting its hold."""
+    from pipeline_kit.promote import annotate
+
+    entry = annotate(session.ledger(), environment, root_cause, session.actor())
+    click.echo(f"{environment}: root cause recorded (ledger seq {entry.seq}); the rollback hold is lifted")

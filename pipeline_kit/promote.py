@@ -1,0 +1,455 @@
+"""Promotion: plan, promote and roll back the same digest through the configured environments.
+
+promote = verify the evidence, evaluate every gate (concurrently, each with a timeout), write
+the decision, sign a SLSA VSA for the environment, append to the ledger, and only then deploy.
+Every step that can fail closed does: a gate error denies, a ledger that does not verify stops
+everything, a VSA that cannot be signed means nothing was promoted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from pipeline_kit import __version__
+from pipeline_kit._internal.proc import run_streaming
+from pipeline_kit.config import Config
+from pipeline_kit.digest import sha256_bytes
+from pipeline_kit.errors import BuildFailed, PipelineKitError, UsageError, VerificationError
+from pipeline_kit.evidence import PROMOTIONS_DIR, EvidenceDir
+from pipeline_kit.gates import GateResult, PromotionContext, compile_gates, evaluate
+from pipeline_kit.gates.command import release_environment
+from pipeline_kit.identity import IdentityPolicy
+from pipeline_kit.ledger import Draft, Entry, Ledger
+from pipeline_kit.models import Model, Release
+from pipeline_kit.signing import Signable, sign_all, statement_json
+
+KIT_URI = "https://github.com/pipeline-kit/pipeline-kit"
+VSA_PREDICATE = "https://slsa.dev/verification_summary/v1"
+ARRIVALS = ("promoted", "waived")
+
+TokenProvider = Callable[[], tuple[str, str]]
+
+
+def decision_file(environment: str) -> str:
+    return f"{PROMOTIONS_DIR}/{environment}.decision.json"
+
+
+def vsa_bundle(environment: str) -> str:
+    return f"{PROMOTIONS_DIR}/{environment}.vsa.sigstore.json"
+
+
+def resource_uri(config: Config, environment: str) -> str:
+    """What the VSA is about: the environment's URL, or a URN naming the environment."""
+    return config.environments[environment].url or f"urn:pipeline-kit:environment:{environment}"
+
+
+class GateRecord(Model):
+    gate: str
+    verdict: Literal["passed", "denied", "error"]
+    reason: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    duration_ms: int
+
+
+class Decision(Model):
+    """promotions/ENV.decision.json: what was decided, on what grounds, by whom, when."""
+
+    schema_: Literal["pipeline-kit/decision/v1"] = Field(default="pipeline-kit/decision/v1", alias="schema")
+    release: str
+    subjects: dict[str, str]
+    environment: str
+    verdict: Literal["passed", "denied", "waived"]
+    gates: tuple[GateRecord, ...]
+    actor: str
+    time: datetime
+    reason: str | None = None
+    break_glass: bool = False
+    policy: dict[str, str]
+    input_attestations: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Trust:
+    """Who must have signed the evidence, and which Sigstore instance to trust (loaded lazily)."""
+
+    policy: IdentityPolicy | None
+    load: Callable[[], Any]
+    repository: str | None = None
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    release: Release
+    environment: str
+    results: list[GateResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.verdict == "passed" for r in self.results)
+
+    def blocking(self) -> list[GateResult]:
+        return [r for r in self.results if r.verdict != "passed"]
+
+
+@dataclass(frozen=True)
+class Promotion:
+    plan: Plan
+    decision: Decision
+    entry: Entry
+    deployed: bool | None  # None: no deploy command
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _check_environment(config: Config, environment: str) -> None:
+    if environment not in config.environments:
+        known = ", ".join(config.environment_order()) or "none configured"
+        raise UsageError(f"unknown environment {environment!r} (environments: {known})")
+
+
+def history(ledger: Ledger) -> list[Entry]:
+    """The ledger's entries, verified: a broken chain stops every promotion (exit 1)."""
+    return ledger.verify()
+
+
+def context_for(
+    config: Config,
+    environment: str,
+    release: Release,
+    evidence: EvidenceDir,
+    workdir: Path,
+    entries: Sequence[Entry],
+    trust: Trust,
+    actor: str,
+    now: datetime | None = None,
+) -> PromotionContext:
+    """Everything the gates need; verification problems become data the gates deny on."""
+    from pipeline_kit.verify import SourceExpectation, verify_release
+
+    verification, problem = None, None
+    if trust.policy is None:
+        problem = "no identity policy (signing.identity or --cert-identity/--cert-oidc-issuer)"
+    else:
+        try:
+            verification = verify_release(
+                evidence, workdir, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref)
+            )
+        except PipelineKitError as exc:
+            problem = exc.message
+    return PromotionContext(
+        release=release,
+        environment=environment,
+        config=config,
+        evidence=evidence,
+        workdir=workdir,
+        history=entries,
+        now=now or _now(),
+        actor=actor,
+        verification=verification,
+        verification_problem=problem,
+    )
+
+
+def plan(
+    config: Config,
+    environment: str,
+    evidence: EvidenceDir,
+    workdir: Path,
+    ledger: Ledger,
+    trust: Trust,
+    actor: str,
+    now: datetime | None = None,
+) -> Plan:
+    """Evaluate every gate exactly as promote would, recording nothing."""
+    _check_environment(config, environment)
+    gates = compile_gates(config, environment)
+    release = evidence.load_release()
+    context = context_for(config, environment, release, evidence, workdir, history(ledger), trust, actor, now)
+    return Plan(release, environment, evaluate(gates, context))
+
+
+def promote(
+    config: Config,
+    environment: str,
+    evidence: EvidenceDir,
+    workdir: Path,
+    ledger: Ledger,
+    trust: Trust,
+    actor: str,
+    *,
+    reason: str | None,
+    break_glass: bool,
+    deploy: str | Sequence[str] | None,
+    token: TokenProvider,
+    on_output: Callable[[str], None] | None = None,
+) -> Promotion:
+    if break_glass and not reason:
+        raise UsageError("--break-glass needs --reason: a waiver is recorded with its why")
+    result = plan(config, environment, evidence, workdir, ledger, trust, actor)
+    release = result.release
+    verdict: Literal["passed", "denied", "waived"] = (
+        "passed" if result.passed else "waived" if break_glass else "denied"
+    )
+    inputs = _input_attestations(evidence, release)
+    decision = Decision(
+        release=release.id,
+        subjects={s.name: s.sha256 for s in release.subjects},
+        environment=environment,
+        verdict=verdict,
+        gates=tuple(
+            GateRecord(gate=r.gate, verdict=r.verdict, reason=r.reason, evidence=r.evidence, duration_ms=r.duration_ms)
+            for r in result.results
+        ),
+        actor=actor,
+        time=_now(),
+        reason=reason,
+        break_glass=break_glass and not result.passed,
+        policy={"uri": Path(config.source_path or "pipeline-kit.yml").name, "sha256": config.source_sha256 or ""},
+        input_attestations=tuple(inputs),
+    )
+    files = {decision_file(environment): decision.to_json()}
+    if verdict != "denied":
+        # Sign before anything is recorded: a promotion without its VSA did not happen.
+        raw, source = token()
+        vsa = statement_json(release.subjects, VSA_PREDICATE, _vsa_predicate(config, decision))
+        signed = sign_all(trust.load(), raw, source, [Signable(vsa_bundle(environment), statement=vsa)])
+        files.update(signed.files)
+    evidence.record_many(release, files)
+    entry = ledger.append(
+        Draft(
+            kind=verdict if verdict != "passed" else "promoted",
+            environment=environment,
+            release=release.id,
+            subjects=decision.subjects,
+            actor=actor,
+            time=decision.time,
+            reason=reason,
+            details={
+                "decision": sha256_bytes(files[decision_file(environment)]),
+                **({"vsa": sha256_bytes(files[vsa_bundle(environment)])} if vsa_bundle(environment) in files else {}),
+                "blocking": [f"{r.gate}: {r.reason}" for r in result.blocking()],
+            },
+        )
+    )
+    if verdict == "denied":
+        return Promotion(result, decision, entry, None)
+    deployed = _deploy(config, environment, release, evidence, workdir, ledger, actor, deploy, on_output)
+    return Promotion(result, decision, entry, deployed)
+
+
+def _deploy(
+    config: Config,
+    environment: str,
+    release: Release,
+    evidence: EvidenceDir,
+    workdir: Path,
+    ledger: Ledger,
+    actor: str,
+    deploy: str | Sequence[str] | None,
+    on_output: Callable[[str], None] | None,
+    details: dict[str, Any] | None = None,
+) -> bool | None:
+    command = deploy if deploy else config.environments[environment].deploy
+    if not command:
+        return None
+    context = PromotionContext(release, environment, config, evidence, workdir, (), _now(), actor)
+    try:
+        outcome = run_streaming(command, cwd=workdir, env=release_environment(context), on_line=on_output)
+        code, tail = outcome.returncode, outcome.tail
+    except OSError as exc:
+        code, tail = 127, str(exc.strerror)
+    kind = "deployed" if code == 0 else "deploy-failed"
+    ledger.append(
+        Draft(
+            kind=kind,
+            environment=environment,
+            release=release.id,
+            subjects={s.name: s.sha256 for s in release.subjects},
+            actor=actor,
+            time=_now(),
+            details={"exit_code": code, **(details or {})},
+        )
+    )
+    if code != 0:
+        raise BuildFailed(
+            f"deploy to {environment} exited with code {code}; recorded in the ledger",
+            hint=f"last lines of its output:\n{tail or '(no output)'}",
+        )
+    return True
+
+
+def _input_attestations(evidence: EvidenceDir, release: Release) -> list[dict[str, Any]]:
+    from pipeline_kit.signing import PROVENANCE_BUNDLE, SBOM_BUNDLE, subject_bundle
+
+    names = [subject_bundle(s.name) for s in release.subjects] + [PROVENANCE_BUNDLE, SBOM_BUNDLE]
+    return [
+        {"uri": name, "digest": {"sha256": sha256_bytes(evidence.path(name).read_bytes())}}
+        for name in names
+        if evidence.path(name).is_file()
+    ]
+
+
+def _vsa_predicate(config: Config, decision: Decision) -> dict[str, Any]:
+    levels = [f"PIPELINE_KIT_PROMOTED_{decision.environment.upper().replace('-', '_')}"]
+    if decision.break_glass:
+        levels.append("PIPELINE_KIT_BREAK_GLASS")
+    levels += [f"PIPELINE_KIT_GATE_{g.gate.upper().replace('-', '_')}_{g.verdict.upper()}" for g in decision.gates]
+    return {
+        "verifier": {"id": f"{KIT_URI}/promote", "version": {"pipeline-kit": __version__}},
+        "timeVerified": decision.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "resourceUri": resource_uri(config, decision.environment),
+        "policy": {"uri": decision.policy["uri"], "digest": {"sha256": decision.policy["sha256"]}},
+        "inputAttestations": list(decision.input_attestations),
+        # A waived promotion did not pass verification: say so; only the ledger makes it count.
+        "verificationResult": "FAILED" if decision.break_glass else "PASSED",
+        "verifiedLevels": levels,
+        "slsaVersion": "1.1",
+    }
+
+
+def current_release(entries: Sequence[Entry], environment: str) -> str | None:
+    """The release an environment runs now, by the ledger."""
+    current = None
+    for entry in entries:
+        if entry.environment != environment:
+            continue
+        if entry.kind in ARRIVALS:
+            current = entry.release
+        elif entry.kind == "rolled-back":
+            current = str(entry.details.get("to"))
+    return current
+
+
+def rollback(
+    config: Config,
+    environment: str,
+    evidence: EvidenceDir,
+    workdir: Path,
+    ledger: Ledger,
+    trust: Trust,
+    actor: str,
+    *,
+    to: str | None,
+    reason: str,
+    deploy: str | Sequence[str] | None,
+    on_output: Callable[[str], None] | None = None,
+) -> tuple[str, str, Entry]:
+    """Go back to the previous good release of `environment` (or `to`); returns (from, to, entry)."""
+    from pipeline_kit.verify import SourceExpectation, verify_release
+
+    _check_environment(config, environment)
+    if not reason:
+        raise UsageError("rollback needs --reason")
+    entries = history(ledger)
+    current = current_release(entries, environment)
+    if current is None:
+        raise UsageError(f"{environment} has no release to roll back from (nothing promoted there)")
+    target = to or _previous_good(entries, environment, current)
+    if target is None:
+        raise UsageError(f"no earlier release was promoted to {environment} before {current}")
+    if target == current:
+        raise UsageError(f"{target} is already the release in {environment}")
+    archive = EvidenceDir(evidence.archive(target))
+    if not archive.has_release():
+        raise UsageError(f"no evidence for release {target} under {archive.root}")
+    if trust.policy is None:
+        raise UsageError("no identity policy to re-verify the rollback target with")
+    verification = verify_release(
+        archive, workdir, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref)
+    )
+    if not verification.ok:
+        first = verification.failures[0]
+        raise VerificationError(f"rollback target {target} does not verify: {first.target}: {first.detail}")
+    release = archive.load_release()
+    details = {"from": current, "to": target}
+    _deploy(
+        config, environment, release, archive, workdir, ledger, actor, deploy, on_output, details={"rollback": details}
+    )
+    entry = ledger.append(
+        Draft(
+            kind="rolled-back",
+            environment=environment,
+            release=target,
+            subjects={s.name: s.sha256 for s in release.subjects},
+            actor=actor,
+            time=_now(),
+            reason=reason,
+            details=details,
+        )
+    )
+    return current, target, entry
+
+
+def _previous_good(entries: Sequence[Entry], environment: str, current: str) -> str | None:
+    """The newest release promoted to `environment` (and not failed to deploy) other than `current`."""
+    failed = {e.release for e in entries if e.environment == environment and e.kind == "deploy-failed"}
+    skip = {current, None, *failed}
+    for entry in reversed(entries):
+        if entry.environment == environment and entry.kind in ARRIVALS and entry.release not in skip:
+            return entry.release
+    return None
+
+
+def annotate(ledger: Ledger, environment: str, root_cause: str, actor: str) -> Entry:
+    entries = history(ledger)
+    rollbacks = [e for e in entries if e.environment == environment and e.kind == "rolled-back"]
+    if not rollbacks:
+        raise UsageError(f"no rollback in {environment} to annotate")
+    return ledger.append(
+        Draft(
+            kind="annotated",
+            environment=environment,
+            release=str(rollbacks[-1].details.get("from")),
+            actor=actor,
+            time=_now(),
+            reason=root_cause,
+            details={"rollback_seq": rollbacks[-1].seq},
+        )
+    )
+
+
+def write_junit(plans: Sequence[Plan], path: Path) -> None:
+    """Gate results as JUnit XML: a test suite per environment, a test case per gate."""
+    import xml.etree.ElementTree as ET
+
+    suites = ET.Element("testsuites", name="pipeline-kit gates")
+    for item in plans:
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=f"promote {item.release.id} to {item.environment}",
+            tests=str(len(item.results)),
+            failures=str(sum(r.verdict == "denied" for r in item.results)),
+            errors=str(sum(r.verdict == "error" for r in item.results)),
+        )
+        for result in item.results:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"gates.{item.environment}",
+                name=result.gate,
+                time=f"{result.duration_ms / 1000:.3f}",
+            )
+            if result.verdict == "denied":
+                ET.SubElement(case, "failure", message=result.reason).text = json.dumps(result.evidence, default=str)
+            elif result.verdict == "error":
+                ET.SubElement(case, "error", message=result.reason)
+    from pipeline_kit._internal.fs import atomic_write
+
+    atomic_write(path, ET.tostring(suites, encoding="utf-8", xml_declaration=True))
+
+
+def require_environment(config: Config | None) -> Config:
+    if config is None or not config.environments:
+        raise UsageError("no environments configured", hint="add an `environments:` section to pipeline-kit.yml")
+    return config
