@@ -10,7 +10,9 @@ from pipeline_kit.ci import CIContext
 from pipeline_kit.config import Config
 from pipeline_kit.evidence import EvidenceDir
 from pipeline_kit.identity import policy_accepts
+from pipeline_kit.ledger import Ledger
 from pipeline_kit.models import Release
+from pipeline_kit.promote import Plan, Trust, plan
 from pipeline_kit.provenance import write_provenance
 from pipeline_kit.sbom import SourceResult, SourceSpec, write_sbom
 from pipeline_kit.signing import (
@@ -43,6 +45,7 @@ class DryRun:
     sources: list[SourceResult]
     ci: CIContext
     signing: SigningPlan
+    plans: list[Plan]
 
 
 def dry_run(
@@ -52,11 +55,18 @@ def dry_run(
     ci: CIContext,
     evidence: EvidenceDir,
     workdir: Path,
+    ledger: Ledger,
+    actor: str,
 ) -> DryRun:
     release = build(request, evidence, ci)
     release, results = write_sbom(evidence, release, specs)
     release = write_provenance(release, ci, evidence, workdir)
-    return DryRun(release, results, ci, signing_plan(release, config, ci))
+    plans = []
+    if config is not None and config.environments:
+        # Nothing is signed locally: the evidence gates say so; the others judge for real.
+        trust = Trust(None, lambda: None, unverified="dry run: nothing is signed locally (CI signs before promoting)")
+        plans = [plan(config, env, evidence, workdir, ledger, trust, actor) for env in config.environment_order()]
+    return DryRun(release, results, ci, signing_plan(release, config, ci), plans)
 
 
 def signing_plan(release: Release, config: Config | None, ci: CIContext) -> SigningPlan:

@@ -83,6 +83,7 @@ class Trust:
     load: Callable[[], Any]
     repository: str | None = None
     ref: str | None = None
+    unverified: str | None = None  # set to skip verification, saying why (the gates deny on it)
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,10 @@ def context_for(
     """Everything the gates need; verification problems become data the gates deny on."""
     from pipeline_kit.verify import SourceExpectation, verify_release
 
-    verification, problem = None, None
-    if trust.policy is None:
+    verification, problem = None, trust.unverified
+    if problem is not None:
+        pass
+    elif trust.policy is None:
         problem = "no identity policy (signing.identity or --cert-identity/--cert-oidc-issuer)"
     else:
         try:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline_kit.cli._render import heading, sources_table, subjects_table
+from pipeline_kit.cli._render import heading, sources_table, subjects_table, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 
 if TYPE_CHECKING:
@@ -64,7 +64,9 @@ def run(session: Session, dry_run: bool) -> None:
         on_output=lambda line: click.echo(f"  | {line}", err=True),
     )
     click.echo(heading("build") + f"  {config.artifact.build or '(no build command)'}", err=True)
-    result = run_dry(request, specs, config, session.ci(), session.evidence(), session.workdir)
+    result = run_dry(
+        request, specs, config, session.ci(), session.evidence(), session.workdir, session.ledger(), session.actor()
+    )
     _render(result, session)
 
 
@@ -94,3 +96,7 @@ def _render(result: DryRun, session: Session) -> None:
     click.echo(f"  verdict  {plan.verdict}")
     if plan.note:
         click.echo(f"  note     {plan.note}")
+    for item in result.plans:
+        click.echo()
+        click.echo(heading(f"plan {item.environment}") + ("  would pass" if item.passed else "  would be blocked"))
+        click.echo(table(["gate", "verdict", "reason"], [(r.gate, r.verdict, r.reason) for r in item.results]))
