@@ -45,6 +45,9 @@ GATES: dict[str, type[Gate]] = {
 }
 
 
+GRACE_SECONDS = 0.5
+
+
 def compile_gates(config: Config, environment: str) -> list[Gate]:
     """The gates guarding `environment`, options validated; implicit gates added."""
     path = Path(config.source_path or "pipeline-kit.yml")
@@ -75,7 +78,9 @@ def evaluate(gates: list[Gate], context: PromotionContext) -> list[GateResult]:
     futures = [pool.submit(_timed, gate, context) for gate in gates]
     results = []
     for gate, future in zip(gates, futures, strict=True):
-        remaining = gate.timeout - (time.monotonic() - started)
+        # A gate enforces its own timeout where it can (a subprocess is killed); the engine's
+        # deadline, a little later, is the backstop for gates that cannot.
+        remaining = gate.timeout + GRACE_SECONDS - (time.monotonic() - started)
         wait([future], timeout=max(0.0, remaining))
         if not future.done():
             results.append(

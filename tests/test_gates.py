@@ -1,0 +1,417 @@
+"""Each gate's pass, deny and error paths; errors (exceptions, timeouts, missing data) deny."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline_kit.config import parse_config
+from pipeline_kit.errors import ConfigError
+from pipeline_kit.evidence import EvidenceDir
+from pipeline_kit.gates import GATES, compile_gates, evaluate
+from pipeline_kit.gates.freeze import Window, cron_fields
+from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext
+from pipeline_kit.ledger import Draft, Entry
+from pipeline_kit.ledger.interface import GENESIS
+from pipeline_kit.models import Build, Release, Source, Subject, release_id
+from pipeline_kit.verify import Check, Verification
+
+NOW = datetime(2026, 11, 18, 12, 0, tzinfo=timezone.utc)  # a Wednesday
+CONFIG = """\
+version: 1
+artifact: {name: app, outputs: ["dist/*"]}
+environments:
+  dev: {gates: []}
+  staging: {after: dev, soak: 1h, gates: []}
+"""
+
+
+def release() -> Release:
+    subjects = (Subject(name="dist/app.whl", digest={"sha256": "ab" * 32}, size=1),)
+    return Release(
+        id=release_id(subjects),
+        name="app",
+        subjects=subjects,
+        source=Source(),
+        build=Build(platform="local", builder_id="x"),
+        kit_version="0",
+    )
+
+
+def entries(*specs: tuple[str, str, str | None, datetime, dict[str, Any]]) -> list[Entry]:
+    out, prev = [], GENESIS
+    for seq, (kind, env, rel, when, details) in enumerate(specs, start=1):
+        entry = Entry.chain(
+            Draft(
+                kind=kind,
+                environment=env,
+                release=rel,
+                actor="t",
+                time=when,
+                reason="r",
+                details=details,
+            ),
+            seq,
+            prev,
+        )
+        out.append(entry)
+        prev = entry.hash
+    return out
+
+
+def context(
+    tmp_path: Path,
+    environment: str = "staging",
+    history: list[Entry] | None = None,
+    verification: Verification | None = None,
+    problem: str | None = None,
+    config: str = CONFIG,
+) -> PromotionContext:
+    (tmp_path / "pipeline-kit.yml").write_text(config)
+    parsed = parse_config(config, tmp_path / "pipeline-kit.yml").model_copy(
+        update={"source_path": str(tmp_path / "pipeline-kit.yml")}
+    )
+    return PromotionContext(
+        release=release(),
+        environment=environment,
+        config=parsed,
+        evidence=EvidenceDir(tmp_path / ".pipeline-kit"),
+        workdir=tmp_path,
+        history=history or [],
+        now=NOW,
+        actor="t",
+        verification=verification,
+        verification_problem=problem,
+    )
+
+
+def gate(name: str, **options: Any) -> Gate:
+    cls = GATES[name]
+    return cls(cls.options_model.model_validate(options))
+
+
+def run(g: Gate, ctx: PromotionContext) -> tuple[str, str]:
+    (result,) = evaluate([g], ctx)
+    return result.verdict, result.reason
+
+
+def verification(ok: bool = True, target: str = "dist/app.whl", detail: str = "sha256 is different") -> Verification:
+    rel = release()
+    checks = [
+        Check("dist/app.whl", "digest", ok if target == "dist/app.whl" else True, "matches" if ok else detail),
+        Check("bundles/dist/app.whl.sigstore.json", "signature", True, "signed by dev@example.com (issuer)"),
+        Check("bundles/provenance.sigstore.json", "signature", True, "signed"),
+        Check(
+            "bundles/provenance.sigstore.json",
+            "subjects",
+            ok or target != "provenance",
+            "the attested subjects are not release.json's",
+        ),
+        Check("provenance.intoto.json", "source", True, "built from x@y"),
+        Check("bundles/sbom.sigstore.json", "signature", ok or target != "sbom", "does not verify"),
+        Check("sbom.cdx.json", "matches attestation", True, "is what was signed"),
+    ]
+    from pipeline_kit.identity import IdentityPolicy
+
+    return Verification(rel, IdentityPolicy(issuer="i", san="s"), tuple(checks))
+
+
+# --- evidence gates ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["signature", "provenance", "sbom"])
+def test_evidence_gates_error_without_verification(tmp_path: Path, name: str) -> None:
+    assert run(gate(name), context(tmp_path, problem="no identity policy")) == (
+        "error",
+        "evidence not verified: no identity policy",
+    )
+
+
+def test_signature_gate(tmp_path: Path) -> None:
+    assert run(gate("signature"), context(tmp_path, verification=verification()))[0] == "passed"
+    verdict, reason = run(gate("signature"), context(tmp_path, verification=verification(ok=False)))
+    assert (verdict, reason) == ("denied", "dist/app.whl: sha256 is different")
+
+
+def test_provenance_gate(tmp_path: Path) -> None:
+    assert run(gate("provenance"), context(tmp_path, verification=verification()))[0] == "passed"
+    verdict, reason = run(
+        gate("provenance"), context(tmp_path, verification=verification(ok=False, target="provenance"))
+    )
+    assert verdict == "denied" and "subjects" in reason
+
+
+def sbom_document(tmp_path: Path, licenses: list[str]) -> None:
+    evidence = tmp_path / ".pipeline-kit"
+    evidence.mkdir(parents=True, exist_ok=True)
+    components = [
+        {"name": f"lib{i}", "version": "1", "licenses": [{"license": {"id": lic}}]} for i, lic in enumerate(licenses)
+    ]
+    (evidence / "sbom.cdx.json").write_text(json.dumps({"components": components}))
+
+
+def test_sbom_gate_licences(tmp_path: Path) -> None:
+    sbom_document(tmp_path, ["MIT", "GPL-3.0-only"])
+    ctx = context(tmp_path, verification=verification())
+    assert run(gate("sbom"), ctx)[0] == "passed"
+    verdict, reason = run(gate("sbom", **{"deny-licenses": ["GPL-3.0-only"]}), ctx)
+    assert verdict == "denied" and "lib1@1 (GPL-3.0-only)" in reason
+    verdict, _ = run(gate("sbom"), context(tmp_path, verification=verification(ok=False, target="sbom")))
+    assert verdict == "denied"
+
+
+GRYPE = {
+    "matches": [
+        {"vulnerability": {"id": "CVE-1", "severity": "High"}},
+        {"vulnerability": {"id": "CVE-2", "severity": "Low"}},
+    ]
+}
+OSV = {
+    "results": [
+        {
+            "packages": [
+                {
+                    "package": {"name": "x"},
+                    "groups": [{"ids": ["GHSA-1"], "max_severity": "9.8"}],
+                    "vulnerabilities": [{"id": "GHSA-1"}],
+                }
+            ]
+        }
+    ]
+}
+PIP_AUDIT = {"dependencies": [{"name": "x", "version": "1", "vulns": [{"id": "PYSEC-1", "fix_versions": []}]}]}
+
+
+@pytest.mark.parametrize(
+    ("report", "options", "verdict", "fragment"),
+    [
+        (GRYPE, {}, "denied", "CVE-1 (high)"),
+        (GRYPE, {"fail-on": "critical"}, "passed", "2 vulnerability finding(s), 0 at or above critical"),
+        (GRYPE, {"max-findings": 1}, "passed", "1 at or above high"),
+        (OSV, {"fail-on": "critical"}, "denied", "GHSA-1 (critical)"),
+        (PIP_AUDIT, {"fail-on": "critical"}, "denied", "PYSEC-1 (unknown)"),  # no severity: counted as critical
+        ({"something": "else"}, {}, "error", "not an OSV-Scanner, grype or pip-audit JSON report"),
+    ],
+)
+def test_sbom_gate_vulnerability_reports(
+    tmp_path: Path, report: object, options: dict[str, Any], verdict: str, fragment: str
+) -> None:
+    sbom_document(tmp_path, ["MIT"])
+    (tmp_path / "vulns.json").write_text(json.dumps(report))
+    got, reason = run(
+        gate("sbom", vulnerabilities="vulns.json", **options), context(tmp_path, verification=verification())
+    )
+    assert got == verdict and fragment in reason, reason
+
+
+def test_sbom_gate_missing_report_is_an_error(tmp_path: Path) -> None:
+    sbom_document(tmp_path, ["MIT"])
+    verdict, reason = run(
+        gate("sbom", vulnerabilities="reports/*.json"), context(tmp_path, verification=verification())
+    )
+    assert verdict == "error" and "no data is not a pass" in reason
+
+
+# --- previous-stage -----------------------------------------------------------------------
+
+
+def test_previous_stage(tmp_path: Path) -> None:
+    rid = release().id
+    never = run(gate("previous-stage"), context(tmp_path))
+    assert never[0] == "denied" and never[1].startswith(f"dev never received this release ({rid}, sha256:abababab")
+    young = entries(("promoted", "dev", rid, NOW - timedelta(minutes=41), {}))
+    verdict, reason = run(gate("previous-stage"), context(tmp_path, history=young))
+    assert (verdict, reason) == ("denied", "soak 41m of 1h in dev, ready at 12:19Z")
+    old = entries(("promoted", "dev", rid, NOW - timedelta(hours=2), {}))
+    assert run(gate("previous-stage"), context(tmp_path, history=old))[0] == "passed"
+    replaced = entries(
+        ("promoted", "dev", rid, NOW - timedelta(hours=2), {}),
+        ("promoted", "dev", "other", NOW - timedelta(hours=1, minutes=50), {}),
+    )
+    verdict, reason = run(gate("previous-stage"), context(tmp_path, history=replaced))
+    assert verdict == "denied" and reason.startswith("left dev after 10m")
+    failed = entries(("promoted", "dev", rid, NOW - timedelta(hours=2), {}), ("deploy-failed", "dev", rid, NOW, {}))
+    assert run(gate("previous-stage"), context(tmp_path, history=failed))[1] == f"the deploy of {rid} to dev failed"
+    assert run(gate("previous-stage"), context(tmp_path, environment="dev"))[0] == "passed"
+
+
+# --- rollback-hold ------------------------------------------------------------------------
+
+
+def test_rollback_hold(tmp_path: Path) -> None:
+    rid = release().id
+    assert run(gate("rollback-hold"), context(tmp_path, "dev"))[0] == "passed"
+    held = entries(("promoted", "dev", rid, NOW, {}), ("rolled-back", "dev", "old", NOW, {"from": rid, "to": "old"}))
+    verdict, reason = run(gate("rollback-hold"), context(tmp_path, "dev", history=held))
+    assert verdict == "denied" and "pipeline-kit ledger annotate --env dev" in reason
+    annotated = [*held, *entries(("annotated", "dev", rid, NOW, {}))]
+    annotated[2] = Entry.chain(
+        Draft(kind="annotated", environment="dev", release=rid, actor="t", time=NOW, reason="INC-1"), 3, held[1].hash
+    )
+    assert run(gate("rollback-hold"), context(tmp_path, "dev", history=annotated)) == (
+        "passed",
+        "rolled back at 2026-11-18 12:00Z; root cause recorded: INC-1",
+    )
+
+
+# --- checks -------------------------------------------------------------------------------
+
+
+def junit(path: Path, cases: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'<?xml version="1.0"?><testsuites><testsuite name="s">{cases}</testsuite></testsuites>')
+
+
+def test_checks_gate(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    assert run(gate("checks", junit="reports/*.xml"), ctx)[0] == "error"
+    junit(
+        tmp_path / "reports" / "a.xml", '<testcase classname="t" name="ok"/><testcase name="skip"><skipped/></testcase>'
+    )
+    assert run(gate("checks", junit="reports/*.xml"), ctx) == ("passed", "1 test(s) passed in 1 report(s), 1 skipped")
+    assert run(gate("checks", junit="reports/*.xml", min=5), ctx) == ("denied", "1 test(s) ran, at least 5 required")
+    junit(tmp_path / "reports" / "b.xml", '<testcase classname="t" name="bad"><failure message="x"/></testcase>')
+    assert run(gate("checks", junit="reports/*.xml"), ctx) == ("denied", "1 of 3 test(s) failed: t.bad")
+    (tmp_path / "reports" / "c.xml").write_text("<not-closed")
+    assert run(gate("checks", junit="reports/*.xml"), ctx)[0] == "error"
+
+
+# --- freeze -------------------------------------------------------------------------------
+
+
+def test_cron_fields() -> None:
+    assert cron_fields("*/15 9-17 * * MON-FRI")[0] == {0, 15, 30, 45}
+    assert cron_fields("0 0 * * 7")[4] == {0, 7}
+    with pytest.raises(ValueError, match="out of range"):
+        cron_fields("61 * * * *")
+
+
+def weekend(**extra: Any) -> dict[str, Any]:
+    return {"windows": [{"name": "weekend", "cron": "0 18 * * FRI", "duration": "62h", "tz": "Europe/Berlin", **extra}]}
+
+
+def test_freeze_gate(tmp_path: Path) -> None:
+    g = gate("freeze", **weekend())
+    wednesday = context(tmp_path)
+    assert run(g, wednesday)[0] == "passed"
+    saturday = PromotionContext(**{**wednesday.__dict__, "now": datetime(2026, 11, 21, 10, 0, tzinfo=timezone.utc)})
+    assert run(g, saturday) == ("denied", "freeze window (weekend) until Mon 08:00 Europe/Berlin")
+    monday_late = PromotionContext(**{**wednesday.__dict__, "now": datetime(2026, 11, 23, 7, 30, tzinfo=timezone.utc)})
+    assert run(g, monday_late)[0] == "passed"  # 08:30 in Berlin: the window has closed
+    rrule = {"rrule": "FREQ=WEEKLY;BYDAY=WE;BYHOUR=11;BYMINUTE=0", "tz": "Europe/Berlin", "name": "wednesday"}
+    # 12:00Z is 13:00 in Berlin: inside 11:00 + 3h, just outside 11:00 + 2h (the end is exclusive)
+    assert run(gate("freeze", windows=[{**rrule, "duration": "3h"}]), wednesday) == (
+        "denied",
+        "freeze window (wednesday) until Wed 14:00 Europe/Berlin",
+    )
+    assert run(gate("freeze", windows=[{**rrule, "duration": "2h"}]), wednesday)[0] == "passed"
+    once = gate(
+        "freeze",
+        windows=[{"start": "2026-11-18T00:00:00", "end": "2026-11-19T00:00:00", "tz": "UTC", "name": "release day"}],
+    )
+    assert run(once, wednesday) == ("denied", "freeze window (release day) until Thu 00:00 UTC")
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        {"cron": "bad"},
+        {"cron": "0 18 * * FRI"},
+        {"cron": "0 18 * * FRI", "duration": "2h", "tz": "Mars/Olympus"},
+        {"start": "2026-01-01T00:00:00"},
+        {"cron": "0 1 * * *", "rrule": "FREQ=DAILY", "duration": "1h"},
+    ],
+)
+def test_bad_freeze_windows_are_config_errors(window: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        Window.model_validate(window)
+
+
+# --- command ------------------------------------------------------------------------------
+
+
+def test_command_gate(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    assert run(gate("command", run='test "$PIPELINE_KIT_ENVIRONMENT" = staging'), ctx)[0] == "passed"
+    assert run(gate("command", run="echo nope; exit 3"), ctx) == ("denied", "echo nope; exit 3 exited 3: nope")
+    assert run(gate("command", run=["/no/such/tool"]), ctx)[0] == "error"
+    assert run(gate("command", run="sleep 5", timeout=0.2), ctx) == ("error", "sleep 5: timed out after 0.2s")
+    assert run(gate("command", run="exit 0", timeout=30), ctx) == ("passed", "exit 0 exited 0")
+
+
+# --- engine -------------------------------------------------------------------------------
+
+
+class Exploding(Gate):
+    name = "exploding"
+
+    def evaluate(self, context: PromotionContext) -> Outcome:
+        raise RuntimeError("backend unreachable")
+
+
+class Hanging(Gate):
+    name = "hanging"
+
+    def evaluate(self, context: PromotionContext) -> Outcome:
+        time.sleep(3)
+        return Outcome("passed", "too late")
+
+
+def test_engine_fails_closed_and_runs_gates_concurrently(tmp_path: Path) -> None:
+    from pipeline_kit.gates.interface import Options
+
+    hanging = Hanging(Options(timeout=0.3))
+    gates = [Exploding(Options()), hanging, gate("rollback-hold")]
+    start = time.monotonic()
+    results = evaluate(gates, context(tmp_path, "dev"))
+    assert time.monotonic() - start < 2
+    assert [(r.gate, r.verdict) for r in results] == [
+        ("exploding", "error"),
+        ("hanging", "error"),
+        ("rollback-hold", "passed"),
+    ]
+    assert results[0].reason == "RuntimeError: backend unreachable"
+    assert results[1].reason == "timed out after 0.3s"
+
+
+def test_compile_adds_implicit_gates_and_rejects_bad_ones(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    assert [g.name for g in compile_gates(ctx.config, "staging")] == ["previous-stage", "rollback-hold"]
+    assert [g.name for g in compile_gates(ctx.config, "dev")] == ["rollback-hold"]
+    bad = CONFIG.replace(
+        "staging: {after: dev, soak: 1h, gates: []}", "staging:\n    after: dev\n    gates:\n      - sigature"
+    )
+    with pytest.raises(ConfigError, match=r"line 8: environments.staging.gates\[0\]: unknown gate 'sigature'"):
+        compile_gates(context(tmp_path, config=bad).config, "staging")
+    bad = CONFIG.replace(
+        "staging: {after: dev, soak: 1h, gates: []}", "staging:\n    gates:\n      - checks: {junit: x, mni: 2}"
+    )
+    with pytest.raises(ConfigError, match=r"environments.staging.gates\[0\].checks.mni: unknown key"):
+        compile_gates(context(tmp_path, config=bad).config, "staging")
+
+
+@pytest.mark.parametrize(
+    ("environments", "message"),
+    [
+        ("  a: {after: b}\n  b: {after: a}\n", "environments form a cycle"),
+        ("  a: {after: nowhere}\n", "a.after names no environment: 'nowhere'"),
+        ("  a: {soak: soon}\n", "expected a duration"),
+        ("  Prod: {}\n", "use lowercase letters"),
+    ],
+)
+def test_environment_config_errors(environments: str, message: str) -> None:
+    text = "version: 1\nartifact: {name: a, outputs: [x]}\nenvironments:\n" + environments
+    with pytest.raises(ConfigError, match=message):
+        parse_config(text, Path("p.yml"))
+
+
+def test_environment_order() -> None:
+    text = "version: 1\nartifact: {name: a, outputs: [x]}\nenvironments:\n  prod: {after: staging}\n  dev: {}\n  staging: {after: dev}\n"
+    config = parse_config(text, Path("p.yml"))
+    assert config.environment_order() == ["dev", "staging", "prod"]
+    assert config.upstream("prod") == ["staging", "dev"]
