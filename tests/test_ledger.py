@@ -1,0 +1,207 @@
+"""The ledger: tamper evidence, concurrent writers, a writer killed mid-append, the git backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from pipeline_kit.errors import VerificationError
+from pipeline_kit.ledger import Draft, FileLedger, GitLedger
+from tests.conftest import Cli, git
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+
+
+def draft(n: int, env: str = "dev") -> Draft:
+    return Draft(kind="promoted", environment=env, release=f"r{n:04}", actor="t", time=NOW, reason=f"entry {n}")
+
+
+def filled(tmp_path: Path, count: int = 5) -> FileLedger:
+    ledger = FileLedger(tmp_path / "ledger.jsonl")
+    for n in range(count):
+        ledger.append(draft(n))
+    return ledger
+
+
+def test_append_chains_and_verifies(tmp_path: Path) -> None:
+    ledger = filled(tmp_path)
+    entries = ledger.verify()
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+    assert entries[0].prev == "0" * 64
+    assert all(b.prev == a.hash for a, b in zip(entries, entries[1:], strict=False))
+
+
+def lines(ledger: FileLedger) -> list[bytes]:
+    return ledger.path.read_bytes().splitlines(keepends=True)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        ("edit", "line 3 (seq 3) was edited"),
+        ("byte", "line 3"),
+        ("drop", "line 3 has seq 4: an entry was dropped, inserted or reordered before it"),
+        ("insert", "line 4 (seq 4) does not follow the entry before it"),
+        ("reorder", "line 2 has seq 3"),
+        ("truncate-front", "line 1 has seq 2"),
+    ],
+)
+def test_tampering_is_detected_and_named(tmp_path: Path, tamper: str, message: str) -> None:
+    ledger = filled(tmp_path)
+    content = lines(ledger)
+    if tamper == "edit":
+        entry = json.loads(content[2])
+        entry["reason"] = "nothing to see"
+        content[2] = (json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    elif tamper == "byte":
+        content[2] = content[2].replace(b"entry 2", b"entry X")
+    elif tamper == "drop":
+        del content[2]
+    elif tamper == "insert":
+        # a well-formed entry, correctly hashed, spliced in from another ledger
+        other = FileLedger(tmp_path / "other.jsonl")
+        for n in range(4):
+            other.append(draft(n, env="prod"))
+        content.insert(3, lines(other)[3])
+    elif tamper == "reorder":
+        content[1], content[2] = content[2], content[1]
+    elif tamper == "truncate-front":
+        del content[0]
+    ledger.path.write_bytes(b"".join(content))
+    with pytest.raises(VerificationError, match=re.escape(message)):
+        ledger.verify()
+
+
+def test_cli_ledger_verify_names_the_edited_line(cli: Cli, tmp_path: Path) -> None:
+    evidence = tmp_path / ".pipeline-kit"
+    ledger = FileLedger(evidence / "ledger.jsonl")
+    for n in range(3):
+        ledger.append(draft(n))
+    assert cli(["ledger", "verify"], cwd=tmp_path).code == 0
+    data = bytearray(ledger.path.read_bytes())
+    data[data.index(b"entry 1")] ^= 0x01  # one byte of one line
+    ledger.path.write_bytes(bytes(data))
+    result = cli(["ledger", "verify"], cwd=tmp_path)
+    assert result.code == 1
+    assert "ledger.jsonl: line 2 (seq 2) was edited" in result.err
+    shown = cli(["ledger", "show", "--json"], cwd=tmp_path)
+    assert [e["seq"] for e in json.loads(shown.out)] == [1, 2, 3]
+
+
+APPENDER = """
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from pipeline_kit.ledger import Draft, FileLedger, GitLedger
+backend, where, name, count = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+ledger = FileLedger(where) if backend == "file" else GitLedger(where)
+for n in range(count):
+    ledger.append(Draft(kind="promoted", environment="dev", release=f"{name}-{n}", actor=name,
+                        time=datetime.now(timezone.utc), reason="x" * 2000))
+"""
+
+
+def appenders(backend: str, places: list[Path], count: int) -> None:
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", APPENDER, backend, str(place), f"w{i}", str(count)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i, place in enumerate(places)
+    ]
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+
+
+def test_concurrent_file_appenders_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    appenders("file", [path] * 4, 40)
+    entries = FileLedger(path).verify()
+    assert len(entries) == 160
+    assert sorted(e.release or "" for e in entries) == sorted(f"w{i}-{n}" for i in range(4) for n in range(40))
+
+
+def test_a_writer_killed_mid_append_leaves_a_ledger_that_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    for attempt in range(5):
+        process = subprocess.Popen([sys.executable, "-c", APPENDER, "file", str(path), f"k{attempt}", "100000"])
+        deadline = time.monotonic() + 10
+        while (not path.exists() or path.stat().st_size < 20000 * (attempt + 1)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        before = FileLedger(path).verify()
+        assert before, "the writer appended nothing before it was killed"
+    # a torn tail, as a kill between write() and its completion would leave
+    with open(path, "ab") as handle:
+        handle.write(b'{"kind":"promoted","environment":"dev","rel')
+    ledger = FileLedger(path)
+    count = len(ledger.verify())
+    ledger.append(draft(999))
+    after = ledger.verify()
+    assert len(after) == count + 1 and after[-1].release == "r0999"
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    bare = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    return bare
+
+
+def clone(remote: Path, where: Path) -> Path:
+    subprocess.run(["git", "clone", "-q", str(remote), str(where)], check=True, capture_output=True)
+    return where
+
+
+def test_git_ledger_concurrent_promoters_share_one_linear_history(tmp_path: Path, remote: Path) -> None:
+    jobs = [clone(remote, tmp_path / f"job{i}") for i in range(4)]
+    appenders("git", jobs, 8)
+    ledger = GitLedger(jobs[0])
+    entries = ledger.verify()
+    assert len(entries) == 32
+    assert sorted(e.release or "" for e in entries) == sorted(f"w{i}-{n}" for i in range(4) for n in range(8))
+    history = git(remote, "rev-list", "--parents", "refs/pipeline-kit/ledger").splitlines()
+    assert len(history) == 32
+    assert all(len(line.split()) <= 2 for line in history)  # one parent each: linear
+    # the working tree and index of the job checkouts were never touched
+    assert git(jobs[0], "status", "--porcelain") == ""
+
+
+def test_git_ledger_tampered_remote_is_detected(tmp_path: Path, remote: Path) -> None:
+    job = clone(remote, tmp_path / "job")
+    ledger = GitLedger(job)
+    for n in range(3):
+        ledger.append(draft(n))
+    # rewrite history on the remote: edit the second entry and force-push
+    work = clone(remote, tmp_path / "attacker")
+    git(work, "fetch", "-q", "origin", "refs/pipeline-kit/ledger:refs/heads/ledger")
+    git(work, "checkout", "-q", "ledger")
+    path = work / "ledger.jsonl"
+    path.write_text(path.read_text().replace("entry 1", "entry Z"))
+    git(work, "commit", "-q", "-am", "edit")
+    git(work, "push", "-q", "--force", "origin", "ledger:refs/pipeline-kit/ledger")
+    with pytest.raises(VerificationError, match="line 2 \\(seq 2\\) was edited"):
+        ledger.verify()
+
+
+def test_git_ledger_unreachable_remote_fails_closed(tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    job.mkdir()
+    git(job, "init", "-q")
+    git(job, "remote", "add", "origin", str(tmp_path / "missing.git"))
+    from pipeline_kit.errors import EnvironmentFailure
+
+    with pytest.raises(EnvironmentFailure, match="cannot fetch the ledger"):
+        GitLedger(job).append(draft(1))
