@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-import os
 import re
 import signal
 import subprocess
@@ -37,7 +37,7 @@ def test_append_chains_and_verifies(tmp_path: Path) -> None:
     entries = ledger.verify()
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
     assert entries[0].prev == "0" * 64
-    assert all(b.prev == a.hash for a, b in zip(entries, entries[1:], strict=False))
+    assert all(b.prev == a.hash for a, b in itertools.pairwise(entries))
 
 
 def lines(ledger: FileLedger) -> list[bytes]:
