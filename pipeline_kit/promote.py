@@ -367,8 +367,10 @@ def rollback(
         raise UsageError(f"no evidence for release {target} under {archive.root}")
     if trust.policy is None:
         raise UsageError("no identity policy to re-verify the rollback target with")
+    # The files in the working directory are the current build's, not the target's: the
+    # target is re-verified by its signed digests, which the deploy command fetches it by.
     verification = verify_release(
-        archive, workdir, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref)
+        archive, None, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref)
     )
     if not verification.ok:
         first = verification.failures[0]

@@ -127,3 +127,27 @@ def described(cli: Cli, hello: Path) -> Path:
     init_repo(hello, remote=REPOSITORY + ".git")
     describe(cli, hello)
     return hello
+
+
+WHEEL = "dist/hello_service-0.1.0-py3-none-any.whl"
+
+
+def sign(
+    cli: Cli,
+    project: Path,
+    sigstore: LocalSigstore,
+    monkeypatch: pytest.MonkeyPatch,
+    *extra: str,
+    token: str | None = None,
+) -> tuple[int, str]:
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", token or sigstore.mint_token(SIGNER))
+    result = cli(["sign", "--trust-config", str(sigstore.trust_config_path), *extra], cwd=project)
+    monkeypatch.delenv("SIGSTORE_IDENTITY_TOKEN")
+    return result.code, result.err
+
+
+@pytest.fixture
+def signed(cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch) -> Path:
+    code, err = sign(cli, described, sigstore, monkeypatch, "--rekor-version", "1")
+    assert code == 0, err
+    return described

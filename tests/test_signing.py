@@ -12,25 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPOSITORY, SIGNER, Cli, describe, init_repo, run_kit
+from tests.conftest import REPOSITORY, SIGNER, WHEEL, Cli, describe, init_repo, run_kit, sign
 from tests.sigstore_instance import LocalSigstore
 
-WHEEL = "dist/hello_service-0.1.0-py3-none-any.whl"
 SUBJECT_BUNDLE = f".pipeline-kit/bundles/{WHEEL}.sigstore.json"
-
-
-def sign(
-    cli: Cli,
-    project: Path,
-    sigstore: LocalSigstore,
-    monkeypatch: pytest.MonkeyPatch,
-    *extra: str,
-    token: str | None = None,
-) -> tuple[int, str]:
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", token or sigstore.mint_token(SIGNER))
-    result = cli(["sign", "--trust-config", str(sigstore.trust_config_path), *extra], cwd=project)
-    monkeypatch.delenv("SIGSTORE_IDENTITY_TOKEN")
-    return result.code, result.err
 
 
 def verify(
@@ -56,13 +41,6 @@ def verify(
         cwd=project,
     )
     return result.code, result.out, result.err
-
-
-@pytest.fixture
-def signed(cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch) -> Path:
-    code, err = sign(cli, described, sigstore, monkeypatch, "--rekor-version", "1")
-    assert code == 0, err
-    return described
 
 
 @pytest.mark.parametrize("rekor", ["1", "2"])

@@ -1,0 +1,259 @@
+"""Promotion end to end against the local Sigstore instance: plan, promote, VSA, ledger, rollback."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SIGNER, WHEEL, Cli, describe, sign
+from tests.sigstore_instance import LocalSigstore
+
+
+@pytest.fixture
+def policy(sigstore: LocalSigstore) -> list[str]:
+    return [
+        "--trust-config",
+        str(sigstore.trust_config_path),
+        "--cert-identity",
+        SIGNER,
+        "--cert-oidc-issuer",
+        sigstore.issuer,
+    ]
+
+
+@pytest.fixture
+def token(sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
+
+
+def ledger(project: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in (project / ".pipeline-kit" / "ledger.jsonl").read_text().splitlines()]
+
+
+def test_promote_to_dev_writes_decision_vsa_and_ledger(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None
+) -> None:
+    junit = signed / "gates.xml"
+    result = cli(
+        [
+            "promote",
+            "--to",
+            "dev",
+            "--reason",
+            "first deploy",
+            "--junit",
+            str(junit),
+            *policy,
+            "--",
+            "sh",
+            "-c",
+            'echo "$PIPELINE_KIT_ENVIRONMENT $PIPELINE_KIT_RELEASE_ID $PIPELINE_KIT_DIGEST" > deployed.txt',
+        ],
+        cwd=signed,
+    )
+    assert result.code == 0, result.err
+    evidence = signed / ".pipeline-kit"
+    decision = json.loads((evidence / "promotions" / "dev.decision.json").read_text())
+    release = json.loads((evidence / "release.json").read_text())
+    assert (
+        decision["verdict"] == "passed"
+        and decision["release"] == release["id"]
+        and decision["reason"] == "first deploy"
+    )
+    assert [g["gate"] for g in decision["gates"]] == ["signature", "provenance", "sbom", "rollback-hold"]
+    assert all(g["verdict"] == "passed" for g in decision["gates"])
+    assert decision["policy"]["sha256"] and len(decision["inputAttestations"]) == 3
+    # the deploy ran after the record, with the release in its environment
+    digest = release["subjects"][0]["digest"]["sha256"]
+    assert (signed / "deployed.txt").read_text().split() == ["dev", release["id"], f"sha256:{digest}"]
+    assert [(e["kind"], e["environment"]) for e in ledger(signed)] == [("promoted", "dev"), ("deployed", "dev")]
+    # the VSA: about the subjects, for the environment, PASSED, verifiable by the stock sigstore CLI
+    bundle = json.loads((evidence / "promotions" / "dev.vsa.sigstore.json").read_text())
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    assert statement["predicateType"] == "https://slsa.dev/verification_summary/v1"
+    predicate = statement["predicate"]
+    assert predicate["resourceUri"] == "urn:pipeline-kit:environment:dev"
+    assert predicate["verificationResult"] == "PASSED"
+    assert not any(level.startswith("SLSA_") for level in predicate["verifiedLevels"])
+    assert statement["subject"] == [{"name": WHEEL, "digest": {"sha256": digest}}]
+    stock = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "sigstore"),
+            "--trust-config",
+            str(sigstore.trust_config_path),
+            "verify",
+            "identity",
+            "--offline",
+            "--bundle",
+            ".pipeline-kit/promotions/dev.vsa.sigstore.json",
+            "--cert-identity",
+            SIGNER,
+            "--cert-oidc-issuer",
+            sigstore.issuer,
+            WHEEL,
+        ],
+        cwd=signed,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert stock.returncode == 0, stock.stderr
+    cases = ET.parse(junit).getroot().findall(".//testcase")
+    assert [c.get("name") for c in cases] == ["signature", "provenance", "sbom", "rollback-hold"]
+    # chain of custody
+    assert cli(["verify", "--env", "dev", *policy], cwd=signed).code == 0
+    custody = cli(["verify", "--env", "staging", *policy], cwd=signed)
+    assert (
+        custody.code == 1
+        and "staging.vsa.sigstore.json: custody failed: staging never promoted this release" in custody.err
+    )
+
+
+def test_promote_to_prod_says_staging_never_received_it(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    result = cli(["promote", "--to", "prod", *policy], cwd=signed)
+    assert result.code == 1
+    assert "staging never received this release" in result.out
+    decision = json.loads((signed / ".pipeline-kit" / "promotions" / "prod.decision.json").read_text())
+    assert decision["verdict"] == "denied"
+    assert not (signed / ".pipeline-kit" / "promotions" / "prod.vsa.sigstore.json").exists()
+    assert [e["kind"] for e in ledger(signed)] == ["promoted", "denied"]
+
+
+def test_plan_explains_every_gate_and_records_nothing(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    before = (signed / ".pipeline-kit" / "ledger.jsonl").read_bytes()
+    result = cli(["plan", "--to", "staging", "--json", *policy], cwd=signed)
+    assert result.code == 1
+    gates = {g["gate"]: g for g in json.loads(result.out)["gates"]}
+    assert list(gates) == ["signature", "provenance", "sbom", "checks", "previous-stage", "rollback-hold"]
+    assert gates["checks"]["verdict"] == "error" and "no JUnit report" in gates["checks"]["reason"]
+    assert gates["previous-stage"]["reason"].startswith("soak 0m of 30m in dev, ready at ")
+    assert all(g["reason"] for g in gates.values())
+    assert (signed / ".pipeline-kit" / "ledger.jsonl").read_bytes() == before
+    assert not (signed / ".pipeline-kit" / "promotions" / "staging.decision.json").exists()
+    text = cli(["plan", "--to", "staging", *policy], cwd=signed)
+    assert "would be DENIED" in text.out and "previous-stage" in text.out
+
+
+def test_break_glass_is_recorded_everywhere(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
+    refused = cli(["promote", "--to", "staging", "--break-glass", *policy], cwd=signed)
+    assert refused.code == 2 and "--break-glass needs --reason" in refused.err
+    result = cli(["promote", "--to", "staging", "--break-glass", "--reason", "INC-7 hotfix", *policy], cwd=signed)
+    assert result.code == 0, result.err
+    evidence = signed / ".pipeline-kit" / "promotions"
+    decision = json.loads((evidence / "staging.decision.json").read_text())
+    assert decision["verdict"] == "waived" and decision["breakGlass"] is True
+    statement = json.loads(
+        base64.b64decode(json.loads((evidence / "staging.vsa.sigstore.json").read_text())["dsseEnvelope"]["payload"])
+    )
+    assert statement["predicate"]["verificationResult"] == "FAILED"
+    assert "PIPELINE_KIT_BREAK_GLASS" in statement["predicate"]["verifiedLevels"]
+    entry = ledger(signed)[-1]
+    assert entry["kind"] == "waived" and entry["reason"] == "INC-7 hotfix" and entry["details"]["blocking"]
+
+
+def test_deploy_failure_is_recorded(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
+    result = cli(["promote", "--to", "dev", *policy, "--", "sh", "-c", "echo boom; exit 4"], cwd=signed)
+    assert result.code == 3
+    assert "deploy to dev exited with code 4; recorded in the ledger" in result.err
+    assert [e["kind"] for e in ledger(signed)] == ["promoted", "deploy-failed"]
+
+
+def test_no_token_means_nothing_promoted(cli: Cli, signed: Path, policy: list[str]) -> None:
+    result = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert result.code == 3 and "no identity token" in result.err
+    assert not (signed / ".pipeline-kit" / "ledger.jsonl").exists()
+    assert not (signed / ".pipeline-kit" / "promotions").exists()
+
+
+def test_tampered_ledger_stops_promotion(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    path = signed / ".pipeline-kit" / "ledger.jsonl"
+    path.write_text(path.read_text().replace('"promoted"', '"denied"', 1))
+    result = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert result.code == 1 and "line 1 (seq 1) was edited" in result.err
+
+
+def test_unsigned_evidence_is_denied(cli: Cli, described: Path, policy: list[str], token: None) -> None:
+    result = cli(["promote", "--to", "dev", "--json", *policy], cwd=described)
+    assert result.code == 1
+    gates = {g["gate"]: g for g in json.loads(result.out)["gates"]}
+    assert gates["signature"]["verdict"] == "denied" and "bundle missing" in gates["signature"]["reason"]
+
+
+def test_rollback_holds_the_bad_release_until_annotated(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    (signed / "src" / "hello_service" / "bad.py").write_text("BROKEN = True\n")
+    describe(cli, signed)
+    code, err = sign(cli, signed, sigstore, monkeypatch)
+    assert code == 0, err
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
+    bad = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+
+    missing = cli(["rollback", "--env", "dev", *policy], cwd=signed)
+    assert missing.code == 2  # --reason is required
+    result = cli(
+        [
+            "rollback",
+            "--env",
+            "dev",
+            "--reason",
+            "500s after deploy",
+            *policy,
+            "--",
+            "sh",
+            "-c",
+            'echo "$PIPELINE_KIT_RELEASE_ID" > rolled-back-to.txt',
+        ],
+        cwd=signed,
+    )
+    assert result.code == 0, result.err
+    assert f"rolled back from {bad} to {good}" in result.out
+    assert (signed / "rolled-back-to.txt").read_text().strip() == good
+
+    again = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert again.code == 1
+    assert "rolled back from dev at" in again.out and "ledger annotate --env dev" in again.out
+    annotated = cli(["ledger", "annotate", "--env", "dev", "--root-cause", "https://issues.example/INC-9"], cwd=signed)
+    assert annotated.code == 0
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    kinds = [e["kind"] for e in ledger(signed)]
+    assert kinds == ["promoted", "promoted", "deployed", "rolled-back", "denied", "annotated", "promoted"]
+    assert cli(["ledger", "verify"], cwd=signed).code == 0
+
+
+def test_rollback_refuses_a_target_whose_evidence_does_not_verify(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    (signed / "src" / "hello_service" / "bad.py").write_text("BROKEN = True\n")
+    describe(cli, signed)
+    assert sign(cli, signed, sigstore, monkeypatch)[0] == 0
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    archived = signed / ".pipeline-kit" / "releases" / good / "bundles" / "provenance.sigstore.json"
+    archived.write_text(archived.read_text()[:200])
+    result = cli(["rollback", "--env", "dev", "--reason", "x", *policy], cwd=signed)
+    assert result.code == 1 and f"rollback target {good} does not verify" in result.err
+    assert [e["kind"] for e in ledger(signed)][-1] == "promoted"  # nothing recorded
+
+
+def test_run_dry_run_plans_every_environment(cli: Cli, described: Path) -> None:
+    result = cli(["run", "--dry-run"], cwd=described)
+    assert result.code == 0, result.err
+    for environment in ("dev", "staging", "prod"):
+        assert f"plan {environment}" in result.out
+    assert "dry run: nothing is signed locally" in result.out
+    assert not (described / ".pipeline-kit" / "ledger.jsonl").exists()
