@@ -250,15 +250,107 @@ def bench_sign(runs: int) -> tuple[list[list[str]], list[str]]:
     return rows, notes
 
 
+def bench_ledger(entries: int, runs: int) -> list[list[str]]:
+    """`pipeline-kit ledger verify` of N entries against json.loads of every line (the floor)."""
+    from datetime import datetime, timezone
+
+    from pipeline_kit.ledger.interface import GENESIS, Draft, Entry
+
+    with tempfile.TemporaryDirectory() as tmp:
+        evidence = Path(tmp) / ".pipeline-kit"
+        evidence.mkdir()
+        now = datetime.now(timezone.utc)
+        prev, lines = GENESIS, []
+        for seq in range(1, entries + 1):
+            draft = Draft(
+                kind="promoted",
+                environment="dev",
+                release=f"r{seq}",
+                actor="ci",
+                time=now,
+                subjects={"dist/app.whl": "ab" * 32},
+            )
+            entry = Entry.chain(draft, seq, prev)
+            prev = entry.hash
+            lines.append(entry.line())
+        path = evidence / "ledger.jsonl"
+        path.write_bytes(b"".join(lines))
+        ours = timed([str(BIN / "pipeline-kit"), "ledger", "verify"], runs=runs, cwd=Path(tmp))
+        floor = timed([PYTHON, "-c", f"import json; [json.loads(l) for l in open({str(path)!r}, 'rb')]"], runs=runs)
+    return [row(f"ledger verify, {entries:,} entries", ours, floor, "python json.loads of every line")]
+
+
+def bench_promote(runs: int) -> list[list[str]]:
+    """`promote --to dev` with every file-based gate, against `verify` alone and `sigstore sign`."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.sigstore_instance import LocalSigstore
+
+    kit = str(BIN / "pipeline-kit")
+    example = Path(__file__).resolve().parent.parent / "examples" / "hello-service"
+    with tempfile.TemporaryDirectory() as tmp:
+        instance = LocalSigstore(Path(tmp) / "instance").start()
+        work = Path(tmp) / "hello"
+        shutil.copytree(example, work, ignore=shutil.ignore_patterns("dist", ".pipeline-kit"))
+        reports = work / "reports"
+        reports.mkdir()
+        (reports / "junit.xml").write_text('<testsuite><testcase name="t"/></testsuite>')
+        (work / "vulns.json").write_text('{"matches": []}')
+        config = work / "pipeline-kit.yml"
+        text = config.read_text()
+        text = text[: text.index("environments:")] + (
+            "environments:\n  dev:\n    gates:\n      - signature\n      - provenance\n"
+            "      - sbom: {deny-licenses: [GPL-3.0-only], vulnerabilities: vulns.json}\n"
+            '      - checks: {junit: "reports/*.xml"}\n'
+            '      - freeze: {windows: [{cron: "0 3 1 1 *", duration: 1h}]}\n'
+            '      - command: {run: "true"}\n      - rollback-hold\n'
+        )
+        config.write_text(text)
+        env = {**os.environ, "SIGSTORE_IDENTITY_TOKEN": instance.mint_token("bench@example.com")}
+        env.pop("GITHUB_ACTIONS", None)
+        env.pop("GITLAB_CI", None)
+        trust = ["--trust-config", str(instance.trust_config_path)]
+        identity = [
+            "--cert-identity",
+            "bench@example.com",
+            "--cert-oidc-issuer",
+            instance.issuer,
+            "--repository",
+            "https://github.com/pipeline-kit/hello-service",
+        ]
+        try:
+            subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+            subprocess.run(
+                ["git", "remote", "add", "origin", "https://github.com/pipeline-kit/hello-service"],
+                cwd=work,
+                check=True,
+            )
+            for args in (["build"], ["sbom"], ["provenance"], ["sign", *trust]):
+                subprocess.run([kit, *args], cwd=work, env=env, check=True, capture_output=True)
+            ours = timed([kit, "promote", "--to", "dev", *trust, *identity], runs=runs, cwd=work, env=env)
+            verify = timed([kit, "verify", *trust, *identity], runs=runs, cwd=work, env=env)
+            wheel = next(str(p) for p in (work / "dist").glob("*.whl"))
+            reference = timed(
+                [str(BIN / "sigstore"), *trust, "sign", "--overwrite", wheel], runs=runs, cwd=work, env=env
+            )
+        finally:
+            instance.stop()
+    return [
+        row("promote --to dev, 7 file-based gates + VSA", ours, verify, "pipeline-kit verify (its first step)"),
+        row("promote --to dev, 7 file-based gates + VSA", ours, reference, "sigstore sign of one file"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", nargs="*", metavar="{startup,hash,sbom,sign}", help="default: all")
+    parser.add_argument("which", nargs="*", metavar="{startup,hash,sbom,sign,promote,ledger}", help="default: all")
+    parser.add_argument("--ledger-entries", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (median reported)")
     parser.add_argument("--hash-size-mib", type=int, default=1024)
     parser.add_argument("--python", default=PYTHON, help="environment to describe in the SBOM benchmark")
     args = parser.parse_args()
-    which = args.which or ["startup", "hash", "sbom", "sign"]
-    unknown = set(which) - {"startup", "hash", "sbom", "sign"}
+    everything = ["startup", "hash", "sbom", "sign", "promote", "ledger"]
+    which = args.which or everything
+    unknown = set(which) - set(everything)
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     rows: list[list[str]] = []
@@ -275,6 +367,10 @@ def main() -> None:
         sign_rows, sign_notes = bench_sign(args.runs)
         rows += sign_rows
         notes += sign_notes
+    if "promote" in which:
+        rows += bench_promote(args.runs)
+    if "ledger" in which:
+        rows += bench_ledger(args.ledger_entries, args.runs)
     header = ["benchmark", "pipeline-kit", "reference", "reference is", "ratio"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
