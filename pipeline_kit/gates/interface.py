@@ -85,6 +85,19 @@ class PromotionContext:
         return [c for c in self.verification.checks if c.target in targets]
 
 
+def from_verification(context: PromotionContext, targets: list[str], what: str) -> Outcome | None:
+    """The error or denial the evidence verification gives for `targets`; None if all passed."""
+    if context.verification is None:
+        return error(f"evidence not verified: {context.verification_problem}")
+    checks = context.checks_for(*targets)
+    if not checks:
+        return error(f"{what} was not verified")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        return denied(f"{failed[0].target}: {failed[0].detail}", failed=[c.target for c in failed])
+    return None
+
+
 class Gate(ABC):
     name: ClassVar[str]
     options_model: ClassVar[type[Options]] = Options

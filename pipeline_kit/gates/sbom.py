@@ -9,7 +9,16 @@ from glob import glob
 from typing import Any, Literal
 
 from pipeline_kit.evidence import SBOM_FILE
-from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, denied, error, passed
+from pipeline_kit.gates.interface import (
+    Gate,
+    Options,
+    Outcome,
+    PromotionContext,
+    denied,
+    error,
+    from_verification,
+    passed,
+)
 from pipeline_kit.signing import SBOM_BUNDLE
 
 Severity = Literal["low", "medium", "high", "critical"]
@@ -29,14 +38,9 @@ class SbomGate(Gate):
     options: SbomOptions
 
     def evaluate(self, context: PromotionContext) -> Outcome:
-        if context.verification is None:
-            return error(f"evidence not verified: {context.verification_problem}")
-        checks = context.checks_for(SBOM_BUNDLE, SBOM_FILE)
-        failed = [c for c in checks if not c.ok]
-        if failed:
-            return denied(f"{failed[0].target}: {failed[0].check}: {failed[0].detail}")
-        if not checks:
-            return error("the SBOM was not verified")
+        problem = from_verification(context, [SBOM_BUNDLE, SBOM_FILE], "the SBOM")
+        if problem is not None:
+            return problem
         document = json.loads(context.evidence.path(SBOM_FILE).read_bytes())
         components = document.get("components", [])
         offending = self._denied_licenses(components)
