@@ -12,7 +12,7 @@ from pipeline_kit.evidence import EvidenceDir
 from pipeline_kit.identity import policy_accepts
 from pipeline_kit.ledger import Ledger
 from pipeline_kit.models import Release
-from pipeline_kit.promote import Plan, Trust, plan
+from pipeline_kit.promote import Plan, Project, Trust, plan
 from pipeline_kit.provenance import write_provenance
 from pipeline_kit.sbom import SourceResult, SourceSpec, write_sbom
 from pipeline_kit.signing import (
@@ -65,7 +65,8 @@ def dry_run(
     if config is not None and config.environments:
         # Nothing is signed locally: the evidence gates say so; the others judge for real.
         trust = Trust(None, lambda: None, unverified="dry run: nothing is signed locally (CI signs before promoting)")
-        plans = [plan(config, env, evidence, workdir, ledger, trust, actor) for env in config.environment_order()]
+        project = Project(config, evidence, workdir, ledger, trust, actor)
+        plans = [plan(project, env) for env in config.environment_order()]
     return DryRun(release, results, ci, signing_plan(release, config, ci), plans)
 
 

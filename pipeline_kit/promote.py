@@ -87,6 +87,19 @@ class Trust:
 
 
 @dataclass(frozen=True)
+class Project:
+    """Where promotions happen: the config, the evidence, the working directory, the ledger,
+    whom to trust, and who acts."""
+
+    config: Config
+    evidence: EvidenceDir
+    workdir: Path
+    ledger: Ledger
+    trust: Trust
+    actor: str
+
+
+@dataclass(frozen=True)
 class Plan:
     release: Release
     environment: str
@@ -124,71 +137,52 @@ def history(ledger: Ledger) -> list[Entry]:
 
 
 def context_for(
-    config: Config,
-    environment: str,
-    release: Release,
-    evidence: EvidenceDir,
-    workdir: Path,
-    entries: Sequence[Entry],
-    trust: Trust,
-    actor: str,
-    now: datetime | None = None,
+    project: Project, environment: str, release: Release, entries: Sequence[Entry], now: datetime | None = None
 ) -> PromotionContext:
     """Everything the gates need; verification problems become data the gates deny on."""
     from pipeline_kit.verify import SourceExpectation, verify_release
 
+    trust = project.trust
     verification, problem = None, trust.unverified
-    if problem is not None:
-        pass
-    elif trust.policy is None:
+    if problem is None and trust.policy is None:
         problem = "no identity policy (signing.identity or --cert-identity/--cert-oidc-issuer)"
-    else:
+    elif problem is None and trust.policy is not None:
         try:
             verification = verify_release(
-                evidence, workdir, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref)
+                project.evidence,
+                project.workdir,
+                trust.policy,
+                trust.load(),
+                SourceExpectation(trust.repository, trust.ref),
             )
         except PipelineKitError as exc:
             problem = exc.message
     return PromotionContext(
         release=release,
         environment=environment,
-        config=config,
-        evidence=evidence,
-        workdir=workdir,
+        config=project.config,
+        evidence=project.evidence,
+        workdir=project.workdir,
         history=entries,
         now=now or _now(),
-        actor=actor,
+        actor=project.actor,
         verification=verification,
         verification_problem=problem,
     )
 
 
-def plan(
-    config: Config,
-    environment: str,
-    evidence: EvidenceDir,
-    workdir: Path,
-    ledger: Ledger,
-    trust: Trust,
-    actor: str,
-    now: datetime | None = None,
-) -> Plan:
+def plan(project: Project, environment: str, now: datetime | None = None) -> Plan:
     """Evaluate every gate exactly as promote would, recording nothing."""
-    _check_environment(config, environment)
-    gates = compile_gates(config, environment)
-    release = evidence.load_release()
-    context = context_for(config, environment, release, evidence, workdir, history(ledger), trust, actor, now)
+    _check_environment(project.config, environment)
+    gates = compile_gates(project.config, environment)
+    release = project.evidence.load_release()
+    context = context_for(project, environment, release, history(project.ledger), now)
     return Plan(release, environment, evaluate(gates, context))
 
 
 def promote(
-    config: Config,
+    project: Project,
     environment: str,
-    evidence: EvidenceDir,
-    workdir: Path,
-    ledger: Ledger,
-    trust: Trust,
-    actor: str,
     *,
     reason: str | None,
     break_glass: bool,
@@ -198,7 +192,8 @@ def promote(
 ) -> Promotion:
     if break_glass and not reason:
         raise UsageError("--break-glass needs --reason: a waiver is recorded with its why")
-    result = plan(config, environment, evidence, workdir, ledger, trust, actor)
+    config, evidence, actor = project.config, project.evidence, project.actor
+    result = plan(project, environment)
     release = result.release
     verdict: Literal["passed", "denied", "waived"] = (
         "passed" if result.passed else "waived" if break_glass else "denied"
@@ -225,10 +220,10 @@ def promote(
         # Sign before anything is recorded: a promotion without its VSA did not happen.
         raw, source = token()
         vsa = statement_json(release.subjects, VSA_PREDICATE, _vsa_predicate(config, decision))
-        signed = sign_all(trust.load(), raw, source, [Signable(vsa_bundle(environment), statement=vsa)])
+        signed = sign_all(project.trust.load(), raw, source, [Signable(vsa_bundle(environment), statement=vsa)])
         files.update(signed.files)
     evidence.record_many(release, files)
-    entry = ledger.append(
+    entry = project.ledger.append(
         Draft(
             kind=verdict if verdict != "passed" else "promoted",
             environment=environment,
@@ -246,39 +241,37 @@ def promote(
     )
     if verdict == "denied":
         return Promotion(result, decision, entry, None)
-    deployed = _deploy(config, environment, release, evidence, workdir, ledger, actor, deploy, on_output)
+    deployed = _deploy(project, environment, release, evidence, deploy, on_output)
     return Promotion(result, decision, entry, deployed)
 
 
 def _deploy(
-    config: Config,
+    project: Project,
     environment: str,
     release: Release,
     evidence: EvidenceDir,
-    workdir: Path,
-    ledger: Ledger,
-    actor: str,
     deploy: str | Sequence[str] | None,
     on_output: Callable[[str], None] | None,
     details: dict[str, Any] | None = None,
 ) -> bool | None:
-    command = deploy if deploy else config.environments[environment].deploy
+    command = deploy if deploy else project.config.environments[environment].deploy
     if not command:
         return None
-    context = PromotionContext(release, environment, config, evidence, workdir, (), _now(), actor)
+    context = PromotionContext(
+        release, environment, project.config, evidence, project.workdir, (), _now(), project.actor
+    )
     try:
-        outcome = run_streaming(command, cwd=workdir, env=release_environment(context), on_line=on_output)
+        outcome = run_streaming(command, cwd=project.workdir, env=release_environment(context), on_line=on_output)
         code, tail = outcome.returncode, outcome.tail
     except OSError as exc:
         code, tail = 127, str(exc.strerror)
-    kind = "deployed" if code == 0 else "deploy-failed"
-    ledger.append(
+    project.ledger.append(
         Draft(
-            kind=kind,
+            kind="deployed" if code == 0 else "deploy-failed",
             environment=environment,
             release=release.id,
             subjects={s.name: s.sha256 for s in release.subjects},
-            actor=actor,
+            actor=project.actor,
             time=_now(),
             details={"exit_code": code, **(details or {})},
         )
@@ -334,13 +327,8 @@ def current_release(entries: Sequence[Entry], environment: str) -> str | None:
 
 
 def rollback(
-    config: Config,
+    project: Project,
     environment: str,
-    evidence: EvidenceDir,
-    workdir: Path,
-    ledger: Ledger,
-    trust: Trust,
-    actor: str,
     *,
     to: str | None,
     reason: str,
@@ -350,10 +338,11 @@ def rollback(
     """Go back to the previous good release of `environment` (or `to`); returns (from, to, entry)."""
     from pipeline_kit.verify import SourceExpectation, verify_release
 
-    _check_environment(config, environment)
+    _check_environment(project.config, environment)
     if not reason:
         raise UsageError("rollback needs --reason")
-    entries = history(ledger)
+    trust = project.trust
+    entries = history(project.ledger)
     current = current_release(entries, environment)
     if current is None:
         raise UsageError(f"{environment} has no release to roll back from (nothing promoted there)")
@@ -362,7 +351,7 @@ def rollback(
         raise UsageError(f"no earlier release was promoted to {environment} before {current}")
     if target == current:
         raise UsageError(f"{target} is already the release in {environment}")
-    archive = EvidenceDir(evidence.archive(target))
+    archive = EvidenceDir(project.evidence.archive(target))
     if not archive.has_release():
         raise UsageError(f"no evidence for release {target} under {archive.root}")
     if trust.policy is None:
@@ -377,16 +366,14 @@ def rollback(
         raise VerificationError(f"rollback target {target} does not verify: {first.target}: {first.detail}")
     release = archive.load_release()
     details = {"from": current, "to": target}
-    _deploy(
-        config, environment, release, archive, workdir, ledger, actor, deploy, on_output, details={"rollback": details}
-    )
-    entry = ledger.append(
+    _deploy(project, environment, release, archive, deploy, on_output, details={"rollback": details})
+    entry = project.ledger.append(
         Draft(
             kind="rolled-back",
             environment=environment,
             release=target,
             subjects={s.name: s.sha256 for s in release.subjects},
-            actor=actor,
+            actor=project.actor,
             time=_now(),
             reason=reason,
             details=details,

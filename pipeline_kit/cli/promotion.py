@@ -13,8 +13,7 @@ from pipeline_kit.cli._session import Session, evidence_options, pass_session
 from pipeline_kit.cli.signing import policy_options, resolve_policy, trust_options
 
 if TYPE_CHECKING:
-    from pipeline_kit.config import Config
-    from pipeline_kit.promote import Plan, Trust
+    from pipeline_kit.promote import Plan, Project, Trust
 
 MARK = {"passed": "pass", "denied": "DENY", "error": "ERROR"}
 
@@ -47,10 +46,11 @@ def _trust(
     return Trust(policy, load, source.repository if source else None, source.ref if source else None)
 
 
-def _config(session: Session) -> Config:
-    from pipeline_kit.promote import require_environment
+def _project(session: Session, trust: Trust) -> Project:
+    from pipeline_kit.promote import Project, require_environment
 
-    return require_environment(session.config(required=True))
+    config = require_environment(session.config(required=True))
+    return Project(config, session.evidence(), session.workdir, session.ledger(), trust, session.actor())
 
 
 def render_plan(item: Plan) -> None:
@@ -98,15 +98,7 @@ def plan(session: Session, /, environment: str, junit: Path | None, as_json: boo
     from pipeline_kit.promote import plan as plan_promotion
     from pipeline_kit.promote import write_junit
 
-    result = plan_promotion(
-        _config(session),
-        environment,
-        session.evidence(),
-        session.workdir,
-        session.ledger(),
-        _trust(session, **_trust_args(trust)),
-        session.actor(),
-    )
+    result = plan_promotion(_project(session, _trust(session, **_trust_args(trust))), environment)
     if junit:
         write_junit([result], junit)
     emit_json(plan_dict(result)) if as_json else render_plan(result)
@@ -161,13 +153,8 @@ def promote(
 
     trusted = _trust(session, **_trust_args(trust))
     result = run_promotion(
-        _config(session),
+        _project(session, trusted),
         environment,
-        session.evidence(),
-        session.workdir,
-        session.ledger(),
-        trusted,
-        session.actor(),
         reason=reason,
         break_glass=break_glass,
         deploy=list(deploy) or None,
@@ -215,13 +202,8 @@ def rollback(
     from pipeline_kit.promote import rollback as run_rollback
 
     came_from, went_to, entry = run_rollback(
-        _config(session),
+        _project(session, _trust(session, **_trust_args(trust))),
         environment,
-        session.evidence(),
-        session.workdir,
-        session.ledger(),
-        _trust(session, **_trust_args(trust)),
-        session.actor(),
         to=target,
         reason=reason,
         deploy=list(deploy) or None,
