@@ -7,10 +7,10 @@ from pathlib import Path
 
 from pipeline_kit.ci.github import GitHubActions
 from pipeline_kit.ci.gitlab import GitLabCI
-from pipeline_kit.ci.interface import CIContext, CIPlatform, SignerIdentity
+from pipeline_kit.ci.interface import CIContext, CIPlatform, Reporter, SignerIdentity
 from pipeline_kit.ci.local import Local
 
-__all__ = ["CIContext", "CIPlatform", "SignerIdentity", "detect"]
+__all__ = ["CIContext", "CIPlatform", "Reporter", "SignerIdentity", "detect", "reporter"]
 
 # Checked in order; Local always matches, so it comes last.
 PLATFORMS: tuple[type[CIPlatform], ...] = (GitHubActions, GitLabCI, Local)
@@ -20,3 +20,9 @@ def detect(env: Mapping[str, str], workdir: Path) -> CIContext:
     """The context of the current run: GitHub Actions, GitLab CI, or a local machine."""
     platform = next(p for p in PLATFORMS if p.detects(env))
     return platform().context(env, workdir)
+
+
+def reporter(env: Mapping[str, str], workdir: Path) -> Reporter:
+    """Where outputs, summaries and annotations go on the platform this runs on."""
+    platform = next(p for p in PLATFORMS if p.detects(env))
+    return platform().reporter(env, workdir)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline_kit import __version__
-from pipeline_kit.ci.interface import CIContext, CIPlatform, SignerIdentity, pick
+from pipeline_kit.ci.interface import CIContext, CIPlatform, Reporter, SignerIdentity, pick
 from pipeline_kit.errors import UsageError
 
 ISSUER = "https://token.actions.githubusercontent.com"
@@ -20,6 +21,43 @@ def split_workflow_ref(workflow_ref: str, repository: str) -> tuple[str, str]:
     rest = workflow_ref.removeprefix(f"{repository}/")
     path, _, ref = rest.partition("@")
     return path, ref
+
+
+class GitHubReporter(Reporter):
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.output_file = env.get("GITHUB_OUTPUT")
+        self.summary_file = env.get("GITHUB_STEP_SUMMARY")
+
+    def outputs(self, values: Mapping[str, str]) -> None:
+        if not self.output_file:
+            return
+        with open(self.output_file, "a", encoding="utf-8") as handle:
+            for name, value in values.items():
+                if "\n" in value or "\r" in value:
+                    delimiter = f"ghadelimiter_{secrets.token_hex(16)}"  # cannot occur in the value
+                    handle.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+                else:
+                    handle.write(f"{name}={value}\n")
+
+    def summary(self, markdown: str) -> None:
+        if self.summary_file:
+            with open(self.summary_file, "a", encoding="utf-8") as handle:
+                handle.write(markdown.rstrip("\n") + "\n\n")
+
+    def error_line(self, message: str, file: str | None = None) -> str:
+        location = f" file={_escape_property(file)}" if file else ""
+        return f"::error{location}::{_escape_data(message)}"
+
+    def mask(self, secret: str) -> str | None:
+        return f"::add-mask::{secret}"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 class GitHubActions(CIPlatform):
@@ -85,3 +123,6 @@ class GitHubActions(CIPlatform):
             if workflow_ref
             else None,
         )
+
+    def reporter(self, env: Mapping[str, str], workdir: Path) -> Reporter:
+        return GitHubReporter(env)

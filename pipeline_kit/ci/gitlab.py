@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
 from pipeline_kit import __version__
-from pipeline_kit.ci.interface import CIContext, CIPlatform, SignerIdentity, pick
+from pipeline_kit.ci.interface import CIContext, CIPlatform, Reporter, SignerIdentity, pick
 from pipeline_kit.errors import UsageError
+
+_DOTENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
 def gitlab_ref(env: Mapping[str, str]) -> str | None:
@@ -40,6 +43,22 @@ def _timestamp(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+class GitLabReporter(Reporter):
+    def __init__(self, env: Mapping[str, str], workdir: Path) -> None:
+        self.dotenv = workdir / env.get("PIPELINE_KIT_DOTENV", "pipeline-kit.env")
+
+    def outputs(self, values: Mapping[str, str]) -> None:
+        lines = []
+        for name, value in values.items():
+            key = "PIPELINE_KIT_" + name.upper().replace("-", "_")
+            if not _DOTENV_NAME.match(key):
+                raise UsageError(f"output name {name!r} cannot be a dotenv variable")
+            # dotenv reports hold one line per variable: multi-line values keep their first line
+            lines.append(f"{key}={value.splitlines()[0] if value else ''}\n")
+        with open(self.dotenv, "a", encoding="utf-8") as handle:
+            handle.writelines(lines)
 
 
 class GitLabCI(CIPlatform):
@@ -103,3 +122,6 @@ class GitLabCI(CIPlatform):
             if config_uri
             else None,
         )
+
+    def reporter(self, env: Mapping[str, str], workdir: Path) -> Reporter:
+        return GitLabReporter(env, workdir)

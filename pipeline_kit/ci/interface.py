@@ -45,6 +45,23 @@ def pick(env: Mapping[str, str], names: Iterable[tuple[str, str]]) -> dict[str, 
     return {key: env[var] for key, var in names if env.get(var)}
 
 
+class Reporter:
+    """The local (no CI) reporter: outputs go nowhere, messages are plain."""
+
+    def outputs(self, values: Mapping[str, str]) -> None:
+        """Publish step outputs (kebab-case names)."""
+
+    def summary(self, markdown: str) -> None:
+        """Add Markdown to the job summary."""
+
+    def error_line(self, message: str, file: str | None = None) -> str:
+        return f"error: {message}"
+
+    def mask(self, secret: str) -> str | None:
+        """The line that tells the platform to hide `secret` from logs, if it has one."""
+        return None
+
+
 class CIPlatform(ABC):
     name: ClassVar[Platform]
 
@@ -55,3 +72,7 @@ class CIPlatform(ABC):
 
     @abstractmethod
     def context(self, env: Mapping[str, str], workdir: Path) -> CIContext: ...
+
+    def reporter(self, env: Mapping[str, str], workdir: Path) -> Reporter:
+        """How this platform takes step outputs, summaries and annotations."""
+        return Reporter()

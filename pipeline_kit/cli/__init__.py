@@ -60,6 +60,19 @@ for command in (
     cli.add_command(command)
 
 
+def _report_error(exc: PipelineKitError) -> None:
+    """One error line (a file annotation on GitHub Actions), then the hint if there is one."""
+    import os
+
+    from pipeline_kit.ci import reporter
+    from pipeline_kit.errors import InputError
+
+    file = exc.path if isinstance(exc, InputError) else None
+    click.echo(reporter(os.environ, Path.cwd()).error_line(exc.message, file), err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
     try:
@@ -75,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except PipelineKitError as exc:
         if verbose:
             raise
-        click.echo(f"error: {exc.diagnostics()}", err=True)
+        _report_error(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

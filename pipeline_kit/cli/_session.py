@@ -58,6 +58,23 @@ class Session:
 
         return detect(os.environ, self.workdir)
 
+    def publish(self, outputs: dict[str, str], summary: str | None = None) -> None:
+        """Step outputs and a job summary, the way the CI platform takes them (nothing locally)."""
+        from pipeline_kit.ci import reporter
+
+        report = reporter(os.environ, self.workdir)
+        report.outputs(outputs)
+        if summary:
+            report.summary(summary)
+
+    def mask(self, secret: str) -> None:
+        """Ask the CI platform to hide `secret` in its logs (before anything could print it)."""
+        from pipeline_kit.ci import reporter
+
+        line = reporter(os.environ, self.workdir).mask(secret)
+        if line:
+            click.echo(line)
+
     def ledger(self) -> Ledger:
         from pipeline_kit.config import LedgerConfig
         from pipeline_kit.ledger import open_ledger

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline_kit.cli._render import emit_json, sources_table, subjects_table
+from pipeline_kit.cli._render import emit_json, markdown_table, sources_table, subjects_table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 
 if TYPE_CHECKING:
@@ -77,6 +77,16 @@ def build(
     )
     evidence = session.evidence()
     release = run_build(request, evidence, session.ci())
+    session.publish(
+        {
+            "release-id": release.id,
+            "digest": f"sha256:{release.subjects[0].sha256}",
+            "subjects": "".join(f"{s.sha256}  {s.name}\n" for s in release.subjects).rstrip("\n"),
+            "evidence-dir": str(evidence.root),
+        },
+        f"### pipeline-kit build: release `{release.id}`\n\n"
+        + markdown_table(["subject", "sha256", "size"], [(s.name, s.sha256, s.size) for s in release.subjects]),
+    )
     if as_json:
         click.echo(release.to_json().decode(), nl=False)
         return
@@ -116,6 +126,9 @@ def sbom(session: Session, sources: tuple[str, ...], python: Path | None, as_jso
     evidence = session.evidence()
     release = evidence.load_release()
     release, results = sbom_lib.write_sbom(evidence, release, specs)
+    session.publish(
+        {"sbom": str(evidence.path("sbom.cdx.json")), "components": str(sum(len(r.packages) for r in results))}
+    )
     if as_json:
         emit_json([{"source": r.source, "kind": r.kind, "packages": len(r.packages)} for r in results])
         return
@@ -160,6 +173,7 @@ def provenance(session: Session) -> None:
     release = evidence.load_release()
     ci = session.ci()
     write_provenance(release, ci, evidence, session.workdir)
+    session.publish({"provenance": str(evidence.path("provenance.intoto.json"))})
     click.echo(
         f"wrote {evidence.path('provenance.intoto.json')} ({ci.platform} build, "
         f"{len(release.subjects)} subject{'s' if len(release.subjects) != 1 else ''})"

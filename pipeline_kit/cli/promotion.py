@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pipeline_kit.cli._render import emit_json, table
+from pipeline_kit.cli._render import emit_json, markdown_table, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
-from pipeline_kit.cli.signing import policy_options, resolve_policy, trust_options
+from pipeline_kit.cli.signing import identity_token, policy_options, resolve_policy, trust_options
 
 if TYPE_CHECKING:
     from pipeline_kit.promote import Plan, Project, Trust
@@ -59,6 +59,15 @@ def render_plan(item: Plan) -> None:
     click.echo(table(["gate", "verdict", "reason"], [(r.gate, MARK[r.verdict], r.reason) for r in item.results]))
 
 
+def publish_plan(session: Session, item: Plan, verdict: str) -> None:
+    rows = [(r.gate, r.verdict, r.reason, f"{r.duration_ms} ms") for r in item.results]
+    session.publish(
+        {"verdict": verdict, "environment": item.environment, "release-id": item.release.id},
+        f"### pipeline-kit: {item.environment} {verdict} for release `{item.release.id}`\n\n"
+        + markdown_table(["gate", "verdict", "reason", "time"], rows),
+    )
+
+
 def plan_dict(item: Plan) -> dict[str, Any]:
     return {
         "environment": item.environment,
@@ -101,6 +110,7 @@ def plan(session: Session, /, environment: str, junit: Path | None, as_json: boo
     result = plan_promotion(_project(session, _trust(session, **_trust_args(trust))), environment)
     if junit:
         write_junit([result], junit)
+    publish_plan(session, result, "would pass" if result.passed else "would be denied")
     emit_json(plan_dict(result)) if as_json else render_plan(result)
     if not result.passed:
         raise click.exceptions.Exit(EXIT_DENIED)
@@ -144,10 +154,7 @@ def promote(
     SLSA VSA (promotions/ENV.vsa.sigstore.json), appends to the ledger, and only then deploys.
     A denial is recorded too and exits 1.
     """
-    import os
-
     from pipeline_kit.errors import EXIT_DENIED
-    from pipeline_kit.oidc import raw_token
     from pipeline_kit.promote import promote as run_promotion
     from pipeline_kit.promote import write_junit
 
@@ -158,11 +165,12 @@ def promote(
         reason=reason,
         break_glass=break_glass,
         deploy=list(deploy) or None,
-        token=lambda: raw_token(os.environ, trusted.load(), interactive=True if interactive else None),
+        token=lambda: identity_token(session, trusted.load(), interactive),
         on_output=lambda line: click.echo(f"  | {line}", err=True),
     )
     if junit:
         write_junit([result.plan], junit)
+    publish_plan(session, result.plan, result.decision.verdict)
     if as_json:
         emit_json(
             {
@@ -209,6 +217,7 @@ def rollback(
         deploy=list(deploy) or None,
         on_output=lambda line: click.echo(f"  | {line}", err=True),
     )
+    session.publish({"from": came_from, "to": went_to, "environment": environment})
     click.echo(
         f"{environment}: rolled back from {came_from} to {went_to} (ledger seq {entry.seq}); "
         f"{came_from} is held out of {environment} until a root cause is recorded"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pipeline_kit.cli._render import emit_json, table
+from pipeline_kit.cli._render import emit_json, markdown_table, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 
 if TYPE_CHECKING:
@@ -82,6 +82,17 @@ def resolve_policy(
     return policy, source
 
 
+def identity_token(session: Session, trust_config: Any, interactive: bool) -> tuple[str, str]:
+    """The signing token (masked in CI logs before anything else happens)."""
+    import os
+
+    from pipeline_kit.oidc import raw_token
+
+    token, source = raw_token(os.environ, trust_config, interactive=True if interactive else None)
+    session.mask(token)
+    return token, source
+
+
 @click.command()
 @evidence_options
 @trust_options
@@ -104,17 +115,22 @@ def sign(
     browser sign-in. Writes bundles/<subject>.sigstore.json, bundles/provenance.sigstore.json
     and bundles/sbom.sigstore.json, each verified before it is written.
     """
-    import os
 
-    from pipeline_kit.oidc import raw_token
     from pipeline_kit.signing import sign_release
     from pipeline_kit.trust import load_trust_config
 
     config = load_trust_config(
         trust_config, rekor_version=int(rekor_version) if rekor_version else None, offline=offline
     )
-    token, source = raw_token(os.environ, config, interactive=True if interactive else None)
+    token, source = identity_token(session, config, interactive)
     signed = sign_release(session.evidence(), session.workdir, config, token, source)
+    session.publish(
+        {
+            "bundles": "\n".join(str(session.evidence().path(b)) for b in signed.bundles),
+            "identity": signed.identity,
+            "issuer": signed.issuer or "",
+        }
+    )
     if as_json:
         emit_json(
             {
@@ -174,6 +190,12 @@ def verify(
         custody = Custody(chain, {env: resource_uri(project, env) for env in chain})
     config = load_trust_config(trust_config, offline=offline)
     result = verify_release(session.evidence(), session.workdir, policy, config, source, custody)
+    rows = [(c.target, c.check, "ok" if c.ok else "FAILED", c.detail) for c in result.checks]
+    session.publish(
+        {"verified": "true" if result.ok else "false", "release-id": result.release.id},
+        f"### pipeline-kit verify: {'verified' if result.ok else 'FAILED'}\n\n"
+        + markdown_table(["file", "check", "result", "detail"], rows),
+    )
     if as_json:
         emit_json(result.as_dict())
     else:
