@@ -76,7 +76,9 @@ def _report_error(exc: PipelineKitError) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
     try:
-        result = cli.main(args=argv, prog_name="pipeline-kit", standalone_mode=False)
+        # Every option can also come from PIPELINE_KIT_<COMMAND>_<OPTION> (e.g. PIPELINE_KIT_PROMOTE_TO):
+        # the composite actions pass their inputs that way, never on a command line they build.
+        result = cli.main(args=argv, prog_name="pipeline-kit", standalone_mode=False, auto_envvar_prefix="PIPELINE_KIT")
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

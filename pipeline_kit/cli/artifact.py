@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     "--output",
     "-o",
     "outputs",
+    envvar="PIPELINE_KIT_BUILD_OUTPUT",
     multiple=True,
     metavar="GLOB",
     help="Output glob (repeatable); replaces artifact.outputs from the config.",
@@ -27,13 +28,19 @@ if TYPE_CHECKING:
 @click.option(
     "--subjects",
     "subject_files",
+    envvar="PIPELINE_KIT_BUILD_SUBJECTS",
     multiple=True,
     metavar="FILE",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Add the subjects of a SHA256SUMS file written by another job (repeatable).",
 )
 @click.option("--name", help="Release name. [default: artifact.name, else the directory name]")
-@click.option("--release-version", "version", help="Release version. [default: artifact.version]")
+@click.option(
+    "--release-version",
+    "version",
+    envvar="PIPELINE_KIT_BUILD_RELEASE_VERSION",
+    help="Release version. [default: artifact.version]",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print release.json instead of a table.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @pass_session
@@ -101,6 +108,7 @@ def build(
     "--source",
     "-s",
     "sources",
+    envvar="PIPELINE_KIT_SBOM_SOURCE",
     multiple=True,
     metavar="[TYPE:]PATH",
     help="Dependency record to read (repeatable); TYPE when the name does not tell.",

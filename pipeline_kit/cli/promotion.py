@@ -95,7 +95,7 @@ def promotion_options(function: Any) -> Any:
 
 
 @click.command()
-@click.option("--to", "environment", required=True, help="Target environment.")
+@click.option("--to", "environment", required=True, envvar="PIPELINE_KIT_PLAN_TO", help="Target environment.")
 @promotion_options
 @pass_session
 def plan(session: Session, /, environment: str, junit: Path | None, as_json: bool, **trust: Any) -> None:
@@ -129,7 +129,7 @@ def _trust_args(values: dict[str, Any]) -> dict[str, Any]:
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
-@click.option("--to", "environment", required=True, help="Target environment.")
+@click.option("--to", "environment", required=True, envvar="PIPELINE_KIT_PROMOTE_TO", help="Target environment.")
 @click.option("--reason", help="Why (recorded in the decision, the VSA and the ledger).")
 @click.option("--break-glass", is_flag=True, help="Promote despite denying gates; needs --reason; recorded.")
 @click.option("--interactive", is_flag=True, help="Sign in with a browser to sign the VSA.")
@@ -191,8 +191,15 @@ def promote(
 
 
 @click.command()
-@click.option("--env", "environment", required=True, help="Environment to roll back.")
-@click.option("--to", "target", help="Release id to go back to. [default: the previous good one]")
+@click.option(
+    "--env", "environment", required=True, envvar="PIPELINE_KIT_ROLLBACK_ENV", help="Environment to roll back."
+)
+@click.option(
+    "--to",
+    "target",
+    envvar="PIPELINE_KIT_ROLLBACK_TO",
+    help="Release id to go back to. [default: the previous good one]",
+)
 @click.option("--reason", required=True, help="Why (recorded).")
 @evidence_options
 @trust_options

@@ -151,7 +151,12 @@ def sign(
 @evidence_options
 @trust_options
 @policy_options
-@click.option("--env", "environment", help="Also check the chain of custody up to this environment.")
+@click.option(
+    "--env",
+    "environment",
+    envvar="PIPELINE_KIT_VERIFY_ENV",
+    help="Also check the chain of custody up to this environment.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_session
 def verify(
