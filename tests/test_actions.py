@@ -1,0 +1,195 @@
+"""The composite actions, run for real by nektos/act (host mode), and their static checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLE, ROOT, SIGNER, git
+from tests.sigstore_instance import LocalSigstore
+
+BIN = Path(sys.executable).parent
+
+WORKFLOW = """\
+name: selftest
+on: push
+permissions: {}
+jobs:
+  release:
+    runs-on: ubuntu-latest
+    permissions:
+      contents: read
+      id-token: write
+    steps:
+      - uses: actions/checkout@v4
+      - id: release
+        uses: ./actions/release
+        with:
+          trust-config: ${{ env.TEST_TRUST_CONFIG }}
+      - id: promote
+        uses: ./actions/promote
+        with:
+          to: dev
+          trust-config: ${{ env.TEST_TRUST_CONFIG }}
+          cert-identity: %(signer)s
+          cert-oidc-issuer: ${{ env.TEST_ISSUER }}
+          reason: ${{ env.TEST_REASON }}
+          deploy: echo "deploying $PIPELINE_KIT_RELEASE_ID to $PIPELINE_KIT_ENVIRONMENT" > "$TEST_OUT/deployed.txt"
+      - name: Record outputs
+        env:
+          RELEASE: ${{ steps.release.outputs.release-id }}
+          DIGEST: ${{ steps.release.outputs.digest }}
+          BUNDLES: ${{ steps.release.outputs.bundles }}
+          VERDICT: ${{ steps.promote.outputs.verdict }}
+        run: |
+          printf 'release=%%s\\ndigest=%%s\\nverdict=%%s\\n' "$RELEASE" "$DIGEST" "$VERDICT" > "$TEST_OUT/outputs.txt"
+          printf '%%s\\n' "$BUNDLES" > "$TEST_OUT/bundles.txt"
+          cp .pipeline-kit/promotions/dev.decision.json "$TEST_OUT/"
+"""
+
+
+def act_repo(tmp_path: Path) -> Path:
+    """A git repository holding the example project, the actions and a workflow using them."""
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, repo, ignore=shutil.ignore_patterns("dist", ".pipeline-kit", "__pycache__"))
+    shutil.copytree(ROOT / "actions", repo / "actions")
+    (repo / "pipeline_kit").mkdir()
+    shutil.copy(ROOT / "pipeline_kit" / "__init__.py", repo / "pipeline_kit")
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    (repo / ".github" / "workflows" / "test.yml").write_text(WORKFLOW % {"signer": SIGNER})
+    git(repo, "init", "-q")
+    git(repo, "remote", "add", "origin", "https://github.com/pipeline-kit/hello-service.git")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "init")
+    return repo
+
+
+def run_act(
+    repo: Path, tmp_path: Path, sigstore: LocalSigstore, reason: str
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path / "out"
+    out.mkdir()
+    scratch = tmp_path / "act"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_", "PIPELINE_KIT_"))}
+    env.update({"HOME": str(scratch), "ACT_DISABLE_VERSION_CHECK": "1"})
+    variables = {
+        "TEST_TRUST_CONFIG": str(sigstore.trust_config_path),
+        "TEST_ISSUER": sigstore.issuer,
+        "TEST_REASON": reason,
+        "TEST_OUT": str(out),
+        "SIGSTORE_IDENTITY_TOKEN": sigstore.mint_token(SIGNER),
+        # the kit under test is already installed here; install.sh checks it is this version
+        "PIPELINE_KIT_PYTHON": sys.executable,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
+    command = [
+        str(BIN / "act"),
+        "push",
+        "-W",
+        ".github/workflows/test.yml",
+        "-P",
+        "ubuntu-latest=-self-hosted",
+        "--container-daemon-socket",
+        "-",
+        "--action-cache-path",
+        str(scratch / "cache"),
+    ]
+    for key, value in variables.items():
+        command += ["--env", f"{key}={value}"]
+    result = subprocess.run(
+        command, cwd=repo, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False
+    )
+    return result, out
+
+
+def test_act_runs_release_and_promote_end_to_end(tmp_path: Path, sigstore: LocalSigstore) -> None:
+    repo = act_repo(tmp_path)
+    result, out = run_act(repo, tmp_path, sigstore, "first release")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    outputs = dict(line.split("=", 1) for line in (out / "outputs.txt").read_text().splitlines())
+    assert len(outputs["release"]) == 16
+    assert outputs["digest"].startswith("sha256:")
+    assert outputs["verdict"] == "passed"
+    bundles = (out / "bundles.txt").read_text().split()
+    assert [Path(b).name for b in bundles] == [
+        "hello_service-0.1.0-py3-none-any.whl.sigstore.json",
+        "provenance.sigstore.json",
+        "sbom.sigstore.json",
+    ]
+    assert (out / "deployed.txt").read_text().strip() == f"deploying {outputs['release']} to dev"
+    decision = json.loads((out / "dev.decision.json").read_text())
+    assert decision["actor"].startswith("github:") and decision["reason"] == "first release"
+    assert SIGNER in "".join(g["reason"] for g in decision["gates"])
+    # the step summary carried the gate table
+    assert "| signature | passed |" in result.stdout
+
+
+def test_hostile_input_reaches_the_kit_as_data(tmp_path: Path, sigstore: LocalSigstore) -> None:
+    marker = tmp_path / "pwned"
+    # (act itself expands `${{ }}` inside --env values, which GitHub never does: left out here)
+    hostile = f'$(touch {marker}) `touch {marker}` "; touch {marker}; echo " \'\nsecond line; touch {marker}'
+    repo = act_repo(tmp_path)
+    result, out = run_act(repo, tmp_path, sigstore, hostile)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert not marker.exists()
+    assert json.loads((out / "dev.decision.json").read_text())["reason"] == hostile
+
+
+def test_actions_and_workflows_pass_static_checks() -> None:
+    actions = sorted(str(p) for p in (ROOT / "actions").glob("*/action.yml"))
+    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    assert len(actions) == 9 and workflows
+    checks = [
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-actions", *actions],
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows],
+        [str(BIN / "actionlint"), "-ignore", "node20", *workflows],
+        [str(BIN / "zizmor"), "--offline", "--no-progress", str(ROOT / ".github"), str(ROOT / "actions")],
+    ]
+    for command in checks:
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, f"{command[0]}: {result.stdout}{result.stderr}"
+
+
+def test_every_action_input_reaches_run_only_through_env() -> None:
+    import yaml
+
+    for path in (ROOT / "actions").glob("*/action.yml"):
+        action = yaml.safe_load(path.read_text())
+        for step in action["runs"]["steps"]:
+            assert "${{" not in step.get("run", ""), f"{path}: expression inside run:"
+        used = {v for step in action["runs"]["steps"] for v in (step.get("env") or {}).values()}
+        for name in action.get("inputs", {}):
+            assert f"${{{{ inputs.{name} }}}}" in used, f"{path}: input {name} is never passed to the kit"
+
+
+@pytest.mark.parametrize("name", ["build", "sbom", "sign", "verify", "plan", "promote", "rollback", "release"])
+def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
+    """Each PIPELINE_KIT_* variable an action sets is read by the command it runs."""
+    import yaml
+
+    from pipeline_kit.cli import cli
+
+    action = yaml.safe_load((ROOT / "actions" / name / "action.yml").read_text())
+    step = action["runs"]["steps"][-1]
+    known = {
+        "PIPELINE_KIT_WORKDIR",
+        "PIPELINE_KIT_EVIDENCE_DIR",
+        "PIPELINE_KIT_CONFIG",
+        "PIPELINE_KIT_TRUST_CONFIG",
+        "PIPELINE_KIT_BUILD_COMMAND",
+        "PIPELINE_KIT_DEPLOY_COMMAND",
+    }  # read by the script or the group
+    commands = {"release": ["build", "sign"]}.get(name, [name])
+    for command in commands:
+        for param in cli.commands[command].params:
+            prefix = f"PIPELINE_KIT_{command.upper()}_"
+            known.add(param.envvar if isinstance(param.envvar, str) else prefix + (param.name or "").upper())
+    for variable in step["env"]:
+        assert variable in known, f"{name}: {variable} is not read by pipeline-kit {'/'.join(commands)}"
