@@ -193,3 +193,14 @@ def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
             known.add(param.envvar if isinstance(param.envvar, str) else prefix + (param.name or "").upper())
     for variable in step["env"]:
         assert variable in known, f"{name}: {variable} is not read by pipeline-kit {'/'.join(commands)}"
+
+
+def test_every_action_has_a_readme_covering_its_interface() -> None:
+    import yaml
+
+    for path in (ROOT / "actions").glob("*/action.yml"):
+        action = yaml.safe_load(path.read_text())
+        readme = (path.parent / "README.md").read_text()
+        assert "```yaml" in readme and "permissions:" in readme, path.parent.name
+        for name in [*action.get("inputs", {}), *action.get("outputs", {})]:
+            assert f"| `{name}` |" in readme, f"{path.parent.name}/README.md does not document {name}"
