@@ -163,6 +163,15 @@ class LedgerConfig(ConfigModel):
         return value
 
 
+class ForgeConfig(ConfigModel):
+    """Where promotions are recorded besides the ledger (deployments, statuses, attestations)."""
+
+    type: Literal["auto", "github", "gitlab", "none"] = "auto"  # auto: the CI platform's own forge
+    url: str | None = None  # API base; default from the CI context
+    project: str | None = None  # owner/repo or GitLab project id; default from the CI context
+    token_variable: str | None = None  # environment variable holding the token
+
+
 class Config(ConfigModel):
     version: Literal[1]
     artifact: ArtifactConfig
@@ -170,6 +179,7 @@ class Config(ConfigModel):
     signing: SigningConfig = SigningConfig()
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
     ledger: LedgerConfig = LedgerConfig()
+    forge: ForgeConfig = ForgeConfig()
     # Set by load_config: the file's sha256 (the promotion policy's digest) and path.
     source_sha256: str | None = Field(default=None, exclude=True)
     source_path: str | None = Field(default=None, exclude=True)
@@ -216,7 +226,7 @@ class Config(ConfigModel):
             current = self.environments[current].after
         return chain
 
-    @field_validator("sbom", "signing", "ledger", "environments", mode="before")
+    @field_validator("sbom", "signing", "ledger", "environments", "forge", mode="before")
     @classmethod
     def _empty_section_is_default(cls, value: Any) -> Any:
         # A section whose keys are all commented out parses as null: treat it as empty.

@@ -23,6 +23,7 @@ from pipeline_kit.config import Config
 from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import BuildFailed, PipelineKitError, UsageError, VerificationError
 from pipeline_kit.evidence import PROMOTIONS_DIR, EvidenceDir
+from pipeline_kit.forge import DeploymentState, Forge
 from pipeline_kit.gates import GateResult, PromotionContext, compile_gates, evaluate
 from pipeline_kit.gates.command import release_environment
 from pipeline_kit.identity import IdentityPolicy
@@ -97,6 +98,7 @@ class Project:
     ledger: Ledger
     trust: Trust
     actor: str
+    forge: Forge | None = None  # where deployments, statuses and attestations are also recorded
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,7 @@ def context_for(
         actor=project.actor,
         verification=verification,
         verification_problem=problem,
+        forge=project.forge,
     )
 
 
@@ -240,9 +243,63 @@ def promote(
         )
     )
     if verdict == "denied":
+        _record_on_forge(project, environment, release, decision, files, deployed=False)
         return Promotion(result, decision, entry, None)
-    deployed = _deploy(project, environment, release, evidence, deploy, on_output)
+    deployment = _start_forge_deployment(project, environment, release, decision, files)
+    try:
+        deployed = _deploy(project, environment, release, evidence, deploy, on_output)
+    except BuildFailed:
+        _finish_forge_deployment(project, environment, deployment, "failure")
+        raise
+    _finish_forge_deployment(project, environment, deployment, "success")
+    _record_on_forge(project, environment, release, decision, files, deployed=True)
     return Promotion(result, decision, entry, deployed)
+
+
+def _start_forge_deployment(
+    project: Project, environment: str, release: Release, decision: Decision, files: dict[str, bytes]
+) -> str | None:
+    """A deployment on the forge, in progress, carrying the release and the VSA's digest."""
+    if project.forge is None or not release.source.commit:
+        return None
+    payload: dict[str, object] = {
+        "release": release.id,
+        "subjects": decision.subjects,
+        "vsa": sha256_bytes(files[vsa_bundle(environment)]) if vsa_bundle(environment) in files else None,
+        "decision": sha256_bytes(files[decision_file(environment)]),
+        "verdict": decision.verdict,
+    }
+    return project.forge.start_deployment(environment, release.source.commit, release.source.ref, payload)
+
+
+def _finish_forge_deployment(
+    project: Project, environment: str, deployment: str | None, state: DeploymentState
+) -> None:
+    if project.forge is not None and deployment is not None:
+        project.forge.finish_deployment(deployment, environment, state, f"pipeline-kit: deploy {state}")
+
+
+def _record_on_forge(
+    project: Project, environment: str, release: Release, decision: Decision, files: dict[str, bytes], *, deployed: bool
+) -> None:
+    """A commit status with the verdict, and (where the forge keeps them) the attestations."""
+    forge = project.forge
+    if forge is None:
+        return
+    if release.source.commit:
+        state: Literal["success", "failure"] = "success" if decision.verdict != "denied" else "failure"
+        forge.commit_status(
+            release.source.commit, state, f"pipeline-kit/{environment}", f"{decision.verdict}: release {release.id}"
+        )
+    if not deployed:
+        return
+    from pipeline_kit.signing import PROVENANCE_BUNDLE, SBOM_BUNDLE
+
+    for name in (PROVENANCE_BUNDLE, SBOM_BUNDLE):
+        if project.evidence.path(name).is_file():
+            forge.upload_attestation(project.evidence.path(name).read_bytes())
+    if vsa_bundle(environment) in files:
+        forge.upload_attestation(files[vsa_bundle(environment)])
 
 
 def _deploy(

@@ -47,10 +47,14 @@ def _trust(
 
 
 def _project(session: Session, trust: Trust) -> Project:
+    import os
+
+    from pipeline_kit.forge import open_forge
     from pipeline_kit.promote import Project, require_environment
 
     config = require_environment(session.config(required=True))
-    return Project(config, session.evidence(), session.workdir, session.ledger(), trust, session.actor())
+    forge = open_forge(config.forge, os.environ)
+    return Project(config, session.evidence(), session.workdir, session.ledger(), trust, session.actor(), forge)
 
 
 def render_plan(item: Plan) -> None:

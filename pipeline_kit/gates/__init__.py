@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from pipeline_kit._internal.validation import first_problem
 from pipeline_kit.config import Config, config_error
+from pipeline_kit.gates.approvals import ApprovalsGate
 from pipeline_kit.gates.checks import ChecksGate
 from pipeline_kit.gates.command import CommandGate
 from pipeline_kit.gates.freeze import FreezeGate
@@ -35,6 +36,7 @@ GATES: dict[str, type[Gate]] = {
     for gate in (
         SignatureGate,
         ProvenanceGate,
+        ApprovalsGate,
         SbomGate,
         PreviousStageGate,
         ChecksGate,

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from pipeline_kit.config import parse_duration
-from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, denied, passed
+from pipeline_kit.forge import FreezePeriod
+from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, denied, error, passed
 
 _NAMES = {
     **{d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))},
@@ -22,6 +23,7 @@ _NAMES = {
     },
 }
 _RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+FORGE_LOOKBACK = timedelta(days=31)
 
 
 def cron_fields(expression: str) -> list[set[int]]:
@@ -69,6 +71,7 @@ class Window(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
     duration: str | None = None
+    until_cron: str | None = None  # instead of duration: the window closes at the next match
     tz: str = "UTC"
     name: str | None = None
 
@@ -88,8 +91,10 @@ class Window(BaseModel):
             raise ValueError("a window needs exactly one of cron, rrule or start/end")
         if self.start is not None and self.end is None:
             raise ValueError("a one-off window needs start and end")
-        if self.start is None and self.duration is None:
+        if self.start is None and self.duration is None and self.until_cron is None:
             raise ValueError("a recurring window needs a duration")
+        if self.until_cron is not None:
+            cron_fields(self.until_cron)
         if self.duration is not None:
             parse_duration(self.duration)
         if self.cron is not None:
@@ -108,9 +113,30 @@ class Window(BaseModel):
             start = self.start if self.start.tzinfo else self.start.replace(tzinfo=self.zone)
             end = self.end if self.end.tzinfo else self.end.replace(tzinfo=self.zone)
             return end if start <= now < end else None
+        if self.until_cron is not None:
+            # open when the last start is more recent than the last end (looking back a month)
+            began = self.occurrence_before(now, within=FORGE_LOOKBACK)
+            ended = Window(cron=self.until_cron, duration="1m", tz=self.tz).occurrence_before(
+                now, within=FORGE_LOOKBACK
+            )
+            if began is None or (ended is not None and ended >= began):
+                return None
+            return Window(cron=self.until_cron, duration="1m", tz=self.tz).next_after(now)
         length = parse_duration(self.duration or "0s")
         began = self.occurrence_before(now, within=length)
         return began + length if began is not None and now < began + length else None
+
+    def next_after(self, now: datetime) -> datetime:
+        """The next cron match after `now` (up to a month ahead; beyond that, a month from now)."""
+        fields = cron_fields(self.cron or "")
+        restricted = (self.cron.split()[2] != "*", self.cron.split()[4] != "*") if self.cron else (False, False)
+        moment = now.astimezone(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        limit = moment + FORGE_LOOKBACK
+        while moment < limit:
+            if cron_matches(fields, moment.astimezone(self.zone), restricted):
+                return moment.astimezone(self.zone)
+            moment += timedelta(minutes=1)
+        return limit
 
     def occurrence_before(self, now: datetime, within: timedelta | None = None) -> datetime | None:
         """The latest start of the recurrence at or before `now` (looking back `within`)."""
@@ -140,7 +166,14 @@ class Window(BaseModel):
 
 
 class FreezeOptions(Options):
-    windows: list[Window]
+    windows: tuple[Window, ...] = ()
+    forge: bool = False  # also the forge's freeze periods (GitLab), read at promotion time
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> FreezeOptions:
+        if not self.windows and not self.forge:
+            raise ValueError("give windows, or forge: true for the forge's freeze periods")
+        return self
 
 
 class FreezeGate(Gate):
@@ -149,7 +182,12 @@ class FreezeGate(Gate):
     options: FreezeOptions
 
     def evaluate(self, context: PromotionContext) -> Outcome:
-        for window in self.options.windows:
+        windows = list(self.options.windows)
+        if self.options.forge:
+            if context.forge is None:
+                return error("freeze periods: no forge to ask (run in CI, or configure `forge:`)")
+            windows += [_from_period(p) for p in context.forge.freeze_periods()]
+        for window in windows:
             until = window.open_until(context.now)
             if until is not None:
                 local = until.astimezone(window.zone)
@@ -157,4 +195,14 @@ class FreezeGate(Gate):
                     f"freeze window ({window.describe()}) until {local:%a %H:%M} {window.tz}",
                     until=until.isoformat(),
                 )
-        return passed(f"outside all {len(self.options.windows)} freeze window(s) at {context.now:%Y-%m-%d %H:%MZ}")
+        return passed(f"outside all {len(windows)} freeze window(s) at {context.now:%Y-%m-%d %H:%MZ}")
+
+
+def _from_period(period: FreezePeriod) -> Window:
+    """A forge freeze period (start cron, end cron) as a window lasting from a start to the next end."""
+    return Window(
+        cron=period.start_cron,
+        until_cron=period.end_cron,
+        tz=period.timezone,
+        name=f"forge freeze {period.start_cron} .. {period.end_cron}",
+    )

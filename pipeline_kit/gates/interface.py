@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pipeline_kit.config import Config
 from pipeline_kit.evidence import EvidenceDir
+from pipeline_kit.forge import Forge
 from pipeline_kit.ledger import Entry
 from pipeline_kit.models import Release
 
@@ -78,6 +79,7 @@ class PromotionContext:
     actor: str
     verification: Verification | None = None
     verification_problem: str | None = None  # why the evidence could not be verified at all
+    forge: Forge | None = None
 
     def checks_for(self, *targets: str) -> list[Check]:
         if self.verification is None:

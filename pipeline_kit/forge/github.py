@@ -1,0 +1,116 @@
+"""GitHub, through PyGithub: deployments and their statuses, commit statuses, the attestations
+API, and pull-request reviews as approvals."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pipeline_kit.forge.interface import Approvals, DeploymentState, Forge, ForgeError
+
+TIMEOUT = 15
+
+
+class GitHubForge(Forge):
+    name = "github"
+
+    def __init__(self, api_url: str, repository: str, token: str) -> None:
+        from github import Auth, Github
+
+        self.repository = repository
+        # No retries inside the client: a failing forge fails the gate now, and says so.
+        self.client = Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), timeout=TIMEOUT, retry=None)
+        self.repo = self.client.get_repo(repository, lazy=True)
+
+    def describe(self) -> str:
+        return f"github {self.repository}"
+
+    def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+        from github import GithubException
+        from requests import RequestException
+
+        try:
+            return function(*args, **kwargs)
+        except GithubException as exc:
+            message = exc.data.get("message") if isinstance(exc.data, dict) else None
+            raise ForgeError(f"GitHub {what} failed: HTTP {exc.status}{f': {message}' if message else ''}") from exc
+        except RequestException as exc:
+            raise ForgeError(f"GitHub {what} failed: {type(exc).__name__}: {exc}") from exc
+
+    def _request(
+        self, what: str, verb: str, path: str, body: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], Any]:
+        url = f"{self.repo.url}{path}"
+        return self._call(what, self.client.requester.requestJsonAndCheck, verb, url, input=body)  # type: ignore[no-any-return]
+
+    def _get_all(self, what: str, path: str) -> list[Any]:
+        """Every page of a list (GitHub paginates with Link: <...>; rel="next")."""
+        items: list[Any] = []
+        url: str | None = f"{self.repo.url}{path}"
+        while url:
+            headers, data = self._call(what, self.client.requester.requestJsonAndCheck, "GET", url)
+            if not isinstance(data, list):
+                raise ForgeError(f"GitHub {what}: expected a list")
+            items += data
+            url = _next_link(headers.get("link", ""))
+        return items
+
+    def start_deployment(self, environment: str, sha: str, ref: str | None, payload: dict[str, object]) -> str:
+        deployment = self._call(
+            "deployment",
+            self.repo.create_deployment,
+            ref=sha,
+            environment=environment,
+            payload=payload,
+            auto_merge=False,
+            required_contexts=[],
+            description=f"pipeline-kit: {payload.get('release')}",
+        )
+        self._call("deployment status", deployment.create_status, state="in_progress", environment=environment)
+        return str(deployment.id)
+
+    def finish_deployment(self, deployment_id: str, environment: str, state: DeploymentState, description: str) -> None:
+        deployment = self._call("deployment", self.repo.get_deployment, int(deployment_id))
+        self._call(
+            "deployment status",
+            deployment.create_status,
+            state=state,
+            environment=environment,
+            description=description[:140],
+        )
+
+    def commit_status(self, sha: str, state: Literal["success", "failure"], context: str, description: str) -> None:
+        self._request(
+            "commit status",
+            "POST",
+            f"/statuses/{sha}",
+            {"state": state, "context": context, "description": description[:140]},
+        )
+
+    def upload_attestation(self, bundle: bytes) -> str | None:
+        _, data = self._request("attestation upload", "POST", "/attestations", {"bundle": json.loads(bundle)})
+        return str(data.get("id")) if isinstance(data, dict) and data.get("id") is not None else None
+
+    def approvals(self, sha: str) -> Approvals:
+        pulls = [p for p in self._get_all("pull requests of the commit", f"/commits/{sha}/pulls") if p.get("merged_at")]
+        if not pulls:
+            raise ForgeError(f"no merged pull request contains {sha[:12]}: nobody reviewed it")
+        pull = pulls[0]
+        reviews = self._get_all("pull request reviews", f"/pulls/{pull['number']}/reviews")
+        latest: dict[str, str] = {}
+        for review in reviews:  # a reviewer's last word counts
+            if review.get("user") and review.get("state") in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+                latest[review["user"]["login"]] = review["state"]
+        return Approvals(
+            approvers=tuple(sorted(u for u, s in latest.items() if s == "APPROVED")),
+            authors=(pull["user"]["login"],) if pull.get("user") else (),
+            source=f"pull request #{pull['number']} reviews",
+        )
+
+
+def _next_link(header: str) -> str | None:
+    for part in header.split(","):
+        url, _, rel = part.partition(";")
+        if 'rel="next"' in rel:
+            return url.strip().strip("<>")
+    return None

@@ -1,0 +1,74 @@
+"""GitLab, through python-gitlab: deployments, commit statuses and freeze periods."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pipeline_kit.forge.interface import Approvals, DeploymentState, Forge, ForgeError, FreezePeriod
+
+TIMEOUT = 15
+STATES = {"in_progress": "running", "success": "success", "failure": "failed"}
+
+
+class GitLabForge(Forge):
+    name = "gitlab"
+
+    def __init__(self, url: str, project: str, token: str, *, job_token: bool = False) -> None:
+        import gitlab
+
+        self.project_id = project
+        self.client = gitlab.Gitlab(
+            url.rstrip("/"),
+            private_token=None if job_token else token,
+            job_token=token if job_token else None,
+            timeout=TIMEOUT,
+            retry_transient_errors=False,
+        )
+        self.project = self.client.projects.get(project, lazy=True)
+
+    def describe(self) -> str:
+        return f"gitlab {self.project_id}"
+
+    def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+        from gitlab.exceptions import GitlabError
+        from requests import RequestException
+
+        try:
+            return function(*args, **kwargs)
+        except GitlabError as exc:
+            raise ForgeError(f"GitLab {what} failed: HTTP {exc.response_code}: {exc.error_message}") from exc
+        except RequestException as exc:
+            raise ForgeError(f"GitLab {what} failed: {type(exc).__name__}: {exc}") from exc
+
+    def start_deployment(self, environment: str, sha: str, ref: str | None, payload: dict[str, object]) -> str:
+        tag = bool(ref and ref.startswith("refs/tags/"))
+        name = (ref or sha).removeprefix("refs/tags/").removeprefix("refs/heads/")
+        deployment = self._call(
+            "deployment",
+            self.project.deployments.create,
+            {"environment": environment, "sha": sha, "ref": name, "tag": tag, "status": "running"},
+        )
+        return str(deployment.id)
+
+    def finish_deployment(self, deployment_id: str, environment: str, state: DeploymentState, description: str) -> None:
+        deployment = self._call("deployment", self.project.deployments.get, int(deployment_id), lazy=True)
+        deployment.status = STATES[state]
+        self._call("deployment update", deployment.save)
+
+    def commit_status(self, sha: str, state: Literal["success", "failure"], context: str, description: str) -> None:
+        commit = self.project.commits.get(sha, lazy=True)
+        self._call(
+            "commit status",
+            commit.statuses.create,
+            {"state": "success" if state == "success" else "failed", "name": context, "description": description[:255]},
+        )
+
+    def approvals(self, sha: str) -> Approvals:
+        raise ForgeError("GitLab approvals are not supported yet: use GitLab's protected environments approvals")
+
+    def freeze_periods(self) -> list[FreezePeriod]:
+        periods = self._call("freeze periods", self.project.freeze_periods.list, get_all=True)
+        return [
+            FreezePeriod(str(p.freeze_start), str(p.freeze_end), str(getattr(p, "cron_timezone", None) or "UTC"))
+            for p in periods
+        ]

@@ -1,0 +1,46 @@
+"""approvals: enough distinct people approved the change, none of them its author or the promoter.
+
+Asked of the forge at the moment of promotion (GitHub: the reviews of the merged pull request
+that contains the release's commit). No forge, no commit, or a forge that cannot answer: error.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, denied, error, passed
+
+
+class ApprovalsOptions(Options):
+    min: int = 2
+    exclude: tuple[Literal["author", "promoter"], ...] = ("author", "promoter")
+
+
+class ApprovalsGate(Gate):
+    name = "approvals"
+    options_model = ApprovalsOptions
+    options: ApprovalsOptions
+
+    def evaluate(self, context: PromotionContext) -> Outcome:
+        if context.forge is None:
+            return error("no forge to ask for approvals (run in CI, or configure `forge:`)")
+        commit = context.release.source.commit
+        if not commit:
+            return error("the release names no source commit: nothing to look up approvals for")
+        found = context.forge.approvals(commit)
+        excluded: set[str] = set()
+        if "author" in self.options.exclude:
+            excluded.update(found.authors)
+        if "promoter" in self.options.exclude:
+            excluded.add(context.actor.partition(":")[2] or context.actor)
+        eligible = sorted(set(found.approvers) - excluded)
+        evidence = {"approvers": eligible, "excluded": sorted(excluded & set(found.approvers)), "source": found.source}
+        if len(eligible) < self.options.min:
+            ignored = sorted(excluded & set(found.approvers))
+            note = f" (not counted: {', '.join(ignored)})" if ignored else ""
+            return denied(
+                f"approvals: {len(eligible)} of {self.options.min} from {found.source}"
+                f"{': ' + ', '.join(eligible) if eligible else ''}{note}",
+                **evidence,
+            )
+        return passed(f"{len(eligible)} approvals ({', '.join(eligible)}) from {found.source}", **evidence)
