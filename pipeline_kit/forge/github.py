@@ -19,8 +19,10 @@ class GitHubForge(Forge):
 
         self.repository = repository
         # No retries inside the client: a failing forge fails the gate now, and says so.
-        self.client = Github(auth=Auth.Token(token), base_url=api_url.rstrip("/"), timeout=TIMEOUT, retry=None)
-        self.repo = self.client.get_repo(repository, lazy=True)
+        self.client = Github(
+            auth=Auth.Token(token), base_url=api_url.rstrip("/"), timeout=TIMEOUT, retry=None, lazy=True
+        )
+        self.repo = self.client.get_repo(repository)
 
     def describe(self) -> str:
         return f"github {self.repository}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import quote
 
 from pipeline_kit.forge.interface import Approvals, DeploymentState, Forge, ForgeError, FreezePeriod
 
@@ -67,8 +68,12 @@ class GitLabForge(Forge):
         raise ForgeError("GitLab approvals are not supported yet: use GitLab's protected environments approvals")
 
     def freeze_periods(self) -> list[FreezePeriod]:
-        periods = self._call("freeze periods", self.project.freeze_periods.list, get_all=True)
+        # python-gitlab has no manager for freeze periods: its paginating list call does the job
+        path = f"/projects/{quote(self.project_id, safe='')}/freeze_periods"
+        periods = self._call("freeze periods", self.client.http_list, path, get_all=True)
+        if not isinstance(periods, list):
+            raise ForgeError("GitLab freeze periods: expected a list")
         return [
-            FreezePeriod(str(p.freeze_start), str(p.freeze_end), str(getattr(p, "cron_timezone", None) or "UTC"))
+            FreezePeriod(str(p["freeze_start"]), str(p["freeze_end"]), str(p.get("cron_timezone") or "UTC"))
             for p in periods
         ]

@@ -1,0 +1,296 @@
+"""Local fakes of the GitHub and GitLab REST endpoints the kit uses.
+
+Every request the kit makes and every response a fake gives is validated against the official
+API description (tests/assets/api-specs, see SOURCES.md there) with openapi-core; any mismatch is
+recorded in `violations`, which the fixtures assert empty, so a fake cannot drift from the API.
+Responses are built from the schemas themselves (`example`), then given the values a test cares
+about, so they carry every property the real API requires.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from openapi_core import Config, OpenAPI
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+SPECS = Path(__file__).resolve().parent / "assets" / "api-specs"
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+F = TypeVar("F", bound="SpecFake")
+Handler = Callable[..., tuple[int, Any] | tuple[int, Any, dict[str, str]]]
+
+
+class SpecFake:
+    """A threaded HTTP server whose routes are checked against an OpenAPI description."""
+
+    spec_file: str
+
+    def __init__(self) -> None:
+        self.server = make_server("127.0.0.1", 0, self, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        text = (SPECS / self.spec_file).read_text()
+        self.spec = json.loads(text) if self.spec_file.endswith(".json") else yaml.safe_load(text)
+        self.spec["servers"] = [{"url": self.url}]
+        self.api = OpenAPI.from_dict(self.spec, config=Config(spec_validator_cls=None))
+        self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.violations: list[str] = []
+        self.calls: list[tuple[str, str, Any]] = []
+        # failure injection: path regex -> (status, body, headers), served once
+        self.failures: list[tuple[re.Pattern[str], tuple[int, Any, dict[str, str]]]] = []
+        self.delay = 0.0
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self: F) -> F:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+    def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.routes.append((method, re.compile(f"^{pattern}$"), handler))
+            return handler
+
+        return register
+
+    def fail_once(self, pattern: str, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self.failures.append((re.compile(pattern), (status, body, headers or {})))
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        body = request.get_json(silent=True)
+        self.calls.append((request.method, request.path, body))
+        try:
+            self.api.validate_request(WerkzeugOpenAPIRequest(request))
+        except Exception as exc:  # every kind of mismatch is a finding
+            self.violations.append(f"request {request.method} {request.path}: {_explain(exc)}")
+        response = self._dispatch(request, body)
+        if response.status_code < 300:
+            try:
+                self.api.validate_response(WerkzeugOpenAPIRequest(request), WerkzeugOpenAPIResponse(response))
+            except Exception as exc:
+                self.violations.append(f"response {request.method} {request.path}: {_explain(exc)}")
+        return response(environ, start_response)
+
+    def _dispatch(self, request: Request, body: Any) -> Response:
+        if self.delay:
+            time.sleep(self.delay)
+        for pattern, (status, payload, headers) in list(self.failures):
+            if pattern.search(request.path):
+                self.failures.remove((pattern, (status, payload, headers)))
+                return Response(json.dumps(payload), status, headers, content_type="application/json")
+        for method, pattern, handler in self.routes:
+            match = pattern.match(request.path)
+            if method == request.method and match:
+                try:
+                    result = handler(request, body, **match.groupdict())
+                except Exception as exc:  # a fake that cannot answer is a test bug: report it
+                    self.violations.append(f"fake handler for {request.method} {request.path}: {exc!r} (body {body!r})")
+                    return Response(json.dumps({"message": "fake failed"}), 500, content_type="application/json")
+                status, payload = result[0], result[1]
+                headers = result[2] if len(result) > 2 else {}
+                return Response(json.dumps(payload), status, headers, content_type="application/json")
+        self.violations.append(f"unexpected call {request.method} {request.path}")
+        return Response(json.dumps({"message": "Not Found"}), 404, content_type="application/json")
+
+    # -- schema-driven response bodies -------------------------------------------------------
+    def schema(self, name: str) -> dict[str, Any]:
+        return self.spec["components"]["schemas"][name]  # type: ignore[no-any-return]
+
+    def example(self, schema_name: str, /, **overrides: Any) -> dict[str, Any]:
+        value = self._instance(self.schema(schema_name))
+        assert isinstance(value, dict)
+        value.update(overrides)
+        return value
+
+    def _resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in schema:
+            schema = self.spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+        return schema
+
+    def _instance(self, schema: dict[str, Any]) -> Any:
+        schema = self._resolve(schema)
+        if "allOf" in schema:
+            merged: dict[str, Any] = {}
+            for part in schema["allOf"]:
+                merged.update(self._instance(part) or {})
+            return merged
+        for key in ("oneOf", "anyOf"):
+            if key in schema:
+                return self._instance(schema[key][0])
+        if schema.get("nullable"):
+            return None
+        if "enum" in schema:
+            return copy.deepcopy(schema["enum"][0])
+        kind = schema.get("type", "object")
+        if kind == "object":
+            properties = schema.get("properties", {})
+            return {name: self._instance(properties[name]) for name in schema.get("required", []) if name in properties}
+        if kind == "array":
+            return []
+        if kind == "integer":
+            return 1
+        if kind == "number":
+            return 1.0
+        if kind == "boolean":
+            return False
+        return {
+            "date-time": "2026-11-22T00:00:00Z",
+            "uri": "https://example.com/x",
+            "email": "a@example.com",
+            "uri-template": "https://example.com/{x}",
+        }.get(schema.get("format", ""), "x")
+
+
+def _explain(exc: BaseException) -> str:
+    cause = exc.__cause__
+    errors = getattr(cause, "schema_errors", None) or getattr(exc, "schema_errors", None)
+    if errors:
+        return "; ".join(str(getattr(e, "message", e)) for e in errors)[:400]
+    return f"{type(exc).__name__}: {exc}"[:400]
+
+
+class GitHubFake(SpecFake):
+    spec_file = "github-subset.json"
+
+    def __init__(self, owner: str = "acme", repo: str = "hello") -> None:
+        super().__init__()
+        self.deployments: dict[int, dict[str, Any]] = {}
+        self.deployment_statuses: list[dict[str, Any]] = []
+        self.commit_statuses: list[dict[str, Any]] = []
+        self.attestations: list[dict[str, Any]] = []
+        self.pulls: dict[str, list[dict[str, Any]]] = {}  # commit -> pulls
+        self.reviews: dict[int, list[dict[str, Any]]] = {}  # pull number -> reviews
+        self.page_size = 100
+        base = f"/repos/{owner}/{repo}"
+
+        @self.route("POST", f"{base}/deployments")
+        def create_deployment(request: Request, body: Any) -> tuple[int, Any]:
+            number = len(self.deployments) + 1
+            url = f"{self.url}{base}/deployments/{number}"
+            deployment = self.example(
+                "deployment",
+                id=number,
+                sha=body["ref"],
+                ref=body["ref"],
+                environment=body["environment"],
+                payload=body.get("payload", {}),
+                description=body.get("description"),
+                url=url,
+                statuses_url=f"{url}/statuses",
+                repository_url=f"{self.url}{base}",
+            )
+            self.deployments[number] = deployment
+            return 201, deployment
+
+        @self.route("GET", f"{base}/deployments/(?P<number>[0-9]+)")
+        def get_deployment(request: Request, body: Any, number: str) -> tuple[int, Any]:
+            return 200, self.deployments[int(number)]
+
+        @self.route("POST", f"{base}/deployments/(?P<number>[0-9]+)/statuses")
+        def create_deployment_status(request: Request, body: Any, number: str) -> tuple[int, Any]:
+            status = self.example(
+                "deployment-status",
+                id=len(self.deployment_statuses) + 1,
+                state=body["state"],
+                environment=body.get("environment", ""),
+                description=body.get("description", ""),
+            )
+            self.deployment_statuses.append({"deployment": int(number), **status})
+            return 201, status
+
+        @self.route("POST", f"{base}/statuses/(?P<sha>[0-9a-f]+)")
+        def create_commit_status(request: Request, body: Any, sha: str) -> tuple[int, Any]:
+            self.commit_statuses.append({"sha": sha, **body})
+            return 201, self.example("status", state=body["state"], context=body.get("context", "default"))
+
+        @self.route("POST", f"{base}/attestations")
+        def create_attestation(request: Request, body: Any) -> tuple[int, Any]:
+            self.attestations.append(body["bundle"])
+            return 201, {"id": len(self.attestations)}
+
+        @self.route("GET", f"{base}/commits/(?P<sha>[0-9a-f]+)/pulls")
+        def commit_pulls(request: Request, body: Any, sha: str) -> tuple[int, Any]:
+            return 200, self.pulls.get(sha, [])
+
+        @self.route("GET", f"{base}/pulls/(?P<number>[0-9]+)/reviews")
+        def reviews(request: Request, body: Any, number: str) -> tuple[int, Any, dict[str, str]]:
+            items = self.reviews.get(int(number), [])
+            page = int(request.args.get("page", "1"))
+            chunk = items[(page - 1) * self.page_size : page * self.page_size]
+            headers = {}
+            if page * self.page_size < len(items):
+                headers["Link"] = f'<{self.url}{request.path}?page={page + 1}>; rel="next"'
+            return 200, chunk, headers
+
+    def add_pull(self, sha: str, number: int, author: str, approvals: list[tuple[str, str]]) -> None:
+        user = self.example("simple-user", login=author)
+        self.pulls.setdefault(sha, []).append(
+            self.example("pull-request-simple", number=number, user=user, merged_at="2026-11-21T10:00:00Z")
+        )
+        self.reviews[number] = [
+            self.example("pull-request-review", id=i, user=self.example("simple-user", login=login), state=state)
+            for i, (login, state) in enumerate(approvals, start=1)
+        ]
+
+
+class GitLabFake(SpecFake):
+    spec_file = "gitlab-subset.yaml"
+
+    def __init__(self, project: str = "42") -> None:
+        super().__init__()
+        self.deployments: dict[int, dict[str, Any]] = {}
+        self.updates: list[tuple[int, str]] = []
+        self.commit_statuses: list[dict[str, Any]] = []
+        self.freeze_periods: list[dict[str, Any]] = []
+        base = f"/api/v4/projects/{project}"
+
+        @self.route("POST", f"{base}/deployments")
+        def create_deployment(request: Request, body: Any) -> tuple[int, Any]:
+            number = len(self.deployments) + 1
+            deployment = self.example(
+                "APIEntitiesDeployment", id=number, iid=number, sha=body["sha"], ref=body["ref"], status=body["status"]
+            )
+            self.deployments[number] = {**deployment, "environment_name": body["environment"]}
+            return 201, deployment
+
+        @self.route("PUT", f"{base}/deployments/(?P<number>[0-9]+)")
+        def update_deployment(request: Request, body: Any, number: str) -> tuple[int, Any]:
+            self.updates.append((int(number), body["status"]))
+            deployment = {k: v for k, v in self.deployments[int(number)].items() if k != "environment_name"}
+            return 200, {**deployment, "status": body["status"]}
+
+        @self.route("POST", f"{base}/statuses/(?P<sha>[0-9a-f]+)")
+        def create_commit_status(request: Request, body: Any, sha: str) -> tuple[int, Any]:
+            self.commit_statuses.append({"sha": sha, **body})
+            # GitLab's API description documents 200 (not 201) for this create
+            return 200, self.example(
+                "APIEntitiesCommitStatus", sha=sha, status=body["state"], name=body.get("name", "")
+            )
+
+        @self.route("GET", f"{base}/freeze_periods")
+        def freeze_periods(request: Request, body: Any) -> tuple[int, Any]:
+            return 200, self.freeze_periods
+
+    def add_freeze(self, start: str, end: str, timezone: str) -> None:
+        self.freeze_periods.append(
+            self.example(
+                "APIEntitiesFreezePeriod",
+                id=len(self.freeze_periods) + 1,
+                freeze_start=start,
+                freeze_end=end,
+                cron_timezone=timezone,
+            )
+        )

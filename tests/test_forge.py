@@ -1,0 +1,263 @@
+"""The forges (GitHub via PyGithub, GitLab via python-gitlab) against local fakes whose every
+request and response is validated against the official API descriptions."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline_kit.forge.github import GitHubForge
+from pipeline_kit.forge.interface import ForgeError
+from tests.conftest import SIGNER, Cli
+from tests.forge_fakes import GitHubFake, GitLabFake
+from tests.sigstore_instance import LocalSigstore
+from tests.test_provenance import GITHUB_ENV, GITLAB_ENV
+
+COMMIT = "a" * 40
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubFake]:
+    fake = GitHubFake().start()
+    yield fake
+    fake.stop()
+    assert fake.violations == [], fake.violations  # every call matched GitHub's API description
+
+
+@pytest.fixture
+def gitlab() -> Iterator[GitLabFake]:
+    fake = GitLabFake().start()
+    yield fake
+    fake.stop()
+    assert fake.violations == [], fake.violations
+
+
+def in_github(monkeypatch: pytest.MonkeyPatch, fake: GitHubFake) -> None:
+    for key, value in GITHUB_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/hello")
+    monkeypatch.setenv("GITHUB_API_URL", fake.url)
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_test_token")
+    monkeypatch.delenv("ACTIONS_ID_TOKEN_REQUEST_URL")
+
+
+def signed_in(cli: Cli, project: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    for command in (["build"], ["sbom"], ["provenance"]):
+        assert cli(command, cwd=project).code == 0
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
+    assert cli(["sign", "--trust-config", str(sigstore.trust_config_path)], cwd=project).code == 0
+    return [
+        "--trust-config",
+        str(sigstore.trust_config_path),
+        "--cert-identity",
+        SIGNER,
+        "--cert-oidc-issuer",
+        sigstore.issuer,
+        "--repository",
+        "https://github.com/acme/hello",
+    ]
+
+
+def test_github_promotion_records_deployment_status_and_attestations(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_github(monkeypatch, github)
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    result = cli(["promote", "--to", "dev", *policy, "--", "true"], cwd=hello)
+    assert result.code == 0, result.err + result.out
+    (deployment,) = github.deployments.values()
+    assert deployment["environment"] == "dev" and deployment["sha"] == COMMIT
+    release = json.loads((hello / ".pipeline-kit" / "release.json").read_text())
+    assert deployment["payload"]["release"] == release["id"]
+    assert len(deployment["payload"]["vsa"]) == 64
+    assert [s["state"] for s in github.deployment_statuses] == ["in_progress", "success"]
+    assert github.commit_statuses == [
+        {
+            "sha": COMMIT,
+            "state": "success",
+            "context": "pipeline-kit/dev",
+            "description": f"passed: release {release['id']}",
+        }
+    ]
+    kinds = [json.loads(base64.b64decode(b["dsseEnvelope"]["payload"]))["predicateType"] for b in github.attestations]
+    assert kinds == [
+        "https://slsa.dev/provenance/v1",
+        "https://cyclonedx.org/bom",
+        "https://slsa.dev/verification_summary/v1",
+    ]
+
+
+def test_github_denied_promotion_sets_a_failure_status(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_github(monkeypatch, github)
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    assert cli(["promote", "--to", "prod", *policy], cwd=hello).code == 1
+    assert github.deployments == {}
+    assert [s["state"] for s in github.commit_statuses] == ["failure"]
+
+
+def test_failed_deploy_marks_the_forge_deployment_failed(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_github(monkeypatch, github)
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    assert cli(["promote", "--to", "dev", *policy, "--", "false"], cwd=hello).code == 3
+    assert [s["state"] for s in github.deployment_statuses] == ["in_progress", "failure"]
+
+
+# --- approvals ----------------------------------------------------------------------------
+
+
+def approvals_config(project: Path, minimum: int = 2) -> None:
+    config = project / "pipeline-kit.yml"
+    text = config.read_text().replace(
+        "  dev:\n    gates: [signature, provenance, sbom]",
+        f"  dev:\n    gates: [signature, {{approvals: {{min: {minimum}, timeout: 5}}}}]",
+    )
+    config.write_text(text)
+
+
+@pytest.mark.parametrize(
+    ("reviews", "verdict", "fragment"),
+    [
+        ([("bob", "APPROVED"), ("carol", "APPROVED")], "passed", "2 approvals (bob, carol)"),
+        (
+            [("bob", "APPROVED"), ("alice", "APPROVED")],
+            "denied",
+            "approvals: 1 of 2 from pull request #7 reviews: bob (not counted: alice)",
+        ),
+        ([("bob", "APPROVED"), ("bob", "APPROVED"), ("carol", "CHANGES_REQUESTED")], "denied", "approvals: 1 of 2"),
+        ([("bob", "APPROVED"), ("carol", "APPROVED"), ("carol", "DISMISSED")], "denied", "approvals: 1 of 2"),
+        ([("bob", "APPROVED"), ("carol", "APPROVED"), ("octocat", "APPROVED")], "passed", "2 approvals (bob, carol)"),
+    ],
+)
+def test_approvals_gate(
+    cli: Cli,
+    hello: Path,
+    sigstore: LocalSigstore,
+    github: GitHubFake,
+    monkeypatch: pytest.MonkeyPatch,
+    reviews: list[tuple[str, str]],
+    verdict: str,
+    fragment: str,
+) -> None:
+    in_github(monkeypatch, github)
+    approvals_config(hello)
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    github.page_size = 2  # reviews come over several pages
+    github.add_pull(COMMIT, 7, "alice", reviews)
+    result = cli(["plan", "--to", "dev", "--json", *policy], cwd=hello)
+    gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "approvals")
+    assert gate["verdict"] == verdict and fragment in gate["reason"], gate
+    # the promoter (octocat, GITHUB_ACTOR) never counts, even when they approved
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "fragment"),
+    [
+        (403, {"Retry-After": "60", "X-RateLimit-Remaining": "0"}, "HTTP 403"),
+        (429, {"Retry-After": "30"}, "HTTP 429"),
+        (500, {}, "HTTP 500"),
+        (404, {}, "HTTP 404"),
+    ],
+)
+def test_forge_errors_deny_the_approvals_gate(
+    cli: Cli,
+    hello: Path,
+    sigstore: LocalSigstore,
+    github: GitHubFake,
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    headers: dict[str, str],
+    fragment: str,
+) -> None:
+    in_github(monkeypatch, github)
+    approvals_config(hello)
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    github.add_pull(COMMIT, 7, "alice", [("bob", "APPROVED"), ("carol", "APPROVED")])
+    github.fail_once(
+        "/reviews$", status, {"message": "API rate limit exceeded" if status in (403, 429) else "boom"}, headers
+    )
+    result = cli(["plan", "--to", "dev", "--json", *policy], cwd=hello)
+    assert result.code == 1
+    gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "approvals")
+    assert gate["verdict"] == "error" and fragment in gate["reason"], gate
+
+
+def test_a_forge_that_hangs_denies(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_github(monkeypatch, github)
+    hello_config = hello / "pipeline-kit.yml"
+    approvals_config(hello)
+    hello_config.write_text(hello_config.read_text().replace("timeout: 5", "timeout: 0.5"))
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    github.add_pull(COMMIT, 7, "alice", [("bob", "APPROVED"), ("carol", "APPROVED")])
+    github.delay = 2.0
+    result = cli(["plan", "--to", "dev", "--json", *policy], cwd=hello)
+    github.delay = 0.0
+    gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "approvals")
+    assert gate["verdict"] == "error" and "timed out" in gate["reason"]
+
+
+def test_approvals_without_a_merged_pull_request(github: GitHubFake) -> None:
+    forge = GitHubForge(github.url, "acme/hello", "token")
+    with pytest.raises(ForgeError, match="no merged pull request contains"):
+        forge.approvals(COMMIT)
+
+
+def test_approvals_gate_locally_has_no_forge(cli: Cli, hello: Path) -> None:
+    approvals_config(hello)
+    assert cli(["build"], cwd=hello).code == 0
+    result = cli(["plan", "--to", "dev", "--json"], cwd=hello)
+    gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "approvals")
+    assert gate["verdict"] == "error" and "no forge" in gate["reason"]
+
+
+# --- GitLab -------------------------------------------------------------------------------
+
+
+def in_gitlab(monkeypatch: pytest.MonkeyPatch, fake: GitLabFake) -> None:
+    for key, value in GITLAB_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CI_SERVER_URL", fake.url)
+    monkeypatch.setenv("CI_PROJECT_ID", "42")
+    monkeypatch.setenv("CI_JOB_TOKEN", "job-token")
+    monkeypatch.setenv("CI_PROJECT_URL", "https://github.com/acme/hello")  # what the provenance names
+
+
+def test_gitlab_promotion_records_a_deployment(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, gitlab: GitLabFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_gitlab(monkeypatch, gitlab)
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    result = cli(["promote", "--to", "dev", *policy, "--", "true"], cwd=hello)
+    assert result.code == 0, result.err + result.out
+    (deployment,) = gitlab.deployments.values()
+    assert deployment["environment_name"] == "dev" and deployment["sha"] == "b" * 40
+    assert deployment["status"] == "running" and gitlab.updates == [(1, "success")]
+    assert [(s["state"], s["name"]) for s in gitlab.commit_statuses] == [("success", "pipeline-kit/dev")]
+
+
+def test_gitlab_freeze_periods_are_read_at_promotion_time(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, gitlab: GitLabFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_gitlab(monkeypatch, gitlab)
+    config = hello / "pipeline-kit.yml"
+    config.write_text(
+        config.read_text().replace(
+            "  dev:\n    gates: [signature, provenance, sbom]", "  dev:\n    gates: [{freeze: {forge: true}}]"
+        )
+    )
+    signed_in(cli, hello, sigstore, monkeypatch)
+    assert cli(["plan", "--to", "dev"], cwd=hello).code == 0  # no freeze period yet
+    gitlab.add_freeze("* * * * *", "0 0 1 1 *", "UTC")  # started a minute ago, ends on new year
+    result = cli(["plan", "--to", "dev", "--json"], cwd=hello)
+    assert result.code == 1
+    gate = json.loads(result.out)["gates"][0]
+    assert gate["verdict"] == "denied" and "forge freeze" in gate["reason"] and "until" in gate["reason"]
