@@ -261,3 +261,21 @@ def test_gitlab_freeze_periods_are_read_at_promotion_time(
     assert result.code == 1
     gate = json.loads(result.out)["gates"][0]
     assert gate["verdict"] == "denied" and "forge freeze" in gate["reason"] and "until" in gate["reason"]
+
+
+def test_open_forge_choice() -> None:
+    from pipeline_kit.config import ForgeConfig
+    from pipeline_kit.forge import open_forge
+    from pipeline_kit.forge.gitlab import GitLabForge
+
+    assert open_forge(ForgeConfig(), {}) is None  # local
+    assert open_forge(ForgeConfig(), {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "a/b"}) is None  # no token: skip
+    assert isinstance(
+        open_forge(ForgeConfig(), {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "a/b", "GITHUB_TOKEN": "t"}),
+        GitHubForge,
+    )
+    gitlab = open_forge(ForgeConfig(), {"GITLAB_CI": "true", "CI_PROJECT_ID": "7", "CI_JOB_TOKEN": "j"})
+    assert isinstance(gitlab, GitLabForge)
+    assert open_forge(ForgeConfig(type="none"), {"GITHUB_ACTIONS": "true", "GITHUB_TOKEN": "t"}) is None
+    with pytest.raises(ForgeError, match=r"no token in \$GITHUB_TOKEN"):
+        open_forge(ForgeConfig(type="github"), {"GITHUB_REPOSITORY": "a/b"})

@@ -16,12 +16,17 @@ __all__ = ["Approvals", "DeploymentState", "Forge", "ForgeError", "FreezePeriod"
 
 
 def open_forge(config: ForgeConfig, env: Mapping[str, str]) -> Forge | None:
-    """The forge this run talks to, or None (local runs, or `forge: {type: none}`)."""
+    """The forge this run talks to, or None (local runs, `forge: {type: none}`, or `auto` without
+    a token: the records are then skipped, and any gate that needs the forge fails closed)."""
     kind = config.type
     if kind == "auto":
         kind = (
             "github" if env.get("GITHUB_ACTIONS") == "true" else "gitlab" if env.get("GITLAB_CI") == "true" else "none"
         )
+        names = [config.token_variable] if config.token_variable else []
+        names += ["GITHUB_TOKEN"] if kind == "github" else ["PIPELINE_KIT_GITLAB_TOKEN", "CI_JOB_TOKEN"]
+        if kind != "none" and not any(env.get(name) for name in names if name):
+            return None
     if kind == "none":
         return None
     if kind == "github":
