@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -22,6 +22,26 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 
 # Variables by which the kit detects a CI platform; tests choose the platform explicitly.
 CI_VARIABLES = ("GITHUB_ACTIONS", "GITLAB_CI", "PIPELINE_KIT_EVIDENCE_DIR", "PIPELINE_KIT_CONFIG")
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests never reach the internet: resolving any host but this machine is refused, and the
+    test fails even if the code under test swallowed the refusal."""
+    import socket
+
+    resolve = socket.getaddrinfo
+    attempts: list[str] = []
+
+    def local_only(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in (None, "localhost", "127.0.0.1", "::1", b"localhost", b"127.0.0.1"):
+            attempts.append(str(host))
+            raise OSError(f"tests must stay on 127.0.0.1, not {host!r}")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)
+    yield
+    assert not attempts, f"the test tried to reach {sorted(set(attempts))}"
 
 
 @pytest.fixture(autouse=True)

@@ -42,6 +42,7 @@ class SpecFake:
         text = (SPECS / self.spec_file).read_text()
         self.spec = json.loads(text) if self.spec_file.endswith(".json") else yaml.safe_load(text)
         self.spec["servers"] = [{"url": self.url}]
+        _allow_null_in_nullable_enums(self.spec)
         self.api = OpenAPI.from_dict(self.spec, config=Config(spec_validator_cls=None))
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.violations: list[str] = []
@@ -154,6 +155,20 @@ class SpecFake:
         }.get(schema.get("format", ""), "x")
 
 
+def _allow_null_in_nullable_enums(node: Any) -> None:
+    """`nullable: true` with an `enum` lacking null (e.g. a check run's `conclusion`, null until it
+    completes) is how the descriptions say "one of these, or null"; the validator reads OpenAPI
+    3.0.3 strictly and wants null in the enum, so add it where the description marks nullable."""
+    if isinstance(node, dict):
+        if node.get("nullable") is True and isinstance(node.get("enum"), list) and None not in node["enum"]:
+            node["enum"] = [*node["enum"], None]
+        for value in node.values():
+            _allow_null_in_nullable_enums(value)
+    elif isinstance(node, list):
+        for value in node:
+            _allow_null_in_nullable_enums(value)
+
+
 def _explain(exc: BaseException) -> str:
     cause = exc.__cause__
     errors = getattr(cause, "schema_errors", None) or getattr(exc, "schema_errors", None)
@@ -174,7 +189,27 @@ class GitHubFake(SpecFake):
         self.pulls: dict[str, list[dict[str, Any]]] = {}  # commit -> pulls
         self.reviews: dict[int, list[dict[str, Any]]] = {}  # pull number -> reviews
         self.page_size = 100
+        self.check_runs: dict[str, list[dict[str, Any]]] = {}  # commit -> check runs
+        self.statuses: dict[str, list[dict[str, Any]]] = {}  # commit -> statuses (combined view)
         base = f"/repos/{owner}/{repo}"
+
+        @self.route("GET", f"{base}/commits/(?P<sha>[0-9a-f]+)/check-runs")
+        def check_runs(request: Request, body: Any, sha: str) -> tuple[int, Any, dict[str, str]]:
+            items = self.check_runs.get(sha, [])
+            page = int(request.args.get("page", "1"))
+            chunk = items[(page - 1) * self.page_size : page * self.page_size]
+            headers = {}
+            if page * self.page_size < len(items):
+                headers["Link"] = f'<{self.url}{request.path}?page={page + 1}>; rel="next"'
+            return 200, {"total_count": len(items), "check_runs": chunk}, headers
+
+        @self.route("GET", f"{base}/commits/(?P<sha>[0-9a-f]+)/status")
+        def combined_status(request: Request, body: Any, sha: str) -> tuple[int, Any]:
+            statuses = self.statuses.get(sha, [])
+            state = "failure" if any(s["state"] != "success" for s in statuses) else "success"
+            return 200, self.example(
+                "combined-commit-status", sha=sha, state=state, statuses=statuses, total_count=len(statuses)
+            )
 
         @self.route("POST", f"{base}/deployments")
         def create_deployment(request: Request, body: Any) -> tuple[int, Any]:
@@ -234,6 +269,21 @@ class GitHubFake(SpecFake):
             if page * self.page_size < len(items):
                 headers["Link"] = f'<{self.url}{request.path}?page={page + 1}>; rel="next"'
             return 200, chunk, headers
+
+    def add_check(self, sha: str, name: str, status: str, conclusion: str | None) -> None:
+        self.check_runs.setdefault(sha, []).append(
+            self.example(
+                "check-run",
+                id=len(self.check_runs.get(sha, [])) + 1,
+                name=name,
+                head_sha=sha,
+                status=status,
+                conclusion=conclusion,
+            )
+        )
+
+    def add_status(self, sha: str, context: str, state: str) -> None:
+        self.statuses.setdefault(sha, []).append(self.example("simple-commit-status", context=context, state=state))
 
     def add_pull(self, sha: str, number: int, author: str, approvals: list[tuple[str, str]]) -> None:
         user = self.example("simple-user", login=author)

@@ -20,6 +20,12 @@ from tests.test_provenance import GITHUB_ENV, GITLAB_ENV
 COMMIT = "a" * 40
 
 
+@pytest.fixture(autouse=True)
+def local_trust(sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plans here verify against the local Sigstore instance, never the public-good one."""
+    monkeypatch.setenv("PIPELINE_KIT_TRUST_CONFIG", str(sigstore.trust_config_path))
+
+
 @pytest.fixture
 def github() -> Iterator[GitHubFake]:
     fake = GitHubFake().start()
@@ -279,3 +285,80 @@ def test_open_forge_choice() -> None:
     assert open_forge(ForgeConfig(type="none"), {"GITHUB_ACTIONS": "true", "GITHUB_TOKEN": "t"}) is None
     with pytest.raises(ForgeError, match=r"no token in \$GITHUB_TOKEN"):
         open_forge(ForgeConfig(type="github"), {"GITHUB_REPOSITORY": "a/b"})
+
+
+# --- checks from the forge ----------------------------------------------------------------
+
+
+def forge_checks_config(project: Path) -> None:
+    config = project / "pipeline-kit.yml"
+    config.write_text(
+        config.read_text().replace(
+            "  dev:\n    gates: [signature, provenance, sbom]",
+            "  dev:\n    gates: [{checks: {forge: [lint, test, ci/external]}}]",
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("runs", "statuses", "verdict", "fragment"),
+    [
+        (
+            [("lint", "completed", "success"), ("test", "completed", "skipped")],
+            [("ci/external", "success")],
+            "passed",
+            "3 required forge check(s) passed",
+        ),
+        (
+            [("lint", "completed", "failure"), ("test", "completed", "success")],
+            [("ci/external", "success")],
+            "denied",
+            "required check(s) failed: lint (check run failure)",
+        ),
+        (
+            [("lint", "in_progress", None), ("test", "completed", "success")],
+            [("ci/external", "success")],
+            "denied",
+            "required check(s) still running: lint",
+        ),
+        ([("lint", "completed", "success")], [("ci/external", "pending")], "denied", "never ran on aaaaaaaaaaaa: test"),
+        (
+            [("lint", "completed", "success"), ("test", "completed", "success")],
+            [("ci/external", "error")],
+            "denied",
+            "ci/external (status error)",
+        ),
+    ],
+)
+def test_checks_gate_reads_forge_checks(
+    cli: Cli,
+    hello: Path,
+    github: GitHubFake,
+    monkeypatch: pytest.MonkeyPatch,
+    runs: list[tuple[str, str, str | None]],
+    statuses: list[tuple[str, str]],
+    verdict: str,
+    fragment: str,
+) -> None:
+    in_github(monkeypatch, github)
+    forge_checks_config(hello)
+    assert cli(["build"], cwd=hello).code == 0
+    github.page_size = 1
+    for name, status, conclusion in runs:
+        github.add_check(COMMIT, name, status, conclusion)
+    for context, state in statuses:
+        github.add_status(COMMIT, context, state)
+    result = cli(["plan", "--to", "dev", "--json"], cwd=hello)
+    gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "checks")
+    assert gate["verdict"] == verdict and fragment in gate["reason"], gate
+
+
+def test_checks_gate_on_gitlab_fails_closed(
+    cli: Cli, hello: Path, gitlab: GitLabFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_gitlab(monkeypatch, gitlab)
+    forge_checks_config(hello)
+    assert cli(["build"], cwd=hello).code == 0
+    result = cli(["plan", "--to", "dev", "--json"], cwd=hello)
+    gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "checks")
+    assert gate["verdict"] == "error" and "not supported yet" in gate["reason"]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pipeline_kit.forge.interface import Approvals, DeploymentState, Forge, ForgeError
+from pipeline_kit.forge.interface import Approvals, CommitCheck, DeploymentState, Forge, ForgeError
+
+PASSING_CONCLUSIONS = ("success", "neutral", "skipped")
 
 TIMEOUT = 15
 
@@ -45,15 +47,17 @@ class GitHubForge(Forge):
         url = f"{self.repo.url}{path}"
         return self._call(what, self.client.requester.requestJsonAndCheck, verb, url, input=body)  # type: ignore[no-any-return]
 
-    def _get_all(self, what: str, path: str) -> list[Any]:
-        """Every page of a list (GitHub paginates with Link: <...>; rel="next")."""
+    def _get_all(self, what: str, path: str, key: str | None = None) -> list[Any]:
+        """Every page of a list (GitHub paginates with Link: <...>; rel="next"); `key` names the
+        list inside an object response (check runs)."""
         items: list[Any] = []
         url: str | None = f"{self.repo.url}{path}"
         while url:
             headers, data = self._call(what, self.client.requester.requestJsonAndCheck, "GET", url)
-            if not isinstance(data, list):
+            page = data.get(key) if key and isinstance(data, dict) else data
+            if not isinstance(page, list):
                 raise ForgeError(f"GitHub {what}: expected a list")
-            items += data
+            items += page
             url = _next_link(headers.get("link", ""))
         return items
 
@@ -92,6 +96,22 @@ class GitHubForge(Forge):
     def upload_attestation(self, bundle: bytes) -> str | None:
         _, data = self._request("attestation upload", "POST", "/attestations", {"bundle": json.loads(bundle)})
         return str(data.get("id")) if isinstance(data, dict) and data.get("id") is not None else None
+
+    def commit_checks(self, sha: str) -> list[CommitCheck]:
+        checks = []
+        state: Literal["success", "failure", "pending"]
+        for run in self._get_all("check runs", f"/commits/{sha}/check-runs", key="check_runs"):
+            if run.get("status") != "completed":
+                checks.append(CommitCheck(run["name"], "pending", f"check run {run.get('status')}"))
+            else:
+                state = "success" if run.get("conclusion") in PASSING_CONCLUSIONS else "failure"
+                checks.append(CommitCheck(run["name"], state, f"check run {run.get('conclusion')}"))
+        _, combined = self._request("commit status", "GET", f"/commits/{sha}/status")
+        for status in combined.get("statuses", []) if isinstance(combined, dict) else []:
+            raw = status.get("state")
+            state = "success" if raw == "success" else "pending" if raw == "pending" else "failure"
+            checks.append(CommitCheck(status["context"], state, f"status {raw}"))
+        return checks
 
     def approvals(self, sha: str) -> Approvals:
         pulls = [p for p in self._get_all("pull requests of the commit", f"/commits/{sha}/pulls") if p.get("merged_at")]

@@ -30,6 +30,15 @@ class Approvals:
 
 
 @dataclass(frozen=True)
+class CommitCheck:
+    """A check or status the forge holds for a commit, reduced to what a gate needs."""
+
+    name: str
+    state: Literal["success", "failure", "pending"]
+    detail: str
+
+
+@dataclass(frozen=True)
 class FreezePeriod:
     start_cron: str
     end_cron: str
@@ -62,6 +71,10 @@ class Forge(ABC):
     @abstractmethod
     def approvals(self, sha: str) -> Approvals:
         """Who approved the change that produced `sha`."""
+
+    def commit_checks(self, sha: str) -> list[CommitCheck]:
+        """The checks and statuses the forge records for `sha`."""
+        raise ForgeError(f"{self.name}: reading commit checks is not supported yet")
 
     def freeze_periods(self) -> list[FreezePeriod]:
         """Freeze periods the forge defines for the project (none where it has no such notion)."""

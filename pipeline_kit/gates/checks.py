@@ -5,12 +5,22 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from glob import glob
 
+from pydantic import model_validator
+
 from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, denied, error, passed
 
 
 class ChecksOptions(Options):
-    junit: str | list[str]  # glob(s) relative to the working directory
+    junit: str | list[str] | None = None  # glob(s) relative to the working directory
     min: int = 1  # fewer executed tests than this is "not enough data", a denial
+    # names of the forge's checks/statuses on the release's commit that must have succeeded
+    forge: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> ChecksOptions:
+        if self.junit is None and not self.forge:
+            raise ValueError("give junit report globs, forge check names, or both")
+        return self
 
 
 class ChecksGate(Gate):
@@ -19,6 +29,38 @@ class ChecksGate(Gate):
     options: ChecksOptions
 
     def evaluate(self, context: PromotionContext) -> Outcome:
+        outcomes = []
+        if self.options.forge:
+            outcomes.append(self._forge(context))
+        if self.options.junit is not None:
+            outcomes.append(self._junit(context))
+        for outcome in outcomes:  # the first that does not pass decides
+            if outcome.verdict != "passed":
+                return outcome
+        return passed("; ".join(o.reason for o in outcomes), **{k: v for o in outcomes for k, v in o.evidence.items()})
+
+    def _forge(self, context: PromotionContext) -> Outcome:
+        if context.forge is None:
+            return error("no forge to read commit checks from (run in CI, or configure `forge:`)")
+        commit = context.release.source.commit
+        if not commit:
+            return error("the release names no source commit")
+        found = {check.name: check for check in context.forge.commit_checks(commit)}
+        missing = [name for name in self.options.forge if name not in found]
+        if missing:
+            return denied(f"required check(s) never ran on {commit[:12]}: {', '.join(missing)}")
+        pending = [name for name in self.options.forge if found[name].state == "pending"]
+        failed = [f"{name} ({found[name].detail})" for name in self.options.forge if found[name].state == "failure"]
+        if failed:
+            return denied(f"required check(s) failed: {', '.join(failed)}")
+        if pending:
+            return denied(f"required check(s) still running: {', '.join(pending)}")
+        return passed(
+            f"{len(self.options.forge)} required forge check(s) passed", forge_checks=list(self.options.forge)
+        )
+
+    def _junit(self, context: PromotionContext) -> Outcome:
+        assert self.options.junit is not None
         patterns = [self.options.junit] if isinstance(self.options.junit, str) else self.options.junit
         paths = sorted({p for pattern in patterns for p in glob(str(context.workdir / pattern), recursive=True)})
         if not paths:
