@@ -171,3 +171,15 @@ def signed(cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pyte
     code, err = sign(cli, described, sigstore, monkeypatch, "--rekor-version", "1")
     assert code == 0, err
     return described
+
+
+def policy_flags(sigstore: LocalSigstore) -> list[str]:
+    """Trust the local instance and accept only the test signer."""
+    return [
+        "--trust-config",
+        str(sigstore.trust_config_path),
+        "--cert-identity",
+        SIGNER,
+        "--cert-oidc-issuer",
+        sigstore.issuer,
+    ]

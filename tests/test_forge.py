@@ -12,7 +12,7 @@ import pytest
 
 from pipeline_kit.forge.github import GitHubForge
 from pipeline_kit.forge.interface import ForgeError
-from tests.conftest import SIGNER, Cli
+from tests.conftest import SIGNER, Cli, policy_flags
 from tests.forge_fakes import GitHubFake, GitLabFake
 from tests.sigstore_instance import LocalSigstore
 from tests.test_provenance import GITHUB_ENV, GITLAB_ENV
@@ -57,12 +57,7 @@ def signed_in(cli: Cli, project: Path, sigstore: LocalSigstore, monkeypatch: pyt
     monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
     assert cli(["sign", "--trust-config", str(sigstore.trust_config_path)], cwd=project).code == 0
     return [
-        "--trust-config",
-        str(sigstore.trust_config_path),
-        "--cert-identity",
-        SIGNER,
-        "--cert-oidc-issuer",
-        sigstore.issuer,
+        *policy_flags(sigstore),
         "--repository",
         "https://github.com/acme/hello",
     ]

@@ -11,20 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SIGNER, WHEEL, Cli, describe, sign
+from tests.conftest import SIGNER, WHEEL, Cli, describe, policy_flags, sign
 from tests.sigstore_instance import LocalSigstore
 
 
 @pytest.fixture
 def policy(sigstore: LocalSigstore) -> list[str]:
-    return [
-        "--trust-config",
-        str(sigstore.trust_config_path),
-        "--cert-identity",
-        SIGNER,
-        "--cert-oidc-issuer",
-        sigstore.issuer,
-    ]
+    return policy_flags(sigstore)
 
 
 @pytest.fixture

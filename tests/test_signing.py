@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPOSITORY, SIGNER, WHEEL, Cli, describe, init_repo, run_kit, sign
+from tests.conftest import REPOSITORY, SIGNER, WHEEL, Cli, describe, init_repo, policy_flags, run_kit, sign
 from tests.sigstore_instance import LocalSigstore
 
 SUBJECT_BUNDLE = f".pipeline-kit/bundles/{WHEEL}.sigstore.json"
@@ -377,19 +377,7 @@ def test_stock_cli_process_round_trip(described: Path, sigstore: LocalSigstore) 
     signed = run_kit(["sign", "--trust-config", str(sigstore.trust_config_path)], described, env)
     assert signed.returncode == 0, signed.stderr
     assert env["SIGSTORE_IDENTITY_TOKEN"] not in signed.stdout + signed.stderr
-    verified = run_kit(
-        [
-            "verify",
-            "--trust-config",
-            str(sigstore.trust_config_path),
-            "--cert-identity",
-            SIGNER,
-            "--cert-oidc-issuer",
-            sigstore.issuer,
-        ],
-        described,
-        env,
-    )
+    verified = run_kit(["verify", *policy_flags(sigstore)], described, env)
     assert verified.returncode == 0, verified.stderr
 
 

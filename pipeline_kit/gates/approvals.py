@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, denied, error, passed
+from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, denied, forge_and_commit, passed
 
 
 class ApprovalsOptions(Options):
@@ -22,12 +22,11 @@ class ApprovalsGate(Gate):
     options: ApprovalsOptions
 
     def evaluate(self, context: PromotionContext) -> Outcome:
-        if context.forge is None:
-            return error("no forge to ask for approvals (run in CI, or configure `forge:`)")
-        commit = context.release.source.commit
-        if not commit:
-            return error("the release names no source commit: nothing to look up approvals for")
-        found = context.forge.approvals(commit)
+        target = forge_and_commit(context, "approvals")
+        if isinstance(target, Outcome):
+            return target
+        forge, commit = target
+        found = forge.approvals(commit)
         excluded: set[str] = set()
         if "author" in self.options.exclude:
             excluded.update(found.authors)

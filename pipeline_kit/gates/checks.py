@@ -7,7 +7,16 @@ from glob import glob
 
 from pydantic import model_validator
 
-from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, denied, error, passed
+from pipeline_kit.gates.interface import (
+    Gate,
+    Options,
+    Outcome,
+    PromotionContext,
+    denied,
+    error,
+    forge_and_commit,
+    passed,
+)
 
 
 class ChecksOptions(Options):
@@ -40,12 +49,11 @@ class ChecksGate(Gate):
         return passed("; ".join(o.reason for o in outcomes), **{k: v for o in outcomes for k, v in o.evidence.items()})
 
     def _forge(self, context: PromotionContext) -> Outcome:
-        if context.forge is None:
-            return error("no forge to read commit checks from (run in CI, or configure `forge:`)")
-        commit = context.release.source.commit
-        if not commit:
-            return error("the release names no source commit")
-        found = {check.name: check for check in context.forge.commit_checks(commit)}
+        target = forge_and_commit(context, "commit checks")
+        if isinstance(target, Outcome):
+            return target
+        forge, commit = target
+        found = {check.name: check for check in forge.commit_checks(commit)}
         missing = [name for name in self.options.forge if name not in found]
         if missing:
             return denied(f"required check(s) never ran on {commit[:12]}: {', '.join(missing)}")

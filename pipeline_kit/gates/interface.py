@@ -100,6 +100,16 @@ def from_verification(context: PromotionContext, targets: list[str], what: str) 
     return None
 
 
+def forge_and_commit(context: PromotionContext, purpose: str) -> tuple[Forge, str] | Outcome:
+    """The forge and the release's commit to ask about, or the error that there are none."""
+    if context.forge is None:
+        return error(f"no forge to ask for {purpose} (run in CI, or configure `forge:`)")
+    commit = context.release.source.commit
+    if not commit:
+        return error(f"the release names no source commit: nothing to look up {purpose} for")
+    return context.forge, commit
+
+
 class Gate(ABC):
     name: ClassVar[str]
     options_model: ClassVar[type[Options]] = Options
