@@ -12,7 +12,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline_kit.digest import sha256_bytes
-from pipeline_kit.evidence import PROVENANCE_FILE, RELEASE_FILE, SBOM_FILE, SUMS_FILE, EvidenceDir
+from pipeline_kit.evidence import (
+    BUNDLES_DIR,
+    PROMOTIONS_DIR,
+    PROVENANCE_FILE,
+    RELEASE_FILE,
+    SBOM_FILE,
+    SUMS_FILE,
+    EvidenceDir,
+)
 from pipeline_kit.models import Release
 
 
@@ -44,12 +52,22 @@ class ProvenanceSummary:
 
 
 @dataclass(frozen=True)
+class PromotionSummary:
+    environment: str
+    verdict: str
+    time: str
+    signed: bool  # a VSA bundle is present
+
+
+@dataclass(frozen=True)
 class Summary:
     evidence_dir: str
     release: dict[str, Any]
     files: list[EvidenceFile]
     sbom: SbomSummary | None = None
     provenance: ProvenanceSummary | None = None
+    bundles: list[str] = field(default_factory=list)  # Sigstore bundles present (not verified here)
+    promotions: list[PromotionSummary] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,8 +100,30 @@ def summarize(evidence: EvidenceDir) -> Summary:
         files=files,
         sbom=_sbom(evidence, subjects, problems),
         provenance=_provenance(evidence, subjects, problems),
+        bundles=sorted(
+            p.relative_to(evidence.root).as_posix() for p in evidence.path(BUNDLES_DIR).rglob("*.sigstore.json")
+        ),
+        promotions=_promotions(evidence, problems),
         problems=problems,
     )
+
+
+def _promotions(evidence: EvidenceDir, problems: list[str]) -> list[PromotionSummary]:
+    out = []
+    for path in sorted(evidence.path(PROMOTIONS_DIR).glob("*.decision.json")):
+        document = _read_json(evidence, path.relative_to(evidence.root).as_posix(), problems)
+        if document is None:
+            continue
+        environment = str(document.get("environment", path.name.split(".")[0]))
+        out.append(
+            PromotionSummary(
+                environment=environment,
+                verdict=str(document.get("verdict")),
+                time=str(document.get("time")),
+                signed=evidence.path(f"{PROMOTIONS_DIR}/{environment}.vsa.sigstore.json").is_file(),
+            )
+        )
+    return out
 
 
 def _release_view(release: Release) -> dict[str, Any]:

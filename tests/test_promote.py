@@ -99,6 +99,11 @@ def test_promote_to_dev_writes_decision_vsa_and_ledger(
     assert stock.returncode == 0, stock.stderr
     cases = ET.parse(junit).getroot().findall(".//testcase")
     assert [c.get("name") for c in cases] == ["signature", "provenance", "sbom", "rollback-hold"]
+    shown = json.loads(cli(["show", "--json"], cwd=signed).out)
+    assert shown["promotions"] == [
+        {"environment": "dev", "verdict": "passed", "time": decision["time"], "signed": True}
+    ]
+    assert len(shown["bundles"]) == 3
     # chain of custody
     assert cli(["verify", "--env", "dev", *policy], cwd=signed).code == 0
     custody = cli(["verify", "--env", "staging", *policy], cwd=signed)

@@ -59,5 +59,12 @@ def render_summary(summary: Summary) -> None:
         click.echo(
             f"            source {p.source or '(unknown)'}; subjects {'match' if p.subjects_match else 'DO NOT MATCH'}"
         )
+    if summary.bundles:
+        click.echo(f"signed      {len(summary.bundles)} Sigstore bundle(s) (check them with `pipeline-kit verify`)")
+    for promotion in summary.promotions:
+        click.echo(
+            f"promotion   {promotion.environment}: {promotion.verdict} at {promotion.time}"
+            + ("" if promotion.signed else " (no VSA)")
+        )
     for problem in summary.problems:
         click.echo(click.style(f"problem: {problem}", fg="red"), err=True)
