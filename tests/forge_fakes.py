@@ -230,6 +230,21 @@ class GitHubFake(SpecFake):
             self.deployments[number] = deployment
             return 201, deployment
 
+        @self.route("GET", f"{base}/deployments")
+        def list_deployments(request: Request, body: Any) -> tuple[int, Any]:
+            environment = request.args.get("environment")
+            chosen = [d for d in self.deployments.values() if environment in (None, d["environment"])]
+            return 200, sorted(chosen, key=lambda d: d["id"], reverse=True)[: int(request.args.get("per_page", "30"))]
+
+        @self.route("GET", f"{base}/deployments/(?P<number>[0-9]+)/statuses")
+        def list_deployment_statuses(request: Request, body: Any, number: str) -> tuple[int, Any]:
+            mine = [
+                {k: v for k, v in s.items() if k != "deployment"}
+                for s in self.deployment_statuses
+                if s["deployment"] == int(number)
+            ]
+            return 200, list(reversed(mine))[: int(request.args.get("per_page", "30"))]
+
         @self.route("GET", f"{base}/deployments/(?P<number>[0-9]+)")
         def get_deployment(request: Request, body: Any, number: str) -> tuple[int, Any]:
             return 200, self.deployments[int(number)]
@@ -269,6 +284,28 @@ class GitHubFake(SpecFake):
             if page * self.page_size < len(items):
                 headers["Link"] = f'<{self.url}{request.path}?page={page + 1}>; rel="next"'
             return 200, chunk, headers
+
+    def add_deployment(self, environment: str, release: str, sha: str, state: str, at: str) -> None:
+        """A deployment an earlier pipeline recorded, ending in `state` at time `at`."""
+        number = len(self.deployments) + 1
+        self.deployments[number] = self.example(
+            "deployment",
+            id=number,
+            sha=sha,
+            ref=sha,
+            environment=environment,
+            payload={"release": release},
+            created_at=at,
+            updated_at=at,
+        )
+        self.deployment_statuses.append(
+            {
+                "deployment": number,
+                **self.example(
+                    "deployment-status", id=len(self.deployment_statuses) + 1, state=state, created_at=at, updated_at=at
+                ),
+            }
+        )
 
     def add_check(self, sha: str, name: str, status: str, conclusion: str | None) -> None:
         self.check_runs.setdefault(sha, []).append(
@@ -316,6 +353,16 @@ class GitLabFake(SpecFake):
             self.deployments[number] = {**deployment, "environment_name": body["environment"]}
             return 201, deployment
 
+        @self.route("GET", f"{base}/deployments")
+        def list_deployments(request: Request, body: Any) -> tuple[int, Any]:
+            environment = request.args.get("environment")
+            chosen = [
+                {k: v for k, v in d.items() if k != "environment_name"}
+                for d in sorted(self.deployments.values(), key=lambda d: d["id"], reverse=True)
+                if environment in (None, d["environment_name"])
+            ]
+            return 200, chosen[: int(request.args.get("per_page", "20"))]
+
         @self.route("PUT", f"{base}/deployments/(?P<number>[0-9]+)")
         def update_deployment(request: Request, body: Any, number: str) -> tuple[int, Any]:
             self.updates.append((int(number), body["status"]))
@@ -333,6 +380,20 @@ class GitLabFake(SpecFake):
         @self.route("GET", f"{base}/freeze_periods")
         def freeze_periods(request: Request, body: Any) -> tuple[int, Any]:
             return 200, self.freeze_periods
+
+    def add_deployment(self, environment: str, sha: str, status: str, at: str) -> None:
+        number = len(self.deployments) + 1
+        deployment = self.example(
+            "APIEntitiesDeployment",
+            id=number,
+            iid=number,
+            sha=sha,
+            ref="main",
+            status=status,
+            created_at=at,
+            updated_at=at,
+        )
+        self.deployments[number] = {**deployment, "environment_name": environment}
 
     def add_freeze(self, start: str, end: str, timezone: str) -> None:
         self.freeze_periods.append(

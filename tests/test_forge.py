@@ -7,6 +7,7 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -357,3 +358,64 @@ def test_checks_gate_on_gitlab_fails_closed(
     result = cli(["plan", "--to", "dev", "--json"], cwd=hello)
     gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "checks")
     assert gate["verdict"] == "error" and "not supported yet" in gate["reason"]
+
+
+# --- history across pipelines: previous-stage reads the forge's deployments ----------------
+
+
+def previous_stage(cli: Cli, project: Path, *policy: str) -> dict[str, Any]:
+    result = cli(["plan", "--to", "staging", "--json", *policy], cwd=project)
+    return next(g for g in json.loads(result.out)["gates"] if g["gate"] == "previous-stage")
+
+
+def hours_ago(hours: float) -> str:
+    from datetime import datetime, timedelta, timezone
+
+    return (datetime.now(timezone.utc) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_previous_stage_sees_a_deployment_from_an_earlier_pipeline(
+    cli: Cli, hello: Path, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_github(monkeypatch, github)
+    assert cli(["build"], cwd=hello).code == 0
+    release = json.loads((hello / ".pipeline-kit" / "release.json").read_text())["id"]
+    assert previous_stage(cli, hello)["verdict"] == "denied"  # nothing anywhere yet
+    github.add_deployment("dev", release, COMMIT, "success", hours_ago(2))
+    gate = previous_stage(cli, hello)
+    assert gate["verdict"] == "passed" and gate["reason"].startswith("in dev since"), gate
+    assert gate["evidence"]["source"] == "github deployment"
+    github.add_deployment("dev", "another-release", "c" * 40, "success", hours_ago(1.9))
+    gate = previous_stage(cli, hello)
+    assert gate["verdict"] == "denied" and gate["reason"].startswith("left dev after 6m"), gate
+
+
+def test_previous_stage_sees_a_failed_deployment(
+    cli: Cli, hello: Path, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_github(monkeypatch, github)
+    assert cli(["build"], cwd=hello).code == 0
+    release = json.loads((hello / ".pipeline-kit" / "release.json").read_text())["id"]
+    github.add_deployment("dev", release, COMMIT, "success", hours_ago(3))
+    github.add_deployment("dev", release, COMMIT, "failure", hours_ago(2))
+    assert previous_stage(cli, hello)["reason"] == f"the deploy of {release} to dev failed"
+
+
+def test_unreadable_deployment_history_is_an_error(
+    cli: Cli, hello: Path, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_github(monkeypatch, github)
+    assert cli(["build"], cwd=hello).code == 0
+    github.fail_once("/deployments$", 502, {"message": "Bad gateway"})
+    gate = previous_stage(cli, hello)
+    assert gate["verdict"] == "error" and "HTTP 502" in gate["reason"]
+
+
+def test_gitlab_history_matches_by_commit(
+    cli: Cli, hello: Path, gitlab: GitLabFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_gitlab(monkeypatch, gitlab)
+    assert cli(["build"], cwd=hello).code == 0
+    gitlab.add_deployment("dev", "b" * 40, "success", hours_ago(2))
+    gate = previous_stage(cli, hello)
+    assert gate["verdict"] == "passed" and gate["evidence"]["source"] == "gitlab deployment", gate

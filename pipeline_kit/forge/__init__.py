@@ -10,9 +10,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pipeline_kit.config import ForgeConfig
-from pipeline_kit.forge.interface import Approvals, CommitCheck, DeploymentState, Forge, ForgeError, FreezePeriod
+from pipeline_kit.forge.interface import (
+    Approvals,
+    CommitCheck,
+    DeploymentRecord,
+    DeploymentState,
+    Forge,
+    ForgeError,
+    FreezePeriod,
+)
 
-__all__ = ["Approvals", "CommitCheck", "DeploymentState", "Forge", "ForgeError", "FreezePeriod", "open_forge"]
+__all__ = [
+    "Approvals",
+    "CommitCheck",
+    "DeploymentRecord",
+    "DeploymentState",
+    "Forge",
+    "ForgeError",
+    "FreezePeriod",
+    "open_forge",
+]
 
 
 def open_forge(config: ForgeConfig, env: Mapping[str, str]) -> Forge | None:

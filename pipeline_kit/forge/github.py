@@ -4,11 +4,14 @@ API, and pull-request reviews as approvals."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlencode
 
-from pipeline_kit.forge.interface import Approvals, CommitCheck, DeploymentState, Forge, ForgeError
+from pipeline_kit.forge.interface import Approvals, CommitCheck, DeploymentRecord, DeploymentState, Forge, ForgeError
 
 PASSING_CONCLUSIONS = ("success", "neutral", "skipped")
+HISTORY = 30  # deployments looked at per environment (the newest)
 
 TIMEOUT = 15
 
@@ -97,6 +100,27 @@ class GitHubForge(Forge):
         _, data = self._request("attestation upload", "POST", "/attestations", {"bundle": json.loads(bundle)})
         return str(data.get("id")) if isinstance(data, dict) and data.get("id") is not None else None
 
+    def deployments(self, environment: str) -> list[DeploymentRecord]:
+        query = urlencode({"environment": environment, "per_page": HISTORY})
+        _, deployments = self._request("deployments", "GET", f"/deployments?{query}")
+        records = []
+        for deployment in deployments if isinstance(deployments, list) else []:
+            _, statuses = self._request(
+                "deployment statuses", "GET", f"/deployments/{deployment['id']}/statuses?per_page=1"
+            )
+            latest = statuses[0] if isinstance(statuses, list) and statuses else None
+            payload = deployment.get("payload") if isinstance(deployment.get("payload"), dict) else {}
+            records.append(
+                DeploymentRecord(
+                    environment=environment,
+                    release=str(payload["release"]) if payload.get("release") else None,
+                    sha=str(deployment.get("sha")),
+                    state=str(latest["state"]) if latest else "pending",
+                    time=_timestamp(latest["created_at"] if latest else deployment["created_at"]),
+                )
+            )
+        return records
+
     def commit_checks(self, sha: str) -> list[CommitCheck]:
         checks = []
         state: Literal["success", "failure", "pending"]
@@ -128,6 +152,10 @@ class GitHubForge(Forge):
             authors=(pull["user"]["login"],) if pull.get("user") else (),
             source=f"pull request #{pull['number']} reviews",
         )
+
+
+def _timestamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _next_link(header: str) -> str | None:

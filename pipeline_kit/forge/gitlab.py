@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pipeline_kit.forge.interface import Approvals, DeploymentState, Forge, ForgeError, FreezePeriod
+from pipeline_kit.forge.interface import Approvals, DeploymentRecord, DeploymentState, Forge, ForgeError, FreezePeriod
 
 TIMEOUT = 15
 STATES = {"in_progress": "running", "success": "success", "failure": "failed"}
+HISTORY = 30
 
 
 class GitLabForge(Forge):
@@ -63,6 +65,28 @@ class GitLabForge(Forge):
             commit.statuses.create,
             {"state": "success" if state == "success" else "failed", "name": context, "description": description[:255]},
         )
+
+    def deployments(self, environment: str) -> list[DeploymentRecord]:
+        # GitLab deployments carry no payload: the release is known by its commit
+        deployments = self._call(
+            "deployments",
+            self.project.deployments.list,
+            environment=environment,
+            order_by="created_at",
+            sort="desc",
+            per_page=HISTORY,
+            get_all=False,
+        )
+        return [
+            DeploymentRecord(
+                environment=environment,
+                release=None,
+                sha=str(d.sha),
+                state={"failed": "failure", "running": "in_progress"}.get(str(d.status), str(d.status)),
+                time=datetime.fromisoformat(str(d.updated_at or d.created_at).replace("Z", "+00:00")),
+            )
+            for d in deployments
+        ]
 
     def approvals(self, sha: str) -> Approvals:
         raise ForgeError("GitLab approvals are not supported yet: use GitLab's protected environments approvals")

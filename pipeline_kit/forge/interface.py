@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from pipeline_kit.errors import EnvironmentFailure
@@ -36,6 +37,17 @@ class CommitCheck:
     name: str
     state: Literal["success", "failure", "pending"]
     detail: str
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """A deployment the forge remembers: what went where, when, and how it ended."""
+
+    environment: str
+    release: str | None  # the release id from the deployment's payload (GitHub)
+    sha: str
+    state: str  # the forge's last word: success, failure, in_progress, ...
+    time: datetime  # when it reached that state
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,11 @@ class Forge(ABC):
     def commit_checks(self, sha: str) -> list[CommitCheck]:
         """The checks and statuses the forge records for `sha`."""
         raise ForgeError(f"{self.name}: reading commit checks is not supported yet")
+
+    @abstractmethod
+    def deployments(self, environment: str) -> list[DeploymentRecord]:
+        """The most recent deployments to `environment` (newest first): history that outlives any
+        one pipeline, for the previous-stage gate."""
 
     def freeze_periods(self) -> list[FreezePeriod]:
         """Freeze periods the forge defines for the project (none where it has no such notion)."""
