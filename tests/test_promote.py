@@ -255,3 +255,11 @@ def test_run_dry_run_plans_every_environment(cli: Cli, described: Path) -> None:
         assert f"plan {environment}" in result.out
     assert "dry run: nothing is signed locally" in result.out
     assert not (described / ".pipeline-kit" / "ledger.jsonl").exists()
+
+
+def test_contradictory_policy_flags_are_a_usage_error(cli: Cli, described: Path) -> None:
+    result = cli(
+        ["plan", "--to", "dev", "--cert-identity", "a@example.com", "--cert-identity-regex", "^a"], cwd=described
+    )
+    assert result.code == 2
+    assert "give --cert-identity or --cert-identity-regex, not both" in result.err

@@ -10,7 +10,7 @@ import click
 
 from pipeline_kit.cli._render import emit_json, markdown_table, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
-from pipeline_kit.cli.signing import identity_token, policy_options, resolve_policy, trust_options
+from pipeline_kit.cli.signing import NoIdentityPolicy, identity_token, policy_options, resolve_policy, trust_options
 
 if TYPE_CHECKING:
     from pipeline_kit.promote import Plan, Project, Trust
@@ -28,14 +28,13 @@ def _trust(
     repository: str | None,
     ref: str | None,
 ) -> Trust:
-    from pipeline_kit.errors import UsageError
     from pipeline_kit.promote import Trust
     from pipeline_kit.trust import load_trust_config
 
     try:
         policy, source = resolve_policy(session, identity, identity_regex, issuer, repository, ref)
-    except UsageError:
-        policy, source = None, None  # the signature gates will deny, saying why
+    except NoIdentityPolicy:
+        policy, source = None, None  # the evidence gates will deny, saying why
     loaded: list[Any] = []
 
     def load() -> Any:

@@ -9,6 +9,7 @@ import click
 
 from pipeline_kit.cli._render import emit_json, markdown_table, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
+from pipeline_kit.errors import UsageError
 
 if TYPE_CHECKING:
     from pipeline_kit.identity import IdentityPolicy
@@ -49,8 +50,8 @@ def resolve_policy(
     repository: str | None,
     ref: str | None,
 ) -> tuple[IdentityPolicy, SourceExpectation]:
-    """Flags win over `signing.identity` from the config; without either there is no policy."""
-    from pipeline_kit.errors import UsageError
+    """Flags win over `signing.identity` from the config; without either there is no policy
+    (NoIdentityPolicy); contradictory flags are a usage error."""
     from pipeline_kit.identity import IdentityPolicy
     from pipeline_kit.verify import SourceExpectation
 
@@ -70,7 +71,7 @@ def resolve_policy(
     elif configured is not None:
         policy = IdentityPolicy.from_config(configured)
     else:
-        raise UsageError(
+        raise NoIdentityPolicy(
             "no identity policy: who must have signed this evidence?",
             hint="set signing.identity in pipeline-kit.yml, or pass --cert-identity (or "
             "--cert-identity-regex) and --cert-oidc-issuer",
@@ -80,6 +81,10 @@ def resolve_policy(
         ref=ref or (configured.ref if configured else None),
     )
     return policy, source
+
+
+class NoIdentityPolicy(UsageError):
+    """Neither flags nor the config say who must have signed the evidence."""
 
 
 def identity_token(session: Session, trust_config: Any, interactive: bool) -> tuple[str, str]:
@@ -179,7 +184,7 @@ def verify(
     signed PASSED promotion VSA for ENV and every environment before it. Exit 1 names the first
     failure.
     """
-    from pipeline_kit.errors import UsageError, VerificationError
+    from pipeline_kit.errors import VerificationError
     from pipeline_kit.trust import load_trust_config
     from pipeline_kit.verify import Custody, verify_release
 
