@@ -183,3 +183,28 @@ def policy_flags(sigstore: LocalSigstore) -> list[str]:
         "--cert-oidc-issuer",
         sigstore.issuer,
     ]
+
+
+def stock_verify(sigstore: LocalSigstore, bundle: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The stock `sigstore verify identity` CLI on `bundle` against the example wheel."""
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "sigstore"),
+            "--trust-config",
+            str(sigstore.trust_config_path),
+            "verify",
+            "identity",
+            "--offline",
+            "--bundle",
+            bundle,
+            "--cert-identity",
+            SIGNER,
+            "--cert-oidc-issuer",
+            sigstore.issuer,
+            WHEEL,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SIGNER, WHEEL, Cli, describe, policy_flags, sign
+from tests.conftest import SIGNER, WHEEL, Cli, describe, policy_flags, sign, stock_verify
 from tests.sigstore_instance import LocalSigstore
 
 
@@ -75,27 +73,7 @@ def test_promote_to_dev_writes_decision_vsa_and_ledger(
     assert predicate["verificationResult"] == "PASSED"
     assert not any(level.startswith("SLSA_") for level in predicate["verifiedLevels"])
     assert statement["subject"] == [{"name": WHEEL, "digest": {"sha256": digest}}]
-    stock = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "sigstore"),
-            "--trust-config",
-            str(sigstore.trust_config_path),
-            "verify",
-            "identity",
-            "--offline",
-            "--bundle",
-            ".pipeline-kit/promotions/dev.vsa.sigstore.json",
-            "--cert-identity",
-            SIGNER,
-            "--cert-oidc-issuer",
-            sigstore.issuer,
-            WHEEL,
-        ],
-        cwd=signed,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    stock = stock_verify(sigstore, ".pipeline-kit/promotions/dev.vsa.sigstore.json", signed)
     assert stock.returncode == 0, stock.stderr
     cases = ET.parse(junit).getroot().findall(".//testcase")
     assert [c.get("name") for c in cases] == ["signature", "provenance", "sbom", "rollback-hold"]
@@ -186,9 +164,10 @@ def test_unsigned_evidence_is_denied(cli: Cli, described: Path, policy: list[str
     assert gates["signature"]["verdict"] == "denied" and "bundle missing" in gates["signature"]["reason"]
 
 
-def test_rollback_holds_the_bad_release_until_annotated(
-    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def good_then_bad_in_dev(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, str]:
+    """Promote the signed release to dev, then a changed one after it; their release ids."""
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
     good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
     (signed / "src" / "hello_service" / "bad.py").write_text("BROKEN = True\n")
@@ -198,6 +177,13 @@ def test_rollback_holds_the_bad_release_until_annotated(
     monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
     bad = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    return good, bad
+
+
+def test_rollback_holds_the_bad_release_until_annotated(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, bad = good_then_bad_in_dev(cli, signed, sigstore, policy, monkeypatch)
 
     missing = cli(["rollback", "--env", "dev", *policy], cwd=signed)
     assert missing.code == 2  # --reason is required
@@ -234,13 +220,7 @@ def test_rollback_holds_the_bad_release_until_annotated(
 def test_rollback_refuses_a_target_whose_evidence_does_not_verify(
     cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
-    good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
-    (signed / "src" / "hello_service" / "bad.py").write_text("BROKEN = True\n")
-    describe(cli, signed)
-    assert sign(cli, signed, sigstore, monkeypatch)[0] == 0
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
-    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    good, _ = good_then_bad_in_dev(cli, signed, sigstore, policy, monkeypatch)
     archived = signed / ".pipeline-kit" / "releases" / good / "bundles" / "provenance.sigstore.json"
     archived.write_text(archived.read_text()[:200])
     result = cli(["rollback", "--env", "dev", "--reason", "x", *policy], cwd=signed)

@@ -12,7 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPOSITORY, SIGNER, WHEEL, Cli, describe, init_repo, policy_flags, run_kit, sign
+from tests.conftest import (
+    REPOSITORY,
+    SIGNER,
+    WHEEL,
+    Cli,
+    describe,
+    init_repo,
+    policy_flags,
+    run_kit,
+    sign,
+    stock_verify,
+)
 from tests.sigstore_instance import LocalSigstore
 
 SUBJECT_BUNDLE = f".pipeline-kit/bundles/{WHEEL}.sigstore.json"
@@ -317,33 +328,12 @@ def test_verify_needs_a_policy(cli: Cli, signed: Path, sigstore: LocalSigstore) 
 
 
 def test_stock_sigstore_cli_verifies_our_bundles(signed: Path, sigstore: LocalSigstore) -> None:
-    sigstore_cli = Path(sys.executable).parent / "sigstore"
     for bundle in (
         SUBJECT_BUNDLE,
         ".pipeline-kit/bundles/provenance.sigstore.json",
         ".pipeline-kit/bundles/sbom.sigstore.json",
     ):
-        result = subprocess.run(
-            [
-                str(sigstore_cli),
-                "--trust-config",
-                str(sigstore.trust_config_path),
-                "verify",
-                "identity",
-                "--offline",
-                "--bundle",
-                bundle,
-                "--cert-identity",
-                SIGNER,
-                "--cert-oidc-issuer",
-                sigstore.issuer,
-                WHEEL,
-            ],
-            cwd=signed,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = stock_verify(sigstore, bundle, signed)
         assert result.returncode == 0, result.stderr
         assert f"OK: {WHEEL}" in result.stderr + result.stdout
 
