@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline_kit.digest import hash_files
+from pipeline_kit.digest import hash_files, sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure, UsageError, VerificationError
 from pipeline_kit.evidence import BUNDLES_DIR, PROVENANCE_FILE, SBOM_FILE, EvidenceDir
 from pipeline_kit.identity import IdentityPolicy, certificate_identity
@@ -42,8 +42,6 @@ class Signed:
 
 def read_checked(evidence: EvidenceDir, name: str, release: Release) -> bytes:
     """An evidence file's bytes, which must still have the digest release.json recorded."""
-    from pipeline_kit.digest import sha256_bytes
-
     path = evidence.path(name)
     if not path.is_file():
         step = "sbom" if name == SBOM_FILE else "provenance"

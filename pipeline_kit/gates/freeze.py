@@ -6,6 +6,7 @@ BYHOUR=18"`) and last `duration`, or are one-off (`start`/`end`); each in its ow
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -52,15 +53,43 @@ def cron_fields(expression: str) -> list[set[int]]:
     return fields
 
 
-def cron_matches(fields: list[set[int]], moment: datetime, restricted: tuple[bool, bool]) -> bool:
-    minute, hour, day, month, weekday = fields
-    if moment.minute not in minute or moment.hour not in hour or moment.month not in month:
-        return False
-    day_ok = moment.day in day
-    weekday_ok = (moment.isoweekday() % 7) in weekday
-    if restricted[0] and restricted[1]:
-        return day_ok or weekday_ok  # cron: both restricted means either
-    return day_ok and weekday_ok
+@dataclass(frozen=True)
+class Cron:
+    """A parsed cron expression, searched minute by minute in its time zone."""
+
+    fields: list[set[int]]
+    both_days_restricted: bool  # day of month and weekday both given: cron then means either
+
+    @classmethod
+    def parse(cls, expression: str) -> Cron:
+        parts = expression.split()
+        return cls(cron_fields(expression), parts[2] != "*" and parts[4] != "*")
+
+    def matches(self, moment: datetime) -> bool:
+        minute, hour, day, month, weekday = self.fields
+        if moment.minute not in minute or moment.hour not in hour or moment.month not in month:
+            return False
+        day_ok = moment.day in day
+        weekday_ok = (moment.isoweekday() % 7) in weekday
+        return (day_ok or weekday_ok) if self.both_days_restricted else (day_ok and weekday_ok)
+
+    def last_at_or_before(self, now: datetime, zone: ZoneInfo, within: timedelta) -> datetime | None:
+        moment = now.astimezone(timezone.utc).replace(second=0, microsecond=0)
+        limit = moment - within
+        while moment >= limit:
+            if self.matches(moment.astimezone(zone)):
+                return moment.astimezone(zone)
+            moment -= timedelta(minutes=1)
+        return None
+
+    def next_after(self, now: datetime, zone: ZoneInfo, within: timedelta) -> datetime | None:
+        moment = now.astimezone(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        limit = moment + within
+        while moment < limit:
+            if self.matches(moment.astimezone(zone)):
+                return moment.astimezone(zone)
+            moment += timedelta(minutes=1)
+        return None
 
 
 class Window(BaseModel):
@@ -116,27 +145,15 @@ class Window(BaseModel):
         if self.until_cron is not None:
             # open when the last start is more recent than the last end (looking back a month)
             began = self.occurrence_before(now, within=FORGE_LOOKBACK)
-            ended = Window(cron=self.until_cron, duration="1m", tz=self.tz).occurrence_before(
-                now, within=FORGE_LOOKBACK
-            )
+            until = Cron.parse(self.until_cron)
+            ended = until.last_at_or_before(now, self.zone, FORGE_LOOKBACK)
             if began is None or (ended is not None and ended >= began):
                 return None
-            return Window(cron=self.until_cron, duration="1m", tz=self.tz).next_after(now)
+            # an end more than a month ahead is reported as a month from now
+            return until.next_after(now, self.zone, FORGE_LOOKBACK) or now + FORGE_LOOKBACK
         length = parse_duration(self.duration or "0s")
         began = self.occurrence_before(now, within=length)
         return began + length if began is not None and now < began + length else None
-
-    def next_after(self, now: datetime) -> datetime:
-        """The next cron match after `now` (up to a month ahead; beyond that, a month from now)."""
-        fields = cron_fields(self.cron or "")
-        restricted = (self.cron.split()[2] != "*", self.cron.split()[4] != "*") if self.cron else (False, False)
-        moment = now.astimezone(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)
-        limit = moment + FORGE_LOOKBACK
-        while moment < limit:
-            if cron_matches(fields, moment.astimezone(self.zone), restricted):
-                return moment.astimezone(self.zone)
-            moment += timedelta(minutes=1)
-        return limit
 
     def occurrence_before(self, now: datetime, within: timedelta | None = None) -> datetime | None:
         """The latest start of the recurrence at or before `now` (looking back `within`)."""
@@ -150,16 +167,7 @@ class Window(BaseModel):
             rule = rrulestr(self.rrule, dtstart=dtstart)
             found = rule.before(local_now, inc=True)
             return found.replace(tzinfo=self.zone) if found else None
-        fields = cron_fields(self.cron or "")
-        restricted = (self.cron.split()[2] != "*", self.cron.split()[4] != "*") if self.cron else (False, False)
-        moment = now.astimezone(timezone.utc).replace(second=0, microsecond=0)
-        limit = moment - (within or timedelta(days=1))
-        while moment >= limit:
-            local = moment.astimezone(self.zone)
-            if cron_matches(fields, local, restricted):
-                return local
-            moment -= timedelta(minutes=1)
-        return None
+        return Cron.parse(self.cron or "").last_at_or_before(now, self.zone, within or timedelta(days=1))
 
     def describe(self) -> str:
         return self.name or self.cron or self.rrule or f"{self.start} - {self.end}"
