@@ -133,7 +133,13 @@ def approvals_config(project: Path, minimum: int = 2) -> None:
             "denied",
             "approvals: 1 of 2 from pull request #7 reviews: bob (not counted: alice)",
         ),
-        ([("bob", "APPROVED"), ("bob", "APPROVED"), ("carol", "CHANGES_REQUESTED")], "denied", "approvals: 1 of 2"),
+        (
+            [("bob", "APPROVED"), ("dave", "APPROVED"), ("carol", "CHANGES_REQUESTED")],
+            "denied",
+            "approvals: rejected by carol in pull request #7 reviews",
+        ),
+        ([("bob", "APPROVED"), ("bob", "APPROVED"), ("carol", "COMMENTED")], "denied", "approvals: 1 of 2"),
+        ([("carol", "CHANGES_REQUESTED"), ("bob", "APPROVED"), ("carol", "APPROVED")], "passed", "2 approvals"),
         ([("bob", "APPROVED"), ("carol", "APPROVED"), ("carol", "DISMISSED")], "denied", "approvals: 1 of 2"),
         ([("bob", "APPROVED"), ("carol", "APPROVED"), ("octocat", "APPROVED")], "passed", "2 approvals (bob, carol)"),
     ],
@@ -210,7 +216,7 @@ def test_a_forge_that_hangs_denies(
 def test_approvals_without_a_merged_pull_request(github: GitHubFake) -> None:
     forge = GitHubForge(github.url, "acme/hello", "token")
     with pytest.raises(ForgeError, match="no merged pull request contains"):
-        forge.approvals(COMMIT)
+        forge.approvals(COMMIT, "dev")
 
 
 def test_approvals_gate_locally_has_no_forge(cli: Cli, hello: Path) -> None:
@@ -349,15 +355,103 @@ def test_checks_gate_reads_forge_checks(
     assert gate["verdict"] == verdict and fragment in gate["reason"], gate
 
 
-def test_checks_gate_on_gitlab_fails_closed(
-    cli: Cli, hello: Path, gitlab: GitLabFake, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("statuses", "verdict", "fragment"),
+    [
+        ([("lint", "success"), ("test", "success"), ("ci/external", "success")], "passed", "3 required forge"),
+        ([("lint", "success"), ("test", "failed"), ("ci/external", "success")], "denied", "test (job failed)"),
+        ([("lint", "success"), ("test", "canceled"), ("ci/external", "success")], "denied", "test (job canceled)"),
+        ([("lint", "success"), ("test", "skipped"), ("ci/external", "success")], "denied", "test (job skipped)"),
+        ([("lint", "manual"), ("test", "success"), ("ci/external", "success")], "denied", "still running: lint"),
+        ([("lint", "running"), ("test", "success")], "denied", "never ran on aaaaaaaaaaaa: ci/external"),
+    ],
+)
+def test_checks_gate_reads_gitlab_job_statuses(
+    cli: Cli,
+    hello: Path,
+    gitlab: GitLabFake,
+    monkeypatch: pytest.MonkeyPatch,
+    statuses: list[tuple[str, str]],
+    verdict: str,
+    fragment: str,
 ) -> None:
     in_gitlab(monkeypatch, gitlab)
     forge_checks_config(hello)
+    monkeypatch.setenv("CI_COMMIT_SHA", COMMIT)
     assert cli(["build"], cwd=hello).code == 0
+    gitlab.page_size = 2  # the statuses come over several pages
+    for name, status in statuses:
+        gitlab.add_job_status(COMMIT, name, status)
     result = cli(["plan", "--to", "dev", "--json"], cwd=hello)
     gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "checks")
-    assert gate["verdict"] == "error" and "not supported yet" in gate["reason"]
+    assert gate["verdict"] == verdict and fragment in gate["reason"], gate
+    asked = [path for method, path, _ in gitlab.calls if path.endswith("/statuses") and method == "GET"]
+    assert len(asked) == (len(statuses) + 1) // 2  # every page was read
+
+
+def gitlab_approvals(cli: Cli, hello: Path, gitlab: GitLabFake, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    in_gitlab(monkeypatch, gitlab)
+    monkeypatch.setenv("CI_COMMIT_SHA", COMMIT)
+    monkeypatch.setenv("GITLAB_USER_LOGIN", "olivia")  # the promoter
+    approvals_config(hello)
+    assert cli(["build"], cwd=hello).code == 0
+    result = cli(["plan", "--to", "dev", "--json"], cwd=hello)
+    return next(g for g in json.loads(result.out)["gates"] if g["gate"] == "approvals")
+
+
+@pytest.mark.parametrize(
+    ("request_approvals", "deployment_approvals", "verdict", "fragment"),
+    [
+        (["bob", "carol"], None, "passed", "2 approvals (bob, carol) from merge request !5 approvals"),
+        (
+            ["bob", "alice", "olivia"],
+            None,
+            "denied",
+            "1 of 2 from merge request !5 approvals: bob (not counted: alice, olivia)",
+        ),
+        (
+            ["bob"],
+            [("dave", "approved")],
+            "passed",
+            "2 approvals (bob, dave) from merge request !5 approvals and deployment 1 approvals",
+        ),
+        (["bob", "carol"], [("dave", "rejected")], "denied", "rejected by dave"),
+        (None, [("dave", "approved"), ("erin", "approved")], "passed", "2 approvals (dave, erin) from deployment"),
+        (None, [("dave", "approved")], "denied", "1 of 2 from deployment 1 approvals: dave"),
+        (None, None, "error", "no merged merge request contains aaaaaaaaaaaa and this job opened no deployment"),
+    ],
+)
+def test_approvals_gate_on_gitlab(
+    cli: Cli,
+    hello: Path,
+    gitlab: GitLabFake,
+    monkeypatch: pytest.MonkeyPatch,
+    request_approvals: list[str] | None,
+    deployment_approvals: list[tuple[str, str]] | None,
+    verdict: str,
+    fragment: str,
+) -> None:
+    gitlab.page_size = 1
+    gitlab.add_merge_request(COMMIT, 4, "alice", ["zed", "yann"], state="closed")  # not merged: not counted
+    if request_approvals is not None:
+        gitlab.add_merge_request(COMMIT, 5, "alice", request_approvals)
+    if deployment_approvals is not None:
+        gitlab.add_job_deployment("dev", COMMIT, 99, deployment_approvals)  # this job's (CI_JOB_ID 99)
+    gitlab.add_job_deployment("dev", COMMIT, 98, [("mallory", "approved")])  # another job's: never counted
+    gate = gitlab_approvals(cli, hello, gitlab, monkeypatch)
+    assert gate["verdict"] == verdict and fragment in gate["reason"], gate
+
+
+def test_gitlab_promotion_adopts_the_jobs_own_deployment(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, gitlab: GitLabFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_gitlab(monkeypatch, gitlab)
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    number = gitlab.add_job_deployment("dev", "b" * 40, 99, [])
+    result = cli(["promote", "--to", "dev", *policy, "--", "true"], cwd=hello)
+    assert result.code == 0, result.err + result.out
+    assert list(gitlab.deployments) == [number] and gitlab.updates == []  # no second deployment; GitLab ends it
+    assert [(s["state"], s["name"]) for s in gitlab.commit_statuses] == [("success", "pipeline-kit/dev")]
 
 
 # --- history across pipelines: previous-stage reads the forge's deployments ----------------

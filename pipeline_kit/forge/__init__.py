@@ -70,5 +70,9 @@ def open_forge(config: ForgeConfig, env: Mapping[str, str]) -> Forge | None:
             f"GitLab forge: {'no token in $' + variable + ' or $CI_JOB_TOKEN' if not token else 'no project'}"
         )
     return GitLabForge(
-        config.url or env.get("CI_SERVER_URL", "https://gitlab.com"), project, token, job_token=job_token
+        config.url or env.get("CI_SERVER_URL", "https://gitlab.com"),
+        project,
+        token,
+        job_token=job_token,
+        job_id=env.get("CI_JOB_ID") if env.get("GITLAB_CI") == "true" else None,
     )

@@ -137,7 +137,7 @@ class GitHubForge(Forge):
             checks.append(CommitCheck(status["context"], state, f"status {raw}"))
         return checks
 
-    def approvals(self, sha: str) -> Approvals:
+    def approvals(self, sha: str, environment: str) -> Approvals:
         pulls = [p for p in self._get_all("pull requests of the commit", f"/commits/{sha}/pulls") if p.get("merged_at")]
         if not pulls:
             raise ForgeError(f"no merged pull request contains {sha[:12]}: nobody reviewed it")
@@ -151,6 +151,7 @@ class GitHubForge(Forge):
             approvers=tuple(sorted(u for u, s in latest.items() if s == "APPROVED")),
             authors=(pull["user"]["login"],) if pull.get("user") else (),
             source=f"pull request #{pull['number']} reviews",
+            rejected=tuple(sorted(u for u, s in latest.items() if s == "CHANGES_REQUESTED")),
         )
 
 

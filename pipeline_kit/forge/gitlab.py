@@ -1,4 +1,9 @@
-"""GitLab, through python-gitlab: deployments, commit statuses and freeze periods."""
+"""GitLab, through python-gitlab: deployments, commit statuses, freeze periods, merge request and
+deployment approvals, and the commit's job statuses as checks.
+
+In a job with `environment:`, GitLab itself opens a deployment for the job (and ends it with the
+job); the kit adopts that one instead of creating a second, and reads its approvals.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,35 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pipeline_kit.forge.interface import Approvals, DeploymentRecord, DeploymentState, Forge, ForgeError, FreezePeriod
+from pipeline_kit.forge.interface import (
+    Approvals,
+    CommitCheck,
+    DeploymentRecord,
+    DeploymentState,
+    Forge,
+    ForgeError,
+    FreezePeriod,
+)
 
 TIMEOUT = 15
 STATES = {"in_progress": "running", "success": "success", "failure": "failed"}
 HISTORY = 30
+# job and status states (doc/api/commits.md): what counts as a pass, and what is still to come
+PASSING = ("success",)
+UNFINISHED = ("created", "waiting_for_resource", "preparing", "pending", "running", "scheduled", "manual")
 
 
 class GitLabForge(Forge):
     name = "gitlab"
 
-    def __init__(self, url: str, project: str, token: str, *, job_token: bool = False) -> None:
+    def __init__(
+        self, url: str, project: str, token: str, *, job_token: bool = False, job_id: str | None = None
+    ) -> None:
         import gitlab
 
         self.project_id = project
+        self.job_id = job_id  # CI_JOB_ID: whose deployment GitLab opened for this job
+        self.adopted: set[str] = set()
         self.client = gitlab.Gitlab(
             url.rstrip("/"),
             private_token=None if job_token else token,
@@ -43,7 +63,31 @@ class GitLabForge(Forge):
         except RequestException as exc:
             raise ForgeError(f"GitLab {what} failed: {type(exc).__name__}: {exc}") from exc
 
+    def _job_deployment(self, environment: str) -> Any:
+        """The deployment GitLab opened for this very job, if it runs with `environment:`."""
+        if not self.job_id:
+            return None
+        running = self._call(
+            "deployments",
+            self.project.deployments.list,
+            environment=environment,
+            status="running",
+            order_by="id",
+            sort="desc",
+            per_page=HISTORY,
+            get_all=False,
+        )
+        for deployment in running:
+            deployable = getattr(deployment, "deployable", None)
+            if isinstance(deployable, dict) and str(deployable.get("id")) == self.job_id:
+                return deployment
+        return None
+
     def start_deployment(self, environment: str, sha: str, ref: str | None, payload: dict[str, object]) -> str:
+        own = self._job_deployment(environment)
+        if own is not None:
+            self.adopted.add(str(own.id))
+            return str(own.id)
         tag = bool(ref and ref.startswith("refs/tags/"))
         name = (ref or sha).removeprefix("refs/tags/").removeprefix("refs/heads/")
         deployment = self._call(
@@ -54,6 +98,8 @@ class GitLabForge(Forge):
         return str(deployment.id)
 
     def finish_deployment(self, deployment_id: str, environment: str, state: DeploymentState, description: str) -> None:
+        if deployment_id in self.adopted:
+            return  # GitLab ends the job's deployment with the job, whose exit status is ours
         deployment = self._call("deployment", self.project.deployments.get, int(deployment_id), lazy=True)
         deployment.status = STATES[state]
         self._call("deployment update", deployment.save)
@@ -88,8 +134,51 @@ class GitLabForge(Forge):
             for d in deployments
         ]
 
-    def approvals(self, sha: str) -> Approvals:
-        raise ForgeError("GitLab approvals are not supported yet: use GitLab's protected environments approvals")
+    def approvals(self, sha: str, environment: str) -> Approvals:
+        approvers: set[str] = set()
+        rejected: set[str] = set()
+        authors: list[str] = []
+        sources: list[str] = []
+        commit = self.project.commits.get(sha, lazy=True)
+        requests = self._call("merge requests of the commit", commit.merge_requests, get_all=True)
+        merged = [r for r in requests if isinstance(r, dict) and r.get("state") == "merged"]
+        if merged:
+            request = merged[0]
+            lazy = self.project.mergerequests.get(request["iid"], lazy=True)
+            approval = self._call("merge request approvals", lazy.approvals.get)
+            approvers.update(a["user"]["username"] for a in approval.approved_by if a.get("user"))
+            authors.append(str(request["author"]["username"]))
+            sources.append(f"merge request !{request['iid']} approvals")
+        own = self._job_deployment(environment)
+        if own is not None:
+            deployment = self._call("deployment", self.project.deployments.get, own.id)
+            for decision in getattr(deployment, "approvals", None) or []:
+                user = (decision.get("user") or {}).get("username")
+                if user:
+                    (approvers if decision.get("status") == "approved" else rejected).add(str(user))
+            sources.append(f"deployment {own.id} approvals")
+        if not sources:
+            raise ForgeError(
+                f"no merged merge request contains {sha[:12]} and this job opened no deployment to"
+                f" {environment}: nobody approved it"
+            )
+        return Approvals(
+            approvers=tuple(sorted(approvers - rejected)),
+            authors=tuple(authors),
+            source=" and ".join(sources),
+            rejected=tuple(sorted(rejected)),
+        )
+
+    def commit_checks(self, sha: str) -> list[CommitCheck]:
+        # every CI job of the commit's pipelines and every external status, the latest per name
+        commit = self.project.commits.get(sha, lazy=True)
+        checks = []
+        state: Literal["success", "failure", "pending"]
+        for status in self._call("commit statuses", commit.statuses.list, get_all=True):
+            raw = str(status.status)
+            state = "success" if raw in PASSING else "pending" if raw in UNFINISHED else "failure"
+            checks.append(CommitCheck(str(status.name), state, f"job {raw}"))
+        return checks
 
     def freeze_periods(self) -> list[FreezePeriod]:
         # python-gitlab has no manager for freeze periods: its paginating list call does the job

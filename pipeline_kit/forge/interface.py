@@ -28,6 +28,7 @@ class Approvals:
     approvers: tuple[str, ...]
     authors: tuple[str, ...]
     source: str  # what was asked, e.g. "pull request #12 reviews"
+    rejected: tuple[str, ...] = ()  # whoever's last word was a rejection: that stands, and denies
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,12 @@ class Forge(ABC):
         return None
 
     @abstractmethod
-    def approvals(self, sha: str) -> Approvals:
-        """Who approved the change that produced `sha`."""
+    def approvals(self, sha: str, environment: str) -> Approvals:
+        """Who approved the change that produced `sha`, and its promotion to `environment`."""
 
+    @abstractmethod
     def commit_checks(self, sha: str) -> list[CommitCheck]:
         """The checks and statuses the forge records for `sha`."""
-        raise ForgeError(f"{self.name}: reading commit checks is not supported yet")
 
     @abstractmethod
     def deployments(self, environment: str) -> list[DeploymentRecord]:

@@ -1,7 +1,10 @@
 """approvals: enough distinct people approved the change, none of them its author or the promoter.
 
-Asked of the forge at the moment of promotion (GitHub: the reviews of the merged pull request
-that contains the release's commit). No forge, no commit, or a forge that cannot answer: error.
+Asked of the forge at the moment of promotion: on GitHub the reviews of the merged pull request
+that contains the release's commit; on GitLab the approvals of the merged merge request and of
+the deployment GitLab opened for the promotion job (protected environments). A standing rejection
+(changes requested, a rejected deployment) denies whatever the count. No forge, no commit, or a
+forge that cannot answer: error.
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ class ApprovalsGate(Gate):
         if isinstance(target, Outcome):
             return target
         forge, commit = target
-        found = forge.approvals(commit)
+        found = forge.approvals(commit, context.environment)
+        if found.rejected:
+            return denied(
+                f"approvals: rejected by {', '.join(found.rejected)} in {found.source}", rejected=list(found.rejected)
+            )
         excluded: set[str] = set()
         if "author" in self.options.exclude:
             excluded.update(found.authors)
