@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
+from pipeline_kit._internal.files import read_toml
 from tests.conftest import EXAMPLE, ROOT, SIGNER, git
 from tests.sigstore_instance import LocalSigstore
 
 BIN = Path(sys.executable).parent
+WHEELHOUSE = ROOT / ".ci" / "tools" / "wheelhouse"  # the lock's wheels, from .ci/test-tools
+KIT = "pipeline-kit/pipeline-kit"  # how users name the actions; act maps it to a local copy
 
 WORKFLOW = """\
 name: selftest
@@ -29,11 +35,11 @@ jobs:
     steps:
       - uses: actions/checkout@v4
       - id: release
-        uses: ./actions/release
+        uses: pipeline-kit/pipeline-kit/actions/release@v0
         with:
           trust-config: ${{ env.TEST_TRUST_CONFIG }}
       - id: promote
-        uses: ./actions/promote
+        uses: pipeline-kit/pipeline-kit/actions/promote@v0
         with:
           to: dev
           trust-config: ${{ env.TEST_TRUST_CONFIG }}
@@ -50,17 +56,38 @@ jobs:
         run: |
           printf 'release=%%s\\ndigest=%%s\\nverdict=%%s\\n' "$RELEASE" "$DIGEST" "$VERDICT" > "$TEST_OUT/outputs.txt"
           printf '%%s\\n' "$BUNDLES" > "$TEST_OUT/bundles.txt"
+          command -v pipeline-kit > "$TEST_OUT/kit.txt"
           cp .pipeline-kit/promotions/dev.decision.json "$TEST_OUT/"
 """
 
 
+def kit_checkout(target: Path) -> Path:
+    """What a runner checks out for `uses: pipeline-kit/pipeline-kit/actions/...@v0`."""
+    target.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, target / name)
+    for name in ("pipeline_kit", "actions"):
+        shutil.copytree(ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def offline_installs(scratch: Path) -> dict[str, str]:
+    """Environment under which the setup action really installs the lock, from local wheels only."""
+    if not (WHEELHOUSE / ".stamp").is_file():
+        pytest.fail(f"no wheelhouse at {WHEELHOUSE}: run .ci/test-tools first")
+    return {
+        "UV_OFFLINE": "1",  # uv reads no UV_NO_INDEX; offline forbids any index
+        "UV_FIND_LINKS": str(WHEELHOUSE),
+        "UV_CACHE_DIR": str(scratch / "uv-cache"),
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(WHEELHOUSE),
+    }
+
+
 def act_repo(tmp_path: Path) -> Path:
-    """A git repository holding the example project, the actions and a workflow using them."""
+    """A git repository holding the example project and a workflow using the actions."""
     repo = tmp_path / "repo"
     shutil.copytree(EXAMPLE, repo, ignore=shutil.ignore_patterns("dist", ".pipeline-kit", "__pycache__"))
-    shutil.copytree(ROOT / "actions", repo / "actions")
-    (repo / "pipeline_kit").mkdir()
-    shutil.copy(ROOT / "pipeline_kit" / "__init__.py", repo / "pipeline_kit")
     (repo / ".github" / "workflows").mkdir(parents=True)
     (repo / ".github" / "workflows" / "test.yml").write_text(WORKFLOW % {"signer": SIGNER})
     git(repo, "init", "-q")
@@ -79,15 +106,17 @@ def run_act(
     scratch.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_", "PIPELINE_KIT_"))}
     env.update({"HOME": str(scratch), "ACT_DISABLE_VERSION_CHECK": "1"})
+    tools = scratch / "bin"  # uv, and no pipeline-kit: the steps can only use what setup installed
+    tools.mkdir()
+    (tools / "uv").symlink_to(BIN / "uv")
     variables = {
         "TEST_TRUST_CONFIG": str(sigstore.trust_config_path),
         "TEST_ISSUER": sigstore.issuer,
         "TEST_REASON": reason,
         "TEST_OUT": str(out),
         "SIGSTORE_IDENTITY_TOKEN": sigstore.mint_token(SIGNER),
-        # the kit under test is already installed here; install.sh checks it is this version
-        "PIPELINE_KIT_PYTHON": sys.executable,
-        "PATH": f"{BIN}:{os.environ['PATH']}",
+        **offline_installs(scratch),
+        "PATH": f"{tools}:{os.environ['PATH']}",
     }
     command = [
         str(BIN / "act"),
@@ -100,6 +129,8 @@ def run_act(
         "-",
         "--action-cache-path",
         str(scratch / "cache"),
+        "--local-repository",
+        f"{KIT}@v0={kit_checkout(tmp_path / 'kit')}",
     ]
     for key, value in variables.items():
         command += ["--env", f"{key}={value}"]
@@ -124,6 +155,8 @@ def test_act_runs_release_and_promote_end_to_end(tmp_path: Path, sigstore: Local
         "sbom.sigstore.json",
     ]
     assert (out / "deployed.txt").read_text().strip() == f"deploying {outputs['release']} to dev"
+    # the setup action really installed the kit and its locked dependencies, in the tool cache
+    assert (out / "kit.txt").read_text().startswith(str(tmp_path / "act")), (out / "kit.txt").read_text()
     decision = json.loads((out / "dev.decision.json").read_text())
     assert decision["actor"].startswith("github:") and decision["reason"] == "first release"
     assert SIGNER in "".join(g["reason"] for g in decision["gates"])
@@ -205,3 +238,91 @@ def test_every_action_has_a_readme_covering_its_interface() -> None:
         assert "```yaml" in readme and "permissions:" in readme, path.parent.name
         for name in [*action.get("inputs", {}), *action.get("outputs", {})]:
             assert f"| `{name}` |" in readme, f"{path.parent.name}/README.md does not document {name}"
+
+
+def run_setup(kit: Path, cache: Path, path: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        "PATH": path,
+        "HOME": str(cache.parent),
+        "RUNNER_TOOL_CACHE": str(cache),
+        "GITHUB_OUTPUT": str(cache.parent / "outputs"),
+        **offline_installs(cache.parent),
+        **env,
+    }
+    return subprocess.run(
+        [str(kit / "actions" / "setup" / "install.sh")], env=environment, capture_output=True, text=True, check=False
+    )
+
+
+def test_setup_installs_exactly_the_lock_with_pip_and_reuses_it(tmp_path: Path) -> None:
+    kit = kit_checkout(tmp_path / "kit")
+    cache = tmp_path / "tool-cache"
+    no_uv = "/usr/bin:/bin"  # the pip fallback (the act runs above take the uv path)
+    python = str(Path(sys.executable).resolve())
+    first = run_setup(kit, cache, no_uv, PIPELINE_KIT_SETUP_PYTHON=python)
+    assert first.returncode == 0, first.stderr
+    outputs = dict(line.split("=", 1) for line in (tmp_path / "outputs").read_text().splitlines())
+    venv = Path(outputs["bin"]).parent
+    assert venv.parent == cache / "pipeline-kit" and (venv / ".complete").is_file()
+    # exactly the pinned versions, nothing more (pip itself comes with the venv)
+    frozen = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--exclude-editable"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    pins = locked_pins()
+    # `name==version`, and `pipeline-kit @ file://...` for the kit built from the action's checkout
+    installed = {canonicalize_name(re.split("==| @ ", line)[0]): line.partition("==")[2] for line in frozen}
+    assert installed.pop("pipeline-kit") == ""
+    assert installed == pins
+    # the second run is a cache hit: same environment, untouched
+    stamp = (venv / ".complete").stat().st_mtime_ns
+    second = run_setup(kit, cache, no_uv, PIPELINE_KIT_SETUP_PYTHON=python)
+    assert second.returncode == 0 and (venv / ".complete").stat().st_mtime_ns == stamp
+
+
+def test_setup_refuses_a_wheel_whose_hash_is_not_the_locked_one(tmp_path: Path) -> None:
+    kit = kit_checkout(tmp_path / "kit")
+    lock = kit / "actions" / "setup" / "requirements.lock"
+    text = lock.read_text()
+    start = text.index("click==")
+    end = text.index("# via", start)
+    # every hash of click's files changed: the wheel in the wheelhouse no longer matches any
+    forged = re.sub("sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, text[start:end])
+    lock.write_text(text[:start] + forged + text[end:])
+    cache = tmp_path / "tool-cache"
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "uv").symlink_to(BIN / "uv")
+    result = run_setup(kit, cache, f"{tools}:/usr/bin:/bin", PIPELINE_KIT_SETUP_PYTHON=sys.executable)
+    assert result.returncode != 0
+    assert "hash" in result.stderr.lower() and "click" in result.stderr.lower(), result.stderr
+    assert not list(cache.glob("pipeline-kit/*/.complete"))  # a failed install is never a cache hit
+
+
+def locked_pins() -> dict[str, str]:
+    """name -> version the setup lock pins for this interpreter (markers evaluated)."""
+    pins: dict[str, str] = {}
+    for line in (ROOT / "actions" / "setup" / "requirements.lock").read_text().splitlines():
+        if "==" not in line or line.startswith((" ", "#")):
+            continue
+        requirement = Requirement(line.rstrip(" \\"))
+        if requirement.marker is None or requirement.marker.evaluate():
+            pins[canonicalize_name(requirement.name)] = str(requirement.specifier).removeprefix("==")
+    return pins
+
+
+def test_setup_lock_satisfies_the_declared_dependencies() -> None:
+    # A dependency changed in pyproject.toml without re-locking fails here; re-lock with the
+    # command at the top of actions/setup/requirements.lock.
+    pins = locked_pins()
+    project = read_toml(ROOT / "pyproject.toml")
+    declared = [*project["project"]["dependencies"], *project["build-system"]["requires"]]
+    for text in declared:
+        requirement = Requirement(text)
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not in the lock"
+        assert requirement.specifier.contains(pins[name], prereleases=True), f"lock pins {name}=={pins[name]}: {text}"

@@ -1,27 +1,39 @@
 #!/usr/bin/env bash
-# Install pipeline-kit from this action's own checkout into an isolated virtual environment, once
-# per runner, and put it on PATH. The kit is exactly the version of the action that calls this.
+# Install pipeline-kit from this action's own checkout into an isolated virtual environment and
+# put it on PATH. The kit is exactly the version of the action that calls this; its dependencies
+# (and the build backend) are exactly those pinned by hash in requirements.lock, never resolved
+# afresh. The environment is kept in the runner's tool cache (kept across jobs on self-hosted
+# runners; per job on hosted ones, where uv installs the lock in a second or two).
 # PIPELINE_KIT_PYTHON: an interpreter that already has this version installed (skips the install).
 set -euo pipefail
 
-source_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+action_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source_dir="$(cd "$action_dir/../.." && pwd)"
+lock="$action_dir/requirements.lock"
 version="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$source_dir/pipeline_kit/__init__.py")"
 
 if [ -n "${PIPELINE_KIT_PYTHON:-}" ]; then
   bin="$(dirname "$PIPELINE_KIT_PYTHON")"
 else
-  # One venv per kit version and source path: a cache hit costs nothing.
-  key="$(printf '%s' "$source_dir" | sha256sum | cut -c1-12)"
-  venv="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/pipeline-kit-$version-$key"
-  if [ ! -x "$venv/bin/pipeline-kit" ]; then
-    python="${PIPELINE_KIT_SETUP_PYTHON:-python3}"
+  python="${PIPELINE_KIT_SETUP_PYTHON:-python3}"
+  interpreter="$("$python" -c 'import sys; print(sys.implementation.cache_tag, sys.version)')"
+  # Same kit version, lock and interpreter: the same environment, installed once.
+  key="$( { echo "$version $interpreter"; cat "$lock"; } | sha256sum | cut -c1-16)"
+  venv="${RUNNER_TOOL_CACHE:-${RUNNER_TEMP:-${TMPDIR:-/tmp}}}/pipeline-kit/$version-$key"
+  if [ ! -f "$venv/.complete" ]; then
+    rm -rf "$venv"  # an install that never finished is not a cache hit
+    mkdir -p "$(dirname "$venv")"
     if command -v uv >/dev/null 2>&1; then
       uv venv --quiet --python "$python" "$venv"
-      uv pip install --quiet --python "$venv/bin/python" "$source_dir"
+      uv pip install --quiet --python "$venv/bin/python" --require-hashes --only-binary :all: -r "$lock"
+      uv pip install --quiet --python "$venv/bin/python" --no-deps --no-build-isolation "$source_dir"
     else
       "$python" -m venv "$venv"
-      "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$source_dir"
+      pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check)
+      "${pip[@]}" install --require-hashes --only-binary :all: -r "$lock"
+      "${pip[@]}" install --no-deps --no-build-isolation "$source_dir"
     fi
+    touch "$venv/.complete"
   fi
   bin="$venv/bin"
 fi
@@ -32,6 +44,5 @@ case "$installed" in
   *) echo "::error::pipeline-kit at $bin is '$installed', this action is $version"; exit 1 ;;
 esac
 echo "$bin" >> "${GITHUB_PATH:-/dev/null}"
-export PATH="$bin:$PATH"
 echo "bin=$bin" >> "${GITHUB_OUTPUT:-/dev/null}"
 echo "version=$version" >> "${GITHUB_OUTPUT:-/dev/null}"
