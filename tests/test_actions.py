@@ -273,7 +273,9 @@ def test_setup_installs_exactly_the_lock_with_pip_and_reuses_it(tmp_path: Path) 
     ).stdout.splitlines()
     pins = locked_pins()
     # `name==version`, and `pipeline-kit @ file://...` for the kit built from the action's checkout
-    installed = {canonicalize_name(re.split("==| @ ", line)[0]): line.partition("==")[2] for line in frozen}
+    installed: dict[str, str] = {
+        canonicalize_name(re.split("==| @ ", line)[0]): line.partition("==")[2] for line in frozen
+    }
     assert installed.pop("pipeline-kit") == ""
     assert installed == pins
     # the second run is a cache hit: same environment, untouched
