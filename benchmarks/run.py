@@ -1,7 +1,7 @@
 """pipeline-kit benchmarks: every figure is a ratio against a reference measured in the same run.
 
     python benchmarks/run.py                 # all benchmarks
-    python benchmarks/run.py startup hash    # a subset: startup, hash, sbom
+    python benchmarks/run.py startup hash    # a subset: startup, hash, sbom, sign, promote, ledger, setup
     python benchmarks/run.py --hash-size-mib 256
 
 Needs `pipeline-kit` installed in the running interpreter, `openssl` on PATH, and for the SBOM
@@ -280,6 +280,47 @@ def bench_ledger(entries: int, runs: int) -> list[list[str]]:
     return [row(f"ledger verify, {entries:,} entries", ours, floor, "python json.loads of every line")]
 
 
+def bench_setup(runs: int) -> list[list[str]]:
+    """The setup action's install.sh: a fresh install (uv, offline from the wheelhouse that
+    .ci/test-tools fetches) against installing the same lock with bare uv, and a cache hit
+    against `python -c pass`."""
+    root = Path(__file__).resolve().parent.parent
+    wheelhouse = root / ".ci" / "tools" / "wheelhouse"
+    if not (wheelhouse / ".stamp").is_file():
+        sys.exit(f"no wheelhouse at {wheelhouse}: run .ci/test-tools first")
+    script = root / "actions" / "setup" / "install.sh"
+    lock = root / "actions" / "setup" / "requirements.lock"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "PATH": f"{BIN}:{os.environ['PATH']}",  # uv
+            "UV_OFFLINE": "1",
+            "UV_FIND_LINKS": str(wheelhouse),
+            "UV_CACHE_DIR": f"{tmp}/uv-cache",
+            "RUNNER_TOOL_CACHE": f"{tmp}/tool-cache",
+            "PIPELINE_KIT_SETUP_PYTHON": "python3",
+        }
+        env.pop("PIPELINE_KIT_PYTHON", None)
+        fresh = timed(["sh", "-c", f'rm -rf "{tmp}/tool-cache" && "{script}"'], runs=runs, env=env)
+        venv = f"{tmp}/bare"
+        bare = timed(
+            [
+                "sh",
+                "-c",
+                f'rm -rf "{venv}" && uv venv -q --python python3 "{venv}" && uv pip install -q --python'
+                f' "{venv}/bin/python" --require-hashes --only-binary :all: -r "{lock}"',
+            ],
+            runs=runs,
+            env=env,
+        )
+        hit = timed([str(script)], runs=runs, env=env)
+        baseline = timed([PYTHON, "-c", "pass"], runs=runs)
+    return [
+        row("setup action, fresh install (uv, warm uv cache)", fresh, bare, "uv venv + uv pip install of the lock"),
+        row("setup action, tool-cache hit", hit, baseline, "python -c pass"),
+    ]
+
+
 def bench_promote(runs: int) -> list[list[str]]:
     """`promote --to dev` with every file-based gate, against `verify` alone and `sigstore sign`."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -342,13 +383,15 @@ def bench_promote(runs: int) -> list[list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", nargs="*", metavar="{startup,hash,sbom,sign,promote,ledger}", help="default: all")
+    parser.add_argument(
+        "which", nargs="*", metavar="{startup,hash,sbom,sign,promote,ledger,setup}", help="default: all"
+    )
     parser.add_argument("--ledger-entries", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (median reported)")
     parser.add_argument("--hash-size-mib", type=int, default=1024)
     parser.add_argument("--python", default=PYTHON, help="environment to describe in the SBOM benchmark")
     args = parser.parse_args()
-    everything = ["startup", "hash", "sbom", "sign", "promote", "ledger"]
+    everything = ["startup", "hash", "sbom", "sign", "promote", "ledger", "setup"]
     which = args.which or everything
     unknown = set(which) - set(everything)
     if unknown:
@@ -371,6 +414,8 @@ def main() -> None:
         rows += bench_promote(args.runs)
     if "ledger" in which:
         rows += bench_ledger(args.ledger_entries, args.runs)
+    if "setup" in which:
+        rows += bench_setup(args.runs)
     header = ["benchmark", "pipeline-kit", "reference", "reference is", "ratio"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
