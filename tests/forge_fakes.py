@@ -446,26 +446,7 @@ class GitLabFake(SpecFake):
         def freeze_periods(request: Request, body: Any) -> tuple[int, Any]:
             return 200, self.freeze_periods
 
-    def add_deployment(self, environment: str, sha: str, status: str, at: str) -> None:
-        number = len(self.deployments) + 1
-        deployment = self.example(
-            "APIEntitiesDeployment",
-            id=number,
-            iid=number,
-            sha=sha,
-            ref="main",
-            status=status,
-            created_at=at,
-            updated_at=at,
-        )
-        self.deployments[number] = {**deployment, "environment_name": environment}
-
-    def user(self, username: str) -> dict[str, Any]:
-        return self.example("DocsUser", username=username, name=username.title(), state="active")
-
-    def add_job_deployment(self, environment: str, sha: str, job_id: int, approvals: list[tuple[str, str]]) -> int:
-        """The deployment GitLab opens for a job with `environment:` (running while the job runs),
-        with the deployment approvals (username, approved|rejected) it collected."""
+    def add_deployment(self, environment: str, sha: str, status: str, at: str, **extra: Any) -> int:
         number = len(self.deployments) + 1
         deployment = self.example(
             "APIEntitiesDeploymentExtended",
@@ -473,15 +454,31 @@ class GitLabFake(SpecFake):
             iid=number,
             sha=sha,
             ref="main",
-            status="running",
+            status=status,
+            created_at=at,
+            updated_at=at,
+            **extra,
+        )
+        self.deployments[number] = {**deployment, "environment_name": environment}
+        return number
+
+    def user(self, username: str) -> dict[str, Any]:
+        return self.example("DocsUser", username=username, name=username.title(), state="active")
+
+    def add_job_deployment(self, environment: str, sha: str, job_id: int, approvals: list[tuple[str, str]]) -> int:
+        """The deployment GitLab opens for a job with `environment:` (running while the job runs),
+        with the deployment approvals (username, approved|rejected) it collected."""
+        return self.add_deployment(
+            environment,
+            sha,
+            "running",
+            "2026-11-22T09:00:00Z",
             deployable=self.example("APIEntitiesCiJob", id=job_id, name="promote-dev", status="running"),
             approvals=[
                 self.example("APIEntitiesDeploymentsApproval", user=self.user(name), status=status)
                 for name, status in approvals
             ],
         )
-        self.deployments[number] = {**deployment, "environment_name": environment}
-        return number
 
     def add_merge_request(self, sha: str, iid: int, author: str, approved_by: list[str], state: str = "merged") -> None:
         self.merge_requests.setdefault(sha, []).append(

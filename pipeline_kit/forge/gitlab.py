@@ -63,21 +63,24 @@ class GitLabForge(Forge):
         except RequestException as exc:
             raise ForgeError(f"GitLab {what} failed: {type(exc).__name__}: {exc}") from exc
 
-    def _job_deployment(self, environment: str) -> Any:
-        """The deployment GitLab opened for this very job, if it runs with `environment:`."""
-        if not self.job_id:
-            return None
-        running = self._call(
+    def _recent_deployments(self, environment: str, **filters: str) -> Any:
+        """The newest deployments to `environment` (at most HISTORY), newest first."""
+        return self._call(
             "deployments",
             self.project.deployments.list,
             environment=environment,
-            status="running",
             order_by="id",
             sort="desc",
             per_page=HISTORY,
             get_all=False,
+            **filters,
         )
-        for deployment in running:
+
+    def _job_deployment(self, environment: str) -> Any:
+        """The deployment GitLab opened for this very job, if it runs with `environment:`."""
+        if not self.job_id:
+            return None
+        for deployment in self._recent_deployments(environment, status="running"):
             deployable = getattr(deployment, "deployable", None)
             if isinstance(deployable, dict) and str(deployable.get("id")) == self.job_id:
                 return deployment
@@ -114,15 +117,7 @@ class GitLabForge(Forge):
 
     def deployments(self, environment: str) -> list[DeploymentRecord]:
         # GitLab deployments carry no payload: the release is known by its commit
-        deployments = self._call(
-            "deployments",
-            self.project.deployments.list,
-            environment=environment,
-            order_by="created_at",
-            sort="desc",
-            per_page=HISTORY,
-            get_all=False,
-        )
+        deployments = self._recent_deployments(environment)
         return [
             DeploymentRecord(
                 environment=environment,
