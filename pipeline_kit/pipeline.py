@@ -1,7 +1,9 @@
-"""The local pipeline in one call: build, SBOM, provenance, and what CI would then sign."""
+"""The pipeline in one call: build, SBOM, provenance, then either what CI would sign and how
+each environment would judge it (a dry run), or the real thing: sign and promote."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from pipeline_kit.evidence import EvidenceDir
 from pipeline_kit.identity import policy_accepts
 from pipeline_kit.ledger import Ledger
 from pipeline_kit.models import Release
-from pipeline_kit.promote import Plan, Project, Trust, plan
+from pipeline_kit.promote import Plan, Project, Promotion, TokenProvider, Trust, plan, promote
 from pipeline_kit.provenance import write_provenance
 from pipeline_kit.sbom import SourceResult, SourceSpec, write_sbom
 from pipeline_kit.signing import (
@@ -20,6 +22,8 @@ from pipeline_kit.signing import (
     PROVENANCE_PREDICATE,
     SBOM_BUNDLE,
     SBOM_PREDICATE,
+    Signed,
+    sign_release,
     subject_bundle,
 )
 
@@ -48,6 +52,53 @@ class DryRun:
     plans: list[Plan]
 
 
+@dataclass(frozen=True)
+class FullRun:
+    release: Release
+    sources: list[SourceResult]
+    ci: CIContext
+    signed: Signed
+    promotion: Promotion | None  # None: promotion not asked for, or no environments
+
+
+def describe(
+    request: BuildRequest, specs: list[SourceSpec], ci: CIContext, evidence: EvidenceDir, workdir: Path
+) -> tuple[Release, list[SourceResult]]:
+    """Build once, then the SBOM and the provenance about exactly what was built."""
+    release = build(request, evidence, ci)
+    release, results = write_sbom(evidence, release, specs)
+    return write_provenance(release, ci, evidence, workdir), results
+
+
+def full_run(
+    request: BuildRequest,
+    specs: list[SourceSpec],
+    ci: CIContext,
+    project: Project,
+    token: TokenProvider,
+    environment: str | None,
+    reason: str | None = None,
+    on_output: Callable[[str], None] | None = None,
+) -> FullRun:
+    """Build, describe, sign, and promote to `environment`, in one process with one sign-in: what
+    CI does across jobs, here on one machine (a denial is recorded like any other)."""
+    _, results = describe(request, specs, ci, project.evidence, project.workdir)
+    raw, source = token()
+    signed = sign_release(project.evidence, project.workdir, project.trust.load(), raw, source)
+    promotion = None
+    if environment is not None:
+        promotion = promote(
+            project,
+            environment,
+            reason=reason,
+            break_glass=False,
+            deploy=None,
+            token=lambda: (raw, source),
+            on_output=on_output,
+        )
+    return FullRun(signed.release, results, ci, signed, promotion)
+
+
 def dry_run(
     request: BuildRequest,
     specs: list[SourceSpec],
@@ -58,9 +109,7 @@ def dry_run(
     ledger: Ledger,
     actor: str,
 ) -> DryRun:
-    release = build(request, evidence, ci)
-    release, results = write_sbom(evidence, release, specs)
-    release = write_provenance(release, ci, evidence, workdir)
+    release, results = describe(request, specs, ci, evidence, workdir)
     plans = []
     if config is not None and config.environments:
         # Nothing is signed locally: the evidence gates say so; the others judge for real.

@@ -164,11 +164,11 @@ def test_run_dry_run_in_github_checks_the_identity_policy(
     assert "does not match" in result.out
 
 
-def test_run_without_dry_run_is_refused(cli: Cli, hello: Path) -> None:
-    result = cli(["run"], cwd=hello)
+def test_run_to_an_unknown_environment_stops_before_building(cli: Cli, hello: Path) -> None:
+    result = cli(["run", "--to", "qa"], cwd=hello)
     assert result.code == 2
-    assert "--dry-run" in result.err
-    assert not (hello / ".pipeline-kit").exists()
+    assert "unknown environment 'qa'; the config has: dev, staging, prod" in result.err
+    assert not (hello / ".pipeline-kit").exists() and not (hello / "dist").exists()
 
 
 def test_real_process_exit_codes(hello: Path) -> None:

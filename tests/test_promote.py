@@ -237,6 +237,44 @@ def test_run_dry_run_plans_every_environment(cli: Cli, described: Path) -> None:
     assert not (described / ".pipeline-kit" / "ledger.jsonl").exists()
 
 
+def test_run_builds_signs_and_promotes_to_the_first_environment(
+    cli: Cli, described: Path, policy: list[str], token: None
+) -> None:
+    result = cli(["run", "--reason", "local release", *policy], cwd=described)
+    assert result.code == 0, result.err
+    evidence = described / ".pipeline-kit"
+    release = json.loads((evidence / "release.json").read_text())
+    assert f"signed  as {SIGNER}" in result.out and "decision: passed (ledger seq 1)" in result.out
+    for bundle in (f"bundles/{WHEEL}.sigstore.json", "bundles/provenance.sigstore.json", "bundles/sbom.sigstore.json"):
+        assert (evidence / bundle).is_file(), bundle
+    decision = json.loads((evidence / "promotions" / "dev.decision.json").read_text())
+    assert decision["verdict"] == "passed" and decision["release"] == release["id"]
+    assert decision["reason"] == "local release"
+    assert [(e["kind"], e["environment"]) for e in ledger(described)] == [("promoted", "dev")]
+    # what one process did, the separate commands accept: the chain of custody up to dev holds
+    assert cli(["verify", "--env", "dev", *policy], cwd=described).code == 0
+
+
+def test_run_under_the_configured_ci_policy_records_a_denial(
+    cli: Cli, described: Path, sigstore: LocalSigstore, token: None
+) -> None:
+    # the example's policy accepts only its GitHub release workflow: a local signer is refused
+    result = cli(["run", "--trust-config", str(sigstore.trust_config_path)], cwd=described)
+    assert result.code == 1
+    assert "decision: denied" in result.out and "signature" in result.out
+    decision = json.loads((described / ".pipeline-kit" / "promotions" / "dev.decision.json").read_text())
+    assert decision["verdict"] == "denied"
+    assert [e["kind"] for e in ledger(described)] == ["denied"]
+
+
+def test_run_no_promote_stops_after_signing(cli: Cli, described: Path, policy: list[str], token: None) -> None:
+    result = cli(["run", "--no-promote", *policy], cwd=described)
+    assert result.code == 0, result.err
+    assert (described / ".pipeline-kit" / "bundles" / "sbom.sigstore.json").is_file()
+    assert not (described / ".pipeline-kit" / "promotions").exists()
+    assert not (described / ".pipeline-kit" / "ledger.jsonl").exists()
+
+
 def test_contradictory_policy_flags_are_a_usage_error(cli: Cli, described: Path) -> None:
     result = cli(
         ["plan", "--to", "dev", "--cert-identity", "a@example.com", "--cert-identity-regex", "^a"], cwd=described

@@ -25,7 +25,7 @@ class Local(CIPlatform):
         commit = git(workdir, "rev-parse", "--verify", "-q", "HEAD")
         ref = git(workdir, "symbolic-ref", "-q", "HEAD")
         dirty = bool(git(workdir, "status", "--porcelain", "--untracked-files=no"))
-        notes = ["local build: not produced by CI, unsigned, not eligible for promotion"]
+        notes = ["local build: not produced by CI (the provenance names the local builder)"]
         if commit is None:
             notes.append("not a git checkout: the source commit is unknown")
         elif dirty:

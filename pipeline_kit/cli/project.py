@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pipeline_kit.cli._render import heading, sources_table, subjects_table, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
+from pipeline_kit.cli.promotion import project_for, publish_plan, render_promotion, trust_args, trust_for
+from pipeline_kit.cli.signing import identity_token, policy_options, trust_options
 
 if TYPE_CHECKING:
+    from pipeline_kit.ci import CIContext
+    from pipeline_kit.models import Release
     from pipeline_kit.pipeline import DryRun
+    from pipeline_kit.sbom import SourceResult
 
 
 @click.command()
@@ -28,25 +33,42 @@ def init(session: Session, force: bool) -> None:
 
 
 @click.command()
+@click.option("--dry-run", is_flag=True, help="Build and describe locally; sign, record and deploy nothing.")
+@click.option(
+    "--to",
+    "environment",
+    envvar="PIPELINE_KIT_RUN_TO",
+    help="Environment to promote to. [default: the first one in the config]",
+)
+@click.option("--no-promote", is_flag=True, help="Stop after signing.")
+@click.option("--reason", help="Why (recorded with the promotion).")
+@click.option("--rekor-version", type=click.Choice(["1", "2"]), help="Transparency log version to use.")
+@click.option("--interactive", is_flag=True, help="Sign in with a browser even when not at a terminal.")
+@policy_options
+@trust_options
 @evidence_options
-@click.option("--dry-run", is_flag=True, help="Build and describe locally; sign nothing.")
 @pass_session
-def run(session: Session, dry_run: bool) -> None:
-    """Run the pipeline: build, SBOM, provenance, then show what CI would sign.
+def run(
+    session: Session,
+    /,
+    dry_run: bool,
+    environment: str | None,
+    no_promote: bool,
+    reason: str | None,
+    rekor_version: str | None,
+    interactive: bool,
+    **trust: Any,
+) -> None:
+    """Run the pipeline: build, SBOM, provenance, sign, then promote to the first environment.
 
-    With --dry-run everything happens locally and nothing is signed or published; the
-    summary says which identity CI would sign as and whether the configured policy accepts it.
+    One process and one sign-in for what CI does across jobs; the promotion runs every gate,
+    records its decision, VSA and ledger entry, and deploys like `promote`. With --dry-run
+    nothing is signed, recorded or deployed: the summary says which identity CI would sign as,
+    whether the policy accepts it, and how every environment's gates would judge the release.
     """
     from pipeline_kit.build import BuildRequest
-    from pipeline_kit.errors import UsageError
-    from pipeline_kit.pipeline import dry_run as run_dry
     from pipeline_kit.sbom import detect, spec_for
 
-    if not dry_run:
-        raise UsageError(
-            "`pipeline-kit run` needs --dry-run in this version: signing is not available yet",
-            hint="run `pipeline-kit run --dry-run` to see what CI would do",
-        )
     config = session.config(required=True)
     assert config is not None
     configured = config.sbom.entries()
@@ -64,20 +86,66 @@ def run(session: Session, dry_run: bool) -> None:
         on_output=lambda line: click.echo(f"  | {line}", err=True),
     )
     click.echo(heading("build") + f"  {config.artifact.build or '(no build command)'}", err=True)
-    result = run_dry(
-        request, specs, config, session.ci(), session.evidence(), session.workdir, session.ledger(), session.actor()
+    if dry_run:
+        from pipeline_kit.pipeline import dry_run as run_dry
+
+        dry = run_dry(
+            request, specs, config, session.ci(), session.evidence(), session.workdir, session.ledger(), session.actor()
+        )
+        _render_dry(dry, session)
+        return
+    from pipeline_kit.errors import EXIT_DENIED, UsageError
+    from pipeline_kit.pipeline import full_run
+
+    order = config.environment_order()
+    target = None if no_promote else environment or (order[0] if order else None)
+    if target is not None and target not in order:
+        raise UsageError(f"unknown environment {target!r}; the config has: {', '.join(order) or 'none'}")
+    trusted = trust_for(session, rekor_version=int(rekor_version) if rekor_version else None, **trust_args(trust))
+    if order:
+        project = project_for(session, trusted)
+    else:  # nothing to promote to; signing still needs the evidence and whom to trust
+        from pipeline_kit.promote import Project
+
+        project = Project(config, session.evidence(), session.workdir, session.ledger(), trusted, session.actor())
+    result = full_run(
+        request,
+        specs,
+        session.ci(),
+        project,
+        token=lambda: identity_token(session, trusted.load(), interactive),
+        environment=target,
+        reason=reason,
+        on_output=lambda line: click.echo(f"  | {line}", err=True),
     )
-    _render(result, session)
+    _render_description(result.release, result.sources, result.ci, session)
+    signed = result.signed
+    click.echo(heading("signed") + f"  as {signed.identity} ({signed.issuer}); token from {signed.token_source}")
+    for bundle in signed.bundles:
+        click.echo(f"  {session.evidence().path(bundle)}")
+    outputs = {
+        "release-id": signed.release.id,
+        "bundles": "\n".join(str(session.evidence().path(b)) for b in signed.bundles),
+    }
+    session.publish(outputs)
+    if result.promotion is None:
+        return
+    promotion = result.promotion
+    click.echo()
+    click.echo(heading(f"promote {promotion.plan.environment}"))
+    publish_plan(session, promotion.plan, promotion.decision.verdict)
+    render_promotion(promotion)
+    if promotion.decision.verdict == "denied":
+        raise click.exceptions.Exit(EXIT_DENIED)
 
 
-def _render(result: DryRun, session: Session) -> None:
-    release, ci, plan = result.release, result.ci, result.signing
+def _render_description(release: Release, sources: list[SourceResult], ci: CIContext, session: Session) -> None:
     evidence = session.evidence()
     click.echo(heading(f"release {release.id}") + f"  {release.name} {release.version or ''}".rstrip())
     click.echo(subjects_table((s.name, s.sha256, s.size) for s in release.subjects))
     click.echo()
     click.echo(heading("sbom") + f"  {evidence.path('sbom.cdx.json')}")
-    click.echo(sources_table(result.sources))
+    click.echo(sources_table(sources))
     click.echo()
     click.echo(heading("provenance") + f"  {evidence.path('provenance.intoto.json')}")
     click.echo(f"  builder  {release.build.builder_id}")
@@ -85,6 +153,11 @@ def _render(result: DryRun, session: Session) -> None:
     for note in ci.notes:
         click.echo(f"  note     {note}")
     click.echo()
+
+
+def _render_dry(result: DryRun, session: Session) -> None:
+    plan = result.signing
+    _render_description(result.release, result.sources, result.ci, session)
     click.echo(heading("would sign") + "  (dry run: nothing signed)")
     for bundle, content in plan.bundles:
         click.echo(f"  {bundle}\n      {content}")

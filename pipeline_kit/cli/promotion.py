@@ -13,12 +13,12 @@ from pipeline_kit.cli._session import Session, evidence_options, pass_session
 from pipeline_kit.cli.signing import NoIdentityPolicy, identity_token, policy_options, resolve_policy, trust_options
 
 if TYPE_CHECKING:
-    from pipeline_kit.promote import Plan, Project, Trust
+    from pipeline_kit.promote import Plan, Project, Promotion, Trust
 
 MARK = {"passed": "pass", "denied": "DENY", "error": "ERROR"}
 
 
-def _trust(
+def trust_for(
     session: Session,
     trust_config: Path | None,
     offline: bool,
@@ -27,6 +27,7 @@ def _trust(
     issuer: str | None,
     repository: str | None,
     ref: str | None,
+    rekor_version: int | None = None,
 ) -> Trust:
     from pipeline_kit.promote import Trust
     from pipeline_kit.trust import load_trust_config
@@ -39,13 +40,13 @@ def _trust(
 
     def load() -> Any:
         if not loaded:
-            loaded.append(load_trust_config(trust_config, offline=offline))
+            loaded.append(load_trust_config(trust_config, rekor_version=rekor_version, offline=offline))
         return loaded[0]
 
     return Trust(policy, load, source.repository if source else None, source.ref if source else None)
 
 
-def _project(session: Session, trust: Trust) -> Project:
+def project_for(session: Session, trust: Trust) -> Project:
     import os
 
     from pipeline_kit.forge import open_forge
@@ -60,6 +61,14 @@ def render_plan(item: Plan) -> None:
     verdict = "would pass" if item.passed else "would be DENIED"
     click.echo(f"{item.environment}: release {item.release.id} {verdict}")
     click.echo(table(["gate", "verdict", "reason"], [(r.gate, MARK[r.verdict], r.reason) for r in item.results]))
+
+
+def render_promotion(result: Promotion) -> None:
+    render_plan(result.plan)
+    click.echo(
+        f"decision: {result.decision.verdict} (ledger seq {result.entry.seq})"
+        + ("; deployed" if result.deployed else "")
+    )
 
 
 def publish_plan(session: Session, item: Plan, verdict: str) -> None:
@@ -110,7 +119,7 @@ def plan(session: Session, /, environment: str, junit: Path | None, as_json: boo
     from pipeline_kit.promote import plan as plan_promotion
     from pipeline_kit.promote import write_junit
 
-    result = plan_promotion(_project(session, _trust(session, **_trust_args(trust))), environment)
+    result = plan_promotion(project_for(session, trust_for(session, **trust_args(trust))), environment)
     if junit:
         write_junit([result], junit)
     publish_plan(session, result, "would pass" if result.passed else "would be denied")
@@ -119,7 +128,7 @@ def plan(session: Session, /, environment: str, junit: Path | None, as_json: boo
         raise click.exceptions.Exit(EXIT_DENIED)
 
 
-def _trust_args(values: dict[str, Any]) -> dict[str, Any]:
+def trust_args(values: dict[str, Any]) -> dict[str, Any]:
     return {
         "trust_config": values["trust_config"],
         "offline": values["offline"],
@@ -161,9 +170,9 @@ def promote(
     from pipeline_kit.promote import promote as run_promotion
     from pipeline_kit.promote import write_junit
 
-    trusted = _trust(session, **_trust_args(trust))
+    trusted = trust_for(session, **trust_args(trust))
     result = run_promotion(
-        _project(session, trusted),
+        project_for(session, trusted),
         environment,
         reason=reason,
         break_glass=break_glass,
@@ -184,11 +193,7 @@ def promote(
             }
         )
     else:
-        render_plan(result.plan)
-        click.echo(
-            f"decision: {result.decision.verdict} (ledger seq {result.entry.seq})"
-            + ("; deployed" if result.deployed else "")
-        )
+        render_promotion(result)
     if result.decision.verdict == "denied":
         raise click.exceptions.Exit(EXIT_DENIED)
 
@@ -220,7 +225,7 @@ def rollback(
     from pipeline_kit.promote import rollback as run_rollback
 
     came_from, went_to, entry = run_rollback(
-        _project(session, _trust(session, **_trust_args(trust))),
+        project_for(session, trust_for(session, **trust_args(trust))),
         environment,
         to=target,
         reason=reason,
