@@ -208,3 +208,29 @@ def stock_verify(sigstore: LocalSigstore, bundle: str, cwd: Path) -> subprocess.
         text=True,
         check=False,
     )
+
+
+WHEELHOUSE = ROOT / ".ci" / "tools" / "wheelhouse"  # the setup lock's wheels, from .ci/test-tools
+
+
+def kit_checkout(target: Path) -> Path:
+    """What a runner checks out for `uses: pipeline-kit/pipeline-kit/actions/...@v0`."""
+    target.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, target / name)
+    for name in ("pipeline_kit", "actions"):
+        shutil.copytree(ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def offline_installs(scratch: Path) -> dict[str, str]:
+    """Environment under which the setup action really installs the lock, from local wheels only."""
+    if not (WHEELHOUSE / ".stamp").is_file():
+        pytest.fail(f"no wheelhouse at {WHEELHOUSE}: run .ci/test-tools first")
+    return {
+        "UV_OFFLINE": "1",  # uv reads no UV_NO_INDEX; offline forbids any index
+        "UV_FIND_LINKS": str(WHEELHOUSE),
+        "UV_CACHE_DIR": str(scratch / "uv-cache"),
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(WHEELHOUSE),
+    }

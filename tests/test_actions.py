@@ -15,11 +15,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from pipeline_kit._internal.files import read_toml
-from tests.conftest import EXAMPLE, ROOT, SIGNER, git
+from tests.conftest import EXAMPLE, ROOT, SIGNER, git, kit_checkout, offline_installs
 from tests.sigstore_instance import LocalSigstore
 
 BIN = Path(sys.executable).parent
-WHEELHOUSE = ROOT / ".ci" / "tools" / "wheelhouse"  # the lock's wheels, from .ci/test-tools
 KIT = "pipeline-kit/pipeline-kit"  # how users name the actions; act maps it to a local copy
 
 WORKFLOW = """\
@@ -59,29 +58,6 @@ jobs:
           command -v pipeline-kit > "$TEST_OUT/kit.txt"
           cp .pipeline-kit/promotions/dev.decision.json "$TEST_OUT/"
 """
-
-
-def kit_checkout(target: Path) -> Path:
-    """What a runner checks out for `uses: pipeline-kit/pipeline-kit/actions/...@v0`."""
-    target.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(ROOT / name, target / name)
-    for name in ("pipeline_kit", "actions"):
-        shutil.copytree(ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return target
-
-
-def offline_installs(scratch: Path) -> dict[str, str]:
-    """Environment under which the setup action really installs the lock, from local wheels only."""
-    if not (WHEELHOUSE / ".stamp").is_file():
-        pytest.fail(f"no wheelhouse at {WHEELHOUSE}: run .ci/test-tools first")
-    return {
-        "UV_OFFLINE": "1",  # uv reads no UV_NO_INDEX; offline forbids any index
-        "UV_FIND_LINKS": str(WHEELHOUSE),
-        "UV_CACHE_DIR": str(scratch / "uv-cache"),
-        "PIP_NO_INDEX": "1",
-        "PIP_FIND_LINKS": str(WHEELHOUSE),
-    }
 
 
 def act_repo(tmp_path: Path) -> Path:

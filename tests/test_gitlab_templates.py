@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE, ROOT, SIGNER, git
+from tests.conftest import EXAMPLE, ROOT, SIGNER, git, kit_checkout, offline_installs
 from tests.sigstore_instance import LocalSigstore
 
 TEMPLATES = ROOT / "gitlab-templates"
@@ -77,6 +78,52 @@ def test_full_pipeline_builds_signs_and_promotes_to_dev(tmp_path: Path, sigstore
     ledger = [json.loads(line) for line in (repo / ".pipeline-kit" / "ledger.jsonl").read_text().splitlines()]
     assert [(e["kind"], e["environment"]) for e in ledger] == [("promoted", "dev"), ("deployed", "dev")]
     assert (repo / "pipeline-kit-gates.xml").is_file()
+
+
+def pinned_build(tmp_path: Path, sigstore: LocalSigstore) -> tuple[Path, Path]:
+    """The build template alone, installing the kit for real: its dependencies from the
+    hash-pinned lock (offline, from the wheelhouse .ci/test-tools fetches), then the kit."""
+    kit = kit_checkout(tmp_path / "kit")
+    repo = project(tmp_path, sigstore)
+    lock = repo / "ci" / "pipeline-kit.lock"  # the user's vendored copy of the kit's lock
+    lock.parent.mkdir()
+    shutil.copy(kit / "actions" / "setup" / "requirements.lock", lock)
+    (repo / ".gitlab-ci.yml").write_text(
+        "include:\n"
+        "  - local: gitlab-templates/build.yml\n"
+        "    inputs:\n"
+        f"      install: {kit}\n"
+        "      requirements: ci/pipeline-kit.lock\n"
+    )
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "pinned")
+    return repo, lock
+
+
+def run_offline(repo: Path) -> subprocess.CompletedProcess[str]:
+    variables = [f"{key}={value}" for key, value in offline_installs(repo.parent).items()]
+    return run(repo, *(arg for variable in variables for arg in ("--variable", variable)))
+
+
+def test_build_template_installs_the_kit_from_the_pinned_lock(tmp_path: Path, sigstore: LocalSigstore) -> None:
+    repo, _ = pinned_build(tmp_path, sigstore)
+    result = run_offline(repo)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "PASS  pipeline-kit-build" in result.stdout
+    assert (repo / ".pipeline-kit" / "provenance.intoto.json").is_file()
+
+
+def test_build_template_refuses_a_dependency_whose_hash_is_not_pinned(tmp_path: Path, sigstore: LocalSigstore) -> None:
+    repo, lock = pinned_build(tmp_path, sigstore)
+    text = lock.read_text()
+    start = text.index("click==")
+    end = text.index("# via", start)
+    lock.write_text(text[:start] + re.sub("sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, text[start:end]) + text[end:])
+    result = run_offline(repo)
+    assert result.returncode != 0
+    assert "FAIL  pipeline-kit-build" in result.stdout, result.stdout[-3000:]
+    assert f"Expected sha256 {'0' * 64}" in result.stdout  # pip refused the file the lock does not pin
+    assert not (repo / ".pipeline-kit" / "release.json").exists()
 
 
 def test_preview_wires_tokens_environments_and_reports(tmp_path: Path, sigstore: LocalSigstore) -> None:
