@@ -39,7 +39,7 @@ class GitLabForge(Forge):
 
         self.project_id = project
         self.job_id = job_id  # CI_JOB_ID: whose deployment GitLab opened for this job
-        self.adopted: set[str] = set()
+        self.own: dict[str, Any] = {}  # environment -> this job's deployment there (None: none), asked once
         self.client = gitlab.Gitlab(
             url.rstrip("/"),
             private_token=None if job_token else token,
@@ -77,19 +77,18 @@ class GitLabForge(Forge):
         )
 
     def _job_deployment(self, environment: str) -> Any:
-        """The deployment GitLab opened for this very job, if it runs with `environment:`."""
+        """The deployment GitLab opened for this very job, if it runs with `environment:` (asked
+        once: the approvals gate and the deployment record both want it)."""
         if not self.job_id:
             return None
-        for deployment in self._recent_deployments(environment, status="running"):
-            deployable = getattr(deployment, "deployable", None)
-            if isinstance(deployable, dict) and str(deployable.get("id")) == self.job_id:
-                return deployment
-        return None
+        if environment not in self.own:  # remembered only once GitLab has answered
+            running = self._recent_deployments(environment, status="running")
+            self.own[environment] = next((d for d in running if _deployed_by(d, self.job_id)), None)
+        return self.own[environment]
 
     def start_deployment(self, environment: str, sha: str, ref: str | None, payload: dict[str, object]) -> str:
         own = self._job_deployment(environment)
         if own is not None:
-            self.adopted.add(str(own.id))
             return str(own.id)
         tag = bool(ref and ref.startswith("refs/tags/"))
         name = (ref or sha).removeprefix("refs/tags/").removeprefix("refs/heads/")
@@ -101,7 +100,8 @@ class GitLabForge(Forge):
         return str(deployment.id)
 
     def finish_deployment(self, deployment_id: str, environment: str, state: DeploymentState, description: str) -> None:
-        if deployment_id in self.adopted:
+        own = self.own.get(environment)
+        if own is not None and str(own.id) == deployment_id:
             return  # GitLab ends the job's deployment with the job, whose exit status is ours
         deployment = self._call("deployment", self.project.deployments.get, int(deployment_id), lazy=True)
         deployment.status = STATES[state]
@@ -185,3 +185,8 @@ class GitLabForge(Forge):
             FreezePeriod(str(p["freeze_start"]), str(p["freeze_end"]), str(p.get("cron_timezone") or "UTC"))
             for p in periods
         ]
+
+
+def _deployed_by(deployment: Any, job_id: str) -> bool:
+    deployable = getattr(deployment, "deployable", None)
+    return isinstance(deployable, dict) and str(deployable.get("id")) == job_id
