@@ -308,7 +308,7 @@ def bench_setup(runs: int) -> list[list[str]]:
                 "sh",
                 "-c",
                 f'rm -rf "{venv}" && uv venv -q --python python3 "{venv}" && uv pip install -q --python'
-                f' "{venv}/bin/python" --require-hashes --only-binary :all: -r "{lock}"',
+                f' "{venv}/bin/python" --no-deps --require-hashes --only-binary :all: -r "{lock}"',
             ],
             runs=runs,
             env=env,

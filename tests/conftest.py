@@ -211,6 +211,7 @@ def stock_verify(sigstore: LocalSigstore, bundle: str, cwd: Path) -> subprocess.
 
 
 WHEELHOUSE = ROOT / ".ci" / "tools" / "wheelhouse"  # the setup lock's wheels, from .ci/test-tools
+NEWER = ROOT / ".ci" / "tools" / "newer"  # newer releases than the lock pins (pydantic, pip), offered beside it
 
 
 def kit_checkout(target: Path) -> Path:
@@ -225,12 +226,14 @@ def kit_checkout(target: Path) -> Path:
 
 def offline_installs(scratch: Path) -> dict[str, str]:
     """Environment under which the setup action really installs the lock, from local wheels only."""
-    if not (WHEELHOUSE / ".stamp").is_file():
+    if not (WHEELHOUSE / ".stamp").is_file() or not (NEWER / ".complete").is_file():
         pytest.fail(f"no wheelhouse at {WHEELHOUSE}: run .ci/test-tools first")
+    # A newer pydantic is offered too: a locked install must take the pin all the same (pip 23.x
+    # used to pick the newer one for the pydantic[email] extra and refuse it).
     return {
         "UV_OFFLINE": "1",  # uv reads no UV_NO_INDEX; offline forbids any index
-        "UV_FIND_LINKS": str(WHEELHOUSE),
+        "UV_FIND_LINKS": f"{WHEELHOUSE},{NEWER}",
         "UV_CACHE_DIR": str(scratch / "uv-cache"),
         "PIP_NO_INDEX": "1",
-        "PIP_FIND_LINKS": str(WHEELHOUSE),
+        "PIP_FIND_LINKS": f"{WHEELHOUSE} {NEWER}",
     }

@@ -260,6 +260,38 @@ def test_setup_installs_exactly_the_lock_with_pip_and_reuses_it(tmp_path: Path) 
     assert second.returncode == 0 and (venv / ".complete").stat().st_mtime_ns == stamp
 
 
+LOCKED_INSTALL = "install --no-deps --require-hashes --only-binary :all: -r"  # the lock is complete
+
+
+@pytest.mark.parametrize("pip", ["stock", "current"])
+def test_the_locked_install_takes_exactly_the_pins_with_stock_and_current_pip(tmp_path: Path, pip: str) -> None:
+    # The setup action's pip fallback and the GitLab templates' `requirements:` install run this
+    # command; a newer pydantic is on offer (offline_installs), and pip 23.2.1 (Python 3.11's
+    # bundled pip) used to take it for the pydantic[email] extra and stop.
+    for user in [ROOT / "actions" / "setup" / "install.sh", *(ROOT / "gitlab-templates").glob("*.yml")]:
+        for line in user.read_text().splitlines():
+            assert " install " not in line or "--require-hashes" not in line or "--no-deps" in line, (user, line)
+    base = getattr(sys, "_base_executable", sys.executable)
+    venv = tmp_path / "venv"
+    subprocess.run([base, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    env = {**os.environ, **offline_installs(tmp_path)}
+    if pip == "current":
+        upgrade = [python, "-m", "pip", "install", "-q", "--upgrade", "pip"]
+        subprocess.run(upgrade, env=env, check=True, capture_output=True)
+    version = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, check=True).stdout
+    bundled = subprocess.run([base, "-c", "import ensurepip; print(ensurepip.version())"], capture_output=True, text=True)
+    assert (version.split()[1] == bundled.stdout.strip()) == (pip == "stock"), version
+    lock = ROOT / "actions" / "setup" / "requirements.lock"
+    result = subprocess.run(
+        [python, "-m", "pip", "-q", *LOCKED_INSTALL.split(), str(lock)], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    frozen = subprocess.run([python, "-m", "pip", "freeze"], capture_output=True, text=True, check=True).stdout
+    installed = {canonicalize_name(name): pin for name, _, pin in (line.partition("==") for line in frozen.splitlines())}
+    assert installed == locked_pins(), frozen
+
+
 def test_setup_refuses_a_wheel_whose_hash_is_not_the_locked_one(tmp_path: Path) -> None:
     kit = kit_checkout(tmp_path / "kit")
     lock = kit / "actions" / "setup" / "requirements.lock"

@@ -25,12 +25,13 @@ else
     mkdir -p "$(dirname "$venv")"
     if command -v uv >/dev/null 2>&1; then
       uv venv --quiet --python "$python" "$venv"
-      uv pip install --quiet --python "$venv/bin/python" --require-hashes --only-binary :all: -r "$lock"
+      # the lock is complete: --no-deps resolves nothing (pip 23.x mis-resolves extras otherwise)
+      uv pip install --quiet --python "$venv/bin/python" --no-deps --require-hashes --only-binary :all: -r "$lock"
       uv pip install --quiet --python "$venv/bin/python" --no-deps --no-build-isolation "$source_dir"
     else
       "$python" -m venv "$venv"
       pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check)
-      "${pip[@]}" install --require-hashes --only-binary :all: -r "$lock"
+      "${pip[@]}" install --no-deps --require-hashes --only-binary :all: -r "$lock"
       "${pip[@]}" install --no-deps --no-build-isolation "$source_dir"
     fi
     touch "$venv/.complete"
