@@ -21,10 +21,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from pipeline_kit._internal.fs import atomic_write
+from pipeline_kit._internal.fs import atomic_write, reached_through_symlink
 from pipeline_kit.digest import ChecksumLine, format_checksums, sha256_bytes
-from pipeline_kit.errors import UsageError
-from pipeline_kit.models import Release, load_model
+from pipeline_kit.errors import UsageError, VerificationError
+from pipeline_kit.models import Release, check_release_id, load_model
 
 DEFAULT_DIR_NAME = ".pipeline-kit"
 RELEASE_FILE = "release.json"
@@ -50,7 +50,7 @@ class EvidenceDir:
         return self.root / name
 
     def archive(self, release_id: str) -> Path:
-        return self.root / ARCHIVE_DIR / release_id
+        return self.root / ARCHIVE_DIR / check_release_id(release_id)
 
     def has_release(self) -> bool:
         return self.path(RELEASE_FILE).is_file()
@@ -93,5 +93,16 @@ class EvidenceDir:
         return updated
 
     def _write(self, release_id: str, name: str, data: bytes) -> None:
-        atomic_write(self.archive(release_id) / name, data)
-        atomic_write(self.path(name), data)
+        for root in (self.archive(release_id), self.root):
+            atomic_write(self._inside(root, name), data)
+
+    def _inside(self, root: Path, name: str) -> Path:
+        """root/name, refused when it would leave the evidence dir or pass through a symlink
+        (a planted link would send the kit's writes wherever the planter chose)."""
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or ".." in parts:
+            raise UsageError(f"{name!r}: not a path inside the evidence directory")
+        target = root.joinpath(*parts)
+        if reached_through_symlink(target, self.root):
+            raise VerificationError(f"{target}: refusing to write through a symbolic link in the evidence directory")
+        return target

@@ -11,14 +11,15 @@ import hashlib
 import json
 from datetime import datetime
 from pathlib import Path
+import re
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from pipeline_kit._internal.validation import dotted, first_problem
 from pipeline_kit.digest import HEX_SHA256, check_subject_name
-from pipeline_kit.errors import VerificationError
+from pipeline_kit.errors import UsageError, VerificationError
 
 Platform = Literal["github", "gitlab", "local"]
 
@@ -117,13 +118,32 @@ class Release(Model):
             raise ValueError("subject names must be unique")
         return value
 
+    @model_validator(mode="after")
+    def _id_is_derived(self) -> Release:
+        # The id is an index, never a claim: it is recomputed from the subjects on every load,
+        # so a release relabelled with another's id (to inherit its promotions) is refused.
+        expected = release_id(self.subjects)
+        if self.id != expected:
+            raise ValueError(f"id {self.id[:40]!r} is not the one its subjects give ({expected})")
+        return self
+
     def with_evidence(self, name: str, sha256: str) -> Release:
         evidence = dict(self.evidence)
         evidence[name] = {"sha256": sha256}
         return self.model_copy(update={"evidence": dict(sorted(evidence.items()))})
 
 
+RELEASE_ID = re.compile(r"[0-9a-f]{32}")  # 128 bits of sha256: ids name directories and authorise history
+
+
 def release_id(subjects: tuple[Subject, ...]) -> str:
-    """A short, stable handle derived only from the subjects' names and digests."""
+    """A stable handle derived only from the subjects' names and digests."""
     canonical = json.dumps(sorted([subject.name, subject.sha256] for subject in subjects), separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def check_release_id(value: str) -> str:
+    """`value` if it has the shape of a release id (so it is safe as a path component), else exit 2."""
+    if not RELEASE_ID.fullmatch(value):
+        raise UsageError(f"{value[:40]!r} is not a release id (32 lowercase hex digits)")
+    return value

@@ -40,7 +40,7 @@ def test_github_outputs_summary_and_annotations(
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     assert cli(["build"], cwd=hello).code == 0
     values = parse_github_output(output.read_text())
-    assert re.fullmatch(r"[0-9a-f]{16}", values["release-id"])
+    assert re.fullmatch(r"[0-9a-f]{32}", values["release-id"])
     assert values["digest"].startswith("sha256:")
     assert values["subjects"].endswith("  dist/hello_service-0.1.0-py3-none-any.whl")
     assert "| dist/hello_service-0.1.0-py3-none-any.whl |" in summary.read_text()
@@ -69,7 +69,7 @@ def test_gitlab_dotenv(cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv(key, value)
     assert cli(["build"], cwd=hello).code == 0
     dotenv = dict(line.split("=", 1) for line in (hello / "pipeline-kit.env").read_text().splitlines())
-    assert re.fullmatch(r"[0-9a-f]{16}", dotenv["PIPELINE_KIT_RELEASE_ID"])
+    assert re.fullmatch(r"[0-9a-f]{32}", dotenv["PIPELINE_KIT_RELEASE_ID"])
     assert dotenv["PIPELINE_KIT_DIGEST"].startswith("sha256:")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_kit.models import Subject, release_id
 from tests.conftest import (
     REPOSITORY,
     SIGNER,
@@ -146,6 +147,8 @@ def edit_release(project: Path, change: Callable[[dict], None]) -> None:  # type
     path = project / ".pipeline-kit" / "release.json"
     release = json.loads(path.read_text())
     change(release)
+    # as an attacker would: the id recomputed for the new subjects, so only the signatures tell
+    release["id"] = release_id(tuple(Subject.model_validate(s) for s in release["subjects"]))
     path.write_text(json.dumps(release))
 
 

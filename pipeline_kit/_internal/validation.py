@@ -27,13 +27,13 @@ def first_problem(exc: ValidationError) -> tuple[tuple[int | str, ...], str]:
     errors = exc.errors(include_url=False)
     error = max(errors, key=lambda e: len([p for p in e["loc"] if not _is_union_tag(p)]))
     loc = tuple(part for part in error["loc"] if not _is_union_tag(part))
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     kind = error["type"]
     if kind == "extra_forbidden":
         message = "unknown key"
     elif kind == "missing":
         message = "required key is missing"
-    elif "input" in error:
+    elif "input" in error and loc:  # at the top level the input is the whole document
         shown = repr(error["input"])
         if len(shown) > 60:
             shown = shown[:57] + "..."
