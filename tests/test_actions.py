@@ -280,7 +280,9 @@ def test_the_locked_install_takes_exactly_the_pins_with_stock_and_current_pip(tm
         upgrade = [python, "-m", "pip", "install", "-q", "--upgrade", "pip"]
         subprocess.run(upgrade, env=env, check=True, capture_output=True)
     version = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, check=True).stdout
-    bundled = subprocess.run([base, "-c", "import ensurepip; print(ensurepip.version())"], capture_output=True, text=True)
+    bundled = subprocess.run(
+        [base, "-c", "import ensurepip; print(ensurepip.version())"], capture_output=True, text=True
+    )
     assert (version.split()[1] == bundled.stdout.strip()) == (pip == "stock"), version
     lock = ROOT / "actions" / "setup" / "requirements.lock"
     result = subprocess.run(
@@ -288,7 +290,9 @@ def test_the_locked_install_takes_exactly_the_pins_with_stock_and_current_pip(tm
     )
     assert result.returncode == 0, result.stderr
     frozen = subprocess.run([python, "-m", "pip", "freeze"], capture_output=True, text=True, check=True).stdout
-    installed = {canonicalize_name(name): pin for name, _, pin in (line.partition("==") for line in frozen.splitlines())}
+    installed = {
+        canonicalize_name(name): pin for name, _, pin in (line.partition("==") for line in frozen.splitlines())
+    }
     assert installed == locked_pins(), frozen
 
 
