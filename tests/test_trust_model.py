@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,8 +23,9 @@ def token(sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
 
 
-def release_json(project: Path) -> dict:  # type: ignore[type-arg]
-    return json.loads((project / ".pipeline-kit" / "release.json").read_text())
+def release_json(project: Path) -> dict[str, Any]:
+    release: dict[str, Any] = json.loads((project / ".pipeline-kit" / "release.json").read_text())
+    return release
 
 
 def write_release(project: Path, release: dict) -> None:  # type: ignore[type-arg]

@@ -33,7 +33,7 @@ def first_problem(exc: ValidationError) -> tuple[tuple[int | str, ...], str]:
         message = "unknown key"
     elif kind == "missing":
         message = "required key is missing"
-    elif "input" in error and loc:  # at the top level the input is the whole document
+    elif loc:  # at the top level the input is the whole document: never shown
         shown = repr(error["input"])
         if len(shown) > 60:
             shown = shown[:57] + "..."
