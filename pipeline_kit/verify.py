@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_kit.digest import hash_file
-from pipeline_kit.evidence import PROVENANCE_FILE, SBOM_FILE, EvidenceDir
+from pipeline_kit.evidence import PROVENANCE_FILE, RELEASE_FILE, SBOM_FILE, EvidenceDir
 from pipeline_kit.identity import IdentityPolicy, certificate_identity
-from pipeline_kit.models import Release, Subject
+from pipeline_kit.models import Release, Source, Subject
 from pipeline_kit.signing import (
     PROVENANCE_BUNDLE,
     PROVENANCE_PREDICATE,
@@ -47,6 +47,12 @@ class Verification:
     release: Release
     policy: IdentityPolicy
     checks: tuple[Check, ...]
+    source: Source | None = None  # from the signed provenance, when it verified
+
+    @property
+    def commit(self) -> str | None:
+        """The source commit the signed provenance names (never release.json's own copy)."""
+        return self.source.commit if self.source is not None else None
 
     @property
     def ok(self) -> bool:
@@ -82,14 +88,17 @@ def verify_release(
     for subject in release.subjects:
         checks.append(_subject_digest(subject, workdir))
         checks.append(_subject_signature(subject, evidence, verifier, sigstore_policy))
-    checks += _attestation(
+    provenance_checks, provenance = _attestation(
         release, evidence, verifier, sigstore_policy, PROVENANCE_BUNDLE, PROVENANCE_FILE, PROVENANCE_PREDICATE
     )
-    checks += _attestation(release, evidence, verifier, sigstore_policy, SBOM_BUNDLE, SBOM_FILE, SBOM_PREDICATE)
-    checks.append(_provenance_source(evidence, source))
+    checks += provenance_checks
+    checks += _attestation(release, evidence, verifier, sigstore_policy, SBOM_BUNDLE, SBOM_FILE, SBOM_PREDICATE)[0]
+    signed = signed_source(provenance) if provenance is not None else None
+    checks.append(_provenance_source(signed, source))
+    checks.append(_release_source(release, signed))
     if custody is not None:
         checks += custody_checks(evidence, release, policy, trust_config, custody)
-    return Verification(release, policy, tuple(checks))
+    return Verification(release, policy, tuple(checks), signed)
 
 
 def _subject_digest(subject: Subject, workdir: Path | None) -> Check:
@@ -148,22 +157,24 @@ def _attestation(
     bundle_name: str,
     file_name: str,
     predicate_type: str,
-) -> list[Check]:
+) -> tuple[list[Check], dict[str, Any] | None]:
+    """The attestation's checks, and its signed statement when it verified and is about this release."""
     from sigstore.errors import Error as SigstoreError
 
     bundle, problem = _load_bundle(evidence, bundle_name)
     if bundle is None:
-        return [Check(bundle_name, "signature", False, problem or "")]
+        return [Check(bundle_name, "signature", False, problem or "")], None
     try:
         payload_type, payload = verifier.verify_dsse(bundle, policy)
     except (SigstoreError, ValueError, LookupError) as exc:
-        return [Check(bundle_name, "signature", False, f"does not verify: {_first_line(exc)}")]
+        return [Check(bundle_name, "signature", False, f"does not verify: {_first_line(exc)}")], None
     checks = [Check(bundle_name, "signature", True, _signer(bundle))]
     statement = json.loads(payload) if payload_type == "application/vnd.in-toto+json" else {}
     if statement.get("predicateType") != predicate_type:
         checks.append(Check(bundle_name, "predicate", False, f"expected predicate type {predicate_type}"))
-        return checks
-    if statement_subjects(statement) != release_subjects(release):
+        return checks, None
+    ours = statement_subjects(statement) == release_subjects(release)
+    if not ours:
         checks.append(Check(bundle_name, "subjects", False, "the attested subjects are not release.json's"))
     else:
         checks.append(Check(bundle_name, "subjects", True, f"{len(release.subjects)} subjects, as release.json"))
@@ -177,7 +188,7 @@ def _attestation(
             checks.append(Check(file_name, "matches attestation", False, "differs from what was signed"))
         else:
             checks.append(Check(file_name, "matches attestation", True, "is what was signed"))
-    return checks
+    return checks, statement if ours else None
 
 
 @dataclass(frozen=True)
@@ -232,20 +243,42 @@ def custody_checks(
     return checks
 
 
-def _provenance_source(evidence: EvidenceDir, source: SourceExpectation) -> Check:
+def signed_source(statement: dict[str, Any]) -> Source | None:
+    """Repository, ref and commit of a verified provenance statement's first resolved dependency."""
+    try:
+        dependency = statement["predicate"]["buildDefinition"]["resolvedDependencies"][0]
+        uri = str(dependency["uri"])
+        commit = (dependency.get("digest") or {}).get("gitCommit")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    repository, _, ref = uri.removeprefix("git+").partition("@")
+    return Source(repository=repository or None, ref=ref or None, commit=str(commit) if commit else None)
+
+
+def _provenance_source(signed: Source | None, source: SourceExpectation) -> Check:
     if source.repository is None and source.ref is None:
         return Check(PROVENANCE_FILE, "source", True, "no source repository required")
-    try:
-        statement = json.loads(evidence.path(PROVENANCE_FILE).read_bytes())
-        uri = statement["predicate"]["buildDefinition"]["resolvedDependencies"][0]["uri"]
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return Check(PROVENANCE_FILE, "source", False, "names no source repository")
-    repository, _, ref = str(uri).removeprefix("git+").partition("@")
+    if signed is None or signed.repository is None:
+        return Check(PROVENANCE_FILE, "source", False, "no verified provenance names a source repository")
+    repository, ref = signed.repository, signed.ref or ""
     if source.repository is not None and repository.rstrip("/") != source.repository.rstrip("/"):
         return Check(PROVENANCE_FILE, "source", False, f"built from {repository}, not {source.repository}")
     if source.ref is not None and ref != source.ref:
         return Check(PROVENANCE_FILE, "source", False, f"built from ref {ref or '(none)'}, not {source.ref}")
     return Check(PROVENANCE_FILE, "source", True, f"built from {repository}@{ref}")
+
+
+def _release_source(release: Release, signed: Source | None) -> Check:
+    """release.json's source is a copy: the forge gates ask about a commit, which must be the signed one."""
+    if signed is None:
+        return Check(RELEASE_FILE, "source", False, "no verified provenance to compare the source with")
+    for field in ("repository", "ref", "commit"):
+        mine, theirs = getattr(release.source, field), getattr(signed, field)
+        if (mine or None) != (theirs or None):
+            return Check(
+                RELEASE_FILE, "source", False, f"source {field} {mine} is not the signed provenance's {theirs}"
+            )
+    return Check(RELEASE_FILE, "source", True, "source repository, ref and commit are the signed provenance's")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -57,11 +57,8 @@ def signed_in(cli: Cli, project: Path, sigstore: LocalSigstore, monkeypatch: pyt
         assert cli(command, cwd=project).code == 0
     monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
     assert cli(["sign", "--trust-config", str(sigstore.trust_config_path)], cwd=project).code == 0
-    return [
-        *policy_flags(sigstore),
-        "--repository",
-        "https://github.com/acme/hello",
-    ]
+    repository = json.loads((project / ".pipeline-kit" / "release.json").read_text())["source"]["repository"]
+    return [*policy_flags(sigstore), "--repository", repository]
 
 
 def test_github_promotion_records_deployment_status_and_attestations(
@@ -335,6 +332,7 @@ def forge_checks_config(project: Path) -> None:
 def test_checks_gate_reads_forge_checks(
     cli: Cli,
     hello: Path,
+    sigstore: LocalSigstore,
     github: GitHubFake,
     monkeypatch: pytest.MonkeyPatch,
     runs: list[tuple[str, str, str | None]],
@@ -344,13 +342,13 @@ def test_checks_gate_reads_forge_checks(
 ) -> None:
     in_github(monkeypatch, github)
     forge_checks_config(hello)
-    assert cli(["build"], cwd=hello).code == 0
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
     github.page_size = 1
     for name, status, conclusion in runs:
         github.add_check(COMMIT, name, status, conclusion)
     for context, state in statuses:
         github.add_status(COMMIT, context, state)
-    result = cli(["plan", "--to", "dev", "--json"], cwd=hello)
+    result = cli(["plan", "--to", "dev", "--json", *policy], cwd=hello)
     gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "checks")
     assert gate["verdict"] == verdict and fragment in gate["reason"], gate
 
@@ -369,6 +367,7 @@ def test_checks_gate_reads_forge_checks(
 def test_checks_gate_reads_gitlab_job_statuses(
     cli: Cli,
     hello: Path,
+    sigstore: LocalSigstore,
     gitlab: GitLabFake,
     monkeypatch: pytest.MonkeyPatch,
     statuses: list[tuple[str, str]],
@@ -378,24 +377,26 @@ def test_checks_gate_reads_gitlab_job_statuses(
     in_gitlab(monkeypatch, gitlab)
     forge_checks_config(hello)
     monkeypatch.setenv("CI_COMMIT_SHA", COMMIT)
-    assert cli(["build"], cwd=hello).code == 0
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
     gitlab.page_size = 2  # the statuses come over several pages
     for name, status in statuses:
         gitlab.add_job_status(COMMIT, name, status)
-    result = cli(["plan", "--to", "dev", "--json"], cwd=hello)
+    result = cli(["plan", "--to", "dev", "--json", *policy], cwd=hello)
     gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "checks")
     assert gate["verdict"] == verdict and fragment in gate["reason"], gate
     asked = [path for method, path, _ in gitlab.calls if path.endswith("/statuses") and method == "GET"]
     assert len(asked) == (len(statuses) + 1) // 2  # every page was read
 
 
-def gitlab_approvals(cli: Cli, hello: Path, gitlab: GitLabFake, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def gitlab_approvals(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, gitlab: GitLabFake, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
     in_gitlab(monkeypatch, gitlab)
     monkeypatch.setenv("CI_COMMIT_SHA", COMMIT)
     monkeypatch.setenv("GITLAB_USER_LOGIN", "olivia")  # the promoter
     approvals_config(hello)
-    assert cli(["build"], cwd=hello).code == 0
-    result = cli(["plan", "--to", "dev", "--json"], cwd=hello)
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    result = cli(["plan", "--to", "dev", "--json", *policy], cwd=hello)
     return next(g for g in json.loads(result.out)["gates"] if g["gate"] == "approvals")
 
 
@@ -424,6 +425,7 @@ def gitlab_approvals(cli: Cli, hello: Path, gitlab: GitLabFake, monkeypatch: pyt
 def test_approvals_gate_on_gitlab(
     cli: Cli,
     hello: Path,
+    sigstore: LocalSigstore,
     gitlab: GitLabFake,
     monkeypatch: pytest.MonkeyPatch,
     request_approvals: list[str] | None,
@@ -438,7 +440,7 @@ def test_approvals_gate_on_gitlab(
     if deployment_approvals is not None:
         gitlab.add_job_deployment("dev", COMMIT, 99, deployment_approvals)  # this job's (CI_JOB_ID 99)
     gitlab.add_job_deployment("dev", COMMIT, 98, [("mallory", "approved")])  # another job's: never counted
-    gate = gitlab_approvals(cli, hello, gitlab, monkeypatch)
+    gate = gitlab_approvals(cli, hello, sigstore, gitlab, monkeypatch)
     assert gate["verdict"] == verdict and fragment in gate["reason"], gate
 
 

@@ -76,3 +76,19 @@ def test_evidence_writes_refuse_a_planted_symlink(
     result = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert result.code == 1 and "refusing to write through a symbolic link" in result.err
     assert list(outside.iterdir()) == []
+
+
+def test_a_source_commit_that_is_not_the_signed_provenances_is_refused(
+    cli: Cli, signed: Path, policy: list[str], token: None
+) -> None:
+    # The attack: point the approvals and checks gates at a well-reviewed commit the release was
+    # not built from; release.json's copy of the source is not signed, the provenance is.
+    release = release_json(signed)
+    release["source"]["commit"] = "b" * 40
+    write_release(signed, release)
+    verified = cli(["verify", *policy], cwd=signed)
+    assert verified.code == 1 and f"source commit {'b' * 40} is not the signed provenance's" in verified.err
+    plan = cli(["plan", "--to", "dev", "--json", *policy], cwd=signed)
+    gates = {g["gate"]: g for g in json.loads(plan.out)["gates"]}
+    assert plan.code == 1 and gates["provenance"]["verdict"] == "denied"
+    assert "is not the signed provenance's" in gates["provenance"]["reason"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 from pipeline_kit.config import Config
-from pipeline_kit.evidence import EvidenceDir
+from pipeline_kit.evidence import RELEASE_FILE, EvidenceDir
 from pipeline_kit.forge import Forge
 from pipeline_kit.ledger import Entry
 from pipeline_kit.models import Release
@@ -101,12 +101,18 @@ def from_verification(context: PromotionContext, targets: list[str], what: str) 
 
 
 def forge_and_commit(context: PromotionContext, purpose: str) -> tuple[Forge, str] | Outcome:
-    """The forge and the release's commit to ask about, or the error that there are none."""
+    """The forge and the commit to ask about: the signed provenance's, never release.json's copy
+    (a job could point the forge gates at a well-reviewed commit it was not built from)."""
     if context.forge is None:
         return error(f"no forge to ask for {purpose} (run in CI, or configure `forge:`)")
-    commit = context.release.source.commit
+    if context.verification is None:
+        return error(f"evidence not verified: {context.verification_problem}")
+    commit = context.verification.commit
     if not commit:
-        return error(f"the release names no source commit: nothing to look up {purpose} for")
+        return error(f"the signed provenance names no source commit: nothing to look up {purpose} for")
+    mismatch = [c for c in context.checks_for(RELEASE_FILE) if not c.ok]
+    if mismatch:
+        return error(f"release.json: {mismatch[0].detail}")
     return context.forge, commit
 
 

@@ -1,9 +1,9 @@
 """provenance: a signed provenance attestation about exactly this release, identical to the file,
-naming the expected source."""
+naming the expected source, which release.json's copy of the source must equal."""
 
 from __future__ import annotations
 
-from pipeline_kit.evidence import PROVENANCE_FILE
+from pipeline_kit.evidence import PROVENANCE_FILE, RELEASE_FILE
 from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, from_verification, passed
 from pipeline_kit.signing import PROVENANCE_BUNDLE
 
@@ -12,7 +12,7 @@ class ProvenanceGate(Gate):
     name = "provenance"
 
     def evaluate(self, context: PromotionContext) -> Outcome:
-        problem = from_verification(context, [PROVENANCE_BUNDLE, PROVENANCE_FILE], "the provenance")
+        problem = from_verification(context, [PROVENANCE_BUNDLE, PROVENANCE_FILE, RELEASE_FILE], "the provenance")
         if problem is not None:
             return problem
         source = next((c.detail for c in context.checks_for(PROVENANCE_FILE) if c.check == "source"), "")
