@@ -72,7 +72,7 @@ class Decision(Model):
     time: datetime
     reason: str | None = None
     break_glass: bool = False
-    policy: dict[str, str]
+    policy: dict[str, Any]  # the policy applied: config file digest, identity and source, overrides
     input_attestations: tuple[dict[str, Any], ...] = ()
 
 
@@ -106,6 +106,7 @@ class Plan:
     release: Release
     environment: str
     results: list[GateResult]
+    integrity: str | None = None  # why the evidence does not verify; None when it does
 
     @property
     def passed(self) -> bool:
@@ -121,6 +122,7 @@ class Promotion:
     decision: Decision
     entry: Entry
     deployed: bool | None  # None: no deploy command
+    break_glass_refused: str | None = None  # the integrity failure a --break-glass could not waive
 
 
 def _now() -> datetime:
@@ -180,7 +182,41 @@ def plan(project: Project, environment: str, now: datetime | None = None) -> Pla
     gates = compile_gates(project.config, environment)
     release = project.evidence.load_release()
     context = context_for(project, environment, release, history(project.ledger), now)
-    return Plan(release, environment, evaluate(gates, context))
+    return Plan(release, environment, evaluate(gates, context), _integrity(context))
+
+
+def _integrity(context: PromotionContext) -> str | None:
+    """Why the evidence itself fails (signatures, provenance, SBOM attestation, source), if it does."""
+    if context.verification is None:
+        return context.verification_problem or "the evidence was not verified"
+    failures = context.verification.failures
+    return f"{failures[0].target}: {failures[0].detail}" if failures else None
+
+
+def effective_policy(project: Project) -> dict[str, Any]:
+    """What a promotion was judged by: the config file, and the identity and source policy actually
+    applied, naming whatever flags or variables changed from the config's."""
+    config, trust = project.config, project.trust
+    identity = None
+    if trust.policy is not None:
+        identity = {"issuer": trust.policy.issuer, "san": trust.policy.san, "sanRegex": trust.policy.san_regex}
+    source = {"repository": trust.repository, "ref": trust.ref}
+    configured = config.signing.identity
+    from_config = {
+        "issuer": configured.issuer if configured else None,
+        "san": configured.san if configured else None,
+        "sanRegex": configured.san_regex if configured else None,
+        "repository": configured.repository if configured else None,
+        "ref": configured.ref if configured else None,
+    }
+    applied = {**(identity or dict.fromkeys(("issuer", "san", "sanRegex"))), **source}
+    return {
+        "uri": Path(config.source_path or "pipeline-kit.yml").name,
+        "sha256": config.source_sha256 or "",
+        "identity": identity,
+        "source": source,
+        "overrides": sorted(key for key, value in applied.items() if value != from_config[key]),
+    }
 
 
 def promote(
@@ -198,8 +234,11 @@ def promote(
     config, evidence, actor = project.config, project.evidence, project.actor
     result = plan(project, environment)
     release = result.release
+    # Break-glass waives policy gates, never integrity: evidence that does not verify is not a
+    # release of ours, whoever insists.
+    refused = None if not break_glass or result.passed or result.integrity is None else result.integrity
     verdict: Literal["passed", "denied", "waived"] = (
-        "passed" if result.passed else "waived" if break_glass else "denied"
+        "passed" if result.passed else "waived" if break_glass and refused is None else "denied"
     )
     inputs = _input_attestations(evidence, release)
     decision = Decision(
@@ -214,8 +253,8 @@ def promote(
         actor=actor,
         time=_now(),
         reason=reason,
-        break_glass=break_glass and not result.passed,
-        policy={"uri": Path(config.source_path or "pipeline-kit.yml").name, "sha256": config.source_sha256 or ""},
+        break_glass=verdict == "waived",
+        policy=effective_policy(project),
         input_attestations=tuple(inputs),
     )
     files = {decision_file(environment): decision.to_json()}
@@ -239,12 +278,13 @@ def promote(
                 "decision": sha256_bytes(files[decision_file(environment)]),
                 **({"vsa": sha256_bytes(files[vsa_bundle(environment)])} if vsa_bundle(environment) in files else {}),
                 "blocking": [f"{r.gate}: {r.reason}" for r in result.blocking()],
+                **({"break_glass_refused": refused} if refused else {}),
             },
         )
     )
     if verdict == "denied":
         _record_on_forge(project, environment, release, decision, files, deployed=False)
-        return Promotion(result, decision, entry, None)
+        return Promotion(result, decision, entry, None, refused)
     deployment = _start_forge_deployment(project, environment, release, decision, files)
     try:
         deployed = _deploy(project, environment, release, evidence, deploy, on_output)
@@ -361,7 +401,11 @@ def _vsa_predicate(config: Config, decision: Decision) -> dict[str, Any]:
         "verifier": {"id": f"{KIT_URI}/promote", "version": {"pipeline-kit": __version__}},
         "timeVerified": decision.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "resourceUri": resource_uri(config, decision.environment),
-        "policy": {"uri": decision.policy["uri"], "digest": {"sha256": decision.policy["sha256"]}},
+        "policy": {
+            "uri": decision.policy["uri"],
+            "digest": {"sha256": decision.policy["sha256"]},
+            "annotations": {key: decision.policy[key] for key in ("identity", "source", "overrides")},
+        },
         "inputAttestations": list(decision.input_attestations),
         # A waived promotion did not pass verification: say so; only the ledger makes it count.
         "verificationResult": "FAILED" if decision.break_glass else "PASSED",

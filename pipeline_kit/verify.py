@@ -232,14 +232,9 @@ def custody_checks(
         elif predicate.get("verificationResult") != "PASSED":
             checks.append(Check(name, "custody", False, f"verification result {predicate.get('verificationResult')}"))
         else:
-            checks.append(
-                Check(
-                    name,
-                    "custody",
-                    True,
-                    f"{environment}: PASSED at {predicate.get('timeVerified')}, {_signer(bundle)}",
-                )
-            )
+            applied = _applied_policy(predicate)
+            detail = f"{environment}: PASSED at {predicate.get('timeVerified')}, {_signer(bundle)}{applied}"
+            checks.append(Check(name, "custody", True, detail))
     return checks
 
 
@@ -253,6 +248,18 @@ def signed_source(statement: dict[str, Any]) -> Source | None:
         return None
     repository, _, ref = uri.removeprefix("git+").partition("@")
     return Source(repository=repository or None, ref=ref or None, commit=str(commit) if commit else None)
+
+
+def _applied_policy(predicate: dict[str, Any]) -> str:
+    """The identity policy a VSA says its promotion applied, and what overrode the config's."""
+    annotations = (predicate.get("policy") or {}).get("annotations") or {}
+    identity = annotations.get("identity") or {}
+    if not isinstance(identity, dict) or not identity:
+        return ""
+    who = identity.get("san") or f"~ {identity.get('sanRegex')}"
+    overrides = annotations.get("overrides") or []
+    changed = f", overriding the config's {', '.join(map(str, overrides))}" if overrides else ""
+    return f"; judged under identity {who} ({identity.get('issuer')}){changed}"
 
 
 def _provenance_source(signed: Source | None, source: SourceExpectation) -> Check:

@@ -194,6 +194,7 @@ def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
         "PIPELINE_KIT_TRUST_CONFIG",
         "PIPELINE_KIT_BUILD_COMMAND",
         "PIPELINE_KIT_DEPLOY_COMMAND",
+        "PIPELINE_KIT_BREAK_GLASS_INPUT",
         "GITHUB_TOKEN",  # read by the forge
     }  # read by the script or the group
     commands = {"release": ["build", "sign"]}.get(name, [name])

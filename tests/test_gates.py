@@ -381,8 +381,14 @@ def test_engine_fails_closed_and_runs_gates_concurrently(tmp_path: Path) -> None
 
 def test_compile_adds_implicit_gates_and_rejects_bad_ones(tmp_path: Path) -> None:
     ctx = context(tmp_path)
-    assert [g.name for g in compile_gates(ctx.config, "staging")] == ["previous-stage", "rollback-hold"]
-    assert [g.name for g in compile_gates(ctx.config, "dev")] == ["rollback-hold"]
+    assert [g.name for g in compile_gates(ctx.config, "staging")] == [
+        "signature",
+        "provenance",
+        "sbom",
+        "previous-stage",
+        "rollback-hold",
+    ]
+    assert [g.name for g in compile_gates(ctx.config, "dev")] == ["signature", "provenance", "sbom", "rollback-hold"]
     bad = CONFIG.replace(
         "staging: {after: dev, soak: 1h, gates: []}", "staging:\n    after: dev\n    gates:\n      - sigature"
     )

@@ -3,13 +3,15 @@ the working tree, the ledger file): every one must be refused, naming what was r
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import SIGNER, Cli, policy_flags
+from tests.conftest import SIGNER, WHEEL, Cli, policy_flags
 from tests.sigstore_instance import LocalSigstore
 
 
@@ -92,3 +94,67 @@ def test_a_source_commit_that_is_not_the_signed_provenances_is_refused(
     gates = {g["gate"]: g for g in json.loads(plan.out)["gates"]}
     assert plan.code == 1 and gates["provenance"]["verdict"] == "denied"
     assert "is not the signed provenance's" in gates["provenance"]["reason"]
+
+
+def add_environment(project: Path, text: str) -> None:
+    config = project / "pipeline-kit.yml"
+    config.write_text(config.read_text().replace("\nledger:", f"{text}\nledger:"))
+
+
+def forge_a_subject_signature(project: Path) -> None:
+    """Evidence that does not verify: one subject's bundle swapped for the SBOM's."""
+    bundles = project / ".pipeline-kit" / "bundles"
+    (bundles / f"{WHEEL}.sigstore.json").write_bytes((bundles / "sbom.sigstore.json").read_bytes())
+
+
+def test_an_environment_without_gates_still_verifies_the_evidence(
+    cli: Cli, signed: Path, policy: list[str], token: None
+) -> None:
+    # The attack: an environment whose `gates:` is empty promoted anything and signed PASSED.
+    add_environment(signed, "  scratch:\n    gates: []\n")
+    forge_a_subject_signature(signed)
+    result = cli(["promote", "--to", "scratch", "--json", *policy], cwd=signed)
+    assert result.code == 1
+    gates = {g["gate"]: g["verdict"] for g in json.loads(result.out)["gates"]}
+    assert gates["signature"] == "denied" and list(gates)[:3] == ["signature", "provenance", "sbom"]
+    assert not (signed / ".pipeline-kit" / "promotions" / "scratch.vsa.sigstore.json").exists()
+
+
+def test_break_glass_never_waives_integrity(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
+    forge_a_subject_signature(signed)
+    result = cli(["promote", "--to", "dev", "--break-glass", "--reason", "incident 7", *policy], cwd=signed)
+    assert result.code == 1
+    assert "--break-glass waives policy gates, never integrity: bundles/" in result.err
+    decision = json.loads((signed / ".pipeline-kit" / "promotions" / "dev.decision.json").read_text())
+    assert decision["verdict"] == "denied" and not decision["breakGlass"]
+    assert not (signed / ".pipeline-kit" / "promotions" / "dev.vsa.sigstore.json").exists()
+
+
+def test_break_glass_is_not_taken_from_the_environment(
+    cli: Cli, signed: Path, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The attack: an earlier step exports PIPELINE_KIT_PROMOTE_BREAK_GLASS (e.g. via $GITHUB_ENV).
+    monkeypatch.setenv("PIPELINE_KIT_PROMOTE_BREAK_GLASS", "1")
+    monkeypatch.setenv("PIPELINE_KIT_PROMOTE_REASON", "sneaky")
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    result = cli(["promote", "--to", "prod", *policy], cwd=signed)  # staging never had it
+    assert result.code == 1
+    decision = json.loads((signed / ".pipeline-kit" / "promotions" / "prod.decision.json").read_text())
+    assert decision["verdict"] == "denied" and not decision["breakGlass"]
+
+
+def test_the_vsa_records_the_policy_actually_applied(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None
+) -> None:
+    # The config trusts the GitHub release workflow; the flags replaced that with the test signer.
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    bundle = json.loads((signed / ".pipeline-kit" / "promotions" / "dev.vsa.sigstore.json").read_text())
+    predicate = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))["predicate"]
+    applied = predicate["policy"]["annotations"]
+    assert applied["identity"] == {"issuer": sigstore.issuer, "san": SIGNER, "sanRegex": None}
+    assert applied["overrides"] == ["issuer", "san", "sanRegex"]
+    config = (signed / "pipeline-kit.yml").read_bytes()
+    assert predicate["policy"]["digest"]["sha256"] == hashlib.sha256(config).hexdigest()
+    shown = cli(["verify", "--env", "dev", *policy], cwd=signed)
+    assert shown.code == 0 and f"judged under identity {SIGNER}" in shown.out
+    assert "overriding the config's issuer, san, sanRegex" in shown.out

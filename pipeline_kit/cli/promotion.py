@@ -143,7 +143,12 @@ def trust_args(values: dict[str, Any]) -> dict[str, Any]:
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.option("--to", "environment", required=True, envvar="PIPELINE_KIT_PROMOTE_TO", help="Target environment.")
 @click.option("--reason", help="Why (recorded in the decision, the VSA and the ledger).")
-@click.option("--break-glass", is_flag=True, help="Promote despite denying gates; needs --reason; recorded.")
+@click.option(
+    "--break-glass",
+    is_flag=True,
+    allow_from_autoenv=False,  # a waiver is typed, never inherited from an environment a step could set
+    help="Promote despite denying policy gates (never failed integrity); needs --reason; recorded. Command line only.",
+)
 @click.option("--interactive", is_flag=True, help="Sign in with a browser to sign the VSA.")
 @promotion_options
 @click.argument("deploy", nargs=-1, type=click.UNPROCESSED)
@@ -194,6 +199,8 @@ def promote(
         )
     else:
         render_promotion(result)
+    if result.break_glass_refused:
+        click.echo(f"error: --break-glass waives policy gates, never integrity: {result.break_glass_refused}", err=True)
     if result.decision.verdict == "denied":
         raise click.exceptions.Exit(EXIT_DENIED)
 

@@ -3,8 +3,8 @@
 `compile_gates` turns an environment's gate list into gate objects (validating names and
 options against each gate's model, errors naming the config line); `evaluate` runs them
 concurrently, each with its own timeout, turning exceptions and timeouts into `error`.
-previous-stage (when the environment has `after:`) and rollback-hold always run: forgetting to
-list them must not open the door.
+The integrity gates (signature, provenance, sbom), previous-stage (when the environment has
+`after:`) and rollback-hold always run: forgetting to list them must not open the door.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ GATES: dict[str, type[Gate]] = {
 
 
 GRACE_SECONDS = 0.5
+# Gates that judge the evidence itself; every promotion runs them, listed or not.
+INTEGRITY: tuple[type[Gate], ...] = (SignatureGate, ProvenanceGate, SbomGate)
 
 
 def compile_gates(config: Config, environment: str) -> list[Gate]:
@@ -66,6 +68,7 @@ def compile_gates(config: Config, environment: str) -> list[Gate]:
             where, problem = first_problem(exc)
             raise config_error(path, [*loc, name, *where], problem) from exc
     names = {gate.name for gate in compiled}
+    compiled[:0] = [gate(gate.options_model()) for gate in INTEGRITY if gate.name not in names]
     if config.environments[environment].after is not None and "previous-stage" not in names:
         compiled.append(PreviousStageGate(PreviousStageGate.options_model()))
     if "rollback-hold" not in names:
