@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -27,23 +27,21 @@ from pipeline_kit.forge import DeploymentState, Forge
 from pipeline_kit.gates import GateResult, PromotionContext, compile_gates, evaluate
 from pipeline_kit.gates.command import release_environment
 from pipeline_kit.identity import IdentityPolicy
-from pipeline_kit.ledger import Draft, Entry, Ledger
+from pipeline_kit.ledger import GENESIS, Draft, Entry, Ledger, arrived, in_flight
 from pipeline_kit.models import Model, Release
 from pipeline_kit.signing import Signable, sign_all, statement_json
+from pipeline_kit.vsa import LEDGER_INPUT, VSA_PREDICATE, Candidate, search, vsa_bundle
+
+if TYPE_CHECKING:
+    from pipeline_kit.verify import Custody
 
 KIT_URI = "https://github.com/pipeline-kit/pipeline-kit"
-VSA_PREDICATE = "https://slsa.dev/verification_summary/v1"
-ARRIVALS = ("promoted", "waived")
 
 TokenProvider = Callable[[], tuple[str, str]]
 
 
 def decision_file(environment: str) -> str:
     return f"{PROMOTIONS_DIR}/{environment}.decision.json"
-
-
-def vsa_bundle(environment: str) -> str:
-    return f"{PROMOTIONS_DIR}/{environment}.vsa.sigstore.json"
 
 
 def resource_uri(config: Config, environment: str) -> str:
@@ -107,6 +105,8 @@ class Plan:
     environment: str
     results: list[GateResult]
     integrity: str | None = None  # why the evidence does not verify; None when it does
+    ledger_head: tuple[int, str] = (0, GENESIS)  # (seq, hash) of the last entry the plan read
+    unfinished: tuple[Entry, ...] = ()  # promotions to this environment whose deploy never finished
 
     @property
     def passed(self) -> bool:
@@ -161,6 +161,12 @@ def context_for(
             )
         except PipelineKitError as exc:
             problem = exc.message
+    after = project.config.environments[environment].after
+    upstream = None
+    if after is not None and trust.policy is not None and trust.unverified is None:
+        candidates, looked = vsa_candidates(project, release, after, entries)
+        uri = resource_uri(project.config, after)
+        upstream = search(after, candidates, looked, release, uri, trust.policy, trust.load())
     return PromotionContext(
         release=release,
         environment=environment,
@@ -173,7 +179,109 @@ def context_for(
         verification=verification,
         verification_problem=problem,
         forge=project.forge,
+        upstream=upstream,
     )
+
+
+def audit(ledger: Ledger, evidence: EvidenceDir, trust: Trust) -> tuple[list[Entry], list[str]]:
+    """The ledger's entries (chain verified), and every way it contradicts a signed decision.
+
+    Each VSA commits to the ledger head it was decided on, and each promotion's entry names its
+    VSA. So a ledger truncated, rewritten or missing an entry up to the last signed decision no
+    longer matches a VSA kept elsewhere (the ledger's attachments, the evidence dir and its
+    archives). After the last signed decision, an unkeyed chain cannot tell.
+    """
+    from sigstore.verify import Verifier
+
+    from pipeline_kit.vsa import signed_statement
+
+    if trust.policy is None:
+        raise UsageError("no identity policy to verify the ledger's signed decisions with")
+    entries = history(ledger)
+    verifier = Verifier(trusted_root=trust.load().trusted_root)
+    referenced = {e.details["vsa"]: e for e in entries if isinstance(e.details.get("vsa"), str)}
+    found: dict[str, Candidate] = {}
+    for digest, entry in referenced.items():
+        data = ledger.attachment(digest)
+        if data is not None:
+            found[digest] = Candidate(f"ledger seq {entry.seq}'s VSA", data)
+    root = evidence.root
+    kept = [*root.glob("promotions/*.vsa.sigstore.json"), *root.glob("releases/*/promotions/*.vsa.sigstore.json")]
+    for path in sorted(kept):
+        data = path.read_bytes()
+        found.setdefault(sha256_bytes(data), Candidate(str(path), data))
+    problems = [
+        f"ledger seq {entry.seq}: its VSA ({digest[:12]}) is in neither the ledger nor the evidence dir"
+        for digest, entry in referenced.items()
+        if digest not in found
+    ]
+    hashes = [GENESIS, *(e.hash for e in entries)]
+    for digest, candidate in found.items():
+        signed = signed_statement(candidate, trust.policy, verifier)
+        if isinstance(signed, str):
+            if digest in referenced:  # a stray unverifiable file is not the ledger's; a referenced one is
+                problems.append(f"{candidate.where}: {signed}")
+            continue
+        head = signed.ledger_head
+        if head is None:
+            continue  # decided before VSAs named the ledger head
+        seq, head_hash = head
+        if seq >= len(hashes):
+            problems.append(
+                f"{candidate.where}: decided on ledger seq {seq}, but the ledger has {len(entries)} entries: truncated"
+            )
+        elif hashes[seq] != head_hash:
+            problems.append(f"{candidate.where}: ledger seq {seq} is not the entry it was decided on: rewritten")
+        elif digest not in referenced:
+            problems.append(f"{candidate.where}: the ledger has no entry for this signed decision: dropped")
+    return entries, problems
+
+
+def custody(project: Project, environment: str) -> Custody:
+    """What `verify --env ENV` checks: a signed PASSED VSA for ENV and every environment before it,
+    found where a promotion would look."""
+    from pipeline_kit.verify import Custody
+
+    _check_environment(project.config, environment)
+    chain = (environment, *project.config.upstream(environment))
+    release = project.evidence.load_release()
+    entries = history(project.ledger)
+    return Custody(
+        chain,
+        {env: resource_uri(project.config, env) for env in chain},
+        lambda env: vsa_candidates(project, release, env, entries),
+    )
+
+
+def vsa_candidates(
+    project: Project, release: Release, environment: str, entries: Sequence[Entry]
+) -> tuple[list[Candidate], list[str]]:
+    """Every VSA about `release` for `environment` the kit can find, and where it looked: the
+    evidence dir (as passed between jobs), the release's archive in it, the ledger's attachments,
+    and the forge's attestations. Each is verified by the caller, so any store will do."""
+    from pipeline_kit.forge import ForgeError
+
+    candidates, looked = [], []
+    name = vsa_bundle(environment)
+    for path in (project.evidence.path(name), project.evidence.archive(release.id) / name):
+        looked.append(str(path))
+        if path.is_file():
+            candidates.append(Candidate(str(path), path.read_bytes()))
+    looked.append(f"the ledger's attachments ({project.ledger.describe()})")
+    for entry in entries:
+        digest = entry.details.get("vsa")
+        if entry.environment == environment and entry.release == release.id and isinstance(digest, str):
+            data = project.ledger.attachment(digest)
+            if data is not None:
+                candidates.append(Candidate(f"ledger seq {entry.seq}", data))
+    if project.forge is not None:
+        where = f"{project.forge.describe()} attestations"
+        try:
+            candidates += [Candidate(where, data) for data in project.forge.attestations(release.subjects[0].sha256)]
+        except ForgeError as exc:
+            where += f" (unreadable: {exc.message})"
+        looked.append(where)
+    return candidates, looked
 
 
 def plan(project: Project, environment: str, now: datetime | None = None) -> Plan:
@@ -181,8 +289,11 @@ def plan(project: Project, environment: str, now: datetime | None = None) -> Pla
     _check_environment(project.config, environment)
     gates = compile_gates(project.config, environment)
     release = project.evidence.load_release()
-    context = context_for(project, environment, release, history(project.ledger), now)
-    return Plan(release, environment, evaluate(gates, context), _integrity(context))
+    entries = history(project.ledger)
+    context = context_for(project, environment, release, entries, now)
+    head = (entries[-1].seq, entries[-1].hash) if entries else (0, GENESIS)
+    unfinished = tuple(in_flight(entries, environment))
+    return Plan(release, environment, evaluate(gates, context), _integrity(context), head, unfinished)
 
 
 def _integrity(context: PromotionContext) -> str | None:
@@ -240,7 +351,13 @@ def promote(
     verdict: Literal["passed", "denied", "waived"] = (
         "passed" if result.passed else "waived" if break_glass and refused is None else "denied"
     )
-    inputs = _input_attestations(evidence, release)
+    # The decision commits to the ledger it was made on: truncating or rewriting the ledger up to
+    # here no longer matches a signed VSA (`ledger verify`).
+    seq, head = result.ledger_head
+    inputs = [
+        *_input_attestations(evidence, release),
+        {"name": LEDGER_INPUT, "digest": {"sha256": head}, "annotations": {"seq": seq}},
+    ]
     decision = Decision(
         release=release.id,
         subjects={s.name: s.sha256 for s in release.subjects},
@@ -265,6 +382,7 @@ def promote(
         signed = sign_all(project.trust.load(), raw, source, [Signable(vsa_bundle(environment), statement=vsa)])
         files.update(signed.files)
     evidence.record_many(release, files)
+    command = deploy if deploy else config.environments[environment].deploy
     entry = project.ledger.append(
         Draft(
             kind=verdict if verdict != "passed" else "promoted",
@@ -279,8 +397,12 @@ def promote(
                 **({"vsa": sha256_bytes(files[vsa_bundle(environment)])} if vsa_bundle(environment) in files else {}),
                 "blocking": [f"{r.gate}: {r.reason}" for r in result.blocking()],
                 **({"break_glass_refused": refused} if refused else {}),
+                # an arrival counts once its deploy succeeded (a `deployed` entry), or at once
+                # when there is nothing to deploy
+                **({"deploy": "pending" if command else "none"} if verdict != "denied" else {}),
             },
-        )
+        ),
+        [files[vsa_bundle(environment)]] if vsa_bundle(environment) in files else [],
     )
     if verdict == "denied":
         _record_on_forge(project, environment, release, decision, files, deployed=False)
@@ -420,7 +542,7 @@ def current_release(entries: Sequence[Entry], environment: str) -> str | None:
     for entry in entries:
         if entry.environment != environment:
             continue
-        if entry.kind in ARRIVALS:
+        if arrived(entry):
             current = entry.release
         elif entry.kind == "rolled-back":
             current = str(entry.details.get("to"))
@@ -488,7 +610,7 @@ def _previous_good(entries: Sequence[Entry], environment: str, current: str) -> 
     failed = {e.release for e in entries if e.environment == environment and e.kind == "deploy-failed"}
     skip = {current, None, *failed}
     for entry in reversed(entries):
-        if entry.environment == environment and entry.kind in ARRIVALS and entry.release not in skip:
+        if entry.environment == environment and arrived(entry) and entry.release not in skip:
             return entry.release
     return None
 

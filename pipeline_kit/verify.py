@@ -9,14 +9,18 @@ the source repository and ref. A failure never stops the others from being repor
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline_kit.digest import hash_file
 from pipeline_kit.evidence import PROVENANCE_FILE, RELEASE_FILE, SBOM_FILE, EvidenceDir
 from pipeline_kit.identity import IdentityPolicy, certificate_identity
 from pipeline_kit.models import Release, Source, Subject
+
+if TYPE_CHECKING:
+    from pipeline_kit.vsa import Candidate
 from pipeline_kit.signing import (
     PROVENANCE_BUNDLE,
     PROVENANCE_PREDICATE,
@@ -193,48 +197,34 @@ def _attestation(
 
 @dataclass(frozen=True)
 class Custody:
-    """Which environments a release must have passed, and the resourceUri each VSA must name."""
+    """Which environments a release must have passed, the resourceUri each VSA must name, and
+    where to look for VSAs (environment -> candidates and the places looked)."""
 
     environments: tuple[str, ...]  # the target first, then upstream, nearest first
     resource_uris: dict[str, str]
+    find: Callable[[str], tuple[list[Candidate], list[str]]]
 
 
 def custody_checks(
     evidence: EvidenceDir, release: Release, policy: IdentityPolicy, trust_config: Any, custody: Custody
 ) -> list[Check]:
-    """A signed, PASSED VSA for each environment, about this release, from an accepted signer."""
-    from sigstore.errors import Error as SigstoreError
-    from sigstore.verify import Verifier
+    """A signed, PASSED VSA for each environment, about this release, from an accepted signer:
+    the same rule as the previous-stage gate (`pipeline_kit.vsa`)."""
+    from pipeline_kit.vsa import search, vsa_bundle
 
-    verifier = Verifier(trusted_root=trust_config.trusted_root)
     checks = []
     for environment in custody.environments:
-        name = f"promotions/{environment}.vsa.sigstore.json"
-        bundle, problem = _load_bundle(evidence, name)
-        if bundle is None:
-            detail = f"{environment} never promoted this release" if problem == "bundle missing" else problem
-            checks.append(Check(name, "custody", False, detail or ""))
+        candidates, looked = custody.find(environment)
+        found = search(
+            environment, candidates, looked, release, custody.resource_uris[environment], policy, trust_config
+        )
+        name = vsa_bundle(environment)
+        if found.latest is None:
+            checks.append(Check(name, "custody", False, found.why_none()))
             continue
-        try:
-            _, payload = verifier.verify_dsse(bundle, policy.sigstore_policy())
-        except (SigstoreError, ValueError, LookupError) as exc:
-            checks.append(Check(name, "custody", False, f"does not verify: {_first_line(exc)}"))
-            continue
-        statement = json.loads(payload)
-        predicate = statement.get("predicate") or {}
-        expected_uri = custody.resource_uris[environment]
-        if statement.get("predicateType") != "https://slsa.dev/verification_summary/v1":
-            checks.append(Check(name, "custody", False, "not a SLSA verification summary"))
-        elif statement_subjects(statement) != release_subjects(release):
-            checks.append(Check(name, "custody", False, "is about other subjects than release.json's"))
-        elif predicate.get("resourceUri") != expected_uri:
-            checks.append(Check(name, "custody", False, f"is for {predicate.get('resourceUri')}, not {expected_uri}"))
-        elif predicate.get("verificationResult") != "PASSED":
-            checks.append(Check(name, "custody", False, f"verification result {predicate.get('verificationResult')}"))
-        else:
-            applied = _applied_policy(predicate)
-            detail = f"{environment}: PASSED at {predicate.get('timeVerified')}, {_signer(bundle)}{applied}"
-            checks.append(Check(name, "custody", True, detail))
+        proof = found.latest
+        detail = f"{environment}: PASSED at {proof.signed_at:%Y-%m-%dT%H:%M:%SZ} ({proof.where}), {proof.signer}"
+        checks.append(Check(name, "custody", True, detail + _applied_policy(proof.predicate)))
     return checks
 
 

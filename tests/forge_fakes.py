@@ -286,6 +286,11 @@ class GitHubFake(SpecFake):
             self.attestations.append(body["bundle"])
             return 201, {"id": len(self.attestations)}
 
+        @self.route("GET", f"{base}/attestations/sha256:(?P<digest>[0-9a-f]{{64}})")
+        def list_attestations(request: Request, body: Any, digest: str) -> tuple[int, Any]:
+            found = [bundle for bundle in self.attestations if digest in _subject_digests(bundle)]
+            return 200, {"attestations": [{"bundle": bundle, "repository_id": 1} for bundle in found]}
+
         @self.route("GET", f"{base}/commits/(?P<sha>[0-9a-f]+)/pulls")
         def commit_pulls(request: Request, body: Any, sha: str) -> tuple[int, Any]:
             return 200, self.pulls.get(sha, [])
@@ -511,3 +516,14 @@ class GitLabFake(SpecFake):
                 cron_timezone=timezone,
             )
         )
+
+
+def _subject_digests(bundle: dict[str, Any]) -> set[str]:
+    """The subject digests of a DSSE bundle's in-toto statement (what GitHub indexes it by)."""
+    import base64
+
+    payload = (bundle.get("dsseEnvelope") or {}).get("payload")
+    if not payload:
+        return set()
+    statement = json.loads(base64.b64decode(payload))
+    return {str((s.get("digest") or {}).get("sha256")) for s in statement.get("subject", [])}

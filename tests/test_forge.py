@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -259,12 +260,12 @@ def test_gitlab_freeze_periods_are_read_at_promotion_time(
             "  dev:\n    gates: [signature, provenance, sbom]", "  dev:\n    gates: [{freeze: {forge: true}}]"
         )
     )
-    signed_in(cli, hello, sigstore, monkeypatch)
-    assert cli(["plan", "--to", "dev"], cwd=hello).code == 0  # no freeze period yet
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    assert cli(["plan", "--to", "dev", *policy], cwd=hello).code == 0  # no freeze period yet
     gitlab.add_freeze("* * * * *", "0 0 1 1 *", "UTC")  # started a minute ago, ends on new year
-    result = cli(["plan", "--to", "dev", "--json"], cwd=hello)
+    result = cli(["plan", "--to", "dev", "--json", *policy], cwd=hello)
     assert result.code == 1
-    gate = json.loads(result.out)["gates"][0]
+    gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "freeze")
     assert gate["verdict"] == "denied" and "forge freeze" in gate["reason"] and "until" in gate["reason"]
 
 
@@ -470,48 +471,65 @@ def hours_ago(hours: float) -> str:
     return (datetime.now(timezone.utc) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def test_previous_stage_sees_a_deployment_from_an_earlier_pipeline(
-    cli: Cli, hello: Path, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
+def passed_dev_in_an_earlier_job(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, list[str]]:
+    """Promoted to dev (its VSA uploaded to the forge), then everything local gone, as in a fresh
+    job of a later pipeline: only the forge's attestations still hold the proof."""
+    config = hello / "pipeline-kit.yml"
+    config.write_text(config.read_text().replace("    soak: 30m\n", ""))
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    assert cli(["promote", "--to", "dev", *policy], cwd=hello).code == 0
+    evidence = hello / ".pipeline-kit"
+    release = json.loads((evidence / "release.json").read_text())["id"]
+    for path in [evidence / "promotions", evidence / "releases" / release / "promotions"]:
+        shutil.rmtree(path)
+    for path in evidence.glob("ledger.jsonl*"):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return release, policy
+
+
+def test_previous_stage_finds_the_signed_vsa_on_the_forge(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     in_github(monkeypatch, github)
-    assert cli(["build"], cwd=hello).code == 0
-    release = json.loads((hello / ".pipeline-kit" / "release.json").read_text())["id"]
-    assert previous_stage(cli, hello)["verdict"] == "denied"  # nothing anywhere yet
-    github.add_deployment("dev", release, COMMIT, "success", hours_ago(2))
-    gate = previous_stage(cli, hello)
-    assert gate["verdict"] == "passed" and gate["reason"].startswith("in dev since"), gate
-    assert gate["evidence"]["source"] == "github deployment"
-    github.add_deployment("dev", "another-release", "c" * 40, "success", hours_ago(1.9))
-    gate = previous_stage(cli, hello)
-    assert gate["verdict"] == "denied" and gate["reason"].startswith("left dev after 6m"), gate
+    _, policy = passed_dev_in_an_earlier_job(cli, hello, sigstore, monkeypatch)
+    gate = previous_stage(cli, hello, *policy)
+    assert gate["verdict"] == "passed" and gate["evidence"]["vsa"] == "github acme/hello attestations", gate
+    config = hello / "pipeline-kit.yml"
+    config.write_text(config.read_text().replace("    after: dev\n", "    after: dev\n    soak: 30m\n"))
+    github.add_deployment("dev", "another-release", "c" * 40, "success", hours_ago(-0.01))
+    gate = previous_stage(cli, hello, *policy)
+    assert gate["verdict"] == "denied" and gate["reason"].startswith("left dev after 0m"), gate
 
 
 def test_previous_stage_sees_a_failed_deployment(
-    cli: Cli, hello: Path, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, hello: Path, sigstore: LocalSigstore, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     in_github(monkeypatch, github)
-    assert cli(["build"], cwd=hello).code == 0
-    release = json.loads((hello / ".pipeline-kit" / "release.json").read_text())["id"]
-    github.add_deployment("dev", release, COMMIT, "success", hours_ago(3))
-    github.add_deployment("dev", release, COMMIT, "failure", hours_ago(2))
-    assert previous_stage(cli, hello)["reason"] == f"the deploy of {release} to dev failed"
+    release, policy = passed_dev_in_an_earlier_job(cli, hello, sigstore, monkeypatch)
+    github.add_deployment("dev", release, COMMIT, "failure", hours_ago(-0.01))
+    assert previous_stage(cli, hello, *policy)["reason"] == f"the deploy of {release[:12]} to dev failed"
 
 
 def test_unreadable_deployment_history_is_an_error(
-    cli: Cli, hello: Path, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, hello: Path, sigstore: LocalSigstore, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     in_github(monkeypatch, github)
-    assert cli(["build"], cwd=hello).code == 0
+    _, policy = passed_dev_in_an_earlier_job(cli, hello, sigstore, monkeypatch)
     github.fail_once("/deployments$", 502, {"message": "Bad gateway"})
-    gate = previous_stage(cli, hello)
+    gate = previous_stage(cli, hello, *policy)
     assert gate["verdict"] == "error" and "HTTP 502" in gate["reason"]
 
 
-def test_gitlab_history_matches_by_commit(
-    cli: Cli, hello: Path, gitlab: GitLabFake, monkeypatch: pytest.MonkeyPatch
+def test_forge_deployments_never_prove_a_pass(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, gitlab: GitLabFake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The attack: any deployment of the same commit (a rebuild, another artifact) used to count as
+    # this release's arrival; and a deployment record is something a job's token can create.
     in_gitlab(monkeypatch, gitlab)
-    assert cli(["build"], cwd=hello).code == 0
-    gitlab.add_deployment("dev", "b" * 40, "success", hours_ago(2))
-    gate = previous_stage(cli, hello)
-    assert gate["verdict"] == "passed" and gate["evidence"]["source"] == "gitlab deployment", gate
+    monkeypatch.setenv("CI_COMMIT_SHA", COMMIT)
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    gitlab.add_deployment("dev", COMMIT, "success", hours_ago(2))
+    gate = previous_stage(cli, hello, *policy)
+    assert gate["verdict"] == "denied" and gate["reason"].startswith("dev never passed this release"), gate

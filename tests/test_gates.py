@@ -20,6 +20,7 @@ from pipeline_kit.ledger import Draft, Entry
 from pipeline_kit.ledger.interface import GENESIS
 from pipeline_kit.models import Build, Release, Source, Subject, release_id
 from pipeline_kit.verify import Check, Verification
+from pipeline_kit.vsa import Accepted, Search
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=timezone.utc)  # a Wednesday
 CONFIG = """\
@@ -71,6 +72,7 @@ def context(
     verification: Verification | None = None,
     problem: str | None = None,
     config: str = CONFIG,
+    upstream: Search | None = None,
 ) -> PromotionContext:
     (tmp_path / "pipeline-kit.yml").write_text(config)
     parsed = parse_config(config, tmp_path / "pipeline-kit.yml").model_copy(
@@ -87,6 +89,7 @@ def context(
         actor="t",
         verification=verification,
         verification_problem=problem,
+        upstream=upstream,
     )
 
 
@@ -220,23 +223,41 @@ def test_sbom_gate_missing_report_is_an_error(tmp_path: Path) -> None:
 # --- previous-stage -----------------------------------------------------------------------
 
 
+def passed_dev(*ages: timedelta) -> Search:
+    """What the VSA search found: a verified PASSED VSA for dev signed `age` ago, for each age."""
+    accepted = tuple(
+        Accepted(f"vsa {i}", NOW - age, "signed by ci", {}) for i, age in enumerate(sorted(ages, reverse=True))
+    )
+    return Search("dev", accepted, ("elsewhere: does not verify",), ("the evidence dir",))
+
+
 def test_previous_stage(tmp_path: Path) -> None:
     rid = release().id
-    never = run(gate("previous-stage"), context(tmp_path))
-    assert never[0] == "denied" and never[1].startswith(f"dev never received this release ({rid}, sha256:abababab")
-    young = entries(("promoted", "dev", rid, NOW - timedelta(minutes=41), {}))
-    verdict, reason = run(gate("previous-stage"), context(tmp_path, history=young))
+    never = run(gate("previous-stage"), context(tmp_path, upstream=passed_dev()))
+    assert never[0] == "denied" and never[1].startswith(f"dev never passed this release ({rid[:12]}, sha256:abababab")
+    assert never[1].endswith("no signed VSA (looked in the evidence dir; refused: elsewhere: does not verify)")
+    # the ledger alone never proves a pass: an arrival there without a signed VSA is not one
+    ledger_only = entries(("promoted", "dev", rid, NOW - timedelta(hours=3), {}))
+    assert run(gate("previous-stage"), context(tmp_path, history=ledger_only, upstream=passed_dev()))[0] == "denied"
+    assert run(gate("previous-stage"), context(tmp_path))[0] == "error"  # no search at all: fail closed
+    verdict, reason = run(gate("previous-stage"), context(tmp_path, upstream=passed_dev(timedelta(minutes=41))))
     assert (verdict, reason) == ("denied", "soak 41m of 1h in dev, ready at 12:19Z")
-    old = entries(("promoted", "dev", rid, NOW - timedelta(hours=2), {}))
-    assert run(gate("previous-stage"), context(tmp_path, history=old))[0] == "passed"
-    replaced = entries(
-        ("promoted", "dev", rid, NOW - timedelta(hours=2), {}),
-        ("promoted", "dev", "other", NOW - timedelta(hours=1, minutes=50), {}),
+    assert run(gate("previous-stage"), context(tmp_path, upstream=passed_dev(timedelta(hours=2))))[0] == "passed"
+    # the soak counts from the newest signed pass
+    both = passed_dev(timedelta(hours=5), timedelta(minutes=10))
+    assert run(gate("previous-stage"), context(tmp_path, upstream=both))[1].startswith("soak 10m of 1h")
+    replaced = entries(("promoted", "dev", "other", NOW - timedelta(hours=1, minutes=50), {}))
+    verdict, reason = run(
+        gate("previous-stage"), context(tmp_path, history=replaced, upstream=passed_dev(timedelta(hours=2)))
     )
-    verdict, reason = run(gate("previous-stage"), context(tmp_path, history=replaced))
     assert verdict == "denied" and reason.startswith("left dev after 10m")
-    failed = entries(("promoted", "dev", rid, NOW - timedelta(hours=2), {}), ("deploy-failed", "dev", rid, NOW, {}))
-    assert run(gate("previous-stage"), context(tmp_path, history=failed))[1] == f"the deploy of {rid} to dev failed"
+    failed = entries(("deploy-failed", "dev", rid, NOW, {}))
+    outcome = run(gate("previous-stage"), context(tmp_path, history=failed, upstream=passed_dev(timedelta(hours=2))))
+    assert outcome[1] == f"the deploy of {rid[:12]} to dev failed"
+    # a promotion whose deploy never finished (killed between decision and deploy) never arrived
+    pending = entries(("promoted", "dev", rid, NOW - timedelta(hours=2), {"deploy": "pending"}))
+    outcome = run(gate("previous-stage"), context(tmp_path, history=pending, upstream=passed_dev(timedelta(hours=2))))
+    assert outcome[0] == "denied" and "never finished" in outcome[1]
     assert run(gate("previous-stage"), context(tmp_path, environment="dev"))[0] == "passed"
 
 

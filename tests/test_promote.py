@@ -59,7 +59,13 @@ def test_promote_to_dev_writes_decision_vsa_and_ledger(
     )
     assert [g["gate"] for g in decision["gates"]] == ["signature", "provenance", "sbom", "rollback-hold"]
     assert all(g["verdict"] == "passed" for g in decision["gates"])
-    assert decision["policy"]["sha256"] and len(decision["inputAttestations"]) == 3
+    assert decision["policy"]["sha256"] and len(decision["inputAttestations"]) == 4
+    # the decision commits to the ledger it was made on (empty here)
+    assert decision["inputAttestations"][-1] == {
+        "name": "ledger",
+        "digest": {"sha256": "0" * 64},
+        "annotations": {"seq": 0},
+    }
     # the deploy ran after the record, with the release in its environment
     digest = release["subjects"][0]["digest"]["sha256"]
     assert (signed / "deployed.txt").read_text().split() == ["dev", release["id"], f"sha256:{digest}"]
@@ -87,7 +93,7 @@ def test_promote_to_dev_writes_decision_vsa_and_ledger(
     custody = cli(["verify", "--env", "staging", *policy], cwd=signed)
     assert (
         custody.code == 1
-        and "staging.vsa.sigstore.json: custody failed: staging never promoted this release" in custody.err
+        and "staging.vsa.sigstore.json: custody failed: no signed VSA shows staging passed this release" in custody.err
     )
 
 
@@ -95,7 +101,7 @@ def test_promote_to_prod_says_staging_never_received_it(cli: Cli, signed: Path, 
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
     result = cli(["promote", "--to", "prod", *policy], cwd=signed)
     assert result.code == 1
-    assert "staging never received this release" in result.out
+    assert "staging never passed this release" in result.out
     decision = json.loads((signed / ".pipeline-kit" / "promotions" / "prod.decision.json").read_text())
     assert decision["verdict"] == "denied"
     assert not (signed / ".pipeline-kit" / "promotions" / "prod.vsa.sigstore.json").exists()
@@ -214,7 +220,7 @@ def test_rollback_holds_the_bad_release_until_annotated(
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
     kinds = [e["kind"] for e in ledger(signed)]
     assert kinds == ["promoted", "promoted", "deployed", "rolled-back", "denied", "annotated", "promoted"]
-    assert cli(["ledger", "verify"], cwd=signed).code == 0
+    assert cli(["ledger", "verify", *policy], cwd=signed).code == 0
 
 
 def test_rollback_refuses_a_target_whose_evidence_does_not_verify(

@@ -275,12 +275,32 @@ def ledger_show(session: Session, environment: str | None, as_json: bool) -> Non
 
 @ledger.command("verify")
 @evidence_options
+@trust_options
+@policy_options
 @pass_session
-def ledger_verify(session: Session) -> None:
-    """Check the hash chain; exit 1 naming the first edited, dropped, inserted or moved entry."""
+def ledger_verify(session: Session, /, **trust: Any) -> None:
+    """Check the hash chain and the signed decisions it must agree with.
+
+    Exit 1 names the first edited, dropped, inserted or moved entry, and any signed VSA that was
+    decided on a ledger head this ledger no longer has (truncated or rewritten). Without an
+    identity policy only the chain is checked, and the output says so.
+    """
+    from pipeline_kit.errors import VerificationError
+    from pipeline_kit.promote import audit
+
     store = session.ledger()
-    entries = store.verify()
-    click.echo(f"{store.describe()}: {len(entries)} entries, chain intact")
+    trusted = trust_for(session, **trust_args(trust))
+    if trusted.policy is None:
+        entries = store.verify()
+        click.echo(
+            f"{store.describe()}: {len(entries)} entries, chain intact; "
+            "signed decisions not checked (no identity policy)"
+        )
+        return
+    entries, problems = audit(store, session.evidence(), trusted)
+    if problems:
+        raise VerificationError(f"{store.describe()}: {problems[0]}", hint="; ".join(problems[1:]) or None)
+    click.echo(f"{store.describe()}: {len(entries)} entries, chain intact, agrees with every signed decision found")
 
 
 @ledger.command("annotate")

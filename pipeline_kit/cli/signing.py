@@ -186,18 +186,18 @@ def verify(
     """
     from pipeline_kit.errors import VerificationError
     from pipeline_kit.trust import load_trust_config
-    from pipeline_kit.verify import Custody, verify_release
+    from pipeline_kit.verify import verify_release
 
     policy, source = resolve_policy(session, cert_identity, cert_identity_regex, cert_oidc_issuer, repository, ref)
     custody = None
     if environment is not None:
-        from pipeline_kit.promote import require_environment, resource_uri
+        from pipeline_kit.cli.promotion import project_for, trust_for
+        from pipeline_kit.promote import custody as custody_for
 
-        project = require_environment(session.config(required=True))
-        if environment not in project.environments:
-            raise UsageError(f"unknown environment {environment!r}")
-        chain = (environment, *project.upstream(environment))
-        custody = Custody(chain, {env: resource_uri(project, env) for env in chain})
+        trusted = trust_for(
+            session, trust_config, offline, cert_identity, cert_identity_regex, cert_oidc_issuer, repository, ref
+        )
+        custody = custody_for(project_for(session, trusted), environment)
     config = load_trust_config(trust_config, offline=offline)
     result = verify_release(session.evidence(), session.workdir, policy, config, source, custody)
     rows = [(c.target, c.check, "ok" if c.ok else "FAILED", c.detail) for c in result.checks]

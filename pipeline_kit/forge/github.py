@@ -100,6 +100,18 @@ class GitHubForge(Forge):
         _, data = self._request("attestation upload", "POST", "/attestations", {"bundle": json.loads(bundle)})
         return str(data.get("id")) if isinstance(data, dict) and data.get("id") is not None else None
 
+    def attestations(self, sha256: str) -> list[bytes]:
+        from github import GithubException
+
+        try:
+            items = self._get_all("attestations", f"/attestations/sha256:{sha256}", key="attestations")
+        except ForgeError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, GithubException) and cause.status == 404:
+                return []  # GitHub answers 404 for a digest it holds no attestation about
+            raise
+        return [json.dumps(item["bundle"]).encode() for item in items if isinstance(item.get("bundle"), dict)]
+
     def deployments(self, environment: str) -> list[DeploymentRecord]:
         query = urlencode({"environment": environment, "per_page": HISTORY})
         _, deployments = self._request("deployments", "GET", f"/deployments?{query}")

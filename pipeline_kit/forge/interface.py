@@ -81,6 +81,10 @@ class Forge(ABC):
         """Store a Sigstore bundle with the forge, if it keeps attestations; returns its id."""
         return None
 
+    def attestations(self, sha256: str) -> list[bytes]:
+        """Sigstore bundles the forge keeps about a subject digest (none where it keeps none)."""
+        return []
+
     @abstractmethod
     def approvals(self, sha: str, environment: str) -> Approvals:
         """Who approved the change that produced `sha`, and its promotion to `environment`."""

@@ -25,6 +25,7 @@ from pipeline_kit.models import Release
 
 if TYPE_CHECKING:
     from pipeline_kit.verify import Check, Verification
+    from pipeline_kit.vsa import Search
 
 Verdict = Literal["passed", "denied", "error"]
 
@@ -80,6 +81,7 @@ class PromotionContext:
     verification: Verification | None = None
     verification_problem: str | None = None  # why the evidence could not be verified at all
     forge: Forge | None = None
+    upstream: Search | None = None  # the signed VSAs showing the `after:` environment passed this release
 
     def checks_for(self, *targets: str) -> list[Check]:
         if self.verification is None:

@@ -1,9 +1,11 @@
-"""previous-stage: the release reached the environment before this one (`after:`) and lived
-there for `soak:` without being replaced, rolled back or failing to deploy there first.
+"""previous-stage: the release passed the environment before this one (`after:`) and lived there
+for `soak:` without being replaced, rolled back or failing to deploy there.
 
-History comes from the ledger and, when the run has a forge, from the forge's deployment records
-too, so a promotion in one pipeline sees what earlier pipelines did. A forge that cannot be read
-is an error: the release may have been replaced since.
+The proof is a signed VSA (see `pipeline_kit.vsa`): about exactly these subjects, for the `after`
+environment, PASSED, signed by a trusted identity; soak counts from its verified signing time.
+The ledger and the forge's deployment records can only take a pass away (the release was
+replaced, its deploy failed or never finished), never grant one: they are state a job can edit.
+A forge that cannot be read is an error: the release may have been replaced since.
 """
 
 from __future__ import annotations
@@ -14,14 +16,13 @@ from typing import Literal
 
 from pipeline_kit.config import parse_duration
 from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, denied, error, passed
-
-ARRIVALS = ("promoted", "waived")
+from pipeline_kit.ledger import arrived, in_flight
 
 
 @dataclass(frozen=True)
 class Event:
     time: datetime
-    kind: Literal["arrived", "left", "failed"]
+    kind: Literal["left", "failed"]
     source: str
 
 
@@ -31,27 +32,26 @@ def _short(delta: timedelta) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
 
 
-def timeline(context: PromotionContext, environment: str) -> list[Event]:
-    """What happened to this release in `environment`, oldest first, from every source."""
+def setbacks(context: PromotionContext, environment: str, since: datetime) -> list[Event]:
+    """What history says happened to this release in `environment` after `since`: another
+    release arriving (it left) or its deploy failing, oldest first, from the ledger and forge."""
     release = context.release
     events = []
     for entry in context.history:
-        if entry.environment != environment:
+        if entry.environment != environment or entry.time < since:
             continue
-        if entry.kind in ARRIVALS:
-            kind: Literal["arrived", "left", "failed"] = "arrived" if entry.release == release.id else "left"
-            events.append(Event(entry.time, kind, f"ledger seq {entry.seq}"))
-        elif entry.kind == "rolled-back":  # the environment went back to `entry.release`
-            kind = "arrived" if entry.release == release.id else "left"
-            events.append(Event(entry.time, kind, f"ledger seq {entry.seq}"))
+        if (arrived(entry) or entry.kind == "rolled-back") and entry.release != release.id:
+            events.append(Event(entry.time, "left", f"ledger seq {entry.seq}"))
         elif entry.kind == "deploy-failed" and entry.release == release.id:
             events.append(Event(entry.time, "failed", f"ledger seq {entry.seq}"))
     if context.forge is not None:
         for record in context.forge.deployments(environment):
+            if record.time < since:
+                continue
             ours = record.release == release.id if record.release else record.sha == release.source.commit
             source = f"{context.forge.name} deployment"
-            if record.state == "success":
-                events.append(Event(record.time, "arrived" if ours else "left", source))
+            if record.state == "success" and not ours:
+                events.append(Event(record.time, "left", source))
             elif record.state in ("failure", "error") and ours:
                 events.append(Event(record.time, "failed", source))
     return sorted(events, key=lambda event: event.time)
@@ -68,27 +68,39 @@ class PreviousStageGate(Gate):
         if after is None:
             return passed(f"{context.environment} is the first environment")
         release = context.release
-        events = timeline(context, after)
-        arrivals = [e for e in events if e.kind == "arrived"]
-        if not arrivals:
+        if context.upstream is None:
+            why = context.verification_problem or "no identity policy to verify VSAs with"
+            return error(f"cannot look for signed VSAs of {after}: {why}")
+        proof = context.upstream.latest
+        if proof is None:
             digest = release.subjects[0].sha256
-            return denied(f"{after} never received this release ({release.id}, sha256:{digest[:12]}...)")
-        arrived = arrivals[-1]
-        later = [e for e in events if e.time > arrived.time]
+            return denied(
+                f"{after} never passed this release ({release.id[:12]}, sha256:{digest[:12]}...): "
+                f"no signed VSA ({context.upstream.searched()})"
+            )
+        unfinished = [e for e in in_flight(context.history, after) if e.release == release.id]
+        if unfinished:
+            return denied(
+                f"the deploy of {release.id[:12]} to {after} never finished (ledger seq {unfinished[-1].seq}): "
+                "it has not arrived there"
+            )
+        later = setbacks(context, after, proof.signed_at)
         if any(e.kind == "failed" for e in later):
-            return denied(f"the deploy of {release.id} to {after} failed")
+            return denied(f"the deploy of {release.id[:12]} to {after} failed")
         left = next((e for e in later if e.kind == "left"), None)
         soak = parse_duration(environment.soak) if environment.soak else timedelta(0)
-        lived = (left.time if left else context.now) - arrived.time
+        lived = (left.time if left else context.now) - proof.signed_at
         evidence = {
             "after": after,
-            "arrived": arrived.time.isoformat(),
-            "source": arrived.source,
+            "passed": proof.signed_at.isoformat(),
+            "vsa": proof.where,
+            "signer": proof.signer,
             "soak": environment.soak,
         }
         if lived >= soak:
             return passed(
-                f"in {after} since {arrived.time:%Y-%m-%d %H:%MZ} ({_short(lived)}, soak {environment.soak or 'none'})",
+                f"passed {after} at {proof.signed_at:%Y-%m-%d %H:%MZ} (signed VSA, {proof.where}); "
+                f"{_short(lived)} there, soak {environment.soak or 'none'}",
                 **evidence,
             )
         if left is not None:
@@ -97,7 +109,7 @@ class PreviousStageGate(Gate):
                 f"soak is {environment.soak}",
                 **evidence,
             )
-        ready = arrived.time + soak
+        ready = proof.signed_at + soak
         return denied(
             f"soak {_short(lived)} of {environment.soak} in {after}, ready at {ready:%H:%MZ}",
             ready=ready.isoformat(),

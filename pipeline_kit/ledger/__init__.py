@@ -7,9 +7,21 @@ from pathlib import Path
 from pipeline_kit.config import LedgerConfig
 from pipeline_kit.ledger.file import FileLedger
 from pipeline_kit.ledger.git import GitLedger
-from pipeline_kit.ledger.interface import Draft, Entry, Kind, Ledger, verify_chain
+from pipeline_kit.ledger.interface import GENESIS, Draft, Entry, Kind, Ledger, arrived, in_flight, verify_chain
 
-__all__ = ["Draft", "Entry", "FileLedger", "GitLedger", "Kind", "Ledger", "open_ledger", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "Draft",
+    "Entry",
+    "FileLedger",
+    "GitLedger",
+    "Kind",
+    "Ledger",
+    "arrived",
+    "in_flight",
+    "open_ledger",
+    "verify_chain",
+]
 
 DEFAULT_FILE = "ledger.jsonl"
 

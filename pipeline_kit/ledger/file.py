@@ -3,17 +3,20 @@
 An append takes `flock` on a lock file beside the ledger, reads the last committed entry, drops
 a torn tail left by a writer that was killed mid-append (a line without its newline was never
 committed), writes the whole new line with one `write` and fsyncs before releasing the lock.
-Readers ignore a torn tail, so a killed writer leaves a ledger that still verifies.
+Readers ignore a torn tail, so a killed writer leaves a ledger that still verifies. Attachments
+are files named by their sha256 in `<ledger>.d/` beside it, written before the entry naming them.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline_kit._internal.fs import atomic_write
+from pipeline_kit.digest import HEX_SHA256, sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure
 from pipeline_kit.ledger.interface import GENESIS, Draft, Entry, Ledger, parse_lines
 
@@ -46,7 +49,21 @@ class FileLedger(Ledger):
         except OSError as exc:
             raise EnvironmentFailure(f"{self.path}: cannot lock the ledger: {exc.strerror}") from exc
 
-    def append(self, draft: Draft) -> Entry:
+    @property
+    def _attachments(self) -> Path:
+        return self.path.with_name(self.path.name + ".d")
+
+    def attachment(self, sha256: str) -> bytes | None:
+        if not HEX_SHA256.fullmatch(sha256):
+            return None
+        try:
+            return (self._attachments / sha256).read_bytes()
+        except OSError:
+            return None
+
+    def append(self, draft: Draft, attachments: Sequence[bytes] = ()) -> Entry:
+        for data in attachments:
+            atomic_write(self._attachments / sha256_bytes(data), data)
         with self._locked():
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
             try:

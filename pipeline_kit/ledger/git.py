@@ -5,7 +5,8 @@ entry so far; the previous tip is its only parent, so history is linear. The com
 without force: the remote accepts it only if the ref still points at the tip it was built on
 (compare-and-swap). On a lost race the appender fetches the new tip, re-chains its entry on top
 and tries again, so concurrent CI jobs share one history and no entry is lost. Only plumbing
-commands are used: the working tree and index are never touched.
+commands are used: the working tree and index are never touched. Attachments are blobs named by
+their sha256 under `attachments/` in the same tree, committed with the entry that names them.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import random
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline_kit.digest import HEX_SHA256, sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure
 from pipeline_kit.ledger.interface import GENESIS, Draft, Entry, Ledger, parse_lines
 
 FILE = "ledger.jsonl"
+ATTACHMENTS = "attachments"
 ATTEMPTS = 20
 
 
@@ -29,6 +33,7 @@ class GitLedger(Ledger):
         self.repository = repository
         self.remote = remote
         self.ref = ref
+        self._tip: str | None = None  # the tip entries() last read, for attachment look-ups
 
     def describe(self) -> str:
         return f"{self.remote} {self.ref}"
@@ -78,17 +83,43 @@ class GitLedger(Ledger):
         return self._git("cat-file", "blob", f"{tip}:{FILE}").stdout
 
     def entries(self) -> list[Entry]:
-        return parse_lines(self._content(self._fetch()).splitlines(), self.describe())
+        self._tip = self._fetch()
+        return parse_lines(self._content(self._tip).splitlines(), self.describe())
 
-    def append(self, draft: Draft) -> Entry:
+    def attachment(self, sha256: str) -> bytes | None:
+        if not HEX_SHA256.fullmatch(sha256):
+            return None
+        tip = self._tip or self._fetch()
+        if tip is None:
+            return None
+        found = self._git("cat-file", "blob", f"{tip}:{ATTACHMENTS}/{sha256}", check=False)
+        return found.stdout if found.returncode == 0 else None
+
+    def _tree(self, tip: str | None, ledger: bytes, attachments: Sequence[bytes]) -> str:
+        """The tree of the next commit: the ledger file, and every attachment so far plus these."""
+        listing = b""
+        if tip is not None:
+            listing = self._git("ls-tree", f"{tip}:{ATTACHMENTS}", check=False).stdout
+        for data in attachments:
+            blob = self._git("hash-object", "-w", "--stdin", input=data).stdout.decode().strip()
+            listing += f"100644 blob {blob}\t{sha256_bytes(data)}\n".encode()
+        blob = self._git("hash-object", "-w", "--stdin", input=ledger).stdout.decode().strip()
+        top = f"100644 blob {blob}\t{FILE}\n"
+        if listing:
+            # mktree wants unique names: an attachment stored again is the same blob
+            unique = b"".join(sorted(set(listing.splitlines(keepends=True))))
+            subtree = self._git("mktree", input=unique).stdout.decode().strip()
+            top += f"040000 tree {subtree}\t{ATTACHMENTS}\n"
+        return self._git("mktree", input=top.encode()).stdout.decode().strip()
+
+    def append(self, draft: Draft, attachments: Sequence[bytes] = ()) -> Entry:
         for attempt in range(ATTEMPTS):
             tip = self._fetch()
             content = self._content(tip)
             lines = content.splitlines()
             last = parse_lines(lines[-1:], self.describe())[-1] if lines else None
             entry = Entry.chain(draft, (last.seq if last else 0) + 1, last.hash if last else GENESIS)
-            blob = self._git("hash-object", "-w", "--stdin", input=content + entry.line()).stdout.decode().strip()
-            tree = self._git("mktree", input=f"100644 blob {blob}\t{FILE}\n".encode()).stdout.decode().strip()
+            tree = self._tree(tip, content + entry.line(), attachments)
             parents = ["-p", tip] if tip else []
             message = f"{entry.kind} {entry.environment} {entry.release or ''} (seq {entry.seq})".encode()
             commit = self._git("commit-tree", tree, *parents, input=message).stdout.decode().strip()

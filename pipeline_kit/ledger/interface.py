@@ -52,6 +52,28 @@ class Entry(Draft):
         ).encode()
 
 
+def arrived(entry: Entry) -> bool:
+    """Whether `entry` is a release arriving in its environment: a finished deploy, or a promotion
+    with nothing to deploy. A promotion whose deploy is pending has not arrived (a crash between
+    the decision and the deploy must not count)."""
+    if entry.kind == "deployed":
+        return True
+    return entry.kind in ("promoted", "waived") and entry.details.get("deploy", "none") == "none"
+
+
+def in_flight(entries: Sequence[Entry], environment: str) -> list[Entry]:
+    """Promotions to `environment` whose deploy neither succeeded nor failed (yet, or ever)."""
+    pending: dict[str | None, Entry] = {}
+    for entry in entries:
+        if entry.environment != environment:
+            continue
+        if entry.kind in ("promoted", "waived") and entry.details.get("deploy") == "pending":
+            pending[entry.release] = entry
+        elif entry.kind in ("deployed", "deploy-failed"):
+            pending.pop(entry.release, None)
+    return list(pending.values())
+
+
 def entry_hash(body: dict[str, Any]) -> str:
     """sha256 over the canonical JSON of every field but `hash` itself."""
     canonical = json.dumps({k: v for k, v in body.items() if k != "hash"}, sort_keys=True, separators=(",", ":"))
@@ -91,15 +113,21 @@ def verify_chain(entries: Sequence[Entry], source: str) -> None:
 
 
 class Ledger(ABC):
-    """A ledger backend."""
+    """A ledger backend. Besides entries it keeps attachments (the signed VSAs an entry names),
+    content-addressed by sha256, so a later job finds the proof beside the index."""
 
     @abstractmethod
     def entries(self) -> list[Entry]:
         """Every committed entry, oldest first (not verified)."""
 
     @abstractmethod
-    def append(self, draft: Draft) -> Entry:
-        """Chain and store one entry; concurrent appenders are serialised, none is lost."""
+    def append(self, draft: Draft, attachments: Sequence[bytes] = ()) -> Entry:
+        """Store the attachments, then chain and store one entry; concurrent appenders are
+        serialised, none is lost."""
+
+    @abstractmethod
+    def attachment(self, sha256: str) -> bytes | None:
+        """An attachment by its sha256, or None when this ledger has none by that digest."""
 
     @abstractmethod
     def describe(self) -> str:

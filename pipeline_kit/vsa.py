@@ -1,0 +1,160 @@
+"""Signed promotion decisions (SLSA VSAs), and the one rule by which anything accepts one.
+
+"This release passed ENV" means: a VSA about exactly the release's subjects, naming ENV's
+resourceUri, with verificationResult PASSED, signed by an identity the policy trusts, verifies.
+Its time is the signing time the transparency log or the timestamp authority vouches for, never
+a field of the statement. `previous-stage`, `verify --env` and `ledger verify` all use `judge`,
+so the rule is written once. Where VSAs are looked for is the caller's business (the evidence
+dir, the ledger's attachments, the forge); since every one is verified, any store will do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pipeline_kit.digest import sha256_bytes
+from pipeline_kit.evidence import PROMOTIONS_DIR
+from pipeline_kit.identity import IdentityPolicy, certificate_identity
+from pipeline_kit.models import Release
+
+VSA_PREDICATE = "https://slsa.dev/verification_summary/v1"
+LEDGER_INPUT = "ledger"  # the inputAttestations entry naming the ledger head a decision was made on
+
+
+def vsa_bundle(environment: str) -> str:
+    """Where a promotion's VSA lives in the evidence dir."""
+    return f"{PROMOTIONS_DIR}/{environment}.vsa.sigstore.json"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    where: str  # for messages: the file, ledger attachment or forge record it came from
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Accepted:
+    where: str
+    signed_at: datetime  # verified: transparency-log integrated time or TSA timestamp
+    signer: str
+    predicate: dict[str, Any]
+    subjects: tuple[tuple[str, str], ...] = ()  # (name, sha256) of the statement's subjects
+
+    @property
+    def ledger_head(self) -> tuple[int, str] | None:
+        """(seq, hash) of the ledger entry the decision was made after, if it names one."""
+        for item in self.predicate.get("inputAttestations") or []:
+            if isinstance(item, dict) and item.get("name") == LEDGER_INPUT:
+                seq = (item.get("annotations") or {}).get("seq")
+                digest = (item.get("digest") or {}).get("sha256")
+                if isinstance(seq, int) and isinstance(digest, str):
+                    return seq, digest
+        return None
+
+
+@dataclass(frozen=True)
+class Search:
+    """What was found for one environment: accepted VSAs (oldest first), and why others were not."""
+
+    environment: str
+    accepted: tuple[Accepted, ...]
+    rejected: tuple[str, ...]
+    looked: tuple[str, ...]
+
+    @property
+    def latest(self) -> Accepted | None:
+        return self.accepted[-1] if self.accepted else None
+
+    def searched(self) -> str:
+        """Where the search looked, and what it refused and why."""
+        rejected = f"; refused: {'; '.join(self.rejected)}" if self.rejected else ""
+        return f"looked in {'; '.join(self.looked) or 'nowhere'}{rejected}"
+
+    def why_none(self) -> str:
+        return f"no signed VSA shows {self.environment} passed this release ({self.searched()})"
+
+
+def signed_statement(candidate: Candidate, policy: IdentityPolicy, verifier: Any) -> Accepted | str:
+    """The VSA's verified statement (as an Accepted whose predicate is the statement's), or why not."""
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import Bundle
+
+    try:
+        bundle = Bundle.from_json(candidate.data)
+        _, payload = verifier.verify_dsse(bundle, policy.sigstore_policy())
+        times = verifier._establish_time(bundle)  # already verified by verify_dsse; read them back
+    except (SigstoreError, ValueError, LookupError) as exc:
+        return f"does not verify: {_first_line(exc)}"
+    try:
+        statement = json.loads(payload)
+    except ValueError:
+        return "its payload is not JSON"
+    predicate = statement.get("predicate") if isinstance(statement, dict) else None
+    if not isinstance(predicate, dict) or statement.get("predicateType") != VSA_PREDICATE:
+        return "not a SLSA verification summary"
+    if not times:
+        return "carries no verified signing time"
+    identity, issuer = certificate_identity(bundle.signing_certificate)
+    # The latest verified time: a signer cannot make a decision look older than it is.
+    signed_at = max(t.time for t in times)
+    subjects = tuple(
+        (str(s.get("name")), str((s.get("digest") or {}).get("sha256")))
+        for s in statement.get("subject") or []
+        if isinstance(s, dict)
+    )
+    return Accepted(candidate.where, signed_at, f"signed by {identity} ({issuer})", predicate, subjects)
+
+
+def judge(
+    candidate: Candidate, release: Release, resource_uri: str, policy: IdentityPolicy, verifier: Any
+) -> Accepted | str:
+    """The accepted VSA, or why `candidate` does not prove `release` passed `resource_uri`."""
+    signed = signed_statement(candidate, policy, verifier)
+    if isinstance(signed, str):
+        return signed
+    if set(signed.subjects) != {(s.name, s.sha256) for s in release.subjects}:
+        return "is about other subjects than this release's"
+    if signed.predicate.get("resourceUri") != resource_uri:
+        return f"is for {signed.predicate.get('resourceUri')}, not {resource_uri}"
+    if signed.predicate.get("verificationResult") != "PASSED":
+        return f"verification result {signed.predicate.get('verificationResult')}"
+    return signed
+
+
+def search(
+    environment: str,
+    candidates: Iterable[Candidate],
+    looked: Iterable[str],
+    release: Release,
+    resource_uri: str,
+    policy: IdentityPolicy,
+    trust_config: Any,
+) -> Search:
+    """Judge every candidate (each distinct VSA once), newest accepted last."""
+    from sigstore.verify import Verifier
+
+    verifier = Verifier(trusted_root=trust_config.trusted_root)
+    seen: set[str] = set()
+    accepted: list[Accepted] = []
+    rejected: list[str] = []
+    for candidate in candidates:
+        digest = sha256_bytes(candidate.data)
+        if digest in seen:
+            continue
+        seen.add(digest)
+        verdict = judge(candidate, release, resource_uri, policy, verifier)
+        if isinstance(verdict, str):
+            rejected.append(f"{candidate.where}: {verdict}")
+        else:
+            accepted.append(verdict)
+    accepted.sort(key=lambda item: item.signed_at)
+    return Search(environment, tuple(accepted), tuple(rejected), tuple(looked))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
