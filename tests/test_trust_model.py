@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import SIGNER, WHEEL, Cli, policy_flags
+from tests.conftest import SIGNER, WHEEL, Cli, policy_flags, run_kit
 from tests.sigstore_instance import LocalSigstore
 
 
@@ -158,3 +160,176 @@ def test_the_vsa_records_the_policy_actually_applied(
     shown = cli(["verify", "--env", "dev", *policy], cwd=signed)
     assert shown.code == 0 and f"judged under identity {SIGNER}" in shown.out
     assert "overriding the config's issuer, san, sanRegex" in shown.out
+
+
+# --- signed VSAs decide previous-stage, soak and custody ---------------------------------------
+
+
+def no_soak(project: Path) -> None:
+    config = project / "pipeline-kit.yml"
+    config.write_text(config.read_text().replace("    soak: 30m\n", ""))
+
+
+def vsa_statement(project: Path, environment: str, result: str = "PASSED", subjects: Any = None) -> bytes:
+    release = release_json(project)
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": subjects or [{"name": s["name"], "digest": s["digest"]} for s in release["subjects"]],
+        "predicateType": "https://slsa.dev/verification_summary/v1",
+        "predicate": {
+            "verifier": {"id": "https://attacker.example/verifier"},
+            "timeVerified": "2020-01-01T00:00:00Z",  # a self-reported time: never read
+            "resourceUri": f"urn:pipeline-kit:environment:{environment}",
+            "policy": {"uri": "pipeline-kit.yml"},
+            "verificationResult": result,
+            "verifiedLevels": [],
+            "slsaVersion": "1.1",
+        },
+    }
+    return json.dumps(statement).encode()
+
+
+def plant_vsa(project: Path, sigstore: LocalSigstore, environment: str, statement: bytes, signer: str = SIGNER) -> None:
+    """A VSA really signed through the local Sigstore instance, as `signer`, planted in the evidence dir."""
+    from pipeline_kit.signing import Signable, sign_all
+    from pipeline_kit.trust import load_trust_config
+
+    name = f"promotions/{environment}.vsa.sigstore.json"
+    trust = load_trust_config(sigstore.trust_config_path)
+    signed = sign_all(trust, sigstore.mint_token(signer), "test", [Signable(name, statement=statement)])
+    path = project / ".pipeline-kit" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(signed.files[name])
+
+
+def staging_gate(cli: Cli, project: Path, policy: list[str]) -> dict[str, Any]:
+    result = cli(["plan", "--to", "staging", "--json", *policy], cwd=project)
+    gate: dict[str, Any] = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "previous-stage")
+    return gate
+
+
+def test_a_planted_well_chained_ledger_is_not_a_pass(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
+    # The attack: a build step writes a whole promotion history, hash chain recomputed, claiming
+    # the release was deployed to dev hours ago.
+    from pipeline_kit.ledger import Draft, FileLedger
+
+    no_soak(signed)
+    release = release_json(signed)
+    subjects = {s["name"]: s["digest"]["sha256"] for s in release["subjects"]}
+    ledger = FileLedger(signed / ".pipeline-kit" / "ledger.jsonl")
+    old = datetime.now(timezone.utc) - timedelta(hours=5)
+    for kind in ("promoted", "deployed"):
+        ledger.append(
+            Draft(kind=kind, environment="dev", release=release["id"], subjects=subjects, actor="ci", time=old)
+        )
+    assert cli(["ledger", "verify", *policy], cwd=signed).code == 0  # the chain itself is perfect
+    gate = staging_gate(cli, signed, policy)
+    assert gate["verdict"] == "denied" and gate["reason"].startswith("dev never passed this release"), gate
+
+
+def test_a_vsa_from_an_untrusted_identity_is_refused(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None
+) -> None:
+    no_soak(signed)
+    plant_vsa(signed, sigstore, "dev", vsa_statement(signed, "dev"), signer="mallory@example.com")
+    gate = staging_gate(cli, signed, policy)
+    assert gate["verdict"] == "denied" and "dev.vsa.sigstore.json: does not verify" in gate["reason"], gate
+    assert "mallory@example.com is not the expected dev@example.com" in gate["reason"]
+
+
+@pytest.mark.parametrize(
+    ("case", "refused"),
+    [
+        ("another environment", "is for urn:pipeline-kit:environment:staging, not urn:pipeline-kit:environment:dev"),
+        ("another release", "is about other subjects than this release's"),
+        ("failed", "verification result FAILED"),
+    ],
+)
+def test_a_replayed_or_failed_vsa_is_refused(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, case: str, refused: str
+) -> None:
+    # Signed by the trusted identity, but not a pass of this release in dev.
+    no_soak(signed)
+    statement = {
+        "another environment": lambda: vsa_statement(signed, "staging"),
+        "another release": lambda: vsa_statement(
+            signed, "dev", subjects=[{"name": "x", "digest": {"sha256": "c" * 64}}]
+        ),
+        "failed": lambda: vsa_statement(signed, "dev", result="FAILED"),
+    }[case]()
+    plant_vsa(signed, sigstore, "dev", statement)
+    gate = staging_gate(cli, signed, policy)
+    assert gate["verdict"] == "denied" and refused in gate["reason"], gate
+    custody = cli(["verify", "--env", "dev", *policy], cwd=signed)
+    assert custody.code == 1 and refused in custody.err
+
+
+def test_a_real_vsa_passes_and_soak_counts_from_its_signed_time(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None
+) -> None:
+    # The oracle for the refusals above: the same kind of VSA, for this release and dev, passes;
+    # its self-reported timeVerified (2020) is ignored in favour of the log's time (now).
+    plant_vsa(signed, sigstore, "dev", vsa_statement(signed, "dev"))
+    gate = staging_gate(cli, signed, policy)
+    assert gate["verdict"] == "denied" and gate["reason"].startswith("soak 0m of 30m in dev"), gate
+    no_soak(signed)
+    assert staging_gate(cli, signed, policy)["verdict"] == "passed"
+    assert cli(["verify", "--env", "dev", *policy], cwd=signed).code == 0
+
+
+def test_a_crash_between_decision_and_deploy_never_counts_as_arrived(
+    signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, cli: Cli
+) -> None:
+    # The deploy kills the kit itself (kill -9), as a crashed runner would, after the decision.
+    no_soak(signed)
+    env = {**os.environ, "SIGSTORE_IDENTITY_TOKEN": sigstore.mint_token(SIGNER)}
+    crashed = run_kit(["promote", "--to", "dev", *policy, "--", "sh", "-c", "kill -9 $PPID"], signed, env)
+    assert crashed.returncode == -9
+    kinds = [json.loads(line)["kind"] for line in (signed / ".pipeline-kit" / "ledger.jsonl").read_text().splitlines()]
+    assert kinds == ["promoted"]
+    gate = staging_gate(cli, signed, policy)
+    assert gate["verdict"] == "denied" and "to dev never finished (ledger seq 1)" in gate["reason"], gate
+    plan = cli(["plan", "--to", "dev", *policy], cwd=signed)
+    assert "never finished deploying" in plan.out
+
+
+# --- a ledger that resists a writer ------------------------------------------------------------
+
+
+def rechain(path: Path, lines: list[dict[str, Any]]) -> None:
+    """Rewrite a ledger file with a perfectly recomputed hash chain, as an attacker would."""
+    from pipeline_kit.ledger import Draft, Entry
+
+    prev, out = "0" * 64, []
+    for seq, line in enumerate(lines, start=1):
+        draft = Draft.model_validate({k: v for k, v in line.items() if k not in ("seq", "prev", "hash")})
+        entry = Entry.chain(draft, seq, prev)
+        out.append(entry.line())
+        prev = entry.hash
+    path.write_bytes(b"".join(out))
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("truncated", "decided on ledger seq 1, but the ledger has 0 entries: truncated"),
+        ("rewritten", "ledger seq 1 is not the entry it was decided on: rewritten"),
+        ("dropped", "the ledger has no entry for this signed decision: dropped"),
+    ],
+)
+def test_ledger_verify_finds_a_ledger_that_disagrees_with_signed_decisions(
+    cli: Cli, signed: Path, policy: list[str], token: None, case: str, message: str
+) -> None:
+    for _ in range(2):  # the second decision commits to the ledger holding the first
+        assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    path = signed / ".pipeline-kit" / "ledger.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert cli(["ledger", "verify", *policy], cwd=signed).code == 0
+    if case == "truncated":
+        rechain(path, [])
+    elif case == "rewritten":
+        rechain(path, [{**lines[0], "actor": "local:someone-else"}, lines[1]])
+    else:
+        rechain(path, lines[:1])
+    result = cli(["ledger", "verify", *policy], cwd=signed)
+    assert result.code == 1 and message in result.err, result.err

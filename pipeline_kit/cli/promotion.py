@@ -61,6 +61,11 @@ def render_plan(item: Plan) -> None:
     verdict = "would pass" if item.passed else "would be DENIED"
     click.echo(f"{item.environment}: release {item.release.id} {verdict}")
     click.echo(table(["gate", "verdict", "reason"], [(r.gate, MARK[r.verdict], r.reason) for r in item.results]))
+    for entry in item.unfinished:
+        click.echo(
+            f"note: the promotion of {entry.release} to {item.environment} at {entry.time:%Y-%m-%d %H:%MZ} "
+            f"(ledger seq {entry.seq}) never finished deploying: it does not count as arrived"
+        )
 
 
 def render_promotion(result: Promotion) -> None:
@@ -85,6 +90,7 @@ def plan_dict(item: Plan) -> dict[str, Any]:
         "environment": item.environment,
         "release": item.release.id,
         "passed": item.passed,
+        "unfinished": [{"release": e.release, "seq": e.seq, "time": e.time.isoformat()} for e in item.unfinished],
         "gates": [
             {
                 "gate": r.gate,
