@@ -92,6 +92,10 @@ class EvidenceDir:
         self._write(release.id, RELEASE_FILE, updated.to_json())
         return updated
 
+    def keep(self, release_id: str, name: str, data: bytes) -> None:
+        """Write one file into a release's archive only (e.g. a signed rollback of an older release)."""
+        atomic_write(self._inside(self.archive(release_id), name), data)
+
     def _write(self, release_id: str, name: str, data: bytes) -> None:
         for root in (self.archive(release_id), self.root):
             atomic_write(self._inside(root, name), data)

@@ -30,7 +30,7 @@ from pipeline_kit.identity import IdentityPolicy
 from pipeline_kit.ledger import GENESIS, Draft, Entry, Ledger, arrived, in_flight
 from pipeline_kit.models import Model, Release
 from pipeline_kit.signing import Signable, sign_all, statement_json
-from pipeline_kit.vsa import LEDGER_INPUT, VSA_PREDICATE, Candidate, search, vsa_bundle
+from pipeline_kit.vsa import LEDGER_INPUT, VSA_PREDICATE, Candidate, hold_bundle, hold_level, search, vsa_bundle
 
 if TYPE_CHECKING:
     from pipeline_kit.verify import Custody
@@ -162,11 +162,17 @@ def context_for(
         except PipelineKitError as exc:
             problem = exc.message
     after = project.config.environments[environment].after
-    upstream = None
-    if after is not None and trust.policy is not None and trust.unverified is None:
-        candidates, looked = vsa_candidates(project, release, after, entries)
-        uri = resource_uri(project.config, after)
-        upstream = search(after, candidates, looked, release, uri, trust.policy, trust.load())
+    upstream = holds = None
+    if trust.policy is not None and trust.unverified is None:
+        if after is not None:
+            candidates, looked = vsa_candidates(project, release, after, entries)
+            uri = resource_uri(project.config, after)
+            upstream = search(after, candidates, looked, release, uri, trust.policy, trust.load())
+        candidates, looked = vsa_candidates(project, release, environment, entries, hold=True)
+        uri = resource_uri(project.config, environment)
+        holds = search(
+            environment, candidates, looked, release, uri, trust.policy, trust.load(), hold_level(environment)
+        )
     return PromotionContext(
         release=release,
         environment=environment,
@@ -180,6 +186,7 @@ def context_for(
         verification_problem=problem,
         forge=project.forge,
         upstream=upstream,
+        holds=holds,
     )
 
 
@@ -254,23 +261,25 @@ def custody(project: Project, environment: str) -> Custody:
 
 
 def vsa_candidates(
-    project: Project, release: Release, environment: str, entries: Sequence[Entry]
+    project: Project, release: Release, environment: str, entries: Sequence[Entry], *, hold: bool = False
 ) -> tuple[list[Candidate], list[str]]:
-    """Every VSA about `release` for `environment` the kit can find, and where it looked: the
-    evidence dir (as passed between jobs), the release's archive in it, the ledger's attachments,
-    and the forge's attestations. Each is verified by the caller, so any store will do."""
+    """Every VSA about `release` for `environment` (or, with `hold`, every signed rollback of it)
+    the kit can find, and where it looked: the evidence dir (as passed between jobs), the
+    release's archive in it, the ledger's attachments, and the forge's attestations. Each is
+    verified by the caller, so any store will do."""
     from pipeline_kit.forge import ForgeError
 
     candidates, looked = [], []
-    name = vsa_bundle(environment)
+    name = hold_bundle(environment) if hold else vsa_bundle(environment)
     for path in (project.evidence.path(name), project.evidence.archive(release.id) / name):
         looked.append(str(path))
         if path.is_file():
             candidates.append(Candidate(str(path), path.read_bytes()))
     looked.append(f"the ledger's attachments ({project.ledger.describe()})")
     for entry in entries:
-        digest = entry.details.get("vsa")
-        if entry.environment == environment and entry.release == release.id and isinstance(digest, str):
+        digest = entry.details.get("hold" if hold else "vsa")
+        about = entry.details.get("from") if hold else entry.release
+        if entry.environment == environment and about == release.id and isinstance(digest, str):
             data = project.ledger.attachment(digest)
             if data is not None:
                 candidates.append(Candidate(f"ledger seq {entry.seq}", data))
@@ -503,6 +512,11 @@ def _deploy(
     return True
 
 
+def _ledger_input(seq: int, head: str) -> dict[str, Any]:
+    """The inputAttestations entry committing a signed decision to the ledger head it was made on."""
+    return {"name": LEDGER_INPUT, "digest": {"sha256": head}, "annotations": {"seq": seq}}
+
+
 def _input_attestations(evidence: EvidenceDir, release: Release) -> list[dict[str, Any]]:
     from pipeline_kit.signing import PROVENANCE_BUNDLE, SBOM_BUNDLE, subject_bundle
 
@@ -556,9 +570,13 @@ def rollback(
     to: str | None,
     reason: str,
     deploy: str | Sequence[str] | None,
+    token: TokenProvider,
     on_output: Callable[[str], None] | None = None,
 ) -> tuple[str, str, Entry]:
-    """Go back to the previous good release of `environment` (or `to`); returns (from, to, entry)."""
+    """Go back to the previous good release of `environment` (or `to`); returns (from, to, entry).
+
+    The rollback is signed before anything is deployed: a FAILED VSA about the rolled-back
+    release for this environment, so its hold survives edits to the ledger."""
     from pipeline_kit.verify import SourceExpectation, verify_release
 
     _check_environment(project.config, environment)
@@ -588,6 +606,7 @@ def rollback(
         first = verification.failures[0]
         raise VerificationError(f"rollback target {target} does not verify: {first.target}: {first.detail}")
     release = archive.load_release()
+    held = _sign_hold(project, environment, current, entries, reason, token)
     details = {"from": current, "to": target}
     _deploy(project, environment, release, archive, deploy, on_output, details={"rollback": details})
     entry = project.ledger.append(
@@ -599,10 +618,53 @@ def rollback(
             actor=project.actor,
             time=_now(),
             reason=reason,
-            details=details,
-        )
+            details={**details, "hold": sha256_bytes(held)},
+        ),
+        [held],
     )
+    if project.forge is not None:
+        project.forge.upload_attestation(held)
     return current, target, entry
+
+
+def _sign_hold(
+    project: Project, environment: str, bad: str, entries: Sequence[Entry], reason: str, token: TokenProvider
+) -> bytes:
+    """A signed rollback of `bad` out of `environment`, kept in its archive; returns the bundle."""
+    from pipeline_kit.models import Subject
+
+    arrival = next(
+        (e for e in reversed(entries) if e.environment == environment and e.release == bad and e.subjects), None
+    )
+    if arrival is None:
+        raise VerificationError(f"the ledger names no subjects for {bad}: cannot sign its rollback")
+    subjects = tuple(Subject(name=name, digest={"sha256": digest}) for name, digest in sorted(arrival.subjects.items()))
+    head = entries[-1] if entries else None
+    predicate = {
+        "verifier": {"id": f"{KIT_URI}/rollback", "version": {"pipeline-kit": __version__}},
+        "timeVerified": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "resourceUri": resource_uri(project.config, environment),
+        "policy": {
+            "uri": Path(project.config.source_path or "pipeline-kit.yml").name,
+            "annotations": {"reason": reason},
+        },
+        "inputAttestations": [
+            {
+                "name": LEDGER_INPUT,
+                "digest": {"sha256": head.hash if head else GENESIS},
+                "annotations": {"seq": head.seq if head else 0},
+            }
+        ],
+        "verificationResult": "FAILED",
+        "verifiedLevels": [hold_level(environment)],
+        "slsaVersion": "1.1",
+    }
+    raw, source = token()
+    name = hold_bundle(environment)
+    statement = statement_json(subjects, VSA_PREDICATE, predicate)
+    signed = sign_all(project.trust.load(), raw, source, [Signable(name, statement=statement)])
+    project.evidence.keep(bad, name, signed.files[name])
+    return signed.files[name]
 
 
 def _previous_good(entries: Sequence[Entry], environment: str, current: str) -> str | None:

@@ -30,6 +30,11 @@ def vsa_bundle(environment: str) -> str:
     return f"{PROMOTIONS_DIR}/{environment}.vsa.sigstore.json"
 
 
+def hold_bundle(environment: str) -> str:
+    """Where a signed rollback out of `environment` lives in the rolled-back release's archive."""
+    return f"{PROMOTIONS_DIR}/{environment}.rollback.sigstore.json"
+
+
 @dataclass(frozen=True)
 class Candidate:
     where: str  # for messages: the file, ledger attachment or forge record it came from
@@ -109,10 +114,21 @@ def signed_statement(candidate: Candidate, policy: IdentityPolicy, verifier: Any
     return Accepted(candidate.where, signed_at, f"signed by {identity} ({issuer})", predicate, subjects)
 
 
+def hold_level(environment: str) -> str:
+    """The verifiedLevels value of a signed rollback: the release was taken out of `environment`."""
+    return f"PIPELINE_KIT_ROLLED_BACK_{environment.upper().replace('-', '_')}"
+
+
 def judge(
-    candidate: Candidate, release: Release, resource_uri: str, policy: IdentityPolicy, verifier: Any
+    candidate: Candidate,
+    release: Release,
+    resource_uri: str,
+    policy: IdentityPolicy,
+    verifier: Any,
+    hold: str | None = None,
 ) -> Accepted | str:
-    """The accepted VSA, or why `candidate` does not prove `release` passed `resource_uri`."""
+    """The accepted VSA, or why `candidate` does not prove `release` passed `resource_uri` (or,
+    with `hold`, was rolled back out of it: FAILED, carrying that level)."""
     signed = signed_statement(candidate, policy, verifier)
     if isinstance(signed, str):
         return signed
@@ -120,8 +136,11 @@ def judge(
         return "is about other subjects than this release's"
     if signed.predicate.get("resourceUri") != resource_uri:
         return f"is for {signed.predicate.get('resourceUri')}, not {resource_uri}"
-    if signed.predicate.get("verificationResult") != "PASSED":
+    expected = "FAILED" if hold else "PASSED"
+    if signed.predicate.get("verificationResult") != expected:
         return f"verification result {signed.predicate.get('verificationResult')}"
+    if hold and hold not in (signed.predicate.get("verifiedLevels") or []):
+        return "is not a rollback"
     return signed
 
 
@@ -133,6 +152,7 @@ def search(
     resource_uri: str,
     policy: IdentityPolicy,
     trust_config: Any,
+    hold: str | None = None,
 ) -> Search:
     """Judge every candidate (each distinct VSA once), newest accepted last."""
     from sigstore.verify import Verifier
@@ -146,7 +166,7 @@ def search(
         if digest in seen:
             continue
         seen.add(digest)
-        verdict = judge(candidate, release, resource_uri, policy, verifier)
+        verdict = judge(candidate, release, resource_uri, policy, verifier, hold)
         if isinstance(verdict, str):
             rejected.append(f"{candidate.where}: {verdict}")
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ def context(
     problem: str | None = None,
     config: str = CONFIG,
     upstream: Search | None = None,
+    holds: Search | None = None,
 ) -> PromotionContext:
     (tmp_path / "pipeline-kit.yml").write_text(config)
     parsed = parse_config(config, tmp_path / "pipeline-kit.yml").model_copy(
@@ -90,6 +92,7 @@ def context(
         verification=verification,
         verification_problem=problem,
         upstream=upstream,
+        holds=holds or Search(environment, (), (), ()),
     )
 
 
@@ -278,6 +281,31 @@ def test_rollback_hold(tmp_path: Path) -> None:
         "passed",
         "rolled back at 2026-11-18 12:00Z; root cause recorded: INC-1",
     )
+
+
+def test_a_signed_rollback_holds_even_when_ledger_lines_are_deleted(tmp_path: Path) -> None:
+    rid = release().id
+    # a signed rollback (FAILED VSA) decided on ledger seq 2
+    hold = Accepted(
+        "releases/x/promotions/dev.rollback.sigstore.json",
+        NOW,
+        "signed by ci",
+        {"inputAttestations": [{"name": "ledger", "digest": {"sha256": "0" * 64}, "annotations": {"seq": 2}}]},
+    )
+    holds = Search("dev", (hold,), (), ())
+    truncated = entries(("promoted", "dev", rid, NOW, {}))  # the rollback and everything after it deleted
+    verdict, reason = run(gate("rollback-hold"), context(tmp_path, "dev", history=truncated, holds=holds))
+    assert verdict == "denied" and "the ledger has 1 entries: truncated; the hold stands" in reason
+    kept = entries(
+        ("promoted", "dev", rid, NOW, {}), ("promoted", "dev", "other", NOW, {}), ("deployed", "dev", "other", NOW, {})
+    )
+    verdict, reason = run(gate("rollback-hold"), context(tmp_path, "dev", history=kept, holds=holds))
+    assert verdict == "denied" and "(signed, releases/x/promotions/dev.rollback.sigstore.json)" in reason
+    lifted = entries(*[(e.kind, e.environment, e.release, NOW, {}) for e in kept], ("annotated", "dev", rid, NOW, {}))
+    assert run(gate("rollback-hold"), context(tmp_path, "dev", history=lifted, holds=holds))[0] == "passed"
+    # no search at all (no identity policy): fail closed
+    ctx = context(tmp_path, "dev")
+    assert run(gate("rollback-hold"), replace(ctx, holds=None))[0] == "error"
 
 
 # --- checks -------------------------------------------------------------------------------

@@ -333,3 +333,21 @@ def test_ledger_verify_finds_a_ledger_that_disagrees_with_signed_decisions(
         rechain(path, lines[:1])
     result = cli(["ledger", "verify", *policy], cwd=signed)
     assert result.code == 1 and message in result.err, result.err
+
+
+def test_deleting_ledger_lines_does_not_lift_a_rollback_hold(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_promote import good_then_bad_in_dev
+
+    _, bad = good_then_bad_in_dev(cli, signed, sigstore, policy, monkeypatch)
+    path = signed / ".pipeline-kit" / "ledger.jsonl"
+    before = path.read_text().splitlines()
+    assert cli(["rollback", "--env", "dev", "--reason", "500s", *policy], cwd=signed).code == 0
+    assert (signed / ".pipeline-kit" / "releases" / bad / "promotions" / "dev.rollback.sigstore.json").is_file()
+    # The attack: drop the tail (the rollback's lines); the chain still verifies.
+    path.write_text("\n".join(before) + "\n")
+    again = cli(["promote", "--to", "dev", "--json", *policy], cwd=signed)
+    gates = {g["gate"]: g for g in json.loads(again.out)["gates"]}
+    assert again.code == 1 and gates["rollback-hold"]["verdict"] == "denied"
+    assert "truncated; the hold stands" in gates["rollback-hold"]["reason"]

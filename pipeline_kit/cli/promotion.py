@@ -222,27 +222,40 @@ def promote(
     help="Release id to go back to. [default: the previous good one]",
 )
 @click.option("--reason", required=True, help="Why (recorded).")
+@click.option("--interactive", is_flag=True, help="Sign in with a browser to sign the rollback.")
 @evidence_options
 @trust_options
 @policy_options
 @click.argument("deploy", nargs=-1, type=click.UNPROCESSED)
 @pass_session
 def rollback(
-    session: Session, /, environment: str, target: str | None, reason: str, deploy: tuple[str, ...], **trust: Any
+    session: Session,
+    /,
+    environment: str,
+    target: str | None,
+    reason: str,
+    interactive: bool,
+    deploy: tuple[str, ...],
+    **trust: Any,
 ) -> None:
     """Roll ENV back to the previous good release, re-verified, and hold the bad one out.
+
+    The rollback is signed (a FAILED VSA about the bad release, for ENV) before the deploy, so
+    the hold survives edits to the ledger.
 
     The rolled-back release cannot be promoted to ENV again until
     `pipeline-kit ledger annotate --env ENV --root-cause ...` records why it failed.
     """
     from pipeline_kit.promote import rollback as run_rollback
 
+    trusted = trust_for(session, **trust_args(trust))
     came_from, went_to, entry = run_rollback(
-        project_for(session, trust_for(session, **trust_args(trust))),
+        project_for(session, trusted),
         environment,
         to=target,
         reason=reason,
         deploy=list(deploy) or None,
+        token=lambda: identity_token(session, trusted.load(), interactive),
         on_output=lambda line: click.echo(f"  | {line}", err=True),
     )
     session.publish({"from": came_from, "to": went_to, "environment": environment})

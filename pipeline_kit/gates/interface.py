@@ -82,6 +82,7 @@ class PromotionContext:
     verification_problem: str | None = None  # why the evidence could not be verified at all
     forge: Forge | None = None
     upstream: Search | None = None  # the signed VSAs showing the `after:` environment passed this release
+    holds: Search | None = None  # signed rollbacks of this release out of this environment
 
     def checks_for(self, *targets: str) -> list[Check]:
         if self.verification is None:

@@ -1,25 +1,44 @@
 """rollback-hold: a release rolled back out of an environment cannot return there until a root
-cause is recorded (`pipeline-kit ledger annotate --env ENV --root-cause ...`)."""
+cause is recorded (`pipeline-kit ledger annotate --env ENV --root-cause ...`).
+
+A rollback is signed (a FAILED VSA naming the ledger head it was made on), so deleting ledger
+lines does not lift a hold: a signed rollback whose ledger is shorter than its head is a
+truncated ledger, and the hold stands.
+"""
 
 from __future__ import annotations
 
-from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, denied, passed
+from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, denied, error, passed
 
 
 class RollbackHoldGate(Gate):
     name = "rollback-hold"
 
     def evaluate(self, context: PromotionContext) -> Outcome:
-        here = [e for e in context.history if e.environment == context.environment]
+        env = context.environment
+        here = [e for e in context.history if e.environment == env]
+        annotate = f"record the root cause: pipeline-kit ledger annotate --env {env} --root-cause ..."
+        if context.holds is None:
+            return error(f"cannot look for signed rollbacks: {context.verification_problem or 'no identity policy'}")
+        for hold in context.holds.accepted:
+            seq = hold.ledger_head[0] if hold.ledger_head else 0
+            if len(context.history) <= seq:
+                return denied(
+                    f"signed rollback from {env} at {hold.signed_at:%Y-%m-%d %H:%MZ} ({hold.where}) was made on "
+                    f"ledger seq {seq}, but the ledger has {len(context.history)} entries: truncated; the hold stands"
+                )
+            if not any(e.kind == "annotated" and e.seq > seq for e in here):
+                return denied(
+                    f"rolled back from {env} at {hold.signed_at:%Y-%m-%d %H:%MZ} (signed, {hold.where}); {annotate}"
+                )
         rollbacks = [e for e in here if e.kind == "rolled-back" and e.details.get("from") == context.release.id]
         if not rollbacks:
-            return passed(f"no rollback of this release from {context.environment}")
+            return passed(f"no rollback of this release from {env}")
         last = rollbacks[-1]
         annotated = [e for e in here if e.kind == "annotated" and e.seq > last.seq]
         if annotated:
             return passed(f"rolled back at {last.time:%Y-%m-%d %H:%MZ}; root cause recorded: {annotated[-1].reason}")
         return denied(
-            f"rolled back from {context.environment} at {last.time:%Y-%m-%d %H:%MZ} ({last.reason}); "
-            f"record the root cause: pipeline-kit ledger annotate --env {context.environment} --root-cause ...",
+            f"rolled back from {env} at {last.time:%Y-%m-%d %H:%MZ} ({last.reason}); {annotate}",
             rollback_seq=last.seq,
         )
