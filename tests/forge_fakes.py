@@ -342,14 +342,21 @@ class GitHubFake(SpecFake):
     def add_status(self, sha: str, context: str, state: str) -> None:
         self.statuses.setdefault(sha, []).append(self.example("simple-commit-status", context=context, state=state))
 
-    def add_pull(self, sha: str, number: int, author: str, approvals: list[tuple[str, str]]) -> None:
+    def add_pull(self, sha: str, number: int, author: str, approvals: list[tuple[str, ...]]) -> None:
+        """A merged pull request whose head is `sha`; each review is (login, state[, commit reviewed])."""
         user = self.example("simple-user", login=author)
-        self.pulls.setdefault(sha, []).append(
-            self.example("pull-request-simple", number=number, user=user, merged_at="2026-11-21T10:00:00Z")
-        )
+        pull = self.example("pull-request-simple", number=number, user=user, merged_at="2026-11-21T10:00:00Z")
+        pull["head"] = {**pull["head"], "sha": sha}
+        self.pulls.setdefault(sha, []).append(pull)
         self.reviews[number] = [
-            self.example("pull-request-review", id=i, user=self.example("simple-user", login=login), state=state)
-            for i, (login, state) in enumerate(approvals, start=1)
+            self.example(
+                "pull-request-review",
+                id=i,
+                user=self.example("simple-user", login=review[0]),
+                state=review[1],
+                commit_id=review[2] if len(review) > 2 else sha,
+            )
+            for i, review in enumerate(approvals, start=1)
         ]
 
 

@@ -140,6 +140,12 @@ def approvals_config(project: Path, minimum: int = 2) -> None:
         ([("carol", "CHANGES_REQUESTED"), ("bob", "APPROVED"), ("carol", "APPROVED")], "passed", "2 approvals"),
         ([("bob", "APPROVED"), ("carol", "APPROVED"), ("carol", "DISMISSED")], "denied", "approvals: 1 of 2"),
         ([("bob", "APPROVED"), ("carol", "APPROVED"), ("octocat", "APPROVED")], "passed", "2 approvals (bob, carol)"),
+        # a stale approval: carol approved an earlier head, then more was pushed and merged
+        (
+            [("bob", "APPROVED"), ("carol", "APPROVED", "e" * 40)],
+            "denied",
+            "1 of 2 from pull request #7 reviews: bob (approved an earlier head than the merged one: carol)",
+        ),
     ],
 )
 def test_approvals_gate(
@@ -148,7 +154,7 @@ def test_approvals_gate(
     sigstore: LocalSigstore,
     github: GitHubFake,
     monkeypatch: pytest.MonkeyPatch,
-    reviews: list[tuple[str, str]],
+    reviews: list[tuple[str, ...]],
     verdict: str,
     fragment: str,
 ) -> None:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -308,6 +309,29 @@ def test_a_signed_rollback_holds_even_when_ledger_lines_are_deleted(tmp_path: Pa
     assert run(gate("rollback-hold"), replace(ctx, holds=None))[0] == "error"
 
 
+@pytest.mark.parametrize(
+    ("tz", "friday", "now", "frozen"),
+    [
+        # spring forward: a 62h window from Friday 18:00 lasts 62 real hours, one wall-clock hour longer
+        ("Europe/Berlin", "2027-03-26", "2027-03-29T06:30:00+00:00", True),  # 61.5h in: still frozen
+        ("America/New_York", "2027-03-12", "2027-03-15T12:30:00+00:00", True),
+        # fall back: ... and one wall-clock hour shorter
+        ("Europe/Berlin", "2026-10-23", "2026-10-26T06:30:00+00:00", False),  # 62.5h in: open
+        ("America/New_York", "2026-10-30", "2026-11-02T12:30:00+00:00", False),
+    ],
+)
+def test_freeze_windows_last_their_duration_across_daylight_saving_changes(
+    tmp_path: Path, tz: str, friday: str, now: str, frozen: bool
+) -> None:
+    window = {"cron": "0 18 * * FRI", "duration": "62h", "tz": tz}
+    moment = datetime.fromisoformat(now)
+    verdict, reason = run(gate("freeze", windows=[window]), replace(context(tmp_path), now=moment))
+    assert verdict == ("denied" if frozen else "passed"), reason
+    start = datetime.fromisoformat(f"{friday}T18:00:00").replace(tzinfo=ZoneInfo(tz))
+    elapsed = moment - start  # aware datetimes in different zones: real elapsed time
+    assert (elapsed < timedelta(hours=62)) == frozen  # the oracle: 62 real hours from the start
+
+
 # --- checks -------------------------------------------------------------------------------
 
 
@@ -447,6 +471,12 @@ def test_compile_adds_implicit_gates_and_rejects_bad_ones(tmp_path: Path) -> Non
         "staging: {after: dev, soak: 1h, gates: []}", "staging:\n    gates:\n      - checks: {junit: x, mni: 2}"
     )
     with pytest.raises(ConfigError, match=r"environments.staging.gates\[0\].checks.mni: unknown key"):
+        compile_gates(context(tmp_path, config=bad).config, "staging")
+    # `min: 0` would be an approvals gate that always passes
+    bad = CONFIG.replace(
+        "staging: {after: dev, soak: 1h, gates: []}", "staging:\n    gates:\n      - approvals: {min: 0}"
+    )
+    with pytest.raises(ConfigError, match=r"gates\[0\].approvals.min: Input should be greater than or equal to 1"):
         compile_gates(context(tmp_path, config=bad).config, "staging")
 
 

@@ -154,16 +154,20 @@ class GitHubForge(Forge):
         if not pulls:
             raise ForgeError(f"no merged pull request contains {sha[:12]}: nobody reviewed it")
         pull = pulls[0]
+        head = (pull.get("head") or {}).get("sha")
         reviews = self._get_all("pull request reviews", f"/pulls/{pull['number']}/reviews")
-        latest: dict[str, str] = {}
+        latest: dict[str, tuple[str, str | None]] = {}
         for review in reviews:  # a reviewer's last word counts
             if review.get("user") and review.get("state") in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
-                latest[review["user"]["login"]] = review["state"]
+                latest[review["user"]["login"]] = (review["state"], review.get("commit_id"))
+        # An approval counts only for the head that was merged: code pushed after it was not reviewed.
+        approved = {user: commit for user, (state, commit) in latest.items() if state == "APPROVED"}
         return Approvals(
-            approvers=tuple(sorted(u for u, s in latest.items() if s == "APPROVED")),
+            approvers=tuple(sorted(u for u, commit in approved.items() if head and commit == head)),
             authors=(pull["user"]["login"],) if pull.get("user") else (),
             source=f"pull request #{pull['number']} reviews",
-            rejected=tuple(sorted(u for u, s in latest.items() if s == "CHANGES_REQUESTED")),
+            rejected=tuple(sorted(u for u, (s, _) in latest.items() if s == "CHANGES_REQUESTED")),
+            stale=tuple(sorted(u for u, commit in approved.items() if not head or commit != head)),
         )
 
 

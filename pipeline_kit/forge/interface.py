@@ -29,6 +29,7 @@ class Approvals:
     authors: tuple[str, ...]
     source: str  # what was asked, e.g. "pull request #12 reviews"
     rejected: tuple[str, ...] = ()  # whoever's last word was a rejection: that stands, and denies
+    stale: tuple[str, ...] = ()  # approved an earlier head than the one merged: not counted
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, denied, forge_and_commit, passed
 
 
 class ApprovalsOptions(Options):
-    min: int = 2
+    min: int = Field(default=2, ge=1)  # `min: 0` would be a gate that always passes
     exclude: tuple[Literal["author", "promoter"], ...] = ("author", "promoter")
 
 
@@ -44,6 +46,8 @@ class ApprovalsGate(Gate):
         if len(eligible) < self.options.min:
             ignored = sorted(excluded & set(found.approvers))
             note = f" (not counted: {', '.join(ignored)})" if ignored else ""
+            if found.stale:
+                note += f" (approved an earlier head than the merged one: {', '.join(found.stale)})"
             return denied(
                 f"approvals: {len(eligible)} of {self.options.min} from {found.source}"
                 f"{': ' + ', '.join(eligible) if eligible else ''}{note}",

@@ -153,7 +153,12 @@ class Window(BaseModel):
             return until.next_after(now, self.zone, FORGE_LOOKBACK) or now + FORGE_LOOKBACK
         length = parse_duration(self.duration or "0s")
         began = self.occurrence_before(now, within=length)
-        return began + length if began is not None and now < began + length else None
+        if began is None:
+            return None
+        # Elapsed time, not wall-clock time: aware arithmetic in one zone would make a 62h window
+        # last 61h across the spring change and 63h across the autumn one.
+        end = (began.astimezone(timezone.utc) + length).astimezone(self.zone)
+        return end if now < end else None
 
     def occurrence_before(self, now: datetime, within: timedelta | None = None) -> datetime | None:
         """The latest start of the recurrence at or before `now` (looking back `within`)."""
