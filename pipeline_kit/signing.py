@@ -23,6 +23,7 @@ SBOM_PREDICATE = "https://cyclonedx.org/bom"
 PROVENANCE_PREDICATE = "https://slsa.dev/provenance/v1"
 PROVENANCE_BUNDLE = f"{BUNDLES_DIR}/provenance.sigstore.json"
 SBOM_BUNDLE = f"{BUNDLES_DIR}/sbom.sigstore.json"
+TEST_RESULT_BUNDLE = f"{BUNDLES_DIR}/test-result.sigstore.json"
 
 
 def subject_bundle(name: str) -> str:
@@ -195,6 +196,31 @@ def sign_release(evidence: EvidenceDir, workdir: Path, trust_config: Any, token:
         token_source=token_source,
         log_entries=signed.log_entries,
     )
+
+
+def attest_test_results(
+    evidence: EvidenceDir,
+    workdir: Path,
+    trust_config: Any,
+    token: str,
+    token_source: str,
+    patterns: list[str],
+    url: str | None = None,
+) -> tuple[Signed, int, int]:
+    """Sign the JUnit reports' results as an in-toto test-result attestation about the release's
+    subjects (bundles/test-result.sigstore.json); returns it with the passed and failed counts."""
+    from pipeline_kit.testresults import TEST_RESULT_PREDICATE, find_reports, predicate, read_junit
+
+    release = evidence.load_release()
+    paths = find_reports(workdir, patterns)
+    if not paths:
+        raise UsageError(f"no JUnit report matches {', '.join(patterns)}")
+    summary = read_junit(workdir, paths)
+    statement = statement_json(release.subjects, TEST_RESULT_PREDICATE, predicate(summary, url))
+    signed = sign_all(trust_config, token, token_source, [Signable(TEST_RESULT_BUNDLE, statement=statement)])
+    updated = evidence.record_many(release, signed.files)
+    result = Signed(updated, tuple(signed.files), signed.identity, signed.issuer, token_source, signed.log_entries)
+    return result, len(summary.passed), len(summary.failed)
 
 
 def _sigstore_message(exc: BaseException) -> str:

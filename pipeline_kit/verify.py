@@ -26,6 +26,7 @@ from pipeline_kit.signing import (
     PROVENANCE_PREDICATE,
     SBOM_BUNDLE,
     SBOM_PREDICATE,
+    TEST_RESULT_BUNDLE,
     release_subjects,
     statement_subjects,
     subject_bundle,
@@ -52,6 +53,7 @@ class Verification:
     policy: IdentityPolicy
     checks: tuple[Check, ...]
     source: Source | None = None  # from the signed provenance, when it verified
+    test_results: dict[str, Any] | None = None  # the signed test-result predicate, when there is one
 
     @property
     def commit(self) -> str | None:
@@ -100,9 +102,18 @@ def verify_release(
     signed = signed_source(provenance) if provenance is not None else None
     checks.append(_provenance_source(signed, source))
     checks.append(_release_source(release, signed))
+    test_results = None
+    if evidence.path(TEST_RESULT_BUNDLE).is_file():  # optional evidence: checked when present
+        from pipeline_kit.testresults import TEST_RESULT_PREDICATE
+
+        result_checks, statement = _attestation(
+            release, evidence, verifier, sigstore_policy, TEST_RESULT_BUNDLE, None, TEST_RESULT_PREDICATE
+        )
+        checks += result_checks
+        test_results = statement.get("predicate") if statement is not None else None
     if custody is not None:
         checks += custody_checks(evidence, release, policy, trust_config, custody)
-    return Verification(release, policy, tuple(checks), signed)
+    return Verification(release, policy, tuple(checks), signed, test_results)
 
 
 def _subject_digest(subject: Subject, workdir: Path | None) -> Check:
@@ -159,7 +170,7 @@ def _attestation(
     verifier: Any,
     policy: Any,
     bundle_name: str,
-    file_name: str,
+    file_name: str | None,  # the evidence file the statement must equal, if any
     predicate_type: str,
 ) -> tuple[list[Check], dict[str, Any] | None]:
     """The attestation's checks, and its signed statement when it verified and is about this release."""
@@ -182,6 +193,8 @@ def _attestation(
         checks.append(Check(bundle_name, "subjects", False, "the attested subjects are not release.json's"))
     else:
         checks.append(Check(bundle_name, "subjects", True, f"{len(release.subjects)} subjects, as release.json"))
+    if file_name is None:
+        return checks, statement if ours else None
     path = evidence.path(file_name)
     if not path.is_file():
         checks.append(Check(file_name, "matches attestation", False, "file missing"))

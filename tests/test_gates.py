@@ -211,7 +211,8 @@ def test_sbom_gate_vulnerability_reports(
     sbom_document(tmp_path, ["MIT"])
     (tmp_path / "vulns.json").write_text(json.dumps(report))
     got, reason = run(
-        gate("sbom", vulnerabilities="vulns.json", **options), context(tmp_path, verification=verification())
+        gate("sbom", vulnerabilities="vulns.json", unsigned_reports=True, **options),
+        context(tmp_path, verification=verification()),
     )
     assert got == verdict and fragment in reason, reason
 
@@ -219,7 +220,8 @@ def test_sbom_gate_vulnerability_reports(
 def test_sbom_gate_missing_report_is_an_error(tmp_path: Path) -> None:
     sbom_document(tmp_path, ["MIT"])
     verdict, reason = run(
-        gate("sbom", vulnerabilities="reports/*.json"), context(tmp_path, verification=verification())
+        gate("sbom", vulnerabilities="reports/*.json", unsigned_reports=True),
+        context(tmp_path, verification=verification()),
     )
     assert verdict == "error" and "no data is not a pass" in reason
 
@@ -340,18 +342,27 @@ def junit(path: Path, cases: str) -> None:
     path.write_text(f'<?xml version="1.0"?><testsuites><testsuite name="s">{cases}</testsuite></testsuites>')
 
 
-def test_checks_gate(tmp_path: Path) -> None:
+def test_checks_gate_on_opted_in_report_files(tmp_path: Path) -> None:
     ctx = context(tmp_path)
-    assert run(gate("checks", junit="reports/*.xml"), ctx)[0] == "error"
+    files = {"junit": "reports/*.xml", "unsigned_reports": True}
+    assert run(gate("checks", **files), ctx)[0] == "error"
     junit(
         tmp_path / "reports" / "a.xml", '<testcase classname="t" name="ok"/><testcase name="skip"><skipped/></testcase>'
     )
-    assert run(gate("checks", junit="reports/*.xml"), ctx) == ("passed", "1 test(s) passed in 1 report(s), 1 skipped")
-    assert run(gate("checks", junit="reports/*.xml", min=5), ctx) == ("denied", "1 test(s) ran, at least 5 required")
+    assert run(gate("checks", **files), ctx) == (
+        "passed",
+        "1 test(s) passed in 1 report(s), 1 skipped (UNSIGNED report(s), bound to nothing)",
+    )
+    assert run(gate("checks", **files, min=5), ctx)[1].startswith("1 test(s) ran, at least 5 required")
     junit(tmp_path / "reports" / "b.xml", '<testcase classname="t" name="bad"><failure message="x"/></testcase>')
-    assert run(gate("checks", junit="reports/*.xml"), ctx) == ("denied", "1 of 3 test(s) failed: t.bad")
+    assert run(gate("checks", **files), ctx) == ("denied", "1 of 3 test(s) failed: t.bad")
     (tmp_path / "reports" / "c.xml").write_text("<not-closed")
-    assert run(gate("checks", junit="reports/*.xml"), ctx)[0] == "error"
+    assert run(gate("checks", **files), ctx)[0] == "error"
+    # without the opt-in the files are not read at all: the signed results are
+    assert run(gate("checks", junit="reports/*.xml"), ctx)[0] == "error"  # nothing verified here
+    assert run(gate("checks", junit="reports/*.xml"), context(tmp_path, verification=verification()))[1].startswith(
+        "no signed test results about this release"
+    )
 
 
 # --- freeze -------------------------------------------------------------------------------

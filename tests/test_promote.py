@@ -115,7 +115,7 @@ def test_plan_explains_every_gate_and_records_nothing(cli: Cli, signed: Path, po
     assert result.code == 1
     gates = {g["gate"]: g for g in json.loads(result.out)["gates"]}
     assert list(gates) == ["signature", "provenance", "sbom", "checks", "previous-stage", "rollback-hold"]
-    assert gates["checks"]["verdict"] == "error" and "no JUnit report" in gates["checks"]["reason"]
+    assert gates["checks"]["verdict"] == "denied" and "no signed test results" in gates["checks"]["reason"]
     assert gates["previous-stage"]["reason"].startswith("soak 0m of 30m in dev, ready at ")
     assert all(g["reason"] for g in gates.values())
     assert (signed / ".pipeline-kit" / "ledger.jsonl").read_bytes() == before

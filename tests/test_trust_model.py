@@ -351,3 +351,78 @@ def test_deleting_ledger_lines_does_not_lift_a_rollback_hold(
     gates = {g["gate"]: g for g in json.loads(again.out)["gates"]}
     assert again.code == 1 and gates["rollback-hold"]["verdict"] == "denied"
     assert "truncated; the hold stands" in gates["rollback-hold"]["reason"]
+
+
+# --- reports bound to the release ---------------------------------------------------------------
+
+
+PASSING = '<?xml version="1.0"?><testsuite name="t"><testcase classname="t" name="ok"/></testsuite>'
+FAILING = (
+    '<?xml version="1.0"?><testsuite name="t"><testcase classname="t" name="bad"><failure/></testcase></testsuite>'
+)
+
+
+def checks_gate(cli: Cli, project: Path, policy: list[str]) -> dict[str, Any]:
+    result = cli(["plan", "--to", "staging", "--json", *policy], cwd=project)
+    gate: dict[str, Any] = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "checks")
+    return gate
+
+
+def test_an_unsigned_test_report_is_refused_and_signed_results_count(
+    cli: Cli, signed: Path, policy: list[str], token: None, sigstore: LocalSigstore
+) -> None:
+    # The attack: drop a JUnit file saying everything passed into the working tree.
+    reports = signed / "reports"
+    reports.mkdir()
+    (reports / "junit.xml").write_text(PASSING)
+    gate = checks_gate(cli, signed, policy)
+    assert gate["verdict"] == "denied" and gate["reason"].startswith("no signed test results about this release")
+    # the real results, signed about the release's subjects, are what counts
+    (reports / "junit.xml").write_text(FAILING)
+    attested = cli(
+        ["attest", "--junit", "reports/*.xml", "--trust-config", str(sigstore.trust_config_path)], cwd=signed
+    )
+    assert attested.code == 0, attested.err
+    assert "attested 0 passed and 1 failed test(s)" in attested.out
+    (reports / "junit.xml").write_text(PASSING)  # rewriting the file afterwards changes nothing
+    gate = checks_gate(cli, signed, policy)
+    assert gate["verdict"] == "denied" and gate["reason"] == "1 of 1 test(s) failed: t.bad", gate
+    assert (
+        cli(["attest", "--junit", "reports/*.xml", "--trust-config", str(sigstore.trust_config_path)], cwd=signed).code
+        == 0
+    )
+    gate = checks_gate(cli, signed, policy)
+    assert gate["verdict"] == "passed" and gate["reason"].endswith("(signed test results)"), gate
+    assert cli(["verify", *policy], cwd=signed).code == 0  # the attestation verifies with the rest
+
+
+def test_a_test_result_attestation_of_another_release_is_refused(
+    cli: Cli, signed: Path, policy: list[str], token: None, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The attack: another release's (genuinely signed) passing results copied into this one.
+    from tests.test_promote import good_then_bad_in_dev
+
+    (signed / "reports").mkdir()
+    (signed / "reports" / "junit.xml").write_text(PASSING)
+    trust = ["--trust-config", str(sigstore.trust_config_path)]
+    assert cli(["attest", "--junit", "reports/*.xml", *trust], cwd=signed).code == 0
+    other = (signed / ".pipeline-kit" / "bundles" / "test-result.sigstore.json").read_bytes()
+    good_then_bad_in_dev(cli, signed, sigstore, policy, monkeypatch)  # a new build: another release
+    (signed / ".pipeline-kit" / "bundles" / "test-result.sigstore.json").write_bytes(other)
+    gate = checks_gate(cli, signed, policy)
+    assert gate["verdict"] == "denied" and "the attested subjects are not release.json's" in gate["reason"], gate
+
+
+def test_unsigned_reports_are_read_only_on_opt_in_and_say_so(
+    cli: Cli, signed: Path, policy: list[str], token: None
+) -> None:
+    config = signed / "pipeline-kit.yml"
+    config.write_text(
+        config.read_text().replace(
+            '{junit: "reports/*.xml", min: 1}', '{junit: "reports/*.xml", unsigned-reports: true}'
+        )
+    )
+    (signed / "reports").mkdir()
+    (signed / "reports" / "junit.xml").write_text(PASSING)
+    gate = checks_gate(cli, signed, policy)
+    assert gate["verdict"] == "passed" and "UNSIGNED report(s), bound to nothing" in gate["reason"], gate

@@ -48,6 +48,7 @@ for command in (
     artifact.sbom,
     artifact.provenance,
     signing.sign,
+    signing.attest,
     signing.verify,
     signing.identity,
     promotion.plan,

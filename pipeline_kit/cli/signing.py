@@ -153,6 +153,54 @@ def sign(
 
 
 @click.command()
+@click.option(
+    "--junit",
+    "patterns",
+    multiple=True,
+    required=True,
+    help="JUnit XML report glob, relative to the working directory (repeatable).",
+)
+@click.option("--url", help="Where the test run can be seen (recorded in the attestation).")
+@evidence_options
+@trust_options
+@click.option("--rekor-version", type=click.Choice(["1", "2"]), help="Transparency log version to use.")
+@click.option("--interactive", is_flag=True, help="Sign in with a browser even when not at a terminal.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_session
+def attest(
+    session: Session,
+    patterns: tuple[str, ...],
+    url: str | None,
+    trust_config: Path | None,
+    offline: bool,
+    rekor_version: str | None,
+    interactive: bool,
+    as_json: bool,
+) -> None:
+    """Sign the release's test results (in-toto test-result attestation about its subjects).
+
+    Reads the JUnit reports and writes bundles/test-result.sigstore.json, which the checks gate
+    reads: a report file alone is bound to nothing. Failed tests are attested as failed.
+    """
+    from pipeline_kit.signing import attest_test_results
+    from pipeline_kit.trust import load_trust_config
+
+    config = load_trust_config(
+        trust_config, rekor_version=int(rekor_version) if rekor_version else None, offline=offline
+    )
+    token, source = identity_token(session, config, interactive)
+    signed, passed, failed = attest_test_results(
+        session.evidence(), session.workdir, config, token, source, list(patterns), url
+    )
+    bundle = session.evidence().path(signed.bundles[0])
+    session.publish({"bundles": str(bundle), "identity": signed.identity, "issuer": signed.issuer or ""})
+    if as_json:
+        emit_json({"release": signed.release.id, "bundle": str(bundle), "passed": passed, "failed": failed})
+        return
+    click.echo(f"attested {passed} passed and {failed} failed test(s) of release {signed.release.id}: {bundle}")
+
+
+@click.command()
 @evidence_options
 @trust_options
 @policy_options

@@ -1,9 +1,12 @@
-"""checks: JUnit XML reports of the release's tests, all passed and enough of them."""
+"""checks: the release's tests all passed and enough of them ran, and required forge checks on
+the signed provenance's commit succeeded.
+
+Test results come from the signed test-result attestation about the release's subjects
+(`pipeline-kit attest --junit ...`); JUnit files in the working tree are bound to nothing and are
+read only when the environment opts in (`unsigned-reports: true`), which the verdict says.
+"""
 
 from __future__ import annotations
-
-import xml.etree.ElementTree as ET
-from glob import glob
 
 from pydantic import model_validator
 
@@ -17,6 +20,8 @@ from pipeline_kit.gates.interface import (
     forge_and_commit,
     passed,
 )
+from pipeline_kit.signing import TEST_RESULT_BUNDLE
+from pipeline_kit.testresults import Summary, find_reports, from_predicate, read_junit
 
 
 class ChecksOptions(Options):
@@ -24,6 +29,7 @@ class ChecksOptions(Options):
     min: int = 1  # fewer executed tests than this is "not enough data", a denial
     # names of the forge's checks/statuses on the release's commit that must have succeeded
     forge: tuple[str, ...] = ()
+    unsigned_reports: bool = False  # read the JUnit files themselves instead of the signed results
 
     @model_validator(mode="after")
     def _something_to_check(self) -> ChecksOptions:
@@ -42,7 +48,7 @@ class ChecksGate(Gate):
         if self.options.forge:
             outcomes.append(self._forge(context))
         if self.options.junit is not None:
-            outcomes.append(self._junit(context))
+            outcomes.append(self._tests(context))
         for outcome in outcomes:  # the first that does not pass decides
             if outcome.verdict != "passed":
                 return outcome
@@ -67,27 +73,41 @@ class ChecksGate(Gate):
             f"{len(self.options.forge)} required forge check(s) passed", forge_checks=list(self.options.forge)
         )
 
-    def _junit(self, context: PromotionContext) -> Outcome:
-        assert self.options.junit is not None
-        patterns = [self.options.junit] if isinstance(self.options.junit, str) else self.options.junit
-        paths = sorted({p for pattern in patterns for p in glob(str(context.workdir / pattern), recursive=True)})
-        if not paths:
-            return error(f"no JUnit report matches {', '.join(patterns)}: no data is not a pass")
-        tests = failures = skipped = 0
-        failing: list[str] = []
-        for path in paths:
-            root = ET.parse(path).getroot()  # noqa: S314 - see the import
-            for case in root.iter("testcase"):
-                tests += 1
-                if case.find("failure") is not None or case.find("error") is not None:
-                    failures += 1
-                    failing.append(f"{case.get('classname', '')}.{case.get('name', '')}".strip("."))
-                elif case.find("skipped") is not None:
-                    skipped += 1
-        executed = tests - skipped
-        evidence = {"reports": len(paths), "tests": tests, "failures": failures, "skipped": skipped}
-        if failures:
-            return denied(f"{failures} of {tests} test(s) failed: {', '.join(failing[:3])}", **evidence)
-        if executed < self.options.min:
-            return denied(f"{executed} test(s) ran, at least {self.options.min} required", **evidence)
-        return passed(f"{executed} test(s) passed in {len(paths)} report(s), {skipped} skipped", **evidence)
+    def _tests(self, context: PromotionContext) -> Outcome:
+        if self.options.unsigned_reports:
+            patterns = [self.options.junit] if isinstance(self.options.junit, str) else list(self.options.junit or [])
+            paths = find_reports(context.workdir, patterns)
+            if not paths:
+                return error(f"no JUnit report matches {', '.join(patterns)}: no data is not a pass")
+            return self._judge(read_junit(context.workdir, paths), "UNSIGNED report(s), bound to nothing")
+        if context.verification is None:
+            return error(f"evidence not verified: {context.verification_problem}")
+        failed = [c for c in context.checks_for(TEST_RESULT_BUNDLE) if not c.ok]
+        if failed:
+            return denied(f"{TEST_RESULT_BUNDLE}: {failed[0].detail}")
+        if context.verification.test_results is None:
+            return denied(
+                "no signed test results about this release: run `pipeline-kit attest --junit ...` after the tests "
+                "(or set unsigned-reports: true to read the files, bound to nothing)"
+            )
+        return self._judge(from_predicate(context.verification.test_results), "signed test results")
+
+    def _judge(self, summary: Summary, source: str) -> Outcome:
+        evidence = {
+            "source": source,
+            "reports": len(summary.reports),
+            "tests": summary.executed + summary.skipped,
+            "failures": len(summary.failed),
+            "skipped": summary.skipped,
+        }
+        if summary.failed:
+            total = summary.executed + summary.skipped
+            return denied(
+                f"{len(summary.failed)} of {total} test(s) failed: {', '.join(summary.failed[:3])}", **evidence
+            )
+        if summary.executed < self.options.min:
+            return denied(
+                f"{summary.executed} test(s) ran, at least {self.options.min} required ({source})", **evidence
+            )
+        ran = f"{summary.executed} test(s) passed in {len(summary.reports)} report(s), {summary.skipped} skipped"
+        return passed(f"{ran} ({source})", **evidence)

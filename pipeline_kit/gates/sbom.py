@@ -30,6 +30,8 @@ class SbomOptions(Options):
     vulnerabilities: str | None = None  # path or glob of the scanner's JSON report
     fail_on: Severity = "high"  # a finding at or above this severity counts
     max_findings: int = 0  # how many counted findings are tolerated
+    # the vulnerability report is a file bound to nothing: read only when the environment says so
+    unsigned_reports: bool = False
 
 
 class SbomGate(Gate):
@@ -48,6 +50,11 @@ class SbomGate(Gate):
             return denied(f"denied licence: {offending[0]}", components=offending)
         reasons = [f"signed SBOM, {len(components)} components, no denied licence"]
         if self.options.vulnerabilities:
+            if not self.options.unsigned_reports:
+                return error(
+                    f"the vulnerability report {self.options.vulnerabilities} is an unsigned file bound to nothing: "
+                    "set unsigned-reports: true on this gate to accept it"
+                )
             outcome = self._vulnerabilities(context)
             if outcome.verdict != "passed":
                 return outcome
