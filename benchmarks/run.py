@@ -257,8 +257,6 @@ def bench_ledger(entries: int, runs: int) -> list[list[str]]:
     from pipeline_kit.ledger.interface import GENESIS, Draft, Entry
 
     with tempfile.TemporaryDirectory() as tmp:
-        evidence = Path(tmp) / ".pipeline-kit"
-        evidence.mkdir()
         now = datetime.now(timezone.utc)
         prev, lines = GENESIS, []
         for seq in range(1, entries + 1):
@@ -273,7 +271,8 @@ def bench_ledger(entries: int, runs: int) -> list[list[str]]:
             entry = Entry.chain(draft, seq, prev)
             prev = entry.hash
             lines.append(entry.line())
-        path = evidence / "ledger.jsonl"
+        path = Path(tmp) / ".pipeline-kit-ledger" / "ledger.jsonl"
+        path.parent.mkdir()
         path.write_bytes(b"".join(lines))
         ours = timed([str(BIN / "pipeline-kit"), "ledger", "verify"], runs=runs, cwd=Path(tmp))
         floor = timed([PYTHON, "-c", f"import json; [json.loads(l) for l in open({str(path)!r}, 'rb')]"], runs=runs)
@@ -323,7 +322,9 @@ def bench_setup(runs: int) -> list[list[str]]:
 
 def bench_promote(runs: int) -> tuple[list[list[str]], list[str]]:
     """`promote --to dev` with every file-based gate, against `verify` alone and `sigstore sign`;
-    and the whole local pipeline (`pipeline-kit run`) against the build command it wraps."""
+    `promote --to prod` at the end of a dev -> staging -> prod chain (previous-stage verifies
+    staging's signed VSA) against `verify`; and the whole local pipeline (`pipeline-kit run`)
+    against the build command it wraps."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.sigstore_instance import LocalSigstore
 
@@ -341,10 +342,11 @@ def bench_promote(runs: int) -> tuple[list[list[str]], list[str]]:
         text = config.read_text()
         text = text[: text.index("environments:")] + (
             "environments:\n  dev:\n    gates:\n      - signature\n      - provenance\n"
-            "      - sbom: {deny-licenses: [GPL-3.0-only], vulnerabilities: vulns.json}\n"
+            "      - sbom: {deny-licenses: [GPL-3.0-only], vulnerabilities: vulns.json, unsigned-reports: true}\n"
             '      - checks: {junit: "reports/*.xml"}\n'
             '      - freeze: {windows: [{cron: "0 3 1 1 *", duration: 1h}]}\n'
             '      - command: {run: "true"}\n      - rollback-hold\n'
+            "  staging: {after: dev, gates: []}\n  prod: {after: staging, gates: []}\n"
         )
         config.write_text(text)
         env = {**os.environ, "SIGSTORE_IDENTITY_TOKEN": instance.mint_token("bench@example.com")}
@@ -366,10 +368,18 @@ def bench_promote(runs: int) -> tuple[list[list[str]], list[str]]:
                 cwd=work,
                 check=True,
             )
-            for args in (["build"], ["sbom"], ["provenance"], ["sign", *trust]):
+            for args in (
+                ["build"],
+                ["sbom"],
+                ["provenance"],
+                ["sign", *trust],
+                ["attest", "--junit", "reports/*.xml", *trust],
+            ):
                 subprocess.run([kit, *args], cwd=work, env=env, check=True, capture_output=True)
             ours = timed([kit, "promote", "--to", "dev", *trust, *identity], runs=runs, cwd=work, env=env)
             verify = timed([kit, "verify", *trust, *identity], runs=runs, cwd=work, env=env)
+            subprocess.run([kit, "promote", "--to", "staging", *trust, *identity], cwd=work, env=env, check=True)
+            chain = timed([kit, "promote", "--to", "prod", *trust, *identity], runs=runs, cwd=work, env=env)
             wheel = next(str(p) for p in (work / "dist").glob("*.whl"))
             reference = timed(
                 [str(BIN / "sigstore"), *trust, "sign", "--overwrite", wheel], runs=runs, cwd=work, env=env
@@ -385,6 +395,7 @@ def bench_promote(runs: int) -> tuple[list[list[str]], list[str]]:
     return [
         row("run (build .. promote dev, one process)", whole, own_build, "python build.py (the build alone)"),
         row("promote --to dev, 7 file-based gates + VSA", ours, verify, "pipeline-kit verify (its first step)"),
+        row("promote --to prod after dev, staging (signed-VSA previous-stage)", chain, verify, "pipeline-kit verify"),
         row("promote --to dev, 7 file-based gates + VSA", ours, reference, "sigstore sign of one file"),
     ], [note]
 

@@ -150,6 +150,7 @@ def described(cli: Cli, hello: Path) -> Path:
 
 
 WHEEL = "dist/hello_service-0.1.0-py3-none-any.whl"
+LEDGER = ".pipeline-kit-ledger/ledger.jsonl"  # the default file ledger, relative to the project
 
 
 def sign(

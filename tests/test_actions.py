@@ -121,7 +121,7 @@ def test_act_runs_release_and_promote_end_to_end(tmp_path: Path, sigstore: Local
     result, out = run_act(repo, tmp_path, sigstore, "first release")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     outputs = dict(line.split("=", 1) for line in (out / "outputs.txt").read_text().splitlines())
-    assert len(outputs["release"]) == 16
+    assert len(outputs["release"]) == 32
     assert outputs["digest"].startswith("sha256:")
     assert outputs["verdict"] == "passed"
     bundles = (out / "bundles.txt").read_text().split()

@@ -490,8 +490,7 @@ def passed_dev_in_an_earlier_job(
     release = json.loads((evidence / "release.json").read_text())["id"]
     for path in [evidence / "promotions", evidence / "releases" / release / "promotions"]:
         shutil.rmtree(path)
-    for path in evidence.glob("ledger.jsonl*"):
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(hello / ".pipeline-kit-ledger")
     return release, policy
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE, ROOT, SIGNER, git, kit_checkout, offline_installs
+from tests.conftest import EXAMPLE, LEDGER, ROOT, SIGNER, git, kit_checkout, offline_installs
 from tests.sigstore_instance import LocalSigstore
 
 TEMPLATES = ROOT / "gitlab-templates"
@@ -75,7 +75,7 @@ def test_full_pipeline_builds_signs_and_promotes_to_dev(tmp_path: Path, sigstore
     release = json.loads((repo / ".pipeline-kit" / "release.json").read_text())
     assert dotenv["PIPELINE_KIT_RELEASE_ID"] == release["id"]
     assert (repo / "deployed.txt").read_text().strip() == f"deploying {release['id']}"
-    ledger = [json.loads(line) for line in (repo / ".pipeline-kit" / "ledger.jsonl").read_text().splitlines()]
+    ledger = [json.loads(line) for line in (repo / LEDGER).read_text().splitlines()]
     assert [(e["kind"], e["environment"]) for e in ledger] == [("promoted", "dev"), ("deployed", "dev")]
     assert (repo / "pipeline-kit-gates.xml").is_file()
 

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline_kit.errors import VerificationError
 from pipeline_kit.ledger import Draft, FileLedger, GitLedger
-from tests.conftest import Cli, git
+from tests.conftest import LEDGER, Cli, git
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 
@@ -82,8 +82,7 @@ def test_tampering_is_detected_and_named(tmp_path: Path, tamper: str, message: s
 
 
 def test_cli_ledger_verify_names_the_edited_line(cli: Cli, tmp_path: Path) -> None:
-    evidence = tmp_path / ".pipeline-kit"
-    ledger = FileLedger(evidence / "ledger.jsonl")
+    ledger = FileLedger(tmp_path / LEDGER)
     for n in range(3):
         ledger.append(draft(n))
     assert cli(["ledger", "verify"], cwd=tmp_path).code == 0

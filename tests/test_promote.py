@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SIGNER, WHEEL, Cli, describe, policy_flags, sign, stock_verify
+from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, describe, policy_flags, sign, stock_verify
 from tests.sigstore_instance import LocalSigstore
 
 
@@ -24,7 +24,7 @@ def token(sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def ledger(project: Path) -> list[dict]:  # type: ignore[type-arg]
-    return [json.loads(line) for line in (project / ".pipeline-kit" / "ledger.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (project / LEDGER).read_text().splitlines()]
 
 
 def test_promote_to_dev_writes_decision_vsa_and_ledger(
@@ -110,7 +110,7 @@ def test_promote_to_prod_says_staging_never_received_it(cli: Cli, signed: Path, 
 
 def test_plan_explains_every_gate_and_records_nothing(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
-    before = (signed / ".pipeline-kit" / "ledger.jsonl").read_bytes()
+    before = (signed / LEDGER).read_bytes()
     result = cli(["plan", "--to", "staging", "--json", *policy], cwd=signed)
     assert result.code == 1
     gates = {g["gate"]: g for g in json.loads(result.out)["gates"]}
@@ -118,7 +118,7 @@ def test_plan_explains_every_gate_and_records_nothing(cli: Cli, signed: Path, po
     assert gates["checks"]["verdict"] == "denied" and "no signed test results" in gates["checks"]["reason"]
     assert gates["previous-stage"]["reason"].startswith("soak 0m of 30m in dev, ready at ")
     assert all(g["reason"] for g in gates.values())
-    assert (signed / ".pipeline-kit" / "ledger.jsonl").read_bytes() == before
+    assert (signed / LEDGER).read_bytes() == before
     assert not (signed / ".pipeline-kit" / "promotions" / "staging.decision.json").exists()
     text = cli(["plan", "--to", "staging", *policy], cwd=signed)
     assert "would be DENIED" in text.out and "previous-stage" in text.out
@@ -151,13 +151,13 @@ def test_deploy_failure_is_recorded(cli: Cli, signed: Path, policy: list[str], t
 def test_no_token_means_nothing_promoted(cli: Cli, signed: Path, policy: list[str]) -> None:
     result = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert result.code == 3 and "no identity token" in result.err
-    assert not (signed / ".pipeline-kit" / "ledger.jsonl").exists()
+    assert not (signed / LEDGER).exists()
     assert not (signed / ".pipeline-kit" / "promotions").exists()
 
 
 def test_tampered_ledger_stops_promotion(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
-    path = signed / ".pipeline-kit" / "ledger.jsonl"
+    path = signed / LEDGER
     path.write_text(path.read_text().replace('"promoted"', '"denied"', 1))
     result = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert result.code == 1 and "line 1 (seq 1) was edited" in result.err
@@ -240,7 +240,7 @@ def test_run_dry_run_plans_every_environment(cli: Cli, described: Path) -> None:
     for environment in ("dev", "staging", "prod"):
         assert f"plan {environment}" in result.out
     assert "dry run: nothing is signed locally" in result.out
-    assert not (described / ".pipeline-kit" / "ledger.jsonl").exists()
+    assert not (described / LEDGER).exists()
 
 
 def test_run_builds_signs_and_promotes_to_the_first_environment(
@@ -278,7 +278,7 @@ def test_run_no_promote_stops_after_signing(cli: Cli, described: Path, policy: l
     assert result.code == 0, result.err
     assert (described / ".pipeline-kit" / "bundles" / "sbom.sigstore.json").is_file()
     assert not (described / ".pipeline-kit" / "promotions").exists()
-    assert not (described / ".pipeline-kit" / "ledger.jsonl").exists()
+    assert not (described / LEDGER).exists()
 
 
 def test_contradictory_policy_flags_are_a_usage_error(cli: Cli, described: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SIGNER, WHEEL, Cli, policy_flags, run_kit
+from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, policy_flags, run_kit
 from tests.sigstore_instance import LocalSigstore
 
 
@@ -216,7 +216,7 @@ def test_a_planted_well_chained_ledger_is_not_a_pass(cli: Cli, signed: Path, pol
     no_soak(signed)
     release = release_json(signed)
     subjects = {s["name"]: s["digest"]["sha256"] for s in release["subjects"]}
-    ledger = FileLedger(signed / ".pipeline-kit" / "ledger.jsonl")
+    ledger = FileLedger(signed / LEDGER)
     old = datetime.now(timezone.utc) - timedelta(hours=5)
     for kind in ("promoted", "deployed"):
         ledger.append(
@@ -285,7 +285,7 @@ def test_a_crash_between_decision_and_deploy_never_counts_as_arrived(
     env = {**os.environ, "SIGSTORE_IDENTITY_TOKEN": sigstore.mint_token(SIGNER)}
     crashed = run_kit(["promote", "--to", "dev", *policy, "--", "sh", "-c", "kill -9 $PPID"], signed, env)
     assert crashed.returncode == -9
-    kinds = [json.loads(line)["kind"] for line in (signed / ".pipeline-kit" / "ledger.jsonl").read_text().splitlines()]
+    kinds = [json.loads(line)["kind"] for line in (signed / LEDGER).read_text().splitlines()]
     assert kinds == ["promoted"]
     gate = staging_gate(cli, signed, policy)
     assert gate["verdict"] == "denied" and "to dev never finished (ledger seq 1)" in gate["reason"], gate
@@ -322,7 +322,7 @@ def test_ledger_verify_finds_a_ledger_that_disagrees_with_signed_decisions(
 ) -> None:
     for _ in range(2):  # the second decision commits to the ledger holding the first
         assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
-    path = signed / ".pipeline-kit" / "ledger.jsonl"
+    path = signed / LEDGER
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert cli(["ledger", "verify", *policy], cwd=signed).code == 0
     if case == "truncated":
@@ -341,7 +341,7 @@ def test_deleting_ledger_lines_does_not_lift_a_rollback_hold(
     from tests.test_promote import good_then_bad_in_dev
 
     _, bad = good_then_bad_in_dev(cli, signed, sigstore, policy, monkeypatch)
-    path = signed / ".pipeline-kit" / "ledger.jsonl"
+    path = signed / LEDGER
     before = path.read_text().splitlines()
     assert cli(["rollback", "--env", "dev", "--reason", "500s", *policy], cwd=signed).code == 0
     assert (signed / ".pipeline-kit" / "releases" / bad / "promotions" / "dev.rollback.sigstore.json").is_file()

@@ -80,7 +80,7 @@ class Session:
         from pipeline_kit.ledger import open_ledger
 
         config = self.config(required=False)
-        return open_ledger(config.ledger if config else LedgerConfig(), self.workdir, self.evidence().root)
+        return open_ledger(config.ledger if config else LedgerConfig(), self.workdir)
 
     def actor(self) -> str:
         """Who acts: the CI actor, else the local user."""

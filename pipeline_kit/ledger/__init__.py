@@ -10,6 +10,7 @@ from pipeline_kit.ledger.git import GitLedger
 from pipeline_kit.ledger.interface import GENESIS, Draft, Entry, Kind, Ledger, arrived, in_flight, verify_chain
 
 __all__ = [
+    "DEFAULT_FILE",
     "GENESIS",
     "Draft",
     "Entry",
@@ -23,13 +24,13 @@ __all__ = [
     "verify_chain",
 ]
 
-DEFAULT_FILE = "ledger.jsonl"
+# Beside the evidence dir, never inside it: the evidence dir is the build job's artifact, and a
+# build step must not be able to plant a promotion history in it.
+DEFAULT_FILE = ".pipeline-kit-ledger/ledger.jsonl"
 
 
-def open_ledger(config: LedgerConfig, workdir: Path, evidence_root: Path) -> Ledger:
+def open_ledger(config: LedgerConfig, workdir: Path) -> Ledger:
     if config.backend == "git":
         return GitLedger(workdir, config.remote, config.ref)
-    if config.path:
-        path = Path(config.path)
-        return FileLedger(path if path.is_absolute() else workdir / path)
-    return FileLedger(evidence_root / DEFAULT_FILE)
+    path = Path(config.path or DEFAULT_FILE)
+    return FileLedger(path if path.is_absolute() else workdir / path)
