@@ -426,3 +426,51 @@ def test_unsigned_reports_are_read_only_on_opt_in_and_say_so(
     (signed / "reports" / "junit.xml").write_text(PASSING)
     gate = checks_gate(cli, signed, policy)
     assert gate["verdict"] == "passed" and "UNSIGNED report(s), bound to nothing" in gate["reason"], gate
+
+
+# --- CI workflow identities ---------------------------------------------------------------------
+
+GITHUB_POLICY = r"^https://github\.com/acme/hello/\.github/workflows/release\.yml@refs/tags/v.*$"
+GITLAB_POLICY = r"^https://gitlab\.com/acme/hello//\.gitlab-ci\.yml@refs/heads/main$"
+
+
+@pytest.mark.parametrize(
+    ("platform", "repository", "workflow", "ref", "regex", "accepted"),
+    [
+        ("github", "acme/hello", ".github/workflows/release.yml", "refs/tags/v1.2.0", GITHUB_POLICY, True),
+        ("github", "acme/fork", ".github/workflows/release.yml", "refs/tags/v1.2.0", GITHUB_POLICY, False),
+        ("github", "acme/hello", ".github/workflows/release.yml", "refs/heads/feature", GITHUB_POLICY, False),
+        ("github", "acme/hello", ".github/workflows/evil.yml", "refs/tags/v1.2.0", GITHUB_POLICY, False),
+        # a pattern matching only a prefix of the SAN (no `.*$`) must match the whole SAN: refused
+        ("github", "acme/hello", ".github/workflows/release.yml", "refs/tags/v1.2.0", GITHUB_POLICY[1:-3], False),
+        ("gitlab", "acme/hello", ".gitlab-ci.yml", "refs/heads/main", GITLAB_POLICY, True),
+        ("gitlab", "acme/hello", ".gitlab-ci.yml", "refs/heads/mainline", GITLAB_POLICY, False),
+        ("gitlab", "acme/hello-fork", ".gitlab-ci.yml", "refs/heads/main", GITLAB_POLICY, False),
+    ],
+)
+def test_workflow_identities_are_checked_against_the_whole_san(
+    cli: Cli,
+    described: Path,
+    sigstore: LocalSigstore,
+    monkeypatch: pytest.MonkeyPatch,
+    platform: str,
+    repository: str,
+    workflow: str,
+    ref: str,
+    regex: str,
+    accepted: bool,
+) -> None:
+    # Real certificates from the local Fulcio for a workflow token: a URI SAN naming the workflow
+    # file at its ref, and the CI extensions (source repository, ref, digest, runner).
+    token = sigstore.mint_workflow_token(platform, repository, workflow, ref)
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", token)
+    signed = cli(["sign", "--trust-config", str(sigstore.trust_config_path)], cwd=described)
+    assert signed.code == 0, signed.err
+    server = "https://github.com" if platform == "github" else "https://gitlab.com"
+    identity = f"{server}/{repository}/{'' if platform == 'github' else '/'}{workflow}@{ref}"
+    assert f"as {identity} ({sigstore.issuer})" in signed.out  # the SAN is the workflow at its ref
+    flags = ["--trust-config", str(sigstore.trust_config_path), "--cert-identity-regex", regex]
+    result = cli(["verify", *flags, "--cert-oidc-issuer", sigstore.issuer], cwd=described)
+    assert (result.code == 0) == accepted, result.out + result.err
+    if not accepted:
+        assert f"identity {identity} does not match" in result.err

@@ -120,6 +120,28 @@ class LocalSigstore:
     def mint_token(self, subject: str, **options: Any) -> str:
         return make_token(self.oidc_key, self.issuer, subject, **options)
 
+    def mint_workflow_token(self, platform: str, repository: str, workflow: str, ref: str, sha: str = "a" * 40) -> str:
+        """A CI workflow's token as GitHub Actions or GitLab CI issue it (the claims Fulcio reads):
+        Fulcio certifies the workflow file at `ref` as a URI SAN, with the CI extensions."""
+        if platform == "github":
+            server = "https://github.com"
+            claims = {"job_workflow_ref": f"{repository}/{workflow}@{ref}", "repository": repository}
+            subject = f"repo:{repository}:ref:{ref}"
+        else:
+            server = "https://gitlab.com"
+            claims = {"ci_config_ref_uri": f"gitlab.com/{repository}//{workflow}@{ref}", "project_path": repository}
+            subject = f"project_path:{repository}:ref_type:branch:ref:{ref}"
+        identity = f"{server}/{repository}/{'' if platform == 'github' else '/'}{workflow}@{ref}"
+        claims |= {
+            "build_signer_uri": identity,
+            "build_config_uri": identity,
+            "runner_environment": "github-hosted" if platform == "github" else "gitlab-hosted",
+            "source_repository_uri": f"{server}/{repository}",
+            "source_repository_digest": sha,
+            "source_repository_ref": ref,
+        }
+        return make_token(self.oidc_key, self.issuer, subject, email=False, extra=claims)
+
     # -- trust config ----------------------------------------------------------------------
     def trust_config(self) -> dict[str, Any]:
         start = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")

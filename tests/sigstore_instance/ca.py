@@ -20,6 +20,16 @@ SCT_LIST_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
 ISSUER_V1_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 ISSUER_V2_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
 SOURCE_REPOSITORY_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.12")
+# Fulcio's CI extensions (docs/oid-info.md), from the claims of a workflow's token: the SAN is
+# the workflow file at its ref (GitHub job_workflow_ref, GitLab ci_config_ref_uri), and these.
+WORKFLOW_OIDS = {
+    "build_signer_uri": "1.3.6.1.4.1.57264.1.9",
+    "runner_environment": "1.3.6.1.4.1.57264.1.11",
+    "source_repository_uri": "1.3.6.1.4.1.57264.1.12",
+    "source_repository_digest": "1.3.6.1.4.1.57264.1.13",
+    "source_repository_ref": "1.3.6.1.4.1.57264.1.14",
+    "build_config_uri": "1.3.6.1.4.1.57264.1.18",
+}
 CERT_LIFETIME = dt.timedelta(minutes=10)
 
 
@@ -113,10 +123,11 @@ class Fulcio:
         issuer = str(claims["iss"])
         subject = str(claims["sub"])
         email = claims.get("email")
+        workflow = workflow_identity(claims)
         if isinstance(email, str):
             san: x509.GeneralName = x509.RFC822Name(email)
         else:
-            san = x509.UniformResourceIdentifier(subject)
+            san = x509.UniformResourceIdentifier(workflow or subject)
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         builder = (
             x509.CertificateBuilder()
@@ -150,11 +161,12 @@ class Fulcio:
             .add_extension(x509.UnrecognizedExtension(ISSUER_V1_OID, issuer.encode()), critical=False)
             .add_extension(x509.UnrecognizedExtension(ISSUER_V2_OID, der_utf8(issuer)), critical=False)
         )
-        repository = claims.get("source_repository_uri")
-        if isinstance(repository, str):
-            builder = builder.add_extension(
-                x509.UnrecognizedExtension(SOURCE_REPOSITORY_OID, der_utf8(repository)), critical=False
-            )
+        for claim, oid in WORKFLOW_OIDS.items():
+            value = claims.get(claim)
+            if isinstance(value, str):
+                builder = builder.add_extension(
+                    x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), der_utf8(value)), critical=False
+                )
         # Precertificate TBS: everything but the SCT list, which goes last in the final cert.
         precert = builder.sign(self.intermediate_key, hashes.SHA256())
         sct = self._sct(precert.tbs_certificate_bytes, int(now.timestamp() * 1000))
@@ -183,3 +195,13 @@ class Fulcio:
 
     def chain_pem(self, leaf: x509.Certificate) -> list[str]:
         return [c.public_bytes(serialization.Encoding.PEM).decode() for c in (leaf, self.intermediate, self.root)]
+
+
+def workflow_identity(claims: dict[str, object]) -> str | None:
+    """The URI SAN Fulcio gives a CI workflow's token: GitHub's job_workflow_ref, GitLab's
+    ci_config_ref_uri, each on its server; None for other tokens."""
+    if isinstance(claims.get("job_workflow_ref"), str):
+        return f"https://github.com/{claims['job_workflow_ref']}"
+    if isinstance(claims.get("ci_config_ref_uri"), str):
+        return f"https://{claims['ci_config_ref_uri']}"
+    return None
