@@ -204,3 +204,25 @@ def test_git_ledger_unreachable_remote_fails_closed(tmp_path: Path) -> None:
 
     with pytest.raises(EnvironmentFailure, match="cannot fetch the ledger"):
         GitLedger(job).append(draft(1))
+
+
+@pytest.mark.parametrize("backend", ["file", "git"])
+def test_attachments_are_kept_beside_the_entries_by_digest(tmp_path: Path, backend: str) -> None:
+    # A later job (another clone) finds the VSA an entry names, by its digest, in the ledger itself.
+    import hashlib
+
+    if backend == "git":
+        bare = tmp_path / "remote.git"
+        subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+        writer, reader = GitLedger(clone(bare, tmp_path / "job1")), GitLedger(clone(bare, tmp_path / "job2"))
+    else:
+        writer = reader = FileLedger(tmp_path / "ledger.jsonl")  # type: ignore[assignment]
+    first, second = b'{"vsa": 1}', b'{"vsa": 2}'
+    writer.append(draft(1), [first])
+    writer.append(draft(2))  # no attachment: the earlier ones stay
+    writer.append(draft(3), [second, first])  # an attachment stored twice is the same one
+    assert len(reader.verify()) == 3
+    for data in (first, second):
+        assert reader.attachment(hashlib.sha256(data).hexdigest()) == data
+    assert reader.attachment("0" * 64) is None
+    assert reader.attachment("../../etc/passwd") is None  # a digest, never a path

@@ -235,6 +235,8 @@ def test_a_vsa_from_an_untrusted_identity_is_refused(
     gate = staging_gate(cli, signed, policy)
     assert gate["verdict"] == "denied" and "dev.vsa.sigstore.json: does not verify" in gate["reason"], gate
     assert "mallory@example.com is not the expected dev@example.com" in gate["reason"]
+    custody = cli(["verify", "--env", "dev", *policy], cwd=signed)
+    assert custody.code == 1 and "mallory@example.com is not the expected dev@example.com" in custody.err
 
 
 @pytest.mark.parametrize(
