@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline_kit import __version__
 from pipeline_kit._internal.fs import reached_through_symlink, relative_inside
-from pipeline_kit._internal.proc import run_streaming
+from pipeline_kit._internal.proc import git, run_streaming
 from pipeline_kit.ci import CIContext
 from pipeline_kit.digest import hash_file, hash_files, parse_checksums
 from pipeline_kit.errors import (
@@ -82,19 +82,35 @@ def _command_tuple(command: str | Sequence[str] | None) -> tuple[str, ...] | Non
     return ("/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
 
 
+def build_environment(workdir: Path) -> dict[str, str]:
+    """The build's environment: SOURCE_DATE_EPOCH from the last commit unless already set, so
+    toolchains that honour it (wheel builders, many others) produce the same bytes every time."""
+    import os
+
+    env = dict(os.environ)
+    if "SOURCE_DATE_EPOCH" not in env:
+        committed = git(workdir, "log", "-1", "--format=%ct")
+        if committed and committed.isdigit():
+            env["SOURCE_DATE_EPOCH"] = committed
+    return env
+
+
 def _run_command(request: BuildRequest) -> None:
     assert request.command
     shown = request.command if isinstance(request.command, str) else " ".join(request.command)
     try:
-        result = run_streaming(request.command, cwd=request.workdir, on_line=request.on_output)
+        env = build_environment(request.workdir)
+        result = run_streaming(request.command, cwd=request.workdir, env=env, on_line=request.on_output)
     except OSError as exc:
         raise EnvironmentFailure(f"build command could not start: {shown}: {exc.strerror}") from exc
     if result.returncode != 0:
-        tail = result.tail or "(no output)"
-        raise BuildFailed(
-            f"build command exited with code {result.returncode}: {shown}",
-            hint=f"last lines of its output:\n{tail}",
+        # output already streamed is not printed a second time
+        tail = (
+            "see its output above"
+            if request.on_output
+            else f"last lines of its output:\n{result.tail or '(no output)'}"
         )
+        raise BuildFailed(f"build command exited with code {result.returncode}: {shown}", hint=tail)
 
 
 def _collect_outputs(request: BuildRequest, evidence: EvidenceDir) -> tuple[Subject, ...]:

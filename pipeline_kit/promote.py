@@ -144,6 +144,7 @@ def context_for(
     project: Project, environment: str, release: Release, entries: Sequence[Entry], now: datetime | None = None
 ) -> PromotionContext:
     """Everything the gates need; verification problems become data the gates deny on."""
+    from pipeline_kit.trust import TrustRootUnavailable
     from pipeline_kit.verify import SourceExpectation, verify_release
 
     trust = project.trust
@@ -159,6 +160,8 @@ def context_for(
                 trust.load(),
                 SourceExpectation(trust.repository, trust.ref),
             )
+        except TrustRootUnavailable:
+            raise  # one clear error, not the same failure in every gate
         except PipelineKitError as exc:
             problem = exc.message
     after = project.config.environments[environment].after

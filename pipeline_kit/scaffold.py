@@ -15,6 +15,10 @@ from pipeline_kit._internal.redact import repository_web_uri
 from pipeline_kit.config import CONFIG_NAMES, parse_config
 from pipeline_kit.errors import PipelineKitError, UsageError
 
+# Never committed, never packaged: npm packs what .gitignore does not exclude (absent .npmignore
+# or `files`), so the evidence of one build would otherwise end up in the next build's package.
+IGNORED = (".pipeline-kit/", ".pipeline-kit-ledger/")
+
 
 @dataclass(frozen=True)
 class Project:
@@ -23,12 +27,13 @@ class Project:
     outputs: tuple[str, ...]
     sources: tuple[str, ...]
     repository: str | None
+    version: str | None = None
 
 
 def detect_project(directory: Path) -> Project:
     from pipeline_kit.sbom import detect
 
-    name, build, outputs = _build_system(directory)
+    name, version, build, outputs = _build_system(directory)
     remote = git(directory, "remote", "get-url", "origin")
     return Project(
         name=name,
@@ -36,32 +41,48 @@ def detect_project(directory: Path) -> Project:
         outputs=outputs,
         sources=tuple(spec.label for spec in detect(directory)),
         repository=repository_web_uri(remote) if remote else None,
+        version=version,
     )
 
 
-def _build_system(directory: Path) -> tuple[str, str, tuple[str, ...]]:
+def _metadata(path: Path, *keys: str) -> dict[str, object]:
+    """The table at `keys` of a TOML or JSON manifest; empty when unreadable."""
+    try:
+        data: object = read_toml(path) if path.suffix == ".toml" else json.loads(path.read_text())
+    except (PipelineKitError, OSError, ValueError):
+        return {}
+    for key in keys:
+        data = data.get(key, {}) if isinstance(data, dict) else {}
+    return data if isinstance(data, dict) else {}
+
+
+def _build_system(directory: Path) -> tuple[str, str | None, str, tuple[str, ...]]:
+    """(name, version, build command, output globs) of the project's build system."""
     fallback = re.sub(r"[^A-Za-z0-9._-]+", "-", directory.resolve().name) or "app"
+
+    def named(meta: dict[str, object]) -> tuple[str, str | None]:
+        version = meta.get("version")
+        return str(meta.get("name") or fallback), str(version) if isinstance(version, str) else None
+
     if (directory / "pyproject.toml").is_file():
-        try:
-            name = read_toml(directory / "pyproject.toml").get("project", {}).get("name") or fallback
-        except PipelineKitError:
-            name = fallback
-        return str(name), "python -m pip wheel --no-deps --wheel-dir dist .", ("dist/*.whl",)
+        name, version = named(_metadata(directory / "pyproject.toml", "project"))
+        # pip builds the wheel with the project's own backend; SOURCE_DATE_EPOCH (set by the kit
+        # from the last commit) makes its timestamps, hence its digest, the same every time
+        return name, version, "python -m pip wheel --no-deps --wheel-dir dist .", ("dist/*.whl",)
     if (directory / "package.json").is_file():
-        try:
-            name = json.loads((directory / "package.json").read_text()).get("name") or fallback
-        except (OSError, ValueError, AttributeError):
-            name = fallback
-        return str(name), "npm pack --pack-destination dist", ("dist/*.tgz",)
+        manifest = _metadata(directory / "package.json")
+        name, version = named(manifest)
+        scripts = manifest.get("scripts")
+        build = "npm run build && " if isinstance(scripts, dict) and "build" in scripts else ""
+        return name, version, f"{build}mkdir -p dist && npm pack --pack-destination dist", ("dist/*.tgz",)
     if (directory / "Cargo.toml").is_file():
-        try:
-            name = read_toml(directory / "Cargo.toml").get("package", {}).get("name") or fallback
-        except PipelineKitError:
-            name = fallback
-        return str(name), "cargo build --release --locked", (f"target/release/{name}",)
+        name, version = named(_metadata(directory / "Cargo.toml", "package"))
+        # --remap-path-prefix keeps the checkout's path out of the binary
+        build = 'RUSTFLAGS="--remap-path-prefix=$PWD=." cargo build --release --locked'
+        return name, version, build, (f"target/release/{name}",)
     if (directory / "go.mod").is_file():
-        return fallback, "mkdir -p dist && go build -trimpath -o dist/ ./...", ("dist/*",)
-    return fallback, "make dist", ("dist/*",)
+        return fallback, None, "mkdir -p dist && go build -trimpath -buildvcs=false -o dist/ ./...", ("dist/*",)
+    return fallback, None, "make dist", ("dist/*",)
 
 
 @dataclass(frozen=True)
@@ -114,13 +135,14 @@ def starter_config(project: Project) -> str:
     )
     outputs = "\n".join(f'    - "{glob}"' for glob in project.outputs)
     signing = identity_block(project.repository)
+    version = f'  version: "{project.version}"\n' if project.version else ""
     return f"""\
-# pipeline-kit configuration. Reference: https://github.com/pipeline-kit/pipeline-kit#configuration
+# pipeline-kit configuration. Reference: https://github.com/pipeline-kit/pipeline-kit#configuration-pipeline-kityml
 version: 1
 
 artifact:
   name: {project.name}
-  # Run once by `pipeline-kit build`; a string runs through /bin/sh, a list runs as-is.
+{version}  # Run once by `pipeline-kit build`; a string runs through /bin/sh, a list runs as-is.
   build: "{project.build}"
   # Files the build produces (globs relative to this directory). Each becomes a release
   # subject, identified by its sha256; every later step refers to that digest.
@@ -133,15 +155,55 @@ sbom:
 {sources}
 
 signing:
-{signing}"""
+{signing}
+# The same digest moves dev -> staging -> prod. Signature, provenance and SBOM are verified for
+# every environment, listed or not; previous-stage (with `after:`) and rollback-hold always run.
+environments:
+  dev:
+    gates: [signature, provenance, sbom]
+    # deploy: ./deploy.sh dev          # gets PIPELINE_KIT_DIGEST, PIPELINE_KIT_RELEASE_ID, ...
+  staging:
+    after: dev                         # a signed promotion to dev is required ...
+    soak: 30m                          # ... and this long there
+    gates:
+      - sbom: {{deny-licenses: [AGPL-3.0-only, GPL-3.0-only]}}
+      # - checks: {{junit: "reports/*.xml"}}   # signed by `pipeline-kit attest --junit ...`
+  prod:
+    after: staging
+    soak: 1h
+    gates:
+      - freeze: {{windows: [{{name: weekend, cron: "0 18 * * FRI", duration: 62h, tz: UTC}}]}}
+      # - approvals: {{min: 2}}            # reviews of the merged change, on GitHub or GitLab
+"""
 
 
-def write_starter_config(directory: Path, *, force: bool = False) -> Path:
+def write_starter_config(directory: Path, *, force: bool = False) -> tuple[Path, Project]:
     existing = [directory / n for n in CONFIG_NAMES if (directory / n).exists()]
     if existing and not force:
         raise UsageError(f"{existing[0]} already exists", hint="pass --force to overwrite it")
     target = directory / CONFIG_NAMES[0]
-    text = starter_config(detect_project(directory))
+    project = detect_project(directory)
+    text = starter_config(project)
     parse_config(text, target)  # never write a starter the kit itself would reject
     atomic_write(target, text.encode())
-    return target
+    ignore_evidence(directory, project.outputs)
+    return target, project
+
+
+def ignore_evidence(directory: Path, outputs: tuple[str, ...] = ()) -> list[Path]:
+    """Add the evidence dir, the ledger and the build's output directories to .gitignore (and
+    .npmignore, where one exists): a build must not pack the previous build's outputs or
+    evidence. Returns the files changed."""
+    wanted = [*IGNORED, *sorted({glob.split("/")[0] + "/" for glob in outputs if "/" in glob})]
+    changed = []
+    for name, create in ((".gitignore", True), (".npmignore", False)):
+        path = directory / name
+        if not path.exists() and not create:
+            continue
+        text = path.read_text() if path.exists() else ""
+        missing = [entry for entry in wanted if entry not in text.splitlines()]
+        if missing:
+            separator = "" if not text or text.endswith("\n") else "\n"
+            atomic_write(path, (text + separator + "\n".join(missing) + "\n").encode())
+            changed.append(path)
+    return changed

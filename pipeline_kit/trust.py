@@ -9,6 +9,10 @@ from typing import Any
 from pipeline_kit.errors import EnvironmentFailure, InputError, UsageError
 
 
+class TrustRootUnavailable(EnvironmentFailure):
+    """The trust root cannot be loaded: nothing can be verified, so no gate is worth running."""
+
+
 def load_trust_config(path: Path | None, *, rekor_version: int | None = None, offline: bool = False) -> Any:
     """A sigstore `ClientTrustConfig`; imports sigstore."""
     from pydantic import ValidationError
@@ -21,7 +25,11 @@ def load_trust_config(path: Path | None, *, rekor_version: int | None = None, of
         try:
             config = ClientTrustConfig.production(offline=offline)
         except (SigstoreError, OSError) as exc:
-            raise EnvironmentFailure(f"cannot load the public-good Sigstore trust root: {exc}") from exc
+            raise TrustRootUnavailable(
+                f"cannot load the public-good Sigstore trust root: {exc}",
+                hint="offline or behind a proxy? --offline uses the root cached by an earlier run; "
+                "--trust-config FILE names a private instance's",
+            ) from exc
     else:
         try:
             text = path.read_text(encoding="utf-8")

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pipeline_kit.cli._render import heading, sources_table, subjects_table, table
+from pipeline_kit.cli._render import heading, sources_table, subjects_table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
-from pipeline_kit.cli.promotion import project_for, publish_plan, render_promotion, trust_args, trust_for
+from pipeline_kit.cli.promotion import project_for, publish_plan, render_plan, render_promotion, trust_args, trust_for
 from pipeline_kit.cli.signing import identity_token, policy_options, trust_options
 
 if TYPE_CHECKING:
@@ -28,8 +28,15 @@ def init(session: Session, force: bool) -> None:
     """
     from pipeline_kit.scaffold import write_starter_config
 
-    path = write_starter_config(session.workdir, force=force)
-    click.echo(f"wrote {path}; review artifact.build and artifact.outputs, then run `pipeline-kit run --dry-run`")
+    path, project = write_starter_config(session.workdir, force=force)
+    click.echo(f"wrote {path} (build, outputs, SBOM sources, signing identity, dev -> staging -> prod)")
+    click.echo("kept the evidence, the ledger and the build outputs out of git and out of packages (.gitignore)")
+    if not project.sources:
+        click.echo(
+            "no lockfile found for the SBOM: create one (npm install, uv lock, cargo generate-lockfile, "
+            "go mod tidy) or set sbom.sources"
+        )
+    click.echo("next: review artifact.build and signing.identity, then `pipeline-kit run --dry-run`")
 
 
 @click.command()
@@ -171,5 +178,14 @@ def _render_dry(result: DryRun, session: Session) -> None:
         click.echo(f"  note     {plan.note}")
     for item in result.plans:
         click.echo()
-        click.echo(heading(f"plan {item.environment}") + ("  would pass" if item.passed else "  would be blocked"))
-        click.echo(table(["gate", "verdict", "reason"], [(r.gate, r.verdict, r.reason) for r in item.results]))
+        render_plan(item)  # the same words as `pipeline-kit plan`
+    click.echo()
+    passing = [item.environment for item in result.plans if item.passed]
+    click.echo(
+        f"summary: release {result.release.id}; {len(passing)} of {len(result.plans)} environment(s) would pass now"
+        + (f" ({', '.join(passing)})" if passing else "")
+    )
+    click.echo(
+        "next: commit pipeline-kit.yml and let CI sign (it signs as the identity above), or "
+        "`pipeline-kit run` to sign here and promote to the first environment"
+    )
