@@ -106,7 +106,7 @@ def evidence_options(function: Any) -> Any:
         "config_path",
         type=click.Path(path_type=Path, dir_okay=False),
         envvar="PIPELINE_KIT_CONFIG",
-        help="Config file. [default: ./pipeline-kit.yml]",
+        help="Config file. [default: ./pipeline-kit.yml] [env: PIPELINE_KIT_CONFIG]",
         expose_value=False,
         callback=_store("config_path"),
     )(function)

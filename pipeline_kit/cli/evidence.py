@@ -49,7 +49,7 @@ def render_summary(summary: Summary) -> None:
         s = summary.sbom
         click.echo()
         click.echo(
-            f"SBOM        CycloneDX {s.spec_version}, {s.components} components from "
+            f"SBOM        CycloneDX {s.spec_version}, {s.components} component{'' if s.components == 1 else 's'} from "
             f"{', '.join(s.sources) or '(unknown sources)'}; subjects "
             f"{'match' if s.subjects_match else 'DO NOT MATCH'}"
         )

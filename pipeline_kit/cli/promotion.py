@@ -156,6 +156,7 @@ def trust_args(values: dict[str, Any]) -> dict[str, Any]:
     help="Promote despite denying policy gates (never failed integrity); needs --reason; recorded. Command line only.",
 )
 @click.option("--interactive", is_flag=True, help="Sign in with a browser to sign the VSA.")
+@click.option("--rekor-version", type=click.Choice(["1", "2"]), help="Transparency log version to use.")
 @promotion_options
 @click.argument("deploy", nargs=-1, type=click.UNPROCESSED)
 @pass_session
@@ -166,6 +167,7 @@ def promote(
     reason: str | None,
     break_glass: bool,
     interactive: bool,
+    rekor_version: str | None,
     junit: Path | None,
     as_json: bool,
     deploy: tuple[str, ...],
@@ -181,7 +183,7 @@ def promote(
     from pipeline_kit.promote import promote as run_promotion
     from pipeline_kit.promote import write_junit
 
-    trusted = trust_for(session, **trust_args(trust))
+    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
     result = run_promotion(
         project_for(session, trusted),
         environment,
@@ -223,6 +225,7 @@ def promote(
 )
 @click.option("--reason", required=True, help="Why (recorded).")
 @click.option("--interactive", is_flag=True, help="Sign in with a browser to sign the rollback.")
+@click.option("--rekor-version", type=click.Choice(["1", "2"]), help="Transparency log version to use.")
 @evidence_options
 @trust_options
 @policy_options
@@ -235,6 +238,7 @@ def rollback(
     target: str | None,
     reason: str,
     interactive: bool,
+    rekor_version: str | None,
     deploy: tuple[str, ...],
     **trust: Any,
 ) -> None:
@@ -248,7 +252,7 @@ def rollback(
     """
     from pipeline_kit.promote import rollback as run_rollback
 
-    trusted = trust_for(session, **trust_args(trust))
+    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
     came_from, went_to, entry = run_rollback(
         project_for(session, trusted),
         environment,

@@ -24,7 +24,8 @@ def trust_options(function: Any) -> Any:
         "--trust-config",
         type=click.Path(path_type=Path, dir_okay=False, exists=True),
         envvar="PIPELINE_KIT_TRUST_CONFIG",
-        help="Sigstore client trust config of a private instance. [default: public-good Sigstore]",
+        help="Sigstore client trust config of a private instance. [default: public-good Sigstore] "
+        "[env: PIPELINE_KIT_TRUST_CONFIG]",
     )(function)
 
 
