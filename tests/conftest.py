@@ -186,6 +186,17 @@ def policy_flags(sigstore: LocalSigstore) -> list[str]:
     ]
 
 
+@pytest.fixture
+def policy(sigstore: LocalSigstore) -> list[str]:
+    return policy_flags(sigstore)
+
+
+@pytest.fixture
+def token(sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test signer's identity token, for commands that sign (promote, rollback, attest)."""
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
+
+
 def stock_verify(sigstore: LocalSigstore, bundle: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The stock `sigstore verify identity` CLI on `bundle` against the example wheel."""
     return subprocess.run(

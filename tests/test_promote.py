@@ -9,18 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, describe, policy_flags, sign, stock_verify
+from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, describe, sign, stock_verify
 from tests.sigstore_instance import LocalSigstore
-
-
-@pytest.fixture
-def policy(sigstore: LocalSigstore) -> list[str]:
-    return policy_flags(sigstore)
-
-
-@pytest.fixture
-def token(sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
 
 
 def ledger(project: Path) -> list[dict]:  # type: ignore[type-arg]
@@ -237,9 +227,10 @@ def test_rollback_refuses_a_target_whose_evidence_does_not_verify(
 def test_run_dry_run_plans_every_environment(cli: Cli, described: Path) -> None:
     result = cli(["run", "--dry-run"], cwd=described)
     assert result.code == 0, result.err
-    for environment in ("dev", "staging", "prod"):
-        assert f"plan {environment}" in result.out
+    for environment in ("dev", "staging", "prod"):  # in the words of `pipeline-kit plan`
+        assert f"{environment}: release " in result.out and "would be DENIED" in result.out
     assert "dry run: nothing is signed locally" in result.out
+    assert "summary: release " in result.out and "0 of 3 environment(s) would pass now" in result.out
     assert not (described / LEDGER).exists()
 
 

@@ -13,18 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, policy_flags, run_kit
+from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, run_kit
 from tests.sigstore_instance import LocalSigstore
-
-
-@pytest.fixture
-def policy(sigstore: LocalSigstore) -> list[str]:
-    return policy_flags(sigstore)
-
-
-@pytest.fixture
-def token(sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
 
 
 def release_json(project: Path) -> dict[str, Any]:

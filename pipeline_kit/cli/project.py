@@ -9,7 +9,7 @@ import click
 from pipeline_kit.cli._render import heading, sources_table, subjects_table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 from pipeline_kit.cli.promotion import project_for, publish_plan, render_plan, render_promotion, trust_args, trust_for
-from pipeline_kit.cli.signing import identity_token, policy_options, trust_options
+from pipeline_kit.cli.signing import identity_token, policy_options, signer_options, trust_options
 
 if TYPE_CHECKING:
     from pipeline_kit.ci import CIContext
@@ -49,8 +49,7 @@ def init(session: Session, force: bool) -> None:
 )
 @click.option("--no-promote", is_flag=True, help="Stop after signing.")
 @click.option("--reason", help="Why (recorded with the promotion).")
-@click.option("--rekor-version", type=click.Choice(["1", "2"]), help="Transparency log version to use.")
-@click.option("--interactive", is_flag=True, help="Sign in with a browser even when not at a terminal.")
+@signer_options
 @policy_options
 @trust_options
 @evidence_options

@@ -10,7 +10,14 @@ import click
 
 from pipeline_kit.cli._render import emit_json, markdown_table, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
-from pipeline_kit.cli.signing import NoIdentityPolicy, identity_token, policy_options, resolve_policy, trust_options
+from pipeline_kit.cli.signing import (
+    NoIdentityPolicy,
+    identity_token,
+    policy_options,
+    resolve_policy,
+    signer_options,
+    trust_options,
+)
 
 if TYPE_CHECKING:
     from pipeline_kit.promote import Plan, Project, Promotion, Trust
@@ -155,8 +162,7 @@ def trust_args(values: dict[str, Any]) -> dict[str, Any]:
     allow_from_autoenv=False,  # a waiver is typed, never inherited from an environment a step could set
     help="Promote despite denying policy gates (never failed integrity); needs --reason; recorded. Command line only.",
 )
-@click.option("--interactive", is_flag=True, help="Sign in with a browser to sign the VSA.")
-@click.option("--rekor-version", type=click.Choice(["1", "2"]), help="Transparency log version to use.")
+@signer_options
 @promotion_options
 @click.argument("deploy", nargs=-1, type=click.UNPROCESSED)
 @pass_session
@@ -224,8 +230,7 @@ def promote(
     help="Release id to go back to. [default: the previous good one]",
 )
 @click.option("--reason", required=True, help="Why (recorded).")
-@click.option("--interactive", is_flag=True, help="Sign in with a browser to sign the rollback.")
-@click.option("--rekor-version", type=click.Choice(["1", "2"]), help="Transparency log version to use.")
+@signer_options
 @evidence_options
 @trust_options
 @policy_options

@@ -99,11 +99,33 @@ def identity_token(session: Session, trust_config: Any, interactive: bool) -> tu
     return token, source
 
 
+def signer_options(function: Any) -> Any:
+    """--rekor-version and --interactive, for every command that signs."""
+    function = click.option("--interactive", is_flag=True, help="Sign in with a browser even when not at a terminal.")(
+        function
+    )
+    return click.option("--rekor-version", type=click.Choice(["1", "2"]), help="Transparency log version to use.")(
+        function
+    )
+
+
+def signing_setup(
+    session: Session, trust_config: Path | None, offline: bool, rekor_version: str | None, interactive: bool
+) -> tuple[Any, str, str]:
+    """The trust config, and an identity token with where it came from."""
+    from pipeline_kit.trust import load_trust_config
+
+    config = load_trust_config(
+        trust_config, rekor_version=int(rekor_version) if rekor_version else None, offline=offline
+    )
+    token, source = identity_token(session, config, interactive)
+    return config, token, source
+
+
 @click.command()
 @evidence_options
 @trust_options
-@click.option("--rekor-version", type=click.Choice(["1", "2"]), help="Transparency log version to use.")
-@click.option("--interactive", is_flag=True, help="Sign in with a browser even when not at a terminal.")
+@signer_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_session
 def sign(
@@ -123,12 +145,8 @@ def sign(
     """
 
     from pipeline_kit.signing import sign_release
-    from pipeline_kit.trust import load_trust_config
 
-    config = load_trust_config(
-        trust_config, rekor_version=int(rekor_version) if rekor_version else None, offline=offline
-    )
-    token, source = identity_token(session, config, interactive)
+    config, token, source = signing_setup(session, trust_config, offline, rekor_version, interactive)
     signed = sign_release(session.evidence(), session.workdir, config, token, source)
     session.publish(
         {
@@ -164,8 +182,7 @@ def sign(
 @click.option("--url", help="Where the test run can be seen (recorded in the attestation).")
 @evidence_options
 @trust_options
-@click.option("--rekor-version", type=click.Choice(["1", "2"]), help="Transparency log version to use.")
-@click.option("--interactive", is_flag=True, help="Sign in with a browser even when not at a terminal.")
+@signer_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_session
 def attest(
@@ -184,12 +201,8 @@ def attest(
     reads: a report file alone is bound to nothing. Failed tests are attested as failed.
     """
     from pipeline_kit.signing import attest_test_results
-    from pipeline_kit.trust import load_trust_config
 
-    config = load_trust_config(
-        trust_config, rekor_version=int(rekor_version) if rekor_version else None, offline=offline
-    )
-    token, source = identity_token(session, config, interactive)
+    config, token, source = signing_setup(session, trust_config, offline, rekor_version, interactive)
     signed, passed, failed = attest_test_results(
         session.evidence(), session.workdir, config, token, source, list(patterns), url
     )
