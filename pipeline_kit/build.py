@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline_kit import __version__
 from pipeline_kit._internal.fs import reached_through_symlink, relative_inside
-from pipeline_kit._internal.proc import git, run_streaming
+from pipeline_kit._internal.proc import child_environment, git, run_streaming
 from pipeline_kit.ci import CIContext
 from pipeline_kit.digest import hash_file, hash_files, parse_checksums
 from pipeline_kit.errors import (
@@ -36,6 +36,7 @@ class BuildRequest:
     command: str | Sequence[str] | None = None
     outputs: Sequence[str] = ()
     subject_files: Sequence[Path] = ()
+    pass_env: Sequence[str] = ()  # variables the build may see besides the scrubbed environment
     on_output: Callable[[str], None] | None = field(default=None, compare=False)
 
 
@@ -82,12 +83,13 @@ def _command_tuple(command: str | Sequence[str] | None) -> tuple[str, ...] | Non
     return ("/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
 
 
-def build_environment(workdir: Path) -> dict[str, str]:
-    """The build's environment: SOURCE_DATE_EPOCH from the last commit unless already set, so
-    toolchains that honour it (wheel builders, many others) produce the same bytes every time."""
+def build_environment(workdir: Path, pass_env: Sequence[str] = ()) -> dict[str, str]:
+    """The build's environment: scrubbed of secrets (`child_environment`), with SOURCE_DATE_EPOCH
+    from the last commit unless already set, so toolchains that honour it (wheel builders, many
+    others) produce the same bytes every time."""
     import os
 
-    env = dict(os.environ)
+    env = child_environment(os.environ, pass_env)
     if "SOURCE_DATE_EPOCH" not in env:
         committed = git(workdir, "log", "-1", "--format=%ct")
         if committed and committed.isdigit():
@@ -99,7 +101,7 @@ def _run_command(request: BuildRequest) -> None:
     assert request.command
     shown = request.command if isinstance(request.command, str) else " ".join(request.command)
     try:
-        env = build_environment(request.workdir)
+        env = build_environment(request.workdir, request.pass_env)
         result = run_streaming(request.command, cwd=request.workdir, env=env, on_line=request.on_output)
     except OSError as exc:
         raise EnvironmentFailure(f"build command could not start: {shown}: {exc.strerror}") from exc

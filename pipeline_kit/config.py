@@ -11,10 +11,18 @@ import re
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline_kit._internal.validation import dotted, first_problem
 from pipeline_kit.errors import ConfigError
@@ -49,12 +57,17 @@ class ConfigModel(BaseModel):
     )
 
 
+# Variables a child process may additionally see (`pass-env`): names only, never values here.
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256)]
+
+
 class ArtifactConfig(ConfigModel):
     name: str = Field(min_length=1)
     version: str | None = None
     # A string runs through the shell (so `make && make dist` works); a list runs as-is.
     build: str | list[str] | None = None
     outputs: list[str] = Field(min_length=1)
+    pass_env: list[EnvName] = Field(default_factory=list)  # e.g. NPM_TOKEN for a private registry
 
     @field_validator("outputs")
     @classmethod
@@ -132,6 +145,7 @@ class EnvironmentConfig(ConfigModel):
     # checked by pipeline_kit.gates when the environments are compiled.
     gates: list[str | dict[str, Any]] = Field(default_factory=list)
     deploy: str | list[str] | None = None  # default deploy command for promote/rollback
+    pass_env: list[EnvName] = Field(default_factory=list)  # variables the deploy command may see
 
     @field_validator("soak")
     @classmethod

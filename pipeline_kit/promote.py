@@ -492,7 +492,8 @@ def _deploy(
         release, environment, project.config, evidence, project.workdir, (), _now(), project.actor
     )
     try:
-        outcome = run_streaming(command, cwd=project.workdir, env=release_environment(context), on_line=on_output)
+        env = release_environment(context, project.config.environments[environment].pass_env)
+        outcome = run_streaming(command, cwd=project.workdir, env=env, on_line=on_output)
         code, tail = outcome.returncode, outcome.tail
     except OSError as exc:
         code, tail = 127, str(exc.strerror)

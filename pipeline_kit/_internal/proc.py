@@ -48,6 +48,42 @@ def run_streaming(
     return Completed(returncode, "\n".join(tail))
 
 
+# What a child the kit starts (build, command gate, deploy) may see of the kit's environment:
+# the system, the toolchains, proxies and CA bundles, and the CI context that is not a secret.
+# Everything else (the identity token, ACTIONS_ID_TOKEN_REQUEST_*, forge tokens, CI_JOB_TOKEN,
+# any variable of the user's) is dropped unless the config names it (`pass-env`).
+CHILD_NAMES = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
+        "PWD", "HOSTNAME", "SOURCE_DATE_EPOCH", "CI", "GITHUB_ACTIONS", "GITLAB_CI", "DEBIAN_FRONTEND",
+        "JAVA_HOME", "GOPATH", "GOROOT", "GOCACHE", "GOMODCACHE", "GOFLAGS", "GOPROXY", "GOPRIVATE",
+        "CARGO_HOME", "RUSTUP_HOME", "RUSTFLAGS", "VIRTUAL_ENV", "PYENV_ROOT", "NVM_DIR",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    }
+)  # fmt: skip
+CHILD_PREFIXES = ("LC_", "XDG_", "PIP_", "UV_", "RUNNER_", "GITHUB_", "CI_", "PIPELINE_KIT_")
+# Secrets under the allowed prefixes (GitLab's CI_REPOSITORY_URL embeds the job token).
+CHILD_SECRETS = frozenset(
+    {
+        "GITHUB_TOKEN", "CI_JOB_TOKEN", "CI_JOB_JWT", "CI_JOB_JWT_V1", "CI_JOB_JWT_V2", "CI_REGISTRY_PASSWORD",
+        "CI_DEPLOY_PASSWORD", "CI_DEPENDENCY_PROXY_PASSWORD", "CI_REPOSITORY_URL", "PIPELINE_KIT_IDENTITY_TOKEN",
+        "PIPELINE_KIT_GITLAB_TOKEN",
+    }
+)  # fmt: skip
+
+
+def child_environment(source: Mapping[str, str], pass_env: Sequence[str] = ()) -> dict[str, str]:
+    """`source` scrubbed for a child process: the allow-list above, plus the names in `pass_env`."""
+    kept = {
+        name: value
+        for name, value in source.items()
+        if (name in CHILD_NAMES or name.startswith(CHILD_PREFIXES)) and name not in CHILD_SECRETS
+    }
+    kept.update({name: source[name] for name in pass_env if name in source})
+    return kept
+
+
 def git(cwd: Path, *args: str) -> str | None:
     """Output of a git command, or None when git is missing or the command fails."""
     try:

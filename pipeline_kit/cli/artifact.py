@@ -80,6 +80,7 @@ def build(
         command=build_command,
         outputs=outputs or (tuple(artifact.outputs) if artifact and not subject_files else ()),
         subject_files=[p if p.is_absolute() else session.workdir / p for p in subject_files],
+        pass_env=tuple(artifact.pass_env) if artifact else (),
         on_output=lambda line: click.echo(line, err=True),
     )
     evidence = session.evidence()

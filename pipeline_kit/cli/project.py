@@ -89,6 +89,7 @@ def run(
         version=config.artifact.version,
         command=config.artifact.build,
         outputs=config.artifact.outputs,
+        pass_env=tuple(config.artifact.pass_env),
         on_output=lambda line: click.echo(f"  | {line}", err=True),
     )
     click.echo(heading("build") + f"  {config.artifact.build or '(no build command)'}", err=True)

@@ -1,25 +1,32 @@
 """command: any executable as a gate; exit 0 passes, anything else denies with its output tail.
 
 It runs with the release in its environment (PIPELINE_KIT_RELEASE_ID, PIPELINE_KIT_ENVIRONMENT,
-PIPELINE_KIT_SUBJECTS, PIPELINE_KIT_EVIDENCE_DIR).
+PIPELINE_KIT_SUBJECTS, PIPELINE_KIT_EVIDENCE_DIR), scrubbed of secrets (`pass-env` names more).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 
+from pydantic import Field
+
+from pipeline_kit._internal.proc import child_environment
+from pipeline_kit.config import EnvName
 from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, denied, error, passed
 
 
 class CommandOptions(Options):
     run: str | list[str]
     timeout: float = 300.0
+    pass_env: list[EnvName] = Field(default_factory=list)  # variables the command may see
 
 
-def release_environment(context: PromotionContext) -> dict[str, str]:
+def release_environment(context: PromotionContext, pass_env: Sequence[str] = ()) -> dict[str, str]:
+    """A child's environment for a release: scrubbed of secrets, plus what it is about."""
     return {
-        **os.environ,
+        **child_environment(os.environ, pass_env),
         "PIPELINE_KIT_RELEASE_ID": context.release.id,
         "PIPELINE_KIT_ENVIRONMENT": context.environment,
         "PIPELINE_KIT_SUBJECTS": "".join(f"{s.sha256}  {s.name}\n" for s in context.release.subjects),
@@ -41,7 +48,7 @@ class CommandGate(Gate):
                 command,
                 shell=isinstance(command, str),
                 cwd=context.workdir,
-                env=release_environment(context),
+                env=release_environment(context, self.options.pass_env),
                 capture_output=True,
                 text=True,
                 errors="replace",
