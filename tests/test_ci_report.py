@@ -74,15 +74,32 @@ def test_gitlab_dotenv(cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_token_is_masked_before_use_and_never_printed(described: Path, sigstore: LocalSigstore, tmp_path: Path) -> None:
+    import json
     import os
+    import subprocess
+    import sys
 
     token = sigstore.mint_token(SIGNER)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
     env.update({k: v for k, v in GITHUB_ENV.items() if k != "ACTIONS_ID_TOKEN_REQUEST_URL"})
     env.update({"SIGSTORE_IDENTITY_TOKEN": token, "GITHUB_OUTPUT": str(tmp_path / "out")})
-    result = run_kit(["sign", "--trust-config", str(sigstore.trust_config_path)], described, env)
+    trust = ["--trust-config", str(sigstore.trust_config_path)]
+    # --json: stdout stays pure JSON with no token; the mask goes to stderr (a pipe, as the runner's)
+    result = run_kit(["sign", *trust, "--json"], described, env)
     assert result.returncode == 0, result.stderr
-    first = result.stdout.splitlines()[0]
-    assert first == f"::add-mask::{token}"
-    assert result.stdout.count(token) == 1 and token not in result.stderr
+    assert json.loads(result.stdout)["identity"] == SIGNER and token not in result.stdout
+    assert result.stderr.splitlines()[0] == f"::add-mask::{token}" and result.stderr.count(token) == 1
     assert token not in (tmp_path / "out").read_text()
+    # stderr saved to a file (no runner reads it): the token is written nowhere
+    with open(tmp_path / "stderr.txt", "w") as saved:
+        quiet = subprocess.run(
+            [sys.executable, "-m", "pipeline_kit", "sign", *trust, "--json"],
+            cwd=described,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=saved,
+            text=True,
+            check=False,
+        )
+    assert quiet.returncode == 0 and token not in quiet.stdout
+    assert token not in (tmp_path / "stderr.txt").read_text()

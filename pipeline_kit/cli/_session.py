@@ -68,12 +68,25 @@ class Session:
             report.summary(summary)
 
     def mask(self, secret: str) -> None:
-        """Ask the CI platform to hide `secret` in its logs (before anything could print it)."""
+        """Ask the CI platform to hide `secret` in its logs (before anything could print it).
+
+        The runner reads workflow commands from stderr as from stdout, so the mask goes there:
+        stdout stays pure (--json), and a stderr redirected to a file (which a runner does not
+        read) never receives the secret. The kit itself never prints a token; this is for
+        anything else that might.
+        """
+        import stat
+        import sys
+
         from pipeline_kit.ci import reporter
 
         line = reporter(os.environ, self.workdir).mask(secret)
-        if line:
-            click.echo(line)
+        try:
+            to_file = stat.S_ISREG(os.fstat(sys.stderr.fileno()).st_mode)
+        except (OSError, ValueError, AttributeError):
+            to_file = True  # not a real stream: say nothing
+        if line and not to_file:
+            click.echo(line, err=True)
 
     def ledger(self) -> Ledger:
         from pipeline_kit.config import LedgerConfig
