@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,16 @@ MAX_INPUT_BYTES = 256 << 20  # a lockfile larger than this is not a lockfile
 
 
 def read_text(path: Path) -> str:
+    """A regular file's text, at most MAX_INPUT_BYTES read: a device (/dev/zero), a FIFO or
+    /proc file reports no useful size, so the bound is on bytes actually read."""
     try:
-        if path.stat().st_size > MAX_INPUT_BYTES:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise InputError(path, None, "not a regular file")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
             raise InputError(path, None, "file is too large to be a dependency record")
-        return path.read_text(encoding="utf-8")
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise UsageError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -30,6 +37,12 @@ def read_text(path: Path) -> str:
         raise InputError(path, f"byte {exc.start}", "not valid UTF-8") from exc
     except OSError as exc:
         raise InputError(path, None, f"cannot read: {exc.strerror}") from exc
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """A short, escaped quotation of untrusted input for an error message."""
+    shown = repr(text[:limit])
+    return shown + ("..." if len(text) > limit else "")
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from pipeline_kit._internal.files import read_text
+from pipeline_kit._internal.files import excerpt, read_text
+from pipeline_kit._internal.fs import relative_inside
 from pipeline_kit._internal.redact import strip_credentials
 from pipeline_kit.errors import InputError
 from pipeline_kit.sbom.interface import (
@@ -61,10 +62,10 @@ class Requirements(SbomSource):
 
     def read(self, path: Path, label: str) -> SourceResult:
         packages: dict[str, Package] = {}
-        self._read_file(path, packages, seen=set())
+        self._read_file(path, packages, seen=set(), root=project_root(path))
         return SourceResult(label, self.kind, tuple(packages.values()))
 
-    def _read_file(self, path: Path, packages: dict[str, Package], seen: set[Path]) -> None:
+    def _read_file(self, path: Path, packages: dict[str, Package], seen: set[Path], root: Path) -> None:
         resolved = path.resolve()
         if resolved in seen:
             return
@@ -73,7 +74,11 @@ class Requirements(SbomSource):
             where = f"line {number}"
             include = _INCLUDE.match(line)
             if include:
-                self._read_file(path.parent / include["path"], packages, seen)
+                target = path.parent / include["path"]
+                # `-r /proc/self/environ` would quote the environment, tokens and all, in an error
+                if relative_inside(target, root) is None:
+                    raise InputError(path, where, f"include {excerpt(include['path'])} leaves the project ({root})")
+                self._read_file(target, packages, seen, root)
                 continue
             editable = _EDITABLE.match(line)
             if editable:
@@ -82,7 +87,7 @@ class Requirements(SbomSource):
             if line.startswith("-"):
                 if _IGNORED_OPTION.match(line):
                     continue
-                raise InputError(path, where, f"unsupported option {line.split()[0]!r}")
+                raise InputError(path, where, f"unsupported option {excerpt(line.split()[0])}")
             self._add(packages, self._requirement(line, path, where))
 
     @staticmethod
@@ -107,14 +112,14 @@ class Requirements(SbomSource):
         for token in _HASH_OPTION.findall(" " + line):
             parsed = parse_hash(token)
             if parsed is None:
-                raise InputError(path, where, f"unsupported hash {token!r} (expected sha256:<hex>)")
+                raise InputError(path, where, f"unsupported hash {excerpt(token)} (expected sha256:<hex>)")
             hashes.append(parsed)
         spec = _HASH_OPTION.sub("", " " + line).strip()
         spec = re.sub(r"\s--\S+.*$", "", spec)  # per-requirement install options
         try:
             requirement = Requirement(spec)
-        except InvalidRequirement as exc:
-            raise InputError(path, where, f"not a valid requirement: {exc}") from None
+        except InvalidRequirement:
+            raise InputError(path, where, f"not a valid requirement: {excerpt(spec)}") from None
         version = None
         specifiers = list(requirement.specifier)
         if len(specifiers) == 1 and specifiers[0].operator in ("==", "===") and "*" not in specifiers[0].version:
@@ -146,3 +151,13 @@ class Requirements(SbomSource):
             distributions=(Distribution(strip_credentials(target)),),
             properties=(("pipeline-kit:editable", "true"),),
         )
+
+
+def project_root(path: Path) -> Path:
+    """The project a requirements file belongs to (the nearest directory holding a pipeline-kit
+    config or a .git), which its includes may not leave; else the file's own directory."""
+    start = path.resolve().parent
+    for directory in (start, *start.parents):
+        if any((directory / marker).exists() for marker in (".git", "pipeline-kit.yml", "pipeline-kit.yaml")):
+            return directory
+    return start
