@@ -42,6 +42,12 @@ class _StrictLoader(_Loader):  # type: ignore[valid-type,misc]
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:  # `? [a, b] : ...`: a list or mapping as a key
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain value, not a list or mapping", key_node.start_mark
+                ) from None
             if key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
@@ -268,8 +274,42 @@ def load_config(path: Path) -> Config:
     return config.model_copy(update={"source_sha256": digest, "source_path": str(path)})
 
 
+MAX_EXPANDED_NODES = 100_000  # far beyond any real config; an alias bomb is far beyond this
+
+
+def _expanded_nodes(node: yaml.Node) -> int:
+    """How many nodes the document has once every alias is expanded (shared nodes counted once
+    per reference), computed without expanding anything."""
+    sizes: dict[int, int] = {}
+    order: list[yaml.Node] = []
+    stack: list[yaml.Node] = [node]
+    while stack:  # post-order without recursion: nesting depth is the input's to choose
+        current = stack.pop()
+        if id(current) in sizes:
+            continue
+        sizes[id(current)] = -1
+        order.append(current)
+        if isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            stack.extend(part for pair in current.value for part in pair)
+    for current in reversed(order):
+        children: list[yaml.Node] = []
+        if isinstance(current, yaml.SequenceNode):
+            children = list(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            children = [part for pair in current.value for part in pair]
+        sizes[id(current)] = min(MAX_EXPANDED_NODES + 1, 1 + sum(max(sizes[id(c)], 1) for c in children))
+    return sizes[id(node)]
+
+
 def parse_config(text: str, path: Path) -> Config:
     try:
+        node = yaml.compose(text, Loader=_Loader)
+        if node is not None and _expanded_nodes(node) > MAX_EXPANDED_NODES:
+            raise ConfigError(
+                path, None, f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} values: refused (an alias bomb?)"
+            )
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -90,3 +90,37 @@ def test_a_dependency_record_that_is_not_a_regular_file_is_refused(cli: Cli, hel
     assert cli(["build"], cwd=hello).code == 0
     result = cli(["sbom", "--source", "requirements.txt"], cwd=hello)
     assert result.code == 2 and "requirements.txt: not a regular file" in result.err
+
+
+BOMB = """\
+version: 1
+a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+artifact: {name: *h, outputs: ["dist/*"]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BOMB, "YAML aliases expand to more than 100,000 values: refused"),
+        ("version: 1\nenvironments: {? [a, b] : {}}\n", "a key must be a plain value"),
+    ],
+)
+def test_hostile_yaml_is_one_line_and_exit_2(tmp_path: Path, text: str, message: str) -> None:
+    # The attack: a 1.3 KB alias bomb took 38 s and 4.3 GB before exit 2; an unhashable key crashed.
+    import subprocess
+    import sys
+
+    (tmp_path / "pipeline-kit.yml").write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline_kit", "build"], cwd=tmp_path, capture_output=True, text=True, timeout=20
+    )
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) <= 2

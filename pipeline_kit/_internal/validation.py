@@ -34,9 +34,7 @@ def first_problem(exc: ValidationError) -> tuple[tuple[int | str, ...], str]:
     elif kind == "missing":
         message = "required key is missing"
     elif loc:  # at the top level the input is the whole document: never shown
-        shown = repr(error["input"])
-        if len(shown) > 60:
-            shown = shown[:57] + "..."
+        shown = _short_repr(error["input"])
         message = f"{message} (got {shown})"
     return loc, message
 
@@ -48,3 +46,15 @@ def _is_union_tag(part: int | str) -> bool:
     return isinstance(part, str) and (
         "[" in part or part in {"str", "int", "dict", "list", "bool"} or part[:1].isupper()
     )
+
+
+def _short_repr(value: object) -> str:
+    """A bounded repr: a huge value (an expanded alias bomb) is never rendered whole."""
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = 50
+    shortener.maxlist = shortener.maxdict = shortener.maxtuple = 4
+    shortener.maxlevel = 2
+    shown = shortener.repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
