@@ -138,7 +138,16 @@ def parse_duration(text: str) -> timedelta:
     if not text.strip() or match is None or not any(match.groups()):
         raise ValueError(f"expected a duration like 30m, 1h or 2d12h, got {text!r}")
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        duration = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"duration {text[:40]!r} is too long") from None
+    if duration > MAX_DURATION:
+        raise ValueError(f"duration {text[:40]!r} is longer than {MAX_DURATION.days} days")
+    return duration
+
+
+MAX_DURATION = timedelta(days=3660)  # ten years: anything longer is a typo
 
 
 class EnvironmentConfig(ConfigModel):
@@ -159,6 +168,12 @@ class EnvironmentConfig(ConfigModel):
         if value is not None:
             parse_duration(value)
         return value
+
+    @model_validator(mode="after")
+    def _soak_needs_after(self) -> EnvironmentConfig:
+        if self.soak is not None and self.after is None:
+            raise ValueError("soak: needs after: (the environment the release must have lived in)")
+        return self
 
     @field_validator("gates")
     @classmethod

@@ -124,3 +124,53 @@ def test_hostile_yaml_is_one_line_and_exit_2(tmp_path: Path, text: str, message:
     )
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) <= 2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("{command: {run: 'true', timeout: -1}}", "timeout: Input should be greater than 0"),
+        ("{command: {run: 'true', timeout: true}}", "timeout: Input should be a valid number"),
+        ("{command: {run: 'true', timeout: .inf}}", "timeout: Input should be a finite number"),
+        ("{command: {run: 'true', timeout: .nan}}", "timeout: Input should be a finite number"),
+        ("{command: {run: []}}", "run"),
+        ("{checks: {junit: x, min: -1}}", "min: Input should be greater than or equal to 1"),
+        ("{sbom: {max-findings: -1}}", "max-findings: Input should be greater than or equal to 0"),
+        (
+            "{freeze: {windows: [{start: 2026-12-24T00:00:00, end: 2026-12-20T00:00:00}]}}",
+            "the window ends before it starts",
+        ),
+    ],
+)
+def test_meaningless_gate_options_are_refused_at_load_by_every_command(
+    cli: Cli, hello: Path, change: str, message: str
+) -> None:
+    config = hello / "pipeline-kit.yml"
+    config.write_text(config.read_text().replace("gates: [signature, provenance, sbom]", f"gates: [{change}]"))
+    result = cli(["build"], cwd=hello)  # build reads the config too: it must not accept it
+    assert result.code == 2 and message in result.err, result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("    soak: 30m\n", "    soak: 99999999999999999999d\n", "is too long"),
+        ("  staging:\n    after: dev\n", "  staging:\n", "soak: needs after:"),
+    ],
+)
+def test_meaningless_environments_are_refused(cli: Cli, hello: Path, old: str, new: str, message: str) -> None:
+    config = hello / "pipeline-kit.yml"
+    config.write_text(config.read_text().replace(old, new))
+    result = cli(["build"], cwd=hello)
+    assert result.code == 2 and message in result.err, result.err
+
+
+def test_verbose_is_the_kits_flag_not_any_v_in_argv(hello: Path) -> None:
+    # `-v` after `--` belongs to the build command: the exit code stays 3, no traceback.
+    from tests.conftest import run_kit
+
+    result = run_kit(["build", "-o", "x", "--", "sh", "-c", "exit 5", "-v"], hello)
+    assert result.returncode == 3 and "Traceback" not in result.stderr, result.stderr
+    verbose = run_kit(["-v", "build", "-o", "x", "--", "sh", "-c", "exit 5"], hello)
+    assert verbose.returncode == 3 and "Traceback" in verbose.stderr  # the cause, and the same code

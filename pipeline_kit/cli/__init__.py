@@ -40,6 +40,7 @@ def cli(ctx: click.Context, workdir: Path, verbose: bool) -> None:
                 2 usage or configuration error, 3 environment or backend failure.
     """
     ctx.obj = Session(workdir=workdir.absolute(), verbose=verbose)
+    _VERBOSE.append(verbose)
 
 
 for command in (
@@ -61,6 +62,9 @@ for command in (
     cli.add_command(command)
 
 
+_VERBOSE: list[bool] = []  # set by the group's callback once click has parsed -v
+
+
 def _report_error(exc: PipelineKitError) -> None:
     """One error line (a file annotation on GitHub Actions), then the hint if there is one."""
     import os
@@ -75,7 +79,6 @@ def _report_error(exc: PipelineKitError) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
     try:
         # Every option can also come from PIPELINE_KIT_<COMMAND>_<OPTION> (e.g. PIPELINE_KIT_PROMOTE_TO):
         # the composite actions pass their inputs that way, never on a command line they build.
@@ -89,8 +92,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except PipelineKitError as exc:
-        if verbose:
-            raise
+        # -v as parsed by click (not any "-v" in argv, which may belong to a build command);
+        # verbose shows the cause and keeps the documented exit code
+        if _VERBOSE and _VERBOSE[-1]:
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
         _report_error(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

@@ -50,6 +50,10 @@ class Session:
                     )
                 return None
             self._config = load_config(path if path.is_absolute() else self.workdir / path)
+            from pipeline_kit.gates import compile_gates
+
+            for environment in self._config.environments:  # gate options too, whatever the command
+                compile_gates(self._config, environment)
         config: Config = self._config
         return config
 

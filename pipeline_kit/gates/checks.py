@@ -8,7 +8,7 @@ read only when the environment opts in (`unsigned-reports: true`), which the ver
 
 from __future__ import annotations
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from pipeline_kit.gates.interface import (
     Gate,
@@ -26,7 +26,7 @@ from pipeline_kit.testresults import Summary, find_reports, from_predicate, read
 
 class ChecksOptions(Options):
     junit: str | list[str] | None = None  # glob(s) relative to the working directory
-    min: int = 1  # fewer executed tests than this is "not enough data", a denial
+    min: int = Field(default=1, ge=1)  # fewer executed tests than this is "not enough data", a denial
     # names of the forge's checks/statuses on the release's commit that must have succeeded
     forge: tuple[str, ...] = ()
     unsigned_reports: bool = False  # read the JUnit files themselves instead of the signed results

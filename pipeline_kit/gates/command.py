@@ -18,8 +18,8 @@ from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContex
 
 
 class CommandOptions(Options):
-    run: str | list[str]
-    timeout: float = 300.0
+    run: str | list[str] = Field(min_length=1)
+    timeout: float = Field(default=300.0, gt=0, le=86400, strict=True, allow_inf_nan=False)
     pass_env: list[EnvName] = Field(default_factory=list)  # variables the command may see
 
 

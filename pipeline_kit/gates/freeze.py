@@ -120,6 +120,11 @@ class Window(BaseModel):
             raise ValueError("a window needs exactly one of cron, rrule or start/end")
         if self.start is not None and self.end is None:
             raise ValueError("a one-off window needs start and end")
+        if self.start is not None and self.end is not None:
+            start = self.start if self.start.tzinfo else self.start.replace(tzinfo=self.zone)
+            end = self.end if self.end.tzinfo else self.end.replace(tzinfo=self.zone)
+            if end <= start:
+                raise ValueError("the window ends before it starts: it would never be open")
         if self.start is None and self.duration is None and self.until_cron is None:
             raise ValueError("a recurring window needs a duration")
         if self.until_cron is not None:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline_kit.config import Config
 from pipeline_kit.evidence import RELEASE_FILE, EvidenceDir
@@ -37,7 +37,8 @@ class Options(BaseModel):
         frozen=True, extra="forbid", alias_generator=lambda n: n.replace("_", "-"), populate_by_name=True
     )
 
-    timeout: float = 60.0  # seconds before the gate counts as an error
+    # seconds before the gate counts as an error: a number (not true/false), finite, at most a day
+    timeout: float = Field(default=60.0, gt=0, le=86400, strict=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

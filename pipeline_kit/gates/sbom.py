@@ -8,6 +8,8 @@ import re
 from glob import glob
 from typing import Any, Literal
 
+from pydantic import Field
+
 from pipeline_kit.evidence import SBOM_FILE
 from pipeline_kit.gates.interface import (
     Gate,
@@ -29,7 +31,7 @@ class SbomOptions(Options):
     deny_licenses: tuple[str, ...] = ()
     vulnerabilities: str | None = None  # path or glob of the scanner's JSON report
     fail_on: Severity = "high"  # a finding at or above this severity counts
-    max_findings: int = 0  # how many counted findings are tolerated
+    max_findings: int = Field(default=0, ge=0)  # how many counted findings are tolerated
     # the vulnerability report is a file bound to nothing: read only when the environment says so
     unsigned_reports: bool = False
 
