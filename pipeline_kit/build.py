@@ -24,7 +24,7 @@ from pipeline_kit.errors import (
     VerificationError,
 )
 from pipeline_kit.evidence import EvidenceDir
-from pipeline_kit.models import Build, Release, Source, Subject, release_id
+from pipeline_kit.models import Build, Release, Source, Subject, label_problem, release_id
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ class BuildRequest:
 
 def build(request: BuildRequest, evidence: EvidenceDir, ci: CIContext) -> Release:
     """Run the build (if any), collect subjects and write the release; returns it."""
+    for what, value in (("name", request.name), ("version", request.version)):
+        problem = label_problem(value) if value is not None else None
+        if value is not None and problem:
+            raise UsageError(f"release {what} {value[:40]!r}: {problem}")
     if not request.outputs and not request.subject_files:
         raise UsageError(
             "nothing to release: no output globs and no --subjects checksum files",

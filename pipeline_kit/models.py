@@ -97,13 +97,26 @@ class Build(Model):
     finished_on: datetime | None = None
 
 
+LABEL = r"^[^\x00-\x1f\x7f]+$"  # a release name or version: one line, no control characters
+LABEL_MAX = 200
+
+
+def label_problem(value: str) -> str | None:
+    """Why `value` cannot be a release name or version, if it cannot."""
+    if not value or len(value) > LABEL_MAX:
+        return f"must be 1 to {LABEL_MAX} characters"
+    if not re.match(LABEL, value):
+        return "must be one line without control characters"
+    return None
+
+
 class Release(Model):
     """release.json: the subjects of one release and the evidence recorded about them."""
 
     schema_: Literal["pipeline-kit/release/v1"] = Field(default="pipeline-kit/release/v1", alias="schema")
     id: str
-    name: str
-    version: str | None = None
+    name: str = Field(min_length=1, max_length=LABEL_MAX, pattern=LABEL)  # one printable line
+    version: str | None = Field(default=None, max_length=LABEL_MAX, pattern=LABEL)
     subjects: tuple[Subject, ...] = Field(min_length=1)
     source: Source
     build: Build

@@ -174,3 +174,21 @@ def test_verbose_is_the_kits_flag_not_any_v_in_argv(hello: Path) -> None:
     assert result.returncode == 3 and "Traceback" not in result.stderr, result.stderr
     verbose = run_kit(["-v", "build", "-o", "x", "--", "sh", "-c", "exit 5"], hello)
     assert verbose.returncode == 3 and "Traceback" in verbose.stderr  # the cause, and the same code
+
+
+def test_recorded_strings_are_printed_escaped(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
+    # The attack: a reason with a newline starts a workflow command (`::error::`) in a GitHub log;
+    # an OSC escape retitles the terminal.
+    reason = "ok\n::error::pwned \x1b]0;owned\x07"
+    assert cli(["promote", "--to", "dev", "--reason", reason, *policy], cwd=signed).code == 0
+    shown = cli(["ledger", "show"], cwd=signed)
+    assert shown.code == 0
+    assert not any(line.startswith("::") for line in shown.out.splitlines())
+    assert "\x1b" not in shown.out and "\\n::error::pwned \\x1b]0;owned\\x07" in shown.out
+
+
+def test_a_release_name_is_one_short_printable_line(cli: Cli, hello: Path) -> None:
+    result = cli(["build", "--name", "x\n::error::y"], cwd=hello)
+    assert result.code == 2 and "name" in result.err, result.err
+    result = cli(["build", "--name", "n" * 100_000], cwd=hello)
+    assert result.code == 2 and len(result.err) < 1000

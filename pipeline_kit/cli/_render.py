@@ -12,8 +12,17 @@ if TYPE_CHECKING:
     from pipeline_kit.sbom import SourceResult
 
 
+def printable(value: object, limit: int = 500) -> str:
+    """Recorded text as one safe line: control characters (newlines that would start a workflow
+    command like `::error::`, terminal escapes) shown escaped, and bounded in length."""
+    text = str(value)
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    cells = [[str(c) for c in headers]] + [["" if c is None else printable(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -33,7 +42,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     """A GitHub-flavoured Markdown table (for job summaries); cells have `|` escaped."""
 
     def cell(value: object) -> str:
-        return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+        return "" if value is None else printable(value).replace("|", "\\|")
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]

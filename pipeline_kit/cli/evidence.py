@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pipeline_kit.cli._render import emit_json, heading, subjects_table, table
+from pipeline_kit.cli._render import emit_json, heading, printable, subjects_table, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 
 if TYPE_CHECKING:
@@ -38,9 +38,11 @@ def show(session: Session, as_json: bool) -> None:
 def render_summary(summary: Summary) -> None:
     release = summary.release
     source = release["source"]
-    click.echo(heading(f"release {release['id']}") + f"  {release['name']} {release['version'] or ''}".rstrip())
-    click.echo(f"  source   {source['repository'] or '(unknown)'} @ {source['commit'] or '?'} {source['ref'] or ''}")
-    click.echo(f"  built by {release['builder']} ({release['platform']})")
+    named = printable(f"{release['name']} {release['version'] or ''}".rstrip())
+    click.echo(heading(f"release {release['id']}") + f"  {named}")
+    where = f"{source['repository'] or '(unknown)'} @ {source['commit'] or '?'} {source['ref'] or ''}"
+    click.echo(f"  source   {printable(where)}")
+    click.echo(f"  built by {printable(release['builder'])} ({release['platform']})")
     click.echo()
     click.echo(subjects_table((s["name"], s["sha256"], s["size"]) for s in release["subjects"]))
     click.echo()
