@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline_kit.digest import hash_file
-from pipeline_kit.evidence import PROVENANCE_FILE, RELEASE_FILE, SBOM_FILE, EvidenceDir
+from pipeline_kit.digest import hash_file, sha256_bytes
+from pipeline_kit.evidence import PROVENANCE_FILE, RELEASE_FILE, SBOM_FILE, SUMS_FILE, EvidenceDir
 from pipeline_kit.identity import IdentityPolicy, certificate_identity
 from pipeline_kit.models import Release, Source, Subject
 
@@ -102,6 +102,7 @@ def verify_release(
     signed = signed_source(provenance) if provenance is not None else None
     checks.append(_provenance_source(signed, source))
     checks.append(_release_source(release, signed))
+    checks.append(_checksums(evidence, provenance))
     test_results = None
     if evidence.path(TEST_RESULT_BUNDLE).is_file():  # optional evidence: checked when present
         from pipeline_kit.testresults import TEST_RESULT_PREDICATE
@@ -276,6 +277,25 @@ def _provenance_source(signed: Source | None, source: SourceExpectation) -> Chec
     if source.ref is not None and ref != source.ref:
         return Check(PROVENANCE_FILE, "source", False, f"built from ref {ref or '(none)'}, not {source.ref}")
     return Check(PROVENANCE_FILE, "source", True, f"built from {repository}@{ref}")
+
+
+def _checksums(evidence: EvidenceDir, provenance: dict[str, Any] | None) -> Check:
+    """SHA256SUMS is what `sha256sum -c` users trust: it must be the file the provenance signed."""
+    if provenance is None:
+        return Check(SUMS_FILE, "matches provenance", False, "no verified provenance records its digest")
+    byproducts = ((provenance.get("predicate") or {}).get("runDetails") or {}).get("byproducts") or []
+    signed = next(
+        (b.get("digest", {}).get("sha256") for b in byproducts if isinstance(b, dict) and b.get("name") == SUMS_FILE),
+        None,
+    )
+    path = evidence.path(SUMS_FILE)
+    if signed is None:
+        return Check(SUMS_FILE, "matches provenance", False, "the signed provenance records no digest for it")
+    if not path.is_file():
+        return Check(SUMS_FILE, "matches provenance", False, "file missing")
+    if sha256_bytes(path.read_bytes()) != signed:
+        return Check(SUMS_FILE, "matches provenance", False, "differs from the file the provenance signed")
+    return Check(SUMS_FILE, "matches provenance", True, "is the file the provenance signed")
 
 
 def _release_source(release: Release, signed: Source | None) -> Check:

@@ -192,3 +192,14 @@ def test_a_release_name_is_one_short_printable_line(cli: Cli, hello: Path) -> No
     assert result.code == 2 and "name" in result.err, result.err
     result = cli(["build", "--name", "n" * 100_000], cwd=hello)
     assert result.code == 2 and len(result.err) < 1000
+
+
+def test_a_hand_edited_checksum_file_fails_verification(cli: Cli, signed: Path, policy: list[str]) -> None:
+    # The attack: SHA256SUMS is what `sha256sum -c` users trust; an edited one passed verify.
+    sums = signed / ".pipeline-kit" / "SHA256SUMS"
+    sums.write_text(sums.read_text().replace(sums.read_text()[:8], "00000000", 1))
+    result = cli(["verify", *policy], cwd=signed)
+    assert (
+        result.code == 1
+        and "SHA256SUMS: matches provenance failed: differs from the file the provenance signed" in result.err
+    )

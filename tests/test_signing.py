@@ -89,6 +89,7 @@ def test_sign_then_verify(
         "signature",
         "subjects",
         "matches attestation",
+        "matches provenance",
         "source",
     }
 

@@ -3,7 +3,7 @@ naming the expected source, which release.json's copy of the source must equal."
 
 from __future__ import annotations
 
-from pipeline_kit.evidence import PROVENANCE_FILE, RELEASE_FILE
+from pipeline_kit.evidence import PROVENANCE_FILE, RELEASE_FILE, SUMS_FILE
 from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, from_verification, passed
 from pipeline_kit.signing import PROVENANCE_BUNDLE
 
@@ -12,7 +12,9 @@ class ProvenanceGate(Gate):
     name = "provenance"
 
     def evaluate(self, context: PromotionContext) -> Outcome:
-        problem = from_verification(context, [PROVENANCE_BUNDLE, PROVENANCE_FILE, RELEASE_FILE], "the provenance")
+        problem = from_verification(
+            context, [PROVENANCE_BUNDLE, PROVENANCE_FILE, RELEASE_FILE, SUMS_FILE], "the provenance"
+        )
         if problem is not None:
             return problem
         source = next((c.detail for c in context.checks_for(PROVENANCE_FILE) if c.check == "source"), "")
