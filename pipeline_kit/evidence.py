@@ -19,6 +19,8 @@ written after it, so a later step can tell whether a file was swapped.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline_kit._internal.fs import atomic_write, reached_through_symlink
@@ -82,15 +84,34 @@ class EvidenceDir:
     def record_many(self, release: Release, files: dict[str, bytes]) -> Release:
         """Write evidence files (names may contain `/`), then release.json with their digests.
 
-        release.json is written last, so it never names a file that is not there yet.
+        release.json is written last, so it never names a file that is not there yet; under an
+        exclusive lock, merged with what concurrent writers (two promotions at once) recorded.
         """
-        for name, data in files.items():
-            self._write(release.id, name, data)
-        updated = release
-        for name, data in files.items():
-            updated = updated.with_evidence(name, sha256_bytes(data))
-        self._write(release.id, RELEASE_FILE, updated.to_json())
+        with self._locked():
+            for name, data in files.items():
+                self._write(release.id, name, data)
+            current = release
+            if self.path(RELEASE_FILE).is_file():
+                on_disk = self.load_release()
+                if on_disk.id == release.id:
+                    current = release.model_copy(update={"evidence": {**on_disk.evidence, **release.evidence}})
+            updated = current
+            for name, data in files.items():
+                updated = updated.with_evidence(name, sha256_bytes(data))
+            self._write(release.id, RELEASE_FILE, updated.to_json())
         return updated
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
     def keep(self, release_id: str, name: str, data: bytes) -> None:
         """Write one file into a release's archive only (e.g. a signed rollback of an older release)."""

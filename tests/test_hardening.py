@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -203,3 +204,29 @@ def test_a_hand_edited_checksum_file_fails_verification(cli: Cli, signed: Path, 
         result.code == 1
         and "SHA256SUMS: matches provenance failed: differs from the file the provenance signed" in result.err
     )
+
+
+def test_concurrent_promotions_keep_every_evidence_digest(signed: Path, policy: list[str], token: None) -> None:
+    # The defect: two promotions at once each rewrote release.json from their own copy; the last
+    # writer dropped the other's decision from the evidence map (3 of 3 trials).
+    import json
+    import subprocess
+    import sys
+
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pipeline_kit", "promote", "--to", env, *policy],
+            cwd=signed,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for env in ("dev", "staging", "prod") * 2
+    ]
+    for run in runs:
+        run.communicate(timeout=120)
+    evidence = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["evidence"]
+    for env in ("dev", "staging", "prod"):
+        name = f"promotions/{env}.decision.json"
+        data = (signed / ".pipeline-kit" / name).read_bytes()
+        assert evidence[name]["sha256"] == hashlib.sha256(data).hexdigest(), name
