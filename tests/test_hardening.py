@@ -230,3 +230,38 @@ def test_concurrent_promotions_keep_every_evidence_digest(signed: Path, policy: 
         name = f"promotions/{env}.decision.json"
         data = (signed / ".pipeline-kit" / name).read_bytes()
         assert evidence[name]["sha256"] == hashlib.sha256(data).hexdigest(), name
+
+
+def deep_lock(path: Path) -> None:
+    nested = '{"x":' * 5000 + "1" + "}" * 5000
+    path.write_text('{"lockfileVersion": 3, "packages": {"": {"dependencies": ' + nested + "}}}")
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (None, ["build", "-o", "/etc/passwd", "--", "true"], "output glob '/etc/passwd' must be relative"),
+        ("a b ", ["build", "-o", "a b ", "--", "true"], "has leading/trailing whitespace"),
+        ("we\\ird", ["build", "-o", "we\\ird", "--", "true"], "contains a newline, backslash or NUL"),
+        ("ledger-dir", ["ledger", "show"], "the ledger path is a directory"),
+        ("deep-lock", ["sbom", "-s", "package-lock.json"], "package-lock.json: nested too deeply"),
+        ("huge-number", ["sbom", "-s", "package-lock.json"], "package-lock.json: nested too deeply or too large"),
+    ],
+)
+def test_hostile_inputs_are_one_line_and_exit_2(
+    tmp_path: Path, setup: str | None, args: list[str], message: str
+) -> None:
+    from tests.conftest import run_kit
+
+    (tmp_path / "out.bin").write_bytes(b"x")
+    if setup == "ledger-dir":
+        (tmp_path / ".pipeline-kit-ledger" / "ledger.jsonl").mkdir(parents=True)
+    elif setup in ("deep-lock", "huge-number"):
+        assert run_kit(["build", "-o", "out.bin", "--", "true"], tmp_path).returncode == 0
+        lock = tmp_path / "package-lock.json"
+        deep_lock(lock) if setup == "deep-lock" else lock.write_text('{"lockfileVersion": ' + "9" * 5000 + "}")
+    elif setup:
+        (tmp_path / setup).write_bytes(b"x")
+    result = run_kit(args, tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

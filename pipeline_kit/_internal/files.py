@@ -50,13 +50,21 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(path, None, f"invalid TOML: {exc}") from exc
+    except RecursionError:
+        raise InputError(path, None, "nested too deeply to be a dependency record") from None
 
 
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(read_text(path))
+        data = json.loads(read_text(path))
+        json.dumps(data)  # readers walk it recursively: a depth json.loads survives must not crash them
+        return data
     except json.JSONDecodeError as exc:
         raise InputError(path, f"line {exc.lineno}", f"invalid JSON: {exc.msg}") from exc
+    except (RecursionError, ValueError) as exc:  # ValueError: an integer of thousands of digits
+        raise InputError(
+            path, None, f"nested too deeply or too large to be a dependency record ({type(exc).__name__})"
+        ) from None
 
 
 def expect(value: Any, kind: type | tuple[type, ...], path: Path, where: str) -> Any:

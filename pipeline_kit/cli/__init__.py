@@ -16,7 +16,7 @@ import click
 from pipeline_kit import __version__
 from pipeline_kit.cli import artifact, evidence, project, promotion, signing
 from pipeline_kit.cli._session import Session
-from pipeline_kit.errors import EXIT_USAGE, PipelineKitError
+from pipeline_kit.errors import EXIT_ENVIRONMENT, EXIT_USAGE, PipelineKitError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -102,4 +102,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # a bug, not the user's doing: one line, never a traceback unless -v
+        if _VERBOSE and _VERBOSE[-1]:
+            raise
+        click.echo(f"error: internal error: {type(exc).__name__}: {str(exc)[:200]}", err=True)
+        click.echo("hint: run again with -v for the cause, and please report it", err=True)
+        sys.exit(EXIT_ENVIRONMENT)
     sys.exit(result if isinstance(result, int) else 0)

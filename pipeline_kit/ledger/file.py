@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pipeline_kit._internal.fs import atomic_write
 from pipeline_kit.digest import HEX_SHA256, sha256_bytes
-from pipeline_kit.errors import EnvironmentFailure
+from pipeline_kit.errors import EnvironmentFailure, UsageError
 from pipeline_kit.ledger.interface import GENESIS, Draft, Entry, Ledger, parse_lines
 
 
@@ -33,6 +33,10 @@ class FileLedger(Ledger):
             data = self.path.read_bytes()
         except FileNotFoundError:
             return []
+        except IsADirectoryError:
+            raise UsageError(f"{self.path}: the ledger path is a directory, expected a file") from None
+        except OSError as exc:
+            raise EnvironmentFailure(f"{self.path}: cannot read the ledger: {exc.strerror}") from exc
         return parse_lines(_committed(data).splitlines(), self.describe())
 
     @contextmanager
