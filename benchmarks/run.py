@@ -250,6 +250,31 @@ def bench_sign(runs: int) -> tuple[list[list[str]], list[str]]:
     return rows, notes
 
 
+def bench_sbom_scale(sizes: Sequence[int]) -> list[list[str]]:
+    """`pipeline-kit sbom` from requirements files of growing size, each against the smallest:
+    linear growth is the size ratio (20,000 : 2,000 is about 10x), quadratic its square."""
+    kit = str(BIN / "pipeline-kit")
+    times: dict[int, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "out.bin").write_bytes(b"x")
+        subprocess.run([kit, "build", "-o", "out.bin", "--", "true"], cwd=work, check=True, capture_output=True)
+        for size in sizes:
+            lines = "".join(f"pkg{i}==1.0.{i} --hash=sha256:{i:064x}\n" for i in range(size))
+            (work / "requirements.txt").write_text(lines)
+            times[size] = timed([kit, "sbom", "-s", "requirements.txt"], runs=1, cwd=work)
+    base = sizes[0]
+    return [
+        row(
+            f"sbom, {size:,} requirements (x{size // base} the input)",
+            times[size],
+            times[base],
+            f"{base:,} requirements",
+        )
+        for size in sizes[1:]
+    ]
+
+
 def bench_ledger(entries: int, runs: int) -> list[list[str]]:
     """`pipeline-kit ledger verify` of N entries against json.loads of every line (the floor)."""
     from datetime import datetime, timezone
@@ -397,14 +422,17 @@ def bench_promote(runs: int) -> tuple[list[list[str]], list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "which", nargs="*", metavar="{startup,hash,sbom,sign,promote,ledger,setup}", help="default: all"
+        "which",
+        nargs="*",
+        metavar="{startup,hash,sbom,sbom-scale,sign,promote,ledger,setup}",
+        help="default: all",
     )
     parser.add_argument("--ledger-entries", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (median reported)")
     parser.add_argument("--hash-size-mib", type=int, default=1024)
     parser.add_argument("--python", default=PYTHON, help="environment to describe in the SBOM benchmark")
     args = parser.parse_args()
-    everything = ["startup", "hash", "sbom", "sign", "promote", "ledger", "setup"]
+    everything = ["startup", "hash", "sbom", "sbom-scale", "sign", "promote", "ledger", "setup"]
     which = args.which or everything
     unknown = set(which) - set(everything)
     if unknown:
@@ -419,6 +447,8 @@ def main() -> None:
         sbom_rows, sbom_notes = bench_sbom(args.python, args.runs)
         rows += sbom_rows
         notes += sbom_notes
+    if "sbom-scale" in which:
+        rows += bench_sbom_scale([2_000, 20_000, 50_000])
     if "sign" in which:
         sign_rows, sign_notes = bench_sign(args.runs)
         rows += sign_rows
