@@ -194,6 +194,22 @@ def test_cargo() -> None:
             "package[0].checksum",
         ),
         ("Cargo.lock", "\x00\x01", "invalid TOML"),
+        # one rule for every reader: a malformed hash is an error, never silently dropped
+        (
+            "uv.lock",
+            "version = 1\n[[package]]\nname = 'x'\nversion = '1'\nsdist = {url = 'https://x/x.tgz', hash = 'nope'}\n",
+            "package[0].sdist.hash: malformed hash 'nope'",
+        ),
+        (
+            "package-lock.json",
+            '{"lockfileVersion": 3, "packages": {"node_modules/x": {"version": "1", "integrity": "sha512-!!!"}}}',
+            "integrity: malformed integrity 'sha512-!!!'",
+        ),
+        (
+            "poetry.lock",
+            "[[package]]\nname = 'x'\nversion = '1'\nfiles = [{file = 'x.whl', hash = 'md5:zz'}]\n",
+            "files[0].hash: malformed hash 'md5:zz'",
+        ),
     ],
 )
 def test_malformed_records_name_file_and_field(tmp_path: Path, name: str, content: str, fragment: str) -> None:

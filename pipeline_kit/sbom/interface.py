@@ -101,6 +101,18 @@ def parse_hash(text: str) -> Hash | None:
     return hex_hash(algorithm, value) if sep else None
 
 
+def checked_hash(value: object, path: Path, where: str) -> Hash:
+    """A lockfile's `algo:hex` hash, or an InputError naming the file and field: every reader
+    refuses a malformed hash rather than dropping it (a dropped hash is a weaker SBOM, silently)."""
+    from pipeline_kit._internal.files import excerpt
+    from pipeline_kit.errors import InputError
+
+    parsed = parse_hash(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise InputError(path, where, f"malformed hash {excerpt(str(value))} (expected sha256:<hex>)")
+    return parsed
+
+
 def make_purl(
     kind: str,
     name: str,

@@ -15,7 +15,7 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
-from pipeline_kit._internal.files import expect, read_json
+from pipeline_kit._internal.files import excerpt, expect, read_json
 from pipeline_kit._internal.redact import strip_credentials
 from pipeline_kit.errors import InputError
 from pipeline_kit.sbom.interface import (
@@ -85,7 +85,12 @@ class PackageLock(SbomSource):
             ref_of_path[install_path] = purl
             if purl in packages:
                 continue
-            digest = integrity_hash(entry["integrity"]) if isinstance(entry.get("integrity"), str) else None
+            digest = None
+            if "integrity" in entry:
+                integrity = entry["integrity"]
+                digest = integrity_hash(integrity) if isinstance(integrity, str) else None
+                if digest is None:
+                    raise InputError(path, f"{where}.integrity", f"malformed integrity {excerpt(str(integrity))}")
             resolved = entry.get("resolved")
             license_field = entry.get("license")
             packages[purl] = Package(

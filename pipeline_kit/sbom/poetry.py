@@ -15,9 +15,9 @@ from pipeline_kit.sbom.interface import (
     SbomSource,
     Scope,
     SourceResult,
+    checked_hash,
     make_purl,
     normalize_python_name,
-    parse_hash,
 )
 
 
@@ -29,7 +29,7 @@ def python_files(files: Any, path: Path, where: str) -> tuple[Distribution, ...]
         name = entry.get("file") or entry.get("url")
         if not isinstance(name, str):
             raise InputError(path, f"{where}[{i}]", "file entry has no `file` name")
-        digest = parse_hash(entry["hash"]) if isinstance(entry.get("hash"), str) else None
+        digest = checked_hash(entry["hash"], path, f"{where}[{i}].hash") if "hash" in entry else None
         out.append(Distribution(strip_credentials(name), (digest,) if digest else ()))
     return tuple(out)
 

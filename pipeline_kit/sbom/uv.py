@@ -18,9 +18,9 @@ from pipeline_kit.sbom.interface import (
     Package,
     SbomSource,
     SourceResult,
+    checked_hash,
     make_purl,
     normalize_python_name,
-    parse_hash,
 )
 
 PYPI = ("https://pypi.org/simple", "https://pypi.org/simple/")
@@ -39,7 +39,7 @@ def _distribution(entry: Any, path: Path, where: str) -> Distribution:
     location = entry.get("url") or entry.get("path") or entry.get("filename")
     if not isinstance(location, str):
         raise InputError(path, where, "has no url or path")
-    digest = parse_hash(entry["hash"]) if isinstance(entry.get("hash"), str) else None
+    digest = checked_hash(entry["hash"], path, f"{where}.hash") if "hash" in entry else None
     return Distribution(strip_credentials(location), (digest,) if digest else ())
 
 
