@@ -127,7 +127,7 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
     try:
         identity_token = IdentityToken(token)
     except IdentityError as exc:
-        raise EnvironmentFailure(f"identity token ({token_source}) rejected: {exc}") from exc
+        raise EnvironmentFailure(f"identity token ({token_source}) rejected: {token_problem(token) or exc}") from exc
 
     def hashed(sha256: str) -> Hashed:
         return Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(sha256))
@@ -221,6 +221,25 @@ def attest_test_results(
     updated = evidence.record_many(release, signed.files)
     result = Signed(updated, tuple(signed.files), signed.identity, signed.issuer, token_source, signed.log_entries)
     return result, len(summary.passed), len(summary.failed)
+
+
+def token_problem(token: str) -> str | None:
+    """What is wrong with a token sigstore refused, read from its (unverified) claims: expired
+    and garbage are different problems with different fixes."""
+    import base64
+    import time
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        return "not a JWT (expected three dot-separated parts)"
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError):
+        return "not a JWT (its claims do not decode)"
+    expires = claims.get("exp") if isinstance(claims, dict) else None
+    if isinstance(expires, (int, float)) and expires < time.time():
+        return f"expired {int(time.time() - expires)} s ago: get a fresh one"
+    return None
 
 
 def _sigstore_message(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli
+from tests.sigstore_instance import LocalSigstore
 
 SECRETS = {
     "SIGSTORE_IDENTITY_TOKEN": "eyJ.signing.token",
@@ -265,3 +266,16 @@ def test_hostile_inputs_are_one_line_and_exit_2(
     result = run_kit(args, tmp_path)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [("garbage", "not a JWT (expected three dot-separated parts)"), ("expired", "expired ")],
+)
+def test_a_bad_token_says_whether_it_is_garbage_or_expired(
+    cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, token: str, message: str
+) -> None:
+    value = "garbage" if token == "garbage" else sigstore.mint_token("dev@example.com", lifetime=-60)
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", value)
+    result = cli(["sign", "--trust-config", str(sigstore.trust_config_path)], cwd=described)
+    assert result.code == 3 and message in result.err, result.err
