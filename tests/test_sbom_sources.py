@@ -194,6 +194,14 @@ def test_cargo() -> None:
             "package[0].checksum",
         ),
         ("Cargo.lock", "\x00\x01", "invalid TOML"),
+        # what would make an invalid CycloneDX document is refused where it is read, exit 2
+        ("requirements.txt", "flask==1.0 --hash=md5:abc\n", "line 1: unsupported hash 'md5:abc'"),
+        (
+            "requirements.txt",
+            "pkg @ http://[::1\n",
+            "package 'pkg': download location 'http://[::1' is not a valid URL",
+        ),
+        ("requirements.txt", "pkg==" + "1" * 5000 + "\n", "package 'pkg': version is longer than 1024 characters"),
         # one rule for every reader: a malformed hash is an error, never silently dropped
         (
             "uv.lock",
@@ -216,7 +224,7 @@ def test_malformed_records_name_file_and_field(tmp_path: Path, name: str, conten
     (tmp_path / name).write_text(content)
     spec = sbom.spec_for(tmp_path, name, None)
     with pytest.raises(InputError) as caught:
-        sbom.SOURCES[spec.kind]().read(spec.path, spec.label)
+        sbom.read_sources([spec])  # the reader, then the checks every reader's packages get
     assert str(tmp_path / name) in caught.value.message
     assert fragment in caught.value.message, caught.value.message
 

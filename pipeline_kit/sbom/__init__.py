@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline_kit.errors import EnvironmentFailure, UsageError
+from pipeline_kit._internal.files import excerpt
+from pipeline_kit.errors import EnvironmentFailure, InputError, UsageError
 from pipeline_kit.evidence import SBOM_FILE, EvidenceDir
 from pipeline_kit.models import Release
 from pipeline_kit.sbom.cargo import CargoLock
@@ -96,7 +97,34 @@ def read_sources(specs: Sequence[SourceSpec]) -> list[SourceResult]:
             "no SBOM source: no lockfile or requirements file found, and no --python environment",
             hint="configure sbom.sources in pipeline-kit.yml or pass --source/--python",
         )
-    return [SOURCES[spec.kind]().read(spec.path, spec.label) for spec in specs]
+    results = [SOURCES[spec.kind]().read(spec.path, spec.label) for spec in specs]
+    for spec, result in zip(specs, results, strict=True):
+        for package in result.packages:
+            problem = package_problem(package)
+            if problem:
+                raise InputError(spec.path, f"package {excerpt(package.name)}", problem)
+    return results
+
+
+MAX_VERSION = 1024  # CycloneDX 1.6's limit on a component version
+
+
+def package_problem(package: Package) -> str | None:
+    """Why a package read from a record could not be a valid CycloneDX component, if it could
+    not: caught here, naming the file, rather than as an invalid document after the fact."""
+    from urllib.parse import urlsplit
+
+    if package.version is not None and len(package.version) > MAX_VERSION:
+        return f"version is longer than {MAX_VERSION} characters"
+    for distribution in package.distributions:
+        try:
+            parts = urlsplit(distribution.url)
+            parts.port  # noqa: B018 - raises on a malformed host or port
+        except ValueError:
+            return f"download location {excerpt(distribution.url)} is not a valid URL"
+        if any(c.isspace() or not c.isprintable() for c in distribution.url):
+            return f"download location {excerpt(distribution.url)} is not a valid URL"
+    return None
 
 
 def generate(release: Release, specs: Sequence[SourceSpec]) -> tuple[bytes, list[SourceResult]]:

@@ -22,6 +22,7 @@ HASH_ALGORITHMS = {
     "sha384": "SHA-384",
     "sha512": "SHA-512",
 }
+HEX_LENGTH = {"MD5": 32, "SHA-1": 40, "SHA-256": 64, "SHA-384": 96, "SHA-512": 128}  # CycloneDX's patterns
 
 Scope = Literal["required", "optional"]
 
@@ -90,7 +91,7 @@ def normalize_python_name(name: str) -> str:
 def hex_hash(algorithm: str, value: str) -> Hash | None:
     """A Hash from a lockfile's `algo:hex` parts, or None for algorithms CycloneDX lacks."""
     name = HASH_ALGORITHMS.get(algorithm.lower().replace("-", ""))
-    if name is None or not re.fullmatch(r"[0-9a-fA-F]+", value):
+    if name is None or len(value) != HEX_LENGTH[name] or not re.fullmatch(r"[0-9a-fA-F]+", value):
         return None
     return Hash(name, value.lower())
 
