@@ -227,30 +227,31 @@ class Config(ConfigModel):
                 raise ValueError(f"environment name {name!r}: use lowercase letters, digits, - and _")
             if environment.after is not None and environment.after not in value:
                 raise ValueError(f"{name}.after names no environment: {environment.after!r}")
+        acyclic: set[str] = set()  # each environment is walked once: linear in their number
         for name in value:
-            seen = [name]
-            current = value[name].after
-            while current is not None:
-                if current in seen:
-                    raise ValueError(f"environments form a cycle: {' -> '.join([*seen, current])}")
-                seen.append(current)
+            path: dict[str, None] = {}
+            current: str | None = name
+            while current is not None and current not in acyclic:
+                if current in path:
+                    cycle = [*path, current]
+                    shown = cycle if len(cycle) <= 8 else [*cycle[:3], "...", *cycle[-3:]]
+                    raise ValueError(f"environments form a cycle: {' -> '.join(shown)}")
+                path[current] = None
                 current = value[current].after
+            acyclic.update(path)
         return value
 
     def environment_order(self) -> list[str]:
         """Environments, each after the one it follows (dev, staging, prod)."""
-        ordered: list[str] = []
-
-        def place(name: str) -> None:
-            after = self.environments[name].after
-            if after is not None and after not in ordered:
-                place(after)
-            if name not in ordered:
-                ordered.append(name)
-
+        placed: dict[str, None] = {}
         for name in self.environments:
-            place(name)
-        return ordered
+            chain: list[str] = []  # walked without recursion, and only up to a placed one
+            current: str | None = name
+            while current is not None and current not in placed:
+                chain.append(current)
+                current = self.environments[current].after
+            placed.update(dict.fromkeys(reversed(chain)))
+        return list(placed)
 
     def upstream(self, environment: str) -> list[str]:
         """The environments a release must pass before `environment`, nearest first."""

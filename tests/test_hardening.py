@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from pathlib import Path
 
@@ -279,3 +280,27 @@ def test_a_bad_token_says_whether_it_is_garbage_or_expired(
     monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", value)
     result = cli(["sign", "--trust-config", str(sigstore.trust_config_path)], cwd=described)
     assert result.code == 3 and message in result.err, result.err
+
+
+def test_a_long_chain_of_environments_loads_in_bounded_time(tmp_path: Path) -> None:
+    # 3,000 environments took 27 s to load (a quadratic cycle check), and ordering them recursed.
+    import subprocess
+    import sys
+
+    from pipeline_kit.config import parse_config
+
+    names = [f"e{i}" for i in range(3000)]
+    lines = ["version: 1", 'artifact: {name: x, outputs: ["out.bin"]}', "environments:", "  e0: {}"]
+    lines += [f"  {name}: {{after: {before}}}" for before, name in itertools.pairwise(names)]
+    text = "\n".join(lines) + "\n"
+    (tmp_path / "pipeline-kit.yml").write_text(text)
+    (tmp_path / "out.bin").write_bytes(b"x")
+    config = parse_config(text, tmp_path / "pipeline-kit.yml")
+    assert config.environment_order() == names and config.upstream("e2999")[-1] == "e0"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline_kit", "build"], cwd=tmp_path, capture_output=True, text=True, timeout=20
+    )
+    assert result.returncode == 0, result.stderr
+    cyclic = text.replace("  e0: {}", "  e0: {after: e2999}")
+    with pytest.raises(Exception, match=r"environments form a cycle: e0 -> e2999 -> e2998 -> \.\.\. -> e2 -> e1 -> e0"):
+        parse_config(cyclic, tmp_path / "pipeline-kit.yml")
