@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -289,3 +290,31 @@ def test_environment_missing_interpreter(tmp_path: Path) -> None:
     with pytest.raises(PipelineKitError) as caught:
         read_path_env(tmp_path / "nope" / "python")
     assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragment"),
+    [
+        (
+            "package-lock.json",
+            '{"lockfileVersion": 3, "packages": {"node_modules/@/": {"version": "1"}}}',
+            "cannot tell the package name",
+        ),
+        (
+            "package-lock.json",
+            '{"lockfileVersion": 3, "packages": {"node_modules/": {"version": "1"}}}',
+            "cannot tell the package name",
+        ),
+        (
+            "poetry.lock",
+            "[[package]]\nname = 'x'\nversion = '1'\n[metadata]\nfiles = 1\n",
+            "metadata.files: expected a table",
+        ),
+    ],
+)
+def test_odd_lockfile_shapes_are_input_errors_not_crashes(
+    tmp_path: Path, name: str, content: str, fragment: str
+) -> None:
+    (tmp_path / name).write_text(content)
+    with pytest.raises(InputError, match=re.escape(fragment)):
+        sbom.read_sources([sbom.spec_for(tmp_path, name, None)])

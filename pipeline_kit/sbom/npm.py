@@ -76,12 +76,16 @@ class PackageLock(SbomSource):
                 continue
             by_path[install_path] = entry
             name = entry.get("name") or install_path.rpartition("node_modules/")[2]
-            if not isinstance(name, str) or not name:
+            # a scope alone (`@/`, `@acme`) or an empty name is no package name
+            if not isinstance(name, str) or not name.strip("@/") or name.endswith("/") or name == "@":
                 raise InputError(path, where, "cannot tell the package name")
             pkg_version = entry.get("version")
             if pkg_version is not None:
                 pkg_version = expect(pkg_version, str, path, f"{where}.version")
-            purl = npm_purl(name, pkg_version)
+            try:
+                purl = npm_purl(name, pkg_version)
+            except ValueError:
+                raise InputError(path, where, f"not a package name: {excerpt(name)}") from None
             ref_of_path[install_path] = purl
             if purl in packages:
                 continue

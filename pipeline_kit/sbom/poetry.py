@@ -41,7 +41,8 @@ class PoetryLock(SbomSource):
     def read(self, path: Path, label: str) -> SourceResult:
         data = read_toml(path)
         entries = expect(data.get("package", []), list, path, "package")
-        legacy_files = data.get("metadata", {}).get("files", {})
+        metadata = expect(data.get("metadata", {}), dict, path, "metadata")
+        legacy_files = expect(metadata.get("files", {}), dict, path, "metadata.files")
         nodes: list[tuple[Package, list[Wanted] | None]] = []
         for i, raw in enumerate(entries):
             where = f"package[{i}]"
