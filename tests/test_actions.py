@@ -66,6 +66,9 @@ def act_repo(tmp_path: Path) -> Path:
     shutil.copytree(EXAMPLE, repo, ignore=shutil.ignore_patterns("dist", ".pipeline-kit", "__pycache__"))
     (repo / ".github" / "workflows").mkdir(parents=True)
     (repo / ".github" / "workflows" / "test.yml").write_text(WORKFLOW % {"signer": SIGNER})
+    # the deploy command sees a scrubbed environment: the variable it writes to is named
+    config = repo / "pipeline-kit.yml"
+    config.write_text(config.read_text().replace("  dev:\n", "  dev:\n    pass-env: [TEST_OUT]\n", 1))
     git(repo, "init", "-q")
     git(repo, "remote", "add", "origin", "https://github.com/pipeline-kit/hello-service.git")
     git(repo, "add", "-A")
