@@ -87,10 +87,12 @@ def test_poetry() -> None:
 def test_uv_excludes_project_and_records_its_edges() -> None:
     result = read("uv.lock")
     names = sorted(p.name for p in result.packages)
-    assert names == ["flask", "pytest-mock", "werkzeug"]
+    assert names == ["colorama", "flask", "pytest-mock", "werkzeug"]
     flask = next(p for p in result.packages if p.name == "flask")
     werkzeug = next(p for p in result.packages if p.name == "werkzeug")
-    assert flask.dependencies == (werkzeug.ref,)
+    colorama = next(p for p in result.packages if p.name == "colorama")
+    # a universal lock lists every platform's packages: the Windows-only edge is kept
+    assert flask.dependencies == (werkzeug.ref, colorama.ref)
     assert result.root_dependencies is not None
     assert set(result.root_dependencies) == {
         flask.ref,
@@ -174,6 +176,11 @@ def test_cargo() -> None:
         ("poetry.lock", "not = [toml\n", "invalid TOML"),
         ("uv.lock", "[[package]]\nname='x'\n", "version: missing lock format version"),
         ("uv.lock", "version = 1\npackage = 'x'\n", "package: expected a list"),
+        (
+            "uv.lock",
+            "version = 1\n[[package]]\nname = 'a'\nversion = '1'\ndependencies = [{name = 'ghost'}]\n",
+            "dependencies of a: 'ghost' is not in the lock",
+        ),
         ("Pipfile.lock", '{"default": {"a": {"hashes": ["nope"]}}}', "default.a.hashes[0]"),
         ("Pipfile.lock", '{"default": ', "line 1: invalid JSON"),
         ("Pipfile.lock", "[]", "expected a table, got a list"),

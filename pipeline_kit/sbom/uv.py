@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline_kit._internal.files import expect, read_toml
+from pipeline_kit._internal.files import excerpt, expect, read_toml
 from pipeline_kit._internal.redact import strip_credentials
 from pipeline_kit.errors import InputError
 from pipeline_kit.sbom._graph import Wanted, by_name, link, resolve
@@ -96,6 +96,14 @@ class UvLock(SbomSource):
                     wanted,
                 )
             )
+        # uv's lock is universal (every platform's packages): a dependency missing from it is a
+        # broken lock, not an edge to drop
+        known = {normalize_python_name(package.name) for package, _ in nodes}
+        owners: list[tuple[str, list[Wanted] | None]] = [(package.name, wanted) for package, wanted in nodes]
+        for owner, listed in [*owners, ("the project", root)]:
+            missing = [w.name for w in listed or () if normalize_python_name(w.name) not in known]
+            if missing:
+                raise InputError(path, f"dependencies of {owner}", f"{excerpt(missing[0])} is not in the lock")
         packages = link(nodes)
         roots = resolve(root, by_name(packages)) if root is not None else None
         return SourceResult(label, self.kind, packages, roots)
