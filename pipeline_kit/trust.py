@@ -22,6 +22,10 @@ def load_trust_config(path: Path | None, *, rekor_version: int | None = None, of
     if rekor_version not in (None, 1, 2):
         raise UsageError(f"--rekor-version must be 1 or 2, got {rekor_version}")
     if path is None:
+        import logging
+
+        # --offline was asked for: sigstore's warning that it is offline says nothing new
+        logging.getLogger("sigstore._internal.tuf").setLevel(logging.ERROR if offline else logging.WARNING)
         try:
             config = ClientTrustConfig.production(offline=offline)
         except (SigstoreError, OSError) as exc:

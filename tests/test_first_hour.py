@@ -77,3 +77,19 @@ def test_init_then_dry_run_then_plan_on_a_fresh_project(
     plan = cli(["plan", "--to", "dev"], cwd=project)
     assert plan.code == 1 and "would be DENIED" in plan.out  # nothing signed, no identity policy yet
     assert "no identity policy" in plan.out
+
+
+def test_offline_trust_root_prints_no_stray_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # `--offline` asked for it: sigstore's "loaded in offline mode" warning is not printed.
+    import logging
+
+    from pipeline_kit.errors import PipelineKitError
+    from pipeline_kit.trust import load_trust_config
+
+    logging.basicConfig()
+    try:
+        load_trust_config(None, offline=True)  # a cached root, or one clear error: either way no network
+    except PipelineKitError:
+        pass
+    assert "offline mode" not in capsys.readouterr().err
+    assert logging.getLogger("sigstore._internal.tuf").getEffectiveLevel() >= logging.ERROR
