@@ -157,12 +157,13 @@ def test_hostile_input_reaches_the_kit_as_data(tmp_path: Path, sigstore: LocalSi
 def test_actions_and_workflows_pass_static_checks() -> None:
     actions = sorted(str(p) for p in (ROOT / "actions").glob("*/action.yml"))
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    workflows += sorted(str(p) for p in (ROOT / "examples" / "github").glob("*.yml"))  # what users copy
     assert len(actions) == 9 and workflows
     checks = [
         [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-actions", *actions],
         [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows],
         [str(BIN / "actionlint"), "-ignore", "node20", *workflows],
-        [str(BIN / "zizmor"), "--offline", "--no-progress", str(ROOT / ".github"), str(ROOT / "actions")],
+        [str(BIN / "zizmor"), "--offline", "--no-progress", str(ROOT / ".github"), str(ROOT / "actions"), *workflows],
     ]
     for command in checks:
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
