@@ -61,7 +61,8 @@ def run(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_full_pipeline_builds_signs_and_promotes_to_dev(tmp_path: Path, sigstore: LocalSigstore) -> None:
-    repo = project(tmp_path, sigstore)
+    # before-script: the project's own setup (build tools) runs in the build job, before the kit
+    repo = project(tmp_path, sigstore, '      before-script: echo "setup in $CI_JOB_NAME" > before.txt\n')
     # gitlab-ci-local marks its runs GITLAB_CI=false; ask for GitLab's behaviour (dotenv reports)
     result = run(
         repo, "--variable", f"SIGSTORE_IDENTITY_TOKEN={sigstore.mint_token(SIGNER)}", "--variable", "GITLAB_CI=true"
@@ -78,6 +79,7 @@ def test_full_pipeline_builds_signs_and_promotes_to_dev(tmp_path: Path, sigstore
     ledger = [json.loads(line) for line in (repo / LEDGER).read_text().splitlines()]
     assert [(e["kind"], e["environment"]) for e in ledger] == [("promoted", "dev"), ("deployed", "dev")]
     assert (repo / "pipeline-kit-gates.xml").is_file()
+    assert (repo / "before.txt").read_text().strip() == "setup in pipeline-kit-build"
 
 
 def pinned_build(tmp_path: Path, sigstore: LocalSigstore) -> tuple[Path, Path]:
