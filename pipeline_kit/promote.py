@@ -366,10 +366,7 @@ def promote(
     # The decision commits to the ledger it was made on: truncating or rewriting the ledger up to
     # here no longer matches a signed VSA (`ledger verify`).
     seq, head = result.ledger_head
-    inputs = [
-        *_input_attestations(evidence, release),
-        {"name": LEDGER_INPUT, "digest": {"sha256": head}, "annotations": {"seq": seq}},
-    ]
+    inputs = [*_input_attestations(evidence, release), _ledger_input(seq, head)]
     decision = Decision(
         release=release.id,
         subjects={s.name: s.sha256 for s in release.subjects},
@@ -652,13 +649,7 @@ def _sign_hold(
             "uri": Path(project.config.source_path or "pipeline-kit.yml").name,
             "annotations": {"reason": reason},
         },
-        "inputAttestations": [
-            {
-                "name": LEDGER_INPUT,
-                "digest": {"sha256": head.hash if head else GENESIS},
-                "annotations": {"seq": head.seq if head else 0},
-            }
-        ],
+        "inputAttestations": [_ledger_input(head.seq if head else 0, head.hash if head else GENESIS)],
         "verificationResult": "FAILED",
         "verifiedLevels": [hold_level(environment)],
         "slsaVersion": "1.1",
