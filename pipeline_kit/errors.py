@@ -76,3 +76,9 @@ class EnvironmentFailure(PipelineKitError):
 
 class BuildFailed(EnvironmentFailure):
     """The build command exited non-zero."""
+
+
+def first_line(exc: BaseException) -> str:
+    """A third-party exception as quoted in our one-line errors: its first line, or its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_kit.digest import hash_files, sha256_bytes
-from pipeline_kit.errors import EnvironmentFailure, UsageError, VerificationError
+from pipeline_kit.errors import EnvironmentFailure, UsageError, VerificationError, first_line
 from pipeline_kit.evidence import BUNDLES_DIR, PROVENANCE_FILE, SBOM_FILE, EvidenceDir
 from pipeline_kit.identity import IdentityPolicy, certificate_identity
 from pipeline_kit.models import Release, Subject
@@ -56,11 +56,13 @@ def read_checked(evidence: EvidenceDir, name: str, release: Release) -> bytes:
 
 def statement_subjects(statement: dict[str, Any]) -> set[tuple[str, str]]:
     """(name, sha256) of an in-toto statement's subjects; malformed entries never match."""
-    return {
-        (str(s.get("name")), str((s.get("digest") or {}).get("sha256")))
-        for s in statement.get("subject", [])
-        if isinstance(s, dict)
-    }
+    subjects = statement.get("subject")
+    found = set()
+    for s in subjects if isinstance(subjects, list) else []:
+        if isinstance(s, dict):
+            digest = s.get("digest")
+            found.add((str(s.get("name")), str(digest.get("sha256") if isinstance(digest, dict) else None)))
+    return found
 
 
 def release_subjects(release: Release) -> set[tuple[str, str]]:
@@ -148,7 +150,7 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
             hint="is the token for this Sigstore instance (issuer, audience `sigstore`) and unexpired?",
         ) from exc
     except (SigstoreError, RekorClientError, ExpiredCertificate, ExpiredIdentity, RequestException) as exc:
-        raise EnvironmentFailure(f"signing failed: {_sigstore_message(exc)}") from exc
+        raise EnvironmentFailure(f"signing failed: {first_line(exc)}") from exc
 
     # The client checks little at sign time: verify each bundle as it will be read back.
     identity, issuer = certificate_identity(next(iter(bundles.values())).signing_certificate)
@@ -165,7 +167,7 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
                 verifier.verify_artifact(hashed(item.sha256 or ""), parsed, own_identity)
         except (SigstoreError, ValueError) as exc:
             raise VerificationError(
-                f"{item.bundle}: the bundle just produced does not verify: {_sigstore_message(exc)}"
+                f"{item.bundle}: the bundle just produced does not verify: {first_line(exc)}"
             ) from exc
         files[item.bundle] = data
     return SignedBundles(
@@ -240,8 +242,3 @@ def token_problem(token: str) -> str | None:
     if isinstance(expires, (int, float)) and expires < time.time():
         return f"expired {int(time.time() - expires)} s ago: get a fresh one"
     return None
-
-
-def _sigstore_message(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline_kit.digest import hash_file, sha256_bytes
+from pipeline_kit.errors import first_line
 from pipeline_kit.evidence import PROVENANCE_FILE, RELEASE_FILE, SBOM_FILE, SUMS_FILE, EvidenceDir
 from pipeline_kit.identity import IdentityPolicy, certificate_identity
 from pipeline_kit.models import Release, Source, Subject
-
-if TYPE_CHECKING:
-    from pipeline_kit.vsa import Candidate
 from pipeline_kit.signing import (
     PROVENANCE_BUNDLE,
     PROVENANCE_PREDICATE,
@@ -31,6 +29,9 @@ from pipeline_kit.signing import (
     statement_subjects,
     subject_bundle,
 )
+
+if TYPE_CHECKING:
+    from pipeline_kit.vsa import Candidate
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def _load_bundle(evidence: EvidenceDir, name: str) -> tuple[Any, str | None]:
     try:
         return Bundle.from_json(path.read_bytes()), None
     except (SigstoreError, ValueError) as exc:
-        return None, f"not a valid Sigstore bundle: {_first_line(exc)}"
+        return None, f"not a valid Sigstore bundle: {first_line(exc)}"
 
 
 def _signer(bundle: Any) -> str:
@@ -161,7 +162,7 @@ def _subject_signature(subject: Subject, evidence: EvidenceDir, verifier: Any, p
             Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(subject.sha256)), bundle, policy
         )
     except (SigstoreError, ValueError, LookupError) as exc:
-        return Check(name, "signature", False, f"does not verify for {subject.name}: {_first_line(exc)}")
+        return Check(name, "signature", False, f"does not verify for {subject.name}: {first_line(exc)}")
     return Check(name, "signature", True, _signer(bundle))
 
 
@@ -183,7 +184,7 @@ def _attestation(
     try:
         payload_type, payload = verifier.verify_dsse(bundle, policy)
     except (SigstoreError, ValueError, LookupError) as exc:
-        return [Check(bundle_name, "signature", False, f"does not verify: {_first_line(exc)}")], None
+        return [Check(bundle_name, "signature", False, f"does not verify: {first_line(exc)}")], None
     checks = [Check(bundle_name, "signature", True, _signer(bundle))]
     statement = json.loads(payload) if payload_type == "application/vnd.in-toto+json" else {}
     if statement.get("predicateType") != predicate_type:
@@ -309,8 +310,3 @@ def _release_source(release: Release, signed: Source | None) -> Check:
                 RELEASE_FILE, "source", False, f"source {field} {mine} is not the signed provenance's {theirs}"
             )
     return Check(RELEASE_FILE, "source", True, "source repository, ref and commit are the signed provenance's")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

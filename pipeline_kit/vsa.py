@@ -17,9 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from pipeline_kit.digest import sha256_bytes
+from pipeline_kit.errors import first_line
 from pipeline_kit.evidence import PROMOTIONS_DIR
 from pipeline_kit.identity import IdentityPolicy, certificate_identity
 from pipeline_kit.models import Release
+from pipeline_kit.signing import release_subjects, statement_subjects
 
 VSA_PREDICATE = "https://slsa.dev/verification_summary/v1"
 LEDGER_INPUT = "ledger"  # the inputAttestations entry naming the ledger head a decision was made on
@@ -47,7 +49,7 @@ class Accepted:
     signed_at: datetime  # verified: transparency-log integrated time or TSA timestamp
     signer: str
     predicate: dict[str, Any]
-    subjects: tuple[tuple[str, str], ...] = ()  # (name, sha256) of the statement's subjects
+    subjects: frozenset[tuple[str, str]] = frozenset()  # (name, sha256) of the statement's subjects
 
     @property
     def ledger_head(self) -> tuple[int, str] | None:
@@ -93,7 +95,7 @@ def signed_statement(candidate: Candidate, policy: IdentityPolicy, verifier: Any
         _, payload = verifier.verify_dsse(bundle, policy.sigstore_policy())
         times = verifier._establish_time(bundle)  # already verified by verify_dsse; read them back
     except (SigstoreError, ValueError, LookupError) as exc:
-        return f"does not verify: {_first_line(exc)}"
+        return f"does not verify: {first_line(exc)}"
     try:
         statement = json.loads(payload)
     except ValueError:
@@ -106,11 +108,7 @@ def signed_statement(candidate: Candidate, policy: IdentityPolicy, verifier: Any
     identity, issuer = certificate_identity(bundle.signing_certificate)
     # The latest verified time: a signer cannot make a decision look older than it is.
     signed_at = max(t.time for t in times)
-    subjects = tuple(
-        (str(s.get("name")), str((s.get("digest") or {}).get("sha256")))
-        for s in statement.get("subject") or []
-        if isinstance(s, dict)
-    )
+    subjects = frozenset(statement_subjects(statement))
     return Accepted(candidate.where, signed_at, f"signed by {identity} ({issuer})", predicate, subjects)
 
 
@@ -132,7 +130,7 @@ def judge(
     signed = signed_statement(candidate, policy, verifier)
     if isinstance(signed, str):
         return signed
-    if set(signed.subjects) != {(s.name, s.sha256) for s in release.subjects}:
+    if signed.subjects != release_subjects(release):
         return "is about other subjects than this release's"
     if signed.predicate.get("resourceUri") != resource_uri:
         return f"is for {signed.predicate.get('resourceUri')}, not {resource_uri}"
@@ -173,8 +171,3 @@ def search(
             accepted.append(verdict)
     accepted.sort(key=lambda item: item.signed_at)
     return Search(environment, tuple(accepted), tuple(rejected), tuple(looked))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

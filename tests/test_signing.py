@@ -427,3 +427,13 @@ def test_instance_runs_as_a_process(described: Path, tmp_path: Path) -> None:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=10) == 0
     assert not (state / "ready").exists()
+
+
+def test_malformed_statement_subjects_never_match_and_never_crash() -> None:
+    # a signed statement is still attacker-shaped JSON: `subject: null` or a string digest
+    from pipeline_kit.signing import statement_subjects
+
+    assert statement_subjects({"subject": None}) == set()
+    assert statement_subjects({"subject": "x"}) == set()
+    assert statement_subjects({"subject": [{"name": "a", "digest": "ab"}, 3]}) == {("a", "None")}
+    assert statement_subjects({"subject": [{"name": "a", "digest": {"sha256": "ab"}}]}) == {("a", "ab")}
