@@ -27,7 +27,7 @@ from pipeline_kit.forge import DeploymentState, Forge
 from pipeline_kit.gates import GateResult, PromotionContext, compile_gates, evaluate
 from pipeline_kit.gates.command import release_environment
 from pipeline_kit.identity import IdentityPolicy
-from pipeline_kit.ledger import GENESIS, Draft, Entry, Ledger, arrived, in_flight
+from pipeline_kit.ledger import GENESIS, Draft, Entry, Ledger, arrived, head, in_flight
 from pipeline_kit.models import Model, Release
 from pipeline_kit.signing import Signable, sign_all, statement_json
 from pipeline_kit.vsa import LEDGER_INPUT, VSA_PREDICATE, Candidate, hold_bundle, hold_level, search, vsa_bundle
@@ -167,11 +167,12 @@ def context_for(
     after = project.config.environments[environment].after
     upstream = holds = None
     if trust.policy is not None and trust.unverified is None:
+        kept = forge_attestations(project, release)  # one listing serves both searches
         if after is not None:
-            candidates, looked = vsa_candidates(project, release, after, entries)
+            candidates, looked = vsa_candidates(project, release, after, entries, kept)
             uri = resource_uri(project.config, after)
             upstream = search(after, candidates, looked, release, uri, trust.policy, trust.load())
-        candidates, looked = vsa_candidates(project, release, environment, entries, hold=True)
+        candidates, looked = vsa_candidates(project, release, environment, entries, kept, hold=True)
         uri = resource_uri(project.config, environment)
         holds = search(
             environment, candidates, looked, release, uri, trust.policy, trust.load(), hold_level(environment)
@@ -232,10 +233,10 @@ def audit(ledger: Ledger, evidence: EvidenceDir, trust: Trust) -> tuple[list[Ent
             if digest in referenced:  # a stray unverifiable file is not the ledger's; a referenced one is
                 problems.append(f"{candidate.where}: {signed}")
             continue
-        head = signed.ledger_head
-        if head is None:
+        decided = signed.ledger_head
+        if decided is None:
             continue  # decided before VSAs named the ledger head
-        seq, head_hash = head
+        seq, head_hash = decided
         if seq >= len(hashes):
             problems.append(
                 f"{candidate.where}: decided on ledger seq {seq}, but the ledger has {len(entries)} entries: truncated"
@@ -256,22 +257,41 @@ def custody(project: Project, environment: str) -> Custody:
     chain = (environment, *project.config.upstream(environment))
     release = project.evidence.load_release()
     entries = history(project.ledger)
+    kept = forge_attestations(project, release)
     return Custody(
         chain,
         {env: resource_uri(project.config, env) for env in chain},
-        lambda env: vsa_candidates(project, release, env, entries),
+        lambda env: vsa_candidates(project, release, env, entries, kept),
     )
 
 
+def forge_attestations(project: Project, release: Release) -> tuple[list[Candidate], str | None]:
+    """The Sigstore bundles the forge keeps about the release's first subject, and where they came
+    from (None: no forge). An unreadable forge is noted, not fatal: other stores may hold the VSA."""
+    from pipeline_kit.forge import ForgeError
+
+    if project.forge is None:
+        return [], None
+    where = f"{project.forge.describe()} attestations"
+    try:
+        return [Candidate(where, data) for data in project.forge.attestations(release.subjects[0].sha256)], where
+    except ForgeError as exc:
+        return [], f"{where} (unreadable: {exc.message})"
+
+
 def vsa_candidates(
-    project: Project, release: Release, environment: str, entries: Sequence[Entry], *, hold: bool = False
+    project: Project,
+    release: Release,
+    environment: str,
+    entries: Sequence[Entry],
+    forge: tuple[list[Candidate], str | None],
+    *,
+    hold: bool = False,
 ) -> tuple[list[Candidate], list[str]]:
     """Every VSA about `release` for `environment` (or, with `hold`, every signed rollback of it)
     the kit can find, and where it looked: the evidence dir (as passed between jobs), the
-    release's archive in it, the ledger's attachments, and the forge's attestations. Each is
-    verified by the caller, so any store will do."""
-    from pipeline_kit.forge import ForgeError
-
+    release's archive in it, the ledger's attachments, and the forge's attestations (`forge`,
+    listed once by the caller). Each is verified by the caller, so any store will do."""
     candidates, looked = [], []
     name = hold_bundle(environment) if hold else vsa_bundle(environment)
     for path in (project.evidence.path(name), project.evidence.archive(release.id) / name):
@@ -286,12 +306,9 @@ def vsa_candidates(
             data = project.ledger.attachment(digest)
             if data is not None:
                 candidates.append(Candidate(f"ledger seq {entry.seq}", data))
-    if project.forge is not None:
-        where = f"{project.forge.describe()} attestations"
-        try:
-            candidates += [Candidate(where, data) for data in project.forge.attestations(release.subjects[0].sha256)]
-        except ForgeError as exc:
-            where += f" (unreadable: {exc.message})"
+    kept, where = forge
+    candidates += kept
+    if where is not None:
         looked.append(where)
     return candidates, looked
 
@@ -303,9 +320,8 @@ def plan(project: Project, environment: str, now: datetime | None = None) -> Pla
     release = project.evidence.load_release()
     entries = history(project.ledger)
     context = context_for(project, environment, release, entries, now)
-    head = (entries[-1].seq, entries[-1].hash) if entries else (0, GENESIS)
     unfinished = tuple(in_flight(entries, environment))
-    return Plan(release, environment, evaluate(gates, context), _integrity(context), head, unfinished)
+    return Plan(release, environment, evaluate(gates, context), _integrity(context), head(entries), unfinished)
 
 
 def _integrity(context: PromotionContext) -> str | None:
@@ -365,8 +381,7 @@ def promote(
     )
     # The decision commits to the ledger it was made on: truncating or rewriting the ledger up to
     # here no longer matches a signed VSA (`ledger verify`).
-    seq, head = result.ledger_head
-    inputs = [*_input_attestations(evidence, release), _ledger_input(seq, head)]
+    inputs = [*_input_attestations(evidence, release), _ledger_input(*result.ledger_head)]
     decision = Decision(
         release=release.id,
         subjects={s.name: s.sha256 for s in release.subjects},
@@ -513,9 +528,9 @@ def _deploy(
     return True
 
 
-def _ledger_input(seq: int, head: str) -> dict[str, Any]:
+def _ledger_input(seq: int, entry_hash: str) -> dict[str, Any]:
     """The inputAttestations entry committing a signed decision to the ledger head it was made on."""
-    return {"name": LEDGER_INPUT, "digest": {"sha256": head}, "annotations": {"seq": seq}}
+    return {"name": LEDGER_INPUT, "digest": {"sha256": entry_hash}, "annotations": {"seq": seq}}
 
 
 def _input_attestations(evidence: EvidenceDir, release: Release) -> list[dict[str, Any]]:
@@ -640,7 +655,6 @@ def _sign_hold(
     if arrival is None:
         raise VerificationError(f"the ledger names no subjects for {bad}: cannot sign its rollback")
     subjects = tuple(Subject(name=name, digest={"sha256": digest}) for name, digest in sorted(arrival.subjects.items()))
-    head = entries[-1] if entries else None
     predicate = {
         "verifier": {"id": f"{KIT_URI}/rollback", "version": {"pipeline-kit": __version__}},
         "timeVerified": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -649,7 +663,7 @@ def _sign_hold(
             "uri": Path(project.config.source_path or "pipeline-kit.yml").name,
             "annotations": {"reason": reason},
         },
-        "inputAttestations": [_ledger_input(head.seq if head else 0, head.hash if head else GENESIS)],
+        "inputAttestations": [_ledger_input(*head(entries))],
         "verificationResult": "FAILED",
         "verifiedLevels": [hold_level(environment)],
         "slsaVersion": "1.1",

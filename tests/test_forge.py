@@ -499,8 +499,11 @@ def test_previous_stage_finds_the_signed_vsa_on_the_forge(
 ) -> None:
     in_github(monkeypatch, github)
     _, policy = passed_dev_in_an_earlier_job(cli, hello, sigstore, monkeypatch)
+    before = len(github.calls)
     gate = previous_stage(cli, hello, *policy)
     assert gate["verdict"] == "passed" and gate["evidence"]["vsa"] == "github acme/hello attestations", gate
+    listings = [path for method, path, _ in github.calls[before:] if method == "GET" and "/attestations/" in path]
+    assert len(listings) == 1  # one listing serves the previous-stage and rollback-hold searches
     config = hello / "pipeline-kit.yml"
     config.write_text(config.read_text().replace("    after: dev\n", "    after: dev\n    soak: 30m\n"))
     github.add_deployment("dev", "another-release", "c" * 40, "success", hours_ago(-0.01))

@@ -7,7 +7,17 @@ from pathlib import Path
 from pipeline_kit.config import LedgerConfig
 from pipeline_kit.ledger.file import FileLedger
 from pipeline_kit.ledger.git import GitLedger
-from pipeline_kit.ledger.interface import GENESIS, Draft, Entry, Kind, Ledger, arrived, in_flight, verify_chain
+from pipeline_kit.ledger.interface import (
+    GENESIS,
+    Draft,
+    Entry,
+    Kind,
+    Ledger,
+    arrived,
+    head,
+    in_flight,
+    verify_chain,
+)
 
 __all__ = [
     "DEFAULT_FILE",
@@ -19,6 +29,7 @@ __all__ = [
     "Kind",
     "Ledger",
     "arrived",
+    "head",
     "in_flight",
     "open_ledger",
     "verify_chain",

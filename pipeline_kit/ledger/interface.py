@@ -52,6 +52,11 @@ class Entry(Draft):
         ).encode()
 
 
+def head(entries: Sequence[Entry]) -> tuple[int, str]:
+    """(seq, hash) of the last entry: what a signed decision commits to (GENESIS when empty)."""
+    return (entries[-1].seq, entries[-1].hash) if entries else (0, GENESIS)
+
+
 def arrived(entry: Entry) -> bool:
     """Whether `entry` is a release arriving in its environment: a finished deploy, or a promotion
     with nothing to deploy. A promotion whose deploy is pending has not arrived (a crash between
