@@ -15,7 +15,7 @@ from pipeline_kit import __version__
 from pipeline_kit._internal.fs import reached_through_symlink, relative_inside
 from pipeline_kit._internal.proc import child_environment, git, run_streaming
 from pipeline_kit.ci import CIContext
-from pipeline_kit.digest import check_subject_name, hash_file, hash_files, parse_checksums
+from pipeline_kit.digest import check_subject_name, hash_file, hash_files, output_glob_problem, parse_checksums
 from pipeline_kit.errors import (
     BuildFailed,
     EnvironmentFailure,
@@ -123,8 +123,9 @@ def _collect_outputs(request: BuildRequest, evidence: EvidenceDir) -> tuple[Subj
     workdir = request.workdir
     found: dict[str, Path] = {}
     for pattern in request.outputs:
-        if not pattern or Path(pattern).is_absolute() or ".." in Path(pattern).parts:
-            raise UsageError(f"output glob {pattern[:80]!r} must be relative to the project, inside it")
+        problem = output_glob_problem(pattern)
+        if problem:
+            raise UsageError(f"output glob {pattern[:80]!r} {problem}")
         matched = 0
         for path in sorted(workdir.glob(pattern)):
             if reached_through_symlink(path, workdir):

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from pipeline_kit._internal.validation import dotted, first_problem
+from pipeline_kit.digest import output_glob_problem
 from pipeline_kit.errors import ConfigError
 
 CONFIG_NAMES = ("pipeline-kit.yml", "pipeline-kit.yaml")
@@ -79,8 +80,9 @@ class ArtifactConfig(ConfigModel):
     @classmethod
     def _relative_globs(cls, value: list[str]) -> list[str]:
         for pattern in value:
-            if not pattern or pattern.startswith("/") or ".." in Path(pattern).parts:
-                raise ValueError(f"output glob {pattern!r} must be relative to the project")
+            problem = output_glob_problem(pattern)
+            if problem:
+                raise ValueError(f"output glob {pattern[:80]!r} {problem}")
         return value
 
 

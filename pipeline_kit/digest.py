@@ -120,6 +120,13 @@ def check_subject_name(name: str) -> str | None:
     return None
 
 
+def output_glob_problem(pattern: str) -> str | None:
+    """Why `pattern` cannot select build outputs (it must stay inside the project), or None."""
+    if not pattern or PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
+        return "must be relative to the project, inside it"
+    return None
+
+
 @dataclass(frozen=True)
 class ChecksumLine:
     name: str
