@@ -253,11 +253,11 @@ def test_setup_installs_exactly_the_lock_with_pip_and_reuses_it(tmp_path: Path) 
         check=True,
     ).stdout.splitlines()
     pins = locked_pins()
-    # `name==version`, and `pipeline-kit @ file://...` for the kit built from the action's checkout
+    # `name==version`, and `pipeline-kit-release @ file://...` for the kit built from the action's checkout
     installed: dict[str, str] = {
         canonicalize_name(re.split("==| @ ", line)[0]): line.partition("==")[2] for line in frozen
     }
-    assert installed.pop("pipeline-kit") == ""
+    assert installed.pop("pipeline-kit-release") == ""
     assert installed == pins
     # the second run is a cache hit: same environment, untouched
     stamp = (venv / ".complete").stat().st_mtime_ns
