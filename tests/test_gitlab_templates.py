@@ -236,6 +236,10 @@ def test_preview_wires_tokens_environments_and_reports(tmp_path: Path, sigstore:
     assert prod["when"] == "manual" and prod["environment"]["name"] == "prod" and prod["resource_group"] == "prod"
     assert prod["artifacts"]["reports"]["junit"] == "pipeline-kit-gates.xml"
     assert jobs["pipeline-kit-promote-dev"]["when"] == "on_success"
+    # the built files travel with the evidence to every job after the build: a deploy job has the
+    # file its digest names (GitLab hands a job only the artifacts of the jobs it needs)
+    for name in ("pipeline-kit-build", "pipeline-kit-sign", "pipeline-kit-promote-dev", "pipeline-kit-promote-staging"):
+        assert jobs[name]["artifacts"]["paths"][:2] == ["./.pipeline-kit/", "./dist/"], name
     assert [n["job"] for n in prod["needs"]] == ["pipeline-kit-promote-staging"]
     for job in jobs.values():
         if isinstance(job, dict) and "script" in job:
