@@ -191,6 +191,9 @@ class LedgerConfig(ConfigModel):
     path: str | None = None  # file backend; default <evidence dir>/ledger.jsonl
     remote: str = "origin"  # git backend
     ref: str = "refs/pipeline-kit/ledger"  # git backend
+    # git backend over HTTPS: the variable holding a token that may push the ledger ref (sent as
+    # an HTTP header through git's environment, never on a command line or in .git/config)
+    token_variable: EnvName | None = None
 
     @field_validator("ref")
     @classmethod

@@ -15,6 +15,9 @@ from typing import Any
 from pipeline_kit.errors import EnvironmentFailure
 
 TOKEN_VARIABLES = ("SIGSTORE_IDENTITY_TOKEN", "PIPELINE_KIT_IDENTITY_TOKEN")
+# The issuer of a person's interactive sign-in on public-good Sigstore (Dex federating GitHub,
+# Google and Microsoft accounts): what a locally made signature's certificate names.
+PUBLIC_GOOD_ISSUER = "https://oauth2.sigstore.dev/auth"
 
 
 def raw_token(env: Mapping[str, str], trust_config: Any, *, interactive: bool | None = None) -> tuple[str, str]:

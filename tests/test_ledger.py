@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,6 +102,7 @@ APPENDER = """
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from pipeline_kit.ledger import Draft, FileLedger, GitLedger
 backend, where, name, count = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 ledger = FileLedger(where) if backend == "file" else GitLedger(where)
@@ -226,3 +229,97 @@ def test_attachments_are_kept_beside_the_entries_by_digest(tmp_path: Path, backe
         assert reader.attachment(hashlib.sha256(data).hexdigest()) == data
     assert reader.attachment("0" * 64) is None
     assert reader.attachment("../../etc/passwd") is None  # a digest, never a path
+
+
+class SmartHttpGit:
+    """A real git smart-HTTP server (`git http-backend` behind wsgiref) on 127.0.0.1 that takes
+    only one token, as HTTP basic auth the way GitHub and GitLab do for HTTPS remotes."""
+
+    def __init__(self, root: Path, token: str) -> None:
+        import base64
+        import threading
+        from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+        self.root = root
+        self.expected = "Basic " + base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        self.refused = 0
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = make_server("127.0.0.1", 0, self.app, handler_class=Quiet)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ.get("HTTP_AUTHORIZATION") != self.expected:
+            self.refused += 1
+            start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"')])
+            return [b"unauthorized\n"]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        cgi = {
+            "PATH": os.environ["PATH"],
+            "GIT_PROJECT_ROOT": str(self.root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REMOTE_USER": "x-access-token",  # authenticated: receive-pack is allowed
+            **{k: str(environ.get(k, "")) for k in ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE")},
+            "CONTENT_LENGTH": str(len(body)),
+        }
+        done = subprocess.run(["git", "http-backend"], input=body, env=cgi, capture_output=True, check=True)
+        head, _, payload = done.stdout.partition(b"\r\n\r\n")
+        headers = [tuple(h.split(": ", 1)) for h in head.decode().split("\r\n") if h]
+        status = dict(headers).pop("Status", "200 OK")
+        start_response(status, [(k, v) for k, v in headers if k != "Status"])
+        return [payload]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def test_git_ledger_pushes_over_https_with_a_token_from_the_named_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline_kit.config import LedgerConfig
+    from pipeline_kit.errors import EnvironmentFailure
+    from pipeline_kit.ledger import open_ledger
+
+    token = "ghs_" + "s3cr3t" * 6
+    bare = tmp_path / "srv" / "app.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    server = SmartHttpGit(bare.parent, token)
+    try:
+        job = tmp_path / "job"  # a checkout with persist-credentials: false: no credential at all
+        job.mkdir()
+        git(job, "init", "-q")
+        git(job, "remote", "add", "origin", f"{server.url}/app.git")
+        config = LedgerConfig(backend="git", token_variable="LEDGER_TOKEN")
+        monkeypatch.delenv("LEDGER_TOKEN", raising=False)
+        with pytest.raises(EnvironmentFailure, match=r"ledger\.token-variable names LEDGER_TOKEN, which is not set"):
+            open_ledger(config, job)
+        monkeypatch.setenv("LEDGER_TOKEN", "wrong")
+        with pytest.raises(EnvironmentFailure, match="ledger"):
+            open_ledger(config, job).append(draft(1))
+        assert server.refused >= 1
+        # the right token: the entries reach the remote ref, and the token is on no command line
+        # and in no git config file
+        monkeypatch.setenv("LEDGER_TOKEN", token)
+        commands: list[list[str]] = []
+        real_run = subprocess.run
+
+        def recording(args: list[str], **kwargs: Any) -> Any:
+            commands.append(list(args))
+            return real_run(args, **kwargs)
+
+        monkeypatch.setattr(subprocess, "run", recording)
+        ledger = open_ledger(config, job)
+        ledger.append(draft(1))
+        ledger.append(draft(2))
+        monkeypatch.setattr(subprocess, "run", real_run)
+        assert [e.release for e in ledger.verify()] == ["r0001", "r0002"]
+        assert git(bare, "rev-list", "--count", "refs/pipeline-kit/ledger").strip() == "2"
+        assert commands and not any(token in " ".join(c) for c in commands)
+        assert token not in (job / ".git" / "config").read_text()
+    finally:
+        server.stop()

@@ -10,6 +10,8 @@ import click
 from pipeline_kit.cli._render import emit_json, markdown_table, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 from pipeline_kit.errors import UsageError
+from pipeline_kit.identity import IdentityPolicy
+from pipeline_kit.oidc import PUBLIC_GOOD_ISSUER
 
 if TYPE_CHECKING:
     from pipeline_kit.identity import IdentityPolicy
@@ -296,19 +298,34 @@ def identity(session: Session, as_json: bool) -> None:
 
     ci = session.ci()
     signer = ci.signer
+    config = session.config(required=False)
+    policy = config.signing.identity if config else None
     if signer is None:
+        # a person signs as the account they sign in with; CI will sign as its workflow, which is
+        # what the config's policy (if any) accepts
+        you = ["pipeline-kit", "verify", "--cert-identity", "YOU@EXAMPLE.COM", "--cert-oidc-issuer", PUBLIC_GOOD_ISSUER]
         message = {
             "platform": ci.platform,
             "identity": None,
+            "issuer": PUBLIC_GOOD_ISSUER,
             "note": "run by a person: a signature carries whatever identity you sign in with; "
             "CI signs as its workflow (GitHub) or CI config (GitLab)",
+            "verify": shlex.join(you),
+            "policy": IdentityPolicy.from_config(policy).describe() if policy else None,
+            "verify_ci": "pipeline-kit verify" if policy else None,
         }
         if as_json:
             emit_json(message)
+            return
+        click.echo(f"platform  {ci.platform}")
+        click.echo(f"identity  the account you sign in with (issuer {PUBLIC_GOOD_ISSUER})")
+        click.echo(f"note      {message['note']}")
+        click.echo(f"verify    {message['verify']}    # evidence you signed here")
+        if policy:
+            click.echo(f"policy    signing.identity: {message['policy']}")
+            click.echo("verify    pipeline-kit verify    # evidence CI signed, by that policy")
         else:
-            click.echo(f"platform  {ci.platform}")
-            click.echo("identity  (the account you sign in with)")
-            click.echo(f"note      {message['note']}")
+            click.echo("policy    none: add signing.identity to pipeline-kit.yml (pipeline-kit init derives it)")
         return
     command = ["pipeline-kit", "verify", "--cert-identity", signer.san, "--cert-oidc-issuer", signer.issuer]
     if ci.repository:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pipeline_kit.config import LedgerConfig
+from pipeline_kit.errors import EnvironmentFailure
 from pipeline_kit.ledger.file import FileLedger
 from pipeline_kit.ledger.git import GitLedger
 from pipeline_kit.ledger.interface import (
@@ -42,6 +44,14 @@ DEFAULT_FILE = ".pipeline-kit-ledger/ledger.jsonl"
 
 def open_ledger(config: LedgerConfig, workdir: Path) -> Ledger:
     if config.backend == "git":
-        return GitLedger(workdir, config.remote, config.ref)
+        token = None
+        if config.token_variable:
+            token = os.environ.get(config.token_variable)
+            if not token:
+                raise EnvironmentFailure(
+                    f"ledger.token-variable names {config.token_variable}, which is not set: "
+                    "the git ledger cannot push without it"
+                )
+        return GitLedger(workdir, config.remote, config.ref, token=token)
     path = Path(config.path or DEFAULT_FILE)
     return FileLedger(path if path.is_absolute() else workdir / path)

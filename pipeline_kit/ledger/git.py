@@ -11,6 +11,7 @@ their sha256 under `attachments/` in the same tree, committed with the entry tha
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import subprocess
@@ -28,11 +29,32 @@ ATTACHMENTS = "attachments"
 ATTEMPTS = 20
 
 
+def _credential(token: str) -> dict[str, str]:
+    """git configuration, through the environment, that sends `token` as HTTP basic auth (the
+    `x-access-token` user GitHub documents; GitLab takes any user with an access token). Kept off
+    command lines and out of .git/config, where an uploaded workspace would carry it."""
+    existing = os.environ.get("GIT_CONFIG_COUNT", "")
+    count = int(existing) if existing.isdigit() else 0
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": str(count + 1),
+        f"GIT_CONFIG_KEY_{count}": "http.extraHeader",
+        f"GIT_CONFIG_VALUE_{count}": f"Authorization: Basic {basic}",
+    }
+
+
 class GitLedger(Ledger):
-    def __init__(self, repository: Path, remote: str = "origin", ref: str = "refs/pipeline-kit/ledger") -> None:
+    def __init__(
+        self,
+        repository: Path,
+        remote: str = "origin",
+        ref: str = "refs/pipeline-kit/ledger",
+        token: str | None = None,
+    ) -> None:
         self.repository = repository
         self.remote = remote
         self.ref = ref
+        self._credential = _credential(token) if token else {}
         self._tip: str | None = None  # the tip entries() last read, for attachment look-ups
 
     def describe(self) -> str:
@@ -46,6 +68,7 @@ class GitLedger(Ledger):
             "GIT_COMMITTER_NAME": "pipeline-kit",
             "GIT_COMMITTER_EMAIL": "pipeline-kit@localhost",
             "GIT_TERMINAL_PROMPT": "0",
+            **self._credential,
         }
         try:
             result = subprocess.run(
