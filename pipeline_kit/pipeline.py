@@ -11,7 +11,7 @@ from pipeline_kit.build import BuildRequest, build
 from pipeline_kit.ci import CIContext
 from pipeline_kit.config import Config
 from pipeline_kit.evidence import EvidenceDir
-from pipeline_kit.identity import policy_accepts
+from pipeline_kit.identity import IdentityPolicy, policy_accepts
 from pipeline_kit.ledger import Ledger
 from pipeline_kit.models import Release
 from pipeline_kit.promote import Plan, Project, Promotion, TokenProvider, Trust, plan, promote
@@ -112,8 +112,15 @@ def dry_run(
     release, results = describe(request, specs, ci, evidence, workdir)
     plans = []
     if config is not None and config.environments:
-        # Nothing is signed locally: the evidence gates say so; the others judge for real.
-        trust = Trust(None, lambda: None, unverified="dry run: nothing is signed locally (CI signs before promoting)")
+        # Nothing is signed here: each environment is judged as CI will judge it once CI signs as
+        # the policy's identity (what only CI can know is marked so); without a policy, the
+        # evidence gates say there is nothing to judge by.
+        identity = config.signing.identity
+        if identity is not None:
+            policy = IdentityPolicy.from_config(identity)
+            trust = Trust(policy, lambda: None, identity.repository, identity.ref, projected=True)
+        else:
+            trust = Trust(None, lambda: None, unverified="no identity policy (signing.identity): nothing to judge by")
         project = Project(config, evidence, workdir, ledger, trust, actor)
         plans = [plan(project, env) for env in config.environment_order()]
     return DryRun(release, results, ci, signing_plan(release, config, ci), plans)

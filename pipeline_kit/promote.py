@@ -83,6 +83,7 @@ class Trust:
     repository: str | None = None
     ref: str | None = None
     unverified: str | None = None  # set to skip verification, saying why (the gates deny on it)
+    projected: bool = False  # a dry run: judge the unsigned evidence as CI will once it signs
 
 
 @dataclass(frozen=True)
@@ -145,12 +146,15 @@ def context_for(
 ) -> PromotionContext:
     """Everything the gates need; verification problems become data the gates deny on."""
     from pipeline_kit.trust import TrustRootUnavailable
-    from pipeline_kit.verify import SourceExpectation, verify_release
+    from pipeline_kit.verify import SourceExpectation, projected_release, verify_release
 
     trust = project.trust
     verification, problem = None, trust.unverified
     if problem is None and trust.policy is None:
         problem = "no identity policy (signing.identity or --cert-identity/--cert-oidc-issuer)"
+    elif trust.projected and trust.policy is not None:
+        expected = SourceExpectation(trust.repository, trust.ref)
+        verification, problem = projected_release(project.evidence, project.workdir, trust.policy, expected), None
     elif problem is None and trust.policy is not None:
         try:
             verification = verify_release(
@@ -166,7 +170,7 @@ def context_for(
             problem = exc.message
     after = project.config.environments[environment].after
     upstream = holds = None
-    if trust.policy is not None and trust.unverified is None:
+    if trust.policy is not None and trust.unverified is None and not trust.projected:
         kept = forge_attestations(project, release)  # one listing serves both searches
         if after is not None:
             candidates, looked = vsa_candidates(project, release, after, entries, kept)
@@ -191,6 +195,7 @@ def context_for(
         forge=project.forge,
         upstream=upstream,
         holds=holds,
+        projected=trust.projected,
     )
 
 

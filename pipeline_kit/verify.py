@@ -118,6 +118,39 @@ def verify_release(
     return Verification(release, policy, tuple(checks), signed, test_results)
 
 
+def projected_release(
+    evidence: EvidenceDir, workdir: Path | None, policy: IdentityPolicy, source: SourceExpectation
+) -> Verification:
+    """A dry run's view of the unsigned evidence here, judged as CI will judge it once signed by
+    the policy's identity. Only the signatures are taken on trust (they are what CI adds); the
+    rest is checked as `verify_release` checks it: each file's digest, the provenance's subjects,
+    its source repository against the policy's (it comes from this clone's remote, as CI's does),
+    release.json's copy of the source, SHA256SUMS. The ref is not judged: CI builds its own."""
+    release = evidence.load_release()
+    promise = f"to be signed in CI by {policy.describe()}"
+    checks: list[Check] = []
+    for subject in release.subjects:
+        checks.append(_subject_digest(subject, workdir))
+        checks.append(Check(subject_bundle(subject.name), "signature", True, promise))
+    try:
+        provenance = json.loads(evidence.path(PROVENANCE_FILE).read_bytes())
+    except (OSError, ValueError):
+        provenance = {}
+    ours = isinstance(provenance, dict) and statement_subjects(provenance) == release_subjects(release)
+    detail = f"{len(release.subjects)} subjects, as release.json" if ours else "not release.json's subjects"
+    checks += [
+        Check(PROVENANCE_BUNDLE, "signature", True, promise),
+        Check(PROVENANCE_BUNDLE, "subjects", ours, detail),
+        Check(SBOM_BUNDLE, "signature", True, promise),
+        Check(SBOM_FILE, "present", evidence.path(SBOM_FILE).is_file(), "what CI will attest"),
+    ]
+    signed = signed_source(provenance) if ours else None
+    checks.append(_provenance_source(signed, SourceExpectation(source.repository, None)))
+    checks.append(_release_source(release, signed))
+    checks.append(_checksums(evidence, provenance))
+    return Verification(release, policy, tuple(checks), signed)
+
+
 def _subject_digest(subject: Subject, workdir: Path | None) -> Check:
     if workdir is None:
         return Check(subject.name, "digest", True, "files not checked here: the signed digest is what is deployed")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, describe, sign, stock_verify
+from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, describe, git, sign, stock_verify
 from tests.sigstore_instance import LocalSigstore
 
 
@@ -224,14 +225,40 @@ def test_rollback_refuses_a_target_whose_evidence_does_not_verify(
     assert [e["kind"] for e in ledger(signed)][-1] == "promoted"  # nothing recorded
 
 
-def test_run_dry_run_plans_every_environment(cli: Cli, described: Path) -> None:
+def test_run_dry_run_judges_every_environment_as_ci_will(cli: Cli, described: Path) -> None:
     result = cli(["run", "--dry-run"], cwd=described)
     assert result.code == 0, result.err
     for environment in ("dev", "staging", "prod"):  # in the words of `pipeline-kit plan`
-        assert f"{environment}: release " in result.out and "would be DENIED" in result.out
-    assert "dry run: nothing is signed locally" in result.out
-    assert "summary: release " in result.out and "0 of 3 environment(s) would pass now" in result.out
+        assert f"{environment}: release " in result.out
+    # the clone's origin is the policy's repository: everything CI shares passes; what only CI
+    # can know (the VSA of the environment before, signed rollbacks) is marked as decided there
+    assert "dev: release " in result.out and "would pass in CI" in result.out
+    assert re.search(r"previous-stage +in CI +needs dev's signed promotion \(VSA\) first, then 30m there", result.out)
+    assert "summary: release " in result.out and "3 of 3 environment(s) would pass in CI" in result.out
     assert not (described / LEDGER).exists()
+
+
+def test_run_dry_run_names_what_would_block_ci_too(cli: Cli, described: Path) -> None:
+    # a clone whose origin is not the policy's repository: CI's provenance would name it too, and
+    # every environment would deny; a dry run that said "nothing is signed locally" hid this
+    git(described, "remote", "set-url", "origin", "https://github.com/someone/fork.git")
+    result = cli(["run", "--dry-run"], cwd=described)
+    assert result.code == 0, result.err
+    assert result.out.count("would be DENIED in CI too") == 3
+    assert "0 of 3 environment(s) would pass in CI" in result.out
+    assert (
+        "dev: blocked by provenance: provenance.intoto.json: built from https://github.com/someone/fork" in result.out
+    )
+    assert "next: fix what blocks above" in result.out
+
+
+def test_run_dry_run_projection_never_reaches_a_real_promotion(
+    cli: Cli, described: Path, policy: list[str], token: None
+) -> None:
+    # the projection is the dry run's alone: a plan of the same unsigned evidence denies
+    assert "would pass in CI" in cli(["run", "--dry-run"], cwd=described).out
+    planned = cli(["plan", "--to", "dev", "--offline", *policy], cwd=described)
+    assert planned.code == 1 and "would be DENIED" in planned.out and "in CI" not in planned.out
 
 
 def test_run_builds_signs_and_promotes_to_the_first_environment(

@@ -176,16 +176,28 @@ def _render_dry(result: DryRun, session: Session) -> None:
     click.echo(f"  verdict  {plan.verdict}")
     if plan.note:
         click.echo(f"  note     {plan.note}")
+    projected = plan.policy is not None  # judged as CI will, once it signs as the policy's identity
     for item in result.plans:
         click.echo()
-        render_plan(item)  # the same words as `pipeline-kit plan`
+        render_plan(item, projected)  # the same words as `pipeline-kit plan`
     click.echo()
     passing = [item.environment for item in result.plans if item.passed]
+    blocked = [item for item in result.plans if not item.passed]
+    where = "in CI" if projected else "now"
     click.echo(
-        f"summary: release {result.release.id}; {len(passing)} of {len(result.plans)} environment(s) would pass now"
+        f"summary: release {result.release.id}; {len(passing)} of {len(result.plans)} environment(s) would pass "
+        + where
         + (f" ({', '.join(passing)})" if passing else "")
     )
-    click.echo(
-        "next: commit pipeline-kit.yml and let CI sign (it signs as the identity above), or "
-        "`pipeline-kit run` to sign here and promote to the first environment"
-    )
+    for item in blocked:
+        first = item.blocking()[0]
+        click.echo(f"  {item.environment}: blocked by {first.gate}: {first.reason}")
+    if blocked and projected:
+        click.echo("next: fix what blocks above (CI would hit it too), then commit and let CI sign")
+    elif projected:
+        click.echo(
+            "next: commit pipeline-kit.yml and let CI sign as the policy's identity, or "
+            "`pipeline-kit run` to sign here and promote to the first environment"
+        )
+    else:
+        click.echo("next: add signing.identity to pipeline-kit.yml (`pipeline-kit init` derives it), then run again")

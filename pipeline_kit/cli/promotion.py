@@ -64,10 +64,20 @@ def project_for(session: Session, trust: Trust) -> Project:
     return Project(config, session.evidence(), session.workdir, session.ledger(), trust, session.actor(), forge)
 
 
-def render_plan(item: Plan) -> None:
-    verdict = "would pass" if item.passed else "would be DENIED"
+def render_plan(item: Plan, projected: bool = False) -> None:
+    """One environment's verdict and a row per gate; `projected`: a dry run's view of CI."""
+    if projected:
+        verdict = "would pass in CI" if item.passed else "would be DENIED in CI too"
+    else:
+        verdict = "would pass" if item.passed else "would be DENIED"
     click.echo(f"{item.environment}: release {item.release.id} {verdict}")
-    click.echo(table(["gate", "verdict", "reason"], [(r.gate, MARK[r.verdict], r.reason) for r in item.results]))
+    rows = [
+        (r.gate, "in CI", r.reason.removeprefix("in CI: "))
+        if r.evidence.get("deferred")
+        else (r.gate, MARK[r.verdict], r.reason)
+        for r in item.results
+    ]
+    click.echo(table(["gate", "verdict", "reason"], rows))
     for entry in item.unfinished:
         click.echo(
             f"note: the promotion of {entry.release} to {item.environment} at {entry.time:%Y-%m-%d %H:%MZ} "

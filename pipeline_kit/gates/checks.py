@@ -15,6 +15,7 @@ from pipeline_kit.gates.interface import (
     Options,
     Outcome,
     PromotionContext,
+    deferred,
     denied,
     error,
     forge_and_commit,
@@ -85,6 +86,12 @@ class ChecksGate(Gate):
         failed = [c for c in context.checks_for(TEST_RESULT_BUNDLE) if not c.ok]
         if failed:
             return denied(f"{TEST_RESULT_BUNDLE}: {failed[0].detail}")
+        if context.verification.test_results is None and context.projected:
+            patterns = [self.options.junit] if isinstance(self.options.junit, str) else list(self.options.junit or [])
+            paths = find_reports(context.workdir, patterns)
+            if not paths:
+                return deferred(f"the signed results of {', '.join(patterns)} (`pipeline-kit attest --junit`)")
+            return self._judge(read_junit(context.workdir, paths), "the reports here, as CI would sign them")
         if context.verification.test_results is None:
             return denied(
                 "no signed test results about this release: run `pipeline-kit attest --junit ...` after the tests "

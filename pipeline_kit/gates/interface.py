@@ -60,6 +60,13 @@ def error(reason: str, **evidence: Any) -> Outcome:
     return Outcome("error", reason, evidence)
 
 
+def deferred(reason: str) -> Outcome:
+    """A dry run's answer for what only CI can judge (a VSA from the environment before, the
+    forge's records): no objection here, and says what CI will decide on. Only a projected
+    context (see `PromotionContext.projected`) ever produces one."""
+    return Outcome("passed", f"in CI: {reason}", {"deferred": True})
+
+
 @dataclass(frozen=True)
 class GateResult:
     gate: str
@@ -84,6 +91,9 @@ class PromotionContext:
     forge: Forge | None = None
     upstream: Search | None = None  # the signed VSAs showing the `after:` environment passed this release
     holds: Search | None = None  # signed rollbacks of this release out of this environment
+    # a dry run's projection: the unsigned evidence judged as CI will judge it once signed by the
+    # policy's identity (`verify.projected_release`); what only CI can know is `deferred`
+    projected: bool = False
 
     def checks_for(self, *targets: str) -> list[Check]:
         if self.verification is None:
@@ -108,6 +118,8 @@ def forge_and_commit(context: PromotionContext, purpose: str) -> tuple[Forge, st
     """The forge and the commit to ask about: the signed provenance's, never release.json's copy
     (a job could point the forge gates at a well-reviewed commit it was not built from)."""
     if context.forge is None:
+        if context.projected:
+            return deferred(f"asks the forge for {purpose} of the signed commit")
         return error(f"no forge to ask for {purpose} (run in CI, or configure `forge:`)")
     if context.verification is None:
         return error(f"evidence not verified: {context.verification_problem}")

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from pipeline_kit.config import parse_duration
-from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, denied, error, passed
+from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, deferred, denied, error, passed
 from pipeline_kit.ledger import arrived, in_flight
 
 
@@ -68,6 +68,9 @@ class PreviousStageGate(Gate):
         if after is None:
             return passed(f"{context.environment} is the first environment")
         release = context.release
+        if context.upstream is None and context.projected:
+            then = f", then {environment.soak} there" if environment.soak else ""
+            return deferred(f"needs {after}'s signed promotion (VSA) first{then}")
         if context.upstream is None:
             why = context.verification_problem or "no identity policy to verify VSAs with"
             return error(f"cannot look for signed VSAs of {after}: {why}")

@@ -18,4 +18,5 @@ class ProvenanceGate(Gate):
         if problem is not None:
             return problem
         source = next((c.detail for c in context.checks_for(PROVENANCE_FILE) if c.check == "source"), "")
-        return passed(f"signed SLSA provenance about this release; {source}")
+        kind = "SLSA provenance (signed in CI)" if context.projected else "signed SLSA provenance"
+        return passed(f"{kind} about this release; {source}")

@@ -8,7 +8,7 @@ truncated ledger, and the hold stands.
 
 from __future__ import annotations
 
-from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, denied, error, passed
+from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, deferred, denied, error, passed
 
 
 class RollbackHoldGate(Gate):
@@ -18,6 +18,8 @@ class RollbackHoldGate(Gate):
         env = context.environment
         here = [e for e in context.history if e.environment == env]
         annotate = f"record the root cause: pipeline-kit ledger annotate --env {env} --root-cause ..."
+        if context.holds is None and context.projected:
+            return deferred(f"looks for signed rollbacks of this release from {env}")
         if context.holds is None:
             return error(f"cannot look for signed rollbacks: {context.verification_problem or 'no identity policy'}")
         for hold in context.holds.accepted:

@@ -50,7 +50,8 @@ class SbomGate(Gate):
         offending = self._denied_licenses(components)
         if offending:
             return denied(f"denied licence: {offending[0]}", components=offending)
-        reasons = [f"signed SBOM, {len(components)} components, no denied licence"]
+        kind = "SBOM (signed in CI)" if context.projected else "signed SBOM"
+        reasons = [f"{kind}, {len(components)} components, no denied licence"]
         if self.options.vulnerabilities:
             if not self.options.unsigned_reports:
                 return error(
