@@ -182,3 +182,32 @@ def test_real_process_exit_codes(hello: Path) -> None:
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     verbose = run_kit(["-v", "build"], hello, env)
     assert verbose.returncode != 0 and "Traceback" in verbose.stderr  # --verbose shows the cause
+
+
+# The order every command lists the options it shares: evidence, trust, signer, policy, output.
+SHARED_OPTIONS = (
+    "--evidence-dir",
+    "--config",
+    "--trust-config",
+    "--offline",
+    "--rekor-version",
+    "--interactive",
+    "--cert-identity",
+    "--cert-identity-regex",
+    "--cert-oidc-issuer",
+    "--repository",
+    "--ref",
+    "--junit",
+    "--json",
+)
+
+
+@pytest.mark.parametrize("command", ["sign", "verify", "plan", "promote", "rollback", "run"])
+def test_commands_list_shared_options_in_one_order(command: str) -> None:
+    from pipeline_kit.cli import cli
+
+    names = [o for p in cli.commands[command].params for o in p.opts if o in SHARED_OPTIONS]
+    assert names, command
+    assert names == sorted(names, key=SHARED_OPTIONS.index), f"{command}: {names}"
+    if command in ("sign", "promote", "rollback", "run"):  # every command that signs
+        assert "--rekor-version" in names and "--interactive" in names

@@ -49,10 +49,10 @@ def init(session: Session, force: bool) -> None:
 )
 @click.option("--no-promote", is_flag=True, help="Stop after signing.")
 @click.option("--reason", help="Why (recorded with the promotion).")
+@evidence_options
+@trust_options
 @signer_options
 @policy_options
-@trust_options
-@evidence_options
 @pass_session
 def run(
     session: Session,

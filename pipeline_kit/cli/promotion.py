@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,17 +122,26 @@ def plan_dict(item: Plan) -> dict[str, Any]:
     }
 
 
-def promotion_options(function: Any) -> Any:
-    function = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(function)
-    function = click.option(
-        "--junit", type=click.Path(path_type=Path, dir_okay=False), help="Also write the gate results as JUnit XML."
-    )(function)
-    return policy_options(trust_options(evidence_options(function)))
+def promotion_options(signing: bool = False) -> Callable[[Any], Any]:
+    """The options of plan and promote, in the order every command lists them: evidence, trust,
+    signer (when the command signs), policy, output."""
+
+    def apply(function: Any) -> Any:
+        function = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(function)
+        function = click.option(
+            "--junit", type=click.Path(path_type=Path, dir_okay=False), help="Also write the gate results as JUnit XML."
+        )(function)
+        function = policy_options(function)
+        if signing:
+            function = signer_options(function)
+        return evidence_options(trust_options(function))
+
+    return apply
 
 
 @click.command()
 @click.option("--to", "environment", required=True, envvar="PIPELINE_KIT_PLAN_TO", help="Target environment.")
-@promotion_options
+@promotion_options()
 @pass_session
 def plan(session: Session, /, environment: str, junit: Path | None, as_json: bool, **trust: Any) -> None:
     """Dry-run a promotion: verify the evidence and explain every gate's verdict.
@@ -172,8 +182,7 @@ def trust_args(values: dict[str, Any]) -> dict[str, Any]:
     allow_from_autoenv=False,  # a waiver is typed, never inherited from an environment a step could set
     help="Promote despite denying policy gates (never failed integrity); needs --reason; recorded. Command line only.",
 )
-@signer_options
-@promotion_options
+@promotion_options(signing=True)
 @click.argument("deploy", nargs=-1, type=click.UNPROCESSED)
 @pass_session
 def promote(
@@ -240,9 +249,9 @@ def promote(
     help="Release id to go back to. [default: the previous good one]",
 )
 @click.option("--reason", required=True, help="Why (recorded).")
-@signer_options
 @evidence_options
 @trust_options
+@signer_options
 @policy_options
 @click.argument("deploy", nargs=-1, type=click.UNPROCESSED)
 @pass_session
