@@ -27,6 +27,7 @@ from pydantic import (
 from pipeline_kit._internal.validation import dotted, first_problem
 from pipeline_kit.digest import output_glob_problem
 from pipeline_kit.errors import ConfigError
+from pipeline_kit.queries import template_problem
 
 CONFIG_NAMES = ("pipeline-kit.yml", "pipeline-kit.yaml")
 
@@ -152,6 +153,108 @@ def parse_duration(text: str) -> timedelta:
 MAX_DURATION = timedelta(days=3660)  # ten years: anything longer is a typo
 
 
+Finite = Annotated[float, Field(allow_inf_nan=False, strict=False)]
+CheckName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+
+
+class MetricProviderConfig(ConfigModel):
+    """A metrics backend, named under `metrics:`; the metric and slo gates and the analysis after
+    a deploy query it. Secrets are named, never written: header values and the bearer token come
+    from environment variables."""
+
+    type: Literal["prometheus"]
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    headers: dict[str, EnvName] = Field(default_factory=dict)  # header name -> variable with its value
+    token_variable: EnvName | None = None  # bearer token
+    ca_file: str | None = None  # PEM bundle to verify an https server with
+    # seconds per query (sent to the server as its own timeout too): a number, finite, at most 5 min
+    timeout: float = Field(default=10.0, gt=0, le=300, strict=True, allow_inf_nan=False)
+
+
+class MetricCheck(ConfigModel):
+    """One measured query: passes within its bounds. No data, NaN or an infinity is inconclusive,
+    a failed query an error: neither is ever a pass."""
+
+    name: CheckName
+    query: str = Field(min_length=1, max_length=10_000)
+    max: Finite | None = None
+    min: Finite | None = None
+
+    @field_validator("query")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        problem = template_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _bounded(self) -> MetricCheck:
+        if self.max is None and self.min is None:
+            raise ValueError(f"check {self.name}: give max, min or both (a check without a bound judges nothing)")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"check {self.name}: min {self.min} is above max {self.max}")
+        return self
+
+
+class AnalysisConfig(ConfigModel):
+    """Measure the release after its deploy succeeded: every `interval`, every check, `count`
+    times. More than `failure-limit` failed or `inconclusive-limit` inconclusive measurements, or
+    more than `consecutive-error-limit` query errors in a row, fail the analysis."""
+
+    provider: str
+    interval: str = "1m"
+    count: int = Field(default=5, ge=1, le=1000, strict=True)
+    failure_limit: int = Field(default=0, ge=0, strict=True)
+    inconclusive_limit: int = Field(default=0, ge=0, strict=True)
+    consecutive_error_limit: int = Field(default=4, ge=0, strict=True)
+    checks: list[MetricCheck] = Field(min_length=1)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        interval = parse_duration(value)
+        if not timedelta(seconds=1) <= interval <= timedelta(hours=1):
+            raise ValueError("interval: between 1s and 1h")
+        return value
+
+    @field_validator("checks")
+    @classmethod
+    def _unique(cls, value: list[MetricCheck]) -> list[MetricCheck]:
+        names = [check.name for check in value]
+        if len(set(names)) != len(names):
+            raise ValueError("check names must be unique")
+        return value
+
+
+class OnFailureConfig(ConfigModel):
+    """What a failed analysis does besides failing the promotion."""
+
+    rollback: bool = True  # back to the previous good release, signed, as `pipeline-kit rollback`
+    kill_switches: list[CheckName] = Field(default_factory=list)  # flags turned off first
+
+
+class FlagsConfig(ConfigModel):
+    """Where kill switches live: a flagd flag file, or an Unleash server's admin API."""
+
+    type: Literal["flagd", "unleash"]
+    path: str | None = None  # flagd: the flag file, relative to the project
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")  # unleash: the server
+    project: str = "default"  # unleash project
+    token_variable: EnvName = "UNLEASH_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
+    environments: dict[str, str] = Field(default_factory=dict)  # kit environment -> flag environment
+
+    @model_validator(mode="after")
+    def _where(self) -> FlagsConfig:
+        if self.type == "flagd" and not self.path:
+            raise ValueError("flagd needs path: (the flag file)")
+        if self.type == "flagd" and self.path and (Path(self.path).is_absolute() or ".." in Path(self.path).parts):
+            raise ValueError("path: a file inside the project")
+        if self.type == "unleash" and not self.url:
+            raise ValueError("unleash needs url: (the Unleash server)")
+        return self
+
+
 class EnvironmentConfig(ConfigModel):
     """One deployment environment: where it sits in the order and what guards its door."""
 
@@ -163,6 +266,8 @@ class EnvironmentConfig(ConfigModel):
     gates: list[str | dict[str, Any]] = Field(default_factory=list)
     deploy: str | list[str] | None = None  # default deploy command for promote/rollback
     pass_env: list[EnvName] = Field(default_factory=list)  # variables the deploy command may see
+    analysis: AnalysisConfig | None = None  # measured after the deploy succeeded
+    on_failure: OnFailureConfig = OnFailureConfig()  # what a failed analysis does
 
     @field_validator("soak")
     @classmethod
@@ -220,6 +325,8 @@ class Config(ConfigModel):
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
     ledger: LedgerConfig = LedgerConfig()
     forge: ForgeConfig = ForgeConfig()
+    metrics: dict[str, MetricProviderConfig] = Field(default_factory=dict)
+    flags: FlagsConfig | None = None
     # Set by load_config: the file's sha256 (the promotion policy's digest) and path.
     source_sha256: str | None = Field(default=None, exclude=True)
     source_path: str | None = Field(default=None, exclude=True)
@@ -246,6 +353,16 @@ class Config(ConfigModel):
             acyclic.update(path)
         return value
 
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        for name, environment in self.environments.items():
+            analysis = environment.analysis
+            if analysis is not None and analysis.provider not in self.metrics:
+                raise ValueError(f"{name}.analysis.provider names no entry of metrics: {analysis.provider!r}")
+            if environment.on_failure.kill_switches and self.flags is None:
+                raise ValueError(f"{name}.on-failure.kill-switches needs a flags: section (where the flags live)")
+        return self
+
     def environment_order(self) -> list[str]:
         """Environments, each after the one it follows (dev, staging, prod)."""
         placed: dict[str, None] = {}
@@ -267,7 +384,7 @@ class Config(ConfigModel):
             current = self.environments[current].after
         return chain
 
-    @field_validator("sbom", "signing", "ledger", "environments", "forge", mode="before")
+    @field_validator("sbom", "signing", "ledger", "environments", "forge", "metrics", mode="before")
     @classmethod
     def _empty_section_is_default(cls, value: Any) -> Any:
         # A section whose keys are all commented out parses as null: treat it as empty.

@@ -23,11 +23,13 @@ from pipeline_kit.gates.checks import ChecksGate
 from pipeline_kit.gates.command import CommandGate
 from pipeline_kit.gates.freeze import FreezeGate
 from pipeline_kit.gates.interface import Gate, GateResult, Outcome, PromotionContext
+from pipeline_kit.gates.metric import MetricGate
 from pipeline_kit.gates.previous_stage import PreviousStageGate
 from pipeline_kit.gates.provenance import ProvenanceGate
 from pipeline_kit.gates.rollback_hold import RollbackHoldGate
 from pipeline_kit.gates.sbom import SbomGate
 from pipeline_kit.gates.signature import SignatureGate
+from pipeline_kit.gates.slo import SloGate
 
 __all__ = ["GATES", "Gate", "GateResult", "PromotionContext", "compile_gates", "evaluate"]
 
@@ -43,6 +45,8 @@ GATES: dict[str, type[Gate]] = {
         FreezeGate,
         CommandGate,
         RollbackHoldGate,
+        MetricGate,
+        SloGate,
     )
 }
 
@@ -67,6 +71,9 @@ def compile_gates(config: Config, environment: str) -> list[Gate]:
         except ValidationError as exc:
             where, problem = first_problem(exc)
             raise config_error(path, [*loc, name, *where], problem) from exc
+        unmet = compiled[-1].config_problem(config)
+        if unmet:
+            raise config_error(path, [*loc, name], unmet)
     names = {gate.name for gate in compiled}
     compiled[:0] = [gate(gate.options_model()) for gate in INTEGRITY if gate.name not in names]
     if config.environments[environment].after is not None and "previous-stage" not in names:

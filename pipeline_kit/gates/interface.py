@@ -143,6 +143,10 @@ class Gate(ABC):
     def timeout(self) -> float:
         return self.options.timeout
 
+    def config_problem(self, config: Config) -> str | None:
+        """What the gate's options ask of the rest of the config that it lacks (checked at load)."""
+        return None
+
     @abstractmethod
     def evaluate(self, context: PromotionContext) -> Outcome:
         """Judge the promotion; raising is allowed and counts as an error (deny)."""

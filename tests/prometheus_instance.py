@@ -1,0 +1,98 @@
+"""A real Prometheus (Debian's `prometheus` and `promtool`) on 127.0.0.1, for the metric gates and
+the analysis: either backfilled with known series (exact, deterministic answers at a fixed
+`time=`), or scraping a live exporter the test controls."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """A release serving `rps` requests a second, `error_ratio` of them 5xx, over the data's span."""
+
+    release: str
+    rps: float
+    error_ratio: float
+
+
+def openmetrics(series: Iterable[Traffic], start: int, end: int, step: int = 15) -> str:
+    """Counters `http_requests_total{release, code}` for each release, as promtool backfills them."""
+    lines = ["# TYPE http_requests counter"]
+    for traffic in series:
+        for code, share in (("200", 1 - traffic.error_ratio), ("500", traffic.error_ratio)):
+            for t in range(start, end + 1, step):
+                value = traffic.rps * share * (t - start)
+                lines.append(f'http_requests_total{{release="{traffic.release}",code="{code}"}} {value:.6f} {t}')
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"
+
+
+class LocalPrometheus:
+    def __init__(self, root: Path, scrape: str | None = None) -> None:
+        for tool in ("prometheus", "promtool"):
+            if shutil.which(tool) is None:
+                pytest.fail(f"{tool} is not installed: run .ci/test-tools (Debian package prometheus)")
+        self.root = root
+        self.data = root / "data"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        scrape_configs = "[]"
+        if scrape:
+            scrape_configs = (
+                f"\n  - job_name: app\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['{scrape}']"
+            )
+        (root / "prometheus.yml").write_text(f"global: {{scrape_interval: 1s}}\nscrape_configs: {scrape_configs}\n")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def backfill(self, text: str) -> None:
+        source = self.root / "series.om"
+        source.write_text(text)
+        subprocess.run(
+            ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(self.data)],
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> LocalPrometheus:
+        self.process = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={self.root / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.data}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.root / "prometheus.log").open("wb"),
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"prometheus did not become ready: {(self.root / 'prometheus.log').read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None

@@ -1,0 +1,268 @@
+"""The metric and slo gates and the Prometheus provider against a real Prometheus, backfilled with
+series whose answers are known exactly; every way of having no answer denies."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline_kit.analysis import judge, measure, release_values
+from pipeline_kit.config import MetricCheck, parse_config
+from pipeline_kit.errors import ConfigError
+from pipeline_kit.evidence import EvidenceDir
+from pipeline_kit.gates import GATES, evaluate
+from pipeline_kit.gates.interface import PromotionContext
+from pipeline_kit.metrics.prometheus import Prometheus
+from pipeline_kit.models import Build, Release, Source, Subject, release_id
+from pipeline_kit.queries import escape, render
+from tests.prometheus_instance import LocalPrometheus, Traffic, free_port, openmetrics
+
+ERROR_RATIO = (
+    'sum(rate(http_requests_total{release="{{ release }}",code=~"5.."}[{{ window }}]))'
+    ' / sum(rate(http_requests_total{release="{{ release }}"}[{{ window }}]))'
+)
+REQUESTS = 'sum(increase(http_requests_total{release="{{ release }}"}[{{ window }}]))'
+
+
+def make_release(n: int) -> Release:
+    subjects = (Subject(name=f"dist/app-{n}.whl", digest={"sha256": f"{n:02x}" * 32}, size=1),)
+    return Release(
+        id=release_id(subjects),
+        name="app",
+        subjects=subjects,
+        source=Source(),
+        build=Build(platform="local", builder_id="x"),
+        kit_version="0",
+    )
+
+
+GOOD, BAD, IDLE, UNKNOWN, QUIET = (make_release(n) for n in range(1, 6))
+
+
+@pytest.fixture(scope="module")
+def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalPrometheus, datetime]]:
+    """6.5 hours of traffic ending a minute ago: GOOD at 0.05% errors (burn 0.5 of a 99.9% SLO),
+    BAD at 2% (burn 20), IDLE with no requests at all (0/0), QUIET at 0.1 requests a second."""
+    end = int(datetime.now(timezone.utc).timestamp()) // 60 * 60 - 60
+    start = end - int(6.5 * 3600)
+    instance = LocalPrometheus(tmp_path_factory.mktemp("prometheus"))
+    instance.backfill(
+        openmetrics(
+            [
+                Traffic(GOOD.id, 10, 0.0005),
+                Traffic(BAD.id, 10, 0.02),
+                Traffic(IDLE.id, 0, 0.0),
+                Traffic(QUIET.id, 0.1, 0.0),
+            ],
+            start,
+            end,
+        )
+    )
+    instance.start()
+    yield instance, datetime.fromtimestamp(end, timezone.utc)
+    instance.stop()
+
+
+def config_text(url: str, gates: str) -> str:
+    return (
+        "version: 1\n"
+        "artifact: {name: app, outputs: ['dist/*']}\n"
+        f"metrics: {{prometheus: {{type: prometheus, url: '{url}', timeout: 2.0}}}}\n"
+        f"environments:\n  dev: {{}}\n  prod: {{after: dev, gates: [{gates}]}}\n"
+    )
+
+
+def context(tmp_path: Path, url: str, gates: str, release: Release, now: datetime) -> PromotionContext:
+    config = parse_config(config_text(url, gates), tmp_path / "pipeline-kit.yml")
+    return PromotionContext(
+        release=release,
+        environment="prod",
+        config=config,
+        evidence=EvidenceDir(tmp_path / ".pipeline-kit"),
+        workdir=tmp_path,
+        history=[],
+        now=now,
+        actor="t",
+    )
+
+
+def judged(tmp_path: Path, url: str, name: str, options: dict[str, Any], release: Release, now: datetime) -> Any:
+    gate = GATES[name](GATES[name].options_model.model_validate(options))
+    (result,) = evaluate([gate], context(tmp_path, url, "", release, now))
+    return result
+
+
+SLO = {"provider": "prometheus", "objective": 0.999, "error-ratio": ERROR_RATIO}
+
+
+def test_slo_gate_passes_a_release_within_budget_with_the_margins(
+    tmp_path: Path, prom: tuple[LocalPrometheus, datetime]
+) -> None:
+    instance, end = prom
+    result = judged(tmp_path, instance.url, "slo", SLO, GOOD, end)
+    assert result.verdict == "passed", result.reason
+    # 0.05% errors of a 0.1% budget: burn 0.5 over every window, far under 14.4x and 6x
+    assert "budget 0.1% (99.9% objective)" in result.reason
+    assert "0.5x/0.5x of 14.4x over 1h/5m" in result.reason and "0.5x/0.5x of 6x over 6h/30m" in result.reason
+
+
+def test_slo_gate_denies_a_release_burning_its_budget(tmp_path: Path, prom: tuple[LocalPrometheus, datetime]) -> None:
+    instance, end = prom
+    result = judged(tmp_path, instance.url, "slo", SLO, BAD, end)
+    assert result.verdict == "denied"
+    assert "burning the error budget too fast: 20x/20x of 14.4x over 1h/5m; 20x/20x of 6x over 6h/30m" in result.reason
+
+
+def test_slo_gate_traffic_guard(tmp_path: Path, prom: tuple[LocalPrometheus, datetime]) -> None:
+    instance, end = prom
+    guarded = {**SLO, "requests": REQUESTS, "min-requests": 1000}
+    # QUIET served 0.1 rps: 360 requests in the last hour, under the 1000 asked for
+    result = judged(tmp_path, instance.url, "slo", guarded, QUIET, end)
+    assert result.verdict == "error"
+    assert "too little traffic to judge: 360 requests over 1h (min-requests 1000)" in result.reason
+    assert judged(tmp_path, instance.url, "slo", guarded, GOOD, end).verdict == "passed"
+
+
+@pytest.mark.parametrize(
+    ("release", "expected"),
+    [
+        (IDLE, "error ratio over 1h: inconclusive: NaN"),  # zero traffic: 0/0
+        (UNKNOWN, "error ratio over 1h: inconclusive: no data"),  # never seen
+    ],
+)
+def test_slo_gate_without_data_is_an_error_never_a_pass(
+    tmp_path: Path, prom: tuple[LocalPrometheus, datetime], release: Release, expected: str
+) -> None:
+    instance, end = prom
+    result = judged(tmp_path, instance.url, "slo", SLO, release, end)
+    assert result.verdict == "error" and expected in result.reason
+
+
+CHECK = {"name": "error-ratio", "query": ERROR_RATIO.replace("{{ window }}", "{{ interval }}"), "max": 0.01}
+
+
+def test_metric_gate_judges_the_previous_environment_for_this_release(
+    tmp_path: Path, prom: tuple[LocalPrometheus, datetime]
+) -> None:
+    instance, end = prom
+    options = {"provider": "prometheus", "checks": [CHECK]}
+    good = judged(tmp_path, instance.url, "metric", options, GOOD, end)
+    assert good.verdict == "passed" and good.reason == "error-ratio 0.0005 within max 0.01"
+    assert good.evidence["measurements"][0]["value"] == pytest.approx(0.0005)
+    bad = judged(tmp_path, instance.url, "metric", options, BAD, end)
+    assert bad.verdict == "denied" and bad.reason == "error-ratio 0.02 above max 0.01"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # many-to-many matching: Prometheus answers 422 (execution error)
+        ('http_requests_total / on(release) http_requests_total{release="{{ release }}"}', "HTTP 422: execution"),
+        ("sum(rate(http_requests_total[", "HTTP 400: bad_data"),  # a query that does not parse
+        ('http_requests_total{release="{{ release }}"}', "2 series returned"),  # not one value
+        ('sum(http_requests_total{release="{{ release }}"}) / 0', "inconclusive: +Inf"),
+    ],
+)
+def test_metric_gate_denies_every_answer_that_is_not_one_finite_value(
+    tmp_path: Path, prom: tuple[LocalPrometheus, datetime], query: str, expected: str
+) -> None:
+    instance, end = prom
+    options = {"provider": "prometheus", "checks": [{"name": "c", "query": query, "max": 1e12}]}
+    result = judged(tmp_path, instance.url, "metric", options, GOOD, end)
+    assert result.verdict == "error", result.reason
+    assert expected in result.reason
+
+
+def hanging_server() -> tuple[int, threading.Event]:
+    """Accepts connections and never answers: a Prometheus that hangs."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def hold() -> None:
+        held = []
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+        for connection in held:
+            connection.close()
+        listener.close()
+
+    threading.Thread(target=hold, daemon=True).start()
+    return int(listener.getsockname()[1]), stop
+
+
+def test_refused_and_hanging_servers_deny_within_the_timeout(tmp_path: Path) -> None:
+    import time
+
+    now = datetime.now(timezone.utc)
+    options = {"provider": "prometheus", "checks": [CHECK]}
+    refused = judged(tmp_path, f"http://127.0.0.1:{free_port()}", "metric", options, GOOD, now)
+    assert refused.verdict == "error" and "Connection refused" in refused.reason
+    port, stop = hanging_server()
+    started = time.monotonic()
+    hung = judged(tmp_path, f"http://127.0.0.1:{port}", "metric", options, GOOD, now)
+    stop.set()
+    assert hung.verdict == "error" and "timed out" in hung.reason
+    assert time.monotonic() - started < 5  # the provider's 2 s timeout, not the gate's 60 s
+
+
+def test_placeholder_values_cannot_escape_the_promql_string() -> None:
+    # a value that tries to close the label matcher and add its own stays one string
+    hostile = 'x"} or vector(1) or {a="'
+    query = render('up{release="{{ release }}"}', {"release": hostile})
+    assert query == 'up{release="x\\"} or vector(1) or {a=\\""}'
+    assert escape("a\\b\nc") == "a\\\\b\\nc"
+    with pytest.raises(ValueError, match="not a PromQL duration"):
+        render("rate(x[{{ interval }}])", {"interval": "5m]) or vector(1"})
+
+
+def test_config_refuses_unknown_placeholders_unbounded_checks_and_unknown_providers(tmp_path: Path) -> None:
+    path = tmp_path / "pipeline-kit.yml"
+    with pytest.raises(ConfigError, match=r"unknown placeholder \{\{ releaes \}\}"):
+        parse_config(config_text("http://127.0.0.1:9", "") + _analysis('up{r="{{ releaes }}"}', "max: 1"), path)
+    with pytest.raises(ConfigError, match="give max, min or both"):
+        parse_config(config_text("http://127.0.0.1:9", "") + _analysis("up", ""), path)
+    bad_gate = "{metric: {provider: nope, checks: [{name: c, query: up, max: 1}]}}"
+    from pipeline_kit.gates import compile_gates
+
+    config = parse_config(config_text("http://127.0.0.1:9", bad_gate), path)
+    with pytest.raises(ConfigError, match="provider 'nope' is not an entry of metrics"):
+        compile_gates(config, "prod")
+
+
+def _analysis(query: str, bound: str) -> str:
+    check = f"{{name: c, query: '{query}'{', ' + bound if bound else ''}}}"
+    return f"  staging: {{analysis: {{provider: prometheus, checks: [{check}]}}}}\n"
+
+
+def test_a_value_of_exactly_the_bound_passes_and_nan_never_does() -> None:
+    from pipeline_kit.metrics.interface import inconclusive, ok
+
+    check = MetricCheck(name="c", query="up", max=0.01, min=0.0)
+    assert judge(check, ok(0.01))[0] == "passed" and judge(check, ok(0.0))[0] == "passed"
+    assert judge(check, ok(0.010001))[0] == "failed" and judge(check, ok(-1e-9))[0] == "failed"
+    assert judge(check, inconclusive("NaN"))[0] == "inconclusive"
+
+
+def test_measure_sends_the_release_and_an_explicit_time(prom: tuple[LocalPrometheus, datetime]) -> None:
+    instance, end = prom
+    provider = Prometheus("p", instance.url)
+    check = MetricCheck(name="c", query=CHECK["query"], max=1)
+    values = release_values(GOOD, "prod", "5m")
+    at_end = measure(provider, check, values, end)
+    assert at_end.value == pytest.approx(0.0005)
+    # long after the data ended the same query has nothing: time= is what makes it exact
+    later = measure(provider, check, values, replace(at_end, time=end).time.replace(year=end.year + 1))
+    assert later.verdict == "inconclusive"
