@@ -21,7 +21,7 @@ from pipeline_kit import __version__
 from pipeline_kit._internal.proc import run_streaming
 from pipeline_kit.config import Config
 from pipeline_kit.digest import sha256_bytes
-from pipeline_kit.errors import BuildFailed, PipelineKitError, UsageError, VerificationError
+from pipeline_kit.errors import BuildFailed, EnvironmentFailure, PipelineKitError, UsageError, VerificationError
 from pipeline_kit.evidence import PROMOTIONS_DIR, EvidenceDir
 from pipeline_kit.forge import DeploymentState, Forge
 from pipeline_kit.gates import GateResult, PromotionContext, compile_gates, evaluate
@@ -30,9 +30,20 @@ from pipeline_kit.identity import IdentityPolicy
 from pipeline_kit.ledger import GENESIS, Draft, Entry, Ledger, arrived, head, in_flight
 from pipeline_kit.models import Model, Release
 from pipeline_kit.signing import Signable, sign_all, statement_json
-from pipeline_kit.vsa import LEDGER_INPUT, VSA_PREDICATE, Candidate, hold_bundle, hold_level, search, vsa_bundle
+from pipeline_kit.vsa import (
+    ANALYSIS_PASSED,
+    LEDGER_INPUT,
+    VSA_PREDICATE,
+    Candidate,
+    analysis_file,
+    hold_bundle,
+    hold_level,
+    search,
+    vsa_bundle,
+)
 
 if TYPE_CHECKING:
+    from pipeline_kit.analysis import Analysis, Result
     from pipeline_kit.verify import Custody
 
 KIT_URI = "https://github.com/pipeline-kit/pipeline-kit"
@@ -124,6 +135,8 @@ class Promotion:
     entry: Entry
     deployed: bool | None  # None: no deploy command
     break_glass_refused: str | None = None  # the integrity failure a --break-glass could not waive
+    analysis: Analysis | None = None  # the analysis after the deploy, when the environment has one
+    aftermath: tuple[str, ...] = ()  # what a failed analysis did: kill switches, the rollback
 
 
 def _now() -> datetime:
@@ -372,6 +385,7 @@ def promote(
     deploy: str | Sequence[str] | None,
     token: TokenProvider,
     on_output: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, Result], None] | None = None,
 ) -> Promotion:
     if break_glass and not reason:
         raise UsageError("--break-glass needs --reason: a waiver is recorded with its why")
@@ -404,12 +418,17 @@ def promote(
         input_attestations=tuple(inputs),
     )
     files = {decision_file(environment): decision.to_json()}
+    analysed = config.environments[environment].analysis is not None
     if verdict != "denied":
-        # Sign before anything is recorded: a promotion without its VSA did not happen.
+        # Sign before anything is recorded: a promotion without its VSA did not happen. With an
+        # analysis after the deploy, the VSA is signed once the analysis passed (a release whose
+        # analysis failed or never finished has no PASSED VSA to show the next environment); the
+        # identity token is asked for now all the same, so a missing one stops before the deploy.
         raw, source = token()
-        vsa = statement_json(release.subjects, VSA_PREDICATE, _vsa_predicate(config, decision))
-        signed = sign_all(project.trust.load(), raw, source, [Signable(vsa_bundle(environment), statement=vsa)])
-        files.update(signed.files)
+        if not analysed:
+            vsa = statement_json(release.subjects, VSA_PREDICATE, _vsa_predicate(config, decision))
+            signed = sign_all(project.trust.load(), raw, source, [Signable(vsa_bundle(environment), statement=vsa)])
+            files.update(signed.files)
     evidence.record_many(release, files)
     command = deploy if deploy else config.environments[environment].deploy
     entry = project.ledger.append(
@@ -443,8 +462,135 @@ def promote(
         _finish_forge_deployment(project, environment, deployment, "failure")
         raise
     _finish_forge_deployment(project, environment, deployment, "success")
-    _record_on_forge(project, environment, release, decision, files, deployed=True)
-    return Promotion(result, decision, entry, deployed)
+    if not analysed or verdict == "waived":  # break-glass skips the analysis: it was waived
+        _record_on_forge(project, environment, release, decision, files, deployed=True)
+        return Promotion(result, decision, entry, deployed)
+    analysis, aftermath = _analyse_deploy(project, environment, release, decision, files, token, on_progress)
+    return Promotion(result, decision, entry, deployed, analysis=analysis, aftermath=aftermath)
+
+
+def _analyse_deploy(
+    project: Project,
+    environment: str,
+    release: Release,
+    decision: Decision,
+    files: dict[str, bytes],
+    token: TokenProvider,
+    on_progress: Callable[[int, Result], None] | None,
+) -> tuple[Analysis, tuple[str, ...]]:
+    """Measure the deployed release; sign its PASSED VSA if the analysis passed, else turn the
+    kill switches off and roll back (each step recorded). Returns the analysis and what was done."""
+    import os
+
+    from pipeline_kit.analysis import analyse, release_values
+    from pipeline_kit.metrics import open_provider
+
+    config = project.config
+    settings = config.environments[environment]
+    assert settings.analysis is not None
+    provider = open_provider(config, settings.analysis.provider, os.environ)
+    analysis = analyse(provider, settings.analysis, release_values(release, environment, ""), on_result=on_progress)
+    record = json.dumps(
+        {"release": release.id, "environment": environment, **analysis.as_dict()}, indent=2, sort_keys=True
+    ).encode()
+    recorded = {analysis_file(environment): record}
+    details: dict[str, Any] = {
+        "verdict": analysis.verdict,
+        "reason": analysis.reason,
+        "analysis": sha256_bytes(record),
+        "counts": analysis.counts(),
+    }
+    attachments = []
+    if analysis.passed:
+        entries = history(project.ledger)
+        raw, source = token()
+        predicate = _vsa_predicate(
+            config, decision, head(entries), {"name": analysis_file(environment), "sha256": sha256_bytes(record)}
+        )
+        vsa = statement_json(release.subjects, VSA_PREDICATE, predicate)
+        signed = sign_all(project.trust.load(), raw, source, [Signable(vsa_bundle(environment), statement=vsa)])
+        recorded.update(signed.files)
+        details["vsa"] = sha256_bytes(signed.files[vsa_bundle(environment)])
+        attachments.append(signed.files[vsa_bundle(environment)])
+    project.evidence.record_many(release, recorded)
+    project.ledger.append(
+        Draft(
+            kind="analysed",
+            environment=environment,
+            release=release.id,
+            subjects=decision.subjects,
+            actor=project.actor,
+            time=_now(),
+            reason=analysis.reason,
+            details=details,
+        ),
+        attachments,
+    )
+    if analysis.passed:
+        _record_on_forge(project, environment, release, decision, {**files, **recorded}, deployed=True)
+        return analysis, ()
+    return analysis, _after_failure(project, environment, release, analysis, token)
+
+
+def _after_failure(
+    project: Project, environment: str, release: Release, analysis: Analysis, token: TokenProvider
+) -> tuple[str, ...]:
+    """A failed analysis: the kill switches off first (fastest), then the signed rollback. A step
+    that fails is recorded and raised as an EnvironmentFailure (exit 3) after the others ran."""
+    settings = project.config.environments[environment].on_failure
+    done: list[str] = []
+    failures: list[str] = []
+    reason = f"analysis {analysis.verdict}: {analysis.reason}"
+    for flag in settings.kill_switches:
+        try:
+            done.append(kill_switch(project, flag, environment, reason))
+        except PipelineKitError as exc:  # noqa: PERF203 - each switch is tried, whatever the others did
+            failures.append(f"kill switch {flag}: {exc.message}")
+    if settings.rollback:
+        try:
+            current, target, _ = rollback(project, environment, to=None, reason=reason, deploy=None, token=token)
+            done.append(f"rolled {environment} back from {current} to {target}")
+        except PipelineKitError as exc:
+            failures.append(f"rollback: {exc.message}")
+            project.ledger.append(
+                Draft(
+                    kind="rollback-failed",
+                    environment=environment,
+                    release=release.id,
+                    actor=project.actor,
+                    time=_now(),
+                    reason=exc.message,
+                    details={"analysis": analysis.verdict},
+                )
+            )
+    if failures:
+        raise EnvironmentFailure(
+            f"the analysis of {release.id} in {environment} failed ({analysis.reason}), and so did: "
+            + "; ".join(failures)
+            + (f" (done: {'; '.join(done)})" if done else "")
+        )
+    return tuple(done)
+
+
+def kill_switch(project: Project, flag: str, environment: str, reason: str, *, restore: bool = False) -> str:
+    """Turn `flag` off (or back on) in `environment` and record it in the ledger."""
+    import os
+
+    from pipeline_kit.flags import open_switches
+
+    switches = open_switches(project.config, project.workdir, os.environ)
+    what = switches.restore(flag, environment) if restore else switches.kill(flag, environment)
+    project.ledger.append(
+        Draft(
+            kind="flag-restored" if restore else "flag-killed",
+            environment=environment,
+            actor=project.actor,
+            time=_now(),
+            reason=reason,
+            details={"flag": flag, "switches": switches.kind, "change": what},
+        )
+    )
+    return what
 
 
 def _start_forge_deployment(
@@ -549,11 +695,24 @@ def _input_attestations(evidence: EvidenceDir, release: Release) -> list[dict[st
     ]
 
 
-def _vsa_predicate(config: Config, decision: Decision) -> dict[str, Any]:
+def _vsa_predicate(
+    config: Config,
+    decision: Decision,
+    ledger_head: tuple[int, str] | None = None,
+    analysis: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The VSA of a promotion. Signed after an analysis, it names the analysis record and the
+    ledger head at that moment (the decision's head is then no longer the newest)."""
     levels = [f"PIPELINE_KIT_PROMOTED_{decision.environment.upper().replace('-', '_')}"]
     if decision.break_glass:
         levels.append("PIPELINE_KIT_BREAK_GLASS")
     levels += [f"PIPELINE_KIT_GATE_{g.gate.upper().replace('-', '_')}_{g.verdict.upper()}" for g in decision.gates]
+    inputs = list(decision.input_attestations)
+    if ledger_head is not None:
+        inputs = [i for i in inputs if i.get("name") != LEDGER_INPUT] + [_ledger_input(*ledger_head)]
+    if analysis is not None:
+        levels.append(ANALYSIS_PASSED)
+        inputs.append({"name": analysis["name"], "digest": {"sha256": analysis["sha256"]}})
     return {
         "verifier": {"id": f"{KIT_URI}/promote", "version": {"pipeline-kit": __version__}},
         "timeVerified": decision.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -563,7 +722,7 @@ def _vsa_predicate(config: Config, decision: Decision) -> dict[str, Any]:
             "digest": {"sha256": decision.policy["sha256"]},
             "annotations": {key: decision.policy[key] for key in ("identity", "source", "overrides")},
         },
-        "inputAttestations": list(decision.input_attestations),
+        "inputAttestations": inputs,
         # A waived promotion did not pass verification: say so; only the ledger makes it count.
         "verificationResult": "FAILED" if decision.break_glass else "PASSED",
         "verifiedLevels": levels,
@@ -682,8 +841,14 @@ def _sign_hold(
 
 
 def _previous_good(entries: Sequence[Entry], environment: str, current: str) -> str | None:
-    """The newest release promoted to `environment` (and not failed to deploy) other than `current`."""
-    failed = {e.release for e in entries if e.environment == environment and e.kind == "deploy-failed"}
+    """The newest release that arrived in `environment` other than `current`, and neither failed to
+    deploy nor failed its analysis there."""
+    failed = {
+        e.release
+        for e in entries
+        if e.environment == environment
+        and (e.kind == "deploy-failed" or (e.kind == "analysed" and e.details.get("verdict") != "passed"))
+    }
     skip = {current, None, *failed}
     for entry in reversed(entries):
         if entry.environment == environment and arrived(entry) and entry.release not in skip:
@@ -709,8 +874,9 @@ def annotate(ledger: Ledger, environment: str, root_cause: str, actor: str) -> E
     )
 
 
-def write_junit(plans: Sequence[Plan], path: Path) -> None:
-    """Gate results as JUnit XML: a test suite per environment, a test case per gate."""
+def write_junit(plans: Sequence[Plan], path: Path, analysis: Analysis | None = None) -> None:
+    """Gate results as JUnit XML: a test suite per environment, a test case per gate; and the
+    analysis after the deploy, a test case per check (failing with its failed measurements)."""
     import xml.etree.ElementTree as ET
 
     suites = ET.Element("testsuites", name="pipeline-kit gates")
@@ -735,6 +901,22 @@ def write_junit(plans: Sequence[Plan], path: Path) -> None:
                 ET.SubElement(case, "failure", message=result.reason).text = json.dumps(result.evidence, default=str)
             elif result.verdict == "error":
                 ET.SubElement(case, "error", message=result.reason)
+    if analysis is not None and plans:
+        checks = sorted({r.check for r in analysis.results})
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=f"analysis of {plans[-1].release.id} in {plans[-1].environment}",
+            tests=str(len(checks)),
+        )
+        for check in checks:
+            case = ET.SubElement(suite, "testcase", classname=f"analysis.{plans[-1].environment}", name=check)
+            bad = [r for r in analysis.results if r.check == check and r.verdict != "passed"]
+            if bad:
+                kind = "failure" if any(r.verdict == "failed" for r in bad) else "error"
+                ET.SubElement(case, kind, message=bad[-1].detail).text = "\n".join(
+                    f"{r.time:%H:%M:%S} {r.verdict}: {r.detail}" for r in bad
+                )
     from pipeline_kit._internal.fs import atomic_write
 
     atomic_write(path, ET.tostring(suites, encoding="utf-8", xml_declaration=True))

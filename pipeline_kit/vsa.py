@@ -112,6 +112,16 @@ def signed_statement(candidate: Candidate, policy: IdentityPolicy, verifier: Any
     return Accepted(candidate.where, signed_at, f"signed by {identity} ({issuer})", predicate, subjects)
 
 
+# The verifiedLevels value of a VSA whose promotion's analysis after the deploy passed: the
+# previous-stage gate asks for it when the environment before has an `analysis:`.
+ANALYSIS_PASSED = "PIPELINE_KIT_ANALYSIS_PASSED"
+
+
+def analysis_file(environment: str) -> str:
+    """Where the measurements of a promotion's analysis live in the evidence dir."""
+    return f"{PROMOTIONS_DIR}/{environment}.analysis.json"
+
+
 def hold_level(environment: str) -> str:
     """The verifiedLevels value of a signed rollback: the release was taken out of `environment`."""
     return f"PIPELINE_KIT_ROLLED_BACK_{environment.upper().replace('-', '_')}"

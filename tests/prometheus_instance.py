@@ -48,6 +48,7 @@ class LocalPrometheus:
         for tool in ("prometheus", "promtool"):
             if shutil.which(tool) is None:
                 pytest.fail(f"{tool} is not installed: run .ci/test-tools (Debian package prometheus)")
+        root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.data = root / "data"
         self.port = free_port()

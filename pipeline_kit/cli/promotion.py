@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from pipeline_kit.cli.signing import (
 )
 
 if TYPE_CHECKING:
+    from pipeline_kit.analysis import Analysis
     from pipeline_kit.promote import Plan, Project, Promotion, Trust
 
 MARK = {"passed": "pass", "denied": "DENY", "error": "ERROR"}
@@ -91,6 +92,21 @@ def render_promotion(result: Promotion) -> None:
     click.echo(
         f"decision: {result.decision.verdict} (ledger seq {result.entry.seq})"
         + ("; deployed" if result.deployed else "")
+    )
+    if result.analysis is not None:
+        click.echo(f"analysis: {result.analysis.verdict}: {result.analysis.reason}")
+        for step in result.aftermath:
+            click.echo(f"  then: {step}")
+
+
+def publish_analysis(session: Session, environment: str, analysis: Analysis, aftermath: Sequence[str]) -> None:
+    """The analysis as an output and a job summary table: one row per measurement."""
+    rows = [(r.time.strftime("%H:%M:%S"), r.check, r.verdict, r.detail) for r in analysis.results]
+    after = "".join(f"\n- {step}" for step in aftermath)
+    session.publish(
+        {"analysis": analysis.verdict},
+        f"### pipeline-kit: analysis in {environment} {analysis.verdict}\n\n{analysis.reason}{after}\n\n"
+        + markdown_table(["time", "check", "verdict", "measurement"], rows),
     )
 
 
@@ -217,10 +233,15 @@ def promote(
         deploy=list(deploy) or None,
         token=lambda: identity_token(session, trusted.load(), interactive),
         on_output=lambda line: click.echo(f"  | {line}", err=True),
+        on_progress=lambda tick, measured: click.echo(
+            f"  analysis {tick}: {measured.check} {measured.detail} [{measured.verdict}]", err=True
+        ),
     )
     if junit:
-        write_junit([result.plan], junit)
+        write_junit([result.plan], junit, result.analysis)
     publish_plan(session, result.plan, result.decision.verdict)
+    if result.analysis is not None:
+        publish_analysis(session, environment, result.analysis, result.aftermath)
     if as_json:
         emit_json(
             {
@@ -228,6 +249,8 @@ def promote(
                 "verdict": result.decision.verdict,
                 "ledger_seq": result.entry.seq,
                 "deployed": result.deployed,
+                "analysis": result.analysis.as_dict() if result.analysis else None,
+                "aftermath": list(result.aftermath),
             }
         )
     else:
@@ -235,6 +258,11 @@ def promote(
     if result.break_glass_refused:
         click.echo(f"error: --break-glass waives policy gates, never integrity: {result.break_glass_refused}", err=True)
     if result.decision.verdict == "denied":
+        raise click.exceptions.Exit(EXIT_DENIED)
+    if result.analysis is not None and not result.analysis.passed:
+        click.echo(
+            f"error: the analysis in {environment} {result.analysis.verdict}: {result.analysis.reason}", err=True
+        )
         raise click.exceptions.Exit(EXIT_DENIED)
 
 

@@ -17,6 +17,7 @@ from typing import Literal
 from pipeline_kit.config import parse_duration
 from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, deferred, denied, error, passed
 from pipeline_kit.ledger import arrived, in_flight
+from pipeline_kit.vsa import ANALYSIS_PASSED
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ class PreviousStageGate(Gate):
                 f"{after} never passed this release ({release.id[:12]}, sha256:{digest[:12]}...): "
                 f"no signed VSA ({context.upstream.searched()})"
             )
+        if context.config.environments[after].analysis is not None and ANALYSIS_PASSED not in (
+            proof.predicate.get("verifiedLevels") or []
+        ):
+            return denied(f"{after}'s signed VSA for this release records no passed analysis ({proof.where})")
         unfinished = [e for e in in_flight(context.history, after) if e.release == release.id]
         if unfinished:
             return denied(

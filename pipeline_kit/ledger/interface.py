@@ -20,7 +20,19 @@ from pipeline_kit.errors import VerificationError
 from pipeline_kit.models import Model
 
 GENESIS = "0" * 64
-Kind = Literal["promoted", "denied", "waived", "deployed", "deploy-failed", "rolled-back", "annotated"]
+Kind = Literal[
+    "promoted",
+    "denied",
+    "waived",
+    "deployed",
+    "deploy-failed",
+    "analysed",  # the analysis after a deploy: details.verdict, and the VSA when it passed
+    "rolled-back",
+    "rollback-failed",
+    "annotated",
+    "flag-killed",
+    "flag-restored",
+]
 
 
 class Draft(Model):

@@ -1,0 +1,288 @@
+"""The analysis after a deploy and what a failed one does: measured on a real Prometheus scraping a
+live exporter, the kill switch checked by evaluating the flagd file with the OpenFeature flagd
+provider, the rollback and its hold checked in the ledger and the signed evidence."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_kit.analysis import analyse
+from pipeline_kit.config import AnalysisConfig
+from pipeline_kit.metrics.interface import Measurement, MetricProvider, failed, inconclusive, ok
+from tests.conftest import LEDGER, SIGNER, Cli, describe, sign
+from tests.prometheus_instance import LocalPrometheus
+from tests.sigstore_instance import LocalSigstore
+
+# -- the rules, on scripted measurements ---------------------------------------------------------
+
+
+class Scripted(MetricProvider):
+    """Answers from a script, one per measurement, in order (the rules are about counting)."""
+
+    name = "scripted"
+
+    def __init__(self, *answers: Measurement) -> None:
+        self.answers = list(answers)
+
+    def measure(self, query: str, at: datetime) -> Measurement:
+        return self.answers.pop(0)
+
+
+def run(config: dict[str, object], *answers: Measurement) -> tuple[str, str, int]:
+    settings = AnalysisConfig.model_validate(
+        {"provider": "p", "interval": "1s", "checks": [{"name": "errors", "query": "q", "max": 0.01}], **config}
+    )
+    result = analyse(
+        Scripted(*answers), settings, {"release": "r", "digest": "d", "environment": "e"}, sleep=lambda s: None
+    )
+    return result.verdict, result.reason, result.intervals
+
+
+def test_the_first_failure_beyond_the_limit_stops_the_analysis() -> None:
+    verdict, reason, intervals = run({"count": 5}, ok(0.001), ok(0.05))
+    assert (verdict, intervals) == ("failed", 2)  # not the remaining 3 intervals
+    assert reason == "1 failed measurement(s), limit 0 (errors: 0.05 above max 0.01)"
+    assert run({"count": 3, "failure-limit": 1}, ok(0.05), ok(0.001), ok(0.001))[0] == "passed"
+
+
+def test_inconclusive_is_counted_apart_and_never_passes() -> None:
+    assert run({"count": 2}, inconclusive("no data"), ok(0.001))[:2] == (
+        "inconclusive",
+        "1 inconclusive measurement(s), limit 0 (errors: inconclusive: no data)",
+    )
+    assert run({"count": 2, "inconclusive-limit": 1}, inconclusive("NaN"), ok(0.001))[0] == "passed"
+
+
+def test_every_measurement_an_error_is_never_a_success() -> None:
+    # argo-rollouts#4479: an analysis of nothing but errors reported Successful
+    verdict, reason, _ = run({"count": 3, "consecutive-error-limit": 4}, *(failed("refused"),) * 3)
+    assert verdict == "inconclusive" and reason == "errors never measured a passing value"
+    verdict, reason, intervals = run({"count": 5, "consecutive-error-limit": 1}, *(failed("refused"),) * 2)
+    assert (verdict, intervals) == ("error", 2)
+    assert "2 query errors in a row for errors, limit 1" in reason
+
+
+def test_an_error_between_passes_is_tolerated_up_to_the_limit() -> None:
+    answers = (ok(0.001), failed("timeout"), ok(0.001))
+    assert run({"count": 3}, *answers)[0] == "passed"
+
+
+# -- the real thing -------------------------------------------------------------------------------
+
+
+class Exporter:
+    """The service's /metrics: `http_requests_total{release, code}` for the release deployed now
+    (the deploy command writes its id to `deployed`), 50 requests a second, the error ratio the
+    test set for that release. The 500 series exists from the start at 0 for a healthy release."""
+
+    def __init__(self, deployed: Path) -> None:
+        self.deployed = deployed
+        self.ratios: dict[str, float] = {}
+        self.counts: dict[tuple[str, str], float] = {}
+        self.last = time.monotonic()
+        exporter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                body = exporter.scrape().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.target = f"127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def scrape(self) -> str:
+        now = time.monotonic()
+        elapsed, self.last = now - self.last, now
+        release = self.deployed.read_text().strip() if self.deployed.is_file() else ""
+        if release:
+            ratio = self.ratios.get(release, 0.0)
+            for code, share in (("200", 1 - ratio), ("500", ratio)):
+                key = (release, code)
+                self.counts[key] = self.counts.get(key, 0.0) + 50 * share * elapsed
+        lines = ["# TYPE http_requests_total counter"]
+        lines += [
+            f'http_requests_total{{release="{release}",code="{code}"}} {value}'
+            for (release, code), value in sorted(self.counts.items())
+        ]
+        return "\n".join(lines) + "\n"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[tuple[Exporter, LocalPrometheus]]:
+    exporter = Exporter(tmp_path / "deployed-release.txt")
+    prometheus = LocalPrometheus(tmp_path / "prometheus-live", scrape=exporter.target).start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the first scrape comes a few seconds after start
+        with urllib.request.urlopen(f"{prometheus.url}/api/v1/query?query=up", timeout=2) as response:
+            if json.loads(response.read())["data"]["result"]:
+                break
+        time.sleep(0.2)
+    yield exporter, prometheus
+    prometheus.stop()
+    exporter.stop()
+
+
+ERROR_RATIO = (
+    'sum(rate(http_requests_total{release="{{ release }}",code="500"}[10s]))'
+    ' / sum(rate(http_requests_total{release="{{ release }}"}[10s]))'
+)
+FLAGS = {
+    "$schema": "https://flagd.dev/schema/v0/flags.json",
+    "flags": {
+        "new-checkout": {
+            "state": "ENABLED",
+            "variants": {"on": True, "off": False},
+            "defaultVariant": "on",
+            "targeting": {"if": [{"==": [{"var": "tier"}, "beta"]}, "on", "off"]},
+        }
+    },
+}
+
+
+def with_analysis(project: Path, prometheus_url: str, deployed: Path) -> None:
+    config_path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["metrics"] = {"prometheus": {"type": "prometheus", "url": prometheus_url, "timeout": 2.0}}
+    config["flags"] = {"type": "flagd", "path": "deploy/flags.json"}
+    config["environments"]["dev"].update(
+        deploy=f'echo "$PIPELINE_KIT_RELEASE_ID" > {deployed}',
+        analysis={
+            "provider": "prometheus",
+            "interval": "2s",
+            "count": 4,
+            "inconclusive-limit": 2,  # a new release's first seconds may have no rate yet
+            "checks": [{"name": "error-ratio", "query": ERROR_RATIO, "max": 0.01}],
+        },
+        **{"on-failure": {"rollback": True, "kill-switches": ["new-checkout"]}},
+    )
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    (project / "deploy").mkdir(exist_ok=True)
+    (project / "deploy" / "flags.json").write_text(json.dumps(FLAGS, indent=2))
+
+
+def evaluate_flag(path: Path, **context: str) -> bool:
+    """The flag's value as a service using OpenFeature's flagd provider (file mode) sees it."""
+    from openfeature import api
+    from openfeature.contrib.provider.flagd import FlagdProvider
+    from openfeature.contrib.provider.flagd.config import ResolverType
+    from openfeature.evaluation_context import EvaluationContext
+
+    api.set_provider_and_wait(FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=str(path)))
+    try:
+        return bool(api.get_client().get_boolean_value("new-checkout", True, EvaluationContext(attributes=context)))
+    finally:
+        api.shutdown()
+
+
+def ledger(project: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (project / LEDGER).read_text().splitlines()]
+
+
+def test_a_bad_release_is_rolled_back_and_its_flag_killed_within_one_interval(
+    cli: Cli,
+    signed: Path,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    token: None,
+    monkeypatch: pytest.MonkeyPatch,
+    live: tuple[Exporter, LocalPrometheus],
+) -> None:
+    exporter, prometheus = live
+    deployed = exporter.deployed
+    with_analysis(signed, prometheus.url, deployed)
+    flags = signed / "deploy" / "flags.json"
+
+    # a healthy release: measured, passed, its VSA signed after the analysis
+    first = cli(["promote", "--to", "dev", "--junit", "gates.xml", *policy], cwd=signed)
+    assert first.code == 0, first.out + first.err
+    good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    assert "analysis: passed" in first.out and deployed.read_text().strip() == good
+    vsa = json.loads((signed / ".pipeline-kit" / "promotions" / "dev.vsa.sigstore.json").read_text())
+    statement = json.loads(base64.b64decode(vsa["dsseEnvelope"]["payload"]))
+    assert "PIPELINE_KIT_ANALYSIS_PASSED" in statement["predicate"]["verifiedLevels"]
+    assert evaluate_flag(flags, tier="beta") is True and evaluate_flag(flags) is False  # on for beta users
+
+    # a bad one: 20% errors once deployed
+    (signed / "src" / "hello_service" / "bad.py").write_text("BROKEN = True\n")
+    describe(cli, signed)
+    code, err = sign(cli, signed, sigstore, monkeypatch)
+    assert code == 0, err
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
+    bad = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    exporter.ratios[bad] = 0.2
+    second = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert second.code == 1, second.out + second.err
+    assert "error: the analysis in dev failed" in second.err
+    assert f"rolled dev back from {bad} to {good}" in second.out
+
+    # the deploy target holds the previous release again; the flag is off for everyone
+    assert deployed.read_text().strip() == good
+    assert evaluate_flag(flags) is False and evaluate_flag(flags, tier="beta") is False
+    entries = ledger(signed)
+    kinds = [(e["kind"], e["release"]) for e in entries[-6:]]
+    assert kinds == [
+        ("promoted", bad),
+        ("deployed", bad),
+        ("analysed", bad),
+        ("flag-killed", None),  # the kill switch first: faster than a redeploy
+        ("deployed", good),  # the rollback's deploy of the previous release
+        ("rolled-back", good),
+    ]
+    analysed = entries[-4]
+    details = analysed["details"]
+    assert isinstance(details, dict) and details["verdict"] == "failed" and "vsa" not in details
+    record = json.loads((signed / ".pipeline-kit" / "releases" / bad / "promotions" / "dev.analysis.json").read_text())
+    failing = next(m for m in record["measurements"] if m["verdict"] == "failed")
+    assert failing["value"] == pytest.approx(0.2, rel=0.05)
+    # rolled back within one interval (2 s) of the failing measurement (plus the deploy's own time)
+    measured = datetime.strptime(failing["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    rolled = datetime.fromisoformat(str(entries[-1]["time"]))
+    assert rolled - measured <= timedelta(seconds=2)
+    # the rollback is signed (a FAILED VSA about the bad release) and holds it out of dev
+    assert (signed / ".pipeline-kit" / "releases" / bad / "promotions" / "dev.rollback.sigstore.json").is_file()
+    again = cli(["plan", "--to", "dev", *policy], cwd=signed)
+    assert again.code == 1 and "rolled back from dev" in again.out and "ledger annotate --env dev" in again.out
+
+
+def test_previous_stage_wants_a_passed_analysis_when_the_environment_before_has_one(
+    cli: Cli, signed: Path, policy: list[str], token: None
+) -> None:
+    # dev's VSA was signed when dev had no analysis; once dev has one, staging wants a VSA that
+    # records it passed: a promotion that skipped the analysis does not carry the release on
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    config_path = signed / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["metrics"] = {"prometheus": {"type": "prometheus", "url": "http://127.0.0.1:9"}}
+    config["environments"]["dev"]["analysis"] = {
+        "provider": "prometheus",
+        "checks": [{"name": "error-ratio", "query": ERROR_RATIO, "max": 0.01}],
+    }
+    config["environments"]["staging"].pop("soak", None)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = cli(["plan", "--to", "staging", *policy], cwd=signed)
+    assert result.code == 1
+    assert "dev's signed VSA for this release records no passed analysis" in result.out
