@@ -543,7 +543,9 @@ def _after_failure(
     reason = f"analysis {analysis.verdict}: {analysis.reason}"
     for flag in settings.kill_switches:
         try:
-            done.append(kill_switch(project, flag, environment, reason))
+            done.append(
+                switch_flag(project.config, project.workdir, project.ledger, project.actor, flag, environment, reason)
+            )
         except PipelineKitError as exc:  # noqa: PERF203 - each switch is tried, whatever the others did
             failures.append(f"kill switch {flag}: {exc.message}")
     if settings.rollback:
@@ -572,19 +574,30 @@ def _after_failure(
     return tuple(done)
 
 
-def kill_switch(project: Project, flag: str, environment: str, reason: str, *, restore: bool = False) -> str:
-    """Turn `flag` off (or back on) in `environment` and record it in the ledger."""
+def switch_flag(
+    config: Config,
+    workdir: Path,
+    ledger: Ledger,
+    actor: str,
+    flag: str,
+    environment: str,
+    reason: str,
+    *,
+    restore: bool = False,
+) -> str:
+    """Turn the kill switch `flag` off (or back on) in `environment` and record it in the ledger."""
     import os
 
     from pipeline_kit.flags import open_switches
 
-    switches = open_switches(project.config, project.workdir, os.environ)
+    _check_environment(config, environment)
+    switches = open_switches(config, workdir, os.environ)
     what = switches.restore(flag, environment) if restore else switches.kill(flag, environment)
-    project.ledger.append(
+    ledger.append(
         Draft(
             kind="flag-restored" if restore else "flag-killed",
             environment=environment,
-            actor=project.actor,
+            actor=actor,
             time=_now(),
             reason=reason,
             details={"flag": flag, "switches": switches.kind, "change": what},

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from pipeline_kit import __version__
-from pipeline_kit.cli import artifact, evidence, project, promotion, signing
+from pipeline_kit.cli import artifact, evidence, flags, project, promotion, signing
 from pipeline_kit.cli._session import Session
 from pipeline_kit.errors import EXIT_ENVIRONMENT, EXIT_USAGE, PipelineKitError
 
@@ -56,6 +56,7 @@ for command in (
     promotion.promote,
     promotion.rollback,
     promotion.ledger,
+    flags.flags,
     evidence.show,
     project.run,
 ):
