@@ -1,7 +1,7 @@
 """pipeline-kit benchmarks: every figure is a ratio against a reference measured in the same run.
 
     python benchmarks/run.py                 # all benchmarks
-    python benchmarks/run.py startup hash    # a subset: startup, hash, sbom, sign, promote, ledger, setup
+    python benchmarks/run.py startup hash    # a subset: startup, hash, sbom, sign, promote, ledger, setup, analysis
     python benchmarks/run.py --hash-size-mib 256
 
 Needs `pipeline-kit` installed in the running interpreter, `openssl` on PATH, and for the SBOM
@@ -419,12 +419,86 @@ def bench_promote(runs: int) -> tuple[list[list[str]], list[str]]:
     ], [note]
 
 
+def bench_analysis(runs: int) -> list[list[str]]:
+    """One analysis interval (render, query, judge, count) with 1, 4 and 16 checks, against the raw
+    HTTP queries to the same Prometheus (backfilled, from tests/) in the same run."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import urllib.parse
+    import urllib.request
+    from datetime import datetime, timezone
+
+    from pipeline_kit.analysis import analyse
+    from pipeline_kit.config import AnalysisConfig
+    from pipeline_kit.metrics.prometheus import Prometheus
+    from pipeline_kit.queries import render
+    from tests.prometheus_instance import LocalPrometheus, Traffic, openmetrics
+
+    query = (
+        'sum(rate(http_requests_total{release="{{ release }}",code="500"}[5m]))'
+        ' / sum(rate(http_requests_total{release="{{ release }}"}[5m]))'
+    )
+    values = {"release": "r1", "digest": "sha256:x", "environment": "prod", "interval": "5m"}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        end = int(time.time()) // 60 * 60 - 60
+        instance = LocalPrometheus(Path(tmp) / "prometheus")
+        instance.backfill(openmetrics([Traffic(f"r{i}", 10, 0.001) for i in range(1, 21)], end - 7200, end))
+        instance.start()
+        at = datetime.fromtimestamp(end, timezone.utc)
+        try:
+            rendered = render(query, values)
+            body = urllib.parse.urlencode({"query": rendered, "time": str(end)}).encode()
+
+            def raw() -> None:
+                request = urllib.request.Request(f"{instance.url}/api/v1/query", data=body, method="POST")
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    json.loads(response.read())
+
+            def median_of(call: Callable[[], object], repeat: int) -> float:
+                call()
+                samples = []
+                for _ in range(repeat):
+                    start = time.perf_counter()
+                    call()
+                    samples.append(time.perf_counter() - start)
+                return statistics.median(samples)
+
+            one_query = median_of(raw, max(runs, 5) * 10)
+            provider = Prometheus("bench", instance.url)
+            for checks in (1, 4, 16):
+                settings = AnalysisConfig.model_validate(
+                    {
+                        "provider": "bench",
+                        "count": 1,
+                        "interval": "1s",
+                        "checks": [{"name": f"c{i}", "query": query, "max": 0.01} for i in range(checks)],
+                    }
+                )
+
+                def interval(settings: AnalysisConfig = settings) -> object:
+                    return analyse(provider, settings, values, clock=lambda: at, sleep=lambda _: None)
+
+                ours = median_of(interval, max(runs, 5) * 4)
+                rows.append(
+                    row(
+                        f"analysis interval, {checks} check(s)",
+                        ours * 1000,
+                        one_query * checks * 1000,
+                        f"{checks} raw HTTP quer{'y' if checks == 1 else 'ies'} to Prometheus",
+                        "ms",
+                    )
+                )
+        finally:
+            instance.stop()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "which",
         nargs="*",
-        metavar="{startup,hash,sbom,sbom-scale,sign,promote,ledger,setup}",
+        metavar="{startup,hash,sbom,sbom-scale,sign,promote,ledger,setup,analysis}",
         help="default: all",
     )
     parser.add_argument("--ledger-entries", type=int, default=100_000)
@@ -432,7 +506,7 @@ def main() -> None:
     parser.add_argument("--hash-size-mib", type=int, default=1024)
     parser.add_argument("--python", default=PYTHON, help="environment to describe in the SBOM benchmark")
     args = parser.parse_args()
-    everything = ["startup", "hash", "sbom", "sbom-scale", "sign", "promote", "ledger", "setup"]
+    everything = ["startup", "hash", "sbom", "sbom-scale", "sign", "promote", "ledger", "setup", "analysis"]
     which = args.which or everything
     unknown = set(which) - set(everything)
     if unknown:
@@ -461,6 +535,8 @@ def main() -> None:
         rows += bench_ledger(args.ledger_entries, args.runs)
     if "setup" in which:
         rows += bench_setup(args.runs)
+    if "analysis" in which:
+        rows += bench_analysis(args.runs)
     header = ["benchmark", "pipeline-kit", "reference", "reference is", "ratio"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
