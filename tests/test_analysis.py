@@ -266,6 +266,9 @@ def test_a_bad_release_is_rolled_back_and_its_flag_killed_within_one_interval(
     assert (signed / ".pipeline-kit" / "releases" / bad / "promotions" / "dev.rollback.sigstore.json").is_file()
     again = cli(["plan", "--to", "dev", *policy], cwd=signed)
     assert again.code == 1 and "rolled back from dev" in again.out and "ledger annotate --env dev" in again.out
+    # and it never carries on: no PASSED VSA of dev exists for it (the analysis did not pass)
+    onwards = cli(["plan", "--to", "staging", *policy], cwd=signed)
+    assert onwards.code == 1 and "dev never passed this release" in onwards.out
 
 
 def test_previous_stage_wants_a_passed_analysis_when_the_environment_before_has_one(

@@ -234,6 +234,8 @@ def test_config_refuses_unknown_placeholders_unbounded_checks_and_unknown_provid
         parse_config(config_text("http://127.0.0.1:9", "") + _analysis('up{r="{{ releaes }}"}', "max: 1"), path)
     with pytest.raises(ConfigError, match="give max, min or both"):
         parse_config(config_text("http://127.0.0.1:9", "") + _analysis("up", ""), path)
+    with pytest.raises(ConfigError, match=r"`or vector\(\.\.\.\)` turns missing data into a value that passes"):
+        parse_config(config_text("http://127.0.0.1:9", "") + _analysis("sum(rate(x[5m])) or vector(0)", "max: 1"), path)
     bad_gate = "{metric: {provider: nope, checks: [{name: c, query: up, max: 1}]}}"
     from pipeline_kit.gates import compile_gates
 
