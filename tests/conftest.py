@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 import pytest
 
 from pipeline_kit.cli import main
+from pipeline_kit.models import Build, Release, Source, Subject, release_id
 from tests.sigstore_instance import LocalSigstore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -249,3 +251,27 @@ def offline_installs(scratch: Path) -> dict[str, str]:
         "PIP_NO_INDEX": "1",
         "PIP_FIND_LINKS": f"{WHEELHOUSE} {NEWER}",
     }
+
+
+def another_release(cli: Cli, project: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A changed build of `project`, described and signed, the identity token set for what
+    follows; its release id."""
+    (project / "src" / "hello_service" / "bad.py").write_text("BROKEN = True\n")
+    describe(cli, project)
+    code, err = sign(cli, project, sigstore, monkeypatch)
+    assert code == 0, err
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
+    return str(json.loads((project / ".pipeline-kit" / "release.json").read_text())["id"])
+
+
+def local_release(n: int, name: str = "") -> Release:
+    """A release of one subject whose digest is byte `n` repeated: distinct n, distinct ids."""
+    subjects = (Subject(name=name or f"dist/app-{n}.whl", digest={"sha256": f"{n:02x}" * 32}, size=1),)
+    return Release(
+        id=release_id(subjects),
+        name="app",
+        subjects=subjects,
+        source=Source(),
+        build=Build(platform="local", builder_id="x"),
+        kit_version="0",
+    )

@@ -20,7 +20,7 @@ import yaml
 from pipeline_kit.analysis import analyse
 from pipeline_kit.config import AnalysisConfig
 from pipeline_kit.metrics.interface import Measurement, MetricProvider, failed, inconclusive, ok
-from tests.conftest import LEDGER, SIGNER, Cli, describe, sign
+from tests.conftest import LEDGER, Cli, another_release
 from tests.prometheus_instance import LocalPrometheus
 from tests.sigstore_instance import LocalSigstore
 
@@ -227,12 +227,7 @@ def test_a_bad_release_is_rolled_back_and_its_flag_killed_within_one_interval(
     assert evaluate_flag(flags, tier="beta") is True and evaluate_flag(flags) is False  # on for beta users
 
     # a bad one: 20% errors once deployed
-    (signed / "src" / "hello_service" / "bad.py").write_text("BROKEN = True\n")
-    describe(cli, signed)
-    code, err = sign(cli, signed, sigstore, monkeypatch)
-    assert code == 0, err
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
-    bad = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    bad = another_release(cli, signed, sigstore, monkeypatch)
     exporter.ratios[bad] = 0.2
     second = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert second.code == 1, second.out + second.err

@@ -20,9 +20,10 @@ from pipeline_kit.gates.freeze import Window, cron_fields
 from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext
 from pipeline_kit.ledger import Draft, Entry
 from pipeline_kit.ledger.interface import GENESIS
-from pipeline_kit.models import Build, Release, Source, Subject, release_id
+from pipeline_kit.models import Release
 from pipeline_kit.verify import Check, Verification
 from pipeline_kit.vsa import Accepted, Search
+from tests.conftest import local_release
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=timezone.utc)  # a Wednesday
 CONFIG = """\
@@ -35,15 +36,7 @@ environments:
 
 
 def release() -> Release:
-    subjects = (Subject(name="dist/app.whl", digest={"sha256": "ab" * 32}, size=1),)
-    return Release(
-        id=release_id(subjects),
-        name="app",
-        subjects=subjects,
-        source=Source(),
-        build=Build(platform="local", builder_id="x"),
-        kit_version="0",
-    )
+    return local_release(0xAB, "dist/app.whl")
 
 
 def entries(*specs: tuple[str, str, str | None, datetime, dict[str, Any]]) -> list[Entry]:

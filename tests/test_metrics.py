@@ -20,8 +20,9 @@ from pipeline_kit.evidence import EvidenceDir
 from pipeline_kit.gates import GATES, evaluate
 from pipeline_kit.gates.interface import PromotionContext
 from pipeline_kit.metrics.prometheus import Prometheus
-from pipeline_kit.models import Build, Release, Source, Subject, release_id
+from pipeline_kit.models import Release
 from pipeline_kit.queries import escape, render
+from tests.conftest import local_release
 from tests.prometheus_instance import LocalPrometheus, Traffic, free_port, openmetrics
 
 ERROR_RATIO = (
@@ -31,19 +32,7 @@ ERROR_RATIO = (
 REQUESTS = 'sum(increase(http_requests_total{release="{{ release }}"}[{{ window }}]))'
 
 
-def make_release(n: int) -> Release:
-    subjects = (Subject(name=f"dist/app-{n}.whl", digest={"sha256": f"{n:02x}" * 32}, size=1),)
-    return Release(
-        id=release_id(subjects),
-        name="app",
-        subjects=subjects,
-        source=Source(),
-        build=Build(platform="local", builder_id="x"),
-        kit_version="0",
-    )
-
-
-GOOD, BAD, IDLE, UNKNOWN, QUIET = (make_release(n) for n in range(1, 6))
+GOOD, BAD, IDLE, UNKNOWN, QUIET = (local_release(n) for n in range(1, 6))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, describe, git, sign, stock_verify
+from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, another_release, git, stock_verify
 from tests.sigstore_instance import LocalSigstore
 
 
@@ -167,12 +167,7 @@ def good_then_bad_in_dev(
     """Promote the signed release to dev, then a changed one after it; their release ids."""
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
     good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
-    (signed / "src" / "hello_service" / "bad.py").write_text("BROKEN = True\n")
-    describe(cli, signed)
-    code, err = sign(cli, signed, sigstore, monkeypatch)
-    assert code == 0, err
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
-    bad = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    bad = another_release(cli, signed, sigstore, monkeypatch)
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
     return good, bad
 
