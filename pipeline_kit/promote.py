@@ -44,6 +44,7 @@ from pipeline_kit.vsa import (
 
 if TYPE_CHECKING:
     from pipeline_kit.analysis import Analysis, Result
+    from pipeline_kit.rollout import Outcome as RolloutOutcome
     from pipeline_kit.verify import Custody
 
 KIT_URI = "https://github.com/pipeline-kit/pipeline-kit"
@@ -137,6 +138,7 @@ class Promotion:
     break_glass_refused: str | None = None  # the integrity failure a --break-glass could not waive
     analysis: Analysis | None = None  # the analysis after the deploy, when the environment has one
     aftermath: tuple[str, ...] = ()  # what a failed analysis did: kill switches, the rollback
+    rollout: RolloutOutcome | None = None  # the strategy's steps, when the environment has one
 
 
 def _now() -> datetime:
@@ -386,10 +388,17 @@ def promote(
     token: TokenProvider,
     on_output: Callable[[str], None] | None = None,
     on_progress: Callable[[int, Result], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
+    step_mode: bool = False,
 ) -> Promotion:
     if break_glass and not reason:
         raise UsageError("--break-glass needs --reason: a waiver is recorded with its why")
     config, evidence, actor = project.config, project.evidence, project.actor
+    strategy = config.environments[environment].strategy if environment in config.environments else None
+    if strategy is not None:
+        from pipeline_kit import rollout
+
+        rollout.refuse_second(history(project.ledger), environment)
     result = plan(project, environment)
     release = result.release
     # Break-glass waives policy gates, never integrity: evidence that does not verify is not a
@@ -418,7 +427,8 @@ def promote(
         input_attestations=tuple(inputs),
     )
     files = {decision_file(environment): decision.to_json()}
-    analysed = config.environments[environment].analysis is not None
+    # a rollout signs its VSA once its last step passed, like an analysis
+    analysed = config.environments[environment].analysis is not None or strategy is not None
     if verdict != "denied":
         # Sign before anything is recorded: a promotion without its VSA did not happen. With an
         # analysis after the deploy, the VSA is signed once the analysis passed (a release whose
@@ -455,6 +465,21 @@ def promote(
     if verdict == "denied":
         _record_on_forge(project, environment, release, decision, files, deployed=False)
         return Promotion(result, decision, entry, None, refused)
+    if strategy is not None:
+        from pipeline_kit import rollout
+
+        outcome = rollout.start(
+            project,
+            environment,
+            release,
+            decision,
+            token,
+            step_mode=step_mode,
+            on_output=on_output,
+            on_progress=on_step,
+            on_result=on_progress,
+        )
+        return Promotion(result, decision, entry, outcome.verdict == "finished", rollout=outcome)
     deployment = _start_forge_deployment(project, environment, release, decision, files)
     try:
         deployed = _deploy(project, environment, release, evidence, deploy, on_output)
@@ -660,7 +685,10 @@ def _deploy(
     deploy: str | Sequence[str] | None,
     on_output: Callable[[str], None] | None,
     details: dict[str, Any] | None = None,
+    extra_env: dict[str, str] | None = None,
+    kind: Literal["deployed", "canary-deployed"] = "deployed",
 ) -> bool | None:
+    """Run the deploy command for `release` and record how it went (`kind` when it succeeded)."""
     command = deploy if deploy else project.config.environments[environment].deploy
     if not command:
         return None
@@ -668,14 +696,14 @@ def _deploy(
         release, environment, project.config, evidence, project.workdir, (), _now(), project.actor
     )
     try:
-        env = release_environment(context, project.config.environments[environment].pass_env)
+        env = {**release_environment(context, project.config.environments[environment].pass_env), **(extra_env or {})}
         outcome = run_streaming(command, cwd=project.workdir, env=env, on_line=on_output)
         code, tail = outcome.returncode, outcome.tail
     except OSError as exc:
         code, tail = 127, str(exc.strerror)
     project.ledger.append(
         Draft(
-            kind="deployed" if code == 0 else "deploy-failed",
+            kind=kind if code == 0 else "deploy-failed",
             environment=environment,
             release=release.id,
             subjects={s.name: s.sha256 for s in release.subjects},

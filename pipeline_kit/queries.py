@@ -5,6 +5,8 @@ release digest (a new release never inherits an old one's analysis):
 
     sum(rate(http_requests_total{release="{{ release }}",code=~"5.."}[{{ interval }}]))
 
+(`{{ slot }}` is the slot a rollout deploys the release to, for a preview's own series.)
+
 String values are escaped for a double-quoted PromQL string (backslash, quote, newline), so a
 value can never close the string and change the query. Durations are checked to be PromQL
 durations. An unknown placeholder is a config error, found when the config is loaded.
@@ -16,7 +18,7 @@ import re
 from collections.abc import Mapping
 
 # placeholder -> what it is; the strings are escaped, the durations validated
-STRINGS = ("release", "digest", "environment")
+STRINGS = ("release", "digest", "environment", "slot")
 DURATIONS = ("interval", "window")
 PLACEHOLDERS = (*STRINGS, *DURATIONS)
 

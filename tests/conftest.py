@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 
 from pipeline_kit.cli import main
 from pipeline_kit.models import Build, Release, Source, Subject, release_id
+from tests.prometheus_instance import Exporter, LocalPrometheus
 from tests.sigstore_instance import LocalSigstore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,3 +278,18 @@ def local_release(n: int, name: str = "") -> Release:
         build=Build(platform="local", builder_id="x"),
         kit_version="0",
     )
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[tuple[Exporter, LocalPrometheus]]:
+    exporter = Exporter(tmp_path / "deployed-release.txt")
+    prometheus = LocalPrometheus(tmp_path / "prometheus-live", scrape=exporter.target).start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the first scrape comes a few seconds after start
+        with urllib.request.urlopen(f"{prometheus.url}/api/v1/query?query=up", timeout=2) as response:
+            if json.loads(response.read())["data"]["result"]:
+                break
+        time.sleep(0.2)
+    yield exporter, prometheus
+    prometheus.stop()
+    exporter.stop()

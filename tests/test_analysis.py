@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
-import urllib.request
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,7 +16,7 @@ from pipeline_kit.analysis import analyse
 from pipeline_kit.config import AnalysisConfig
 from pipeline_kit.metrics.interface import Measurement, MetricProvider, failed, inconclusive, ok
 from tests.conftest import LEDGER, Cli, another_release
-from tests.prometheus_instance import LocalPrometheus
+from tests.prometheus_instance import Exporter, LocalPrometheus
 from tests.sigstore_instance import LocalSigstore
 
 # -- the rules, on scripted measurements ---------------------------------------------------------
@@ -79,71 +74,6 @@ def test_an_error_between_passes_is_tolerated_up_to_the_limit() -> None:
 
 
 # -- the real thing -------------------------------------------------------------------------------
-
-
-class Exporter:
-    """The service's /metrics: `http_requests_total{release, code}` for the release deployed now
-    (the deploy command writes its id to `deployed`), 50 requests a second, the error ratio the
-    test set for that release. The 500 series exists from the start at 0 for a healthy release."""
-
-    def __init__(self, deployed: Path) -> None:
-        self.deployed = deployed
-        self.ratios: dict[str, float] = {}
-        self.counts: dict[tuple[str, str], float] = {}
-        self.last = time.monotonic()
-        exporter = self
-
-        class Handler(BaseHTTPRequestHandler):
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                body = exporter.scrape().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.target = f"127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def scrape(self) -> str:
-        now = time.monotonic()
-        elapsed, self.last = now - self.last, now
-        release = self.deployed.read_text().strip() if self.deployed.is_file() else ""
-        if release:
-            ratio = self.ratios.get(release, 0.0)
-            for code, share in (("200", 1 - ratio), ("500", ratio)):
-                key = (release, code)
-                self.counts[key] = self.counts.get(key, 0.0) + 50 * share * elapsed
-        lines = ["# TYPE http_requests_total counter"]
-        lines += [
-            f'http_requests_total{{release="{release}",code="{code}"}} {value}'
-            for (release, code), value in sorted(self.counts.items())
-        ]
-        return "\n".join(lines) + "\n"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-
-
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[tuple[Exporter, LocalPrometheus]]:
-    exporter = Exporter(tmp_path / "deployed-release.txt")
-    prometheus = LocalPrometheus(tmp_path / "prometheus-live", scrape=exporter.target).start()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # the first scrape comes a few seconds after start
-        with urllib.request.urlopen(f"{prometheus.url}/api/v1/query?query=up", timeout=2) as response:
-            if json.loads(response.read())["data"]["result"]:
-                break
-        time.sleep(0.2)
-    yield exporter, prometheus
-    prometheus.stop()
-    exporter.stop()
 
 
 ERROR_RATIO = (

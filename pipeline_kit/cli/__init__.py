@@ -56,6 +56,7 @@ for command in (
     promotion.promote,
     promotion.rollback,
     promotion.ledger,
+    promotion.rollout,
     flags.flags,
     evidence.show,
     project.run,

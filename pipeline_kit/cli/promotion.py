@@ -21,8 +21,9 @@ from pipeline_kit.cli.signing import (
 )
 
 if TYPE_CHECKING:
-    from pipeline_kit.analysis import Analysis
+    from pipeline_kit.analysis import Analysis, Result
     from pipeline_kit.promote import Plan, Project, Promotion, Trust
+    from pipeline_kit.rollout import Outcome as RolloutOutcome
 
 MARK = {"passed": "pass", "denied": "DENY", "error": "ERROR"}
 
@@ -97,6 +98,29 @@ def render_promotion(result: Promotion) -> None:
         click.echo(f"analysis: {result.analysis.verdict}: {result.analysis.reason}")
         for step in result.aftermath:
             click.echo(f"  then: {step}")
+
+
+def show_measurement(tick: int, measured: Result) -> None:
+    click.echo(f"  analysis {tick}: {measured.check} {measured.detail} [{measured.verdict}]", err=True)
+
+
+def finish_rollout(session: Session, environment: str, outcome: RolloutOutcome) -> None:
+    """Outputs, the job summary (a row per analysed step) and the exit code of a rollout."""
+    from pipeline_kit.errors import EXIT_DENIED
+
+    rollout = outcome.rollout
+    rows = [(index + 1, analysis.verdict, analysis.reason) for index, analysis in outcome.analyses]
+    session.publish(
+        {"rollout": outcome.verdict, "step": str(rollout.step + 1), "weight": str(rollout.weight)},
+        f"### pipeline-kit: rollout of `{rollout.release}` in {environment}: {outcome.verdict}\n\n{outcome.reason}\n\n"
+        + markdown_table(["step", "analysis", "measurements"], rows),
+    )
+    click.echo(f"rollout: {outcome.verdict}: {outcome.reason}")
+    for step in outcome.aftermath:
+        click.echo(f"  then: {step}")
+    if outcome.verdict == "failed":
+        click.echo(f"error: the rollout in {environment} failed: {outcome.reason}", err=True)
+        raise click.exceptions.Exit(EXIT_DENIED)
 
 
 def publish_analysis(session: Session, environment: str, analysis: Analysis, aftermath: Sequence[str]) -> None:
@@ -198,6 +222,12 @@ def trust_args(values: dict[str, Any]) -> dict[str, Any]:
     allow_from_autoenv=False,  # a waiver is typed, never inherited from an environment a step could set
     help="Promote despite denying policy gates (never failed integrity); needs --reason; recorded. Command line only.",
 )
+@click.option(
+    "--step",
+    "step_mode",
+    is_flag=True,
+    help="With a rollout strategy: run at most one step, then stop (resume goes on).",
+)
 @promotion_options(signing=True)
 @click.argument("deploy", nargs=-1, type=click.UNPROCESSED)
 @pass_session
@@ -207,6 +237,7 @@ def promote(
     environment: str,
     reason: str | None,
     break_glass: bool,
+    step_mode: bool,
     interactive: bool,
     rekor_version: str | None,
     junit: Path | None,
@@ -233,9 +264,9 @@ def promote(
         deploy=list(deploy) or None,
         token=lambda: identity_token(session, trusted.load(), interactive),
         on_output=lambda line: click.echo(f"  | {line}", err=True),
-        on_progress=lambda tick, measured: click.echo(
-            f"  analysis {tick}: {measured.check} {measured.detail} [{measured.verdict}]", err=True
-        ),
+        on_progress=show_measurement,
+        on_step=lambda line: click.echo(line, err=True),
+        step_mode=step_mode,
     )
     if junit:
         write_junit([result.plan], junit, result.analysis)
@@ -259,6 +290,8 @@ def promote(
         click.echo(f"error: --break-glass waives policy gates, never integrity: {result.break_glass_refused}", err=True)
     if result.decision.verdict == "denied":
         raise click.exceptions.Exit(EXIT_DENIED)
+    if result.rollout is not None:
+        finish_rollout(session, environment, result.rollout)
     if result.analysis is not None and not result.analysis.passed:
         click.echo(
             f"error: the analysis in {environment} {result.analysis.verdict}: {result.analysis.reason}", err=True
@@ -389,3 +422,72 @@ def ledger_annotate(session: Session, environment: str, root_cause: str) -> None
 
     entry = annotate(session.ledger(), environment, root_cause, session.actor())
     click.echo(f"{environment}: root cause recorded (ledger seq {entry.seq}); the rollback hold is lifted")
+
+
+@click.group()
+def rollout() -> None:
+    """Follow, resume or abort a progressive rollout (an environment with a `strategy:`)."""
+
+
+@rollout.command("status")
+@click.option("--env", "environment", required=True, help="The environment.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@evidence_options
+@pass_session
+def rollout_status(session: Session, environment: str, as_json: bool) -> None:
+    """The newest rollout of ENV: its release, state, step and weight (from the ledger)."""
+    from pipeline_kit.rollout import current
+
+    state = current(list(session.ledger().entries()), environment)
+    if as_json:
+        emit_json(state.as_dict() if state else None)
+        return
+    if state is None:
+        click.echo(f"no rollout in {environment}")
+        return
+    click.echo(
+        f"{environment}: rollout of {state.release} {state.state}, step {state.step + 1}, "
+        f"{state.weight}% to {state.canary_slot} (stable {state.stable_slot}: {state.stable_release or 'none'}), "
+        f"started {state.started.time:%Y-%m-%d %H:%M:%SZ}"
+    )
+
+
+@rollout.command("resume")
+@click.option("--env", "environment", required=True, help="The environment.")
+@click.option("--step", "step_mode", is_flag=True, help="Run at most one step, then stop.")
+@evidence_options
+@trust_options
+@signer_options
+@policy_options
+@pass_session
+def rollout_resume(
+    session: Session, /, environment: str, step_mode: bool, interactive: bool, rekor_version: str | None, **trust: Any
+) -> None:
+    """Go on with the rollout in ENV: after a manual pause from the next step, else from the start
+    of the step it was in (its weight set and its analysis run again, never skipped)."""
+    from pipeline_kit.rollout import resume
+
+    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
+    outcome = resume(
+        project_for(session, trusted),
+        environment,
+        lambda: identity_token(session, trusted.load(), interactive),
+        step_mode=step_mode,
+        on_progress=lambda line: click.echo(line, err=True),
+        on_result=show_measurement,
+    )
+    finish_rollout(session, environment, outcome)
+
+
+@rollout.command("abort")
+@click.option("--env", "environment", required=True, help="The environment.")
+@click.option("--reason", required=True, help="Why (recorded).")
+@evidence_options
+@pass_session
+def rollout_abort(session: Session, environment: str, reason: str) -> None:
+    """Send all traffic back to the stable slot and end the rollout in ENV."""
+    from pipeline_kit.promote import Trust
+    from pipeline_kit.rollout import abort
+
+    outcome = abort(project_for(session, Trust(None, lambda: None)), environment, reason)
+    finish_rollout(session, environment, outcome)

@@ -25,6 +25,7 @@ Kind = Literal[
     "denied",
     "waived",
     "deployed",
+    "canary-deployed",  # deployed to a rollout's canary slot: not arrived until the rollout finishes
     "deploy-failed",
     "analysed",  # the analysis after a deploy: details.verdict, and the VSA when it passed
     "rolled-back",
@@ -32,6 +33,7 @@ Kind = Literal[
     "annotated",
     "flag-killed",
     "flag-restored",
+    "rollout",  # a rollout's progress: details.state started, step, paused, finished, failed, aborted
 ]
 
 
@@ -86,7 +88,9 @@ def in_flight(entries: Sequence[Entry], environment: str) -> list[Entry]:
             continue
         if entry.kind in ("promoted", "waived") and entry.details.get("deploy") == "pending":
             pending[entry.release] = entry
-        elif entry.kind in ("deployed", "deploy-failed"):
+        elif entry.kind in ("deployed", "deploy-failed") or (
+            entry.kind == "rollout" and entry.details.get("state") in ("failed", "aborted")
+        ):
             pending.pop(entry.release, None)
     return list(pending.values())
 

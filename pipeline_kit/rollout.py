@@ -1,0 +1,487 @@
+"""Progressive rollouts: canary and blue-green from a CI job, one step at a time, resumable.
+
+A rollout alternates between two slots (`traffic.slots`: blue and green). The release is deployed
+to the idle slot (the canary; the deploy command gets PIPELINE_KIT_SLOT and its address), then each
+step sets the canary's share of traffic and, when the environment has an `analysis:`, measures the
+canary release at that weight. The last step sends everything to the canary, which is then the
+live slot. Blue-green is the same with two steps: 0% (the preview, analysed with no traffic), then
+100%.
+
+Every step is a ledger entry (kind `rollout`), so the rollout's state survives the job that ran
+it: `resume` continues from the step in progress, running its analysis again (never skipping it),
+and a second rollout of the environment is refused while one is in progress. Only a rollout that
+finished gets the promotion's PASSED VSA; a failed step sends all traffic back to the stable slot
+at once (which still runs the previous release), turns the kill switches off, and signs the
+rollback of the canary release, which holds it out until a root cause is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pipeline_kit.analysis import Analysis, Result, analyse, release_values
+from pipeline_kit.config import CanaryStep, EnvironmentConfig, parse_duration
+from pipeline_kit.digest import sha256_bytes
+from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, UsageError
+from pipeline_kit.evidence import PROMOTIONS_DIR
+from pipeline_kit.gates import PromotionContext
+from pipeline_kit.gates.command import release_environment
+from pipeline_kit.ledger import Draft, Entry
+from pipeline_kit.models import Release
+from pipeline_kit.promote import (
+    Decision,
+    Project,
+    TokenProvider,
+    _deploy,
+    _now,
+    _record_on_forge,
+    _sign_hold,
+    _vsa_predicate,
+    decision_file,
+    history,
+    switch_flag,
+)
+from pipeline_kit.signing import Signable, sign_all, statement_json
+from pipeline_kit.traffic import Split, TrafficProvider, open_traffic
+from pipeline_kit.vsa import VSA_PREDICATE, vsa_bundle
+
+State = Literal["started", "step", "paused", "finished", "failed", "aborted"]
+SLOTS = ("blue", "green")
+ACTIVE: tuple[State, ...] = ("started", "step", "paused")
+
+
+def rollout_file(environment: str) -> str:
+    """Where a rollout's steps and measurements are kept in the evidence dir."""
+    return f"{PROMOTIONS_DIR}/{environment}.rollout.json"
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """The newest rollout of an environment, as the ledger records it."""
+
+    environment: str
+    release: str
+    stable_slot: str
+    canary_slot: str
+    stable_release: str | None
+    state: State
+    step: int  # the step in progress (or paused at); -1 before the first
+    weight: int
+    started: Entry
+    analysed: frozenset[int] = frozenset()  # steps whose analysis passed
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "release": self.release,
+            "state": self.state,
+            "step": self.step,
+            "weight": self.weight,
+            "stable_slot": self.stable_slot,
+            "canary_slot": self.canary_slot,
+            "stable_release": self.stable_release,
+            "started": self.started.time.isoformat(),
+        }
+
+
+def live_slot(entries: Sequence[Entry], environment: str) -> str:
+    """The slot that takes the traffic: the canary slot of the last finished rollout, else blue."""
+    for entry in reversed(entries):
+        if entry.environment == environment and entry.kind == "rollout" and entry.details.get("state") == "finished":
+            return str(entry.details["canary_slot"])
+    return SLOTS[0]
+
+
+def current(entries: Sequence[Entry], environment: str) -> Rollout | None:
+    """The newest rollout of `environment`, or None."""
+    started = None
+    for index in range(len(entries) - 1, -1, -1):
+        entry = entries[index]
+        if entry.environment == environment and entry.kind == "rollout" and entry.details.get("state") == "started":
+            started = index
+            break
+    if started is None:
+        return None
+    first = entries[started]
+    details = first.details
+    state: State = "started"
+    step, weight = -1, 0
+    analysed: set[int] = set()
+    for entry in entries[started:]:
+        if entry.environment != environment or entry.release != first.release:
+            continue
+        if entry.kind == "rollout":
+            state = entry.details["state"]
+            step = int(entry.details.get("step", step))
+            weight = int(entry.details.get("weight", weight))
+        elif entry.kind == "analysed" and entry.details.get("verdict") == "passed" and "step" in entry.details:
+            analysed.add(int(entry.details["step"]))
+    return Rollout(
+        environment=environment,
+        release=str(first.release),
+        stable_slot=str(details["stable_slot"]),
+        canary_slot=str(details["canary_slot"]),
+        stable_release=details.get("stable_release"),
+        state=state,
+        step=step,
+        weight=weight,
+        started=first,
+        analysed=frozenset(analysed),
+    )
+
+
+def refuse_second(entries: Sequence[Entry], environment: str) -> None:
+    """A lock, as GitLab's resource_group: one rollout of an environment at a time."""
+    running = current(entries, environment)
+    if running is not None and running.active:
+        raise UsageError(
+            f"a rollout of {running.release} is {running.state} in {environment} (step {running.step + 1}): "
+            "finish it first",
+            hint=f"pipeline-kit rollout resume --env {environment}, or rollout abort --env {environment}",
+        )
+
+
+@dataclass
+class Outcome:
+    rollout: Rollout
+    verdict: Literal["finished", "paused", "stepped", "failed", "aborted"]
+    reason: str
+    analyses: list[tuple[int, Analysis]] = field(default_factory=list)
+    aftermath: tuple[str, ...] = ()
+
+
+Progress = Callable[[str], None]
+
+
+class Runner:
+    """Runs the steps of one rollout (a fresh one, or one resumed from the ledger)."""
+
+    def __init__(
+        self,
+        project: Project,
+        environment: str,
+        release: Release,
+        decision: Decision,
+        token: TokenProvider,
+        on_progress: Progress | None,
+        on_result: Callable[[int, Result], None] | None,
+    ) -> None:
+        self.project = project
+        self.environment = environment
+        self.release = release
+        self.decision = decision
+        self.token = token
+        self.say = on_progress or (lambda _: None)
+        self.on_result = on_result
+        self.settings: EnvironmentConfig = project.config.environments[environment]
+        assert self.settings.strategy is not None and self.settings.traffic is not None
+        self.steps: list[CanaryStep] = self.settings.strategy.steps()
+        self.traffic: TrafficProvider = open_traffic(self.settings.traffic, project.workdir)
+
+    # -- recording ---------------------------------------------------------------------------
+    def record(self, state: State, step: int, weight: int, **details: Any) -> Entry:
+        return self.project.ledger.append(
+            Draft(
+                kind="rollout",
+                environment=self.environment,
+                release=self.release.id,
+                actor=self.project.actor,
+                time=_now(),
+                details={"state": state, "step": step, "weight": weight, **details},
+            )
+        )
+
+    def split(self, rollout: Rollout, weight: int) -> Split:
+        assert self.settings.traffic is not None
+        slots = {str(slot): address for slot, address in self.settings.traffic.slots.items()}
+        stable, canary = rollout.stable_slot, rollout.canary_slot
+        return Split(stable, slots[stable], canary, slots[canary], weight)
+
+    def env(self) -> dict[str, str]:
+        project = self.project
+        context = PromotionContext(
+            self.release, self.environment, project.config, project.evidence, project.workdir, (), _now(), project.actor
+        )
+        assert self.settings.traffic is not None
+        return release_environment(context, self.settings.traffic.pass_env)
+
+    # -- the rollout -------------------------------------------------------------------------
+    def start(self, step_mode: bool, on_output: Callable[[str], None] | None) -> Outcome:
+        entries = history(self.project.ledger)
+        stable = live_slot(entries, self.environment)
+        canary = SLOTS[1] if stable == SLOTS[0] else SLOTS[0]
+        from pipeline_kit.promote import current_release
+
+        previous = current_release(entries, self.environment)
+        self.record(
+            "started", -1, 0, stable_slot=stable, canary_slot=canary, stable_release=previous, steps=len(self.steps)
+        )
+        rollout = self.reload()
+        split = self.split(rollout, 0)
+        self.say(f"deploying {self.release.id} to the {canary} slot ({split.canary}); {stable} keeps the traffic")
+        _deploy(
+            self.project,
+            self.environment,
+            self.release,
+            self.project.evidence,
+            None,
+            on_output,
+            details={"slot": canary},
+            extra_env={**split.variables(), "PIPELINE_KIT_SLOT": canary, "PIPELINE_KIT_SLOT_ADDRESS": split.canary},
+            kind="canary-deployed",
+        )
+        return self.run_from(rollout, 0, step_mode)
+
+    def reload(self) -> Rollout:
+        rollout = current(history(self.project.ledger), self.environment)
+        assert rollout is not None
+        return rollout
+
+    def run_from(self, rollout: Rollout, first: int, step_mode: bool) -> Outcome:
+        analyses: list[tuple[int, Analysis]] = []
+        for index in range(first, len(self.steps)):
+            step = self.steps[index]
+            what = self.traffic.apply(self.split(rollout, step.weight), self.env())
+            self.record("step", index, step.weight)
+            self.say(f"step {index + 1}/{len(self.steps)}: {what}")
+            if self.settings.analysis is not None:
+                analysis = self.measure(rollout, index)
+                analyses.append((index, analysis))
+                if not analysis.passed:
+                    return self.fail(rollout, index, analysis, analyses)
+            if step.pause == "manual":
+                self.record("paused", index, step.weight)
+                resume = f"pipeline-kit rollout resume --env {self.environment}"
+                reason = f"at step {index + 1} ({step.weight}%), waiting for {resume}"
+                return Outcome(self.reload(), "paused", reason, analyses)
+            if step.pause is not None:
+                self.say(f"  pause {step.pause}")
+                time.sleep(parse_duration(step.pause).total_seconds())
+            if step_mode and index < len(self.steps) - 1:
+                self.record("paused", index, step.weight, reason="step mode: one step per call")
+                done = f"step {index + 1} of {len(self.steps)} done; the next call goes on"
+                return Outcome(self.reload(), "stepped", done, analyses)
+        return self.finish(rollout, analyses)
+
+    def measure(self, rollout: Rollout, index: int) -> Analysis:
+        from pipeline_kit.metrics import open_provider
+
+        settings = self.settings.analysis
+        assert settings is not None
+        provider = open_provider(self.project.config, settings.provider, os.environ)
+        values = {**release_values(self.release, self.environment, ""), "slot": rollout.canary_slot}
+
+        def report(tick: int, result: Result) -> None:
+            if self.on_result is not None:
+                self.on_result(tick, result)
+
+        analysis = analyse(provider, settings, values, on_result=report)
+        record = self.keep(index, analysis)
+        self.project.ledger.append(
+            Draft(
+                kind="analysed",
+                environment=self.environment,
+                release=self.release.id,
+                actor=self.project.actor,
+                time=_now(),
+                reason=analysis.reason,
+                details={"verdict": analysis.verdict, "step": index, "counts": analysis.counts(), "analysis": record},
+            )
+        )
+        return analysis
+
+    def keep(self, index: int, analysis: Analysis) -> str:
+        """Add a step's analysis to the rollout record in the evidence dir; returns its digest."""
+        path = self.project.evidence.path(rollout_file(self.environment))
+        try:
+            kept = json.loads(path.read_bytes()) if path.is_file() else {}
+        except ValueError:
+            kept = {}
+        if kept.get("release") != self.release.id:
+            kept = {"release": self.release.id, "environment": self.environment, "steps": {}}
+        kept["steps"][str(index)] = {"weight": self.steps[index].weight, **analysis.as_dict()}
+        data = json.dumps(kept, indent=2, sort_keys=True).encode()
+        self.project.evidence.record_many(self.release, {rollout_file(self.environment): data})
+        return sha256_bytes(data)
+
+    def finish(self, rollout: Rollout, analyses: list[tuple[int, Analysis]]) -> Outcome:
+        project, environment = self.project, self.environment
+        _deploy_arrival = Draft(
+            kind="deployed",
+            environment=environment,
+            release=self.release.id,
+            subjects=self.decision.subjects,
+            actor=project.actor,
+            time=_now(),
+            details={"slot": rollout.canary_slot, "rollout": True},
+        )
+        project.ledger.append(_deploy_arrival)
+        entries = history(project.ledger)
+        from pipeline_kit.ledger import head
+
+        record = project.evidence.path(rollout_file(environment))
+        analysis = None
+        if self.settings.analysis is not None and record.is_file():
+            analysis = {"name": rollout_file(environment), "sha256": sha256_bytes(record.read_bytes())}
+        raw, source = self.token()
+        predicate = _vsa_predicate(project.config, self.decision, head(entries), analysis)
+        vsa = statement_json(self.release.subjects, VSA_PREDICATE, predicate)
+        signed = sign_all(project.trust.load(), raw, source, [Signable(vsa_bundle(environment), statement=vsa)])
+        project.evidence.record_many(self.release, signed.files)
+        bundle = signed.files[vsa_bundle(environment)]
+        project.ledger.append(
+            Draft(
+                kind="rollout",
+                environment=environment,
+                release=self.release.id,
+                actor=project.actor,
+                time=_now(),
+                details={
+                    "state": "finished",
+                    "step": len(self.steps) - 1,
+                    "weight": 100,
+                    "canary_slot": rollout.canary_slot,
+                    "vsa": sha256_bytes(bundle),
+                },
+            ),
+            [bundle],
+        )
+        files = {decision_file(environment): self.decision.to_json(), **signed.files}
+        _record_on_forge(project, environment, self.release, self.decision, files, deployed=True)
+        self.say(f"rollout finished: {rollout.canary_slot} is live with {self.release.id}")
+        return Outcome(self.reload(), "finished", f"{len(self.steps)} step(s), {rollout.canary_slot} is live", analyses)
+
+    def fail(self, rollout: Rollout, index: int, analysis: Analysis, analyses: list[tuple[int, Analysis]]) -> Outcome:
+        """Traffic back to stable at once, then the kill switches, then the signed rollback."""
+        reason = f"analysis {analysis.verdict} at step {index + 1}: {analysis.reason}"
+        done: list[str] = []
+        failures: list[str] = []
+        try:
+            done.append(self.traffic.apply(self.split(rollout, 0), self.env()))
+        except PipelineKitError as exc:
+            failures.append(f"traffic back to stable: {exc.message}")
+        self.record("failed", index, 0 if not failures else rollout.weight, reason=reason)
+        project = self.project
+        where = (project.config, project.workdir, project.ledger, project.actor)
+        for flag in self.settings.on_failure.kill_switches:
+            try:
+                done.append(switch_flag(*where, flag, self.environment, reason))
+            except PipelineKitError as exc:  # noqa: PERF203 - each switch is tried, whatever the others did
+                failures.append(f"kill switch {flag}: {exc.message}")
+        try:
+            entries = history(project.ledger)
+            held = _sign_hold(project, self.environment, self.release.id, entries, reason, self.token)
+            project.ledger.append(
+                Draft(
+                    kind="rolled-back",
+                    environment=self.environment,
+                    release=rollout.stable_release,
+                    actor=project.actor,
+                    time=_now(),
+                    reason=reason,
+                    details={
+                        "from": self.release.id,
+                        "to": rollout.stable_release,
+                        "hold": sha256_bytes(held),
+                        "slot": rollout.stable_slot,
+                    },
+                ),
+                [held],
+            )
+            done.append(f"{self.release.id} held out of {self.environment} (signed rollback)")
+        except PipelineKitError as exc:
+            failures.append(f"signed rollback: {exc.message}")
+        if failures:
+            raise EnvironmentFailure(
+                f"the rollout of {self.release.id} in {self.environment} failed ({reason}), and so did: "
+                + "; ".join(failures)
+            )
+        return Outcome(self.reload(), "failed", reason, analyses, tuple(done))
+
+
+def start(
+    project: Project,
+    environment: str,
+    release: Release,
+    decision: Decision,
+    token: TokenProvider,
+    *,
+    step_mode: bool = False,
+    on_output: Callable[[str], None] | None = None,
+    on_progress: Progress | None = None,
+    on_result: Callable[[int, Result], None] | None = None,
+) -> Outcome:
+    return Runner(project, environment, release, decision, token, on_progress, on_result).start(step_mode, on_output)
+
+
+def resume(
+    project: Project,
+    environment: str,
+    token: TokenProvider,
+    *,
+    step_mode: bool = False,
+    on_progress: Progress | None = None,
+    on_result: Callable[[int, Result], None] | None = None,
+) -> Outcome:
+    """Continue the rollout in progress: after a manual pause from the next step, else from the
+    start of the step it was in."""
+    rollout = _active(project, environment)
+    release, decision = _evidence_for(project, environment, rollout)
+    runner = Runner(project, environment, release, decision, token, on_progress, on_result)
+    if rollout.state == "paused" or (
+        rollout.step >= 0 and rollout.step in rollout.analysed and rollout.state == "step"
+    ):
+        first = rollout.step + 1
+    else:
+        first = max(rollout.step, 0)
+    if first >= len(runner.steps):
+        return runner.finish(rollout, [])
+    return runner.run_from(rollout, first, step_mode)
+
+
+def abort(project: Project, environment: str, reason: str, on_progress: Progress | None = None) -> Outcome:
+    """All traffic back to the stable slot; the rollout ends (no hold: nothing was judged bad)."""
+    rollout = _active(project, environment)
+    release, decision = _evidence_for(project, environment, rollout)
+    runner = Runner(project, environment, release, decision, lambda: ("", ""), on_progress, None)
+    what = runner.traffic.apply(runner.split(rollout, 0), runner.env())
+    runner.record("aborted", rollout.step, 0, reason=reason)
+    return Outcome(runner.reload(), "aborted", f"{what}; {reason}")
+
+
+def status(project: Project, environment: str) -> Rollout | None:
+    return current(history(project.ledger), environment)
+
+
+def _active(project: Project, environment: str) -> Rollout:
+    rollout = status(project, environment)
+    if rollout is None or not rollout.active:
+        raise UsageError(f"no rollout in progress in {environment}")
+    return rollout
+
+
+def _evidence_for(project: Project, environment: str, rollout: Rollout) -> tuple[Release, Decision]:
+    """The rollout's release and its recorded decision, from the evidence dir (as handed on)."""
+    release = project.evidence.load_release()
+    if release.id != rollout.release:
+        raise UsageError(
+            f"the evidence here is release {release.id}, the rollout in {environment} is {rollout.release}",
+            hint="download the rollout's evidence (its build's artifact) into the evidence dir",
+        )
+    path = project.evidence.path(decision_file(environment))
+    try:
+        decision = Decision.model_validate_json(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: the rollout's decision is missing or unreadable") from exc
+    if decision.release != release.id or decision.verdict == "denied":
+        raise UsageError(f"{path}: not a promotion decision for {release.id}")
+    return release, decision

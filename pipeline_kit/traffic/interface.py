@@ -1,0 +1,36 @@
+"""What a traffic provider is: it sends `weight` percent of requests to the canary slot and the
+rest to the stable one, and says what it did. A failure raises (EnvironmentFailure): a rollout
+never assumes a weight it could not set."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Split:
+    stable_slot: str
+    stable: str  # address, host:port
+    canary_slot: str
+    canary: str
+    weight: int  # percent of requests to the canary, 0-100
+
+    def variables(self) -> dict[str, str]:
+        """What a command learns of the split (the traffic command, the deploy command)."""
+        return {
+            "PIPELINE_KIT_CANARY_WEIGHT": str(self.weight),
+            "PIPELINE_KIT_STABLE_SLOT": self.stable_slot,
+            "PIPELINE_KIT_STABLE_ADDRESS": self.stable,
+            "PIPELINE_KIT_CANARY_SLOT": self.canary_slot,
+            "PIPELINE_KIT_CANARY_ADDRESS": self.canary,
+        }
+
+
+class TrafficProvider(ABC):
+    kind: str
+
+    @abstractmethod
+    def apply(self, split: Split, env: Mapping[str, str]) -> str:
+        """Set the split; `env` is the scrubbed environment for any child process."""

@@ -1,0 +1,179 @@
+"""Progressive rollouts with the command traffic provider: the weights in order, a failing canary
+sent back to 0 at once, a rollout killed with SIGKILL and resumed from the step it was in."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import LEDGER, SIGNER, Cli, another_release
+from tests.prometheus_instance import Exporter
+from tests.sigstore_instance import LocalSigstore
+from tests.test_analysis import ERROR_RATIO, FLAGS, evaluate_flag
+
+SLOTS = {"blue": "127.0.0.1:8001", "green": "127.0.0.1:8002"}
+
+
+def with_rollout(project: Path, steps: list[dict[str, Any]], analysis: dict[str, Any] | None = None) -> None:
+    """dev rolls out by `steps`; the traffic command and the deploy command log what they were told."""
+    config_path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    dev = config["environments"]["dev"]
+    dev["deploy"] = 'echo "$PIPELINE_KIT_SLOT $PIPELINE_KIT_SLOT_ADDRESS $PIPELINE_KIT_RELEASE_ID" >> deploys.txt'
+    dev["strategy"] = {"canary": {"steps": steps}}
+    dev["traffic"] = {
+        "type": "command",
+        "command": 'echo "$PIPELINE_KIT_CANARY_WEIGHT $PIPELINE_KIT_CANARY_SLOT $PIPELINE_KIT_STABLE_SLOT" >> weights.txt',
+        "slots": SLOTS,
+    }
+    if analysis is not None:
+        dev["analysis"] = analysis
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def weights(project: Path) -> list[str]:
+    path = project / "weights.txt"
+    return path.read_text().splitlines() if path.is_file() else []
+
+
+def ledger(project: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (project / LEDGER).read_text().splitlines()]
+
+
+def test_a_healthy_canary_is_told_each_weight_in_order_and_ends_at_100(
+    cli: Cli, signed: Path, policy: list[str], token: None
+) -> None:
+    with_rollout(signed, [{"weight": 5}, {"weight": 25}, {"weight": 50}, {"weight": 100}])
+    result = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert result.code == 0, result.out + result.err
+    release = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    # the first rollout of an environment deploys to green (blue is taken as live)
+    assert (signed / "deploys.txt").read_text().split() == ["green", SLOTS["green"], release]
+    assert weights(signed) == ["5 green blue", "25 green blue", "50 green blue", "100 green blue"]
+    assert "rollout: finished" in result.out
+    # green is live now: the next rollout goes to blue
+    status = json.loads(cli(["rollout", "status", "--env", "dev", "--json"], cwd=signed).out)
+    assert status["state"] == "finished" and status["weight"] == 100 and status["canary_slot"] == "green"
+    states = [e["details"]["state"] for e in ledger(signed) if e["kind"] == "rollout"]
+    assert states == ["started", "step", "step", "step", "step", "finished"]
+    assert (signed / ".pipeline-kit" / "promotions" / "dev.vsa.sigstore.json").is_file()
+
+
+def test_manual_pause_and_step_mode_need_a_call_each(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
+    with_rollout(signed, [{"weight": 10, "pause": "manual"}, {"weight": 50}, {"weight": 100}])
+    first = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert (
+        first.code == 0 and "rollout: paused: at step 1 (10%), waiting for pipeline-kit rollout resume" in first.out
+    ), first.out + first.err
+    assert weights(signed) == ["10 green blue"]
+    # a second promotion while this one waits is refused: one rollout per environment
+    second = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert second.code == 2 and "a rollout of" in second.err and "is paused in dev" in second.err
+    stepped = cli(["rollout", "resume", "--env", "dev", "--step", *policy], cwd=signed)
+    assert stepped.code == 0 and "step 2 of 3 done" in stepped.out, stepped.out + stepped.err
+    assert weights(signed)[-1] == "50 green blue"
+    done = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    assert done.code == 0 and "rollout: finished" in done.out
+    assert weights(signed) == ["10 green blue", "50 green blue", "100 green blue"]
+
+
+def test_abort_sends_everything_back_to_stable(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
+    with_rollout(signed, [{"weight": 20, "pause": "manual"}, {"weight": 100}])
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    aborted = cli(["rollout", "abort", "--env", "dev", "--reason", "wrong build"], cwd=signed)
+    assert aborted.code == 0, aborted.err
+    assert weights(signed) == ["20 green blue", "0 green blue"]
+    assert json.loads(cli(["rollout", "status", "--env", "dev", "--json"], cwd=signed).out)["state"] == "aborted"
+    assert cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed).code == 2  # nothing in progress
+
+
+def test_a_rollout_killed_mid_pause_resumes_from_its_step(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str]
+) -> None:
+    with_rollout(signed, [{"weight": 10, "pause": "30s"}, {"weight": 100}])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
+    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_kit", "promote", "--to", "dev", *policy],
+        cwd=signed,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while weights(signed) != ["10 green blue"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # in its pause now
+    job.send_signal(signal.SIGKILL)  # the CI job times out or the runner dies
+    job.wait()
+    status = json.loads(cli(["rollout", "status", "--env", "dev", "--json"], cwd=signed).out)
+    assert status["state"] == "step" and status["step"] == 0 and status["weight"] == 10
+    # shorten the pause for the resumed run (the step itself runs again from its start)
+    with_rollout(signed, [{"weight": 10, "pause": "1s"}, {"weight": 100}])
+    os.environ["SIGSTORE_IDENTITY_TOKEN"] = env["SIGSTORE_IDENTITY_TOKEN"]
+    try:
+        resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    finally:
+        del os.environ["SIGSTORE_IDENTITY_TOKEN"]
+    assert resumed.code == 0 and "rollout: finished" in resumed.out, resumed.out + resumed.err
+    assert weights(signed) == ["10 green blue", "10 green blue", "100 green blue"]  # never from the start
+    assert len((signed / "deploys.txt").read_text().splitlines()) == 1  # deployed once
+
+
+def test_a_failing_canary_goes_to_zero_right_after_its_failing_analysis(
+    cli: Cli,
+    signed: Path,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    token: None,
+    monkeypatch: pytest.MonkeyPatch,
+    live: tuple[Exporter, Any],
+) -> None:
+    exporter, prometheus = live
+    analysis = {
+        "provider": "prometheus",
+        "interval": "2s",
+        "count": 2,
+        "inconclusive-limit": 2,
+        "checks": [{"name": "error-ratio", "query": ERROR_RATIO, "max": 0.01}],
+    }
+    with_rollout(signed, [{"weight": 50}, {"weight": 100}], analysis)
+    config_path = signed / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["metrics"] = {"prometheus": {"type": "prometheus", "url": prometheus.url, "timeout": 2.0}}
+    config["flags"] = {"type": "flagd", "path": "deploy/flags.json"}
+    config["environments"]["dev"]["on-failure"] = {"kill-switches": ["new-checkout"]}
+    # the exporter serves the release the canary slot runs
+    config["environments"]["dev"]["deploy"] = f'echo "$PIPELINE_KIT_RELEASE_ID" > {exporter.deployed}'
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    (signed / "deploy").mkdir()
+    (signed / "deploy" / "flags.json").write_text(json.dumps(FLAGS))
+    first = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert first.code == 0, first.out + first.err
+    good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    assert weights(signed) == ["50 green blue", "100 green blue"]
+
+    bad = another_release(cli, signed, sigstore, monkeypatch)
+    exporter.ratios[bad] = 0.3
+    second = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert second.code == 1, second.out + second.err
+    # blue was idle: the canary went there, got 50%, failed its analysis, and got 0 at once
+    assert weights(signed)[2:] == ["50 blue green", "0 blue green"]
+    entries = ledger(signed)
+    failed = next(e for e in reversed(entries) if e["kind"] == "rollout")
+    assert failed["details"]["state"] == "failed" and failed["details"]["weight"] == 0
+    kinds = [e["kind"] for e in entries[entries.index(failed) :]]
+    assert kinds == ["rollout", "flag-killed", "rolled-back"]
+    assert entries[-1]["details"]["from"] == bad and entries[-1]["details"]["to"] == good
+    assert evaluate_flag(signed / "deploy" / "flags.json", tier="beta") is False
+    held = cli(["plan", "--to", "dev", *policy], cwd=signed)
+    assert held.code == 1 and "rolled back from dev" in held.out
