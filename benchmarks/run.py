@@ -1,7 +1,7 @@
 """pipeline-kit benchmarks: every figure is a ratio against a reference measured in the same run.
 
     python benchmarks/run.py                 # all benchmarks
-    python benchmarks/run.py startup hash    # a subset: startup, hash, sbom, sign, promote, ledger, setup, analysis
+    python benchmarks/run.py startup hash    # a subset (see the list in --help)
     python benchmarks/run.py --hash-size-mib 256
 
 Needs `pipeline-kit` installed in the running interpreter, `openssl` on PATH, and for the SBOM
@@ -493,12 +493,102 @@ def bench_analysis(runs: int) -> list[list[str]]:
     return rows
 
 
+def bench_rollout(runs: int) -> list[list[str]]:
+    """Through a real nginx (from tests/): a rollout step (render, nginx -t, reload, ledger entry)
+    and a failing step's way back to stable (until new connections reach stable only), against
+    `nginx -t` plus `nginx -s reload` run directly, the provider's own cost."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from datetime import datetime, timezone
+
+    from pipeline_kit.ledger import Draft, FileLedger
+    from pipeline_kit.traffic import Split
+    from pipeline_kit.traffic.nginx import NginxTraffic
+    from tests.nginx_instance import Backend, LocalNginx
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "blue").write_text("stable")
+        (root / "green").write_text("canary")
+        blue, green = Backend(root / "blue"), Backend(root / "green")
+        upstream = root / "upstream.conf"
+        upstream.write_text(f"upstream pipeline_kit {{ server {blue.address}; }}\n")
+        nginx = LocalNginx(root / "nginx", upstream).start()
+        provider = NginxTraffic(upstream, "pipeline_kit", nginx.test_command, nginx.reload_command, root, 60)
+        ledger = FileLedger(root / "ledger.jsonl")
+        env = dict(os.environ)
+        try:
+
+            def direct() -> None:
+                subprocess.run(nginx.test_command, check=True, capture_output=True)
+                subprocess.run(nginx.reload_command, check=True, capture_output=True)
+
+            def median_of(call: Callable[[], object], repeat: int) -> float:
+                call()
+                samples = []
+                for _ in range(repeat):
+                    start = time.perf_counter()
+                    call()
+                    samples.append(time.perf_counter() - start)
+                return statistics.median(samples)
+
+            reference = median_of(direct, runs)
+            weights = iter(range(1, 1000))
+
+            def step() -> None:
+                weight = next(weights) % 99 + 1
+                provider.apply(Split("blue", blue.address, "green", green.address, weight), env)
+                now = datetime.now(timezone.utc)
+                ledger.append(
+                    Draft(kind="rollout", environment="prod", actor="bench", time=now, details={"weight": weight})
+                )
+
+            ours = median_of(step, runs)
+            rows.append(
+                row(
+                    "rollout step through nginx (+ ledger entry)",
+                    ours * 1000,
+                    reference * 1000,
+                    "nginx -t + nginx -s reload",
+                    "ms",
+                )
+            )
+
+            def back_to_stable() -> float:
+                provider.apply(Split("blue", blue.address, "green", green.address, 50), env)
+                time.sleep(0.2)
+                start = time.perf_counter()
+                provider.apply(Split("blue", blue.address, "green", green.address, 0), env)
+                streak = 0
+                while streak < 20:  # new connections answered by stable only, 20 in a row
+                    answers = nginx.count(1)
+                    streak = streak + 1 if answers == {"stable": 1} else 0
+                return time.perf_counter() - start
+
+            back_to_stable()
+            stable = statistics.median(back_to_stable() for _ in range(runs))
+            rows.append(
+                row(
+                    "failed step: traffic back on stable, 20 requests in a row",
+                    stable * 1000,
+                    reference * 1000,
+                    "nginx -t + nginx -s reload",
+                    "ms",
+                )
+            )
+        finally:
+            nginx.stop()
+            blue.stop()
+            green.stop()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "which",
         nargs="*",
-        metavar="{startup,hash,sbom,sbom-scale,sign,promote,ledger,setup,analysis}",
+        metavar="{startup,hash,sbom,sbom-scale,sign,promote,ledger,setup,analysis,rollout}",
         help="default: all",
     )
     parser.add_argument("--ledger-entries", type=int, default=100_000)
@@ -506,7 +596,7 @@ def main() -> None:
     parser.add_argument("--hash-size-mib", type=int, default=1024)
     parser.add_argument("--python", default=PYTHON, help="environment to describe in the SBOM benchmark")
     args = parser.parse_args()
-    everything = ["startup", "hash", "sbom", "sbom-scale", "sign", "promote", "ledger", "setup", "analysis"]
+    everything = ["startup", "hash", "sbom", "sbom-scale", "sign", "promote", "ledger", "setup", "analysis", "rollout"]
     which = args.which or everything
     unknown = set(which) - set(everything)
     if unknown:
@@ -537,6 +627,8 @@ def main() -> None:
         rows += bench_setup(args.runs)
     if "analysis" in which:
         rows += bench_analysis(args.runs)
+    if "rollout" in which:
+        rows += bench_rollout(args.runs)
     header = ["benchmark", "pipeline-kit", "reference", "reference is", "ratio"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
