@@ -82,6 +82,56 @@ def measure(provider: MetricProvider, check: MetricCheck, values: Mapping[str, s
     return Result(check.name, at, verdict, measurement.value, detail)
 
 
+def compare(
+    provider: MetricProvider,
+    check: MetricCheck,
+    values: Mapping[str, str],
+    baseline: Mapping[str, str] | None,
+    start: datetime,
+    end: datetime,
+) -> Result:
+    """The canary against the stable release over [start, end] (see `Comparison`)."""
+    from pipeline_kit.judge import judge as canary_judge
+
+    settings = check.compare
+    assert settings is not None
+    if baseline is None:
+        return Result(
+            check.name, end, "passed", None, "no stable release to compare with (a first rollout): bounds only"
+        )
+    step = parse_duration(settings.resolution).total_seconds()
+    sides = []
+    for side in (values, baseline):
+        try:
+            query = render(check.query, side)
+        except ValueError as exc:
+            return Result(check.name, end, "error", None, f"query failed: {exc}")
+        found = provider.series(query, start, end, step)
+        if found.problem:
+            return Result(check.name, end, "error", None, f"query failed: {found.problem}")
+        sides.append(found.values)
+    canary, stable = sides
+    if min(len(canary), len(stable)) < settings.min_samples:
+        return Result(
+            check.name,
+            end,
+            "inconclusive",
+            None,
+            f"inconclusive: {len(canary)} canary and {len(stable)} stable samples, {settings.min_samples} needed",
+        )
+    higher = settings.direction == "higher-is-worse"
+    found_ = canary_judge(canary, stable, higher_is_worse=higher)
+    alpha = 1 - settings.confidence
+    worse = "higher" if higher else "lower"
+    detail = (
+        f"median {_number(found_.canary_median)} vs stable {_number(found_.stable_median)} "
+        f"({found_.ratio:.3g}x, tolerance {settings.tolerance:g}x), p={found_.p_value:.3g}"
+    )
+    if found_.p_value < alpha and found_.ratio > settings.tolerance:
+        return Result(check.name, end, "failed", found_.ratio, f"{worse} than stable: {detail} < {alpha:.3g}")
+    return Result(check.name, end, "passed", found_.ratio, f"not worse than stable: {detail}")
+
+
 @dataclass(frozen=True)
 class Analysis:
     verdict: Verdict
@@ -115,22 +165,26 @@ def analyse(
     config: AnalysisConfig,
     values: Mapping[str, str],
     *,
+    baseline: Mapping[str, str] | None = None,
     on_result: Callable[[int, Result], None] | None = None,
     clock: Callable[[], datetime] = _now,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Analysis:
-    """Run the analysis to its verdict (see the module docstring for the rules)."""
+    """Run the analysis to its verdict (see the module docstring for the rules). `baseline`: the
+    placeholder values of the stable release, for the checks that `compare` with it."""
     interval = parse_duration(config.interval).total_seconds()
     values = {**values, "interval": values.get("interval") or promql_duration(interval)}
+    bounded = [c for c in config.checks if c.max is not None or c.min is not None]
     results: list[Result] = []
     failed = inconclusive = 0
-    errors_in_a_row = dict.fromkeys((c.name for c in config.checks), 0)
-    passes = dict.fromkeys((c.name for c in config.checks), 0)
+    errors_in_a_row = dict.fromkeys((c.name for c in bounded), 0)
+    passes = dict.fromkeys((c.name for c in bounded), 0)
+    began = clock()
     start = time.monotonic()
     for tick in range(1, config.count + 1):
         sleep(max(0.0, start + tick * interval - time.monotonic()))  # on schedule, not drifting
         at = clock()
-        for check in config.checks:
+        for check in bounded:
             result = measure(provider, check, values, at)
             results.append(result)
             if on_result is not None:
@@ -147,6 +201,16 @@ def analyse(
         return Analysis(
             "inconclusive", f"{', '.join(never)} never measured a passing value", tuple(results), config.count
         )
+    for check in config.checks:
+        if check.compare is None:
+            continue
+        result = compare(provider, check, values, baseline, began, clock())
+        results.append(result)
+        if on_result is not None:
+            on_result(config.count, result)
+        if result.verdict != "passed":
+            judged: Verdict = "failed" if result.verdict == "failed" else "inconclusive"
+            return Analysis(judged, f"{check.name}: {result.detail}", tuple(results), config.count)
     counts = f"{failed} failed, {inconclusive} inconclusive of {len(results)} measurements"
     return Analysis(
         "passed", f"{config.count} interval(s) of {config.interval}: {counts}", tuple(results), config.count

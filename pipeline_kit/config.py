@@ -171,14 +171,35 @@ class MetricProviderConfig(ConfigModel):
     timeout: float = Field(default=10.0, gt=0, le=300, strict=True, allow_inf_nan=False)
 
 
+class Comparison(ConfigModel):
+    """Judge the canary against the stable release on the same query over the step, as Kayenta's
+    judge does: a one-sided Mann-Whitney U test at `confidence`, and the ratio of the medians
+    beyond `tolerance`; both must hold to fail. Fewer than `min-samples` values on either side
+    is inconclusive (Kayenta's advice is 50 or more)."""
+
+    direction: Literal["higher-is-worse", "lower-is-worse"] = "higher-is-worse"
+    tolerance: float = Field(default=1.1, ge=1, allow_inf_nan=False)  # allowed ratio of medians
+    confidence: float = Field(default=0.98, gt=0.5, lt=1, allow_inf_nan=False)
+    min_samples: int = Field(default=10, ge=3, le=100_000, strict=True)
+    resolution: str = "10s"  # the step of the range query the samples come from
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 class MetricCheck(ConfigModel):
     """One measured query: passes within its bounds. No data, NaN or an infinity is inconclusive,
-    a failed query an error: neither is ever a pass."""
+    a failed query an error: neither is ever a pass. With `compare`, the query is also judged
+    against the stable release at the end of each rollout step."""
 
     name: CheckName
     query: str = Field(min_length=1, max_length=10_000)
     max: Finite | None = None
     min: Finite | None = None
+    compare: Comparison | None = None
 
     @field_validator("query")
     @classmethod
@@ -190,8 +211,8 @@ class MetricCheck(ConfigModel):
 
     @model_validator(mode="after")
     def _bounded(self) -> MetricCheck:
-        if self.max is None and self.min is None:
-            raise ValueError(f"check {self.name}: give max, min or both (a check without a bound judges nothing)")
+        if self.max is None and self.min is None and self.compare is None:
+            raise ValueError(f"check {self.name}: give max, min or compare (a check without a bound judges nothing)")
         if self.max is not None and self.min is not None and self.min > self.max:
             raise ValueError(f"check {self.name}: min {self.min} is above max {self.max}")
         return self
@@ -452,6 +473,11 @@ class Config(ConfigModel):
             analysis = environment.analysis
             if analysis is not None and analysis.provider not in self.metrics:
                 raise ValueError(f"{name}.analysis.provider names no entry of metrics: {analysis.provider!r}")
+            compares = analysis is not None and any(check.compare for check in analysis.checks)
+            if compares and environment.strategy is None:
+                raise ValueError(
+                    f"{name}.analysis: a check with compare: needs a strategy: (the stable slot serves the baseline)"
+                )
             if environment.on_failure.kill_switches and self.flags is None:
                 raise ValueError(f"{name}.on-failure.kill-switches needs a flags: section (where the flags live)")
         return self

@@ -284,7 +284,11 @@ class Runner:
             if self.on_result is not None:
                 self.on_result(tick, result)
 
-        analysis = analyse(provider, settings, values, on_result=report)
+        baseline = None
+        if rollout.stable_release:
+            baseline = {**values, "release": rollout.stable_release, "slot": rollout.stable_slot}
+            baseline["digest"] = self._stable_digest(rollout.stable_release) or values["digest"]
+        analysis = analyse(provider, settings, values, baseline=baseline, on_result=report)
         record = self.keep(index, analysis)
         self.project.ledger.append(
             Draft(
@@ -298,6 +302,13 @@ class Runner:
             )
         )
         return analysis
+
+    def _stable_digest(self, release: str) -> str | None:
+        """The stable release's first subject digest, from the ledger entry that named it."""
+        for entry in reversed(history(self.project.ledger)):
+            if entry.release == release and entry.subjects:
+                return f"sha256:{sorted(entry.subjects.items())[0][1]}"
+        return None
 
     def keep(self, index: int, analysis: Analysis) -> str:
         """Add a step's analysis to the rollout record in the evidence dir; returns its digest."""

@@ -33,9 +33,31 @@ class Traffic:
     error_ratio: float
 
 
-def openmetrics(series: Iterable[Traffic], start: int, end: int, step: int = 15) -> str:
-    """Counters `http_requests_total{release, code}` for each release, as promtool backfills them."""
-    lines = ["# TYPE http_requests counter"]
+@dataclass(frozen=True)
+class Latency:
+    """A release's `request_latency_seconds` gauge: `median` with a deterministic spread of
+    +-`spread` (a repeating pattern, so a test knows every value)."""
+
+    release: str
+    median: float
+    spread: float
+
+
+def openmetrics(
+    series: Iterable[Traffic], start: int, end: int, step: int = 15, latencies: Iterable[Latency] = ()
+) -> str:
+    """Counters `http_requests_total{release, code}` for each release, and latency gauges, as
+    promtool backfills them."""
+    lines = []
+    pattern = (-1.0, -0.5, 0.0, 0.5, 1.0, 0.25, -0.25)
+    latency = list(latencies)
+    if latency:
+        lines.append("# TYPE request_latency_seconds gauge")
+    for gauge in latency:
+        for i, t in enumerate(range(start, end + 1, step)):
+            value = gauge.median + gauge.spread * pattern[i % len(pattern)]
+            lines.append(f'request_latency_seconds{{release="{gauge.release}"}} {value:.6f} {t}')
+    lines.append("# TYPE http_requests counter")
     for traffic in series:
         for code, share in (("200", 1 - traffic.error_ratio), ("500", traffic.error_ratio)):
             for t in range(start, end + 1, step):
@@ -109,6 +131,8 @@ class Exporter:
     def __init__(self, deployed: Path) -> None:
         self.deployed = deployed
         self.ratios: dict[str, float] = {}
+        self.latency: dict[str, float] = {}  # release -> median latency, exported for each with jitter
+        self.scrapes = 0
         self.counts: dict[tuple[str, str], float] = {}
         self.last = time.monotonic()
         exporter = self
@@ -144,6 +168,13 @@ class Exporter:
         lines += [
             f'http_requests_total{{release="{release}",code="{code}"}} {value}'
             for (release, code), value in sorted(self.counts.items())
+        ]
+        self.scrapes += 1
+        jitter = (-1.0, -0.5, 0.0, 0.5, 1.0)[self.scrapes % 5]
+        lines.append("# TYPE request_latency_seconds gauge")
+        lines += [
+            f'request_latency_seconds{{release="{release}"}} {median * (1 + 0.1 * jitter)}'
+            for release, median in sorted(self.latency.items())
         ]
         return "\n".join(lines) + "\n"
 

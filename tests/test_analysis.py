@@ -14,7 +14,7 @@ import yaml
 
 from pipeline_kit.analysis import analyse
 from pipeline_kit.config import AnalysisConfig
-from pipeline_kit.metrics.interface import Measurement, MetricProvider, failed, inconclusive, ok
+from pipeline_kit.metrics.interface import Measurement, MetricProvider, Series, failed, inconclusive, ok
 from tests.conftest import LEDGER, Cli, another_release
 from tests.prometheus_instance import Exporter, LocalPrometheus
 from tests.sigstore_instance import LocalSigstore
@@ -32,6 +32,9 @@ class Scripted(MetricProvider):
 
     def measure(self, query: str, at: datetime) -> Measurement:
         return self.answers.pop(0)
+
+    def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> Series:
+        return Series((), "not scripted")
 
 
 def run(config: dict[str, object], *answers: Measurement) -> tuple[str, str, int]:

@@ -23,7 +23,7 @@ from pipeline_kit.metrics.prometheus import Prometheus
 from pipeline_kit.models import Release
 from pipeline_kit.queries import escape, render
 from tests.conftest import local_release
-from tests.prometheus_instance import LocalPrometheus, Traffic, free_port, openmetrics
+from tests.prometheus_instance import Latency, LocalPrometheus, Traffic, free_port, openmetrics
 
 ERROR_RATIO = (
     'sum(rate(http_requests_total{release="{{ release }}",code=~"5.."}[{{ window }}]))'
@@ -221,7 +221,7 @@ def test_config_refuses_unknown_placeholders_unbounded_checks_and_unknown_provid
     path = tmp_path / "pipeline-kit.yml"
     with pytest.raises(ConfigError, match=r"unknown placeholder \{\{ releaes \}\}"):
         parse_config(config_text("http://127.0.0.1:9", "") + _analysis('up{r="{{ releaes }}"}', "max: 1"), path)
-    with pytest.raises(ConfigError, match="give max, min or both"):
+    with pytest.raises(ConfigError, match="give max, min or compare"):
         parse_config(config_text("http://127.0.0.1:9", "") + _analysis("up", ""), path)
     with pytest.raises(ConfigError, match=r"`or vector\(\.\.\.\)` turns missing data into a value that passes"):
         parse_config(config_text("http://127.0.0.1:9", "") + _analysis("sum(rate(x[5m])) or vector(0)", "max: 1"), path)
@@ -257,3 +257,99 @@ def test_measure_sends_the_release_and_an_explicit_time(prom: tuple[LocalPrometh
     # long after the data ended the same query has nothing: time= is what makes it exact
     later = measure(provider, check, values, replace(at_end, time=end).time.replace(year=end.year + 1))
     assert later.verdict == "inconclusive"
+
+
+# -- canary against stable -------------------------------------------------------------------------
+
+
+def exact_p_greater(x: list[float], y: list[float]) -> float:
+    """The exact one-sided p-value of the rank-sum statistic by enumerating every split: an
+    oracle independent of the normal approximation the kit uses."""
+    from itertools import combinations
+
+    pooled = [*x, *y]
+    order = sorted(pooled)
+
+    def rank_sum(group: tuple[int, ...]) -> float:
+        total = 0.0
+        for index in group:
+            value = pooled[index]
+            first, last = order.index(value), len(order) - 1 - order[::-1].index(value)
+            total += (first + last) / 2 + 1
+        return total
+
+    observed = rank_sum(tuple(range(len(x))))
+    splits = list(combinations(range(len(pooled)), len(x)))
+    return sum(rank_sum(split) >= observed for split in splits) / len(splits)
+
+
+@pytest.mark.parametrize(
+    ("canary", "stable"),
+    [
+        ([5.0, 6, 7, 8, 9, 10], [1.0, 2, 3, 4, 5, 6]),
+        ([1.0, 2, 3, 4, 5, 6], [5.0, 6, 7, 8, 9, 10]),
+        ([3.0, 3, 4, 4, 5, 9, 9], [3.0, 4, 4, 5, 5, 6, 2]),
+        ([0.2, 0.21, 0.22, 0.3, 0.31, 0.29, 0.5, 0.45], [0.1, 0.12, 0.11, 0.13, 0.4, 0.09, 0.1, 0.2]),
+    ],
+)
+def test_the_rank_test_agrees_with_the_exact_permutation_p_value(canary: list[float], stable: list[float]) -> None:
+    from pipeline_kit.judge import mann_whitney_greater
+
+    assert mann_whitney_greater(canary, stable) == pytest.approx(exact_p_greater(canary, stable), abs=0.03)
+
+
+@pytest.fixture(scope="module")
+def latencies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalPrometheus, datetime]]:
+    """Ten minutes of latency: STABLE at 100 ms, SLOW at 300 ms, SAME at 100 ms, all with spread."""
+    end = int(datetime.now(timezone.utc).timestamp()) // 60 * 60 - 60
+    instance = LocalPrometheus(tmp_path_factory.mktemp("prometheus-latency"))
+    instance.backfill(
+        openmetrics(
+            [],
+            end - 600,
+            end,
+            latencies=[Latency("stable", 0.1, 0.02), Latency("slow", 0.3, 0.05), Latency("same", 0.1, 0.02)],
+        )
+    )
+    instance.start()
+    yield instance, datetime.fromtimestamp(end, timezone.utc)
+    instance.stop()
+
+
+LATENCY = 'max(request_latency_seconds{release="{{ release }}"})'
+
+
+@pytest.mark.parametrize(
+    ("canary", "verdict", "detail"),
+    [
+        ("slow", "failed", "higher than stable: median 0.3 vs stable 0.1 (3x, tolerance 1.1x)"),
+        ("same", "passed", "not worse than stable: median 0.1 vs stable 0.1 (1x"),
+        ("absent", "inconclusive", "inconclusive: 0 canary and 41 stable samples, 10 needed"),
+    ],
+)
+def test_a_canary_is_judged_against_stable_over_the_step(
+    latencies: tuple[LocalPrometheus, datetime], canary: str, verdict: str, detail: str
+) -> None:
+    from datetime import timedelta
+
+    from pipeline_kit.analysis import compare
+
+    instance, end = latencies
+    check = MetricCheck.model_validate({"name": "latency", "query": LATENCY, "compare": {"resolution": "15s"}})
+    result = compare(
+        Prometheus("p", instance.url),
+        check,
+        {"release": canary},
+        {"release": "stable"},
+        end - timedelta(minutes=10),
+        end,
+    )
+    assert result.verdict == verdict and detail in result.detail, result.detail
+
+
+def test_a_zero_baseline_does_not_hide_a_rise() -> None:
+    # Kayenta#377: a stable with no errors left the canary's errors unjudged
+    from pipeline_kit.judge import judge
+
+    found = judge([0.01, 0.02, 0.01, 0.03, 0.02], [0.0, 0.0, 0.0, 0.0, 0.0])
+    assert found.ratio == float("inf") and found.p_value < 0.01

@@ -283,3 +283,38 @@ def test_a_config_nginx_refuses_leaves_the_previous_upstreams(
     result = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert result.code == 3 and "nginx config test failed" in result.err, result.err
     assert upstream.read_text() == before and nginx.count(10) == {"v0": 10}
+
+
+def test_a_canary_slower_than_stable_fails_its_comparison(
+    cli: Cli,
+    signed: Path,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    token: None,
+    monkeypatch: pytest.MonkeyPatch,
+    live: tuple[Exporter, Any],
+) -> None:
+    exporter, prometheus = live
+    latency = {
+        "name": "latency",
+        "query": 'max(request_latency_seconds{release="{{ release }}"})',
+        "compare": {"resolution": "1s", "min-samples": 4},
+    }
+    analysis = {"provider": "prometheus", "interval": "1s", "count": 5, "checks": [latency]}
+    with_rollout(signed, [{"weight": 100}], analysis)
+    config_path = signed / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["metrics"] = {"prometheus": {"type": "prometheus", "url": prometheus.url, "timeout": 2.0}}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    # the first rollout has no stable release to compare with: judged by its bounds (none here)
+    first = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert first.code == 0, first.out + first.err
+    good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    exporter.latency[good] = 0.1
+    bad = another_release(cli, signed, sigstore, monkeypatch)
+    exporter.latency[bad] = 0.3  # three times slower than stable, served beside it
+    set_steps(signed, [{"weight": 30}, {"weight": 100}])
+    second = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert second.code == 1, second.out + second.err
+    assert "latency: higher than stable: median 0.3 vs stable 0.1 (3x, tolerance 1.1x)" in second.err
+    assert weights(signed)[-2:] == ["30 blue green", "0 blue green"]

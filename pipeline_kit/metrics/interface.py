@@ -34,9 +34,21 @@ def failed(detail: str) -> Measurement:
     return Measurement("error", None, detail)
 
 
+@dataclass(frozen=True)
+class Series:
+    """A query's values over a window (NaN and infinities dropped), or why there are none."""
+
+    values: tuple[float, ...]
+    problem: str | None = None  # set when the query failed; an empty series is no data
+
+
 class MetricProvider(ABC):
     name: str
 
     @abstractmethod
     def measure(self, query: str, at: datetime) -> Measurement:
         """The query's single value at `at`; never raises for a bad answer, says so instead."""
+
+    @abstractmethod
+    def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> Series:
+        """The query's one series from `start` to `end`, one value per step."""

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from pipeline_kit.errors import first_line
-from pipeline_kit.metrics.interface import Measurement, MetricProvider, failed, inconclusive, ok
+from pipeline_kit.metrics.interface import Measurement, MetricProvider, Series, failed, inconclusive, ok
 
 MAX_RESPONSE = 1 << 20  # an instant query of one value answers in bytes; more is not one value
 
@@ -41,27 +41,56 @@ class Prometheus(MetricProvider):
         self.timeout = timeout
         self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
-    def measure(self, query: str, at: datetime) -> Measurement:
-        params = urllib.parse.urlencode(
-            {"query": query, "time": f"{at.timestamp():.3f}", "timeout": f"{max(1, int(self.timeout * 1000))}ms"}
-        )
+    def _post(self, path: str, fields: dict[str, str]) -> bytes | str:
+        """The answer's body, or why there is none."""
+        fields = {**fields, "timeout": f"{max(1, int(self.timeout * 1000))}ms"}
         request = urllib.request.Request(  # noqa: S310 - http(s) only: the config's url pattern
-            f"{self.url}/api/v1/query",
-            data=params.encode(),
+            f"{self.url}{path}",
+            data=urllib.parse.urlencode(fields).encode(),
             headers={**self.headers, "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
             method="POST",
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:  # noqa: S310 - http(s) only, checked by the config
-                body = response.read(MAX_RESPONSE + 1)
+                body: bytes = response.read(MAX_RESPONSE + 1)
         except urllib.error.HTTPError as exc:
-            return failed(f"{self.name}: HTTP {exc.code}: {_server_error(exc)}")
+            return f"{self.name}: HTTP {exc.code}: {_server_error(exc)}"
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
-            return failed(f"{self.name}: {first_line(reason)}")
+            return f"{self.name}: {first_line(reason)}"
         if len(body) > MAX_RESPONSE:
-            return failed(f"{self.name}: answer larger than {MAX_RESPONSE} bytes: not one value")
-        return _value(self.name, body)
+            return f"{self.name}: answer larger than {MAX_RESPONSE} bytes"
+        return body
+
+    def measure(self, query: str, at: datetime) -> Measurement:
+        body = self._post("/api/v1/query", {"query": query, "time": f"{at.timestamp():.3f}"})
+        return failed(body) if isinstance(body, str) else _value(self.name, body)
+
+    def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> Series:
+        body = self._post(
+            "/api/v1/query_range",
+            {
+                "query": query,
+                "start": f"{start.timestamp():.3f}",
+                "end": f"{end.timestamp():.3f}",
+                "step": f"{max(0.001, step_seconds):.3f}",
+            },
+        )
+        if isinstance(body, str):
+            return Series((), body)
+        try:
+            answer: Any = json.loads(body)
+            if answer.get("status") != "success":
+                return Series(
+                    (), f"{self.name}: {answer.get('errorType', 'error')}: {first_line(answer.get('error', ''))}"
+                )
+            result = answer["data"]["result"]
+            if len(result) > 1:
+                return Series((), f"{len(result)} series returned: aggregate the query to one (e.g. sum(...))")
+            raw = [float(value) for _, value in result[0]["values"]] if result else []
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            return Series((), f"{self.name}: not a Prometheus range query answer")
+        return Series(tuple(v for v in raw if math.isfinite(v)))
 
 
 def _server_error(exc: urllib.error.HTTPError) -> str:
