@@ -174,6 +174,58 @@ def bench_sbom(python: str, runs: int) -> tuple[list[list[str]], list[str]]:
     return rows, notes
 
 
+def sign_workspace(work: Path, count: int, env: dict[str, str]) -> tuple[Path, list[str]]:
+    """A described release of `count` 4 KiB subjects, ready to sign; the subject files."""
+    kit = str(BIN / "pipeline-kit")
+    (work / "dist").mkdir(parents=True)
+    for i in range(count):
+        (work / "dist" / f"artifact-{i:03}.bin").write_bytes(os.urandom(4096))
+    (work / "requirements.txt").write_text("click==8.1.7\n")
+    for args in (["build", "--name", "bench", "-o", "dist/*.bin"], ["sbom"], ["provenance"]):
+        subprocess.run([kit, *args], cwd=work, env=env, check=True, capture_output=True)
+    return work, sorted(str(p) for p in (work / "dist").glob("*.bin"))
+
+
+def bench_sign_latency(latency: float) -> tuple[list[list[str]], list[str]]:
+    """Signing 1, 10, 30 and 100 subjects with `latency` seconds added to every request to the
+    local Sigstore instance (a real instance is that far away, or further), against the stock
+    sigstore CLI on the same files in the same run; one timed run each after a warm-up."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.sigstore_instance import LocalSigstore
+
+    kit = str(BIN / "pipeline-kit")
+    sigstore_cli = str(BIN / "sigstore")
+    rows: list[list[str]] = []
+    ours: dict[int, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        instance = LocalSigstore(Path(tmp) / "instance")
+        instance.latency = latency
+        instance.start()
+        trust = str(instance.trust_config_path)
+        env = {**os.environ, "SIGSTORE_IDENTITY_TOKEN": instance.mint_token("bench@example.com")}
+        env.pop("GITHUB_ACTIONS", None)
+        env.pop("GITLAB_CI", None)
+        try:
+            for count in (1, 10, 30, 100):
+                work, files = sign_workspace(Path(tmp) / f"n{count}", count, env)
+                ours[count] = timed([kit, "sign", "--trust-config", trust], runs=1, cwd=work, env=env)
+                stock = timed(
+                    [sigstore_cli, "--trust-config", trust, "sign", "--overwrite", *files], runs=1, cwd=work, env=env
+                )
+                rows.append(
+                    row(
+                        f"sign {count} subject(s) (+ provenance, SBOM), {latency * 1000:.0f} ms per request",
+                        ours[count],
+                        stock,
+                        "sigstore sign of the same files",
+                    )
+                )
+        finally:
+            instance.stop()
+    growth = ", ".join(f"{n}: {ours[n] / ours[1]:.2f}x" for n in (10, 30, 100))
+    return rows, [f"signing with latency, against one subject: {growth}"]
+
+
 def bench_sign(runs: int) -> tuple[list[list[str]], list[str]]:
     """sign/verify of 1, 10 and 100 subjects against the local Sigstore instance (from tests/)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -191,14 +243,7 @@ def bench_sign(runs: int) -> tuple[list[list[str]], list[str]]:
         env.pop("GITLAB_CI", None)
         try:
             for count in (1, 10, 100):
-                work = Path(tmp) / f"n{count}"
-                (work / "dist").mkdir(parents=True)
-                for i in range(count):
-                    (work / "dist" / f"artifact-{i:03}.bin").write_bytes(os.urandom(4096))
-                (work / "requirements.txt").write_text("click==8.1.7\n")
-                for args in (["build", "--name", "bench", "-o", "dist/*.bin"], ["sbom"], ["provenance"]):
-                    subprocess.run([kit, *args], cwd=work, env=env, check=True, capture_output=True)
-                files = sorted(str(p) for p in (work / "dist").glob("*.bin"))
+                work, files = sign_workspace(Path(tmp) / f"n{count}", count, env)
                 identity = ["--cert-identity", "bench@example.com", "--cert-oidc-issuer", instance.issuer]
                 times["ours-sign", count] = timed([kit, "sign", "--trust-config", trust], runs=runs, cwd=work, env=env)
                 times["ours-verify", count] = timed(
@@ -588,15 +633,28 @@ def main() -> None:
     parser.add_argument(
         "which",
         nargs="*",
-        metavar="{startup,hash,sbom,sbom-scale,sign,promote,ledger,setup,analysis,rollout}",
+        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,ledger,setup,analysis,rollout}",
         help="default: all",
     )
     parser.add_argument("--ledger-entries", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (median reported)")
     parser.add_argument("--hash-size-mib", type=int, default=1024)
+    parser.add_argument("--latency-ms", type=float, default=100, help="added per request in sign-latency")
     parser.add_argument("--python", default=PYTHON, help="environment to describe in the SBOM benchmark")
     args = parser.parse_args()
-    everything = ["startup", "hash", "sbom", "sbom-scale", "sign", "promote", "ledger", "setup", "analysis", "rollout"]
+    everything = [
+        "startup",
+        "hash",
+        "sbom",
+        "sbom-scale",
+        "sign",
+        "sign-latency",
+        "promote",
+        "ledger",
+        "setup",
+        "analysis",
+        "rollout",
+    ]
     which = args.which or everything
     unknown = set(which) - set(everything)
     if unknown:
@@ -617,6 +675,10 @@ def main() -> None:
         sign_rows, sign_notes = bench_sign(args.runs)
         rows += sign_rows
         notes += sign_notes
+    if "sign-latency" in which:
+        latency_rows, latency_notes = bench_sign_latency(args.latency_ms / 1000)
+        rows += latency_rows
+        notes += latency_notes
     if "promote" in which:
         promote_rows, promote_notes = bench_promote(args.runs)
         rows += promote_rows

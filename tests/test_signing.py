@@ -441,3 +441,20 @@ def test_malformed_statement_subjects_never_match_and_never_crash() -> None:
     assert statement_subjects({"subject": "x"}) == set()
     assert statement_subjects({"subject": [{"name": "a", "digest": "ab"}, 3]}) == {("a", "None")}
     assert statement_subjects({"subject": [{"name": "a", "digest": {"sha256": "ab"}}]}) == {("a", "ab")}
+
+
+def test_signing_waits_on_the_services_for_all_items_at_once(
+    cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # with every request 50 ms away (a real instance is further), the subject, the provenance and
+    # the SBOM are signed concurrently in one signer session: several requests are in flight at
+    # once, where one after another there would only ever be one
+    sigstore.latency, sigstore.most_in_flight = 0.05, 0
+    try:
+        code, err = sign(cli, described, sigstore, monkeypatch)
+    finally:
+        sigstore.latency = 0.0
+    assert code == 0, err
+    assert sigstore.most_in_flight >= 3
+    bundles = sorted(p.name for p in (described / ".pipeline-kit" / "bundles").rglob("*.sigstore.json"))
+    assert len(bundles) == 3  # and every bundle was verified and written

@@ -79,19 +79,32 @@ def mint_from_state(state: Path, subject: str, **options: Any) -> str:
     return make_token(key, (state / ISSUER_FILE).read_text().strip(), subject, **options)
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a client opening more connections at once than
+    # that waits a second for its SYN to be retried, which no real Sigstore service makes it do
+    request_queue_size = 128
+
+
 class LocalSigstore:
     def __init__(self, state: Path, port: int = 0) -> None:
         self.state = state
         self.fulcio = Fulcio.create()
         self.tsa = TimestampAuthority()
         self.oidc_key = ec.generate_private_key(ec.SECP256R1())
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        self.server = _Server(("127.0.0.1", port), _handler(self))
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.issuer = f"{self.url}/oidc"
         host = f"127.0.0.1:{self.server.server_port}"
         self.logs = {1: MerkleLog(1, host), 2: MerkleLog(2, host)}
         self._thread: threading.Thread | None = None
+        # What users see on a real instance: seconds added to every request, and a Rekor v2
+        # entry answered only once it is in the log (v2 waits for inclusion)
+        self.latency = 0.0
+        self.inclusion_delay = 0.0
+        self.in_flight = 0  # requests being answered now, and the most there ever were at once
+        self.most_in_flight = 0
+        self._counting = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> LocalSigstore:
@@ -264,6 +277,8 @@ def _handler(instance: LocalSigstore) -> type[BaseHTTPRequestHandler]:
             self._reply(status, json.dumps(value).encode())
 
         def do_GET(self) -> None:
+            if instance.latency:
+                time.sleep(instance.latency)
             url = urlsplit(self.path)
             if url.path == "/oidc/.well-known/openid-configuration":
                 self._json(
@@ -283,8 +298,22 @@ def _handler(instance: LocalSigstore) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"message": "not found"})
 
         def do_POST(self) -> None:
+            with instance._counting:
+                instance.in_flight += 1
+                instance.most_in_flight = max(instance.most_in_flight, instance.in_flight)
+            try:
+                self._post()
+            finally:
+                with instance._counting:
+                    instance.in_flight -= 1
+
+        def _post(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             path = urlsplit(self.path).path
+            if instance.latency:
+                time.sleep(instance.latency)
+            if path == "/api/v2/log/entries" and instance.inclusion_delay:
+                time.sleep(instance.inclusion_delay)
             try:
                 if path == "/api/v2/signingCert":
                     status, value = instance.signing_cert(self.headers.get("Authorization", ""), json.loads(body))

@@ -1,6 +1,6 @@
 """Run the local Sigstore instance as a process, or mint a token for a running one.
 
-python -m tests.sigstore_instance serve --state DIR [--port N]
+python -m tests.sigstore_instance serve --state DIR [--port N] [--latency S] [--inclusion-delay S]
 python -m tests.sigstore_instance mint-token --state DIR --email ADDRESS
 """
 
@@ -20,6 +20,8 @@ def main() -> None:
     serve = commands.add_parser("serve", help="serve until SIGTERM; writes DIR/trust_config.json and DIR/ready")
     serve.add_argument("--state", type=Path, required=True)
     serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
+    serve.add_argument("--inclusion-delay", type=float, default=0.0, help="seconds a Rekor v2 entry takes")
     mint = commands.add_parser("mint-token", help="print a token the instance in DIR accepts")
     mint.add_argument("--state", type=Path, required=True)
     identity = mint.add_mutually_exclusive_group(required=True)
@@ -38,7 +40,9 @@ def main() -> None:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    instance = LocalSigstore(args.state, args.port).start()
+    instance = LocalSigstore(args.state, args.port)
+    instance.latency, instance.inclusion_delay = args.latency, args.inclusion_delay
+    instance.start()
     print(instance.url, flush=True)
     stopped.wait()
     instance.stop()
