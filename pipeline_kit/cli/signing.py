@@ -10,8 +10,6 @@ import click
 from pipeline_kit.cli._render import emit_json, markdown_table, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 from pipeline_kit.errors import UsageError
-from pipeline_kit.identity import IdentityPolicy
-from pipeline_kit.oidc import PUBLIC_GOOD_ISSUER
 
 if TYPE_CHECKING:
     from pipeline_kit.identity import IdentityPolicy
@@ -298,6 +296,9 @@ def identity(session: Session, as_json: bool) -> None:
 
     ci = session.ci()
     signer = ci.signer
+    from pipeline_kit.identity import IdentityPolicy
+    from pipeline_kit.oidc import PUBLIC_GOOD_ISSUER
+
     config = session.config(required=False)
     policy = config.signing.identity if config else None
     if signer is None:
