@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from pipeline_kit import __version__
-from pipeline_kit.cli import artifact, evidence, flags, project, promotion, signing
+from pipeline_kit.cli import artifact, evidence, flags, migrations, project, promotion, signing
 from pipeline_kit.cli._session import Session
 from pipeline_kit.errors import EXIT_ENVIRONMENT, EXIT_USAGE, PipelineKitError
 
@@ -58,6 +58,7 @@ for command in (
     promotion.ledger,
     promotion.rollout,
     flags.flags,
+    migrations.migrations,
     evidence.show,
     project.run,
 ):

@@ -1,0 +1,48 @@
+"""`pipeline-kit migrations check`: classify migration files statement by statement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline_kit.cli._render import emit_json, table
+
+
+@click.group()
+def migrations() -> None:
+    """Migration safety: expand / migrate / contract, lock risk, safe alternatives."""
+
+
+@migrations.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--dialect", type=click.Choice(["postgres"]), default="postgres", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def check(paths: tuple[Path, ...], dialect: str, as_json: bool) -> None:
+    """Label every statement of the migration files in PATHS (files, or directories of *.sql in
+    name order): phase, lock risk, rule, message and the safe alternative. Exit 1 when a statement
+    needs attention (contract, review, or a lock that blocks) and no inline waiver
+    (`-- pipeline-kit: allow RULE because WHY` just before it) covers it."""
+    from pipeline_kit.errors import EXIT_DENIED
+    from pipeline_kit.migrations import check_paths
+
+    findings = check_paths(list(paths), dialect)
+    attention = [f for f in findings if f.needs_attention]
+    if as_json:
+        emit_json({"statements": [f.as_dict() for f in findings], "attention": len(attention)})
+    else:
+        rows = [
+            (
+                f"{f.file}:{f.line}",
+                f.phase,
+                f.lock,
+                f.rule,
+                f.message + (f" (waived: {f.waived})" if f.waived else ""),
+                f.fix,
+            )
+            for f in findings
+        ]
+        click.echo(table(["statement", "phase", "lock", "rule", "what", "safe way"], rows))
+        click.echo(f"{len(findings)} statement finding(s), {len(attention)} needing attention")
+    if attention:
+        raise click.exceptions.Exit(EXIT_DENIED)

@@ -1,0 +1,73 @@
+"""What a migration classifier says about each statement: its phase in an expand / migrate /
+contract change, its lock risk, the rule behind that, and the safe way to do it.
+
+- expand: adds what the new release needs; the running (old) release keeps working.
+- migrate: moves data (backfills); shapes unchanged.
+- contract: removes or restricts what the old release still uses (drop, rename, NOT NULL, a new
+  CHECK or UNIQUE, a type change): it may only run once no environment runs the old release.
+- neutral: changes nothing an application sees (SET, BEGIN, VALIDATE, comments).
+- review: the classifier cannot tell (unparsable, opaque, procedural): a human must look.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Phase = Literal["expand", "migrate", "contract", "neutral", "review"]
+Lock = Literal["safe", "blocks", "n/a"]
+
+# `-- pipeline-kit: allow <rule> because <why>`: a recorded waiver, never a silent one
+WAIVER = re.compile(r"--\s*pipeline-kit:\s*allow\s+([a-z0-9-]+)\s+because\s+(\S.*?)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Finding:
+    file: str
+    line: int  # 1-based, where the statement starts
+    phase: Phase
+    lock: Lock
+    rule: str
+    message: str
+    fix: str = ""
+    waived: str | None = field(default=None)  # the waiver's reason, when one names this rule
+
+    @property
+    def needs_attention(self) -> bool:
+        """A contract step, a statement nobody could classify, or one that blocks, not waived."""
+        return self.waived is None and (self.phase in ("contract", "review") or self.lock == "blocks")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Dialect(ABC):
+    name: str
+
+    @abstractmethod
+    def classify(self, sql: str, file: str) -> list[Finding]:
+        """Every statement of `sql`, in order; unparsable text is one `review` finding."""
+
+
+def first_token(text: str, offset: int) -> int:
+    """The offset of the first token at or after `offset`, skipping blanks and comments."""
+    index = offset
+    while index < len(text):
+        if text[index].isspace():
+            index += 1
+        elif text.startswith("--", index):
+            end = text.find("\n", index)
+            index = len(text) if end < 0 else end + 1
+        elif text.startswith("/*", index):
+            end = text.find("*/", index + 2)
+            index = len(text) if end < 0 else end + 2
+        else:
+            break
+    return min(index, len(text))
+
+
+def line_of(text: str, offset: int) -> int:
+    """The 1-based line of the first token at or after `offset`."""
+    return text.count("\n", 0, first_token(text, offset)) + 1

@@ -1,0 +1,339 @@
+"""PostgreSQL migrations, classified on libpg_query's parse tree (through pgparse, BSD-licensed).
+
+The rules follow what old clients measurably hit on PostgreSQL: dropping or renaming a column or
+table, SET NOT NULL, a NOT NULL column without a default, any new CHECK (even NOT VALID) or
+UNIQUE, and a type change break the running release (contract); adding nullable columns, tables,
+indexes and NOT VALID foreign keys does not (expand). Locks: a type change or a volatile default
+rewrites the table under ACCESS EXCLUSIVE; a non-concurrent index takes SHARE; a validating
+constraint scans under a strong lock; an UPDATE or DELETE without WHERE locks every row; and any
+ALTER waits in the lock queue ahead of every later reader unless `lock_timeout` was set first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lock, Phase, first_token, line_of
+
+# functions whose value differs per row: as a column default they rewrite the table
+VOLATILE = {"random", "gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval"}
+TRANSACTION_OPEN = {"TRANS_STMT_BEGIN", "TRANS_STMT_START"}
+TRANSACTION_CLOSE = {"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK"}
+# statements that take a lock other sessions queue behind: lock_timeout must be set before
+QUEUEING = {"AlterTableStmt", "RenameStmt", "DropStmt", "IndexStmt"}
+
+
+def _names(node: Any) -> list[str]:
+    return [part["String"]["sval"] for part in node or [] if "String" in part]
+
+
+def _function_names(node: Any) -> set[str]:
+    """Every function called anywhere under `node`."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if "FuncCall" in node:
+            found.update(_names(node["FuncCall"].get("funcname"))[-1:])
+        for value in node.values():
+            found |= _function_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _function_names(value)
+    return found
+
+
+def _has_key(node: Any, key: str) -> bool:
+    if isinstance(node, dict):
+        return key in node or any(_has_key(value, key) for value in node.values())
+    if isinstance(node, list):
+        return any(_has_key(value, key) for value in node)
+    return False
+
+
+Verdict = tuple[Phase, Lock, str, str, str]  # phase, lock, rule, message, fix
+
+
+def _column(definition: dict[str, Any]) -> Verdict:
+    column = definition.get("colname", "?")
+    kinds = {c["Constraint"]["contype"]: c["Constraint"] for c in definition.get("constraints") or []}
+    default = kinds.get("CONSTR_DEFAULT")
+    if "CONSTR_PRIMARY" in kinds or "CONSTR_UNIQUE" in kinds:
+        return (
+            "contract",
+            "blocks",
+            "add-column-unique",
+            f"new column {column} with a unique index built in place",
+            "add the column, CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX",
+        )
+    if "CONSTR_NOTNULL" in kinds and default is None:
+        return (
+            "contract",
+            "safe",
+            "add-column-not-null-without-default",
+            f"new NOT NULL column {column} without a default: the old release's INSERTs fail",
+            "add it nullable (or with a default), backfill, then the NOT NULL recipe",
+        )
+    if "CONSTR_CHECK" in kinds:
+        return (
+            "contract",
+            "safe",
+            "add-column-check",
+            f"new column {column} with a CHECK the old release may not meet",
+            "add the column, then the CHECK once no old release writes",
+        )
+    if default is not None and _function_names(default.get("raw_expr")) & VOLATILE:
+        return (
+            "expand",
+            "blocks",
+            "add-column-volatile-default",
+            f"new column {column} with a volatile default: the table is rewritten under ACCESS EXCLUSIVE",
+            "add it without the default, backfill in batches, then SET DEFAULT",
+        )
+    return ("expand", "safe", "add-column", f"new column {column}", "")
+
+
+def _constraint(constraint: dict[str, Any]) -> Verdict:
+    kind, name = constraint.get("contype"), constraint.get("conname", "")
+    validated = not constraint.get("skip_validation")
+    if kind == "CONSTR_FOREIGN":
+        if validated:
+            return (
+                "expand",
+                "blocks",
+                "foreign-key-validated",
+                f"foreign key {name} validated in place: SHARE ROW EXCLUSIVE on both tables while it scans",
+                "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in its own statement",
+            )
+        return ("expand", "safe", "foreign-key-not-valid", f"foreign key {name} NOT VALID", "")
+    if kind == "CONSTR_CHECK":
+        return (
+            "contract",
+            "blocks" if validated else "safe",
+            "add-check",
+            f"check {name}: the old release's writes that break it fail (even NOT VALID)",
+            "ship it as a contract step: once no environment runs a release that writes otherwise"
+            + ("" if not validated else "; NOT VALID first, then VALIDATE"),
+        )
+    if kind in ("CONSTR_UNIQUE", "CONSTR_PRIMARY", "CONSTR_EXCLUSION"):
+        in_place = not constraint.get("indexname")
+        return (
+            "contract",
+            "blocks" if in_place else "safe",
+            "add-unique",
+            f"{kind.removeprefix('CONSTR_').lower()} constraint {name}: restricts the old release's writes",
+            "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX, as a contract step",
+        )
+    if kind == "CONSTR_NOTNULL":
+        return (
+            "contract",
+            "blocks",
+            "set-not-null",
+            f"NOT NULL constraint {name}",
+            "CHECK (c IS NOT NULL) NOT VALID, VALIDATE, SET NOT NULL, drop the check",
+        )
+    return ("review", "n/a", "constraint", f"constraint {kind}", "")
+
+
+def _alter(command: dict[str, Any]) -> Verdict:
+    subtype = command.get("subtype", "")
+    column = command.get("name", "")
+    definition = command.get("def") or {}
+    if subtype == "AT_AddColumn":
+        return _column(definition.get("ColumnDef", {}))
+    if subtype == "AT_DropColumn":
+        return (
+            "contract",
+            "safe",
+            "drop-column",
+            f"drops column {column}: the old release's queries fail",
+            "stop using it in a release everywhere first, then drop it as a contract step",
+        )
+    if subtype == "AT_AlterColumnType":
+        return (
+            "contract",
+            "blocks",
+            "alter-column-type",
+            f"changes the type of {column}: rewrites the table, breaks the old release's prepared statements",
+            "add a new column, backfill in batches, switch reads, drop the old one later",
+        )
+    if subtype == "AT_SetNotNull":
+        return (
+            "contract",
+            "blocks",
+            "set-not-null",
+            f"SET NOT NULL on {column}: the old release's INSERTs without it fail; scans under ACCESS EXCLUSIVE",
+            "CHECK (c IS NOT NULL) NOT VALID, VALIDATE, SET NOT NULL, drop the check, as a contract step",
+        )
+    if subtype == "AT_DropNotNull":
+        return ("expand", "safe", "drop-not-null", f"DROP NOT NULL on {column}", "")
+    if subtype == "AT_ColumnDefault":
+        if definition:
+            return ("expand", "safe", "set-default", f"sets a default on {column}", "")
+        return (
+            "contract",
+            "safe",
+            "drop-default",
+            f"drops the default of {column}: the old release's INSERTs that rely on it change or fail",
+            "",
+        )
+    if subtype == "AT_AddConstraint":
+        return _constraint(definition.get("Constraint", {}))
+    if subtype == "AT_ValidateConstraint":
+        return ("neutral", "safe", "validate-constraint", f"validates {column} (SHARE UPDATE EXCLUSIVE)", "")
+    if subtype == "AT_DropConstraint":
+        return ("expand", "safe", "drop-constraint", f"drops constraint {column}", "")
+    return ("review", "n/a", "alter-table", f"ALTER TABLE {subtype.removeprefix('AT_')}: not classified", "")
+
+
+def _statement(kind: str, node: dict[str, Any], in_transaction: bool) -> list[Verdict]:
+    if kind == "AlterTableStmt":
+        return [_alter(c["AlterTableCmd"]) for c in node.get("cmds") or [] if "AlterTableCmd" in c]
+    if kind == "CreateStmt":
+        table = node.get("relation", {}).get("relname", "?")
+        if _has_key(node, "pktable"):
+            return [
+                (
+                    "expand",
+                    "blocks",
+                    "create-table-references",
+                    f"new table {table} with a foreign key: locks the referenced table",
+                    "create it without the key, then ADD CONSTRAINT ... NOT VALID and VALIDATE",
+                )
+            ]
+        return [("expand", "safe", "create-table", f"new table {table}", "")]
+    if kind == "IndexStmt":
+        name = node.get("idxname", "")
+        if node.get("concurrent") and in_transaction:
+            return [
+                (
+                    "review",
+                    "n/a",
+                    "concurrent-index-in-transaction",
+                    f"CREATE INDEX CONCURRENTLY {name} inside a transaction block fails",
+                    "run it outside BEGIN/COMMIT",
+                )
+            ]
+        if node.get("unique"):
+            return [
+                (
+                    "contract",
+                    "safe" if node.get("concurrent") else "blocks",
+                    "unique-index",
+                    f"unique index {name}: restricts the old release's writes",
+                    "CREATE UNIQUE INDEX CONCURRENTLY, as a contract step",
+                )
+            ]
+        if node.get("concurrent"):
+            return [("expand", "safe", "create-index-concurrently", f"index {name}, built concurrently", "")]
+        return [
+            (
+                "expand",
+                "blocks",
+                "index-not-concurrent",
+                f"index {name} built under SHARE: writes wait",
+                "CREATE INDEX CONCURRENTLY (outside a transaction)",
+            )
+        ]
+    if kind == "RenameStmt":
+        what = node.get("renameType", "").removeprefix("OBJECT_").lower()
+        return [
+            (
+                "contract",
+                "safe",
+                f"rename-{what}",
+                f"renames a {what} to {node.get('newname')}: the old release's queries fail",
+                "add the new name beside the old (a view or a new column), move, then drop the old as a contract step",
+            )
+        ]
+    if kind == "DropStmt":
+        what = node.get("removeType", "").removeprefix("OBJECT_").lower()
+        if what == "index":
+            lock: Lock = "safe" if node.get("concurrent") else "blocks"
+            return [
+                ("neutral", lock, "drop-index", "drops an index", "" if lock == "safe" else "DROP INDEX CONCURRENTLY")
+            ]
+        if what in ("table", "view", "materialized_view", "sequence", "type", "function", "schema", "column"):
+            return [
+                (
+                    "contract",
+                    "safe",
+                    f"drop-{what}",
+                    f"drops a {what}: the old release's queries fail",
+                    "stop using it in a release everywhere first, then drop it as a contract step",
+                )
+            ]
+        return [("review", "n/a", f"drop-{what}", f"DROP {what.upper()}: not classified", "")]
+    if kind in ("UpdateStmt", "DeleteStmt"):
+        verb = "UPDATE" if kind == "UpdateStmt" else "DELETE"
+        if node.get("whereClause") is None:
+            return [
+                (
+                    "migrate",
+                    "blocks",
+                    "unbatched-backfill",
+                    f"{verb} of every row in one statement: locks them all",
+                    "batch it (WHERE id BETWEEN ... per transaction)",
+                )
+            ]
+        return [("migrate", "safe", "backfill", f"{verb} of the rows it selects", "")]
+    if kind == "InsertStmt":
+        return [("migrate", "safe", "insert", "inserts rows", "")]
+    if kind in ("VariableSetStmt", "TransactionStmt", "CommentStmt", "GrantStmt", "VariableShowStmt"):
+        return [("neutral", "safe", kind.removesuffix("Stmt").lower(), "no change an application sees", "")]
+    if kind in (
+        "CreateSeqStmt",
+        "CreateFunctionStmt",
+        "ViewStmt",
+        "CreateExtensionStmt",
+        "CreateEnumStmt",
+        "CompositeTypeStmt",
+        "CreateSchemaStmt",
+        "CreateTrigStmt",
+    ):
+        return [("expand", "safe", kind.removesuffix("Stmt").lower(), "creates something new", "")]
+    if kind == "DoStmt":
+        return [("review", "n/a", "do-block", "a DO block: procedural, not classified", "")]
+    return [("review", "n/a", kind.removesuffix("Stmt").lower() or "unknown", f"{kind}: not classified", "")]
+
+
+class Postgres(Dialect):
+    name = "postgres"
+
+    def classify(self, sql: str, file: str) -> list[Finding]:
+        import pgparse  # type: ignore[import-not-found,unused-ignore]  # ships no type information
+
+        try:
+            statements = pgparse.parse(sql)
+        except Exception as exc:  # pgparse raises its own error type for any parse failure
+            return [Finding(file, 1, "review", "n/a", "unparsable", f"not PostgreSQL the parser accepts: {exc}")]
+        findings: list[Finding] = []
+        in_transaction = False
+        timeout_set = False
+        for raw in statements:
+            ((kind, node),) = raw["stmt"].items()
+            start = raw.get("stmt_location", 0)
+            line = line_of(sql, start)
+            # a waiver names its rule in the comments just before the one statement it covers
+            waivers = {m.group(1): m.group(2) for m in WAIVER.finditer(sql[start : first_token(sql, start)])}
+            if kind == "TransactionStmt":
+                in_transaction = node.get("kind") in TRANSACTION_OPEN or (
+                    in_transaction and node.get("kind") not in TRANSACTION_CLOSE
+                )
+            if kind == "VariableSetStmt" and node.get("name") == "lock_timeout":
+                timeout_set = True
+            if kind in QUEUEING and not timeout_set and not (kind == "IndexStmt" and node.get("concurrent")):
+                findings.append(
+                    Finding(
+                        file,
+                        line,
+                        "neutral",
+                        "blocks",
+                        "missing-lock-timeout",
+                        "waits in the lock queue ahead of every later reader: no lock_timeout set before it",
+                        "SET lock_timeout = '2s' first (and retry on 55P03)",
+                        waivers.get("missing-lock-timeout"),
+                    )
+                )
+                timeout_set = True  # said once per file
+            for phase, lock, rule, message, fix in _statement(kind, node, in_transaction):
+                findings.append(Finding(file, line, phase, lock, rule, message, fix, waivers.get(rule)))
+        return findings

@@ -1,0 +1,146 @@
+"""The migration classifier: its labels checked against what a real PostgreSQL does to a running
+"old release" (every statement it calls expand leaves the old release working, every one it calls
+contract breaks it), its lock and waiver rules, and `pipeline-kit migrations check`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline_kit.migrations.postgres import Postgres
+from tests.conftest import Cli
+from tests.postgres_instance import LocalPostgres
+
+SCHEMA = """
+CREATE TABLE users (id serial PRIMARY KEY, name text, email text, legacy text, age int);
+INSERT INTO users (name, email, legacy, age) SELECT 'n' || i, 'e' || i, 'l', i FROM generate_series(1, 50) i;
+CREATE TABLE orders (id serial PRIMARY KEY, user_id int, total int);
+"""
+
+# What the old release does, each its own request, as it ran before the migration.
+OLD_RELEASE = (
+    "SELECT id, name, email, legacy, age FROM users WHERE id = 1",
+    "INSERT INTO users (name, email, legacy, age) VALUES ('x', 'y', 'z', 5)",
+    "INSERT INTO users (name) VALUES ('only a name')",
+    "UPDATE users SET email = 'shared' WHERE id IN (2, 3)",
+    "INSERT INTO orders (user_id, total) VALUES (1, -5)",
+    "SELECT user_id, total FROM orders",
+    "SELECT * FROM orders o JOIN users u ON u.id = o.user_id",
+)
+
+# Statements as migrations write them; the expected phase is the classifier's to get right and
+# the database's to confirm (expand: the old release keeps working; contract: it breaks).
+CORPUS = (
+    ("ALTER TABLE users ADD COLUMN nickname text", "expand"),
+    ("ALTER TABLE users ADD COLUMN score int NOT NULL DEFAULT 0", "expand"),
+    ("ALTER TABLE users ADD COLUMN created timestamptz DEFAULT now()", "expand"),
+    ("CREATE TABLE audit (id bigserial PRIMARY KEY, at timestamptz NOT NULL)", "expand"),
+    ("CREATE INDEX CONCURRENTLY users_email ON users (email)", "expand"),
+    ("ALTER TABLE orders ADD CONSTRAINT orders_user FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID", "expand"),
+    ("ALTER TABLE users ALTER COLUMN age SET DEFAULT 0", "expand"),
+    ("ALTER TABLE users DROP COLUMN legacy", "contract"),
+    ("ALTER TABLE users RENAME COLUMN name TO full_name", "contract"),
+    ("ALTER TABLE users RENAME TO accounts", "contract"),
+    ("DROP TABLE orders", "contract"),
+    ("ALTER TABLE users ALTER COLUMN email SET NOT NULL", "contract"),
+    ("ALTER TABLE orders ADD COLUMN currency text NOT NULL", "contract"),
+    ("ALTER TABLE orders ADD CONSTRAINT total_positive CHECK (total > 0) NOT VALID", "contract"),
+    ("CREATE UNIQUE INDEX CONCURRENTLY users_email_unique ON users (email)", "contract"),
+)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[LocalPostgres]:
+    instance = LocalPostgres().start()
+    assert instance.psql("postgres", "CREATE DATABASE base").returncode == 0
+    setup = instance.psql("base", SCHEMA)
+    assert setup.returncode == 0, setup.stderr
+    yield instance
+    instance.stop()
+
+
+def old_release_errors(postgres: LocalPostgres, database: str) -> list[str]:
+    errors = []
+    for request in OLD_RELEASE:
+        done = postgres.psql(database, request)
+        if done.returncode != 0:
+            errors.append(f"{request}: {done.stderr.strip().splitlines()[0]}")
+    return errors
+
+
+@pytest.mark.parametrize(("statement", "expected"), CORPUS)
+def test_the_classifier_agrees_with_the_database(postgres: LocalPostgres, statement: str, expected: str) -> None:
+    phases = {f.phase for f in Postgres().classify(statement + ";", "m.sql") if f.rule != "missing-lock-timeout"}
+    assert phases == {expected}
+    database = f"t{abs(hash(statement)) % 10**9}"
+    assert postgres.psql("postgres", f"CREATE DATABASE {database} TEMPLATE base").returncode == 0
+    applied = postgres.psql(database, statement)
+    assert applied.returncode == 0, applied.stderr
+    errors = old_release_errors(postgres, database)
+    if expected == "expand":
+        assert errors == [], errors  # the running release does not notice
+    else:
+        assert errors, "a contract statement the old release survives is not a contract"
+
+
+@pytest.mark.parametrize(
+    ("statement", "rule", "lock"),
+    [
+        ("CREATE INDEX users_email ON users (email)", "index-not-concurrent", "blocks"),
+        ("ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid()", "add-column-volatile-default", "blocks"),
+        ("ALTER TABLE users ALTER COLUMN age TYPE bigint", "alter-column-type", "blocks"),
+        (
+            "ALTER TABLE orders ADD CONSTRAINT f FOREIGN KEY (user_id) REFERENCES users (id)",
+            "foreign-key-validated",
+            "blocks",
+        ),
+        ("UPDATE users SET age = 0", "unbatched-backfill", "blocks"),
+        ("UPDATE users SET age = 0 WHERE id BETWEEN 1 AND 1000", "backfill", "safe"),
+        ("ALTER TABLE orders VALIDATE CONSTRAINT f", "validate-constraint", "safe"),
+        ("DO $$ BEGIN PERFORM 1; END $$", "do-block", "n/a"),
+    ],
+)
+def test_lock_risks_and_what_cannot_be_classified(statement: str, rule: str, lock: str) -> None:
+    (finding,) = Postgres().classify(f"SET lock_timeout = '2s';\n{statement};", "m.sql")[1:]
+    assert (finding.rule, finding.lock, finding.line) == (rule, lock, 2)
+
+
+def test_unparsable_sql_is_review_never_a_pass() -> None:
+    # the typo sqlglot turns into an opaque command on PostgreSQL; here the parser refuses it
+    (finding,) = Postgres().classify("ALTER TABLE users DROPP COLUMN legacy;", "m.sql")
+    assert finding.phase == "review" and finding.needs_attention
+
+
+def test_lock_timeout_must_come_first_and_concurrent_index_not_in_a_transaction() -> None:
+    findings = Postgres().classify("ALTER TABLE users ADD COLUMN a text;\n", "m.sql")
+    assert findings[0].rule == "missing-lock-timeout" and findings[0].needs_attention
+    inside = Postgres().classify("BEGIN;\nCREATE INDEX CONCURRENTLY i ON users (email);\nCOMMIT;\n", "m.sql")
+    assert [f.rule for f in inside] == ["transaction", "concurrent-index-in-transaction", "transaction"]
+
+
+def test_a_waiver_covers_the_next_statement_only_and_is_recorded(cli: Cli, tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "002_drop.sql").write_text(
+        "SET lock_timeout = '2s';\n"
+        "-- pipeline-kit: allow drop-column because no release reads legacy since 1.4\n"
+        "ALTER TABLE users DROP COLUMN legacy;\n"
+        "ALTER TABLE users DROP COLUMN age;\n"
+    )
+    (migrations / "001_add.sql").write_text("SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN nickname text;\n")
+    result = cli(["migrations", "check", "--json", str(migrations)], cwd=tmp_path)
+    assert result.code == 1  # the second drop is not waived
+    rows = json.loads(result.out)["statements"]
+    assert [(Path(r["file"]).name, r["line"], r["rule"], r["waived"]) for r in rows if r["rule"] != "variableset"] == [
+        ("001_add.sql", 2, "add-column", None),
+        ("002_drop.sql", 3, "drop-column", "no release reads legacy since 1.4"),
+        ("002_drop.sql", 4, "drop-column", None),
+    ]
+    (migrations / "002_drop.sql").write_text(
+        "SET lock_timeout = '2s';\n-- pipeline-kit: allow drop-column because gone since 1.4\nALTER TABLE users DROP COLUMN legacy;\n"
+    )
+    assert cli(["migrations", "check", str(migrations)], cwd=tmp_path).code == 0
+    assert cli(["migrations", "check", str(tmp_path / "missing")], cwd=tmp_path).code == 2
