@@ -431,6 +431,22 @@ class ForgeConfig(ConfigModel):
     token_variable: str | None = None  # environment variable holding the token
 
 
+class MigrationsConfig(ConfigModel):
+    """Where the release's migrations are: files or directories of *.sql inside the project,
+    applied in name order. Classified at provenance time and signed with it."""
+
+    paths: list[str] = Field(min_length=1)
+    dialect: Literal["postgres"] = "postgres"
+
+    @field_validator("paths")
+    @classmethod
+    def _inside(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if Path(path).is_absolute() or ".." in Path(path).parts:
+                raise ValueError(f"{path}: a path inside the project")
+        return value
+
+
 class Config(ConfigModel):
     version: Literal[1]
     artifact: ArtifactConfig
@@ -441,6 +457,7 @@ class Config(ConfigModel):
     forge: ForgeConfig = ForgeConfig()
     metrics: dict[str, MetricProviderConfig] = Field(default_factory=dict)
     flags: FlagsConfig | None = None
+    migrations: MigrationsConfig | None = None
     # Set by load_config: the file's sha256 (the promotion policy's digest) and path.
     source_sha256: str | None = Field(default=None, exclude=True)
     source_path: str | None = Field(default=None, exclude=True)

@@ -33,10 +33,11 @@ RELEASE_FILE = "release.json"
 SUMS_FILE = "SHA256SUMS"
 SBOM_FILE = "sbom.cdx.json"
 PROVENANCE_FILE = "provenance.intoto.json"
+MIGRATIONS_FILE = "migrations.json"  # the release's migration files, classified (signed as a byproduct)
 ARCHIVE_DIR = "releases"
 # Files describing one particular build: a new build removes them from the top level (their
 # copies stay under releases/<old id>/) so stale evidence can never pass for the new release.
-DERIVED_FILES = (SBOM_FILE, PROVENANCE_FILE)
+DERIVED_FILES = (SBOM_FILE, PROVENANCE_FILE, MIGRATIONS_FILE)
 BUNDLES_DIR = "bundles"
 PROMOTIONS_DIR = "promotions"
 

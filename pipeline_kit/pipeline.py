@@ -62,12 +62,18 @@ class FullRun:
 
 
 def describe(
-    request: BuildRequest, specs: list[SourceSpec], ci: CIContext, evidence: EvidenceDir, workdir: Path
+    request: BuildRequest,
+    specs: list[SourceSpec],
+    ci: CIContext,
+    evidence: EvidenceDir,
+    workdir: Path,
+    config: Config | None = None,
 ) -> tuple[Release, list[SourceResult]]:
     """Build once, then the SBOM and the provenance about exactly what was built."""
     release = build(request, evidence, ci)
     release, results = write_sbom(evidence, release, specs)
-    return write_provenance(release, ci, evidence, workdir), results
+    migrations = config.migrations if config is not None else None
+    return write_provenance(release, ci, evidence, workdir, migrations), results
 
 
 def full_run(
@@ -82,7 +88,7 @@ def full_run(
 ) -> FullRun:
     """Build, describe, sign, and promote to `environment`, in one process with one sign-in: what
     CI does across jobs, here on one machine (a denial is recorded like any other)."""
-    _, results = describe(request, specs, ci, project.evidence, project.workdir)
+    _, results = describe(request, specs, ci, project.evidence, project.workdir, project.config)
     raw, source = token()
     signed = sign_release(project.evidence, project.workdir, project.trust.load(), raw, source)
     promotion = None
@@ -109,7 +115,7 @@ def dry_run(
     ledger: Ledger,
     actor: str,
 ) -> DryRun:
-    release, results = describe(request, specs, ci, evidence, workdir)
+    release, results = describe(request, specs, ci, evidence, workdir, config)
     plans = []
     if config is not None and config.environments:
         # Nothing is signed here: each environment is judged as CI will judge it once CI signs as

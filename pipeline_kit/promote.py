@@ -827,6 +827,7 @@ def rollback(
         first = verification.failures[0]
         raise VerificationError(f"rollback target {target} does not verify: {first.target}: {first.detail}")
     release = archive.load_release()
+    _refuse_past_contract(project, current, target, archive)
     held = _sign_hold(project, environment, current, entries, reason, token)
     details = {"from": current, "to": target}
     _deploy(project, environment, release, archive, deploy, on_output, details={"rollback": details})
@@ -846,6 +847,33 @@ def rollback(
     if project.forge is not None:
         project.forge.upload_attestation(held)
     return current, target, entry
+
+
+def _refuse_past_contract(project: Project, current: str, target: str, archive: EvidenceDir) -> None:
+    """A rollback past a contract migration would run code against a schema that no longer has
+    what it expects: refused, pointing to the kill switch or a forward fix. The current release's
+    record is re-verified first (an edited record must not open the way back)."""
+    if project.config.migrations is None:
+        return
+    from pipeline_kit.migrations import contract_steps, load_record
+    from pipeline_kit.verify import SourceExpectation, verify_release
+
+    ours = EvidenceDir(project.evidence.archive(current))
+    if not ours.has_release():
+        raise VerificationError(f"no evidence for {current} here: cannot tell which migrations it applied")
+    trust = project.trust
+    assert trust.policy is not None
+    checked = verify_release(ours, None, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref))
+    if not checked.ok:
+        first = checked.failures[0]
+        raise VerificationError(f"{current}'s evidence does not verify: {first.target}: {first.detail}")
+    steps = contract_steps(load_record(ours), load_record(archive))
+    if steps:
+        raise UsageError(
+            f"rolling back from {current} to {target} would cross contract migration(s) {', '.join(steps)}: "
+            f"{target}'s code expects the schema they removed",
+            hint="turn the feature off with its kill switch (pipeline-kit flags kill), or roll forward with a fix",
+        )
 
 
 def _sign_hold(

@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import Field
 
 from pipeline_kit.ci import CIContext
+from pipeline_kit.config import MigrationsConfig
 from pipeline_kit.digest import hash_file, sha256_bytes
-from pipeline_kit.evidence import PROVENANCE_FILE, SBOM_FILE, SUMS_FILE, EvidenceDir
+from pipeline_kit.evidence import MIGRATIONS_FILE, PROVENANCE_FILE, SBOM_FILE, SUMS_FILE, EvidenceDir
 from pipeline_kit.models import Model, Release
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -124,6 +125,7 @@ def _byproducts(evidence: EvidenceDir) -> list[ResourceDescriptor]:
     for name, media_type in (
         (SUMS_FILE, "text/plain"),
         (SBOM_FILE, "application/vnd.cyclonedx+json"),
+        (MIGRATIONS_FILE, "application/json"),
     ):
         path = evidence.path(name)
         if path.is_file():
@@ -137,6 +139,14 @@ def _byproducts(evidence: EvidenceDir) -> list[ResourceDescriptor]:
     return out
 
 
-def write_provenance(release: Release, ci: CIContext, evidence: EvidenceDir, workdir: Path) -> Release:
+def write_provenance(
+    release: Release, ci: CIContext, evidence: EvidenceDir, workdir: Path, migrations: MigrationsConfig | None = None
+) -> Release:
+    """The provenance about `release`; with `migrations`, their classified record first, so the
+    provenance signs its digest as a byproduct."""
+    if migrations is not None:
+        from pipeline_kit.migrations import record_migrations
+
+        release = record_migrations(migrations, evidence, release, workdir)
     statement = statement_for(release, ci, evidence, workdir)
     return evidence.record(release, PROVENANCE_FILE, statement.to_json(exclude_none=True))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline_kit.digest import hash_file, sha256_bytes
 from pipeline_kit.errors import first_line
-from pipeline_kit.evidence import PROVENANCE_FILE, RELEASE_FILE, SBOM_FILE, SUMS_FILE, EvidenceDir
+from pipeline_kit.evidence import MIGRATIONS_FILE, PROVENANCE_FILE, RELEASE_FILE, SBOM_FILE, SUMS_FILE, EvidenceDir
 from pipeline_kit.identity import IdentityPolicy, certificate_identity
 from pipeline_kit.models import Release, Source, Subject
 from pipeline_kit.signing import (
@@ -104,6 +104,8 @@ def verify_release(
     checks.append(_provenance_source(signed, source))
     checks.append(_release_source(release, signed))
     checks.append(_checksums(evidence, provenance))
+    if evidence.path(MIGRATIONS_FILE).is_file() or _signed_byproduct(provenance, MIGRATIONS_FILE):
+        checks.append(_checksums(evidence, provenance, MIGRATIONS_FILE))
     test_results = None
     if evidence.path(TEST_RESULT_BUNDLE).is_file():  # optional evidence: checked when present
         from pipeline_kit.testresults import TEST_RESULT_PREDICATE
@@ -148,6 +150,8 @@ def projected_release(
     checks.append(_provenance_source(signed, SourceExpectation(source.repository, None)))
     checks.append(_release_source(release, signed))
     checks.append(_checksums(evidence, provenance))
+    if evidence.path(MIGRATIONS_FILE).is_file():
+        checks.append(_checksums(evidence, provenance, MIGRATIONS_FILE))
     return Verification(release, policy, tuple(checks), signed)
 
 
@@ -313,23 +317,32 @@ def _provenance_source(signed: Source | None, source: SourceExpectation) -> Chec
     return Check(PROVENANCE_FILE, "source", True, f"built from {repository}@{ref}")
 
 
-def _checksums(evidence: EvidenceDir, provenance: dict[str, Any] | None) -> Check:
-    """SHA256SUMS is what `sha256sum -c` users trust: it must be the file the provenance signed."""
-    if provenance is None:
-        return Check(SUMS_FILE, "matches provenance", False, "no verified provenance records its digest")
-    byproducts = ((provenance.get("predicate") or {}).get("runDetails") or {}).get("byproducts") or []
-    signed = next(
-        (b.get("digest", {}).get("sha256") for b in byproducts if isinstance(b, dict) and b.get("name") == SUMS_FILE),
+def _signed_byproduct(provenance: dict[str, Any] | None, name: str) -> str | None:
+    byproducts = ((provenance or {}).get("predicate") or {}).get("runDetails") or {}
+    return next(
+        (
+            b.get("digest", {}).get("sha256")
+            for b in byproducts.get("byproducts") or []
+            if isinstance(b, dict) and b.get("name") == name
+        ),
         None,
     )
-    path = evidence.path(SUMS_FILE)
+
+
+def _checksums(evidence: EvidenceDir, provenance: dict[str, Any] | None, name: str = SUMS_FILE) -> Check:
+    """SHA256SUMS is what `sha256sum -c` users trust, migrations.json what the migrations gate
+    judges: each must be the file the provenance signed."""
+    if provenance is None:
+        return Check(name, "matches provenance", False, "no verified provenance records its digest")
+    signed = _signed_byproduct(provenance, name)
+    path = evidence.path(name)
     if signed is None:
-        return Check(SUMS_FILE, "matches provenance", False, "the signed provenance records no digest for it")
+        return Check(name, "matches provenance", False, "the signed provenance records no digest for it")
     if not path.is_file():
-        return Check(SUMS_FILE, "matches provenance", False, "file missing")
+        return Check(name, "matches provenance", False, "file missing")
     if sha256_bytes(path.read_bytes()) != signed:
-        return Check(SUMS_FILE, "matches provenance", False, "differs from the file the provenance signed")
-    return Check(SUMS_FILE, "matches provenance", True, "is the file the provenance signed")
+        return Check(name, "matches provenance", False, "differs from the file the provenance signed")
+    return Check(name, "matches provenance", True, "is the file the provenance signed")
 
 
 def _release_source(release: Release, signed: Source | None) -> Check:

@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline_kit.migrations.postgres import Postgres
-from tests.conftest import Cli
+from tests.conftest import SIGNER, Cli, describe, sign
 from tests.postgres_instance import LocalPostgres
+from tests.sigstore_instance import LocalSigstore
 
 SCHEMA = """
 CREATE TABLE users (id serial PRIMARY KEY, name text, email text, legacy text, age int);
@@ -144,3 +146,72 @@ def test_a_waiver_covers_the_next_statement_only_and_is_recorded(cli: Cli, tmp_p
     )
     assert cli(["migrations", "check", str(migrations)], cwd=tmp_path).code == 0
     assert cli(["migrations", "check", str(tmp_path / "missing")], cwd=tmp_path).code == 2
+
+
+# -- the gate and the rollback, on signed evidence ----------------------------------------------
+
+
+def with_migrations(project: Path, files: dict[str, str]) -> None:
+    config_path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["migrations"] = {"paths": ["migrations"]}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    (project / "migrations").mkdir(exist_ok=True)
+    for name, text in files.items():
+        (project / "migrations" / name).write_text(text)
+
+
+def release_with(
+    cli: Cli, project: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, files: dict[str, str]
+) -> str:
+    with_migrations(project, files)
+    # the migrations ship with the code that needs them: a new build, a new release
+    (project / "src" / "hello_service" / "schema.py").write_text(f"MIGRATIONS = {sorted(files)!r}\n")
+    describe(cli, project)
+    code, err = sign(cli, project, sigstore, monkeypatch)
+    assert code == 0, err
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
+    return str(json.loads((project / ".pipeline-kit" / "release.json").read_text())["id"])
+
+
+ADD = "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN nickname text;\n"
+DROP = "SET lock_timeout = '2s';\nALTER TABLE users DROP COLUMN legacy;\n"
+
+
+def test_the_gate_judges_the_signed_record_and_a_rollback_never_crosses_a_contract_step(
+    cli: Cli, described: Path, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = described
+    first = release_with(cli, project, sigstore, monkeypatch, {"001_add.sql": ADD})
+    promoted = cli(["promote", "--to", "dev", *policy], cwd=project)
+    assert promoted.code == 0, promoted.out + promoted.err
+    assert "migrations     pass     2 statement(s) in 1 file(s), none needing attention" in promoted.out
+
+    # an unwaived contract step is denied, and named
+    release_with(cli, project, sigstore, monkeypatch, {"002_drop.sql": DROP})
+    denied = cli(["plan", "--to", "dev", *policy], cwd=project)
+    assert denied.code == 1 and "migrations/002_drop.sql:2 contract drop-column" in denied.out
+
+    # attack: edit the record to hide the drop; it is no longer the one the provenance signed
+    record_path = project / ".pipeline-kit" / "migrations.json"
+    record = json.loads(record_path.read_text())
+    record["statements"] = [s for s in record["statements"] if s["rule"] != "drop-column"]
+    record_path.write_text(json.dumps(record))
+    forged = cli(["plan", "--to", "dev", *policy], cwd=project)
+    assert forged.code == 1 and "migrations.json: differs from the file the provenance signed" in forged.out
+
+    # waived where it is safe: passes, the waiver recorded in the signed decision
+    waiver = "-- pipeline-kit: allow drop-column because no release reads legacy since 0.1\n"
+    second = release_with(
+        cli, project, sigstore, monkeypatch, {"002_drop.sql": DROP.replace("ALTER", waiver + "ALTER")}
+    )
+    assert cli(["promote", "--to", "dev", *policy], cwd=project).code == 0
+    decision = json.loads((project / ".pipeline-kit" / "promotions" / "dev.decision.json").read_text())
+    reason = next(g["reason"] for g in decision["gates"] if g["gate"] == "migrations")
+    assert "drop-column waived: no release reads legacy since 0.1" in reason
+
+    # the way back to the first release would run its code on a table without `legacy`
+    back = cli(["rollback", "--env", "dev", "--reason", "errors", *policy], cwd=project)
+    assert back.code == 2, back.out + back.err
+    assert f"rolling back from {second} to {first} would cross contract migration(s)" in back.err
+    assert "pipeline-kit flags kill" in back.err

@@ -181,7 +181,8 @@ def provenance(session: Session) -> None:
     evidence = session.evidence()
     release = evidence.load_release()
     ci = session.ci()
-    write_provenance(release, ci, evidence, session.workdir)
+    config = session.config(required=False)
+    write_provenance(release, ci, evidence, session.workdir, config.migrations if config else None)
     session.publish({"provenance": str(evidence.path("provenance.intoto.json"))})
     click.echo(
         f"wrote {evidence.path('provenance.intoto.json')} ({ci.platform} build, "

@@ -24,6 +24,7 @@ from pipeline_kit.gates.command import CommandGate
 from pipeline_kit.gates.freeze import FreezeGate
 from pipeline_kit.gates.interface import Gate, GateResult, Outcome, PromotionContext
 from pipeline_kit.gates.metric import MetricGate
+from pipeline_kit.gates.migrations import MigrationsGate
 from pipeline_kit.gates.previous_stage import PreviousStageGate
 from pipeline_kit.gates.provenance import ProvenanceGate
 from pipeline_kit.gates.rollback_hold import RollbackHoldGate
@@ -47,6 +48,7 @@ GATES: dict[str, type[Gate]] = {
         RollbackHoldGate,
         MetricGate,
         SloGate,
+        MigrationsGate,
     )
 }
 
@@ -80,6 +82,8 @@ def compile_gates(config: Config, environment: str) -> list[Gate]:
         compiled.append(PreviousStageGate(PreviousStageGate.options_model()))
     if "rollback-hold" not in names:
         compiled.append(RollbackHoldGate(RollbackHoldGate.options_model()))
+    if config.migrations is not None and "migrations" not in names:  # configured: always judged
+        compiled.append(MigrationsGate(MigrationsGate.options_model()))
     return compiled
 
 

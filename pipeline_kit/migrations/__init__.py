@@ -4,15 +4,21 @@ review, with lock risk, rule and the safe alternative."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pipeline_kit._internal.files import read_text
+from pipeline_kit.config import MigrationsConfig
+from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import UsageError
+from pipeline_kit.evidence import MIGRATIONS_FILE, EvidenceDir
 from pipeline_kit.migrations.interface import Dialect, Finding
 from pipeline_kit.migrations.postgres import Postgres
+from pipeline_kit.models import Release
 
-__all__ = ["DIALECTS", "Finding", "check_paths"]
+__all__ = ["DIALECTS", "Finding", "check_paths", "record_migrations"]
 
 DIALECTS: dict[str, type[Dialect]] = {dialect.name: dialect for dialect in (Postgres,)}
 
@@ -39,3 +45,42 @@ def check_paths(paths: Sequence[Path], dialect: str = "postgres") -> list[Findin
     for path in migration_files(paths):
         findings.extend(classifier.classify(read_text(path), str(path)))
     return findings
+
+
+def record_migrations(config: MigrationsConfig, evidence: EvidenceDir, release: Release, workdir: Path) -> Release:
+    """Classify the release's migration files into `migrations.json` (each file's path relative to
+    the project and sha256, every statement's finding); provenance then signs its digest."""
+    files = migration_files([workdir / path for path in config.paths])
+    classifier = DIALECTS[config.dialect]()
+    record: dict[str, Any] = {"dialect": config.dialect, "files": [], "statements": []}
+    for path in files:
+        text = read_text(path)
+        name = path.relative_to(workdir).as_posix()
+        record["files"].append({"path": name, "sha256": sha256_bytes(text.encode())})
+        record["statements"] += [finding.as_dict() for finding in classifier.classify(text, name)]
+        record.setdefault("declarations", {})[name] = expand_step(text)
+    return evidence.record(release, MIGRATIONS_FILE, json.dumps(record, indent=2, sort_keys=True).encode())
+
+
+def expand_step(text: str) -> str | None:
+    """The expand migration a contract file declares it follows: `-- pipeline-kit: expand-step FILE`."""
+    import re
+
+    found = re.search(r"--\s*pipeline-kit:\s*expand-step\s+(\S+)", text)
+    return found.group(1) if found else None
+
+
+def contract_steps(newer: dict[str, Any], older: dict[str, Any]) -> list[str]:
+    """The contract statements `newer`'s migrations applied that `older`'s did not: the schema
+    `older`'s code expects is gone after them."""
+    known = {item["path"] for item in older.get("files", [])}
+    return [
+        f"{s['file']}:{s['line']} {s['rule']}"
+        for s in newer.get("statements", [])
+        if s["phase"] == "contract" and s["file"] not in known
+    ]
+
+
+def load_record(evidence: EvidenceDir) -> dict[str, Any]:
+    path = evidence.path(MIGRATIONS_FILE)
+    return json.loads(path.read_bytes()) if path.is_file() else {}
