@@ -628,12 +628,55 @@ def bench_rollout(runs: int) -> list[list[str]]:
     return rows
 
 
+MIGRATION_STATEMENTS = (
+    "SET lock_timeout = '2s';",
+    "ALTER TABLE t{n} ADD COLUMN c{n} text;",
+    "CREATE INDEX CONCURRENTLY i{n} ON t{n} (c{n});",
+    "ALTER TABLE t{n} ADD CONSTRAINT f{n} FOREIGN KEY (u) REFERENCES u (id) NOT VALID;",
+    "ALTER TABLE t{n} VALIDATE CONSTRAINT f{n};",
+    "UPDATE t{n} SET c{n} = 'x' WHERE id BETWEEN 1 AND 1000;",
+    "ALTER TABLE t{n} DROP COLUMN old{n};",
+    "CREATE TABLE n{n} (id bigserial PRIMARY KEY, v text);",
+)
+
+
+def bench_migrations(sizes: Sequence[int]) -> tuple[list[list[str]], list[str]]:
+    """`pipeline-kit migrations check` on directories of growing size, against squawk (PyPI
+    squawk-cli, a Rust binary) linting the same files in the same run."""
+    kit = str(BIN / "pipeline-kit")
+    squawk = shutil.which("squawk", path=str(BIN)) or shutil.which("squawk")
+    if squawk is None:
+        return [], ["squawk not installed: `pip install squawk-cli` to compare migration checks"]
+    rows, rates = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for files in sizes:
+            directory = Path(tmp) / f"m{files}"
+            directory.mkdir()
+            for n in range(files):
+                body = "\n".join(s.format(n=n) for s in MIGRATION_STATEMENTS) + "\n"
+                (directory / f"{n:05}_step.sql").write_text(body * 6)
+            statements = files * len(MIGRATION_STATEMENTS) * 6
+            paths = sorted(str(p) for p in directory.glob("*.sql"))
+
+            def run(command: list[str]) -> float:
+                start = time.perf_counter()
+                subprocess.run(command, capture_output=True, check=False)  # both exit 1 on findings
+                return time.perf_counter() - start
+
+            ours = statistics.median(run([kit, "migrations", "check", str(directory)]) for _ in range(3))
+            theirs = statistics.median(run([squawk, *paths]) for _ in range(3))
+            rates.append(statements / ours)
+            rows.append(row(f"migrations check, {statements:,} statements", ours, theirs, "squawk on the same files"))
+    growth = ", ".join(f"{r:,.0f}" for r in rates)
+    return rows, [f"migrations check: statements per second at the sizes measured: {growth}"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "which",
         nargs="*",
-        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,ledger,setup,analysis,rollout}",
+        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,ledger,setup,analysis,rollout,migrations}",
         help="default: all",
     )
     parser.add_argument("--ledger-entries", type=int, default=100_000)
@@ -654,6 +697,7 @@ def main() -> None:
         "setup",
         "analysis",
         "rollout",
+        "migrations",
     ]
     which = args.which or everything
     unknown = set(which) - set(everything)
@@ -691,6 +735,10 @@ def main() -> None:
         rows += bench_analysis(args.runs)
     if "rollout" in which:
         rows += bench_rollout(args.runs)
+    if "migrations" in which:
+        migration_rows, migration_notes = bench_migrations([20, 200])
+        rows += migration_rows
+        notes += migration_notes
     header = ["benchmark", "pipeline-kit", "reference", "reference is", "ratio"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
