@@ -215,3 +215,10 @@ def test_the_gate_judges_the_signed_record_and_a_rollback_never_crosses_a_contra
     assert back.code == 2, back.out + back.err
     assert f"rolling back from {second} to {first} would cross contract migration(s)" in back.err
     assert "pipeline-kit flags kill" in back.err
+    # attack: hide the drop in the current release's archived record to open the way back
+    archived = project / ".pipeline-kit" / "releases" / second / "migrations.json"
+    record = json.loads(archived.read_text())
+    record["statements"] = [s for s in record["statements"] if s["rule"] != "drop-column"]
+    archived.write_text(json.dumps(record))
+    forced = cli(["rollback", "--env", "dev", "--reason", "errors", *policy], cwd=project)
+    assert forced.code == 1 and f"{second}'s evidence does not verify: migrations.json" in forced.err
