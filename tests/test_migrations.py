@@ -222,3 +222,23 @@ def test_the_gate_judges_the_signed_record_and_a_rollback_never_crosses_a_contra
     archived.write_text(json.dumps(record))
     forced = cli(["rollback", "--env", "dev", "--reason", "errors", *policy], cwd=project)
     assert forced.code == 1 and f"{second}'s evidence does not verify: migrations.json" in forced.err
+
+
+def test_migration_files_in_the_order_the_tools_apply_them(tmp_path: Path) -> None:
+    from pipeline_kit.migrations import migration_files
+
+    for name in (
+        "V10__later.sql",
+        "V2__earlier.sql",
+        "U2__undo.sql",
+        "3_add.up.sql",
+        "3_add.down.sql",
+        "V1__first.sql",
+    ):
+        (tmp_path / name).write_text("SELECT 1;\n")
+    assert [p.name for p in migration_files([tmp_path])] == [
+        "3_add.up.sql",
+        "V1__first.sql",
+        "V2__earlier.sql",
+        "V10__later.sql",
+    ]

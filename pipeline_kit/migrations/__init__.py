@@ -5,6 +5,7 @@ review, with lock risk, rule and the safe alternative."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,22 @@ __all__ = ["DIALECTS", "Finding", "check_paths", "record_migrations"]
 DIALECTS: dict[str, type[Dialect]] = {dialect.name: dialect for dialect in (Postgres,)}
 
 
+def _order(path: Path) -> tuple[tuple[int, str], ...]:
+    """Version order, as the tools apply them: Flyway's V2__ before V10__, golang-migrate's and
+    Alembic-style numeric prefixes, then names (numbers compared as numbers)."""
+    return tuple((int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"(\d+)", path.name))
+
+
 def migration_files(paths: Sequence[Path]) -> list[Path]:
-    """The .sql files named, or found under the directories named, in order (sorted by path:
-    migration tools apply them in name order)."""
+    """The forward migrations named, or found under the directories named, in the order the
+    tools apply them. Down migrations (golang-migrate's `*.down.sql`, Flyway's `U*__` undo
+    scripts) are not forward steps and are left out."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*.sql") if p.is_file()))
+            candidates = [p for p in path.rglob("*.sql") if p.is_file()]
+            forward = [p for p in candidates if not p.name.endswith(".down.sql") and not re.match(r"U\d", p.name)]
+            found.extend(sorted(forward, key=lambda p: (p.parent.as_posix(), _order(p))))
         elif path.is_file():
             found.append(path)
         else:
@@ -64,8 +74,6 @@ def record_migrations(config: MigrationsConfig, evidence: EvidenceDir, release: 
 
 def expand_step(text: str) -> str | None:
     """The expand migration a contract file declares it follows: `-- pipeline-kit: expand-step FILE`."""
-    import re
-
     found = re.search(r"--\s*pipeline-kit:\s*expand-step\s+(\S+)", text)
     return found.group(1) if found else None
 
