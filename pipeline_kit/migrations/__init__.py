@@ -68,14 +68,7 @@ def record_migrations(config: MigrationsConfig, evidence: EvidenceDir, release: 
         name = path.relative_to(workdir).as_posix()
         record["files"].append({"path": name, "sha256": sha256_bytes(text.encode())})
         record["statements"] += [finding.as_dict() for finding in classifier.classify(text, name)]
-        record.setdefault("declarations", {})[name] = expand_step(text)
     return evidence.record(release, MIGRATIONS_FILE, json.dumps(record, indent=2, sort_keys=True).encode())
-
-
-def expand_step(text: str) -> str | None:
-    """The expand migration a contract file declares it follows: `-- pipeline-kit: expand-step FILE`."""
-    found = re.search(r"--\s*pipeline-kit:\s*expand-step\s+(\S+)", text)
-    return found.group(1) if found else None
 
 
 def contract_steps(newer: dict[str, Any], older: dict[str, Any]) -> list[str]:
