@@ -1,3 +1,3 @@
 """pipeline-kit: build once, sign, describe and promote the same digest."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
