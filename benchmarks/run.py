@@ -39,6 +39,17 @@ def timed(command: Sequence[str], *, runs: int, cwd: Path | None = None, env: di
     return statistics.median(samples)
 
 
+def median_time(call: Callable[[], object], repeat: int) -> float:
+    """Median wall time of an in-process `call` over `repeat` runs (after one warm-up), in seconds."""
+    call()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
 def peak_rss_mib(command: Sequence[str]) -> float:
     """Peak resident memory of one run of `command`, in MiB (Linux reports KiB)."""
     script = (
@@ -499,16 +510,7 @@ def bench_analysis(runs: int) -> list[list[str]]:
                 with urllib.request.urlopen(request, timeout=10) as response:
                     json.loads(response.read())
 
-            def median_of(call: Callable[[], object], repeat: int) -> float:
-                call()
-                samples = []
-                for _ in range(repeat):
-                    start = time.perf_counter()
-                    call()
-                    samples.append(time.perf_counter() - start)
-                return statistics.median(samples)
-
-            one_query = median_of(raw, max(runs, 5) * 10)
+            one_query = median_time(raw, max(runs, 5) * 10)
             provider = Prometheus("bench", instance.url)
             for checks in (1, 4, 16):
                 settings = AnalysisConfig.model_validate(
@@ -523,7 +525,7 @@ def bench_analysis(runs: int) -> list[list[str]]:
                 def interval(settings: AnalysisConfig = settings) -> object:
                     return analyse(provider, settings, values, clock=lambda: at, sleep=lambda _: None)
 
-                ours = median_of(interval, max(runs, 5) * 4)
+                ours = median_time(interval, max(runs, 5) * 4)
                 rows.append(
                     row(
                         f"analysis interval, {checks} check(s)",
@@ -568,16 +570,7 @@ def bench_rollout(runs: int) -> list[list[str]]:
                 subprocess.run(nginx.test_command, check=True, capture_output=True)
                 subprocess.run(nginx.reload_command, check=True, capture_output=True)
 
-            def median_of(call: Callable[[], object], repeat: int) -> float:
-                call()
-                samples = []
-                for _ in range(repeat):
-                    start = time.perf_counter()
-                    call()
-                    samples.append(time.perf_counter() - start)
-                return statistics.median(samples)
-
-            reference = median_of(direct, runs)
+            reference = median_time(direct, runs)
             weights = iter(range(1, 1000))
 
             def step() -> None:
@@ -588,7 +581,7 @@ def bench_rollout(runs: int) -> list[list[str]]:
                     Draft(kind="rollout", environment="prod", actor="bench", time=now, details={"weight": weight})
                 )
 
-            ours = median_of(step, runs)
+            ours = median_time(step, runs)
             rows.append(
                 row(
                     "rollout step through nginx (+ ledger entry)",
