@@ -31,7 +31,7 @@ from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, UsageError
 from pipeline_kit.evidence import PROMOTIONS_DIR
 from pipeline_kit.gates import PromotionContext
 from pipeline_kit.gates.command import release_environment
-from pipeline_kit.ledger import Draft, Entry
+from pipeline_kit.ledger import Draft, Entry, head
 from pipeline_kit.models import Release
 from pipeline_kit.promote import (
     Decision,
@@ -42,6 +42,7 @@ from pipeline_kit.promote import (
     _record_on_forge,
     _sign_hold,
     _vsa_predicate,
+    current_release,
     decision_file,
     history,
     switch_flag,
@@ -73,7 +74,6 @@ class Rollout:
     step: int  # the step in progress (or paused at); -1 before the first
     weight: int
     started: Entry
-    analysed: frozenset[int] = frozenset()  # steps whose analysis passed
 
     @property
     def active(self) -> bool:
@@ -115,16 +115,11 @@ def current(entries: Sequence[Entry], environment: str) -> Rollout | None:
     details = first.details
     state: State = "started"
     step, weight = -1, 0
-    analysed: set[int] = set()
     for entry in entries[started:]:
-        if entry.environment != environment or entry.release != first.release:
-            continue
-        if entry.kind == "rollout":
+        if entry.environment == environment and entry.release == first.release and entry.kind == "rollout":
             state = entry.details["state"]
             step = int(entry.details.get("step", step))
             weight = int(entry.details.get("weight", weight))
-        elif entry.kind == "analysed" and entry.details.get("verdict") == "passed" and "step" in entry.details:
-            analysed.add(int(entry.details["step"]))
     return Rollout(
         environment=environment,
         release=str(first.release),
@@ -135,7 +130,6 @@ def current(entries: Sequence[Entry], environment: str) -> Rollout | None:
         step=step,
         weight=weight,
         started=first,
-        analysed=frozenset(analysed),
     )
 
 
@@ -219,8 +213,6 @@ class Runner:
         entries = history(self.project.ledger)
         stable = live_slot(entries, self.environment)
         canary = SLOTS[1] if stable == SLOTS[0] else SLOTS[0]
-        from pipeline_kit.promote import current_release
-
         previous = current_release(entries, self.environment)
         self.record(
             "started", -1, 0, stable_slot=stable, canary_slot=canary, stable_release=previous, steps=len(self.steps)
@@ -326,19 +318,19 @@ class Runner:
 
     def finish(self, rollout: Rollout, analyses: list[tuple[int, Analysis]]) -> Outcome:
         project, environment = self.project, self.environment
-        _deploy_arrival = Draft(
-            kind="deployed",
-            environment=environment,
-            release=self.release.id,
-            subjects=self.decision.subjects,
-            actor=project.actor,
-            time=_now(),
-            details={"slot": rollout.canary_slot, "rollout": True},
+        # the release arrives now: its slot takes all the traffic
+        project.ledger.append(
+            Draft(
+                kind="deployed",
+                environment=environment,
+                release=self.release.id,
+                subjects=self.decision.subjects,
+                actor=project.actor,
+                time=_now(),
+                details={"slot": rollout.canary_slot, "rollout": True},
+            )
         )
-        project.ledger.append(_deploy_arrival)
         entries = history(project.ledger)
-        from pipeline_kit.ledger import head
-
         record = project.evidence.path(rollout_file(environment))
         analysis = None
         if self.settings.analysis is not None and record.is_file():
