@@ -440,12 +440,9 @@ def resume(
     rollout = _active(project, environment)
     release, decision = _evidence_for(project, environment, rollout)
     runner = Runner(project, environment, release, decision, token, on_progress, on_result)
-    if rollout.state == "paused" or (
-        rollout.step >= 0 and rollout.step in rollout.analysed and rollout.state == "step"
-    ):
-        first = rollout.step + 1
-    else:
-        first = max(rollout.step, 0)
+    # past a manual pause (or a --step stop), the next step; else the step that was in progress,
+    # from its start: its weight set and its analysis and pause run again, never half judged
+    first = rollout.step + 1 if rollout.state == "paused" else max(rollout.step, 0)
     if first >= len(runner.steps):
         return runner.finish(rollout, [])
     return runner.run_from(rollout, first, step_mode)
