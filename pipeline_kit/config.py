@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -578,6 +578,15 @@ def _expanded_nodes(node: yaml.Node) -> int:
 
 
 def parse_config(text: str, path: Path) -> Config:
+    return parse_yaml(text, path, Config)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_yaml(text: str, path: Path, model: type[M]) -> M:
+    """A YAML file of ours (strict: no duplicate keys, no alias bombs) as `model`; every problem
+    is one ConfigError naming the file, the line and the key."""
     try:
         node = yaml.compose(text, Loader=_Loader)
         if node is not None and _expanded_nodes(node) > MAX_EXPANDED_NODES:
@@ -596,7 +605,7 @@ def parse_config(text: str, path: Path) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(path, "line 1", f"expected a mapping, got {type(data).__name__}")
     try:
-        return Config.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         loc, problem = first_problem(exc)
         line = _line_of(text, loc)

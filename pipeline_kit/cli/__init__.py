@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from pipeline_kit import __version__
-from pipeline_kit.cli import artifact, evidence, flags, migrations, project, promotion, signing
+from pipeline_kit.cli import artifact, evidence, flags, migrations, project, promotion, release, signing
 from pipeline_kit.cli._session import Session
 from pipeline_kit.errors import EXIT_ENVIRONMENT, EXIT_USAGE, PipelineKitError
 
@@ -59,6 +59,7 @@ for command in (
     promotion.rollout,
     flags.flags,
     migrations.migrations,
+    release.release,
     evidence.show,
     project.run,
 ):

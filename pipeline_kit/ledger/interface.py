@@ -34,6 +34,7 @@ Kind = Literal[
     "flag-killed",
     "flag-restored",
     "rollout",  # a rollout's progress: details.state started, step, paused, finished, failed, aborted
+    "saga",  # a release plan's progress: details.state started, step-done, step-failed, compensated, ...
 ]
 
 

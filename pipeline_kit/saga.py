@@ -1,0 +1,308 @@
+"""Multi-service releases: a release plan applied as a saga.
+
+`release-plan.yml` names the services (each a project directory with its own `pipeline-kit.yml`,
+evidence and ledger) and the order they depend on. `apply` promotes them in that order, each a
+normal promotion with its own gates, decision, VSA, deploy and analysis. When a step fails, every
+step that completed is compensated in reverse order: its `compensate:` command, or else that
+service's signed rollback. The saga's progress is kept in the plan's own ledger (kind `saga`), so
+a killed `apply` resumes without re-running a completed step or a done compensation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pipeline_kit._internal.proc import run_streaming
+from pipeline_kit.config import ConfigModel, LedgerConfig, parse_yaml
+from pipeline_kit.errors import ConfigError, EnvironmentFailure, PipelineKitError, UsageError
+from pipeline_kit.ledger import Draft, Entry, Ledger, open_ledger
+from pipeline_kit.promote import Project, TokenProvider, _now, history, plan, promote, rollback
+
+State = Literal["started", "step-done", "step-failed", "compensated", "compensation-failed", "finished", "failed"]
+ServiceName = str
+
+
+class PlanStep(ConfigModel):
+    service: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    path: str  # the service's project directory, relative to the plan
+    needs: list[str] = Field(default_factory=list)
+    compensate: str | list[str] | None = None  # default: the service's signed rollback
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        if Path(value).is_absolute() or ".." in Path(value).parts:
+            raise ValueError("a directory beside the plan (no absolute path, no ..)")
+        return value
+
+
+class ReleasePlan(ConfigModel):
+    version: Literal[1]
+    steps: list[PlanStep] = Field(min_length=1, max_length=1000)
+    ledger: LedgerConfig = LedgerConfig()  # where the saga is recorded (default beside the plan)
+
+    @model_validator(mode="after")
+    def _dag(self) -> ReleasePlan:
+        names = [step.service for step in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError("each service appears once")
+        for step in self.steps:
+            unknown = [need for need in step.needs if need not in names]
+            if unknown:
+                raise ValueError(f"{step.service}.needs names no step: {', '.join(unknown)}")
+        self.order()  # refuses a cycle
+        return self
+
+    def order(self) -> list[PlanStep]:
+        """The steps, each after everything it needs (file order among the free ones)."""
+        done: list[PlanStep] = []
+        placed: set[str] = set()
+        remaining = list(self.steps)
+        while remaining:
+            ready = [step for step in remaining if set(step.needs) <= placed]
+            if not ready:
+                raise ValueError(f"steps form a cycle: {', '.join(step.service for step in remaining)}")
+            done.append(ready[0])
+            placed.add(ready[0].service)
+            remaining.remove(ready[0])
+        return done
+
+
+@dataclass(frozen=True)
+class LoadedPlan:
+    plan: ReleasePlan
+    path: Path
+    digest: str  # sha256 of the file: the plan a saga ran is named by it
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def ledger(self) -> Ledger:
+        return open_ledger(self.plan.ledger, self.root)
+
+    def directory(self, step: PlanStep) -> Path:
+        return self.root / step.path
+
+
+def load_plan(path: Path) -> LoadedPlan:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, None, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, None, f"cannot read: {exc}") from exc
+    plan = parse_yaml(text, path, ReleasePlan)
+    for step in plan.steps:
+        if not (path.parent / step.path / "pipeline-kit.yml").is_file():
+            raise ConfigError(path, f"steps.{step.service}.path", f"{step.path}/pipeline-kit.yml not found")
+    return LoadedPlan(plan, path, hashlib.sha256(text.encode()).hexdigest())
+
+
+@dataclass
+class Saga:
+    """A saga's state, from the plan's ledger: the run in progress (or the newest) of this plan
+    to this environment."""
+
+    environment: str
+    plan: str
+    started: Entry | None = None
+    done: list[ServiceName] = field(default_factory=list)  # completed steps, in order
+    releases: dict[ServiceName, str] = field(default_factory=dict)  # what each completed step promoted
+    failed: ServiceName | None = None
+    compensated: list[ServiceName] = field(default_factory=list)
+    outcome: State | None = None  # finished or failed once over
+
+    @property
+    def open(self) -> bool:
+        return self.started is not None and self.outcome is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "plan": self.plan,
+            "started": self.started.time.isoformat() if self.started else None,
+            "done": self.done,
+            "releases": self.releases,
+            "failed": self.failed,
+            "compensated": self.compensated,
+            "outcome": self.outcome,
+        }
+
+
+def saga_state(entries: Sequence[Entry], environment: str, digest: str) -> Saga:
+    saga = Saga(environment, digest)
+    for entry in entries:
+        if entry.kind != "saga" or entry.environment != environment or entry.details.get("plan") != digest:
+            continue
+        state, service = entry.details.get("state"), entry.details.get("service")
+        if state == "started":
+            saga = Saga(environment, digest, started=entry)
+        elif state == "step-done":
+            saga.done.append(str(service))
+            saga.releases[str(service)] = str(entry.release)
+        elif state == "step-failed":
+            saga.failed = str(service)
+        elif state == "compensated":
+            saga.compensated.append(str(service))
+        elif state in ("finished", "failed"):
+            saga.outcome = state
+    return saga
+
+
+@dataclass(frozen=True)
+class Outcome:
+    saga: Saga
+    verdict: Literal["finished", "failed"]
+    reason: str
+    steps: list[str]  # what happened, in words, in order
+
+
+ProjectFor = Callable[[Path], Project]
+
+
+class Applier:
+    def __init__(
+        self,
+        loaded: LoadedPlan,
+        environment: str,
+        project_for: ProjectFor,
+        token: TokenProvider,
+        actor: str,
+        say: Callable[[str], None],
+    ) -> None:
+        self.loaded = loaded
+        self.environment = environment
+        self.project_for = project_for
+        self.token = token
+        self.actor = actor
+        self.say = say
+        self.ledger = loaded.ledger()
+        self.steps = {step.service: step for step in loaded.plan.steps}
+
+    def record(self, state: State, service: str | None = None, release: str | None = None, **details: Any) -> None:
+        self.ledger.append(
+            Draft(
+                kind="saga",
+                environment=self.environment,
+                release=release,
+                actor=self.actor,
+                time=_now(),
+                reason=details.pop("reason", None),
+                details={"state": state, "plan": self.loaded.digest, "service": service, **details},
+            )
+        )
+
+    def state(self) -> Saga:
+        return saga_state(history(self.ledger), self.environment, self.loaded.digest)
+
+    def apply(self) -> Outcome:
+        saga = self.state()
+        log: list[str] = []
+        if not saga.open:
+            self.record("started", steps=[s.service for s in self.loaded.plan.order()])
+            saga = self.state()
+        elif saga.failed is None:
+            log.append(f"resuming: {', '.join(saga.done) or 'no step'} done")
+        if saga.failed is None:
+            for step in self.loaded.plan.order():
+                if step.service in saga.done:
+                    continue
+                problem = self.promote_step(step)
+                if problem is None:
+                    saga = self.state()
+                    log.append(f"{step.service}: promoted {saga.releases[step.service]}")
+                    continue
+                self.record("step-failed", step.service, reason=problem)
+                log.append(f"{step.service}: failed: {problem}")
+                saga = self.state()
+                break
+        if saga.failed is None:
+            self.record("finished")
+            return Outcome(self.state(), "finished", f"{len(saga.done)} step(s) promoted", log)
+        log += self.compensate(saga)
+        self.record("failed", reason=f"{saga.failed} failed")
+        return Outcome(self.state(), "failed", f"{saga.failed} failed; completed steps compensated", log)
+
+    def promote_step(self, step: PlanStep) -> str | None:
+        """Promote one service; None when it completed, else why not (recorded by the caller)."""
+        self.say(f"{step.service}: promoting to {self.environment}")
+        try:
+            project = self.project_for(self.loaded.directory(step))
+            result = promote(
+                project,
+                self.environment,
+                reason=f"release plan {self.loaded.digest[:12]}",
+                break_glass=False,
+                deploy=None,
+                token=self.token,
+            )
+        except PipelineKitError as exc:
+            return exc.message
+        if result.decision.verdict == "denied":
+            blocking = result.plan.blocking()
+            return f"denied by {blocking[0].gate}: {blocking[0].reason}" if blocking else "denied"
+        if result.analysis is not None and not result.analysis.passed:
+            return f"analysis {result.analysis.verdict}: {result.analysis.reason}"
+        if result.rollout is not None and result.rollout.verdict != "finished":
+            return f"rollout {result.rollout.verdict}: {result.rollout.reason}"
+        self.record("step-done", step.service, result.plan.release.id)
+        return None
+
+    def compensate(self, saga: Saga) -> list[str]:
+        """Every completed step, newest first, once each (a resumed run skips the done ones)."""
+        log = []
+        for service in reversed(saga.done):
+            if service in saga.compensated:
+                continue
+            step = self.steps[service]
+            reason = f"release plan {self.loaded.digest[:12]}: {saga.failed} failed"
+            try:
+                what = self.compensate_step(step, reason)
+            except PipelineKitError as exc:
+                self.record("compensation-failed", service, reason=exc.message)
+                log.append(f"{service}: compensation failed: {exc.message}")
+                continue
+            self.record("compensated", service, saga.releases.get(service), reason=what)
+            log.append(f"{service}: {what}")
+        return log
+
+    def compensate_step(self, step: PlanStep, reason: str) -> str:
+        directory = self.loaded.directory(step)
+        project = self.project_for(directory)
+        if step.compensate:
+            from pipeline_kit.gates.command import release_environment
+            from pipeline_kit.gates.interface import PromotionContext
+
+            release = project.evidence.load_release()
+            context = PromotionContext(
+                release, self.environment, project.config, project.evidence, directory, (), _now(), self.actor
+            )
+            env = release_environment(context, project.config.environments[self.environment].pass_env)
+            outcome = run_streaming(step.compensate, cwd=directory, env=env, on_line=None)
+            if outcome.returncode != 0:
+                raise EnvironmentFailure(f"compensate command exited with code {outcome.returncode}")
+            return "compensated by its command"
+        current, target, _ = rollback(project, self.environment, to=None, reason=reason, deploy=None, token=self.token)
+        return f"rolled back from {current} to {target}"
+
+    def rollback(self) -> Outcome:
+        """Compensate a finished saga by hand, newest step first."""
+        saga = self.state()
+        if saga.outcome != "finished":
+            raise UsageError(f"no finished release plan in {self.environment} to roll back")
+        saga.failed = "rollback by hand"
+        log = self.compensate(saga)
+        self.record("failed", reason="rolled back by hand")
+        return Outcome(self.state(), "failed", "compensated by hand", log)
+
+    def plan(self) -> list[tuple[str, Any]]:
+        """Every step's plan, in order, changing nothing."""
+        order = self.loaded.plan.order()
+        return [(step.service, plan(self.project_for(self.loaded.directory(step)), self.environment)) for step in order]

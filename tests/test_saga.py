@@ -1,0 +1,146 @@
+"""Multi-service releases: a release plan applied as a saga over three real service projects,
+each promoted, deployed and rolled back for real; a failing third step, a killed apply."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import EXAMPLE, REPOSITORY, SIGNER, Cli, another_release, describe, init_repo, sign
+from tests.sigstore_instance import LocalSigstore
+
+SERVICES = ("accounts", "orders", "web")
+PLAN = """\
+version: 1
+steps:
+  - {service: accounts, path: services/accounts}
+  - {service: orders, path: services/orders, needs: [accounts]}
+  - {service: web, path: services/web, needs: [orders]}
+"""
+
+
+def deployed(root: Path, service: str) -> list[str]:
+    path = root / "services" / service / "deployed.txt"
+    return path.read_text().split() if path.is_file() else []
+
+
+def set_dev(project: Path, **settings: Any) -> None:
+    config_path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["environments"]["dev"].update(settings)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+@pytest.fixture
+def services(
+    tmp_path: Path, cli: Cli, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, dict[str, tuple[str, str]]]:
+    """Three services, each with a release promoted to dev (deployed.txt holds it) and a newer
+    signed release ready; the plan beside them. Returns (root, service -> (previous, new))."""
+    root = tmp_path / "release"
+    releases = {}
+    for service in SERVICES:
+        project = root / "services" / service
+        shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("dist", ".pipeline-kit", "__pycache__"))
+        set_dev(project, deploy='echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
+        (project / ".gitignore").write_text("deployed.txt\n.pipeline-kit/\n.pipeline-kit-ledger/\ndist/\n")
+        init_repo(project, remote=REPOSITORY + ".git")
+        describe(cli, project)
+        code, err = sign(cli, project, sigstore, monkeypatch)
+        assert code == 0, err
+        monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
+        assert cli(["promote", "--to", "dev", *policy], cwd=project).code == 0
+        previous = json.loads((project / ".pipeline-kit" / "release.json").read_text())["id"]
+        releases[service] = (previous, another_release(cli, project, sigstore, monkeypatch))
+    (root / "release-plan.yml").write_text(PLAN)
+    return root, releases
+
+
+def saga(root: Path) -> list[tuple[str, str | None]]:
+    lines = (root / ".pipeline-kit-ledger" / "ledger.jsonl").read_text().splitlines()
+    return [(e["details"]["state"], e["details"]["service"]) for e in map(json.loads, lines) if e["kind"] == "saga"]
+
+
+def test_a_failing_third_step_leaves_every_service_on_its_previous_release(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], policy: list[str]
+) -> None:
+    root, releases = services
+    # web's new release is denied at dev's door
+    set_dev(root / "services" / "web", gates=["signature", {"command": {"run": "exit 1"}}])
+    result = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
+    assert result.code == 1, result.out + result.err
+    assert "web: failed: denied by command" in result.out
+    for service in SERVICES:
+        previous, _ = releases[service]
+        assert deployed(root, service)[-1] == previous, service  # back where it was
+    assert deployed(root, "accounts") == [releases["accounts"][0], releases["accounts"][1], releases["accounts"][0]]
+    # compensations newest first, each once; the saga recorded in the plan's ledger
+    assert saga(root) == [
+        ("started", None),
+        ("step-done", "accounts"),
+        ("step-done", "orders"),
+        ("step-failed", "web"),
+        ("compensated", "orders"),
+        ("compensated", "accounts"),
+        ("failed", None),
+    ]
+    status = json.loads(cli(["release", "status", "--to", "dev", "--json"], cwd=root).out)
+    assert status["outcome"] == "failed" and status["compensated"] == ["orders", "accounts"]
+
+
+def test_a_killed_apply_resumes_without_repeating_a_step(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
+) -> None:
+    root, releases = services
+    orders = root / "services" / "orders"
+    set_dev(orders, deploy='touch deploying; sleep 60; echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
+    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_kit", "release", "apply", "--to", "dev", *policy],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (orders / "deploying").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)  # the job and its deploy command, as a runner dies
+    job.wait()
+    assert saga(root) == [("started", None), ("step-done", "accounts")]
+    set_dev(orders, deploy='echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
+    os.environ["SIGSTORE_IDENTITY_TOKEN"] = env["SIGSTORE_IDENTITY_TOKEN"]
+    try:
+        resumed = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
+    finally:
+        del os.environ["SIGSTORE_IDENTITY_TOKEN"]
+    assert resumed.code == 0, resumed.out + resumed.err
+    assert "resuming: accounts done" in resumed.out
+    # accounts was not promoted again; orders and web now run their new releases
+    assert deployed(root, "accounts") == [releases["accounts"][0], releases["accounts"][1]]
+    assert deployed(root, "orders")[-1] == releases["orders"][1]
+    assert deployed(root, "web")[-1] == releases["web"][1]
+    assert [state for state, _ in saga(root)][-1] == "finished"
+
+
+def test_a_plan_with_a_cycle_or_an_unknown_need_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "release-plan.yml").write_text(
+        "version: 1\nsteps:\n  - {service: a, path: a, needs: [b]}\n  - {service: b, path: b, needs: [a]}\n"
+    )
+    result = cli(["release", "status", "--to", "dev"], cwd=tmp_path)
+    assert result.code == 2 and "steps form a cycle: a, b" in result.err
+    (tmp_path / "release-plan.yml").write_text("version: 1\nsteps:\n  - {service: a, path: a, needs: [z]}\n")
+    result = cli(["release", "status", "--to", "dev"], cwd=tmp_path)
+    assert result.code == 2 and "a.needs names no step: z" in result.err
