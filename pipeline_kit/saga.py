@@ -22,7 +22,16 @@ from pipeline_kit._internal.proc import run_streaming
 from pipeline_kit.config import ConfigModel, LedgerConfig, parse_yaml
 from pipeline_kit.errors import ConfigError, EnvironmentFailure, PipelineKitError, UsageError
 from pipeline_kit.ledger import Draft, Entry, Ledger, open_ledger
-from pipeline_kit.promote import Project, TokenProvider, _now, history, plan, promote, rollback
+from pipeline_kit.promote import KIT_URI, Project, TokenProvider, _now, history, plan, promote, rollback
+
+# The saga's signed summary: which releases of which services went out together, and how it ended.
+SUMMARY_PREDICATE = f"{KIT_URI}/release-plan/v1"
+
+
+def summary_bundle(environment: str) -> str:
+    """Where a plan's signed summary for `environment` is kept, beside the plan."""
+    return f".pipeline-kit/release-plan.{environment}.sigstore.json"
+
 
 State = Literal["started", "step-done", "step-failed", "compensated", "compensation-failed", "finished", "failed"]
 ServiceName = str
@@ -225,10 +234,50 @@ class Applier:
                 break
         if saga.failed is None:
             self.record("finished")
+            log.append(self.sign_summary())
             return Outcome(self.state(), "finished", f"{len(saga.done)} step(s) promoted", log)
         log += self.compensate(saga)
         self.record("failed", reason=f"{saga.failed} failed")
+        log.append(self.sign_summary())
         return Outcome(self.state(), "failed", f"{saga.failed} failed; completed steps compensated", log)
+
+    def sign_summary(self) -> str:
+        """One signed statement about every release the saga promoted (its subjects), with each
+        step's state and the outcome: proof of which versions went out together, or came back."""
+        from pipeline_kit._internal.fs import atomic_write
+        from pipeline_kit.evidence import EvidenceDir
+        from pipeline_kit.models import Subject
+        from pipeline_kit.signing import Signable, sign_all, statement_json
+
+        saga = self.state()
+        subjects: list[Subject] = []
+        steps = []
+        for step in self.loaded.plan.order():
+            release_id = saga.releases.get(step.service)
+            state = "compensated" if step.service in saga.compensated else "promoted" if release_id else "not promoted"
+            steps.append({"service": step.service, "release": release_id, "state": state})
+            if release_id:
+                archive = EvidenceDir(self.project_for(self.loaded.directory(step)).evidence.archive(release_id))
+                subjects.extend(
+                    Subject(name=f"{step.service}/{s.name}", digest=s.digest) for s in archive.load_release().subjects
+                )
+        predicate = {
+            "plan": {"uri": self.loaded.path.name, "digest": {"sha256": self.loaded.digest}},
+            "environment": self.environment,
+            "steps": steps,
+            "failed": saga.failed,
+            "outcome": saga.outcome or "finished",
+            "time": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if not subjects:
+            return "no release was promoted: nothing to sign"
+        raw, source = self.token()
+        first = self.project_for(self.loaded.directory(self.loaded.plan.order()[0]))
+        name = summary_bundle(self.environment)
+        statement = statement_json(tuple(subjects), SUMMARY_PREDICATE, predicate)
+        signed = sign_all(first.trust.load(), raw, source, [Signable(name, statement=statement)])
+        atomic_write(self.loaded.root / name, signed.files[name])
+        return f"signed summary: {name} ({len(subjects)} subject(s))"
 
     def promote_step(self, step: PlanStep) -> str | None:
         """Promote one service; None when it completed, else why not (recorded by the caller)."""

@@ -71,8 +71,24 @@ def saga(root: Path) -> list[tuple[str, str | None]]:
     return [(e["details"]["state"], e["details"]["service"]) for e in map(json.loads, lines) if e["kind"] == "saga"]
 
 
+def signed_summary(root: Path, sigstore: LocalSigstore) -> dict[str, Any]:
+    """The saga's summary statement, after its bundle verified for the test signer."""
+    from sigstore.models import Bundle
+    from sigstore.verify import Verifier
+    from sigstore.verify.policy import Identity
+
+    from pipeline_kit.trust import load_trust_config
+
+    bundle = Bundle.from_json((root / ".pipeline-kit" / "release-plan.dev.sigstore.json").read_bytes())
+    trusted = load_trust_config(sigstore.trust_config_path)
+    _, payload = Verifier(trusted_root=trusted.trusted_root).verify_dsse(
+        bundle, Identity(identity=SIGNER, issuer=sigstore.issuer)
+    )
+    return dict(json.loads(payload))
+
+
 def test_a_failing_third_step_leaves_every_service_on_its_previous_release(
-    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], policy: list[str]
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
 ) -> None:
     root, releases = services
     # web's new release is denied at dev's door
@@ -96,6 +112,15 @@ def test_a_failing_third_step_leaves_every_service_on_its_previous_release(
     ]
     status = json.loads(cli(["release", "status", "--to", "dev", "--json"], cwd=root).out)
     assert status["outcome"] == "failed" and status["compensated"] == ["orders", "accounts"]
+    # one signed statement says which releases went out together and how it ended
+    summary = signed_summary(root, sigstore)
+    assert summary["predicate"]["outcome"] == "failed" and summary["predicate"]["failed"] == "web"
+    assert [(s["service"], s["state"]) for s in summary["predicate"]["steps"]] == [
+        ("accounts", "compensated"),
+        ("orders", "compensated"),
+        ("web", "not promoted"),
+    ]
+    assert {s["name"].split("/")[0] for s in summary["subject"]} == {"accounts", "orders"}
 
 
 def test_a_killed_apply_resumes_without_repeating_a_step(
