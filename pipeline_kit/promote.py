@@ -436,9 +436,7 @@ def promote(
         # identity token is asked for now all the same, so a missing one stops before the deploy.
         raw, source = token()
         if not analysed:
-            vsa = statement_json(release.subjects, VSA_PREDICATE, _vsa_predicate(config, decision))
-            signed = sign_all(project.trust.load(), raw, source, [Signable(vsa_bundle(environment), statement=vsa)])
-            files.update(signed.files)
+            files[vsa_bundle(environment)] = sign_vsa(project, release, decision, lambda: (raw, source))
     evidence.record_many(release, files)
     command = deploy if deploy else config.environments[environment].deploy
     entry = project.ledger.append(
@@ -527,16 +525,11 @@ def _analyse_deploy(
     }
     attachments = []
     if analysis.passed:
-        entries = history(project.ledger)
-        raw, source = token()
-        predicate = _vsa_predicate(
-            config, decision, head(entries), {"name": analysis_file(environment), "sha256": sha256_bytes(record)}
-        )
-        vsa = statement_json(release.subjects, VSA_PREDICATE, predicate)
-        signed = sign_all(project.trust.load(), raw, source, [Signable(vsa_bundle(environment), statement=vsa)])
-        recorded.update(signed.files)
-        details["vsa"] = sha256_bytes(signed.files[vsa_bundle(environment)])
-        attachments.append(signed.files[vsa_bundle(environment)])
+        analysed = {"name": analysis_file(environment), "sha256": sha256_bytes(record)}
+        bundle = sign_vsa(project, release, decision, token, after_analysis=analysed, late=True)
+        recorded[vsa_bundle(environment)] = bundle
+        details["vsa"] = sha256_bytes(bundle)
+        attachments.append(bundle)
     project.evidence.record_many(release, recorded)
     project.ledger.append(
         Draft(
@@ -734,6 +727,25 @@ def _input_attestations(evidence: EvidenceDir, release: Release) -> list[dict[st
         for name in names
         if evidence.path(name).is_file()
     ]
+
+
+def sign_vsa(
+    project: Project,
+    release: Release,
+    decision: Decision,
+    token: TokenProvider,
+    after_analysis: dict[str, str] | None = None,
+    late: bool = False,
+) -> bytes:
+    """The promotion's signed VSA bundle. Signed `late` (after a deploy: an analysis, a rollout's
+    last step), it commits to the ledger head of that moment, not the decision's, and names the
+    analysis record when there is one."""
+    ledger_head = head(history(project.ledger)) if late else None
+    predicate = _vsa_predicate(project.config, decision, ledger_head, after_analysis)
+    statement = statement_json(release.subjects, VSA_PREDICATE, predicate)
+    raw, source = token()
+    name = vsa_bundle(decision.environment)
+    return sign_all(project.trust.load(), raw, source, [Signable(name, statement=statement)]).files[name]
 
 
 def _vsa_predicate(

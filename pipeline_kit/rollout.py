@@ -31,7 +31,7 @@ from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, UsageError
 from pipeline_kit.evidence import PROMOTIONS_DIR
 from pipeline_kit.gates import PromotionContext
 from pipeline_kit.gates.command import release_environment
-from pipeline_kit.ledger import Draft, Entry, head
+from pipeline_kit.ledger import Draft, Entry
 from pipeline_kit.models import Release
 from pipeline_kit.promote import (
     Decision,
@@ -41,15 +41,14 @@ from pipeline_kit.promote import (
     _now,
     _record_on_forge,
     _sign_hold,
-    _vsa_predicate,
     current_release,
     decision_file,
     history,
+    sign_vsa,
     switch_flag,
 )
-from pipeline_kit.signing import Signable, sign_all, statement_json
 from pipeline_kit.traffic import Split, TrafficProvider, open_traffic
-from pipeline_kit.vsa import VSA_PREDICATE, vsa_bundle
+from pipeline_kit.vsa import vsa_bundle
 
 State = Literal["started", "step", "paused", "finished", "failed", "aborted"]
 SLOTS = ("blue", "green")
@@ -330,17 +329,12 @@ class Runner:
                 details={"slot": rollout.canary_slot, "rollout": True},
             )
         )
-        entries = history(project.ledger)
         record = project.evidence.path(rollout_file(environment))
         analysis = None
         if self.settings.analysis is not None and record.is_file():
             analysis = {"name": rollout_file(environment), "sha256": sha256_bytes(record.read_bytes())}
-        raw, source = self.token()
-        predicate = _vsa_predicate(project.config, self.decision, head(entries), analysis)
-        vsa = statement_json(self.release.subjects, VSA_PREDICATE, predicate)
-        signed = sign_all(project.trust.load(), raw, source, [Signable(vsa_bundle(environment), statement=vsa)])
-        project.evidence.record_many(self.release, signed.files)
-        bundle = signed.files[vsa_bundle(environment)]
+        bundle = sign_vsa(project, self.release, self.decision, self.token, after_analysis=analysis, late=True)
+        project.evidence.record_many(self.release, {vsa_bundle(environment): bundle})
         project.ledger.append(
             Draft(
                 kind="rollout",
@@ -358,7 +352,7 @@ class Runner:
             ),
             [bundle],
         )
-        files = {decision_file(environment): self.decision.to_json(), **signed.files}
+        files = {decision_file(environment): self.decision.to_json(), vsa_bundle(environment): bundle}
         _record_on_forge(project, environment, self.release, self.decision, files, deployed=True)
         self.say(f"rollout finished: {rollout.canary_slot} is live with {self.release.id}")
         return Outcome(self.reload(), "finished", f"{len(self.steps)} step(s), {rollout.canary_slot} is live", analyses)
