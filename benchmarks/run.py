@@ -664,12 +664,58 @@ def bench_migrations(sizes: Sequence[int]) -> tuple[list[list[str]], list[str]]:
     return rows, [f"migrations check: statements per second at the sizes measured: {growth}"]
 
 
+def bench_release_plan(runs: int, steps: int = 10) -> list[list[str]]:
+    """`release apply` of a plan of `steps` small services (no-op deploys), against the same
+    promotions run one after another as single `promote` commands."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.sigstore_instance import LocalSigstore
+
+    kit = str(BIN / "pipeline-kit")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        instance = LocalSigstore(root / "instance").start()
+        env = {**os.environ, "SIGSTORE_IDENTITY_TOKEN": instance.mint_token("bench@example.com")}
+        env.pop("GITHUB_ACTIONS", None)
+        env.pop("GITLAB_CI", None)
+        trust = ["--trust-config", str(instance.trust_config_path)]
+        identity = ["--cert-identity", "bench@example.com", "--cert-oidc-issuer", instance.issuer]
+        plan = ["version: 1", "steps:"]
+        directories = []
+        try:
+            for n in range(steps):
+                service = root / f"s{n}"
+                service.mkdir()
+                (service / "requirements.txt").write_text("click==8.1.7\n")
+                (service / "pipeline-kit.yml").write_text(
+                    f"version: 1\nartifact: {{name: s{n}, build: 'mkdir -p dist && echo {n} > dist/app.txt', "
+                    "outputs: ['dist/*.txt']}\nenvironments:\n  dev: {deploy: 'true'}\n"
+                )
+                subprocess.run(["git", "init", "-q"], cwd=service, check=True)
+                subprocess.run(["git", "remote", "add", "origin", f"https://example.com/s{n}"], cwd=service, check=True)
+                for args in (["build"], ["sbom"], ["provenance"], ["sign", *trust]):
+                    subprocess.run([kit, *args], cwd=service, env=env, check=True, capture_output=True)
+                needs = f", needs: [s{n - 1}]" if n else ""
+                plan.append(f"  - {{service: s{n}, path: s{n}{needs}}}")
+                directories.append(service)
+            (root / "release-plan.yml").write_text("\n".join(plan) + "\n")
+            single = " && ".join(
+                f"(cd {d} && {kit} promote --to dev {' '.join(trust + identity)} >/dev/null)" for d in directories
+            )
+            reference = timed(["bash", "-c", single], runs=runs, env=env)
+            ours = timed([kit, "release", "apply", "--to", "dev", *trust, *identity], runs=runs, cwd=root, env=env)
+        finally:
+            instance.stop()
+    return [
+        row(f"release apply, {steps}-step plan (no-op deploys)", ours, reference, f"{steps} single promotes in a row")
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "which",
         nargs="*",
-        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,ledger,setup,analysis,rollout,migrations}",
+        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,ledger,setup,analysis,rollout,migrations,release-plan}",
         help="default: all",
     )
     parser.add_argument("--ledger-entries", type=int, default=100_000)
@@ -691,6 +737,7 @@ def main() -> None:
         "analysis",
         "rollout",
         "migrations",
+        "release-plan",
     ]
     which = args.which or everything
     unknown = set(which) - set(everything)
@@ -728,6 +775,8 @@ def main() -> None:
         rows += bench_analysis(args.runs)
     if "rollout" in which:
         rows += bench_rollout(args.runs)
+    if "release-plan" in which:
+        rows += bench_release_plan(args.runs)
     if "migrations" in which:
         migration_rows, migration_notes = bench_migrations([20, 200])
         rows += migration_rows
