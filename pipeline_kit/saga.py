@@ -55,6 +55,7 @@ class ReleasePlan(ConfigModel):
     version: Literal[1]
     steps: list[PlanStep] = Field(min_length=1, max_length=1000)
     ledger: LedgerConfig = LedgerConfig()  # where the saga is recorded (default beside the plan)
+    parallel: int = Field(default=4, ge=1, le=32, strict=True)  # independent steps at once
 
     @model_validator(mode="after")
     def _dag(self) -> ReleasePlan:
@@ -220,18 +221,8 @@ class Applier:
         elif saga.failed is None:
             log.append(f"resuming: {', '.join(saga.done) or 'no step'} done")
         if saga.failed is None:
-            for step in self.loaded.plan.order():
-                if step.service in saga.done:
-                    continue
-                problem = self.promote_step(step)
-                if problem is None:
-                    saga = self.state()
-                    log.append(f"{step.service}: promoted {saga.releases[step.service]}")
-                    continue
-                self.record("step-failed", step.service, reason=problem)
-                log.append(f"{step.service}: failed: {problem}")
-                saga = self.state()
-                break
+            log += self.run_steps(saga)
+            saga = self.state()
         if saga.failed is None:
             self.record("finished")
             log.append(self.sign_summary())
@@ -240,6 +231,33 @@ class Applier:
         self.record("failed", reason=f"{saga.failed} failed")
         log.append(self.sign_summary())
         return Outcome(self.state(), "failed", f"{saga.failed} failed; completed steps compensated", log)
+
+    def run_steps(self, saga: Saga) -> list[str]:
+        """The steps not yet done, in waves: every step whose needs are done runs now, at most
+        `parallel` at once; after a wave with a failure no new step starts (the wave's others
+        finish, and are compensated with the rest)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        log: list[str] = []
+        done = set(saga.done)
+        pending = [step for step in self.loaded.plan.order() if step.service not in done]
+        while pending:
+            wave = [step for step in pending if set(step.needs) <= done]
+            with ThreadPoolExecutor(max_workers=max(1, min(self.loaded.plan.parallel, len(wave)))) as pool:
+                problems = list(pool.map(self.promote_step, wave))
+            failed = False
+            for step, problem in zip(wave, problems, strict=True):
+                if problem is None:
+                    done.add(step.service)
+                    log.append(f"{step.service}: promoted")
+                else:
+                    self.record("step-failed", step.service, reason=problem)
+                    log.append(f"{step.service}: failed: {problem}")
+                    failed = True
+            if failed:
+                break
+            pending = [step for step in pending if step.service not in done]
+        return log
 
     def sign_summary(self) -> str:
         """One signed statement about every release the saga promoted (its subjects), with each

@@ -169,3 +169,27 @@ def test_a_plan_with_a_cycle_or_an_unknown_need_is_one_line(cli: Cli, tmp_path: 
     (tmp_path / "release-plan.yml").write_text("version: 1\nsteps:\n  - {service: a, path: a, needs: [z]}\n")
     result = cli(["release", "status", "--to", "dev"], cwd=tmp_path)
     assert result.code == 2 and "a.needs names no step: z" in result.err
+
+
+def test_independent_steps_run_at_once_and_their_dependants_after(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], policy: list[str]
+) -> None:
+    root, releases = services
+    (root / "release-plan.yml").write_text(
+        "version: 1\nsteps:\n"
+        "  - {service: accounts, path: services/accounts}\n"
+        "  - {service: orders, path: services/orders}\n"
+        "  - {service: web, path: services/web, needs: [accounts, orders]}\n"
+    )
+    # each deploy notes when it started and ended
+    stamp = 'date +%s.%N >> span.txt; sleep 1; date +%s.%N >> span.txt; echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt'
+    for service in ("accounts", "orders"):
+        set_dev(root / "services" / service, deploy=stamp)
+    result = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
+    assert result.code == 0, result.out + result.err
+    a_start, a_end = map(float, (root / "services" / "accounts" / "span.txt").read_text().split())
+    o_start, o_end = map(float, (root / "services" / "orders" / "span.txt").read_text().split())
+    assert a_start < o_end and o_start < a_end  # their deploys overlapped
+    done = [service for state, service in saga(root) if state == "step-done"]
+    assert done[-1] == "web" and set(done[:2]) == {"accounts", "orders"}
+    assert all(deployed(root, s)[-1] == releases[s][1] for s in SERVICES)
