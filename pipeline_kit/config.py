@@ -436,7 +436,7 @@ class MigrationsConfig(ConfigModel):
     applied in name order. Classified at provenance time and signed with it."""
 
     paths: list[str] = Field(min_length=1)
-    dialect: Literal["postgres"] = "postgres"
+    dialect: Literal["postgres", "mysql", "sqlite"] = "postgres"
 
     @field_validator("paths")
     @classmethod

@@ -242,3 +242,55 @@ def test_migration_files_in_the_order_the_tools_apply_them(tmp_path: Path) -> No
         "V2__earlier.sql",
         "V10__later.sql",
     ]
+
+
+# -- SQLite and MySQL, through sqlglot ------------------------------------------------------------
+
+SQLITE_CORPUS = (
+    ("ALTER TABLE users ADD COLUMN nickname TEXT", "expand"),
+    ("ALTER TABLE users ADD COLUMN score INTEGER NOT NULL DEFAULT 0", "expand"),
+    ("CREATE TABLE audit (id INTEGER PRIMARY KEY, at TEXT NOT NULL)", "expand"),
+    ("CREATE INDEX users_email ON users (email)", "expand"),
+    ("ALTER TABLE users DROP COLUMN legacy", "contract"),
+    ("ALTER TABLE users RENAME COLUMN name TO full_name", "contract"),
+    ("ALTER TABLE users RENAME TO accounts", "contract"),
+    ("DROP TABLE orders", "contract"),
+    ("CREATE UNIQUE INDEX users_email_unique ON users (email)", "contract"),
+)
+
+
+@pytest.mark.parametrize(("statement", "expected"), SQLITE_CORPUS)
+def test_the_sqlite_classifier_agrees_with_sqlite(statement: str, expected: str) -> None:
+    import sqlite3
+
+    from pipeline_kit.migrations.sqlglot_dialects import SQLite
+
+    (finding,) = SQLite().classify(statement + ";", "m.sql")
+    assert finding.phase == expected
+    database = sqlite3.connect(":memory:")
+    database.executescript(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT, legacy TEXT, age INTEGER);"
+        "INSERT INTO users (name, email, legacy, age) VALUES ('a', 'e1', 'l', 1), ('b', 'e2', 'l', 2);"
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, total INTEGER);"
+    )
+    database.execute(statement)
+    errors = []
+    for request in OLD_RELEASE:
+        try:
+            database.execute(request)
+        except sqlite3.DatabaseError as exc:
+            errors.append(f"{request}: {exc}")
+    assert (errors == []) == (expected == "expand"), errors
+
+
+def test_mysql_online_ddl_and_what_sqlglot_cannot_read() -> None:
+    from pipeline_kit.migrations.sqlglot_dialects import MySQL, SQLite
+
+    mysql = MySQL().classify("ALTER TABLE users MODIFY COLUMN age BIGINT;\nUPDATE users SET age = 0;\n", "m.sql")
+    assert [(f.line, f.phase, f.lock, f.rule) for f in mysql] == [
+        (1, "contract", "blocks", "alter-column-type"),
+        (2, "migrate", "blocks", "unbatched-backfill"),
+    ]
+    # the same statement SQLite has no syntax for: an opaque command, a human must look
+    (opaque,) = SQLite().classify("ALTER TABLE users MODIFY COLUMN age BIGINT;", "m.sql")
+    assert opaque.phase == "review" and opaque.needs_attention

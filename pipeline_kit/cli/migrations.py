@@ -16,7 +16,7 @@ def migrations() -> None:
 
 @migrations.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--dialect", type=click.Choice(["postgres"]), default="postgres", show_default=True)
+@click.option("--dialect", type=click.Choice(["postgres", "mysql", "sqlite"]), default="postgres", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def check(paths: tuple[Path, ...], dialect: str, as_json: bool) -> None:
     """Label every statement of the migration files in PATHS (files, or directories of *.sql in

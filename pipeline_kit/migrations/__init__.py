@@ -17,11 +17,12 @@ from pipeline_kit.errors import UsageError
 from pipeline_kit.evidence import MIGRATIONS_FILE, EvidenceDir
 from pipeline_kit.migrations.interface import Dialect, Finding
 from pipeline_kit.migrations.postgres import Postgres
+from pipeline_kit.migrations.sqlglot_dialects import MySQL, SQLite
 from pipeline_kit.models import Release
 
 __all__ = ["DIALECTS", "Finding", "check_paths", "record_migrations"]
 
-DIALECTS: dict[str, type[Dialect]] = {dialect.name: dialect for dialect in (Postgres,)}
+DIALECTS: dict[str, type[Dialect]] = {dialect.name: dialect for dialect in (Postgres, MySQL, SQLite)}
 
 
 def _order(path: Path) -> tuple[tuple[int, str], ...]:
