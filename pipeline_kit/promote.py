@@ -196,6 +196,10 @@ def context_for(
         holds = search(
             environment, candidates, looked, release, uri, trust.policy, trust.load(), hold_level(environment)
         )
+    schemas = None
+    judged = project.config.migrations is not None and trust.policy is not None and trust.unverified is None
+    if judged and not trust.projected and _declares_contract_steps(project.evidence):
+        schemas = schema_states(project, release, entries)
     return PromotionContext(
         release=release,
         environment=environment,
@@ -211,6 +215,7 @@ def context_for(
         upstream=upstream,
         holds=holds,
         projected=trust.projected,
+        schemas=schemas,
     )
 
 
@@ -350,6 +355,78 @@ def _integrity(context: PromotionContext) -> str | None:
         return context.verification_problem or "the evidence was not verified"
     failures = context.verification.failures
     return f"{failures[0].target}: {failures[0].detail}" if failures else None
+
+
+def _declares_contract_steps(evidence: EvidenceDir) -> bool:
+    from pipeline_kit.migrations import load_record
+
+    return bool(load_record(evidence).get("expand_steps"))
+
+
+def schema_states(
+    project: Project, release: Release, entries: Sequence[Entry]
+) -> dict[str, tuple[str | None, frozenset[str] | None, str]]:
+    """For every environment: the release it runs and the migration files that release's signed
+    record has, or why that cannot be shown. The ledger only names the candidate; the kit then
+    needs the candidate's archive to verify (its record is a signed provenance byproduct), a
+    signed PASSED VSA showing it was promoted there, and no signed rollback of it from there."""
+    from pipeline_kit.migrations import load_record
+    from pipeline_kit.verify import SourceExpectation, verify_release
+
+    trust = project.trust
+    assert trust.policy is not None
+    states: dict[str, tuple[str | None, frozenset[str] | None, str]] = {}
+    for environment in project.config.environments:
+        running = current_release(entries, environment)
+        if running is None:
+            states[environment] = (None, frozenset(), "nothing deployed")
+            continue
+        if running == release.id:
+            files = frozenset(item["path"] for item in load_record(project.evidence).get("files", []))
+            states[environment] = (running, files, "this release")
+            continue
+        archive = EvidenceDir(project.evidence.archive(running))
+        if not archive.has_release():
+            states[environment] = (running, None, f"no evidence of {running} here to show its migrations")
+            continue
+        checked = verify_release(
+            archive, None, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref)
+        )
+        if not checked.ok:
+            first = checked.failures[0]
+            states[environment] = (
+                running,
+                None,
+                f"{running}'s evidence does not verify: {first.target}: {first.detail}",
+            )
+            continue
+        other = archive.load_release()
+        kept = forge_attestations(project, other)
+        found = search(
+            environment,
+            *vsa_candidates(project, other, environment, entries, kept),
+            other,
+            resource_uri(project.config, environment),
+            trust.policy,
+            trust.load(),
+        )
+        holds = search(
+            environment,
+            *vsa_candidates(project, other, environment, entries, kept, hold=True),
+            other,
+            resource_uri(project.config, environment),
+            trust.policy,
+            trust.load(),
+            hold_level(environment),
+        )
+        if found.latest is None:
+            states[environment] = (running, None, f"no signed VSA shows {running} was promoted to {environment}")
+        elif holds.accepted:
+            states[environment] = (running, None, f"{running} was rolled back out of {environment} (signed)")
+        else:
+            files = frozenset(item["path"] for item in load_record(archive).get("files", []))
+            states[environment] = (running, files, "signed")
+    return states
 
 
 def effective_policy(project: Project) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pipeline_kit.migrations.postgres import Postgres
-from tests.conftest import SIGNER, Cli, describe, sign
+from tests.conftest import LEDGER, SIGNER, Cli, describe, sign
 from tests.postgres_instance import LocalPostgres
 from tests.sigstore_instance import LocalSigstore
 
@@ -294,3 +294,72 @@ def test_mysql_online_ddl_and_what_sqlglot_cannot_read() -> None:
     # the same statement SQLite has no syntax for: an opaque command, a human must look
     (opaque,) = SQLite().classify("ALTER TABLE users MODIFY COLUMN age BIGINT;", "m.sql")
     assert opaque.phase == "review" and opaque.needs_attention
+
+
+EXPAND = "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN full_name text;\n"
+CONTRACT = (
+    "-- pipeline-kit: expand-step migrations/001_expand.sql\n"
+    "SET lock_timeout = '2s';\nALTER TABLE users DROP COLUMN name;\n"
+)
+
+
+def side_by_side(project: Path) -> None:
+    """dev and prod, each promoted to directly: what matters is what each one runs."""
+    config_path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["environments"] = {"dev": {"gates": ["signature"]}, "prod": {"gates": ["signature"]}}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+@pytest.mark.parametrize("prod_has_the_expand_step", [False, True])
+def test_a_declared_contract_step_waits_until_every_environment_runs_its_expand_step(
+    cli: Cli,
+    described: Path,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    prod_has_the_expand_step: bool,
+) -> None:
+    project = described
+    side_by_side(project)
+    old = release_with(cli, project, sigstore, monkeypatch, {"000_base.sql": ADD})
+    for environment in ("dev", "prod"):
+        assert cli(["promote", "--to", environment, *policy], cwd=project).code == 0
+    expanded = release_with(cli, project, sigstore, monkeypatch, {"001_expand.sql": EXPAND})
+    assert cli(["promote", "--to", "dev", *policy], cwd=project).code == 0
+    if prod_has_the_expand_step:
+        assert cli(["promote", "--to", "prod", *policy], cwd=project).code == 0
+    release_with(cli, project, sigstore, monkeypatch, {"002_contract.sql": CONTRACT})
+    planned = cli(["plan", "--to", "dev", *policy], cwd=project)
+    if prod_has_the_expand_step:
+        assert planned.code == 0, planned.out
+        assert "migrations/002_contract.sql: contract step after migrations/001_expand.sql" in planned.out
+    else:
+        assert planned.code == 1
+        assert (
+            "migrations/002_contract.sql is a contract step after migrations/001_expand.sql, "
+            f"but prod still runs {old}, which does not have it"
+        ) in planned.out
+    assert old != expanded
+
+
+def test_the_environments_are_judged_from_signed_evidence_not_the_ledger(
+    cli: Cli, described: Path, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # attack: prod never got the expanded release; a forged ledger line says it did
+    project = described
+    side_by_side(project)
+    release_with(cli, project, sigstore, monkeypatch, {"000_base.sql": ADD})
+    assert cli(["promote", "--to", "prod", *policy], cwd=project).code == 0
+    expanded = release_with(cli, project, sigstore, monkeypatch, {"001_expand.sql": EXPAND})
+    assert cli(["promote", "--to", "dev", *policy], cwd=project).code == 0
+    from pipeline_kit.ledger import Draft, FileLedger
+    from pipeline_kit.promote import _now
+
+    FileLedger(project / LEDGER).append(
+        Draft(kind="promoted", environment="prod", release=expanded, actor="mallory", time=_now(), details={})
+    )
+    release_with(cli, project, sigstore, monkeypatch, {"002_contract.sql": CONTRACT})
+    planned = cli(["plan", "--to", "dev", *policy], cwd=project)
+    assert planned.code == 1
+    assert f"prod: no signed VSA shows {expanded} was promoted to prod" in planned.out

@@ -94,6 +94,9 @@ class PromotionContext:
     # a dry run's projection: the unsigned evidence judged as CI will judge it once signed by the
     # policy's identity (`verify.projected_release`); what only CI can know is `deferred`
     projected: bool = False
+    # environment -> (the release it runs, the migration files its signed record has, or why that
+    # cannot be shown): what the migrations gate judges a contract step by
+    schemas: dict[str, tuple[str | None, frozenset[str] | None, str]] | None = None
 
     def checks_for(self, *targets: str) -> list[Check]:
         if self.verification is None:

@@ -32,7 +32,11 @@ class MigrationsGate(Gate):
             return denied(f"{MIGRATIONS_FILE}: {next(c.detail for c in checks if not c.ok)}")
         record = json.loads(context.evidence.path(MIGRATIONS_FILE).read_bytes())
         findings = [Finding(**statement) for statement in record.get("statements", [])]
-        attention = [f for f in findings if f.needs_attention]
+        declared: dict[str, str] = record.get("expand_steps") or {}
+        cleared, blocked = self._contract_steps(findings, declared, context)
+        if blocked:
+            return denied(blocked)
+        attention = [f for f in findings if f.needs_attention and f.file not in cleared]
         waived = [f for f in findings if f.waived]
         files = len(record.get("files", []))
         waivers = "; ".join(f"{f.file}:{f.line} {f.rule} waived: {f.waived}" for f in waived)
@@ -42,4 +46,29 @@ class MigrationsGate(Gate):
             more = f" (and {len(attention) - 1} more)" if len(attention) > 1 else ""
             return denied(f"{first.file}:{first.line} {first.phase} {first.rule}: {first.message}{more}", **evidence)
         summary = f"{len(findings)} statement(s) in {files} file(s), none needing attention"
-        return passed(summary + (f"; {waivers}" if waivers else ""), **evidence)
+        steps = "; ".join(f"{file}: contract step after {declared[file]}, {cleared[file]}" for file in sorted(cleared))
+        extra = "; ".join(part for part in (steps, waivers) if part)
+        return passed(summary + (f"; {extra}" if extra else ""), **evidence)
+
+    def _contract_steps(
+        self, findings: list[Finding], declared: dict[str, str], context: PromotionContext
+    ) -> tuple[dict[str, str], str | None]:
+        """The files whose contract statements may run now (file -> why), or why one may not:
+        a file that declares its expand step passes once every environment runs a release whose
+        signed record has that step (`context.schemas`, shown from signed evidence)."""
+        contract_files = {f.file for f in findings if f.phase == "contract" and f.waived is None}
+        cleared: dict[str, str] = {}
+        for file in sorted(contract_files & set(declared)):
+            expand = declared[file]
+            if context.schemas is None:
+                return {}, f"{file} follows {expand}: cannot tell what the environments run (no identity policy?)"
+            for environment, (running, files, why) in sorted(context.schemas.items()):
+                if files is None:
+                    return {}, f"{file} follows {expand}: {environment}: {why}"
+                if running is not None and expand not in files:
+                    return {}, (
+                        f"{file} is a contract step after {expand}, but {environment} still runs {running}, "
+                        f"which does not have it: promote a release with {expand} everywhere first"
+                    )
+            cleared[file] = "which every environment runs"
+        return cleared, None

@@ -58,6 +58,12 @@ def check_paths(paths: Sequence[Path], dialect: str = "postgres") -> list[Findin
     return findings
 
 
+# A contract migration names the expand migration it follows: `-- pipeline-kit: expand-step FILE`
+# (FILE as the record names it, relative to the project). The migrations gate lets it through once
+# every environment runs a release whose signed record has FILE.
+EXPAND_STEP = re.compile(r"--\s*pipeline-kit:\s*expand-step\s+(\S+)")
+
+
 def record_migrations(config: MigrationsConfig, evidence: EvidenceDir, release: Release, workdir: Path) -> Release:
     """Classify the release's migration files into `migrations.json` (each file's path relative to
     the project and sha256, every statement's finding); provenance then signs its digest."""
@@ -69,6 +75,9 @@ def record_migrations(config: MigrationsConfig, evidence: EvidenceDir, release: 
         name = path.relative_to(workdir).as_posix()
         record["files"].append({"path": name, "sha256": sha256_bytes(text.encode())})
         record["statements"] += [finding.as_dict() for finding in classifier.classify(text, name)]
+        declared = EXPAND_STEP.search(text)
+        if declared:
+            record.setdefault("expand_steps", {})[name] = declared.group(1)
     return evidence.record(release, MIGRATIONS_FILE, json.dumps(record, indent=2, sort_keys=True).encode())
 
 
