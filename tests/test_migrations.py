@@ -363,3 +363,16 @@ def test_the_environments_are_judged_from_signed_evidence_not_the_ledger(
     planned = cli(["plan", "--to", "dev", *policy], cwd=project)
     assert planned.code == 1
     assert f"prod: no signed VSA shows {expanded} was promoted to prod" in planned.out
+
+
+def test_a_cleared_contract_step_is_still_judged_for_its_locks() -> None:
+    from pipeline_kit.gates.migrations import needing_attention
+    from pipeline_kit.migrations.interface import Finding
+
+    findings = [
+        Finding("m/002.sql", 2, "contract", "safe", "drop-column", "drops a column"),
+        Finding("m/002.sql", 3, "contract", "blocks", "set-not-null", "SET NOT NULL"),
+        Finding("m/003.sql", 1, "contract", "safe", "drop-table", "drops a table"),
+    ]
+    assert [f.rule for f in needing_attention(findings, {"m/002.sql"})] == ["set-not-null", "drop-table"]
+    assert [f.rule for f in needing_attention(findings, set())] == ["drop-column", "set-not-null", "drop-table"]

@@ -16,6 +16,16 @@ from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, denied
 from pipeline_kit.migrations.interface import Finding
 
 
+def needing_attention(findings: list[Finding], cleared: set[str]) -> list[Finding]:
+    """What still needs attention once the contract steps of the `cleared` files may run: their
+    locks, and everything else, are still judged."""
+    return [
+        f
+        for f in findings
+        if f.needs_attention and not (f.file in cleared and f.phase == "contract" and f.lock != "blocks")
+    ]
+
+
 class MigrationsGate(Gate):
     name = "migrations"
 
@@ -36,7 +46,7 @@ class MigrationsGate(Gate):
         cleared, blocked = self._contract_steps(findings, declared, context)
         if blocked:
             return denied(blocked)
-        attention = [f for f in findings if f.needs_attention and f.file not in cleared]
+        attention = needing_attention(findings, set(cleared))
         waived = [f for f in findings if f.waived]
         files = len(record.get("files", []))
         waivers = "; ".join(f"{f.file}:{f.line} {f.rule} waived: {f.waived}" for f in waived)
