@@ -318,3 +318,17 @@ def test_a_canary_slower_than_stable_fails_its_comparison(
     assert second.code == 1, second.out + second.err
     assert "latency: higher than stable: median 0.3 vs stable 0.1 (3x, tolerance 1.1x)" in second.err
     assert weights(signed)[-2:] == ["30 blue green", "0 blue green"]
+
+
+def test_the_step_input_reaches_promote_as_its_variable(
+    cli: Cli, signed: Path, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what the promote action and the GitLab template set from their `step` input
+    with_rollout(signed, [{"weight": 10}, {"weight": 50}, {"weight": 100}])
+    monkeypatch.setenv("PIPELINE_KIT_PROMOTE_STEP", "true")
+    first = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert first.code == 0 and "rollout: stepped: step 1 of 3 done" in first.out, first.out + first.err
+    assert weights(signed) == ["10 green blue"]
+    monkeypatch.setenv("PIPELINE_KIT_PROMOTE_STEP", "false")
+    rest = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    assert rest.code == 0 and weights(signed) == ["10 green blue", "50 green blue", "100 green blue"]

@@ -226,7 +226,8 @@ def trust_args(values: dict[str, Any]) -> dict[str, Any]:
     "--step",
     "step_mode",
     is_flag=True,
-    help="With a rollout strategy: run at most one step, then stop (resume goes on).",
+    envvar="PIPELINE_KIT_PROMOTE_STEP",
+    help="With a rollout strategy: run at most one step, then stop. [env: PIPELINE_KIT_PROMOTE_STEP]",
 )
 @promotion_options(signing=True)
 @click.argument("deploy", nargs=-1, type=click.UNPROCESSED)
