@@ -633,16 +633,8 @@ def _after_failure(
     """A failed analysis: the kill switches off first (fastest), then the signed rollback. A step
     that fails is recorded and raised as an EnvironmentFailure (exit 3) after the others ran."""
     settings = project.config.environments[environment].on_failure
-    done: list[str] = []
-    failures: list[str] = []
     reason = f"analysis {analysis.verdict}: {analysis.reason}"
-    for flag in settings.kill_switches:
-        try:
-            done.append(
-                switch_flag(project.config, project.workdir, project.ledger, project.actor, flag, environment, reason)
-            )
-        except PipelineKitError as exc:  # noqa: PERF203 - each switch is tried, whatever the others did
-            failures.append(f"kill switch {flag}: {exc.message}")
+    done, failures = trip_kill_switches(project, environment, reason)
     if settings.rollback:
         try:
             current, target, _ = rollback(project, environment, to=None, reason=reason, deploy=None, token=token)
@@ -667,6 +659,20 @@ def _after_failure(
             + (f" (done: {'; '.join(done)})" if done else "")
         )
     return tuple(done)
+
+
+def trip_kill_switches(project: Project, environment: str, reason: str) -> tuple[list[str], list[str]]:
+    """Turn off every kill switch `on-failure` names for `environment`, each tried whatever the
+    others did; returns what was done and what failed, in words."""
+    done, failures = [], []
+    for flag in project.config.environments[environment].on_failure.kill_switches:
+        try:
+            done.append(
+                switch_flag(project.config, project.workdir, project.ledger, project.actor, flag, environment, reason)
+            )
+        except PipelineKitError as exc:  # noqa: PERF203 - each switch is tried, whatever the others did
+            failures.append(f"kill switch {flag}: {exc.message}")
+    return done, failures
 
 
 def switch_flag(

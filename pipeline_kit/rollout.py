@@ -45,7 +45,7 @@ from pipeline_kit.promote import (
     decision_file,
     history,
     sign_vsa,
-    switch_flag,
+    trip_kill_switches,
 )
 from pipeline_kit.traffic import Split, TrafficProvider, open_traffic
 from pipeline_kit.vsa import vsa_bundle
@@ -368,12 +368,9 @@ class Runner:
             failures.append(f"traffic back to stable: {exc.message}")
         self.record("failed", index, 0 if not failures else rollout.weight, reason=reason)
         project = self.project
-        where = (project.config, project.workdir, project.ledger, project.actor)
-        for flag in self.settings.on_failure.kill_switches:
-            try:
-                done.append(switch_flag(*where, flag, self.environment, reason))
-            except PipelineKitError as exc:  # noqa: PERF203 - each switch is tried, whatever the others did
-                failures.append(f"kill switch {flag}: {exc.message}")
+        tripped, unswitched = trip_kill_switches(project, self.environment, reason)
+        done += tripped
+        failures += unswitched
         try:
             entries = history(project.ledger)
             held = _sign_hold(project, self.environment, self.release.id, entries, reason, self.token)

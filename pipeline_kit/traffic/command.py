@@ -4,12 +4,11 @@ addresses, in a scrubbed environment; exit 0 means the weight is in effect."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pipeline_kit.errors import EnvironmentFailure, first_line
-from pipeline_kit.traffic.interface import Split, TrafficProvider
+from pipeline_kit.errors import EnvironmentFailure
+from pipeline_kit.traffic.interface import Split, TrafficProvider, run_command
 
 
 class CommandTraffic(TrafficProvider):
@@ -21,20 +20,8 @@ class CommandTraffic(TrafficProvider):
         self.timeout = timeout
 
     def apply(self, split: Split, env: Mapping[str, str]) -> str:
-        try:
-            done = subprocess.run(
-                self.command,
-                shell=isinstance(self.command, str),
-                cwd=self.workdir,
-                env={**env, **split.variables()},
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise EnvironmentFailure(f"traffic command for weight {split.weight}: {first_line(exc)}") from exc
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
-            raise EnvironmentFailure(f"traffic command for weight {split.weight} failed: {tail[0]}")
+        what = f"traffic command for weight {split.weight}"
+        problem = run_command(self.command, what, self.workdir, {**env, **split.variables()}, self.timeout)
+        if problem is not None:
+            raise EnvironmentFailure(problem)
         return f"{split.weight}% to {split.canary_slot} ({split.canary}) by the traffic command"

@@ -4,9 +4,13 @@ never assumes a weight it could not set."""
 
 from __future__ import annotations
 
+import subprocess
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline_kit.errors import first_line
 
 
 @dataclass(frozen=True)
@@ -34,3 +38,27 @@ class TrafficProvider(ABC):
     @abstractmethod
     def apply(self, split: Split, env: Mapping[str, str]) -> str:
         """Set the split; `env` is the scrubbed environment for any child process."""
+
+
+def run_command(
+    command: str | Sequence[str], what: str, workdir: Path, env: Mapping[str, str], timeout: float
+) -> str | None:
+    """Run a provider's command (a string through /bin/sh, or a list); None when it exited 0,
+    else why not, in one line (its last line of output)."""
+    try:
+        done = subprocess.run(
+            command,
+            shell=isinstance(command, str),
+            cwd=workdir,
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{what}: {first_line(exc)}"
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+        return f"{what} failed: {tail[0]}"
+    return None

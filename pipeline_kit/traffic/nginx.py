@@ -10,13 +10,12 @@ dead canary to stable, so a check on the canary's own traffic belongs in the ana
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pipeline_kit._internal.fs import atomic_write
-from pipeline_kit.errors import EnvironmentFailure, first_line
-from pipeline_kit.traffic.interface import Split, TrafficProvider
+from pipeline_kit.errors import EnvironmentFailure
+from pipeline_kit.traffic.interface import Split, TrafficProvider, run_command
 
 
 def render(name: str, split: Split) -> str:
@@ -45,25 +44,6 @@ class NginxTraffic(TrafficProvider):
         self.workdir = workdir
         self.timeout = timeout
 
-    def _run(self, command: str | Sequence[str], what: str, env: Mapping[str, str]) -> str | None:
-        try:
-            done = subprocess.run(
-                command,
-                shell=isinstance(command, str),
-                cwd=self.workdir,
-                env=dict(env),
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"{what}: {first_line(exc)}"
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
-            return f"{what} failed: {tail[0]}"
-        return None
-
     def apply(self, split: Split, env: Mapping[str, str]) -> str:
         previous = self.path.read_bytes() if self.path.is_file() else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +51,7 @@ class NginxTraffic(TrafficProvider):
         for command, what in ((self.test, "nginx config test"), (self.reload, "nginx reload")):
             if command is None:
                 continue
-            problem = self._run(command, what, env)
+            problem = run_command(command, what, self.workdir, env, self.timeout)
             if problem is not None:
                 if previous is None:
                     self.path.unlink(missing_ok=True)
