@@ -14,7 +14,10 @@ boundary with ``raise ... from exc`` so the cause stays available under ``--verb
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path  # not at run time: `pipeline-kit --help` loads this module
 
 EXIT_OK = 0
 EXIT_DENIED = 1

@@ -14,7 +14,7 @@ from pipeline_kit.evidence import EvidenceDir
 from pipeline_kit.identity import IdentityPolicy, policy_accepts
 from pipeline_kit.ledger import Ledger
 from pipeline_kit.models import Release
-from pipeline_kit.promote import Plan, Project, Promotion, TokenProvider, Trust, plan, promote
+from pipeline_kit.promote import Plan, Project, Promotion, TokenProvider, plan, promote
 from pipeline_kit.provenance import write_provenance
 from pipeline_kit.sbom import SourceResult, SourceSpec, write_sbom
 from pipeline_kit.signing import (
@@ -26,6 +26,7 @@ from pipeline_kit.signing import (
     sign_release,
     subject_bundle,
 )
+from pipeline_kit.trust import Trust
 
 
 @dataclass(frozen=True)

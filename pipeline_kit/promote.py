@@ -26,10 +26,10 @@ from pipeline_kit.evidence import PROMOTIONS_DIR, EvidenceDir
 from pipeline_kit.forge import DeploymentState, Forge
 from pipeline_kit.gates import GateResult, PromotionContext, compile_gates, evaluate
 from pipeline_kit.gates.command import release_environment
-from pipeline_kit.identity import IdentityPolicy
 from pipeline_kit.ledger import GENESIS, Draft, Entry, Ledger, arrived, head, in_flight
 from pipeline_kit.models import Model, Release
 from pipeline_kit.signing import Signable, sign_all, statement_json
+from pipeline_kit.trust import Trust
 from pipeline_kit.vsa import (
     ANALYSIS_PASSED,
     LEDGER_INPUT,
@@ -84,18 +84,6 @@ class Decision(Model):
     break_glass: bool = False
     policy: dict[str, Any]  # the policy applied: config file digest, identity and source, overrides
     input_attestations: tuple[dict[str, Any], ...] = ()
-
-
-@dataclass(frozen=True)
-class Trust:
-    """Who must have signed the evidence, and which Sigstore instance to trust (loaded lazily)."""
-
-    policy: IdentityPolicy | None
-    load: Callable[[], Any]
-    repository: str | None = None
-    ref: str | None = None
-    unverified: str | None = None  # set to skip verification, saying why (the gates deny on it)
-    projected: bool = False  # a dry run: judge the unsigned evidence as CI will once it signs
 
 
 @dataclass(frozen=True)

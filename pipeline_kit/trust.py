@@ -1,12 +1,29 @@
-"""Which Sigstore instance to trust: public-good by default, any other through a client trust
-config (`--trust-config`: a private instance, or the test instance)."""
+"""Whom to trust: the identity policy, and which Sigstore instance (public-good by default, any
+other through a client trust config: `--trust-config`, a private instance or the test instance)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline_kit.errors import EnvironmentFailure, InputError, UsageError
+
+if TYPE_CHECKING:
+    from pipeline_kit.identity import IdentityPolicy
+
+
+@dataclass(frozen=True)
+class Trust:
+    """Who must have signed the evidence, and which Sigstore instance to trust (loaded lazily)."""
+
+    policy: IdentityPolicy | None
+    load: Callable[[], Any]
+    repository: str | None = None
+    ref: str | None = None
+    unverified: str | None = None  # set to skip verification, saying why (the gates deny on it)
+    projected: bool = False  # a dry run: judge the unsigned evidence as CI will once it signs
 
 
 class TrustRootUnavailable(EnvironmentFailure):

@@ -196,7 +196,7 @@ def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
     """Each PIPELINE_KIT_* variable an action sets is read by the command it runs."""
     import yaml
 
-    from pipeline_kit.cli import cli
+    from pipeline_kit.cli import load
 
     action = yaml.safe_load((ROOT / "actions" / name / "action.yml").read_text())
     step = action["runs"]["steps"][-1]
@@ -212,7 +212,7 @@ def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
     }  # read by the script or the group
     commands = {"release": ["build", "sign"]}.get(name, [name])
     for command in commands:
-        for param in cli.commands[command].params:
+        for param in load(command).params:
             prefix = f"PIPELINE_KIT_{command.upper()}_"
             known.add(param.envvar if isinstance(param.envvar, str) else prefix + (param.name or "").upper())
     for variable in step["env"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -81,6 +82,55 @@ def test_tampering_is_detected_and_named(tmp_path: Path, tamper: str, message: s
     ledger.path.write_bytes(b"".join(content))
     with pytest.raises(VerificationError, match=re.escape(message)):
         ledger.verify()
+
+
+def test_a_line_is_hashed_over_its_stored_bytes(tmp_path: Path) -> None:
+    """The oracle is hashlib over the bytes on disk, not the kit's own serialiser."""
+    ledger = filled(tmp_path, 2)
+    first, second = (line.rstrip(b"\n") for line in lines(ledger))
+    head, body = first.split(b",", 1)
+    assert head.startswith(b'{"hash":"')
+    assert hashlib.sha256(b"{" + body).hexdigest() == json.loads(first)["hash"]
+    assert json.loads(second)["prev"] == json.loads(first)["hash"]
+    assert ledger.check() == (2, json.loads(second)["hash"])
+
+
+def legacy_line(fields: dict[str, Any]) -> bytes:
+    """A line as 0.1 wrote it: sorted keys, the hash over the canonical JSON of every other field."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return (json.dumps({**fields, "hash": digest}, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def test_a_ledger_written_by_0_1_still_verifies_and_grows(tmp_path: Path) -> None:
+    prev, content = "0" * 64, b""
+    for seq in (1, 2):
+        fields = {**draft(seq).model_dump(mode="json"), "seq": seq, "prev": prev}
+        line = legacy_line(fields)
+        content, prev = content + line, json.loads(line)["hash"]
+    ledger = FileLedger(tmp_path / "ledger.jsonl")
+    ledger.path.write_bytes(content)
+    appended = ledger.append(draft(3))
+    assert appended.prev == prev
+    assert [e.release for e in ledger.verify()] == ["r0001", "r0002", "r0003"]
+    edited = content.replace(b"entry 2", b"entry X") + lines(ledger)[-1]
+    ledger.path.write_bytes(edited)
+    with pytest.raises(VerificationError, match=re.escape("line 2 (seq 2) was edited")):
+        ledger.check()
+
+
+def test_a_field_repeated_after_the_framing_is_refused(tmp_path: Path) -> None:
+    """JSON parsers keep the last of two equal keys: a second "release" is covered by the hash, but
+    a second "hash", "prev" or "seq" would let the parsed entry differ from the verified chain."""
+    ledger = filled(tmp_path, 1)
+    line = lines(ledger)[0].rstrip(b"\n")
+    forged = line[:-1] + b',"seq":7}'
+    digest = hashlib.sha256(b"{" + forged.split(b",", 1)[1]).hexdigest().encode()
+    forged = forged[:9] + digest + forged[73:]
+    ledger.path.write_bytes(forged + b"\n")
+    assert ledger.check() == (1, digest.decode())  # the bytes are intact...
+    with pytest.raises(VerificationError, match="line 1: not a ledger entry"):
+        ledger.verify()  # ...but what a parser reads is not what was chained
 
 
 def test_cli_ledger_verify_names_the_edited_line(cli: Cli, tmp_path: Path) -> None:

@@ -1,69 +1,93 @@
 """The `pipeline-kit` command: a thin click layer over the library.
 
 Each command parses its options, calls one library function and renders the result. Library
-modules are imported inside the commands, so `pipeline-kit --help` loads click and nothing
-heavy. Every PipelineKitError becomes one `error:` line (plus a hint) and its exit code.
+modules are imported inside the commands, and a command's module only when that command runs, so
+`pipeline-kit --help` loads click and nothing else. Every PipelineKitError becomes one `error:` line
+(plus a hint) and its exit code.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import click
 
 from pipeline_kit import __version__
-from pipeline_kit.cli import artifact, evidence, flags, migrations, project, promotion, release, signing
-from pipeline_kit.cli._session import Session
 from pipeline_kit.errors import EXIT_ENVIRONMENT, EXIT_USAGE, PipelineKitError
 
+# Each command: the module under pipeline_kit.cli that defines it, and the line `--help` shows for
+# it (the start of its docstring; a test keeps the two in step), so listing imports none of them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("project", "Write a commented starter pipeline-kit.yml for the project..."),
+    "build": ("artifact", "Run the build once and record its outputs by digest."),
+    "sbom": ("artifact", "Write a CycloneDX 1.6 SBOM of the current release..."),
+    "provenance": ("artifact", "Write SLSA provenance v1 for the current release..."),
+    "sign": ("signing", "Sign every subject and attest the provenance and SBOM with..."),
+    "attest": ("signing", "Sign the release's test results (in-toto test-result..."),
+    "verify": ("signing", "Verify the evidence dir against an identity policy."),
+    "identity": ("signing", "Print the identity CI signs as here, and the verify command..."),
+    "plan": ("promotion", "Dry-run a promotion: verify the evidence and explain every..."),
+    "promote": ("promotion", "Promote the current release to ENV, then run DEPLOY (after..."),
+    "rollback": ("promotion", "Roll ENV back to the previous good release, re-verified,..."),
+    "ledger": ("promotion", "Read, verify and annotate the promotion ledger."),
+    "rollout": ("promotion", "Follow, resume or abort a progressive rollout (an..."),
+    "flags": ("flags", "Turn kill switches (feature flags in `flags:`) off and back..."),
+    "migrations": ("migrations", "Migration safety: expand / migrate / contract, lock risk,..."),
+    "release": ("release", "Release several services together by a release plan..."),
+    "show": ("evidence", "Summarize an evidence dir: subjects, SBOM, provenance,..."),
+    "run": ("project", "Run the pipeline: build, SBOM, provenance, sign, then..."),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+def load(name: str) -> click.Command:
+    """The command `name`, importing the module that defines it."""
+    module = importlib.import_module(f"pipeline_kit.cli.{COMMANDS[name][0]}")
+    command: click.Command = getattr(module, name)
+    return command
+
+
+class _Commands(click.Group):
+    """A group whose commands are imported when one runs, not to list them."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return load(cmd_name) if cmd_name in COMMANDS else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="pipeline-kit")
 @click.option(
     "-C",
     "--directory",
     "workdir",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    type=click.Path(file_okay=False, exists=True),  # a str: pathlib loads with the command
     default=".",
     show_default=True,
     help="Run as if started in this directory.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show the underlying cause of errors.")
 @click.pass_context
-def cli(ctx: click.Context, workdir: Path, verbose: bool) -> None:
+def cli(ctx: click.Context, workdir: str, verbose: bool) -> None:
     """Build once, describe and sign the artifact, promote the same digest.
 
     \b
     Exit codes: 0 ok, 1 denied or verification failed,
                 2 usage or configuration error, 3 environment or backend failure.
     """
-    ctx.obj = Session(workdir=workdir.absolute(), verbose=verbose)
+    from pathlib import Path
+
+    from pipeline_kit.cli._session import Session
+
+    ctx.obj = Session(workdir=Path(workdir).absolute(), verbose=verbose)
     _VERBOSE.append(verbose)
-
-
-for command in (
-    project.init,
-    artifact.build,
-    artifact.sbom,
-    artifact.provenance,
-    signing.sign,
-    signing.attest,
-    signing.verify,
-    signing.identity,
-    promotion.plan,
-    promotion.promote,
-    promotion.rollback,
-    promotion.ledger,
-    promotion.rollout,
-    flags.flags,
-    migrations.migrations,
-    release.release,
-    evidence.show,
-    project.run,
-):
-    cli.add_command(command)
 
 
 _VERBOSE: list[bool] = []  # set by the group's callback once click has parsed -v
@@ -72,6 +96,7 @@ _VERBOSE: list[bool] = []  # set by the group's callback once click has parsed -
 def _report_error(exc: PipelineKitError) -> None:
     """One error line (a file annotation on GitHub Actions), then the hint if there is one."""
     import os
+    from pathlib import Path
 
     from pipeline_kit.ci import reporter
     from pipeline_kit.errors import InputError

@@ -22,8 +22,9 @@ from pipeline_kit.cli.signing import (
 
 if TYPE_CHECKING:
     from pipeline_kit.analysis import Analysis, Result
-    from pipeline_kit.promote import Plan, Project, Promotion, Trust
+    from pipeline_kit.promote import Plan, Project, Promotion
     from pipeline_kit.rollout import Outcome as RolloutOutcome
+    from pipeline_kit.trust import Trust
 
 MARK = {"passed": "pass", "denied": "DENY", "error": "ERROR"}
 
@@ -39,8 +40,7 @@ def trust_for(
     ref: str | None,
     rekor_version: int | None = None,
 ) -> Trust:
-    from pipeline_kit.promote import Trust
-    from pipeline_kit.trust import load_trust_config
+    from pipeline_kit.trust import Trust, load_trust_config
 
     try:
         policy, source = resolve_policy(session, identity, identity_regex, issuer, repository, ref)
@@ -395,17 +395,17 @@ def ledger_verify(session: Session, /, **trust: Any) -> None:
     identity policy only the chain is checked, and the output says so.
     """
     from pipeline_kit.errors import VerificationError
-    from pipeline_kit.promote import audit
 
     store = session.ledger()
     trusted = trust_for(session, **trust_args(trust))
     if trusted.policy is None:
-        entries = store.verify()
+        count, _ = store.check()
         click.echo(
-            f"{store.describe()}: {len(entries)} entries, chain intact; "
-            "signed decisions not checked (no identity policy)"
+            f"{store.describe()}: {count} entries, chain intact; signed decisions not checked (no identity policy)"
         )
         return
+    from pipeline_kit.promote import audit
+
     entries, problems = audit(store, session.evidence(), trusted)
     if problems:
         raise VerificationError(f"{store.describe()}: {problems[0]}", hint="; ".join(problems[1:]) or None)
@@ -487,8 +487,8 @@ def rollout_resume(
 @pass_session
 def rollout_abort(session: Session, environment: str, reason: str) -> None:
     """Send all traffic back to the stable slot and end the rollout in ENV."""
-    from pipeline_kit.promote import Trust
     from pipeline_kit.rollout import abort
+    from pipeline_kit.trust import Trust
 
     outcome = abort(project_for(session, Trust(None, lambda: None)), environment, reason)
     finish_rollout(session, environment, outcome)

@@ -28,7 +28,7 @@ class FileLedger(Ledger):
     def describe(self) -> str:
         return str(self.path)
 
-    def entries(self) -> list[Entry]:
+    def lines(self) -> list[bytes]:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -37,7 +37,7 @@ class FileLedger(Ledger):
             raise UsageError(f"{self.path}: the ledger path is a directory, expected a file") from None
         except OSError as exc:
             raise EnvironmentFailure(f"{self.path}: cannot read the ledger: {exc.strerror}") from exc
-        return parse_lines(_committed(data).splitlines(), self.describe())
+        return _committed(data).splitlines()
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

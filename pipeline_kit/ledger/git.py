@@ -105,9 +105,9 @@ class GitLedger(Ledger):
             return b""
         return self._git("cat-file", "blob", f"{tip}:{FILE}").stdout
 
-    def entries(self) -> list[Entry]:
+    def lines(self) -> list[bytes]:
         self._tip = self._fetch()
-        return parse_lines(self._content(self._tip).splitlines(), self.describe())
+        return self._content(self._tip).splitlines()
 
     def attachment(self, sha256: str) -> bytes | None:
         if not HEX_SHA256.fullmatch(sha256):
