@@ -95,12 +95,16 @@ def _hash_pipelined(handle: io.FileIO, hasher: Any) -> int:
     return size
 
 
+def cpu_workers(items: int) -> int:
+    """Threads for `items` pieces of work that hash (hashlib releases the GIL): one per core."""
+    return max(1, min(items, os.cpu_count() or 1, 8))
+
+
 def hash_files(paths: Sequence[Path]) -> list[FileDigest]:
     """Hash several files, in parallel when there is more than one; results in input order."""
     if len(paths) <= 1:
         return [hash_file(path) for path in paths]
-    workers = min(len(paths), os.cpu_count() or 1, 8)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=cpu_workers(len(paths))) as pool:
         return list(pool.map(hash_file, paths))
 
 

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -721,24 +722,33 @@ def _finish_forge_deployment(
 def _record_on_forge(
     project: Project, environment: str, release: Release, decision: Decision, files: dict[str, bytes], *, deployed: bool
 ) -> None:
-    """A commit status with the verdict, and (where the forge keeps them) the attestations."""
+    """A commit status with the verdict, and (where the forge keeps them) the attestations: each
+    an independent request, sent at once; the first failure (in this order) is raised."""
     forge = project.forge
     if forge is None:
         return
+    requests: list[Callable[[], object]] = []
     if release.source.commit:
+        commit = release.source.commit
         state: Literal["success", "failure"] = "success" if decision.verdict != "denied" else "failure"
-        forge.commit_status(
-            release.source.commit, state, f"pipeline-kit/{environment}", f"{decision.verdict}: release {release.id}"
-        )
-    if not deployed:
-        return
-    from pipeline_kit.signing import PROVENANCE_BUNDLE, SBOM_BUNDLE
+        description = f"{decision.verdict}: release {release.id}"
+        requests.append(partial(forge.commit_status, commit, state, f"pipeline-kit/{environment}", description))
+    if deployed:
+        from pipeline_kit.signing import PROVENANCE_BUNDLE, SBOM_BUNDLE
 
-    for name in (PROVENANCE_BUNDLE, SBOM_BUNDLE):
-        if project.evidence.path(name).is_file():
-            forge.upload_attestation(project.evidence.path(name).read_bytes())
-    if vsa_bundle(environment) in files:
-        forge.upload_attestation(files[vsa_bundle(environment)])
+        bundles = [
+            project.evidence.path(n).read_bytes()
+            for n in (PROVENANCE_BUNDLE, SBOM_BUNDLE)
+            if project.evidence.path(n).is_file()
+        ]
+        if vsa_bundle(environment) in files:
+            bundles.append(files[vsa_bundle(environment)])
+        requests += [partial(forge.upload_attestation, data) for data in bundles]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, len(requests)), thread_name_prefix="forge") as pool:
+        for future in [pool.submit(request) for request in requests]:
+            future.result()
 
 
 def _deploy(

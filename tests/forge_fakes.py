@@ -57,6 +57,8 @@ class SpecFake:
         # failure injection: path regex -> (status, body, headers), served once
         self.failures: list[tuple[re.Pattern[str], tuple[int, Any, dict[str, str]]]] = []
         self.delay = 0.0
+        self.in_flight = self.most_in_flight = 0  # requests being served at once, and the peak
+        self._counting = threading.Lock()
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def correct(self, spec: dict[str, Any]) -> None:
@@ -96,8 +98,15 @@ class SpecFake:
         return response(environ, start_response)
 
     def _dispatch(self, request: Request, body: Any) -> Response:
-        if self.delay:
-            time.sleep(self.delay)
+        with self._counting:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+        finally:
+            with self._counting:
+                self.in_flight -= 1
         for pattern, (status, payload, headers) in list(self.failures):
             if pattern.search(request.path):
                 self.failures.remove((pattern, (status, payload, headers)))

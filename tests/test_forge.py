@@ -84,11 +84,38 @@ def test_github_promotion_records_deployment_status_and_attestations(
         }
     ]
     kinds = [json.loads(base64.b64decode(b["dsseEnvelope"]["payload"]))["predicateType"] for b in github.attestations]
-    assert kinds == [
-        "https://slsa.dev/provenance/v1",
+    assert sorted(kinds) == [  # sent at once, so in any order
         "https://cyclonedx.org/bom",
+        "https://slsa.dev/provenance/v1",
         "https://slsa.dev/verification_summary/v1",
     ]
+
+
+def test_the_status_and_attestations_are_sent_at_once(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four independent requests after a deploy (a commit status, three attestations): with each
+    taking a while at the forge, they overlap rather than queue."""
+    in_github(monkeypatch, github)
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    github.delay = 0.3
+    result = cli(["promote", "--to", "dev", *policy, "--", "true"], cwd=hello)
+    github.delay = 0.0
+    assert result.code == 0, result.err
+    assert len(github.attestations) == 3 and len(github.commit_statuses) == 1
+    assert github.most_in_flight >= 2
+
+
+def test_a_failed_attestation_upload_is_named_and_the_others_still_finish(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_github(monkeypatch, github)
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    github.fail_once("/attestations$", 502, {"message": "Bad gateway"})
+    result = cli(["promote", "--to", "dev", *policy, "--", "true"], cwd=hello)
+    assert result.code == 3, result.err
+    assert "502" in result.err and "Traceback" not in result.err
+    assert len(github.attestations) == 2 and len(github.commit_statuses) == 1  # the others were sent
 
 
 def test_github_denied_promotion_sets_a_failure_status(
