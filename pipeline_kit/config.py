@@ -432,8 +432,9 @@ class ForgeConfig(ConfigModel):
 
 
 class MigrationsConfig(ConfigModel):
-    """Where the release's migrations are: files or directories of *.sql inside the project,
-    applied in name order. Classified at provenance time and signed with it."""
+    """Where the release's migrations are: files or directories inside the project (SQL, Alembic,
+    Django, Rails), in the order the tools apply them. Classified at provenance time and signed
+    with it."""
 
     paths: list[str] = Field(min_length=1)
     dialect: Literal["postgres", "mysql", "sqlite"] = "postgres"

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from pipeline_kit.cli._render import emit_json, table
+from pipeline_kit.cli._session import Session, pass_session
 
 
 @click.group()
@@ -18,15 +19,17 @@ def migrations() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--dialect", type=click.Choice(["postgres", "mysql", "sqlite"]), default="postgres", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def check(paths: tuple[Path, ...], dialect: str, as_json: bool) -> None:
-    """Label every statement of the migration files in PATHS (files, or directories of *.sql in
-    name order): phase, lock risk, rule, message and the safe alternative. Exit 1 when a statement
-    needs attention (contract, review, or a lock that blocks) and no inline waiver
-    (`-- pipeline-kit: allow RULE because WHY` just before it) covers it."""
+@pass_session
+def check(session: Session, paths: tuple[Path, ...], dialect: str, as_json: bool) -> None:
+    """Label every statement of the migration files in PATHS (files, or directories of SQL,
+    Alembic, Django or Rails migrations, in the order they apply): phase, lock risk, rule, message
+    and the safe alternative. Exit 1 when a statement needs attention (contract, review, or a lock
+    that blocks) and no inline waiver (`-- pipeline-kit: allow RULE because WHY` just before it;
+    `#` in Python and Ruby) covers it."""
     from pipeline_kit.errors import EXIT_DENIED
     from pipeline_kit.migrations import check_paths
 
-    findings = check_paths(list(paths), dialect)
+    findings = check_paths([session.workdir / path for path in paths], dialect, base=session.workdir)
     attention = [f for f in findings if f.needs_attention]
     if as_json:
         emit_json({"statements": [f.as_dict() for f in findings], "attention": len(attention)})

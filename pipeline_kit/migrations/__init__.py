@@ -1,6 +1,8 @@
 """Migration safety: classify migration files statement by statement (one module per SQL
-dialect; PostgreSQL through libpg_query today) into expand / migrate / contract / neutral /
-review, with lock risk, rule and the safe alternative."""
+dialect: PostgreSQL through libpg_query, MySQL and SQLite through sqlglot) into expand / migrate /
+contract / neutral / review, with lock risk, rule and the safe alternative. Files are plain SQL
+(Flyway, golang-migrate, any numbered directory) or code in a layout (one module each: Alembic,
+Django, Rails), whose operations are rendered as the SQL they run and classified the same way."""
 
 from __future__ import annotations
 
@@ -15,14 +17,19 @@ from pipeline_kit.config import MigrationsConfig
 from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import UsageError
 from pipeline_kit.evidence import MIGRATIONS_FILE, EvidenceDir
+from pipeline_kit.migrations.alembic import Alembic
+from pipeline_kit.migrations.django import Django
 from pipeline_kit.migrations.interface import Dialect, Finding
+from pipeline_kit.migrations.layout import Layout, classify_operations
 from pipeline_kit.migrations.postgres import Postgres
+from pipeline_kit.migrations.rails import Rails
 from pipeline_kit.migrations.sqlglot_dialects import MySQL, SQLite
 from pipeline_kit.models import Release
 
 __all__ = ["DIALECTS", "Finding", "check_paths", "record_migrations"]
 
 DIALECTS: dict[str, type[Dialect]] = {dialect.name: dialect for dialect in (Postgres, MySQL, SQLite)}
+LAYOUTS: tuple[Layout, ...] = (Alembic(), Django(), Rails())
 
 
 def _order(path: Path) -> tuple[tuple[int, str], ...]:
@@ -31,16 +38,28 @@ def _order(path: Path) -> tuple[tuple[int, str], ...]:
     return tuple((int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"(\d+)", path.name))
 
 
+def layout_of(path: Path, text: str) -> Layout | None:
+    """The code layout `path` is a migration in; None for SQL (and for code that is no migration)."""
+    return next((layout for layout in LAYOUTS if path.suffix == layout.suffix and layout.recognises(text)), None)
+
+
+def _is_migration(path: Path) -> bool:
+    if path.suffix == ".sql":
+        return not path.name.endswith(".down.sql") and not re.match(r"U\d", path.name)
+    return any(path.suffix == layout.suffix for layout in LAYOUTS) and layout_of(path, read_text(path)) is not None
+
+
 def migration_files(paths: Sequence[Path]) -> list[Path]:
     """The forward migrations named, or found under the directories named, in the order the
     tools apply them. Down migrations (golang-migrate's `*.down.sql`, Flyway's `U*__` undo
-    scripts) are not forward steps and are left out."""
+    scripts) are not forward steps and are left out, as is code that is no migration (an
+    Alembic `env.py`, a package's `__init__.py`)."""
     found: list[Path] = []
+    suffixes = {".sql", *(layout.suffix for layout in LAYOUTS)}
     for path in paths:
         if path.is_dir():
-            candidates = [p for p in path.rglob("*.sql") if p.is_file()]
-            forward = [p for p in candidates if not p.name.endswith(".down.sql") and not re.match(r"U\d", p.name)]
-            found.extend(sorted(forward, key=lambda p: (p.parent.as_posix(), _order(p))))
+            forward = [p for p in path.rglob("*") if p.suffix in suffixes and p.is_file() and _is_migration(p)]
+            found.extend(applied_order(sorted(forward, key=lambda p: (p.parent.as_posix(), _order(p)))))
         elif path.is_file():
             found.append(path)
         else:
@@ -48,20 +67,54 @@ def migration_files(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def check_paths(paths: Sequence[Path], dialect: str = "postgres") -> list[Finding]:
+def applied_order(files: list[Path]) -> list[Path]:
+    """`files` (sorted by name) in the order the tools apply them: each layout orders its own
+    files (Alembic by revision links); the others keep their places."""
+    for layout in LAYOUTS:
+        mine = [p for p in files if p.suffix == layout.suffix and layout_of(p, read_text(p)) is layout]
+        if mine:
+            slots = iter(layout.order(mine))
+            files = [next(slots) if p in mine else p for p in files]
+    return files
+
+
+def classify_file(path: Path, text: str, classifier: Dialect, name: str) -> list[Finding]:
+    """Every statement of one migration file: SQL as it is, code through its layout."""
+    layout = layout_of(path, text)
+    if layout is None:
+        return classifier.classify(text, name)
+    try:
+        operations = layout.read(text, path)
+    except SyntaxError as exc:
+        return [
+            Finding(
+                name,
+                exc.lineno or 1,
+                "review",
+                "n/a",
+                "unparsable",
+                f"not {layout.name} code the parser accepts: {exc.msg}",
+            )
+        ]
+    return classify_operations(operations, text, classifier, name)
+
+
+def check_paths(paths: Sequence[Path], dialect: str = "postgres", base: Path | None = None) -> list[Finding]:
+    """Every statement of the migrations in `paths`, each file named relative to `base` when under it."""
     if dialect not in DIALECTS:
         raise UsageError(f"unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
     classifier = DIALECTS[dialect]()
     findings: list[Finding] = []
     for path in migration_files(paths):
-        findings.extend(classifier.classify(read_text(path), str(path)))
+        name = path.relative_to(base).as_posix() if base and path.is_relative_to(base) else str(path)
+        findings.extend(classify_file(path, read_text(path), classifier, name))
     return findings
 
 
 # A contract migration names the expand migration it follows: `-- pipeline-kit: expand-step FILE`
-# (FILE as the record names it, relative to the project). The migrations gate lets it through once
-# every environment runs a release whose signed record has FILE.
-EXPAND_STEP = re.compile(r"--\s*pipeline-kit:\s*expand-step\s+(\S+)")
+# (`#` in Python and Ruby; FILE as the record names it, relative to the project). The migrations
+# gate lets it through once every environment runs a release whose signed record has FILE.
+EXPAND_STEP = re.compile(r"(?:--|#)\s*pipeline-kit:\s*expand-step\s+(\S+)")
 
 
 def record_migrations(config: MigrationsConfig, evidence: EvidenceDir, release: Release, workdir: Path) -> Release:
@@ -74,7 +127,7 @@ def record_migrations(config: MigrationsConfig, evidence: EvidenceDir, release: 
         text = read_text(path)
         name = path.relative_to(workdir).as_posix()
         record["files"].append({"path": name, "sha256": sha256_bytes(text.encode())})
-        record["statements"] += [finding.as_dict() for finding in classifier.classify(text, name)]
+        record["statements"] += [finding.as_dict() for finding in classify_file(path, text, classifier, name)]
         declared = EXPAND_STEP.search(text)
         if declared:
             record.setdefault("expand_steps", {})[name] = declared.group(1)
