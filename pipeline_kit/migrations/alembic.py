@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_kit._internal.files import read_text
+from pipeline_kit.migrations._python import callee as _callee
+from pipeline_kit.migrations._python import value as _value
 from pipeline_kit.migrations.layout import (
     BEGIN,
     COMMIT,
     Layout,
+    NotLiteral,
     Operation,
     column_sql,
     index_sql,
@@ -47,23 +50,6 @@ TYPES = {
     "LargeBinary": "bytea",
     "Interval": "interval",
 }
-
-
-class NotLiteral(Exception):
-    """An argument whose value the file does not spell out."""
-
-
-def _value(node: ast.expr) -> Any:
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        raise NotLiteral(ast.unparse(node)) from None
-
-
-def _callee(node: ast.expr) -> str:
-    """The name called (`Column` for `sa.Column(...)`), or named (`Integer` for `sa.Integer`)."""
-    target = node.func if isinstance(node, ast.Call) else node
-    return target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
 
 
 def _type(node: ast.expr | None) -> str:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Any
 
+from pipeline_kit.migrations._python import callee as _callee
+from pipeline_kit.migrations._python import value as _value
 from pipeline_kit.migrations.layout import (
     Layout,
+    NotLiteral,
     Operation,
     column_sql,
     in_transaction,
@@ -49,22 +51,6 @@ FIELD_TYPES = {
 }
 RELATIONS = ("ForeignKey", "OneToOneField")
 NO_SQL = {"AlterModelOptions", "AlterModelManagers"}  # state only: nothing reaches the database
-
-
-class NotLiteral(Exception):
-    """An argument whose value the file does not spell out."""
-
-
-def _callee(node: ast.expr) -> str:
-    target = node.func if isinstance(node, ast.Call) else node
-    return target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
-
-
-def _value(node: ast.expr) -> Any:
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        raise NotLiteral(ast.unparse(node)) from None
 
 
 def _arguments(call: ast.expr, *names: str) -> dict[str, ast.expr]:

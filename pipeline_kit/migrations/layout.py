@@ -22,6 +22,10 @@ from pipeline_kit.migrations.interface import Dialect, Finding
 COMMENT_WAIVER = re.compile(r"#\s*(pipeline-kit:\s*allow\s+[a-z0-9-]+\s+because\s+\S.*?)\s*$")
 
 
+class NotLiteral(Exception):
+    """A value the migration file does not spell out (a variable, a call, code the kit does not read)."""
+
+
 @dataclass(frozen=True)
 class Operation:
     line: int  # 1-based, where the operation starts in the migration file

@@ -16,6 +16,7 @@ from typing import Any
 
 from pipeline_kit.migrations.layout import (
     Layout,
+    NotLiteral,
     Operation,
     column_sql,
     in_transaction,
@@ -52,10 +53,6 @@ BLOCK = re.compile(r"\s+do(?:\s*\|\s*(?P<var>\w+)\s*\|)?\s*$")
 HEREDOC = re.compile(r"^execute\s*\(?\s*<<[~-]?(?P<quote>['\"]?)(?P<end>[A-Z_]+)(?P=quote)")
 
 
-class NotLiteral(Exception):
-    """Ruby the kit does not read."""
-
-
 def parse_arguments(text: str) -> tuple[list[Any], dict[str, Any]]:
     """`:users, :email, :string, null: false` -> (["users", "email", "string"], {"null": False})."""
     tokens: list[tuple[str, str]] = []
@@ -89,17 +86,17 @@ def _sequence(tokens: list[tuple[str, str]], index: int, closer: str | None) -> 
             index += 1
             continue
         if kind == "key":
-            value, index = _value(tokens, index + 1)
+            value, index = _token_value(tokens, index + 1)
             items.append(_Option(text, value))
             continue
-        value, index = _value(tokens, index)
+        value, index = _token_value(tokens, index)
         items.append(value)
     if closer is not None:
         raise NotLiteral(f"unclosed {closer}")
     return items, index
 
 
-def _value(tokens: list[tuple[str, str]], index: int) -> tuple[Any, int]:
+def _token_value(tokens: list[tuple[str, str]], index: int) -> tuple[Any, int]:
     if index >= len(tokens):
         raise NotLiteral("a value is missing")
     kind, text = tokens[index]
