@@ -324,21 +324,97 @@ class Applier:
 
     def compensate(self, saga: Saga) -> list[str]:
         """Every completed step, newest first, once each (a resumed run skips the done ones)."""
-        log = []
-        for service in reversed(saga.done):
-            if service in saga.compensated:
-                continue
-            step = self.steps[service]
-            reason = f"release plan {self.loaded.digest[:12]}: {saga.failed} failed"
-            try:
-                what = self.compensate_step(step, reason)
-            except PipelineKitError as exc:
-                self.record("compensation-failed", service, reason=exc.message)
-                log.append(f"{service}: compensation failed: {exc.message}")
-                continue
-            self.record("compensated", service, saga.releases.get(service), reason=what)
-            log.append(f"{service}: {what}")
-        return log
+        return [done[0] for service in reversed(saga.done) if (done := self.compensate_one(saga, service))]
+
+    def compensate_one(self, saga: Saga, service: ServiceName) -> tuple[str, bool] | None:
+        """Compensate one completed step, recording it: (what happened, whether it worked); None
+        when there is nothing to do (never completed, or compensated already)."""
+        if service not in saga.done or service in saga.compensated:
+            return None
+        reason = f"release plan {self.loaded.digest[:12]}: {saga.failed} failed"
+        try:
+            what = self.compensate_step(self.steps[service], reason)
+        except PipelineKitError as exc:
+            self.record("compensation-failed", service, reason=exc.message)
+            return f"{service}: compensation failed: {exc.message}", False
+        self.record("compensated", service, saga.releases.get(service), reason=what)
+        saga.compensated.append(service)
+        return f"{service}: {what}", True
+
+    # -- one job per step: the plan compiled into the CI platform's DAG ---------------------------
+    # Each job does one part and records it in the plan's ledger (shared: the git backend); the
+    # CI platform orders the jobs by the plan's needs and runs the compensations on failure.
+
+    def start(self) -> str:
+        saga = self.state()
+        if saga.open:
+            return f"resuming the release plan to {self.environment}: {', '.join(saga.done) or 'no step'} done"
+        self.record("started", steps=[s.service for s in self.loaded.plan.order()])
+        return f"release plan to {self.environment} started"
+
+    def _open(self) -> Saga:
+        saga = self.state()
+        if not saga.open:
+            raise UsageError(
+                f"no release plan in progress to {self.environment}", hint="the first job runs `release start`"
+            )
+        return saga
+
+    def step(self, service: ServiceName) -> Outcome:
+        """Promote one step of the open saga; a step done already is not run again."""
+        saga = self._open()
+        step = self._step(service)
+        if service in saga.done:
+            return Outcome(saga, "finished", f"{service}: done already", [])
+        if saga.failed is not None:
+            return Outcome(saga, "failed", f"{service}: not run: {saga.failed} failed", [])
+        missing = [need for need in step.needs if need not in saga.done]
+        if missing:
+            raise UsageError(f"{service}: needs {', '.join(missing)} first")
+        problem = self.promote_step(step)
+        if problem is not None:
+            self.record("step-failed", service, reason=problem)
+            return Outcome(self.state(), "failed", f"{service}: {problem}", [])
+        return Outcome(self.state(), "finished", f"{service}: promoted", [])
+
+    def compensate_service(self, service: ServiceName) -> Outcome:
+        """Compensate one step once every step that needs it has been (newest first, as a DAG)."""
+        saga = self._open()
+        self._step(service)
+        missing = [s.service for s in self.loaded.plan.order() if s.service not in saga.done]
+        if saga.failed is None and not missing:
+            return Outcome(saga, "finished", f"{service}: nothing to compensate: every step was promoted", [])
+        if saga.failed is None:  # every step job has ended (the pipeline's needs): one died unrecorded
+            self.record("step-failed", missing[0], reason="its job ended without recording an outcome")
+            saga = self.state()
+        waiting = [
+            s.service
+            for s in self.loaded.plan.steps
+            if service in s.needs and s.service in saga.done and s.service not in saga.compensated
+        ]
+        if waiting:
+            raise UsageError(f"{service}: compensate {', '.join(waiting)} first (they need it)")
+        done = self.compensate_one(saga, service)
+        line, worked = done or (f"{service}: nothing to compensate", True)
+        return Outcome(self.state(), "finished" if worked else "failed", line, [])
+
+    def finish(self) -> Outcome:
+        """Close the saga: finished when every step was promoted, else failed (after the
+        compensation jobs); sign the summary either way."""
+        saga = self._open()
+        missing = [s.service for s in self.loaded.plan.order() if s.service not in saga.done]
+        if not missing:
+            self.record("finished")
+            return Outcome(self.state(), "finished", f"{len(saga.done)} step(s) promoted", [self.sign_summary()])
+        left = [service for service in saga.done if service not in saga.compensated]
+        reason = f"{saga.failed or missing[0]} failed" + (f"; not compensated: {', '.join(left)}" if left else "")
+        self.record("failed", reason=reason)
+        return Outcome(self.state(), "failed", reason, [self.sign_summary()])
+
+    def _step(self, service: ServiceName) -> PlanStep:
+        if service not in self.steps:
+            raise UsageError(f"the plan has no step {service!r} (steps: {', '.join(self.steps)})")
+        return self.steps[service]
 
     def compensate_step(self, step: PlanStep, reason: str) -> str:
         directory = self.loaded.directory(step)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pipeline_kit import __version__
 from tests.conftest import EXAMPLE, REPOSITORY, SIGNER, Cli, another_release, describe, init_repo, sign
 from tests.sigstore_instance import LocalSigstore
 
@@ -193,3 +194,147 @@ def test_independent_steps_run_at_once_and_their_dependants_after(
     done = [service for state, service in saga(root) if state == "step-done"]
     assert done[-1] == "web" and set(done[:2]) == {"accounts", "orders"}
     assert all(deployed(root, s)[-1] == releases[s][1] for s in SERVICES)
+
+
+# -- the plan as the CI platform's own DAG ----------------------------------------------------------
+
+
+def emitted_gitlab_run(
+    cli: Cli, root: Path, sigstore: LocalSigstore, policy: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """Emit the plan as a GitLab child pipeline and run it with gitlab-ci-local (shell executor:
+    every job in the same checkout, so the plan's file ledger is shared as a git ledger would be)."""
+    from tests.test_gitlab_templates import TEMPLATES, gitlab_ci_local
+
+    shutil.copytree(TEMPLATES, root / "gitlab-templates")
+    emitted = cli(
+        ["release", "emit", "--gitlab", "--to", "dev", "--python", sys.executable, "--templates", "gitlab-templates"],
+        cwd=root,
+    )
+    assert emitted.code == 0, emitted.err
+    (root / ".gitlab-ci.yml").write_text(emitted.out)
+    (root / ".gitignore").write_text(".gitlab-ci-local/\n")
+    init_repo(root, remote="https://gitlab.example.com/acme/release.git")
+    variables = {"SIGSTORE_IDENTITY_TOKEN": sigstore.mint_token(SIGNER)}
+    flags = dict(zip(policy[::2], policy[1::2], strict=True))
+    for command in ("START", "STEP", "COMPENSATE", "FINISH"):
+        for flag, value in flags.items():
+            variables[f"PIPELINE_KIT_RELEASE_{command}_{flag.lstrip('-').upper().replace('-', '_')}"] = value
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_", "PIPELINE_KIT_"))}
+    args = [gitlab_ci_local(), *(a for name, value in variables.items() for a in ("--variable", f"{name}={value}"))]
+    return subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_an_emitted_gitlab_pipeline_runs_each_step_as_its_own_job(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
+) -> None:
+    root, releases = services
+    result = emitted_gitlab_run(cli, root, sigstore, policy)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    for job in ("release-start", "release-accounts", "release-orders", "release-web", "release-finish"):
+        assert f"PASS  {job}" in result.stdout, result.stdout[-3000:]
+    for service in SERVICES:  # GitLab runs each compensation job; none finds anything to undo
+        assert f"{service}: nothing to compensate: every step was promoted" in result.stdout
+    assert all(deployed(root, s)[-1] == releases[s][1] for s in SERVICES)
+    assert saga(root) == [
+        ("started", None),
+        ("step-done", "accounts"),
+        ("step-done", "orders"),
+        ("step-done", "web"),
+        ("finished", None),
+    ]
+    summary = signed_summary(root, sigstore)
+    assert summary["predicate"]["outcome"] == "finished"
+
+
+def test_an_emitted_gitlab_pipeline_compensates_in_reverse_in_its_own_jobs(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
+) -> None:
+    root, releases = services
+    set_dev(root / "services" / "web", gates=["signature", {"command": {"run": "exit 1"}}])
+    result = emitted_gitlab_run(cli, root, sigstore, policy)
+    assert result.returncode != 0  # the pipeline fails: the saga failed
+    assert "FAIL  release-web" in result.stdout and "FAIL  release-finish" in result.stdout
+    for service in SERVICES:
+        assert deployed(root, service)[-1] == releases[service][0], service  # back where it was
+    assert saga(root) == [
+        ("started", None),
+        ("step-done", "accounts"),
+        ("step-done", "orders"),
+        ("step-failed", "web"),
+        ("compensated", "orders"),
+        ("compensated", "accounts"),
+        ("failed", None),
+    ]
+    assert signed_summary(root, sigstore)["predicate"]["failed"] == "web"
+
+
+def test_emitted_pipelines_pass_each_platform_schema_and_linters(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]]
+) -> None:
+    from pipeline_kit.saga_pipelines import CHECKOUT
+    from tests.conftest import ROOT
+    from tests.test_gitlab_templates import GitLabLoader, check_schema
+
+    root, _ = services
+    (root / "release-plan.yml").write_text(
+        "version: 1\nsteps:\n"
+        "  - {service: accounts, path: services/accounts}\n"
+        "  - {service: orders, path: services/orders}\n"
+        "  - {service: web, path: services/web, needs: [accounts, orders]}\n"
+    )
+    gitlab = cli(
+        ["release", "emit", "--gitlab", "--to", "prod", "--job-environment", "{environment}/{service}"], cwd=root
+    )
+    assert gitlab.code == 0, gitlab.err
+    (root / "child.json").write_text(json.dumps(yaml.load(gitlab.out, Loader=GitLabLoader)))
+    check_schema(root / "child.json")  # as GitLab sees it once !reference is resolved
+    pipeline = yaml.load(gitlab.out, Loader=GitLabLoader)
+    assert pipeline["include"] == [
+        {"project": "pipeline-kit/pipeline-kit", "ref": f"v{__version__}", "file": "gitlab-templates/install.yml"}
+    ]
+    assert pipeline["release-web"]["needs"] == ["release-start", "release-accounts", "release-orders"]
+    assert pipeline["release-web"]["environment"] == {"name": "prod/web"}
+    # web is undone first: both others' compensations wait for it
+    assert "compensate-web" in pipeline["compensate-accounts"]["needs"]
+    assert "compensate-web" in pipeline["compensate-orders"]["needs"]
+    assert pipeline["compensate-web"]["when"] == pipeline["release-finish"]["when"] == "always"
+
+    unpinned = cli(["release", "emit", "--github", "--to", "prod", "--kit-commit", "v1"], cwd=root)
+    assert unpinned.code == 2 and "40 hex digits" in unpinned.err
+    commit = ["--kit-commit", "1" * 40]
+    github = cli(["release", "emit", "--github", "--to", "prod", *commit, "-o", "release-prod.yml"], cwd=root)
+    assert github.code == 0, github.err
+    workflow_path = root / "release-prod.yml"
+    workflow = yaml.safe_load(workflow_path.read_text())
+    jobs = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert jobs is not None and "workflow_dispatch" in jobs
+    steps = workflow["jobs"]
+    assert steps["compensate-accounts"]["if"] == "${{ failure() }}"
+    assert steps["release-finish"]["if"] == "${{ always() }}"
+    assert steps["release-web"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert steps["release-web"]["steps"][0]["uses"] == CHECKOUT
+    assert CHECKOUT in (ROOT / "examples" / "github" / "release-pipeline.yml").read_text()  # one pin
+    bin_dir = Path(sys.executable).parent
+    for linter in (
+        [str(bin_dir / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow_path)],
+        [str(bin_dir / "actionlint"), "-ignore", "node20", str(workflow_path)],
+        [str(bin_dir / "zizmor"), "--offline", "--no-progress", str(workflow_path)],
+    ):
+        linted = subprocess.run(linter, capture_output=True, text=True, check=False)
+        assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def test_a_step_job_refuses_without_an_open_saga_and_never_runs_twice(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], policy: list[str]
+) -> None:
+    root, releases = services
+    early = cli(["release", "step", "accounts", "--to", "dev", *policy], cwd=root)
+    assert early.code == 2 and "no release plan in progress to dev" in early.err
+    assert cli(["release", "start", "--to", "dev", *policy], cwd=root).code == 0
+    skipped = cli(["release", "step", "orders", "--to", "dev", *policy], cwd=root)
+    assert skipped.code == 2 and "orders: needs accounts first" in skipped.err
+    assert cli(["release", "step", "accounts", "--to", "dev", *policy], cwd=root).code == 0
+    again = cli(["release", "step", "accounts", "--to", "dev", *policy], cwd=root)
+    assert again.code == 0 and "accounts: done already" in again.out
+    assert deployed(root, "accounts").count(releases["accounts"][1]) == 1

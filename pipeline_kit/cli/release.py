@@ -150,3 +150,150 @@ def release_rollback(
     """Compensate a finished plan by hand: every step, newest first."""
     applier = _applier(session, plan_file, environment, interactive, rekor_version, trust)
     _finish(session, applier.rollback(), environment)
+
+
+# -- the plan as the CI platform's own DAG: one job per part ----------------------------------------
+
+
+def _job_outcome(outcome: Outcome) -> None:
+    from pipeline_kit.errors import EXIT_DENIED
+
+    for line in (outcome.reason, *outcome.steps):
+        click.echo(line)
+    if outcome.verdict == "failed":
+        raise click.exceptions.Exit(EXIT_DENIED)
+
+
+@release.command("start")
+@plan_options
+@trust_options
+@policy_options
+@pass_session
+def release_start(session: Session, /, plan_file: Path, environment: str, **trust: Any) -> None:
+    """Open the saga in the plan's ledger (the first job of an emitted pipeline)."""
+    applier = _applier(session, plan_file, environment, False, None, trust)
+    click.echo(applier.start())
+
+
+@release.command("step")
+@click.argument("service")
+@plan_options
+@trust_options
+@signer_options
+@policy_options
+@pass_session
+def release_step(
+    session: Session,
+    /,
+    service: str,
+    plan_file: Path,
+    environment: str,
+    interactive: bool,
+    rekor_version: str | None,
+    **trust: Any,
+) -> None:
+    """Promote SERVICE as one step of the open saga; exit 1 when it fails (a step done already
+    is not run again)."""
+    _job_outcome(_applier(session, plan_file, environment, interactive, rekor_version, trust).step(service))
+
+
+@release.command("compensate")
+@click.argument("service")
+@plan_options
+@trust_options
+@signer_options
+@policy_options
+@pass_session
+def release_compensate(
+    session: Session,
+    /,
+    service: str,
+    plan_file: Path,
+    environment: str,
+    interactive: bool,
+    rekor_version: str | None,
+    **trust: Any,
+) -> None:
+    """Undo SERVICE's completed step (its `compensate:` command, else its signed rollback), once
+    every step that needs it is undone; nothing when it never completed."""
+    applier = _applier(session, plan_file, environment, interactive, rekor_version, trust)
+    _job_outcome(applier.compensate_service(service))
+
+
+@release.command("finish")
+@plan_options
+@trust_options
+@signer_options
+@policy_options
+@pass_session
+def release_finish(
+    session: Session, /, plan_file: Path, environment: str, interactive: bool, rekor_version: str | None, **trust: Any
+) -> None:
+    """Close the saga (finished, or failed after the compensations) and sign its summary; exit 1
+    when it failed."""
+    applier = _applier(session, plan_file, environment, interactive, rekor_version, trust)
+    _finish(session, applier.finish(), environment)
+
+
+@release.command("emit")
+@plan_options
+@click.option(
+    "--gitlab", "platform", flag_value="gitlab", help="A GitLab child pipeline (trigger: include: artifact:)."
+)
+@click.option("--github", "platform", flag_value="github", help="A GitHub workflow (workflow_dispatch).")
+@click.option(
+    "--job-environment",
+    default="{environment}",
+    show_default=True,
+    help="Each step's deployment environment; {environment} and {service} are filled in.",
+)
+@click.option("--install", help="GitLab: the kit pinned to exact code, as the templates' install input.")
+@click.option("--requirements", help="GitLab: the kit's hash-pinned lock, as the templates' requirements input.")
+@click.option("--python", help="GitLab: an interpreter that has the kit, as the templates' python input.")
+@click.option("--templates", help="GitLab: the kit's templates in this project (default: the kit's project).")
+@click.option("--kit-commit", help="GitHub: the kit's release commit (40 hex) its setup action is pinned to.")
+@click.option("--ledger-in-repository", is_flag=True, help="GitHub: jobs may push the ledger ref (contents: write).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write here, not to stdout.")
+@pass_session
+def release_emit(
+    session: Session,
+    /,
+    plan_file: Path,
+    environment: str,
+    platform: str | None,
+    job_environment: str,
+    output: Path | None,
+    kit_commit: str | None,
+    ledger_in_repository: bool,
+    **gitlab: str | None,
+) -> None:
+    """Compile the plan into the CI platform's own DAG: one job per step under its environment,
+    compensation jobs that run on failure, a last job that closes the saga."""
+    from pipeline_kit._internal.fs import atomic_write
+    from pipeline_kit.errors import UsageError
+    from pipeline_kit.saga import load_plan
+    from pipeline_kit.saga_pipelines import github_workflow, gitlab_pipeline
+
+    if platform is None:
+        raise UsageError("say which platform: --gitlab or --github")
+    loaded = load_plan(plan_file if plan_file.is_absolute() else session.workdir / plan_file)
+    if "{" in job_environment.replace("{environment}", "").replace("{service}", ""):
+        raise UsageError("--job-environment may use {environment} and {service} only")
+    name = plan_file.as_posix()
+    if platform == "gitlab":
+        text = gitlab_pipeline(loaded.plan, environment, name, job_environment=job_environment, **gitlab)
+    else:
+        if not kit_commit:
+            raise UsageError("--github needs --kit-commit: the kit's release commit its setup action is pinned to")
+        text = github_workflow(
+            loaded.plan,
+            environment,
+            name,
+            kit_commit=kit_commit,
+            job_environment=job_environment,
+            ledger_in_repository=ledger_in_repository,
+        )
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        atomic_write(output if output.is_absolute() else session.workdir / output, text.encode())

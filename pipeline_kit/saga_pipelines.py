@@ -1,0 +1,190 @@
+"""A release plan compiled into the CI platform's own DAG: a GitLab child pipeline or a GitHub
+workflow in which every step is its own job, under its own environment's protection rules and
+credentials, instead of one job that needs every service's deploy access.
+
+The jobs, whatever the platform:
+- `release-start` opens the saga in the plan's ledger;
+- `release-<service>` promotes one service, after `release-start` and the steps it needs;
+- `compensate-<service>` runs when something failed (on GitLab it always runs and finds nothing
+  to do otherwise), after every step and after the compensations of the steps that need it (so
+  the newest are undone first); a step that never completed has nothing to undo;
+- `release-finish` always runs last: it records how the saga ended, signs its summary, and fails
+  the pipeline when the saga failed.
+Each job records what it did in the plan's ledger, so the ledger must be one every job reaches
+(the `git` backend); a job run again finds its work done and does not repeat it.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+
+from pipeline_kit import __version__
+from pipeline_kit.errors import UsageError
+from pipeline_kit.saga import ReleasePlan
+
+KIT_REPOSITORY = "pipeline-kit/pipeline-kit"  # where the actions and templates come from
+# actions/checkout, pinned as in the examples (a test keeps them equal)
+CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683"  # v4.2.2
+GITLAB_MAX_NEEDS = 50  # GitLab refuses a job with more
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    args: tuple[str, ...]  # the pipeline-kit command line
+    needs: tuple[str, ...]
+    when: Literal["success", "failure", "always"]
+    environment: str | None  # the deployment environment the job runs under (its rules, its secrets)
+    signs: bool  # needs an identity token
+
+
+def jobs(plan: ReleasePlan, environment: str, plan_file: str, job_environment: str) -> list[Job]:
+    """The plan's jobs, in an order where each comes after what it needs."""
+    where = ("-f", plan_file, "--to", environment)
+    steps = plan.order()
+    step_jobs = [f"release-{step.service}" for step in steps]
+    result = [Job("release-start", ("release", "start", *where), (), "success", None, False)]
+    for step in steps:
+        needs = ("release-start", *(f"release-{need}" for need in step.needs))
+        scope = job_environment.format(environment=environment, service=step.service)
+        result.append(
+            Job(f"release-{step.service}", ("release", "step", step.service, *where), needs, "success", scope, True)
+        )
+    compensations = []
+    for step in reversed(steps):  # a step's dependents come later in the order: compensated first
+        scope = job_environment.format(environment=environment, service=step.service)
+        dependents = tuple(f"compensate-{s.service}" for s in steps if step.service in s.needs)
+        args = ("release", "compensate", step.service, *where)
+        compensations.append(Job(f"compensate-{step.service}", args, (*step_jobs, *dependents), "failure", scope, True))
+    finish = Job(
+        "release-finish",
+        ("release", "finish", *where),
+        (*step_jobs, *(j.name for j in compensations)),
+        "always",
+        None,
+        True,
+    )
+    return [*result, *compensations, finish]
+
+
+def _command(args: tuple[str, ...]) -> str:
+    return shlex.join(("pipeline-kit", *args))
+
+
+class _Reference(list[str]):
+    """GitLab's `!reference [job, key]`."""
+
+
+def _represent_reference(dumper: yaml.SafeDumper, value: _Reference) -> yaml.Node:
+    return dumper.represent_sequence("!reference", list(value), flow_style=True)
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(_Reference, _represent_reference)
+
+
+def gitlab_pipeline(
+    plan: ReleasePlan,
+    environment: str,
+    plan_file: str,
+    *,
+    job_environment: str = "{environment}",
+    install: str | None = None,
+    requirements: str | None = None,
+    python: str | None = None,
+    templates: str | None = None,
+) -> str:
+    """A child pipeline (for `trigger: include: artifact:`). The kit is installed in every job by
+    the kit's own install step (`install`, `requirements` and `python` as the templates take them),
+    included from the kit's project at this version, or from `templates` (a path in the project)."""
+    listed = jobs(plan, environment, plan_file, job_environment)
+    crowded = [job.name for job in listed if len(job.needs) > GITLAB_MAX_NEEDS]
+    if crowded:
+        raise UsageError(f"{crowded[0]} would need {GITLAB_MAX_NEEDS}+ jobs, more than GitLab allows: split the plan")
+    include: dict[str, str] = (
+        {"local": f"{templates.rstrip('/')}/install.yml"}
+        if templates
+        else {"project": KIT_REPOSITORY, "ref": f"v{__version__}", "file": "gitlab-templates/install.yml"}
+    )
+    variables = {
+        name: value
+        for name, value in (
+            ("PIPELINE_KIT_INSTALL", install),
+            ("PIPELINE_KIT_REQUIREMENTS", requirements),
+            ("PIPELINE_KIT_PYTHON", python),
+        )
+        if value
+    }
+    document: dict[str, Any] = {"include": [include]}
+    if variables:
+        document["variables"] = variables
+    document["stages"] = ["release", "compensate", "finish"]
+    for job in listed:
+        stage = {"success": "release", "failure": "compensate", "always": "finish"}[job.when]
+        entry: dict[str, Any] = {"stage": stage}
+        if job.needs:
+            entry["needs"] = list(job.needs)
+            # Every job after the first runs whatever happened before it: a job whose needs were
+            # skipped is skipped too, even `when: always`, and stalls the stages after it. Each
+            # job reads the saga in the ledger and does only what is left: a step after a failure
+            # does nothing, a compensation undoes only a completed step of a failed saga.
+            entry["when"] = "always"
+        if job.environment:
+            entry["environment"] = {"name": job.environment}
+        if job.signs:
+            entry["id_tokens"] = {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
+        entry["script"] = [_Reference([".pipeline-kit-install", "script"]), _command(job.args)]
+        document[job.name] = entry
+    header = f"# Generated by pipeline-kit {__version__} (release emit --gitlab) from {plan_file}: do not edit.\n"
+    return header + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=1000)
+
+
+def github_workflow(
+    plan: ReleasePlan,
+    environment: str,
+    plan_file: str,
+    *,
+    kit_commit: str,
+    job_environment: str = "{environment}",
+    ledger_in_repository: bool = False,
+) -> str:
+    """A workflow run by hand (`workflow_dispatch`), one job per step, the kit's setup action
+    pinned to `kit_commit` (a tag can move). Jobs that sign get `id-token: write`; with the
+    ledger in this repository (`ledger_in_repository`) every job may push to it (`contents: write`)."""
+    if not re.fullmatch(r"[0-9a-f]{40}", kit_commit):
+        raise UsageError(f"--kit-commit {kit_commit!r}: pin the kit's actions to its release commit (40 hex digits)")
+    listed = jobs(plan, environment, plan_file, job_environment)
+    contents = "write" if ledger_in_repository else "read"
+    workflow: dict[str, Any] = {
+        "name": f"release plan to {environment}",
+        "on": {"workflow_dispatch": None},
+        "permissions": {},
+        # one run of the plan at a time: the saga in the ledger is per environment
+        "concurrency": {"group": f"release-plan-{environment}", "cancel-in-progress": False},
+        "jobs": {},
+    }
+    for job in listed:
+        entry: dict[str, Any] = {"runs-on": "ubuntu-latest"}
+        if job.needs:
+            entry["needs"] = list(job.needs)
+        if job.when != "success":
+            entry["if"] = "${{ failure() }}" if job.when == "failure" else "${{ always() }}"
+        if job.environment:
+            entry["environment"] = job.environment
+        entry["permissions"] = {"contents": contents, **({"id-token": "write"} if job.signs else {})}
+        entry["steps"] = [
+            {"uses": CHECKOUT, "with": {"persist-credentials": ledger_in_repository}},
+            {"uses": f"{KIT_REPOSITORY}/actions/setup@{kit_commit}"},
+            {"run": _command(job.args)},
+        ]
+        workflow["jobs"][job.name] = entry
+    header = f"# Generated by pipeline-kit {__version__} (release emit --github) from {plan_file}: do not edit.\n"
+    return header + yaml.dump(workflow, Dumper=_Dumper, sort_keys=False, width=1000).replace("'on':", "on:", 1)
