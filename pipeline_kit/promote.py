@@ -352,69 +352,83 @@ def _declares_contract_steps(evidence: EvidenceDir) -> bool:
     return bool(load_record(evidence).get("expand_steps"))
 
 
-def schema_states(
-    project: Project, release: Release, entries: Sequence[Entry]
-) -> dict[str, tuple[str | None, frozenset[str] | None, str]]:
-    """For every environment: the release it runs and the migration files that release's signed
-    record has, or why that cannot be shown. The ledger only names the candidate; the kit then
-    needs the candidate's archive to verify (its record is a signed provenance byproduct), a
-    signed PASSED VSA showing it was promoted there, and no signed rollback of it from there."""
-    from pipeline_kit.migrations import load_record
+@dataclass(frozen=True)
+class Running:
+    """What an environment runs, shown from signed evidence: the release and its verified
+    evidence (`evidence` None, with `why`, when that cannot be shown)."""
+
+    release: str | None
+    evidence: EvidenceDir | None
+    why: str
+
+
+def running_release(project: Project, environment: str, entries: Sequence[Entry]) -> Running:
+    """The release `environment` runs. The ledger only names the candidate; the kit then needs
+    the candidate's evidence (this evidence dir, or its archive) to verify, a signed PASSED VSA
+    showing it was promoted there, and no signed rollback of it from there."""
     from pipeline_kit.verify import SourceExpectation, verify_release
 
     trust = project.trust
     assert trust.policy is not None
+    candidate = current_release(entries, environment)
+    if candidate is None:
+        return Running(None, None, "nothing deployed")
+    here = project.evidence if project.evidence.has_release() else None
+    evidence = (
+        here if here and here.load_release().id == candidate else EvidenceDir(project.evidence.archive(candidate))
+    )
+    if not evidence.has_release():
+        return Running(candidate, None, f"no evidence of {candidate} here")
+    checked = verify_release(evidence, None, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref))
+    if not checked.ok:
+        first = checked.failures[0]
+        return Running(candidate, None, f"{candidate}'s evidence does not verify: {first.target}: {first.detail}")
+    release = evidence.load_release()
+    kept = forge_attestations(project, release)
+    uri = resource_uri(project.config, environment)
+    found = search(
+        environment,
+        *vsa_candidates(project, release, environment, entries, kept),
+        release,
+        uri,
+        trust.policy,
+        trust.load(),
+    )
+    holds = search(
+        environment,
+        *vsa_candidates(project, release, environment, entries, kept, hold=True),
+        release,
+        uri,
+        trust.policy,
+        trust.load(),
+        hold_level(environment),
+    )
+    if found.latest is None:
+        return Running(candidate, None, f"no signed VSA shows {candidate} was promoted to {environment}")
+    if holds.accepted:
+        return Running(candidate, None, f"{candidate} was rolled back out of {environment} (signed)")
+    return Running(candidate, evidence, "signed")
+
+
+def schema_states(
+    project: Project, release: Release, entries: Sequence[Entry]
+) -> dict[str, tuple[str | None, frozenset[str] | None, str]]:
+    """For every environment: the release it runs and the migration files that release's signed
+    record has, or why that cannot be shown (see `running_release`)."""
+    from pipeline_kit.migrations import load_record
+
     states: dict[str, tuple[str | None, frozenset[str] | None, str]] = {}
     for environment in project.config.environments:
-        running = current_release(entries, environment)
-        if running is None:
-            states[environment] = (None, frozenset(), "nothing deployed")
-            continue
-        if running == release.id:
+        if current_release(entries, environment) == release.id:
             files = frozenset(item["path"] for item in load_record(project.evidence).get("files", []))
-            states[environment] = (running, files, "this release")
+            states[environment] = (release.id, files, "this release")
             continue
-        archive = EvidenceDir(project.evidence.archive(running))
-        if not archive.has_release():
-            states[environment] = (running, None, f"no evidence of {running} here to show its migrations")
-            continue
-        checked = verify_release(
-            archive, None, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref)
-        )
-        if not checked.ok:
-            first = checked.failures[0]
-            states[environment] = (
-                running,
-                None,
-                f"{running}'s evidence does not verify: {first.target}: {first.detail}",
-            )
-            continue
-        other = archive.load_release()
-        kept = forge_attestations(project, other)
-        found = search(
-            environment,
-            *vsa_candidates(project, other, environment, entries, kept),
-            other,
-            resource_uri(project.config, environment),
-            trust.policy,
-            trust.load(),
-        )
-        holds = search(
-            environment,
-            *vsa_candidates(project, other, environment, entries, kept, hold=True),
-            other,
-            resource_uri(project.config, environment),
-            trust.policy,
-            trust.load(),
-            hold_level(environment),
-        )
-        if found.latest is None:
-            states[environment] = (running, None, f"no signed VSA shows {running} was promoted to {environment}")
-        elif holds.accepted:
-            states[environment] = (running, None, f"{running} was rolled back out of {environment} (signed)")
+        running = running_release(project, environment, entries)
+        if running.evidence is None:
+            states[environment] = (running.release, frozenset() if running.release is None else None, running.why)
         else:
-            files = frozenset(item["path"] for item in load_record(archive).get("files", []))
-            states[environment] = (running, files, "signed")
+            files = frozenset(item["path"] for item in load_record(running.evidence).get("files", []))
+            states[environment] = (running.release, files, running.why)
     return states
 
 
