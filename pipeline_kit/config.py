@@ -431,6 +431,13 @@ class ForgeConfig(ConfigModel):
     token_variable: str | None = None  # environment variable holding the token
 
 
+def inside_project(paths: list[str]) -> list[str]:
+    for path in paths:
+        if Path(path).is_absolute() or ".." in Path(path).parts:
+            raise ValueError(f"{path}: a path inside the project")
+    return paths
+
+
 class MigrationsConfig(ConfigModel):
     """Where the release's migrations are: files or directories inside the project (SQL, Alembic,
     Django, Rails), in the order the tools apply them. Classified at provenance time and signed
@@ -442,10 +449,23 @@ class MigrationsConfig(ConfigModel):
     @field_validator("paths")
     @classmethod
     def _inside(cls, value: list[str]) -> list[str]:
-        for path in value:
-            if Path(path).is_absolute() or ".." in Path(path).parts:
-                raise ValueError(f"{path}: a path inside the project")
-        return value
+        return inside_project(value)
+
+
+class ContractsConfig(ConfigModel):
+    """Consumer-driven contracts (Pact) between this service and its peers, judged by the
+    contracts gate from signed evidence, without a broker."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)  # this service, as pacts name it
+    # as a consumer: Pact files (or directories of *.json) in the project, recorded and signed with the release
+    pacts: list[str] = Field(default_factory=list)
+    # the services it calls or that call it: name (as pacts name it) -> project directory
+    peers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("pacts")
+    @classmethod
+    def _inside(cls, value: list[str]) -> list[str]:
+        return inside_project(value)
 
 
 class Config(ConfigModel):
@@ -459,6 +479,7 @@ class Config(ConfigModel):
     metrics: dict[str, MetricProviderConfig] = Field(default_factory=dict)
     flags: FlagsConfig | None = None
     migrations: MigrationsConfig | None = None
+    contracts: ContractsConfig | None = None
     # Set by load_config: the file's sha256 (the promotion policy's digest) and path.
     source_sha256: str | None = Field(default=None, exclude=True)
     source_path: str | None = Field(default=None, exclude=True)

@@ -33,13 +33,17 @@ RELEASE_FILE = "release.json"
 SUMS_FILE = "SHA256SUMS"
 SBOM_FILE = "sbom.cdx.json"
 PROVENANCE_FILE = "provenance.intoto.json"
-MIGRATIONS_FILE = "migrations.json"  # the release's migration files, classified (signed as a byproduct)
+MIGRATIONS_FILE = "migrations.json"  # the release's migration files, classified
+CONTRACTS_FILE = "contracts.json"  # the contracts (Pact files) the release expects as a consumer
+# Records a gate judges, written before the provenance, which signs each one's digest as a byproduct.
+SIGNED_RECORDS = (MIGRATIONS_FILE, CONTRACTS_FILE)
 ARCHIVE_DIR = "releases"
 # Files describing one particular build: a new build removes them from the top level (their
 # copies stay under releases/<old id>/) so stale evidence can never pass for the new release.
-DERIVED_FILES = (SBOM_FILE, PROVENANCE_FILE, MIGRATIONS_FILE)
+DERIVED_FILES = (SBOM_FILE, PROVENANCE_FILE, *SIGNED_RECORDS)
 BUNDLES_DIR = "bundles"
 PROMOTIONS_DIR = "promotions"
+CONTRACTS_DIR = "contracts"  # signed verifications of consumers' contracts against this release
 
 
 class EvidenceDir:
@@ -70,8 +74,8 @@ class EvidenceDir:
         """Write release.json and SHA256SUMS for a new build, retiring stale derived files."""
         for name in DERIVED_FILES:
             self.path(name).unlink(missing_ok=True)
-        shutil.rmtree(self.path(BUNDLES_DIR), ignore_errors=True)
-        shutil.rmtree(self.path(PROMOTIONS_DIR), ignore_errors=True)
+        for directory in (BUNDLES_DIR, PROMOTIONS_DIR, CONTRACTS_DIR):
+            shutil.rmtree(self.path(directory), ignore_errors=True)
         sums = format_checksums(ChecksumLine(s.name, s.sha256) for s in release.subjects).encode()
         self._write(release.id, SUMS_FILE, sums)
         release = release.with_evidence(SUMS_FILE, sha256_bytes(sums))

@@ -73,8 +73,7 @@ def describe(
     """Build once, then the SBOM and the provenance about exactly what was built."""
     release = build(request, evidence, ci)
     release, results = write_sbom(evidence, release, specs)
-    migrations = config.migrations if config is not None else None
-    return write_provenance(release, ci, evidence, workdir, migrations), results
+    return write_provenance(release, ci, evidence, workdir, config), results
 
 
 def full_run(

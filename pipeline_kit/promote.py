@@ -45,6 +45,7 @@ from pipeline_kit.vsa import (
 
 if TYPE_CHECKING:
     from pipeline_kit.analysis import Analysis, Result
+    from pipeline_kit.contracts import ContractState
     from pipeline_kit.rollout import Outcome as RolloutOutcome
     from pipeline_kit.verify import Custody
 
@@ -185,10 +186,12 @@ def context_for(
         holds = search(
             environment, candidates, looked, release, uri, trust.policy, trust.load(), hold_level(environment)
         )
-    schemas = None
-    judged = project.config.migrations is not None and trust.policy is not None and trust.unverified is None
-    if judged and not trust.projected and _declares_contract_steps(project.evidence):
+    schemas = contracts = None
+    judged = trust.policy is not None and trust.unverified is None and not trust.projected
+    if judged and project.config.migrations is not None and _declares_contract_steps(project.evidence):
         schemas = schema_states(project, release, entries)
+    if judged and project.config.contracts is not None:
+        contracts = contract_state(project, release, environment)
     return PromotionContext(
         release=release,
         environment=environment,
@@ -205,6 +208,7 @@ def context_for(
         holds=holds,
         projected=trust.projected,
         schemas=schemas,
+        contracts=contracts,
     )
 
 
@@ -430,6 +434,54 @@ def schema_states(
             files = frozenset(item["path"] for item in load_record(running.evidence).get("files", []))
             states[environment] = (running.release, files, running.why)
     return states
+
+
+def peer_project(project: Project, directory: Path) -> Project:
+    """Another service's project (its config, evidence and ledger), judged by this promotion's
+    identity policy; its source repository is its own, so none is expected of it."""
+    from pipeline_kit.config import load_config
+    from pipeline_kit.evidence import DEFAULT_DIR_NAME
+    from pipeline_kit.ledger import open_ledger
+
+    config = load_config(directory / "pipeline-kit.yml")
+    trust = Trust(project.trust.policy, project.trust.load)
+    return Project(
+        config,
+        EvidenceDir(directory / DEFAULT_DIR_NAME),
+        directory,
+        open_ledger(config.ledger, directory),
+        trust,
+        project.actor,
+    )
+
+
+def contract_state(project: Project, release: Release, environment: str) -> ContractState:
+    """This release's contracts and signed verifications, and for each peer the release it runs
+    in `environment` (shown from signed evidence), that release's contracts and verifications."""
+    from pipeline_kit.contracts import ContractState, Peer, load_pacts, verified_pacts
+
+    config, trust = project.config.contracts, project.trust
+    assert config is not None and trust.policy is not None
+    _, pacts = load_pacts(project.evidence)
+    verified = verified_pacts(project.evidence, release, trust.policy, trust.load()).pacts
+    peers = []
+    for name, directory in config.peers.items():
+        try:
+            peer = peer_project(project, project.workdir / directory)
+            running = running_release(peer, environment, history(peer.ledger))
+        except PipelineKitError as exc:
+            peers.append(Peer(name, None, why=exc.message, known=False))
+            continue
+        if running.evidence is None:
+            peers.append(Peer(name, running.release, why=running.why, known=running.release is None))
+            continue
+        their_name, their_pacts = load_pacts(running.evidence)
+        if their_name not in (None, name):
+            peers.append(Peer(name, running.release, why=f"its contracts name it {their_name!r}", known=False))
+            continue
+        theirs = verified_pacts(peer.evidence, running.evidence.load_release(), trust.policy, trust.load()).pacts
+        peers.append(Peer(name, running.release, tuple(their_pacts), theirs))
+    return ContractState(config.name, tuple(pacts), verified, tuple(peers))
 
 
 def effective_policy(project: Project) -> dict[str, Any]:

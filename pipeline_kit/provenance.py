@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import Field
 
 from pipeline_kit.ci import CIContext
-from pipeline_kit.config import MigrationsConfig
+from pipeline_kit.config import Config
 from pipeline_kit.digest import hash_file, sha256_bytes
-from pipeline_kit.evidence import MIGRATIONS_FILE, PROVENANCE_FILE, SBOM_FILE, SUMS_FILE, EvidenceDir
+from pipeline_kit.evidence import PROVENANCE_FILE, SBOM_FILE, SIGNED_RECORDS, SUMS_FILE, EvidenceDir
 from pipeline_kit.models import Model, Release
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -125,7 +125,7 @@ def _byproducts(evidence: EvidenceDir) -> list[ResourceDescriptor]:
     for name, media_type in (
         (SUMS_FILE, "text/plain"),
         (SBOM_FILE, "application/vnd.cyclonedx+json"),
-        (MIGRATIONS_FILE, "application/json"),
+        *((name, "application/json") for name in SIGNED_RECORDS),
     ):
         path = evidence.path(name)
         if path.is_file():
@@ -140,13 +140,17 @@ def _byproducts(evidence: EvidenceDir) -> list[ResourceDescriptor]:
 
 
 def write_provenance(
-    release: Release, ci: CIContext, evidence: EvidenceDir, workdir: Path, migrations: MigrationsConfig | None = None
+    release: Release, ci: CIContext, evidence: EvidenceDir, workdir: Path, config: Config | None = None
 ) -> Release:
-    """The provenance about `release`; with `migrations`, their classified record first, so the
-    provenance signs its digest as a byproduct."""
-    if migrations is not None:
+    """The provenance about `release`; first the records the config asks for (the classified
+    migrations, the contracts), so the provenance signs their digests as byproducts."""
+    if config is not None and config.migrations is not None:
         from pipeline_kit.migrations import record_migrations
 
-        release = record_migrations(migrations, evidence, release, workdir)
+        release = record_migrations(config.migrations, evidence, release, workdir)
+    if config is not None and config.contracts is not None:
+        from pipeline_kit.contracts import record_contracts
+
+        release = record_contracts(config.contracts, evidence, release, workdir)
     statement = statement_for(release, ci, evidence, workdir)
     return evidence.record(release, PROVENANCE_FILE, statement.to_json(exclude_none=True))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline_kit.digest import cpu_workers, hash_file, sha256_bytes
 from pipeline_kit.errors import first_line
-from pipeline_kit.evidence import MIGRATIONS_FILE, PROVENANCE_FILE, RELEASE_FILE, SBOM_FILE, SUMS_FILE, EvidenceDir
+from pipeline_kit.evidence import PROVENANCE_FILE, RELEASE_FILE, SBOM_FILE, SIGNED_RECORDS, SUMS_FILE, EvidenceDir
 from pipeline_kit.identity import IdentityPolicy, certificate_identity
 from pipeline_kit.models import Release, Source, Subject
 from pipeline_kit.signing import (
@@ -111,8 +111,11 @@ def verify_release(
     checks.append(_provenance_source(signed, source))
     checks.append(_release_source(release, signed))
     checks.append(_checksums(evidence, provenance))
-    if evidence.path(MIGRATIONS_FILE).is_file() or _signed_byproduct(provenance, MIGRATIONS_FILE):
-        checks.append(_checksums(evidence, provenance, MIGRATIONS_FILE))
+    checks += [
+        _checksums(evidence, provenance, name)
+        for name in SIGNED_RECORDS
+        if evidence.path(name).is_file() or _signed_byproduct(provenance, name)
+    ]
     test_results = None
     if evidence.path(TEST_RESULT_BUNDLE).is_file():  # optional evidence: checked when present
         from pipeline_kit.testresults import TEST_RESULT_PREDICATE
@@ -157,8 +160,7 @@ def projected_release(
     checks.append(_provenance_source(signed, SourceExpectation(source.repository, None)))
     checks.append(_release_source(release, signed))
     checks.append(_checksums(evidence, provenance))
-    if evidence.path(MIGRATIONS_FILE).is_file():
-        checks.append(_checksums(evidence, provenance, MIGRATIONS_FILE))
+    checks += [_checksums(evidence, provenance, name) for name in SIGNED_RECORDS if evidence.path(name).is_file()]
     return Verification(release, policy, tuple(checks), signed)
 
 
@@ -337,8 +339,8 @@ def _signed_byproduct(provenance: dict[str, Any] | None, name: str) -> str | Non
 
 
 def _checksums(evidence: EvidenceDir, provenance: dict[str, Any] | None, name: str = SUMS_FILE) -> Check:
-    """SHA256SUMS is what `sha256sum -c` users trust, migrations.json what the migrations gate
-    judges: each must be the file the provenance signed."""
+    """SHA256SUMS is what `sha256sum -c` users trust, each signed record (migrations.json,
+    contracts.json) what a gate judges: each must be the file the provenance signed."""
     if provenance is None:
         return Check(name, "matches provenance", False, "no verified provenance records its digest")
     signed = _signed_byproduct(provenance, name)

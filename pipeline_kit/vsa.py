@@ -85,8 +85,11 @@ class Search:
         return f"no signed VSA shows {self.environment} passed this release ({self.searched()})"
 
 
-def signed_statement(candidate: Candidate, policy: IdentityPolicy, verifier: Any) -> Accepted | str:
-    """The VSA's verified statement (as an Accepted whose predicate is the statement's), or why not."""
+def signed_statement(
+    candidate: Candidate, policy: IdentityPolicy, verifier: Any, predicate_type: str = VSA_PREDICATE
+) -> Accepted | str:
+    """The bundle's verified statement of `predicate_type` (a VSA unless told), as an Accepted
+    whose predicate is the statement's, or why not."""
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import Bundle
 
@@ -101,8 +104,8 @@ def signed_statement(candidate: Candidate, policy: IdentityPolicy, verifier: Any
     except ValueError:
         return "its payload is not JSON"
     predicate = statement.get("predicate") if isinstance(statement, dict) else None
-    if not isinstance(predicate, dict) or statement.get("predicateType") != VSA_PREDICATE:
-        return "not a SLSA verification summary"
+    if not isinstance(predicate, dict) or statement.get("predicateType") != predicate_type:
+        return "not a SLSA verification summary" if predicate_type == VSA_PREDICATE else f"not a {predicate_type}"
     if not times:
         return "carries no verified signing time"
     identity, issuer = certificate_identity(bundle.signing_certificate)

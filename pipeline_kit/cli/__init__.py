@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollout": ("promotion", "Follow, resume or abort a progressive rollout (an..."),
     "flags": ("flags", "Turn kill switches (feature flags in `flags:`) off and back..."),
     "migrations": ("migrations", "Migration safety: expand / migrate / contract, lock risk,..."),
+    "contracts": ("contracts", "Consumer-driven contracts (Pact) as signed evidence: verify,..."),
     "release": ("release", "Release several services together by a release plan..."),
     "show": ("evidence", "Summarize an evidence dir: subjects, SBOM, provenance,..."),
     "run": ("project", "Run the pipeline: build, SBOM, provenance, sign, then..."),

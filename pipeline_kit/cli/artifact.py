@@ -182,7 +182,7 @@ def provenance(session: Session) -> None:
     release = evidence.load_release()
     ci = session.ci()
     config = session.config(required=False)
-    write_provenance(release, ci, evidence, session.workdir, config.migrations if config else None)
+    write_provenance(release, ci, evidence, session.workdir, config)
     session.publish({"provenance": str(evidence.path("provenance.intoto.json"))})
     click.echo(
         f"wrote {evidence.path('provenance.intoto.json')} ({ci.platform} build, "

@@ -21,6 +21,7 @@ from pipeline_kit.config import Config, config_error
 from pipeline_kit.gates.approvals import ApprovalsGate
 from pipeline_kit.gates.checks import ChecksGate
 from pipeline_kit.gates.command import CommandGate
+from pipeline_kit.gates.contracts import ContractsGate
 from pipeline_kit.gates.freeze import FreezeGate
 from pipeline_kit.gates.interface import Gate, GateResult, Outcome, PromotionContext
 from pipeline_kit.gates.metric import MetricGate
@@ -49,6 +50,7 @@ GATES: dict[str, type[Gate]] = {
         MetricGate,
         SloGate,
         MigrationsGate,
+        ContractsGate,
     )
 }
 
@@ -84,6 +86,8 @@ def compile_gates(config: Config, environment: str) -> list[Gate]:
         compiled.append(RollbackHoldGate(RollbackHoldGate.options_model()))
     if config.migrations is not None and "migrations" not in names:  # configured: always judged
         compiled.append(MigrationsGate(MigrationsGate.options_model()))
+    if config.contracts is not None and "contracts" not in names:
+        compiled.append(ContractsGate(ContractsGate.options_model()))
     return compiled
 
 

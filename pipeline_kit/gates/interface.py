@@ -24,6 +24,7 @@ from pipeline_kit.ledger import Entry
 from pipeline_kit.models import Release
 
 if TYPE_CHECKING:
+    from pipeline_kit.contracts import ContractState
     from pipeline_kit.verify import Check, Verification
     from pipeline_kit.vsa import Search
 
@@ -97,6 +98,9 @@ class PromotionContext:
     # environment -> (the release it runs, the migration files its signed record has, or why that
     # cannot be shown): what the migrations gate judges a contract step by
     schemas: dict[str, tuple[str | None, frozenset[str] | None, str]] | None = None
+    # this release's contracts and verifications and its peers' in this environment, from signed
+    # evidence: what the contracts gate judges (None when not computed)
+    contracts: ContractState | None = None
 
     def checks_for(self, *targets: str) -> list[Check]:
         if self.verification is None:

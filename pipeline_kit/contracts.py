@@ -1,0 +1,303 @@
+"""Consumer-driven contracts without a broker: Pact files and their verifications as signed evidence.
+
+A consumer's release carries the Pact files it expects (`contracts.json`, whose digest the signed
+provenance records). A provider verifies a consumer's contracts against its own release with the
+real Pact verifier (`pact verifier`, PyPI `pact-python-cli`) and signs each one that passes: an
+in-toto statement about the provider release's subjects naming the pact by its sha256. The
+contracts gate then answers can-i-deploy from signed evidence only: every contract between this
+release and the releases its peers run in the environment must be verified by the provider side.
+A verification is bound to one provider release (its subjects) and one pact (its digest), so it
+can neither be replayed for another release nor stand for another contract.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pipeline_kit._internal.proc import child_environment
+from pipeline_kit.config import ContractsConfig
+from pipeline_kit.digest import sha256_bytes
+from pipeline_kit.errors import EnvironmentFailure, InputError, UsageError, VerificationError
+from pipeline_kit.evidence import CONTRACTS_DIR, CONTRACTS_FILE, EvidenceDir
+from pipeline_kit.identity import IdentityPolicy
+from pipeline_kit.models import Release
+
+CONTRACT_PREDICATE = "https://github.com/pipeline-kit/pipeline-kit/contract-verification/v1"
+VERIFIER_TIMEOUT = 300  # seconds for one pact
+
+
+@dataclass(frozen=True)
+class Pact:
+    path: str  # as the consumer's project names it
+    sha256: str  # of the file: what a verification names
+    consumer: str
+    provider: str
+    document: dict[str, Any] = field(repr=False)
+
+
+def _pact_files(config: ContractsConfig, workdir: Path) -> list[Path]:
+    found: list[Path] = []
+    for name in config.pacts:
+        path = workdir / name
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*.json") if p.is_file()))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise UsageError(f"contracts.pacts: {name}: no such file or directory")
+    return found
+
+
+def record_contracts(config: ContractsConfig, evidence: EvidenceDir, release: Release, workdir: Path) -> Release:
+    """Write `contracts.json`: this service's name and every Pact file it expects as a consumer
+    (path, sha256, consumer, provider, the document itself); provenance then signs its digest."""
+    pacts = []
+    for path in _pact_files(config, workdir):
+        data = path.read_bytes()
+        name = path.relative_to(workdir).as_posix()
+        try:
+            document = json.loads(data)
+            consumer, provider = document["consumer"]["name"], document["provider"]["name"]
+        except (ValueError, KeyError, TypeError):
+            raise InputError(path, None, "not a Pact file (consumer.name and provider.name)") from None
+        if consumer != config.name:
+            raise InputError(path, "consumer.name", f"is {consumer!r}, but this service is {config.name!r}")
+        pacts.append({"path": name, "sha256": sha256_bytes(data), "consumer": consumer, "provider": provider})
+        pacts[-1]["pact"] = document
+    record = {"name": config.name, "pacts": pacts}
+    return evidence.record(release, CONTRACTS_FILE, json.dumps(record, indent=2, sort_keys=True).encode())
+
+
+def load_pacts(evidence: EvidenceDir) -> tuple[str | None, list[Pact]]:
+    """The service name and the pacts a release's record lists (none without a record)."""
+    path = evidence.path(CONTRACTS_FILE)
+    if not path.is_file():
+        return None, []
+    record = json.loads(path.read_bytes())
+    pacts = [Pact(p["path"], p["sha256"], p["consumer"], p["provider"], p["pact"]) for p in record.get("pacts", [])]
+    return record.get("name"), pacts
+
+
+def verification_bundle(pact: Pact) -> str:
+    """Where a provider keeps its signed verification of `pact`, in its evidence dir."""
+    return f"{CONTRACTS_DIR}/{pact.consumer}.{pact.sha256[:16]}.sigstore.json"
+
+
+def pact_verifier() -> str:
+    """The `pact` command: beside this interpreter (pip install 'pipeline-kit-release[contracts]'), else on PATH."""
+    beside = Path(sys.executable).parent / "pact"
+    found = str(beside) if beside.is_file() else shutil.which("pact")
+    if not found:
+        raise EnvironmentFailure(
+            "the Pact verifier is not installed", hint="pip install 'pipeline-kit-release[contracts]' (pact-python-cli)"
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Result:
+    pact: Pact
+    passed: bool
+    output: str  # the verifier's own words, for the log
+
+
+def run_verifier(pact: Pact, provider: str, url: str, state_change_url: str | None = None) -> Result:
+    """Verify one pact against the provider at `url` with the real Pact verifier (its environment
+    scrubbed: it talks to the provider, it needs no secret)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--provider-url {url!r}: an http(s) URL")
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "pact.json"
+        file.write_text(json.dumps(pact.document))
+        command = [
+            pact_verifier(),
+            "verifier",
+            *("--file", str(file), "--provider-name", provider, "--hostname", parts.hostname),
+            *("--port", str(parts.port or (443 if parts.scheme == "https" else 80)), "--transport", parts.scheme),
+            "--no-colour",
+        ]
+        if parts.path not in ("", "/"):
+            command += ["--base-path", parts.path]
+        if state_change_url:
+            command += ["--state-change-url", state_change_url]
+        try:
+            done = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=VERIFIER_TIMEOUT,
+                env=child_environment(os.environ),
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return Result(pact, False, f"the verifier took more than {VERIFIER_TIMEOUT} s")
+    return Result(pact, done.returncode == 0, (done.stdout + done.stderr).strip())
+
+
+def statement_for(release: Release, result: Result, consumer_release: str) -> dict[str, Any]:
+    return {
+        "provider": result.pact.provider,
+        "consumer": result.pact.consumer,
+        "consumerRelease": consumer_release,
+        "pact": {"path": result.pact.path, "digest": {"sha256": result.pact.sha256}},
+        "result": "passed" if result.passed else "failed",
+        "verifier": "pact verifier (pact-python-cli)",
+    }
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The pacts a provider release has signed verifications for (by sha256), and what was
+    refused while looking (for messages)."""
+
+    pacts: frozenset[str]
+    refused: tuple[str, ...] = ()
+
+
+def verified_pacts(evidence: EvidenceDir, release: Release, policy: IdentityPolicy, trust_config: Any) -> Verified:
+    """Every signed, passing verification about `release` kept in `evidence` (and its archive of
+    `release`): signed by the policy's identity, a statement about exactly the release's subjects."""
+    from sigstore.verify import Verifier
+
+    from pipeline_kit.signing import release_subjects
+    from pipeline_kit.vsa import Candidate, signed_statement
+
+    roots = [evidence.root / CONTRACTS_DIR, Path(evidence.archive(release.id)) / CONTRACTS_DIR]
+    files = sorted({p for root in roots if root.is_dir() for p in root.glob("*.sigstore.json")})
+    verifier = Verifier(trusted_root=trust_config.trusted_root)
+    found: set[str] = set()
+    refused: list[str] = []
+    for path in files:
+        accepted = signed_statement(Candidate(str(path), path.read_bytes()), policy, verifier, CONTRACT_PREDICATE)
+        if isinstance(accepted, str):
+            refused.append(f"{path.name}: {accepted}")
+        elif accepted.subjects != frozenset(release_subjects(release)):
+            refused.append(f"{path.name}: about another release")
+        elif accepted.predicate.get("result") == "passed":
+            digest = (accepted.predicate.get("pact") or {}).get("digest", {}).get("sha256")
+            if isinstance(digest, str):
+                found.add(digest)
+    return Verified(frozenset(found), tuple(refused))
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A peer service in one environment: the release it runs (shown from signed evidence), the
+    pacts that release expects, and the pacts it has verified as a provider; or why not known."""
+
+    name: str
+    release: str | None
+    pacts: tuple[Pact, ...] = ()
+    verified: frozenset[str] = frozenset()
+    why: str = ""
+    known: bool = True
+
+
+@dataclass(frozen=True)
+class ContractState:
+    """What the contracts gate judges: this release's pacts and verifications, and every peer."""
+
+    name: str
+    pacts: tuple[Pact, ...]
+    verified: frozenset[str]
+    peers: tuple[Peer, ...]
+
+
+def unmet(state: ContractState, environment: str) -> tuple[list[str], int]:
+    """Every contract between this release and what its peers run in `environment` that the
+    provider side has not verified (or cannot be judged), and how many contracts were checked."""
+    peers = {peer.name for peer in state.peers}
+    problems = [
+        f"{pact.path}: its provider {pact.provider} is not among contracts.peers"
+        for pact in state.pacts
+        if pact.provider not in peers
+    ]
+    checked = 0
+    for peer in state.peers:
+        if not peer.known:
+            problems.append(f"{peer.name}: cannot show what it runs in {environment}: {peer.why}")
+            continue
+        if peer.release is None:
+            continue  # nothing of it deployed there: no contract to honour yet
+        for pact in state.pacts:
+            if pact.provider == peer.name:
+                checked += 1
+                if pact.sha256 not in peer.verified:
+                    problems.append(
+                        f"{state.name} -> {peer.name} {peer.release} (in {environment}): {pact.path} "
+                        f"({pact.sha256[:12]}) is not verified by that release"
+                    )
+        for pact in peer.pacts:
+            if pact.provider == state.name:
+                checked += 1
+                if pact.sha256 not in state.verified:
+                    problems.append(
+                        f"{peer.name} {peer.release} (in {environment}) -> {state.name}: its {pact.path} "
+                        f"({pact.sha256[:12]}) is not verified by this release"
+                    )
+    return problems, checked
+
+
+def consumer_evidence(directory: Path) -> EvidenceDir:
+    """A consumer named by its project directory (its evidence dir inside) or its evidence dir."""
+    from pipeline_kit.evidence import DEFAULT_DIR_NAME
+
+    return EvidenceDir(directory / DEFAULT_DIR_NAME if (directory / "pipeline-kit.yml").is_file() else directory)
+
+
+def verify_consumer(
+    evidence: EvidenceDir,
+    name: str,
+    consumer: EvidenceDir,
+    policy: IdentityPolicy,
+    trust_config: Any,
+    url: str,
+    state_change_url: str | None,
+    token: Callable[[], tuple[str, str]],
+) -> tuple[Release, list[Result]]:
+    """Verify the consumer's contracts with this service (as its signed evidence has them)
+    against the provider at `url`, and sign each that passes about this release (`evidence`)."""
+    from pipeline_kit.signing import Signable, sign_all, statement_json
+    from pipeline_kit.verify import verify_release
+
+    checked = verify_release(consumer, None, policy, trust_config)
+    failures = [c for c in checked.checks if not c.ok]
+    if failures:
+        raise VerificationError(
+            f"{consumer.root}: the consumer's evidence does not verify: {failures[0].target}: {failures[0].detail}"
+        )
+    if not any(c.target == CONTRACTS_FILE for c in checked.checks):
+        raise UsageError(f"{consumer.root}: the consumer's release records no contracts ({CONTRACTS_FILE})")
+    consumer_release = consumer.load_release()
+    _, pacts = load_pacts(consumer)
+    mine = [pact for pact in pacts if pact.provider == name]
+    if not mine:
+        raise UsageError(f"{consumer.root}: release {consumer_release.id} has no contract with {name}")
+    release = evidence.load_release()
+    results = [run_verifier(pact, name, url, state_change_url) for pact in mine]
+    signables = [
+        Signable(
+            verification_bundle(result.pact),
+            statement=statement_json(
+                release.subjects, CONTRACT_PREDICATE, statement_for(release, result, consumer_release.id)
+            ),
+        )
+        for result in results
+        if result.passed
+    ]
+    if signables:
+        raw, source = token()
+        signed = sign_all(trust_config, raw, source, signables)
+        release = evidence.record_many(release, signed.files)
+    return release, results

@@ -1,0 +1,215 @@
+"""Consumer-driven contracts without a broker: a real consumer and provider pair (two projects,
+a tiny HTTP provider), the consumer's Pact file in its signed evidence, the provider's
+verification by the real Pact verifier (`pact verifier`, PyPI pact-python-cli) signed about its
+release, and the contracts gate answering can-i-deploy from signed evidence only."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import EXAMPLE, REPOSITORY, SIGNER, Cli, describe, init_repo, sign
+from tests.prometheus_instance import free_port
+from tests.sigstore_instance import LocalSigstore
+
+PACT = {
+    "consumer": {"name": "web"},
+    "provider": {"name": "orders"},
+    "interactions": [
+        {
+            "description": "an order",
+            "request": {"method": "GET", "path": "/orders/1"},
+            "response": {
+                "status": 200,
+                "headers": {"Content-Type": "application/json"},
+                "body": {"id": 1, "total": 10},
+            },
+        }
+    ],
+    "metadata": {"pactSpecification": {"version": "3.0.0"}},
+}
+
+# The provider, in its package (a change to it is a new release): the field the consumer reads is `total`.
+SERVER_PATH = "src/hello_service/server.py"
+SERVER = """import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+ORDER = {"id": 1, "total": 10}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        found = self.path == "/orders/1"
+        body = json.dumps(ORDER if found else {}).encode()
+        self.send_response(200 if found else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def service(root: Path, name: str, contracts: dict[str, object]) -> Path:
+    project = root / name
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("dist", ".pipeline-kit", "__pycache__"))
+    config_path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["contracts"] = contracts
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return project
+
+
+def release(cli: Cli, project: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch) -> str:
+    describe(cli, project)
+    code, err = sign(cli, project, sigstore, monkeypatch)
+    assert code == 0, err
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
+    return str(json.loads((project / ".pipeline-kit" / "release.json").read_text())["id"])
+
+
+@contextmanager
+def serving(project: Path) -> Iterator[str]:
+    """The provider's server from its source tree, on a free port."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(project / SERVER_PATH), str(port)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{url}/orders/1", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    """web calls orders: web's Pact file says what it expects of GET /orders/1."""
+    web = service(tmp_path, "web", {"name": "web", "pacts": ["pacts"], "peers": {"orders": "../orders"}})
+    (web / "pacts").mkdir()
+    (web / "pacts" / "web-orders.json").write_text(json.dumps(PACT, indent=2))
+    orders = service(tmp_path, "orders", {"name": "orders", "peers": {"web": "../web"}})
+    (orders / SERVER_PATH).write_text(SERVER)
+    for project in (web, orders):
+        init_repo(project, remote=REPOSITORY + ".git")
+    return web, orders
+
+
+def test_can_i_deploy_from_signed_evidence_and_a_breaking_provider_is_denied(
+    cli: Cli,
+    pair: tuple[Path, Path],
+    sigstore: LocalSigstore,
+    policy: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    web, orders = pair
+    first = release(cli, orders, sigstore, monkeypatch)
+    alone = cli(["promote", "--to", "dev", *policy], cwd=orders)
+    assert alone.code == 0, alone.out + alone.err
+    assert "0 contract(s) (no peer deployed here yet) verified by the provider side" in alone.out
+
+    # the consumer's contract is in its signed evidence; orders in dev never verified it
+    consumer = release(cli, web, sigstore, monkeypatch)
+    record = json.loads((web / ".pipeline-kit" / "contracts.json").read_text())
+    assert [(p["consumer"], p["provider"], p["path"]) for p in record["pacts"]] == [
+        ("web", "orders", "pacts/web-orders.json")
+    ]
+    denied = cli(["promote", "--to", "dev", *policy], cwd=web)
+    assert denied.code == 1
+    assert f"web -> orders {first} (in dev): pacts/web-orders.json" in denied.out
+    assert "is not verified by that release" in denied.out
+
+    # the real Pact verifier checks orders' running code against web's signed contract
+    with serving(orders) as url:
+        verified = cli(["contracts", "verify", "--consumer", "../web", "--provider-url", url, *policy], cwd=orders)
+    assert verified.code == 0, verified.out + verified.err
+    assert "web -> orders: pacts/web-orders.json: verified, signed" in verified.out
+    assert cli(["promote", "--to", "dev", *policy], cwd=web).code == 0
+
+    # orders renames the field web reads: the verifier fails it, nothing is signed
+    (orders / SERVER_PATH).write_text(SERVER.replace('"total": 10', '"amount": 10'))
+    second = release(cli, orders, sigstore, monkeypatch)
+    assert second != first
+    with serving(orders) as url:
+        broken = cli(["contracts", "verify", "--consumer", "../web", "--provider-url", url, *policy], cwd=orders)
+    assert broken.code == 1 and "pacts/web-orders.json: FAILED" in broken.out
+    assert not list((orders / ".pipeline-kit" / "contracts").glob("*.sigstore.json"))
+    blocked = cli(["promote", "--to", "dev", *policy], cwd=orders)
+    assert blocked.code == 1
+    assert f"web {consumer} (in dev) -> orders: its pacts/web-orders.json" in blocked.out
+    assert "is not verified by this release" in blocked.out
+
+    # attack: the first release's signed verification copied into the second's evidence
+    old = next((orders / ".pipeline-kit" / "releases" / first / "contracts").glob("*.sigstore.json"))
+    (orders / ".pipeline-kit" / "contracts").mkdir(exist_ok=True)
+    shutil.copy(old, orders / ".pipeline-kit" / "contracts" / old.name)
+    replayed = cli(["promote", "--to", "dev", *policy], cwd=orders)
+    assert replayed.code == 1 and "is not verified by this release" in replayed.out
+
+
+def test_an_edited_contract_or_a_foreign_signature_counts_for_nothing(
+    cli: Cli,
+    pair: tuple[Path, Path],
+    sigstore: LocalSigstore,
+    policy: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    web, orders = pair
+    release(cli, orders, sigstore, monkeypatch)
+    assert cli(["promote", "--to", "dev", *policy], cwd=orders).code == 0
+    release(cli, web, sigstore, monkeypatch)
+    # attack: a verification signed by someone the policy does not name
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("mallory@example.com"))
+    with serving(orders) as url:
+        foreign = cli(["contracts", "verify", "--consumer", "../web", "--provider-url", url, *policy], cwd=orders)
+    assert foreign.code == 0, foreign.err
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
+    refused = cli(["promote", "--to", "dev", *policy], cwd=web)
+    assert refused.code == 1 and "is not verified by that release" in refused.out
+    # attack: the consumer's contract edited after signing (the provider would verify a laxer one)
+    record_path = web / ".pipeline-kit" / "contracts.json"
+    record = json.loads(record_path.read_text())
+    record["pacts"][0]["pact"]["interactions"][0]["response"]["body"] = {"id": 1}
+    record_path.write_text(json.dumps(record))
+    with serving(orders) as url:
+        edited = cli(["contracts", "verify", "--consumer", "../web", "--provider-url", url, *policy], cwd=orders)
+    assert edited.code == 1 and "the consumer's evidence does not verify: contracts.json" in edited.err
+    gated = cli(["plan", "--to", "dev", *policy], cwd=web)
+    assert gated.code == 1 and "contracts.json: differs from the file the provenance signed" in gated.out
+
+
+def test_a_contract_with_a_service_not_among_the_peers_denies(
+    cli: Cli, tmp_path: Path, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web = service(tmp_path, "web", {"name": "web", "pacts": ["pacts"]})
+    (web / "pacts").mkdir()
+    (web / "pacts" / "web-orders.json").write_text(json.dumps(PACT))
+    init_repo(web, remote=REPOSITORY + ".git")
+    release(cli, web, sigstore, monkeypatch)
+    result = cli(["plan", "--to", "dev", *policy], cwd=web)
+    assert result.code == 1
+    assert "pacts/web-orders.json: its provider orders is not among contracts.peers" in result.out
+    (web / "pacts" / "web-orders.json").write_text(json.dumps({**PACT, "consumer": {"name": "shop"}}))
+    bad = cli(["provenance"], cwd=web)
+    assert bad.code == 2 and "consumer.name: is 'shop', but this service is 'web'" in bad.err
