@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -83,6 +83,27 @@ def release(cli: Cli, project: Path, sigstore: LocalSigstore, monkeypatch: pytes
     return str(json.loads((project / ".pipeline-kit" / "release.json").read_text())["id"])
 
 
+# The consumer's client, in its package: what it reads of an order is what its Pact file promises.
+CLIENT_PATH = "src/hello_service/client.py"
+CLIENT = """import json, sys, urllib.request
+
+
+def order_total(base_url):
+    with urllib.request.urlopen(base_url + "/orders/1", timeout=5) as response:
+        return json.loads(response.read())["total"]
+
+
+if __name__ == "__main__":
+    print(order_total(sys.argv[1]))
+"""
+
+
+def client_reads(project: Path, url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(project / CLIENT_PATH), url], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
 @contextmanager
 def serving(project: Path) -> Iterator[str]:
     """The provider's server from its source tree, on a free port."""
@@ -109,6 +130,7 @@ def pair(tmp_path: Path) -> tuple[Path, Path]:
     web = service(tmp_path, "web", {"name": "web", "pacts": ["pacts"], "peers": {"orders": "../orders"}})
     (web / "pacts").mkdir()
     (web / "pacts" / "web-orders.json").write_text(json.dumps(PACT, indent=2))
+    (web / CLIENT_PATH).write_text(CLIENT)
     orders = service(tmp_path, "orders", {"name": "orders", "peers": {"web": "../web"}})
     (orders / SERVER_PATH).write_text(SERVER)
     for project in (web, orders):
@@ -143,6 +165,7 @@ def test_can_i_deploy_from_signed_evidence_and_a_breaking_provider_is_denied(
     # the real Pact verifier checks orders' running code against web's signed contract
     with serving(orders) as url:
         verified = cli(["contracts", "verify", "--consumer", "../web", "--provider-url", url, *policy], cwd=orders)
+        assert client_reads(web, url).stdout.strip() == "10"  # the consumer really works with it
     assert verified.code == 0, verified.out + verified.err
     assert "web -> orders: pacts/web-orders.json: verified, signed" in verified.out
     assert cli(["promote", "--to", "dev", *policy], cwd=web).code == 0
@@ -153,6 +176,7 @@ def test_can_i_deploy_from_signed_evidence_and_a_breaking_provider_is_denied(
     assert second != first
     with serving(orders) as url:
         broken = cli(["contracts", "verify", "--consumer", "../web", "--provider-url", url, *policy], cwd=orders)
+        assert "KeyError: 'total'" in client_reads(web, url).stderr  # the breakage the gate keeps out
     assert broken.code == 1 and "pacts/web-orders.json: FAILED" in broken.out
     assert not list((orders / ".pipeline-kit" / "contracts").glob("*.sigstore.json"))
     blocked = cli(["promote", "--to", "dev", *policy], cwd=orders)
@@ -213,3 +237,41 @@ def test_a_contract_with_a_service_not_among_the_peers_denies(
     (web / "pacts" / "web-orders.json").write_text(json.dumps({**PACT, "consumer": {"name": "shop"}}))
     bad = cli(["provenance"], cwd=web)
     assert bad.code == 2 and "consumer.name: is 'shop', but this service is 'web'" in bad.err
+
+
+def test_the_consumer_pact_is_what_its_client_really_asks_for(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """The consumer's test: its client against the Pact mock server built from its Pact file;
+    the mock answers only the requests the file promises, and says whether each was made."""
+    from pipeline_kit.contracts import pact_verifier
+    from tests.prometheus_instance import free_port
+
+    web, _ = pair
+    pact, port = pact_verifier(), free_port()
+    master = subprocess.Popen(
+        [pact, "mock", "start", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        created = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            created = subprocess.run(
+                [pact, "mock", "--port", str(port), "create", "--file", str(web / "pacts" / "web-orders.json")],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if created.returncode == 0:
+                break
+            time.sleep(0.1)
+        assert created is not None and created.returncode == 0, created.stderr if created else "no master"
+        mock_port = (created.stdout + created.stderr).rsplit("port", 1)[1].split()[0]
+        assert client_reads(web, f"http://127.0.0.1:{mock_port}").stdout.strip() == "10"
+        verify = [pact, "mock", "--port", str(port), "verify", "--mock-server-port", mock_port]
+        assert subprocess.run(verify, capture_output=True, text=True, check=False).returncode == 0
+        # a client asking for something the contract does not promise fails the mock's verification
+        with suppress(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{mock_port}/orders/2", timeout=5).close()
+        assert subprocess.run(verify, capture_output=True, text=True, check=False).returncode != 0
+    finally:
+        master.kill()
+        master.wait()
