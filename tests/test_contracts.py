@@ -243,7 +243,6 @@ def test_the_consumer_pact_is_what_its_client_really_asks_for(pair: tuple[Path, 
     """The consumer's test: its client against the Pact mock server built from its Pact file;
     the mock answers only the requests the file promises, and says whether each was made."""
     from pipeline_kit.contracts import pact_verifier
-    from tests.prometheus_instance import free_port
 
     web, _ = pair
     pact, port = pact_verifier(), free_port()
