@@ -107,7 +107,8 @@ def verify_release(
     )
     checks += provenance_checks
     checks += _attestation(release, evidence, verifier, sigstore_policy, SBOM_BUNDLE, SBOM_FILE, SBOM_PREDICATE)[0]
-    signed = signed_source(provenance) if provenance is not None else None
+    # a verified provenance without a resolved source (built outside a checkout) has an empty one
+    signed = (signed_source(provenance) or Source()) if provenance is not None else None
     checks.append(_provenance_source(signed, source))
     checks.append(_release_source(release, signed))
     checks.append(_checksums(evidence, provenance))

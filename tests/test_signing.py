@@ -173,6 +173,27 @@ def test_verify_happy_path_exits_zero(cli: Cli, signed: Path, sigstore: LocalSig
     assert "FAILED" not in out
 
 
+def test_a_release_built_outside_a_checkout_verifies_and_cannot_claim_a_source(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No git here: the signed provenance resolves no source, and release.json has none either
+    (the policy asks for no source repository)."""
+    config = hello / "pipeline-kit.yml"
+    config.write_text(config.read_text().replace("    repository: https://github.com/pipeline-kit/hello-service\n", ""))
+    describe(cli, hello)
+    code, err = sign(cli, hello, sigstore, monkeypatch)
+    assert code == 0, err
+    code, out, err = verify(cli, hello, sigstore)
+    assert code == 0, out + err
+    # attack: release.json claims a reviewed commit the unsigned build never had
+    release_path = hello / ".pipeline-kit" / "release.json"
+    release = json.loads(release_path.read_text())
+    release["source"] = {"repository": "https://github.com/pipeline-kit/hello-service", "commit": "a" * 40}
+    release_path.write_text(json.dumps(release))
+    code, out, err = verify(cli, hello, sigstore)
+    assert code == 1 and "release.json: source failed: source repository" in err
+
+
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
