@@ -29,8 +29,6 @@ from pipeline_kit.digest import output_glob_problem
 from pipeline_kit.errors import ConfigError
 from pipeline_kit.queries import template_problem
 
-CONFIG_NAMES = ("pipeline-kit.yml", "pipeline-kit.yaml")
-
 # The SBOM source kinds a config may name; pipeline_kit.sbom registers one reader for each.
 SbomSourceType = Literal["requirements", "poetry", "uv", "pipfile", "pylock", "environment", "npm", "go", "cargo"]
 
@@ -547,14 +545,6 @@ class Config(ConfigModel):
     def _empty_section_is_default(cls, value: Any) -> Any:
         # A section whose keys are all commented out parses as null: treat it as empty.
         return {} if value is None else value
-
-
-def find_config(directory: Path) -> Path | None:
-    for name in CONFIG_NAMES:
-        candidate = directory / name
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def load_config(path: Path) -> Config:

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipeline_kit._internal.files import read_toml
+from pipeline_kit._internal.files import CONFIG_NAMES, read_toml
 from pipeline_kit._internal.fs import atomic_write
 from pipeline_kit._internal.proc import git
 from pipeline_kit._internal.redact import repository_web_uri
-from pipeline_kit.config import CONFIG_NAMES, parse_config
+from pipeline_kit.config import parse_config
 from pipeline_kit.errors import PipelineKitError, UsageError
 
 # Never committed, never packaged: npm packs what .gitignore does not exclude (absent .npmignore

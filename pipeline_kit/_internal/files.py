@@ -16,6 +16,12 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 MAX_INPUT_BYTES = 256 << 20  # a lockfile larger than this is not a lockfile
+CONFIG_NAMES = ("pipeline-kit.yml", "pipeline-kit.yaml")  # the project's config, first found wins
+
+
+def find_config(directory: Path) -> Path | None:
+    """The project's config file in `directory` (found without loading the config's models)."""
+    return next((directory / name for name in CONFIG_NAMES if (directory / name).is_file()), None)
 
 
 def read_text(path: Path) -> str:

@@ -35,7 +35,7 @@ class Session:
 
     def config(self, *, required: bool) -> Config | None:
         """The project's config: the one named by --config, else pipeline-kit.yml here."""
-        from pipeline_kit.config import find_config, load_config
+        from pipeline_kit._internal.files import find_config
         from pipeline_kit.errors import ConfigError
 
         if self._config is None:
@@ -49,6 +49,8 @@ class Session:
                         hint="run `pipeline-kit init` to write a starter config",
                     )
                 return None
+            from pipeline_kit.config import load_config
+
             self._config = load_config(path if path.is_absolute() else self.workdir / path)
             from pipeline_kit.gates import compile_gates
 
@@ -93,11 +95,10 @@ class Session:
             click.echo(line, err=True)
 
     def ledger(self) -> Ledger:
-        from pipeline_kit.config import LedgerConfig
-        from pipeline_kit.ledger import open_ledger
+        from pipeline_kit.ledger import default_ledger, open_ledger
 
         config = self.config(required=False)
-        return open_ledger(config.ledger if config else LedgerConfig(), self.workdir)
+        return open_ledger(config.ledger, self.workdir) if config else default_ledger(self.workdir)
 
     def actor(self) -> str:
         """Who acts: the CI actor, else the local user."""

@@ -53,11 +53,17 @@ def resolve_policy(
 ) -> tuple[IdentityPolicy, SourceExpectation]:
     """Flags win over `signing.identity` from the config; without either there is no policy
     (NoIdentityPolicy); contradictory flags are a usage error."""
+    config = session.config(required=False)
+    configured = config.signing.identity if config else None
+    if not (identity or identity_regex or issuer or configured):  # checked first: nothing more to load
+        raise NoIdentityPolicy(
+            "no identity policy: who must have signed this evidence?",
+            hint="set signing.identity in pipeline-kit.yml, or pass --cert-identity (or "
+            "--cert-identity-regex) and --cert-oidc-issuer",
+        )
     from pipeline_kit.identity import IdentityPolicy
     from pipeline_kit.verify import SourceExpectation
 
-    config = session.config(required=False)
-    configured = config.signing.identity if config else None
     if identity and identity_regex:
         raise UsageError("give --cert-identity or --cert-identity-regex, not both")
     if identity or identity_regex or issuer:
@@ -69,14 +75,9 @@ def resolve_policy(
                 raise UsageError("--cert-identity or --cert-identity-regex is required")
             identity, identity_regex = configured.san, configured.san_regex
         policy = IdentityPolicy(issuer=issuer, san=identity, san_regex=identity_regex)
-    elif configured is not None:
-        policy = IdentityPolicy.from_config(configured)
     else:
-        raise NoIdentityPolicy(
-            "no identity policy: who must have signed this evidence?",
-            hint="set signing.identity in pipeline-kit.yml, or pass --cert-identity (or "
-            "--cert-identity-regex) and --cert-oidc-issuer",
-        )
+        assert configured is not None  # by the check above
+        policy = IdentityPolicy.from_config(configured)
     source = SourceExpectation(
         repository=repository or (configured.repository if configured else None),
         ref=ref or (configured.ref if configured else None),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline_kit.config import LedgerConfig
 from pipeline_kit.errors import EnvironmentFailure
 from pipeline_kit.ledger.file import FileLedger
 from pipeline_kit.ledger.git import GitLedger
@@ -21,6 +21,9 @@ from pipeline_kit.ledger.interface import (
     verify_chain,
 )
 
+if TYPE_CHECKING:  # not at run time: a project without a config needs no config models
+    from pipeline_kit.config import LedgerConfig
+
 __all__ = [
     "DEFAULT_FILE",
     "GENESIS",
@@ -31,6 +34,7 @@ __all__ = [
     "Kind",
     "Ledger",
     "arrived",
+    "default_ledger",
     "head",
     "in_flight",
     "open_ledger",
@@ -53,5 +57,12 @@ def open_ledger(config: LedgerConfig, workdir: Path) -> Ledger:
                     "the git ledger cannot push without it"
                 )
         return GitLedger(workdir, config.remote, config.ref, token=token)
-    path = Path(config.path or DEFAULT_FILE)
+    if config.path is None:
+        return default_ledger(workdir)
+    path = Path(config.path)
     return FileLedger(path if path.is_absolute() else workdir / path)
+
+
+def default_ledger(workdir: Path) -> Ledger:
+    """The ledger of a project without a `ledger:` setting."""
+    return FileLedger(workdir / DEFAULT_FILE)
