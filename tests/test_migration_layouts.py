@@ -1,15 +1,16 @@
 """Migrations written as code: Alembic, Django and Rails, read into the SQL they run.
 
-Alembic is checked against Alembic itself: its offline mode (`alembic upgrade head --sql`) prints
-the SQL each revision runs, and the classifier's verdicts on that SQL must equal the verdicts on
-the file read as code. Django and Rails cannot run here without a database or Ruby; their
-expectations are what each tool documents it runs (Django's AddField with a default drops that
-default afterwards; Active Record wraps a migration in a transaction unless it opts out).
+Alembic and Django are checked against the tools themselves: Alembic's offline mode (`alembic
+upgrade head --sql`) and Django's `sqlmigrate` (against a real PostgreSQL) print the SQL each
+migration runs, and the classifier's verdicts on that SQL must equal the verdicts on the file read
+as code. Rails cannot run here (no Ruby); its expectations are what Active Record documents it
+runs (a migration in a transaction unless it opts out).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -251,3 +252,64 @@ def test_a_django_migration_python_cannot_parse_is_review(tmp_path: Path) -> Non
     path.write_text("from django.db import migrations\n\nclass Migration(migrations.Migration):\n    operations = [\n")
     (finding,) = check_paths([path])
     assert (finding.phase, finding.rule) == ("review", "unparsable")
+
+
+DJANGO_INITIAL = """from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = []
+
+    operations = [
+        migrations.CreateModel(name="customer", fields=[("id", models.BigAutoField(primary_key=True))]),
+        migrations.CreateModel(name="coupon", fields=[("id", models.BigAutoField(primary_key=True))]),
+        migrations.CreateModel(
+            name="order",
+            fields=[
+                ("id", models.BigAutoField(primary_key=True)),
+                ("total", models.IntegerField()),
+                ("legacy", models.TextField(null=True)),
+            ],
+        ),
+    ]
+"""
+
+
+def test_django_migrations_are_judged_as_the_sql_django_runs(tmp_path: Path) -> None:
+    """Django's own `sqlmigrate` on a real PostgreSQL (Django asks the database for its version
+    and quotes defaults through the driver), compared verdict for verdict."""
+    from tests.postgres_instance import LocalPostgres
+
+    project = tmp_path / "site"
+    migrations = project / "shop" / "migrations"
+    migrations.mkdir(parents=True)
+    (project / "shop" / "__init__.py").write_text("")
+    (migrations / "__init__.py").write_text("")
+    (migrations / "0001_initial.py").write_text(DJANGO_INITIAL)
+    # what the kit reads as review (RunPython, AlterField) is checked on its own above
+    judged = "\n".join(line for line in DJANGO.splitlines() if "RunPython" not in line and "AlterField" not in line)
+    (migrations / "0002_changes.py").write_text(judged + "\n")
+    postgres = LocalPostgres().start()
+    try:
+        assert postgres.psql("postgres", "CREATE DATABASE site").returncode == 0
+        (project / "settings.py").write_text(
+            "INSTALLED_APPS = ['shop']\nUSE_TZ = True\nSECRET_KEY = 'test'\n"
+            "DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'\n"
+            "DATABASES = {'default': {'ENGINE': 'django.db.backends.postgresql', 'NAME': 'site', "
+            f"'USER': 'postgres', 'HOST': '127.0.0.1', 'PORT': {postgres.port}}}}}\n"
+        )
+        printed = subprocess.run(
+            [sys.executable, "-m", "django", "sqlmigrate", "shop", "0002"],
+            cwd=project,
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": "settings", "PYTHONPATH": str(project)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        postgres.stop()
+    assert printed.returncode == 0, printed.stderr
+    expected = verdicts([f for f in Postgres().classify(printed.stdout, "x") if f.rule != "transaction"])
+    ours = verdicts(check_paths([migrations / "0002_changes.py"]))
+    assert ours == expected, printed.stdout

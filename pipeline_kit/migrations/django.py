@@ -88,8 +88,11 @@ class _Reader:
             related = _related_table(self.app, str(_value(options["to"])))
             column = f"{name}_id"
             definition = column_sql(column, "bigint", nullable=null, default=None, unique=kind == "OneToOneField")
+            constraint = quote(f"{table}_{column}_fk")
             statements = [
-                f"{target} ADD COLUMN {definition} REFERENCES {quote(related)} (id) DEFERRABLE INITIALLY DEFERRED"
+                f"{target} ADD COLUMN {definition} CONSTRAINT {constraint} REFERENCES {quote(related)} (id) "
+                "DEFERRABLE INITIALLY DEFERRED",
+                f"SET CONSTRAINTS {constraint} IMMEDIATE",  # as Django checks it at once
             ]
             if kind == "ForeignKey" and _value(options.get("db_index", ast.Constant(True))):
                 statements.append(index_sql(f"{table}_{column}", table, [column], unique=False, concurrently=False))

@@ -277,7 +277,16 @@ def _statement(kind: str, node: dict[str, Any], in_transaction: bool) -> list[Ve
         return [("migrate", "safe", "backfill", f"{verb} of the rows it selects", "")]
     if kind == "InsertStmt":
         return [("migrate", "safe", "insert", "inserts rows", "")]
-    if kind in ("VariableSetStmt", "TransactionStmt", "CommentStmt", "GrantStmt", "VariableShowStmt"):
+    # SET CONSTRAINTS only changes when this transaction checks deferrable constraints (Django
+    # runs one after adding a foreign key)
+    if kind in (
+        "VariableSetStmt",
+        "TransactionStmt",
+        "CommentStmt",
+        "GrantStmt",
+        "VariableShowStmt",
+        "ConstraintsSetStmt",
+    ):
         return [("neutral", "safe", kind.removesuffix("Stmt").lower(), "no change an application sees", "")]
     if kind in (
         "CreateSeqStmt",
