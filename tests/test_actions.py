@@ -86,6 +86,7 @@ def run_act(
     workflow: str = ".github/workflows/test.yml",
     token: str = "",
     extra: tuple[str, ...] = (),
+    event: str = "push",
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path / "out"
     out.mkdir()
@@ -107,7 +108,7 @@ def run_act(
     }
     command = [
         str(BIN / "act"),
-        "push",
+        event,
         "-W",
         workflow,
         "-P",

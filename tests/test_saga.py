@@ -338,3 +338,95 @@ def test_a_step_job_refuses_without_an_open_saga_and_never_runs_twice(
     again = cli(["release", "step", "accounts", "--to", "dev", *policy], cwd=root)
     assert again.code == 0 and "accounts: done already" in again.out
     assert deployed(root, "accounts").count(releases["accounts"][1]) == 1
+
+
+def test_an_emitted_github_workflow_runs_under_act_and_compensates_in_its_own_jobs(
+    cli: Cli, tmp_path: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One repository with three services, every ledger a ref of one shared git remote (each job
+    runs in its own workspace), the emitted workflow run by act: web is denied, so its
+    compensation jobs put orders, then accounts, back, and the last job fails the run."""
+    from tests.conftest import kit_checkout
+    from tests.test_actions import KIT, run_act
+
+    root = tmp_path / "release"
+    remote = tmp_path / "ledger.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    out = tmp_path / "out"  # where the deploys write: outside every job's workspace
+    policy = ["--trust-config", str(sigstore.trust_config_path), "--cert-identity", SIGNER]
+    policy += ["--cert-oidc-issuer", sigstore.issuer]
+    for service in SERVICES:
+        project = root / "services" / service
+        shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("dist", ".pipeline-kit", "__pycache__"))
+        (project / ".gitignore").write_text("/dist/\n")  # not bundles/dist/: the evidence travels
+        config_path = project / "pipeline-kit.yml"
+        config = yaml.safe_load(config_path.read_text())
+        config["ledger"] = {"backend": "git", "remote": str(remote), "ref": f"refs/pipeline-kit/{service}"}
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        set_dev(
+            project,
+            deploy=f'echo "$PIPELINE_KIT_RELEASE_ID" >> "$TEST_OUT/{service}.txt"',
+            **{"pass-env": ["TEST_OUT"]},
+        )
+    (root / "release-plan.yml").write_text(
+        PLAN + f"ledger: {{backend: git, remote: {remote}, ref: refs/pipeline-kit/saga}}\n"
+    )
+    init_repo(root, remote=REPOSITORY + ".git")
+    monkeypatch.setenv("TEST_OUT", str(tmp_path / "before"))
+    (tmp_path / "before").mkdir()
+    releases = {}
+    for service in SERVICES:
+        project = root / "services" / service
+        describe(cli, project)
+        code, err = sign(cli, project, sigstore, monkeypatch)
+        assert code == 0, err
+        monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
+        assert cli(["promote", "--to", "dev", *policy], cwd=project).code == 0
+        previous = json.loads((project / ".pipeline-kit" / "release.json").read_text())["id"]
+        releases[service] = (previous, another_release(cli, project, sigstore, monkeypatch))
+    set_dev(
+        root / "services" / "web", gates=["signature", {"command": {"run": "exit 1"}}]
+    )  # web's new release is denied
+    emitted = cli(["release", "emit", "--github", "--to", "dev", "--kit-commit", "0" * 40], cwd=root)
+    assert emitted.code == 0, emitted.err
+    (root / ".github" / "workflows").mkdir(parents=True)
+    (root / ".github" / "workflows" / "release-dev.yml").write_text(emitted.out)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "plan"], cwd=root, check=True)
+    variables: list[str] = []
+    for command in ("START", "STEP", "COMPENSATE", "FINISH"):
+        for flag, value in zip(policy[::2], policy[1::2], strict=True):
+            variables += ["--env", f"PIPELINE_KIT_RELEASE_{command}_{flag[2:].upper().replace('-', '_')}={value}"]
+    kit = kit_checkout(tmp_path / "kit-release")
+    extra = ("--local-repository", f"{KIT}@{'0' * 40}={kit}", *variables)
+    result, out = run_act(
+        root,
+        tmp_path,
+        sigstore,
+        "",
+        workflow=".github/workflows/release-dev.yml",
+        extra=extra,
+        event="workflow_dispatch",
+    )
+    log = "\n".join(line for line in result.stdout.splitlines() if "  | " in line)[-6000:] + result.stderr[-2000:]
+    assert result.returncode != 0, log  # the saga failed: the last job says so
+    for service in ("accounts", "orders"):  # deployed in their own jobs, then put back
+        assert (out / f"{service}.txt").is_file(), log
+        assert (out / f"{service}.txt").read_text().split() == [releases[service][1], releases[service][0]], log
+    assert not (out / "web.txt").exists()
+    saga_log = subprocess.run(
+        ["git", "--git-dir", str(remote), "show", "refs/pipeline-kit/saga:ledger.jsonl"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    states = [(e["details"]["state"], e["details"]["service"]) for e in map(json.loads, saga_log.splitlines())]
+    assert states == [
+        ("started", None),
+        ("step-done", "accounts"),
+        ("step-done", "orders"),
+        ("step-failed", "web"),
+        ("compensated", "orders"),
+        ("compensated", "accounts"),
+        ("failed", None),
+    ], log
