@@ -122,6 +122,21 @@ class EvidenceDir:
         """Write one file into a release's archive only (e.g. a signed rollback of an older release)."""
         atomic_write(self._inside(self.archive(release_id), name), data)
 
+    def travelling(self, release: Release) -> dict[str, bytes]:
+        """What a job elsewhere needs to verify `release`: release.json and every evidence file
+        it names but the promotion records (decisions and VSAs travel on their own)."""
+        files = {RELEASE_FILE: self.path(RELEASE_FILE).read_bytes()}
+        for name in release.evidence:
+            if not name.startswith(f"{PROMOTIONS_DIR}/") and self.path(name).is_file():
+                files[name] = self.path(name).read_bytes()
+        return files
+
+    def restore(self, files: dict[str, bytes]) -> None:
+        """Write evidence files that travelled (into an archive dir), refusing names that leave
+        this directory or pass through a link."""
+        for name, data in files.items():
+            atomic_write(self._inside(self.root, name), data)
+
     def _write(self, release_id: str, name: str, data: bytes) -> None:
         for root in (self.archive(release_id), self.root):
             atomic_write(self._inside(root, name), data)

@@ -382,7 +382,11 @@ def running_release(project: Project, environment: str, entries: Sequence[Entry]
         here if here and here.load_release().id == candidate else EvidenceDir(project.evidence.archive(candidate))
     )
     if not evidence.has_release():
-        return Running(candidate, None, f"no evidence of {candidate} here")
+        restore_from_ledger(project.ledger, entries, candidate, evidence)
+    if not evidence.has_release():
+        return Running(candidate, None, f"no evidence of {candidate} here or in the ledger")
+    if evidence.load_release().id != candidate:  # ids are recomputed from the subjects on load
+        return Running(candidate, None, f"the evidence kept for {candidate} is another release's")
     checked = verify_release(evidence, None, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref))
     if not checked.ok:
         first = checked.failures[0]
@@ -412,6 +416,32 @@ def running_release(project: Project, environment: str, entries: Sequence[Entry]
     if holds.accepted:
         return Running(candidate, None, f"{candidate} was rolled back out of {environment} (signed)")
     return Running(candidate, evidence, "signed")
+
+
+def restore_from_ledger(ledger: Ledger, entries: Sequence[Entry], release_id: str, archive: EvidenceDir) -> None:
+    """Write `release_id`'s evidence, as the newest promotion of it attached it to the ledger,
+    into `archive`; nothing when the ledger has none. What is written is only a candidate: the
+    caller verifies it like any evidence (a forged attachment does not verify)."""
+    named = next(
+        (
+            e.details["evidence"]
+            for e in reversed(entries)
+            if e.release == release_id and isinstance(e.details.get("evidence"), dict)
+        ),
+        None,
+    )
+    if not named:
+        return
+    files: dict[str, bytes] = {}
+    for name, digest in named.items():
+        data = ledger.attachment(str(digest))
+        if data is None or sha256_bytes(data) != digest:
+            return  # incomplete: nothing restored, the caller says the evidence is missing
+        files[str(name)] = data
+    try:
+        archive.restore(files)
+    except PipelineKitError:
+        return  # a name leaving the archive: a forged entry, restored nowhere
 
 
 def schema_states(
@@ -571,6 +601,7 @@ def promote(
             files[vsa_bundle(environment)] = sign_vsa(project, release, decision, lambda: (raw, source))
     evidence.record_many(release, files)
     command = deploy if deploy else config.environments[environment].deploy
+    travelling = evidence.travelling(evidence.load_release()) if verdict != "denied" else {}
     entry = project.ledger.append(
         Draft(
             kind=verdict if verdict != "passed" else "promoted",
@@ -588,9 +619,12 @@ def promote(
                 # an arrival counts once its deploy succeeded (a `deployed` entry), or at once
                 # when there is nothing to deploy
                 **({"deploy": "pending" if command else "none"} if verdict != "denied" else {}),
+                # the release's evidence travels with the ledger: a job that never had its
+                # archive can still show (by verifying it) what this environment runs
+                **({"evidence": {n: sha256_bytes(d) for n, d in travelling.items()}} if travelling else {}),
             },
         ),
-        [files[vsa_bundle(environment)]] if vsa_bundle(environment) in files else [],
+        [*([files[vsa_bundle(environment)]] if vsa_bundle(environment) in files else []), *travelling.values()],
     )
     if verdict == "denied":
         _record_on_forge(project, environment, release, decision, files, deployed=False)

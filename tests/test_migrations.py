@@ -4,9 +4,12 @@ contract breaks it), its lock and waiver rules, and `pipeline-kit migrations che
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -341,6 +344,57 @@ def test_a_declared_contract_step_waits_until_every_environment_runs_its_expand_
             f"but prod still runs {old}, which does not have it"
         ) in planned.out
     assert old != expanded
+
+
+def test_a_job_without_the_archives_shows_what_each_environment_runs_from_the_ledger(
+    cli: Cli, described: Path, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release each environment runs was built and promoted elsewhere (no archive here): its
+    evidence travelled with the ledger and is verified like any other; edited, it counts for nothing."""
+    project = described
+    side_by_side(project)
+    release_with(cli, project, sigstore, monkeypatch, {"000_base.sql": ADD})
+    expanded = release_with(cli, project, sigstore, monkeypatch, {"001_expand.sql": EXPAND})
+    for environment in ("dev", "prod"):
+        assert cli(["promote", "--to", environment, *policy], cwd=project).code == 0
+    release_with(cli, project, sigstore, monkeypatch, {"002_contract.sql": CONTRACT})
+    shutil.rmtree(project / ".pipeline-kit" / "releases" / expanded)
+    planned = cli(["plan", "--to", "dev", *policy], cwd=project)
+    assert planned.code == 0, planned.out
+    assert "contract step after migrations/001_expand.sql" in planned.out
+    assert (project / ".pipeline-kit" / "releases" / expanded / "migrations.json").is_file()  # restored
+
+    # attack: the travelled migration record edited in the ledger's store (renamed to its new digest,
+    # the entry pointed at it) no longer matches what the signed provenance recorded
+    shutil.rmtree(project / ".pipeline-kit" / "releases" / expanded)
+    ledger_path = project / LEDGER
+    lines = ledger_path.read_text().splitlines()
+    store = ledger_path.with_name(ledger_path.name + ".d")
+    forged = json.dumps({"dialect": "postgres", "files": [{"path": "migrations/001_expand.sql", "sha256": "0" * 64}]})
+    digest = hashlib.sha256(forged.encode()).hexdigest()
+    (store / digest).write_text(forged)
+    entries = [json.loads(line) for line in lines]
+    for entry in entries:
+        if entry.get("details", {}).get("evidence", {}).get("migrations.json"):
+            entry["details"]["evidence"]["migrations.json"] = digest
+    rewritten = _rechain(entries)
+    ledger_path.write_text("".join(rewritten))
+    forged_plan = cli(["plan", "--to", "dev", *policy], cwd=project)
+    assert forged_plan.code == 1
+    assert f"{expanded}'s evidence does not verify: migrations.json" in forged_plan.out
+
+
+def _rechain(entries: list[dict[str, Any]]) -> list[str]:
+    """The entries written again as a ledger whose writer recomputed every hash."""
+    from pipeline_kit.ledger import GENESIS, Draft, Entry
+
+    prev, out = GENESIS, []
+    for entry in entries:
+        fields = {k: v for k, v in entry.items() if k not in ("seq", "prev", "hash")}
+        chained = Entry.chain(Draft.model_validate(fields), entry["seq"], prev)
+        prev = chained.hash
+        out.append(chained.line().decode())
+    return out
 
 
 def test_the_environments_are_judged_from_signed_evidence_not_the_ledger(
