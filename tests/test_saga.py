@@ -124,6 +124,39 @@ def test_a_failing_third_step_leaves_every_service_on_its_previous_release(
     assert {s["name"].split("/")[0] for s in summary["subject"]} == {"accounts", "orders"}
 
 
+@pytest.mark.parametrize("failure", ["deploy", "analysis"])
+def test_a_failing_middle_step_compensates_the_first_and_never_starts_the_last(
+    cli: Cli,
+    services: tuple[Path, dict[str, tuple[str, str]]],
+    sigstore: LocalSigstore,
+    policy: list[str],
+    failure: str,
+) -> None:
+    root, releases = services
+    orders = root / "services" / "orders"
+    if failure == "deploy":
+        set_dev(orders, deploy="echo cannot reach the cluster >&2; exit 3")
+    else:  # the metrics cannot be read: an analysis that errors fails closed, and rolls orders back
+        config_path = orders / "pipeline-kit.yml"
+        config = yaml.safe_load(config_path.read_text())
+        config["metrics"] = {"prometheus": {"type": "prometheus", "url": "http://127.0.0.1:9", "timeout": 1.0}}
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        checks = [{"name": "errors", "query": "sum(rate(http_requests_total[1m]))", "max": 1}]
+        set_dev(orders, analysis={"provider": "prometheus", "interval": "1s", "count": 1, "checks": checks})
+    result = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
+    assert result.code == 1, result.out + result.err
+    assert saga(root) == [
+        ("started", None),
+        ("step-done", "accounts"),
+        ("step-failed", "orders"),
+        ("compensated", "accounts"),
+        ("failed", None),
+    ]
+    for service in SERVICES:
+        assert deployed(root, service)[-1] == releases[service][0], service  # all on their previous releases
+    assert releases["web"][1] not in deployed(root, "web")  # the last step never started
+
+
 def test_a_killed_apply_resumes_without_repeating_a_step(
     cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
 ) -> None:
