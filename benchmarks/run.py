@@ -339,7 +339,7 @@ def bench_ledger(sizes: Sequence[int], runs: int) -> list[list[str]]:
 def bench_ledger_size(entries: int, runs: int) -> list[str]:
     from datetime import datetime, timezone
 
-    from pipeline_kit.ledger.interface import GENESIS, Draft, Entry
+    from pipeline_kit.ledger import GENESIS, Draft, Entry
 
     with tempfile.TemporaryDirectory() as tmp:
         now = datetime.now(timezone.utc)

@@ -69,6 +69,21 @@ def test_help_lists_every_command_without_importing_one(hello: Path) -> None:
     assert {c.name for c in map(load, COMMANDS)} == set(COMMANDS)
 
 
+def test_checking_a_bare_ledger_loads_no_models(tmp_path: Path) -> None:
+    """`ledger verify` hashes the stored bytes: neither the config nor the entry models load."""
+    from datetime import datetime, timezone
+
+    from pipeline_kit.ledger import DEFAULT_FILE, Draft, FileLedger
+
+    ledger = FileLedger(tmp_path / DEFAULT_FILE)
+    for n in range(3):
+        ledger.append(
+            Draft(kind="promoted", environment="dev", actor="t", time=datetime.now(timezone.utc), release=f"r{n}")
+        )
+    assert "pydantic" not in imported_modules(["ledger", "verify"], tmp_path)
+    assert "pydantic" in imported_modules(["ledger", "show"], tmp_path)  # the oracle: reading entries does
+
+
 def test_show_summarizes(cli: Cli, hello: Path) -> None:
     for command in (["build"], ["sbom"], ["provenance"]):
         assert cli(command, cwd=hello).code == 0

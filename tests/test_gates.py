@@ -18,8 +18,7 @@ from pipeline_kit.evidence import EvidenceDir
 from pipeline_kit.gates import GATES, compile_gates, evaluate
 from pipeline_kit.gates.freeze import Window, cron_fields
 from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext
-from pipeline_kit.ledger import Draft, Entry
-from pipeline_kit.ledger.interface import GENESIS
+from pipeline_kit.ledger import GENESIS, Draft, Entry
 from pipeline_kit.models import Release
 from pipeline_kit.verify import Check, Verification
 from pipeline_kit.vsa import Accepted, Search

@@ -7,22 +7,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline_kit.errors import EnvironmentFailure
+from pipeline_kit.ledger.chain import GENESIS, verify_chain
 from pipeline_kit.ledger.file import FileLedger
 from pipeline_kit.ledger.git import GitLedger
-from pipeline_kit.ledger.interface import (
-    GENESIS,
-    Draft,
-    Entry,
-    Kind,
-    Ledger,
-    arrived,
-    head,
-    in_flight,
-    verify_chain,
-)
+from pipeline_kit.ledger.interface import Ledger
 
-if TYPE_CHECKING:  # not at run time: a project without a config needs no config models
+if TYPE_CHECKING:  # not at run time: checking a bare ledger's chain needs no models
     from pipeline_kit.config import LedgerConfig
+    from pipeline_kit.ledger.entries import Draft, Entry, Kind, arrived, head, in_flight
+
+# The entry models and what reads them, loaded when first used (PEP 562): `ledger verify` checks a
+# chain by hashing bytes and never needs them.
+_ENTRIES = frozenset({"Draft", "Entry", "Kind", "arrived", "head", "in_flight"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _ENTRIES:
+        from pipeline_kit.ledger import entries
+
+        return getattr(entries, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_FILE",

@@ -14,11 +14,15 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline_kit._internal.fs import atomic_write
 from pipeline_kit.digest import HEX_SHA256, sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure, UsageError
-from pipeline_kit.ledger.interface import GENESIS, Draft, Entry, Ledger, parse_lines
+from pipeline_kit.ledger.interface import Ledger
+
+if TYPE_CHECKING:
+    from pipeline_kit.ledger.entries import Draft, Entry
 
 
 class FileLedger(Ledger):
@@ -66,6 +70,8 @@ class FileLedger(Ledger):
             return None
 
     def append(self, draft: Draft, attachments: Sequence[bytes] = ()) -> Entry:
+        from pipeline_kit.ledger.entries import next_entry
+
         for data in attachments:
             atomic_write(self._attachments / sha256_bytes(data), data)
         with self._locked():
@@ -74,8 +80,7 @@ class FileLedger(Ledger):
                 size, last_line = _tail(fd)
                 if size != os.fstat(fd).st_size:
                     os.ftruncate(fd, size)  # a writer died mid-line: that line was never committed
-                last = parse_lines([last_line], self.describe())[-1] if last_line else None
-                entry = Entry.chain(draft, (last.seq if last else 0) + 1, last.hash if last else GENESIS)
+                entry = next_entry(draft, last_line, self.describe())
                 line = entry.line()
                 if os.write(fd, line) != len(line):
                     raise EnvironmentFailure(f"{self.path}: short write while appending to the ledger")

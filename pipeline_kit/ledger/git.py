@@ -19,10 +19,14 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline_kit.digest import HEX_SHA256, sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure
-from pipeline_kit.ledger.interface import GENESIS, Draft, Entry, Ledger, parse_lines
+from pipeline_kit.ledger.interface import Ledger
+
+if TYPE_CHECKING:
+    from pipeline_kit.ledger.entries import Draft, Entry
 
 FILE = "ledger.jsonl"
 ATTACHMENTS = "attachments"
@@ -136,12 +140,13 @@ class GitLedger(Ledger):
         return self._git("mktree", input=top.encode()).stdout.decode().strip()
 
     def append(self, draft: Draft, attachments: Sequence[bytes] = ()) -> Entry:
+        from pipeline_kit.ledger.entries import next_entry
+
         for attempt in range(ATTEMPTS):
             tip = self._fetch()
             content = self._content(tip)
             lines = content.splitlines()
-            last = parse_lines(lines[-1:], self.describe())[-1] if lines else None
-            entry = Entry.chain(draft, (last.seq if last else 0) + 1, last.hash if last else GENESIS)
+            entry = next_entry(draft, lines[-1] if lines else None, self.describe())
             tree = self._tree(tip, content + entry.line(), attachments)
             parents = ["-p", tip] if tip else []
             message = f"{entry.kind} {entry.environment} {entry.release or ''} (seq {entry.seq})".encode()
