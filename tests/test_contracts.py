@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE, REPOSITORY, SIGNER, Cli, describe, init_repo, sign
+from tests.conftest import EXAMPLE, REPOSITORY, SIGNER, Cli, Result, describe, init_repo, sign
 from tests.prometheus_instance import free_port
 from tests.sigstore_instance import LocalSigstore
 
@@ -124,6 +124,11 @@ def serving(project: Path) -> Iterator[str]:
         process.wait()
 
 
+def verify_web(cli: Cli, orders: Path, url: str, policy: list[str]) -> Result:
+    """orders verifies web's signed contracts against itself running at `url`."""
+    return cli(["contracts", "verify", "--consumer", "../web", "--provider-url", url, *policy], cwd=orders)
+
+
 @pytest.fixture
 def pair(tmp_path: Path) -> tuple[Path, Path]:
     """web calls orders: web's Pact file says what it expects of GET /orders/1."""
@@ -164,7 +169,7 @@ def test_can_i_deploy_from_signed_evidence_and_a_breaking_provider_is_denied(
 
     # the real Pact verifier checks orders' running code against web's signed contract
     with serving(orders) as url:
-        verified = cli(["contracts", "verify", "--consumer", "../web", "--provider-url", url, *policy], cwd=orders)
+        verified = verify_web(cli, orders, url, policy)
         assert client_reads(web, url).stdout.strip() == "10"  # the consumer really works with it
     assert verified.code == 0, verified.out + verified.err
     assert "web -> orders: pacts/web-orders.json: verified, signed" in verified.out
@@ -175,7 +180,7 @@ def test_can_i_deploy_from_signed_evidence_and_a_breaking_provider_is_denied(
     second = release(cli, orders, sigstore, monkeypatch)
     assert second != first
     with serving(orders) as url:
-        broken = cli(["contracts", "verify", "--consumer", "../web", "--provider-url", url, *policy], cwd=orders)
+        broken = verify_web(cli, orders, url, policy)
         assert "KeyError: 'total'" in client_reads(web, url).stderr  # the breakage the gate keeps out
     assert broken.code == 1 and "pacts/web-orders.json: FAILED" in broken.out
     assert not list((orders / ".pipeline-kit" / "contracts").glob("*.sigstore.json"))
@@ -206,7 +211,7 @@ def test_an_edited_contract_or_a_foreign_signature_counts_for_nothing(
     # attack: a verification signed by someone the policy does not name
     monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("mallory@example.com"))
     with serving(orders) as url:
-        foreign = cli(["contracts", "verify", "--consumer", "../web", "--provider-url", url, *policy], cwd=orders)
+        foreign = verify_web(cli, orders, url, policy)
     assert foreign.code == 0, foreign.err
     monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
     refused = cli(["promote", "--to", "dev", *policy], cwd=web)
@@ -217,7 +222,7 @@ def test_an_edited_contract_or_a_foreign_signature_counts_for_nothing(
     record["pacts"][0]["pact"]["interactions"][0]["response"]["body"] = {"id": 1}
     record_path.write_text(json.dumps(record))
     with serving(orders) as url:
-        edited = cli(["contracts", "verify", "--consumer", "../web", "--provider-url", url, *policy], cwd=orders)
+        edited = verify_web(cli, orders, url, policy)
     assert edited.code == 1 and "the consumer's evidence does not verify: contracts.json" in edited.err
     gated = cli(["plan", "--to", "dev", *policy], cwd=web)
     assert gated.code == 1 and "contracts.json: differs from the file the provenance signed" in gated.out

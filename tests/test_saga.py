@@ -30,6 +30,18 @@ steps:
 """
 
 
+# The saga of a plan whose third step (web) fails: the first two compensated, newest first.
+THIRD_STEP_FAILED = [
+    ("started", None),
+    ("step-done", "accounts"),
+    ("step-done", "orders"),
+    ("step-failed", "web"),
+    ("compensated", "orders"),
+    ("compensated", "accounts"),
+    ("failed", None),
+]
+
+
 def deployed(root: Path, service: str) -> list[str]:
     path = root / "services" / service / "deployed.txt"
     return path.read_text().split() if path.is_file() else []
@@ -102,15 +114,7 @@ def test_a_failing_third_step_leaves_every_service_on_its_previous_release(
         assert deployed(root, service)[-1] == previous, service  # back where it was
     assert deployed(root, "accounts") == [releases["accounts"][0], releases["accounts"][1], releases["accounts"][0]]
     # compensations newest first, each once; the saga recorded in the plan's ledger
-    assert saga(root) == [
-        ("started", None),
-        ("step-done", "accounts"),
-        ("step-done", "orders"),
-        ("step-failed", "web"),
-        ("compensated", "orders"),
-        ("compensated", "accounts"),
-        ("failed", None),
-    ]
+    assert saga(root) == THIRD_STEP_FAILED
     status = json.loads(cli(["release", "status", "--to", "dev", "--json"], cwd=root).out)
     assert status["outcome"] == "failed" and status["compensated"] == ["orders", "accounts"]
     # one signed statement says which releases went out together and how it ended
@@ -290,15 +294,7 @@ def test_an_emitted_gitlab_pipeline_compensates_in_reverse_in_its_own_jobs(
     assert "FAIL  release-web" in result.stdout and "FAIL  release-finish" in result.stdout
     for service in SERVICES:
         assert deployed(root, service)[-1] == releases[service][0], service  # back where it was
-    assert saga(root) == [
-        ("started", None),
-        ("step-done", "accounts"),
-        ("step-done", "orders"),
-        ("step-failed", "web"),
-        ("compensated", "orders"),
-        ("compensated", "accounts"),
-        ("failed", None),
-    ]
+    assert saga(root) == THIRD_STEP_FAILED
     assert signed_summary(root, sigstore)["predicate"]["failed"] == "web"
 
 
@@ -454,12 +450,4 @@ def test_an_emitted_github_workflow_runs_under_act_and_compensates_in_its_own_jo
         check=True,
     ).stdout
     states = [(e["details"]["state"], e["details"]["service"]) for e in map(json.loads, saga_log.splitlines())]
-    assert states == [
-        ("started", None),
-        ("step-done", "accounts"),
-        ("step-done", "orders"),
-        ("step-failed", "web"),
-        ("compensated", "orders"),
-        ("compensated", "accounts"),
-        ("failed", None),
-    ], log
+    assert states == THIRD_STEP_FAILED, log

@@ -201,16 +201,20 @@ def plan(session: Session, /, environment: str, junit: Path | None, as_json: boo
         raise click.exceptions.Exit(EXIT_DENIED)
 
 
+# what the trust and policy options are called -> trust_for's parameter each one fills
+TRUST_OPTIONS = {
+    "trust_config": "trust_config",
+    "offline": "offline",
+    "cert_identity": "identity",
+    "cert_identity_regex": "identity_regex",
+    "cert_oidc_issuer": "issuer",
+    "repository": "repository",
+    "ref": "ref",
+}
+
+
 def trust_args(values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "trust_config": values["trust_config"],
-        "offline": values["offline"],
-        "identity": values["cert_identity"],
-        "identity_regex": values["cert_identity_regex"],
-        "issuer": values["cert_oidc_issuer"],
-        "repository": values["repository"],
-        "ref": values["ref"],
-    }
+    return {parameter: values[option] for option, parameter in TRUST_OPTIONS.items()}
 
 
 @click.command(context_settings={"ignore_unknown_options": False})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +11,7 @@ import click
 
 from pipeline_kit.cli._render import emit_json, markdown_table, table
 from pipeline_kit.cli._session import Session, pass_session
-from pipeline_kit.cli.promotion import MARK, project_for, trust_args, trust_for
+from pipeline_kit.cli.promotion import MARK, TRUST_OPTIONS, project_for, trust_args, trust_for
 from pipeline_kit.cli.signing import identity_token, policy_options, signer_options, trust_options
 
 if TYPE_CHECKING:
@@ -100,18 +102,35 @@ def release_plan(session: Session, /, plan_file: Path, environment: str, **trust
         raise click.exceptions.Exit(EXIT_DENIED)
 
 
+def applier_command(function: Callable[..., None]) -> Callable[..., None]:
+    """A command over the plan's Applier: `-f/--to` and the trust, signer and policy options are
+    turned into the Applier the command gets, with the session and the environment."""
+
+    @functools.wraps(function)
+    def command(
+        session: Session,
+        /,
+        plan_file: Path,
+        environment: str,
+        interactive: bool,
+        rekor_version: str | None,
+        **options: Any,
+    ) -> None:
+        trust = {name: options.pop(name) for name in TRUST_OPTIONS}
+        applier = _applier(session, plan_file, environment, interactive, rekor_version, trust)
+        function(applier, session, environment, **options)
+
+    decorated: Any = command
+    for option in (pass_session, policy_options, signer_options, trust_options, plan_options):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
+
+
 @release.command("apply")
-@plan_options
-@trust_options
-@signer_options
-@policy_options
-@pass_session
-def release_apply(
-    session: Session, /, plan_file: Path, environment: str, interactive: bool, rekor_version: str | None, **trust: Any
-) -> None:
+@applier_command
+def release_apply(applier: Applier, session: Session, environment: str) -> None:
     """Promote every service in dependency order; on a failure compensate the completed ones,
     newest first, and exit 1. A killed apply resumes from the plan's ledger."""
-    applier = _applier(session, plan_file, environment, interactive, rekor_version, trust)
     _finish(session, applier.apply(), environment)
 
 
@@ -139,16 +158,9 @@ def release_status(session: Session, plan_file: Path, environment: str, as_json:
 
 
 @release.command("rollback")
-@plan_options
-@trust_options
-@signer_options
-@policy_options
-@pass_session
-def release_rollback(
-    session: Session, /, plan_file: Path, environment: str, interactive: bool, rekor_version: str | None, **trust: Any
-) -> None:
+@applier_command
+def release_rollback(applier: Applier, session: Session, environment: str) -> None:
     """Compensate a finished plan by hand: every step, newest first."""
-    applier = _applier(session, plan_file, environment, interactive, rekor_version, trust)
     _finish(session, applier.rollback(), environment)
 
 
@@ -177,61 +189,27 @@ def release_start(session: Session, /, plan_file: Path, environment: str, **trus
 
 @release.command("step")
 @click.argument("service")
-@plan_options
-@trust_options
-@signer_options
-@policy_options
-@pass_session
-def release_step(
-    session: Session,
-    /,
-    service: str,
-    plan_file: Path,
-    environment: str,
-    interactive: bool,
-    rekor_version: str | None,
-    **trust: Any,
-) -> None:
+@applier_command
+def release_step(applier: Applier, session: Session, environment: str, service: str) -> None:
     """Promote SERVICE as one step of the open saga; exit 1 when it fails (a step done already
     is not run again)."""
-    _job_outcome(_applier(session, plan_file, environment, interactive, rekor_version, trust).step(service))
+    _job_outcome(applier.step(service))
 
 
 @release.command("compensate")
 @click.argument("service")
-@plan_options
-@trust_options
-@signer_options
-@policy_options
-@pass_session
-def release_compensate(
-    session: Session,
-    /,
-    service: str,
-    plan_file: Path,
-    environment: str,
-    interactive: bool,
-    rekor_version: str | None,
-    **trust: Any,
-) -> None:
+@applier_command
+def release_compensate(applier: Applier, session: Session, environment: str, service: str) -> None:
     """Undo SERVICE's completed step (its `compensate:` command, else its signed rollback), once
     every step that needs it is undone; nothing when it never completed."""
-    applier = _applier(session, plan_file, environment, interactive, rekor_version, trust)
     _job_outcome(applier.compensate_service(service))
 
 
 @release.command("finish")
-@plan_options
-@trust_options
-@signer_options
-@policy_options
-@pass_session
-def release_finish(
-    session: Session, /, plan_file: Path, environment: str, interactive: bool, rekor_version: str | None, **trust: Any
-) -> None:
+@applier_command
+def release_finish(applier: Applier, session: Session, environment: str) -> None:
     """Close the saga (finished, or failed after the compensations) and sign its summary; exit 1
     when it failed."""
-    applier = _applier(session, plan_file, environment, interactive, rekor_version, trust)
     _finish(session, applier.finish(), environment)
 
 
