@@ -54,6 +54,19 @@ def set_dev(project: Path, **settings: Any) -> None:
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def in_dev_and_next(
+    cli: Cli, project: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, policy: list[str]
+) -> tuple[str, str]:
+    """Build, sign and promote `project` to dev, then build and sign a newer release: (in dev, next)."""
+    describe(cli, project)
+    code, err = sign(cli, project, sigstore, monkeypatch)
+    assert code == 0, err
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
+    assert cli(["promote", "--to", "dev", *policy], cwd=project).code == 0
+    previous = json.loads((project / ".pipeline-kit" / "release.json").read_text())["id"]
+    return previous, another_release(cli, project, sigstore, monkeypatch)
+
+
 @pytest.fixture
 def services(
     tmp_path: Path, cli: Cli, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
@@ -68,13 +81,7 @@ def services(
         set_dev(project, deploy='echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
         (project / ".gitignore").write_text("deployed.txt\n.pipeline-kit/\n.pipeline-kit-ledger/\ndist/\n")
         init_repo(project, remote=REPOSITORY + ".git")
-        describe(cli, project)
-        code, err = sign(cli, project, sigstore, monkeypatch)
-        assert code == 0, err
-        monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
-        assert cli(["promote", "--to", "dev", *policy], cwd=project).code == 0
-        previous = json.loads((project / ".pipeline-kit" / "release.json").read_text())["id"]
-        releases[service] = (previous, another_release(cli, project, sigstore, monkeypatch))
+        releases[service] = in_dev_and_next(cli, project, sigstore, monkeypatch, policy)
     (root / "release-plan.yml").write_text(PLAN)
     return root, releases
 
@@ -405,17 +412,9 @@ def test_an_emitted_github_workflow_runs_under_act_and_compensates_in_its_own_jo
     (tmp_path / "before").mkdir()
     releases = {}
     for service in SERVICES:
-        project = root / "services" / service
-        describe(cli, project)
-        code, err = sign(cli, project, sigstore, monkeypatch)
-        assert code == 0, err
-        monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
-        assert cli(["promote", "--to", "dev", *policy], cwd=project).code == 0
-        previous = json.loads((project / ".pipeline-kit" / "release.json").read_text())["id"]
-        releases[service] = (previous, another_release(cli, project, sigstore, monkeypatch))
-    set_dev(
-        root / "services" / "web", gates=["signature", {"command": {"run": "exit 1"}}]
-    )  # web's new release is denied
+        releases[service] = in_dev_and_next(cli, root / "services" / service, sigstore, monkeypatch, policy)
+    # web's new release is denied
+    set_dev(root / "services" / "web", gates=["signature", {"command": {"run": "exit 1"}}])
     emitted = cli(["release", "emit", "--github", "--to", "dev", "--kit-commit", "0" * 40], cwd=root)
     assert emitted.code == 0, emitted.err
     (root / ".github" / "workflows").mkdir(parents=True)
