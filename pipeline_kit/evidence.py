@@ -132,8 +132,8 @@ class EvidenceDir:
         return files
 
     def restore(self, files: dict[str, bytes]) -> None:
-        """Write evidence files that travelled (into an archive dir), refusing names that leave
-        this directory or pass through a link."""
+        """Write evidence files that travelled, refusing names that leave this directory or pass
+        through a link."""
         for name, data in files.items():
             atomic_write(self._inside(self.root, name), data)
 

@@ -382,7 +382,7 @@ def running_release(project: Project, environment: str, entries: Sequence[Entry]
         here if here and here.load_release().id == candidate else EvidenceDir(project.evidence.archive(candidate))
     )
     if not evidence.has_release():
-        restore_from_ledger(project.ledger, entries, candidate, evidence)
+        evidence = restore_from_ledger(project.ledger, entries, candidate) or evidence
     if not evidence.has_release():
         return Running(candidate, None, f"no evidence of {candidate} here or in the ledger")
     if evidence.load_release().id != candidate:  # ids are recomputed from the subjects on load
@@ -418,10 +418,15 @@ def running_release(project: Project, environment: str, entries: Sequence[Entry]
     return Running(candidate, evidence, "signed")
 
 
-def restore_from_ledger(ledger: Ledger, entries: Sequence[Entry], release_id: str, archive: EvidenceDir) -> None:
-    """Write `release_id`'s evidence, as the newest promotion of it attached it to the ledger,
-    into `archive`; nothing when the ledger has none. What is written is only a candidate: the
-    caller verifies it like any evidence (a forged attachment does not verify)."""
+def restore_from_ledger(ledger: Ledger, entries: Sequence[Entry], release_id: str) -> EvidenceDir | None:
+    """`release_id`'s evidence, as the newest promotion of it attached it to the ledger, written
+    into a directory of its own (removed when the process ends; never into a project's evidence);
+    None when the ledger has none. It is only a candidate: the caller verifies it like any evidence
+    (a forged attachment does not verify)."""
+    import atexit
+    import shutil
+    import tempfile
+
     named = next(
         (
             e.details["evidence"]
@@ -431,17 +436,21 @@ def restore_from_ledger(ledger: Ledger, entries: Sequence[Entry], release_id: st
         None,
     )
     if not named:
-        return
+        return None
     files: dict[str, bytes] = {}
     for name, digest in named.items():
         data = ledger.attachment(str(digest))
         if data is None or sha256_bytes(data) != digest:
-            return  # incomplete: nothing restored, the caller says the evidence is missing
+            return None  # incomplete: the caller says the evidence is missing
         files[str(name)] = data
+    root = Path(tempfile.mkdtemp(prefix="pipeline-kit-restored-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    restored = EvidenceDir(root)
     try:
-        archive.restore(files)
+        restored.restore(files)
     except PipelineKitError:
-        return  # a name leaving the archive: a forged entry, restored nowhere
+        return None  # a name leaving the directory: a forged entry
+    return restored
 
 
 def schema_states(
