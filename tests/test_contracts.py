@@ -251,8 +251,12 @@ def test_the_consumer_pact_is_what_its_client_really_asks_for(pair: tuple[Path, 
 
     web, _ = pair
     pact, port = pact_verifier(), free_port()
+    # the mock writes the pact it verified into its working directory: the test's, never the checkout
     master = subprocess.Popen(
-        [pact, "mock", "start", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [pact, "mock", "start", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         created = None
