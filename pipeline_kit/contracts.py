@@ -185,9 +185,10 @@ def verified_pacts(evidence: EvidenceDir, release: Release, policy: IdentityPoli
         elif accepted.subjects != frozenset(release_subjects(release)):
             refused.append(f"{path.name}: about another release")
         elif accepted.predicate.get("result") == "passed":
-            digest = (accepted.predicate.get("pact") or {}).get("digest", {}).get("sha256")
-            if isinstance(digest, str):
-                found.add(digest)
+            pact = accepted.predicate.get("pact")
+            digest = pact.get("digest") if isinstance(pact, dict) else None
+            if isinstance(digest, dict) and isinstance(digest.get("sha256"), str):
+                found.add(digest["sha256"])
     return Verified(frozenset(found), tuple(refused))
 
 
@@ -199,7 +200,7 @@ class Peer:
     name: str
     release: str | None
     pacts: tuple[Pact, ...] = ()
-    verified: frozenset[str] = frozenset()
+    verified: Verified = Verified(frozenset())
     why: str = ""
     known: bool = True
 
@@ -210,7 +211,7 @@ class ContractState:
 
     name: str
     pacts: tuple[Pact, ...]
-    verified: frozenset[str]
+    verified: Verified
     peers: tuple[Peer, ...]
 
 
@@ -233,20 +234,24 @@ def unmet(state: ContractState, environment: str) -> tuple[list[str], int]:
         for pact in state.pacts:
             if pact.provider == peer.name:
                 checked += 1
-                if pact.sha256 not in peer.verified:
+                if pact.sha256 not in peer.verified.pacts:
                     problems.append(
                         f"{state.name} -> {peer.name} {peer.release} (in {environment}): {pact.path} "
-                        f"({pact.sha256[:12]}) is not verified by that release"
+                        f"({pact.sha256[:12]}) is not verified by that release{_refused(peer.verified)}"
                     )
         for pact in peer.pacts:
             if pact.provider == state.name:
                 checked += 1
-                if pact.sha256 not in state.verified:
+                if pact.sha256 not in state.verified.pacts:
                     problems.append(
                         f"{peer.name} {peer.release} (in {environment}) -> {state.name}: its {pact.path} "
-                        f"({pact.sha256[:12]}) is not verified by this release"
+                        f"({pact.sha256[:12]}) is not verified by this release{_refused(state.verified)}"
                     )
     return problems, checked
+
+
+def _refused(verified: Verified) -> str:
+    return f" (refused: {'; '.join(verified.refused)})" if verified.refused else ""
 
 
 def consumer_evidence(directory: Path) -> EvidenceDir:

@@ -502,7 +502,7 @@ def contract_state(project: Project, release: Release, environment: str) -> Cont
     config, trust = project.config.contracts, project.trust
     assert config is not None and trust.policy is not None
     _, pacts = load_pacts(project.evidence)
-    verified = verified_pacts(project.evidence, release, trust.policy, trust.load()).pacts
+    verified = verified_pacts(project.evidence, release, trust.policy, trust.load())
     peers = []
     for name, directory in config.peers.items():
         try:
@@ -518,7 +518,7 @@ def contract_state(project: Project, release: Release, environment: str) -> Cont
         if their_name not in (None, name):
             peers.append(Peer(name, running.release, why=f"its contracts name it {their_name!r}", known=False))
             continue
-        theirs = verified_pacts(peer.evidence, running.evidence.load_release(), trust.policy, trust.load()).pacts
+        theirs = verified_pacts(peer.evidence, running.evidence.load_release(), trust.policy, trust.load())
         peers.append(Peer(name, running.release, tuple(their_pacts), theirs))
     return ContractState(config.name, tuple(pacts), verified, tuple(peers))
 

@@ -195,6 +195,7 @@ def test_can_i_deploy_from_signed_evidence_and_a_breaking_provider_is_denied(
     shutil.copy(old, orders / ".pipeline-kit" / "contracts" / old.name)
     replayed = cli(["promote", "--to", "dev", *policy], cwd=orders)
     assert replayed.code == 1 and "is not verified by this release" in replayed.out
+    assert f"(refused: {old.name}: about another release)" in replayed.out
 
 
 def test_an_edited_contract_or_a_foreign_signature_counts_for_nothing(
@@ -216,6 +217,7 @@ def test_an_edited_contract_or_a_foreign_signature_counts_for_nothing(
     monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
     refused = cli(["promote", "--to", "dev", *policy], cwd=web)
     assert refused.code == 1 and "is not verified by that release" in refused.out
+    assert "refused: " in refused.out and "mallory@example.com" in refused.out, refused.out
     # attack: the consumer's contract edited after signing (the provider would verify a laxer one)
     record_path = web / ".pipeline-kit" / "contracts.json"
     record = json.loads(record_path.read_text())
