@@ -18,10 +18,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pipeline_kit._internal.proc import child_environment
@@ -30,10 +30,17 @@ from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure, InputError, UsageError, VerificationError
 from pipeline_kit.evidence import CONTRACTS_DIR, CONTRACTS_FILE, EvidenceDir
 from pipeline_kit.identity import IdentityPolicy
+from pipeline_kit.ledger import Ledger
 from pipeline_kit.models import Release
+
+if TYPE_CHECKING:
+    from pipeline_kit.ledger import Entry
 
 CONTRACT_PREDICATE = "https://github.com/pipeline-kit/pipeline-kit/contract-verification/v1"
 VERIFIER_TIMEOUT = 300  # seconds for one pact
+# The ledger entry recording verifications (attached) is about no environment: a name no
+# environment can have (they start with a letter or digit).
+NO_ENVIRONMENT = "-"
 
 
 @dataclass(frozen=True)
@@ -165,9 +172,17 @@ class Verified:
     refused: tuple[str, ...] = ()
 
 
-def verified_pacts(evidence: EvidenceDir, release: Release, policy: IdentityPolicy, trust_config: Any) -> Verified:
+def verified_pacts(
+    evidence: EvidenceDir,
+    release: Release,
+    policy: IdentityPolicy,
+    trust_config: Any,
+    ledger: Ledger | None = None,
+    entries: Sequence[Entry] = (),
+) -> Verified:
     """Every signed, passing verification about `release` kept in `evidence` (and its archive of
-    `release`): signed by the policy's identity, a statement about exactly the release's subjects."""
+    `release`) or attached to the ledger (`contract-verified` entries): signed by the policy's
+    identity, a statement about exactly the release's subjects."""
     from sigstore.verify import Verifier
 
     from pipeline_kit.signing import release_subjects
@@ -175,15 +190,22 @@ def verified_pacts(evidence: EvidenceDir, release: Release, policy: IdentityPoli
 
     roots = [evidence.root / CONTRACTS_DIR, Path(evidence.archive(release.id)) / CONTRACTS_DIR]
     files = sorted({p for root in roots if root.is_dir() for p in root.glob("*.sigstore.json")})
+    candidates = [Candidate(path.name, path.read_bytes()) for path in files]
+    for entry in entries if ledger is not None else ():
+        if entry.kind == "contract-verified" and entry.release == release.id:
+            for name, digest in (entry.details.get("verifications") or {}).items():
+                data = ledger.attachment(str(digest)) if ledger is not None else None
+                if data is not None:
+                    candidates.append(Candidate(f"ledger seq {entry.seq}: {name}", data))
     verifier = Verifier(trusted_root=trust_config.trusted_root)
     found: set[str] = set()
     refused: list[str] = []
-    for path in files:
-        accepted = signed_statement(Candidate(str(path), path.read_bytes()), policy, verifier, CONTRACT_PREDICATE)
+    for candidate in candidates:
+        accepted = signed_statement(candidate, policy, verifier, CONTRACT_PREDICATE)
         if isinstance(accepted, str):
-            refused.append(f"{path.name}: {accepted}")
+            refused.append(f"{candidate.where}: {accepted}")
         elif accepted.subjects != frozenset(release_subjects(release)):
-            refused.append(f"{path.name}: about another release")
+            refused.append(f"{candidate.where}: about another release")
         elif accepted.predicate.get("result") == "passed":
             pact = accepted.predicate.get("pact")
             digest = pact.get("digest") if isinstance(pact, dict) else None
@@ -270,9 +292,13 @@ def verify_consumer(
     url: str,
     state_change_url: str | None,
     token: Callable[[], tuple[str, str]],
+    ledger: Ledger,
+    actor: str,
 ) -> tuple[Release, list[Result]]:
     """Verify the consumer's contracts with this service (as its signed evidence has them)
-    against the provider at `url`, and sign each that passes about this release (`evidence`)."""
+    against the provider at `url`, and sign each that passes about this release (`evidence`);
+    the signed verifications are also attached to the ledger, so a job that has only the ledger
+    finds them."""
     from pipeline_kit.signing import Signable, sign_all, statement_json
     from pipeline_kit.verify import verify_release
 
@@ -302,7 +328,27 @@ def verify_consumer(
         if result.passed
     ]
     if signables:
+        from datetime import datetime, timezone
+
+        from pipeline_kit.ledger import Draft
+
         raw, source = token()
         signed = sign_all(trust_config, raw, source, signables)
         release = evidence.record_many(release, signed.files)
+        ledger.append(
+            Draft(
+                kind="contract-verified",
+                environment=NO_ENVIRONMENT,
+                release=release.id,
+                subjects={s.name: s.sha256 for s in release.subjects},
+                actor=actor,
+                time=datetime.now(timezone.utc).replace(microsecond=0),
+                reason=f"{consumer_release.id}'s contracts verified",
+                details={
+                    "consumer": consumer_release.id,
+                    "verifications": {n: sha256_bytes(d) for n, d in signed.files.items()},
+                },
+            ),
+            list(signed.files.values()),
+        )
     return release, results

@@ -191,7 +191,7 @@ def context_for(
     if judged and project.config.migrations is not None and _declares_contract_steps(project.evidence):
         schemas = schema_states(project, release, entries)
     if judged and project.config.contracts is not None:
-        contracts = contract_state(project, release, environment)
+        contracts = contract_state(project, release, environment, entries)
     return PromotionContext(
         release=release,
         environment=environment,
@@ -494,7 +494,7 @@ def peer_project(project: Project, directory: Path) -> Project:
     )
 
 
-def contract_state(project: Project, release: Release, environment: str) -> ContractState:
+def contract_state(project: Project, release: Release, environment: str, own: Sequence[Entry]) -> ContractState:
     """This release's contracts and signed verifications, and for each peer the release it runs
     in `environment` (shown from signed evidence), that release's contracts and verifications."""
     from pipeline_kit.contracts import ContractState, Peer, load_pacts, verified_pacts
@@ -502,12 +502,13 @@ def contract_state(project: Project, release: Release, environment: str) -> Cont
     config, trust = project.config.contracts, project.trust
     assert config is not None and trust.policy is not None
     _, pacts = load_pacts(project.evidence)
-    verified = verified_pacts(project.evidence, release, trust.policy, trust.load())
+    verified = verified_pacts(project.evidence, release, trust.policy, trust.load(), project.ledger, own)
     peers = []
     for name, directory in config.peers.items():
         try:
             peer = peer_project(project, project.workdir / directory)
-            running = running_release(peer, environment, history(peer.ledger))
+            entries = history(peer.ledger)
+            running = running_release(peer, environment, entries)
         except PipelineKitError as exc:
             peers.append(Peer(name, None, why=exc.message, known=False))
             continue
@@ -518,7 +519,9 @@ def contract_state(project: Project, release: Release, environment: str) -> Cont
         if their_name not in (None, name):
             peers.append(Peer(name, running.release, why=f"its contracts name it {their_name!r}", known=False))
             continue
-        theirs = verified_pacts(peer.evidence, running.evidence.load_release(), trust.policy, trust.load())
+        theirs = verified_pacts(
+            peer.evidence, running.evidence.load_release(), trust.policy, trust.load(), peer.ledger, entries
+        )
         peers.append(Peer(name, running.release, tuple(their_pacts), theirs))
     return ContractState(config.name, tuple(pacts), verified, tuple(peers))
 

@@ -173,6 +173,13 @@ def test_can_i_deploy_from_signed_evidence_and_a_breaking_provider_is_denied(
         assert client_reads(web, url).stdout.strip() == "10"  # the consumer really works with it
     assert verified.code == 0, verified.out + verified.err
     assert "web -> orders: pacts/web-orders.json: verified, signed" in verified.out
+    # the verification travels with orders' ledger: web's promotion finds it without orders' files
+    kept = {p.name: p.read_bytes() for p in (orders / ".pipeline-kit" / "contracts").glob("*.sigstore.json")}
+    for directory in (
+        orders / ".pipeline-kit" / "contracts",
+        orders / ".pipeline-kit" / "releases" / first / "contracts",
+    ):
+        shutil.rmtree(directory)
     assert cli(["promote", "--to", "dev", *policy], cwd=web).code == 0
 
     # orders renames the field web reads: the verifier fails it, nothing is signed
@@ -190,12 +197,12 @@ def test_can_i_deploy_from_signed_evidence_and_a_breaking_provider_is_denied(
     assert "is not verified by this release" in blocked.out
 
     # attack: the first release's signed verification copied into the second's evidence
-    old = next((orders / ".pipeline-kit" / "releases" / first / "contracts").glob("*.sigstore.json"))
+    ((name, data),) = kept.items()
     (orders / ".pipeline-kit" / "contracts").mkdir(exist_ok=True)
-    shutil.copy(old, orders / ".pipeline-kit" / "contracts" / old.name)
+    (orders / ".pipeline-kit" / "contracts" / name).write_bytes(data)
     replayed = cli(["promote", "--to", "dev", *policy], cwd=orders)
     assert replayed.code == 1 and "is not verified by this release" in replayed.out
-    assert f"(refused: {old.name}: about another release)" in replayed.out
+    assert f"(refused: {name}: about another release)" in replayed.out
 
 
 def test_an_edited_contract_or_a_foreign_signature_counts_for_nothing(

@@ -68,6 +68,8 @@ def contracts_verify(
         provider_url,
         state_change_url,
         lambda: identity_token(session, trusted.load(), interactive),
+        session.ledger(),
+        session.actor(),
     )
     for result in results:
         verdict = "verified, signed" if result.passed else "FAILED"

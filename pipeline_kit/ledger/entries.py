@@ -30,6 +30,7 @@ Kind = Literal[
     "flag-restored",
     "rollout",  # a rollout's progress: details.state started, step, paused, finished, failed, aborted
     "saga",  # a release plan's progress: details.state started, step-done, step-failed, compensated, ...
+    "contract-verified",  # a consumer's contracts verified against this release: the signed verifications attached
 ]
 
 
