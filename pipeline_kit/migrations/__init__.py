@@ -43,23 +43,31 @@ def layout_of(path: Path, text: str) -> Layout | None:
     return next((layout for layout in LAYOUTS if path.suffix == layout.suffix and layout.recognises(text)), None)
 
 
-def _is_migration(path: Path) -> bool:
+def _forward(path: Path) -> tuple[bool, Layout | None]:
+    """Whether `path` is a forward migration, and the code layout it is one in (None for SQL).
+    Down migrations (golang-migrate's `*.down.sql`, Flyway's `U*__` undo scripts) are not forward
+    steps; code that is no migration (an Alembic `env.py`, a package's `__init__.py`) is none."""
     if path.suffix == ".sql":
-        return not path.name.endswith(".down.sql") and not re.match(r"U\d", path.name)
-    return any(path.suffix == layout.suffix for layout in LAYOUTS) and layout_of(path, read_text(path)) is not None
+        return not path.name.endswith(".down.sql") and not re.match(r"U\d", path.name), None
+    if not any(path.suffix == layout.suffix for layout in LAYOUTS):
+        return False, None
+    layout = layout_of(path, read_text(path))
+    return layout is not None, layout
 
 
 def migration_files(paths: Sequence[Path]) -> list[Path]:
     """The forward migrations named, or found under the directories named, in the order the
-    tools apply them. Down migrations (golang-migrate's `*.down.sql`, Flyway's `U*__` undo
-    scripts) are not forward steps and are left out, as is code that is no migration (an
-    Alembic `env.py`, a package's `__init__.py`)."""
+    tools apply them (see `_forward` for what is left out)."""
     found: list[Path] = []
-    suffixes = {".sql", *(layout.suffix for layout in LAYOUTS)}
     for path in paths:
         if path.is_dir():
-            forward = [p for p in path.rglob("*") if p.suffix in suffixes and p.is_file() and _is_migration(p)]
-            found.extend(applied_order(sorted(forward, key=lambda p: (p.parent.as_posix(), _order(p)))))
+            named = sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: (p.parent.as_posix(), _order(p)))
+            layouts: dict[Path, Layout | None] = {}
+            for candidate in named:
+                forward, layout = _forward(candidate)
+                if forward:
+                    layouts[candidate] = layout
+            found.extend(applied_order(layouts))
         elif path.is_file():
             found.append(path)
         else:
@@ -67,15 +75,16 @@ def migration_files(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def applied_order(files: list[Path]) -> list[Path]:
-    """`files` (sorted by name) in the order the tools apply them: each layout orders its own
-    files (Alembic by revision links); the others keep their places."""
+def applied_order(files: dict[Path, Layout | None]) -> list[Path]:
+    """`files` (in name order, each with its layout) in the order the tools apply them: each
+    layout orders its own files (Alembic by revision links); the others keep their places."""
+    order = list(files)
     for layout in LAYOUTS:
-        mine = [p for p in files if p.suffix == layout.suffix and layout_of(p, read_text(p)) is layout]
+        mine = [path for path, found in files.items() if found is layout]
         if mine:
             slots = iter(layout.order(mine))
-            files = [next(slots) if p in mine else p for p in files]
-    return files
+            order = [next(slots) if files[path] is layout else path for path in order]
+    return order
 
 
 def classify_file(path: Path, text: str, classifier: Dialect, name: str) -> list[Finding]:
