@@ -438,6 +438,10 @@ def test_an_emitted_github_workflow_runs_under_act_and_compensates_in_its_own_jo
     )
     log = "\n".join(line for line in result.stdout.splitlines() if "  | " in line)[-6000:] + result.stderr[-2000:]
     assert result.returncode != 0, log  # the saga failed: the last job says so
+    summaries = [
+        line for line in result.stdout.splitlines() if "Summary - ### pipeline-kit: release plan to dev" in line
+    ]
+    assert any("/release-orders" in line for line in summaries), log  # each job shows the saga so far
     for service in ("accounts", "orders"):  # deployed in their own jobs, then put back
         assert (out / f"{service}.txt").is_file(), log
         assert (out / f"{service}.txt").read_text().split() == [releases[service][1], releases[service][0]], log

@@ -62,9 +62,9 @@ def _applier(
     )
 
 
-def _finish(session: Session, outcome: Outcome, environment: str) -> None:
-    from pipeline_kit.errors import EXIT_DENIED
-
+def _publish(session: Session, outcome: Outcome, environment: str) -> None:
+    """The saga so far as the job's outputs and summary table (every job of an emitted pipeline
+    shows where the plan stands)."""
     saga = outcome.saga
     rows = [
         (service, saga.releases.get(service, ""), "compensated" if service in saga.compensated else "promoted")
@@ -75,6 +75,12 @@ def _finish(session: Session, outcome: Outcome, environment: str) -> None:
         f"### pipeline-kit: release plan to {environment}: {outcome.verdict}\n\n{outcome.reason}\n\n"
         + markdown_table(["service", "release", "state"], rows),
     )
+
+
+def _finish(session: Session, outcome: Outcome, environment: str) -> None:
+    from pipeline_kit.errors import EXIT_DENIED
+
+    _publish(session, outcome, environment)
     for line in outcome.steps:
         click.echo(line)
     click.echo(f"release plan: {outcome.verdict}: {outcome.reason}")
@@ -167,9 +173,10 @@ def release_rollback(applier: Applier, session: Session, environment: str) -> No
 # -- the plan as the CI platform's own DAG: one job per part ----------------------------------------
 
 
-def _job_outcome(outcome: Outcome) -> None:
+def _job_outcome(session: Session, outcome: Outcome, environment: str) -> None:
     from pipeline_kit.errors import EXIT_DENIED
 
+    _publish(session, outcome, environment)
     for line in (outcome.reason, *outcome.steps):
         click.echo(line)
     if outcome.verdict == "failed":
@@ -193,7 +200,7 @@ def release_start(session: Session, /, plan_file: Path, environment: str, **trus
 def release_step(applier: Applier, session: Session, environment: str, service: str) -> None:
     """Promote SERVICE as one step of the open saga; exit 1 when it fails (a step done already
     is not run again)."""
-    _job_outcome(applier.step(service))
+    _job_outcome(session, applier.step(service), environment)
 
 
 @release.command("compensate")
@@ -202,7 +209,7 @@ def release_step(applier: Applier, session: Session, environment: str, service: 
 def release_compensate(applier: Applier, session: Session, environment: str, service: str) -> None:
     """Undo SERVICE's completed step (its `compensate:` command, else its signed rollback), once
     every step that needs it is undone; nothing when it never completed."""
-    _job_outcome(applier.compensate_service(service))
+    _job_outcome(session, applier.compensate_service(service), environment)
 
 
 @release.command("finish")
