@@ -310,7 +310,7 @@ def verify_consumer(
         )
     if not any(c.target == CONTRACTS_FILE for c in checked.checks):
         raise UsageError(f"{consumer.root}: the consumer's release records no contracts ({CONTRACTS_FILE})")
-    consumer_release = consumer.load_release()
+    consumer_release = checked.release
     _, pacts = load_pacts(consumer)
     mine = [pact for pact in pacts if pact.provider == name]
     if not mine:

@@ -391,7 +391,7 @@ def running_release(project: Project, environment: str, entries: Sequence[Entry]
     if not checked.ok:
         first = checked.failures[0]
         return Running(candidate, None, f"{candidate}'s evidence does not verify: {first.target}: {first.detail}")
-    release = evidence.load_release()
+    release = checked.release
     kept = forge_attestations(project, release)
     uri = resource_uri(project.config, environment)
     found = search(

@@ -81,6 +81,11 @@ def verdicts(findings: list) -> Counter[tuple[str, str, str]]:  # type: ignore[t
     return Counter((f.phase, f.lock, f.rule) for f in findings)
 
 
+def tool_verdicts(sql: str) -> Counter[tuple[str, str, str]]:
+    """The verdicts on the SQL a tool printed or sent, its own transaction statements left out."""
+    return verdicts([f for f in Postgres().classify(sql, "x") if f.rule != "transaction"])
+
+
 def test_alembic_migrations_are_judged_as_the_sql_alembic_runs(tmp_path: Path) -> None:
     directory = alembic_project(tmp_path)
     offline = subprocess.run(
@@ -98,7 +103,7 @@ def test_alembic_migrations_are_judged_as_the_sql_alembic_runs(tmp_path: Path) -
         revision = REVISIONS[path.name][0]
         # BEGIN first: the script's transaction was opened before the bookkeeping table
         sql = "BEGIN;\n" + re.sub(r"(?m)^(INSERT INTO|UPDATE) alembic_version.*$", "", by_revision[revision])
-        expected = verdicts([f for f in Postgres().classify(sql, "x") if f.rule != "transaction"])
+        expected = tool_verdicts(sql)
         ours = verdicts(check_paths([path]))
         assert ours == expected, path.name
     second = {(f.line, f.rule) for f in check_paths([directory / "versions" / "0a11_second.py"])}
@@ -310,7 +315,7 @@ def test_django_migrations_are_judged_as_the_sql_django_runs(tmp_path: Path) -> 
     finally:
         postgres.stop()
     assert printed.returncode == 0, printed.stderr
-    expected = verdicts([f for f in Postgres().classify(printed.stdout, "x") if f.rule != "transaction"])
+    expected = tool_verdicts(printed.stdout)
     assert {("contract", "safe", "drop-column"), ("contract", "safe", "drop-default")} <= set(expected)
     ours = verdicts(check_paths([migrations / "0002_changes.py"]))
     assert ours == expected, printed.stdout
@@ -361,6 +366,6 @@ def test_rails_migrations_are_judged_as_the_sql_active_record_runs(tmp_path: Pat
     finally:
         postgres.stop()
     assert ran.returncode == 0, ran.stderr
-    expected = verdicts([f for f in Postgres().classify(ran.stdout, "x") if f.rule != "transaction"])
+    expected = tool_verdicts(ran.stdout)
     assert {("contract", "safe", "drop-column"), ("contract", "blocks", "set-not-null")} <= set(expected)
     assert verdicts(check_paths([migration])) == expected, ran.stdout

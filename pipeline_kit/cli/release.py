@@ -173,16 +173,6 @@ def release_rollback(applier: Applier, session: Session, environment: str) -> No
 # -- the plan as the CI platform's own DAG: one job per part ----------------------------------------
 
 
-def _job_outcome(session: Session, outcome: Outcome, environment: str) -> None:
-    from pipeline_kit.errors import EXIT_DENIED
-
-    _publish(session, outcome, environment)
-    for line in (outcome.reason, *outcome.steps):
-        click.echo(line)
-    if outcome.verdict == "failed":
-        raise click.exceptions.Exit(EXIT_DENIED)
-
-
 @release.command("start")
 @plan_options
 @trust_options
@@ -200,7 +190,7 @@ def release_start(session: Session, /, plan_file: Path, environment: str, **trus
 def release_step(applier: Applier, session: Session, environment: str, service: str) -> None:
     """Promote SERVICE as one step of the open saga; exit 1 when it fails (a step done already
     is not run again)."""
-    _job_outcome(session, applier.step(service), environment)
+    _finish(session, applier.step(service), environment)
 
 
 @release.command("compensate")
@@ -209,7 +199,7 @@ def release_step(applier: Applier, session: Session, environment: str, service: 
 def release_compensate(applier: Applier, session: Session, environment: str, service: str) -> None:
     """Undo SERVICE's completed step (its `compensate:` command, else its signed rollback), once
     every step that needs it is undone; nothing when it never completed."""
-    _job_outcome(session, applier.compensate_service(service), environment)
+    _finish(session, applier.compensate_service(service), environment)
 
 
 @release.command("finish")
