@@ -29,6 +29,34 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 CI_VARIABLES = ("GITHUB_ACTIONS", "GITLAB_CI", "PIPELINE_KIT_EVIDENCE_DIR", "PIPELINE_KIT_CONFIG")
 
 
+def _checkout_changes() -> set[str] | None:
+    """`git status` of the checkout, untracked files included (None outside a git checkout)."""
+    found = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True, text=True
+    )
+    return set(found.stdout.splitlines()) if found.returncode == 0 else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller, once
+        session.config.stash[_BEFORE] = _checkout_changes()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The suite fails when it leaves a file in the checkout (a test writes only under tmp_path)."""
+    before = session.config.stash.get(_BEFORE, None)
+    after = _checkout_changes()
+    if before is None or after is None:
+        return
+    left = sorted(after - before)
+    if left:
+        session.config.get_terminal_writer().line(f"the tests left files in the checkout: {left}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_BEFORE = pytest.StashKey[set[str] | None]()
+
+
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Tests never reach the internet: resolving any host but this machine is refused, and the

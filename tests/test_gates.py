@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+import threading
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -431,24 +431,45 @@ class Exploding(Gate):
 
 
 class Hanging(Gate):
+    """Stays inside until the test lets it go: a gate that never answers in time."""
+
     name = "hanging"
+    released = threading.Event()
 
     def evaluate(self, context: PromotionContext) -> Outcome:
-        time.sleep(3)
+        Hanging.released.wait(30)
         return Outcome("passed", "too late")
+
+
+class Meeting(Gate):
+    """Passes only when another Meeting gate is inside `evaluate` at the same moment: run one
+    after the other, each waits for the other in vain and errs."""
+
+    name = "meeting"
+    barrier = threading.Barrier(2)
+
+    def evaluate(self, context: PromotionContext) -> Outcome:
+        Meeting.barrier.wait(timeout=10)
+        return Outcome("passed", "met the other gate inside")
 
 
 def test_engine_fails_closed_and_runs_gates_concurrently(tmp_path: Path) -> None:
     from pipeline_kit.gates.interface import Options
 
-    hanging = Hanging(Options(timeout=0.3))
-    gates = [Exploding(Options()), hanging, gate("rollback-hold")]
-    start = time.monotonic()
-    results = evaluate(gates, context(tmp_path, "dev"))
-    assert time.monotonic() - start < 2
+    Hanging.released.clear()
+    Meeting.barrier.reset()
+    gates = [Exploding(Options()), Hanging(Options(timeout=0.3)), Meeting(Options()), Meeting(Options())]
+    try:
+        results = evaluate([*gates, gate("rollback-hold")], context(tmp_path, "dev"))
+        # the engine answered while the hanging gate was still inside: it was not waited for
+        assert any(t.name.startswith("gate") and t.is_alive() for t in threading.enumerate())
+    finally:
+        Hanging.released.set()
     assert [(r.gate, r.verdict) for r in results] == [
         ("exploding", "error"),
         ("hanging", "error"),
+        ("meeting", "passed"),
+        ("meeting", "passed"),
         ("rollback-hold", "passed"),
     ]
     assert results[0].reason == "RuntimeError: backend unreachable"

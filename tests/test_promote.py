@@ -6,9 +6,12 @@ import base64
 import json
 import re
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from time_machine import TimeMachineFixture
 
 from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, another_release, git, stock_verify
 from tests.sigstore_instance import LocalSigstore
@@ -220,7 +223,32 @@ def test_rollback_refuses_a_target_whose_evidence_does_not_verify(
     assert [e["kind"] for e in ledger(signed)][-1] == "promoted"  # nothing recorded
 
 
-def test_run_dry_run_judges_every_environment_as_ci_will(cli: Cli, described: Path) -> None:
+# The example's prod freezes from Friday 18:00 for 62 hours (Europe/Berlin), in elapsed time: the
+# clock of this process is pinned (time-machine), so the verdicts are the same on any day of the week.
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.mark.parametrize(
+    ("moment", "frozen_until"),
+    [
+        pytest.param(datetime(2026, 12, 9, 10, 0, tzinfo=BERLIN), None, id="wednesday"),
+        pytest.param(datetime(2026, 12, 11, 17, 59, tzinfo=BERLIN), None, id="friday-before-the-freeze"),
+        pytest.param(datetime(2026, 12, 11, 18, 0, tzinfo=BERLIN), "Mon 08:00", id="friday-at-the-freeze"),
+        pytest.param(datetime(2026, 12, 12, 19, 30, tzinfo=BERLIN), "Mon 08:00", id="saturday-evening"),
+        pytest.param(datetime(2026, 12, 13, 12, 0, tzinfo=BERLIN), "Mon 08:00", id="sunday"),
+        # 02:30 does not exist on the spring night: 01:30Z is 03:30 CEST; 62h from Friday 18:00 CET
+        # end at 09:00 CEST, and at 08:30 the freeze still holds
+        pytest.param(datetime(2027, 3, 28, 1, 30, tzinfo=timezone.utc), "Mon 09:00", id="spring-dst-night"),
+        pytest.param(datetime(2027, 3, 29, 8, 30, tzinfo=BERLIN), "Mon 09:00", id="monday-after-spring-dst"),
+        # the autumn night's second 02:30 (CET); 62h from Friday 18:00 CEST end at 07:00 CET
+        pytest.param(datetime(2026, 10, 25, 1, 30, tzinfo=timezone.utc), "Mon 07:00", id="autumn-dst-night"),
+        pytest.param(datetime(2026, 10, 26, 7, 30, tzinfo=BERLIN), None, id="monday-after-autumn-dst"),
+    ],
+)
+def test_run_dry_run_judges_every_environment_as_ci_will(
+    cli: Cli, described: Path, time_machine: TimeMachineFixture, moment: datetime, frozen_until: str | None
+) -> None:
+    time_machine.move_to(moment, tick=False)
     result = cli(["run", "--dry-run"], cwd=described)
     assert result.code == 0, result.err
     for environment in ("dev", "staging", "prod"):  # in the words of `pipeline-kit plan`
@@ -229,7 +257,14 @@ def test_run_dry_run_judges_every_environment_as_ci_will(cli: Cli, described: Pa
     # can know (the VSA of the environment before, signed rollbacks) is marked as decided there
     assert "dev: release " in result.out and "would pass in CI" in result.out
     assert re.search(r"previous-stage +in CI +needs dev's signed promotion \(VSA\) first, then 30m there", result.out)
-    assert "summary: release " in result.out and "3 of 3 environment(s) would pass in CI" in result.out
+    if frozen_until is None:
+        assert "summary: release " in result.out and "3 of 3 environment(s) would pass in CI" in result.out
+        at = moment.astimezone(timezone.utc)
+        assert re.search(rf"freeze +pass +outside all 1 freeze window\(s\) at {at:%Y-%m-%d %H:%M}Z", result.out)
+    else:
+        assert "2 of 3 environment(s) would pass in CI (dev, staging)" in result.out
+        blocked = f"prod: blocked by freeze: freeze window (weekend freeze) until {frozen_until} Europe/Berlin"
+        assert blocked in result.out
     assert not (described / LEDGER).exists()
 
 

@@ -27,11 +27,14 @@ class Session:
     config_path: Path | None = None
     _config: Any = field(default=None, repr=False)
 
+    def resolve(self, path: Path) -> Path:
+        """A path the user gave, as if the kit were started in `-C DIR` (absolute ones unchanged)."""
+        return self.workdir / path
+
     def evidence(self) -> EvidenceDir:
         from pipeline_kit.evidence import DEFAULT_DIR_NAME, EvidenceDir
 
-        root = self.evidence_dir or self.workdir / DEFAULT_DIR_NAME
-        return EvidenceDir(root if root.is_absolute() else self.workdir / root)
+        return EvidenceDir(self.resolve(self.evidence_dir or Path(DEFAULT_DIR_NAME)))
 
     def config(self, *, required: bool) -> Config | None:
         """The project's config: the one named by --config, else pipeline-kit.yml here."""
@@ -51,7 +54,7 @@ class Session:
                 return None
             from pipeline_kit.config import load_config
 
-            self._config = load_config(path if path.is_absolute() else self.workdir / path)
+            self._config = load_config(self.resolve(path))
             from pipeline_kit.gates import compile_gates
 
             for environment in self._config.environments:  # gate options too, whatever the command

@@ -79,7 +79,7 @@ def build(
         version=version or (artifact.version if artifact else None),
         command=build_command,
         outputs=outputs or (tuple(artifact.outputs) if artifact and not subject_files else ()),
-        subject_files=[p if p.is_absolute() else session.workdir / p for p in subject_files],
+        subject_files=[session.resolve(p) for p in subject_files],
         pass_env=tuple(artifact.pass_env) if artifact else (),
         on_output=lambda line: click.echo(line, err=True),
     )

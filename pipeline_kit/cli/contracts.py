@@ -55,7 +55,7 @@ def contracts_verify(
     trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
     if trusted.policy is None:
         raise UsageError("no identity policy: who must have signed the consumer's contracts?")
-    directory = consumer_dir if consumer_dir.is_absolute() else session.workdir / consumer_dir
+    directory = session.resolve(consumer_dir)
     if not directory.is_dir():
         raise UsageError(f"--consumer {consumer_dir}: no such directory")
     consumer = consumer_evidence(directory)

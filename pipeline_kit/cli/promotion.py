@@ -194,7 +194,7 @@ def plan(session: Session, /, environment: str, junit: Path | None, as_json: boo
 
     result = plan_promotion(project_for(session, trust_for(session, **trust_args(trust))), environment)
     if junit:
-        write_junit([result], junit)
+        write_junit([result], session.resolve(junit))
     publish_plan(session, result, "would pass" if result.passed else "would be denied")
     emit_json(plan_dict(result)) if as_json else render_plan(result)
     if not result.passed:
@@ -274,7 +274,7 @@ def promote(
         step_mode=step_mode,
     )
     if junit:
-        write_junit([result.plan], junit, result.analysis)
+        write_junit([result.plan], session.resolve(junit), result.analysis)
     publish_plan(session, result.plan, result.decision.verdict)
     if result.analysis is not None:
         publish_analysis(session, environment, result.analysis, result.aftermath)

@@ -42,7 +42,7 @@ def _applier(
 ) -> Applier:
     from pipeline_kit.saga import Applier, load_plan
 
-    loaded = load_plan(plan_file if plan_file.is_absolute() else session.workdir / plan_file)
+    loaded = load_plan(session.resolve(plan_file))
     trust_values = trust_args(trust)
     rekor = int(rekor_version) if rekor_version else None
 
@@ -149,7 +149,7 @@ def release_status(session: Session, plan_file: Path, environment: str, as_json:
     from pipeline_kit.promote import history
     from pipeline_kit.saga import load_plan, saga_state
 
-    loaded = load_plan(plan_file if plan_file.is_absolute() else session.workdir / plan_file)
+    loaded = load_plan(session.resolve(plan_file))
     saga = saga_state(history(loaded.ledger()), environment, loaded.digest)
     if as_json:
         emit_json(saga.as_dict())
@@ -251,7 +251,7 @@ def release_emit(
 
     if platform is None:
         raise UsageError("say which platform: --gitlab or --github")
-    loaded = load_plan(plan_file if plan_file.is_absolute() else session.workdir / plan_file)
+    loaded = load_plan(session.resolve(plan_file))
     if "{" in job_environment.replace("{environment}", "").replace("{service}", ""):
         raise UsageError("--job-environment may use {environment} and {service} only")
     name = plan_file.as_posix()
@@ -271,4 +271,4 @@ def release_emit(
     if output is None:
         click.echo(text, nl=False)
     else:
-        atomic_write(output if output.is_absolute() else session.workdir / output, text.encode())
+        atomic_write(session.resolve(output), text.encode())
