@@ -482,6 +482,14 @@ class Config(ConfigModel):
     source_sha256: str | None = Field(default=None, exclude=True)
     source_path: str | None = Field(default=None, exclude=True)
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _exactly_one(cls, value: object) -> object:
+        # `true` and `1.0` equal 1 in Python: the schema version is the integer 1, nothing else
+        if type(value) is not int:
+            raise ValueError(f"expected the integer 1, got {type(value).__name__} {str(value)[:20]!r}")
+        return value
+
     @field_validator("environments")
     @classmethod
     def _ordered(cls, value: dict[str, EnvironmentConfig]) -> dict[str, EnvironmentConfig]:
@@ -563,9 +571,9 @@ def load_config(path: Path) -> Config:
 MAX_EXPANDED_NODES = 100_000  # far beyond any real config; an alias bomb is far beyond this
 
 
-def _expanded_nodes(node: yaml.Node) -> int:
-    """How many nodes the document has once every alias is expanded (shared nodes counted once
-    per reference), computed without expanding anything."""
+def _node_counts(node: yaml.Node) -> tuple[int, int]:
+    """How many nodes the document has as written, and once every alias is expanded (shared
+    nodes counted once per reference), computed without expanding anything."""
     sizes: dict[int, int] = {}
     order: list[yaml.Node] = []
     stack: list[yaml.Node] = [node]
@@ -586,7 +594,7 @@ def _expanded_nodes(node: yaml.Node) -> int:
         elif isinstance(current, yaml.MappingNode):
             children = [part for pair in current.value for part in pair]
         sizes[id(current)] = min(MAX_EXPANDED_NODES + 1, 1 + sum(max(sizes[id(c)], 1) for c in children))
-    return sizes[id(node)]
+    return len(order), sizes[id(node)]
 
 
 def parse_config(text: str, path: Path) -> Config:
@@ -601,10 +609,10 @@ def parse_yaml(text: str, path: Path, model: type[M]) -> M:
     is one ConfigError naming the file, the line and the key."""
     try:
         node = yaml.compose(text, Loader=_Loader)
-        if node is not None and _expanded_nodes(node) > MAX_EXPANDED_NODES:
-            raise ConfigError(
-                path, None, f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} values: refused (an alias bomb?)"
-            )
+        written, expanded = _node_counts(node) if node is not None else (0, 0)
+        if expanded > MAX_EXPANDED_NODES:  # as written, or through aliases (an alias bomb)
+            too_big = "has" if written > MAX_EXPANDED_NODES else "expands its YAML aliases to"
+            raise ConfigError(path, None, f"the file {too_big} more than {MAX_EXPANDED_NODES:,} values: refused")
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -116,8 +116,9 @@ def check_subject_name(name: str) -> str | None:
     """Why `name` cannot be a subject name (a relative POSIX path), or None when it can."""
     if not name or name != name.strip():
         return "is empty or has leading/trailing whitespace"
-    if any(ch in name for ch in "\n\r\\\0"):
-        return "contains a newline, backslash or NUL"
+    # control characters (ESC, BEL, newlines) would be written raw into SHA256SUMS and terminals
+    if "\\" in name or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        return "contains a control character or a backslash"
     pure = PurePosixPath(name)
     if pure.is_absolute() or ".." in pure.parts or name.startswith("./"):
         return "must be a relative path inside the working directory"

@@ -13,7 +13,9 @@ Layout (default `.pipeline-kit/` under the working directory):
                              rollback or audit can reach an older release's evidence
 
 Every file is written atomically; release.json records the sha256 of each evidence file
-written after it, so a later step can tell whether a file was swapped.
+written after it. release.json is unsigned, so those digests decide nothing: signing uses them
+to refuse a file swapped since it was recorded, and evidence leaving with the ledger must match
+them; verification checks the files against signed evidence instead.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline_kit._internal.files import excerpt, read_regular
 from pipeline_kit._internal.fs import atomic_write, reached_through_symlink
 from pipeline_kit.digest import ChecksumLine, format_checksums, sha256_bytes
-from pipeline_kit.errors import UsageError, VerificationError
+from pipeline_kit.errors import InputError, PipelineKitError, UsageError, VerificationError
 from pipeline_kit.models import Release, check_release_id, load_model
 
 DEFAULT_DIR_NAME = ".pipeline-kit"
@@ -42,8 +45,18 @@ ARCHIVE_DIR = "releases"
 # copies stay under releases/<old id>/) so stale evidence can never pass for the new release.
 DERIVED_FILES = (SBOM_FILE, PROVENANCE_FILE, *SIGNED_RECORDS)
 BUNDLES_DIR = "bundles"
+TEST_RESULT_BUNDLE = f"{BUNDLES_DIR}/test-result.sigstore.json"  # signed by `attest`, after the build
 PROMOTIONS_DIR = "promotions"
 CONTRACTS_DIR = "contracts"  # signed verifications of consumers' contracts against this release
+# far above any SBOM, provenance or bundle the kit writes; evidence travels inside the ledger
+MAX_EVIDENCE_BYTES = 64 << 20
+
+
+def _write_once(name: str) -> bool:
+    """Build evidence a signature covers, directly or through the provenance: never rewritten once
+    the release is signed. release.json is an index, promotions add their own records, and tests
+    run again may be attested again (the checks gate judges the newest signed results)."""
+    return name in (SUMS_FILE, *DERIVED_FILES) or (name.startswith(f"{BUNDLES_DIR}/") and name != TEST_RESULT_BUNDLE)
 
 
 class EvidenceDir:
@@ -71,11 +84,12 @@ class EvidenceDir:
             raise UsageError(f"{path}: no release here", hint="run `pipeline-kit build` first") from None
 
     def start_release(self, release: Release) -> Release:
-        """Write release.json and SHA256SUMS for a new build, retiring stale derived files."""
-        for name in DERIVED_FILES:
-            self.path(name).unlink(missing_ok=True)
-        for directory in (BUNDLES_DIR, PROMOTIONS_DIR, CONTRACTS_DIR):
-            shutil.rmtree(self.path(directory), ignore_errors=True)
+        """Write release.json and SHA256SUMS for a new build, retiring stale derived files. A
+        release signed before (the same subjects built again) is shown from its archive instead:
+        its signed evidence stays exactly as it was signed."""
+        self._retire()
+        if self.is_signed(release.id):
+            return self._show_archived(release.id)
         sums = format_checksums(ChecksumLine(s.name, s.sha256) for s in release.subjects).encode()
         self._write(release.id, SUMS_FILE, sums)
         release = release.with_evidence(SUMS_FILE, sha256_bytes(sums))
@@ -124,12 +138,34 @@ class EvidenceDir:
 
     def travelling(self, release: Release) -> dict[str, bytes]:
         """What a job elsewhere needs to verify `release`: release.json and every evidence file
-        it names but the promotion records (decisions and VSAs travel on their own)."""
-        files = {RELEASE_FILE: self.path(RELEASE_FILE).read_bytes()}
-        for name in release.evidence:
-            if not name.startswith(f"{PROMOTIONS_DIR}/") and self.path(name).is_file():
-                files[name] = self.path(name).read_bytes()
+        it names but the promotion records (decisions and VSAs travel on their own).
+
+        The names come from release.json, which a job can edit, and the bytes leave with the
+        ledger: each must be a regular file inside this directory, reached through no link, at
+        most MAX_EVIDENCE_BYTES, holding exactly the bytes whose digest is recorded for it
+        (a name that is not there travels without it). Anything else is refused (exit 2)."""
+        files = {RELEASE_FILE: self.read(RELEASE_FILE)}
+        for name, digest in release.evidence.items():
+            if name.startswith(f"{PROMOTIONS_DIR}/"):
+                continue
+            try:
+                files[name] = self.read(name, digest.get("sha256", ""))
+            except FileNotFoundError:
+                continue
+            except PipelineKitError as exc:
+                raise InputError(self.path(RELEASE_FILE), f"evidence[{excerpt(name)}]", exc.message) from None
         return files
+
+    def read(self, name: str, sha256: str | None = None) -> bytes:
+        """Evidence file `name`: inside this directory, through no link, regular and bounded;
+        given `sha256`, exactly the bytes with that digest. FileNotFoundError when absent."""
+        path = self._inside(self.root, name)
+        if not path.exists() and not path.is_symlink():
+            raise FileNotFoundError(name)
+        data = read_regular(path, MAX_EVIDENCE_BYTES)
+        if sha256 is not None and sha256_bytes(data) != sha256:
+            raise VerificationError(f"{path}: not the file recorded for this release (its sha256 differs)")
+        return data
 
     def restore(self, files: dict[str, bytes]) -> None:
         """Write evidence files that travelled, refusing names that leave this directory or pass
@@ -137,9 +173,35 @@ class EvidenceDir:
         for name, data in files.items():
             atomic_write(self._inside(self.root, name), data)
 
+    def is_signed(self, release_id: str) -> bool:
+        """Whether `release_id`'s archive holds a signature: its build evidence is then written once."""
+        bundles = self.archive(release_id) / BUNDLES_DIR
+        return bundles.is_dir() and any(bundles.iterdir())
+
+    def _retire(self) -> None:
+        """Remove the current release's build evidence from the top level (its archive keeps it)."""
+        for name in DERIVED_FILES:
+            self.path(name).unlink(missing_ok=True)
+        for directory in (BUNDLES_DIR, PROMOTIONS_DIR, CONTRACTS_DIR):
+            shutil.rmtree(self.path(directory), ignore_errors=True)
+
+    def _show_archived(self, release_id: str) -> Release:
+        """Copy a release's archive to the top level, as it is (nothing in the archive is rewritten)."""
+        archive = self.archive(release_id)
+        for path in sorted(archive.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                atomic_write(self._inside(self.root, path.relative_to(archive).as_posix()), path.read_bytes())
+        return self.load_release()
+
     def _write(self, release_id: str, name: str, data: bytes) -> None:
-        for root in (self.archive(release_id), self.root):
-            atomic_write(self._inside(root, name), data)
+        archived = self._inside(self.archive(release_id), name)
+        if _write_once(name) and archived.is_file() and self.is_signed(release_id) and archived.read_bytes() != data:
+            raise UsageError(
+                f"{archived}: release {release_id} is signed, and its build evidence is written once",
+                hint="a signed release is promoted as it was signed; build from a changed source for a new release",
+            )
+        for target in (archived, self._inside(self.root, name)):
+            atomic_write(target, data)
 
     def _inside(self, root: Path, name: str) -> Path:
         """root/name, refused when it would leave the evidence dir or pass through a symlink
@@ -149,5 +211,5 @@ class EvidenceDir:
             raise UsageError(f"{name!r}: not a path inside the evidence directory")
         target = root.joinpath(*parts)
         if reached_through_symlink(target, self.root):
-            raise VerificationError(f"{target}: refusing to write through a symbolic link in the evidence directory")
+            raise VerificationError(f"{target}: refusing a path through a symbolic link in the evidence directory")
         return target

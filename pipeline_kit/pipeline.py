@@ -10,6 +10,7 @@ from pathlib import Path
 from pipeline_kit.build import BuildRequest, build
 from pipeline_kit.ci import CIContext
 from pipeline_kit.config import Config
+from pipeline_kit.errors import UsageError
 from pipeline_kit.evidence import EvidenceDir
 from pipeline_kit.identity import IdentityPolicy, policy_accepts
 from pipeline_kit.ledger import Ledger
@@ -51,6 +52,7 @@ class DryRun:
     ci: CIContext
     signing: SigningPlan
     plans: list[Plan]
+    signed_before: bool  # the same subjects were signed here: their evidence is shown as signed
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,11 @@ def describe(
     workdir: Path,
     config: Config | None = None,
 ) -> tuple[Release, list[SourceResult]]:
-    """Build once, then the SBOM and the provenance about exactly what was built."""
+    """Build once, then the SBOM and the provenance about exactly what was built. A release
+    signed before (the same subjects) keeps the SBOM and provenance it was signed with."""
     release = build(request, evidence, ci)
+    if evidence.is_signed(release.id):
+        return release, []
     release, results = write_sbom(evidence, release, specs)
     return write_provenance(release, ci, evidence, workdir, config), results
 
@@ -88,7 +93,12 @@ def full_run(
 ) -> FullRun:
     """Build, describe, sign, and promote to `environment`, in one process with one sign-in: what
     CI does across jobs, here on one machine (a denial is recorded like any other)."""
-    _, results = describe(request, specs, ci, project.evidence, project.workdir, project.config)
+    release, results = describe(request, specs, ci, project.evidence, project.workdir, project.config)
+    if project.evidence.is_signed(release.id):
+        raise UsageError(
+            f"release {release.id} was signed here before: its signed evidence is kept as it was",
+            hint="promote it with `pipeline-kit promote --to ENV`, or change the source to build a new release",
+        )
     raw, source = token()
     signed = sign_release(project.evidence, project.workdir, project.trust.load(), raw, source)
     promotion = None
@@ -129,7 +139,8 @@ def dry_run(
             trust = Trust(None, lambda: None, unverified="no identity policy (signing.identity): nothing to judge by")
         project = Project(config, evidence, workdir, ledger, trust, actor)
         plans = [plan(project, env) for env in config.environment_order()]
-    return DryRun(release, results, ci, signing_plan(release, config, ci), plans)
+    signed_before = evidence.is_signed(release.id)
+    return DryRun(release, results, ci, signing_plan(release, config, ci), plans, signed_before)
 
 
 def signing_plan(release: Release, config: Config | None, ci: CIContext) -> SigningPlan:

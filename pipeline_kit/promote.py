@@ -603,6 +603,9 @@ def promote(
     files = {decision_file(environment): decision.to_json()}
     # a rollout signs its VSA once its last step passed, like an analysis
     analysed = config.environments[environment].analysis is not None or strategy is not None
+    # read (and refused, exit 2) before anything is signed or written: the names come from
+    # release.json, and the bytes leave with the ledger
+    travelling = evidence.travelling(evidence.load_release()) if verdict != "denied" else {}
     if verdict != "denied":
         # Sign before anything is recorded: a promotion without its VSA did not happen. With an
         # analysis after the deploy, the VSA is signed once the analysis passed (a release whose
@@ -613,7 +616,6 @@ def promote(
             files[vsa_bundle(environment)] = sign_vsa(project, release, decision, lambda: (raw, source))
     evidence.record_many(release, files)
     command = deploy if deploy else config.environments[environment].deploy
-    travelling = evidence.travelling(evidence.load_release()) if verdict != "denied" else {}
     entry = project.ledger.append(
         Draft(
             kind=verdict if verdict != "passed" else "promoted",

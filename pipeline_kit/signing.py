@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline_kit.digest import hash_files, sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure, UsageError, VerificationError, first_line
-from pipeline_kit.evidence import BUNDLES_DIR, PROVENANCE_FILE, SBOM_FILE, EvidenceDir
+from pipeline_kit.evidence import BUNDLES_DIR, PROVENANCE_FILE, SBOM_FILE, TEST_RESULT_BUNDLE, EvidenceDir
 from pipeline_kit.identity import IdentityPolicy, certificate_identity
 from pipeline_kit.models import Release, Subject
 
@@ -24,7 +24,6 @@ SBOM_PREDICATE = "https://cyclonedx.org/bom"
 PROVENANCE_PREDICATE = "https://slsa.dev/provenance/v1"
 PROVENANCE_BUNDLE = f"{BUNDLES_DIR}/provenance.sigstore.json"
 SBOM_BUNDLE = f"{BUNDLES_DIR}/sbom.sigstore.json"
-TEST_RESULT_BUNDLE = f"{BUNDLES_DIR}/test-result.sigstore.json"
 
 
 def subject_bundle(name: str) -> str:

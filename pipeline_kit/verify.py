@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline_kit.digest import cpu_workers, hash_file, sha256_bytes
 from pipeline_kit.errors import first_line
-from pipeline_kit.evidence import PROVENANCE_FILE, RELEASE_FILE, SBOM_FILE, SIGNED_RECORDS, SUMS_FILE, EvidenceDir
+from pipeline_kit.evidence import (
+    PROVENANCE_FILE,
+    RELEASE_FILE,
+    SBOM_FILE,
+    SIGNED_RECORDS,
+    SUMS_FILE,
+    TEST_RESULT_BUNDLE,
+    EvidenceDir,
+)
 from pipeline_kit.identity import IdentityPolicy, certificate_identity
 from pipeline_kit.models import Release, Source, Subject
 from pipeline_kit.signing import (
@@ -25,7 +33,6 @@ from pipeline_kit.signing import (
     PROVENANCE_PREDICATE,
     SBOM_BUNDLE,
     SBOM_PREDICATE,
-    TEST_RESULT_BUNDLE,
     release_subjects,
     statement_subjects,
     subject_bundle,

@@ -309,6 +309,36 @@ def test_run_builds_signs_and_promotes_to_the_first_environment(
     assert cli(["verify", "--env", "dev", *policy], cwd=described).code == 0
 
 
+def archive_bytes(project: Path, release: str) -> dict[str, bytes]:
+    archive = project / ".pipeline-kit" / "releases" / release
+    return {p.relative_to(archive).as_posix(): p.read_bytes() for p in sorted(archive.rglob("*")) if p.is_file()}
+
+
+def test_a_dry_run_writes_nothing_that_was_signed(cli: Cli, described: Path, policy: list[str], token: None) -> None:
+    # The edge: `run` signs and promotes; a later `run --dry-run` on the same commit builds the
+    # same subjects again. It used to rewrite the archived provenance and SBOM and delete the
+    # bundles, so that a rollback to the release failed "does not verify".
+    assert cli(["run", "--reason", "local release", *policy], cwd=described).code == 0
+    release = json.loads((described / ".pipeline-kit" / "release.json").read_text())["id"]
+    signed = archive_bytes(described, release)
+    assert any(name.startswith("bundles/") for name in signed)
+    dry = cli(["run", "--dry-run"], cwd=described)
+    assert dry.code == 0, dry.err
+    assert "this release was signed here before: its evidence is shown as signed" in dry.out
+    assert archive_bytes(described, release) == signed
+    # the top level shows the release as it was signed: it still verifies, its custody too
+    assert cli(["verify", "--env", "dev", *policy], cwd=described).code == 0
+    # rewriting signed build evidence is refused, by a second run or by hand, and changes nothing
+    again = cli(["run", *policy], cwd=described)
+    assert again.code == 2 and f"release {release} was signed here before" in again.err
+    assert cli(["sbom"], cwd=described).code == 0  # the same bytes again: nothing changes
+    (described / "requirements.txt").write_text("flask==3.0.0\n")
+    sbom = cli(["sbom", "--source", "requirements.txt"], cwd=described)
+    assert sbom.code == 2 and "is signed, and its build evidence is written once" in sbom.err
+    assert archive_bytes(described, release) == signed
+    assert cli(["verify", "--env", "dev", *policy], cwd=described).code == 0
+
+
 def test_run_under_the_configured_ci_policy_records_a_denial(
     cli: Cli, described: Path, sigstore: LocalSigstore, token: None
 ) -> None:

@@ -68,7 +68,7 @@ def test_evidence_writes_refuse_a_planted_symlink(
     outside.mkdir()
     (signed / ".pipeline-kit" / "promotions").symlink_to(outside)
     result = cli(["promote", "--to", "dev", *policy], cwd=signed)
-    assert result.code == 1 and "refusing to write through a symbolic link" in result.err
+    assert result.code == 1 and "refusing a path through a symbolic link" in result.err
     assert list(outside.iterdir()) == []
 
 
@@ -466,3 +466,40 @@ def test_workflow_identities_are_checked_against_the_whole_san(
     assert (result.code == 0) == accepted, result.out + result.err
     if not accepted:
         assert f"identity {identity} does not match" in result.err
+
+
+@pytest.mark.parametrize(
+    "plant",
+    ["traversal", "absolute", "link", "fifo", "swapped"],
+)
+def test_a_path_in_release_json_never_reads_outside_the_evidence(
+    cli: Cli, signed: Path, policy: list[str], token: None, plant: str
+) -> None:
+    # The attack: release.json is unsigned, and promote attaches every evidence file it names to
+    # the ledger (which the git backend pushes): a name reaching /proc/self/environ would ship the
+    # job's environment, GITHUB_TOKEN included. A FIFO would hang the job; a swapped file would
+    # travel as this release's evidence.
+    evidence = signed / ".pipeline-kit"
+    name = {
+        "traversal": "../" * 12 + "proc/self/environ",
+        "absolute": "/proc/self/environ",
+        "link": "notes.json",
+        "fifo": "notes.json",
+        "swapped": "notes.json",
+    }[plant]
+    if plant == "link":
+        (evidence / name).symlink_to("/proc/self/environ")
+    if plant == "fifo":
+        os.mkfifo(evidence / name)
+    if plant == "swapped":
+        (evidence / name).write_text("{}")  # not the bytes whose digest release.json records
+    release = release_json(signed)
+    release["evidence"].setdefault(name, {"sha256": "0" * 64})
+    write_release(signed, release)
+    result = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert result.code == 2, result.out + result.err
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith(f"error: {evidence / 'release.json'}: evidence[") and "Traceback" not in result.err
+    # refused before anything was signed or recorded
+    assert not (signed / LEDGER).parent.exists()
+    assert not (evidence / "promotions" / "dev.vsa.sigstore.json").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import sys
 from pathlib import Path
@@ -43,6 +44,26 @@ def read_text(path: Path) -> str:
         raise InputError(path, f"byte {exc.start}", "not valid UTF-8") from exc
     except OSError as exc:
         raise InputError(path, None, f"cannot read: {exc.strerror}") from exc
+
+
+def read_regular(path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """A regular file's bytes, at most `limit` read. The last component must not be a link and
+    nothing is opened that could block (a FIFO) or stream without end (a device)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: file not found") from None
+    except OSError as exc:
+        if os.path.islink(path):
+            raise InputError(path, None, "is a symbolic link, expected a regular file") from None
+        raise InputError(path, None, f"cannot read: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(path, None, "not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise InputError(path, None, f"larger than {limit} bytes")
+    return data
 
 
 def excerpt(text: str, limit: int = 40) -> str:

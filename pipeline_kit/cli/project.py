@@ -165,6 +165,9 @@ def _render_description(release: Release, sources: list[SourceResult], ci: CICon
 def _render_dry(result: DryRun, session: Session) -> None:
     plan = result.signing
     _render_description(result.release, result.sources, result.ci, session)
+    if result.signed_before:
+        archive = session.evidence().archive(result.release.id)
+        click.echo(f"note: this release was signed here before: its evidence is shown as signed ({archive})\n")
     click.echo(heading("would sign") + "  (dry run: nothing signed)")
     for bundle, content in plan.bundles:
         click.echo(f"  {bundle}\n      {content}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from pipeline_kit.evidence import TEST_RESULT_BUNDLE
 from pipeline_kit.gates.interface import (
     Gate,
     Options,
@@ -21,7 +22,6 @@ from pipeline_kit.gates.interface import (
     forge_and_commit,
     passed,
 )
-from pipeline_kit.signing import TEST_RESULT_BUNDLE
 from pipeline_kit.testresults import Summary, find_reports, from_predicate, read_junit
 
 
