@@ -217,14 +217,14 @@ def verified_pacts(
 @dataclass(frozen=True)
 class Peer:
     """A peer service in one environment: the release it runs (shown from signed evidence), the
-    pacts that release expects, and the pacts it has verified as a provider; or why not known."""
+    pacts that release expects, and the pacts it has verified as a provider; or (release None)
+    why that cannot be shown. Nothing signed shows that a peer runs nothing: that is unknown too."""
 
     name: str
     release: str | None
     pacts: tuple[Pact, ...] = ()
     verified: Verified = Verified(frozenset())
     why: str = ""
-    known: bool = True
 
 
 @dataclass(frozen=True)
@@ -248,11 +248,9 @@ def unmet(state: ContractState, environment: str) -> tuple[list[str], int]:
     ]
     checked = 0
     for peer in state.peers:
-        if not peer.known:
+        if peer.release is None:
             problems.append(f"{peer.name}: cannot show what it runs in {environment}: {peer.why}")
             continue
-        if peer.release is None:
-            continue  # nothing of it deployed there: no contract to honour yet
         for pact in state.pacts:
             if pact.provider == peer.name:
                 checked += 1

@@ -35,6 +35,7 @@ from pipeline_kit.vsa import (
     ANALYSIS_PASSED,
     LEDGER_INPUT,
     VSA_PREDICATE,
+    WAIVED,
     Candidate,
     analysis_file,
     hold_bundle,
@@ -174,13 +175,17 @@ def context_for(
         except PipelineKitError as exc:
             problem = exc.message
     after = project.config.environments[environment].after
-    upstream = holds = None
+    upstream = holds = upstream_holds = None
     if trust.policy is not None and trust.unverified is None and not trust.projected:
-        kept = forge_attestations(project, release)  # one listing serves both searches
+        kept = forge_attestations(project, release)  # one listing serves every search
         if after is not None:
             candidates, looked = vsa_candidates(project, release, after, entries, kept)
             uri = resource_uri(project.config, after)
             upstream = search(after, candidates, looked, release, uri, trust.policy, trust.load())
+            candidates, looked = vsa_candidates(project, release, after, entries, kept, hold=True)
+            upstream_holds = search(
+                after, candidates, looked, release, uri, trust.policy, trust.load(), hold_level(after)
+            )
         candidates, looked = vsa_candidates(project, release, environment, entries, kept, hold=True)
         uri = resource_uri(project.config, environment)
         holds = search(
@@ -206,6 +211,7 @@ def context_for(
         forge=project.forge,
         upstream=upstream,
         holds=holds,
+        upstream_holds=upstream_holds,
         projected=trust.projected,
         schemas=schemas,
         contracts=contracts,
@@ -368,15 +374,18 @@ class Running:
 
 def running_release(project: Project, environment: str, entries: Sequence[Entry]) -> Running:
     """The release `environment` runs. The ledger only names the candidate; the kit then needs
-    the candidate's evidence (this evidence dir, or its archive) to verify, a signed PASSED VSA
-    showing it was promoted there, and no signed rollback of it from there."""
+    the candidate's evidence (this evidence dir, or its archive) to verify, a signed VSA (PASSED, or
+    waived) showing it was deployed there, and no signed rollback of it from there."""
     from pipeline_kit.verify import SourceExpectation, verify_release
 
     trust = project.trust
     assert trust.policy is not None
     candidate = current_release(entries, environment)
-    if candidate is None:
-        return Running(None, None, "nothing deployed")
+    if candidate is None:  # an empty, fresh or truncated ledger is not "nothing deployed"
+        where = project.ledger.describe()
+        return Running(
+            None, None, f"nothing signed shows what {environment} runs (the ledger, {where}, names no release)"
+        )
     here = project.evidence if project.evidence.has_release() else None
     evidence = (
         here if here and here.load_release().id == candidate else EvidenceDir(project.evidence.archive(candidate))
@@ -391,31 +400,31 @@ def running_release(project: Project, environment: str, entries: Sequence[Entry]
     if not checked.ok:
         first = checked.failures[0]
         return Running(candidate, None, f"{candidate}'s evidence does not verify: {first.target}: {first.detail}")
-    release = checked.release
+    why = signed_arrival(project, checked.release, environment, entries, waived=True)
+    if why is not None:
+        return Running(candidate, None, why)
+    return Running(candidate, evidence, "signed")
+
+
+def signed_arrival(
+    project: Project, release: Release, environment: str, entries: Sequence[Entry], *, waived: bool
+) -> str | None:
+    """Why the signed record does not show that `release` arrived in `environment` and is still
+    there (None when it does): a signed VSA for it there (PASSED, or with `waived` a waived one
+    too), and no signed rollback of it from there since."""
+    trust = project.trust
+    assert trust.policy is not None
     kept = forge_attestations(project, release)
     uri = resource_uri(project.config, environment)
-    found = search(
-        environment,
-        *vsa_candidates(project, release, environment, entries, kept),
-        release,
-        uri,
-        trust.policy,
-        trust.load(),
-    )
-    holds = search(
-        environment,
-        *vsa_candidates(project, release, environment, entries, kept, hold=True),
-        release,
-        uri,
-        trust.policy,
-        trust.load(),
-        hold_level(environment),
-    )
+    candidates, looked = vsa_candidates(project, release, environment, entries, kept)
+    found = search(environment, candidates, looked, release, uri, trust.policy, trust.load(), deployed=waived)
     if found.latest is None:
-        return Running(candidate, None, f"no signed VSA shows {candidate} was promoted to {environment}")
-    if holds.accepted:
-        return Running(candidate, None, f"{candidate} was rolled back out of {environment} (signed)")
-    return Running(candidate, evidence, "signed")
+        return f"no signed VSA shows {release.id} was promoted to {environment}"
+    candidates, looked = vsa_candidates(project, release, environment, entries, kept, hold=True)
+    holds = search(environment, candidates, looked, release, uri, trust.policy, trust.load(), hold_level(environment))
+    if any(h.signed_at >= found.latest.signed_at for h in holds.accepted):
+        return f"{release.id} was rolled back out of {environment} (signed, {holds.accepted[-1].where})"
+    return None
 
 
 def restore_from_ledger(ledger: Ledger, entries: Sequence[Entry], release_id: str) -> EvidenceDir | None:
@@ -457,18 +466,15 @@ def schema_states(
     project: Project, release: Release, entries: Sequence[Entry]
 ) -> dict[str, tuple[str | None, frozenset[str] | None, str]]:
     """For every environment: the release it runs and the migration files that release's signed
-    record has, or why that cannot be shown (see `running_release`)."""
+    record has, or (files None) why that cannot be shown (see `running_release`): this release
+    too counts only with its signed PASSED VSA there."""
     from pipeline_kit.migrations import load_record
 
     states: dict[str, tuple[str | None, frozenset[str] | None, str]] = {}
     for environment in project.config.environments:
-        if current_release(entries, environment) == release.id:
-            files = frozenset(item["path"] for item in load_record(project.evidence).get("files", []))
-            states[environment] = (release.id, files, "this release")
-            continue
         running = running_release(project, environment, entries)
         if running.evidence is None:
-            states[environment] = (running.release, frozenset() if running.release is None else None, running.why)
+            states[environment] = (running.release, None, running.why)
         else:
             files = frozenset(item["path"] for item in load_record(running.evidence).get("files", []))
             states[environment] = (running.release, files, running.why)
@@ -510,14 +516,14 @@ def contract_state(project: Project, release: Release, environment: str, own: Se
             entries = history(peer.ledger)
             running = running_release(peer, environment, entries)
         except PipelineKitError as exc:
-            peers.append(Peer(name, None, why=exc.message, known=False))
+            peers.append(Peer(name, None, why=exc.message))
             continue
         if running.evidence is None:
-            peers.append(Peer(name, running.release, why=running.why, known=running.release is None))
+            peers.append(Peer(name, None, why=running.why))
             continue
         their_name, their_pacts = load_pacts(running.evidence)
         if their_name not in (None, name):
-            peers.append(Peer(name, running.release, why=f"its contracts name it {their_name!r}", known=False))
+            peers.append(Peer(name, None, why=f"{running.release}'s contracts name it {their_name!r}"))
             continue
         theirs = verified_pacts(
             peer.evidence, running.evidence.load_release(), trust.policy, trust.load(), peer.ledger, entries
@@ -953,7 +959,7 @@ def _vsa_predicate(
     ledger head at that moment (the decision's head is then no longer the newest)."""
     levels = [f"PIPELINE_KIT_PROMOTED_{decision.environment.upper().replace('-', '_')}"]
     if decision.break_glass:
-        levels.append("PIPELINE_KIT_BREAK_GLASS")
+        levels.append(WAIVED)
     levels += [f"PIPELINE_KIT_GATE_{g.gate.upper().replace('-', '_')}_{g.verdict.upper()}" for g in decision.gates]
     inputs = list(decision.input_attestations)
     if ledger_head is not None:
@@ -986,8 +992,9 @@ def current_release(entries: Sequence[Entry], environment: str) -> str | None:
             continue
         if arrived(entry):
             current = entry.release
-        elif entry.kind == "rolled-back":
-            current = str(entry.details.get("to"))
+        elif entry.kind == "rolled-back":  # `to` is null after a failed first rollout: nothing
+            to = entry.details.get("to")
+            current = to if isinstance(to, str) else None
     return current
 
 
@@ -1005,8 +1012,6 @@ def rollback(
 
     The rollback is signed before anything is deployed: a FAILED VSA about the rolled-back
     release for this environment, so its hold survives edits to the ledger."""
-    from pipeline_kit.verify import SourceExpectation, verify_release
-
     _check_environment(project.config, environment)
     if not reason:
         raise UsageError("rollback needs --reason")
@@ -1015,25 +1020,13 @@ def rollback(
     current = current_release(entries, environment)
     if current is None:
         raise UsageError(f"{environment} has no release to roll back from (nothing promoted there)")
-    target = to or _previous_good(entries, environment, current)
-    if target is None:
-        raise UsageError(f"no earlier release was promoted to {environment} before {current}")
-    if target == current:
-        raise UsageError(f"{target} is already the release in {environment}")
-    archive = EvidenceDir(project.evidence.archive(target))
-    if not archive.has_release():
-        raise UsageError(f"no evidence for release {target} under {archive.root}")
     if trust.policy is None:
         raise UsageError("no identity policy to re-verify the rollback target with")
-    # The files in the working directory are the current build's, not the target's: the
-    # target is re-verified by its signed digests, which the deploy command fetches it by.
-    verification = verify_release(
-        archive, None, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref)
-    )
-    if not verification.ok:
-        first = verification.failures[0]
-        raise VerificationError(f"rollback target {target} does not verify: {first.target}: {first.detail}")
+    if to == current:
+        raise UsageError(f"{to} is already the release in {environment}")
+    archive = _rollback_target(project, environment, entries, current, to)
     release = archive.load_release()
+    target = release.id
     _refuse_past_contract(project, current, target, archive)
     held = _sign_hold(project, environment, current, entries, reason, token)
     details = {"from": current, "to": target}
@@ -1054,6 +1047,57 @@ def rollback(
     if project.forge is not None:
         project.forge.upload_attestation(held)
     return current, target, entry
+
+
+def _rollback_target(
+    project: Project, environment: str, entries: Sequence[Entry], current: str, to: str | None
+) -> EvidenceDir:
+    """The evidence of the release to go back to: `to`, or the newest earlier arrival that
+    qualifies. Each is shown from signed evidence, never from the ledger: its evidence (archive,
+    or the ledger's attachments) verifies, a signed PASSED VSA shows it in `environment`, and no
+    signed rollback of it since (a release rolled back before is never brought back)."""
+    candidates = [to] if to else _earlier_arrivals(entries, environment, current)
+    if not candidates:
+        raise UsageError(f"no earlier release was promoted to {environment} before {current}")
+    refusals: list[PipelineKitError] = []
+    for target in candidates:
+        try:
+            return _shown_good(project, environment, entries, target)
+        except PipelineKitError as exc:  # noqa: PERF203 - one refusal per candidate, said at the end
+            refusals.append(exc)
+    if len(refusals) == 1:
+        raise refusals[0]
+    reasons = "; ".join(exc.message for exc in refusals)
+    raise VerificationError(f"no earlier release of {environment} is shown good by signed evidence: {reasons}")
+
+
+def _shown_good(project: Project, environment: str, entries: Sequence[Entry], target: str) -> EvidenceDir:
+    from pipeline_kit.verify import SourceExpectation, verify_release
+
+    trust = project.trust
+    assert trust.policy is not None
+    archive = EvidenceDir(project.evidence.archive(target))
+    if not archive.has_release():
+        archive = restore_from_ledger(project.ledger, entries, target) or archive
+    if not archive.has_release():
+        raise UsageError(
+            f"no evidence for release {target} under {archive.root} or in the ledger's attachments",
+            hint="a job that never had the release's archive needs the shared (git) ledger, which carries it",
+        )
+    # The files in the working directory are the current build's, not the target's: the
+    # target is re-verified by its signed digests, which the deploy command fetches it by.
+    verification = verify_release(
+        archive, None, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref)
+    )
+    if not verification.ok:
+        first = verification.failures[0]
+        raise VerificationError(f"rollback target {target} does not verify: {first.target}: {first.detail}")
+    if verification.release.id != target:
+        raise VerificationError(f"rollback target {target}: the evidence kept for it is another release's")
+    why = signed_arrival(project, verification.release, environment, entries, waived=False)
+    if why is not None:
+        raise VerificationError(f"rollback target {target}: {why}")
+    return archive
 
 
 def _refuse_past_contract(project: Project, current: str, target: str, archive: EvidenceDir) -> None:
@@ -1116,20 +1160,23 @@ def _sign_hold(
     return signed.files[name]
 
 
-def _previous_good(entries: Sequence[Entry], environment: str, current: str) -> str | None:
-    """The newest release that arrived in `environment` other than `current`, and neither failed to
-    deploy nor failed its analysis there."""
+def _earlier_arrivals(entries: Sequence[Entry], environment: str, current: str) -> list[str]:
+    """The releases that arrived in `environment` before, newest first, but `current` and those
+    that failed to deploy or failed their analysis there: candidates only (the ledger is an index)."""
     failed = {
         e.release
         for e in entries
         if e.environment == environment
         and (e.kind == "deploy-failed" or (e.kind == "analysed" and e.details.get("verdict") != "passed"))
     }
-    skip = {current, None, *failed}
+    found: list[str] = []
     for entry in reversed(entries):
-        if entry.environment == environment and arrived(entry) and entry.release not in skip:
-            return entry.release
-    return None
+        release = entry.release
+        if release is None or entry.environment != environment or not arrived(entry):
+            continue
+        if release != current and release not in failed and release not in found:
+            found.append(release)
+    return found
 
 
 def annotate(ledger: Ledger, environment: str, root_cause: str, actor: str) -> Entry:

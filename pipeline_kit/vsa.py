@@ -118,6 +118,9 @@ def signed_statement(
 # The verifiedLevels value of a VSA whose promotion's analysis after the deploy passed: the
 # previous-stage gate asks for it when the environment before has an `analysis:`.
 ANALYSIS_PASSED = "PIPELINE_KIT_ANALYSIS_PASSED"
+# The verifiedLevels value of a waived promotion (`--break-glass`): FAILED, as it did not pass,
+# yet a signed record that the release was deployed there.
+WAIVED = "PIPELINE_KIT_BREAK_GLASS"
 
 
 def analysis_file(environment: str) -> str:
@@ -137,9 +140,11 @@ def judge(
     policy: IdentityPolicy,
     verifier: Any,
     hold: str | None = None,
+    deployed: bool = False,
 ) -> Accepted | str:
     """The accepted VSA, or why `candidate` does not prove `release` passed `resource_uri` (or,
-    with `hold`, was rolled back out of it: FAILED, carrying that level)."""
+    with `hold`, was rolled back out of it: FAILED, carrying that level; with `deployed`, was
+    deployed there: PASSED, or waived)."""
     signed = signed_statement(candidate, policy, verifier)
     if isinstance(signed, str):
         return signed
@@ -148,9 +153,11 @@ def judge(
     if signed.predicate.get("resourceUri") != resource_uri:
         return f"is for {signed.predicate.get('resourceUri')}, not {resource_uri}"
     expected = "FAILED" if hold else "PASSED"
-    if signed.predicate.get("verificationResult") != expected:
+    levels = signed.predicate.get("verifiedLevels") or []
+    waived = deployed and signed.predicate.get("verificationResult") == "FAILED" and WAIVED in levels
+    if signed.predicate.get("verificationResult") != expected and not waived:
         return f"verification result {signed.predicate.get('verificationResult')}"
-    if hold and hold not in (signed.predicate.get("verifiedLevels") or []):
+    if hold and hold not in levels:
         return "is not a rollback"
     return signed
 
@@ -164,8 +171,9 @@ def search(
     policy: IdentityPolicy,
     trust_config: Any,
     hold: str | None = None,
+    deployed: bool = False,
 ) -> Search:
-    """Judge every candidate (each distinct VSA once), newest accepted last."""
+    """Judge every candidate (each distinct VSA once), newest accepted last (see `judge`)."""
     from sigstore.verify import Verifier
 
     verifier = Verifier(trusted_root=trust_config.trusted_root)
@@ -177,7 +185,7 @@ def search(
         if digest in seen:
             continue
         seen.add(digest)
-        verdict = judge(candidate, release, resource_uri, policy, verifier, hold)
+        verdict = judge(candidate, release, resource_uri, policy, verifier, hold, deployed)
         if isinstance(verdict, str):
             rejected.append(f"{candidate.where}: {verdict}")
         else:

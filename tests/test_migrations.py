@@ -169,7 +169,7 @@ def release_with(
 ) -> str:
     with_migrations(project, files)
     # the migrations ship with the code that needs them: a new build, a new release
-    (project / "src" / "hello_service" / "schema.py").write_text(f"MIGRATIONS = {sorted(files)!r}\n")
+    (project / "src" / "hello_service" / "schema.py").write_text(f"MIGRATIONS = {sorted(files.items())!r}\n")
     describe(cli, project)
     code, err = sign(cli, project, sigstore, monkeypatch)
     assert code == 0, err
@@ -429,3 +429,24 @@ def test_a_cleared_contract_step_is_still_judged_for_its_locks() -> None:
     ]
     assert [f.rule for f in needing_attention(findings, {"m/002.sql"})] == ["set-not-null", "drop-table"]
     assert [f.rule for f in needing_attention(findings, set())] == ["drop-column", "set-not-null", "drop-table"]
+
+
+def test_an_empty_ledger_is_not_nothing_deployed(
+    cli: Cli, described: Path, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The edge: a job with a fresh per-job file ledger (or a truncated one) read it as "nothing
+    # deployed anywhere", and the contract step passed while prod still ran the old code.
+    project = described
+    side_by_side(project)
+    release_with(cli, project, sigstore, monkeypatch, {"000_base.sql": ADD})
+    assert cli(["promote", "--to", "prod", *policy], cwd=project).code == 0
+    release_with(cli, project, sigstore, monkeypatch, {"001_expand.sql": EXPAND})
+    assert cli(["promote", "--to", "dev", *policy], cwd=project).code == 0
+    release_with(cli, project, sigstore, monkeypatch, {"002_contract.sql": CONTRACT})
+    (project / LEDGER).unlink()
+    planned = cli(["plan", "--to", "dev", *policy], cwd=project)
+    assert planned.code == 1, planned.out
+    assert (
+        "migrations/002_contract.sql follows migrations/001_expand.sql: dev: nothing signed shows what dev runs"
+        in planned.out
+    )

@@ -365,3 +365,51 @@ def test_contradictory_policy_flags_are_a_usage_error(cli: Cli, described: Path)
     )
     assert result.code == 2
     assert "give --cert-identity or --cert-identity-regex, not both" in result.err
+
+
+def test_a_second_rollback_never_brings_back_the_held_release(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The edge: after rolling back from bad to good, a second rollback took "the previous release
+    # that arrived" from the ledger: the held one, back into the environment it was taken out of.
+    good, bad = good_then_bad_in_dev(cli, signed, sigstore, policy, monkeypatch)
+    assert cli(["rollback", "--env", "dev", "--reason", "500s", *policy], cwd=signed).code == 0
+    again = cli(["rollback", "--env", "dev", "--reason", "again", *policy], cwd=signed)
+    assert again.code == 1, again.out + again.err
+    assert f"rollback target {bad}: {bad} was rolled back out of dev (signed" in again.err
+    assert [(e["kind"], e["release"]) for e in ledger(signed)][-1] == ("rolled-back", good)  # nothing recorded
+
+
+def test_rollback_to_a_release_never_promoted_there_is_refused(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The edge: `rollback --to X` checked only X's own signatures; X never passed dev.
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    never = another_release(cli, signed, sigstore, monkeypatch)  # built and signed, never promoted
+    (signed / "src" / "hello_service" / "other.py").write_text("OTHER = True\n")
+    current = another_release(cli, signed, sigstore, monkeypatch)
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    result = cli(["rollback", "--env", "dev", "--to", never, "--reason", "x", *policy], cwd=signed)
+    assert result.code == 1, result.out + result.err
+    assert f"rollback target {never}: no signed VSA shows {never} was promoted to dev" in result.err
+    assert [e["release"] for e in ledger(signed)][-1] == current
+
+
+def test_a_failed_first_rollout_leaves_nothing_running() -> None:
+    # `to` is null when the first rollout of an environment failed: nothing runs there, not "None"
+    from datetime import datetime, timezone
+
+    from pipeline_kit.ledger import Draft, Entry
+    from pipeline_kit.promote import current_release
+
+    now = datetime(2026, 12, 9, tzinfo=timezone.utc)
+    drafts = [
+        Draft(kind="promoted", environment="dev", release="a" * 32, actor="t", time=now, details={"deploy": "none"}),
+        Draft(kind="rolled-back", environment="dev", release=None, actor="t", time=now, details={"to": None}),
+    ]
+    entries, prev = [], "0" * 64
+    for seq, draft in enumerate(drafts, 1):
+        entries.append(Entry.chain(draft, seq, prev))
+        prev = entries[-1].hash
+    assert current_release(entries[:1], "dev") == "a" * 32
+    assert current_release(entries, "dev") is None

@@ -503,3 +503,30 @@ def test_a_path_in_release_json_never_reads_outside_the_evidence(
     # refused before anything was signed or recorded
     assert not (signed / LEDGER).parent.exists()
     assert not (evidence / "promotions" / "dev.vsa.sigstore.json").exists()
+
+
+def test_a_signed_rollback_upstream_holds_without_its_ledger_line(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The attack: a release rolled back out of dev has a signed hold there; drop the ledger's
+    # `rolled-back` line (the last one: the chain still verifies) and staging's previous-stage
+    # saw only dev's PASSED VSA.
+    from tests.conftest import another_release
+
+    config = signed / "pipeline-kit.yml"
+    text = config.read_text()
+    start, end = text.index("  staging:\n"), text.index("  prod:\n")
+    config.write_text(text[:start] + "  staging:\n    after: dev\n    gates: [signature]\n" + text[end:])
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    bad = another_release(cli, signed, sigstore, monkeypatch)
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    assert cli(["rollback", "--env", "dev", "--reason", "500s", *policy], cwd=signed).code == 0
+    lines = (signed / LEDGER).read_text().splitlines(keepends=True)
+    assert json.loads(lines[-1])["kind"] == "rolled-back"
+    (signed / LEDGER).write_text("".join(lines[:-1]))
+    assert cli(["ledger", "verify", *policy], cwd=signed).code == 0  # nothing shows the cut but the signature
+    result = cli(["plan", "--to", "staging", "--json", *policy], cwd=signed)
+    assert result.code == 1, result.out + result.err
+    gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "previous-stage")
+    assert gate["verdict"] == "denied" and gate["reason"].startswith("rolled back out of dev at "), gate
+    assert json.loads(result.out)["release"] == bad

@@ -3,7 +3,8 @@ release and the releases its peers (`contracts.peers`) run in the environment is
 the provider side: this release's Pact files by each peer's running release, each peer's Pact
 files naming this service by this release. A verification counts only signed by the identity
 policy, about exactly the provider release's subjects, naming the pact by its digest, with the
-result passed; what a peer runs is shown from its signed evidence, never from its ledger alone.
+result passed; what a peer runs is shown from its signed evidence (its ledger only names the candidate), and
+a peer whose running release cannot be shown, an empty ledger included, denies.
 This release's contracts count only as the record the provenance signed (`contracts.json`).
 """
 
@@ -36,6 +37,5 @@ class ContractsGate(Gate):
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             return denied(problems[0] + more, unmet=problems)
-        deployed = [peer.name for peer in context.contracts.peers if peer.release is not None]
-        where = f"with {', '.join(deployed)}" if deployed else "(no peer deployed here yet)"
-        return passed(f"{checked} contract(s) {where} verified by the provider side")
+        peers = ", ".join(f"{peer.name} {peer.release}" for peer in context.contracts.peers) or "no peer"
+        return passed(f"{checked} contract(s) with {peers} verified by the provider side")

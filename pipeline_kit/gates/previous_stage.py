@@ -3,8 +3,9 @@ for `soak:` without being replaced, rolled back or failing to deploy there.
 
 The proof is a signed VSA (see `pipeline_kit.vsa`): about exactly these subjects, for the `after`
 environment, PASSED, signed by a trusted identity; soak counts from its verified signing time.
-The ledger and the forge's deployment records can only take a pass away (the release was
-replaced, its deploy failed or never finished), never grant one: they are state a job can edit.
+A signed rollback of the release out of `after` since that VSA denies. The ledger and the forge's
+deployment records can only take a pass away (the release was replaced, its deploy failed or never
+finished), never grant one: they are state a job can edit.
 A forge that cannot be read is an error: the release may have been replaced since.
 """
 
@@ -81,6 +82,16 @@ class PreviousStageGate(Gate):
             return denied(
                 f"{after} never passed this release ({release.id[:12]}, sha256:{digest[:12]}...): "
                 f"no signed VSA ({context.upstream.searched()})"
+            )
+        # a signed rollback out of `after` since its last PASSED VSA holds here too (the ledger's
+        # `rolled-back` line is only an index: the signature is what counts)
+        if context.upstream_holds is None:
+            return error(f"cannot look for signed rollbacks from {after}")
+        held = [h for h in context.upstream_holds.accepted if h.signed_at >= proof.signed_at]
+        if held:
+            return denied(
+                f"rolled back out of {after} at {held[-1].signed_at:%Y-%m-%d %H:%MZ} (signed, {held[-1].where}) "
+                f"after it passed there: promote it to {after} again once the root cause is recorded"
             )
         if context.config.environments[after].analysis is not None and ANALYSIS_PASSED not in (
             proof.predicate.get("verifiedLevels") or []
