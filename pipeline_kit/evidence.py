@@ -53,10 +53,10 @@ MAX_EVIDENCE_BYTES = 64 << 20
 
 
 def _write_once(name: str) -> bool:
-    """Build evidence a signature covers, directly or through the provenance: never rewritten once
-    the release is signed. release.json is an index, promotions add their own records, and tests
-    run again may be attested again (the checks gate judges the newest signed results)."""
-    return name in (SUMS_FILE, *DERIVED_FILES) or (name.startswith(f"{BUNDLES_DIR}/") and name != TEST_RESULT_BUNDLE)
+    """What a release's signatures are about (its subjects' list, the SBOM, the provenance and the
+    records it signs): never rewritten once the release is signed, so its bundles keep verifying.
+    Signing again writes new bundles about the same files; release.json is an index."""
+    return name in (SUMS_FILE, *DERIVED_FILES)
 
 
 class EvidenceDir:

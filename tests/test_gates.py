@@ -68,6 +68,7 @@ def context(
     config: str = CONFIG,
     upstream: Search | None = None,
     holds: Search | None = None,
+    upstream_holds: Search | None = None,
 ) -> PromotionContext:
     (tmp_path / "pipeline-kit.yml").write_text(config)
     parsed = parse_config(config, tmp_path / "pipeline-kit.yml").model_copy(
@@ -86,6 +87,8 @@ def context(
         verification_problem=problem,
         upstream=upstream,
         holds=holds or Search(environment, (), (), ()),
+        # searched together with `upstream`, as the kit does
+        upstream_holds=upstream_holds or (Search("dev", (), (), ()) if upstream is not None else None),
     )
 
 
@@ -257,6 +260,13 @@ def test_previous_stage(tmp_path: Path) -> None:
     outcome = run(gate("previous-stage"), context(tmp_path, history=pending, upstream=passed_dev(timedelta(hours=2))))
     assert outcome[0] == "denied" and "never finished" in outcome[1]
     assert run(gate("previous-stage"), context(tmp_path, environment="dev"))[0] == "passed"
+    # a signed rollback out of dev since its PASSED VSA holds here; one before a later pass does not
+    proof = passed_dev(timedelta(hours=3))
+    held = Search("dev", (Accepted("hold", NOW - timedelta(hours=2), "signed by ci", {}),), (), ())
+    outcome = run(gate("previous-stage"), context(tmp_path, upstream=proof, upstream_holds=held))
+    assert outcome[0] == "denied" and outcome[1].startswith("rolled back out of dev at ")
+    earlier = Search("dev", (Accepted("hold", NOW - timedelta(hours=4), "signed by ci", {}),), (), ())
+    assert run(gate("previous-stage"), context(tmp_path, upstream=proof, upstream_holds=earlier))[0] == "passed"
 
 
 # --- rollback-hold ------------------------------------------------------------------------

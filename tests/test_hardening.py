@@ -50,6 +50,7 @@ def test_children_get_a_scrubbed_environment(
         f"  dev:\n    gates: [{{command: {{run: '{dump('gate')}'}}}}]\n    deploy: '{dump('deploy')}'",
     )
     config.write_text(text)
+    (signed / "src" / "hello_service" / "scrubbed.py").write_text("X = 1\n")  # a new release: the signed one stays
     assert cli(["build"], cwd=signed).code == 0
     for step in ("sbom", "provenance"):
         assert cli([step], cwd=signed).code == 0
