@@ -24,6 +24,7 @@ from pipeline_kit.models import Release
 from pipeline_kit.queries import promql_duration, render
 
 Verdict = Literal["passed", "failed", "inconclusive", "error"]
+NO_BASELINE = "no stable release to compare with (a first rollout)"
 
 
 @dataclass(frozen=True)
@@ -89,16 +90,19 @@ def compare(
     baseline: Mapping[str, str] | None,
     start: datetime,
     end: datetime,
+    no_baseline: str = NO_BASELINE,
 ) -> Result:
-    """The canary against the stable release over [start, end] (see `Comparison`)."""
+    """The canary against the stable release over [start, end] (see `Comparison`). No baseline,
+    or one naming the canary's own release, is inconclusive (`no_baseline` says why)."""
     from pipeline_kit.judge import judge as canary_judge
 
     settings = check.compare
     assert settings is not None
     if baseline is None:
-        return Result(
-            check.name, end, "passed", None, "no stable release to compare with (a first rollout): bounds only"
-        )
+        return Result(check.name, end, "inconclusive", None, f"inconclusive: {no_baseline}")
+    same = [key for key in ("release", "digest") if key in baseline and baseline[key] == values.get(key)]
+    if same:
+        return Result(check.name, end, "inconclusive", None, "inconclusive: the stable side is the canary's release")
     step = parse_duration(settings.resolution).total_seconds()
     sides = []
     for side in (values, baseline):
@@ -166,12 +170,15 @@ def analyse(
     values: Mapping[str, str],
     *,
     baseline: Mapping[str, str] | None = None,
+    no_baseline: str = NO_BASELINE,
     on_result: Callable[[int, Result], None] | None = None,
     clock: Callable[[], datetime] = _now,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Analysis:
     """Run the analysis to its verdict (see the module docstring for the rules). `baseline`: the
-    placeholder values of the stable release, for the checks that `compare` with it."""
+    placeholder values of the stable release, for the checks that `compare` with it; without
+    one (`no_baseline` says why) a comparison is inconclusive, and the check's bounds, which
+    every comparing check has, are what judged it."""
     interval = parse_duration(config.interval).total_seconds()
     values = {**values, "interval": values.get("interval") or promql_duration(interval)}
     bounded = [c for c in config.checks if c.max is not None or c.min is not None]
@@ -204,10 +211,12 @@ def analyse(
     for check in config.checks:
         if check.compare is None:
             continue
-        result = compare(provider, check, values, baseline, began, clock())
+        result = compare(provider, check, values, baseline, began, clock(), no_baseline)
         results.append(result)
         if on_result is not None:
             on_result(config.count, result)
+        if baseline is None:
+            continue  # recorded as inconclusive; the check's bounds judged the release
         if result.verdict != "passed":
             judged: Verdict = "failed" if result.verdict == "failed" else "inconclusive"
             return Analysis(judged, f"{check.name}: {result.detail}", tuple(results), config.count)

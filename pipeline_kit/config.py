@@ -189,9 +189,9 @@ class Comparison(ConfigModel):
 
 
 class MetricCheck(ConfigModel):
-    """One measured query: passes within its bounds. No data, NaN or an infinity is inconclusive,
-    a failed query an error: neither is ever a pass. With `compare`, the query is also judged
-    against the stable release at the end of each rollout step."""
+    """One measured query: passes within its bounds (every check has max or min). No data, NaN or
+    an infinity is inconclusive, a failed query an error: neither is ever a pass. With `compare`,
+    the query is also judged against the stable release at the end of each rollout step."""
 
     name: CheckName
     query: str = Field(min_length=1, max_length=10_000)
@@ -209,8 +209,9 @@ class MetricCheck(ConfigModel):
 
     @model_validator(mode="after")
     def _bounded(self) -> MetricCheck:
-        if self.max is None and self.min is None and self.compare is None:
-            raise ValueError(f"check {self.name}: give max, min or compare (a check without a bound judges nothing)")
+        if self.max is None and self.min is None:
+            why = "a first rollout has no stable release to compare with" if self.compare else "it would judge nothing"
+            raise ValueError(f"check {self.name}: give max or min ({why})")
         if self.max is not None and self.min is not None and self.min > self.max:
             raise ValueError(f"check {self.name}: min {self.min} is above max {self.max}")
         return self

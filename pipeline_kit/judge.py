@@ -1,5 +1,6 @@
 """The canary judge: a one-sided Mann-Whitney U test (normal approximation with tie correction
-and continuity correction), and the ratio of medians as the effect size. Hand-written because
+and continuity correction), and the ratio of medians as the effect size (of means when both
+medians are zero: mostly-zero series, such as error rates, rise in their spikes). Hand-written because
 it is thirty lines; scipy would be the only reason to pull a scientific stack into a CI job."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Judgement:
     p_value: float  # of "the canary is worse" being chance
-    ratio: float  # median(canary) / median(stable), or the inverse when lower is worse
+    ratio: float  # median(canary) / median(stable) (means when both are 0), inverted when lower is worse
     canary_median: float
     stable_median: float
 
@@ -55,6 +56,9 @@ def judge(canary: Sequence[float], stable: Sequence[float], higher_is_worse: boo
     p_value = mann_whitney_greater(worse, better)
     canary_median, stable_median = statistics.median(canary), statistics.median(stable)
     top, bottom = (canary_median, stable_median) if higher_is_worse else (stable_median, canary_median)
+    if top == bottom == 0:  # equal medians of zero say nothing of the spikes around them
+        canary_mean, stable_mean = statistics.fmean(canary), statistics.fmean(stable)
+        top, bottom = (canary_mean, stable_mean) if higher_is_worse else (stable_mean, canary_mean)
     # a zero baseline: no rise is 1, any rise is beyond any tolerance (Kayenta#377 left it unjudged)
     ratio = (1.0 if top == 0 else math.inf) if bottom == 0 else top / bottom
     return Judgement(p_value, ratio, canary_median, stable_median)

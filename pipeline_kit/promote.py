@@ -372,15 +372,18 @@ class Running:
     why: str
 
 
-def running_release(project: Project, environment: str, entries: Sequence[Entry]) -> Running:
-    """The release `environment` runs. The ledger only names the candidate; the kit then needs
-    the candidate's evidence (this evidence dir, or its archive) to verify, a signed VSA (PASSED, or
-    waived) showing it was deployed there, and no signed rollback of it from there."""
+def running_release(
+    project: Project, environment: str, entries: Sequence[Entry], candidate: str | None = None
+) -> Running:
+    """The release `environment` runs. The ledger only names the candidate (or the caller does);
+    the kit then needs the candidate's evidence (this evidence dir, its archive, or the ledger's
+    attachments) to verify, a signed VSA (PASSED, or waived) showing it was deployed there, and no
+    signed rollback of it from there."""
     from pipeline_kit.verify import SourceExpectation, verify_release
 
     trust = project.trust
     assert trust.policy is not None
-    candidate = current_release(entries, environment)
+    candidate = candidate or current_release(entries, environment)
     if candidate is None:  # an empty, fresh or truncated ledger is not "nothing deployed"
         where = project.ledger.describe()
         return Running(

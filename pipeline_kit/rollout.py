@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pipeline_kit.analysis import Analysis, Result, analyse, release_values
+from pipeline_kit.analysis import NO_BASELINE, Analysis, Result, analyse, release_values
 from pipeline_kit.config import CanaryStep, EnvironmentConfig, parse_duration
 from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, UsageError
@@ -44,6 +44,7 @@ from pipeline_kit.promote import (
     current_release,
     decision_file,
     history,
+    running_release,
     sign_vsa,
     trip_kill_switches,
 )
@@ -275,11 +276,8 @@ class Runner:
             if self.on_result is not None:
                 self.on_result(tick, result)
 
-        baseline = None
-        if rollout.stable_release:
-            baseline = {**values, "release": rollout.stable_release, "slot": rollout.stable_slot}
-            baseline["digest"] = self._stable_digest(rollout.stable_release) or values["digest"]
-        analysis = analyse(provider, settings, values, baseline=baseline, on_result=report)
+        baseline, no_baseline = self.baseline(rollout, values)
+        analysis = analyse(provider, settings, values, baseline=baseline, no_baseline=no_baseline, on_result=report)
         record = self.keep(index, analysis)
         self.project.ledger.append(
             Draft(
@@ -294,12 +292,17 @@ class Runner:
         )
         return analysis
 
-    def _stable_digest(self, release: str) -> str | None:
-        """The stable release's first subject digest, from the ledger entry that named it."""
-        for entry in reversed(history(self.project.ledger)):
-            if entry.release == release and entry.subjects:
-                return f"sha256:{sorted(entry.subjects.items())[0][1]}"
-        return None
+    def baseline(self, rollout: Rollout, values: dict[str, str]) -> tuple[dict[str, str] | None, str]:
+        """The stable side's placeholder values, shown from signed evidence (its release verifies
+        and a signed VSA shows it in this environment), or None and why not."""
+        if not rollout.stable_release:
+            return None, NO_BASELINE
+        running = running_release(self.project, self.environment, history(self.project.ledger), rollout.stable_release)
+        if running.evidence is None:
+            return None, f"the stable release cannot be shown: {running.why}"
+        stable = running.evidence.load_release()
+        digest = f"sha256:{stable.subjects[0].sha256}"
+        return {**values, "release": stable.id, "slot": rollout.stable_slot, "digest": digest}, ""
 
     def keep(self, index: int, analysis: Analysis) -> str:
         """Add a step's analysis to the rollout record in the evidence dir; returns its digest."""

@@ -221,7 +221,7 @@ def test_config_refuses_unknown_placeholders_unbounded_checks_and_unknown_provid
     path = tmp_path / "pipeline-kit.yml"
     with pytest.raises(ConfigError, match=r"unknown placeholder \{\{ releaes \}\}"):
         parse_config(config_text("http://127.0.0.1:9", "") + _analysis('up{r="{{ releaes }}"}', "max: 1"), path)
-    with pytest.raises(ConfigError, match="give max, min or compare"):
+    with pytest.raises(ConfigError, match=r"give max or min \(it would judge nothing\)"):
         parse_config(config_text("http://127.0.0.1:9", "") + _analysis("up", ""), path)
     with pytest.raises(ConfigError, match=r"`or vector\(\.\.\.\)` turns missing data into a value that passes"):
         parse_config(config_text("http://127.0.0.1:9", "") + _analysis("sum(rate(x[5m])) or vector(0)", "max: 1"), path)
@@ -335,7 +335,9 @@ def test_a_canary_is_judged_against_stable_over_the_step(
     from pipeline_kit.analysis import compare
 
     instance, end = latencies
-    check = MetricCheck.model_validate({"name": "latency", "query": LATENCY, "compare": {"resolution": "15s"}})
+    check = MetricCheck.model_validate(
+        {"name": "latency", "query": LATENCY, "max": 10, "compare": {"resolution": "15s"}}
+    )
     result = compare(
         Prometheus("p", instance.url),
         check,
@@ -353,3 +355,48 @@ def test_a_zero_baseline_does_not_hide_a_rise() -> None:
 
     found = judge([0.01, 0.02, 0.01, 0.03, 0.02], [0.0, 0.0, 0.0, 0.0, 0.0])
     assert found.ratio == float("inf") and found.p_value < 0.01
+
+
+def test_a_comparison_never_passes_without_two_releases(latencies: tuple[LocalPrometheus, datetime]) -> None:
+    # No baseline passed without a single query, and a baseline falling back to the canary's own
+    # digest compared the canary with itself: both are inconclusive, and say why.
+    from datetime import timedelta
+
+    from pipeline_kit.analysis import compare
+
+    instance, end = latencies
+    check = MetricCheck.model_validate({"name": "latency", "query": LATENCY, "max": 10, "compare": {}})
+    provider, start = Prometheus("p", instance.url), end - timedelta(minutes=10)
+    alone = compare(provider, check, {"release": "slow"}, None, start, end)
+    assert (alone.verdict, alone.detail) == (
+        "inconclusive",
+        "inconclusive: no stable release to compare with (a first rollout)",
+    )
+    canary = {"release": "slow", "digest": "sha256:" + "a" * 64}
+    for baseline in ({"release": "slow"}, {"release": "stable", "digest": canary["digest"]}):
+        itself = compare(provider, check, canary, baseline, start, end)
+        assert (itself.verdict, itself.detail) == (
+            "inconclusive",
+            "inconclusive: the stable side is the canary's release",
+        )
+
+
+def test_a_check_that_compares_has_bounds_for_the_first_rollout() -> None:
+    with pytest.raises(ValueError, match="give max or min \\(a first rollout has no stable release to compare with\\)"):
+        MetricCheck.model_validate({"name": "latency", "query": LATENCY, "compare": {}})
+
+
+def test_zero_medians_never_hide_a_rise() -> None:
+    # error rates are mostly zero on both sides: the medians tie at 0 and the ratio was 1.0, so a
+    # canary failing one request in three passed
+    from pipeline_kit.judge import judge
+
+    stable = [0.0] * 30
+    canary = [0.0, 0.0, 0.4] * 10
+    found = judge(canary, stable)
+    assert found.canary_median == found.stable_median == 0
+    assert found.ratio == float("inf") and found.p_value < 0.01
+    quieter = judge([0.0, 0.0, 0.1] * 10, [0.0, 0.0, 0.05] * 10)
+    assert quieter.ratio == pytest.approx(2.0)  # means: 0.1/3 against 0.05/3
+    same = judge([0.0] * 30, [0.0] * 30)
+    assert same.ratio == 1.0 and same.p_value == 1.0
