@@ -37,6 +37,7 @@ class BuildRequest:
     outputs: Sequence[str] = ()
     subject_files: Sequence[Path] = ()
     pass_env: Sequence[str] = ()  # variables the build may see besides the scrubbed environment
+    secrets: frozenset[str] = frozenset()  # variables it never sees (`Config.secret_variables`)
     on_output: Callable[[str], None] | None = field(default=None, compare=False)
 
 
@@ -87,13 +88,15 @@ def _command_tuple(command: str | Sequence[str] | None) -> tuple[str, ...] | Non
     return ("/bin/sh", "-c", command) if isinstance(command, str) else tuple(command)
 
 
-def build_environment(workdir: Path, pass_env: Sequence[str] = ()) -> dict[str, str]:
+def build_environment(
+    workdir: Path, pass_env: Sequence[str] = (), secrets: frozenset[str] = frozenset()
+) -> dict[str, str]:
     """The build's environment: scrubbed of secrets (`child_environment`), with SOURCE_DATE_EPOCH
     from the last commit unless already set, so toolchains that honour it (wheel builders, many
     others) produce the same bytes every time."""
     import os
 
-    env = child_environment(os.environ, pass_env)
+    env = child_environment(os.environ, pass_env, secrets)
     if "SOURCE_DATE_EPOCH" not in env:
         committed = git(workdir, "log", "-1", "--format=%ct")
         if committed and committed.isdigit():
@@ -105,7 +108,7 @@ def _run_command(request: BuildRequest) -> None:
     assert request.command
     shown = request.command if isinstance(request.command, str) else " ".join(request.command)
     try:
-        env = build_environment(request.workdir, request.pass_env)
+        env = build_environment(request.workdir, request.pass_env, request.secrets)
         result = run_streaming(request.command, cwd=request.workdir, env=env, on_line=request.on_output)
     except OSError as exc:
         raise EnvironmentFailure(f"build command could not start: {shown}: {exc.strerror}") from exc

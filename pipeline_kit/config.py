@@ -483,6 +483,19 @@ class Config(ConfigModel):
     source_sha256: str | None = Field(default=None, exclude=True)
     source_path: str | None = Field(default=None, exclude=True)
 
+    @property
+    def secret_variables(self) -> frozenset[str]:
+        """Every variable the config names as holding a secret (a token, a header's value): the
+        kit reads them, and no child process ever sees them."""
+        names = {
+            self.ledger.token_variable,
+            self.forge.token_variable,
+            self.flags.token_variable if self.flags else None,
+        }
+        for provider in self.metrics.values():
+            names |= {provider.token_variable, *provider.headers.values()}
+        return frozenset(name for name in names if name)
+
     @field_validator("version", mode="before")
     @classmethod
     def _exactly_one(cls, value: object) -> object:
@@ -526,6 +539,15 @@ class Config(ConfigModel):
                 )
             if environment.on_failure.kill_switches and self.flags is None:
                 raise ValueError(f"{name}.on-failure.kill-switches needs a flags: section (where the flags live)")
+        passed_on = [("artifact.pass-env", self.artifact.pass_env)]
+        for name, environment in self.environments.items():
+            passed_on.append((f"environments.{name}.pass-env", environment.pass_env))
+            traffic = environment.traffic.pass_env if environment.traffic else []
+            passed_on.append((f"environments.{name}.traffic.pass-env", traffic))
+        for where, names in passed_on:
+            leaked = sorted(set(names) & self.secret_variables)
+            if leaked:
+                raise ValueError(f"{where} names {leaked[0]}, a secret the kit uses: no child process may see it")
         return self
 
     def environment_order(self) -> list[str]:

@@ -118,7 +118,9 @@ class Result:
     output: str  # the verifier's own words, for the log
 
 
-def run_verifier(pact: Pact, provider: str, url: str, state_change_url: str | None = None) -> Result:
+def run_verifier(
+    pact: Pact, provider: str, url: str, state_change_url: str | None = None, secrets: frozenset[str] = frozenset()
+) -> Result:
     """Verify one pact against the provider at `url` with the real Pact verifier (its environment
     scrubbed: it talks to the provider, it needs no secret)."""
     parts = urlsplit(url)
@@ -144,7 +146,7 @@ def run_verifier(pact: Pact, provider: str, url: str, state_change_url: str | No
                 capture_output=True,
                 text=True,
                 timeout=VERIFIER_TIMEOUT,
-                env=child_environment(os.environ),
+                env=child_environment(os.environ, (), secrets),
                 check=False,
             )
         except subprocess.TimeoutExpired:
@@ -292,6 +294,7 @@ def verify_consumer(
     token: Callable[[], tuple[str, str]],
     ledger: Ledger,
     actor: str,
+    secrets: frozenset[str] = frozenset(),
 ) -> tuple[Release, list[Result]]:
     """Verify the consumer's contracts with this service (as its signed evidence has them)
     against the provider at `url`, and sign each that passes about this release (`evidence`);
@@ -314,7 +317,7 @@ def verify_consumer(
     if not mine:
         raise UsageError(f"{consumer.root}: release {consumer_release.id} has no contract with {name}")
     release = evidence.load_release()
-    results = [run_verifier(pact, name, url, state_change_url) for pact in mine]
+    results = [run_verifier(pact, name, url, state_change_url, secrets) for pact in mine]
     signables = [
         Signable(
             verification_bundle(result.pact),

@@ -5,22 +5,41 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.conftest import Cli
+from tests.conftest import ROOT, Cli
 from tests.sigstore_instance import LocalSigstore
 
-SECRETS = {
-    "SIGSTORE_IDENTITY_TOKEN": "eyJ.signing.token",
-    "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "mint-me-a-token",
-    "ACTIONS_ID_TOKEN_REQUEST_URL": "https://token.example/mint",
-    "GITHUB_TOKEN": "ghs_forge_token",
-    "CI_JOB_TOKEN": "glcbt-job-token",
-    "CI_REPOSITORY_URL": "https://gitlab-ci-token:glcbt-job-token@gitlab.example/acme/app.git",
-    "PIPELINE_KIT_GITLAB_TOKEN": "glpat-forge",
-    "MY_APP_SECRET": "user-secret",
+
+def documented_secrets() -> dict[str, str]:
+    """Every variable the docs name as holding a token, a password or a secret, each with a canary
+    value of its own: the oracle is what users are told, not the kit's own list."""
+    texts = [
+        ROOT / "README.md",
+        *ROOT.glob("docs/*.md"),
+        *ROOT.glob("actions/*/*.md"),
+        *ROOT.glob("actions/*/action.yml"),
+    ]
+    texts += [*ROOT.glob("gitlab-templates/*")]
+    found: set[str] = set()
+    for path in texts:
+        text = path.read_text()
+        found |= set(re.findall(r"\b[A-Z][A-Z0-9_]*(?:TOKEN|PASSWORD|SECRET|JWT)[A-Z0-9_]*\b", text))
+        found |= set(re.findall(r"token-variable: *([A-Z_][A-Z0-9_]*)", text))
+    found |= {"ACTIONS_ID_TOKEN_REQUEST_URL", "CI_REPOSITORY_URL"}  # the docs name them as a pair / as secret-bearing
+    return {name: f"canary-{n:03d}-{name.lower()}" for n, name in enumerate(sorted(found))}
+
+
+# Secrets the test config names (token-variable, a header's value) under prefixes a child may
+# otherwise see, with names that do not say they are secrets.
+CONFIGURED = {
+    "CI_PROM_READER": "canary-prom-reader",
+    "GITHUB_ORG_HEADER": "canary-org-header",
+    "RUNNER_FORGE_PAT": "canary-forge-pat",
 }
 
 
@@ -35,38 +54,66 @@ def seen(path: Path) -> dict[str, str]:
 def test_children_get_a_scrubbed_environment(
     cli: Cli, signed: Path, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The attack: a build script, a command gate or a deploy script reads (or mints, with the
-    # ACTIONS_ID_TOKEN_REQUEST_* pair) the signing identity and the forge tokens.
-    for name, value in SECRETS.items():
+    # The attack: a build script, a command gate, a deploy script or a traffic command reads (or
+    # mints, with the ACTIONS_ID_TOKEN_REQUEST_* pair) the signing identity and the tokens.
+    secrets = {**documented_secrets(), **CONFIGURED}
+    assert {"GITHUB_TOKEN", "PIPELINE_KIT_LEDGER_TOKEN", "SIGSTORE_ID_TOKEN", "UNLEASH_ADMIN_TOKEN"} <= set(secrets)
+    for name, value in secrets.items():
         if name != "SIGSTORE_IDENTITY_TOKEN":  # the token fixture set the real one
             monkeypatch.setenv(name, value)
     monkeypatch.setenv("MY_BUILD_TOKEN", "npm-registry")  # named by pass-env: the build may see it
-    config = signed / "pipeline-kit.yml"
-    text = config.read_text().replace(
-        'build: "python build.py"', f'build: "{dump("build")} && python build.py"\n  pass-env: [MY_BUILD_TOKEN]'
-    )
-    text = text.replace(
-        "  dev:\n    gates: [signature, provenance, sbom]",
-        f"  dev:\n    gates: [{{command: {{run: '{dump('gate')}'}}}}]\n    deploy: '{dump('deploy')}'",
-    )
-    config.write_text(text)
+    config_path = signed / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["artifact"]["build"] = f"{dump('build')} && python build.py"
+    config["artifact"]["pass-env"] = ["MY_BUILD_TOKEN"]
+    config["metrics"] = {
+        "prom": {
+            "type": "prometheus",
+            "url": "http://127.0.0.1:9",
+            "token-variable": "CI_PROM_READER",
+            "headers": {"X-Scope-OrgID": "GITHUB_ORG_HEADER"},
+        }
+    }
+    config["forge"] = {"type": "none", "token-variable": "RUNNER_FORGE_PAT"}
+    config["environments"]["dev"] = {
+        "gates": [{"command": {"run": dump("gate")}}],
+        "deploy": dump("deploy"),
+        "strategy": {"canary": {"steps": [{"weight": 100}]}},
+        "traffic": {
+            "type": "command",
+            "command": dump("traffic"),
+            "slots": {"blue": "127.0.0.1:8001", "green": "127.0.0.1:8002"},
+        },
+    }
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     (signed / "src" / "hello_service" / "scrubbed.py").write_text("X = 1\n")  # a new release: the signed one stays
     assert cli(["build"], cwd=signed).code == 0
     for step in ("sbom", "provenance"):
         assert cli([step], cwd=signed).code == 0
     assert cli(["sign", *policy[:2]], cwd=signed).code == 0  # policy[:2]: --trust-config FILE
     result = cli(["promote", "--to", "dev", *policy], cwd=signed)
-    assert result.code == 0, result.err
-    values = [*(value for name, value in SECRETS.items() if name != "SIGSTORE_IDENTITY_TOKEN")]
+    assert result.code == 0, result.out + result.err
+    values = [value for name, value in secrets.items() if name != "SIGSTORE_IDENTITY_TOKEN"]
     values.append(os.environ["SIGSTORE_IDENTITY_TOKEN"])
-    for step in ("build", "gate", "deploy"):
+    for step in ("build", "gate", "deploy", "traffic"):
         text = (signed / f"{step}.env").read_text()
         env = seen(signed / f"{step}.env")
         assert "PATH" in env and "HOME" in env, step
-        assert not [name for name in SECRETS if name in env], step
+        assert not [name for name in secrets if name in env], step
         assert not [value for value in values if value in text], step
         assert ("MY_BUILD_TOKEN" in env) == (step == "build"), step  # opt-in, per command
     assert seen(signed / "deploy.env")["PIPELINE_KIT_ENVIRONMENT"] == "dev"
+    assert not [value for value in values if value in result.out + result.err]
+
+
+def test_pass_env_may_not_name_a_secret_the_kit_uses(cli: Cli, hello: Path) -> None:
+    config_path = hello / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["metrics"] = {"prom": {"type": "prometheus", "url": "http://127.0.0.1:9", "token-variable": "PROM_TOKEN"}}
+    config["environments"]["dev"]["pass-env"] = ["PROM_TOKEN"]
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = cli(["plan", "--to", "dev", "--offline"], cwd=hello)
+    assert result.code == 2 and "environments.dev.pass-env names PROM_TOKEN, a secret the kit uses" in result.err
 
 
 @pytest.mark.parametrize("include", ["/proc/self/environ", "../../../../../../../proc/self/environ", "escape"])
@@ -86,6 +133,27 @@ def test_a_requirements_include_may_not_leave_the_project(
     assert result.code == 2, result.err
     assert "requirements.txt: line 1: include" in result.err and "leaves the project" in result.err
     assert "eyJ-secret-token" not in result.out + result.err
+
+
+def test_a_found_dependency_record_may_not_lead_out_of_the_project(
+    cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The attack: requirements.txt, found automatically, is a link to /proc/self/environ; the
+    # error quoted the start of the environment (`not a valid requirement: 'CANARY_TOKEN=...`),
+    # and under GitHub Actions as an annotation. The child's view of /proc/self/environ is the
+    # kit's own environment at start, so the canary is set for a new process.
+    from tests.conftest import run_kit
+
+    config = yaml.safe_load((hello / "pipeline-kit.yml").read_text())
+    config.pop("sbom", None)  # every record found automatically
+    (hello / "pipeline-kit.yml").write_text(yaml.safe_dump(config))
+    (hello / "requirements.txt").symlink_to("/proc/self/environ")
+    assert cli(["build"], cwd=hello).code == 0
+    result = run_kit(["sbom"], hello, {**os.environ, "CANARY_TOKEN": "canary-environ", "GITHUB_ACTIONS": "true"})
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "requirements.txt" in line and "a link leading out of the project" in line
+    assert "canary-environ" not in result.stdout + result.stderr and "PATH=" not in result.stderr
 
 
 def test_a_dependency_record_that_is_not_a_regular_file_is_refused(cli: Cli, hello: Path) -> None:

@@ -3,13 +3,16 @@ series whose answers are known exactly; every way of having no answer denies."""
 
 from __future__ import annotations
 
+import http.server
 import socket
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -22,7 +25,7 @@ from pipeline_kit.gates.interface import PromotionContext
 from pipeline_kit.metrics.prometheus import Prometheus
 from pipeline_kit.models import Release
 from pipeline_kit.queries import escape, render
-from tests.conftest import local_release
+from tests.conftest import ROOT, local_release
 from tests.prometheus_instance import Latency, LocalPrometheus, Traffic, free_port, openmetrics
 
 ERROR_RATIO = (
@@ -203,8 +206,115 @@ def test_refused_and_hanging_servers_deny_within_the_timeout(tmp_path: Path) -> 
     started = time.monotonic()
     hung = judged(tmp_path, f"http://127.0.0.1:{port}", "metric", options, GOOD, now)
     stop.set()
-    assert hung.verdict == "error" and "timed out" in hung.reason
+    assert hung.verdict == "error" and "timed out" in hung.reason, hung.reason
     assert time.monotonic() - started < 5  # the provider's 2 s timeout, not the gate's 60 s
+
+
+class Recorded(http.server.BaseHTTPRequestHandler):
+    """Records every request it gets (path and headers), answers with what the test asked for."""
+
+    seen: ClassVar[list[tuple[str, dict[str, str]]]] = []
+    answer: ClassVar[Callable[[http.server.BaseHTTPRequestHandler], None]]
+
+    def do_POST(self) -> None:
+        self.seen.append((self.path, dict(self.headers)))
+        type(self).answer(self)
+
+    do_GET = do_POST
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def serve(answer: Callable[[http.server.BaseHTTPRequestHandler], None]) -> tuple[str, type[Recorded], Any]:
+    handler = type("Handler", (Recorded,), {"seen": [], "answer": staticmethod(answer)})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", handler, server
+
+
+def test_a_redirect_is_an_error_and_the_token_never_follows_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The attack: a metrics server (or whoever answers for it) replies 302 to another address;
+    # urllib replayed the query there as a GET, Authorization header included, and the
+    # redirected answer counted as a pass.
+    elsewhere, taken, far = serve(
+        lambda h: (
+            h.send_response(200),
+            h.end_headers(),
+            h.wfile.write(b'{"status":"success","data":{"resultType":"scalar","result":[0,"0"]}}'),
+        )
+    )
+
+    def redirect(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(302)
+        handler.send_header("Location", f"{elsewhere}/api/v1/query?query=vector(0)")
+        handler.end_headers()
+
+    url, asked, near = serve(redirect)
+    try:
+        monkeypatch.setenv("PROM_TOKEN", "canary-bearer")
+        measured = Prometheus("p", url, headers={"Authorization": "Bearer canary-bearer"}, timeout=2).measure(
+            "up", datetime.now(timezone.utc)
+        )
+        assert measured.status == "error" and "HTTP 302: redirected to http://127.0.0.1:" in measured.detail
+        assert "canary-bearer" not in measured.detail
+        assert len(asked.seen) == 1 and asked.seen[0][1].get("Authorization") == "Bearer canary-bearer"
+        assert taken.seen == []  # nothing, and no token, ever reached the other address
+    finally:
+        near.shutdown()
+        far.shutdown()
+
+
+def test_a_trickling_server_is_cut_off_at_the_deadline() -> None:
+    # The attack: one byte every half second keeps each read within urllib's per-read timeout;
+    # the promotion waited as long as the server cared to trickle. The server's own count of
+    # what it managed to send before the kit hung up is the oracle.
+    sent: list[int] = []
+    body = b'{"status":"success","data":{"resultType":"scalar","result":[0,"0.5"]}}'
+
+    def trickle(handler: http.server.BaseHTTPRequestHandler) -> None:
+        import time
+
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        try:
+            for byte in body:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                sent.append(byte)
+                time.sleep(0.5)
+        except OSError:
+            pass
+
+    url, _, server = serve(trickle)
+    try:
+        measured = Prometheus("p", url, timeout=1.5).measure("up", datetime.now(timezone.utc))
+        assert measured.status == "error" and measured.detail == "p: timed out: no complete answer within 1.5s"
+        assert 0 < len(sent) < len(body)  # cut off mid-answer, not served to the end
+    finally:
+        server.shutdown()
+
+
+def test_a_hung_gate_never_keeps_the_process_alive(tmp_path: Path) -> None:
+    # `plan` with a gate past its timeout gave its verdict, then waited at exit for the gate's
+    # thread (a thread pool joins its workers): a second process shows it exits with the verdict.
+    script = tmp_path / "hung.py"
+    script.write_text(
+        "import sys, threading, time\n"
+        "from tests.test_gates import Hanging, context\n"
+        "from pipeline_kit.gates import evaluate\n"
+        "from pipeline_kit.gates.interface import Options\n"
+        "from pathlib import Path\n"
+        "Hanging.released.clear()\n"
+        "(result,) = evaluate([Hanging(Options(timeout=0.2))], context(Path(sys.argv[1]), 'dev'))\n"
+        "print(result.verdict, result.reason, flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=25, check=False
+    )
+    # the hanging gate waits 30 s for a release that never comes: exiting before that is the proof
+    assert done.returncode == 0 and done.stdout.strip() == "error timed out after 0.2s", done.stderr
 
 
 def test_placeholder_values_cannot_escape_the_promql_string() -> None:

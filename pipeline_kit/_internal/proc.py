@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,12 @@ CHILD_NAMES = frozenset(
         "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
     }
 )  # fmt: skip
-CHILD_PREFIXES = ("LC_", "XDG_", "PIP_", "UV_", "RUNNER_", "GITHUB_", "CI_", "PIPELINE_KIT_")
+# Not PIPELINE_KIT_: the kit's own inputs and tokens live there; a child gets what the kit sets
+# for it (PIPELINE_KIT_RELEASE_ID, PIPELINE_KIT_ENVIRONMENT, ...) explicitly.
+CHILD_PREFIXES = ("LC_", "XDG_", "PIP_", "UV_", "RUNNER_", "GITHUB_", "CI_")
+# A name that says it holds a secret is dropped even under an allowed prefix (GITHUB_PAT_TOKEN,
+# CI_REGISTRY_PASSWORD, UV_INDEX_..._PASSWORD), unless the config names it in `pass-env`.
+SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|PRIVATE|_KEY|JWT|AUTH", re.IGNORECASE)
 # Secrets under the allowed prefixes (GitLab's CI_REPOSITORY_URL embeds the job token).
 CHILD_SECRETS = frozenset(
     {
@@ -75,15 +81,19 @@ CHILD_SECRETS = frozenset(
 )  # fmt: skip
 
 
-def child_environment(source: Mapping[str, str], pass_env: Sequence[str] = ()) -> dict[str, str]:
-    """`source` scrubbed for a child process: the allow-list above, plus the names in `pass_env`."""
+def child_environment(
+    source: Mapping[str, str], pass_env: Sequence[str] = (), secrets: Collection[str] = ()
+) -> dict[str, str]:
+    """`source` scrubbed for a child process: the allow-list above, plus the names in `pass_env`;
+    never the kit's secrets (`CHILD_SECRETS`, and `secrets`: the variables the config names as
+    holding a token or header), `pass-env` or not."""
     kept = {
         name: value
         for name, value in source.items()
-        if (name in CHILD_NAMES or name.startswith(CHILD_PREFIXES)) and name not in CHILD_SECRETS
+        if (name in CHILD_NAMES or (name.startswith(CHILD_PREFIXES) and not SECRET_NAME.search(name)))
     }
     kept.update({name: source[name] for name in pass_env if name in source})
-    return kept
+    return {name: value for name, value in kept.items() if name not in CHILD_SECRETS and name not in secrets}
 
 
 def git(cwd: Path, *args: str) -> str | None:

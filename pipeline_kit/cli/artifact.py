@@ -81,6 +81,7 @@ def build(
         outputs=outputs or (tuple(artifact.outputs) if artifact and not subject_files else ()),
         subject_files=[session.resolve(p) for p in subject_files],
         pass_env=tuple(artifact.pass_env) if artifact else (),
+        secrets=config.secret_variables if config else frozenset(),
         on_output=lambda line: click.echo(line, err=True),
     )
     evidence = session.evidence()

@@ -70,6 +70,7 @@ def contracts_verify(
         lambda: identity_token(session, trusted.load(), interactive),
         session.ledger(),
         session.actor(),
+        config.secret_variables,
     )
     for result in results:
         verdict = "verified, signed" if result.passed else "FAILED"

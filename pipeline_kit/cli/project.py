@@ -90,6 +90,7 @@ def run(
         command=config.artifact.build,
         outputs=config.artifact.outputs,
         pass_env=tuple(config.artifact.pass_env),
+        secrets=config.secret_variables,
         on_output=lambda line: click.echo(f"  | {line}", err=True),
     )
     click.echo(heading("build") + f"  {config.artifact.build or '(no build command)'}", err=True)

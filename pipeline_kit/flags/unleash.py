@@ -1,14 +1,14 @@
 """Kill switches on an Unleash server, through its admin API, per environment:
 `POST /api/admin/projects/{project}/features/{flag}/environments/{environment}/off` (and `/on`
 to restore). The admin token comes from a named environment variable, sent as the
-`Authorization` header Unleash expects; any answer but 200 is a failure naming the status."""
+`Authorization` header Unleash expects; any answer but 200 (a redirect included: never followed,
+the token would go with it) is a failure naming the status, and each call has a total deadline."""
 
 from __future__ import annotations
 
-import urllib.error
 import urllib.parse
-import urllib.request
 
+from pipeline_kit._internal.http import HttpProblem, request
 from pipeline_kit.errors import EnvironmentFailure
 from pipeline_kit.flags.interface import KillSwitches
 
@@ -29,17 +29,13 @@ class Unleash(KillSwitches):
             urllib.parse.quote(part, safe="")
             for part in ("api", "admin", "projects", self.project, "features", flag, "environments", target, state)
         )
-        request = urllib.request.Request(  # noqa: S310 - http(s) only: the config's url pattern
-            f"{self.url}/{path}", method="POST", headers={"Authorization": self.token, "Accept": "application/json"}
-        )
+        headers = {"Authorization": self.token, "Accept": "application/json"}
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                response.read(1 << 16)
-        except urllib.error.HTTPError as exc:
-            raise EnvironmentFailure(f"unleash: turning {flag} {state} in {target} failed: HTTP {exc.code}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise EnvironmentFailure(f"unleash: turning {flag} {state} in {target} failed: {reason}") from exc
+            answer = request("POST", f"{self.url}/{path}", deadline=self.timeout, max_bytes=1 << 16, headers=headers)
+        except HttpProblem as exc:
+            raise EnvironmentFailure(f"unleash: turning {flag} {state} in {target} failed: {exc}") from None
+        if answer.status != 200:
+            raise EnvironmentFailure(f"unleash: turning {flag} {state} in {target} failed: HTTP {answer.status}")
         return f"{flag} {state} in Unleash environment {target} (project {self.project})"
 
     def kill(self, flag: str, environment: str) -> str:

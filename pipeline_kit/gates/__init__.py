@@ -9,8 +9,8 @@ The integrity gates (signature, provenance, sbom), previous-stage (when the envi
 
 from __future__ import annotations
 
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -92,24 +92,34 @@ def compile_gates(config: Config, environment: str) -> list[Gate]:
 
 
 def evaluate(gates: list[Gate], context: PromotionContext) -> list[GateResult]:
-    """Every gate's result, in gate order; none is skipped because another failed."""
-    pool = ThreadPoolExecutor(max_workers=max(1, len(gates)), thread_name_prefix="gate")
+    """Every gate's result, in gate order; none is skipped because another failed. Each gate runs
+    in a daemon thread: one that outlives its timeout is abandoned, and never keeps the process
+    from exiting once the verdict is given (a thread pool would join it at exit)."""
+    done: dict[int, GateResult] = {}
+    threads = []
+    for index, gate in enumerate(gates):
+        thread = threading.Thread(
+            target=lambda i=index, g=gate: done.__setitem__(i, _timed(g, context)),
+            name=f"gate-{gate.name}",
+            daemon=True,
+        )
+        thread.start()
+        threads.append(thread)
     started = time.monotonic()
-    futures = [pool.submit(_timed, gate, context) for gate in gates]
     results = []
-    for gate, future in zip(gates, futures, strict=True):
+    for index, (gate, thread) in enumerate(zip(gates, threads, strict=True)):
         # A gate enforces its own timeout where it can (a subprocess is killed); the engine's
         # deadline, a little later, is the backstop for gates that cannot.
-        remaining = gate.timeout + GRACE_SECONDS - (time.monotonic() - started)
-        wait([future], timeout=max(0.0, remaining))
-        if not future.done():
-            results.append(
-                GateResult(gate.name, "error", f"timed out after {gate.timeout:g}s", {}, int(gate.timeout * 1000))
-            )
-            continue
-        results.append(future.result())
-    pool.shutdown(wait=False, cancel_futures=True)  # a hung gate's thread is abandoned, not awaited
+        thread.join(max(0.0, gate.timeout + GRACE_SECONDS - (time.monotonic() - started)))
+        result = done.get(index)
+        if result is None:
+            result = GateResult(gate.name, "error", f"timed out after {gate.timeout:g}s", {}, int(gate.timeout * 1000))
+        results.append(result)
     return results
+
+
+def _into(done: dict[int, GateResult], index: int, gate: Gate, context: PromotionContext) -> None:
+    done[index] = _timed(gate, context)
 
 
 def _timed(gate: Gate, context: PromotionContext) -> GateResult:

@@ -26,7 +26,7 @@ class CommandOptions(Options):
 def release_environment(context: PromotionContext, pass_env: Sequence[str] = ()) -> dict[str, str]:
     """A child's environment for a release: scrubbed of secrets, plus what it is about."""
     return {
-        **child_environment(os.environ, pass_env),
+        **child_environment(os.environ, pass_env, context.config.secret_variables),
         "PIPELINE_KIT_RELEASE_ID": context.release.id,
         "PIPELINE_KIT_ENVIRONMENT": context.environment,
         "PIPELINE_KIT_SUBJECTS": "".join(f"{s.sha256}  {s.name}\n" for s in context.release.subjects),

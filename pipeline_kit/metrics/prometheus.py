@@ -2,8 +2,9 @@
 
 The query must come down to one value: a scalar, or a vector of exactly one sample (aggregate
 with `sum(...)`). An empty vector (no data), `NaN` (e.g. 0/0 when there is no traffic) and
-`+Inf`/`-Inf` are inconclusive; 400 (bad query), 422 (execution error), 503, a refused
-connection, a timeout or an answer that is not Prometheus's are errors. `time=` is always sent:
+`+Inf`/`-Inf` are inconclusive; 400 (bad query), 422 (execution error), 503, a redirect (never
+followed: the request carries credentials), a refused connection, no complete answer within
+`timeout` seconds in all, or an answer that is not Prometheus's are errors. `time=` is always sent:
 without it an instant query drifts with the clock and goes empty minutes after the data ends.
 """
 
@@ -12,16 +13,16 @@ from __future__ import annotations
 import json
 import math
 import ssl
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from pipeline_kit._internal.http import HttpProblem, request
 from pipeline_kit.errors import first_line
 from pipeline_kit.metrics.interface import Measurement, MetricProvider, Series, failed, inconclusive, ok
 
+FORM = "application/x-www-form-urlencoded"
 MAX_RESPONSE = 1 << 20  # an instant query of one value answers in bytes; more is not one value
 
 
@@ -42,25 +43,28 @@ class Prometheus(MetricProvider):
         self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     def _post(self, path: str, fields: dict[str, str]) -> bytes | str:
-        """The answer's body, or why there is none."""
+        """The answer's body, or why there is none: within `timeout` seconds in all (the server is
+        told the same), never following a redirect (the headers carry credentials)."""
         fields = {**fields, "timeout": f"{max(1, int(self.timeout * 1000))}ms"}
-        request = urllib.request.Request(  # noqa: S310 - http(s) only: the config's url pattern
-            f"{self.url}{path}",
-            data=urllib.parse.urlencode(fields).encode(),
-            headers={**self.headers, "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
-            method="POST",
-        )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:  # noqa: S310 - http(s) only, checked by the config
-                body: bytes = response.read(MAX_RESPONSE + 1)
-        except urllib.error.HTTPError as exc:
-            return f"{self.name}: HTTP {exc.code}: {_server_error(exc)}"
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            return f"{self.name}: {first_line(reason)}"
-        if len(body) > MAX_RESPONSE:
-            return f"{self.name}: answer larger than {MAX_RESPONSE} bytes"
-        return body
+            answer = request(
+                "POST",
+                f"{self.url}{path}",
+                deadline=self.timeout,
+                max_bytes=MAX_RESPONSE,
+                body=urllib.parse.urlencode(fields).encode(),
+                headers={
+                    **self.headers,
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Accept": "application/json",
+                },
+                context=self.context,
+            )
+        except HttpProblem as exc:
+            return f"{self.name}: {exc}"
+        if answer.status != 200:
+            return f"{self.name}: HTTP {answer.status}: {_server_error(answer.body)}"
+        return answer.body
 
     def measure(self, query: str, at: datetime) -> Measurement:
         body = self._post("/api/v1/query", {"query": query, "time": f"{at.timestamp():.3f}"})
@@ -93,12 +97,12 @@ class Prometheus(MetricProvider):
         return Series(tuple(v for v in raw if math.isfinite(v)))
 
 
-def _server_error(exc: urllib.error.HTTPError) -> str:
+def _server_error(body: bytes) -> str:
     try:
-        answer = json.loads(exc.read(MAX_RESPONSE))
+        answer = json.loads(body)
         return f"{answer.get('errorType', 'error')}: {first_line(answer.get('error', ''))}"
-    except (ValueError, AttributeError, OSError):
-        return str(exc.reason)
+    except (ValueError, AttributeError):
+        return "not a Prometheus error answer"
 
 
 def _value(name: str, body: bytes) -> Measurement:

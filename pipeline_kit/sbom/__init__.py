@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_kit._internal.files import excerpt
+from pipeline_kit._internal.fs import relative_inside
 from pipeline_kit.errors import EnvironmentFailure, InputError, UsageError
 from pipeline_kit.evidence import SBOM_FILE, EvidenceDir
 from pipeline_kit.models import Release
@@ -66,14 +67,20 @@ def kind_of(path: Path) -> str | None:
 
 
 def detect(project: Path) -> list[SourceSpec]:
-    """Every dependency record in the project directory that a reader understands."""
-    return [
+    """Every dependency record in the project directory that a reader understands. As for a `-r`
+    include, each must be a file inside the project: a link leading out of it (to
+    /proc/self/environ, say) is refused before a byte of it is read."""
+    found = [
         SourceSpec(path, kind, path.relative_to(project).as_posix())
         for kind, source in SOURCES.items()
         for pattern in source.patterns
         for path in sorted(project.glob(pattern))
         if path.is_file()
     ]
+    for spec in found:
+        if relative_inside(spec.path, project) is None:
+            raise InputError(spec.path, None, "a link leading out of the project: records are read only inside it")
+    return found
 
 
 def spec_for(project: Path, path_text: str, kind: str | None) -> SourceSpec:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 
+from pipeline_kit._internal.proc import child_environment
 from pipeline_kit._internal.redact import strip_credentials
 from pipeline_kit.errors import EnvironmentFailure, InputError, UsageError
 from pipeline_kit.sbom._graph import by_name
@@ -141,6 +143,7 @@ class Environment(SbomSource):
         try:
             result = subprocess.run(
                 [str(interpreter), "-I", "-S", "-c", _INSPECT],
+                env=child_environment(os.environ),  # the project's interpreter: not the kit's secrets
                 capture_output=True,
                 text=True,
                 timeout=TIMEOUT_SECONDS,

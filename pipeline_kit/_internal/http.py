@@ -1,0 +1,107 @@
+"""One HTTP request with a total deadline, never following a redirect.
+
+urllib's `timeout` bounds each socket operation, not the request: a server answering one byte a
+second within it keeps a job waiting for days. Here a timer closes the connection when the
+deadline passes, whatever the request is doing. A redirect is an error, never followed: urllib
+replays a request, credentials included, to whatever address the answer names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class HttpProblem(Exception):
+    """Why a request got no answer: one line, naming no credential."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    deadline: float,
+    max_bytes: int,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> Answer:
+    """`method url` answered within `deadline` seconds, its body at most `max_bytes` (more is an
+    error). Any status is an Answer, except 3xx: a redirect raises HttpProblem, as does a refused
+    connection, a deadline passed or an answer that is not HTTP."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HttpProblem(f"not an http(s) URL: {parts.scheme}://{parts.hostname or ''}")
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        secure = context or ssl.create_default_context()
+        connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=deadline, context=secure)
+    else:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=deadline)
+    path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+    expired = threading.Event()
+    started = time.monotonic()
+    try:
+        connection.connect()  # bounded by the socket timeout, the whole deadline
+    except OSError as exc:
+        connection.close()
+        raise HttpProblem(_why(exc)) from None
+    sock: socket.socket = connection.sock  # held: the connection forgets it once the answer says "close"
+
+    def expire() -> None:
+        expired.set()
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked read at once
+
+    timer = threading.Timer(max(0.0, deadline - (time.monotonic() - started)), expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        connection.request(method, path, body=body, headers=dict(headers or {}))
+        response = connection.getresponse()
+        if 300 <= response.status < 400:
+            where = urllib.parse.urlsplit(response.getheader("Location") or "")
+            host = f"{where.hostname or parts.hostname}{f':{where.port}' if where.port else ''}"  # no userinfo
+            raise HttpProblem(
+                f"HTTP {response.status}: redirected to {where.scheme or parts.scheme}://{host}{where.path}: "
+                "refused (a request with credentials never follows a redirect)"
+            )
+        data = b""
+        while len(data) <= max_bytes:
+            chunk = response.read1(min(65536, max_bytes + 1 - len(data)))
+            if not chunk:
+                break
+            data += chunk
+        if expired.is_set():  # the cut connection reads as the end of the answer
+            raise HttpProblem(f"timed out: no complete answer within {deadline:g}s")
+        if len(data) > max_bytes:
+            raise HttpProblem(f"answer larger than {max_bytes} bytes")
+        return Answer(response.status, data)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        if expired.is_set():
+            raise HttpProblem(f"timed out: no complete answer within {deadline:g}s") from None
+        raise HttpProblem(_why(exc)) from None
+    finally:
+        timer.cancel()
+        connection.close()
+
+
+def _why(exc: BaseException) -> str:
+    """One line: the OS's or the library's reason, never a request's contents."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    reason = str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)
+    return reason.splitlines()[0] if reason.strip() else type(exc).__name__
