@@ -237,13 +237,12 @@ def test_a_redirect_is_an_error_and_the_token_never_follows_it(tmp_path: Path, m
     # The attack: a metrics server (or whoever answers for it) replies 302 to another address;
     # urllib replayed the query there as a GET, Authorization header included, and the
     # redirected answer counted as a pass.
-    elsewhere, taken, far = serve(
-        lambda h: (
-            h.send_response(200),
-            h.end_headers(),
-            h.wfile.write(b'{"status":"success","data":{"resultType":"scalar","result":[0,"0"]}}'),
-        )
-    )
+    def zero(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.end_headers()
+        handler.wfile.write(b'{"status":"success","data":{"resultType":"scalar","result":[0,"0"]}}')
+
+    elsewhere, taken, far = serve(zero)
 
     def redirect(handler: http.server.BaseHTTPRequestHandler) -> None:
         handler.send_response(302)
