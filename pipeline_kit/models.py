@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -151,7 +152,12 @@ RELEASE_ID = re.compile(r"[0-9a-f]{32}")  # 128 bits of sha256: ids name directo
 
 def release_id(subjects: tuple[Subject, ...]) -> str:
     """A stable handle derived only from the subjects' names and digests."""
-    canonical = json.dumps(sorted([subject.name, subject.sha256] for subject in subjects), separators=(",", ":"))
+    return release_id_of((subject.name, subject.sha256) for subject in subjects)
+
+
+def release_id_of(subjects: Iterable[tuple[str, str]]) -> str:
+    """`release_id` of (name, sha256) pairs, as a signed statement's subjects give them."""
+    canonical = json.dumps(sorted([name, sha256] for name, sha256 in subjects), separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 

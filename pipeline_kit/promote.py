@@ -23,12 +23,12 @@ from pipeline_kit._internal.proc import run_streaming
 from pipeline_kit.config import Config
 from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import BuildFailed, EnvironmentFailure, PipelineKitError, UsageError, VerificationError
-from pipeline_kit.evidence import PROMOTIONS_DIR, EvidenceDir
+from pipeline_kit.evidence import ARCHIVE_DIR, PROMOTIONS_DIR, EvidenceDir
 from pipeline_kit.forge import DeploymentState, Forge
 from pipeline_kit.gates import GateResult, PromotionContext, compile_gates, evaluate
 from pipeline_kit.gates.command import release_environment
 from pipeline_kit.ledger import GENESIS, Draft, Entry, Ledger, arrived, head, in_flight
-from pipeline_kit.models import Model, Release
+from pipeline_kit.models import Model, Release, Subject, check_release_id, release_id
 from pipeline_kit.signing import Signable, sign_all, statement_json
 from pipeline_kit.trust import Trust
 from pipeline_kit.vsa import (
@@ -363,6 +363,104 @@ def _declares_contract_steps(evidence: EvidenceDir) -> bool:
 
 
 @dataclass(frozen=True)
+class Arrival:
+    release: str
+    signed_at: datetime
+    seq: int  # the ledger head the decision names (signed): orders decisions within one second
+    subjects: frozenset[tuple[str, str]]  # (name, sha256), as signed
+    passed: bool  # PASSED; else waived (--break-glass): deployed, but never a rollback target
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """What the signed record shows of one environment, oldest first: each release's arrivals (a
+    signed VSA for it there, PASSED or waived) and each signed rollback (a FAILED VSA holding
+    it out, naming the release it went back to). The ledger only says where to look."""
+
+    arrivals: tuple[Arrival, ...]
+    holds: tuple[tuple[str, str | None, datetime, int], ...]  # (from, to, signed_at, seq)
+    current: str | None  # the release the last signed event left there
+    why: str  # when `current` is None
+
+    def held_since(self, arrival: Arrival) -> bool:
+        """A signed rollback of the arrival's release after it (a tie: the rollback wins)."""
+        return any(
+            bad == arrival.release and (at, seq) >= (arrival.signed_at, arrival.seq) for bad, _, at, seq in self.holds
+        )
+
+    def arrival(self, release: str) -> Arrival | None:
+        """The newest signed arrival of `release`."""
+        return next((a for a in reversed(self.arrivals) if a.release == release), None)
+
+
+def signed_timeline(project: Project, environment: str, entries: Sequence[Entry]) -> Timeline:
+    """Every signed VSA and rollback of `environment` the kit can find (the ledger's attachments,
+    the evidence dir and its archives), verified against the identity policy, replayed in the
+    order of their verified signing times. A line added to the ledger changes nothing here."""
+    from sigstore.verify import Verifier
+
+    from pipeline_kit.models import RELEASE_ID, release_id_of
+    from pipeline_kit.vsa import signed_statement
+
+    trust = project.trust
+    assert trust.policy is not None
+    verifier = Verifier(trusted_root=trust.load().trusted_root)
+    uri = resource_uri(project.config, environment)
+    candidates = [
+        Candidate(f"ledger seq {e.seq}", data)
+        for e in entries
+        if e.environment == environment
+        for key in ("vsa", "hold")
+        if isinstance(e.details.get(key), str) and (data := project.ledger.attachment(e.details[key])) is not None
+    ]
+    root = project.evidence.root
+    kept = [root / name for name in (vsa_bundle(environment), hold_bundle(environment))]
+    kept += [
+        path
+        for name in (vsa_bundle(environment), hold_bundle(environment))
+        for path in root.glob(f"{ARCHIVE_DIR}/*/{name}")
+    ]
+    candidates += [
+        Candidate(str(path), path.read_bytes()) for path in sorted(kept) if path.is_file() and not path.is_symlink()
+    ]
+    arrivals: list[Arrival] = []
+    holds: list[tuple[str, str | None, datetime, int]] = []
+    seen: set[str] = set()
+    for candidate in candidates:
+        digest = sha256_bytes(candidate.data)
+        if digest in seen:
+            continue
+        seen.add(digest)
+        signed = signed_statement(candidate, trust.policy, verifier)
+        if isinstance(signed, str) or signed.predicate.get("resourceUri") != uri or not signed.subjects:
+            continue
+        release = release_id_of(signed.subjects)
+        seq = signed.ledger_head[0] if signed.ledger_head else 0
+        result, levels = signed.predicate.get("verificationResult"), signed.predicate.get("verifiedLevels") or []
+        if result == "PASSED" or (result == "FAILED" and WAIVED in levels):
+            arrivals.append(Arrival(release, signed.signed_at, seq, signed.subjects, result == "PASSED"))
+        elif result == "FAILED" and hold_level(environment) in levels:
+            to = (signed.predicate.get("policy") or {}).get("annotations", {}).get("to")
+            to = to if isinstance(to, str) and RELEASE_ID.fullmatch(to) else None
+            holds.append((release, to, signed.signed_at, seq))
+    arrivals.sort(key=lambda a: (a.signed_at, a.seq))
+    holds.sort(key=lambda h: (h[2], h[3]))
+    events = sorted(
+        [(a.signed_at, a.seq, 0, a.release, None) for a in arrivals]
+        + [(at, seq, 1, bad, to) for bad, to, at, seq in holds]
+    )
+    current: str | None = None
+    why = f"nothing signed shows what {environment} runs (looked in the ledger's attachments and {root})"
+    for _, _, kind, release, to in events:
+        if kind == 0:
+            current = release
+        elif current == release:
+            current = to
+            why = f"{release} was rolled back out of {environment} (signed) to a release the signature does not name"
+    return Timeline(tuple(arrivals), tuple(holds), current, why)
+
+
+@dataclass(frozen=True)
 class Running:
     """What an environment runs, shown from signed evidence: the release and its verified
     evidence (`evidence` None, with `why`, when that cannot be shown)."""
@@ -373,61 +471,55 @@ class Running:
 
 
 def running_release(
-    project: Project, environment: str, entries: Sequence[Entry], candidate: str | None = None
+    project: Project, environment: str, entries: Sequence[Entry], expected: str | None = None
 ) -> Running:
-    """The release `environment` runs. The ledger only names the candidate (or the caller does);
-    the kit then needs the candidate's evidence (this evidence dir, its archive, or the ledger's
-    attachments) to verify, a signed VSA (PASSED, or waived) showing it was deployed there, and no
-    signed rollback of it from there."""
-    from pipeline_kit.verify import SourceExpectation, verify_release
-
-    trust = project.trust
-    assert trust.policy is not None
-    candidate = candidate or current_release(entries, environment)
-    if candidate is None:  # an empty, fresh or truncated ledger is not "nothing deployed"
-        where = project.ledger.describe()
+    """The release `environment` runs (`expected`, when the caller names it): the last one the
+    signed record leaves there (`signed_timeline`), whose evidence (this evidence dir, its
+    archive, or the ledger's attachments) verifies. The ledger can only cast doubt: an arrival it
+    shows as unfinished or failed, or another release it shows deployed since without a signed
+    decision (an analysis that failed or never ended), makes what runs unknown."""
+    timeline = signed_timeline(project, environment, entries)
+    candidate = timeline.current
+    if candidate is None:
+        return Running(None, None, timeline.why)
+    if expected is not None and candidate != expected:
+        return Running(None, None, f"the signed record shows {candidate} in {environment}, not {expected}")
+    by_ledger = current_release(entries, environment)
+    if by_ledger is not None and by_ledger != candidate:
         return Running(
-            None, None, f"nothing signed shows what {environment} runs (the ledger, {where}, names no release)"
+            candidate, None, f"the ledger shows {by_ledger} deployed to {environment} since {candidate}, unsigned"
         )
-    here = project.evidence if project.evidence.has_release() else None
-    evidence = (
-        here if here and here.load_release().id == candidate else EvidenceDir(project.evidence.archive(candidate))
-    )
-    if not evidence.has_release():
-        evidence = restore_from_ledger(project.ledger, entries, candidate) or evidence
-    if not evidence.has_release():
-        return Running(candidate, None, f"no evidence of {candidate} here or in the ledger")
-    if evidence.load_release().id != candidate:  # ids are recomputed from the subjects on load
-        return Running(candidate, None, f"the evidence kept for {candidate} is another release's")
-    checked = verify_release(evidence, None, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref))
-    if not checked.ok:
-        first = checked.failures[0]
-        return Running(candidate, None, f"{candidate}'s evidence does not verify: {first.target}: {first.detail}")
-    why = signed_arrival(project, checked.release, environment, entries, waived=True)
-    if why is not None:
+    ours = [e for e in entries if e.environment == environment and e.release == candidate]
+    unfinished = [e for e in in_flight(entries, environment) if e.release == candidate]
+    if unfinished or (ours and ours[-1].kind == "deploy-failed"):
+        seq = (unfinished or ours)[-1].seq
+        return Running(candidate, None, f"the deploy of {candidate} to {environment} did not finish (ledger seq {seq})")
+    evidence, why = verified_evidence(project, entries, candidate)
+    if evidence is None:
         return Running(candidate, None, why)
     return Running(candidate, evidence, "signed")
 
 
-def signed_arrival(
-    project: Project, release: Release, environment: str, entries: Sequence[Entry], *, waived: bool
-) -> str | None:
-    """Why the signed record does not show that `release` arrived in `environment` and is still
-    there (None when it does): a signed VSA for it there (PASSED, or with `waived` a waived one
-    too), and no signed rollback of it from there since."""
+def verified_evidence(project: Project, entries: Sequence[Entry], release: str) -> tuple[EvidenceDir | None, str]:
+    """`release`'s evidence (this evidence dir, its archive, or the ledger's attachments),
+    verified against the identity policy, or None and why not."""
+    from pipeline_kit.verify import SourceExpectation, verify_release
+
     trust = project.trust
     assert trust.policy is not None
-    kept = forge_attestations(project, release)
-    uri = resource_uri(project.config, environment)
-    candidates, looked = vsa_candidates(project, release, environment, entries, kept)
-    found = search(environment, candidates, looked, release, uri, trust.policy, trust.load(), deployed=waived)
-    if found.latest is None:
-        return f"no signed VSA shows {release.id} was promoted to {environment}"
-    candidates, looked = vsa_candidates(project, release, environment, entries, kept, hold=True)
-    holds = search(environment, candidates, looked, release, uri, trust.policy, trust.load(), hold_level(environment))
-    if any(h.signed_at >= found.latest.signed_at for h in holds.accepted):
-        return f"{release.id} was rolled back out of {environment} (signed, {holds.accepted[-1].where})"
-    return None
+    here = project.evidence if project.evidence.has_release() else None
+    evidence = here if here and here.load_release().id == release else EvidenceDir(project.evidence.archive(release))
+    if not evidence.has_release():
+        evidence = restore_from_ledger(project.ledger, entries, release) or evidence
+    if not evidence.has_release():
+        return None, f"no evidence of {release} here or in the ledger"
+    if evidence.load_release().id != release:  # ids are recomputed from the subjects on load
+        return None, f"the evidence kept for {release} is another release's"
+    checked = verify_release(evidence, None, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref))
+    if not checked.ok:
+        first = checked.failures[0]
+        return None, f"{release}'s evidence does not verify: {first.target}: {first.detail}"
+    return evidence, "signed"
 
 
 def restore_from_ledger(ledger: Ledger, entries: Sequence[Entry], release_id: str) -> EvidenceDir | None:
@@ -749,7 +841,9 @@ def _after_failure(
     done, failures = trip_kill_switches(project, environment, reason)
     if settings.rollback:
         try:
-            current, target, _ = rollback(project, environment, to=None, reason=reason, deploy=None, token=token)
+            current, target, _ = rollback(
+                project, environment, to=None, reason=reason, deploy=None, token=token, from_release=release
+            )
             done.append(f"rolled {environment} back from {current} to {target}")
         except PipelineKitError as exc:
             failures.append(f"rollback: {exc.message}")
@@ -1010,28 +1104,33 @@ def rollback(
     deploy: str | Sequence[str] | None,
     token: TokenProvider,
     on_output: Callable[[str], None] | None = None,
+    from_release: Release | None = None,
 ) -> tuple[str, str, Entry]:
     """Go back to the previous good release of `environment` (or `to`); returns (from, to, entry).
+    `from_release`: the release to take out, when the caller verified it (a failed analysis);
+    else the one the signed record shows there, or one deployed since without a signed decision.
 
     The rollback is signed before anything is deployed: a FAILED VSA about the rolled-back
-    release for this environment, so its hold survives edits to the ledger."""
+    release for this environment, naming the release it goes back to, so its hold survives edits
+    to the ledger and the signed record shows what runs there after it."""
     _check_environment(project.config, environment)
     if not reason:
         raise UsageError("rollback needs --reason")
-    trust = project.trust
+    if project.trust.policy is None:
+        raise UsageError("no identity policy to tell from signatures what runs there")
+    if to is not None:
+        check_release_id(to)
     entries = history(project.ledger)
-    current = current_release(entries, environment)
-    if current is None:
-        raise UsageError(f"{environment} has no release to roll back from (nothing promoted there)")
-    if trust.policy is None:
-        raise UsageError("no identity policy to re-verify the rollback target with")
+    timeline = signed_timeline(project, environment, entries)
+    bad = _rolling_back(project, environment, entries, timeline) if from_release is None else from_release
+    current = bad.id
     if to == current:
         raise UsageError(f"{to} is already the release in {environment}")
-    archive = _rollback_target(project, environment, entries, current, to)
+    archive = _rollback_target(project, environment, entries, timeline, current, to)
     release = archive.load_release()
     target = release.id
     _refuse_past_contract(project, current, target, archive)
-    held = _sign_hold(project, environment, current, entries, reason, token)
+    held = _sign_hold(project, environment, bad.subjects, target, entries, reason, token)
     details = {"from": current, "to": target}
     _deploy(project, environment, release, archive, deploy, on_output, details={"rollback": details})
     entry = project.ledger.append(
@@ -1052,20 +1151,42 @@ def rollback(
     return current, target, entry
 
 
+def _rolling_back(project: Project, environment: str, entries: Sequence[Entry], timeline: Timeline) -> Release:
+    """The release a rollback takes out, verified: the one the signed record shows in
+    `environment`, unless the ledger shows a release deployed since that never got a signed
+    decision there (its analysis failed or never ended): that one is what runs."""
+    by_ledger = current_release(entries, environment)
+    unsigned = by_ledger is not None and not any(a.release == by_ledger for a in timeline.arrivals)
+    candidate = by_ledger if unsigned else timeline.current
+    if candidate is None:
+        raise UsageError(f"{environment} has no release to roll back from: {timeline.why}")
+    evidence, why = verified_evidence(project, entries, candidate)
+    if evidence is None:
+        raise VerificationError(f"cannot roll back from {candidate}: {why}")
+    return evidence.load_release()
+
+
 def _rollback_target(
-    project: Project, environment: str, entries: Sequence[Entry], current: str, to: str | None
+    project: Project,
+    environment: str,
+    entries: Sequence[Entry],
+    timeline: Timeline,
+    current: str,
+    to: str | None,
 ) -> EvidenceDir:
-    """The evidence of the release to go back to: `to`, or the newest earlier arrival that
-    qualifies. Each is shown from signed evidence, never from the ledger: its evidence (archive,
-    or the ledger's attachments) verifies, a signed PASSED VSA shows it in `environment`, and no
-    signed rollback of it since (a release rolled back before is never brought back)."""
-    candidates = [to] if to else _earlier_arrivals(entries, environment, current)
+    """The evidence of the release to go back to: `to`, or the newest earlier one that qualifies,
+    each shown from signed evidence: a signed PASSED VSA shows it arrived in `environment`, no
+    signed rollback of it since (a release rolled back before is never brought back), and its
+    evidence (archive, or the ledger's attachments) verifies. The ledger can only take a target
+    away (its deploy or its analysis failed there)."""
+    newest_first = [a.release for a in reversed(timeline.arrivals) if a.passed and a.release != current]
+    candidates = [to] if to else list(dict.fromkeys(newest_first))
     if not candidates:
-        raise UsageError(f"no earlier release was promoted to {environment} before {current}")
+        raise UsageError(f"no earlier release was promoted to {environment} before {current} (signed)")
     refusals: list[PipelineKitError] = []
     for target in candidates:
         try:
-            return _shown_good(project, environment, entries, target)
+            return _shown_good(project, environment, entries, timeline, target)
         except PipelineKitError as exc:  # noqa: PERF203 - one refusal per candidate, said at the end
             refusals.append(exc)
     if len(refusals) == 1:
@@ -1074,33 +1195,23 @@ def _rollback_target(
     raise VerificationError(f"no earlier release of {environment} is shown good by signed evidence: {reasons}")
 
 
-def _shown_good(project: Project, environment: str, entries: Sequence[Entry], target: str) -> EvidenceDir:
-    from pipeline_kit.verify import SourceExpectation, verify_release
+def _shown_good(
+    project: Project, environment: str, entries: Sequence[Entry], timeline: Timeline, target: str
+) -> EvidenceDir:
 
-    trust = project.trust
-    assert trust.policy is not None
-    archive = EvidenceDir(project.evidence.archive(target))
-    if not archive.has_release():
-        archive = restore_from_ledger(project.ledger, entries, target) or archive
-    if not archive.has_release():
-        raise UsageError(
-            f"no evidence for release {target} under {archive.root} or in the ledger's attachments",
-            hint="a job that never had the release's archive needs the shared (git) ledger, which carries it",
-        )
+    arrival = next((a for a in reversed(timeline.arrivals) if a.release == target and a.passed), None)
+    if arrival is None:
+        raise VerificationError(f"rollback target {target}: no signed VSA shows {target} was promoted to {environment}")
+    if timeline.held_since(arrival):
+        raise VerificationError(f"rollback target {target}: {target} was rolled back out of {environment} (signed)")
+    if target in _failed_there(entries, environment):
+        raise VerificationError(f"rollback target {target}: its deploy or its analysis failed in {environment}")
     # The files in the working directory are the current build's, not the target's: the
     # target is re-verified by its signed digests, which the deploy command fetches it by.
-    verification = verify_release(
-        archive, None, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref)
-    )
-    if not verification.ok:
-        first = verification.failures[0]
-        raise VerificationError(f"rollback target {target} does not verify: {first.target}: {first.detail}")
-    if verification.release.id != target:
-        raise VerificationError(f"rollback target {target}: the evidence kept for it is another release's")
-    why = signed_arrival(project, verification.release, environment, entries, waived=False)
-    if why is not None:
+    evidence, why = verified_evidence(project, entries, target)
+    if evidence is None:
         raise VerificationError(f"rollback target {target}: {why}")
-    return archive
+    return evidence
 
 
 def _refuse_past_contract(project: Project, current: str, target: str, archive: EvidenceDir) -> None:
@@ -1110,17 +1221,10 @@ def _refuse_past_contract(project: Project, current: str, target: str, archive: 
     if project.config.migrations is None:
         return
     from pipeline_kit.migrations import contract_steps, load_record
-    from pipeline_kit.verify import SourceExpectation, verify_release
 
-    ours = EvidenceDir(project.evidence.archive(current))
-    if not ours.has_release():
-        raise VerificationError(f"no evidence for {current} here: cannot tell which migrations it applied")
-    trust = project.trust
-    assert trust.policy is not None
-    checked = verify_release(ours, None, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref))
-    if not checked.ok:
-        first = checked.failures[0]
-        raise VerificationError(f"{current}'s evidence does not verify: {first.target}: {first.detail}")
+    ours, why = verified_evidence(project, history(project.ledger), current)
+    if ours is None:
+        raise VerificationError(f"cannot tell which migrations {current} applied: {why}")
     steps = contract_steps(load_record(ours), load_record(archive))
     if steps:
         raise UsageError(
@@ -1131,24 +1235,24 @@ def _refuse_past_contract(project: Project, current: str, target: str, archive: 
 
 
 def _sign_hold(
-    project: Project, environment: str, bad: str, entries: Sequence[Entry], reason: str, token: TokenProvider
+    project: Project,
+    environment: str,
+    subjects: tuple[Subject, ...],
+    to: str | None,
+    entries: Sequence[Entry],
+    reason: str,
+    token: TokenProvider,
 ) -> bytes:
-    """A signed rollback of `bad` out of `environment`, kept in its archive; returns the bundle."""
-    from pipeline_kit.models import Subject
-
-    arrival = next(
-        (e for e in reversed(entries) if e.environment == environment and e.release == bad and e.subjects), None
-    )
-    if arrival is None:
-        raise VerificationError(f"the ledger names no subjects for {bad}: cannot sign its rollback")
-    subjects = tuple(Subject(name=name, digest={"sha256": digest}) for name, digest in sorted(arrival.subjects.items()))
+    """A signed rollback of the release of `subjects` out of `environment`, naming the release it
+    went back to (`to`, None: nothing), kept in its archive; returns the bundle."""
+    bad = release_id(subjects)
     predicate = {
         "verifier": {"id": f"{KIT_URI}/rollback", "version": {"pipeline-kit": __version__}},
         "timeVerified": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
         "resourceUri": resource_uri(project.config, environment),
         "policy": {
             "uri": Path(project.config.source_path or "pipeline-kit.yml").name,
-            "annotations": {"reason": reason},
+            "annotations": {"reason": reason, "to": to},
         },
         "inputAttestations": [_ledger_input(*head(entries))],
         "verificationResult": "FAILED",
@@ -1163,23 +1267,16 @@ def _sign_hold(
     return signed.files[name]
 
 
-def _earlier_arrivals(entries: Sequence[Entry], environment: str, current: str) -> list[str]:
-    """The releases that arrived in `environment` before, newest first, but `current` and those
-    that failed to deploy or failed their analysis there: candidates only (the ledger is an index)."""
-    failed = {
+def _failed_there(entries: Sequence[Entry], environment: str) -> set[str]:
+    """The releases whose deploy or analysis failed in `environment`, by the ledger (which may take
+    a rollback target away, never give one)."""
+    return {
         e.release
         for e in entries
         if e.environment == environment
+        and e.release is not None
         and (e.kind == "deploy-failed" or (e.kind == "analysed" and e.details.get("verdict") != "passed"))
     }
-    found: list[str] = []
-    for entry in reversed(entries):
-        release = entry.release
-        if release is None or entry.environment != environment or not arrived(entry):
-            continue
-        if release != current and release not in failed and release not in found:
-            found.append(release)
-    return found
 
 
 def annotate(ledger: Ledger, environment: str, root_cause: str, actor: str) -> Entry:

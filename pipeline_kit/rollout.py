@@ -376,7 +376,9 @@ class Runner:
         failures += unswitched
         try:
             entries = history(project.ledger)
-            held = _sign_hold(project, self.environment, self.release.id, entries, reason, self.token)
+            held = _sign_hold(
+                project, self.environment, self.release.subjects, rollout.stable_release, entries, reason, self.token
+            )
             project.ledger.append(
                 Draft(
                     kind="rolled-back",

@@ -415,7 +415,8 @@ def test_the_environments_are_judged_from_signed_evidence_not_the_ledger(
     release_with(cli, project, sigstore, monkeypatch, {"002_contract.sql": CONTRACT})
     planned = cli(["plan", "--to", "dev", *policy], cwd=project)
     assert planned.code == 1
-    assert f"prod: no signed VSA shows {expanded} was promoted to prod" in planned.out
+    # the line only casts doubt: prod's signed record says otherwise, so what runs there is unknown
+    assert f"prod: the ledger shows {expanded} deployed to prod since " in planned.out
 
 
 def test_a_cleared_contract_step_is_still_judged_for_its_locks() -> None:
@@ -443,7 +444,12 @@ def test_an_empty_ledger_is_not_nothing_deployed(
     release_with(cli, project, sigstore, monkeypatch, {"001_expand.sql": EXPAND})
     assert cli(["promote", "--to", "dev", *policy], cwd=project).code == 0
     release_with(cli, project, sigstore, monkeypatch, {"002_contract.sql": CONTRACT})
+    # without the ledger, the archives' signed VSAs still show what runs: prod lacks the expand step
     (project / LEDGER).unlink()
+    planned = cli(["plan", "--to", "dev", *policy], cwd=project)
+    assert planned.code == 1 and "but prod still runs " in planned.out, planned.out
+    # a fresh job: no ledger, no archives, only the release it promotes
+    shutil.rmtree(project / ".pipeline-kit" / "releases")
     planned = cli(["plan", "--to", "dev", *policy], cwd=project)
     assert planned.code == 1, planned.out
     assert (

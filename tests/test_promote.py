@@ -219,7 +219,7 @@ def test_rollback_refuses_a_target_whose_evidence_does_not_verify(
     archived = signed / ".pipeline-kit" / "releases" / good / "bundles" / "provenance.sigstore.json"
     archived.write_text(archived.read_text()[:200])
     result = cli(["rollback", "--env", "dev", "--reason", "x", *policy], cwd=signed)
-    assert result.code == 1 and f"rollback target {good} does not verify" in result.err
+    assert result.code == 1 and f"rollback target {good}: {good}'s evidence does not verify" in result.err
     assert [e["kind"] for e in ledger(signed)][-1] == "promoted"  # nothing recorded
 
 
@@ -413,3 +413,47 @@ def test_a_failed_first_rollout_leaves_nothing_running() -> None:
         prev = entries[-1].hash
     assert current_release(entries[:1], "dev") == "a" * 32
     assert current_release(entries, "dev") is None
+
+
+def test_a_ledger_line_never_chooses_what_a_rollback_takes_out(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The attack: after good then bad reached dev (both signed), one appended line says good was
+    # deployed last. rollback took "current" from the ledger: it deployed bad and signed a hold
+    # against good.
+    from datetime import datetime, timezone
+
+    from pipeline_kit.ledger import Draft, FileLedger
+
+    good, bad = good_then_bad_in_dev(cli, signed, sigstore, policy, monkeypatch)
+    subjects = next(e["subjects"] for e in ledger(signed) if e["release"] == good)
+    FileLedger(signed / LEDGER).append(
+        Draft(
+            kind="deployed",
+            environment="dev",
+            release=good,
+            subjects=subjects,
+            actor="mallory",
+            time=datetime.now(timezone.utc),
+            details={},
+        )
+    )
+    result = cli(["rollback", "--env", "dev", "--reason", "bad is broken", *policy], cwd=signed)
+    assert result.code == 0, result.out + result.err
+    assert f"dev: rolled back from {bad} to {good}" in result.out
+    assert (signed / ".pipeline-kit" / "releases" / bad / "promotions" / "dev.rollback.sigstore.json").is_file()
+    assert not (signed / ".pipeline-kit" / "releases" / good / "promotions" / "dev.rollback.sigstore.json").exists()
+
+
+def test_rollback_never_goes_to_a_release_whose_deploy_failed_there(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The edge: the PASSED VSA is signed before the deploy, so a release whose deploy failed has
+    # one; `rollback --to` it deployed a release that never ran there.
+    failed = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    assert cli(["promote", "--to", "dev", *policy, "--", "false"], cwd=signed).code == 3
+    another_release(cli, signed, sigstore, monkeypatch)
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    result = cli(["rollback", "--env", "dev", "--to", failed, "--reason", "x", *policy], cwd=signed)
+    assert result.code == 1, result.out + result.err
+    assert f"rollback target {failed}: its deploy or its analysis failed in dev" in result.err
