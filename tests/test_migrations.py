@@ -222,8 +222,10 @@ def test_the_gate_judges_the_signed_record_and_a_rollback_never_crosses_a_contra
     archived = project / ".pipeline-kit" / "releases" / second / "migrations.json"
     record = json.loads(archived.read_text())
     record["statements"] = [s for s in record["statements"] if s["rule"] != "drop-column"]
-    archived.write_text(json.dumps(record))
-    forced = cli(["rollback", "--env", "dev", "--reason", "errors", *policy], cwd=project)
+    for copy in (archived, project / ".pipeline-kit" / "migrations.json"):  # the archive, then the top level
+        copy.write_text(json.dumps(record))
+        forced = cli(["rollback", "--env", "dev", "--reason", "errors", *policy], cwd=project)
+        assert forced.code in (1, 2) and "rolled back" not in forced.out, forced.err
     assert forced.code == 1 and f"{second}'s evidence does not verify: migrations.json" in forced.err
 
 
