@@ -86,13 +86,20 @@ def record_contracts(config: ContractsConfig, evidence: EvidenceDir, release: Re
 
 
 def load_pacts(evidence: EvidenceDir) -> tuple[str | None, list[Pact]]:
-    """The service name and the pacts a release's record lists (none without a record)."""
-    path = evidence.path(CONTRACTS_FILE)
-    if not path.is_file():
-        return None, []
-    record = json.loads(path.read_bytes())
-    pacts = [Pact(p["path"], p["sha256"], p["consumer"], p["provider"], p["pact"]) for p in record.get("pacts", [])]
-    return record.get("name"), pacts
+    """The service name and the pacts a release's record lists (none without a record); a record
+    that cannot be read as one is exit 1."""
+    data, why = evidence.read_checked(CONTRACTS_FILE)
+    if data is None:
+        if why == "file missing":
+            return None, []
+        raise VerificationError(f"{evidence.path(CONTRACTS_FILE)}: {why}")
+    try:
+        record = json.loads(data)
+        pacts = [Pact(p["path"], p["sha256"], p["consumer"], p["provider"], p["pact"]) for p in record.get("pacts", [])]
+        name = record.get("name")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise VerificationError(f"{evidence.path(CONTRACTS_FILE)}: not a contracts record") from None
+    return name if isinstance(name, str) else None, pacts
 
 
 def verification_bundle(pact: Pact) -> str:

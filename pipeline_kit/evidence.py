@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline_kit._internal.files import excerpt, read_regular
+from pipeline_kit._internal.files import MAX_EVIDENCE_BYTES, excerpt, read_regular
 from pipeline_kit._internal.fs import atomic_write, reached_through_symlink
 from pipeline_kit.digest import ChecksumLine, format_checksums, sha256_bytes
 from pipeline_kit.errors import InputError, PipelineKitError, UsageError, VerificationError
@@ -48,8 +48,6 @@ BUNDLES_DIR = "bundles"
 TEST_RESULT_BUNDLE = f"{BUNDLES_DIR}/test-result.sigstore.json"  # signed by `attest`, after the build
 PROMOTIONS_DIR = "promotions"
 CONTRACTS_DIR = "contracts"  # signed verifications of consumers' contracts against this release
-# far above any SBOM, provenance or bundle the kit writes; evidence travels inside the ledger
-MAX_EVIDENCE_BYTES = 64 << 20
 
 
 def _write_once(name: str) -> bool:
@@ -89,7 +87,7 @@ class EvidenceDir:
         its signed evidence stays exactly as it was signed."""
         self._retire()
         if self.is_signed(release.id):
-            return self._show_archived(release.id)
+            return self._show_archived(release)
         sums = format_checksums(ChecksumLine(s.name, s.sha256) for s in release.subjects).encode()
         self._write(release.id, SUMS_FILE, sums)
         release = release.with_evidence(SUMS_FILE, sha256_bytes(sums))
@@ -148,13 +146,31 @@ class EvidenceDir:
         for name, digest in release.evidence.items():
             if name.startswith(f"{PROMOTIONS_DIR}/"):
                 continue
+            where = f"evidence[{excerpt(name)}]"
+            if Path(name).as_posix() != name or name.startswith("./") or name.endswith("/"):
+                raise InputError(self.path(RELEASE_FILE), where, "not a plain path inside the evidence directory")
             try:
                 files[name] = self.read(name, digest.get("sha256", ""))
             except FileNotFoundError:
                 continue
             except PipelineKitError as exc:
-                raise InputError(self.path(RELEASE_FILE), f"evidence[{excerpt(name)}]", exc.message) from None
+                raise InputError(self.path(RELEASE_FILE), where, exc.message) from None
+            except OSError as exc:
+                raise InputError(self.path(RELEASE_FILE), where, f"cannot read: {exc.strerror}") from None
+            if sum(map(len, files.values())) > MAX_EVIDENCE_BYTES:
+                raise InputError(self.path(RELEASE_FILE), "evidence", f"more than {MAX_EVIDENCE_BYTES} bytes in all")
         return files
+
+    def read_checked(self, name: str) -> tuple[bytes | None, str]:
+        """`read` for a verifier: the bytes, or None and why not (one line)."""
+        try:
+            return self.read(name), ""
+        except FileNotFoundError:
+            return None, "file missing"
+        except PipelineKitError as exc:
+            return None, exc.message
+        except OSError as exc:
+            return None, f"cannot read: {exc.strerror}"
 
     def read(self, name: str, sha256: str | None = None) -> bytes:
         """Evidence file `name`: inside this directory, through no link, regular and bounded;
@@ -176,7 +192,7 @@ class EvidenceDir:
     def is_signed(self, release_id: str) -> bool:
         """Whether `release_id`'s archive holds a signature: its build evidence is then written once."""
         bundles = self.archive(release_id) / BUNDLES_DIR
-        return bundles.is_dir() and any(bundles.iterdir())
+        return bundles.is_dir() and any(bundles.iterdir()) and not reached_through_symlink(bundles, self.root)
 
     def _retire(self) -> None:
         """Remove the current release's build evidence from the top level (its archive keeps it)."""
@@ -185,11 +201,24 @@ class EvidenceDir:
         for directory in (BUNDLES_DIR, PROMOTIONS_DIR, CONTRACTS_DIR):
             shutil.rmtree(self.path(directory), ignore_errors=True)
 
-    def _show_archived(self, release_id: str) -> Release:
-        """Copy a release's archive to the top level, as it is (nothing in the archive is rewritten)."""
-        archive = self.archive(release_id)
+    def _show_archived(self, release: Release) -> Release:
+        """Copy a release's archive to the top level, as it is (nothing in the archive is rewritten):
+        only regular files, none reached through a link, and only when the archive is that
+        release's, built the same way (a rebuild never changes what was signed)."""
+        archive = self.archive(release.id)
+        if reached_through_symlink(archive, self.root):
+            raise VerificationError(f"{archive}: refusing a path through a symbolic link in the evidence directory")
+        archived = load_model(Release, archive / RELEASE_FILE)
+        if archived.id != release.id:
+            raise VerificationError(f"{archive}: holds release {archived.id}, not {release.id}")
+        if (archived.name, archived.version) != (release.name, release.version):
+            raise UsageError(
+                f"release {release.id} was signed as {archived.name} {archived.version or ''}".rstrip()
+                + f", not {release.name} {release.version or ''}".rstrip(),
+                hint="a signed release keeps its name and version; change the source to build a new release",
+            )
         for path in sorted(archive.rglob("*")):
-            if path.is_file() and not path.is_symlink():
+            if path.is_file() and not reached_through_symlink(path, archive):
                 atomic_write(self._inside(self.root, path.relative_to(archive).as_posix()), path.read_bytes())
         return self.load_release()
 

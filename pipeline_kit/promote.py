@@ -357,9 +357,14 @@ def _integrity(context: PromotionContext) -> str | None:
 
 
 def _declares_contract_steps(evidence: EvidenceDir) -> bool:
+    """Whether the release's migration record declares expand steps; a record that cannot be read
+    says nothing here (the migrations gate denies it as not the one the provenance signed)."""
     from pipeline_kit.migrations import load_record
 
-    return bool(load_record(evidence).get("expand_steps"))
+    try:
+        return bool(load_record(evidence).get("expand_steps"))
+    except PipelineKitError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -552,8 +557,8 @@ def restore_from_ledger(ledger: Ledger, entries: Sequence[Entry], release_id: st
     restored = EvidenceDir(root)
     try:
         restored.restore(files)
-    except PipelineKitError:
-        return None  # a name leaving the directory: a forged entry
+    except (PipelineKitError, OSError, ValueError):
+        return None  # a name leaving the directory, or one no file can have: a forged entry
     return restored
 
 

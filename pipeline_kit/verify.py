@@ -152,9 +152,10 @@ def projected_release(
     for subject in release.subjects:
         checks.append(_subject_digest(subject, workdir))
         checks.append(Check(subject_bundle(subject.name), "signature", True, promise))
+    data, _ = evidence.read_checked(PROVENANCE_FILE)
     try:
-        provenance = json.loads(evidence.path(PROVENANCE_FILE).read_bytes())
-    except (OSError, ValueError):
+        provenance = json.loads(data) if data is not None else {}
+    except ValueError:
         provenance = {}
     ours = isinstance(provenance, dict) and statement_subjects(provenance) == release_subjects(release)
     detail = f"{len(release.subjects)} subjects, as release.json" if ours else "not release.json's subjects"
@@ -188,11 +189,11 @@ def _load_bundle(evidence: EvidenceDir, name: str) -> tuple[Any, str | None]:
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import Bundle
 
-    path = evidence.path(name)
-    if not path.is_file():
-        return None, "bundle missing"
+    data, why = evidence.read_checked(name)
+    if data is None:
+        return None, "bundle missing" if why == "file missing" else why
     try:
-        return Bundle.from_json(path.read_bytes()), None
+        return Bundle.from_json(data), None
     except (SigstoreError, ValueError) as exc:
         return None, f"not a valid Sigstore bundle: {first_line(exc)}"
 
@@ -251,11 +252,14 @@ def _attestation(
         checks.append(Check(bundle_name, "subjects", True, f"{len(release.subjects)} subjects, as release.json"))
     if file_name is None:
         return checks, statement if ours else None
-    path = evidence.path(file_name)
-    if not path.is_file():
-        checks.append(Check(file_name, "matches attestation", False, "file missing"))
+    data, why = evidence.read_checked(file_name)
+    try:
+        on_disk = json.loads(data) if data is not None else None
+    except ValueError:
+        data, why = None, "not JSON"
+    if data is None:
+        checks.append(Check(file_name, "matches attestation", False, why))
     else:
-        on_disk = json.loads(path.read_bytes())
         signed = statement if file_name == PROVENANCE_FILE else statement.get("predicate")
         if on_disk != signed:
             checks.append(Check(file_name, "matches attestation", False, "differs from what was signed"))
@@ -352,12 +356,12 @@ def _checksums(evidence: EvidenceDir, provenance: dict[str, Any] | None, name: s
     if provenance is None:
         return Check(name, "matches provenance", False, "no verified provenance records its digest")
     signed = _signed_byproduct(provenance, name)
-    path = evidence.path(name)
     if signed is None:
         return Check(name, "matches provenance", False, "the signed provenance records no digest for it")
-    if not path.is_file():
-        return Check(name, "matches provenance", False, "file missing")
-    if sha256_bytes(path.read_bytes()) != signed:
+    data, why = evidence.read_checked(name)
+    if data is None:
+        return Check(name, "matches provenance", False, why)
+    if sha256_bytes(data) != signed:
         return Check(name, "matches provenance", False, "differs from the file the provenance signed")
     return Check(name, "matches provenance", True, "is the file the provenance signed")
 

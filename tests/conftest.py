@@ -144,7 +144,8 @@ def init_repo(path: Path, remote: str | None = None) -> str:
 
 
 def run_kit(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """pipeline-kit in a separate process (for import checks and real exit codes)."""
+    """pipeline-kit in a separate process (for import checks and real exit codes); a run that
+    hangs fails the test (TimeoutExpired) instead of the suite."""
     return subprocess.run(
         [sys.executable, "-m", "pipeline_kit", *args],
         cwd=cwd,
@@ -152,6 +153,7 @@ def run_kit(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -
         capture_output=True,
         text=True,
         check=False,
+        timeout=120,
     )
 
 

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -470,7 +471,7 @@ def test_workflow_identities_are_checked_against_the_whole_san(
 
 @pytest.mark.parametrize(
     "plant",
-    ["traversal", "absolute", "link", "fifo", "swapped"],
+    ["traversal", "absolute", "link", "fifo", "swapped", "alias", "directory", "long"],
 )
 def test_a_path_in_release_json_never_reads_outside_the_evidence(
     cli: Cli, signed: Path, policy: list[str], token: None, plant: str
@@ -486,6 +487,9 @@ def test_a_path_in_release_json_never_reads_outside_the_evidence(
         "link": "notes.json",
         "fifo": "notes.json",
         "swapped": "notes.json",
+        "alias": "./sbom.cdx.json",  # one file under many names, each read in full
+        "directory": "bundles",
+        "long": "x" * 300,
     }[plant]
     if plant == "link":
         (evidence / name).symlink_to("/proc/self/environ")
@@ -530,3 +534,35 @@ def test_a_signed_rollback_upstream_holds_without_its_ledger_line(
     gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "previous-stage")
     assert gate["verdict"] == "denied" and gate["reason"].startswith("rolled back out of dev at "), gate
     assert json.loads(result.out)["release"] == bad
+
+
+@pytest.mark.parametrize("where", ["ledger", "attachment"])
+def test_a_fifo_in_the_ledger_never_hangs_a_job(
+    cli: Cli, signed: Path, policy: list[str], token: None, where: str
+) -> None:
+    # The attack: a FIFO in place of the ledger or of an attachment; reading it blocked every job.
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    ledger = signed / LEDGER
+    if where == "ledger":
+        ledger.unlink()
+        os.mkfifo(ledger)
+    else:
+        vsa = json.loads(ledger.read_text().splitlines()[-1])["details"]["vsa"]
+        attachment = ledger.with_name(ledger.name + ".d") / vsa
+        attachment.unlink()
+        os.mkfifo(attachment)
+    result = run_kit(["plan", "--to", "staging", *policy], signed, {**os.environ})
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+    if where == "ledger":
+        assert result.returncode == 2 and "ledger.jsonl: not a regular file" in result.stderr
+    else:  # an attachment that is not a file is not there: dev's VSA is still in the evidence dir
+        assert result.returncode == 1 and "previous-stage" in result.stdout
+
+
+def test_a_migration_record_that_is_not_one_denies(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
+    config = signed / "pipeline-kit.yml"
+    config.write_text(config.read_text() + "migrations: {paths: [migrations]}\n")
+    (signed / ".pipeline-kit" / "migrations.json").write_text("[]")
+    result = cli(["plan", "--to", "dev", *policy], cwd=signed)
+    assert result.code == 1 and "internal error" not in result.err, result.err
+    assert re.search(r"migrations +(DENY|ERROR) ", result.out), result.out

@@ -17,6 +17,8 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 MAX_INPUT_BYTES = 256 << 20  # a lockfile larger than this is not a lockfile
+# far above any SBOM, provenance or bundle the kit writes; evidence travels inside the ledger
+MAX_EVIDENCE_BYTES = 64 << 20
 CONFIG_NAMES = ("pipeline-kit.yml", "pipeline-kit.yaml")  # the project's config, first found wins
 
 
@@ -57,9 +59,10 @@ def read_regular(path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
         if os.path.islink(path):
             raise InputError(path, None, "is a symbolic link, expected a regular file") from None
         raise InputError(path, None, f"cannot read: {exc.strerror}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # before fdopen, which refuses a directory itself
+        os.close(fd)
+        raise InputError(path, None, "not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise InputError(path, None, "not a regular file")
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise InputError(path, None, f"larger than {limit} bytes")

@@ -16,10 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline_kit._internal.files import MAX_EVIDENCE_BYTES, read_regular
 from pipeline_kit._internal.fs import atomic_write
 from pipeline_kit.digest import HEX_SHA256, sha256_bytes
-from pipeline_kit.errors import EnvironmentFailure, UsageError
+from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, UsageError
 from pipeline_kit.ledger.interface import Ledger
+
+MAX_LEDGER_BYTES = 4 << 30  # millions of entries; beyond that the ledger needs archiving, not reading
 
 if TYPE_CHECKING:
     from pipeline_kit.ledger.entries import Draft, Entry
@@ -33,12 +36,12 @@ class FileLedger(Ledger):
         return str(self.path)
 
     def lines(self) -> list[bytes]:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
+        if self.path.is_dir():
+            raise UsageError(f"{self.path}: the ledger path is a directory, expected a file")
+        if not self.path.exists() and not self.path.is_symlink():
             return []
-        except IsADirectoryError:
-            raise UsageError(f"{self.path}: the ledger path is a directory, expected a file") from None
+        try:  # a regular file, bounded: a FIFO or a device in its place would hang every job
+            data = read_regular(self.path, MAX_LEDGER_BYTES)
         except OSError as exc:
             raise EnvironmentFailure(f"{self.path}: cannot read the ledger: {exc.strerror}") from exc
         return _committed(data).splitlines()
@@ -65,8 +68,8 @@ class FileLedger(Ledger):
         if not HEX_SHA256.fullmatch(sha256):
             return None
         try:
-            return (self._attachments / sha256).read_bytes()
-        except OSError:
+            return read_regular(self._attachments / sha256, MAX_EVIDENCE_BYTES)
+        except (OSError, PipelineKitError):  # absent, or not a file the kit wrote: not there
             return None
 
     def append(self, draft: Draft, attachments: Sequence[bytes] = ()) -> Entry:

@@ -15,7 +15,7 @@ from typing import Any
 from pipeline_kit._internal.files import read_text
 from pipeline_kit.config import MigrationsConfig
 from pipeline_kit.digest import sha256_bytes
-from pipeline_kit.errors import UsageError
+from pipeline_kit.errors import UsageError, VerificationError
 from pipeline_kit.evidence import MIGRATIONS_FILE, EvidenceDir
 from pipeline_kit.migrations.alembic import Alembic
 from pipeline_kit.migrations.django import Django
@@ -155,5 +155,16 @@ def contract_steps(newer: dict[str, Any], older: dict[str, Any]) -> list[str]:
 
 
 def load_record(evidence: EvidenceDir) -> dict[str, Any]:
-    path = evidence.path(MIGRATIONS_FILE)
-    return json.loads(path.read_bytes()) if path.is_file() else {}
+    """The release's migration record ({} when it has none); one that is not a record is exit 1."""
+    data, why = evidence.read_checked(MIGRATIONS_FILE)
+    if data is None:
+        if why == "file missing":
+            return {}
+        raise VerificationError(f"{evidence.path(MIGRATIONS_FILE)}: {why}")
+    try:
+        record = json.loads(data)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        raise VerificationError(f"{evidence.path(MIGRATIONS_FILE)}: not a migration record")
+    return record
