@@ -512,6 +512,10 @@ class Config(ConfigModel):
                 raise ValueError(f"environment name {name!r}: use lowercase letters, digits, - and _")
             if environment.after is not None and environment.after not in value:
                 raise ValueError(f"{name}.after names no environment: {environment.after!r}")
+        urls: dict[str, str] = {}
+        for name, environment in value.items():  # the url is the VSA's resourceUri: one per environment
+            if environment.url is not None and urls.setdefault(environment.url, name) != name:
+                raise ValueError(f"{name}.url is {urls[environment.url]}'s too: a VSA for one would count for both")
         acyclic: set[str] = set()  # each environment is walked once: linear in their number
         for name in value:
             path: dict[str, None] = {}

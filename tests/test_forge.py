@@ -361,6 +361,14 @@ def forge_checks_config(project: Path) -> None:
             "denied",
             "ci/external (status error)",
         ),
+        # the attack: a commit status named like the failed check run (statuses were read last,
+        # and the last of a name won)
+        (
+            [("lint", "completed", "failure"), ("test", "completed", "success")],
+            [("ci/external", "success"), ("lint", "success")],
+            "denied",
+            "required check(s) failed: lint (check run failure)",
+        ),
     ],
 )
 def test_checks_gate_reads_forge_checks(

@@ -519,6 +519,8 @@ def test_compile_adds_implicit_gates_and_rejects_bad_ones(tmp_path: Path) -> Non
     [
         ("  a: {after: b}\n  b: {after: a}\n", "environments form a cycle"),
         ("  a: {after: nowhere}\n", "a.after names no environment: 'nowhere'"),
+        # one resourceUri for two environments: a VSA for staging would count for prod
+        ("  a: {url: https://x.example}\n  b: {url: https://x.example}\n", "b.url is a's too"),
         ("  a: {soak: soon}\n", "expected a duration"),
         ("  Prod: {}\n", "use lowercase letters"),
     ],

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from pipeline_kit.evidence import TEST_RESULT_BUNDLE
+from pipeline_kit.forge import CommitCheck
 from pipeline_kit.gates.interface import (
     Gate,
     Options,
@@ -39,6 +40,9 @@ class ChecksOptions(Options):
         return self
 
 
+_WORST = {"success": 0, "pending": 1, "failure": 2}
+
+
 class ChecksGate(Gate):
     name = "checks"
     options_model = ChecksOptions
@@ -60,7 +64,12 @@ class ChecksGate(Gate):
         if isinstance(target, Outcome):
             return target
         forge, commit = target
-        found = {check.name: check for check in forge.commit_checks(commit)}
+        # a name may come back more than once (a check run and a commit status): the worst counts,
+        # so a status of the same name never overrides a failed check run
+        found: dict[str, CommitCheck] = {}
+        for check in forge.commit_checks(commit):
+            if check.name not in found or _WORST[check.state] > _WORST[found[check.name].state]:
+                found[check.name] = check
         missing = [name for name in self.options.forge if name not in found]
         if missing:
             return denied(f"required check(s) never ran on {commit[:12]}: {', '.join(missing)}")
