@@ -21,6 +21,7 @@ from typing import Any
 from pipeline_kit._internal.http import HttpProblem, request
 from pipeline_kit.errors import first_line
 from pipeline_kit.metrics.interface import Measurement, MetricProvider, Series, failed, inconclusive, ok
+from pipeline_kit.queries import escape
 
 FORM = "application/x-www-form-urlencoded"
 MAX_RESPONSE = 1 << 20  # an instant query of one value answers in bytes; more is not one value
@@ -68,7 +69,28 @@ class Prometheus(MetricProvider):
 
     def measure(self, query: str, at: datetime) -> Measurement:
         body = self._post("/api/v1/query", {"query": query, "time": f"{at.timestamp():.3f}"})
-        return failed(body) if isinstance(body, str) else _value(self.name, body)
+        measured = failed(body) if isinstance(body, str) else _value(self.name, body)
+        return self._shown(query, at, 0.0, measured) if measured.status == "ok" else measured
+
+    def _shown(self, query: str, at: datetime, span: float, measured: Measurement) -> Measurement:
+        """`measured`, once a query of its own shows that a series the query reads exists at `at`
+        (over `span` seconds before it too): a value computed from no data (`or vector(0)`, in
+        whatever spelling) is no data."""
+        reads = selectors(query)
+        if isinstance(reads, str):
+            return failed(reads)
+        found, window = reads
+        if not found:
+            return inconclusive("no data: the query reads no series (a constant is not a measurement)")
+        window += span
+        presence = " or ".join(f"count(last_over_time({selector}[{int(window)}s]))" for selector in found)
+        body = self._post("/api/v1/query", {"query": presence, "time": f"{at.timestamp():.3f}"})
+        shown = failed(body) if isinstance(body, str) else _value(self.name, body)
+        if shown.status == "error":
+            return failed(f"checking that its series exist: {shown.detail}")
+        if shown.status != "ok" or not shown.value:
+            return inconclusive(f"no data: none of the series it reads exists ({', '.join(found)[:300]})")
+        return measured
 
     def series(self, query: str, start: datetime, end: datetime, step_seconds: float) -> Series:
         body = self._post(
@@ -94,7 +116,14 @@ class Prometheus(MetricProvider):
             raw = [float(value) for _, value in result[0]["values"]] if result else []
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             return Series((), f"{self.name}: not a Prometheus range query answer")
-        return Series(tuple(v for v in raw if math.isfinite(v)))
+        values = tuple(v for v in raw if math.isfinite(v))
+        if values:
+            shown = self._shown(query, end, (end - start).total_seconds(), ok(values[0]))
+            if shown.status == "error":
+                return Series((), shown.detail)
+            if shown.status != "ok":
+                return Series(())  # no data: what the comparison counts as no samples
+        return Series(values)
 
 
 def _server_error(body: bytes) -> str:
@@ -130,3 +159,44 @@ def _value(name: str, body: bytes) -> Measurement:
     if math.isinf(value):
         return inconclusive(f"{raw} (a division by zero?)")
     return ok(value)
+
+
+LOOKBACK = 300.0  # seconds: how far back Prometheus looks for an instant selector's last sample
+_OPERATORS = {"MatchOp.Equal": "=", "MatchOp.NotEqual": "!=", "MatchOp.Re": "=~", "MatchOp.NotRe": "!~"}
+
+
+def selectors(query: str) -> tuple[list[str], float] | str:
+    """The series selectors a query reads, as PromQL without their offsets, and how far back
+    (seconds) it reads them (its longest range plus offset, at least the lookback); or why the
+    query cannot be read."""
+    import promql_parser
+
+    try:
+        tree = promql_parser.parse(query)
+    except Exception as exc:
+        return f"cannot read the query to find its series: {first_line(exc)}"
+    found: list[str] = []
+    window = LOOKBACK
+
+    def visit(node: Any) -> None:
+        nonlocal window
+        if isinstance(node, promql_parser.VectorSelector):
+            found.append(_selector(node))
+            offset = node.offset.total_seconds() if node.offset is not None else 0.0
+            window = max(window, LOOKBACK + abs(offset))
+        elif isinstance(node, (promql_parser.MatrixSelector, promql_parser.SubqueryExpr)):
+            inner = getattr(node, "vector_selector", None)
+            offset = inner.offset.total_seconds() if inner is not None and inner.offset is not None else 0.0
+            reach = node.range.total_seconds() if node.range is not None else 0.0
+            window = max(window, reach + abs(offset))
+
+    promql_parser.walk(tree, visit)
+    return list(dict.fromkeys(found)), window
+
+
+def _selector(node: Any) -> str:
+    """A vector selector as PromQL: its name and matchers, without offset or @."""
+    name = [f'__name__="{escape(node.name)}"'] if node.name else []
+    groups = [list(node.matchers.matchers), *(list(group) for group in node.matchers.or_matchers or [])]
+    rendered = [",".join(name + [f'{m.name}{_OPERATORS[str(m.op)]}"{escape(m.value)}"' for m in g]) for g in groups]
+    return "{" + " or ".join(r for r in rendered if r) + "}"
