@@ -212,6 +212,7 @@ class GitHubFake(SpecFake):
         self.attestations: list[dict[str, Any]] = []
         self.pulls: dict[str, list[dict[str, Any]]] = {}  # commit -> pulls
         self.reviews: dict[int, list[dict[str, Any]]] = {}  # pull number -> reviews
+        self.pull_commits: dict[int, list[dict[str, Any]]] = {}  # pull number -> commits
         self.page_size = 100
         self.check_runs: dict[str, list[dict[str, Any]]] = {}  # commit -> check runs
         self.statuses: dict[str, list[dict[str, Any]]] = {}  # commit -> statuses (combined view)
@@ -304,6 +305,10 @@ class GitHubFake(SpecFake):
         def commit_pulls(request: Request, body: Any, sha: str) -> tuple[int, Any]:
             return 200, self.pulls.get(sha, [])
 
+        @self.route("GET", f"{base}/pulls/(?P<number>[0-9]+)/commits")
+        def pull_commits(request: Request, body: Any, number: str) -> tuple[int, Any]:
+            return 200, self.pull_commits.get(int(number), [])
+
         @self.route("GET", f"{base}/pulls/(?P<number>[0-9]+)/reviews")
         def reviews(request: Request, body: Any, number: str) -> tuple[int, Any, dict[str, str]]:
             items = self.reviews.get(int(number), [])
@@ -351,9 +356,21 @@ class GitHubFake(SpecFake):
     def add_status(self, sha: str, context: str, state: str) -> None:
         self.statuses.setdefault(sha, []).append(self.example("simple-commit-status", context=context, state=state))
 
-    def add_pull(self, sha: str, number: int, author: str, approvals: list[tuple[str, ...]]) -> None:
-        """A merged pull request whose head is `sha`; each review is (login, state[, commit reviewed])."""
+    def add_pull(
+        self, sha: str, number: int, author: str, approvals: list[tuple[str, ...]], committers: tuple[str, ...] = ()
+    ) -> None:
+        """A merged pull request whose head is `sha`, its commits authored by `author` and by each of
+        `committers`; each review is (login, state[, commit reviewed])."""
         user = self.example("simple-user", login=author)
+        self.pull_commits[number] = [
+            self.example(
+                "commit",
+                sha=f"{i:040x}",
+                author=self.example("simple-user", login=login),
+                committer=self.example("simple-user", login="web-flow"),
+            )
+            for i, login in enumerate((author, *committers), start=1)
+        ]
         pull = self.example("pull-request-simple", number=number, user=user, merged_at="2026-11-21T10:00:00Z")
         pull["head"] = {**pull["head"], "sha": sha}
         self.pulls.setdefault(sha, []).append(pull)

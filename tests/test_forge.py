@@ -196,6 +196,20 @@ def test_approvals_gate(
     # the promoter (octocat, GITHUB_ACTOR) never counts, even when they approved
 
 
+def test_no_author_of_a_commit_in_the_pull_request_approves_it(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, github: GitHubFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The attack: carol pushed a commit to alice's pull request, then approved it; only the
+    # opener was excluded, so carol reviewed her own code.
+    in_github(monkeypatch, github)
+    approvals_config(hello)
+    policy = signed_in(cli, hello, sigstore, monkeypatch)
+    github.add_pull(COMMIT, 7, "alice", [("bob", "APPROVED"), ("carol", "APPROVED")], committers=("carol",))
+    result = cli(["plan", "--to", "dev", "--json", *policy], cwd=hello)
+    gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "approvals")
+    assert gate["verdict"] == "denied" and "1 of 2" in gate["reason"] and "not counted: carol" in gate["reason"], gate
+
+
 @pytest.mark.parametrize(
     ("status", "headers", "fragment"),
     [

@@ -162,9 +162,16 @@ class GitHubForge(Forge):
                 latest[review["user"]["login"]] = (review["state"], review.get("commit_id"))
         # An approval counts only for the head that was merged: code pushed after it was not reviewed.
         approved = {user: commit for user, (state, commit) in latest.items() if state == "APPROVED"}
+        # every author of a commit in the reviewed range, not only the opener, wrote the change
+        authors = {pull["user"]["login"]} if pull.get("user") else set()
+        for commit in self._get_all("pull request commits", f"/pulls/{pull['number']}/commits"):
+            for role in ("author", "committer"):
+                person = commit.get(role) if isinstance(commit, dict) else None
+                if isinstance(person, dict) and person.get("login"):
+                    authors.add(str(person["login"]))
         return Approvals(
             approvers=tuple(sorted(u for u, commit in approved.items() if head and commit == head)),
-            authors=(pull["user"]["login"],) if pull.get("user") else (),
+            authors=tuple(sorted(authors)),
             source=f"pull request #{pull['number']} reviews",
             rejected=tuple(sorted(u for u, (s, _) in latest.items() if s == "CHANGES_REQUESTED")),
             stale=tuple(sorted(u for u, commit in approved.items() if not head or commit != head)),
