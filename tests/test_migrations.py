@@ -398,16 +398,24 @@ def _rechain(entries: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def test_the_environments_are_judged_from_signed_evidence_not_the_ledger(
-    cli: Cli, described: Path, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # attack: prod never got the expanded release; a forged ledger line says it did
-    project = described
+def expanded_in_dev_only(
+    cli: Cli, project: Path, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """prod runs a base release, dev the release with the expand step; the latter's id."""
     side_by_side(project)
     release_with(cli, project, sigstore, monkeypatch, {"000_base.sql": ADD})
     assert cli(["promote", "--to", "prod", *policy], cwd=project).code == 0
     expanded = release_with(cli, project, sigstore, monkeypatch, {"001_expand.sql": EXPAND})
     assert cli(["promote", "--to", "dev", *policy], cwd=project).code == 0
+    return expanded
+
+
+def test_the_environments_are_judged_from_signed_evidence_not_the_ledger(
+    cli: Cli, described: Path, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # attack: prod never got the expanded release; a forged ledger line says it did
+    project = described
+    expanded = expanded_in_dev_only(cli, project, sigstore, policy, monkeypatch)
     from pipeline_kit.ledger import Draft, FileLedger
     from pipeline_kit.promote import _now
 
@@ -440,11 +448,7 @@ def test_an_empty_ledger_is_not_nothing_deployed(
     # The edge: a job with a fresh per-job file ledger (or a truncated one) read it as "nothing
     # deployed anywhere", and the contract step passed while prod still ran the old code.
     project = described
-    side_by_side(project)
-    release_with(cli, project, sigstore, monkeypatch, {"000_base.sql": ADD})
-    assert cli(["promote", "--to", "prod", *policy], cwd=project).code == 0
-    release_with(cli, project, sigstore, monkeypatch, {"001_expand.sql": EXPAND})
-    assert cli(["promote", "--to", "dev", *policy], cwd=project).code == 0
+    expanded_in_dev_only(cli, project, sigstore, policy, monkeypatch)
     release_with(cli, project, sigstore, monkeypatch, {"002_contract.sql": CONTRACT})
     # without the ledger, the archives' signed VSAs still show what runs: prod lacks the expand step
     (project / LEDGER).unlink()
