@@ -28,7 +28,7 @@ from pipeline_kit.forge import DeploymentState, Forge
 from pipeline_kit.gates import GateResult, PromotionContext, compile_gates, evaluate
 from pipeline_kit.gates.command import release_environment
 from pipeline_kit.ledger import GENESIS, Draft, Entry, Ledger, arrived, head, in_flight
-from pipeline_kit.models import Model, Release, Subject, check_release_id, release_id
+from pipeline_kit.models import Model, Release, Subject, check_release_id, release_id, release_id_of
 from pipeline_kit.signing import Signable, sign_all, statement_json
 from pipeline_kit.trust import Trust
 from pipeline_kit.vsa import (
@@ -36,10 +36,13 @@ from pipeline_kit.vsa import (
     LEDGER_INPUT,
     VSA_PREDICATE,
     WAIVED,
+    Accepted,
     Candidate,
     analysis_file,
     hold_bundle,
     hold_level,
+    root_cause_bundle,
+    root_cause_level,
     search,
     vsa_bundle,
 )
@@ -175,21 +178,25 @@ def context_for(
         except PipelineKitError as exc:
             problem = exc.message
     after = project.config.environments[environment].after
-    upstream = holds = upstream_holds = None
+    upstream = holds = upstream_holds = root_causes = None
     if trust.policy is not None and trust.unverified is None and not trust.projected:
         kept = forge_attestations(project, release)  # one listing serves every search
         if after is not None:
             candidates, looked = vsa_candidates(project, release, after, entries, kept)
             uri = resource_uri(project.config, after)
             upstream = search(after, candidates, looked, release, uri, trust.policy, trust.load())
-            candidates, looked = vsa_candidates(project, release, after, entries, kept, hold=True)
+            candidates, looked = vsa_candidates(project, release, after, entries, kept, kind="hold")
             upstream_holds = search(
                 after, candidates, looked, release, uri, trust.policy, trust.load(), hold_level(after)
             )
-        candidates, looked = vsa_candidates(project, release, environment, entries, kept, hold=True)
+        candidates, looked = vsa_candidates(project, release, environment, entries, kept, kind="hold")
         uri = resource_uri(project.config, environment)
         holds = search(
             environment, candidates, looked, release, uri, trust.policy, trust.load(), hold_level(environment)
+        )
+        candidates, looked = vsa_candidates(project, release, environment, entries, kept, kind="root-cause")
+        root_causes = search(
+            environment, candidates, looked, release, uri, trust.policy, trust.load(), root_cause_level(environment)
         )
     schemas = contracts = None
     judged = trust.policy is not None and trust.unverified is None and not trust.projected
@@ -211,6 +218,7 @@ def context_for(
         forge=project.forge,
         upstream=upstream,
         holds=holds,
+        root_causes=root_causes,
         upstream_holds=upstream_holds,
         projected=trust.projected,
         schemas=schemas,
@@ -310,22 +318,23 @@ def vsa_candidates(
     entries: Sequence[Entry],
     forge: tuple[list[Candidate], str | None],
     *,
-    hold: bool = False,
+    kind: Literal["vsa", "hold", "root-cause"] = "vsa",
 ) -> tuple[list[Candidate], list[str]]:
-    """Every VSA about `release` for `environment` (or, with `hold`, every signed rollback of it)
-    the kit can find, and where it looked: the evidence dir (as passed between jobs), the
-    release's archive in it, the ledger's attachments, and the forge's attestations (`forge`,
-    listed once by the caller). Each is verified by the caller, so any store will do."""
+    """Every VSA about `release` for `environment` (or every signed rollback of it out of there,
+    or every signed root cause lifting such a hold) the kit can find, and where it looked: the
+    evidence dir (as passed between jobs), the release's archive in it, the ledger's attachments,
+    and the forge's attestations (`forge`, listed once by the caller). Each is verified by the
+    caller, so any store will do."""
     candidates, looked = [], []
-    name = hold_bundle(environment) if hold else vsa_bundle(environment)
+    name = {"vsa": vsa_bundle, "hold": hold_bundle, "root-cause": root_cause_bundle}[kind](environment)
     for path in (project.evidence.path(name), project.evidence.archive(release.id) / name):
         looked.append(str(path))
         if path.is_file():
             candidates.append(Candidate(str(path), path.read_bytes()))
     looked.append(f"the ledger's attachments ({project.ledger.describe()})")
     for entry in entries:
-        digest = entry.details.get("hold" if hold else "vsa")
-        about = entry.details.get("from") if hold else entry.release
+        digest = entry.details.get(kind.replace("-", "_"))
+        about = entry.details.get("from") if kind == "hold" else entry.release
         if entry.environment == environment and about == release.id and isinstance(digest, str):
             data = project.ledger.attachment(digest)
             if data is not None:
@@ -1284,22 +1293,73 @@ def _failed_there(entries: Sequence[Entry], environment: str) -> set[str]:
     }
 
 
-def annotate(ledger: Ledger, environment: str, root_cause: str, actor: str) -> Entry:
-    entries = history(ledger)
+def annotate(project: Project, environment: str, root_cause: str, token: TokenProvider) -> Entry:
+    """Sign the root cause of the last rollback in `environment`: a statement about the rolled-back
+    release's signed subjects, for that environment, which lifts its hold (rollback-hold accepts
+    nothing else for a signed rollback). Kept in its archive, attached to the ledger, uploaded."""
+    if project.trust.policy is None:
+        raise UsageError("no identity policy to find the signed rollback with")
+    _check_environment(project.config, environment)
+    entries = history(project.ledger)
     rollbacks = [e for e in entries if e.environment == environment and e.kind == "rolled-back"]
     if not rollbacks:
         raise UsageError(f"no rollback in {environment} to annotate")
-    return ledger.append(
+    last = rollbacks[-1]
+    digest = last.details.get("hold")
+    data = project.ledger.attachment(digest) if isinstance(digest, str) else None
+    signed = _signed_hold(project, data, str(last.details.get("from")), last.seq)
+    subjects = tuple(Subject(name=n, digest={"sha256": d}) for n, d in sorted(signed.subjects))
+    predicate = {
+        "verifier": {"id": f"{KIT_URI}/root-cause", "version": {"pipeline-kit": __version__}},
+        "timeVerified": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "resourceUri": resource_uri(project.config, environment),
+        "policy": {
+            "uri": Path(project.config.source_path or "pipeline-kit.yml").name,
+            "annotations": {"rootCause": root_cause, "rollbackSeq": last.seq},
+        },
+        "inputAttestations": [_ledger_input(*head(entries))],
+        "verificationResult": "FAILED",  # not a pass: the release must be promoted there again
+        "verifiedLevels": [root_cause_level(environment)],
+        "slsaVersion": "1.1",
+    }
+    raw, source = token()
+    name = root_cause_bundle(environment)
+    statement = statement_json(subjects, VSA_PREDICATE, predicate)
+    bundle = sign_all(project.trust.load(), raw, source, [Signable(name, statement=statement)]).files[name]
+    project.evidence.keep(release_id(subjects), name, bundle)
+    entry = project.ledger.append(
         Draft(
             kind="annotated",
             environment=environment,
-            release=str(rollbacks[-1].details.get("from")),
-            actor=actor,
+            release=release_id(subjects),
+            actor=project.actor,
             time=_now(),
             reason=root_cause,
-            details={"rollback_seq": rollbacks[-1].seq},
-        )
+            details={"rollback_seq": last.seq, "root_cause": sha256_bytes(bundle)},
+        ),
+        [bundle],
     )
+    if project.forge is not None:
+        project.forge.upload_attestation(bundle)
+    return entry
+
+
+def _signed_hold(project: Project, data: bytes | None, held: str, seq: int) -> Accepted:
+    """The signed rollback of `held` the ledger entry at `seq` attached, verified; else exit 1."""
+    from sigstore.verify import Verifier
+
+    from pipeline_kit.vsa import signed_statement
+
+    assert project.trust.policy is not None
+    if data is None:
+        raise VerificationError(f"the rollback at ledger seq {seq} has no signed hold attached to lift")
+    verifier = Verifier(trusted_root=project.trust.load().trusted_root)
+    signed = signed_statement(Candidate(f"ledger seq {seq}", data), project.trust.policy, verifier)
+    if isinstance(signed, str):
+        raise VerificationError(f"the hold of the rollback at ledger seq {seq} {signed}")
+    if release_id_of(signed.subjects) != held:
+        raise VerificationError(f"the hold of the rollback at ledger seq {seq} is about another release than {held}")
+    return signed
 
 
 def write_junit(plans: Sequence[Plan], path: Path, analysis: Analysis | None = None) -> None:

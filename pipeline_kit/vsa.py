@@ -37,6 +37,11 @@ def hold_bundle(environment: str) -> str:
     return f"{PROMOTIONS_DIR}/{environment}.rollback.sigstore.json"
 
 
+def root_cause_bundle(environment: str) -> str:
+    """Where the signed root cause of a rollback out of `environment` lives in that release's archive."""
+    return f"{PROMOTIONS_DIR}/{environment}.root-cause.sigstore.json"
+
+
 @dataclass(frozen=True)
 class Candidate:
     where: str  # for messages: the file, ledger attachment or forge record it came from
@@ -50,6 +55,12 @@ class Accepted:
     signer: str
     predicate: dict[str, Any]
     subjects: frozenset[tuple[str, str]] = frozenset()  # (name, sha256) of the statement's subjects
+
+    @property
+    def order(self) -> tuple[datetime, int]:
+        """When, as signed: the verified time, then the ledger seq it names (within one second)."""
+        head = self.ledger_head
+        return self.signed_at, head[0] if head else 0
 
     @property
     def ledger_head(self) -> tuple[int, str] | None:
@@ -131,6 +142,11 @@ def analysis_file(environment: str) -> str:
 def hold_level(environment: str) -> str:
     """The verifiedLevels value of a signed rollback: the release was taken out of `environment`."""
     return f"PIPELINE_KIT_ROLLED_BACK_{environment.upper().replace('-', '_')}"
+
+
+def root_cause_level(environment: str) -> str:
+    """The verifiedLevels value of a signed root cause: it lifts the release's hold in `environment`."""
+    return f"PIPELINE_KIT_ROOT_CAUSE_{environment.upper().replace('-', '_')}"
 
 
 def judge(

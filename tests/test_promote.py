@@ -204,11 +204,40 @@ def test_rollback_holds_the_bad_release_until_annotated(
     again = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert again.code == 1
     assert "rolled back from dev at" in again.out and "ledger annotate --env dev" in again.out
-    annotated = cli(["ledger", "annotate", "--env", "dev", "--root-cause", "https://issues.example/INC-9"], cwd=signed)
+    # the attack: an unsigned `annotated` line appended to the ledger lifts no signed hold
+    from datetime import datetime, timezone
+
+    from pipeline_kit.ledger import Draft, FileLedger
+
+    FileLedger(signed / LEDGER).append(
+        Draft(
+            kind="annotated",
+            environment="dev",
+            release=bad,
+            actor="mallory",
+            time=datetime.now(timezone.utc),
+            reason="mallory says fine",
+            details={},
+        )
+    )
+    forged = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert forged.code == 1 and "no signed root cause since" in forged.out, forged.out
+    cause = ["--root-cause", "https://issues.example/INC-9"]
+    annotated = cli(["ledger", "annotate", "--env", "dev", *cause, *policy], cwd=signed)
     assert annotated.code == 0
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
     kinds = [e["kind"] for e in ledger(signed)]
-    assert kinds == ["promoted", "promoted", "deployed", "rolled-back", "denied", "annotated", "promoted"]
+    assert kinds == [
+        "promoted",
+        "promoted",
+        "deployed",
+        "rolled-back",
+        "denied",
+        "annotated",
+        "denied",
+        "annotated",
+        "promoted",
+    ]
     assert cli(["ledger", "verify", *policy], cwd=signed).code == 0
 
 

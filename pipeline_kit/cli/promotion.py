@@ -420,13 +420,28 @@ def ledger_verify(session: Session, /, **trust: Any) -> None:
 @click.option("--env", "environment", required=True, help="Environment whose last rollback this explains.")
 @click.option("--root-cause", required=True, help="A URL or text: why the rolled-back release failed.")
 @evidence_options
+@trust_options
+@signer_options
+@policy_options
 @pass_session
-def ledger_annotate(session: Session, environment: str, root_cause: str) -> None:
-    """Record the root cause of the last rollback in ENV, lifting its hold."""
+def ledger_annotate(
+    session: Session, /, environment: str, root_cause: str, interactive: bool, rekor_version: str | None, **trust: Any
+) -> None:
+    """Sign the root cause of the last rollback in ENV, lifting its hold.
+
+    The root cause is a signed statement about the rolled-back release for ENV (like the rollback
+    itself, it needs an identity token): a line in the ledger alone lifts no signed hold.
+    """
     from pipeline_kit.promote import annotate
 
-    entry = annotate(session.ledger(), environment, root_cause, session.actor())
-    click.echo(f"{environment}: root cause recorded (ledger seq {entry.seq}); the rollback hold is lifted")
+    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
+    entry = annotate(
+        project_for(session, trusted),
+        environment,
+        root_cause,
+        token=lambda: identity_token(session, trusted.load(), interactive),
+    )
+    click.echo(f"{environment}: root cause signed (ledger seq {entry.seq}); the rollback hold is lifted")
 
 
 @click.group()

@@ -92,6 +92,7 @@ class PromotionContext:
     forge: Forge | None = None
     upstream: Search | None = None  # the signed VSAs showing the `after:` environment passed this release
     holds: Search | None = None  # signed rollbacks of this release out of this environment
+    root_causes: Search | None = None  # signed root causes, each lifting a hold older than it
     upstream_holds: Search | None = None  # signed rollbacks of this release out of the `after:` one
     # a dry run's projection: the unsigned evidence judged as CI will judge it once signed by the
     # policy's identity (`verify.projected_release`); what only CI can know is `deferred`

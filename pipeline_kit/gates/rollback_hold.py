@@ -3,7 +3,9 @@ cause is recorded (`pipeline-kit ledger annotate --env ENV --root-cause ...`).
 
 A rollback is signed (a FAILED VSA naming the ledger head it was made on), so deleting ledger
 lines does not lift a hold: a signed rollback whose ledger is shorter than its head is a
-truncated ledger, and the hold stands.
+truncated ledger, and the hold stands. Only a signed root cause about the same release and
+environment, signed after the rollback, lifts a signed hold; an `annotated` ledger line alone
+lifts only a rollback the ledger alone records.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ class RollbackHoldGate(Gate):
                     f"signed rollback from {env} at {hold.signed_at:%Y-%m-%d %H:%MZ} ({hold.where}) was made on "
                     f"ledger seq {seq}, but the ledger has {len(context.history)} entries: truncated; the hold stands"
                 )
-            if not any(e.kind == "annotated" and e.seq > seq for e in here):
+            causes = context.root_causes.accepted if context.root_causes else ()
+            if not any(cause.order >= hold.order for cause in causes):
                 return denied(
-                    f"rolled back from {env} at {hold.signed_at:%Y-%m-%d %H:%MZ} (signed, {hold.where}); {annotate}"
+                    f"rolled back from {env} at {hold.signed_at:%Y-%m-%d %H:%MZ} (signed, {hold.where}), and no "
+                    f"signed root cause since; {annotate}"
                 )
         rollbacks = [e for e in here if e.kind == "rolled-back" and e.details.get("from") == context.release.id]
         if not rollbacks:
