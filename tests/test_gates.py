@@ -69,6 +69,7 @@ def context(
     upstream: Search | None = None,
     holds: Search | None = None,
     upstream_holds: Search | None = None,
+    root_causes: Search | None = None,
 ) -> PromotionContext:
     (tmp_path / "pipeline-kit.yml").write_text(config)
     parsed = parse_config(config, tmp_path / "pipeline-kit.yml").model_copy(
@@ -87,6 +88,7 @@ def context(
         verification_problem=problem,
         upstream=upstream,
         holds=holds or Search(environment, (), (), ()),
+        root_causes=root_causes,
         # searched together with `upstream`, as the kit does
         upstream_holds=upstream_holds or (Search("dev", (), (), ()) if upstream is not None else None),
     )
@@ -306,8 +308,16 @@ def test_a_signed_rollback_holds_even_when_ledger_lines_are_deleted(tmp_path: Pa
     )
     verdict, reason = run(gate("rollback-hold"), context(tmp_path, "dev", history=kept, holds=holds))
     assert verdict == "denied" and "(signed, releases/x/promotions/dev.rollback.sigstore.json)" in reason
+    # an annotated line alone lifts nothing; a signed root cause after the rollback does
     lifted = entries(*[(e.kind, e.environment, e.release, NOW, {}) for e in kept], ("annotated", "dev", rid, NOW, {}))
-    assert run(gate("rollback-hold"), context(tmp_path, "dev", history=lifted, holds=holds))[0] == "passed"
+    assert run(gate("rollback-hold"), context(tmp_path, "dev", history=lifted, holds=holds))[0] == "denied"
+    ledger_seq = {"inputAttestations": [{"name": "ledger", "digest": {"sha256": "1" * 64}, "annotations": {"seq": 3}}]}
+    cause = Search("dev", (Accepted("root cause", NOW, "signed by ci", ledger_seq),), (), ())
+    with_cause = context(tmp_path, "dev", history=lifted, holds=holds, root_causes=cause)
+    assert run(gate("rollback-hold"), with_cause)[0] == "passed"
+    earlier = Search("dev", (Accepted("root cause", NOW - timedelta(hours=1), "signed by ci", {}),), (), ())
+    before = context(tmp_path, "dev", history=lifted, holds=holds, root_causes=earlier)
+    assert run(gate("rollback-hold"), before)[0] == "denied"  # signed before the rollback: another one's
     # no search at all (no identity policy): fail closed
     ctx = context(tmp_path, "dev")
     assert run(gate("rollback-hold"), replace(ctx, holds=None))[0] == "error"
