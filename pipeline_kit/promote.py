@@ -950,11 +950,15 @@ def _finish_forge_deployment(
         project.forge.finish_deployment(deployment, environment, state, f"pipeline-kit: deploy {state}")
 
 
+FORGE_DEADLINE = 60.0  # seconds for a promotion's forge records in all (each request has its own timeout too)
+
+
 def _record_on_forge(
     project: Project, environment: str, release: Release, decision: Decision, files: dict[str, bytes], *, deployed: bool
 ) -> None:
     """A commit status with the verdict, and (where the forge keeps them) the attestations: each
-    an independent request, sent at once; the first failure (in this order) is raised."""
+    an independent request, sent at once, all within FORGE_DEADLINE; the first failure (in this
+    order) is raised."""
     forge = project.forge
     if forge is None:
         return
@@ -975,11 +979,13 @@ def _record_on_forge(
         if vsa_bundle(environment) in files:
             bundles.append(files[vsa_bundle(environment)])
         requests += [partial(forge.upload_attestation, data) for data in bundles]
-    from concurrent.futures import ThreadPoolExecutor
+    from pipeline_kit._internal.http import HttpProblem, all_within
+    from pipeline_kit.forge import ForgeError
 
-    with ThreadPoolExecutor(max_workers=max(1, len(requests)), thread_name_prefix="forge") as pool:
-        for future in [pool.submit(request) for request in requests]:
-            future.result()
+    try:
+        all_within(requests, FORGE_DEADLINE, f"{forge.describe()} records")
+    except HttpProblem as exc:
+        raise ForgeError(str(exc)) from None
 
 
 def _deploy(

@@ -380,3 +380,31 @@ def test_a_long_chain_of_environments_loads_in_bounded_time(tmp_path: Path) -> N
     cyclic = text.replace("  e0: {}", "  e0: {after: e2999}")
     with pytest.raises(Exception, match=r"environments form a cycle: e0 -> e2999 -> e2998 -> \.\.\. -> e2 -> e1 -> e0"):
         parse_config(cyclic, tmp_path / "pipeline-kit.yml")
+
+
+def test_calls_that_never_answer_end_at_the_deadline() -> None:
+    # A forge answering each read within its timeout, forever: the promotion's records had no
+    # deadline in all. The calls that hang are still waiting when the verdict comes.
+    import threading
+
+    from pipeline_kit._internal.http import HttpProblem, all_within
+
+    release = threading.Event()
+    done: list[int] = []
+
+    def hang() -> None:
+        release.wait(30)
+
+    def fail() -> None:
+        raise ValueError("HTTP 502")
+
+    try:
+        with pytest.raises(HttpProblem, match=r"^forge records: no answer within 0.2s$"):
+            all_within([lambda: done.append(1), hang], 0.2, "forge records")
+        assert done == [1] and not release.is_set()
+        with pytest.raises(ValueError, match="HTTP 502"):
+            all_within([lambda: None, fail, fail], 5, "forge records")
+        all_within([lambda: done.append(2)], 5, "forge records")
+        assert done == [1, 2]
+    finally:
+        release.set()

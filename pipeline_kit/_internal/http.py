@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -105,3 +105,27 @@ def _why(exc: BaseException) -> str:
         return "timed out"
     reason = str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)
     return reason.splitlines()[0] if reason.strip() else type(exc).__name__
+
+
+def all_within(calls: Sequence[Callable[[], object]], deadline: float, what: str) -> None:
+    """Run `calls` at once, each in a daemon thread; raise the first failure (in order), or
+    HttpProblem naming `what` when they are not all done within `deadline` seconds (a library's
+    per-read timeout is no deadline; an abandoned thread never keeps the process alive)."""
+    failures: dict[int, BaseException] = {}
+
+    def run(index: int, call: Callable[[], object]) -> None:
+        try:
+            call()
+        except BaseException as exc:
+            failures[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c), name=f"{what}-{i}", daemon=True) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    ends = time.monotonic() + deadline
+    for thread in threads:
+        thread.join(max(0.0, ends - time.monotonic()))
+    if any(thread.is_alive() for thread in threads):
+        raise HttpProblem(f"{what}: no answer within {deadline:g}s")
+    if failures:
+        raise failures[min(failures)]
