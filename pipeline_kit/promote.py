@@ -667,6 +667,32 @@ def effective_policy(project: Project) -> dict[str, Any]:
     }
 
 
+def decide(
+    project: Project, result: Plan, verdict: Literal["passed", "denied", "waived"], reason: str | None
+) -> Decision:
+    """The decision on `result`, a plan judged in this process (never one read from a file). It
+    commits to the ledger it was made on: truncating or rewriting the ledger up to here no longer
+    matches a signed VSA (`ledger verify`)."""
+    release = result.release
+    inputs = [*_input_attestations(project.evidence, release), _ledger_input(*result.ledger_head)]
+    return Decision(
+        release=release.id,
+        subjects={s.name: s.sha256 for s in release.subjects},
+        environment=result.environment,
+        verdict=verdict,
+        gates=tuple(
+            GateRecord(gate=r.gate, verdict=r.verdict, reason=r.reason, evidence=r.evidence, duration_ms=r.duration_ms)
+            for r in result.results
+        ),
+        actor=project.actor,
+        time=_now(),
+        reason=reason,
+        break_glass=verdict == "waived",
+        policy=effective_policy(project),
+        input_attestations=tuple(inputs),
+    )
+
+
 def promote(
     project: Project,
     environment: str,
@@ -696,25 +722,7 @@ def promote(
     verdict: Literal["passed", "denied", "waived"] = (
         "passed" if result.passed else "waived" if break_glass and refused is None else "denied"
     )
-    # The decision commits to the ledger it was made on: truncating or rewriting the ledger up to
-    # here no longer matches a signed VSA (`ledger verify`).
-    inputs = [*_input_attestations(evidence, release), _ledger_input(*result.ledger_head)]
-    decision = Decision(
-        release=release.id,
-        subjects={s.name: s.sha256 for s in release.subjects},
-        environment=environment,
-        verdict=verdict,
-        gates=tuple(
-            GateRecord(gate=r.gate, verdict=r.verdict, reason=r.reason, evidence=r.evidence, duration_ms=r.duration_ms)
-            for r in result.results
-        ),
-        actor=actor,
-        time=_now(),
-        reason=reason,
-        break_glass=verdict == "waived",
-        policy=effective_policy(project),
-        input_attestations=tuple(inputs),
-    )
+    decision = decide(project, result, verdict, reason)
     files = {decision_file(environment): decision.to_json()}
     # a rollout signs its VSA once its last step passed, like an analysis
     analysed = config.environments[environment].analysis is not None or strategy is not None

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pipeline_kit.analysis import NO_BASELINE, Analysis, Result, analyse, release_values
 from pipeline_kit.config import CanaryStep, EnvironmentConfig, parse_duration
 from pipeline_kit.digest import sha256_bytes
-from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, UsageError
+from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, UsageError, VerificationError
 from pipeline_kit.evidence import PROMOTIONS_DIR
 from pipeline_kit.gates import PromotionContext
 from pipeline_kit.gates.command import release_environment
@@ -42,8 +42,10 @@ from pipeline_kit.promote import (
     _record_on_forge,
     _sign_hold,
     current_release,
+    decide,
     decision_file,
     history,
+    plan,
     running_release,
     sign_vsa,
     trip_kill_switches,
@@ -337,7 +339,9 @@ class Runner:
         if self.settings.analysis is not None and record.is_file():
             analysis = {"name": rollout_file(environment), "sha256": sha256_bytes(record.read_bytes())}
         bundle = sign_vsa(project, self.release, self.decision, self.token, after_analysis=analysis, late=True)
-        project.evidence.record_many(self.release, {vsa_bundle(environment): bundle})
+        # the decision the VSA was signed on (taken in this process), beside it
+        decided = {decision_file(environment): self.decision.to_json(), vsa_bundle(environment): bundle}
+        project.evidence.record_many(self.release, decided)
         project.ledger.append(
             Draft(
                 kind="rollout",
@@ -355,8 +359,7 @@ class Runner:
             ),
             [bundle],
         )
-        files = {decision_file(environment): self.decision.to_json(), vsa_bundle(environment): bundle}
-        _record_on_forge(project, environment, self.release, self.decision, files, deployed=True)
+        _record_on_forge(project, environment, self.release, self.decision, decided, deployed=True)
         self.say(f"rollout finished: {rollout.canary_slot} is live with {self.release.id}")
         return Outcome(self.reload(), "finished", f"{len(self.steps)} step(s), {rollout.canary_slot} is live", analyses)
 
@@ -434,7 +437,7 @@ def resume(
     """Continue the rollout in progress: after a manual pause from the next step, else from the
     start of the step it was in."""
     rollout = _active(project, environment)
-    release, decision = _evidence_for(project, environment, rollout)
+    release, decision = _judged(project, environment, rollout, must_pass=True)
     runner = Runner(project, environment, release, decision, token, on_progress, on_result)
     # past a manual pause (or a --step stop), the next step; else the step that was in progress,
     # from its start: its weight set and its analysis and pause run again, never half judged
@@ -447,7 +450,7 @@ def resume(
 def abort(project: Project, environment: str, reason: str, on_progress: Progress | None = None) -> Outcome:
     """All traffic back to the stable slot; the rollout ends (no hold: nothing was judged bad)."""
     rollout = _active(project, environment)
-    release, decision = _evidence_for(project, environment, rollout)
+    release, decision = _judged(project, environment, rollout, must_pass=False)
     runner = Runner(project, environment, release, decision, lambda: ("", ""), on_progress, None)
     what = runner.traffic.apply(runner.split(rollout, 0), runner.env())
     runner.record("aborted", rollout.step, 0, reason=reason)
@@ -465,19 +468,18 @@ def _active(project: Project, environment: str) -> Rollout:
     return rollout
 
 
-def _evidence_for(project: Project, environment: str, rollout: Rollout) -> tuple[Release, Decision]:
-    """The rollout's release and its recorded decision, from the evidence dir (as handed on)."""
-    release = project.evidence.load_release()
+def _judged(project: Project, environment: str, rollout: Rollout, *, must_pass: bool) -> tuple[Release, Decision]:
+    """The rollout's release and a decision on it taken now, in this process: the evidence is
+    verified and every gate judged again (a decision file or a ledger line decides nothing). To
+    go on (`must_pass`), the release must pass now; an abort only needs to know which it is."""
+    result = plan(project, environment)
+    release = result.release
     if release.id != rollout.release:
         raise UsageError(
             f"the evidence here is release {release.id}, the rollout in {environment} is {rollout.release}",
             hint="download the rollout's evidence (its build's artifact) into the evidence dir",
         )
-    path = project.evidence.path(decision_file(environment))
-    try:
-        decision = Decision.model_validate_json(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: the rollout's decision is missing or unreadable") from exc
-    if decision.release != release.id or decision.verdict == "denied":
-        raise UsageError(f"{path}: not a promotion decision for {release.id}")
-    return release, decision
+    if must_pass and not result.passed:
+        blocking = "; ".join(f"{r.gate}: {r.reason}" for r in result.blocking())
+        raise VerificationError(f"{release.id} would be denied in {environment} now, so its rollout stops: {blocking}")
+    return release, decide(project, result, "passed" if result.passed else "denied", f"rollout of {release.id}")

@@ -3,6 +3,7 @@ sent back to 0 at once, a rollout killed with SIGKILL and resumed from the step 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -338,3 +339,59 @@ def test_the_step_input_reaches_promote_as_its_variable(
     monkeypatch.setenv("PIPELINE_KIT_PROMOTE_STEP", "false")
     rest = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
     assert rest.code == 0 and weights(signed) == ["10 green blue", "50 green blue", "100 green blue"]
+
+
+def test_resume_signs_only_what_it_judges_itself(
+    cli: Cli, signed: Path, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The attack: a paused rollout's decision file edited to name another environment (or a
+    # break-glass one made to say passed); resume signed a PASSED VSA from the file's fields.
+    with_rollout(signed, [{"weight": 10}, {"weight": 100}])
+    monkeypatch.setenv("PIPELINE_KIT_PROMOTE_STEP", "true")
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    monkeypatch.setenv("PIPELINE_KIT_PROMOTE_STEP", "false")
+    path = signed / ".pipeline-kit" / "promotions" / "dev.decision.json"
+    forged = json.loads(path.read_text())
+    forged["environment"] = "prod"
+    path.write_text(json.dumps(forged))
+    assert cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed).code == 0
+    vsa = json.loads((signed / ".pipeline-kit" / "promotions" / "dev.vsa.sigstore.json").read_text())
+    predicate = json.loads(base64.b64decode(vsa["dsseEnvelope"]["payload"]))["predicate"]
+    assert predicate["resourceUri"] == "urn:pipeline-kit:environment:dev"
+    assert json.loads(path.read_text())["environment"] == "dev"  # the decision taken now
+    assert not (signed / ".pipeline-kit" / "promotions" / "prod.vsa.sigstore.json").exists()
+
+
+def test_resume_of_a_rollout_nobody_started_signs_nothing(
+    cli: Cli, described: Path, policy: list[str], token: None
+) -> None:
+    # The attack: an unsigned build, one appended `rollout started` line and a decision file
+    # saying passed; resume signed a PASSED VSA over subjects nobody signed.
+    from datetime import datetime, timezone
+
+    from pipeline_kit.ledger import Draft, FileLedger
+
+    with_rollout(described, [{"weight": 100}])
+    release = json.loads((described / ".pipeline-kit" / "release.json").read_text())["id"]
+    details = {
+        "state": "started",
+        "step": -1,
+        "weight": 0,
+        "stable_slot": "blue",
+        "canary_slot": "green",
+        "stable_release": None,
+        "steps": 1,
+    }
+    FileLedger(described / LEDGER).append(
+        Draft(
+            kind="rollout",
+            environment="dev",
+            release=release,
+            actor="mallory",
+            time=datetime.now(timezone.utc),
+            details=details,
+        )
+    )
+    result = cli(["rollout", "resume", "--env", "dev", *policy], cwd=described)
+    assert result.code == 1 and f"{release} would be denied in dev now" in result.err, result.out + result.err
+    assert not list((described / ".pipeline-kit").rglob("*.vsa.sigstore.json"))
