@@ -395,6 +395,8 @@ class Timeline:
     holds: tuple[tuple[str, str | None, datetime, int], ...]  # (from, to, signed_at, seq)
     current: str | None  # the release the last signed event left there
     why: str  # when `current` is None
+    since: int = 0  # the ledger seq that event signed: a failed deploy after it casts doubt
+    before: str | None = None  # what ran before that event (what runs if its deploy failed)
 
     def held_since(self, arrival: Arrival) -> bool:
         """A signed rollback of the arrival's release after it (a tie: the rollback wins)."""
@@ -464,14 +466,18 @@ def signed_timeline(project: Project, environment: str, entries: Sequence[Entry]
         + [(at, seq, 1, bad, to) for bad, to, at, seq in holds]
     )
     current: str | None = None
+    before: str | None = None
+    since = 0
     why = f"nothing signed shows what {environment} runs (looked in the ledger's attachments and {root})"
-    for _, _, kind, release, to in events:
-        if kind == 0:
-            current = release
+    for _, seq, kind, release, to in events:
+        if kind == 0 and release != current:
+            before, current, since = current, release, seq
+        elif kind == 0:
+            since = seq  # promoted there again
         elif current == release:
-            current = to
+            before, current, since = current, to, seq
             why = f"{release} was rolled back out of {environment} (signed) to a release the signature does not name"
-    return Timeline(tuple(arrivals), tuple(holds), current, why)
+    return Timeline(tuple(arrivals), tuple(holds), current, why, since, before)
 
 
 @dataclass(frozen=True)
@@ -498,20 +504,38 @@ def running_release(
         return Running(None, None, timeline.why)
     if expected is not None and candidate != expected:
         return Running(None, None, f"the signed record shows {candidate} in {environment}, not {expected}")
+    failed = _failed_since(entries, environment, timeline)
+    if failed is not None:
+        return Running(candidate, None, f"the deploy of {candidate} to {environment} failed (ledger seq {failed.seq})")
+    unfinished = [e for e in in_flight(entries, environment) if e.release == candidate]
+    if unfinished:
+        seq = unfinished[-1].seq
+        return Running(candidate, None, f"the deploy of {candidate} to {environment} did not finish (ledger seq {seq})")
     by_ledger = current_release(entries, environment)
     if by_ledger is not None and by_ledger != candidate:
         return Running(
-            candidate, None, f"the ledger shows {by_ledger} deployed to {environment} since {candidate}, unsigned"
+            candidate, None, f"the ledger shows {by_ledger} deployed to {environment} after {candidate}, unsigned"
         )
-    ours = [e for e in entries if e.environment == environment and e.release == candidate]
-    unfinished = [e for e in in_flight(entries, environment) if e.release == candidate]
-    if unfinished or (ours and ours[-1].kind == "deploy-failed"):
-        seq = (unfinished or ours)[-1].seq
-        return Running(candidate, None, f"the deploy of {candidate} to {environment} did not finish (ledger seq {seq})")
     evidence, why = verified_evidence(project, entries, candidate)
     if evidence is None:
         return Running(candidate, None, why)
     return Running(candidate, evidence, "signed")
+
+
+def _failed_since(entries: Sequence[Entry], environment: str, timeline: Timeline) -> Entry | None:
+    """A failed deploy of the current release after the signed event that made it current: a line
+    added later cannot take this doubt away (a `deployed` line after it changes nothing)."""
+    return next(
+        (
+            e
+            for e in entries
+            if e.environment == environment
+            and e.release == timeline.current
+            and e.kind == "deploy-failed"
+            and e.seq > timeline.since
+        ),
+        None,
+    )
 
 
 def verified_evidence(project: Project, entries: Sequence[Entry], release: str) -> tuple[EvidenceDir | None, str]:
@@ -1133,10 +1157,12 @@ def rollback(
     token: TokenProvider,
     on_output: Callable[[str], None] | None = None,
     from_release: Release | None = None,
+    named: str | None = None,
 ) -> tuple[str, str, Entry]:
     """Go back to the previous good release of `environment` (or `to`); returns (from, to, entry).
     `from_release`: the release to take out, when the caller verified it (a failed analysis);
-    else the one the signed record shows there, or one deployed since without a signed decision.
+    `named`: the id of one the operator says runs there (`--from`), verified here; else the one
+    the signed record shows there.
 
     The rollback is signed before anything is deployed: a FAILED VSA about the rolled-back
     release for this environment, naming the release it goes back to, so its hold survives edits
@@ -1146,11 +1172,12 @@ def rollback(
         raise UsageError("rollback needs --reason")
     if project.trust.policy is None:
         raise UsageError("no identity policy to tell from signatures what runs there")
-    if to is not None:
-        check_release_id(to)
+    for given in (to, named):
+        if given is not None:
+            check_release_id(given)
     entries = history(project.ledger)
     timeline = signed_timeline(project, environment, entries)
-    bad = _rolling_back(project, environment, entries, timeline) if from_release is None else from_release
+    bad = from_release or _rolling_back(project, environment, entries, timeline, named)
     current = bad.id
     if to == current:
         raise UsageError(f"{to} is already the release in {environment}")
@@ -1179,15 +1206,22 @@ def rollback(
     return current, target, entry
 
 
-def _rolling_back(project: Project, environment: str, entries: Sequence[Entry], timeline: Timeline) -> Release:
-    """The release a rollback takes out, verified: the one the signed record shows in
-    `environment`, unless the ledger shows a release deployed since that never got a signed
-    decision there (its analysis failed or never ended): that one is what runs."""
-    by_ledger = current_release(entries, environment)
-    unsigned = by_ledger is not None and not any(a.release == by_ledger for a in timeline.arrivals)
-    candidate = by_ledger if unsigned else timeline.current
+def _rolling_back(
+    project: Project, environment: str, entries: Sequence[Entry], timeline: Timeline, named: str | None
+) -> Release:
+    """The release a rollback takes out, verified: `named` (`--from`, when the operator knows a
+    release deployed without a signed decision runs there), else the one the signed record shows;
+    when the deploy that made it current failed (a rollback's own deploy, say), the one before."""
+    failed = _failed_since(entries, environment, timeline)
+    candidate = named or (timeline.before if failed is not None else timeline.current)
     if candidate is None:
         raise UsageError(f"{environment} has no release to roll back from: {timeline.why}")
+    by_ledger = current_release(entries, environment)
+    if named is None and by_ledger is not None and failed is None and by_ledger != candidate:
+        raise VerificationError(
+            f"cannot tell what {environment} runs: the signed record shows {candidate}, the ledger {by_ledger}",
+            hint=f"if {by_ledger} was deployed there without a signed decision, roll back with --from {by_ledger}",
+        )
     evidence, why = verified_evidence(project, entries, candidate)
     if evidence is None:
         raise VerificationError(f"cannot roll back from {candidate}: {why}")
@@ -1303,7 +1337,12 @@ def _failed_there(entries: Sequence[Entry], environment: str) -> set[str]:
         for e in entries
         if e.environment == environment
         and e.release is not None
-        and (e.kind == "deploy-failed" or (e.kind == "analysed" and e.details.get("verdict") != "passed"))
+        and (
+            (
+                e.kind == "deploy-failed" and "rollback" not in e.details
+            )  # a rollback's deploy failing is not the release's
+            or (e.kind == "analysed" and e.details.get("verdict") != "passed")
+        )
     }
 
 

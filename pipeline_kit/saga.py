@@ -432,7 +432,12 @@ class Applier:
             if outcome.returncode != 0:
                 raise EnvironmentFailure(f"compensate command exited with code {outcome.returncode}")
             return "compensated by its command"
-        current, target, _ = rollback(project, self.environment, to=None, reason=reason, deploy=None, token=self.token)
+        # the release this step promoted is the one to take out: the step's evidence names it,
+        # and rollback verifies it (the signed record may not show it yet in a job of its own)
+        promoted = project.evidence.load_release().id
+        current, target, _ = rollback(
+            project, self.environment, to=None, reason=reason, deploy=None, token=self.token, named=promoted
+        )
         return f"rolled back from {current} to {target}"
 
     def rollback(self) -> Outcome:

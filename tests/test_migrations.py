@@ -426,7 +426,7 @@ def test_the_environments_are_judged_from_signed_evidence_not_the_ledger(
     planned = cli(["plan", "--to", "dev", *policy], cwd=project)
     assert planned.code == 1
     # the line only casts doubt: prod's signed record says otherwise, so what runs there is unknown
-    assert f"prod: the ledger shows {expanded} deployed to prod since " in planned.out
+    assert f"prod: the ledger shows {expanded} deployed to prod after " in planned.out
 
 
 def test_a_cleared_contract_step_is_still_judged_for_its_locks() -> None:
@@ -462,3 +462,25 @@ def test_an_empty_ledger_is_not_nothing_deployed(
         "migrations/002_contract.sql follows migrations/001_expand.sql: dev: nothing signed shows what dev runs"
         in planned.out
     )
+
+
+def test_a_line_added_after_a_failed_deploy_never_takes_the_doubt_away(
+    cli: Cli, described: Path, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The attack: the VSA is signed before the deploy; prod's deploy of the expanded release
+    # failed, so prod still runs the base release. One appended `deployed` line let the contract
+    # step through.
+    from datetime import datetime, timezone
+
+    from pipeline_kit.ledger import Draft, FileLedger
+
+    project = described
+    expanded = expanded_in_dev_only(cli, project, sigstore, policy, monkeypatch)
+    assert cli(["promote", "--to", "prod", *policy, "--", "false"], cwd=project).code == 3
+    release_with(cli, project, sigstore, monkeypatch, {"002_contract.sql": CONTRACT})
+    FileLedger(project / LEDGER).append(
+        Draft(kind="deployed", environment="prod", release=expanded, actor="mallory", time=datetime.now(timezone.utc))
+    )
+    planned = cli(["plan", "--to", "dev", *policy], cwd=project)
+    assert planned.code == 1, planned.out
+    assert f"prod: the deploy of {expanded} to prod failed (ledger seq" in planned.out

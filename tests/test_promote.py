@@ -467,7 +467,10 @@ def test_a_ledger_line_never_chooses_what_a_rollback_takes_out(
             details={},
         )
     )
-    result = cli(["rollback", "--env", "dev", "--reason", "bad is broken", *policy], cwd=signed)
+    # the line only casts doubt: the kit asks instead of choosing; the operator names what runs
+    asked = cli(["rollback", "--env", "dev", "--reason", "bad is broken", *policy], cwd=signed)
+    assert asked.code == 1 and f"the signed record shows {bad}, the ledger {good}" in asked.err
+    result = cli(["rollback", "--env", "dev", "--from", bad, "--reason", "bad is broken", *policy], cwd=signed)
     assert result.code == 0, result.out + result.err
     assert f"dev: rolled back from {bad} to {good}" in result.out
     assert (signed / ".pipeline-kit" / "releases" / bad / "promotions" / "dev.rollback.sigstore.json").is_file()
@@ -486,3 +489,37 @@ def test_rollback_never_goes_to_a_release_whose_deploy_failed_there(
     result = cli(["rollback", "--env", "dev", "--to", failed, "--reason", "x", *policy], cwd=signed)
     assert result.code == 1, result.out + result.err
     assert f"rollback target {failed}: its deploy or its analysis failed in dev" in result.err
+
+
+def test_a_failed_rollback_deploy_is_retried_from_the_release_still_running(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The edge: the rollback is signed before its deploy; when that deploy failed, the signed
+    # record said good ran, and the retry rolled back from good (holding it) to an older release.
+    good, bad = good_then_bad_in_dev(cli, signed, sigstore, policy, monkeypatch)
+    failed = cli(["rollback", "--env", "dev", "--reason", "500s", *policy, "--", "false"], cwd=signed)
+    assert failed.code == 3, failed.out + failed.err
+    retry = cli(["rollback", "--env", "dev", "--reason", "500s, again", *policy], cwd=signed)
+    assert retry.code == 0 and f"dev: rolled back from {bad} to {good}" in retry.out, retry.out + retry.err
+    assert not (signed / ".pipeline-kit" / "releases" / good / "promotions" / "dev.rollback.sigstore.json").exists()
+
+
+def test_a_ledger_line_naming_another_release_makes_rollback_ask(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The attack: an appended `deployed` line for a signed release never promoted to dev made
+    # rollback take that one out (holding it) and deploy the bad release again.
+    from datetime import datetime, timezone
+
+    from pipeline_kit.ledger import Draft, FileLedger
+
+    _, bad = good_then_bad_in_dev(cli, signed, sigstore, policy, monkeypatch)
+    (signed / "src" / "hello_service" / "innocent.py").write_text("X = 1\n")
+    innocent = another_release(cli, signed, sigstore, monkeypatch)
+    FileLedger(signed / LEDGER).append(
+        Draft(kind="deployed", environment="dev", release=innocent, actor="mallory", time=datetime.now(timezone.utc))
+    )
+    asked = cli(["rollback", "--env", "dev", "--reason", "x", *policy], cwd=signed)
+    assert asked.code == 1 and f"the signed record shows {bad}, the ledger {innocent}" in asked.err
+    assert f"--from {innocent}" in asked.err
+    assert [e["kind"] for e in ledger(signed)][-1] == "deployed"  # nothing signed, nothing deployed

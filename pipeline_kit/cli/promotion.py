@@ -314,6 +314,12 @@ def promote(
     envvar="PIPELINE_KIT_ROLLBACK_TO",
     help="Release id to go back to. [default: the previous good one]",
 )
+@click.option(
+    "--from",
+    "named",
+    help="Release id to take out, when one deployed without a signed decision runs there. "
+    "[default: the one the signed record shows]",
+)
 @click.option("--reason", required=True, help="Why (recorded).")
 @evidence_options
 @trust_options
@@ -326,6 +332,7 @@ def rollback(
     /,
     environment: str,
     target: str | None,
+    named: str | None,
     reason: str,
     interactive: bool,
     rekor_version: str | None,
@@ -351,6 +358,7 @@ def rollback(
         deploy=list(deploy) or None,
         token=lambda: identity_token(session, trusted.load(), interactive),
         on_output=lambda line: click.echo(f"  | {line}", err=True),
+        named=named,
     )
     session.publish({"from": came_from, "to": went_to, "environment": environment})
     click.echo(
