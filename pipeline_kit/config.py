@@ -548,8 +548,10 @@ class Config(ConfigModel):
             passed_on.append((f"environments.{name}.pass-env", environment.pass_env))
             traffic = environment.traffic.pass_env if environment.traffic else []
             passed_on.append((f"environments.{name}.traffic.pass-env", traffic))
+        from pipeline_kit._internal.proc import CHILD_SECRETS
+
         for where, names in passed_on:
-            leaked = sorted(set(names) & self.secret_variables)
+            leaked = sorted(set(names) & (self.secret_variables | CHILD_SECRETS))
             if leaked:
                 raise ValueError(f"{where} names {leaked[0]}, a secret the kit uses: no child process may see it")
         return self

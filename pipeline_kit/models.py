@@ -39,10 +39,15 @@ M = TypeVar("M", bound=Model)
 
 def load_model(model: type[M], path: Path) -> M:
     """Read a model from a JSON file; a corrupt file names the file and field (exit 1)."""
-    try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise
+    from pipeline_kit._internal.files import MAX_EVIDENCE_BYTES, read_regular
+    from pipeline_kit.errors import PipelineKitError
+
+    if not path.exists() and not path.is_symlink():
+        raise FileNotFoundError(path)
+    try:  # regular and bounded: a FIFO or /dev/zero in its place must not hang or fill memory
+        text = read_regular(path, MAX_EVIDENCE_BYTES)
+    except PipelineKitError as exc:
+        raise VerificationError(exc.message) from None
     except OSError as exc:
         raise VerificationError(f"{path}: cannot read ({exc.strerror})") from exc
     try:

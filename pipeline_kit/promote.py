@@ -39,8 +39,10 @@ from pipeline_kit.vsa import (
     Accepted,
     Candidate,
     analysis_file,
+    distinct,
     hold_bundle,
     hold_level,
+    read_bundles,
     root_cause_bundle,
     root_cause_level,
     search,
@@ -249,10 +251,13 @@ def audit(ledger: Ledger, evidence: EvidenceDir, trust: Trust) -> tuple[list[Ent
         if data is not None:
             found[digest] = Candidate(f"ledger seq {entry.seq}'s VSA", data)
     root = evidence.root
-    kept = [*root.glob("promotions/*.vsa.sigstore.json"), *root.glob("releases/*/promotions/*.vsa.sigstore.json")]
-    for path in sorted(kept):
-        data = path.read_bytes()
-        found.setdefault(sha256_bytes(data), Candidate(str(path), data))
+    seen = {distinct(candidate) for candidate in found.values()}
+    for candidate in read_bundles(
+        [*root.glob("promotions/*.vsa.sigstore.json"), *root.glob("releases/*/promotions/*.vsa.sigstore.json")]
+    ):
+        if distinct(candidate) not in seen:  # a copy with other whitespace is the same decision
+            seen.add(distinct(candidate))
+            found.setdefault(sha256_bytes(candidate.data), candidate)
     problems = [
         f"ledger seq {entry.seq}: its VSA ({digest[:12]}) is in neither the ledger nor the evidence dir"
         for digest, entry in referenced.items()
@@ -327,10 +332,9 @@ def vsa_candidates(
     caller, so any store will do."""
     candidates, looked = [], []
     name = {"vsa": vsa_bundle, "hold": hold_bundle, "root-cause": root_cause_bundle}[kind](environment)
-    for path in (project.evidence.path(name), project.evidence.archive(release.id) / name):
-        looked.append(str(path))
-        if path.is_file():
-            candidates.append(Candidate(str(path), path.read_bytes()))
+    paths = [project.evidence.path(name), project.evidence.archive(release.id) / name]
+    looked += [str(path) for path in paths]
+    candidates += read_bundles(paths)
     looked.append(f"the ledger's attachments ({project.ledger.describe()})")
     for entry in entries:
         digest = entry.details.get(kind.replace("-", "_"))
@@ -430,23 +434,18 @@ def signed_timeline(project: Project, environment: str, entries: Sequence[Entry]
         if isinstance(e.details.get(key), str) and (data := project.ledger.attachment(e.details[key])) is not None
     ]
     root = project.evidence.root
-    kept = [root / name for name in (vsa_bundle(environment), hold_bundle(environment))]
-    kept += [
-        path
-        for name in (vsa_bundle(environment), hold_bundle(environment))
-        for path in root.glob(f"{ARCHIVE_DIR}/*/{name}")
-    ]
-    candidates += [
-        Candidate(str(path), path.read_bytes()) for path in sorted(kept) if path.is_file() and not path.is_symlink()
-    ]
+    names = (vsa_bundle(environment), hold_bundle(environment))
+    candidates += read_bundles(
+        [root / name for name in names] + [p for name in names for p in root.glob(f"{ARCHIVE_DIR}/*/{name}")]
+    )
     arrivals: list[Arrival] = []
     holds: list[tuple[str, str | None, datetime, int]] = []
     seen: set[str] = set()
     for candidate in candidates:
-        digest = sha256_bytes(candidate.data)
-        if digest in seen:
+        key = distinct(candidate)  # a copy with other whitespace is verified once
+        if key in seen:
             continue
-        seen.add(digest)
+        seen.add(key)
         signed = signed_statement(candidate, trust.policy, verifier)
         if isinstance(signed, str) or signed.predicate.get("resourceUri") != uri or not signed.subjects:
             continue

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pipeline_kit.digest import sha256_bytes
@@ -46,6 +47,31 @@ def root_cause_bundle(environment: str) -> str:
 class Candidate:
     where: str  # for messages: the file, ledger attachment or forge record it came from
     data: bytes
+
+
+def read_bundles(paths: Iterable[Path]) -> list[Candidate]:
+    """The bundles kept at `paths`: regular files, read bounded (anything else is not a bundle
+    the kit wrote, and is passed over)."""
+    from pipeline_kit._internal.files import MAX_EVIDENCE_BYTES, read_regular
+    from pipeline_kit.errors import PipelineKitError
+
+    found = []
+    for path in sorted(set(paths)):
+        try:
+            found.append(Candidate(str(path), read_regular(path, MAX_EVIDENCE_BYTES)))
+        except (OSError, PipelineKitError):  # noqa: PERF203 - each path on its own
+            continue
+    return found
+
+
+def distinct(candidate: Candidate) -> str:
+    """What tells bundles apart: their signature (a copy with other whitespace or key order is the
+    same bundle, verified once); the bytes' digest when none can be read."""
+    try:
+        envelope = json.loads(candidate.data)["dsseEnvelope"]
+        return f"sig:{envelope['signatures'][0]['sig']}"
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
+        return f"sha256:{sha256_bytes(candidate.data)}"
 
 
 @dataclass(frozen=True)
@@ -197,10 +223,10 @@ def search(
     accepted: list[Accepted] = []
     rejected: list[str] = []
     for candidate in candidates:
-        digest = sha256_bytes(candidate.data)
-        if digest in seen:
+        key = distinct(candidate)
+        if key in seen:
             continue
-        seen.add(digest)
+        seen.add(key)
         verdict = judge(candidate, release, resource_uri, policy, verifier, hold, deployed)
         if isinstance(verdict, str):
             rejected.append(f"{candidate.where}: {verdict}")

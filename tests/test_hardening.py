@@ -106,14 +106,27 @@ def test_children_get_a_scrubbed_environment(
     assert not [value for value in values if value in result.out + result.err]
 
 
-def test_pass_env_may_not_name_a_secret_the_kit_uses(cli: Cli, hello: Path) -> None:
+@pytest.mark.parametrize("name", ["PROM_TOKEN", "SIGSTORE_IDENTITY_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"])
+def test_pass_env_may_not_name_a_secret_the_kit_uses(cli: Cli, hello: Path, name: str) -> None:
     config_path = hello / "pipeline-kit.yml"
     config = yaml.safe_load(config_path.read_text())
     config["metrics"] = {"prom": {"type": "prometheus", "url": "http://127.0.0.1:9", "token-variable": "PROM_TOKEN"}}
-    config["environments"]["dev"]["pass-env"] = ["PROM_TOKEN"]
+    config["environments"]["dev"]["pass-env"] = [name]
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     result = cli(["plan", "--to", "dev", "--offline"], cwd=hello)
-    assert result.code == 2 and "environments.dev.pass-env names PROM_TOKEN, a secret the kit uses" in result.err
+    assert result.code == 2 and f"environments.dev.pass-env names {name}, a secret the kit uses" in result.err
+
+
+def test_a_release_json_that_is_no_file_is_one_line(hello: Path) -> None:
+    # a FIFO hung every command that reads the release; /dev/zero filled memory
+    from tests.conftest import run_kit
+
+    evidence = hello / ".pipeline-kit"
+    evidence.mkdir()
+    os.mkfifo(evidence / "release.json")
+    result = run_kit(["show"], hello)
+    assert result.returncode == 1 and "release.json: not a regular file" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2 and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("include", ["/proc/self/environ", "../../../../../../../proc/self/environ", "escape"])

@@ -373,3 +373,23 @@ def test_git_ledger_pushes_over_https_with_a_token_from_the_named_variable(
         assert token not in (job / ".git" / "config").read_text()
     finally:
         server.stop()
+
+
+def test_git_ledger_runs_no_program_planted_in_the_repository(
+    tmp_path: Path, remote: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The attack: a deploy script writes .git/hooks/reference-transaction (or an fsmonitor); the
+    # kit's next ledger append ran it with the kit's whole environment, tokens included.
+    job = clone(remote, tmp_path / "job")
+    marker = tmp_path / "hook-ran.txt"
+    hook = job / ".git" / "hooks" / "reference-transaction"
+    hook.write_text(f"#!/bin/sh\nenv >> {marker}\n")
+    hook.chmod(0o755)
+    (job / ".git" / "fsmonitor.sh").write_text(f"#!/bin/sh\nenv >> {marker}\n")
+    (job / ".git" / "fsmonitor.sh").chmod(0o755)
+    subprocess.run(["git", "-C", str(job), "config", "core.fsmonitor", str(job / ".git" / "fsmonitor.sh")], check=True)
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", "canary-identity")
+    ledger = GitLedger(job)
+    ledger.append(draft(1))
+    assert [e.release for e in ledger.verify()] == ["r0001"]
+    assert not marker.exists()

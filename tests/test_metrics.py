@@ -542,3 +542,41 @@ def test_zero_medians_never_hide_a_rise() -> None:
     assert quieter.ratio == pytest.approx(2.0)  # means: 0.1/3 against 0.05/3
     same = judge([0.0] * 30, [0.0] * 30)
     assert same.ratio == 1.0 and same.p_value == 1.0
+
+
+def test_a_hostile_answer_is_an_error_never_a_crash_or_a_leak() -> None:
+    # A 200 of 200,000 `[` crashed the analysis (RecursionError: no rollback, no kill switch); a
+    # token with a line break was quoted in the error; a Location's userinfo, path and escape
+    # sequences were printed.
+    def nested(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.end_headers()
+        handler.wfile.write(b"[" * 200_000)
+
+    def moved(handler: http.server.BaseHTTPRequestHandler) -> None:
+        handler.send_response(301)
+        handler.send_header("Location", "http://user:pw@elsewhere.example:8443/x?token=t0k\x1b[31m")
+        handler.end_headers()
+
+    url, _, server = serve(nested)
+    moved_url, _, moved_server = serve(moved)
+    try:
+        deep = Prometheus("p", url).measure("up", datetime.now(timezone.utc))
+        assert deep.status == "error" and deep.detail == "p: not a Prometheus query answer"
+        broken = Prometheus("p", url, headers={"Authorization": "Bearer s3cret\n"}).measure(
+            "up", datetime.now(timezone.utc)
+        )
+        assert broken.status == "error" and "s3cret" not in broken.detail
+        redirect = Prometheus("p", moved_url).measure("up", datetime.now(timezone.utc))
+        assert "redirected to http://elsewhere.example:8443: refused" in redirect.detail
+        assert not any(secret in redirect.detail for secret in ("user", "pw", "t0k", "\x1b"))
+    finally:
+        server.shutdown()
+        moved_server.shutdown()
+
+
+def test_a_selector_pinned_to_a_moment_is_no_measurement() -> None:
+    from pipeline_kit.metrics.prometheus import selectors
+
+    problem = selectors('sum(rate(http_requests_total{release="r"}[5m] @ 100)) or vector(0)')
+    assert isinstance(problem, str) and "at a fixed moment (@)" in problem

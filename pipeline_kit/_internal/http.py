@@ -73,10 +73,8 @@ def request(
         connection.request(method, path, body=body, headers=dict(headers or {}))
         response = connection.getresponse()
         if 300 <= response.status < 400:
-            where = urllib.parse.urlsplit(response.getheader("Location") or "")
-            host = f"{where.hostname or parts.hostname}{f':{where.port}' if where.port else ''}"  # no userinfo
             raise HttpProblem(
-                f"HTTP {response.status}: redirected to {where.scheme or parts.scheme}://{host}{where.path}: "
+                f"HTTP {response.status}: redirected to {_where(response.getheader('Location') or '')}: "
                 "refused (a request with credentials never follows a redirect)"
             )
         data = b""
@@ -90,7 +88,9 @@ def request(
         if len(data) > max_bytes:
             raise HttpProblem(f"answer larger than {max_bytes} bytes")
         return Answer(response.status, data)
-    except (OSError, http.client.HTTPException, ValueError) as exc:
+    except ValueError:  # http.client quotes the bad header value (a token with a line break)
+        raise HttpProblem("the request could not be sent: a header value is not valid") from None
+    except (OSError, http.client.HTTPException) as exc:
         if expired.is_set():
             raise HttpProblem(f"timed out: no complete answer within {deadline:g}s") from None
         raise HttpProblem(_why(exc)) from None
@@ -129,3 +129,16 @@ def all_within(calls: Sequence[Callable[[], object]], deadline: float, what: str
         raise HttpProblem(f"{what}: no answer within {deadline:g}s")
     if failures:
         raise failures[min(failures)]
+
+
+def _where(location: str) -> str:
+    """Where a redirect points, as host and port only (no userinfo, path or query, which may carry
+    secrets), printable."""
+    try:
+        parts = urllib.parse.urlsplit(location)
+        host = parts.hostname or "(no host)"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(an unreadable address)"
+    shown = f"{parts.scheme}://{host}{port}" if parts.scheme else host
+    return "".join(ch if ch.isprintable() else "?" for ch in shown)[:200]

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline_kit._internal.proc import child_environment
 from pipeline_kit.digest import HEX_SHA256, sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure
 from pipeline_kit.ledger.interface import Ledger
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 FILE = "ledger.jsonl"
 ATTACHMENTS = "attachments"
+# what git needs to reach a remote, besides the scrubbed environment
+GIT_TRANSPORT = ("SSH_AUTH_SOCK", "GIT_SSH_COMMAND", "GIT_SSH", "GIT_SSL_CAINFO", "GIT_ASKPASS")
+NO_REPOSITORY_PROGRAMS = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 ATTEMPTS = 20
 
 
@@ -65,8 +69,10 @@ class GitLedger(Ledger):
         return f"{self.remote} {self.ref}"
 
     def _git(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        # git here runs in the project's repository, where a build or deploy script may have
+        # planted hooks or an fsmonitor: none runs, and none would see the kit's tokens
         env = {
-            **os.environ,
+            **child_environment(os.environ, GIT_TRANSPORT),
             "GIT_AUTHOR_NAME": "pipeline-kit",
             "GIT_AUTHOR_EMAIL": "pipeline-kit@localhost",
             "GIT_COMMITTER_NAME": "pipeline-kit",
@@ -76,7 +82,16 @@ class GitLedger(Ledger):
         }
         try:
             result = subprocess.run(
-                ["git", "-C", str(self.repository), *args],
+                [
+                    "git",
+                    "-C",
+                    str(self.repository),
+                    "-c",
+                    "core.hooksPath=/dev/null",
+                    "-c",
+                    "core.fsmonitor=false",
+                    *args,
+                ],
                 input=input,
                 capture_output=True,
                 env=env,

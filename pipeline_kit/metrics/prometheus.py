@@ -114,7 +114,7 @@ class Prometheus(MetricProvider):
             if len(result) > 1:
                 return Series((), f"{len(result)} series returned: aggregate the query to one (e.g. sum(...))")
             raw = [float(value) for _, value in result[0]["values"]] if result else []
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
             return Series((), f"{self.name}: not a Prometheus range query answer")
         values = tuple(v for v in raw if math.isfinite(v))
         if values:
@@ -130,7 +130,7 @@ def _server_error(body: bytes) -> str:
     try:
         answer = json.loads(body)
         return f"{answer.get('errorType', 'error')}: {first_line(answer.get('error', ''))}"
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return "not a Prometheus error answer"
 
 
@@ -152,7 +152,7 @@ def _value(name: str, body: bytes) -> Measurement:
         else:
             return failed(f"a {kind} result: use an instant query that comes down to one value")
         value = float(raw)
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
         return failed(f"{name}: not a Prometheus query answer")
     if math.isnan(value):
         return inconclusive("NaN (no traffic: 0/0?)")
@@ -176,11 +176,14 @@ def selectors(query: str) -> tuple[list[str], float] | str:
     except Exception as exc:
         return f"cannot read the query to find its series: {first_line(exc)}"
     found: list[str] = []
+    pinned: list[str] = []
     window = LOOKBACK
 
     def visit(node: Any) -> None:
         nonlocal window
         if isinstance(node, promql_parser.VectorSelector):
+            if node.at is not None:
+                pinned.append(_selector(node))
             found.append(_selector(node))
             offset = node.offset.total_seconds() if node.offset is not None else 0.0
             window = max(window, LOOKBACK + abs(offset))
@@ -191,6 +194,8 @@ def selectors(query: str) -> tuple[list[str], float] | str:
             window = max(window, reach + abs(offset))
 
     promql_parser.walk(tree, visit)
+    if pinned:  # `@` reads a fixed moment: not a measurement of the release now
+        return f"the query reads {pinned[0]} at a fixed moment (@): measure the release as it is now"
     return list(dict.fromkeys(found)), window
 
 
