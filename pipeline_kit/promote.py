@@ -460,9 +460,10 @@ def signed_timeline(project: Project, environment: str, entries: Sequence[Entry]
             holds.append((release, to, signed.signed_at, seq))
     arrivals.sort(key=lambda a: (a.signed_at, a.seq))
     holds.sort(key=lambda h: (h[2], h[3]))
-    events = sorted(
+    events = sorted(  # by (time, seq), an arrival before a rollback of the same moment
         [(a.signed_at, a.seq, 0, a.release, None) for a in arrivals]
-        + [(at, seq, 1, bad, to) for bad, to, at, seq in holds]
+        + [(at, seq, 1, bad, to) for bad, to, at, seq in holds],
+        key=lambda event: event[:3],
     )
     current: str | None = None
     before: str | None = None
