@@ -28,13 +28,27 @@ PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
 
-def timed(command: Sequence[str], *, runs: int, cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
-    """Median wall time of `command` over `runs` runs (after one warm-up), in seconds."""
-    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
+def timed(
+    command: Sequence[str],
+    *,
+    runs: int,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    ok: Sequence[int] = (0,),
+) -> float:
+    """Median wall time of `command` over `runs` runs (after one warm-up), in seconds; an exit
+    code outside `ok` stops the benchmark."""
+
+    def once() -> None:
+        done = subprocess.run(command, cwd=cwd, env=env, check=False, capture_output=True)
+        if done.returncode not in ok:
+            raise subprocess.CalledProcessError(done.returncode, list(command), done.stdout, done.stderr)
+
+    once()
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
+        once()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
 
@@ -479,6 +493,74 @@ def bench_promote(runs: int) -> tuple[list[list[str]], list[str]]:
     ], [note]
 
 
+def bench_timeline(sizes: Sequence[int], runs: int) -> list[list[str]]:
+    """What an environment runs is read from signatures: `plan` of a release with a contract
+    migration replays every signed VSA of each environment. Its cost after N signed promotions of
+    dev, against `verify` of the release in the same run: how it grows with the history."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.sigstore_instance import LocalSigstore
+
+    kit = str(BIN / "pipeline-kit")
+    example = Path(__file__).resolve().parent.parent / "examples" / "hello-service"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        instance = LocalSigstore(Path(tmp) / "instance").start()
+        work = Path(tmp) / "hello"
+        shutil.copytree(example, work, ignore=shutil.ignore_patterns("dist", ".pipeline-kit"))
+        migrations = work / "migrations"
+        migrations.mkdir()
+        (migrations / "001_expand.sql").write_text("SET lock_timeout = '2s';\nALTER TABLE t ADD COLUMN b text;\n")
+        (migrations / "002_contract.sql").write_text(
+            "-- pipeline-kit: expand-step migrations/001_expand.sql\n"
+            "SET lock_timeout = '2s';\nALTER TABLE t DROP COLUMN a;\n"
+        )
+        config = work / "pipeline-kit.yml"
+        text = config.read_text()
+        config.write_text(
+            text[: text.index("environments:")]
+            + "environments:\n  dev:\n    gates: [signature]\nmigrations: {paths: [migrations]}\n"
+        )
+        env = {**os.environ, "SIGSTORE_IDENTITY_TOKEN": instance.mint_token("bench@example.com")}
+        env.pop("GITHUB_ACTIONS", None)
+        env.pop("GITLAB_CI", None)
+        trust = ["--trust-config", str(instance.trust_config_path)]
+        origin = "https://github.com/pipeline-kit/hello-service"
+        identity = [
+            "--cert-identity",
+            "bench@example.com",
+            "--cert-oidc-issuer",
+            instance.issuer,
+            "--repository",
+            origin,
+        ]
+        try:
+            subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+            subprocess.run(["git", "remote", "add", "origin", origin], cwd=work, check=True)
+            for args in (["build"], ["sbom"], ["provenance"], ["sign", *trust]):
+                subprocess.run([kit, *args], cwd=work, env=env, check=True, capture_output=True)
+            promoted = 0
+            for size in sizes:
+                while promoted < size:
+                    promote = [kit, "promote", "--to", "dev", "--break-glass", "--reason", "bench", *trust, *identity]
+                    subprocess.run(promote, cwd=work, env=env, check=True, capture_output=True)
+                    promoted += 1
+                planned = timed(
+                    [kit, "plan", "--to", "dev", *trust, *identity], runs=runs, cwd=work, env=env, ok=(0, 1)
+                )
+                verify = timed([kit, "verify", *trust, *identity], runs=runs, cwd=work, env=env)
+                rows.append(
+                    row(
+                        f"plan with a contract step after {size} signed promotion(s)",
+                        planned,
+                        verify,
+                        "pipeline-kit verify",
+                    )
+                )
+        finally:
+            instance.stop()
+    return rows
+
+
 def bench_analysis(runs: int) -> list[list[str]]:
     """One analysis interval (render, query, judge, count) with 1, 4 and 16 checks, against the raw
     HTTP queries to the same Prometheus (backfilled, from tests/) in the same run."""
@@ -719,7 +801,7 @@ def main() -> None:
     parser.add_argument(
         "which",
         nargs="*",
-        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,ledger,setup,analysis,rollout,migrations,release-plan}",
+        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,timeline,ledger,setup,analysis,rollout,migrations,release-plan}",
         help="default: all",
     )
     parser.add_argument("--ledger-entries", type=int, default=100_000)
@@ -736,6 +818,7 @@ def main() -> None:
         "sign",
         "sign-latency",
         "promote",
+        "timeline",
         "ledger",
         "setup",
         "analysis",
@@ -778,6 +861,8 @@ def main() -> None:
         promote_rows, promote_notes = bench_promote(args.runs)
         rows += promote_rows
         notes += promote_notes
+    if "timeline" in which:
+        rows += bench_timeline([1, 10, 40], args.runs)
     if "ledger" in which:
         rows += bench_ledger([args.ledger_entries // 10, args.ledger_entries], args.runs)
     if "setup" in which:
