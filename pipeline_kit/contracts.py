@@ -195,11 +195,12 @@ def verified_pacts(
     from sigstore.verify import Verifier
 
     from pipeline_kit.signing import release_subjects
-    from pipeline_kit.vsa import Candidate, signed_statement
+    from pipeline_kit.vsa import Candidate, read_bundles, signed_statement
 
     roots = [evidence.root / CONTRACTS_DIR, Path(evidence.archive(release.id)) / CONTRACTS_DIR]
     files = sorted({p for root in roots if root.is_dir() for p in root.glob("*.sigstore.json")})
-    candidates = [Candidate(path.name, path.read_bytes()) for path in files]
+    # regular and bounded: a FIFO or /dev/zero planted here must not hang the promotion
+    candidates = [Candidate(Path(c.where).name, c.data) for c in read_bundles(files)]
     for entry in entries if ledger is not None else ():
         if entry.kind == "contract-verified" and entry.release == release.id:
             for name, digest in (entry.details.get("verifications") or {}).items():

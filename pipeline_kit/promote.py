@@ -857,7 +857,14 @@ def _analyse_deploy(
         recorded[vsa_bundle(environment)] = bundle
         details["vsa"] = sha256_bytes(bundle)
         attachments.append(bundle)
-    project.evidence.record_many(release, recorded)
+    try:
+        project.evidence.record_many(release, recorded)
+    except (PipelineKitError, OSError) as exc:
+        if analysis.passed:
+            raise
+        # a planted file where the record goes must never keep a failed release deployed: the
+        # ledger keeps the verdict, and the kill switches and the rollback run all the same
+        details["unrecorded"] = exc.message if isinstance(exc, PipelineKitError) else str(exc.strerror)
     project.ledger.append(
         Draft(
             kind="analysed",
@@ -1209,15 +1216,24 @@ def rollback(
 def _rolling_back(
     project: Project, environment: str, entries: Sequence[Entry], timeline: Timeline, named: str | None
 ) -> Release:
-    """The release a rollback takes out, verified: `named` (`--from`, when the operator knows a
-    release deployed without a signed decision runs there), else the one the signed record shows;
-    when the deploy that made it current failed (a rollback's own deploy, say), the one before."""
+    """The release a rollback takes out, verified: `named` (`--from`, when the operator knows which
+    runs there), else the one the signed record shows. When the ledger doubts it (the deploy that
+    made it current failed, or another release was deployed since without a signed decision), the
+    kit asks for `--from` instead of choosing on the ledger's word."""
     failed = _failed_since(entries, environment, timeline)
-    candidate = named or (timeline.before if failed is not None else timeline.current)
+    if named is None and failed is not None:  # the ledger's word: doubt, never a choice
+        raise VerificationError(
+            f"cannot tell what {environment} runs: the deploy of {timeline.current} failed there (ledger seq"
+            f" {failed.seq})",
+            hint=f"if {timeline.before} still runs there, roll back with --from {timeline.before}"
+            if timeline.before
+            else None,
+        )
+    candidate = named or timeline.current
     if candidate is None:
         raise UsageError(f"{environment} has no release to roll back from: {timeline.why}")
     by_ledger = current_release(entries, environment)
-    if named is None and by_ledger is not None and failed is None and by_ledger != candidate:
+    if named is None and by_ledger is not None and by_ledger != candidate:
         raise VerificationError(
             f"cannot tell what {environment} runs: the signed record shows {candidate}, the ledger {by_ledger}",
             hint=f"if {by_ledger} was deployed there without a signed decision, roll back with --from {by_ledger}",
@@ -1360,7 +1376,7 @@ def annotate(project: Project, environment: str, root_cause: str, token: TokenPr
     last = rollbacks[-1]
     digest = last.details.get("hold")
     data = project.ledger.attachment(digest) if isinstance(digest, str) else None
-    signed = _signed_hold(project, data, str(last.details.get("from")), last.seq)
+    signed = _signed_hold(project, environment, data, str(last.details.get("from")), last.seq)
     subjects = tuple(Subject(name=n, digest={"sha256": d}) for n, d in sorted(signed.subjects))
     predicate = {
         "verifier": {"id": f"{KIT_URI}/root-cause", "version": {"pipeline-kit": __version__}},
@@ -1397,7 +1413,7 @@ def annotate(project: Project, environment: str, root_cause: str, token: TokenPr
     return entry
 
 
-def _signed_hold(project: Project, data: bytes | None, held: str, seq: int) -> Accepted:
+def _signed_hold(project: Project, environment: str, data: bytes | None, held: str, seq: int) -> Accepted:
     """The signed rollback of `held` the ledger entry at `seq` attached, verified; else exit 1."""
     from sigstore.verify import Verifier
 
@@ -1410,6 +1426,12 @@ def _signed_hold(project: Project, data: bytes | None, held: str, seq: int) -> A
     signed = signed_statement(Candidate(f"ledger seq {seq}", data), project.trust.policy, verifier)
     if isinstance(signed, str):
         raise VerificationError(f"the hold of the rollback at ledger seq {seq} {signed}")
+    predicate = signed.predicate
+    is_hold = predicate.get("verificationResult") == "FAILED" and hold_level(environment) in (
+        predicate.get("verifiedLevels") or []
+    )
+    if not is_hold or predicate.get("resourceUri") != resource_uri(project.config, environment):
+        raise VerificationError(f"ledger seq {seq} attaches no signed rollback out of {environment}")
     if release_id_of(signed.subjects) != held:
         raise VerificationError(f"the hold of the rollback at ledger seq {seq} is about another release than {held}")
     return signed

@@ -46,12 +46,13 @@ from pipeline_kit.promote import (
     decision_file,
     history,
     plan,
+    resource_uri,
     running_release,
     sign_vsa,
     trip_kill_switches,
 )
 from pipeline_kit.traffic import Split, TrafficProvider, open_traffic
-from pipeline_kit.vsa import vsa_bundle
+from pipeline_kit.vsa import Candidate, vsa_bundle
 
 State = Literal["started", "step", "paused", "finished", "failed", "aborted"]
 SLOTS = ("blue", "green")
@@ -61,6 +62,14 @@ ACTIVE: tuple[State, ...] = ("started", "step", "paused")
 def rollout_file(environment: str) -> str:
     """Where a rollout's steps and measurements are kept in the evidence dir."""
     return f"{PROMOTIONS_DIR}/{environment}.rollout.json"
+
+
+STEP_PREDICATE = "https://pipeline-kit.dev/rollout-step/v1"  # a signed pass of one rollout step
+
+
+def step_bundle(environment: str, index: int) -> str:
+    """Where the signed pass of a rollout's step `index` lives in the evidence dir."""
+    return f"{PROMOTIONS_DIR}/{environment}.step-{index}.sigstore.json"
 
 
 @dataclass(frozen=True)
@@ -252,19 +261,88 @@ class Runner:
                 analyses.append((index, analysis))
                 if not analysis.passed:
                     return self.fail(rollout, index, analysis, analyses)
-            if step.pause == "manual":
+            if step.pause == "manual":  # the step passed; a person says when the next one starts
+                self.sign_step(rollout, index)
                 self.record("paused", index, step.weight)
                 resume = f"pipeline-kit rollout resume --env {self.environment}"
                 reason = f"at step {index + 1} ({step.weight}%), waiting for {resume}"
                 return Outcome(self.reload(), "paused", reason, analyses)
-            if step.pause is not None:
+            if step.pause is not None:  # part of the step: killed during it, the step runs again
                 self.say(f"  pause {step.pause}")
                 time.sleep(parse_duration(step.pause).total_seconds())
+            self.sign_step(rollout, index)
             if step_mode and index < len(self.steps) - 1:
                 self.record("paused", index, step.weight, reason="step mode: one step per call")
                 done = f"step {index + 1} of {len(self.steps)} done; the next call goes on"
                 return Outcome(self.reload(), "stepped", done, analyses)
         return self.finish(rollout, analyses)
+
+    def sign_step(self, rollout: Rollout, index: int) -> None:
+        """A signed statement that step `index` of this rollout (named by the ledger seq that
+        started it) passed here: its weight was set and its analysis passed. `resume` goes on only
+        from signed steps, and the rollout's PASSED VSA needs every one: ledger lines decide nothing."""
+        from pipeline_kit.signing import Signable, sign_all, statement_json
+
+        project, environment = self.project, self.environment
+        name = step_bundle(environment, index)
+        predicate = {
+            "resourceUri": resource_uri(project.config, environment),
+            "rollout": rollout.started.seq,
+            "step": index,
+            "weight": self.steps[index].weight,
+            "steps": len(self.steps),
+        }
+        raw, source = self.token()
+        statement = statement_json(self.release.subjects, STEP_PREDICATE, predicate)
+        bundle = sign_all(project.trust.load(), raw, source, [Signable(name, statement=statement)]).files[name]
+        project.evidence.record_many(self.release, {name: bundle})
+        project.ledger.append(
+            Draft(
+                kind="rollout-step",
+                environment=environment,
+                release=self.release.id,
+                actor=project.actor,
+                time=_now(),
+                details={"step": index, "rollout": rollout.started.seq, "signed": sha256_bytes(bundle)},
+            ),
+            [bundle],
+        )
+
+    def signed_steps(self, rollout: Rollout) -> int:
+        """How many steps of this rollout, from the first, have a signed pass (see `sign_step`)."""
+        from sigstore.verify import Verifier
+
+        from pipeline_kit.vsa import signed_statement
+
+        project = self.project
+        assert project.trust.policy is not None
+        verifier = Verifier(trusted_root=project.trust.load().trusted_root)
+        uri = resource_uri(project.config, self.environment)
+        entries = history(project.ledger)
+        passed: set[int] = set()
+        candidates = [
+            Candidate(f"ledger seq {e.seq}", data)
+            for e in entries
+            if e.kind == "rollout-step"
+            and e.environment == self.environment
+            and e.release == self.release.id
+            and isinstance(e.details.get("signed"), str)
+            and (data := project.ledger.attachment(e.details["signed"])) is not None
+        ]
+        subjects = {(s.name, s.sha256) for s in self.release.subjects}
+        for candidate in candidates:
+            signed = signed_statement(candidate, project.trust.policy, verifier, STEP_PREDICATE)
+            if isinstance(signed, str) or signed.subjects != subjects:
+                continue
+            predicate = signed.predicate
+            if predicate.get("resourceUri") == uri and predicate.get("rollout") == rollout.started.seq:
+                step = predicate.get("step")
+                if isinstance(step, int) and predicate.get("steps") == len(self.steps):
+                    passed.add(step)
+        count = 0
+        while count in passed:
+            count += 1
+        return count
 
     def measure(self, rollout: Rollout, index: int) -> Analysis:
         from pipeline_kit.metrics import open_provider
@@ -308,20 +386,33 @@ class Runner:
 
     def keep(self, index: int, analysis: Analysis) -> str:
         """Add a step's analysis to the rollout record in the evidence dir; returns its digest."""
-        path = self.project.evidence.path(rollout_file(self.environment))
+        data, _ = self.project.evidence.read_checked(rollout_file(self.environment))
         try:
-            kept = json.loads(path.read_bytes()) if path.is_file() else {}
-        except ValueError:
+            kept = json.loads(data) if data is not None else {}
+        except (ValueError, RecursionError):
             kept = {}
-        if kept.get("release") != self.release.id:
-            kept = {"release": self.release.id, "environment": self.environment, "steps": {}}
-        kept["steps"][str(index)] = {"weight": self.steps[index].weight, **analysis.as_dict()}
-        data = json.dumps(kept, indent=2, sort_keys=True).encode()
-        self.project.evidence.record_many(self.release, {rollout_file(self.environment): data})
-        return sha256_bytes(data)
+        ours = isinstance(kept, dict) and kept.get("release") == self.release.id
+        steps: dict[str, Any] = kept["steps"] if ours and isinstance(kept.get("steps"), dict) else {}
+        # what a planted or stale file says is never merged in
+        kept = {"release": self.release.id, "environment": self.environment, "steps": steps}
+        steps[str(index)] = {"weight": self.steps[index].weight, **analysis.as_dict()}
+        record = json.dumps(kept, indent=2, sort_keys=True).encode()
+        try:
+            self.project.evidence.record_many(self.release, {rollout_file(self.environment): record})
+        except (PipelineKitError, OSError) as exc:
+            if analysis.passed:
+                raise
+            # a failed step must still reach fail(): traffic back, kill switches, the signed hold
+            self.say(f"  the analysis record could not be written ({exc}); the failure is handled all the same")
+        return sha256_bytes(record)
 
     def finish(self, rollout: Rollout, analyses: list[tuple[int, Analysis]]) -> Outcome:
         project, environment = self.project, self.environment
+        done = self.signed_steps(rollout)
+        if done < len(self.steps):  # never a PASSED VSA for a step nobody signed as passed
+            raise VerificationError(
+                f"step {done + 1} of the rollout in {environment} has no signed pass: resume goes on from it"
+            )
         # the release arrives now: its slot takes all the traffic
         project.ledger.append(
             Draft(
@@ -439,9 +530,10 @@ def resume(
     rollout = _active(project, environment)
     release, decision = _judged(project, environment, rollout, must_pass=True)
     runner = Runner(project, environment, release, decision, token, on_progress, on_result)
-    # past a manual pause (or a --step stop), the next step; else the step that was in progress,
-    # from its start: its weight set and its analysis and pause run again, never half judged
-    first = rollout.step + 1 if rollout.state == "paused" else max(rollout.step, 0)
+    # the first step without a signed pass (past a manual pause or a --step stop, the next one;
+    # else the step that was in progress, from its start: its weight set and its analysis and
+    # pause run again, never half judged); the ledger's word on the step decides nothing
+    first = runner.signed_steps(rollout)
     if first >= len(runner.steps):
         return runner.finish(rollout, [])
     return runner.run_from(rollout, first, step_mode)

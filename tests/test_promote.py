@@ -499,7 +499,10 @@ def test_a_failed_rollback_deploy_is_retried_from_the_release_still_running(
     good, bad = good_then_bad_in_dev(cli, signed, sigstore, policy, monkeypatch)
     failed = cli(["rollback", "--env", "dev", "--reason", "500s", *policy, "--", "false"], cwd=signed)
     assert failed.code == 3, failed.out + failed.err
-    retry = cli(["rollback", "--env", "dev", "--reason", "500s, again", *policy], cwd=signed)
+    # the ledger's failed deploy is doubt: the kit asks, and names the release that still runs
+    asked = cli(["rollback", "--env", "dev", "--reason", "500s, again", *policy], cwd=signed)
+    assert asked.code == 1 and f"roll back with --from {bad}" in asked.err, asked.out + asked.err
+    retry = cli(["rollback", "--env", "dev", "--from", bad, "--reason", "500s, again", *policy], cwd=signed)
     assert retry.code == 0 and f"dev: rolled back from {bad} to {good}" in retry.out, retry.out + retry.err
     assert not (signed / ".pipeline-kit" / "releases" / good / "promotions" / "dev.rollback.sigstore.json").exists()
 

@@ -395,3 +395,32 @@ def test_resume_of_a_rollout_nobody_started_signs_nothing(
     result = cli(["rollout", "resume", "--env", "dev", *policy], cwd=described)
     assert result.code == 1 and f"{release} would be denied in dev now" in result.err, result.out + result.err
     assert not list((described / ".pipeline-kit").rglob("*.vsa.sigstore.json"))
+
+
+def test_resume_goes_on_from_signed_steps_never_from_a_ledger_line(
+    cli: Cli, signed: Path, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The attack: one appended line says the rollout paused at its last step; resume went
+    # straight to its PASSED VSA, the steps between never run, their traffic never set.
+    from datetime import datetime, timezone
+
+    from pipeline_kit.ledger import Draft, FileLedger
+
+    with_rollout(signed, [{"weight": 10}, {"weight": 50}, {"weight": 100}])
+    monkeypatch.setenv("PIPELINE_KIT_PROMOTE_STEP", "true")
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    monkeypatch.setenv("PIPELINE_KIT_PROMOTE_STEP", "false")
+    release = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    FileLedger(signed / LEDGER).append(
+        Draft(
+            kind="rollout",
+            environment="dev",
+            release=release,
+            actor="mallory",
+            time=datetime.now(timezone.utc),
+            details={"state": "paused", "step": 2, "weight": 100},
+        )
+    )
+    resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    assert resumed.code == 0, resumed.out + resumed.err
+    assert weights(signed) == ["10 green blue", "50 green blue", "100 green blue"]  # every step, in order

@@ -449,7 +449,7 @@ def ledger_annotate(
         root_cause,
         token=lambda: identity_token(session, trusted.load(), interactive),
     )
-    click.echo(f"{environment}: root cause signed (ledger seq {entry.seq}); the rollback hold is lifted")
+    click.echo(f"{environment}: root cause of {entry.release} signed (ledger seq {entry.seq}); its hold is lifted")
 
 
 @click.group()

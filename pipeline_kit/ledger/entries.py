@@ -29,6 +29,7 @@ Kind = Literal[
     "flag-killed",
     "flag-restored",
     "rollout",  # a rollout's progress: details.state started, step, paused, finished, failed, aborted
+    "rollout-step",  # a step of a rollout passed: its signed statement attached (what resume goes on from)
     "saga",  # a release plan's progress: details.state started, step-done, step-failed, compensated, ...
     "contract-verified",  # a consumer's contracts verified against this release: the signed verifications attached
 ]
