@@ -1323,26 +1323,38 @@ def _sign_hold(
 ) -> bytes:
     """A signed rollback of the release of `subjects` out of `environment`, naming the release it
     went back to (`to`, None: nothing), kept in its archive; returns the bundle."""
-    bad = release_id(subjects)
+    annotations = {"reason": reason, "to": to}
+    return _sign_failed(project, environment, subjects, "rollback", hold_level, annotations, entries, token)
+
+
+def _sign_failed(
+    project: Project,
+    environment: str,
+    subjects: tuple[Subject, ...],
+    what: Literal["rollback", "root-cause"],
+    level: Callable[[str], str],
+    annotations: dict[str, Any],
+    entries: Sequence[Entry],
+    token: TokenProvider,
+) -> bytes:
+    """A FAILED VSA about `subjects` for `environment` carrying `level` (never a pass: a rollback,
+    or the root cause lifting one), naming the ledger head; kept in the release's archive."""
     predicate = {
-        "verifier": {"id": f"{KIT_URI}/rollback", "version": {"pipeline-kit": __version__}},
+        "verifier": {"id": f"{KIT_URI}/{what}", "version": {"pipeline-kit": __version__}},
         "timeVerified": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
         "resourceUri": resource_uri(project.config, environment),
-        "policy": {
-            "uri": Path(project.config.source_path or "pipeline-kit.yml").name,
-            "annotations": {"reason": reason, "to": to},
-        },
+        "policy": {"uri": Path(project.config.source_path or "pipeline-kit.yml").name, "annotations": annotations},
         "inputAttestations": [_ledger_input(*head(entries))],
         "verificationResult": "FAILED",
-        "verifiedLevels": [hold_level(environment)],
+        "verifiedLevels": [level(environment)],
         "slsaVersion": "1.1",
     }
     raw, source = token()
-    name = hold_bundle(environment)
+    name = hold_bundle(environment) if what == "rollback" else root_cause_bundle(environment)
     statement = statement_json(subjects, VSA_PREDICATE, predicate)
-    signed = sign_all(project.trust.load(), raw, source, [Signable(name, statement=statement)])
-    project.evidence.keep(bad, name, signed.files[name])
-    return signed.files[name]
+    bundle = sign_all(project.trust.load(), raw, source, [Signable(name, statement=statement)]).files[name]
+    project.evidence.keep(release_id(subjects), name, bundle)
+    return bundle
 
 
 def _failed_there(entries: Sequence[Entry], environment: str) -> set[str]:
@@ -1378,24 +1390,8 @@ def annotate(project: Project, environment: str, root_cause: str, token: TokenPr
     data = project.ledger.attachment(digest) if isinstance(digest, str) else None
     signed = _signed_hold(project, environment, data, str(last.details.get("from")), last.seq)
     subjects = tuple(Subject(name=n, digest={"sha256": d}) for n, d in sorted(signed.subjects))
-    predicate = {
-        "verifier": {"id": f"{KIT_URI}/root-cause", "version": {"pipeline-kit": __version__}},
-        "timeVerified": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "resourceUri": resource_uri(project.config, environment),
-        "policy": {
-            "uri": Path(project.config.source_path or "pipeline-kit.yml").name,
-            "annotations": {"rootCause": root_cause, "rollbackSeq": last.seq},
-        },
-        "inputAttestations": [_ledger_input(*head(entries))],
-        "verificationResult": "FAILED",  # not a pass: the release must be promoted there again
-        "verifiedLevels": [root_cause_level(environment)],
-        "slsaVersion": "1.1",
-    }
-    raw, source = token()
-    name = root_cause_bundle(environment)
-    statement = statement_json(subjects, VSA_PREDICATE, predicate)
-    bundle = sign_all(project.trust.load(), raw, source, [Signable(name, statement=statement)]).files[name]
-    project.evidence.keep(release_id(subjects), name, bundle)
+    annotations = {"rootCause": root_cause, "rollbackSeq": last.seq}
+    bundle = _sign_failed(project, environment, subjects, "root-cause", root_cause_level, annotations, entries, token)
     entry = project.ledger.append(
         Draft(
             kind="annotated",

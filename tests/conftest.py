@@ -297,6 +297,16 @@ def another_release(cli: Cli, project: Path, sigstore: LocalSigstore, monkeypatc
     return str(json.loads((project / ".pipeline-kit" / "release.json").read_text())["id"])
 
 
+def forge_line(project: Path, **fields: Any) -> None:
+    """Append one line to the project's file ledger as whoever can write it: no signature, a
+    well-formed chain (an unkeyed hash chain lets anyone append)."""
+    from datetime import datetime, timezone
+
+    from pipeline_kit.ledger import Draft, FileLedger
+
+    FileLedger(project / LEDGER).append(Draft(actor="mallory", time=datetime.now(timezone.utc), **fields))
+
+
 def local_release(n: int, name: str = "") -> Release:
     """A release of one subject whose digest is byte `n` repeated: distinct n, distinct ids."""
     subjects = (Subject(name=name or f"dist/app-{n}.whl", digest={"sha256": f"{n:02x}" * 32}, size=1),)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from pipeline_kit.migrations.postgres import Postgres
-from tests.conftest import LEDGER, SIGNER, Cli, describe, sign
+from tests.conftest import LEDGER, SIGNER, Cli, describe, forge_line, sign
 from tests.postgres_instance import LocalPostgres
 from tests.sigstore_instance import LocalSigstore
 
@@ -416,12 +416,8 @@ def test_the_environments_are_judged_from_signed_evidence_not_the_ledger(
     # attack: prod never got the expanded release; a forged ledger line says it did
     project = described
     expanded = expanded_in_dev_only(cli, project, sigstore, policy, monkeypatch)
-    from pipeline_kit.ledger import Draft, FileLedger
-    from pipeline_kit.promote import _now
 
-    FileLedger(project / LEDGER).append(
-        Draft(kind="promoted", environment="prod", release=expanded, actor="mallory", time=_now(), details={})
-    )
+    forge_line(project, kind="promoted", environment="prod", release=expanded, details={})
     release_with(cli, project, sigstore, monkeypatch, {"002_contract.sql": CONTRACT})
     planned = cli(["plan", "--to", "dev", *policy], cwd=project)
     assert planned.code == 1
@@ -470,17 +466,12 @@ def test_a_line_added_after_a_failed_deploy_never_takes_the_doubt_away(
     # The attack: the VSA is signed before the deploy; prod's deploy of the expanded release
     # failed, so prod still runs the base release. One appended `deployed` line let the contract
     # step through.
-    from datetime import datetime, timezone
-
-    from pipeline_kit.ledger import Draft, FileLedger
 
     project = described
     expanded = expanded_in_dev_only(cli, project, sigstore, policy, monkeypatch)
     assert cli(["promote", "--to", "prod", *policy, "--", "false"], cwd=project).code == 3
     release_with(cli, project, sigstore, monkeypatch, {"002_contract.sql": CONTRACT})
-    FileLedger(project / LEDGER).append(
-        Draft(kind="deployed", environment="prod", release=expanded, actor="mallory", time=datetime.now(timezone.utc))
-    )
+    forge_line(project, kind="deployed", environment="prod", release=expanded)
     planned = cli(["plan", "--to", "dev", *policy], cwd=project)
     assert planned.code == 1, planned.out
     assert f"prod: the deploy of {expanded} to prod failed (ledger seq" in planned.out

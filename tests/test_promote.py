@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from time_machine import TimeMachineFixture
 
-from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, another_release, git, stock_verify
+from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, another_release, forge_line, git, stock_verify
 from tests.sigstore_instance import LocalSigstore
 
 
@@ -205,20 +205,14 @@ def test_rollback_holds_the_bad_release_until_annotated(
     assert again.code == 1
     assert "rolled back from dev at" in again.out and "ledger annotate --env dev" in again.out
     # the attack: an unsigned `annotated` line appended to the ledger lifts no signed hold
-    from datetime import datetime, timezone
 
-    from pipeline_kit.ledger import Draft, FileLedger
-
-    FileLedger(signed / LEDGER).append(
-        Draft(
-            kind="annotated",
-            environment="dev",
-            release=bad,
-            actor="mallory",
-            time=datetime.now(timezone.utc),
-            reason="mallory says fine",
-            details={},
-        )
+    forge_line(
+        signed,
+        kind="annotated",
+        environment="dev",
+        release=bad,
+        reason="mallory says fine",
+        details={},
     )
     forged = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert forged.code == 1 and "no signed root cause since" in forged.out, forged.out
@@ -426,8 +420,6 @@ def test_rollback_to_a_release_never_promoted_there_is_refused(
 
 def test_a_failed_first_rollout_leaves_nothing_running() -> None:
     # `to` is null when the first rollout of an environment failed: nothing runs there, not "None"
-    from datetime import datetime, timezone
-
     from pipeline_kit.ledger import Draft, Entry
     from pipeline_kit.promote import current_release
 
@@ -450,22 +442,16 @@ def test_a_ledger_line_never_chooses_what_a_rollback_takes_out(
     # The attack: after good then bad reached dev (both signed), one appended line says good was
     # deployed last. rollback took "current" from the ledger: it deployed bad and signed a hold
     # against good.
-    from datetime import datetime, timezone
-
-    from pipeline_kit.ledger import Draft, FileLedger
 
     good, bad = good_then_bad_in_dev(cli, signed, sigstore, policy, monkeypatch)
     subjects = next(e["subjects"] for e in ledger(signed) if e["release"] == good)
-    FileLedger(signed / LEDGER).append(
-        Draft(
-            kind="deployed",
-            environment="dev",
-            release=good,
-            subjects=subjects,
-            actor="mallory",
-            time=datetime.now(timezone.utc),
-            details={},
-        )
+    forge_line(
+        signed,
+        kind="deployed",
+        environment="dev",
+        release=good,
+        subjects=subjects,
+        details={},
     )
     # the line only casts doubt: the kit asks instead of choosing; the operator names what runs
     asked = cli(["rollback", "--env", "dev", "--reason", "bad is broken", *policy], cwd=signed)
@@ -512,16 +498,11 @@ def test_a_ledger_line_naming_another_release_makes_rollback_ask(
 ) -> None:
     # The attack: an appended `deployed` line for a signed release never promoted to dev made
     # rollback take that one out (holding it) and deploy the bad release again.
-    from datetime import datetime, timezone
-
-    from pipeline_kit.ledger import Draft, FileLedger
 
     _, bad = good_then_bad_in_dev(cli, signed, sigstore, policy, monkeypatch)
     (signed / "src" / "hello_service" / "innocent.py").write_text("X = 1\n")
     innocent = another_release(cli, signed, sigstore, monkeypatch)
-    FileLedger(signed / LEDGER).append(
-        Draft(kind="deployed", environment="dev", release=innocent, actor="mallory", time=datetime.now(timezone.utc))
-    )
+    forge_line(signed, kind="deployed", environment="dev", release=innocent)
     asked = cli(["rollback", "--env", "dev", "--reason", "x", *policy], cwd=signed)
     assert asked.code == 1 and f"the signed record shows {bad}, the ledger {innocent}" in asked.err
     assert f"--from {innocent}" in asked.err

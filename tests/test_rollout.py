@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import LEDGER, SIGNER, Cli, another_release
+from tests.conftest import LEDGER, SIGNER, Cli, another_release, forge_line
 from tests.nginx_instance import Backend, LocalNginx
 from tests.prometheus_instance import Exporter
 from tests.sigstore_instance import LocalSigstore
@@ -367,9 +367,6 @@ def test_resume_of_a_rollout_nobody_started_signs_nothing(
 ) -> None:
     # The attack: an unsigned build, one appended `rollout started` line and a decision file
     # saying passed; resume signed a PASSED VSA over subjects nobody signed.
-    from datetime import datetime, timezone
-
-    from pipeline_kit.ledger import Draft, FileLedger
 
     with_rollout(described, [{"weight": 100}])
     release = json.loads((described / ".pipeline-kit" / "release.json").read_text())["id"]
@@ -382,15 +379,12 @@ def test_resume_of_a_rollout_nobody_started_signs_nothing(
         "stable_release": None,
         "steps": 1,
     }
-    FileLedger(described / LEDGER).append(
-        Draft(
-            kind="rollout",
-            environment="dev",
-            release=release,
-            actor="mallory",
-            time=datetime.now(timezone.utc),
-            details=details,
-        )
+    forge_line(
+        described,
+        kind="rollout",
+        environment="dev",
+        release=release,
+        details=details,
     )
     result = cli(["rollout", "resume", "--env", "dev", *policy], cwd=described)
     assert result.code == 1 and f"{release} would be denied in dev now" in result.err, result.out + result.err
@@ -402,24 +396,18 @@ def test_resume_goes_on_from_signed_steps_never_from_a_ledger_line(
 ) -> None:
     # The attack: one appended line says the rollout paused at its last step; resume went
     # straight to its PASSED VSA, the steps between never run, their traffic never set.
-    from datetime import datetime, timezone
-
-    from pipeline_kit.ledger import Draft, FileLedger
 
     with_rollout(signed, [{"weight": 10}, {"weight": 50}, {"weight": 100}])
     monkeypatch.setenv("PIPELINE_KIT_PROMOTE_STEP", "true")
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
     monkeypatch.setenv("PIPELINE_KIT_PROMOTE_STEP", "false")
     release = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
-    FileLedger(signed / LEDGER).append(
-        Draft(
-            kind="rollout",
-            environment="dev",
-            release=release,
-            actor="mallory",
-            time=datetime.now(timezone.utc),
-            details={"state": "paused", "step": 2, "weight": 100},
-        )
+    forge_line(
+        signed,
+        kind="rollout",
+        environment="dev",
+        release=release,
+        details={"state": "paused", "step": 2, "weight": 100},
     )
     resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
     assert resumed.code == 0, resumed.out + resumed.err
