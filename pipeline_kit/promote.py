@@ -46,6 +46,7 @@ from pipeline_kit.vsa import (
     root_cause_bundle,
     root_cause_level,
     search,
+    verified,
     vsa_bundle,
 )
 
@@ -203,7 +204,7 @@ def context_for(
     schemas = contracts = None
     judged = trust.policy is not None and trust.unverified is None and not trust.projected
     if judged and project.config.migrations is not None and _declares_contract_steps(project.evidence):
-        schemas = schema_states(project, release, entries)
+        schemas = schema_states(project, entries)
     if judged and project.config.contracts is not None:
         contracts = contract_state(project, release, environment, entries)
     return PromotionContext(
@@ -417,14 +418,10 @@ def signed_timeline(project: Project, environment: str, entries: Sequence[Entry]
     """Every signed VSA and rollback of `environment` the kit can find (the ledger's attachments,
     the evidence dir and its archives), verified against the identity policy, replayed in the
     order of their verified signing times. A line added to the ledger changes nothing here."""
-    from sigstore.verify import Verifier
-
-    from pipeline_kit.models import RELEASE_ID, release_id_of
-    from pipeline_kit.vsa import signed_statement
+    from pipeline_kit.models import RELEASE_ID
 
     trust = project.trust
     assert trust.policy is not None
-    verifier = Verifier(trusted_root=trust.load().trusted_root)
     uri = resource_uri(project.config, environment)
     candidates = [
         Candidate(f"ledger seq {e.seq}", data)
@@ -440,17 +437,11 @@ def signed_timeline(project: Project, environment: str, entries: Sequence[Entry]
     )
     arrivals: list[Arrival] = []
     holds: list[tuple[str, str | None, datetime, int]] = []
-    seen: set[str] = set()
-    for candidate in candidates:
-        key = distinct(candidate)  # a copy with other whitespace is verified once
-        if key in seen:
-            continue
-        seen.add(key)
-        signed = signed_statement(candidate, trust.policy, verifier)
-        if isinstance(signed, str) or signed.predicate.get("resourceUri") != uri or not signed.subjects:
+    for signed in verified(candidates, trust.policy, trust.load()):
+        if signed.predicate.get("resourceUri") != uri or not signed.subjects:
             continue
         release = release_id_of(signed.subjects)
-        seq = signed.ledger_head[0] if signed.ledger_head else 0
+        seq = signed.order[1]
         result, levels = signed.predicate.get("verificationResult"), signed.predicate.get("verifiedLevels") or []
         if result == "PASSED" or (result == "FAILED" and WAIVED in levels):
             arrivals.append(Arrival(release, signed.signed_at, seq, signed.subjects, result == "PASSED"))
@@ -491,7 +482,12 @@ class Running:
 
 
 def running_release(
-    project: Project, environment: str, entries: Sequence[Entry], expected: str | None = None
+    project: Project,
+    environment: str,
+    entries: Sequence[Entry],
+    expected: str | None = None,
+    *,
+    verified: dict[str, tuple[EvidenceDir | None, str]] | None = None,
 ) -> Running:
     """The release `environment` runs (`expected`, when the caller names it): the last one the
     signed record leaves there (`signed_timeline`), whose evidence (this evidence dir, its
@@ -516,7 +512,11 @@ def running_release(
         return Running(
             candidate, None, f"the ledger shows {by_ledger} deployed to {environment} after {candidate}, unsigned"
         )
-    evidence, why = verified_evidence(project, entries, candidate)
+    # `verified`: the caller's results of `verified_evidence` by release, kept across environments
+    shown = verified if verified is not None else {}
+    if candidate not in shown:
+        shown[candidate] = verified_evidence(project, entries, candidate)
+    evidence, why = shown[candidate]
     if evidence is None:
         return Running(candidate, None, why)
     return Running(candidate, evidence, "signed")
@@ -596,16 +596,17 @@ def restore_from_ledger(ledger: Ledger, entries: Sequence[Entry], release_id: st
 
 
 def schema_states(
-    project: Project, release: Release, entries: Sequence[Entry]
+    project: Project, entries: Sequence[Entry]
 ) -> dict[str, tuple[str | None, frozenset[str] | None, str]]:
     """For every environment: the release it runs and the migration files that release's signed
-    record has, or (files None) why that cannot be shown (see `running_release`): this release
-    too counts only with its signed PASSED VSA there."""
+    record has, or (files None) why that cannot be shown (see `running_release`): the release
+    being promoted too counts only with its signed VSA there. Each release is verified once."""
     from pipeline_kit.migrations import load_record
 
     states: dict[str, tuple[str | None, frozenset[str] | None, str]] = {}
+    verified: dict[str, tuple[EvidenceDir | None, str]] = {}  # environments often run one release
     for environment in project.config.environments:
-        running = running_release(project, environment, entries)
+        running = running_release(project, environment, entries, verified=verified)
         if running.evidence is None:
             states[environment] = (running.release, None, running.why)
         else:
@@ -1191,7 +1192,7 @@ def rollback(
     archive = _rollback_target(project, environment, entries, timeline, current, to)
     release = archive.load_release()
     target = release.id
-    _refuse_past_contract(project, current, target, archive)
+    _refuse_past_contract(project, entries, current, target, archive)
     held = _sign_hold(project, environment, bad.subjects, target, entries, reason, token)
     details = {"from": current, "to": target}
     _deploy(project, environment, release, archive, deploy, on_output, details={"rollback": details})
@@ -1276,7 +1277,6 @@ def _rollback_target(
 def _shown_good(
     project: Project, environment: str, entries: Sequence[Entry], timeline: Timeline, target: str
 ) -> EvidenceDir:
-
     arrival = next((a for a in reversed(timeline.arrivals) if a.release == target and a.passed), None)
     if arrival is None:
         raise VerificationError(f"rollback target {target}: no signed VSA shows {target} was promoted to {environment}")
@@ -1292,7 +1292,9 @@ def _shown_good(
     return evidence
 
 
-def _refuse_past_contract(project: Project, current: str, target: str, archive: EvidenceDir) -> None:
+def _refuse_past_contract(
+    project: Project, entries: Sequence[Entry], current: str, target: str, archive: EvidenceDir
+) -> None:
     """A rollback past a contract migration would run code against a schema that no longer has
     what it expects: refused, pointing to the kill switch or a forward fix. The current release's
     record is re-verified first (an edited record must not open the way back)."""
@@ -1300,7 +1302,7 @@ def _refuse_past_contract(project: Project, current: str, target: str, archive: 
         return
     from pipeline_kit.migrations import contract_steps, load_record
 
-    ours, why = verified_evidence(project, history(project.ledger), current)
+    ours, why = verified_evidence(project, entries, current)
     if ours is None:
         raise VerificationError(f"cannot tell which migrations {current} applied: {why}")
     steps = contract_steps(load_record(ours), load_record(archive))

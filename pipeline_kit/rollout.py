@@ -31,7 +31,7 @@ from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, UsageError
 from pipeline_kit.evidence import PROMOTIONS_DIR
 from pipeline_kit.gates import PromotionContext
 from pipeline_kit.gates.command import release_environment
-from pipeline_kit.ledger import Draft, Entry
+from pipeline_kit.ledger import Draft, Entry, Kind
 from pipeline_kit.models import Release
 from pipeline_kit.promote import (
     Decision,
@@ -52,7 +52,7 @@ from pipeline_kit.promote import (
     trip_kill_switches,
 )
 from pipeline_kit.traffic import Split, TrafficProvider, open_traffic
-from pipeline_kit.vsa import Candidate, vsa_bundle
+from pipeline_kit.vsa import Candidate, verified, vsa_bundle
 
 State = Literal["started", "step", "paused", "finished", "failed", "aborted"]
 SLOTS = ("blue", "green")
@@ -175,7 +175,7 @@ class Runner:
         project: Project,
         environment: str,
         release: Release,
-        decision: Decision,
+        decision: Decision | None,  # None: an abort, which signs nothing
         token: TokenProvider,
         on_progress: Progress | None,
         on_result: Callable[[int, Result], None] | None,
@@ -194,16 +194,20 @@ class Runner:
 
     # -- recording ---------------------------------------------------------------------------
     def record(self, state: State, step: int, weight: int, **details: Any) -> Entry:
-        return self.project.ledger.append(
-            Draft(
-                kind="rollout",
-                environment=self.environment,
-                release=self.release.id,
-                actor=self.project.actor,
-                time=_now(),
-                details={"state": state, "step": step, "weight": weight, **details},
-            )
+        return self.note("rollout", {"state": state, "step": step, "weight": weight, **details})
+
+    def note(self, kind: Kind, details: dict[str, Any], attachments: Sequence[bytes] = (), **fields: Any) -> Entry:
+        """One ledger entry about this rollout's release in its environment."""
+        draft = Draft(
+            kind=kind,
+            environment=self.environment,
+            release=self.release.id,
+            actor=self.project.actor,
+            time=_now(),
+            details=details,
+            **fields,
         )
+        return self.project.ledger.append(draft, attachments)
 
     def split(self, rollout: Rollout, weight: int) -> Split:
         assert self.settings.traffic is not None
@@ -296,33 +300,18 @@ class Runner:
         statement = statement_json(self.release.subjects, STEP_PREDICATE, predicate)
         bundle = sign_all(project.trust.load(), raw, source, [Signable(name, statement=statement)]).files[name]
         project.evidence.record_many(self.release, {name: bundle})
-        project.ledger.append(
-            Draft(
-                kind="rollout-step",
-                environment=environment,
-                release=self.release.id,
-                actor=project.actor,
-                time=_now(),
-                details={"step": index, "rollout": rollout.started.seq, "signed": sha256_bytes(bundle)},
-            ),
-            [bundle],
+        self.note(
+            "rollout-step", {"step": index, "rollout": rollout.started.seq, "signed": sha256_bytes(bundle)}, [bundle]
         )
 
     def signed_steps(self, rollout: Rollout) -> int:
         """How many steps of this rollout, from the first, have a signed pass (see `sign_step`)."""
-        from sigstore.verify import Verifier
-
-        from pipeline_kit.vsa import signed_statement
-
         project = self.project
         assert project.trust.policy is not None
-        verifier = Verifier(trusted_root=project.trust.load().trusted_root)
         uri = resource_uri(project.config, self.environment)
-        entries = history(project.ledger)
-        passed: set[int] = set()
         candidates = [
             Candidate(f"ledger seq {e.seq}", data)
-            for e in entries
+            for e in history(project.ledger)
             if e.kind == "rollout-step"
             and e.environment == self.environment
             and e.release == self.release.id
@@ -330,14 +319,13 @@ class Runner:
             and (data := project.ledger.attachment(e.details["signed"])) is not None
         ]
         subjects = {(s.name, s.sha256) for s in self.release.subjects}
-        for candidate in candidates:
-            signed = signed_statement(candidate, project.trust.policy, verifier, STEP_PREDICATE)
-            if isinstance(signed, str) or signed.subjects != subjects:
-                continue
+        passed: set[int] = set()
+        for signed in verified(candidates, project.trust.policy, project.trust.load(), STEP_PREDICATE):
             predicate = signed.predicate
-            if predicate.get("resourceUri") == uri and predicate.get("rollout") == rollout.started.seq:
+            ours = signed.subjects == subjects and predicate.get("resourceUri") == uri
+            if ours and predicate.get("rollout") == rollout.started.seq and predicate.get("steps") == len(self.steps):
                 step = predicate.get("step")
-                if isinstance(step, int) and predicate.get("steps") == len(self.steps):
+                if isinstance(step, int):
                     passed.add(step)
         count = 0
         while count in passed:
@@ -359,17 +347,8 @@ class Runner:
         baseline, no_baseline = self.baseline(rollout, values)
         analysis = analyse(provider, settings, values, baseline=baseline, no_baseline=no_baseline, on_result=report)
         record = self.keep(index, analysis)
-        self.project.ledger.append(
-            Draft(
-                kind="analysed",
-                environment=self.environment,
-                release=self.release.id,
-                actor=self.project.actor,
-                time=_now(),
-                reason=analysis.reason,
-                details={"verdict": analysis.verdict, "step": index, "counts": analysis.counts(), "analysis": record},
-            )
-        )
+        details = {"verdict": analysis.verdict, "step": index, "counts": analysis.counts(), "analysis": record}
+        self.note("analysed", details, reason=analysis.reason)
         return analysis
 
     def baseline(self, rollout: Rollout, values: dict[str, str]) -> tuple[dict[str, str] | None, str]:
@@ -407,50 +386,26 @@ class Runner:
         return sha256_bytes(record)
 
     def finish(self, rollout: Rollout, analyses: list[tuple[int, Analysis]]) -> Outcome:
-        project, environment = self.project, self.environment
+        project, environment, decision = self.project, self.environment, self.decision
+        assert decision is not None, "a rollout finishes only on a decision taken in this process"
         done = self.signed_steps(rollout)
         if done < len(self.steps):  # never a PASSED VSA for a step nobody signed as passed
             raise VerificationError(
                 f"step {done + 1} of the rollout in {environment} has no signed pass: resume goes on from it"
             )
         # the release arrives now: its slot takes all the traffic
-        project.ledger.append(
-            Draft(
-                kind="deployed",
-                environment=environment,
-                release=self.release.id,
-                subjects=self.decision.subjects,
-                actor=project.actor,
-                time=_now(),
-                details={"slot": rollout.canary_slot, "rollout": True},
-            )
-        )
-        record = project.evidence.path(rollout_file(environment))
+        self.note("deployed", {"slot": rollout.canary_slot, "rollout": True}, subjects=decision.subjects)
+        record, _ = project.evidence.read_checked(rollout_file(environment))  # bounded: a planted file is no record
         analysis = None
-        if self.settings.analysis is not None and record.is_file():
-            analysis = {"name": rollout_file(environment), "sha256": sha256_bytes(record.read_bytes())}
-        bundle = sign_vsa(project, self.release, self.decision, self.token, after_analysis=analysis, late=True)
+        if self.settings.analysis is not None and record is not None:
+            analysis = {"name": rollout_file(environment), "sha256": sha256_bytes(record)}
+        bundle = sign_vsa(project, self.release, decision, self.token, after_analysis=analysis, late=True)
         # the decision the VSA was signed on (taken in this process), beside it
-        decided = {decision_file(environment): self.decision.to_json(), vsa_bundle(environment): bundle}
+        decided = {decision_file(environment): decision.to_json(), vsa_bundle(environment): bundle}
         project.evidence.record_many(self.release, decided)
-        project.ledger.append(
-            Draft(
-                kind="rollout",
-                environment=environment,
-                release=self.release.id,
-                actor=project.actor,
-                time=_now(),
-                details={
-                    "state": "finished",
-                    "step": len(self.steps) - 1,
-                    "weight": 100,
-                    "canary_slot": rollout.canary_slot,
-                    "vsa": sha256_bytes(bundle),
-                },
-            ),
-            [bundle],
-        )
-        _record_on_forge(project, environment, self.release, self.decision, decided, deployed=True)
+        finished = {"state": "finished", "step": len(self.steps) - 1, "weight": 100, "canary_slot": rollout.canary_slot}
+        self.note("rollout", {**finished, "vsa": sha256_bytes(bundle)}, [bundle])
+        _record_on_forge(project, environment, self.release, decision, decided, deployed=True)
         self.say(f"rollout finished: {rollout.canary_slot} is live with {self.release.id}")
         return Outcome(self.reload(), "finished", f"{len(self.steps)} step(s), {rollout.canary_slot} is live", analyses)
 
@@ -528,7 +483,7 @@ def resume(
     """Continue the rollout in progress: after a manual pause from the next step, else from the
     start of the step it was in."""
     rollout = _active(project, environment)
-    release, decision = _judged(project, environment, rollout, must_pass=True)
+    release, decision = _judged(project, environment, rollout)
     runner = Runner(project, environment, release, decision, token, on_progress, on_result)
     # the first step without a signed pass (past a manual pause or a --step stop, the next one;
     # else the step that was in progress, from its start: its weight set and its analysis and
@@ -542,8 +497,9 @@ def resume(
 def abort(project: Project, environment: str, reason: str, on_progress: Progress | None = None) -> Outcome:
     """All traffic back to the stable slot; the rollout ends (no hold: nothing was judged bad)."""
     rollout = _active(project, environment)
-    release, decision = _judged(project, environment, rollout, must_pass=False)
-    runner = Runner(project, environment, release, decision, lambda: ("", ""), on_progress, None)
+    # traffic back at once: no gate is judged and nothing signed, so nothing can slow an abort down
+    release = _rollout_release(project, environment, rollout)
+    runner = Runner(project, environment, release, None, lambda: ("", ""), on_progress, None)
     what = runner.traffic.apply(runner.split(rollout, 0), runner.env())
     runner.record("aborted", rollout.step, 0, reason=reason)
     return Outcome(runner.reload(), "aborted", f"{what}; {reason}")
@@ -560,18 +516,25 @@ def _active(project: Project, environment: str) -> Rollout:
     return rollout
 
 
-def _judged(project: Project, environment: str, rollout: Rollout, *, must_pass: bool) -> tuple[Release, Decision]:
-    """The rollout's release and a decision on it taken now, in this process: the evidence is
-    verified and every gate judged again (a decision file or a ledger line decides nothing). To
-    go on (`must_pass`), the release must pass now; an abort only needs to know which it is."""
-    result = plan(project, environment)
-    release = result.release
+def _rollout_release(project: Project, environment: str, rollout: Rollout) -> Release:
+    """The release in the evidence dir, which must be the rollout's."""
+    release = project.evidence.load_release()
     if release.id != rollout.release:
         raise UsageError(
             f"the evidence here is release {release.id}, the rollout in {environment} is {rollout.release}",
             hint="download the rollout's evidence (its build's artifact) into the evidence dir",
         )
-    if must_pass and not result.passed:
+    return release
+
+
+def _judged(project: Project, environment: str, rollout: Rollout) -> tuple[Release, Decision]:
+    """The rollout's release and a decision on it taken now, in this process: the evidence is
+    verified and every gate judged again (a decision file or a ledger line decides nothing); the
+    release must pass now to go on."""
+    _rollout_release(project, environment, rollout)
+    result = plan(project, environment)
+    release = result.release
+    if not result.passed:
         blocking = "; ".join(f"{r.gate}: {r.reason}" for r in result.blocking())
         raise VerificationError(f"{release.id} would be denied in {environment} now, so its rollout stops: {blocking}")
-    return release, decide(project, result, "passed" if result.passed else "denied", f"rollout of {release.id}")
+    return release, decide(project, result, "passed", f"rollout of {release.id}")

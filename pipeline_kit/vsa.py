@@ -152,6 +152,27 @@ def signed_statement(
     return Accepted(candidate.where, signed_at, f"signed by {identity} ({issuer})", predicate, subjects)
 
 
+def verified(
+    candidates: Iterable[Candidate], policy: IdentityPolicy, trust_config: Any, predicate_type: str = VSA_PREDICATE
+) -> list[Accepted]:
+    """The statements of `predicate_type` among `candidates` that verify for `policy`, each
+    distinct bundle once (see `distinct`); the others are passed over."""
+    from sigstore.verify import Verifier
+
+    verifier = Verifier(trusted_root=trust_config.trusted_root)
+    seen: set[str] = set()
+    found = []
+    for candidate in candidates:
+        key = distinct(candidate)
+        if key in seen:
+            continue
+        seen.add(key)
+        signed = signed_statement(candidate, policy, verifier, predicate_type)
+        if not isinstance(signed, str):
+            found.append(signed)
+    return found
+
+
 # The verifiedLevels value of a VSA whose promotion's analysis after the deploy passed: the
 # previous-stage gate asks for it when the environment before has an `analysis:`.
 ANALYSIS_PASSED = "PIPELINE_KIT_ANALYSIS_PASSED"
