@@ -21,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 PYTHON = sys.executable
@@ -419,68 +421,80 @@ def bench_setup(runs: int) -> list[list[str]]:
     ]
 
 
+@dataclass
+class Workspace:
+    """The example, built, described and signed against the local Sigstore instance."""
+
+    work: Path
+    env: dict[str, str]
+    trust: list[str]  # --trust-config FILE
+    identity: list[str]  # the policy that accepts the bench signer, and the source repository
+
+
+@contextmanager
+def signed_example(environments: str, prepare: Callable[[Path], None] = lambda _: None) -> Iterator[Workspace]:
+    """The example with `environments` (YAML, replacing the example's) as its last section,
+    `prepare`d, then built, described and signed; the local Sigstore instance runs meanwhile."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.sigstore_instance import LocalSigstore
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "hello-service"
+    origin = "https://github.com/pipeline-kit/hello-service"
+    with tempfile.TemporaryDirectory() as tmp:
+        instance = LocalSigstore(Path(tmp) / "instance").start()
+        try:
+            work = Path(tmp) / "hello"
+            shutil.copytree(example, work, ignore=shutil.ignore_patterns("dist", ".pipeline-kit"))
+            config = work / "pipeline-kit.yml"
+            text = config.read_text()
+            config.write_text(text[: text.index("environments:")] + environments)
+            prepare(work)
+            env = {**os.environ, "SIGSTORE_IDENTITY_TOKEN": instance.mint_token("bench@example.com")}
+            env.pop("GITHUB_ACTIONS", None)
+            env.pop("GITLAB_CI", None)
+            trust = ["--trust-config", str(instance.trust_config_path)]
+            identity = ["--cert-identity", "bench@example.com", "--cert-oidc-issuer", instance.issuer]
+            subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+            subprocess.run(["git", "remote", "add", "origin", origin], cwd=work, check=True)
+            for args in (["build"], ["sbom"], ["provenance"], ["sign", *trust]):
+                subprocess.run([str(BIN / "pipeline-kit"), *args], cwd=work, env=env, check=True, capture_output=True)
+            yield Workspace(work, env, trust, [*identity, "--repository", origin])
+        finally:
+            instance.stop()
+
+
 def bench_promote(runs: int) -> tuple[list[list[str]], list[str]]:
     """`promote --to dev` with every file-based gate, against `verify` alone and `sigstore sign`;
     `promote --to prod` at the end of a dev -> staging -> prod chain (previous-stage verifies
     staging's signed VSA) against `verify`; and the whole local pipeline (`pipeline-kit run`)
     against the build command it wraps."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.sigstore_instance import LocalSigstore
-
     kit = str(BIN / "pipeline-kit")
-    example = Path(__file__).resolve().parent.parent / "examples" / "hello-service"
-    with tempfile.TemporaryDirectory() as tmp:
-        instance = LocalSigstore(Path(tmp) / "instance").start()
-        work = Path(tmp) / "hello"
-        shutil.copytree(example, work, ignore=shutil.ignore_patterns("dist", ".pipeline-kit"))
-        reports = work / "reports"
-        reports.mkdir()
-        (reports / "junit.xml").write_text('<testsuite><testcase name="t"/></testsuite>')
+    environments = (
+        "environments:\n  dev:\n    gates:\n      - signature\n      - provenance\n"
+        "      - sbom: {deny-licenses: [GPL-3.0-only], vulnerabilities: vulns.json, unsigned-reports: true}\n"
+        '      - checks: {junit: "reports/*.xml", unsigned-reports: true}\n'
+        '      - freeze: {windows: [{cron: "0 3 1 1 *", duration: 1h}]}\n'
+        '      - command: {run: "true"}\n      - rollback-hold\n'
+        "  staging: {after: dev, gates: []}\n  prod: {after: staging, gates: []}\n"
+    )
+
+    def reports(work: Path) -> None:
+        (work / "reports").mkdir()
+        (work / "reports" / "junit.xml").write_text('<testsuite><testcase name="t"/></testsuite>')
         (work / "vulns.json").write_text('{"matches": []}')
-        config = work / "pipeline-kit.yml"
-        text = config.read_text()
-        text = text[: text.index("environments:")] + (
-            "environments:\n  dev:\n    gates:\n      - signature\n      - provenance\n"
-            "      - sbom: {deny-licenses: [GPL-3.0-only], vulnerabilities: vulns.json, unsigned-reports: true}\n"
-            '      - checks: {junit: "reports/*.xml", unsigned-reports: true}\n'
-            '      - freeze: {windows: [{cron: "0 3 1 1 *", duration: 1h}]}\n'
-            '      - command: {run: "true"}\n      - rollback-hold\n'
-            "  staging: {after: dev, gates: []}\n  prod: {after: staging, gates: []}\n"
-        )
-        config.write_text(text)
-        env = {**os.environ, "SIGSTORE_IDENTITY_TOKEN": instance.mint_token("bench@example.com")}
-        env.pop("GITHUB_ACTIONS", None)
-        env.pop("GITLAB_CI", None)
-        trust = ["--trust-config", str(instance.trust_config_path)]
-        identity = [
-            "--cert-identity",
-            "bench@example.com",
-            "--cert-oidc-issuer",
-            instance.issuer,
-            "--repository",
-            "https://github.com/pipeline-kit/hello-service",
-        ]
-        try:
-            subprocess.run(["git", "init", "-q"], cwd=work, check=True)
-            subprocess.run(
-                ["git", "remote", "add", "origin", "https://github.com/pipeline-kit/hello-service"],
-                cwd=work,
-                check=True,
-            )
-            for args in (["build"], ["sbom"], ["provenance"], ["sign", *trust]):
-                subprocess.run([kit, *args], cwd=work, env=env, check=True, capture_output=True)
-            ours = timed([kit, "promote", "--to", "dev", *trust, *identity], runs=runs, cwd=work, env=env)
-            verify = timed([kit, "verify", *trust, *identity], runs=runs, cwd=work, env=env)
-            subprocess.run([kit, "promote", "--to", "staging", *trust, *identity], cwd=work, env=env, check=True)
-            chain = timed([kit, "promote", "--to", "prod", *trust, *identity], runs=runs, cwd=work, env=env)
-            wheel = next(str(p) for p in (work / "dist").glob("*.whl"))
-            reference = timed(
-                [str(BIN / "sigstore"), *trust, "sign", "--overwrite", wheel], runs=runs, cwd=work, env=env
-            )
-            whole = timed([kit, "run", *trust, *identity], runs=runs, cwd=work, env=env)
-            own_build = timed([PYTHON, "build.py"], runs=runs, cwd=work, env=env)
-        finally:
-            instance.stop()
+
+    with signed_example(environments, reports) as ws:
+        work, env, trust, identity = ws.work, ws.env, ws.trust, ws.identity
+        ours = timed([kit, "promote", "--to", "dev", *trust, *identity], runs=runs, cwd=work, env=env)
+        verify = timed([kit, "verify", *trust, *identity], runs=runs, cwd=work, env=env)
+        subprocess.run([kit, "promote", "--to", "staging", *trust, *identity], cwd=work, env=env, check=True)
+        chain = timed([kit, "promote", "--to", "prod", *trust, *identity], runs=runs, cwd=work, env=env)
+        wheel = next(str(p) for p in (work / "dist").glob("*.whl"))
+        reference = timed([str(BIN / "sigstore"), *trust, "sign", "--overwrite", wheel], runs=runs, cwd=work, env=env)
+        # each run from an evidence dir of its own: a release signed here before is not signed again
+        fresh = ["sh", "-c", 'rm -rf .pipeline-kit && exec "$0" "$@"', kit]
+        whole = timed([*fresh, "run", *trust, *identity], runs=runs, cwd=work, env=env)
+        own_build = timed([PYTHON, "build.py"], runs=runs, cwd=work, env=env)
     note = (
         f"full local run (build, SBOM, provenance, sign, verify, promote dev with 7 gates + VSA, one process):"
         f" {whole:.2f} s, of which the build command itself {own_build:.2f} s: the kit adds {whole - own_build:.2f} s"
@@ -497,67 +511,32 @@ def bench_timeline(sizes: Sequence[int], runs: int) -> list[list[str]]:
     """What an environment runs is read from signatures: `plan` of a release with a contract
     migration replays every signed VSA of each environment. Its cost after N signed promotions of
     dev, against `verify` of the release in the same run: how it grows with the history."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.sigstore_instance import LocalSigstore
-
     kit = str(BIN / "pipeline-kit")
-    example = Path(__file__).resolve().parent.parent / "examples" / "hello-service"
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        instance = LocalSigstore(Path(tmp) / "instance").start()
-        work = Path(tmp) / "hello"
-        shutil.copytree(example, work, ignore=shutil.ignore_patterns("dist", ".pipeline-kit"))
-        migrations = work / "migrations"
-        migrations.mkdir()
-        (migrations / "001_expand.sql").write_text("SET lock_timeout = '2s';\nALTER TABLE t ADD COLUMN b text;\n")
-        (migrations / "002_contract.sql").write_text(
+
+    def migrations(work: Path) -> None:
+        (work / "migrations").mkdir()
+        (work / "migrations" / "001_expand.sql").write_text(
+            "SET lock_timeout = '2s';\nALTER TABLE t ADD COLUMN b text;\n"
+        )
+        (work / "migrations" / "002_contract.sql").write_text(
             "-- pipeline-kit: expand-step migrations/001_expand.sql\n"
             "SET lock_timeout = '2s';\nALTER TABLE t DROP COLUMN a;\n"
         )
-        config = work / "pipeline-kit.yml"
-        text = config.read_text()
-        config.write_text(
-            text[: text.index("environments:")]
-            + "environments:\n  dev:\n    gates: [signature]\nmigrations: {paths: [migrations]}\n"
-        )
-        env = {**os.environ, "SIGSTORE_IDENTITY_TOKEN": instance.mint_token("bench@example.com")}
-        env.pop("GITHUB_ACTIONS", None)
-        env.pop("GITLAB_CI", None)
-        trust = ["--trust-config", str(instance.trust_config_path)]
-        origin = "https://github.com/pipeline-kit/hello-service"
-        identity = [
-            "--cert-identity",
-            "bench@example.com",
-            "--cert-oidc-issuer",
-            instance.issuer,
-            "--repository",
-            origin,
-        ]
-        try:
-            subprocess.run(["git", "init", "-q"], cwd=work, check=True)
-            subprocess.run(["git", "remote", "add", "origin", origin], cwd=work, check=True)
-            for args in (["build"], ["sbom"], ["provenance"], ["sign", *trust]):
-                subprocess.run([kit, *args], cwd=work, env=env, check=True, capture_output=True)
-            promoted = 0
-            for size in sizes:
-                while promoted < size:
-                    promote = [kit, "promote", "--to", "dev", "--break-glass", "--reason", "bench", *trust, *identity]
-                    subprocess.run(promote, cwd=work, env=env, check=True, capture_output=True)
-                    promoted += 1
-                planned = timed(
-                    [kit, "plan", "--to", "dev", *trust, *identity], runs=runs, cwd=work, env=env, ok=(0, 1)
-                )
-                verify = timed([kit, "verify", *trust, *identity], runs=runs, cwd=work, env=env)
-                rows.append(
-                    row(
-                        f"plan with a contract step after {size} signed promotion(s)",
-                        planned,
-                        verify,
-                        "pipeline-kit verify",
-                    )
-                )
-        finally:
-            instance.stop()
+
+    rows = []
+    environments = "environments:\n  dev:\n    gates: [signature]\nmigrations: {paths: [migrations]}\n"
+    with signed_example(environments, migrations) as ws:
+        work, env, trust, identity = ws.work, ws.env, ws.trust, ws.identity
+        promoted = 0
+        for size in sizes:
+            while promoted < size:
+                promote = [kit, "promote", "--to", "dev", "--break-glass", "--reason", "bench", *trust, *identity]
+                subprocess.run(promote, cwd=work, env=env, check=True, capture_output=True)
+                promoted += 1
+            planned = timed([kit, "plan", "--to", "dev", *trust, *identity], runs=runs, cwd=work, env=env, ok=(0, 1))
+            verify = timed([kit, "verify", *trust, *identity], runs=runs, cwd=work, env=env)
+            what = f"plan with a contract step after {size} signed promotion(s)"
+            rows.append(row(what, planned, verify, "pipeline-kit verify"))
     return rows
 
 
