@@ -15,7 +15,9 @@ from pipeline_kit.evidence import EvidenceDir
 from pipeline_kit.identity import IdentityPolicy, policy_accepts
 from pipeline_kit.ledger import Ledger
 from pipeline_kit.models import Release
-from pipeline_kit.promote import Plan, Project, Promotion, TokenProvider, plan, promote
+from pipeline_kit.promotion.arriving import Promotion, promote
+from pipeline_kit.promotion.deciding import Plan, plan
+from pipeline_kit.promotion.model import Project, TokenProvider
 from pipeline_kit.provenance import write_provenance
 from pipeline_kit.sbom import SourceResult, SourceSpec, write_sbom
 from pipeline_kit.signing import (

@@ -22,7 +22,10 @@ from pipeline_kit._internal.proc import run_streaming
 from pipeline_kit.config import ConfigModel, LedgerConfig, parse_yaml
 from pipeline_kit.errors import ConfigError, EnvironmentFailure, PipelineKitError, UsageError
 from pipeline_kit.ledger import Draft, Entry, Ledger, open_ledger
-from pipeline_kit.promote import KIT_URI, Project, TokenProvider, _now, history, plan, promote, rollback
+from pipeline_kit.promotion.arriving import promote
+from pipeline_kit.promotion.deciding import plan
+from pipeline_kit.promotion.model import KIT_URI, Project, TokenProvider, history, now_utc
+from pipeline_kit.promotion.rolling_back import rollback
 
 # The saga's signed summary: which releases of which services went out together, and how it ended.
 SUMMARY_PREDICATE = f"{KIT_URI}/release-plan/v1"
@@ -203,7 +206,7 @@ class Applier:
                 environment=self.environment,
                 release=release,
                 actor=self.actor,
-                time=_now(),
+                time=now_utc(),
                 reason=details.pop("reason", None),
                 details={"state": state, "plan": self.loaded.digest, "service": service, **details},
             )
@@ -285,7 +288,7 @@ class Applier:
             "steps": steps,
             "failed": saga.failed,
             "outcome": saga.outcome or "finished",
-            "time": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": now_utc().strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         if not subjects:
             return "no release was promoted: nothing to sign"
@@ -425,7 +428,7 @@ class Applier:
 
             release = project.evidence.load_release()
             context = PromotionContext(
-                release, self.environment, project.config, project.evidence, directory, (), _now(), self.actor
+                release, self.environment, project.config, project.evidence, directory, (), now_utc(), self.actor
             )
             env = release_environment(context, project.config.environments[self.environment].pass_env)
             outcome = run_streaming(step.compensate, cwd=directory, env=env, on_line=None)

@@ -421,7 +421,7 @@ def test_rollback_to_a_release_never_promoted_there_is_refused(
 def test_a_failed_first_rollout_leaves_nothing_running() -> None:
     # `to` is null when the first rollout of an environment failed: nothing runs there, not "None"
     from pipeline_kit.ledger import Draft, Entry
-    from pipeline_kit.promote import current_release
+    from pipeline_kit.promotion.shown import current_release
 
     now = datetime(2026, 12, 9, tzinfo=timezone.utc)
     drafts = [

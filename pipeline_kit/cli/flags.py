@@ -13,7 +13,8 @@ def flags() -> None:
 
 
 def _switch(session: Session, flag: str, environment: str, reason: str, restore: bool) -> None:
-    from pipeline_kit.promote import require_environment, switch_flag
+    from pipeline_kit.promotion.model import require_environment
+    from pipeline_kit.promotion.remediation import switch_flag
 
     config = require_environment(session.config(required=True))
     what = switch_flag(

@@ -113,7 +113,7 @@ def run(
     if order:
         project = project_for(session, trusted)
     else:  # nothing to promote to; signing still needs the evidence and whom to trust
-        from pipeline_kit.promote import Project
+        from pipeline_kit.promotion.model import Project
 
         project = Project(config, session.evidence(), session.workdir, session.ledger(), trusted, session.actor())
     result = full_run(

@@ -22,8 +22,10 @@ from pipeline_kit.cli.signing import (
 
 if TYPE_CHECKING:
     from pipeline_kit.analysis import Analysis, Result
-    from pipeline_kit.promote import Plan, Project, Promotion
-    from pipeline_kit.rollout import Outcome as RolloutOutcome
+    from pipeline_kit.promotion.arriving import Promotion
+    from pipeline_kit.promotion.deciding import Plan
+    from pipeline_kit.promotion.model import Project
+    from pipeline_kit.promotion.rollout_record import Outcome as RolloutOutcome
     from pipeline_kit.trust import Trust
 
 MARK = {"passed": "pass", "denied": "DENY", "error": "ERROR"}
@@ -60,7 +62,7 @@ def project_for(session: Session, trust: Trust) -> Project:
     import os
 
     from pipeline_kit.forge import open_forge
-    from pipeline_kit.promote import Project, require_environment
+    from pipeline_kit.promotion.model import Project, require_environment
 
     config = require_environment(session.config(required=True))
     forge = open_forge(config.forge, os.environ)
@@ -189,8 +191,8 @@ def plan(session: Session, /, environment: str, junit: Path | None, as_json: boo
     Nothing is recorded or deployed. Exit 0 if the promotion would pass, 1 if not.
     """
     from pipeline_kit.errors import EXIT_DENIED
-    from pipeline_kit.promote import plan as plan_promotion
-    from pipeline_kit.promote import write_junit
+    from pipeline_kit.promotion.deciding import plan as plan_promotion
+    from pipeline_kit.promotion.junit import write_junit
 
     result = plan_promotion(project_for(session, trust_for(session, **trust_args(trust))), environment)
     if junit:
@@ -257,8 +259,8 @@ def promote(
     A denial is recorded too and exits 1.
     """
     from pipeline_kit.errors import EXIT_DENIED
-    from pipeline_kit.promote import promote as run_promotion
-    from pipeline_kit.promote import write_junit
+    from pipeline_kit.promotion.arriving import promote as run_promotion
+    from pipeline_kit.promotion.junit import write_junit
 
     trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
     result = run_promotion(
@@ -347,7 +349,7 @@ def rollback(
     The rolled-back release cannot be promoted to ENV again until
     `pipeline-kit ledger annotate --env ENV --root-cause ...` records why it failed.
     """
-    from pipeline_kit.promote import rollback as run_rollback
+    from pipeline_kit.promotion.rolling_back import rollback as run_rollback
 
     trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
     came_from, went_to, entry = run_rollback(
@@ -416,7 +418,7 @@ def ledger_verify(session: Session, /, **trust: Any) -> None:
             f"{store.describe()}: {count} entries, chain intact; signed decisions not checked (no identity policy)"
         )
         return
-    from pipeline_kit.promote import audit
+    from pipeline_kit.promotion.audit import audit
 
     entries, problems = audit(store, session.evidence(), trusted)
     if problems:
@@ -440,7 +442,7 @@ def ledger_annotate(
     The root cause is a signed statement about the rolled-back release for ENV (like the rollback
     itself, it needs an identity token): a line in the ledger alone lifts no signed hold.
     """
-    from pipeline_kit.promote import annotate
+    from pipeline_kit.promotion.rolling_back import annotate
 
     trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
     entry = annotate(
@@ -464,7 +466,7 @@ def rollout() -> None:
 @pass_session
 def rollout_status(session: Session, environment: str, as_json: bool) -> None:
     """The newest rollout of ENV: its release, state, step and weight (from the ledger)."""
-    from pipeline_kit.rollout import current
+    from pipeline_kit.promotion.rollout_record import current
 
     state = current(list(session.ledger().entries()), environment)
     if as_json:
@@ -493,7 +495,7 @@ def rollout_resume(
 ) -> None:
     """Go on with the rollout in ENV: after a manual pause from the next step, else from the start
     of the step it was in (its weight set and its analysis run again, never skipped)."""
-    from pipeline_kit.rollout import resume
+    from pipeline_kit.promotion.rollout import resume
 
     trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
     outcome = resume(
@@ -514,7 +516,7 @@ def rollout_resume(
 @pass_session
 def rollout_abort(session: Session, environment: str, reason: str) -> None:
     """Send all traffic back to the stable slot and end the rollout in ENV."""
-    from pipeline_kit.rollout import abort
+    from pipeline_kit.promotion.rollout import abort
     from pipeline_kit.trust import Trust
 
     outcome = abort(project_for(session, Trust(None, lambda: None)), environment, reason)

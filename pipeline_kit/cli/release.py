@@ -146,7 +146,7 @@ def release_apply(applier: Applier, session: Session, environment: str) -> None:
 @pass_session
 def release_status(session: Session, plan_file: Path, environment: str, as_json: bool) -> None:
     """Where the plan stands in ENV (from the plan's ledger)."""
-    from pipeline_kit.promote import history
+    from pipeline_kit.promotion.model import history
     from pipeline_kit.saga import load_plan, saga_state
 
     loaded = load_plan(session.resolve(plan_file))

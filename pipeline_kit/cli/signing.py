@@ -255,7 +255,7 @@ def verify(
     custody = None
     if environment is not None:
         from pipeline_kit.cli.promotion import project_for, trust_for
-        from pipeline_kit.promote import custody as custody_for
+        from pipeline_kit.promotion.finding import custody as custody_for
 
         trusted = trust_for(
             session, trust_config, offline, cert_identity, cert_identity_regex, cert_oidc_issuer, repository, ref

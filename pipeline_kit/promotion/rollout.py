@@ -21,148 +21,35 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pipeline_kit.analysis import NO_BASELINE, Analysis, Result, analyse, release_values
 from pipeline_kit.config import CanaryStep, EnvironmentConfig, parse_duration
 from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, UsageError, VerificationError
-from pipeline_kit.evidence import PROMOTIONS_DIR
 from pipeline_kit.gates import PromotionContext
 from pipeline_kit.gates.command import release_environment
 from pipeline_kit.ledger import Draft, Entry, Kind
 from pipeline_kit.models import Release
-from pipeline_kit.promote import (
-    Decision,
-    Project,
-    TokenProvider,
-    _deploy,
-    _now,
-    _record_on_forge,
-    _sign_hold,
-    current_release,
-    decide,
-    decision_file,
-    history,
-    plan,
-    resource_uri,
-    running_release,
-    sign_vsa,
-    trip_kill_switches,
+from pipeline_kit.promotion.deciding import Decided, decide, plan
+from pipeline_kit.promotion.deploying import run_deploy
+from pipeline_kit.promotion.model import Project, TokenProvider, decision_file, history, now_utc, resource_uri
+from pipeline_kit.promotion.records import record_on_forge, sign_hold, sign_vsa
+from pipeline_kit.promotion.remediation import trip_kill_switches
+from pipeline_kit.promotion.rollout_record import (
+    SLOTS,
+    STEP_PREDICATE,
+    Outcome,
+    Rollout,
+    State,
+    current,
+    live_slot,
+    rollout_file,
+    step_bundle,
 )
+from pipeline_kit.promotion.shown import current_release, running_release
 from pipeline_kit.traffic import Split, TrafficProvider, open_traffic
 from pipeline_kit.vsa import Candidate, verified, vsa_bundle
-
-State = Literal["started", "step", "paused", "finished", "failed", "aborted"]
-SLOTS = ("blue", "green")
-ACTIVE: tuple[State, ...] = ("started", "step", "paused")
-
-
-def rollout_file(environment: str) -> str:
-    """Where a rollout's steps and measurements are kept in the evidence dir."""
-    return f"{PROMOTIONS_DIR}/{environment}.rollout.json"
-
-
-STEP_PREDICATE = "https://pipeline-kit.dev/rollout-step/v1"  # a signed pass of one rollout step
-
-
-def step_bundle(environment: str, index: int) -> str:
-    """Where the signed pass of a rollout's step `index` lives in the evidence dir."""
-    return f"{PROMOTIONS_DIR}/{environment}.step-{index}.sigstore.json"
-
-
-@dataclass(frozen=True)
-class Rollout:
-    """The newest rollout of an environment, as the ledger records it."""
-
-    environment: str
-    release: str
-    stable_slot: str
-    canary_slot: str
-    stable_release: str | None
-    state: State
-    step: int  # the step in progress (or paused at); -1 before the first
-    weight: int
-    started: Entry
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "environment": self.environment,
-            "release": self.release,
-            "state": self.state,
-            "step": self.step,
-            "weight": self.weight,
-            "stable_slot": self.stable_slot,
-            "canary_slot": self.canary_slot,
-            "stable_release": self.stable_release,
-            "started": self.started.time.isoformat(),
-        }
-
-
-def live_slot(entries: Sequence[Entry], environment: str) -> str:
-    """The slot that takes the traffic: the canary slot of the last finished rollout, else blue."""
-    for entry in reversed(entries):
-        if entry.environment == environment and entry.kind == "rollout" and entry.details.get("state") == "finished":
-            return str(entry.details["canary_slot"])
-    return SLOTS[0]
-
-
-def current(entries: Sequence[Entry], environment: str) -> Rollout | None:
-    """The newest rollout of `environment`, or None."""
-    started = None
-    for index in range(len(entries) - 1, -1, -1):
-        entry = entries[index]
-        if entry.environment == environment and entry.kind == "rollout" and entry.details.get("state") == "started":
-            started = index
-            break
-    if started is None:
-        return None
-    first = entries[started]
-    details = first.details
-    state: State = "started"
-    step, weight = -1, 0
-    for entry in entries[started:]:
-        if entry.environment == environment and entry.release == first.release and entry.kind == "rollout":
-            state = entry.details["state"]
-            step = int(entry.details.get("step", step))
-            weight = int(entry.details.get("weight", weight))
-    return Rollout(
-        environment=environment,
-        release=str(first.release),
-        stable_slot=str(details["stable_slot"]),
-        canary_slot=str(details["canary_slot"]),
-        stable_release=details.get("stable_release"),
-        state=state,
-        step=step,
-        weight=weight,
-        started=first,
-    )
-
-
-def refuse_second(entries: Sequence[Entry], environment: str) -> None:
-    """A lock, as GitLab's resource_group: one rollout of an environment at a time."""
-    running = current(entries, environment)
-    if running is not None and running.active:
-        raise UsageError(
-            f"a rollout of {running.release} is {running.state} in {environment} (step {running.step + 1}): "
-            "finish it first",
-            hint=f"pipeline-kit rollout resume --env {environment}, or rollout abort --env {environment}",
-        )
-
-
-@dataclass
-class Outcome:
-    rollout: Rollout
-    verdict: Literal["finished", "paused", "stepped", "failed", "aborted"]
-    reason: str
-    analyses: list[tuple[int, Analysis]] = field(default_factory=list)
-    aftermath: tuple[str, ...] = ()
-
 
 Progress = Callable[[str], None]
 
@@ -175,7 +62,7 @@ class Runner:
         project: Project,
         environment: str,
         release: Release,
-        decision: Decision | None,  # None: an abort, which signs nothing
+        decided: Decided | None,  # None: an abort, which signs nothing
         token: TokenProvider,
         on_progress: Progress | None,
         on_result: Callable[[int, Result], None] | None,
@@ -183,7 +70,7 @@ class Runner:
         self.project = project
         self.environment = environment
         self.release = release
-        self.decision = decision
+        self.decided = decided
         self.token = token
         self.say = on_progress or (lambda _: None)
         self.on_result = on_result
@@ -203,7 +90,7 @@ class Runner:
             environment=self.environment,
             release=self.release.id,
             actor=self.project.actor,
-            time=_now(),
+            time=now_utc(),
             details=details,
             **fields,
         )
@@ -218,7 +105,14 @@ class Runner:
     def env(self) -> dict[str, str]:
         project = self.project
         context = PromotionContext(
-            self.release, self.environment, project.config, project.evidence, project.workdir, (), _now(), project.actor
+            self.release,
+            self.environment,
+            project.config,
+            project.evidence,
+            project.workdir,
+            (),
+            now_utc(),
+            project.actor,
         )
         assert self.settings.traffic is not None
         return release_environment(context, self.settings.traffic.pass_env)
@@ -235,7 +129,7 @@ class Runner:
         rollout = self.reload()
         split = self.split(rollout, 0)
         self.say(f"deploying {self.release.id} to the {canary} slot ({split.canary}); {stable} keeps the traffic")
-        _deploy(
+        run_deploy(
             self.project,
             self.environment,
             self.release,
@@ -386,8 +280,9 @@ class Runner:
         return sha256_bytes(record)
 
     def finish(self, rollout: Rollout, analyses: list[tuple[int, Analysis]]) -> Outcome:
-        project, environment, decision = self.project, self.environment, self.decision
-        assert decision is not None, "a rollout finishes only on a decision taken in this process"
+        project, environment, decided = self.project, self.environment, self.decided
+        assert decided is not None, "a rollout finishes only on a decision taken in this process"
+        decision = decided.decision
         done = self.signed_steps(rollout)
         if done < len(self.steps):  # never a PASSED VSA for a step nobody signed as passed
             raise VerificationError(
@@ -399,13 +294,13 @@ class Runner:
         analysis = None
         if self.settings.analysis is not None and record is not None:
             analysis = {"name": rollout_file(environment), "sha256": sha256_bytes(record)}
-        bundle = sign_vsa(project, self.release, decision, self.token, after_analysis=analysis, late=True)
+        bundle = sign_vsa(project, decided, self.token, after_analysis=analysis, late=True)
         # the decision the VSA was signed on (taken in this process), beside it
-        decided = {decision_file(environment): decision.to_json(), vsa_bundle(environment): bundle}
-        project.evidence.record_many(self.release, decided)
+        written = {decision_file(environment): decision.to_json(), vsa_bundle(environment): bundle}
+        project.evidence.record_many(self.release, written)
         finished = {"state": "finished", "step": len(self.steps) - 1, "weight": 100, "canary_slot": rollout.canary_slot}
         self.note("rollout", {**finished, "vsa": sha256_bytes(bundle)}, [bundle])
-        _record_on_forge(project, environment, self.release, decision, decided, deployed=True)
+        record_on_forge(project, environment, self.release, decision, written, deployed=True)
         self.say(f"rollout finished: {rollout.canary_slot} is live with {self.release.id}")
         return Outcome(self.reload(), "finished", f"{len(self.steps)} step(s), {rollout.canary_slot} is live", analyses)
 
@@ -425,7 +320,7 @@ class Runner:
         failures += unswitched
         try:
             entries = history(project.ledger)
-            held = _sign_hold(
+            held = sign_hold(
                 project, self.environment, self.release.subjects, rollout.stable_release, entries, reason, self.token
             )
             project.ledger.append(
@@ -434,7 +329,7 @@ class Runner:
                     environment=self.environment,
                     release=rollout.stable_release,
                     actor=project.actor,
-                    time=_now(),
+                    time=now_utc(),
                     reason=reason,
                     details={
                         "from": self.release.id,
@@ -458,9 +353,7 @@ class Runner:
 
 def start(
     project: Project,
-    environment: str,
-    release: Release,
-    decision: Decision,
+    decided: Decided,
     token: TokenProvider,
     *,
     step_mode: bool = False,
@@ -468,7 +361,8 @@ def start(
     on_progress: Progress | None = None,
     on_result: Callable[[int, Result], None] | None = None,
 ) -> Outcome:
-    return Runner(project, environment, release, decision, token, on_progress, on_result).start(step_mode, on_output)
+    runner = Runner(project, decided.environment, decided.release, decided, token, on_progress, on_result)
+    return runner.start(step_mode, on_output)
 
 
 def resume(
@@ -483,8 +377,8 @@ def resume(
     """Continue the rollout in progress: after a manual pause from the next step, else from the
     start of the step it was in."""
     rollout = _active(project, environment)
-    release, decision = _judged(project, environment, rollout)
-    runner = Runner(project, environment, release, decision, token, on_progress, on_result)
+    decided = _judged(project, environment, rollout)
+    runner = Runner(project, environment, decided.release, decided, token, on_progress, on_result)
     # the first step without a signed pass (past a manual pause or a --step stop, the next one;
     # else the step that was in progress, from its start: its weight set and its analysis and
     # pause run again, never half judged); the ledger's word on the step decides nothing
@@ -527,7 +421,7 @@ def _rollout_release(project: Project, environment: str, rollout: Rollout) -> Re
     return release
 
 
-def _judged(project: Project, environment: str, rollout: Rollout) -> tuple[Release, Decision]:
+def _judged(project: Project, environment: str, rollout: Rollout) -> Decided:
     """The rollout's release and a decision on it taken now, in this process: the evidence is
     verified and every gate judged again (a decision file or a ledger line decides nothing); the
     release must pass now to go on."""
@@ -537,4 +431,4 @@ def _judged(project: Project, environment: str, rollout: Rollout) -> tuple[Relea
     if not result.passed:
         blocking = "; ".join(f"{r.gate}: {r.reason}" for r in result.blocking())
         raise VerificationError(f"{release.id} would be denied in {environment} now, so its rollout stops: {blocking}")
-    return release, decide(project, result, "passed", f"rollout of {release.id}")
+    return decide(project, result, "passed", f"rollout of {release.id}")

@@ -1,0 +1,231 @@
+"""Arriving: one promotion from its decision to its signed arrival (see docs/promotion.md).
+
+promote = verify the evidence, evaluate every gate (concurrently, each with a timeout), write
+the decision, sign a SLSA VSA for the environment, append to the ledger, and only then deploy.
+Every step that can fail closed does: a gate error denies, a ledger that does not verify stops
+everything, a VSA that cannot be signed means nothing was promoted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pipeline_kit.digest import sha256_bytes
+from pipeline_kit.errors import BuildFailed, PipelineKitError, UsageError
+from pipeline_kit.ledger import Draft, Entry
+from pipeline_kit.promotion import rollout, rollout_record
+from pipeline_kit.promotion.deciding import Decided, Plan, decide, plan
+from pipeline_kit.promotion.deploying import run_deploy
+from pipeline_kit.promotion.model import (
+    Decision,
+    Project,
+    TokenProvider,
+    check_environment,
+    decision_file,
+    history,
+    now_utc,
+)
+from pipeline_kit.promotion.records import finish_forge_deployment, record_on_forge, sign_vsa, start_forge_deployment
+from pipeline_kit.promotion.remediation import after_failure
+from pipeline_kit.vsa import analysis_file, vsa_bundle
+
+if TYPE_CHECKING:
+    from pipeline_kit.analysis import Analysis, Result
+    from pipeline_kit.promotion.rollout_record import Outcome as RolloutOutcome
+
+
+@dataclass(frozen=True)
+class Promotion:
+    plan: Plan
+    decision: Decision
+    entry: Entry
+    deployed: bool | None  # None: no deploy command
+    break_glass_refused: str | None = None  # the integrity failure a --break-glass could not waive
+    analysis: Analysis | None = None  # the analysis after the deploy, when the environment has one
+    aftermath: tuple[str, ...] = ()  # what a failed analysis did: kill switches, the rollback
+    rollout: RolloutOutcome | None = None  # the strategy's steps, when the environment has one
+
+
+def promote(
+    project: Project,
+    environment: str,
+    *,
+    reason: str | None,
+    break_glass: bool,
+    deploy: str | Sequence[str] | None,
+    token: TokenProvider,
+    on_output: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, Result], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
+    step_mode: bool = False,
+) -> Promotion:
+    """One promotion: decided (every gate judged here), recorded, then deployed and, where the
+    environment has one, analysed or rolled out step by step (docs/promotion.md)."""
+    if break_glass and not reason:
+        raise UsageError("--break-glass needs --reason: a waiver is recorded with its why")
+    check_environment(project.config, environment)
+    settings = project.config.environments[environment]
+    if settings.strategy is not None:
+        rollout_record.refuse_second(history(project.ledger), environment)
+    result = plan(project, environment)
+    # Break-glass waives policy gates, never integrity: evidence that does not verify is not a
+    # release of ours, whoever insists.
+    refused = None if not break_glass or result.passed or result.integrity is None else result.integrity
+    verdict: Literal["passed", "denied", "waived"] = (
+        "passed" if result.passed else "waived" if break_glass and refused is None else "denied"
+    )
+    decided = decide(project, result, verdict, reason)
+    # a rollout signs its VSA once its last step passed, like an analysis
+    analysed = settings.analysis is not None or settings.strategy is not None
+    command = deploy or settings.deploy
+    entry, files = _record_decision(
+        project, decided, token, signed_now=not analysed, deploys=bool(command), refused=refused
+    )
+    release, decision = decided.release, decided.decision
+    if verdict == "denied":
+        record_on_forge(project, environment, release, decision, files, deployed=False)
+        return Promotion(result, decision, entry, None, refused)
+    if settings.strategy is not None:
+        outcome = rollout.start(
+            project,
+            decided,
+            token,
+            step_mode=step_mode,
+            on_output=on_output,
+            on_progress=on_step,
+            on_result=on_progress,
+        )
+        return Promotion(result, decision, entry, outcome.verdict == "finished", rollout=outcome)
+    deployment = start_forge_deployment(project, environment, release, decision, files)
+    try:
+        deployed = run_deploy(project, environment, release, project.evidence, deploy, on_output)
+    except BuildFailed:
+        finish_forge_deployment(project, environment, deployment, "failure")
+        raise
+    finish_forge_deployment(project, environment, deployment, "success")
+    if not analysed or verdict == "waived":  # break-glass skips the analysis: it was waived
+        record_on_forge(project, environment, release, decision, files, deployed=True)
+        return Promotion(result, decision, entry, deployed)
+    analysis, aftermath = _analyse_deploy(project, decided, files, token, on_progress)
+    return Promotion(result, decision, entry, deployed, analysis=analysis, aftermath=aftermath)
+
+
+def _record_decision(
+    project: Project,
+    decided: Decided,
+    token: TokenProvider,
+    *,
+    signed_now: bool,
+    deploys: bool,
+    refused: str | None,
+) -> tuple[Entry, dict[str, bytes]]:
+    """The decision (and, `signed_now`, its VSA) written beside the evidence and appended to the
+    ledger with the release's evidence attached; returns the entry and the files written."""
+    evidence, decision, environment = project.evidence, decided.decision, decided.environment
+    verdict, release = decision.verdict, decided.release
+    files = {decision_file(environment): decision.to_json()}
+    # read (and refused, exit 2) before anything is signed or written: the names come from
+    # release.json, and the bytes leave with the ledger
+    travelling = evidence.travelling(evidence.load_release()) if verdict != "denied" else {}
+    if verdict != "denied":
+        # Sign before anything is recorded: a promotion without its VSA did not happen. With an
+        # analysis after the deploy, the VSA is signed once the analysis passed (a release whose
+        # analysis failed or never finished has no PASSED VSA to show the next environment); the
+        # identity token is asked for now all the same, so a missing one stops before the deploy.
+        raw, source = token()
+        if signed_now:
+            files[vsa_bundle(environment)] = sign_vsa(project, decided, lambda: (raw, source))
+    evidence.record_many(release, files)
+    vsa = files.get(vsa_bundle(environment))
+    entry = project.ledger.append(
+        Draft(
+            kind=verdict if verdict != "passed" else "promoted",
+            environment=environment,
+            release=release.id,
+            subjects=decision.subjects,
+            actor=project.actor,
+            time=decision.time,
+            reason=decision.reason,
+            details={
+                "decision": sha256_bytes(files[decision_file(environment)]),
+                **({"vsa": sha256_bytes(vsa)} if vsa is not None else {}),
+                "blocking": [f"{r.gate}: {r.reason}" for r in decided.plan.blocking()],
+                **({"break_glass_refused": refused} if refused else {}),
+                # an arrival counts once its deploy succeeded (a `deployed` entry), or at once
+                # when there is nothing to deploy
+                **({"deploy": "pending" if deploys else "none"} if verdict != "denied" else {}),
+                # the release's evidence travels with the ledger: a job that never had its
+                # archive can still show (by verifying it) what this environment runs
+                **({"evidence": {n: sha256_bytes(d) for n, d in travelling.items()}} if travelling else {}),
+            },
+        ),
+        [*([vsa] if vsa is not None else []), *travelling.values()],
+    )
+    return entry, files
+
+
+def _analyse_deploy(
+    project: Project,
+    decided: Decided,
+    files: dict[str, bytes],
+    token: TokenProvider,
+    on_progress: Callable[[int, Result], None] | None,
+) -> tuple[Analysis, tuple[str, ...]]:
+    """Measure the deployed release; sign its PASSED VSA if the analysis passed, else turn the
+    kill switches off and roll back (each step recorded). Returns the analysis and what was done."""
+    import os
+
+    from pipeline_kit.analysis import analyse, release_values
+    from pipeline_kit.metrics import open_provider
+
+    release, decision, environment = decided.release, decided.decision, decided.environment
+    config = project.config
+    settings = config.environments[environment]
+    assert settings.analysis is not None
+    provider = open_provider(config, settings.analysis.provider, os.environ)
+    analysis = analyse(provider, settings.analysis, release_values(release, environment, ""), on_result=on_progress)
+    record = json.dumps(
+        {"release": release.id, "environment": environment, **analysis.as_dict()}, indent=2, sort_keys=True
+    ).encode()
+    recorded = {analysis_file(environment): record}
+    details: dict[str, Any] = {
+        "verdict": analysis.verdict,
+        "reason": analysis.reason,
+        "analysis": sha256_bytes(record),
+        "counts": analysis.counts(),
+    }
+    attachments = []
+    if analysis.passed:
+        analysed = {"name": analysis_file(environment), "sha256": sha256_bytes(record)}
+        bundle = sign_vsa(project, decided, token, after_analysis=analysed, late=True)
+        recorded[vsa_bundle(environment)] = bundle
+        details["vsa"] = sha256_bytes(bundle)
+        attachments.append(bundle)
+    try:
+        project.evidence.record_many(release, recorded)
+    except (PipelineKitError, OSError) as exc:
+        if analysis.passed:
+            raise
+        # a planted file where the record goes must never keep a failed release deployed: the
+        # ledger keeps the verdict, and the kill switches and the rollback run all the same
+        details["unrecorded"] = exc.message if isinstance(exc, PipelineKitError) else str(exc.strerror)
+    project.ledger.append(
+        Draft(
+            kind="analysed",
+            environment=environment,
+            release=release.id,
+            subjects=decision.subjects,
+            actor=project.actor,
+            time=now_utc(),
+            reason=analysis.reason,
+            details=details,
+        ),
+        attachments,
+    )
+    if analysis.passed:
+        record_on_forge(project, environment, release, decision, {**files, **recorded}, deployed=True)
+        return analysis, ()
+    return analysis, after_failure(project, environment, release, analysis, token)
