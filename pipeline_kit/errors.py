@@ -71,6 +71,12 @@ class VerificationError(PipelineKitError):
     exit_code = EXIT_DENIED
 
 
+class Stopped(PipelineKitError):
+    """An operator stopped what this run was doing (a rollout aborted while its job ran)."""
+
+    exit_code = EXIT_DENIED
+
+
 class EnvironmentFailure(PipelineKitError):
     """Something outside the kit failed: a build command, a tool, a service."""
 

@@ -55,55 +55,94 @@ def ledger(project: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (project / LEDGER).read_text().splitlines()]
 
 
-def test_a_healthy_canary_is_told_each_weight_in_order_and_ends_at_100(
+def roll_out_first(
+    cli: Cli, project: Path, policy: list[str], sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, str]:
+    """dev's first rollout (nothing ran there: all traffic to green at once, as Argo Rollouts
+    does on a first deploy), then a second release built and signed; the logs start empty again.
+    Returns (the release live in green, the new one)."""
+    live = json.loads((project / ".pipeline-kit" / "release.json").read_text())["id"]
+    first = cli(["promote", "--to", "dev", *policy], cwd=project)
+    assert first.code == 0 and "rollout: finished" in first.out, first.out + first.err
+    for log in ("weights.txt", "deploys.txt"):
+        (project / log).unlink(missing_ok=True)
+    return live, another_release(cli, project, sigstore, monkeypatch)
+
+
+@pytest.fixture
+def second(
+    cli: Cli, signed: Path, policy: list[str], sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, token: None
+) -> tuple[str, str]:
+    """dev runs a first release in green (rolled out with the command provider); a second is signed."""
+    with_rollout(signed, [{"weight": 100}])
+    return roll_out_first(cli, signed, policy, sigstore, monkeypatch)
+
+
+def test_the_first_rollout_sends_no_traffic_to_an_empty_slot(
     cli: Cli, signed: Path, policy: list[str], token: None
 ) -> None:
+    # nothing ran in dev: 10% to the release and the rest to an empty slot would fail 90% of requests
+    with_rollout(signed, [{"weight": 10, "pause": "manual"}, {"weight": 50}, {"weight": 100}])
+    result = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert result.code == 0 and "rollout: finished" in result.out, result.out + result.err
+    assert weights(signed) == ["100 green blue"]
+    status = json.loads(cli(["rollout", "status", "--env", "dev", "--json"], cwd=signed).out)
+    assert status["first"] is True and status["stable_release"] is None and status["state"] == "finished"
+
+
+def test_a_healthy_canary_is_told_each_weight_in_order_and_ends_at_100(
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
+) -> None:
+    stable, release = second
     with_rollout(signed, [{"weight": 5}, {"weight": 25}, {"weight": 50}, {"weight": 100}])
     result = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert result.code == 0, result.out + result.err
-    release = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
-    # the first rollout of an environment deploys to green (blue is taken as live)
-    assert (signed / "deploys.txt").read_text().split() == ["green", SLOTS["green"], release]
-    assert weights(signed) == ["5 green blue", "25 green blue", "50 green blue", "100 green blue"]
+    # green is live (the first rollout's): the canary goes to blue
+    assert (signed / "deploys.txt").read_text().split() == ["blue", SLOTS["blue"], release]
+    assert weights(signed) == ["5 blue green", "25 blue green", "50 blue green", "100 blue green"]
     assert "rollout: finished" in result.out
-    # green is live now: the next rollout goes to blue
     status = json.loads(cli(["rollout", "status", "--env", "dev", "--json"], cwd=signed).out)
-    assert status["state"] == "finished" and status["weight"] == 100 and status["canary_slot"] == "green"
+    assert status["state"] == "finished" and status["weight"] == 100 and status["canary_slot"] == "blue"
+    assert status["stable_release"] == stable and status["first"] is False
     states = [e["details"]["state"] for e in ledger(signed) if e["kind"] == "rollout"]
-    assert states == ["started", "step", "step", "step", "step", "finished"]
+    assert states[-6:] == ["started", "step", "step", "step", "step", "finished"]
     assert (signed / ".pipeline-kit" / "promotions" / "dev.vsa.sigstore.json").is_file()
 
 
-def test_manual_pause_and_step_mode_need_a_call_each(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
+def test_manual_pause_and_step_mode_need_a_call_each(
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
+) -> None:
     with_rollout(signed, [{"weight": 10, "pause": "manual"}, {"weight": 50}, {"weight": 100}])
     first = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert (
         first.code == 0 and "rollout: paused: at step 1 (10%), waiting for pipeline-kit rollout resume" in first.out
     ), first.out + first.err
-    assert weights(signed) == ["10 green blue"]
+    assert weights(signed) == ["10 blue green"]
     # a second promotion while this one waits is refused: one rollout per environment
     second = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert second.code == 2 and "a rollout of" in second.err and "is paused in dev" in second.err
     stepped = cli(["rollout", "resume", "--env", "dev", "--step", *policy], cwd=signed)
     assert stepped.code == 0 and "step 2 of 3 done" in stepped.out, stepped.out + stepped.err
-    assert weights(signed)[-1] == "50 green blue"
+    assert weights(signed)[-1] == "50 blue green"
     done = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
     assert done.code == 0 and "rollout: finished" in done.out
-    assert weights(signed) == ["10 green blue", "50 green blue", "100 green blue"]
+    assert weights(signed) == ["10 blue green", "50 blue green", "100 blue green"]
 
 
-def test_abort_sends_everything_back_to_stable(cli: Cli, signed: Path, policy: list[str], token: None) -> None:
+def test_abort_sends_everything_back_to_stable(
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
+) -> None:
     with_rollout(signed, [{"weight": 20, "pause": "manual"}, {"weight": 100}])
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
     aborted = cli(["rollout", "abort", "--env", "dev", "--reason", "wrong build"], cwd=signed)
     assert aborted.code == 0, aborted.err
-    assert weights(signed) == ["20 green blue", "0 green blue"]
+    assert weights(signed) == ["20 blue green", "0 blue green"]
     assert json.loads(cli(["rollout", "status", "--env", "dev", "--json"], cwd=signed).out)["state"] == "aborted"
     assert cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed).code == 2  # nothing in progress
 
 
 def test_a_rollout_killed_mid_pause_resumes_from_its_step(
-    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str]
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], second: tuple[str, str]
 ) -> None:
     with_rollout(signed, [{"weight": 10, "pause": "30s"}, {"weight": 100}])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
@@ -116,7 +155,7 @@ def test_a_rollout_killed_mid_pause_resumes_from_its_step(
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    while weights(signed) != ["10 green blue"] and time.monotonic() < deadline:
+    while weights(signed) != ["10 blue green"] and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)  # in its pause now
     job.send_signal(signal.SIGKILL)  # the CI job times out or the runner dies
@@ -131,7 +170,7 @@ def test_a_rollout_killed_mid_pause_resumes_from_its_step(
     finally:
         del os.environ["SIGSTORE_IDENTITY_TOKEN"]
     assert resumed.code == 0 and "rollout: finished" in resumed.out, resumed.out + resumed.err
-    assert weights(signed) == ["10 green blue", "10 green blue", "100 green blue"]  # never from the start
+    assert weights(signed) == ["10 blue green", "10 blue green", "100 blue green"]  # never from the start
     assert len((signed / "deploys.txt").read_text().splitlines()) == 1  # deployed once
 
 
@@ -166,14 +205,14 @@ def test_a_failing_canary_goes_to_zero_right_after_its_failing_analysis(
     first = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert first.code == 0, first.out + first.err
     good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
-    assert weights(signed) == ["50 green blue", "100 green blue"]
+    assert weights(signed) == ["100 green blue"]  # a first rollout: all at once
 
     bad = another_release(cli, signed, sigstore, monkeypatch)
     exporter.ratios[bad] = 0.3
     second = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert second.code == 1, second.out + second.err
     # blue was idle: the canary went there, got 50%, failed its analysis, and got 0 at once
-    assert weights(signed)[2:] == ["50 blue green", "0 blue green"]
+    assert weights(signed)[1:] == ["50 blue green", "0 blue green"]
     entries = ledger(signed)
     failed = next(e for e in reversed(entries) if e["kind"] == "rollout")
     assert failed["details"]["state"] == "failed" and failed["details"]["weight"] == 0
@@ -223,18 +262,27 @@ def set_steps(project: Path, steps: list[dict[str, Any]]) -> None:
 
 
 def test_nginx_splits_traffic_by_the_steps_weights(
-    cli: Cli, signed: Path, policy: list[str], token: None, nginx_slots: tuple[LocalNginx, Path]
+    cli: Cli,
+    signed: Path,
+    policy: list[str],
+    sigstore: LocalSigstore,
+    monkeypatch: pytest.MonkeyPatch,
+    token: None,
+    nginx_slots: tuple[LocalNginx, Path],
 ) -> None:
     nginx, _ = nginx_slots
-    set_steps(signed, [{"weight": 25, "pause": "manual"}, {"weight": 50, "pause": "manual"}, {"weight": 100}])
+    set_steps(signed, [{"weight": 100}])
     assert nginx.count(20) == {"v0": 20}
+    stable, release = roll_out_first(cli, signed, policy, sigstore, monkeypatch)
+    time.sleep(0.2)
+    assert nginx.count(20) == {stable: 20}  # the first rollout: all to green at once
+    set_steps(signed, [{"weight": 25, "pause": "manual"}, {"weight": 50, "pause": "manual"}, {"weight": 100}])
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
-    release = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
     # nginx's weighted round robin splits exactly (the reference measured 950/50 of 1000), once the
     # reload reached the worker that answers new connections (~14 ms measured)
     time.sleep(0.2)
     at_25 = nginx.count(400)
-    assert abs(at_25[release] - 100) <= 8 and at_25[release] + at_25["v0"] == 400, at_25
+    assert abs(at_25[release] - 100) <= 8 and at_25[release] + at_25[stable] == 400, at_25
     assert cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed).code == 0
     time.sleep(0.2)
     at_50 = nginx.count(400)
@@ -245,9 +293,17 @@ def test_nginx_splits_traffic_by_the_steps_weights(
 
 
 def test_nginx_switch_and_switch_back_lose_no_request(
-    cli: Cli, signed: Path, policy: list[str], token: None, nginx_slots: tuple[LocalNginx, Path]
+    cli: Cli,
+    signed: Path,
+    policy: list[str],
+    sigstore: LocalSigstore,
+    monkeypatch: pytest.MonkeyPatch,
+    token: None,
+    nginx_slots: tuple[LocalNginx, Path],
 ) -> None:
     nginx, _ = nginx_slots
+    set_steps(signed, [{"weight": 100}])
+    stable, release = roll_out_first(cli, signed, policy, sigstore, monkeypatch)
     set_steps(signed, [{"weight": 100, "pause": "manual"}])
     answers: Counter[str] = Counter()
     stop = threading.Event()
@@ -259,16 +315,15 @@ def test_nginx_switch_and_switch_back_lose_no_request(
     threading.Thread(target=load, daemon=True).start()
     try:
         time.sleep(0.3)
-        assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0  # switch: all to green
+        assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0  # switch: all to blue
         time.sleep(0.3)
         assert cli(["rollout", "abort", "--env", "dev", "--reason", "switch back"], cwd=signed).code == 0
         time.sleep(0.3)
     finally:
         stop.set()
-    release = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
-    assert answers["failed"] == 0 and answers["v0"] > 0 and answers[release] > 0, answers
+    assert answers["failed"] == 0 and answers[stable] > 0 and answers[release] > 0, answers
     time.sleep(0.2)
-    assert nginx.count(20) == {"v0": 20}  # switched back: blue again
+    assert nginx.count(20) == {stable: 20}  # switched back: green again
 
 
 def test_a_config_nginx_refuses_leaves_the_previous_upstreams(
@@ -328,21 +383,21 @@ def test_a_canary_slower_than_stable_fails_its_comparison(
 
 
 def test_the_step_input_reaches_promote_as_its_variable(
-    cli: Cli, signed: Path, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, signed: Path, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch, second: tuple[str, str]
 ) -> None:
     # what the promote action and the GitLab template set from their `step` input
     with_rollout(signed, [{"weight": 10}, {"weight": 50}, {"weight": 100}])
     monkeypatch.setenv("PIPELINE_KIT_PROMOTE_STEP", "true")
     first = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert first.code == 0 and "rollout: stepped: step 1 of 3 done" in first.out, first.out + first.err
-    assert weights(signed) == ["10 green blue"]
+    assert weights(signed) == ["10 blue green"]
     monkeypatch.setenv("PIPELINE_KIT_PROMOTE_STEP", "false")
     rest = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
-    assert rest.code == 0 and weights(signed) == ["10 green blue", "50 green blue", "100 green blue"]
+    assert rest.code == 0 and weights(signed) == ["10 blue green", "50 blue green", "100 blue green"]
 
 
 def test_resume_signs_only_what_it_judges_itself(
-    cli: Cli, signed: Path, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, signed: Path, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch, second: tuple[str, str]
 ) -> None:
     # The attack: a paused rollout's decision file edited to name another environment (or a
     # break-glass one made to say passed); resume signed a PASSED VSA from the file's fields.
@@ -392,7 +447,7 @@ def test_resume_of_a_rollout_nobody_started_signs_nothing(
 
 
 def test_resume_goes_on_from_signed_steps_never_from_a_ledger_line(
-    cli: Cli, signed: Path, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, signed: Path, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch, second: tuple[str, str]
 ) -> None:
     # The attack: one appended line says the rollout paused at its last step; resume went
     # straight to its PASSED VSA, the steps between never run, their traffic never set.
@@ -411,4 +466,4 @@ def test_resume_goes_on_from_signed_steps_never_from_a_ledger_line(
     )
     resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
     assert resumed.code == 0, resumed.out + resumed.err
-    assert weights(signed) == ["10 green blue", "50 green blue", "100 green blue"]  # every step, in order
+    assert weights(signed) == ["10 blue green", "50 blue green", "100 blue green"]  # every step, in order

@@ -10,7 +10,7 @@ from pipeline_kit.errors import EnvironmentFailure
 from pipeline_kit.ledger.chain import GENESIS, verify_chain
 from pipeline_kit.ledger.file import FileLedger
 from pipeline_kit.ledger.git import GitLedger
-from pipeline_kit.ledger.interface import Ledger
+from pipeline_kit.ledger.interface import Guard, Ledger
 
 if TYPE_CHECKING:  # not at run time: checking a bare ledger's chain needs no models
     from pipeline_kit.config import LedgerConfig
@@ -36,6 +36,7 @@ __all__ = [
     "Entry",
     "FileLedger",
     "GitLedger",
+    "Guard",
     "Kind",
     "Ledger",
     "arrived",

@@ -20,7 +20,7 @@ from pipeline_kit._internal.files import MAX_EVIDENCE_BYTES, read_regular
 from pipeline_kit._internal.fs import atomic_write
 from pipeline_kit.digest import HEX_SHA256, sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, UsageError
-from pipeline_kit.ledger.interface import Ledger
+from pipeline_kit.ledger.interface import Guard, Ledger
 
 MAX_LEDGER_BYTES = 4 << 30  # millions of entries; beyond that the ledger needs archiving, not reading
 
@@ -72,8 +72,8 @@ class FileLedger(Ledger):
         except (OSError, PipelineKitError):  # absent, or not a file the kit wrote: not there
             return None
 
-    def append(self, draft: Draft, attachments: Sequence[bytes] = ()) -> Entry:
-        from pipeline_kit.ledger.entries import next_entry
+    def append(self, draft: Draft, attachments: Sequence[bytes] = (), *, guard: Guard | None = None) -> Entry:
+        from pipeline_kit.ledger.entries import next_entry, parse_lines
 
         for data in attachments:
             atomic_write(self._attachments / sha256_bytes(data), data)
@@ -83,6 +83,8 @@ class FileLedger(Ledger):
                 size, last_line = _tail(fd)
                 if size != os.fstat(fd).st_size:
                     os.ftruncate(fd, size)  # a writer died mid-line: that line was never committed
+                if guard is not None:  # under the lock: no append can come between its check and ours
+                    guard(parse_lines(os.pread(fd, size, 0).splitlines(), self.describe()))
                 entry = next_entry(draft, last_line, self.describe())
                 line = entry.line()
                 if os.write(fd, line) != len(line):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from pipeline_kit._internal.proc import child_environment
 from pipeline_kit.digest import HEX_SHA256, sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure
-from pipeline_kit.ledger.interface import Ledger
+from pipeline_kit.ledger.interface import Guard, Ledger
 
 if TYPE_CHECKING:
     from pipeline_kit.ledger.entries import Draft, Entry
@@ -154,13 +154,15 @@ class GitLedger(Ledger):
             top += f"040000 tree {subtree}\t{ATTACHMENTS}\n"
         return self._git("mktree", input=top.encode()).stdout.decode().strip()
 
-    def append(self, draft: Draft, attachments: Sequence[bytes] = ()) -> Entry:
-        from pipeline_kit.ledger.entries import next_entry
+    def append(self, draft: Draft, attachments: Sequence[bytes] = (), *, guard: Guard | None = None) -> Entry:
+        from pipeline_kit.ledger.entries import next_entry, parse_lines
 
         for attempt in range(ATTEMPTS):
             tip = self._fetch()
             content = self._content(tip)
             lines = content.splitlines()
+            if guard is not None:  # on the tip the push leases: a push after it fails and is judged again
+                guard(parse_lines(lines, self.describe()))
             entry = next_entry(draft, lines[-1] if lines else None, self.describe())
             tree = self._tree(tip, content + entry.line(), attachments)
             parents = ["-p", tip] if tip else []

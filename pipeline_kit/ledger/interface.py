@@ -5,13 +5,18 @@ are kept and how concurrent writers are serialised."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from pipeline_kit.ledger.chain import verify_chain
 
 if TYPE_CHECKING:  # the models load when entries are read, not to check the chain
     from pipeline_kit.ledger.entries import Draft, Entry
+
+
+# Called with every committed entry, under the backend's serialisation, before an append: raising
+# (a PipelineKitError saying why) refuses the append. A compare-and-swap on what the ledger shows.
+Guard = Callable[[Sequence["Entry"]], None]
 
 
 class Ledger(ABC):
@@ -29,9 +34,10 @@ class Ledger(ABC):
         return parse_lines(self.lines(), self.describe())
 
     @abstractmethod
-    def append(self, draft: Draft, attachments: Sequence[bytes] = ()) -> Entry:
+    def append(self, draft: Draft, attachments: Sequence[bytes] = (), *, guard: Guard | None = None) -> Entry:
         """Store the attachments, then chain and store one entry; concurrent appenders are
-        serialised, none is lost."""
+        serialised, none is lost. `guard` sees the entries the new one would follow, atomically
+        with the append (so of two guarded appends that exclude each other, one is refused)."""
 
     @abstractmethod
     def attachment(self, sha256: str) -> bytes | None:

@@ -81,23 +81,22 @@ def promote(
     # a rollout signs its VSA once its last step passed, like an analysis
     analysed = settings.analysis is not None or settings.strategy is not None
     command = deploy or settings.deploy
+    evidence = project.evidence
+    # read (and refused, exit 2) before anything is claimed, signed or written: the names come
+    # from release.json, and the bytes leave with the ledger
+    travelling = evidence.travelling(evidence.load_release()) if verdict != "denied" else {}
+    runner = None
+    if settings.strategy is not None and verdict != "denied":  # one rollout at a time: claimed first
+        runner = rollout.claim(project, decided, token, on_progress=on_step, on_result=on_progress)
     entry, files = _record_decision(
-        project, decided, token, signed_now=not analysed, deploys=bool(command), refused=refused
+        project, decided, token, travelling, signed_now=not analysed, deploys=bool(command), refused=refused
     )
     release, decision = decided.release, decided.decision
     if verdict == "denied":
         record_on_forge(project, environment, release, decision, files, deployed=False)
         return Promotion(result, decision, entry, None, refused)
-    if settings.strategy is not None:
-        outcome = rollout.start(
-            project,
-            decided,
-            token,
-            step_mode=step_mode,
-            on_output=on_output,
-            on_progress=on_step,
-            on_result=on_progress,
-        )
+    if runner is not None:
+        outcome = rollout.start(runner, step_mode=step_mode, on_output=on_output)
         return Promotion(result, decision, entry, outcome.verdict == "finished", rollout=outcome)
     deployment = start_forge_deployment(project, environment, release, decision, files)
     try:
@@ -117,6 +116,7 @@ def _record_decision(
     project: Project,
     decided: Decided,
     token: TokenProvider,
+    travelling: dict[str, bytes],
     *,
     signed_now: bool,
     deploys: bool,
@@ -127,9 +127,6 @@ def _record_decision(
     evidence, decision, environment = project.evidence, decided.decision, decided.environment
     verdict, release = decision.verdict, decided.release
     files = {decision_file(environment): decision.to_json()}
-    # read (and refused, exit 2) before anything is signed or written: the names come from
-    # release.json, and the bytes leave with the ledger
-    travelling = evidence.travelling(evidence.load_release()) if verdict != "denied" else {}
     if verdict != "denied":
         # Sign before anything is recorded: a promotion without its VSA did not happen. With an
         # analysis after the deploy, the VSA is signed once the analysis passed (a release whose

@@ -26,7 +26,7 @@ from typing import Any
 from pipeline_kit.analysis import NO_BASELINE, Analysis, Result, analyse, release_values
 from pipeline_kit.config import CanaryStep, EnvironmentConfig, parse_duration
 from pipeline_kit.digest import sha256_bytes
-from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, UsageError, VerificationError
+from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, Stopped, UsageError, VerificationError
 from pipeline_kit.gates import PromotionContext
 from pipeline_kit.gates.command import release_environment
 from pipeline_kit.ledger import Draft, Entry, Kind
@@ -42,16 +42,21 @@ from pipeline_kit.promotion.rollout_record import (
     Outcome,
     Rollout,
     State,
+    abortable,
     current,
     live_slot,
     rollout_file,
     step_bundle,
+    still_running,
+    unclaimed,
 )
-from pipeline_kit.promotion.shown import current_release, running_release
+from pipeline_kit.promotion.shown import current_release, running_release, signed_timeline
 from pipeline_kit.traffic import Split, TrafficProvider, open_traffic
 from pipeline_kit.vsa import Candidate, verified, vsa_bundle
 
 Progress = Callable[[str], None]
+DEPLOYED = -1  # the signed "step" saying the release was deployed to the canary slot
+ABORT_POLL = 2.0  # seconds between looks for an abort during a timed pause
 
 
 class Runner:
@@ -78,13 +83,22 @@ class Runner:
         assert self.settings.strategy is not None and self.settings.traffic is not None
         self.steps: list[CanaryStep] = self.settings.strategy.steps()
         self.traffic: TrafficProvider = open_traffic(self.settings.traffic, project.workdir)
+        self.rollout: Rollout | None = None  # once claimed or resumed: every later entry is guarded by it
+
+    def follow(self, rollout: Rollout) -> None:
+        """Go on with `rollout`: its steps (one, all traffic at once, when nothing ran there), and
+        from now on every entry is refused once it is no longer in progress (an abort)."""
+        self.rollout = rollout
+        if rollout.first:
+            self.steps = [CanaryStep(weight=100)]
 
     # -- recording ---------------------------------------------------------------------------
     def record(self, state: State, step: int, weight: int, **details: Any) -> Entry:
         return self.note("rollout", {"state": state, "step": step, "weight": weight, **details})
 
     def note(self, kind: Kind, details: dict[str, Any], attachments: Sequence[bytes] = (), **fields: Any) -> Entry:
-        """One ledger entry about this rollout's release in its environment."""
+        """One ledger entry about this rollout's release in its environment, appended only while
+        the rollout is still in progress (else `Stopped`, exit 1)."""
         draft = Draft(
             kind=kind,
             environment=self.environment,
@@ -94,7 +108,13 @@ class Runner:
             details=details,
             **fields,
         )
-        return self.project.ledger.append(draft, attachments)
+        guard = still_running(self.rollout) if self.rollout is not None else None
+        return self.project.ledger.append(draft, attachments, guard=guard)
+
+    def check(self) -> None:
+        """Stop (`Stopped`) if the rollout was aborted: at every step boundary, before traffic moves."""
+        assert self.rollout is not None
+        still_running(self.rollout)(history(self.project.ledger))
 
     def split(self, rollout: Rollout, weight: int) -> Split:
         assert self.settings.traffic is not None
@@ -118,17 +138,39 @@ class Runner:
         return release_environment(context, self.settings.traffic.pass_env)
 
     # -- the rollout -------------------------------------------------------------------------
-    def start(self, step_mode: bool, on_output: Callable[[str], None] | None) -> Outcome:
+    def claim(self) -> Rollout:
+        """Record the rollout's start, atomically refused (exit 2) if another started meanwhile.
+        The stable release is the one the signed record shows there; with none shown and none
+        recorded, nothing runs there: the release takes all the traffic at once."""
         entries = history(self.project.ledger)
         stable = live_slot(entries, self.environment)
         canary = SLOTS[1] if stable == SLOTS[0] else SLOTS[0]
-        previous = current_release(entries, self.environment)
-        self.record(
-            "started", -1, 0, stable_slot=stable, canary_slot=canary, stable_release=previous, steps=len(self.steps)
+        previous = signed_timeline(self.project, self.environment, entries).current
+        first = previous is None and current_release(entries, self.environment) is None
+        details = {"stable_slot": stable, "canary_slot": canary, "stable_release": previous, "first": first}
+        draft = Draft(
+            kind="rollout",
+            environment=self.environment,
+            release=self.release.id,
+            actor=self.project.actor,
+            time=now_utc(),
+            details={"state": "started", "step": -1, "weight": 0, **details},
         )
+        self.project.ledger.append(draft, guard=unclaimed(self.environment, stable))
         rollout = self.reload()
+        self.follow(rollout)
+        return rollout
+
+    def deploy(self, rollout: Rollout, on_output: Callable[[str], None] | None) -> None:
+        """The release to the canary slot, then a signed statement that it was (resume deploys
+        again unless that statement is there: a ledger line saying so decides nothing)."""
         split = self.split(rollout, 0)
-        self.say(f"deploying {self.release.id} to the {canary} slot ({split.canary}); {stable} keeps the traffic")
+        where = f"the {rollout.canary_slot} slot ({split.canary})"
+        self.say(
+            f"deploying {self.release.id} to {where}"
+            + ("" if rollout.first else f"; {rollout.stable_slot} keeps the traffic")
+        )
+        self.check()
         run_deploy(
             self.project,
             self.environment,
@@ -136,11 +178,15 @@ class Runner:
             self.project.evidence,
             None,
             on_output,
-            details={"slot": canary},
-            extra_env={**split.variables(), "PIPELINE_KIT_SLOT": canary, "PIPELINE_KIT_SLOT_ADDRESS": split.canary},
+            details={"slot": rollout.canary_slot},
+            extra_env={
+                **split.variables(),
+                "PIPELINE_KIT_SLOT": rollout.canary_slot,
+                "PIPELINE_KIT_SLOT_ADDRESS": split.canary,
+            },
             kind="canary-deployed",
         )
-        return self.run_from(rollout, 0, step_mode)
+        self.sign_step(rollout, DEPLOYED)
 
     def reload(self) -> Rollout:
         rollout = current(history(self.project.ledger), self.environment)
@@ -151,8 +197,13 @@ class Runner:
         analyses: list[tuple[int, Analysis]] = []
         for index in range(first, len(self.steps)):
             step = self.steps[index]
+            self.check()
             what = self.traffic.apply(self.split(rollout, step.weight), self.env())
-            self.record("step", index, step.weight)
+            try:
+                self.record("step", index, step.weight)
+            except Stopped:  # aborted between the check and the traffic: the abort's split again
+                self.traffic.apply(self.split(rollout, 0), self.env())
+                raise
             self.say(f"step {index + 1}/{len(self.steps)}: {what}")
             if self.settings.analysis is not None:
                 analysis = self.measure(rollout, index)
@@ -167,7 +218,7 @@ class Runner:
                 return Outcome(self.reload(), "paused", reason, analyses)
             if step.pause is not None:  # part of the step: killed during it, the step runs again
                 self.say(f"  pause {step.pause}")
-                time.sleep(parse_duration(step.pause).total_seconds())
+                self.wait(parse_duration(step.pause).total_seconds())
             self.sign_step(rollout, index)
             if step_mode and index < len(self.steps) - 1:
                 self.record("paused", index, step.weight, reason="step mode: one step per call")
@@ -187,7 +238,7 @@ class Runner:
             "resourceUri": resource_uri(project.config, environment),
             "rollout": rollout.started.seq,
             "step": index,
-            "weight": self.steps[index].weight,
+            "weight": self.steps[index].weight if index != DEPLOYED else 0,
             "steps": len(self.steps),
         }
         raw, source = self.token()
@@ -198,8 +249,8 @@ class Runner:
             "rollout-step", {"step": index, "rollout": rollout.started.seq, "signed": sha256_bytes(bundle)}, [bundle]
         )
 
-    def signed_steps(self, rollout: Rollout) -> int:
-        """How many steps of this rollout, from the first, have a signed pass (see `sign_step`)."""
+    def signed(self, rollout: Rollout) -> set[int]:
+        """The steps of this rollout with a signed pass (see `sign_step`; DEPLOYED: its deploy)."""
         project = self.project
         assert project.trust.policy is not None
         uri = resource_uri(project.config, self.environment)
@@ -221,10 +272,21 @@ class Runner:
                 step = predicate.get("step")
                 if isinstance(step, int):
                     passed.add(step)
-        count = 0
+        return passed
+
+    def signed_steps(self, rollout: Rollout) -> int:
+        """How many steps of this rollout, from the first, have a signed pass."""
+        passed, count = self.signed(rollout), 0
         while count in passed:
             count += 1
         return count
+
+    def wait(self, seconds: float) -> None:
+        """A timed pause, watching for an abort (a few seconds apart: each look reads the ledger)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, ABORT_POLL))
+            self.check()
 
     def measure(self, rollout: Rollout, index: int) -> Analysis:
         from pipeline_kit.metrics import open_provider
@@ -288,8 +350,9 @@ class Runner:
             raise VerificationError(
                 f"step {done + 1} of the rollout in {environment} has no signed pass: resume goes on from it"
             )
-        # the release arrives now: its slot takes all the traffic
-        self.note("deployed", {"slot": rollout.canary_slot, "rollout": True}, subjects=decision.subjects)
+        # the release arrives now: its slot takes all the traffic (from here on, no abort)
+        if not rollout.finishing:
+            self.note("deployed", {"slot": rollout.canary_slot, "rollout": True}, subjects=decision.subjects)
         record, _ = project.evidence.read_checked(rollout_file(environment))  # bounded: a planted file is no record
         analysis = None
         if self.settings.analysis is not None and record is not None:
@@ -309,11 +372,15 @@ class Runner:
         reason = f"analysis {analysis.verdict} at step {index + 1}: {analysis.reason}"
         done: list[str] = []
         failures: list[str] = []
-        try:
-            done.append(self.traffic.apply(self.split(rollout, 0), self.env()))
-        except PipelineKitError as exc:
-            failures.append(f"traffic back to stable: {exc.message}")
-        self.record("failed", index, 0 if not failures else rollout.weight, reason=reason)
+        if rollout.first:  # nothing else ever ran there: an empty slot is no place for the traffic
+            done.append(f"traffic stays with {self.release.id}: nothing ran in {self.environment} before it")
+        else:
+            try:
+                done.append(self.traffic.apply(self.split(rollout, 0), self.env()))
+            except PipelineKitError as exc:
+                failures.append(f"traffic back to stable: {exc.message}")
+        weight = 0 if not failures and not rollout.first else self.steps[index].weight
+        self.record("failed", index, weight, reason=reason)
         project = self.project
         tripped, unswitched = trip_kill_switches(project, self.environment, reason)
         done += tripped
@@ -351,18 +418,26 @@ class Runner:
         return Outcome(self.reload(), "failed", reason, analyses, tuple(done))
 
 
-def start(
+def claim(
     project: Project,
     decided: Decided,
     token: TokenProvider,
     *,
-    step_mode: bool = False,
-    on_output: Callable[[str], None] | None = None,
     on_progress: Progress | None = None,
     on_result: Callable[[int, Result], None] | None = None,
-) -> Outcome:
+) -> Runner:
+    """Start a rollout of the decided release: its start recorded, refused (exit 2) when another
+    rollout of the environment started first. Nothing is deployed yet (`start` does)."""
     runner = Runner(project, decided.environment, decided.release, decided, token, on_progress, on_result)
-    return runner.start(step_mode, on_output)
+    runner.claim()
+    return runner
+
+
+def start(runner: Runner, *, step_mode: bool = False, on_output: Callable[[str], None] | None = None) -> Outcome:
+    """The claimed rollout from its canary deploy to its last step (or its first pause)."""
+    assert runner.rollout is not None
+    runner.deploy(runner.rollout, on_output)
+    return runner.run_from(runner.rollout, 0, step_mode)
 
 
 def resume(
@@ -371,17 +446,21 @@ def resume(
     token: TokenProvider,
     *,
     step_mode: bool = False,
+    on_output: Callable[[str], None] | None = None,
     on_progress: Progress | None = None,
     on_result: Callable[[int, Result], None] | None = None,
 ) -> Outcome:
-    """Continue the rollout in progress: after a manual pause from the next step, else from the
-    start of the step it was in."""
+    """Continue the rollout in progress, judged again here (evidence and gates) first: its
+    release deployed again unless a signed statement says it was, then from the first step
+    without a signed pass (past a manual pause or a --step stop, the next one; else the step that
+    was in progress, from its start: its weight set, its analysis and pause run again, never half
+    judged). The ledger's word on a deploy or a step decides nothing."""
     rollout = _active(project, environment)
     decided = _judged(project, environment, rollout)
     runner = Runner(project, environment, decided.release, decided, token, on_progress, on_result)
-    # the first step without a signed pass (past a manual pause or a --step stop, the next one;
-    # else the step that was in progress, from its start: its weight set and its analysis and
-    # pause run again, never half judged); the ledger's word on the step decides nothing
+    runner.follow(rollout)
+    if DEPLOYED not in runner.signed(rollout):
+        runner.deploy(rollout, on_output)
     first = runner.signed_steps(rollout)
     if first >= len(runner.steps):
         return runner.finish(rollout, [])
@@ -389,13 +468,28 @@ def resume(
 
 
 def abort(project: Project, environment: str, reason: str, on_progress: Progress | None = None) -> Outcome:
-    """All traffic back to the stable slot; the rollout ends (no hold: nothing was judged bad)."""
+    """All traffic back to the stable slot; the rollout ends (no hold: nothing was judged bad).
+    Recorded only while the rollout is in progress and not finishing: the job running it stops
+    at its next step boundary (or during a pause), and signs nothing more."""
     rollout = _active(project, environment)
     # traffic back at once: no gate is judged and nothing signed, so nothing can slow an abort down
     release = _rollout_release(project, environment, rollout)
     runner = Runner(project, environment, release, None, lambda: ("", ""), on_progress, None)
-    what = runner.traffic.apply(runner.split(rollout, 0), runner.env())
-    runner.record("aborted", rollout.step, 0, reason=reason)
+    abortable(rollout)(history(project.ledger))  # before traffic moves; again, atomically, when recorded
+    if rollout.first:
+        what = f"traffic stays with {release.id}: nothing else ran in {environment}"
+    else:
+        what = runner.traffic.apply(runner.split(rollout, 0), runner.env())
+    draft = Draft(
+        kind="rollout",
+        environment=environment,
+        release=release.id,
+        actor=project.actor,
+        time=now_utc(),
+        reason=reason,
+        details={"state": "aborted", "step": rollout.step, "weight": 0, "reason": reason},
+    )
+    project.ledger.append(draft, guard=abortable(rollout))
     return Outcome(runner.reload(), "aborted", f"{what}; {reason}")
 
 

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeline_kit.analysis import Analysis
-from pipeline_kit.errors import UsageError
+from pipeline_kit.errors import Stopped, UsageError
 from pipeline_kit.evidence import PROMOTIONS_DIR
-from pipeline_kit.ledger import Entry
+from pipeline_kit.ledger import Entry, Guard
 
 State = Literal["started", "step", "paused", "finished", "failed", "aborted"]
 SLOTS = ("blue", "green")
 ACTIVE: tuple[State, ...] = ("started", "step", "paused")
+MOVES: tuple[State, ...] = ("step", "paused", "finished", "failed", "aborted")  # what follows a start
 
 
 def rollout_file(environment: str) -> str:
@@ -32,7 +33,8 @@ def step_bundle(environment: str, index: int) -> str:
 
 @dataclass(frozen=True)
 class Rollout:
-    """The newest rollout of an environment, as the ledger records it."""
+    """The newest rollout of an environment, as the ledger records it (where it stands; what it
+    may sign is decided from signed steps, see `rollout.Runner.signed`)."""
 
     environment: str
     release: str
@@ -43,6 +45,8 @@ class Rollout:
     step: int  # the step in progress (or paused at); -1 before the first
     weight: int
     started: Entry
+    first: bool = False  # nothing ran in the environment: all traffic to the canary at once
+    finishing: bool = False  # its release was recorded deployed (every step passed): only resume ends it
 
     @property
     def active(self) -> bool:
@@ -58,47 +62,72 @@ class Rollout:
             "stable_slot": self.stable_slot,
             "canary_slot": self.canary_slot,
             "stable_release": self.stable_release,
+            "first": self.first,
+            "finishing": self.finishing,
             "started": self.started.time.isoformat(),
         }
+
+
+def _slot(value: object) -> str | None:
+    return value if isinstance(value, str) and value in SLOTS else None
+
+
+def _number(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def live_slot(entries: Sequence[Entry], environment: str) -> str:
     """The slot that takes the traffic: the canary slot of the last finished rollout, else blue."""
     for entry in reversed(entries):
         if entry.environment == environment and entry.kind == "rollout" and entry.details.get("state") == "finished":
-            return str(entry.details["canary_slot"])
+            return _slot(entry.details.get("canary_slot")) or SLOTS[0]
     return SLOTS[0]
 
 
 def current(entries: Sequence[Entry], environment: str) -> Rollout | None:
-    """The newest rollout of `environment`, or None."""
+    """The newest rollout of `environment`, or None. A line that does not read as a rollout's
+    (a slot, a state or a step of the wrong kind) is not one: it neither starts nor moves one."""
     started = None
     for index in range(len(entries) - 1, -1, -1):
         entry = entries[index]
-        if entry.environment == environment and entry.kind == "rollout" and entry.details.get("state") == "started":
+        details = entry.details
+        if (
+            entry.environment == environment
+            and entry.kind == "rollout"
+            and details.get("state") == "started"
+            and entry.release is not None
+            and _slot(details.get("stable_slot")) is not None
+            and _slot(details.get("canary_slot")) not in (None, details.get("stable_slot"))
+        ):
             started = index
             break
     if started is None:
         return None
     first = entries[started]
-    details = first.details
     state: State = "started"
-    step, weight = -1, 0
-    for entry in entries[started:]:
-        if entry.environment == environment and entry.release == first.release and entry.kind == "rollout":
+    step, weight, finishing = -1, 0, False
+    for entry in entries[started + 1 :]:
+        if entry.environment != environment or entry.release != first.release:
+            continue
+        if entry.kind == "rollout" and entry.details.get("state") in MOVES:
             state = entry.details["state"]
-            step = int(entry.details.get("step", step))
-            weight = int(entry.details.get("weight", weight))
+            step = _number(entry.details.get("step"), step)
+            weight = _number(entry.details.get("weight"), weight)
+        elif entry.kind == "deployed" and entry.details.get("rollout") is True:
+            finishing = True
+    stable = first.details.get("stable_release")
     return Rollout(
         environment=environment,
         release=str(first.release),
-        stable_slot=str(details["stable_slot"]),
-        canary_slot=str(details["canary_slot"]),
-        stable_release=details.get("stable_release"),
+        stable_slot=str(first.details["stable_slot"]),
+        canary_slot=str(first.details["canary_slot"]),
+        stable_release=stable if isinstance(stable, str) else None,
         state=state,
         step=step,
         weight=weight,
         started=first,
+        first=first.details.get("first") is True,
+        finishing=finishing and state in ACTIVE,
     )
 
 
@@ -111,6 +140,51 @@ def refuse_second(entries: Sequence[Entry], environment: str) -> None:
             "finish it first",
             hint=f"pipeline-kit rollout resume --env {environment}, or rollout abort --env {environment}",
         )
+
+
+def unclaimed(environment: str, live: str) -> Guard:
+    """The guard on a rollout's start: none in progress there, and the live slot still `live`.
+    Of two promotions starting at once, one records its start; the other is refused (exit 2)."""
+
+    def guard(entries: Sequence[Entry]) -> None:
+        refuse_second(entries, environment)
+        if live_slot(entries, environment) != live:
+            raise UsageError(f"another rollout in {environment} finished while this one started: promote again")
+
+    return guard
+
+
+def still_running(rollout: Rollout) -> Guard:
+    """The guard on every later entry of `rollout`: it is still the newest one and in progress
+    (an abort recorded meanwhile stops the job at its next entry, exit 1)."""
+
+    def guard(entries: Sequence[Entry]) -> None:
+        now = current(entries, rollout.environment)
+        if now is None or now.started.seq != rollout.started.seq or not now.active:
+            state = now.state if now is not None and now.started.seq == rollout.started.seq else "replaced"
+            raise Stopped(
+                f"the rollout of {rollout.release} in {rollout.environment} was {state} while this job ran: "
+                "it stops here, and nothing more is signed"
+            )
+
+    return guard
+
+
+def abortable(rollout: Rollout) -> Guard:
+    """The guard on an abort: the rollout is still in progress and has not begun to finish."""
+
+    def guard(entries: Sequence[Entry]) -> None:
+        now = current(entries, rollout.environment)
+        if now is None or now.started.seq != rollout.started.seq or not now.active:
+            raise UsageError(f"no rollout in progress in {rollout.environment}")
+        if now.finishing:
+            raise UsageError(
+                f"the rollout of {now.release} in {now.environment} passed every step and is finishing: "
+                "it cannot be aborted",
+                hint=f"pipeline-kit rollout resume --env {now.environment}, then pipeline-kit rollback",
+            )
+
+    return guard
 
 
 @dataclass

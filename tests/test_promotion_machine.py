@@ -1,0 +1,231 @@
+"""The promotion machine attacked at its edges (issue 22): resume, abort and concurrent starts of
+a rollout. Each test performs the attack as reproduced on an earlier main and checks that it fails:
+nothing signed, the traffic where the operator put it, the documented exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import SIGNER, Cli, forge_line
+from tests.sigstore_instance import LocalSigstore
+from tests.test_rollout import ledger, second, weights, with_rollout
+
+__all__ = ["second"]  # the fixture, used here by name
+
+VSA = Path(".pipeline-kit") / "promotions" / "dev.vsa.sigstore.json"
+
+
+def add_gate(project: Path, gate: object) -> None:
+    config_path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["environments"]["dev"]["gates"].append(gate)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def set_deploy(project: Path, command: str) -> None:
+    config_path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["environments"]["dev"]["deploy"] = command
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def job_env(sigstore: LocalSigstore) -> dict[str, str]:
+    """A CI job's environment: the signer's token, none of this runner's CI variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
+    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    return env
+
+
+def test_a_forged_resume_of_a_release_the_gates_deny_signs_nothing(
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
+) -> None:
+    # The attack: two appended ledger lines (started, then paused at the last step) and two
+    # unsigned files (a decision saying passed, a rollout record) for a release dev's gates deny.
+    _, release = second
+    with_rollout(signed, [{"weight": 10}, {"weight": 100}])
+    add_gate(signed, {"command": {"run": "exit 1"}})
+    details = {"stable_slot": "green", "canary_slot": "blue", "stable_release": None, "steps": 2}
+    forge_line(signed, kind="rollout", environment="dev", release=release, details={"state": "started", **details})
+    forge_line(signed, kind="rollout", environment="dev", release=release, details={"state": "paused", "step": 1})
+    promotions = signed / ".pipeline-kit" / "promotions"
+    promotions.mkdir(exist_ok=True)
+    (promotions / "dev.decision.json").write_text(json.dumps({"release": release, "verdict": "passed"}))
+    (promotions / "dev.rollout.json").write_text(json.dumps({"release": release, "steps": {}}))
+    resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    assert resumed.code == 1 and f"{release} would be denied in dev now" in resumed.err, resumed.out + resumed.err
+    assert not (signed / VSA).exists() and weights(signed) == []  # nothing signed, nothing moved
+    custody = cli(["verify", "--env", "dev", *policy], cwd=signed)
+    assert custody.code == 1, custody.out + custody.err
+
+
+def test_a_break_glass_rollout_is_never_laundered_into_a_pass(
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
+) -> None:
+    # The attack: promote past a failing gate with --break-glass, pause, edit the decision file
+    # to say passed with every gate passed, resume: the VSA said PASSED with no break-glass level.
+    with_rollout(signed, [{"weight": 10, "pause": "manual"}, {"weight": 100}])
+    add_gate(signed, {"command": {"run": "exit 1"}})
+    waived = cli(["promote", "--to", "dev", "--break-glass", "--reason", "hotfix", *policy], cwd=signed)
+    assert waived.code == 0 and "rollout: paused" in waived.out, waived.out + waived.err
+    path = signed / ".pipeline-kit" / "promotions" / "dev.decision.json"
+    decision = json.loads(path.read_text())
+    decision.update(verdict="passed", break_glass=False)
+    for gate in decision["gates"]:
+        gate["verdict"] = "passed"
+    path.write_text(json.dumps(decision))
+    resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    assert resumed.code == 1 and "would be denied in dev now" in resumed.err, resumed.out + resumed.err
+    assert weights(signed) == ["10 blue green"]  # no step after the pause
+    assert not any(e["kind"] == "rollout" and e["details"]["state"] == "finished" for e in ledger(signed)[-3:])
+
+
+def test_bytes_changed_during_a_pause_stop_the_rollout(
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
+) -> None:
+    with_rollout(signed, [{"weight": 10, "pause": "manual"}, {"weight": 100}])
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    wheel = next((signed / "dist").glob("*.whl"))
+    wheel.write_bytes(wheel.read_bytes() + b"\0")  # the subject changes while the rollout waits
+    resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    assert resumed.code in (1, 2) and weights(signed) == ["10 blue green"], resumed.out + resumed.err
+    assert not any(e["kind"] == "rollout" and e["details"]["state"] == "finished" for e in ledger(signed)[-3:])
+
+
+def test_resume_after_a_failed_canary_deploy_deploys_again_first(
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
+) -> None:
+    # The attack: the canary's deploy failed (exit 3), resume applied 10, 50, 100 and signed PASSED.
+    _, release = second
+    with_rollout(signed, [{"weight": 10}, {"weight": 100}])
+    set_deploy(signed, "exit 7")
+    failed = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert failed.code == 3 and weights(signed) == [], failed.out + failed.err
+    still = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)  # the deploy still fails
+    assert still.code == 3 and weights(signed) == [], still.out + still.err
+    set_deploy(signed, 'echo "$PIPELINE_KIT_SLOT $PIPELINE_KIT_RELEASE_ID" >> deploys.txt')
+    resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    assert resumed.code == 0 and "rollout: finished" in resumed.out, resumed.out + resumed.err
+    assert (signed / "deploys.txt").read_text().split() == ["blue", release]  # deployed before any step
+    assert weights(signed) == ["10 blue green", "100 blue green"]
+
+
+def test_an_abort_stops_the_job_running_the_rollout(
+    cli: Cli, signed: Path, policy: list[str], sigstore: LocalSigstore, token: None, second: tuple[str, str]
+) -> None:
+    # The attack: abort while the rollout's job waits in a pause; the job then recorded 50, 100,
+    # deployed, finished and signed the VSA (weights 10, 0, 50, 100).
+    with_rollout(signed, [{"weight": 10, "pause": "60s"}, {"weight": 50}, {"weight": 100}])
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_kit", "promote", "--to", "dev", *policy],
+        cwd=signed,
+        env=job_env(sigstore),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while weights(signed) != ["10 blue green"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    aborted = cli(["rollout", "abort", "--env", "dev", "--reason", "wrong build"], cwd=signed)
+    assert aborted.code == 0, aborted.out + aborted.err
+    out, err = job.communicate(timeout=30)  # stopped within its pause, not after 60 s
+    assert job.returncode == 1 and "was aborted while this job ran" in err, out + err
+    assert weights(signed) == ["10 blue green", "0 blue green"]
+    assert not (signed / VSA).exists()  # nothing signed after the abort
+    states = [e["details"]["state"] for e in ledger(signed) if e["kind"] == "rollout"]
+    assert states[-1] == "aborted"
+
+
+def test_an_abort_is_refused_once_the_rollout_is_finishing(
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
+) -> None:
+    # A job killed after its last step recorded the release deployed: only resume may end it.
+    _, release = second
+    with_rollout(signed, [{"weight": 10, "pause": "manual"}, {"weight": 100}])
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    forge_line(signed, kind="deployed", environment="dev", release=release, details={"rollout": True})
+    refused = cli(["rollout", "abort", "--env", "dev", "--reason", "late"], cwd=signed)
+    assert refused.code == 2 and "is finishing" in refused.err, refused.out + refused.err
+    assert weights(signed) == ["10 blue green"]
+
+
+def test_of_four_rollouts_started_at_once_one_runs(
+    signed: Path, policy: list[str], sigstore: LocalSigstore, token: None, second: tuple[str, str]
+) -> None:
+    # The attack (or the accident): four jobs promote one strategy environment at once; all four
+    # deployed a canary and two releases were both signed PASSED.
+    with_rollout(signed, [{"weight": 10, "pause": "manual"}, {"weight": 100}])
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pipeline_kit", "promote", "--to", "dev", *policy],
+            cwd=signed,
+            env=job_env(sigstore),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = [(job.wait(timeout=120), job.communicate()) for job in jobs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2, 2, 2], results
+    refused = [err for code, (_, err) in results if code == 2]
+    assert all("a rollout of" in err and "finish it first" in err for err in refused), refused
+    assert len((signed / "deploys.txt").read_text().splitlines()) == 1  # one canary deploy
+    starts = [e for e in ledger(signed) if e["kind"] == "rollout" and e["details"]["state"] == "started"]
+    assert len(starts) == 2  # the first rollout's (second fixture) and the one that won
+
+
+@pytest.mark.parametrize("backend", ["file", "git"])
+def test_a_guarded_append_admits_one_of_two_racing_writers(tmp_path: Path, backend: str) -> None:
+    """The compare-and-swap under every claim: of writers that each refuse if another claimed
+    first, exactly one appends, on either backend."""
+    import threading
+    from datetime import datetime, timezone
+
+    from pipeline_kit.errors import UsageError
+    from pipeline_kit.ledger import Draft, Entry, FileLedger, GitLedger, Ledger
+    from tests.conftest import git
+
+    if backend == "git":
+        remote = tmp_path / "remote.git"
+        subprocess.run(["git", "init", "--quiet", "--bare", str(remote)], check=True)
+        work = tmp_path / "work"
+        work.mkdir()
+        git(work, "init", "--quiet")
+        ledgers: list[Ledger] = [GitLedger(work, str(remote), "refs/pipeline-kit/ledger") for _ in range(6)]
+    else:
+        ledgers = [FileLedger(tmp_path / "ledger.jsonl") for _ in range(6)]
+
+    def unclaimed(entries: object) -> None:
+        assert isinstance(entries, list)
+        if any(isinstance(e, Entry) and e.kind == "rollout" for e in entries):
+            raise UsageError("claimed already")
+
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(ledgers))
+
+    def claim(ledger: Ledger) -> None:
+        barrier.wait()
+        draft = Draft(kind="rollout", environment="dev", actor="a", time=datetime.now(timezone.utc))
+        try:
+            ledger.append(draft, guard=unclaimed)
+            outcomes.append("appended")
+        except UsageError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=claim, args=(ledger,)) for ledger in ledgers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["appended"] + ["refused"] * (len(ledgers) - 1)
+    assert [e.kind for e in ledgers[0].verify()] == ["rollout"]
