@@ -119,8 +119,8 @@ def test_manual_pause_and_step_mode_need_a_call_each(
     ), first.out + first.err
     assert weights(signed) == ["10 blue green"]
     # a second promotion while this one waits is refused: one rollout per environment
-    second = cli(["promote", "--to", "dev", *policy], cwd=signed)
-    assert second.code == 2 and "a rollout of" in second.err and "is paused in dev" in second.err
+    again = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert again.code == 2 and "a rollout of" in again.err and "is paused in dev" in again.err
     stepped = cli(["rollout", "resume", "--env", "dev", "--step", *policy], cwd=signed)
     assert stepped.code == 0 and "step 2 of 3 done" in stepped.out, stepped.out + stepped.err
     assert weights(signed)[-1] == "50 blue green"
