@@ -20,8 +20,8 @@ from pydantic import Field, field_validator, model_validator
 
 from pipeline_kit._internal.proc import run_streaming
 from pipeline_kit.config import ConfigModel, LedgerConfig, parse_yaml
-from pipeline_kit.errors import ConfigError, EnvironmentFailure, PipelineKitError, UsageError
-from pipeline_kit.ledger import Draft, Entry, Ledger, open_ledger
+from pipeline_kit.errors import ConfigError, EnvironmentFailure, PipelineKitError, UsageError, VerificationError
+from pipeline_kit.ledger import Draft, Entry, Guard, Ledger, open_ledger
 from pipeline_kit.promotion.arriving import promote
 from pipeline_kit.promotion.deciding import plan
 from pipeline_kit.promotion.model import KIT_URI, Project, TokenProvider, history, now_utc
@@ -199,7 +199,14 @@ class Applier:
         self.ledger = loaded.ledger()
         self.steps = {step.service: step for step in loaded.plan.steps}
 
-    def record(self, state: State, service: str | None = None, release: str | None = None, **details: Any) -> None:
+    def record(
+        self,
+        state: State,
+        service: str | None = None,
+        release: str | None = None,
+        guard: Guard | None = None,
+        **details: Any,
+    ) -> None:
         self.ledger.append(
             Draft(
                 kind="saga",
@@ -209,17 +216,56 @@ class Applier:
                 time=now_utc(),
                 reason=details.pop("reason", None),
                 details={"state": state, "plan": self.loaded.digest, "service": service, **details},
-            )
+            ),
+            guard=guard,
         )
+
+    def begin(self) -> None:
+        """Record the saga's start, refused (exit 2) if another run of this plan to this
+        environment started first: two applies of one plan never both run."""
+
+        def unopened(entries: Sequence[Entry]) -> None:
+            if saga_state(entries, self.environment, self.loaded.digest).open:
+                raise UsageError(f"the release plan to {self.environment} is being applied by another job")
+
+        self.record("started", guard=unopened, steps=[s.service for s in self.loaded.plan.order()])
+
+    def releases(self) -> dict[ServiceName, str]:
+        """The release each step would promote now: its project's evidence."""
+        return {
+            step.service: self.project_for(self.loaded.directory(step)).evidence.load_release().id
+            for step in self.loaded.plan.steps
+        }
+
+    def refuse_denied(self) -> None:
+        """Every step judged before any starts: a step its gates deny now stops the plan before a
+        service is touched (exit 1, naming it). What a step's own promotion alone can show (its
+        analysis, a rollout) is judged when it runs."""
+        denied = [(service, result) for service, result in self.plan() if not result.passed]
+        if denied:
+            service, result = denied[0]
+            first = result.blocking()[0]
+            path = self.loaded.plan.steps[[s.service for s in self.loaded.plan.steps].index(service)].path
+            raise VerificationError(
+                f"{service} would be denied in {self.environment} by {first.gate}: {first.reason}; nothing was started",
+                hint=f"its commands run in its directory: pipeline-kit -C {path} ...",
+            )
 
     def state(self) -> Saga:
         return saga_state(history(self.ledger), self.environment, self.loaded.digest)
 
     def apply(self) -> Outcome:
+        """Run the plan: every step judged first, then promoted in order; a failure compensates
+        every completed step, newest first. Killed anywhere, applying again goes on from there: a
+        step done is not run again, a compensation done is not repeated, a finished run of these
+        releases is not started again (its summary signed if it was not)."""
         saga = self.state()
         log: list[str] = []
+        if saga.outcome == "finished" and saga.releases == self.releases():
+            return Outcome(saga, "finished", "these releases went out with this plan already", [self.sign_summary()])
         if not saga.open:
-            self.record("started", steps=[s.service for s in self.loaded.plan.order()])
+            self.refuse_denied()
+            self.begin()
             saga = self.state()
         elif saga.failed is None:
             log.append(f"resuming: {', '.join(saga.done) or 'no step'} done")
@@ -230,7 +276,13 @@ class Applier:
             self.record("finished")
             log.append(self.sign_summary())
             return Outcome(self.state(), "finished", f"{len(saga.done)} step(s) promoted", log)
-        log += self.compensate(saga)
+        lines, failed = self.compensate(saga)
+        if failed:  # the saga stays open: applying again retries what is left
+            raise EnvironmentFailure(
+                f"{saga.failed} failed, and the compensation of {', '.join(failed)} failed too: " + "; ".join(lines),
+                hint=f"fix it, then apply again: the compensation of {', '.join(failed)} is retried",
+            )
+        log += lines
         self.record("failed", reason=f"{saga.failed} failed")
         log.append(self.sign_summary())
         return Outcome(self.state(), "failed", f"{saga.failed} failed; completed steps compensated", log)
@@ -325,9 +377,17 @@ class Applier:
         self.record("step-done", step.service, result.plan.release.id)
         return None
 
-    def compensate(self, saga: Saga) -> list[str]:
-        """Every completed step, newest first, once each (a resumed run skips the done ones)."""
-        return [done[0] for service in reversed(saga.done) if (done := self.compensate_one(saga, service))]
+    def compensate(self, saga: Saga) -> tuple[list[str], list[ServiceName]]:
+        """Every completed step, newest first, once each (a resumed run skips the done ones): what
+        happened, and the services whose compensation failed."""
+        lines, failed = [], []
+        for service in reversed(saga.done):
+            done = self.compensate_one(saga, service)
+            if done is not None:
+                lines.append(done[0])
+                if not done[1]:
+                    failed.append(service)
+        return lines, failed
 
     def compensate_one(self, saga: Saga, service: ServiceName) -> tuple[str, bool] | None:
         """Compensate one completed step, recording it: (what happened, whether it worked); None
@@ -352,7 +412,7 @@ class Applier:
         saga = self.state()
         if saga.open:
             return f"resuming the release plan to {self.environment}: {', '.join(saga.done) or 'no step'} done"
-        self.record("started", steps=[s.service for s in self.loaded.plan.order()])
+        self.begin()
         return f"release plan to {self.environment} started"
 
     def _open(self) -> Saga:
@@ -399,7 +459,9 @@ class Applier:
             raise UsageError(f"{service}: compensate {', '.join(waiting)} first (they need it)")
         done = self.compensate_one(saga, service)
         line, worked = done or (f"{service}: nothing to compensate", True)
-        return Outcome(self.state(), "finished" if worked else "failed", line, [])
+        if not worked:  # exit 3: the service may run the release that failed beside it; retry the job
+            raise EnvironmentFailure(line, hint=f"fix it, then run `release compensate {service}` again")
+        return Outcome(self.state(), "finished", line, [])
 
     def finish(self) -> Outcome:
         """Close the saga: finished when every step was promoted, else failed (after the
@@ -439,9 +501,16 @@ class Applier:
         # and rollback verifies it (the signed record may not show it yet in a job of its own)
         promoted = project.evidence.load_release().id
         current, target, _ = rollback(
-            project, self.environment, to=None, reason=reason, deploy=None, token=self.token, named=promoted
+            project,
+            self.environment,
+            to=None,
+            reason=reason,
+            deploy=None,
+            token=self.token,
+            named=promoted,
+            compensation=True,
         )
-        return f"rolled back from {current} to {target}"
+        return f"rolled back from {current} to {target} (a compensation: no hold)"
 
     def rollback(self) -> Outcome:
         """Compensate a finished saga by hand, newest step first."""
@@ -449,7 +518,9 @@ class Applier:
         if saga.outcome != "finished":
             raise UsageError(f"no finished release plan in {self.environment} to roll back")
         saga.failed = "rollback by hand"
-        log = self.compensate(saga)
+        log, failed = self.compensate(saga)
+        if failed:
+            raise EnvironmentFailure(f"the compensation of {', '.join(failed)} failed: " + "; ".join(log))
         self.record("failed", reason="rolled back by hand")
         return Outcome(self.state(), "failed", "compensated by hand", log)
 

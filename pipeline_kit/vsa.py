@@ -191,6 +191,13 @@ def hold_level(environment: str) -> str:
     return f"PIPELINE_KIT_ROLLED_BACK_{environment.upper().replace('-', '_')}"
 
 
+def compensated_level(environment: str) -> str:
+    """The verifiedLevels value of a signed compensation: the release was taken out of
+    `environment` because a sibling in its release plan failed, not for a fault of its own (no
+    hold: it may be promoted again)."""
+    return f"PIPELINE_KIT_COMPENSATED_{environment.upper().replace('-', '_')}"
+
+
 def root_cause_level(environment: str) -> str:
     """The verifiedLevels value of a signed root cause: it lifts the release's hold in `environment`."""
     return f"PIPELINE_KIT_ROOT_CAUSE_{environment.upper().replace('-', '_')}"

@@ -111,11 +111,11 @@ def test_a_failing_third_step_leaves_every_service_on_its_previous_release(
     cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
 ) -> None:
     root, releases = services
-    # web's new release is denied at dev's door
-    set_dev(root / "services" / "web", gates=["signature", {"command": {"run": "exit 1"}}])
+    # web passes its gates, and its deploy fails: only applying the plan can show that
+    set_dev(root / "services" / "web", deploy="echo cannot reach the cluster >&2; exit 3")
     result = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
     assert result.code == 1, result.out + result.err
-    assert "web: failed: denied by command" in result.out
+    assert "web: failed: deploy to dev exited with code 3" in result.out
     for service in SERVICES:
         previous, _ = releases[service]
         assert deployed(root, service)[-1] == previous, service  # back where it was
@@ -166,6 +166,98 @@ def test_a_failing_middle_step_compensates_the_first_and_never_starts_the_last(
     for service in SERVICES:
         assert deployed(root, service)[-1] == releases[service][0], service  # all on their previous releases
     assert releases["web"][1] not in deployed(root, "web")  # the last step never started
+
+
+def test_a_step_denied_at_plan_time_starts_nothing(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], policy: list[str]
+) -> None:
+    # `release plan` showed web denied; apply deployed accounts and orders, then compensated them
+    root, releases = services
+    set_dev(root / "services" / "web", gates=["signature", {"command": {"run": "exit 1"}}])
+    shown = cli(["release", "plan", "--to", "dev", *policy], cwd=root)
+    assert "web" in shown.out and "denied" in shown.out, shown.out + shown.err
+    result = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
+    assert result.code == 1 and "web would be denied in dev by command" in result.err, result.out + result.err
+    assert "nothing was started" in result.err and "pipeline-kit -C services/web" in result.err
+    assert not (root / ".pipeline-kit-ledger" / "ledger.jsonl").exists()  # no saga recorded
+    for service in SERVICES:
+        assert deployed(root, service) == [releases[service][0]], service  # never touched
+
+
+def test_a_failed_compensation_is_exit_3_and_retried_by_the_next_apply(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], policy: list[str]
+) -> None:
+    root, releases = services
+    plan = root / "release-plan.yml"
+    plan.write_text(PLAN.replace("path: services/accounts}", "path: services/accounts, compensate: exit 1}"))
+    set_dev(root / "services" / "web", deploy="exit 3")
+    failed = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
+    assert failed.code == 3 and "the compensation of accounts failed too" in failed.err, failed.out + failed.err
+    assert [state for state, _ in saga(root)][-2:] == ["compensated", "compensation-failed"]
+    assert json.loads(cli(["release", "status", "--to", "dev", "--json"], cwd=root).out)["outcome"] is None
+    plan.write_text(PLAN.replace("path: services/accounts}", "path: services/accounts, compensate: 'true'}"))
+    retried = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
+    assert retried.code == 1 and "accounts: compensated by its command" in retried.out, retried.out + retried.err
+    assert [state for state, _ in saga(root)][-2:] == ["compensated", "failed"]
+    assert deployed(root, "orders")[-1] == releases["orders"][0]  # compensated once, by the first apply
+
+
+def test_a_compensated_service_is_not_held_and_the_plan_applies_once_fixed(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], policy: list[str]
+) -> None:
+    # a sibling failed: accounts and orders were compensated; they did nothing wrong
+    root, releases = services
+    web = root / "services" / "web"
+    set_dev(web, deploy="exit 3")
+    assert cli(["release", "apply", "--to", "dev", *policy], cwd=root).code == 1
+    held = cli(["plan", "--to", "dev", *policy], cwd=root / "services" / "orders")
+    assert held.code == 0, held.out + held.err  # rollback-hold passes: a compensation holds nothing
+    set_dev(web, deploy='echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
+    fixed = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
+    assert fixed.code == 0, fixed.out + fixed.err
+    for service in SERVICES:
+        assert deployed(root, service)[-1] == releases[service][1], service
+    again = cli(["release", "apply", "--to", "dev", *policy], cwd=root)  # finished: not started again
+    assert again.code == 0 and "went out with this plan already" in again.out, again.out + again.err
+    assert [state for state, _ in saga(root)].count("started") == 2
+
+
+def test_a_saga_killed_inside_a_compensation_puts_the_service_back_on_resume(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
+) -> None:
+    # killed after the compensation's rollback was signed, during its deploy, before any record
+    root, releases = services
+    accounts, (previous, new) = root / "services" / "accounts", releases["accounts"]
+    slow = f'if [ "$PIPELINE_KIT_RELEASE_ID" = {previous} ]; then touch compensating; sleep 60; fi; '
+    set_dev(accounts, deploy=slow + 'echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
+    set_dev(root / "services" / "orders", deploy="exit 3")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
+    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_kit", "release", "apply", "--to", "dev", *policy],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while not (accounts / "compensating").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert saga(root)[-1] == ("step-failed", "orders")  # the compensation left no record
+    set_dev(accounts, deploy='echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
+    os.environ["SIGSTORE_IDENTITY_TOKEN"] = env["SIGSTORE_IDENTITY_TOKEN"]
+    try:
+        resumed = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
+    finally:
+        del os.environ["SIGSTORE_IDENTITY_TOKEN"]
+    assert resumed.code == 1 and "accounts: rolled back from" in resumed.out, resumed.out + resumed.err
+    assert deployed(root, "accounts") == [previous, new, previous]  # back, never forward to `new` again
+    assert saga(root)[-2:] == [("compensated", "accounts"), ("failed", None)]
+    shown = cli(["plan", "--to", "dev", *policy], cwd=accounts)
+    assert shown.code == 0, shown.out + shown.err  # nothing held: accounts did nothing wrong
 
 
 def test_a_killed_apply_resumes_without_repeating_a_step(

@@ -37,7 +37,13 @@ class RollbackHoldGate(Gate):
                     f"rolled back from {env} at {hold.signed_at:%Y-%m-%d %H:%MZ} (signed, {hold.where}), and no "
                     f"signed root cause since; {annotate}"
                 )
-        rollbacks = [e for e in here if e.kind == "rolled-back" and e.details.get("from") == context.release.id]
+        rollbacks = [  # a compensation (a sibling failed) holds nothing
+            e
+            for e in here
+            if e.kind == "rolled-back"
+            and e.details.get("from") == context.release.id
+            and e.details.get("compensation") is not True
+        ]
         if not rollbacks:
             return passed(f"no rollback of this release from {env}")
         last = rollbacks[-1]

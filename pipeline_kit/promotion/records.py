@@ -31,6 +31,7 @@ from pipeline_kit.vsa import (
     LEDGER_INPUT,
     VSA_PREDICATE,
     WAIVED,
+    compensated_level,
     hold_bundle,
     hold_level,
     root_cause_bundle,
@@ -103,11 +104,16 @@ def sign_hold(
     entries: Sequence[Entry],
     reason: str,
     token: TokenProvider,
+    *,
+    for_cause: bool = True,
 ) -> bytes:
     """A signed rollback of the release of `subjects` out of `environment`, naming the release it
-    went back to (`to`, None: nothing), kept in its archive; returns the bundle."""
+    went back to (`to`, None: nothing), kept in its archive; returns the bundle. `for_cause`: the
+    release failed there, and is held out until a root cause is signed; else a compensation (a
+    sibling in its release plan failed), which holds nothing."""
     annotations = {"reason": reason, "to": to}
-    return sign_failed(project, environment, subjects, "rollback", hold_level, annotations, entries, token)
+    level = hold_level if for_cause else compensated_level
+    return sign_failed(project, environment, subjects, "rollback", level, annotations, entries, token)
 
 
 def sign_failed(

@@ -4,7 +4,7 @@ look and can cast doubt; it never shows a release by itself."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +15,16 @@ from pipeline_kit.evidence import ARCHIVE_DIR, EvidenceDir
 from pipeline_kit.ledger import Entry, Ledger, arrived, in_flight
 from pipeline_kit.models import release_id_of
 from pipeline_kit.promotion.model import Project, resource_uri
-from pipeline_kit.vsa import WAIVED, Candidate, hold_bundle, hold_level, read_bundles, verified, vsa_bundle
+from pipeline_kit.vsa import (
+    WAIVED,
+    Candidate,
+    compensated_level,
+    hold_bundle,
+    hold_level,
+    read_bundles,
+    verified,
+    vsa_bundle,
+)
 
 
 @dataclass(frozen=True)
@@ -34,17 +43,25 @@ class Timeline:
     it out, naming the release it went back to). The ledger only says where to look."""
 
     arrivals: tuple[Arrival, ...]
-    holds: tuple[tuple[str, str | None, datetime, int], ...]  # (from, to, signed_at, seq)
+    # (from, to, signed_at, seq, for cause): each signed move out; a compensation is not for cause
+    holds: tuple[tuple[str, str | None, datetime, int, bool], ...]
     current: str | None  # the release the last signed event left there
     why: str  # when `current` is None
     since: int = 0  # the ledger seq that event signed: a failed deploy after it casts doubt
     before: str | None = None  # what ran before that event (what runs if its deploy failed)
 
     def held_since(self, arrival: Arrival) -> bool:
-        """A signed rollback of the arrival's release after it (a tie: the rollback wins)."""
-        return any(
-            bad == arrival.release and (at, seq) >= (arrival.signed_at, arrival.seq) for bad, _, at, seq in self.holds
-        )
+        """A signed rollback of the arrival's release after it, for cause (a tie: the rollback wins)."""
+        return any(cause for cause in self._moves(arrival))
+
+    def moved_since(self, arrival: Arrival) -> bool:
+        """A signed move of the arrival's release out after it: a rollback or a compensation."""
+        return any(True for _ in self._moves(arrival))
+
+    def _moves(self, arrival: Arrival) -> Iterator[bool]:
+        for bad, _, at, seq, cause in self.holds:
+            if bad == arrival.release and (at, seq) >= (arrival.signed_at, arrival.seq):
+                yield cause
 
     def arrival(self, release: str) -> Arrival | None:
         """The newest signed arrival of `release`."""
@@ -73,7 +90,7 @@ def signed_timeline(project: Project, environment: str, entries: Sequence[Entry]
         [root / name for name in names] + [p for name in names for p in root.glob(f"{ARCHIVE_DIR}/*/{name}")]
     )
     arrivals: list[Arrival] = []
-    holds: list[tuple[str, str | None, datetime, int]] = []
+    holds: list[tuple[str, str | None, datetime, int, bool]] = []
     for signed in verified(candidates, trust.policy, trust.load()):
         if signed.predicate.get("resourceUri") != uri or not signed.subjects:
             continue
@@ -82,15 +99,15 @@ def signed_timeline(project: Project, environment: str, entries: Sequence[Entry]
         result, levels = signed.predicate.get("verificationResult"), signed.predicate.get("verifiedLevels") or []
         if result == "PASSED" or (result == "FAILED" and WAIVED in levels):
             arrivals.append(Arrival(release, signed.signed_at, seq, signed.subjects, result == "PASSED"))
-        elif result == "FAILED" and hold_level(environment) in levels:
+        elif result == "FAILED" and (hold_level(environment) in levels or compensated_level(environment) in levels):
             to = (signed.predicate.get("policy") or {}).get("annotations", {}).get("to")
             to = to if isinstance(to, str) and RELEASE_ID.fullmatch(to) else None
-            holds.append((release, to, signed.signed_at, seq))
+            holds.append((release, to, signed.signed_at, seq, hold_level(environment) in levels))
     arrivals.sort(key=lambda a: (a.signed_at, a.seq))
     holds.sort(key=lambda h: (h[2], h[3]))
     events = sorted(  # by (time, seq), an arrival before a rollback of the same moment
         [(a.signed_at, a.seq, 0, a.release, None) for a in arrivals]
-        + [(at, seq, 1, bad, to) for bad, to, at, seq in holds],
+        + [(at, seq, 1, bad, to) for bad, to, at, seq, _ in holds],
         key=lambda event: event[:3],
     )
     current: str | None = None
