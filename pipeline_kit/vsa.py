@@ -10,6 +10,7 @@ dir, the ledger's attachments, the forge); since every one is verified, any stor
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -152,14 +153,46 @@ def signed_statement(
     return Accepted(candidate.where, signed_at, f"signed by {identity} ({issuer})", predicate, subjects)
 
 
+def claimed_statement(
+    candidate: Candidate, policy: IdentityPolicy, predicate_type: str = VSA_PREDICATE
+) -> Accepted | str:
+    """A dry run's reading of a bundle: its statement as `signed_statement` reads it, the
+    certificate's identity checked against `policy`, and only the signature and the log's proof
+    taken on trust (what CI verifies); the signing time is the certificate's start."""
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import Bundle
+
+    try:
+        bundle = Bundle.from_json(candidate.data)
+        envelope = json.loads(candidate.data)["dsseEnvelope"]
+        statement = json.loads(base64.b64decode(envelope["payload"], validate=True))
+        # the certificate's start: minutes before the signature; its verified time is CI's to check
+        signed_at = bundle.signing_certificate.not_valid_before_utc
+    except (SigstoreError, ValueError, LookupError, TypeError) as exc:
+        return f"not a readable Sigstore bundle: {first_line(exc)}"
+    predicate = statement.get("predicate") if isinstance(statement, dict) else None
+    if not isinstance(predicate, dict) or statement.get("predicateType") != predicate_type:
+        return f"not a {predicate_type}"
+    identity, issuer = certificate_identity(bundle.signing_certificate)
+    accepted, why = policy.accepts(identity, issuer or "")
+    if not accepted:
+        return why
+    subjects = frozenset(statement_subjects(statement))
+    return Accepted(candidate.where, signed_at, f"to be verified in CI: {identity} ({issuer})", predicate, subjects)
+
+
 def verified(
-    candidates: Iterable[Candidate], policy: IdentityPolicy, trust_config: Any, predicate_type: str = VSA_PREDICATE
+    candidates: Iterable[Candidate],
+    policy: IdentityPolicy,
+    trust_config: Any | None,
+    predicate_type: str = VSA_PREDICATE,
 ) -> list[Accepted]:
     """The statements of `predicate_type` among `candidates` that verify for `policy`, each
-    distinct bundle once (see `distinct`); the others are passed over."""
+    distinct bundle once (see `distinct`); the others are passed over. `trust_config` None: a
+    dry run, which takes the signatures on trust (`claimed_statement`)."""
     from sigstore.verify import Verifier
 
-    verifier = Verifier(trusted_root=trust_config.trusted_root)
+    verifier = Verifier(trusted_root=trust_config.trusted_root) if trust_config is not None else None
     seen: set[str] = set()
     found = []
     for candidate in candidates:
@@ -167,7 +200,10 @@ def verified(
         if key in seen:
             continue
         seen.add(key)
-        signed = signed_statement(candidate, policy, verifier, predicate_type)
+        if verifier is None:
+            signed = claimed_statement(candidate, policy, predicate_type)
+        else:
+            signed = signed_statement(candidate, policy, verifier, predicate_type)
         if not isinstance(signed, str):
             found.append(signed)
     return found

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from pipeline_kit.migrations.postgres import Postgres
-from tests.conftest import LEDGER, SIGNER, Cli, describe, forge_line, sign
+from tests.conftest import LEDGER, REPOSITORY, SIGNER, Cli, describe, forge_line, sign
 from tests.postgres_instance import LocalPostgres
 from tests.sigstore_instance import LocalSigstore
 
@@ -346,6 +346,48 @@ def test_a_declared_contract_step_waits_until_every_environment_runs_its_expand_
             f"but prod still runs {old}, which does not have it"
         ) in planned.out
     assert old != expanded
+
+
+@pytest.mark.parametrize("prod_has_the_expand_step", [False, True])
+def test_the_dry_run_judges_a_contract_step_as_the_real_promotion_does(
+    cli: Cli,
+    described: Path,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    prod_has_the_expand_step: bool,
+) -> None:
+    # the dry run said "cannot tell what the environments run (no identity policy?)" with
+    # signing.identity set, and the real promotion passed: one judge, the signatures on trust
+    project = described
+    side_by_side(project)
+    config_path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["signing"]["identity"] = {"issuer": sigstore.issuer, "san": SIGNER, "repository": REPOSITORY}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    old = release_with(cli, project, sigstore, monkeypatch, {"000_base.sql": ADD})
+    for environment in ("dev", "prod"):
+        assert cli(["promote", "--to", environment, *policy], cwd=project).code == 0
+    release_with(cli, project, sigstore, monkeypatch, {"001_expand.sql": EXPAND})
+    assert cli(["promote", "--to", "dev", *policy], cwd=project).code == 0
+    if prod_has_the_expand_step:
+        assert cli(["promote", "--to", "prod", *policy], cwd=project).code == 0
+    release_with(cli, project, sigstore, monkeypatch, {"002_contract.sql": CONTRACT})
+    real = cli(["plan", "--to", "dev", *policy], cwd=project)
+    (project / "src" / "hello_service" / "next.py").write_text("NEXT = True\n")  # the next commit, unsigned
+    dry = cli(["run", "--dry-run"], cwd=project)
+    assert dry.code == 0, dry.out + dry.err
+    if prod_has_the_expand_step:
+        assert real.code == 0, real.out
+        assert "migrations/002_contract.sql: contract step after migrations/001_expand.sql" in dry.out
+        assert "dev: release " in dry.out and "would pass in CI" in dry.out
+    else:
+        assert real.code == 1, real.out
+        waits = (
+            f"migrations/002_contract.sql is a contract step after migrations/001_expand.sql, but prod still runs {old}"
+        )
+        assert waits in real.out and waits in dry.out, dry.out
+    assert "cannot tell what the environments run" not in dry.out
 
 
 def test_a_job_without_the_archives_shows_what_each_environment_runs_from_the_ledger(

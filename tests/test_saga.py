@@ -260,6 +260,26 @@ def test_a_saga_killed_inside_a_compensation_puts_the_service_back_on_resume(
     assert shown.code == 0, shown.out + shown.err  # nothing held: accounts did nothing wrong
 
 
+def test_of_two_applies_of_one_plan_one_runs(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
+) -> None:
+    # both ran: every service promoted and compensated twice
+    root, _ = services
+    set_dev(root / "services" / "accounts", deploy='sleep 2; echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
+    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    command = [sys.executable, "-m", "pipeline_kit", "release", "apply", "--to", "dev", *policy]
+    jobs = [
+        subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [(job.wait(timeout=180), *job.communicate()) for job in jobs]
+    assert sorted(code for code, _, _ in results) == [0, 2], results
+    assert any("being applied by another job" in err for code, _, err in results if code == 2), results
+    assert [state for state, _ in saga(root)].count("started") == 1
+    assert len(deployed(root, "accounts")) == 2  # the release before, and this plan's, once
+
+
 def test_a_killed_apply_resumes_without_repeating_a_step(
     cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
 ) -> None:

@@ -105,10 +105,11 @@ def context_for(
             environment, candidates, looked, release, uri, trust.policy, trust.load(), root_cause_level(environment)
         )
     schemas = contracts = None
-    judged = trust.policy is not None and trust.unverified is None and not trust.projected
+    # what the environments run: a dry run reads it as CI will, with only the signatures on trust
+    judged = trust.policy is not None and trust.unverified is None
     if judged and project.config.migrations is not None and _declares_contract_steps(project.evidence):
         schemas = schema_states(project, entries)
-    if judged and project.config.contracts is not None:
+    if judged and not trust.projected and project.config.contracts is not None:
         contracts = contract_state(project, release, environment, entries)
     return PromotionContext(
         release=release,
