@@ -8,8 +8,16 @@ import click
 
 from pipeline_kit.cli._render import heading, sources_table, subjects_table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
-from pipeline_kit.cli.promotion import project_for, publish_plan, render_plan, render_promotion, trust_args, trust_for
-from pipeline_kit.cli.signing import identity_token, policy_options, signer_options, trust_options
+from pipeline_kit.cli._trust import (
+    identity_token,
+    policy_options,
+    project_for,
+    signer_options,
+    trust_args,
+    trust_for,
+    trust_options,
+)
+from pipeline_kit.cli.promotion import publish_plan, render_plan, render_promotion
 
 if TYPE_CHECKING:
     from pipeline_kit.ci import CIContext
