@@ -222,9 +222,9 @@ def verified_evidence(project: Project, entries: Sequence[Entry], release: str) 
     if evidence.load_release().id != release:  # ids are recomputed from the subjects on load
         return None, f"the evidence kept for {release} is another release's"
     checked = verify_release(evidence, None, trust.policy, trust.load(), SourceExpectation(trust.repository, trust.ref))
-    if not checked.ok:
-        first = checked.failures[0]
-        return None, f"{release}'s evidence does not verify: {first.target}: {first.detail}"
+    failure = checked.first_failure()
+    if failure:
+        return None, f"{release}'s evidence does not verify: {failure}"
     return evidence, "signed"
 
 
