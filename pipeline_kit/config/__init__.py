@@ -2,6 +2,12 @@
 
 A bad file is reported as one line naming the file, the line, the key and what was expected,
 e.g. ``pipeline-kit.yml: line 4: artifact.outputs: required key is missing``.
+
+Here: the whole file (`Config`, its cross-references and the environment order) and loading it.
+Its parts live by concept: `base` (the strict model, names, durations), `sections` (artifact,
+sbom, signing, flags, ledger, forge, migrations, contracts), `analysis` (metrics and what measures
+a deploy), `environments` (gates, strategies, traffic) and `loading` (strict YAML, located
+errors). Every name is importable from `pipeline_kit.config`.
 """
 
 from __future__ import annotations
