@@ -312,11 +312,9 @@ def verify_consumer(
     from pipeline_kit.verify import verify_release
 
     checked = verify_release(consumer, None, policy, trust_config)
-    failures = [c for c in checked.checks if not c.ok]
-    if failures:
-        raise VerificationError(
-            f"{consumer.root}: the consumer's evidence does not verify: {failures[0].target}: {failures[0].detail}"
-        )
+    failure = checked.first_failure()
+    if failure:
+        raise VerificationError(f"{consumer.root}: the consumer's evidence does not verify: {failure}")
     if not any(c.target == CONTRACTS_FILE for c in checked.checks):
         raise UsageError(f"{consumer.root}: the consumer's release records no contracts ({CONTRACTS_FILE})")
     consumer_release = checked.release

@@ -9,7 +9,7 @@ the source repository and ref. A failure never stops the others from being repor
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +50,13 @@ class Check:
     detail: str
 
 
+def first_failure(checks: Iterable[Check]) -> str | None:
+    """The first failed check as `target: detail` (what a denial or an error names), or None
+    when every check passed."""
+    failed = next((check for check in checks if not check.ok), None)
+    return f"{failed.target}: {failed.detail}" if failed is not None else None
+
+
 @dataclass(frozen=True)
 class SourceExpectation:
     repository: str | None = None
@@ -76,6 +83,10 @@ class Verification:
     @property
     def failures(self) -> list[Check]:
         return [check for check in self.checks if not check.ok]
+
+    def first_failure(self) -> str | None:
+        """Why the evidence does not verify (`target: detail` of the first failed check), or None."""
+        return first_failure(self.checks)
 
     def as_dict(self) -> dict[str, Any]:
         return {

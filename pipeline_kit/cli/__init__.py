@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("promotion", "Promote the current release to ENV, then run DEPLOY (after..."),
     "rollback": ("promotion", "Roll ENV back to the previous good release, re-verified,..."),
     "ledger": ("promotion", "Read, verify and annotate the promotion ledger."),
-    "rollout": ("promotion", "Follow, resume or abort a progressive rollout (an..."),
+    "rollout": ("rollout", "Follow, resume or abort a progressive rollout (an..."),
     "flags": ("flags", "Turn kill switches (feature flags in `flags:`) off and back..."),
     "migrations": ("migrations", "Migration safety: expand / migrate / contract, lock risk,..."),
     "contracts": ("contracts", "Consumer-driven contracts (Pact) as signed evidence: verify,..."),

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
-from pipeline_kit.cli.signing import identity_token, policy_options, signer_options, trust_options
+from pipeline_kit.cli._trust import identity_token, policy_options, signer_options, trust_args, trust_for, trust_options
 
 
 @click.group()
@@ -44,7 +44,6 @@ def contracts_verify(
     """Run the Pact verifier on the consumer's contracts with this service (taken from its signed
     evidence) against this release at --provider-url, and sign each that passes about this
     release (contracts/<consumer>.<pact>.sigstore.json). Exit 1 when a contract fails."""
-    from pipeline_kit.cli.promotion import trust_args, trust_for
     from pipeline_kit.contracts import consumer_evidence, verify_consumer
     from pipeline_kit.errors import EXIT_DENIED, UsageError
 

@@ -8,14 +8,26 @@ import click
 
 from pipeline_kit.cli._render import heading, sources_table, subjects_table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
-from pipeline_kit.cli.promotion import project_for, publish_plan, render_plan, render_promotion, trust_args, trust_for
-from pipeline_kit.cli.signing import identity_token, policy_options, signer_options, trust_options
+from pipeline_kit.cli._trust import (
+    identity_token,
+    policy_options,
+    project_for,
+    signer_options,
+    trust_args,
+    trust_for,
+    trust_options,
+)
+from pipeline_kit.cli.promotion import publish_plan, render_plan, render_promotion
 
 if TYPE_CHECKING:
+    from pipeline_kit.build import BuildRequest
     from pipeline_kit.ci import CIContext
+    from pipeline_kit.config import Config
     from pipeline_kit.models import Release
-    from pipeline_kit.pipeline import DryRun
-    from pipeline_kit.sbom import SourceResult
+    from pipeline_kit.pipeline import DryRun, FullRun
+    from pipeline_kit.promotion.model import Project
+    from pipeline_kit.sbom import SourceResult, SourceSpec
+    from pipeline_kit.trust import Trust
 
 
 @click.command()
@@ -72,11 +84,44 @@ def run(
     nothing is signed, recorded or deployed: the summary says which identity CI would sign as,
     whether the policy accepts it, and how every environment's gates would judge the release.
     """
+    config = session.config(required=True)
+    assert config is not None
+    request, specs = _build_request(session, config)
+    click.echo(heading("build") + f"  {config.artifact.build or '(no build command)'}", err=True)
+    if dry_run:
+        from pipeline_kit.pipeline import dry_run as run_dry
+
+        dry = run_dry(
+            request, specs, config, session.ci(), session.evidence(), session.workdir, session.ledger(), session.actor()
+        )
+        _render_dry(dry, session)
+        return
+    from pipeline_kit.errors import UsageError
+    from pipeline_kit.pipeline import full_run
+
+    order = config.environment_order()
+    target = None if no_promote else environment or (order[0] if order else None)
+    if target is not None and target not in order:
+        raise UsageError(f"unknown environment {target!r}; the config has: {', '.join(order) or 'none'}")
+    trusted = trust_for(session, rekor_version=int(rekor_version) if rekor_version else None, **trust_args(trust))
+    result = full_run(
+        request,
+        specs,
+        session.ci(),
+        _project(session, config, trusted),
+        token=lambda: identity_token(session, trusted.load(), interactive),
+        environment=target,
+        reason=reason,
+        on_output=lambda line: click.echo(f"  | {line}", err=True),
+    )
+    _render_run(result, session)
+
+
+def _build_request(session: Session, config: Config) -> tuple[BuildRequest, list[SourceSpec]]:
+    """What the build runs and records, and the SBOM's sources (configured, else detected)."""
     from pipeline_kit.build import BuildRequest
     from pipeline_kit.sbom import detect, spec_for
 
-    config = session.config(required=True)
-    assert config is not None
     configured = config.sbom.entries()
     specs = (
         [spec_for(session.workdir, e.path, e.type) for e in configured]
@@ -93,39 +138,23 @@ def run(
         secrets=config.secret_variables,
         on_output=lambda line: click.echo(f"  | {line}", err=True),
     )
-    click.echo(heading("build") + f"  {config.artifact.build or '(no build command)'}", err=True)
-    if dry_run:
-        from pipeline_kit.pipeline import dry_run as run_dry
+    return request, specs
 
-        dry = run_dry(
-            request, specs, config, session.ci(), session.evidence(), session.workdir, session.ledger(), session.actor()
-        )
-        _render_dry(dry, session)
-        return
-    from pipeline_kit.errors import EXIT_DENIED, UsageError
-    from pipeline_kit.pipeline import full_run
 
-    order = config.environment_order()
-    target = None if no_promote else environment or (order[0] if order else None)
-    if target is not None and target not in order:
-        raise UsageError(f"unknown environment {target!r}; the config has: {', '.join(order) or 'none'}")
-    trusted = trust_for(session, rekor_version=int(rekor_version) if rekor_version else None, **trust_args(trust))
-    if order:
-        project = project_for(session, trusted)
-    else:  # nothing to promote to; signing still needs the evidence and whom to trust
-        from pipeline_kit.promotion.model import Project
+def _project(session: Session, config: Config, trusted: Trust) -> Project:
+    """The project the run signs (and promotes) in."""
+    if config.environment_order():
+        return project_for(session, trusted)
+    # nothing to promote to; signing still needs the evidence and whom to trust
+    from pipeline_kit.promotion.model import Project
 
-        project = Project(config, session.evidence(), session.workdir, session.ledger(), trusted, session.actor())
-    result = full_run(
-        request,
-        specs,
-        session.ci(),
-        project,
-        token=lambda: identity_token(session, trusted.load(), interactive),
-        environment=target,
-        reason=reason,
-        on_output=lambda line: click.echo(f"  | {line}", err=True),
-    )
+    return Project(config, session.evidence(), session.workdir, session.ledger(), trusted, session.actor())
+
+
+def _render_run(result: FullRun, session: Session) -> None:
+    """What a run described and signed, and its promotion (exit 1 when denied)."""
+    from pipeline_kit.errors import EXIT_DENIED
+
     _render_description(result.release, result.sources, result.ci, session)
     signed = result.signed
     click.echo(heading("signed") + f"  as {signed.identity} ({signed.issuer}); token from {signed.token_source}")

@@ -11,62 +11,23 @@ import click
 
 from pipeline_kit.cli._render import emit_json, markdown_table, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
-from pipeline_kit.cli.signing import (
-    NoIdentityPolicy,
+from pipeline_kit.cli._trust import (
     identity_token,
     policy_options,
-    resolve_policy,
+    project_for,
     signer_options,
+    trust_args,
+    trust_for,
     trust_options,
 )
+from pipeline_kit.cli.rollout import finish_rollout, show_measurement
 
 if TYPE_CHECKING:
-    from pipeline_kit.analysis import Analysis, Result
+    from pipeline_kit.analysis import Analysis
     from pipeline_kit.promotion.arriving import Promotion
     from pipeline_kit.promotion.deciding import Plan
-    from pipeline_kit.promotion.model import Project
-    from pipeline_kit.promotion.rollout_record import Outcome as RolloutOutcome
-    from pipeline_kit.trust import Trust
 
 MARK = {"passed": "pass", "denied": "DENY", "error": "ERROR"}
-
-
-def trust_for(
-    session: Session,
-    trust_config: Path | None,
-    offline: bool,
-    identity: str | None,
-    identity_regex: str | None,
-    issuer: str | None,
-    repository: str | None,
-    ref: str | None,
-    rekor_version: int | None = None,
-) -> Trust:
-    from pipeline_kit.trust import Trust, load_trust_config
-
-    try:
-        policy, source = resolve_policy(session, identity, identity_regex, issuer, repository, ref)
-    except NoIdentityPolicy:
-        policy, source = None, None  # the evidence gates will deny, saying why
-    loaded: list[Any] = []
-
-    def load() -> Any:
-        if not loaded:
-            loaded.append(load_trust_config(trust_config, rekor_version=rekor_version, offline=offline))
-        return loaded[0]
-
-    return Trust(policy, load, source.repository if source else None, source.ref if source else None)
-
-
-def project_for(session: Session, trust: Trust) -> Project:
-    import os
-
-    from pipeline_kit.forge import open_forge
-    from pipeline_kit.promotion.model import Project, require_environment
-
-    config = require_environment(session.config(required=True))
-    forge = open_forge(config.forge, os.environ)
-    return Project(config, session.evidence(), session.workdir, session.ledger(), trust, session.actor(), forge)
 
 
 def render_plan(item: Plan, projected: bool = False) -> None:
@@ -100,29 +61,6 @@ def render_promotion(result: Promotion) -> None:
         click.echo(f"analysis: {result.analysis.verdict}: {result.analysis.reason}")
         for step in result.aftermath:
             click.echo(f"  then: {step}")
-
-
-def show_measurement(tick: int, measured: Result) -> None:
-    click.echo(f"  analysis {tick}: {measured.check} {measured.detail} [{measured.verdict}]", err=True)
-
-
-def finish_rollout(session: Session, environment: str, outcome: RolloutOutcome) -> None:
-    """Outputs, the job summary (a row per analysed step) and the exit code of a rollout."""
-    from pipeline_kit.errors import EXIT_DENIED
-
-    rollout = outcome.rollout
-    rows = [(index + 1, analysis.verdict, analysis.reason) for index, analysis in outcome.analyses]
-    session.publish(
-        {"rollout": outcome.verdict, "step": str(rollout.step + 1), "weight": str(rollout.weight)},
-        f"### pipeline-kit: rollout of `{rollout.release}` in {environment}: {outcome.verdict}\n\n{outcome.reason}\n\n"
-        + markdown_table(["step", "analysis", "measurements"], rows),
-    )
-    click.echo(f"rollout: {outcome.verdict}: {outcome.reason}")
-    for step in outcome.aftermath:
-        click.echo(f"  then: {step}")
-    if outcome.verdict == "failed":
-        click.echo(f"error: the rollout in {environment} failed: {outcome.reason}", err=True)
-        raise click.exceptions.Exit(EXIT_DENIED)
 
 
 def publish_analysis(session: Session, environment: str, analysis: Analysis, aftermath: Sequence[str]) -> None:
@@ -201,22 +139,6 @@ def plan(session: Session, /, environment: str, junit: Path | None, as_json: boo
     emit_json(plan_dict(result)) if as_json else render_plan(result)
     if not result.passed:
         raise click.exceptions.Exit(EXIT_DENIED)
-
-
-# what the trust and policy options are called -> trust_for's parameter each one fills
-TRUST_OPTIONS = {
-    "trust_config": "trust_config",
-    "offline": "offline",
-    "cert_identity": "identity",
-    "cert_identity_regex": "identity_regex",
-    "cert_oidc_issuer": "issuer",
-    "repository": "repository",
-    "ref": "ref",
-}
-
-
-def trust_args(values: dict[str, Any]) -> dict[str, Any]:
-    return {parameter: values[option] for option, parameter in TRUST_OPTIONS.items()}
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -452,72 +374,3 @@ def ledger_annotate(
         token=lambda: identity_token(session, trusted.load(), interactive),
     )
     click.echo(f"{environment}: root cause of {entry.release} signed (ledger seq {entry.seq}); its hold is lifted")
-
-
-@click.group()
-def rollout() -> None:
-    """Follow, resume or abort a progressive rollout (an environment with a `strategy:`)."""
-
-
-@rollout.command("status")
-@click.option("--env", "environment", required=True, help="The environment.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@evidence_options
-@pass_session
-def rollout_status(session: Session, environment: str, as_json: bool) -> None:
-    """The newest rollout of ENV: its release, state, step and weight (from the ledger)."""
-    from pipeline_kit.promotion.rollout_record import current
-
-    state = current(list(session.ledger().entries()), environment)
-    if as_json:
-        emit_json(state.as_dict() if state else None)
-        return
-    if state is None:
-        click.echo(f"no rollout in {environment}")
-        return
-    click.echo(
-        f"{environment}: rollout of {state.release} {state.state}, step {state.step + 1}, "
-        f"{state.weight}% to {state.canary_slot} (stable {state.stable_slot}: {state.stable_release or 'none'}), "
-        f"started {state.started.time:%Y-%m-%d %H:%M:%SZ}"
-    )
-
-
-@rollout.command("resume")
-@click.option("--env", "environment", required=True, help="The environment.")
-@click.option("--step", "step_mode", is_flag=True, help="Run at most one step, then stop.")
-@evidence_options
-@trust_options
-@signer_options
-@policy_options
-@pass_session
-def rollout_resume(
-    session: Session, /, environment: str, step_mode: bool, interactive: bool, rekor_version: str | None, **trust: Any
-) -> None:
-    """Go on with the rollout in ENV: after a manual pause from the next step, else from the start
-    of the step it was in (its weight set and its analysis run again, never skipped)."""
-    from pipeline_kit.promotion.rollout import resume
-
-    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
-    outcome = resume(
-        project_for(session, trusted),
-        environment,
-        lambda: identity_token(session, trusted.load(), interactive),
-        step_mode=step_mode,
-        on_progress=lambda line: click.echo(line, err=True),
-        on_result=show_measurement,
-    )
-    finish_rollout(session, environment, outcome)
-
-
-@rollout.command("abort")
-@click.option("--env", "environment", required=True, help="The environment.")
-@click.option("--reason", required=True, help="Why (recorded).")
-@evidence_options
-@pass_session
-def rollout_abort(session: Session, environment: str, reason: str) -> None:
-    """Send all traffic back to the stable slot and end the rollout in ENV."""
-    from pipeline_kit.promotion.rollout import abort
-    from pipeline_kit.trust import Trust
-
-    outcome = abort(project_for(session, Trust(None, lambda: None)), environment, reason)
-    finish_rollout(session, environment, outcome)

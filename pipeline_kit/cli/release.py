@@ -11,8 +11,17 @@ import click
 
 from pipeline_kit.cli._render import emit_json, markdown_table, table
 from pipeline_kit.cli._session import Session, pass_session
-from pipeline_kit.cli.promotion import MARK, TRUST_OPTIONS, project_for, trust_args, trust_for
-from pipeline_kit.cli.signing import identity_token, policy_options, signer_options, trust_options
+from pipeline_kit.cli._trust import (
+    TRUST_OPTIONS,
+    identity_token,
+    policy_options,
+    project_for,
+    signer_options,
+    trust_args,
+    trust_for,
+    trust_options,
+)
+from pipeline_kit.cli.promotion import MARK
 
 if TYPE_CHECKING:
     from pipeline_kit.saga import Applier, Outcome

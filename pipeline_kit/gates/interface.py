@@ -112,14 +112,16 @@ class PromotionContext:
 
 def from_verification(context: PromotionContext, targets: list[str], what: str) -> Outcome | None:
     """The error or denial the evidence verification gives for `targets`; None if all passed."""
+    from pipeline_kit.verify import first_failure
+
     if context.verification is None:
         return error(f"evidence not verified: {context.verification_problem}")
     checks = context.checks_for(*targets)
     if not checks:
         return error(f"{what} was not verified")
-    failed = [c for c in checks if not c.ok]
-    if failed:
-        return denied(f"{failed[0].target}: {failed[0].detail}", failed=[c.target for c in failed])
+    failure = first_failure(checks)
+    if failure:
+        return denied(failure, failed=[c.target for c in checks if not c.ok])
     return None
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline_kit.errors import EnvironmentFailure
-from pipeline_kit.ledger.chain import GENESIS, verify_chain
+from pipeline_kit.ledger.chain import verify_chain
 from pipeline_kit.ledger.file import FileLedger
 from pipeline_kit.ledger.git import GitLedger
 from pipeline_kit.ledger.interface import Guard, Ledger
+from pipeline_kit.ledger.layout import GENESIS
 
 if TYPE_CHECKING:  # not at run time: checking a bare ledger's chain needs no models
     from pipeline_kit.config import LedgerConfig

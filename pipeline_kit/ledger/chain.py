@@ -1,46 +1,28 @@
-"""The ledger's chain: how a line is laid out and how the chain over stored lines is checked.
+"""The ledger's chain: how the chain over stored lines is checked.
 
 Each entry carries the hash of the one before it and its own hash over its content, so editing,
 dropping, inserting or reordering any entry breaks the chain at a place `verify_chain` names.
 
-A line starts at fixed offsets with its hash, the previous hash and its sequence number:
-`{"hash":"<H>","prev":"<P>","seq":<N>,<the other fields, canonical JSON>}`, and H is the sha256
-of the stored bytes after `"hash":"<H>",` (with the opening brace). So the chain is checked by
+A line starts at fixed offsets with its hash, the previous hash and its sequence number (the
+layout is layout.py's), and its hash covers the stored bytes after them. So the chain is checked by
 hashing bytes, without parsing JSON (or loading the entry models): 100,000 entries in a fraction
-of a second. Lines written before 0.2 (sorted keys, H over the canonical JSON of every other
+of a second. Lines written before 0.2 (sorted keys, the hash over the canonical JSON of every other
 field) still verify, the slow way, and a chain may continue from them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from pipeline_kit.errors import VerificationError
+from pipeline_kit.ledger.layout import GENESIS
 
-GENESIS = "0" * 64
-
-# A line starts with its hash, the previous hash and its sequence number at fixed places; the hash
-# covers '{' and everything after '{"hash":"<H>",'.
-HASH_FIELD = b'{"hash":"'
-# Any 64 bytes match a hash here (3x faster than a hex class): a hash must equal the sha256 hex
-# computed, a prev the hash before it.
+# The framing at the start of a line (see layout.py). Any 64 bytes match a hash here (3x faster
+# than a hex class): a hash must equal the sha256 hex computed, a prev the hash before it.
 _FRAMING = re.compile(rb'\{"hash":"(.{64})","prev":"(.{64})","seq":([1-9][0-9]{0,17}),', re.DOTALL)
 _HASHED_FROM = 75
-
-
-def framed(digest: str, hashed: bytes) -> bytes:
-    """The stored line: the hash first, then the hashed body (its opening brace shared)."""
-    return HASH_FIELD + digest.encode() + b'",' + hashed[1:] + b"\n"
-
-
-def body(fields: dict[str, Any], seq: int, prev: str) -> bytes:
-    """What the hash covers: previous hash and sequence number first, then the draft's fields."""
-    rest = json.dumps(fields, sort_keys=True, separators=(",", ":"))
-    return f'{{"prev":"{prev}","seq":{seq},{rest[1:]}'.encode()
 
 
 def verify_chain(lines: Sequence[bytes], source: str) -> tuple[int, str]:

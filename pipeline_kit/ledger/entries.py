@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from pipeline_kit.errors import VerificationError
-from pipeline_kit.ledger.chain import GENESIS, HASH_FIELD, body, framed
+from pipeline_kit.ledger.layout import GENESIS, HASH_FIELD, body, framed
 from pipeline_kit.models import Model
 
 Kind = Literal[

@@ -184,97 +184,121 @@ def _alter(command: dict[str, Any]) -> Verdict:
     return ("review", "n/a", "alter-table", f"ALTER TABLE {subtype.removeprefix('AT_')}: not classified", "")
 
 
-def _statement(kind: str, node: dict[str, Any], in_transaction: bool) -> list[Verdict]:
-    if kind == "AlterTableStmt":
-        return [_alter(c["AlterTableCmd"]) for c in node.get("cmds") or [] if "AlterTableCmd" in c]
-    if kind == "CreateStmt":
-        table = node.get("relation", {}).get("relname", "?")
-        if _has_key(node, "pktable"):
-            return [
-                (
-                    "expand",
-                    "blocks",
-                    "create-table-references",
-                    f"new table {table} with a foreign key: locks the referenced table",
-                    "create it without the key, then ADD CONSTRAINT ... NOT VALID and VALIDATE",
-                )
-            ]
-        return [("expand", "safe", "create-table", f"new table {table}", "")]
-    if kind == "IndexStmt":
-        name = node.get("idxname", "")
-        if node.get("concurrent") and in_transaction:
-            return [
-                (
-                    "review",
-                    "n/a",
-                    "concurrent-index-in-transaction",
-                    f"CREATE INDEX CONCURRENTLY {name} inside a transaction block fails",
-                    "run it outside BEGIN/COMMIT",
-                )
-            ]
-        if node.get("unique"):
-            return [
-                (
-                    "contract",
-                    "safe" if node.get("concurrent") else "blocks",
-                    "unique-index",
-                    f"unique index {name}: restricts the old release's writes",
-                    "CREATE UNIQUE INDEX CONCURRENTLY, as a contract step",
-                )
-            ]
-        if node.get("concurrent"):
-            return [("expand", "safe", "create-index-concurrently", f"index {name}, built concurrently", "")]
+def _create_table(node: dict[str, Any]) -> list[Verdict]:
+    """CREATE TABLE: something new, but a foreign key in it locks the table it references."""
+    table = node.get("relation", {}).get("relname", "?")
+    if _has_key(node, "pktable"):
         return [
             (
                 "expand",
                 "blocks",
-                "index-not-concurrent",
-                f"index {name} built under SHARE: writes wait",
-                "CREATE INDEX CONCURRENTLY (outside a transaction)",
+                "create-table-references",
+                f"new table {table} with a foreign key: locks the referenced table",
+                "create it without the key, then ADD CONSTRAINT ... NOT VALID and VALIDATE",
             )
         ]
-    if kind == "RenameStmt":
-        what = node.get("renameType", "").removeprefix("OBJECT_").lower()
+    return [("expand", "safe", "create-table", f"new table {table}", "")]
+
+
+def _index(node: dict[str, Any], in_transaction: bool) -> list[Verdict]:
+    """CREATE INDEX: built concurrently or under SHARE; a unique one restricts old writers."""
+    name = node.get("idxname", "")
+    if node.get("concurrent") and in_transaction:
+        return [
+            (
+                "review",
+                "n/a",
+                "concurrent-index-in-transaction",
+                f"CREATE INDEX CONCURRENTLY {name} inside a transaction block fails",
+                "run it outside BEGIN/COMMIT",
+            )
+        ]
+    if node.get("unique"):
+        return [
+            (
+                "contract",
+                "safe" if node.get("concurrent") else "blocks",
+                "unique-index",
+                f"unique index {name}: restricts the old release's writes",
+                "CREATE UNIQUE INDEX CONCURRENTLY, as a contract step",
+            )
+        ]
+    if node.get("concurrent"):
+        return [("expand", "safe", "create-index-concurrently", f"index {name}, built concurrently", "")]
+    return [
+        (
+            "expand",
+            "blocks",
+            "index-not-concurrent",
+            f"index {name} built under SHARE: writes wait",
+            "CREATE INDEX CONCURRENTLY (outside a transaction)",
+        )
+    ]
+
+
+def _rename(node: dict[str, Any]) -> list[Verdict]:
+    """ALTER ... RENAME: the old release's queries use the old name."""
+    what = node.get("renameType", "").removeprefix("OBJECT_").lower()
+    return [
+        (
+            "contract",
+            "safe",
+            f"rename-{what}",
+            f"renames a {what} to {node.get('newname')}: the old release's queries fail",
+            "add the new name beside the old (a view or a new column), move, then drop the old as a contract step",
+        )
+    ]
+
+
+def _drop(node: dict[str, Any]) -> list[Verdict]:
+    """DROP: an index (concurrently or not), or something the old release may still use."""
+    what = node.get("removeType", "").removeprefix("OBJECT_").lower()
+    if what == "index":
+        lock: Lock = "safe" if node.get("concurrent") else "blocks"
+        return [("neutral", lock, "drop-index", "drops an index", "" if lock == "safe" else "DROP INDEX CONCURRENTLY")]
+    if what in ("table", "view", "materialized_view", "sequence", "type", "function", "schema", "column"):
         return [
             (
                 "contract",
                 "safe",
-                f"rename-{what}",
-                f"renames a {what} to {node.get('newname')}: the old release's queries fail",
-                "add the new name beside the old (a view or a new column), move, then drop the old as a contract step",
+                f"drop-{what}",
+                f"drops a {what}: the old release's queries fail",
+                "stop using it in a release everywhere first, then drop it as a contract step",
             )
         ]
+    return [("review", "n/a", f"drop-{what}", f"DROP {what.upper()}: not classified", "")]
+
+
+def _rows_changed(kind: str, node: dict[str, Any]) -> list[Verdict]:
+    """An UPDATE or DELETE: a backfill, batched or not."""
+    verb = "UPDATE" if kind == "UpdateStmt" else "DELETE"
+    if node.get("whereClause") is None:
+        return [
+            (
+                "migrate",
+                "blocks",
+                "unbatched-backfill",
+                f"{verb} of every row in one statement: locks them all",
+                "batch it (WHERE id BETWEEN ... per transaction)",
+            )
+        ]
+    return [("migrate", "safe", "backfill", f"{verb} of the rows it selects", "")]
+
+
+def _statement(kind: str, node: dict[str, Any], in_transaction: bool) -> list[Verdict]:
+    """The verdicts on one statement, by its family."""
+    if kind == "AlterTableStmt":
+        return [_alter(c["AlterTableCmd"]) for c in node.get("cmds") or [] if "AlterTableCmd" in c]
+    if kind == "CreateStmt":
+        return _create_table(node)
+    if kind == "IndexStmt":
+        return _index(node, in_transaction)
+    if kind == "RenameStmt":
+        return _rename(node)
     if kind == "DropStmt":
-        what = node.get("removeType", "").removeprefix("OBJECT_").lower()
-        if what == "index":
-            lock: Lock = "safe" if node.get("concurrent") else "blocks"
-            return [
-                ("neutral", lock, "drop-index", "drops an index", "" if lock == "safe" else "DROP INDEX CONCURRENTLY")
-            ]
-        if what in ("table", "view", "materialized_view", "sequence", "type", "function", "schema", "column"):
-            return [
-                (
-                    "contract",
-                    "safe",
-                    f"drop-{what}",
-                    f"drops a {what}: the old release's queries fail",
-                    "stop using it in a release everywhere first, then drop it as a contract step",
-                )
-            ]
-        return [("review", "n/a", f"drop-{what}", f"DROP {what.upper()}: not classified", "")]
+        return _drop(node)
     if kind in ("UpdateStmt", "DeleteStmt"):
-        verb = "UPDATE" if kind == "UpdateStmt" else "DELETE"
-        if node.get("whereClause") is None:
-            return [
-                (
-                    "migrate",
-                    "blocks",
-                    "unbatched-backfill",
-                    f"{verb} of every row in one statement: locks them all",
-                    "batch it (WHERE id BETWEEN ... per transaction)",
-                )
-            ]
-        return [("migrate", "safe", "backfill", f"{verb} of the rows it selects", "")]
+        return _rows_changed(kind, node)
     if kind == "InsertStmt":
         return [("migrate", "safe", "insert", "inserts rows", "")]
     # SET CONSTRAINTS only changes when this transaction checks deferrable constraints (Django

@@ -148,8 +148,7 @@ def _integrity(context: PromotionContext) -> str | None:
     """Why the evidence itself fails (signatures, provenance, SBOM attestation, source), if it does."""
     if context.verification is None:
         return context.verification_problem or "the evidence was not verified"
-    failures = context.verification.failures
-    return f"{failures[0].target}: {failures[0].detail}" if failures else None
+    return context.verification.first_failure()
 
 
 def _declares_contract_steps(evidence: EvidenceDir) -> bool:

@@ -244,9 +244,9 @@ def verified_evidence(project: Project, entries: Sequence[Entry], release: str) 
         checked = projected_release(evidence, None, trust.policy, expected)
     else:
         checked = verify_release(evidence, None, trust.policy, trust.load(), expected)
-    if not checked.ok:
-        first = checked.failures[0]
-        return None, f"{release}'s evidence does not verify: {first.target}: {first.detail}"
+    failure = checked.first_failure()
+    if failure:
+        return None, f"{release}'s evidence does not verify: {failure}"
     return evidence, "signed"
 
 
