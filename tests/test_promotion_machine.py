@@ -144,17 +144,21 @@ def test_an_abort_stops_the_job_running_the_rollout(
     assert states[-1] == "aborted"
 
 
-def test_an_abort_is_refused_once_the_rollout_is_finishing(
+def test_an_abort_during_the_last_steps_pause_switches_back_and_signs_nothing(
     cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
 ) -> None:
-    # A job killed after its last step recorded the release deployed: only resume may end it.
+    # blue-green by hand: switch, watch, switch back; a forged "deployed" line changes nothing
     _, release = second
-    with_rollout(signed, [{"weight": 10, "pause": "manual"}, {"weight": 100}])
+    with_rollout(signed, [{"weight": 10, "pause": "manual"}, {"weight": 100, "pause": "manual"}])
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
     forge_line(signed, kind="deployed", environment="dev", release=release, details={"rollout": True})
-    refused = cli(["rollout", "abort", "--env", "dev", "--reason", "late"], cwd=signed)
-    assert refused.code == 2 and "is finishing" in refused.err, refused.out + refused.err
-    assert weights(signed) == ["10 blue green"]
+    resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    assert resumed.code == 0 and "rollout: paused" in resumed.out, resumed.out + resumed.err
+    aborted = cli(["rollout", "abort", "--env", "dev", "--reason", "wrong build"], cwd=signed)
+    assert aborted.code == 0, aborted.out + aborted.err
+    assert weights(signed) == ["10 blue green", "100 blue green", "0 blue green"]
+    assert not (signed / VSA).exists()
+    assert cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed).code == 2  # nothing to resume
 
 
 def test_of_four_rollouts_started_at_once_one_runs(

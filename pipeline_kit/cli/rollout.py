@@ -108,7 +108,8 @@ def rollout_resume(
 @evidence_options
 @pass_session
 def rollout_abort(session: Session, environment: str, reason: str) -> None:
-    """Send all traffic back to the stable slot and end the rollout in ENV."""
+    """Send all traffic back to the stable slot and end the rollout in ENV; the job running it stops
+    at its next step (or during a pause) and signs nothing more."""
     from pipeline_kit.promotion.rollout import abort
     from pipeline_kit.trust import Trust
 

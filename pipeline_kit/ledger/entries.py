@@ -81,8 +81,8 @@ def arrived(entry: Entry) -> bool:
     """Whether `entry` is a release arriving in its environment: a finished deploy, or a promotion
     with nothing to deploy. A promotion whose deploy is pending has not arrived (a crash between
     the decision and the deploy must not count)."""
-    if entry.kind == "deployed":
-        return True
+    if entry.kind == "deployed" or (entry.kind == "rollout" and entry.details.get("state") == "finished"):
+        return True  # a rollout arrives with its finish: its PASSED VSA attached to that entry
     return entry.kind in ("promoted", "waived") and entry.details.get("deploy", "none") == "none"
 
 
@@ -95,7 +95,7 @@ def in_flight(entries: Sequence[Entry], environment: str) -> list[Entry]:
         if entry.kind in ("promoted", "waived") and entry.details.get("deploy") == "pending":
             pending[entry.release] = entry
         elif entry.kind in ("deployed", "deploy-failed") or (
-            entry.kind == "rollout" and entry.details.get("state") in ("failed", "aborted")
+            entry.kind == "rollout" and entry.details.get("state") in ("finished", "failed", "aborted")
         ):
             pending.pop(entry.release, None)
     return list(pending.values())

@@ -33,12 +33,11 @@ from pipeline_kit.ledger import Draft, Entry, Kind
 from pipeline_kit.models import Release
 from pipeline_kit.promotion.deciding import Decided, decide, plan
 from pipeline_kit.promotion.deploying import run_deploy
-from pipeline_kit.promotion.model import Project, TokenProvider, decision_file, history, now_utc, resource_uri
+from pipeline_kit.promotion.model import Project, TokenProvider, decision_file, history, now_utc
 from pipeline_kit.promotion.records import record_on_forge, sign_hold, sign_vsa
 from pipeline_kit.promotion.remediation import trip_kill_switches
 from pipeline_kit.promotion.rollout_record import (
     SLOTS,
-    STEP_PREDICATE,
     Outcome,
     Rollout,
     State,
@@ -46,16 +45,15 @@ from pipeline_kit.promotion.rollout_record import (
     current,
     live_slot,
     rollout_file,
-    step_bundle,
     still_running,
     unclaimed,
 )
+from pipeline_kit.promotion.rollout_steps import DEPLOYED, sign_step, signed_steps
 from pipeline_kit.promotion.shown import current_release, running_release, signed_timeline
 from pipeline_kit.traffic import Split, TrafficProvider, open_traffic
-from pipeline_kit.vsa import Candidate, verified, vsa_bundle
+from pipeline_kit.vsa import vsa_bundle
 
 Progress = Callable[[str], None]
-DEPLOYED = -1  # the signed "step" saying the release was deployed to the canary slot
 ABORT_POLL = 2.0  # seconds between looks for an abort during a timed pause
 
 
@@ -227,54 +225,19 @@ class Runner:
         return self.finish(rollout, analyses)
 
     def sign_step(self, rollout: Rollout, index: int) -> None:
-        """A signed statement that step `index` of this rollout (named by the ledger seq that
-        started it) passed here: its weight was set and its analysis passed. `resume` goes on only
-        from signed steps, and the rollout's PASSED VSA needs every one: ledger lines decide nothing."""
-        from pipeline_kit.signing import Signable, sign_all, statement_json
-
-        project, environment = self.project, self.environment
-        name = step_bundle(environment, index)
-        predicate = {
-            "resourceUri": resource_uri(project.config, environment),
-            "rollout": rollout.started.seq,
-            "step": index,
-            "weight": self.steps[index].weight if index != DEPLOYED else 0,
-            "steps": len(self.steps),
-        }
-        raw, source = self.token()
-        statement = statement_json(self.release.subjects, STEP_PREDICATE, predicate)
-        bundle = sign_all(project.trust.load(), raw, source, [Signable(name, statement=statement)]).files[name]
-        project.evidence.record_many(self.release, {name: bundle})
+        """Step `index` passed here (see `rollout_steps`): signed, then attached to the ledger."""
+        weight = self.steps[index].weight if index != DEPLOYED else 0
+        bundle = sign_step(self.project, self.release, rollout, index, weight, len(self.steps), self.token)
         self.note(
             "rollout-step", {"step": index, "rollout": rollout.started.seq, "signed": sha256_bytes(bundle)}, [bundle]
         )
 
-    def signed(self, rollout: Rollout) -> set[int]:
-        """The steps of this rollout with a signed pass (see `sign_step`; DEPLOYED: its deploy)."""
-        project = self.project
-        assert project.trust.policy is not None
-        uri = resource_uri(project.config, self.environment)
-        candidates = [
-            Candidate(f"ledger seq {e.seq}", data)
-            for e in history(project.ledger)
-            if e.kind == "rollout-step"
-            and e.environment == self.environment
-            and e.release == self.release.id
-            and isinstance(e.details.get("signed"), str)
-            and (data := project.ledger.attachment(e.details["signed"])) is not None
-        ]
-        subjects = {(s.name, s.sha256) for s in self.release.subjects}
-        passed: set[int] = set()
-        for signed in verified(candidates, project.trust.policy, project.trust.load(), STEP_PREDICATE):
-            predicate = signed.predicate
-            ours = signed.subjects == subjects and predicate.get("resourceUri") == uri
-            if ours and predicate.get("rollout") == rollout.started.seq and predicate.get("steps") == len(self.steps):
-                step = predicate.get("step")
-                if isinstance(step, int):
-                    passed.add(step)
-        return passed
+    def signed(self, rollout: Rollout, entries: Sequence[Entry] | None = None) -> set[int]:
+        """The steps of this rollout with a signed pass (DEPLOYED: its deploy)."""
+        entries = history(self.project.ledger) if entries is None else entries
+        return signed_steps(self.project, self.release, rollout, len(self.steps), entries)
 
-    def signed_steps(self, rollout: Rollout) -> int:
+    def passed_steps(self, rollout: Rollout) -> int:
         """How many steps of this rollout, from the first, have a signed pass."""
         passed, count = self.signed(rollout), 0
         while count in passed:
@@ -345,14 +308,11 @@ class Runner:
         project, environment, decided = self.project, self.environment, self.decided
         assert decided is not None, "a rollout finishes only on a decision taken in this process"
         decision = decided.decision
-        done = self.signed_steps(rollout)
+        done = self.passed_steps(rollout)
         if done < len(self.steps):  # never a PASSED VSA for a step nobody signed as passed
             raise VerificationError(
                 f"step {done + 1} of the rollout in {environment} has no signed pass: resume goes on from it"
             )
-        # the release arrives now: its slot takes all the traffic (from here on, no abort)
-        if not rollout.finishing:
-            self.note("deployed", {"slot": rollout.canary_slot, "rollout": True}, subjects=decision.subjects)
         record, _ = project.evidence.read_checked(rollout_file(environment))  # bounded: a planted file is no record
         analysis = None
         if self.settings.analysis is not None and record is not None:
@@ -360,9 +320,11 @@ class Runner:
         bundle = sign_vsa(project, decided, self.token, after_analysis=analysis, late=True)
         # the decision the VSA was signed on (taken in this process), beside it
         written = {decision_file(environment): decision.to_json(), vsa_bundle(environment): bundle}
-        project.evidence.record_many(self.release, written)
+        # The release arrives with this one entry, its VSA attached; refused if an abort came first
+        # (then the VSA is kept nowhere), so an abort wins at any moment before it.
         finished = {"state": "finished", "step": len(self.steps) - 1, "weight": 100, "canary_slot": rollout.canary_slot}
-        self.note("rollout", {**finished, "vsa": sha256_bytes(bundle)}, [bundle])
+        self.note("rollout", {**finished, "vsa": sha256_bytes(bundle)}, [bundle], subjects=decision.subjects)
+        project.evidence.record_many(self.release, written)
         record_on_forge(project, environment, self.release, decision, written, deployed=True)
         self.say(f"rollout finished: {rollout.canary_slot} is live with {self.release.id}")
         return Outcome(self.reload(), "finished", f"{len(self.steps)} step(s), {rollout.canary_slot} is live", analyses)
@@ -461,7 +423,7 @@ def resume(
     runner.follow(rollout)
     if DEPLOYED not in runner.signed(rollout):
         runner.deploy(rollout, on_output)
-    first = runner.signed_steps(rollout)
+    first = runner.passed_steps(rollout)
     if first >= len(runner.steps):
         return runner.finish(rollout, [])
     return runner.run_from(rollout, first, step_mode)
@@ -475,7 +437,9 @@ def abort(project: Project, environment: str, reason: str, on_progress: Progress
     # traffic back at once: no gate is judged and nothing signed, so nothing can slow an abort down
     release = _rollout_release(project, environment, rollout)
     runner = Runner(project, environment, release, None, lambda: ("", ""), on_progress, None)
-    abortable(rollout)(history(project.ledger))  # before traffic moves; again, atomically, when recorded
+    runner.follow(rollout)
+    guard = abortable(rollout)
+    guard(history(project.ledger))  # before traffic moves; again, atomically, when recorded
     if rollout.first:
         what = f"traffic stays with {release.id}: nothing else ran in {environment}"
     else:
@@ -489,7 +453,7 @@ def abort(project: Project, environment: str, reason: str, on_progress: Progress
         reason=reason,
         details={"state": "aborted", "step": rollout.step, "weight": 0, "reason": reason},
     )
-    project.ledger.append(draft, guard=abortable(rollout))
+    project.ledger.append(draft, guard=guard)
     return Outcome(runner.reload(), "aborted", f"{what}; {reason}")
 
 

@@ -23,14 +23,6 @@ def rollout_file(environment: str) -> str:
     return f"{PROMOTIONS_DIR}/{environment}.rollout.json"
 
 
-STEP_PREDICATE = "https://pipeline-kit.dev/rollout-step/v1"  # a signed pass of one rollout step
-
-
-def step_bundle(environment: str, index: int) -> str:
-    """Where the signed pass of a rollout's step `index` lives in the evidence dir."""
-    return f"{PROMOTIONS_DIR}/{environment}.step-{index}.sigstore.json"
-
-
 @dataclass(frozen=True)
 class Rollout:
     """The newest rollout of an environment, as the ledger records it (where it stands; what it
@@ -46,7 +38,6 @@ class Rollout:
     weight: int
     started: Entry
     first: bool = False  # nothing ran in the environment: all traffic to the canary at once
-    finishing: bool = False  # its release was recorded deployed (every step passed): only resume ends it
 
     @property
     def active(self) -> bool:
@@ -63,7 +54,6 @@ class Rollout:
             "canary_slot": self.canary_slot,
             "stable_release": self.stable_release,
             "first": self.first,
-            "finishing": self.finishing,
             "started": self.started.time.isoformat(),
         }
 
@@ -105,7 +95,7 @@ def current(entries: Sequence[Entry], environment: str) -> Rollout | None:
         return None
     first = entries[started]
     state: State = "started"
-    step, weight, finishing = -1, 0, False
+    step, weight = -1, 0
     for entry in entries[started + 1 :]:
         if entry.environment != environment or entry.release != first.release:
             continue
@@ -113,8 +103,6 @@ def current(entries: Sequence[Entry], environment: str) -> Rollout | None:
             state = entry.details["state"]
             step = _number(entry.details.get("step"), step)
             weight = _number(entry.details.get("weight"), weight)
-        elif entry.kind == "deployed" and entry.details.get("rollout") is True:
-            finishing = True
     stable = first.details.get("stable_release")
     return Rollout(
         environment=environment,
@@ -127,7 +115,6 @@ def current(entries: Sequence[Entry], environment: str) -> Rollout | None:
         weight=weight,
         started=first,
         first=first.details.get("first") is True,
-        finishing=finishing and state in ACTIVE,
     )
 
 
@@ -171,18 +158,13 @@ def still_running(rollout: Rollout) -> Guard:
 
 
 def abortable(rollout: Rollout) -> Guard:
-    """The guard on an abort: the rollout is still in progress and has not begun to finish."""
+    """The guard on an abort: the rollout is still in progress (not finished, failed or aborted
+    by another job meanwhile). Its job's finish is one guarded entry, so one of the two wins."""
 
     def guard(entries: Sequence[Entry]) -> None:
         now = current(entries, rollout.environment)
         if now is None or now.started.seq != rollout.started.seq or not now.active:
             raise UsageError(f"no rollout in progress in {rollout.environment}")
-        if now.finishing:
-            raise UsageError(
-                f"the rollout of {now.release} in {now.environment} passed every step and is finishing: "
-                "it cannot be aborted",
-                hint=f"pipeline-kit rollout resume --env {now.environment}, then pipeline-kit rollback",
-            )
 
     return guard
 
