@@ -1,31 +1,29 @@
 """Multi-service releases: a release plan applied as a saga.
 
-`release-plan.yml` names the services (each a project directory with its own `pipeline-kit.yml`,
-evidence and ledger) and the order they depend on. `apply` promotes them in that order, each a
-normal promotion with its own gates, decision, VSA, deploy and analysis. When a step fails, every
-step that completed is compensated in reverse order: its `compensate:` command, or else that
-service's signed rollback. The saga's progress is kept in the plan's own ledger (kind `saga`), so
+A plan (`release_plan`) names the services and the order they depend on. `apply` judges every
+step first (a step denied now starts nothing), then promotes them in that order, each a normal
+promotion with its own gates, decision, VSA, deploy and analysis. When a step fails, every step
+that completed is compensated in reverse order: its `compensate:` command, or else that service's
+signed compensation (a rollback that holds nothing: the service did nothing wrong). The saga's
+progress is kept in the plan's own ledger (kind `saga`, its start guarded: one run at a time), so
 a killed `apply` resumes without re-running a completed step or a done compensation.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
-
 from pipeline_kit._internal.proc import run_streaming
-from pipeline_kit.config import ConfigModel, LedgerConfig, parse_yaml
-from pipeline_kit.errors import ConfigError, EnvironmentFailure, PipelineKitError, UsageError, VerificationError
-from pipeline_kit.ledger import Draft, Entry, Guard, Ledger, open_ledger
+from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, UsageError, VerificationError
+from pipeline_kit.ledger import Draft, Entry, Guard
 from pipeline_kit.promotion.arriving import promote
 from pipeline_kit.promotion.deciding import plan
 from pipeline_kit.promotion.model import KIT_URI, Project, TokenProvider, history, now_utc
 from pipeline_kit.promotion.rolling_back import rollback
+from pipeline_kit.release_plan import LoadedPlan, PlanStep
 
 # The saga's signed summary: which releases of which services went out together, and how it ended.
 SUMMARY_PREDICATE = f"{KIT_URI}/release-plan/v1"
@@ -38,84 +36,6 @@ def summary_bundle(environment: str) -> str:
 
 State = Literal["started", "step-done", "step-failed", "compensated", "compensation-failed", "finished", "failed"]
 ServiceName = str
-
-
-class PlanStep(ConfigModel):
-    service: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
-    path: str  # the service's project directory, relative to the plan
-    needs: list[str] = Field(default_factory=list)
-    compensate: str | list[str] | None = None  # default: the service's signed rollback
-
-    @field_validator("path")
-    @classmethod
-    def _inside(cls, value: str) -> str:
-        if Path(value).is_absolute() or ".." in Path(value).parts:
-            raise ValueError("a directory beside the plan (no absolute path, no ..)")
-        return value
-
-
-class ReleasePlan(ConfigModel):
-    version: Literal[1]
-    steps: list[PlanStep] = Field(min_length=1, max_length=1000)
-    ledger: LedgerConfig = LedgerConfig()  # where the saga is recorded (default beside the plan)
-    parallel: int = Field(default=4, ge=1, le=32, strict=True)  # independent steps at once
-
-    @model_validator(mode="after")
-    def _dag(self) -> ReleasePlan:
-        names = [step.service for step in self.steps]
-        if len(set(names)) != len(names):
-            raise ValueError("each service appears once")
-        for step in self.steps:
-            unknown = [need for need in step.needs if need not in names]
-            if unknown:
-                raise ValueError(f"{step.service}.needs names no step: {', '.join(unknown)}")
-        self.order()  # refuses a cycle
-        return self
-
-    def order(self) -> list[PlanStep]:
-        """The steps, each after everything it needs (file order among the free ones)."""
-        done: list[PlanStep] = []
-        placed: set[str] = set()
-        remaining = list(self.steps)
-        while remaining:
-            ready = [step for step in remaining if set(step.needs) <= placed]
-            if not ready:
-                raise ValueError(f"steps form a cycle: {', '.join(step.service for step in remaining)}")
-            done.append(ready[0])
-            placed.add(ready[0].service)
-            remaining.remove(ready[0])
-        return done
-
-
-@dataclass(frozen=True)
-class LoadedPlan:
-    plan: ReleasePlan
-    path: Path
-    digest: str  # sha256 of the file: the plan a saga ran is named by it
-
-    @property
-    def root(self) -> Path:
-        return self.path.parent
-
-    def ledger(self) -> Ledger:
-        return open_ledger(self.plan.ledger, self.root)
-
-    def directory(self, step: PlanStep) -> Path:
-        return self.root / step.path
-
-
-def load_plan(path: Path) -> LoadedPlan:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, None, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, None, f"cannot read: {exc}") from exc
-    plan = parse_yaml(text, path, ReleasePlan)
-    for step in plan.steps:
-        if not (path.parent / step.path / "pipeline-kit.yml").is_file():
-            raise ConfigError(path, f"steps.{step.service}.path", f"{step.path}/pipeline-kit.yml not found")
-    return LoadedPlan(plan, path, hashlib.sha256(text.encode()).hexdigest())
 
 
 @dataclass

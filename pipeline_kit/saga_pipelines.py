@@ -25,7 +25,7 @@ import yaml
 
 from pipeline_kit import __version__
 from pipeline_kit.errors import UsageError
-from pipeline_kit.saga import ReleasePlan
+from pipeline_kit.release_plan import ReleasePlan
 
 KIT_REPOSITORY = "pipeline-kit/pipeline-kit"  # where the actions and templates come from
 # actions/checkout, pinned as in the examples (a test keeps them equal)

@@ -49,7 +49,8 @@ def plan_options(function: Any) -> Any:
 def _applier(
     session: Session, plan_file: Path, environment: str, interactive: bool, rekor_version: str | None, trust: Any
 ) -> Applier:
-    from pipeline_kit.saga import Applier, load_plan
+    from pipeline_kit.release_plan import load_plan
+    from pipeline_kit.saga import Applier
 
     loaded = load_plan(session.resolve(plan_file))
     trust_values = trust_args(trust)
@@ -156,7 +157,8 @@ def release_apply(applier: Applier, session: Session, environment: str) -> None:
 def release_status(session: Session, plan_file: Path, environment: str, as_json: bool) -> None:
     """Where the plan stands in ENV (from the plan's ledger)."""
     from pipeline_kit.promotion.model import history
-    from pipeline_kit.saga import load_plan, saga_state
+    from pipeline_kit.release_plan import load_plan
+    from pipeline_kit.saga import saga_state
 
     loaded = load_plan(session.resolve(plan_file))
     saga = saga_state(history(loaded.ledger()), environment, loaded.digest)
@@ -255,7 +257,7 @@ def release_emit(
     compensation jobs that run on failure, a last job that closes the saga."""
     from pipeline_kit._internal.fs import atomic_write
     from pipeline_kit.errors import UsageError
-    from pipeline_kit.saga import load_plan
+    from pipeline_kit.release_plan import load_plan
     from pipeline_kit.saga_pipelines import github_workflow, gitlab_pipeline
 
     if platform is None:
