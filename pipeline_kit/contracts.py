@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pipeline_kit._internal.proc import child_environment
+from pipeline_kit._internal.proc import child_environment, run_bounded
 from pipeline_kit.config import ContractsConfig
 from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure, InputError, UsageError, VerificationError
@@ -148,13 +148,11 @@ def run_verifier(
         if state_change_url:
             command += ["--state-change-url", state_change_url]
         try:
-            done = subprocess.run(
+            done = run_bounded(
                 command,
-                capture_output=True,
-                text=True,
                 timeout=VERIFIER_TIMEOUT,
                 env=child_environment(os.environ, (), secrets),
-                check=False,
+                text=True,
             )
         except subprocess.TimeoutExpired:
             return Result(pact, False, f"the verifier took more than {VERIFIER_TIMEOUT} s")

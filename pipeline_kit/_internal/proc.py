@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import re
+import signal
 import subprocess
+import threading
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, overload
 
 TAIL_LINES = 20
 
@@ -27,6 +33,9 @@ def run_streaming(
 ) -> Completed:
     """Run `command` (a string goes through /bin/sh), forwarding each output line to `on_line`
     as it arrives and keeping the last lines for diagnostics. Raises OSError if it cannot start."""
+    # No deadline here (builds and deploys take what they take), so the kit never abandons the
+    # command: it returns once the command exited and closed its output. It stays in the kit's
+    # process group on purpose, where Ctrl-C and a CI runner's kill of the job still reach it.
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     with subprocess.Popen(
         command,
@@ -97,10 +106,124 @@ def child_environment(
     return {name: value for name, value in kept.items() if name not in CHILD_SECRETS and name not in secrets}
 
 
+# After a timeout, how long the output of the killed group is still read (a process that left the
+# group, with setsid, may hold it open for ever).
+DRAIN_SECONDS = 0.25
+# Process groups of bounded commands still running: killed if the kit exits while one runs (Ctrl-C,
+# or a gate thread the engine abandoned), since the terminal's signals no longer reach them.
+_RUNNING: set[int] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to `process`'s group (its own session: the pgid is its pid). The leader is not reaped
+    yet, or the group still has members, so the number names no other group."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:
+        process.kill()  # the group is gone, or holds a process we may not signal
+
+
+def _kill_running() -> None:
+    with _RUNNING_LOCK:
+        for pgid in _RUNNING:
+            with contextlib.suppress(OSError):
+                os.killpg(pgid, signal.SIGKILL)
+
+
+atexit.register(_kill_running)
+
+
+def _text(data: bytes) -> str:
+    """Output as text mode would give it (universal newlines), undecodable bytes replaced."""
+    return data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+
+
+@overload
+def run_bounded(
+    command: str | Sequence[str],
+    *,
+    timeout: float,
+    cwd: Path | None = ...,
+    env: Mapping[str, str] | None = ...,
+    input: bytes | None = ...,
+    text: Literal[False] = ...,
+) -> subprocess.CompletedProcess[bytes]: ...
+
+
+@overload
+def run_bounded(
+    command: str | Sequence[str],
+    *,
+    timeout: float,
+    cwd: Path | None = ...,
+    env: Mapping[str, str] | None = ...,
+    input: bytes | None = ...,
+    text: Literal[True],
+) -> subprocess.CompletedProcess[str]: ...
+
+
+def run_bounded(
+    command: str | Sequence[str],
+    *,
+    timeout: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+    text: bool = False,
+) -> subprocess.CompletedProcess[bytes] | subprocess.CompletedProcess[str]:
+    """Run `command` (a string goes through /bin/sh) with its output captured and `input` (or
+    nothing) on its stdin, for at most `timeout` seconds. Raises OSError if it cannot start, and
+    subprocess.TimeoutExpired only once the command and all it started in its session are dead.
+
+    The command runs in a session of its own, so its whole process group can be killed: killing
+    only /bin/sh left what it had started (a script's `sleep 3; apply-weight`) running, and weight
+    100 was set after the kit had reported the timeout. A command whose output is still open at
+    the deadline (held by a process it started) has not finished either: all of it is killed.
+    After a normal exit the group is left alone: the exit status is the command's answer, and what
+    it left running on purpose, its output redirected (a daemon, a port-forward), is its business;
+    nginx daemonizes into a session of its own anyway."""
+    process = subprocess.Popen(
+        command,
+        shell=isinstance(command, str),
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        stdin=subprocess.DEVNULL if input is None else subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    with _RUNNING_LOCK:
+        _RUNNING.add(process.pid)
+    try:
+        try:
+            stdout, stderr = process.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            try:
+                stdout, stderr = process.communicate(timeout=DRAIN_SECONDS)
+            except subprocess.TimeoutExpired as held:
+                stdout, stderr = held.output or b"", held.stderr or b""
+            raise subprocess.TimeoutExpired(process.args, timeout, stdout, stderr) from None
+        except BaseException:  # KeyboardInterrupt: Ctrl-C no longer reaches the command itself
+            _kill_group(process)
+            raise
+    finally:
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+        process.wait()  # killed, or exited: at once
+        with _RUNNING_LOCK:
+            _RUNNING.discard(process.pid)
+    if text:
+        return subprocess.CompletedProcess(process.args, process.returncode, _text(stdout), _text(stderr))
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def git(cwd: Path, *args: str) -> str | None:
     """Output of a git command, or None when git is missing or the command fails."""
     try:
-        result = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=10, check=False)
+        result = run_bounded(["git", "-C", str(cwd), *args], timeout=10, text=True)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if result.returncode != 0:

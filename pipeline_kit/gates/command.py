@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from pipeline_kit._internal.proc import child_environment
+from pipeline_kit._internal.proc import child_environment, run_bounded
 from pipeline_kit.config import EnvName
 from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, denied, error, passed
 
@@ -44,16 +44,12 @@ class CommandGate(Gate):
         command = self.options.run
         shown = command if isinstance(command, str) else " ".join(command)
         try:
-            result = subprocess.run(
+            result = run_bounded(
                 command,
-                shell=isinstance(command, str),
                 cwd=context.workdir,
                 env=release_environment(context, self.options.pass_env),
-                capture_output=True,
-                text=True,
-                errors="replace",
                 timeout=self.options.timeout,
-                check=False,
+                text=True,
             )
         except subprocess.TimeoutExpired:
             return error(f"{shown}: timed out after {self.options.timeout:g}s")

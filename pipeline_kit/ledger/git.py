@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline_kit._internal.proc import child_environment
+from pipeline_kit._internal.proc import child_environment, run_bounded
 from pipeline_kit.digest import HEX_SHA256, sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure
 from pipeline_kit.ledger.interface import Guard, Ledger
@@ -81,7 +81,7 @@ class GitLedger(Ledger):
             **self._credential,
         }
         try:
-            result = subprocess.run(
+            result = run_bounded(
                 [
                     "git",
                     "-C",
@@ -93,10 +93,8 @@ class GitLedger(Ledger):
                     *args,
                 ],
                 input=input,
-                capture_output=True,
                 env=env,
                 timeout=120,
-                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise EnvironmentFailure(f"git {args[0]} failed for the ledger at {self.describe()}: {exc}") from exc

@@ -18,7 +18,7 @@ from typing import Any
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 
-from pipeline_kit._internal.proc import child_environment
+from pipeline_kit._internal.proc import child_environment, run_bounded
 from pipeline_kit._internal.redact import strip_credentials
 from pipeline_kit.errors import EnvironmentFailure, InputError, UsageError
 from pipeline_kit.sbom._graph import by_name
@@ -141,13 +141,11 @@ class Environment(SbomSource):
         if not interpreter.exists():
             raise UsageError(f"{interpreter}: Python interpreter not found")
         try:
-            result = subprocess.run(
+            result = run_bounded(
                 [str(interpreter), "-I", "-S", "-c", _INSPECT],
                 env=child_environment(os.environ),  # the project's interpreter: not the kit's secrets
-                capture_output=True,
-                text=True,
                 timeout=TIMEOUT_SECONDS,
-                check=False,
+                text=True,
             )
         except subprocess.TimeoutExpired:
             raise EnvironmentFailure(

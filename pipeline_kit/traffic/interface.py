@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline_kit._internal.proc import run_bounded
 from pipeline_kit.errors import first_line
 
 
@@ -44,18 +45,10 @@ def run_command(
     command: str | Sequence[str], what: str, workdir: Path, env: Mapping[str, str], timeout: float
 ) -> str | None:
     """Run a provider's command (a string through /bin/sh, or a list); None when it exited 0,
-    else why not, in one line (its last line of output)."""
+    else why not, in one line (its last line of output). A command that times out is killed with
+    everything it started before this returns: nothing it began sets a weight afterwards."""
     try:
-        done = subprocess.run(
-            command,
-            shell=isinstance(command, str),
-            cwd=workdir,
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        done = run_bounded(command, cwd=workdir, env=env, timeout=timeout, text=True)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{what}: {first_line(exc)}"
     if done.returncode != 0:
