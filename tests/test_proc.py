@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from pipeline_kit.traffic.interface import Split
 from pipeline_kit.traffic.nginx import NginxTraffic
 from tests.conftest import Cli
 from tests.test_gates import context, gate, run
-from tests.test_rollout import with_rollout
+from tests.test_rollout import second, with_rollout
+
+__all__ = ["second"]  # the fixture, used here by name
 
 SPLIT = Split("blue", "127.0.0.1:8001", "green", "127.0.0.1:8002", 100)
 
@@ -121,7 +124,7 @@ def test_a_command_gate_that_times_out_leaves_nothing_running(tmp_path: Path) ->
 
 
 def test_resume_that_reports_a_traffic_timeout_never_applies_the_weight_later(
-    cli: Cli, signed: Path, policy: list[str], token: None
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
 ) -> None:
     with_rollout(signed, [{"weight": 10, "pause": "manual"}, {"weight": 100}])
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
@@ -158,3 +161,20 @@ def test_an_interrupted_kit_leaves_no_bounded_command_behind(tmp_path: Path) -> 
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert_nothing_left(tmp_path, "marker")
+
+
+def test_a_cancelled_job_leaves_no_bounded_command_behind(signed: Path, policy: list[str]) -> None:
+    # a CI runner cancels the job with SIGTERM to the kit; the gate command, in a session of its
+    # own, would not get it: the kit kills it on the way out
+    config_path = signed / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["environments"]["dev"]["gates"].append({"command": {"run": "touch started; " + late("gated")}})
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
+    job = subprocess.Popen([sys.executable, "-m", "pipeline_kit", "plan", "--to", "dev", *policy], cwd=signed, env=env)
+    deadline = time.monotonic() + 60
+    while not (signed / "gated.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=30) == 128 + signal.SIGTERM
+    assert_nothing_left(signed, "gated")

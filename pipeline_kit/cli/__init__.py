@@ -108,7 +108,17 @@ def _report_error(exc: PipelineKitError) -> None:
         click.echo(f"hint: {exc.hint}", err=True)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (a cancelled CI job): exit through the exit handlers, which kill the bounded
+    commands still running (each in its own session, which the runner's signal does not reach)."""
+    sys.exit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    if argv is None:  # the program itself, not a caller in its own process
+        import signal
+
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         # Every option can also come from PIPELINE_KIT_<COMMAND>_<OPTION> (e.g. PIPELINE_KIT_PROMOTE_TO):
         # the composite actions pass their inputs that way, never on a command line they build.
