@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline_kit.build import BuildRequest, build
 from pipeline_kit.ci import CIContext
@@ -30,6 +31,9 @@ from pipeline_kit.signing import (
     subject_bundle,
 )
 from pipeline_kit.trust import Trust
+
+if TYPE_CHECKING:
+    from pipeline_kit.analysis import Result
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,8 @@ def full_run(
     environment: str | None,
     reason: str | None = None,
     on_output: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, Result], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> FullRun:
     """Build, describe, sign, and promote to `environment`, in one process with one sign-in: what
     CI does across jobs, here on one machine (a denial is recorded like any other)."""
@@ -113,6 +119,8 @@ def full_run(
             deploy=None,
             token=lambda: (raw, source),
             on_output=on_output,
+            on_progress=on_progress,
+            on_step=on_step,
         )
     return FullRun(signed.release, results, ci, signed, promotion)
 

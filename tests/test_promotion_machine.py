@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -233,3 +234,54 @@ def test_a_guarded_append_admits_one_of_two_racing_writers(tmp_path: Path, backe
         thread.join(timeout=60)
     assert sorted(outcomes) == ["appended"] + ["refused"] * (len(ledgers) - 1)
     assert [e.kind for e in ledgers[0].verify()] == ["rollout"]
+
+
+def analysed_by(project: Path, prometheus_url: str, deployed: Path) -> dict[str, object]:
+    """dev's metrics: the live Prometheus; the deploy tells the exporter which release runs."""
+    from tests.test_analysis import ERROR_RATIO
+
+    config_path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["metrics"] = {"prometheus": {"type": "prometheus", "url": prometheus_url, "timeout": 2.0}}
+    config["environments"]["dev"]["deploy"] = f'echo "$PIPELINE_KIT_RELEASE_ID" > {deployed}'
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    checks = [{"name": "error-ratio", "query": ERROR_RATIO, "max": 0.01}]
+    # the first measurements may find no series yet (scrapes every second, rates over 10 s)
+    return {"provider": "prometheus", "interval": "2s", "count": 3, "inconclusive-limit": 2, "checks": checks}
+
+
+def test_promote_json_on_a_rollout_is_one_document_with_its_analysis(
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str], live: tuple[Any, Any]
+) -> None:
+    # a line came after the JSON, and `analysis` was null although the rollout's analysis ran
+    exporter, prometheus = live
+    with_rollout(signed, [{"weight": 50}, {"weight": 100}])
+    analysis = analysed_by(signed, prometheus.url, exporter.deployed)  # after: it sets the deploy command
+    config_path = signed / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["environments"]["dev"]["analysis"] = analysis
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = cli(["promote", "--to", "dev", "--json", *policy], cwd=signed)
+    assert result.code == 0, result.out + result.err
+    document = json.loads(result.out)  # the whole of stdout
+    assert document["verdict"] == "passed" and document["rollout"]["verdict"] == "finished"
+    assert document["analysis"]["verdict"] == "passed"
+    assert [a["step"] for a in document["rollout"]["analyses"]] == [1, 2]
+
+
+def test_run_shows_the_analysis_as_it_goes_in_the_words_of_promote(
+    cli: Cli, described: Path, policy: list[str], token: None, live: tuple[Any, Any]
+) -> None:
+    # `run` printed nothing for the whole analysis, then "would pass" after a real promotion
+    exporter, prometheus = live
+    analysis = analysed_by(described, prometheus.url, exporter.deployed)
+    config_path = described / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["environments"]["dev"]["analysis"] = analysis
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = cli(["run", "--reason", "local release", *policy], cwd=described)
+    assert result.code == 0, result.out + result.err
+    assert "analysis 1: error-ratio" in result.err and "analysis 3: error-ratio" in result.err
+    assert "dev: release " in result.out and "passed its gates" in result.out
+    assert "would pass" not in result.out
+    assert "analysis: passed" in result.out

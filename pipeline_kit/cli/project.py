@@ -18,6 +18,7 @@ from pipeline_kit.cli._trust import (
     trust_options,
 )
 from pipeline_kit.cli.promotion import publish_plan, render_plan, render_promotion
+from pipeline_kit.cli.rollout import show_measurement
 
 if TYPE_CHECKING:
     from pipeline_kit.build import BuildRequest
@@ -113,6 +114,8 @@ def run(
         environment=target,
         reason=reason,
         on_output=lambda line: click.echo(f"  | {line}", err=True),
+        on_progress=show_measurement,  # the same progress as `promote`
+        on_step=lambda line: click.echo(line, err=True),
     )
     _render_run(result, session)
 

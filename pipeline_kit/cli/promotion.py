@@ -30,10 +30,13 @@ if TYPE_CHECKING:
 MARK = {"passed": "pass", "denied": "DENY", "error": "ERROR"}
 
 
-def render_plan(item: Plan, projected: bool = False) -> None:
-    """One environment's verdict and a row per gate; `projected`: a dry run's view of CI."""
+def render_plan(item: Plan, projected: bool = False, decided: bool = False) -> None:
+    """One environment's verdict and a row per gate, in one vocabulary: what `plan` says would
+    happen, a dry run's view of CI (`projected`), or what a promotion decided (`decided`)."""
     if projected:
         verdict = "would pass in CI" if item.passed else "would be DENIED in CI too"
+    elif decided:
+        verdict = "passed its gates" if item.passed else "was DENIED"
     else:
         verdict = "would pass" if item.passed else "would be DENIED"
     click.echo(f"{item.environment}: release {item.release.id} {verdict}")
@@ -52,7 +55,7 @@ def render_plan(item: Plan, projected: bool = False) -> None:
 
 
 def render_promotion(result: Promotion) -> None:
-    render_plan(result.plan)
+    render_plan(result.plan, decided=True)
     click.echo(
         f"decision: {result.decision.verdict} (ledger seq {result.entry.seq})"
         + ("; deployed" if result.deployed else "")
@@ -61,6 +64,30 @@ def render_promotion(result: Promotion) -> None:
         click.echo(f"analysis: {result.analysis.verdict}: {result.analysis.reason}")
         for step in result.aftermath:
             click.echo(f"  then: {step}")
+
+
+def promotion_dict(result: Promotion) -> dict[str, Any]:
+    """`promote --json`: the plan, the decision, the deploy, the analysis (a rollout's last step's)
+    and the rollout's steps."""
+    outcome = result.rollout
+    rollout = None
+    if outcome is not None:
+        rollout = {
+            **outcome.rollout.as_dict(),
+            "verdict": outcome.verdict,
+            "reason": outcome.reason,
+            "analyses": [{"step": index + 1, **analysis.as_dict()} for index, analysis in outcome.analyses],
+            "aftermath": list(outcome.aftermath),
+        }
+    return {
+        **plan_dict(result.plan),
+        "verdict": result.decision.verdict,
+        "ledger_seq": result.entry.seq,
+        "deployed": result.deployed,
+        "analysis": result.analysis.as_dict() if result.analysis else None,
+        "aftermath": list(result.aftermath),
+        "rollout": rollout,
+    }
 
 
 def publish_analysis(session: Session, environment: str, analysis: Analysis, aftermath: Sequence[str]) -> None:
@@ -203,16 +230,7 @@ def promote(
     if result.analysis is not None:
         publish_analysis(session, environment, result.analysis, result.aftermath)
     if as_json:
-        emit_json(
-            {
-                **plan_dict(result.plan),
-                "verdict": result.decision.verdict,
-                "ledger_seq": result.entry.seq,
-                "deployed": result.deployed,
-                "analysis": result.analysis.as_dict() if result.analysis else None,
-                "aftermath": list(result.aftermath),
-            }
-        )
+        emit_json(promotion_dict(result))
     else:
         render_promotion(result)
     if result.break_glass_refused:
@@ -220,7 +238,7 @@ def promote(
     if result.decision.verdict == "denied":
         raise click.exceptions.Exit(EXIT_DENIED)
     if result.rollout is not None:
-        finish_rollout(session, environment, result.rollout)
+        finish_rollout(session, environment, result.rollout, quiet=as_json)
     if result.analysis is not None and not result.analysis.passed:
         click.echo(
             f"error: the analysis in {environment} {result.analysis.verdict}: {result.analysis.reason}", err=True

@@ -28,8 +28,9 @@ def show_measurement(tick: int, measured: Result) -> None:
     click.echo(f"  analysis {tick}: {measured.check} {measured.detail} [{measured.verdict}]", err=True)
 
 
-def finish_rollout(session: Session, environment: str, outcome: RolloutOutcome) -> None:
-    """Outputs, the job summary (a row per analysed step) and the exit code of a rollout."""
+def finish_rollout(session: Session, environment: str, outcome: RolloutOutcome, quiet: bool = False) -> None:
+    """Outputs, the job summary (a row per analysed step) and the exit code of a rollout;
+    `quiet`: nothing on stdout (`--json` printed it all)."""
     from pipeline_kit.errors import EXIT_DENIED
 
     rollout = outcome.rollout
@@ -39,9 +40,10 @@ def finish_rollout(session: Session, environment: str, outcome: RolloutOutcome) 
         f"### pipeline-kit: rollout of `{rollout.release}` in {environment}: {outcome.verdict}\n\n{outcome.reason}\n\n"
         + markdown_table(["step", "analysis", "measurements"], rows),
     )
-    click.echo(f"rollout: {outcome.verdict}: {outcome.reason}")
-    for step in outcome.aftermath:
-        click.echo(f"  then: {step}")
+    if not quiet:
+        click.echo(f"rollout: {outcome.verdict}: {outcome.reason}")
+        for step in outcome.aftermath:
+            click.echo(f"  then: {step}")
     if outcome.verdict == "failed":
         click.echo(f"error: the rollout in {environment} failed: {outcome.reason}", err=True)
         raise click.exceptions.Exit(EXIT_DENIED)

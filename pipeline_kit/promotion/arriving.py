@@ -97,7 +97,8 @@ def promote(
         return Promotion(result, decision, entry, None, refused)
     if runner is not None:
         outcome = rollout.start(runner, step_mode=step_mode, on_output=on_output)
-        return Promotion(result, decision, entry, outcome.verdict == "finished", rollout=outcome)
+        analysis = outcome.analyses[-1][1] if outcome.analyses else None  # the last step's, as one deploy's
+        return Promotion(result, decision, entry, outcome.verdict == "finished", analysis=analysis, rollout=outcome)
     deployment = start_forge_deployment(project, environment, release, decision, files)
     try:
         deployed = run_deploy(project, environment, release, project.evidence, deploy, on_output)
