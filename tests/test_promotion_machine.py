@@ -285,3 +285,78 @@ def test_run_shows_the_analysis_as_it_goes_in_the_words_of_promote(
     assert "dev: release " in result.out and "passed its gates" in result.out
     assert "would pass" not in result.out
     assert "analysis: passed" in result.out
+
+
+@pytest.mark.parametrize("state", ["decided", "deploying"])
+def test_a_promotion_killed_in_each_state_is_described_truthfully_then_done_again(
+    cli: Cli, signed: Path, policy: list[str], sigstore: LocalSigstore, state: str
+) -> None:
+    """kill -9 while the decision is being recorded (its VSA signed, its ledger line blocked) or
+    while the deploy runs; then what the ledger and the signed record say, and a fresh promotion."""
+    import fcntl
+
+    set_deploy(signed, 'touch deploying; sleep 60; echo "$PIPELINE_KIT_RELEASE_ID" >> deploys.txt')
+    lock_path = signed / ".pipeline-kit-ledger" / "ledger.jsonl.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as lock:
+        if state == "decided":  # the append waits for this lock: killed after signing, before recording
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        job = subprocess.Popen(
+            [sys.executable, "-m", "pipeline_kit", "promote", "--to", "dev", *policy],
+            cwd=signed,
+            env=job_env(sigstore),
+            start_new_session=True,
+        )
+        marker = signed / (VSA if state == "decided" else Path("deploying"))
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.killpg(job.pid, 9)
+        job.wait()
+    entries = ledger(signed) if (signed / ".pipeline-kit-ledger" / "ledger.jsonl").exists() else []
+    audit = cli(["ledger", "verify", *policy], cwd=signed)
+    if state == "decided":
+        assert entries == []  # it did not happen
+        assert audit.code == 1 and "the ledger has no entry for this signed decision: dropped" in audit.out + audit.err
+    else:
+        assert [(e["kind"], e["details"].get("deploy")) for e in entries] == [("promoted", "pending")]
+        planned = cli(["plan", "--to", "dev", *policy], cwd=signed)
+        assert "never finished deploying: it does not count as arrived" in planned.out, planned.out
+    set_deploy(signed, 'echo "$PIPELINE_KIT_RELEASE_ID" >> deploys.txt')
+    os.environ["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    try:
+        again = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    finally:
+        del os.environ["SIGSTORE_IDENTITY_TOKEN"]
+    assert again.code == 0, again.out + again.err
+    assert ledger(signed)[-1]["kind"] == "deployed"
+    assert cli(["verify", "--env", "dev", *policy], cwd=signed).code == 0
+    assert cli(["ledger", "verify", *policy], cwd=signed).code == 0
+
+
+def test_a_rollout_killed_during_its_canary_deploy_deploys_again_on_resume(
+    cli: Cli, signed: Path, policy: list[str], sigstore: LocalSigstore, token: None, second: tuple[str, str]
+) -> None:
+    _, release = second
+    with_rollout(signed, [{"weight": 10}, {"weight": 100}])
+    set_deploy(signed, "touch deploying; sleep 60")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_kit", "promote", "--to", "dev", *policy],
+        cwd=signed,
+        env=job_env(sigstore),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (signed / "deploying").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(job.pid, 9)
+    job.wait()
+    status = json.loads(cli(["rollout", "status", "--env", "dev", "--json"], cwd=signed).out)
+    assert status["state"] == "started" and status["release"] == release
+    set_deploy(signed, 'echo "$PIPELINE_KIT_SLOT $PIPELINE_KIT_RELEASE_ID" >> deploys.txt')
+    resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    assert resumed.code == 0 and "rollout: finished" in resumed.out, resumed.out + resumed.err
+    assert (signed / "deploys.txt").read_text().split() == ["blue", release]
+    assert weights(signed) == ["10 blue green", "100 blue green"]
+    assert cli(["verify", "--env", "dev", *policy], cwd=signed).code == 0
