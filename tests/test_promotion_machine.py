@@ -360,3 +360,17 @@ def test_a_rollout_killed_during_its_canary_deploy_deploys_again_on_resume(
     assert (signed / "deploys.txt").read_text().split() == ["blue", release]
     assert weights(signed) == ["10 blue green", "100 blue green"]
     assert cli(["verify", "--env", "dev", *policy], cwd=signed).code == 0
+
+
+def test_a_forged_first_rollout_line_never_skips_the_steps(
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
+) -> None:
+    # a line restarting the rollout as "first" (nothing ran there) would send all traffic at once
+    _, release = second
+    with_rollout(signed, [{"weight": 10, "pause": "manual"}, {"weight": 100}])
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    details = {"state": "started", "step": -1, "weight": 0, "stable_slot": "green", "canary_slot": "blue"}
+    forge_line(signed, kind="rollout", environment="dev", release=release, details={**details, "first": True})
+    resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    assert resumed.code == 1 and "says nothing ran there" in resumed.err, resumed.out + resumed.err
+    assert weights(signed) == ["10 blue green"]

@@ -420,6 +420,13 @@ def resume(
     rollout = _active(project, environment)
     decided = _judged(project, environment, rollout)
     runner = Runner(project, environment, decided.release, decided, token, on_progress, on_result)
+    if rollout.first and signed_timeline(project, environment, history(project.ledger)).current is not None:
+        # a line claiming nothing ran there would skip every step but the last: the signed record says otherwise
+        raise VerificationError(
+            f"the rollout of {rollout.release} in {environment} says nothing ran there, but the signed record "
+            "shows a release: it is not resumed",
+            hint=f"pipeline-kit rollout abort --env {environment}, then promote again",
+        )
     runner.follow(rollout)
     if DEPLOYED not in runner.signed(rollout):
         runner.deploy(rollout, on_output)
