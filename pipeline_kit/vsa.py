@@ -66,12 +66,15 @@ def read_bundles(paths: Iterable[Path]) -> list[Candidate]:
 
 
 def distinct(candidate: Candidate) -> str:
-    """What tells bundles apart: their signature (a copy with other whitespace or key order is the
-    same bundle, verified once); the bytes' digest when none can be read."""
+    """What tells bundles apart: what is signed and its signature, together (a copy with other
+    whitespace or key order is the same bundle, verified once; a copy with its payload changed is
+    another, so a planted forgery never hides the genuine one); the bytes' digest when neither
+    can be read."""
     try:
         envelope = json.loads(candidate.data)["dsseEnvelope"]
-        return f"sig:{envelope['signatures'][0]['sig']}"
-    except (ValueError, KeyError, IndexError, TypeError, RecursionError):
+        signed = f"{envelope['payloadType']}\0{envelope['payload']}\0{envelope['signatures'][0]['sig']}"
+        return f"dsse:{sha256_bytes(signed.encode())}"
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError, AttributeError):
         return f"sha256:{sha256_bytes(candidate.data)}"
 
 
@@ -193,18 +196,18 @@ def verified(
     from sigstore.verify import Verifier
 
     verifier = Verifier(trusted_root=trust_config.trusted_root) if trust_config is not None else None
-    seen: set[str] = set()
+    seen: set[str] = set()  # bundles accepted: a copy that fails never hides one that verifies
     found = []
     for candidate in candidates:
         key = distinct(candidate)
         if key in seen:
             continue
-        seen.add(key)
         if verifier is None:
             signed = claimed_statement(candidate, policy, predicate_type)
         else:
             signed = signed_statement(candidate, policy, verifier, predicate_type)
         if not isinstance(signed, str):
+            seen.add(key)
             found.append(signed)
     return found
 
@@ -283,18 +286,18 @@ def search(
     from sigstore.verify import Verifier
 
     verifier = Verifier(trusted_root=trust_config.trusted_root)
-    seen: set[str] = set()
+    seen: set[str] = set()  # bundles accepted: a copy that fails never hides one that verifies
     accepted: list[Accepted] = []
     rejected: list[str] = []
     for candidate in candidates:
         key = distinct(candidate)
         if key in seen:
             continue
-        seen.add(key)
         verdict = judge(candidate, release, resource_uri, policy, verifier, hold, deployed)
         if isinstance(verdict, str):
             rejected.append(f"{candidate.where}: {verdict}")
         else:
+            seen.add(key)
             accepted.append(verdict)
     accepted.sort(key=lambda item: item.signed_at)
     return Search(environment, tuple(accepted), tuple(rejected), tuple(looked))

@@ -374,3 +374,102 @@ def test_a_forged_first_rollout_line_never_skips_the_steps(
     resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
     assert resumed.code == 1 and "says nothing ran there" in resumed.err, resumed.out + resumed.err
     assert weights(signed) == ["10 blue green"]
+
+
+def test_a_planted_copy_of_a_signed_hold_never_hides_it(
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
+) -> None:
+    # a copy of the hold with its payload changed, planted where it is read first, was taken for the
+    # genuine bundle (the same signature) and skipped it; an `annotated` line then lifted the hold
+    import base64
+
+    _, release = second
+    with_rollout(signed, [{"weight": 100}])
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    assert cli(["rollback", "--env", "dev", "--reason", "bad release", *policy], cwd=signed).code == 0
+    hold = next(e for e in reversed(ledger(signed)) if e["kind"] == "rolled-back")
+    genuine = json.loads((signed / ".pipeline-kit-ledger" / "ledger.jsonl.d" / hold["details"]["hold"]).read_bytes())
+    genuine["dsseEnvelope"]["payload"] = base64.b64encode(b'{"not": "a statement"}').decode()
+    (signed / ".pipeline-kit" / "promotions" / "dev.rollback.sigstore.json").write_text(json.dumps(genuine))
+    forge_line(signed, kind="annotated", environment="dev", release=release, reason="fixed, trust me")
+    held = cli(["plan", "--to", "dev", *policy], cwd=signed)
+    assert held.code == 1 and "no signed root cause since" in held.out, held.out
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 1
+
+
+def test_no_line_after_an_abort_makes_the_rollout_go_on(
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
+) -> None:
+    _, release = second
+    with_rollout(signed, [{"weight": 20, "pause": "manual"}, {"weight": 100}])
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    assert cli(["rollout", "abort", "--env", "dev", "--reason", "wrong build"], cwd=signed).code == 0
+    forge_line(signed, kind="rollout", environment="dev", release=release, details={"state": "paused", "step": 0})
+    resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    assert resumed.code == 2 and "no rollout in progress" in resumed.err, resumed.out + resumed.err
+    assert weights(signed) == ["20 blue green", "0 blue green"] and not (signed / VSA).exists()
+
+
+def test_a_forged_finished_line_never_puts_the_canary_on_the_live_slot(
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
+) -> None:
+    stable, _ = second  # green is live with `stable` (its signed VSA names the slot)
+    details = {"state": "finished", "step": 0, "weight": 100, "canary_slot": "blue"}
+    forge_line(signed, kind="rollout", environment="dev", release=stable, details=details)
+    with_rollout(signed, [{"weight": 10, "pause": "manual"}, {"weight": 100}])
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    assert (signed / "deploys.txt").read_text().split()[0] == "blue"  # the idle slot, as signed
+    assert weights(signed) == ["10 blue green"]
+
+
+def slow_traffic(project: Path, condition: str, seconds: int) -> None:
+    """The traffic command takes `seconds` when `condition` (a shell test) holds."""
+    config_path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["environments"]["dev"]["traffic"]["command"] = (
+        f"if {condition}; then sleep {seconds}; fi; "
+        'echo "$PIPELINE_KIT_CANARY_WEIGHT $PIPELINE_KIT_CANARY_SLOT $PIPELINE_KIT_STABLE_SLOT" >> weights.txt'
+    )
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def test_an_abort_and_a_finish_at_once_agree_with_the_traffic(
+    cli: Cli, signed: Path, policy: list[str], sigstore: LocalSigstore, token: None, second: tuple[str, str]
+) -> None:
+    # the abort moved traffic to stable, then lost to the finish: the VSA said the canary was live
+    with_rollout(signed, [{"weight": 20, "pause": "manual"}, {"weight": 100}])
+    slow_traffic(signed, '[ "$PIPELINE_KIT_CANARY_WEIGHT" = 0 ]', 4)
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    command = [sys.executable, "-m", "pipeline_kit", "rollout", "abort", "--env", "dev", "--reason", "bad"]
+    abort = subprocess.Popen(command, cwd=signed, env=job_env(sigstore), stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # the abort is recorded, its traffic change under way
+    resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    abort.wait(timeout=60)
+    status = json.loads(cli(["rollout", "status", "--env", "dev", "--json"], cwd=signed).out)
+    if status["state"] == "aborted":  # the abort won: the job signed nothing, the traffic is on stable
+        assert resumed.code in (1, 2) and not (signed / VSA).exists(), resumed.out + resumed.err
+        assert weights(signed)[-1] == "0 blue green"
+    else:  # the finish won: the abort moved nothing
+        assert status["state"] == "finished" and abort.returncode == 2
+        assert weights(signed)[-1] == "100 blue green"
+
+
+def test_of_two_resumes_at_once_one_goes_on_and_the_other_touches_nothing(
+    cli: Cli, signed: Path, policy: list[str], sigstore: LocalSigstore, token: None, second: tuple[str, str]
+) -> None:
+    # the resume that lost sent all traffic back to stable after the other's finish
+    with_rollout(signed, [{"weight": 10, "pause": "manual"}, {"weight": 50}, {"weight": 100}])
+    slow_traffic(signed, "[ -f slow ] && rm slow", 5)
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    (signed / "slow").touch()
+    command = [sys.executable, "-m", "pipeline_kit", "rollout", "resume", "--env", "dev", *policy]
+    slower = subprocess.Popen(command, cwd=signed, env=job_env(sigstore), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while (signed / "slow").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    faster = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    _, err = slower.communicate(timeout=60)
+    assert faster.code == 0 and "rollout: finished" in faster.out, faster.out + faster.err
+    assert slower.returncode == 1 and ("went on with the rollout" in err or "was finished while" in err), err
+    assert weights(signed)[-1] != "0 blue green"  # the loser moved no traffic back
+    assert json.loads(cli(["rollout", "status", "--env", "dev", "--json"], cwd=signed).out)["state"] == "finished"

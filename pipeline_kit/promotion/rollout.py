@@ -43,7 +43,9 @@ from pipeline_kit.promotion.rollout_record import (
     State,
     abortable,
     current,
+    last_move,
     live_slot,
+    refuse_unshown,
     rollout_file,
     still_running,
     unclaimed,
@@ -82,11 +84,13 @@ class Runner:
         self.steps: list[CanaryStep] = self.settings.strategy.steps()
         self.traffic: TrafficProvider = open_traffic(self.settings.traffic, project.workdir)
         self.rollout: Rollout | None = None  # once claimed or resumed: every later entry is guarded by it
+        self.since = 0  # the seq of the newest entry moving the rollout on that this job wrote or read
 
     def follow(self, rollout: Rollout) -> None:
         """Go on with `rollout`: its steps (one, all traffic at once, when nothing ran there), and
         from now on every entry is refused once it is no longer in progress (an abort)."""
         self.rollout = rollout
+        self.since = last_move(history(self.project.ledger), rollout)
         if rollout.first:
             self.steps = [CanaryStep(weight=100)]
 
@@ -106,13 +110,16 @@ class Runner:
             details=details,
             **fields,
         )
-        guard = still_running(self.rollout) if self.rollout is not None else None
-        return self.project.ledger.append(draft, attachments, guard=guard)
+        guard = still_running(self.rollout, self.since) if self.rollout is not None else None
+        entry = self.project.ledger.append(draft, attachments, guard=guard)
+        if kind in ("rollout", "rollout-step"):
+            self.since = entry.seq
+        return entry
 
     def check(self) -> None:
         """Stop (`Stopped`) if the rollout was aborted: at every step boundary, before traffic moves."""
         assert self.rollout is not None
-        still_running(self.rollout)(history(self.project.ledger))
+        still_running(self.rollout, self.since)(history(self.project.ledger))
 
     def split(self, rollout: Rollout, weight: int) -> Split:
         assert self.settings.traffic is not None
@@ -121,17 +128,9 @@ class Runner:
         return Split(stable, slots[stable], canary, slots[canary], weight)
 
     def env(self) -> dict[str, str]:
-        project = self.project
-        context = PromotionContext(
-            self.release,
-            self.environment,
-            project.config,
-            project.evidence,
-            project.workdir,
-            (),
-            now_utc(),
-            project.actor,
-        )
+        project, release = self.project, self.release
+        where = (project.config, project.evidence, project.workdir, (), now_utc(), project.actor)
+        context = PromotionContext(release, self.environment, *where)
         assert self.settings.traffic is not None
         return release_environment(context, self.settings.traffic.pass_env)
 
@@ -141,9 +140,13 @@ class Runner:
         The stable release is the one the signed record shows there; with none shown and none
         recorded, nothing runs there: the release takes all the traffic at once."""
         entries = history(self.project.ledger)
-        stable = live_slot(entries, self.environment)
+        timeline = signed_timeline(self.project, self.environment, entries)
+        previous = timeline.current
+        arrival = timeline.arrival(previous) if previous is not None else None
+        recorded = live_slot(entries, self.environment)
+        # the live slot as the signed record names it; a VSA signed before 0.2 names none: the ledger's
+        stable = arrival.slot if arrival is not None and arrival.slot in SLOTS else recorded
         canary = SLOTS[1] if stable == SLOTS[0] else SLOTS[0]
-        previous = signed_timeline(self.project, self.environment, entries).current
         first = previous is None and current_release(entries, self.environment) is None
         details = {"stable_slot": stable, "canary_slot": canary, "stable_release": previous, "first": first}
         draft = Draft(
@@ -154,7 +157,7 @@ class Runner:
             time=now_utc(),
             details={"state": "started", "step": -1, "weight": 0, **details},
         )
-        self.project.ledger.append(draft, guard=unclaimed(self.environment, stable))
+        self.project.ledger.append(draft, guard=unclaimed(self.environment, recorded))
         rollout = self.reload()
         self.follow(rollout)
         return rollout
@@ -200,7 +203,9 @@ class Runner:
             try:
                 self.record("step", index, step.weight)
             except Stopped:  # aborted between the check and the traffic: the abort's split again
-                self.traffic.apply(self.split(rollout, 0), self.env())
+                now = current(history(self.project.ledger), self.environment)
+                if now is not None and now.started.seq == rollout.started.seq and now.state == "aborted":
+                    self.traffic.apply(self.split(rollout, 0), self.env())
                 raise
             self.say(f"step {index + 1}/{len(self.steps)}: {what}")
             if self.settings.analysis is not None:
@@ -317,7 +322,7 @@ class Runner:
         analysis = None
         if self.settings.analysis is not None and record is not None:
             analysis = {"name": rollout_file(environment), "sha256": sha256_bytes(record)}
-        bundle = sign_vsa(project, decided, self.token, after_analysis=analysis, late=True)
+        bundle = sign_vsa(project, decided, self.token, after_analysis=analysis, late=True, slot=rollout.canary_slot)
         # the decision the VSA was signed on (taken in this process), beside it
         written = {decision_file(environment): decision.to_json(), vsa_bundle(environment): bundle}
         # The release arrives with this one entry, its VSA attached; refused if an abort came first
@@ -417,16 +422,12 @@ def resume(
     without a signed pass (past a manual pause or a --step stop, the next one; else the step that
     was in progress, from its start: its weight set, its analysis and pause run again, never half
     judged). The ledger's word on a deploy or a step decides nothing."""
-    rollout = _active(project, environment)
+    rollout = status(project, environment)
+    if rollout is None or not rollout.active:
+        raise UsageError(f"no rollout in progress in {environment}")
     decided = _judged(project, environment, rollout)
     runner = Runner(project, environment, decided.release, decided, token, on_progress, on_result)
-    if rollout.first and signed_timeline(project, environment, history(project.ledger)).current is not None:
-        # a line claiming nothing ran there would skip every step but the last: the signed record says otherwise
-        raise VerificationError(
-            f"the rollout of {rollout.release} in {environment} says nothing ran there, but the signed record "
-            "shows a release: it is not resumed",
-            hint=f"pipeline-kit rollout abort --env {environment}, then promote again",
-        )
+    refuse_unshown(rollout, signed_timeline(project, environment, history(project.ledger)).current)
     runner.follow(rollout)
     if DEPLOYED not in runner.signed(rollout):
         runner.deploy(rollout, on_output)
@@ -438,41 +439,37 @@ def resume(
 
 def abort(project: Project, environment: str, reason: str, on_progress: Progress | None = None) -> Outcome:
     """All traffic back to the stable slot; the rollout ends (no hold: nothing was judged bad).
-    Recorded only while the rollout is in progress and not finishing: the job running it stops
-    at its next step boundary (or during a pause), and signs nothing more."""
-    rollout = _active(project, environment)
-    # traffic back at once: no gate is judged and nothing signed, so nothing can slow an abort down
+    The abort is recorded first, only while the rollout is in progress (one guarded entry, so of
+    an abort and the job's finish one wins), then the traffic moves: the job running the rollout
+    stops at its next step boundary (or during a pause) and signs nothing more. Aborting an
+    aborted rollout sends its traffic back again (a traffic change that failed the first time)."""
+    rollout = status(project, environment)
+    if rollout is None or (not rollout.active and rollout.state != "aborted"):
+        raise UsageError(f"no rollout in progress in {environment}")
+    # no gate is judged and nothing signed, so nothing can slow an abort down
     release = _rollout_release(project, environment, rollout)
     runner = Runner(project, environment, release, None, lambda: ("", ""), on_progress, None)
     runner.follow(rollout)
-    guard = abortable(rollout)
-    guard(history(project.ledger))  # before traffic moves; again, atomically, when recorded
+    if rollout.active:
+        draft = Draft(
+            kind="rollout",
+            environment=environment,
+            release=release.id,
+            actor=project.actor,
+            time=now_utc(),
+            reason=reason,
+            details={"state": "aborted", "step": rollout.step, "weight": 0, "reason": reason},
+        )
+        project.ledger.append(draft, guard=abortable(rollout))
     if rollout.first:
         what = f"traffic stays with {release.id}: nothing else ran in {environment}"
     else:
         what = runner.traffic.apply(runner.split(rollout, 0), runner.env())
-    draft = Draft(
-        kind="rollout",
-        environment=environment,
-        release=release.id,
-        actor=project.actor,
-        time=now_utc(),
-        reason=reason,
-        details={"state": "aborted", "step": rollout.step, "weight": 0, "reason": reason},
-    )
-    project.ledger.append(draft, guard=guard)
     return Outcome(runner.reload(), "aborted", f"{what}; {reason}")
 
 
 def status(project: Project, environment: str) -> Rollout | None:
     return current(history(project.ledger), environment)
-
-
-def _active(project: Project, environment: str) -> Rollout:
-    rollout = status(project, environment)
-    if rollout is None or not rollout.active:
-        raise UsageError(f"no rollout in progress in {environment}")
-    return rollout
 
 
 def _rollout_release(project: Project, environment: str, rollout: Rollout) -> Release:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeline_kit.analysis import Analysis
-from pipeline_kit.errors import Stopped, UsageError
+from pipeline_kit.errors import Stopped, UsageError, VerificationError
 from pipeline_kit.evidence import PROMOTIONS_DIR
 from pipeline_kit.ledger import Entry, Guard
 
@@ -103,6 +103,8 @@ def current(entries: Sequence[Entry], environment: str) -> Rollout | None:
             state = entry.details["state"]
             step = _number(entry.details.get("step"), step)
             weight = _number(entry.details.get("weight"), weight)
+            if state not in ACTIVE:
+                break  # finished, failed or aborted: no later line makes it go on
     stable = first.details.get("stable_release")
     return Rollout(
         environment=environment,
@@ -129,6 +131,18 @@ def refuse_second(entries: Sequence[Entry], environment: str) -> None:
         )
 
 
+def refuse_unshown(rollout: Rollout, shown: str | None) -> None:
+    """What the rollout's line says ran there decides its steps (nothing: one step at 100%) and the
+    signed rollback's target on a failure: it must be what the signed record shows (`shown`)."""
+    if (rollout.first and shown is not None) or (not rollout.first and rollout.stable_release != shown):
+        said = "nothing" if rollout.first else rollout.stable_release or "nothing signed"
+        raise VerificationError(
+            f"the rollout of {rollout.release} in {rollout.environment} says {said} ran there, but the signed "
+            f"record shows {shown or 'none'}: it is not resumed",
+            hint=f"pipeline-kit rollout abort --env {rollout.environment}, then promote again",
+        )
+
+
 def unclaimed(environment: str, live: str) -> Guard:
     """The guard on a rollout's start: none in progress there, and the live slot still `live`.
     Of two promotions starting at once, one records its start; the other is refused (exit 2)."""
@@ -141,9 +155,26 @@ def unclaimed(environment: str, live: str) -> Guard:
     return guard
 
 
-def still_running(rollout: Rollout) -> Guard:
-    """The guard on every later entry of `rollout`: it is still the newest one and in progress
-    (an abort recorded meanwhile stops the job at its next entry, exit 1)."""
+def last_move(entries: Sequence[Entry], rollout: Rollout) -> int:
+    """The seq of the newest entry that moves `rollout` on (a state, a signed step)."""
+    return max(
+        (
+            e.seq
+            for e in entries
+            if e.seq >= rollout.started.seq
+            and e.environment == rollout.environment
+            and e.release == rollout.release
+            and e.kind in ("rollout", "rollout-step")
+        ),
+        default=rollout.started.seq,
+    )
+
+
+def still_running(rollout: Rollout, since: int) -> Guard:
+    """The guard on every later entry of the job running `rollout`: it is still the newest one and
+    in progress (an abort recorded meanwhile stops the job at its next entry, exit 1), and no other
+    job moved it on since `since`, the seq of this job's last entry (of two jobs resuming one
+    rollout, the first to write goes on; the other stops)."""
 
     def guard(entries: Sequence[Entry]) -> None:
         now = current(entries, rollout.environment)
@@ -152,6 +183,11 @@ def still_running(rollout: Rollout) -> Guard:
             raise Stopped(
                 f"the rollout of {rollout.release} in {rollout.environment} was {state} while this job ran: "
                 "it stops here, and nothing more is signed"
+            )
+        if last_move(entries, rollout) > since:
+            raise Stopped(
+                f"another job went on with the rollout of {rollout.release} in {rollout.environment}: this one "
+                "stops here, and signs nothing more"
             )
 
     return guard

@@ -34,6 +34,7 @@ class Arrival:
     seq: int  # the ledger head the decision names (signed): orders decisions within one second
     subjects: frozenset[tuple[str, str]]  # (name, sha256), as signed
     passed: bool  # PASSED; else waived (--break-glass): deployed, but never a rollback target
+    slot: str | None = None  # the slot a rollout made it live in, as signed
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,9 @@ def signed_timeline(project: Project, environment: str, entries: Sequence[Entry]
         seq = signed.order[1]
         result, levels = signed.predicate.get("verificationResult"), signed.predicate.get("verifiedLevels") or []
         if result == "PASSED" or (result == "FAILED" and WAIVED in levels):
-            arrivals.append(Arrival(release, signed.signed_at, seq, signed.subjects, result == "PASSED"))
+            slot = (signed.predicate.get("policy") or {}).get("annotations", {}).get("slot")
+            slot = slot if isinstance(slot, str) else None
+            arrivals.append(Arrival(release, signed.signed_at, seq, signed.subjects, result == "PASSED", slot))
         elif result == "FAILED" and (hold_level(environment) in levels or compensated_level(environment) in levels):
             to = (signed.predicate.get("policy") or {}).get("annotations", {}).get("to")
             to = to if isinstance(to, str) and RELEASE_ID.fullmatch(to) else None
