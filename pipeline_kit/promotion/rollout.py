@@ -202,10 +202,10 @@ class Runner:
             what = self.traffic.apply(self.split(rollout, step.weight), self.env())
             try:
                 self.record("step", index, step.weight)
-            except Stopped:  # aborted between the check and the traffic: the abort's split again
+            except Stopped:  # ended by another job while this one moved traffic: its split again
                 now = current(history(self.project.ledger), self.environment)
-                if now is not None and now.started.seq == rollout.started.seq and now.state == "aborted":
-                    self.traffic.apply(self.split(rollout, 0), self.env())
+                if now is not None and now.started.seq == rollout.started.seq and not now.active:
+                    self.traffic.apply(self.split(rollout, 100 if now.state == "finished" else 0), self.env())
                 raise
             self.say(f"step {index + 1}/{len(self.steps)}: {what}")
             if self.settings.analysis is not None:
