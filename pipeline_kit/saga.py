@@ -11,7 +11,8 @@ a killed `apply` resumes without re-running a completed step or a done compensat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from pipeline_kit.promotion.arriving import promote
 from pipeline_kit.promotion.deciding import plan
 from pipeline_kit.promotion.model import KIT_URI, Project, TokenProvider, history, now_utc
 from pipeline_kit.promotion.rolling_back import rollback
+from pipeline_kit.promotion.shown import signed_timeline
 from pipeline_kit.release_plan import LoadedPlan, PlanStep
 
 # The saga's signed summary: which releases of which services went out together, and how it ended.
@@ -69,17 +71,36 @@ class Saga:
         }
 
 
-def saga_state(entries: Sequence[Entry], environment: str, digest: str) -> Saga:
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold `path`'s lock for the block, or refuse (exit 2) at once when another process holds it."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"{path}: the release plan is being applied by another job here") from None
+        yield
+
+
+def saga_state(entries: Sequence[Entry], environment: str, digest: str, services: Collection[str]) -> Saga:
+    """The newest run of the plan `digest` to `environment`, as its ledger lines record it (a line
+    naming a service the plan does not have is no step of it). The ledger only: `Applier.state`
+    keeps what signed evidence bears out."""
     saga = Saga(environment, digest)
     for entry in entries:
         if entry.kind != "saga" or entry.environment != environment or entry.details.get("plan") != digest:
             continue
         state, service = entry.details.get("state"), entry.details.get("service")
+        if state != "started" and service is not None and service not in services:
+            continue
         if state == "started":
             saga = Saga(environment, digest, started=entry)
-        elif state == "step-done":
-            saga.done.append(str(service))
-            saga.releases[str(service)] = str(entry.release)
+        elif state == "step-done" and isinstance(service, str) and isinstance(entry.release, str):
+            saga.done.append(service)
+            saga.releases[service] = entry.release
         elif state == "step-failed":
             saga.failed = str(service)
         elif state == "compensated":
@@ -145,7 +166,7 @@ class Applier:
         environment started first: two applies of one plan never both run."""
 
         def unopened(entries: Sequence[Entry]) -> None:
-            if saga_state(entries, self.environment, self.loaded.digest).open:
+            if saga_state(entries, self.environment, self.loaded.digest, self.steps).open:
                 raise UsageError(f"the release plan to {self.environment} is being applied by another job")
 
         self.record("started", guard=unopened, steps=[s.service for s in self.loaded.plan.order()])
@@ -172,16 +193,41 @@ class Applier:
             )
 
     def state(self) -> Saga:
-        return saga_state(history(self.ledger), self.environment, self.loaded.digest)
+        return saga_state(history(self.ledger), self.environment, self.loaded.digest, self.steps)
+
+    def arrived(self, saga: Saga) -> set[ServiceName]:
+        """The steps done that signed evidence bears out: the service's signed record shows the
+        release the step promoted there, not taken out since. `apply` skips only these (a line
+        alone skips no step)."""
+        return {s for s in saga.done if self.shown(s, saga.releases[s]) == "arrived"}
+
+    def shown(self, service: ServiceName, release: str) -> str:
+        """What `service`'s signed record shows of `release` here: arrived (a signed PASSED VSA,
+        not taken out since), taken out (a signed rollback or compensation since), or unknown."""
+        project = self.project_for(self.loaded.directory(self.steps[service]))
+        if project.trust.policy is None:
+            return "unknown"
+        timeline = signed_timeline(project, self.environment, history(project.ledger))
+        arrival = timeline.arrival(release)
+        if arrival is None or not arrival.passed:
+            return "unknown"
+        return "taken out" if timeline.moved_since(arrival) else "arrived"
 
     def apply(self) -> Outcome:
         """Run the plan: every step judged first, then promoted in order; a failure compensates
         every completed step, newest first. Killed anywhere, applying again goes on from there: a
         step done is not run again, a compensation done is not repeated, a finished run of these
-        releases is not started again (its summary signed if it was not)."""
+        releases is not started again (its summary signed if it was not). One apply of a plan to
+        an environment at a time on this machine (a lock the kernel drops when the job dies): a
+        second exits 2 instead of running the same steps beside the first."""
+        with exclusive(self.loaded.root / ".pipeline-kit" / f"release-plan.{self.environment}.lock"):
+            return self._apply()
+
+    def _apply(self) -> Outcome:
         saga = self.state()
         log: list[str] = []
-        if saga.outcome == "finished" and saga.releases == self.releases():
+        finished = saga.outcome == "finished" and saga.releases == self.releases()
+        if finished and len(self.arrived(saga)) == len(self.steps):
             return Outcome(saga, "finished", "these releases went out with this plan already", [self.sign_summary()])
         if not saga.open:
             self.refuse_denied()
@@ -214,7 +260,7 @@ class Applier:
         from concurrent.futures import ThreadPoolExecutor
 
         log: list[str] = []
-        done = set(saga.done)
+        done = self.arrived(saga)
         pending = [step for step in self.loaded.plan.order() if step.service not in done]
         while pending:
             wave = [step for step in pending if set(step.needs) <= done]
@@ -312,7 +358,13 @@ class Applier:
     def compensate_one(self, saga: Saga, service: ServiceName) -> tuple[str, bool] | None:
         """Compensate one completed step, recording it: (what happened, whether it worked); None
         when there is nothing to do (never completed, or compensated already)."""
-        if service not in saga.done or service in saga.compensated:
+        if service not in saga.done:
+            return None
+        # a compensation by signed rollback is done when the signed record shows the release taken
+        # out; one by command leaves nothing signed, so its line is taken at its word
+        if service in saga.compensated and (
+            self.steps[service].compensate or self.shown(service, saga.releases[service]) == "taken out"
+        ):
             return None
         reason = f"release plan {self.loaded.digest[:12]}: {saga.failed} failed"
         try:

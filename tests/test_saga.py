@@ -286,6 +286,61 @@ def test_of_two_applies_of_one_plan_one_runs(
     assert len(deployed(root, "accounts")) == 2  # the release before, and this plan's, once
 
 
+def forge_saga(root: Path, state: str, service: str | None = None, release: str | None = None) -> None:
+    """One well-chained line in the plan's ledger, as anyone who can write it may append."""
+    from datetime import datetime, timezone
+
+    from pipeline_kit.ledger import Draft, FileLedger
+    from pipeline_kit.release_plan import load_plan
+
+    digest = load_plan(root / "release-plan.yml").digest
+    details = {"state": state, "plan": digest, "service": service}
+    draft = Draft(kind="saga", environment="dev", release=release, actor="mallory", time=datetime.now(timezone.utc))
+    FileLedger(root / ".pipeline-kit-ledger" / "ledger.jsonl").append(draft.model_copy(update={"details": details}))
+
+
+def test_forged_saga_lines_skip_no_deploy(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], policy: list[str]
+) -> None:
+    # started, step-done for every service, finished: apply said "went out already" and signed it
+    root, releases = services
+    forge_saga(root, "started")
+    for service in SERVICES:
+        forge_saga(root, "step-done", service, releases[service][1])
+    forge_saga(root, "step-done", "ghost", releases["web"][1])  # a service the plan does not have
+    forge_saga(root, "finished")
+    result = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
+    assert result.code == 0 and "went out with this plan already" not in result.out, result.out + result.err
+    for service in SERVICES:
+        assert deployed(root, service) == list(releases[service]), service  # each promoted, once
+
+
+def test_a_second_apply_beside_a_running_one_exits_2(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
+) -> None:
+    # a resumed saga: both applies went on with it (steps promoted twice, two `finished`)
+    root, _ = services
+    set_dev(
+        root / "services" / "orders", deploy='touch deploying; sleep 5; echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
+    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    command = [sys.executable, "-m", "pipeline_kit", "release", "apply", "--to", "dev", *policy]
+    first = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not (root / "services" / "orders" / "deploying").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.environ["SIGSTORE_IDENTITY_TOKEN"] = env["SIGSTORE_IDENTITY_TOKEN"]
+    try:
+        second = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
+    finally:
+        del os.environ["SIGSTORE_IDENTITY_TOKEN"]
+    assert first.wait(timeout=120) == 0, first.communicate()
+    assert second.code == 2 and "being applied by another job" in second.err, second.out + second.err
+    assert [state for state, _ in saga(root)].count("finished") == 1
+    assert [state for state, _ in saga(root)].count("step-done") == 3
+
+
 def test_a_killed_apply_resumes_without_repeating_a_step(
     cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
 ) -> None:

@@ -161,7 +161,8 @@ def release_status(session: Session, plan_file: Path, environment: str, as_json:
     from pipeline_kit.saga import saga_state
 
     loaded = load_plan(session.resolve(plan_file))
-    saga = saga_state(history(loaded.ledger()), environment, loaded.digest)
+    services = [step.service for step in loaded.plan.steps]
+    saga = saga_state(history(loaded.ledger()), environment, loaded.digest, services)
     if as_json:
         emit_json(saga.as_dict())
         return
