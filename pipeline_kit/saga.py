@@ -11,12 +11,12 @@ a killed `apply` resumes without re-running a completed step or a done compensat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pipeline_kit._internal.fs import exclusive
 from pipeline_kit._internal.proc import run_streaming
 from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, UsageError, VerificationError
 from pipeline_kit.ledger import Draft, Entry, Guard
@@ -69,20 +69,6 @@ class Saga:
             "compensated": self.compensated,
             "outcome": self.outcome,
         }
-
-
-@contextmanager
-def exclusive(path: Path) -> Iterator[None]:
-    """Hold `path`'s lock for the block, or refuse (exit 2) at once when another process holds it."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as lock:
-        try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(f"{path}: the release plan is being applied by another job here") from None
-        yield
 
 
 def saga_state(entries: Sequence[Entry], environment: str, digest: str, services: Collection[str]) -> Saga:
@@ -220,7 +206,8 @@ class Applier:
         releases is not started again (its summary signed if it was not). One apply of a plan to
         an environment at a time on this machine (a lock the kernel drops when the job dies): a
         second exits 2 instead of running the same steps beside the first."""
-        with exclusive(self.loaded.root / ".pipeline-kit" / f"release-plan.{self.environment}.lock"):
+        lock = self.loaded.root / ".pipeline-kit" / f"release-plan.{self.environment}.lock"
+        with exclusive(lock, f"{lock}: the release plan is being applied by another job here"):
             return self._apply()
 
     def _apply(self) -> Outcome:

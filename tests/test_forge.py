@@ -4,6 +4,7 @@ request and response is validated against the official API descriptions."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -73,7 +74,9 @@ def test_github_promotion_records_deployment_status_and_attestations(
     assert deployment["environment"] == "dev" and deployment["sha"] == COMMIT
     release = json.loads((hello / ".pipeline-kit" / "release.json").read_text())
     assert deployment["payload"]["release"] == release["id"]
-    assert len(deployment["payload"]["vsa"]) == 64
+    decision = (hello / ".pipeline-kit" / "promotions" / "dev.decision.json").read_bytes()
+    assert deployment["payload"]["decision"] == hashlib.sha256(decision).hexdigest()
+    assert deployment["payload"]["vsa"] is None  # signed once the deploy succeeded: uploaded below
     assert [s["state"] for s in github.deployment_statuses] == ["in_progress", "success"]
     assert github.commit_statuses == [
         {

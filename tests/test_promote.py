@@ -466,15 +466,16 @@ def test_a_ledger_line_never_chooses_what_a_rollback_takes_out(
 def test_rollback_never_goes_to_a_release_whose_deploy_failed_there(
     cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The edge: the PASSED VSA is signed before the deploy, so a release whose deploy failed has
-    # one; `rollback --to` it deployed a release that never ran there.
+    # The edge: the PASSED VSA was signed before the deploy, so a release whose deploy failed had
+    # one; `rollback --to` it deployed a release that never ran there. Now it has none.
     failed = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
     assert cli(["promote", "--to", "dev", *policy, "--", "false"], cwd=signed).code == 3
     another_release(cli, signed, sigstore, monkeypatch)
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
     result = cli(["rollback", "--env", "dev", "--to", failed, "--reason", "x", *policy], cwd=signed)
     assert result.code == 1, result.out + result.err
-    assert f"rollback target {failed}: its deploy or its analysis failed in dev" in result.err
+    assert f"rollback target {failed}: no signed VSA shows {failed} was promoted to dev" in result.err
+    assert not (signed / ".pipeline-kit" / "releases" / failed / "promotions" / "dev.vsa.sigstore.json").exists()
 
 
 def test_a_failed_rollback_deploy_is_retried_from_the_release_still_running(

@@ -281,7 +281,9 @@ def test_a_crash_between_decision_and_deploy_never_counts_as_arrived(
     kinds = [json.loads(line)["kind"] for line in (signed / LEDGER).read_text().splitlines()]
     assert kinds == ["promoted"]
     gate = staging_gate(cli, signed, policy)
-    assert gate["verdict"] == "denied" and "to dev never finished (ledger seq 1)" in gate["reason"], gate
+    # no signed arrival: the VSA is signed once the deploy succeeded
+    assert gate["verdict"] == "denied" and "dev never passed this release" in gate["reason"], gate
+    assert "no signed VSA" in gate["reason"], gate
     plan = cli(["plan", "--to", "dev", *policy], cwd=signed)
     assert "never finished deploying" in plan.out
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -47,3 +49,20 @@ def reached_through_symlink(path: Path, root: Path) -> bool:
         if current.absolute() == root_abs or current.parent == current:
             return False
         current = current.parent
+
+
+@contextmanager
+def exclusive(path: Path, refusal: str) -> Iterator[None]:
+    """Hold `path`'s lock for the block (the kernel drops it when the process dies), or refuse at
+    once (a UsageError saying `refusal`) when another process holds it."""
+    import fcntl
+
+    from pipeline_kit.errors import UsageError
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(refusal) from None
+        yield

@@ -1,9 +1,10 @@
 """Arriving: one promotion from its decision to its signed arrival (see docs/promotion.md).
 
 promote = verify the evidence, evaluate every gate (concurrently, each with a timeout), write
-the decision, sign a SLSA VSA for the environment, append to the ledger, and only then deploy.
-Every step that can fail closed does: a gate error denies, a ledger that does not verify stops
-everything, a VSA that cannot be signed means nothing was promoted.
+the decision, append it to the ledger, deploy, and sign the SLSA VSA for the environment once the
+release arrived (its deploy succeeded; its analysis, or its rollout's last step, passed). Every
+step that can fail closed does: a gate error denies, a ledger that does not verify stops
+everything, a VSA that cannot be signed means nothing arrived.
 """
 
 from __future__ import annotations
@@ -88,8 +89,18 @@ def promote(
     runner = None
     if settings.strategy is not None and verdict != "denied":  # one rollout at a time: claimed first
         runner = rollout.claim(project, decided, token, on_progress=on_step, on_result=on_progress)
+    # The VSA says the release arrived: signed once its deploy succeeded (a job killed during the
+    # deploy leaves no signed arrival), after the analysis when there is one, at once with nothing
+    # to deploy. A waived promotion skips the analysis, and is signed after its deploy.
+    signed_late = not analysed or verdict == "waived"
     entry, files = _record_decision(
-        project, decided, token, travelling, signed_now=not analysed, deploys=bool(command), refused=refused
+        project,
+        decided,
+        token,
+        travelling,
+        signed_now=not command and signed_late,
+        deploys=bool(command),
+        refused=refused,
     )
     release, decision = decided.release, decided.decision
     if verdict == "denied":
@@ -99,18 +110,50 @@ def promote(
         outcome = rollout.start(runner, step_mode=step_mode, on_output=on_output)
         analysis = outcome.analyses[-1][1] if outcome.analyses else None  # the last step's, as one deploy's
         return Promotion(result, decision, entry, outcome.verdict == "finished", analysis=analysis, rollout=outcome)
-    deployment = start_forge_deployment(project, environment, release, decision, files)
-    try:
-        deployed = run_deploy(project, environment, release, project.evidence, deploy, on_output)
-    except BuildFailed:
-        finish_forge_deployment(project, environment, deployment, "failure")
-        raise
-    finish_forge_deployment(project, environment, deployment, "success")
-    if not analysed or verdict == "waived":  # break-glass skips the analysis: it was waived
+    deployed = _deploy(project, decided, files, deploy, token, on_output, signed_late=signed_late)
+    if signed_late:  # no analysis (or a waived one): arrived once deployed
         record_on_forge(project, environment, release, decision, files, deployed=True)
         return Promotion(result, decision, entry, deployed)
     analysis, aftermath = _analyse_deploy(project, decided, files, token, on_progress)
     return Promotion(result, decision, entry, deployed, analysis=analysis, aftermath=aftermath)
+
+
+def _deploy(
+    project: Project,
+    decided: Decided,
+    files: dict[str, bytes],
+    deploy: str | Sequence[str] | None,
+    token: TokenProvider,
+    on_output: Callable[[str], None] | None,
+    *,
+    signed_late: bool,
+) -> bool | None:
+    """The deploy, followed on the forge; `signed_late`: the VSA signed once it succeeded, kept
+    beside the evidence, attached to the `deployed` entry and added to `files`."""
+    environment, release, decision = decided.environment, decided.release, decided.decision
+    deployment = start_forge_deployment(project, environment, release, decision, files)
+
+    def sign_deployed() -> tuple[dict[str, Any], list[bytes]]:
+        bundle = sign_vsa(project, decided, token, late=True)
+        files[vsa_bundle(environment)] = bundle
+        project.evidence.record_many(release, {vsa_bundle(environment): bundle})
+        return {"vsa": sha256_bytes(bundle)}, [bundle]
+
+    try:
+        deployed = run_deploy(
+            project,
+            environment,
+            release,
+            project.evidence,
+            deploy,
+            on_output,
+            on_success=sign_deployed if signed_late else None,
+        )
+    except BuildFailed:
+        finish_forge_deployment(project, environment, deployment, "failure")
+        raise
+    finish_forge_deployment(project, environment, deployment, "success")
+    return deployed
 
 
 def _record_decision(
@@ -129,10 +172,8 @@ def _record_decision(
     verdict, release = decision.verdict, decided.release
     files = {decision_file(environment): decision.to_json()}
     if verdict != "denied":
-        # Sign before anything is recorded: a promotion without its VSA did not happen. With an
-        # analysis after the deploy, the VSA is signed once the analysis passed (a release whose
-        # analysis failed or never finished has no PASSED VSA to show the next environment); the
-        # identity token is asked for now all the same, so a missing one stops before the deploy.
+        # The VSA is signed once the release arrived (see promote); the identity token is asked
+        # for now all the same, so a missing one stops before anything is deployed.
         raw, source = token()
         if signed_now:
             files[vsa_bundle(environment)] = sign_vsa(project, decided, lambda: (raw, source))

@@ -26,8 +26,11 @@ def run_deploy(
     details: dict[str, Any] | None = None,
     extra_env: dict[str, str] | None = None,
     kind: Literal["deployed", "canary-deployed"] = "deployed",
+    on_success: Callable[[], tuple[dict[str, Any], list[bytes]]] | None = None,
 ) -> bool | None:
-    """Run the deploy command for `release` and record how it went (`kind` when it succeeded)."""
+    """Run the deploy command for `release` and record how it went (`kind` when it succeeded).
+    `on_success`: what to add to that entry once the command succeeded (details, attachments):
+    the VSA of a promotion, signed only now, so that no signed arrival says more than the deploy."""
     command = deploy if deploy else project.config.environments[environment].deploy
     if not command:
         return None
@@ -40,6 +43,7 @@ def run_deploy(
         code, tail = outcome.returncode, outcome.tail
     except OSError as exc:
         code, tail = 127, str(exc.strerror)
+    added, attachments = on_success() if code == 0 and on_success is not None else ({}, [])
     project.ledger.append(
         Draft(
             kind=kind if code == 0 else "deploy-failed",
@@ -48,8 +52,9 @@ def run_deploy(
             subjects={s.name: s.sha256 for s in release.subjects},
             actor=project.actor,
             time=now_utc(),
-            details={"exit_code": code, **(details or {})},
-        )
+            details={"exit_code": code, **(details or {}), **added},
+        ),
+        attachments,
     )
     if code != 0:
         raise BuildFailed(
