@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import yaml
+
 from pipeline_kit._internal.files import CONFIG_NAMES, read_toml
 from pipeline_kit._internal.fs import atomic_write
 from pipeline_kit._internal.proc import git
 from pipeline_kit._internal.redact import repository_web_uri
 from pipeline_kit.config import parse_config
-from pipeline_kit.errors import PipelineKitError, UsageError
+from pipeline_kit.errors import ConfigError, EnvironmentFailure, PipelineKitError, UsageError
 
 # Never committed, never packaged: npm packs what .gitignore does not exclude (absent .npmignore
 # or `files`), so the evidence of one build would otherwise end up in the next build's package.
@@ -77,8 +79,10 @@ def _build_system(directory: Path) -> tuple[str, str | None, str, tuple[str, ...
         return name, version, f"{build}mkdir -p dist && npm pack --pack-destination dist", ("dist/*.tgz",)
     if (directory / "Cargo.toml").is_file():
         name, version = named(_metadata(directory / "Cargo.toml", "package"))
-        # --remap-path-prefix keeps the checkout's path out of the binary
-        build = 'RUSTFLAGS="--remap-path-prefix=$PWD=." cargo build --release --locked'
+        # --remap-path-prefix keeps the checkout's path out of the binary; --locked builds exactly
+        # the committed Cargo.lock (a `cargo new` project has none yet: cargo would refuse)
+        locked = " --locked" if (directory / "Cargo.lock").is_file() else ""
+        build = f'RUSTFLAGS="--remap-path-prefix=$PWD=." cargo build --release{locked}'
         return name, version, build, (f"target/release/{name}",)
     if (directory / "go.mod").is_file():
         return fallback, None, "mkdir -p dist && go build -trimpath -buildvcs=false -o dist/ ./...", ("dist/*",)
@@ -107,43 +111,68 @@ FORGE_IDENTITIES = {
 }
 
 
-def identity_block(repository: str | None) -> str:
-    """The signing identity a release workflow on this forge will have, as YAML lines."""
+def scalar(value: str, *, quoted: bool = False) -> str:
+    """`value` as one YAML scalar on one line, written by the YAML library: quoted where YAML
+    needs it (a leading `@`, `: `, ` #`, `yes`, ...), double-quoted (with escapes) where it would
+    take several lines, and always double-quoted when `quoted` (a version must stay a string)."""
+    if not quoted:
+        text = yaml.safe_dump(value, allow_unicode=True, width=_ONE_LINE).removesuffix("\n...\n").rstrip("\n")
+        if "\n" not in text:
+            return text
+    return yaml.safe_dump(value, allow_unicode=True, width=_ONE_LINE, default_style='"').rstrip("\n")
+
+
+_ONE_LINE = 2**31 - 1  # the emitter folds a scalar longer than its width onto several lines
+
+
+def forge_identity(repository: str | None) -> tuple[str, str, str] | None:
+    """(issuer, san-regex, note) of a release workflow's signature on this repository's forge;
+    None off the public forges."""
     parts = urlsplit(repository) if repository else None
     forge = FORGE_IDENTITIES.get(parts.hostname or "") if parts else None
     if parts is None or forge is None:
+        return None
+    return forge.issuer, forge.san_regex.replace("{path}", re.escape(parts.path.strip("/"))), forge.note
+
+
+def identity_block(repository: str | None) -> str:
+    """The signing identity a release workflow on this forge will have, as YAML lines."""
+    identity = forge_identity(repository)
+    if repository is None or identity is None:
         return (
             "  # identity:                     # who must have signed evidence for it to count\n"
             "  #   issuer: https://token.actions.githubusercontent.com\n"
             "  #   san-regex: ^https://github\\.com/OWNER/REPO/\\.github/workflows/release\\.yml@refs/tags/v.*$\n"
         )
-    san_regex = forge.san_regex.replace("{path}", re.escape(parts.path.strip("/")))
+    issuer, san_regex, note = identity
     return (
         "  identity:\n"
-        f"    issuer: {forge.issuer}\n"
-        f"    # {forge.note}\n"
-        f"    san-regex: {san_regex}\n"
-        f"    repository: {repository}\n"
+        f"    issuer: {scalar(issuer)}\n"
+        f"    # {note}\n"
+        f"    san-regex: {scalar(san_regex)}\n"
+        f"    repository: {scalar(repository)}\n"
     )
 
 
 def starter_config(project: Project) -> str:
+    """The commented starter: the comments are ours, every value from the project is written by
+    the YAML library (`scalar`), so no name, command or path can change the document's shape."""
     sources = (
-        "\n".join(f"    - {source}" for source in project.sources)
+        "\n".join(f"    - {scalar(source)}" for source in project.sources)
         if project.sources
-        else "    # - requirements.txt           # none found; list lockfiles or use --python"
+        else "    # - requirements.txt           # none found: the SBOM lists the artifact alone; list lockfiles here"
     )
-    outputs = "\n".join(f'    - "{glob}"' for glob in project.outputs)
+    outputs = "\n".join(f"    - {scalar(glob, quoted=True)}" for glob in project.outputs)
     signing = identity_block(project.repository)
-    version = f'  version: "{project.version}"\n' if project.version else ""
+    version = f"  version: {scalar(project.version, quoted=True)}\n" if project.version else ""
     return f"""\
 # pipeline-kit configuration. Reference: https://github.com/pipeline-kit/pipeline-kit#configuration-pipeline-kityml
 version: 1
 
 artifact:
-  name: {project.name}
+  name: {scalar(project.name)}
 {version}  # Run once by `pipeline-kit build`; a string runs through /bin/sh, a list runs as-is.
-  build: "{project.build}"
+  build: {scalar(project.build)}
   # Files the build produces (globs relative to this directory). Each becomes a release
   # subject, identified by its sha256; every later step refers to that digest.
   outputs:
@@ -177,14 +206,48 @@ environments:
 """
 
 
+def checked_starter(project: Project, target: Path) -> str:
+    """The starter for `project`, parsed by the kit's own config loader and found to say exactly
+    what was detected; anything else is a bug of ours, raised before a byte is written."""
+    text = starter_config(project)
+    bug = "this is a pipeline-kit bug: please report it with the project's manifest"
+    try:
+        config = parse_config(text, Path(f"the starter {target.name}"))
+    except ConfigError as exc:
+        raise EnvironmentFailure(f"{exc.message}; nothing written", hint=bug) from exc
+    identity = config.signing.identity
+    expected = forge_identity(project.repository)
+    wanted = (
+        project.name,
+        project.version,
+        project.build,
+        project.outputs,
+        project.sources,
+        (expected[0], expected[1], project.repository) if expected else None,
+    )
+    found = (
+        config.artifact.name,
+        config.artifact.version,
+        config.artifact.build,
+        tuple(config.artifact.outputs),
+        tuple(entry.path for entry in config.sbom.entries() or ()),
+        (identity.issuer, identity.san_regex, identity.repository) if identity else None,
+    )
+    if found != wanted:
+        raise EnvironmentFailure(
+            f"the starter {target.name} would say {found!r}, not what was detected, {wanted!r}; nothing written",
+            hint=bug,
+        )
+    return text
+
+
 def write_starter_config(directory: Path, *, force: bool = False) -> tuple[Path, Project]:
     existing = [directory / n for n in CONFIG_NAMES if (directory / n).exists()]
     if existing and not force:
         raise UsageError(f"{existing[0]} already exists", hint="pass --force to overwrite it")
     target = directory / CONFIG_NAMES[0]
     project = detect_project(directory)
-    text = starter_config(project)
-    parse_config(text, target)  # never write a starter the kit itself would reject
+    text = checked_starter(project, target)  # never write a starter the kit itself would reject
     atomic_write(target, text.encode())
     ignore_evidence(directory, project.outputs)
     return target, project

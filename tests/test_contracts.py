@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE, REPOSITORY, SIGNER, Cli, Result, describe, init_repo, sign
+from tests.conftest import EXAMPLE, REPOSITORY, ROOT, SIGNER, Cli, Result, describe, init_repo, sign
 from tests.prometheus_instance import free_port
 from tests.sigstore_instance import LocalSigstore
 
@@ -194,6 +194,8 @@ def test_can_i_deploy_from_signed_evidence_and_a_breaking_provider_is_denied(
         broken = verify_web(cli, orders, url, policy)
         assert "KeyError: 'total'" in client_reads(web, url).stderr  # the breakage the gate keeps out
     assert broken.code == 1 and "pacts/web-orders.json: FAILED" in broken.out
+    assert "Verifying a pact between web and orders" in broken.err  # the verifier's own words ...
+    assert "tracking" not in broken.err  # ... without its usage-tracking notice
     assert not list((orders / ".pipeline-kit" / "contracts").glob("*.sigstore.json"))
     blocked = cli(["promote", "--to", "dev", *policy], cwd=orders)
     assert blocked.code == 1
@@ -297,3 +299,68 @@ def test_the_consumer_pact_is_what_its_client_really_asks_for(pair: tuple[Path, 
     finally:
         master.kill()
         master.wait()
+
+
+def documented_pact() -> dict[str, object]:
+    """The example Pact file of docs/contracts.md."""
+    text = (ROOT / "docs" / "contracts.md").read_text()
+    block = text.split("```json\n", 1)[1].split("```", 1)[0]
+    document: dict[str, object] = json.loads(block)
+    return document
+
+
+@contextmanager
+def answering(order: dict[str, object]) -> Iterator[str]:
+    """A provider in this process answering GET /orders/1 with `order`."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(order if self.path == "/orders/1" else {}).encode()
+            self.send_response(200 if self.path == "/orders/1" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_documented_pact_is_read_by_the_kit_and_verified_without_usage_tracking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline_kit.config import ContractsConfig
+    from pipeline_kit.contracts import load_pacts, record_contracts, run_verifier
+    from pipeline_kit.evidence import EvidenceDir
+    from tests.test_sbom_document import make_release
+
+    document = documented_pact()
+    assert document == PACT  # the example the suite's consumer and provider use
+    (tmp_path / "pacts").mkdir()
+    (tmp_path / "pacts" / "web-orders.json").write_text(json.dumps(document, indent=2))
+    evidence = EvidenceDir(tmp_path / ".pipeline-kit")
+    config = ContractsConfig(name="web", pacts=["pacts"], peers={"orders": "../orders"})
+    record_contracts(config, evidence, make_release("dist/web.whl"), tmp_path)
+    name, (pact,) = load_pacts(evidence)
+    assert (name, pact.consumer, pact.provider, pact.path) == ("web", "web", "orders", "pacts/web-orders.json")
+
+    monkeypatch.setenv("PACT_DO_NOT_TRACK", "false")  # the opt-out is the kit's, whatever the caller set
+    with answering({"id": 1, "total": 10}) as url:
+        verified = run_verifier(pact, "orders", url)
+    assert verified.passed, verified.output
+    with answering({"id": 1, "amount": 10}) as url:
+        broken = run_verifier(pact, "orders", url)
+    assert not broken.passed and "total" in broken.output
+    for result in (verified, broken):
+        assert "tracking" not in result.output.lower() and "PACT_DO_NOT_TRACK" not in result.output

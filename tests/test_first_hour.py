@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 
-from tests.conftest import WHEELHOUSE, Cli, git
+from pipeline_kit.config import load_config
+from pipeline_kit.sbom import ARTIFACT_ALONE
+from tests.conftest import WHEELHOUSE, Cli, git, run_kit
 
 PYPROJECT = """\
 [build-system]
@@ -92,3 +102,128 @@ def test_offline_trust_root_prints_no_stray_log_line(capsys: pytest.CaptureFixtu
         load_trust_config(None, offline=True)
     assert "offline mode" not in capsys.readouterr().err
     assert logging.getLogger("sigstore._internal.tuf").getEffectiveLevel() >= logging.ERROR
+
+
+# Fresh projects made by their own tools, then `pipeline-kit init` and `run --dry-run` as separate
+# processes, as a new user runs them. Each toolchain is installed by .ci/test-tools (so these run
+# in CI); on a machine without one, its test says so and skips.
+def toolchain(*tools: str) -> None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        message = f"{', '.join(missing)} not installed (.ci/test-tools installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}: CI must run this test")
+        pytest.skip(message)
+
+
+def tool(project: Path, *command: str) -> None:
+    done = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def uv_project(project: Path) -> str:
+    """`uv init --lib` (hatchling, from the wheelhouse) and `uv lock`: a Python project with a lockfile."""
+    uv = str(Path(sys.executable).parent / "uv")
+    tool(project, uv, "init", "-q", "--lib", "--build-backend", "hatch", "--name", "demo-py", "--no-workspace", ".")
+    tool(project, uv, "lock", "-q")
+    return "dist/demo_py-0.1.0-py3-none-any.whl"
+
+
+def npm_project(project: Path) -> str:
+    toolchain("node", "npm")
+    tool(project, "npm", "init", "-y")
+    tool(project, "npm", "pkg", "set", "scripts.build=node -e \"require('fs').writeFileSync('out.js', '1')\"")
+    return "dist/demo-node-1.0.0.tgz"
+
+
+def go_project(project: Path) -> str:
+    toolchain("go")
+    tool(project, "go", "mod", "init", "example.com/demo")
+    (project / "main.go").write_text('package main\n\nfunc main() { println("demo") }\n')
+    return "dist/demo"
+
+
+def cargo_project(project: Path) -> str:
+    toolchain("cargo", "rustc")
+    tool(project, "cargo", "init", "-q", "--name", "demo-rs")
+    return "target/release/demo-rs"
+
+
+def kit_environment(home: Path) -> dict[str, str]:
+    """This process's environment without CI's, every toolchain offline: pip from the wheelhouse,
+    uv, Go and npm with no network (cargo needs none for a project without dependencies)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GITLAB_", "CI_", "RUNNER_"))}
+    env.pop("PIPELINE_KIT_CONFIG", None)
+    env.pop("PIPELINE_KIT_EVIDENCE_DIR", None)
+    return {
+        **env,
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(WHEELHOUSE),
+        "UV_OFFLINE": "1",
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_CACHE_DIR": str(home / "uv"),
+        "GOPROXY": "off",
+        "GOTOOLCHAIN": "local",
+        "npm_config_offline": "true",
+        "npm_config_cache": str(home / "npm"),
+        "npm_config_update_notifier": "false",
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "make", "source"),
+    [
+        ("python", uv_project, "uv.lock"),
+        ("node", npm_project, None),
+        ("go", go_project, None),
+        ("rust", cargo_project, None),
+    ],
+)
+def test_init_then_dry_run_on_a_project_its_own_tool_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, make: Callable[[Path], str], source: str | None
+) -> None:
+    env = kit_environment(tmp_path / "home")
+    for name, value in env.items():  # the project's own tool runs offline too
+        monkeypatch.setenv(name, value)
+    project = tmp_path / ("demo-node" if kind == "node" else kind)
+    project.mkdir()
+    artifact = make(project)
+    if not (project / ".git").exists():
+        git(project, "init", "-q")
+    git(project, "remote", "add", "origin", f"https://github.com/acme/{project.name}.git")
+
+    init = run_kit(["init"], project, env)
+    assert init.returncode == 0, init.stdout + init.stderr
+    assert "next: " in init.stdout
+    config = load_config(project / "pipeline-kit.yml")
+    assert [config.artifact.name, config.environment_order()] == [
+        {"python": "demo-py", "rust": "demo-rs"}.get(kind, project.name),
+        ["dev", "staging", "prod"],
+    ]
+    assert "#" in (project / "pipeline-kit.yml").read_text()  # still commented for humans
+    assert config.signing.identity is not None
+    assert config.signing.identity.repository == f"https://github.com/acme/{project.name}"
+    if source is None:
+        assert "the SBOM will list the artifact alone" in init.stdout
+
+    dry = run_kit(["run", "--dry-run"], project, env)
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    assert f"build  {config.artifact.build}" in dry.stderr  # the build ran, its output streamed
+    assert "summary: release " in dry.stdout and "next: " in dry.stdout
+    release = json.loads((project / ".pipeline-kit" / "release.json").read_text())
+    assert [s["name"] for s in release["subjects"]] == [artifact]
+    built = project / artifact
+    assert release["subjects"][0]["digest"]["sha256"] == hashlib.sha256(built.read_bytes()).hexdigest()
+
+    document = (project / ".pipeline-kit" / "sbom.cdx.json").read_bytes()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(document.decode()) is None
+    sbom = json.loads(document)
+    assert sbom["metadata"]["component"]["name"] == artifact
+    assert sbom["metadata"]["component"]["hashes"][0]["content"] == release["subjects"][0]["digest"]["sha256"]
+    if source is None:
+        assert ARTIFACT_ALONE in dry.stdout
+        assert "components" not in sbom
+        assert sbom["compositions"] == [{"aggregate": "unknown", "dependencies": [f"subject:{artifact}"]}]
+        assert "SBOM (signed in CI) of the artifact alone (no dependency source)" in dry.stdout
+    else:
+        assert f"{source}  " in dry.stdout and ARTIFACT_ALONE not in dry.stdout

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import yaml
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
@@ -15,7 +16,8 @@ from pipeline_kit.errors import EnvironmentFailure
 from pipeline_kit.evidence import EvidenceDir
 from pipeline_kit.models import Build, Release, Source, Subject, release_id
 from pipeline_kit.sbom.validate import schema_errors
-from tests.conftest import ASSETS
+from tests.conftest import ASSETS, REPOSITORY, Cli, init_repo, sign
+from tests.sigstore_instance import LocalSigstore
 
 
 def make_release(*names: str) -> Release:
@@ -131,3 +133,48 @@ def test_the_indexed_dependency_registry_renders_what_the_library_renders(monkey
     monkeypatch.setattr(document, "indexed", lambda bom: bom)
     assert document.render(release, results) == ours
     assert len(json.loads(ours)["dependencies"]) > 1
+
+
+@pytest.mark.parametrize("names", [("dist/a.whl",), ("dist/a.whl", "dist/b.tar.gz")])
+def test_no_dependency_source_is_an_sbom_of_the_artifact_alone(names: tuple[str, ...]) -> None:
+    """No lockfile (or `sources: []`): a valid document about the same subjects, listing no
+    component, its dependencies marked unknown rather than claimed to be none."""
+    release = make_release(*names)
+    alone, results = sbom.generate(release, [])
+    assert results == [] and strict_errors(alone) is None
+    with_source, _ = sbom.generate(release, [sbom.spec_for(ASSETS / "sbom", "uv.lock", None)])
+    document, described = json.loads(alone), json.loads(with_source)
+    assert document["metadata"]["component"] == described["metadata"]["component"]  # the same subjects
+    assert document["serialNumber"] == described["serialNumber"]
+    assert "components" not in document
+    subjects = [document["metadata"]["component"]["bom-ref"]] + [
+        c["bom-ref"] for c in document["metadata"]["component"].get("components", [])
+    ]
+    assert document["compositions"] == [{"aggregate": "unknown", "dependencies": subjects}]
+    assert not [d for d in document.get("dependencies", []) if d["ref"] in subjects]  # no "depends on nothing"
+    assert not [p for p in document["metadata"]["properties"] if p["name"] == "pipeline-kit:sbom:source"]
+    assert sbom.generate(release, [])[0] == alone  # deterministic
+
+
+def test_sources_none_is_said_by_sbom_show_and_the_gate(
+    cli: Cli, hello: Path, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_path = hello / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["sbom"] = {"sources": []}  # explicitly none, though uv.lock is right there
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    init_repo(hello, remote=REPOSITORY + ".git")
+    assert cli(["build"], cwd=hello).code == 0
+    made = cli(["sbom"], cwd=hello)
+    assert made.code == 0, made.err
+    assert made.out.splitlines()[0] == sbom.ARTIFACT_ALONE
+    assert "(CycloneDX 1.6, validated)" in made.out
+    assert cli(["provenance"], cwd=hello).code == 0
+    assert "SBOM        CycloneDX 1.6, the artifact alone (no dependency source); subjects match" in (
+        cli(["show"], cwd=hello).out
+    )
+    code, err = sign(cli, hello, sigstore, monkeypatch)
+    assert code == 0, err
+    planned = cli(["plan", "--to", "dev", *policy], cwd=hello)
+    assert planned.code == 0, planned.out + planned.err
+    assert "signed SBOM of the artifact alone (no dependency source), no denied licence" in planned.out

@@ -34,7 +34,13 @@ def subjects_table(subjects: Iterable[tuple[str, str, int | None]]) -> str:
     return table(["subject", "sha256", "size"], [(n, d, human_size(s)) for n, d, s in subjects])
 
 
-def sources_table(results: Iterable[SourceResult]) -> str:
+def sources_table(results: Sequence[SourceResult]) -> str:
+    """What each SBOM source contributed; no source at all is said in words (an SBOM of the
+    artifact alone)."""
+    if not results:
+        from pipeline_kit.sbom import ARTIFACT_ALONE
+
+        return ARTIFACT_ALONE
     return table(["source", "kind", "packages"], [(r.source, r.kind, len(r.packages)) for r in results])
 
 

@@ -50,9 +50,14 @@ def render_summary(summary: Summary) -> None:
     if summary.sbom:
         s = summary.sbom
         click.echo()
+        described = (
+            "the artifact alone (no dependency source)"
+            if not s.sources and not s.components
+            else f"{s.components} component{'' if s.components == 1 else 's'} from "
+            f"{', '.join(s.sources) or '(unknown sources)'}"
+        )
         click.echo(
-            f"SBOM        CycloneDX {s.spec_version}, {s.components} component{'' if s.components == 1 else 's'} from "
-            f"{', '.join(s.sources) or '(unknown sources)'}; subjects "
+            f"SBOM        CycloneDX {s.spec_version}, {described}; subjects "
             f"{'match' if s.subjects_match else 'DO NOT MATCH'}"
         )
     if summary.provenance:

@@ -46,8 +46,8 @@ def init(session: Session, force: bool) -> None:
     click.echo("kept the evidence, the ledger and the build outputs out of git and out of packages (.gitignore)")
     if not project.sources:
         click.echo(
-            "no lockfile found for the SBOM: create one (npm install, uv lock, cargo generate-lockfile, "
-            "go mod tidy) or set sbom.sources"
+            "no lockfile found: the SBOM will list the artifact alone until there is one "
+            "(npm install, uv lock, cargo generate-lockfile, go mod tidy) or sbom.sources names one"
         )
     click.echo("next: review artifact.build and signing.identity, then `pipeline-kit run --dry-run`")
 
@@ -179,13 +179,17 @@ def _render_run(result: FullRun, session: Session) -> None:
         raise click.exceptions.Exit(EXIT_DENIED)
 
 
-def _render_description(release: Release, sources: list[SourceResult], ci: CIContext, session: Session) -> None:
+def _render_description(
+    release: Release, sources: list[SourceResult], ci: CIContext, session: Session, *, kept: bool = False
+) -> None:
+    """What was built and described; `kept`: the release was signed before, its SBOM kept as it was."""
     evidence = session.evidence()
     click.echo(heading(f"release {release.id}") + f"  {release.name} {release.version or ''}".rstrip())
     click.echo(subjects_table((s.name, s.sha256, s.size) for s in release.subjects))
     click.echo()
-    click.echo(heading("sbom") + f"  {evidence.path('sbom.cdx.json')}")
-    click.echo(sources_table(sources))
+    click.echo(heading("sbom") + f"  {evidence.path('sbom.cdx.json')}" + ("  (as signed before)" if kept else ""))
+    if not kept:
+        click.echo(sources_table(sources))
     click.echo()
     click.echo(heading("provenance") + f"  {evidence.path('provenance.intoto.json')}")
     click.echo(f"  builder  {release.build.builder_id}")
@@ -197,7 +201,7 @@ def _render_description(release: Release, sources: list[SourceResult], ci: CICon
 
 def _render_dry(result: DryRun, session: Session) -> None:
     plan = result.signing
-    _render_description(result.release, result.sources, result.ci, session)
+    _render_description(result.release, result.sources, result.ci, session, kept=result.signed_before)
     if result.signed_before:
         archive = session.evidence().archive(result.release.id)
         click.echo(f"note: this release was signed here before: its evidence is shown as signed ({archive})\n")

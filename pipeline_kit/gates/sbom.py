@@ -21,6 +21,7 @@ from pipeline_kit.gates.interface import (
     from_verification,
     passed,
 )
+from pipeline_kit.sbom.interface import SOURCE_PROPERTY
 from pipeline_kit.signing import SBOM_BUNDLE
 
 Severity = Literal["low", "medium", "high", "critical"]
@@ -51,7 +52,11 @@ class SbomGate(Gate):
         if offending:
             return denied(f"denied licence: {offending[0]}", components=offending)
         kind = "SBOM (signed in CI)" if context.projected else "signed SBOM"
-        reasons = [f"{kind}, {len(components)} components, no denied licence"]
+        alone = not components and not any(
+            p.get("name") == SOURCE_PROPERTY for p in (document.get("metadata") or {}).get("properties", [])
+        )
+        described = " of the artifact alone (no dependency source)" if alone else f", {len(components)} components"
+        reasons = [f"{kind}{described}, no denied licence"]
         if self.options.vulnerabilities:
             if not self.options.unsigned_reports:
                 return error(

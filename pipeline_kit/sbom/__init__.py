@@ -30,7 +30,7 @@ from pipeline_kit.sbom.pylock import PyLock
 from pipeline_kit.sbom.requirements import Requirements
 from pipeline_kit.sbom.uv import UvLock
 
-__all__ = ["SOURCES", "Package", "SbomSource", "SourceResult", "SourceSpec", "generate"]
+__all__ = ["ARTIFACT_ALONE", "SOURCES", "Package", "SbomSource", "SourceResult", "SourceSpec", "generate"]
 
 SOURCES: dict[str, type[SbomSource]] = {
     source.kind: source
@@ -98,12 +98,13 @@ def spec_for(project: Path, path_text: str, kind: str | None) -> SourceSpec:
     return SourceSpec(path, kind, path_text)
 
 
+# Said wherever an SBOM is made without a dependency record (none found, or `sources: []`).
+ARTIFACT_ALONE = "no dependency source: the SBOM lists the artifact alone"
+
+
 def read_sources(specs: Sequence[SourceSpec]) -> list[SourceResult]:
-    if not specs:
-        raise UsageError(
-            "no SBOM source: no lockfile or requirements file found, and no --python environment",
-            hint="configure sbom.sources in pipeline-kit.yml or pass --source/--python",
-        )
+    """What each source records; none at all is an SBOM of the artifact alone (`ARTIFACT_ALONE`),
+    whose dependencies the document marks as unknown."""
     results = [SOURCES[spec.kind]().read(spec.path, spec.label) for spec in specs]
     for spec, result in zip(specs, results, strict=True):
         for package in result.packages:

@@ -39,10 +39,9 @@ except ImportError:  # pragma: no cover - older library versions
     from cyclonedx.exception.factory import InvalidSpdxLicenseException
     from cyclonedx.factory.license import LicenseFactory
 from pipeline_kit.models import Release
-from pipeline_kit.sbom.interface import Hash, Package, SourceResult
+from pipeline_kit.sbom.interface import SOURCE_PROPERTY, Hash, Package, SourceResult
 
 SERIAL_NAMESPACE = uuid.UUID("6f1e2f3c-5b0e-4c8e-9a57-0c1f2a9d7b11")
-SOURCE_PROPERTY = "pipeline-kit:sbom:source"
 RELEASE_PROPERTY = "pipeline-kit:release-id"
 
 
@@ -146,6 +145,8 @@ def render(release: Release, results: Sequence[SourceResult]) -> bytes:
         text = JsonV1Dot6(bom).output_as_string(indent=2)
     document = json.loads(text)
     _drop_invented_edges(document, {p.ref for p in packages if p.dependencies is None})
+    if not results:
+        _dependencies_unknown(document, str(root.bom_ref))
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
 
 
@@ -156,6 +157,19 @@ def _drop_invented_edges(document: dict[str, Any], unknown: set[str]) -> None:
         document["dependencies"] = [
             d for d in document["dependencies"] if d["ref"] not in unknown or d.get("dependsOn")
         ]
+
+
+def _dependencies_unknown(document: dict[str, Any], root: str) -> None:
+    """No dependency record was read: what the artifact depends on is unknown, not "nothing".
+    The subjects' empty dependency entries go, and a composition says so (CycloneDX 1.6
+    `compositions`: the completeness of what is described, here of the root's dependencies)."""
+    subjects = [root] + [c["bom-ref"] for c in document["metadata"]["component"].get("components", [])]
+    graph = [d for d in document.get("dependencies", []) if d["ref"] not in subjects or d.get("dependsOn")]
+    if graph:
+        document["dependencies"] = graph
+    else:
+        document.pop("dependencies", None)
+    document["compositions"] = [{"aggregate": "unknown", "dependencies": subjects}]
 
 
 def _subject_component(release: Release) -> Component:

@@ -25,6 +25,8 @@ HASH_ALGORITHMS = {
 HEX_LENGTH = {"MD5": 32, "SHA-1": 40, "SHA-256": 64, "SHA-384": 96, "SHA-512": 128}  # CycloneDX's patterns
 
 Scope = Literal["required", "optional"]
+# The SBOM metadata property naming each source read (none: the SBOM lists the artifact alone).
+SOURCE_PROPERTY = "pipeline-kit:sbom:source"
 
 
 @dataclass(frozen=True)
