@@ -250,3 +250,70 @@ def test_the_checks_catch_a_stray_fence_and_a_broken_link() -> None:
         "../no-such.md: no such file in the repository",
         "#local: no such file in the repository",
     ]
+
+
+# What users are told to install, and how: the docs, the kit's own hints, templates and actions.
+INSTRUCTIONS = sorted(
+    {
+        *DOCS,
+        *ROOT.glob("pipeline_kit/**/*.py"),
+        *ROOT.glob("gitlab-templates/*.yml"),
+        *ROOT.glob("actions/*/action.yml"),
+        *ROOT.glob("actions/*/*.sh"),
+        *ROOT.glob("examples/**/*.yml"),
+        *ROOT.glob(".github/workflows/*.yml"),
+    }
+)
+NOT_OURS = {"pipeline-kit", "pipeline-kit-release"}  # on PyPI another project's, and not published
+
+
+def installs_by_name(text: str) -> list[str]:
+    """`pip`/`pipx`/`uv pip install` commands naming the kit by a name an index would resolve, or
+    naming nothing at all (`pipx install` the kit: which one?)."""
+    found = []
+    for match in re.finditer(r"\b(?:pipx|pip|uv pip|uv tool) install\b([^`\n)]*)", text):
+        targets = [t.strip("'\"") for t in match.group(1).split() if not t.startswith(("-", "&", "|", ";"))]
+        targets = targets[: next((i for i, t in enumerate(targets) if t in ("&&", "||")), len(targets))]
+        if not targets:
+            found.append(match.group(0).strip())
+        for target in targets:
+            name = re.match(r"[A-Za-z0-9._-]*", target)
+            if name and re.sub(r"[._-]+", "-", name.group(0).lower()) in NOT_OURS and " @ " not in match.group(1):
+                found.append(match.group(0).strip())
+    return found
+
+
+def kit_pins(text: str) -> list[str]:
+    """How the kit's actions (`uses: pipeline-kit/pipeline-kit/...@REF`) and templates (`include:
+    project: pipeline-kit/pipeline-kit` with `ref: REF`) are pinned, when not by a full commit."""
+    refs = re.findall(r"uses: *pipeline-kit/pipeline-kit/[\w./-]+@(<[^>\n]+>|\S+)", text)
+    refs += re.findall(r"project: *pipeline-kit/pipeline-kit\b[^\n]*\n(?: +[^\n]*\n)*? +ref: *(<[^>\n]+>|\S+)", text)
+    return [ref for ref in refs if not re.fullmatch(r"[0-9a-f]{40}|<[^>]+>", ref)]
+
+
+@pytest.mark.parametrize("path", INSTRUCTIONS, ids=doc_id)
+def test_the_kit_is_never_installed_by_a_name_the_project_does_not_own(path: Path) -> None:
+    assert installs_by_name(path.read_text()) == []
+
+
+@pytest.mark.parametrize("path", INSTRUCTIONS, ids=doc_id)
+def test_the_kit_is_pinned_to_a_commit_never_to_a_tag(path: Path) -> None:
+    # What the docs describe is unreleased: no tag has it, and a tag can move.
+    assert kit_pins(path.read_text()) == []
+
+
+def test_the_install_checks_catch_a_bare_name_and_a_tag() -> None:
+    assert installs_by_name("or `pipx install` the kit") == ["pipx install"]
+    assert installs_by_name("pip install 'pipeline-kit-release[contracts]'") == [
+        "pip install 'pipeline-kit-release[contracts]'"
+    ]
+    assert installs_by_name("pip install pipeline_kit==0.1.0 && true") == ["pip install pipeline_kit==0.1.0 && true"]
+    assert installs_by_name("pipx install 'git+https://github.com/pipeline-kit/pipeline-kit@" + "a" * 40 + "'") == []
+    assert installs_by_name("pip install -e '.[contracts]'") == []
+    assert kit_pins("        uses: pipeline-kit/pipeline-kit/actions/release@v0.1.0\n") == ["v0.1.0"]
+    gitlab = "  - project: pipeline-kit/pipeline-kit\n    ref: v0.1.0\n    file: x.yml\n"
+    assert kit_pins(gitlab) == ["v0.1.0"]
+    assert (
+        kit_pins(gitlab.replace("v0.1.0", "<kit commit>") + "uses: pipeline-kit/pipeline-kit/actions/x@" + "0" * 40)
+        == []
+    )
