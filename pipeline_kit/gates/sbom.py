@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from pipeline_kit._internal.text import counted
 from pipeline_kit.evidence import SBOM_FILE
 from pipeline_kit.gates.interface import (
     Gate,
@@ -51,7 +52,7 @@ class SbomGate(Gate):
         if offending:
             return denied(f"denied licence: {offending[0]}", components=offending)
         kind = "SBOM (signed in CI)" if context.projected else "signed SBOM"
-        reasons = [f"{kind}, {len(components)} components, no denied licence"]
+        reasons = [f"{kind}, {counted(len(components), 'component')}, no denied licence"]
         if self.options.vulnerabilities:
             if not self.options.unsigned_reports:
                 return error(
