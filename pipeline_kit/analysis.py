@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from pipeline_kit._internal.text import counted
 from pipeline_kit.config import AnalysisConfig, MetricCheck, parse_duration
 from pipeline_kit.metrics import Measurement, MetricProvider
 from pipeline_kit.models import Release
@@ -220,7 +221,7 @@ def analyse(
         if result.verdict != "passed":
             judged: Verdict = "failed" if result.verdict == "failed" else "inconclusive"
             return Analysis(judged, f"{check.name}: {result.detail}", tuple(results), config.count)
-    counts = f"{failed} failed, {inconclusive} inconclusive of {len(results)} measurements"
+    counts = f"{failed} failed, {inconclusive} inconclusive of {counted(len(results), 'measurement')}"
     return Analysis(
         "passed", f"{config.count} interval(s) of {config.interval}: {counts}", tuple(results), config.count
     )

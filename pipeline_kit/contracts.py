@@ -111,12 +111,14 @@ def verification_bundle(pact: Pact) -> str:
 
 
 def pact_verifier() -> str:
-    """The `pact` command: beside this interpreter (pip install 'pipeline-kit-release[contracts]'), else on PATH."""
+    """The `pact` command: beside this interpreter (pact-python-cli, the kit's `contracts` extra), else on PATH."""
     beside = Path(sys.executable).parent / "pact"
     found = str(beside) if beside.is_file() else shutil.which("pact")
     if not found:
+        # never a name for an index to resolve: the kit's distribution is not on PyPI
         raise EnvironmentFailure(
-            "the Pact verifier is not installed", hint="pip install 'pipeline-kit-release[contracts]' (pact-python-cli)"
+            "the Pact verifier is not installed",
+            hint=f"{sys.executable} -m pip install 'pact-python-cli>=0.10' (the kit's `contracts` extra)",
         )
     return found
 

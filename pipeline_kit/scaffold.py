@@ -20,6 +20,9 @@ from pipeline_kit.errors import ConfigError, EnvironmentFailure, PipelineKitErro
 # Never committed, never packaged: npm packs what .gitignore does not exclude (absent .npmignore
 # or `files`), so the evidence of one build would otherwise end up in the next build's package.
 IGNORED = (".pipeline-kit/", ".pipeline-kit-ledger/")
+# What building a Python project leaves in the tree (setuptools' build dir and metadata): in
+# .gitignore only, as an npm package or a Go project may ship or commit a build/ of its own.
+PYTHON_BUILD_IGNORED = ("build/", "*.egg-info/")
 
 
 @dataclass(frozen=True)
@@ -258,13 +261,14 @@ def ignore_evidence(directory: Path, outputs: tuple[str, ...] = ()) -> list[Path
     .npmignore, where one exists): a build must not pack the previous build's outputs or
     evidence. Returns the files changed."""
     wanted = [*IGNORED, *sorted({glob.split("/")[0] + "/" for glob in outputs if "/" in glob})]
+    python = PYTHON_BUILD_IGNORED if (directory / "pyproject.toml").is_file() else ()
     changed = []
-    for name, create in ((".gitignore", True), (".npmignore", False)):
+    for name, create, more in ((".gitignore", True, python), (".npmignore", False, ())):
         path = directory / name
         if not path.exists() and not create:
             continue
         text = path.read_text() if path.exists() else ""
-        missing = [entry for entry in wanted if entry not in text.splitlines()]
+        missing = [entry for entry in [*wanted, *more] if entry not in text.splitlines()]
         if missing:
             separator = "" if not text or text.endswith("\n") else "\n"
             atomic_write(path, (text + separator + "\n".join(missing) + "\n").encode())

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline_kit._internal.text import counted
 from pipeline_kit.digest import cpu_workers, hash_file, sha256_bytes
 from pipeline_kit.errors import first_line
 from pipeline_kit.evidence import (
@@ -169,7 +170,7 @@ def projected_release(
     except ValueError:
         provenance = {}
     ours = isinstance(provenance, dict) and statement_subjects(provenance) == release_subjects(release)
-    detail = f"{len(release.subjects)} subjects, as release.json" if ours else "not release.json's subjects"
+    detail = f"{counted(len(release.subjects), 'subject')}, as release.json" if ours else "not release.json's subjects"
     checks += [
         Check(PROVENANCE_BUNDLE, "signature", True, promise),
         Check(PROVENANCE_BUNDLE, "subjects", ours, detail),
@@ -260,7 +261,8 @@ def _attestation(
     if not ours:
         checks.append(Check(bundle_name, "subjects", False, "the attested subjects are not release.json's"))
     else:
-        checks.append(Check(bundle_name, "subjects", True, f"{len(release.subjects)} subjects, as release.json"))
+        detail = f"{counted(len(release.subjects), 'subject')}, as release.json"
+        checks.append(Check(bundle_name, "subjects", True, detail))
     if file_name is None:
         return checks, statement if ours else None
     data, why = evidence.read_checked(file_name)

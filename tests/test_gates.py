@@ -169,6 +169,12 @@ def test_sbom_gate_licences(tmp_path: Path) -> None:
     assert verdict == "denied"
 
 
+def test_sbom_gate_counts_one_component_in_the_singular(tmp_path: Path) -> None:
+    sbom_document(tmp_path, ["MIT"])
+    verdict, reason = run(gate("sbom"), context(tmp_path, verification=verification()))
+    assert verdict == "passed" and "signed SBOM, 1 component, no denied licence" in reason, reason
+
+
 GRYPE = {
     "matches": [
         {"vulnerability": {"id": "CVE-1", "severity": "High"}},
@@ -302,7 +308,7 @@ def test_a_signed_rollback_holds_even_when_ledger_lines_are_deleted(tmp_path: Pa
     holds = Search("dev", (hold,), (), ())
     truncated = entries(("promoted", "dev", rid, NOW, {}))  # the rollback and everything after it deleted
     verdict, reason = run(gate("rollback-hold"), context(tmp_path, "dev", history=truncated, holds=holds))
-    assert verdict == "denied" and "the ledger has 1 entries: truncated; the hold stands" in reason
+    assert verdict == "denied" and "the ledger has 1 entry: truncated; the hold stands" in reason
     kept = entries(
         ("promoted", "dev", rid, NOW, {}), ("promoted", "dev", "other", NOW, {}), ("deployed", "dev", "other", NOW, {})
     )

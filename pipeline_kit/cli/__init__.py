@@ -114,11 +114,25 @@ def _terminated(signum: int, frame: object) -> None:
     sys.exit(128 + signum)
 
 
+def _line_buffered() -> None:
+    """Every line out as it is written when stdout or stderr is a pipe or a file (a CI log reads
+    both): results on stdout and progress on stderr then reach it in the order they were written.
+    click.echo flushes each call; this covers anything else that writes to them (a library's print)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        try:
+            if reconfigure is not None and not stream.isatty():
+                reconfigure(line_buffering=True)
+        except (OSError, ValueError):  # closed, or not a real stream: leave it
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     if argv is None:  # the program itself, not a caller in its own process
         import signal
 
         signal.signal(signal.SIGTERM, _terminated)
+        _line_buffered()
     try:
         # Every option can also come from PIPELINE_KIT_<COMMAND>_<OPTION> (e.g. PIPELINE_KIT_PROMOTE_TO):
         # the composite actions pass their inputs that way, never on a command line they build.

@@ -17,7 +17,13 @@ def migrations() -> None:
 
 @migrations.command("check")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--dialect", type=click.Choice(["postgres", "mysql", "sqlite"]), default="postgres", show_default=True)
+@click.option(
+    "--dialect",
+    type=click.Choice(["postgres", "mysql", "sqlite"]),
+    default="postgres",
+    show_default=True,
+    help="The database the migrations run on: how statements parse and which lock rules apply.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_session
 def check(session: Session, paths: tuple[Path, ...], dialect: str, as_json: bool) -> None:

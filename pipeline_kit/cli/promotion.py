@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pipeline_kit._internal.text import counted
 from pipeline_kit.cli._render import emit_json, markdown_table, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 from pipeline_kit.cli._trust import (
@@ -327,13 +328,28 @@ def ledger_show(session: Session, environment: str | None, as_json: bool) -> Non
         return
     click.echo(
         table(
-            ["seq", "time", "kind", "env", "release", "actor", "reason"],
+            ["seq", "time", "kind", "env", "release", "details", "actor", "reason"],
             [
-                (e.seq, f"{e.time:%Y-%m-%d %H:%M:%SZ}", e.kind, e.environment, e.release or "", e.actor, e.reason or "")
+                (
+                    *(e.seq, f"{e.time:%Y-%m-%d %H:%M:%SZ}", e.kind, e.environment, e.release or ""),
+                    *(entry_details(e.kind, e.details), e.actor, e.reason or ""),
+                )
                 for e in entries
             ],
         )
     )
+
+
+def entry_details(kind: str, details: dict[str, Any]) -> str:
+    """What a row says besides its release: a rollout's state, step and weight (the step counted
+    from 1, as `rollout status` shows it), a rollback's `from -> to`."""
+    if kind == "rollout":
+        step, weight = details.get("step"), details.get("weight")
+        at = f"step {step + 1}, " if type(step) is int and step >= 0 else ""
+        return f"{details.get('state', '?')}: {at}weight {weight if type(weight) is int else '?'}%"
+    if kind == "rolled-back":
+        return f"{details.get('from') or '?'} -> {details.get('to') or '?'}"
+    return ""
 
 
 @ledger.command("verify")
@@ -355,7 +371,8 @@ def ledger_verify(session: Session, /, **trust: Any) -> None:
     if trusted.policy is None:
         count, _ = store.check()
         click.echo(
-            f"{store.describe()}: {count} entries, chain intact; signed decisions not checked (no identity policy)"
+            f"{store.describe()}: {counted(count, 'entry', 'entries')}, chain intact; "
+            "signed decisions not checked (no identity policy)"
         )
         return
     from pipeline_kit.promotion.audit import audit
@@ -363,7 +380,10 @@ def ledger_verify(session: Session, /, **trust: Any) -> None:
     entries, problems = audit(store, session.evidence(), trusted)
     if problems:
         raise VerificationError(f"{store.describe()}: {problems[0]}", hint="; ".join(problems[1:]) or None)
-    click.echo(f"{store.describe()}: {len(entries)} entries, chain intact, agrees with every signed decision found")
+    click.echo(
+        f"{store.describe()}: {counted(len(entries), 'entry', 'entries')}, chain intact, "
+        "agrees with every signed decision found"
+    )
 
 
 @ledger.command("annotate")

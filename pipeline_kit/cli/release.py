@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pipeline_kit._internal.text import counted
 from pipeline_kit.cli._render import emit_json, markdown_table, table
 from pipeline_kit.cli._session import Session, pass_session
 from pipeline_kit.cli._trust import (
@@ -108,12 +109,16 @@ def release_plan(session: Session, /, plan_file: Path, environment: str, **trust
     from pipeline_kit.errors import EXIT_DENIED
 
     applier = _applier(session, plan_file, environment, False, None, trust)
-    denied = False
+    steps, denied = 0, []
     for service, planned in applier.plan():
         verdict = "would pass" if planned.passed else "would be DENIED"
-        denied = denied or not planned.passed
+        steps += 1
+        if not planned.passed:
+            denied.append(service)
         click.echo(f"{service}: release {planned.release.id} {verdict}")
         click.echo(table(["gate", "verdict", "reason"], [(r.gate, MARK[r.verdict], r.reason) for r in planned.results]))
+    summary = f"release plan to {environment}: {steps - len(denied)} of {counted(steps, 'step')} would pass"
+    click.echo(summary + (f"; would be DENIED: {', '.join(denied)}" if denied else ""))
     if denied:
         raise click.exceptions.Exit(EXIT_DENIED)
 
@@ -173,6 +178,14 @@ def release_status(session: Session, plan_file: Path, environment: str, as_json:
         f"{environment}: {saga.outcome or 'in progress'}; done: {', '.join(saga.done) or 'none'}; "
         f"failed: {saga.failed or 'none'}; compensated: {', '.join(saga.compensated) or 'none'}"
     )
+    rows = [
+        (service, saga.releases.get(service, ""), "compensated" if service in saga.compensated else "promoted")
+        for service in saga.done
+    ]
+    if saga.failed and saga.failed not in saga.done:
+        rows.append((saga.failed, "", "failed"))
+    if rows:
+        click.echo(table(["service", "release", "state"], rows))
 
 
 @release.command("rollback")

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from pipeline_kit._internal.text import counted
 from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, denied, forge_and_commit, passed
 
 
@@ -53,4 +54,4 @@ class ApprovalsGate(Gate):
                 f"{': ' + ', '.join(eligible) if eligible else ''}{note}",
                 **evidence,
             )
-        return passed(f"{len(eligible)} approvals ({', '.join(eligible)}) from {found.source}", **evidence)
+        return passed(f"{counted(len(eligible), 'approval')} ({', '.join(eligible)}) from {found.source}", **evidence)

@@ -10,6 +10,7 @@ lifts only a rollback the ledger alone records.
 
 from __future__ import annotations
 
+from pipeline_kit._internal.text import counted
 from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, deferred, denied, error, passed
 
 
@@ -29,7 +30,8 @@ class RollbackHoldGate(Gate):
             if len(context.history) <= seq:
                 return denied(
                     f"signed rollback from {env} at {hold.signed_at:%Y-%m-%d %H:%MZ} ({hold.where}) was made on "
-                    f"ledger seq {seq}, but the ledger has {len(context.history)} entries: truncated; the hold stands"
+                    f"ledger seq {seq}, but the ledger has {counted(len(context.history), 'entry', 'entries')}: "
+                    "truncated; the hold stands"
                 )
             causes = context.root_causes.accepted if context.root_causes else ()
             if not any(cause.order >= hold.order for cause in causes):

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from pipeline_kit._internal.text import counted
 from pipeline_kit.evidence import SBOM_FILE
 from pipeline_kit.gates.interface import (
     Gate,
@@ -55,7 +56,9 @@ class SbomGate(Gate):
         alone = not components and not any(
             p.get("name") == SOURCE_PROPERTY for p in (document.get("metadata") or {}).get("properties", [])
         )
-        described = " of the artifact alone (no dependency source)" if alone else f", {len(components)} components"
+        described = (
+            " of the artifact alone (no dependency source)" if alone else f", {counted(len(components), 'component')}"
+        )
         reasons = [f"{kind}{described}, no denied licence"]
         if self.options.vulnerabilities:
             if not self.options.unsigned_reports:
