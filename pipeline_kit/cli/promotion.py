@@ -204,9 +204,9 @@ def promote(
 ) -> None:
     """Promote the current release to ENV, then run DEPLOY (after `--`) or environments.ENV.deploy.
 
-    Verifies the evidence, evaluates every gate, writes promotions/ENV.decision.json, signs a
-    SLSA VSA (promotions/ENV.vsa.sigstore.json), appends to the ledger, and only then deploys.
-    A denial is recorded too and exits 1.
+    Verifies the evidence, evaluates every gate, writes promotions/ENV.decision.json and appends
+    it to the ledger, deploys, and once the release arrived signs a SLSA VSA
+    (promotions/ENV.vsa.sigstore.json). A denial is recorded too and exits 1.
     """
     from pipeline_kit.errors import EXIT_DENIED
     from pipeline_kit.promotion.arriving import promote as run_promotion
