@@ -500,3 +500,17 @@ def test_a_deploy_killed_leaves_no_signed_arrival_a_line_could_complete(
     staging = cli(["plan", "--to", "staging", *policy], cwd=signed)
     assert staging.code == 1 and re.search(r"previous-stage +DENY", staging.out), staging.out
     assert cli(["verify", "--env", "dev", *policy], cwd=signed).code == 1
+
+
+def test_only_the_planner_makes_what_a_vsa_is_signed_on() -> None:
+    """A Plan and a Decided cannot be built from a file's or a line's fields: `plan` and `decide`
+    alone make them (and `records.sign_vsa` takes nothing else)."""
+    from pipeline_kit.gates import GateResult
+    from pipeline_kit.promotion.deciding import Decided, Plan
+    from tests.conftest import local_release
+
+    passing = [GateResult(gate="signature", verdict="passed", reason="ok", evidence={}, duration_ms=1)]
+    with pytest.raises(TypeError, match="made by plan"):
+        Plan(local_release(1), "dev", passing)
+    with pytest.raises(TypeError, match="made by decide"):
+        Decided(None, None, object())  # type: ignore[arg-type]
