@@ -168,3 +168,18 @@ def test_the_rollback_template_in_a_fresh_pipeline_under_gitlab_ci_local(
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     assert "PASS  pipeline-kit-rollback-dev" in result.stdout
     rolled_back_in_the_ledger(cli, promoted, policy)
+
+
+def test_a_fresh_clone_with_a_file_ledger_is_told_what_the_rollback_needs(
+    cli: Cli, signed: Path, policy: list[str], token: None
+) -> None:
+    # the file ledger stayed with the job that promoted: exit 2, saying what to bring
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    git(signed, "add", "-A")
+    git(signed, "commit", "-q", "--allow-empty", "-m", "promoted")
+    fresh = signed.parent / "fresh"
+    git(signed.parent, "clone", "-q", str(signed), str(fresh))
+    result = cli(["rollback", "--env", "dev", "--reason", "x", *policy], cwd=fresh)
+    assert result.code == 2, result.out + result.err
+    assert "dev has no release to roll back from" in result.err
+    assert "backend: git" in result.err and ".pipeline-kit-ledger/" in result.err, result.err
