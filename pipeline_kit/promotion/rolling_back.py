@@ -103,7 +103,7 @@ def _rolling_back(
         )
     candidate = named or timeline.current
     if candidate is None:
-        raise UsageError(f"{environment} has no release to roll back from: {timeline.why}")
+        raise UsageError(f"{environment} has no release to roll back from: {timeline.why}", hint=FRESH_JOB)
     by_ledger = current_release(entries, environment)
     if named is None and by_ledger is not None and by_ledger != candidate:
         raise VerificationError(
@@ -112,8 +112,23 @@ def _rolling_back(
         )
     evidence, why = verified_evidence(project, entries, candidate)
     if evidence is None:
-        raise VerificationError(f"cannot roll back from {candidate}: {why}")
+        raise _unshown(f"cannot roll back from {candidate}: {why}", why)
     return evidence.load_release()
+
+
+FRESH_JOB = (
+    "a rollback job needs the ledger, whose promotions attach each release's signed evidence: with"
+    " `ledger: {backend: git}` a checkout is enough; with a file ledger, download the artifact of the"
+    " last promotion job (.pipeline-kit-ledger/ and the evidence dir) first"
+)
+
+
+def _unshown(message: str, why: str) -> PipelineKitError:
+    """Evidence that is missing is a job to set up (exit 2, saying how); evidence that does not
+    verify is refused (exit 1)."""
+    if why.startswith("no evidence of"):
+        return UsageError(message, hint=FRESH_JOB)
+    return VerificationError(message)
 
 
 def _rollback_target(
@@ -159,7 +174,7 @@ def _shown_good(
     # target is re-verified by its signed digests, which the deploy command fetches it by.
     evidence, why = verified_evidence(project, entries, target)
     if evidence is None:
-        raise VerificationError(f"rollback target {target}: {why}")
+        raise _unshown(f"rollback target {target}: {why}", why)
     return evidence
 
 
