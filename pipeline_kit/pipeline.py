@@ -4,7 +4,7 @@ each environment would judge it (a dry run), or the real thing: sign and promote
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,6 +59,18 @@ class DryRun:
     signing: SigningPlan
     plans: list[Plan]
     signed_before: bool  # the same subjects were signed here: their evidence is shown as signed
+    foreign_source: ForeignSource | None = None  # this clone's origin is not the policy's repository
+
+
+@dataclass(frozen=True)
+class ForeignSource:
+    """This clone's origin is not the policy's repository (a clone of the example, a fork): CI would
+    deny a release built here, as every environment above says. `passing`: the environments that
+    would pass were the same release built from the policy's repository (a hint, never a verdict)."""
+
+    built_from: str
+    expected: str
+    passing: list[str]
 
 
 @dataclass(frozen=True)
@@ -149,8 +161,25 @@ def dry_run(
             trust = Trust(None, lambda: None, unverified="no identity policy (signing.identity): nothing to judge by")
         project = Project(config, evidence, workdir, ledger, trust, actor)
         plans = [plan(project, env) for env in config.environment_order()]
+        foreign = _foreign_source(release, project)
+    else:
+        foreign = None
     signed_before = evidence.is_signed(release.id)
-    return DryRun(release, results, ci, signing_plan(release, config, ci), plans, signed_before)
+    return DryRun(release, results, ci, signing_plan(release, config, ci), plans, signed_before, foreign)
+
+
+def _foreign_source(release: Release, project: Project) -> ForeignSource | None:
+    """When this clone's origin is not the policy's repository, how the environments would be judged
+    had the release been built from the policy's repository: everything else exactly as judged."""
+    trust = project.trust
+    built_from, expected = release.source.repository, trust.repository
+    if not trust.projected or built_from is None or expected is None:
+        return None
+    if built_from.rstrip("/") == expected.rstrip("/"):
+        return None
+    elsewhere = replace(project, trust=replace(trust, repository=built_from))
+    passing = [env for env in project.config.environment_order() if plan(elsewhere, env).passed]
+    return ForeignSource(built_from, expected, passing)
 
 
 def signing_plan(release: Release, config: Config | None, ci: CIContext) -> SigningPlan:

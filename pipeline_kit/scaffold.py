@@ -263,7 +263,9 @@ def ignore_evidence(directory: Path, outputs: tuple[str, ...] = ()) -> list[Path
     wanted = [*IGNORED, *sorted({glob.split("/")[0] + "/" for glob in outputs if "/" in glob})]
     python = PYTHON_BUILD_IGNORED if (directory / "pyproject.toml").is_file() else ()
     changed = []
-    for name, create, more in ((".gitignore", True, python), (".npmignore", False, ())):
+    # an .npmignore replaces .gitignore for npm: it must also keep the config out of the package
+    packed = (*CONFIG_NAMES[:1],)
+    for name, create, more in ((".gitignore", True, python), (".npmignore", False, packed)):
         path = directory / name
         if not path.exists() and not create:
             continue
@@ -274,3 +276,12 @@ def ignore_evidence(directory: Path, outputs: tuple[str, ...] = ()) -> list[Path
             atomic_write(path, (text + separator + "\n".join(missing) + "\n").encode())
             changed.append(path)
     return changed
+
+
+def npm_packs_config(directory: Path) -> bool:
+    """Whether `npm pack` would put pipeline-kit.yml in the package: a package.json without a
+    `files` list and no .npmignore (creating one would make npm stop reading .gitignore)."""
+    manifest = directory / "package.json"
+    if not manifest.is_file() or (directory / ".npmignore").exists():
+        return False
+    return not isinstance(_metadata(manifest).get("files"), list)

@@ -9,15 +9,18 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from time_machine import TimeMachineFixture
 
 from pipeline_kit.config import load_config
 from pipeline_kit.sbom import ARTIFACT_ALONE
-from tests.conftest import WHEELHOUSE, Cli, git, run_kit
+from tests.conftest import REPOSITORY, WHEELHOUSE, Cli, git, init_repo, run_kit
 
 PYPROJECT = """\
 [build-system]
@@ -227,3 +230,102 @@ def test_init_then_dry_run_on_a_project_its_own_tool_made(
         assert "SBOM (signed in CI) of the artifact alone (no dependency source)" in dry.stdout
     else:
         assert f"{source}  " in dry.stdout and ARTIFACT_ALONE not in dry.stdout
+
+
+def npm_packed(project: Path) -> list[str]:
+    """The files real `npm pack` would put in the package."""
+    done = subprocess.run(
+        ["npm", "pack", "--dry-run", "--json"], cwd=project, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return [entry["path"] for entry in json.loads(done.stdout)[0]["files"]]
+
+
+@pytest.mark.parametrize("layout", ["npm-init", "npmignore", "files"])
+def test_init_keeps_its_config_and_evidence_out_of_the_npm_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    env = kit_environment(tmp_path / "home")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    project = tmp_path / "demo-node"
+    project.mkdir()
+    npm_project(project)
+    (project / "index.js").write_text("module.exports = 1\n")
+    if layout == "npmignore":
+        (project / ".npmignore").write_text("test/\n")
+    elif layout == "files":
+        tool(project, "npm", "pkg", "set", "files[]=index.js")
+    git(project, "init", "-q")
+
+    init = run_kit(["init"], project, env)
+    assert init.returncode == 0, init.stdout + init.stderr
+    (project / ".pipeline-kit").mkdir()
+    (project / ".pipeline-kit" / "release.json").write_text("{}")  # a previous build's evidence
+    advice = "npm pack would include pipeline-kit.yml: list what the package ships in package.json's `files`"
+    packed = npm_packed(project)
+    if layout == "npm-init":  # no .npmignore is created (npm would stop reading .gitignore): advice
+        assert advice in init.stdout and not (project / ".npmignore").exists()
+        assert "pipeline-kit.yml" in packed  # npm's own rule, which the advice is about
+        tool(project, "npm", "pkg", "set", "files[]=index.js")  # following it
+        packed = npm_packed(project)
+    else:
+        assert advice not in init.stdout
+    if layout == "npmignore":
+        ignored = (project / ".npmignore").read_text().splitlines()
+        assert {"test/", "pipeline-kit.yml", ".pipeline-kit/", ".pipeline-kit-ledger/"} <= set(ignored)
+    assert "index.js" in packed and "package.json" in packed
+    assert not [path for path in packed if path.startswith(("pipeline-kit", ".pipeline-kit"))], packed
+
+
+QUICK_START_CLONE = "https://github.com/pipeline-kit/pipeline-kit.git"  # a clone of this repository
+
+
+@pytest.mark.parametrize(
+    ("moment", "passing", "frozen"),
+    [
+        pytest.param(
+            datetime(2026, 12, 9, 10, 0),
+            "3 of 3 environment(s) would pass in CI (dev, staging, prod)",
+            False,
+            id="wednesday",
+        ),
+        pytest.param(
+            datetime(2026, 12, 12, 19, 30), "2 of 3 environment(s) would pass in CI (dev, staging)", True, id="weekend"
+        ),
+    ],
+)
+def test_quick_start_first_screen_says_why_a_clone_is_denied_and_what_passes(
+    cli: Cli, hello: Path, time_machine: TimeMachineFixture, moment: datetime, passing: str, frozen: bool
+) -> None:
+    # the README's first command: the example, in a clone of this repository (its origin is not
+    # the example's repository, which the example's policy names)
+    time_machine.move_to(moment.replace(tzinfo=ZoneInfo("Europe/Berlin")), tick=False)
+    init_repo(hello, remote=QUICK_START_CLONE)
+    dry = cli(["run", "--dry-run"], cwd=hello)
+    assert dry.code == 0, dry.err
+    summary = dry.out[dry.out.index("summary: ") :]
+    # the check stands: built from another repository, every environment is denied, as in CI
+    assert "0 of 3 environment(s) would pass in CI" in summary
+    assert (
+        summary.count(
+            "blocked by provenance: provenance.intoto.json: built from https://github.com/pipeline-kit/pipeline-kit, not the policy's repository"
+        )
+        == 3
+    )
+    # one sentence on why, and what would pass built from the example's own repository
+    why = [line for line in summary.splitlines() if line.startswith("why: ")]
+    assert len(why) == 1 and why[0].count(". ") == 0
+    assert (
+        f"this checkout's origin is {QUICK_START_CLONE.removesuffix('.git')}, not the policy's repository {REPOSITORY}"
+        in why[0]
+    )
+    assert why[0].endswith(f"built from {REPOSITORY}, {passing}")
+    assert "next: in your own project, `pipeline-kit init`" in summary
+    # per environment: what passes here, what CI alone decides
+    assert (
+        "    pass: signature, sbom; CI alone decides: checks, previous-stage, rollback-hold; deny: provenance"
+        in summary
+    )
+    prod = next(line for line in summary.splitlines() if line.startswith("  prod: "))
+    assert ("freeze: freeze window (weekend freeze) until Mon 08:00 Europe/Berlin" in prod) is frozen

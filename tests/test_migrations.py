@@ -517,3 +517,58 @@ def test_a_line_added_after_a_failed_deploy_never_takes_the_doubt_away(
     planned = cli(["plan", "--to", "dev", *policy], cwd=project)
     assert planned.code == 1, planned.out
     assert f"the ledger shows {expanded} deployed to prod after" in planned.out  # unsigned: unknown
+
+
+def test_check_marks_what_needs_attention_and_shows_the_declared_expand_step(cli: Cli, tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "001_expand.sql").write_text(ADD)
+    (migrations / "002_contract.sql").write_text(
+        "-- pipeline-kit: expand-step migrations/001_expand.sql\n" + DROP.replace("ALTER", "\nALTER")
+    )
+    result = cli(["migrations", "check", "migrations"], cwd=tmp_path)
+    assert result.code == 1
+    lines = result.out.splitlines()
+    assert lines[0].split()[:3] == ["!", "statement", "phase"]
+    marked = {line[3:].split()[0]: line.startswith("!") for line in lines[2:] if line[3:].startswith("migrations/")}
+    assert marked == {
+        "migrations/001_expand.sql:1": False,  # SET lock_timeout
+        "migrations/001_expand.sql:2": False,  # add-column: an expand step, no attention
+        "migrations/002_contract.sql:2": False,
+        "migrations/002_contract.sql:4": True,  # the drop: a contract step
+    }
+    assert (
+        "migrations/002_contract.sql: contract step after migrations/001_expand.sql (declared; the migrations gate "
+        "lets its contract statements through once every environment runs migrations/001_expand.sql)"
+    ) in result.out
+    assert "4 statement finding(s), 1 needing attention (marked !)" in result.out
+    as_json = json.loads(cli(["migrations", "check", "--json", "migrations"], cwd=tmp_path).out)
+    assert as_json["expand_steps"] == {"migrations/002_contract.sql": "migrations/001_expand.sql"}
+
+
+def test_attention_is_ordered_worst_first() -> None:
+    from pipeline_kit.migrations.interface import Finding, by_severity
+
+    findings = [
+        Finding("m/1.sql", 1, "neutral", "blocks", "missing-lock-timeout", "no lock_timeout"),
+        Finding("m/1.sql", 1, "review", "n/a", "unparsable", "not SQL"),
+        Finding("m/1.sql", 2, "contract", "safe", "drop-column", "drops a column"),
+        Finding("m/1.sql", 3, "expand", "blocks", "index-not-concurrent", "SHARE lock"),
+        Finding("m/1.sql", 4, "contract", "blocks", "alter-column-type", "rewrites the table"),
+    ]
+    assert [f.rule for f in by_severity(findings)] == [
+        "alter-column-type",
+        "index-not-concurrent",
+        "drop-column",
+        "unparsable",
+        "missing-lock-timeout",
+    ]
+
+
+def test_the_gate_leads_with_the_table_rewrite_not_the_missing_lock_timeout(cli: Cli, described: Path) -> None:
+    with_migrations(described, {"001_retype.sql": "ALTER TABLE users ALTER COLUMN age TYPE bigint;\n"})
+    dry = cli(["run", "--dry-run"], cwd=described)
+    assert dry.code == 0, dry.out + dry.err
+    reason = "migrations/001_retype.sql:1 contract alter-column-type: changes the type of age: rewrites the table"
+    assert reason in dry.out, dry.out
+    assert "(and 1 more: migrations/001_retype.sql:1 missing-lock-timeout)" in dry.out

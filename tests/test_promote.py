@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from time_machine import TimeMachineFixture
 
-from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, another_release, forge_line, git, stock_verify
+from tests.conftest import LEDGER, REPOSITORY, SIGNER, WHEEL, Cli, another_release, forge_line, git, stock_verify
 from tests.sigstore_instance import LocalSigstore
 
 
@@ -302,7 +302,12 @@ def test_run_dry_run_names_what_would_block_ci_too(cli: Cli, described: Path) ->
     assert (
         "dev: blocked by provenance: provenance.intoto.json: built from https://github.com/someone/fork" in result.out
     )
-    assert "next: fix what blocks above" in result.out
+    # one sentence on why, and what would pass built from the policy's repository; the check stands
+    assert (
+        "why: this checkout's origin is https://github.com/someone/fork, not the policy's repository "
+        f"{REPOSITORY} (signing.identity.repository)" in result.out
+    )
+    assert "or set signing.identity here to your repository" in result.out
 
 
 def test_run_dry_run_projection_never_reaches_a_real_promotion(

@@ -33,15 +33,24 @@ def check(session: Session, paths: tuple[Path, ...], dialect: str, as_json: bool
     that blocks) and no inline waiver (`-- pipeline-kit: allow RULE because WHY` just before it;
     `#` in Python and Ruby) covers it."""
     from pipeline_kit.errors import EXIT_DENIED
-    from pipeline_kit.migrations import check_paths
+    from pipeline_kit.migrations import check_paths, declared_expand_steps
 
-    findings = check_paths([session.workdir / path for path in paths], dialect, base=session.workdir)
+    targets = [session.workdir / path for path in paths]
+    findings = check_paths(targets, dialect, base=session.workdir)
+    expand_steps = declared_expand_steps(targets, base=session.workdir)
     attention = [f for f in findings if f.needs_attention]
     if as_json:
-        emit_json({"statements": [f.as_dict() for f in findings], "attention": len(attention)})
+        emit_json(
+            {
+                "statements": [f.as_dict() for f in findings],
+                "attention": len(attention),
+                "expand_steps": expand_steps,
+            }
+        )
     else:
         rows = [
             (
+                "!" if f.needs_attention else "",
                 f"{f.file}:{f.line}",
                 f.phase,
                 f.lock,
@@ -51,7 +60,12 @@ def check(session: Session, paths: tuple[Path, ...], dialect: str, as_json: bool
             )
             for f in findings
         ]
-        click.echo(table(["statement", "phase", "lock", "rule", "what", "safe way"], rows))
-        click.echo(f"{len(findings)} statement finding(s), {len(attention)} needing attention")
+        click.echo(table(["!", "statement", "phase", "lock", "rule", "what", "safe way"], rows))
+        for file, expand in expand_steps.items():
+            click.echo(
+                f"{file}: contract step after {expand} (declared; the migrations gate lets its contract "
+                f"statements through once every environment runs {expand})"
+            )
+        click.echo(f"{len(findings)} statement finding(s), {len(attention)} needing attention (marked !)")
     if attention:
         raise click.exceptions.Exit(EXIT_DENIED)

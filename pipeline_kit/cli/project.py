@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pipeline_kit.config import Config
     from pipeline_kit.models import Release
     from pipeline_kit.pipeline import DryRun, FullRun
+    from pipeline_kit.promotion.deciding import Plan
     from pipeline_kit.promotion.model import Project
     from pipeline_kit.sbom import SourceResult, SourceSpec
     from pipeline_kit.trust import Trust
@@ -39,7 +40,7 @@ def init(session: Session, force: bool) -> None:
 
     Detects the build system, the lockfiles and the git remote (for the signing identity).
     """
-    from pipeline_kit.scaffold import write_starter_config
+    from pipeline_kit.scaffold import npm_packs_config, write_starter_config
 
     path, project = write_starter_config(session.workdir, force=force)
     click.echo(f"wrote {path} (build, outputs, SBOM sources, signing identity, dev -> staging -> prod)")
@@ -48,6 +49,11 @@ def init(session: Session, force: bool) -> None:
         click.echo(
             "no lockfile found: the SBOM will list the artifact alone until there is one "
             "(npm install, uv lock, cargo generate-lockfile, go mod tidy) or sbom.sources names one"
+        )
+    if npm_packs_config(session.workdir):
+        click.echo(
+            f"npm pack would include {path.name}: list what the package ships in package.json's `files` "
+            "(e.g. `npm pkg set 'files[]=index.js'`)"
         )
     click.echo("next: review artifact.build and signing.identity, then `pipeline-kit run --dry-run`")
 
@@ -222,17 +228,42 @@ def _render_dry(result: DryRun, session: Session) -> None:
         render_plan(item, projected)  # the same words as `pipeline-kit plan`
     click.echo()
     passing = [item.environment for item in result.plans if item.passed]
-    blocked = [item for item in result.plans if not item.passed]
     where = "in CI" if projected else "now"
     click.echo(
         f"summary: release {result.release.id}; {len(passing)} of {len(result.plans)} environment(s) would pass "
         + where
         + (f" ({', '.join(passing)})" if passing else "")
     )
-    for item in blocked:
-        first = item.blocking()[0]
-        click.echo(f"  {item.environment}: blocked by {first.gate}: {first.reason}")
-    if blocked and projected:
+    foreign = result.foreign_source
+    for item in result.plans:
+        blocking = item.blocking()
+        if blocking:  # every gate that blocks, each with its reason (a freeze says when it ends)
+            reasons = []
+            for r in blocking:
+                reason = r.reason
+                if foreign is not None and r.gate == "provenance" and reason.endswith(f", not {foreign.expected}"):
+                    reason = (
+                        reason.removesuffix(f", not {foreign.expected}") + ", not the policy's repository (why: below)"
+                    )
+                reasons.append(f"{r.gate}: {reason}")
+            click.echo(f"  {item.environment}: blocked by " + "; ".join(reasons))
+        else:
+            click.echo(f"  {item.environment}: passes")
+        click.echo("    " + _gates_summary(item, projected))
+    if foreign is not None:
+        elsewhere = f"{len(foreign.passing)} of {len(result.plans)} environment(s) would pass in CI" + (
+            f" ({', '.join(foreign.passing)})" if foreign.passing else ""
+        )
+        click.echo(
+            f"why: this checkout's origin is {foreign.built_from}, not the policy's repository {foreign.expected} "
+            "(signing.identity.repository), and CI denies a release built from any other repository, so this "
+            f"clone is judged as a different repository; built from {foreign.expected}, {elsewhere}"
+        )
+        click.echo(
+            "next: in your own project, `pipeline-kit init` (it takes signing.identity from that project's "
+            "origin) then `pipeline-kit run --dry-run`; or set signing.identity here to your repository"
+        )
+    elif any(not item.passed for item in result.plans) and projected:
         click.echo("next: fix what blocks above (CI would hit it too), then commit and let CI sign")
     elif projected:
         click.echo(
@@ -241,3 +272,16 @@ def _render_dry(result: DryRun, session: Session) -> None:
         )
     else:
         click.echo("next: add signing.identity to pipeline-kit.yml (`pipeline-kit init` derives it), then run again")
+
+
+def _gates_summary(item: Plan, projected: bool) -> str:
+    """Which gates pass here, which only CI decides, which deny: one line per environment."""
+    deferred = [r.gate for r in item.results if r.verdict == "passed" and r.evidence.get("deferred")]
+    here = [r.gate for r in item.results if r.verdict == "passed" and not r.evidence.get("deferred")]
+    denied = [r.gate for r in item.results if r.verdict != "passed"]
+    parts = [f"pass: {', '.join(here) or 'none'}"]
+    if deferred:
+        parts.append(f"{'CI alone decides' if projected else 'deferred'}: {', '.join(deferred)}")
+    if denied:
+        parts.append(f"deny: {', '.join(denied)}")
+    return "; ".join(parts)

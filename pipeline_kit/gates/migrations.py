@@ -13,7 +13,7 @@ import json
 
 from pipeline_kit.evidence import MIGRATIONS_FILE
 from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, denied, error, passed
-from pipeline_kit.migrations.interface import Finding
+from pipeline_kit.migrations.interface import Finding, by_severity
 
 
 def needing_attention(findings: list[Finding], cleared: set[str]) -> list[Finding]:
@@ -51,9 +51,9 @@ class MigrationsGate(Gate):
         files = len(record.get("files", []))
         waivers = "; ".join(f"{f.file}:{f.line} {f.rule} waived: {f.waived}" for f in waived)
         evidence = {"attention": [f.as_dict() for f in attention], "waived": [f.as_dict() for f in waived]}
-        if attention:
-            first = attention[0]
-            more = f" (and {len(attention) - 1} more)" if len(attention) > 1 else ""
+        if attention:  # the worst first: a table rewrite or a contract step before a missing lock_timeout
+            first, *rest = by_severity(attention)
+            more = f" (and {len(rest)} more: {', '.join(f'{f.file}:{f.line} {f.rule}' for f in rest)})" if rest else ""
             return denied(f"{first.file}:{first.line} {first.phase} {first.rule}: {first.message}{more}", **evidence)
         summary = f"{len(findings)} statement(s) in {files} file(s), none needing attention"
         steps = "; ".join(f"{file}: contract step after {declared[file]}, {cleared[file]}" for file in sorted(cleared))

@@ -126,6 +126,17 @@ def check_paths(paths: Sequence[Path], dialect: str = "postgres", base: Path | N
 EXPAND_STEP = re.compile(r"(?:--|#)\s*pipeline-kit:\s*expand-step\s+(\S+)")
 
 
+def declared_expand_steps(paths: Sequence[Path], base: Path | None = None) -> dict[str, str]:
+    """Each file in `paths` that declares the expand step it follows (file -> that step)."""
+    steps = {}
+    for path in migration_files(paths):
+        declared = EXPAND_STEP.search(read_text(path))
+        if declared:
+            name = path.relative_to(base).as_posix() if base and path.is_relative_to(base) else str(path)
+            steps[name] = declared.group(1)
+    return steps
+
+
 def record_migrations(config: MigrationsConfig, evidence: EvidenceDir, release: Release, workdir: Path) -> Release:
     """Classify the release's migration files into `migrations.json` (each file's path relative to
     the project and sha256, every statement's finding); provenance then signs its digest."""

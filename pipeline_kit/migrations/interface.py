@@ -39,8 +39,24 @@ class Finding:
         """A contract step, a statement nobody could classify, or one that blocks, not waived."""
         return self.waived is None and (self.phase in ("contract", "review") or self.lock == "blocks")
 
+    @property
+    def severity(self) -> int:
+        """How bad it is, lowest first: a contract step that also blocks (a table rewrite under an
+        ACCESS EXCLUSIVE lock), then any other blocking statement, a contract step, a statement
+        nobody could classify, and last a missing lock_timeout (a risk, not the change itself)."""
+        if self.rule == "missing-lock-timeout":
+            return 4
+        if self.lock == "blocks":
+            return 0 if self.phase == "contract" else 1
+        return {"contract": 2, "review": 3}.get(self.phase, 4)
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def by_severity(findings: list[Finding]) -> list[Finding]:
+    """The worst first; equally bad ones in the order they apply."""
+    return sorted(findings, key=lambda finding: finding.severity)
 
 
 class Dialect(ABC):
