@@ -185,7 +185,8 @@ class Applier:
         """The steps done that signed evidence bears out: the service's signed record shows the
         release the step promoted there, not taken out since. `apply` skips only these (a line
         alone skips no step)."""
-        return {s for s in saga.done if self.shown(s, saga.releases[s]) == "arrived"}
+        plan = self.releases()  # the release each step promotes: a line naming another skips nothing
+        return {s for s in saga.done if saga.releases[s] == plan[s] and self.shown(s, plan[s]) == "arrived"}
 
     def shown(self, service: ServiceName, release: str) -> str:
         """What `service`'s signed record shows of `release` here: arrived (a signed PASSED VSA,

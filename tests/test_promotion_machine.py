@@ -136,7 +136,7 @@ def test_an_abort_stops_the_job_running_the_rollout(
     deadline = time.monotonic() + 60
     while weights(signed) != ["10 blue green"] and time.monotonic() < deadline:
         time.sleep(0.05)
-    aborted = cli(["rollout", "abort", "--env", "dev", "--reason", "wrong build"], cwd=signed)
+    aborted = cli(["rollout", "abort", "--env", "dev", "--reason", "wrong build", *policy], cwd=signed)
     assert aborted.code == 0, aborted.out + aborted.err
     out, err = job.communicate(timeout=30)  # stopped within its pause, not after 60 s
     assert job.returncode == 1 and "was aborted while this job ran" in err, out + err
@@ -156,7 +156,7 @@ def test_an_abort_during_the_last_steps_pause_switches_back_and_signs_nothing(
     forge_line(signed, kind="deployed", environment="dev", release=release, details={"rollout": True})
     resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
     assert resumed.code == 0 and "rollout: paused" in resumed.out, resumed.out + resumed.err
-    aborted = cli(["rollout", "abort", "--env", "dev", "--reason", "wrong build"], cwd=signed)
+    aborted = cli(["rollout", "abort", "--env", "dev", "--reason", "wrong build", *policy], cwd=signed)
     assert aborted.code == 0, aborted.out + aborted.err
     assert weights(signed) == ["10 blue green", "100 blue green", "0 blue green"]
     assert not (signed / VSA).exists()
@@ -406,7 +406,7 @@ def test_no_line_after_an_abort_makes_the_rollout_go_on(
     _, release = second
     with_rollout(signed, [{"weight": 20, "pause": "manual"}, {"weight": 100}])
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
-    assert cli(["rollout", "abort", "--env", "dev", "--reason", "wrong build"], cwd=signed).code == 0
+    assert cli(["rollout", "abort", "--env", "dev", "--reason", "wrong build", *policy], cwd=signed).code == 0
     forge_line(signed, kind="rollout", environment="dev", release=release, details={"state": "paused", "step": 0})
     resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
     assert resumed.code == 2 and "no rollout in progress" in resumed.err, resumed.out + resumed.err
@@ -443,7 +443,7 @@ def test_an_abort_and_a_finish_at_once_agree_with_the_traffic(
     with_rollout(signed, [{"weight": 20, "pause": "manual"}, {"weight": 100}])
     slow_traffic(signed, '[ "$PIPELINE_KIT_CANARY_WEIGHT" = 0 ]', 4)
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
-    command = [sys.executable, "-m", "pipeline_kit", "rollout", "abort", "--env", "dev", "--reason", "bad"]
+    command = [sys.executable, "-m", "pipeline_kit", "rollout", "abort", "--env", "dev", "--reason", "bad", *policy]
     abort = subprocess.Popen(command, cwd=signed, env=job_env(sigstore), stderr=subprocess.PIPE, text=True)
     time.sleep(1.5)  # the abort is recorded, its traffic change under way
     resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
@@ -514,3 +514,52 @@ def test_only_the_planner_makes_what_a_vsa_is_signed_on() -> None:
         Plan(local_release(1), "dev", passing)
     with pytest.raises(TypeError, match="made by decide"):
         Decided(None, None, object())  # type: ignore[arg-type]
+
+
+def forged_start(project: Path, stable: str, release: str) -> None:
+    """A `started` line for `release` naming the empty slot (blue) as the live one."""
+    details = {"state": "started", "step": -1, "weight": 0, "stable_slot": "blue", "canary_slot": "green"}
+    details |= {"stable_release": stable, "first": False}
+    forge_line(project, kind="rollout", environment="dev", release=release, details=details)
+
+
+def test_a_forged_start_never_puts_the_canary_on_the_live_slot_nor_the_traffic_on_an_empty_one(
+    cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
+) -> None:
+    stable, release = second  # green is live with `stable` (signed); blue never ran anything
+    with_rollout(signed, [{"weight": 10}, {"weight": 100}])
+    forged_start(signed, stable, release)
+    resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
+    assert resumed.code == 1 and "says blue is live" in resumed.err, resumed.out + resumed.err
+    assert not (signed / "deploys.txt").exists() and weights(signed) == []
+    aborted = cli(["rollout", "abort", "--env", "dev", "--reason", "looks stuck", *policy], cwd=signed)
+    assert aborted.code == 0, aborted.out + aborted.err
+    assert weights(signed) == ["0 blue green"]  # all traffic to green, the slot the signed VSA names
+
+
+def test_a_deploy_killed_mid_way_makes_rollback_ask_what_runs(
+    cli: Cli, signed: Path, policy: list[str], sigstore: LocalSigstore, token: None, second: tuple[str, str]
+) -> None:
+    # the third release's deploy was killed half done: rollback held the second, which did nothing wrong
+    from tests.conftest import another_release
+
+    set_deploy(signed, 'echo "$PIPELINE_KIT_RELEASE_ID" >> deploys.txt')
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0  # no strategy: a plain deploy
+    mp = pytest.MonkeyPatch()
+    try:
+        third = another_release(cli, signed, sigstore, mp)
+    finally:
+        mp.undo()
+    set_deploy(signed, 'echo "$PIPELINE_KIT_RELEASE_ID half" >> deploys.txt; kill -9 $PPID; sleep 5')
+    killed = subprocess.run(
+        [sys.executable, "-m", "pipeline_kit", "promote", "--to", "dev", *policy],
+        cwd=signed,
+        env=job_env(sigstore),
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert killed.returncode == -9
+    rolled = cli(["rollback", "--env", "dev", "--reason", "something is wrong", *policy], cwd=signed)
+    assert rolled.code == 1 and f"the deploy of {third} to dev did not finish" in rolled.err, rolled.err
+    assert f"--from {third}" in rolled.err

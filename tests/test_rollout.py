@@ -134,7 +134,7 @@ def test_abort_sends_everything_back_to_stable(
 ) -> None:
     with_rollout(signed, [{"weight": 20, "pause": "manual"}, {"weight": 100}])
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
-    aborted = cli(["rollout", "abort", "--env", "dev", "--reason", "wrong build"], cwd=signed)
+    aborted = cli(["rollout", "abort", "--env", "dev", "--reason", "wrong build", *policy], cwd=signed)
     assert aborted.code == 0, aborted.err
     assert weights(signed) == ["20 blue green", "0 blue green"]
     assert json.loads(cli(["rollout", "status", "--env", "dev", "--json"], cwd=signed).out)["state"] == "aborted"
@@ -317,7 +317,7 @@ def test_nginx_switch_and_switch_back_lose_no_request(
         time.sleep(0.3)
         assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0  # switch: all to blue
         time.sleep(0.3)
-        assert cli(["rollout", "abort", "--env", "dev", "--reason", "switch back"], cwd=signed).code == 0
+        assert cli(["rollout", "abort", "--env", "dev", "--reason", "switch back", *policy], cwd=signed).code == 0
         time.sleep(0.3)
     finally:
         stop.set()

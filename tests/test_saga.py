@@ -315,6 +315,20 @@ def test_forged_saga_lines_skip_no_deploy(
         assert deployed(root, service) == list(releases[service]), service  # each promoted, once
 
 
+def test_a_forged_step_done_naming_the_release_already_there_skips_nothing(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], policy: list[str]
+) -> None:
+    # each line named the release the service already runs (signed there): the plan was skipped
+    root, releases = services
+    forge_saga(root, "started")
+    for service in SERVICES:
+        forge_saga(root, "step-done", service, releases[service][0])
+    result = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
+    assert result.code == 0, result.out + result.err
+    for service in SERVICES:
+        assert deployed(root, service)[-1] == releases[service][1], service
+
+
 def test_a_second_apply_beside_a_running_one_exits_2(
     cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
 ) -> None:

@@ -108,12 +108,15 @@ def rollout_resume(
 @click.option("--env", "environment", required=True, help="The environment.")
 @click.option("--reason", required=True, help="Why (recorded).")
 @evidence_options
+@trust_options
+@policy_options
 @pass_session
-def rollout_abort(session: Session, environment: str, reason: str) -> None:
+def rollout_abort(session: Session, /, environment: str, reason: str, **trust: Any) -> None:
     """Send all traffic back to the stable slot and end the rollout in ENV; the job running it stops
     at its next step (or during a pause) and signs nothing more."""
     from pipeline_kit.promotion.rollout import abort
-    from pipeline_kit.trust import Trust
 
-    outcome = abort(project_for(session, Trust(None, lambda: None)), environment, reason)
+    # the identity policy shows the live slot from the signed record (a ledger line cannot send the
+    # traffic to an empty slot); without one, or offline, the rollout's line says where it goes
+    outcome = abort(project_for(session, trust_for(session, **trust_args(trust))), environment, reason)
     finish_rollout(session, environment, outcome)

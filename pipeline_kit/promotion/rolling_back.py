@@ -16,6 +16,7 @@ from pipeline_kit.promotion.records import sign_failed, sign_hold
 from pipeline_kit.promotion.shown import (
     Timeline,
     current_release,
+    doubt,
     failed_since,
     failed_there,
     signed_timeline,
@@ -94,12 +95,12 @@ def _rolling_back(
     kit asks for `--from` instead of choosing on the ledger's word."""
     failed = failed_since(entries, environment, timeline)
     if named is None and failed is not None:  # the ledger's word: doubt, never a choice
+        runs = [r for r in dict.fromkeys((failed.release, timeline.current, timeline.before)) if r]
         raise VerificationError(
-            f"cannot tell what {environment} runs: the deploy of {timeline.current} failed there (ledger seq"
-            f" {failed.seq})",
-            hint=f"if {timeline.before} still runs there, roll back with --from {timeline.before}"
-            if timeline.before
-            else None,
+            f"cannot tell what {environment} runs: {doubt(failed, environment)}",
+            hint="roll back with --from RELEASE, naming the release that runs there ("
+            + " or ".join(f"--from {r}" for r in runs)
+            + ")",
         )
     candidate = named or timeline.current
     if candidate is None:

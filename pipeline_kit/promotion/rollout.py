@@ -17,7 +17,7 @@ rollback of the canary release, which holds it out until a root cause is recorde
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -43,7 +43,9 @@ from pipeline_kit.promotion.rollout_record import (
     State,
     abortable,
     current,
+    keep_analysis,
     last_move,
+    live,
     live_slot,
     refuse_unshown,
     rollout_file,
@@ -51,7 +53,7 @@ from pipeline_kit.promotion.rollout_record import (
     unclaimed,
 )
 from pipeline_kit.promotion.rollout_steps import DEPLOYED, sign_step, signed_steps
-from pipeline_kit.promotion.shown import current_release, running_release, signed_timeline
+from pipeline_kit.promotion.shown import current_release, running_release
 from pipeline_kit.traffic import Split, TrafficProvider, open_traffic
 from pipeline_kit.vsa import vsa_bundle
 
@@ -140,12 +142,9 @@ class Runner:
         The stable release is the one the signed record shows there; with none shown and none
         recorded, nothing runs there: the release takes all the traffic at once."""
         entries = history(self.project.ledger)
-        timeline = signed_timeline(self.project, self.environment, entries)
-        previous = timeline.current
-        arrival = timeline.arrival(previous) if previous is not None else None
+        previous, signed_slot = live(self.project, self.environment)
         recorded = live_slot(entries, self.environment)
-        # the live slot as the signed record names it; a VSA signed before 0.2 names none: the ledger's
-        stable = arrival.slot if arrival is not None and arrival.slot in SLOTS else recorded
+        stable = signed_slot or recorded  # a VSA signed before 0.2 names no slot: the ledger's
         canary = SLOTS[1] if stable == SLOTS[0] else SLOTS[0]
         first = previous is None and current_release(entries, self.environment) is None
         details = {"stable_slot": stable, "canary_slot": canary, "stable_release": previous, "first": first}
@@ -280,34 +279,22 @@ class Runner:
         and a signed VSA shows it in this environment), or None and why not."""
         if not rollout.stable_release:
             return None, NO_BASELINE
-        running = running_release(self.project, self.environment, history(self.project.ledger), rollout.stable_release)
-        if running.evidence is None:
-            return None, f"the stable release cannot be shown: {running.why}"
-        stable = running.evidence.load_release()
-        digest = f"sha256:{stable.subjects[0].sha256}"
-        return {**values, "release": stable.id, "slot": rollout.stable_slot, "digest": digest}, ""
+        project, entries = self.project, history(self.project.ledger)
+        shown = running_release(project, self.environment, entries, rollout.stable_release, beside=rollout.release)
+        if shown.evidence is None:
+            return None, f"the stable release cannot be shown: {shown.why}"
+        stable = shown.evidence.load_release()
+        return {
+            **values,
+            "release": stable.id,
+            "slot": rollout.stable_slot,
+            "digest": f"sha256:{stable.subjects[0].sha256}",
+        }, ""
 
     def keep(self, index: int, analysis: Analysis) -> str:
         """Add a step's analysis to the rollout record in the evidence dir; returns its digest."""
-        data, _ = self.project.evidence.read_checked(rollout_file(self.environment))
-        try:
-            kept = json.loads(data) if data is not None else {}
-        except (ValueError, RecursionError):
-            kept = {}
-        ours = isinstance(kept, dict) and kept.get("release") == self.release.id
-        steps: dict[str, Any] = kept["steps"] if ours and isinstance(kept.get("steps"), dict) else {}
-        # what a planted or stale file says is never merged in
-        kept = {"release": self.release.id, "environment": self.environment, "steps": steps}
-        steps[str(index)] = {"weight": self.steps[index].weight, **analysis.as_dict()}
-        record = json.dumps(kept, indent=2, sort_keys=True).encode()
-        try:
-            self.project.evidence.record_many(self.release, {rollout_file(self.environment): record})
-        except (PipelineKitError, OSError) as exc:
-            if analysis.passed:
-                raise
-            # a failed step must still reach fail(): traffic back, kill switches, the signed hold
-            self.say(f"  the analysis record could not be written ({exc}); the failure is handled all the same")
-        return sha256_bytes(record)
+        weight = self.steps[index].weight
+        return keep_analysis(self.project.evidence, self.release, self.environment, index, weight, analysis, self.say)
 
     def finish(self, rollout: Rollout, analyses: list[tuple[int, Analysis]]) -> Outcome:
         project, environment, decided = self.project, self.environment, self.decided
@@ -427,7 +414,7 @@ def resume(
         raise UsageError(f"no rollout in progress in {environment}")
     decided = _judged(project, environment, rollout)
     runner = Runner(project, environment, decided.release, decided, token, on_progress, on_result)
-    refuse_unshown(rollout, signed_timeline(project, environment, history(project.ledger)).current)
+    refuse_unshown(rollout, *live(project, environment))
     runner.follow(rollout)
     if DEPLOYED not in runner.signed(rollout):
         runner.deploy(rollout, on_output)
@@ -448,6 +435,13 @@ def abort(project: Project, environment: str, reason: str, on_progress: Progress
         raise UsageError(f"no rollout in progress in {environment}")
     # no gate is judged and nothing signed, so nothing can slow an abort down
     release = _rollout_release(project, environment, rollout)
+    try:  # the live slot as signed (without a policy or a trust root here: the line's word)
+        _, slot = live(project, environment) if project.trust.policy is not None else (None, None)
+    except PipelineKitError:
+        slot = None
+    if slot is not None and rollout.stable_slot != slot:  # the line contradicts the signed record
+        other = SLOTS[1] if slot == SLOTS[0] else SLOTS[0]
+        rollout = dataclasses.replace(rollout, stable_slot=slot, canary_slot=other)
     runner = Runner(project, environment, release, None, lambda: ("", ""), on_progress, None)
     runner.follow(rollout)
     if rollout.active:

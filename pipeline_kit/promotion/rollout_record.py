@@ -3,14 +3,19 @@ entries of an environment), the slots, where its records and signed steps live."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeline_kit.analysis import Analysis
-from pipeline_kit.errors import Stopped, UsageError, VerificationError
-from pipeline_kit.evidence import PROMOTIONS_DIR
+from pipeline_kit.digest import sha256_bytes
+from pipeline_kit.errors import PipelineKitError, Stopped, UsageError, VerificationError
+from pipeline_kit.evidence import PROMOTIONS_DIR, EvidenceDir
 from pipeline_kit.ledger import Entry, Guard
+from pipeline_kit.models import Release
+from pipeline_kit.promotion.model import Project, history
+from pipeline_kit.promotion.shown import signed_timeline
 
 State = Literal["started", "step", "paused", "finished", "failed", "aborted"]
 SLOTS = ("blue", "green")
@@ -131,9 +136,17 @@ def refuse_second(entries: Sequence[Entry], environment: str) -> None:
         )
 
 
-def refuse_unshown(rollout: Rollout, shown: str | None) -> None:
-    """What the rollout's line says ran there decides its steps (nothing: one step at 100%) and the
-    signed rollback's target on a failure: it must be what the signed record shows (`shown`)."""
+def refuse_unshown(rollout: Rollout, shown: str | None, slot: str | None) -> None:
+    """What the rollout's line says ran there decides its steps (nothing: one step at 100%), the
+    signed rollback's target on a failure and where the traffic goes: it must be what the signed
+    record shows (`shown`, live in `slot` when its VSA names one)."""
+    if slot is not None and rollout.stable_slot != slot:
+        raise VerificationError(
+            f"the rollout of {rollout.release} in {rollout.environment} says {rollout.stable_slot} is live, but "
+            f"the signed record shows {shown} live in {slot}: it is not resumed",
+            hint=f"pipeline-kit rollout abort --env {rollout.environment} (the traffic goes to {slot}), then "
+            "promote again",
+        )
     if (rollout.first and shown is not None) or (not rollout.first and rollout.stable_release != shown):
         said = "nothing" if rollout.first else rollout.stable_release or "nothing signed"
         raise VerificationError(
@@ -212,3 +225,41 @@ class Outcome:
     reason: str
     analyses: list[tuple[int, Analysis]] = field(default_factory=list)
     aftermath: tuple[str, ...] = ()
+
+
+def live(project: Project, environment: str) -> tuple[str | None, str | None]:
+    """The release the signed record shows in `environment` and the slot its VSA names (None: a
+    VSA signed before 0.2, or no rollout)."""
+    timeline = signed_timeline(project, environment, history(project.ledger))
+    arrival = timeline.arrival(timeline.current) if timeline.current is not None else None
+    return timeline.current, arrival.slot if arrival is not None and arrival.slot in SLOTS else None
+
+
+def keep_analysis(
+    evidence: EvidenceDir,
+    release: Release,
+    environment: str,
+    index: int,
+    weight: int,
+    analysis: Analysis,
+    say: Callable[[str], None],
+) -> str:
+    """Add step `index`'s analysis to the rollout record in the evidence dir; returns its digest.
+    What a planted or stale file says is never merged in; a failed step whose record cannot be
+    written is said, and handled all the same (traffic back, kill switches, the signed hold)."""
+    data, _ = evidence.read_checked(rollout_file(environment))
+    try:
+        kept = json.loads(data) if data is not None else {}
+    except (ValueError, RecursionError):
+        kept = {}
+    ours = isinstance(kept, dict) and kept.get("release") == release.id
+    steps: dict[str, Any] = kept["steps"] if ours and isinstance(kept.get("steps"), dict) else {}
+    steps[str(index)] = {"weight": weight, **analysis.as_dict()}
+    record = json.dumps({"release": release.id, "environment": environment, "steps": steps}, indent=2, sort_keys=True)
+    try:
+        evidence.record_many(release, {rollout_file(environment): record.encode()})
+    except (PipelineKitError, OSError) as exc:
+        if analysis.passed:
+            raise
+        say(f"  the analysis record could not be written ({exc}); the failure is handled all the same")
+    return sha256_bytes(record.encode())

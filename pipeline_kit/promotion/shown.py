@@ -143,20 +143,31 @@ def current_release(entries: Sequence[Entry], environment: str) -> str | None:
     return current
 
 
-def failed_since(entries: Sequence[Entry], environment: str, timeline: Timeline) -> Entry | None:
-    """A failed deploy of the current release after the signed event that made it current: a line
-    added later cannot take this doubt away (a `deployed` line after it changes nothing)."""
+def failed_since(
+    entries: Sequence[Entry], environment: str, timeline: Timeline, beside: str | None = None
+) -> Entry | None:
+    """A deploy to `environment` after the signed event that made its release current, of any
+    release, that failed or never finished (a `promoted` line still pending): what it left there
+    is unknown. A line added later cannot take this doubt away (a `deployed` line after it changes
+    nothing); a rollback's own failed deploy is the rollback's to retry. `beside`: a release whose
+    promotion is under way here (a rollout's canary, measured beside the stable release)."""
+    pending = {e.seq for e in in_flight(entries, environment) if e.release != beside}
     return next(
         (
             e
             for e in entries
             if e.environment == environment
-            and e.release == timeline.current
-            and e.kind == "deploy-failed"
             and e.seq > timeline.since
+            and ((e.kind == "deploy-failed" and "rollback" not in e.details) or e.seq in pending)
         ),
         None,
     )
+
+
+def doubt(entry: Entry, environment: str) -> str:
+    """What a `failed_since` entry says, in words."""
+    how = "failed" if entry.kind == "deploy-failed" else "did not finish"
+    return f"the deploy of {entry.release} to {environment} {how} (ledger seq {entry.seq})"
 
 
 def failed_there(entries: Sequence[Entry], environment: str) -> set[str]:
@@ -193,6 +204,7 @@ def running_release(
     expected: str | None = None,
     *,
     verified: dict[str, tuple[EvidenceDir | None, str]] | None = None,
+    beside: str | None = None,
 ) -> Running:
     """The release `environment` runs (`expected`, when the caller names it): the last one the
     signed record leaves there (`signed_timeline`), whose evidence (this evidence dir, its
@@ -205,13 +217,12 @@ def running_release(
         return Running(None, None, timeline.why)
     if expected is not None and candidate != expected:
         return Running(None, None, f"the signed record shows {candidate} in {environment}, not {expected}")
-    failed = failed_since(entries, environment, timeline)
+    failed = failed_since(entries, environment, timeline, beside)
     if failed is not None:
-        return Running(candidate, None, f"the deploy of {candidate} to {environment} failed (ledger seq {failed.seq})")
+        return Running(candidate, None, doubt(failed, environment))
     unfinished = [e for e in in_flight(entries, environment) if e.release == candidate]
     if unfinished:
-        seq = unfinished[-1].seq
-        return Running(candidate, None, f"the deploy of {candidate} to {environment} did not finish (ledger seq {seq})")
+        return Running(candidate, None, doubt(unfinished[-1], environment))
     by_ledger = current_release(entries, environment)
     if by_ledger is not None and by_ledger != candidate:
         return Running(
