@@ -507,7 +507,8 @@ def test_a_line_added_after_a_failed_deploy_never_takes_the_doubt_away(
 ) -> None:
     # The attack: the VSA was signed before the deploy; prod's deploy of the expanded release
     # failed, so prod still runs the base release. One appended `deployed` line let the contract
-    # step through. (The VSA is now signed once the deploy succeeded: the failed one has none.)
+    # step through. (The VSA is now signed once the deploy succeeded: the failed one has none, and
+    # a failed deploy of any release since the signed arrival makes what runs unknown.)
 
     project = described
     expanded = expanded_in_dev_only(cli, project, sigstore, policy, monkeypatch)
@@ -516,7 +517,7 @@ def test_a_line_added_after_a_failed_deploy_never_takes_the_doubt_away(
     forge_line(project, kind="deployed", environment="prod", release=expanded)
     planned = cli(["plan", "--to", "dev", *policy], cwd=project)
     assert planned.code == 1, planned.out
-    assert f"the ledger shows {expanded} deployed to prod after" in planned.out  # unsigned: unknown
+    assert f"prod: the deploy of {expanded} to prod failed (ledger seq" in planned.out
 
 
 def test_check_marks_what_needs_attention_and_shows_the_declared_expand_step(cli: Cli, tmp_path: Path) -> None:
