@@ -46,6 +46,22 @@ def job_env(sigstore: LocalSigstore) -> dict[str, str]:
     return env
 
 
+def promote_killed_at(project: Path, policy: list[str], sigstore: LocalSigstore, marker: Path) -> None:
+    """`promote --to dev` in a job of its own, killed (-9, with all it started) once `marker` exists."""
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_kit", "promote", "--to", "dev", *policy],
+        cwd=project,
+        env=job_env(sigstore),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # inside the state the marker announces
+    os.killpg(job.pid, 9)
+    job.wait()
+
+
 def test_a_forged_resume_of_a_release_the_gates_deny_signs_nothing(
     cli: Cli, signed: Path, policy: list[str], token: None, second: tuple[str, str]
 ) -> None:
@@ -300,22 +316,10 @@ def test_a_promotion_killed_in_each_state_is_described_truthfully_then_done_agai
     lock_path = signed / ".pipeline-kit-ledger" / "ledger.jsonl.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+b") as lock:
-        if state == "decided":  # the append waits for this lock: killed after signing, before recording
+        if state == "decided":  # the append waits for this lock: killed after deciding, before recording
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        job = subprocess.Popen(
-            [sys.executable, "-m", "pipeline_kit", "promote", "--to", "dev", *policy],
-            cwd=signed,
-            env=job_env(sigstore),
-            start_new_session=True,
-        )
         decision = Path(".pipeline-kit") / "promotions" / "dev.decision.json"
-        marker = signed / (decision if state == "decided" else Path("deploying"))
-        deadline = time.monotonic() + 60
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        os.killpg(job.pid, 9)
-        job.wait()
+        promote_killed_at(signed, policy, sigstore, signed / (decision if state == "decided" else "deploying"))
     entries = ledger(signed) if (signed / ".pipeline-kit-ledger" / "ledger.jsonl").exists() else []
     audit = cli(["ledger", "verify", *policy], cwd=signed)
     assert not (signed / VSA).exists()  # nothing arrived: nothing signed says so
@@ -344,17 +348,7 @@ def test_a_rollout_killed_during_its_canary_deploy_deploys_again_on_resume(
     _, release = second
     with_rollout(signed, [{"weight": 10}, {"weight": 100}])
     set_deploy(signed, "touch deploying; sleep 60")
-    job = subprocess.Popen(
-        [sys.executable, "-m", "pipeline_kit", "promote", "--to", "dev", *policy],
-        cwd=signed,
-        env=job_env(sigstore),
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while not (signed / "deploying").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(job.pid, 9)
-    job.wait()
+    promote_killed_at(signed, policy, sigstore, signed / "deploying")
     status = json.loads(cli(["rollout", "status", "--env", "dev", "--json"], cwd=signed).out)
     assert status["state"] == "started" and status["release"] == release
     set_deploy(signed, 'echo "$PIPELINE_KIT_SLOT $PIPELINE_KIT_RELEASE_ID" >> deploys.txt')
@@ -483,17 +477,7 @@ def test_a_deploy_killed_leaves_no_signed_arrival_a_line_could_complete(
 ) -> None:
     # killed during its deploy, then one line (`deployed`) took the doubt away: staging passed
     set_deploy(signed, "touch deploying; sleep 60")
-    job = subprocess.Popen(
-        [sys.executable, "-m", "pipeline_kit", "promote", "--to", "dev", *policy],
-        cwd=signed,
-        env=job_env(sigstore),
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while not (signed / "deploying").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(job.pid, 9)
-    job.wait()
+    promote_killed_at(signed, policy, sigstore, signed / "deploying")
     release = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
     assert not (signed / VSA).exists()  # no signed arrival
     forge_line(signed, kind="deployed", environment="dev", release=release, details={"exit_code": 0})
