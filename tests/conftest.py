@@ -333,3 +333,10 @@ def live(tmp_path: Path) -> Iterator[tuple[Exporter, LocalPrometheus]]:
     yield exporter, prometheus
     prometheus.stop()
     exporter.stop()
+
+
+def job_env(sigstore: LocalSigstore) -> dict[str, str]:
+    """A CI job's environment: the signer's token, none of this runner's CI variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
+    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    return env

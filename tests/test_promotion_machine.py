@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import SIGNER, Cli, forge_line
+from tests.conftest import SIGNER, Cli, forge_line, job_env
 from tests.sigstore_instance import LocalSigstore
 from tests.test_rollout import ledger, second, weights, with_rollout
 
@@ -37,13 +37,6 @@ def set_deploy(project: Path, command: str) -> None:
     config = yaml.safe_load(config_path.read_text())
     config["environments"]["dev"]["deploy"] = command
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-
-
-def job_env(sigstore: LocalSigstore) -> dict[str, str]:
-    """A CI job's environment: the signer's token, none of this runner's CI variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
-    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
-    return env
 
 
 def promote_killed_at(project: Path, policy: list[str], sigstore: LocalSigstore, marker: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import LEDGER, SIGNER, Cli, another_release, forge_line
+from tests.conftest import LEDGER, Cli, another_release, forge_line, job_env
 from tests.nginx_instance import Backend, LocalNginx
 from tests.prometheus_instance import Exporter
 from tests.sigstore_instance import LocalSigstore
@@ -145,8 +145,7 @@ def test_a_rollout_killed_mid_pause_resumes_from_its_step(
     cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], second: tuple[str, str]
 ) -> None:
     with_rollout(signed, [{"weight": 10, "pause": "30s"}, {"weight": 100}])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
-    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    env = job_env(sigstore)
     job = subprocess.Popen(
         [sys.executable, "-m", "pipeline_kit", "promote", "--to", "dev", *policy],
         cwd=signed,

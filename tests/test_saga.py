@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from pipeline_kit import __version__
-from tests.conftest import EXAMPLE, REPOSITORY, SIGNER, Cli, another_release, describe, init_repo, sign
+from tests.conftest import EXAMPLE, REPOSITORY, SIGNER, Cli, another_release, describe, init_repo, job_env, sign
 from tests.sigstore_instance import LocalSigstore
 
 SERVICES = ("accounts", "orders", "web")
@@ -237,8 +237,7 @@ def test_a_saga_killed_inside_a_compensation_puts_the_service_back_on_resume(
     slow = f'if [ "$PIPELINE_KIT_RELEASE_ID" = {previous} ]; then touch compensating; sleep 60; fi; '
     set_dev(accounts, deploy=slow + 'echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
     set_dev(root / "services" / "orders", deploy="exit 3")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
-    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    env = job_env(sigstore)
     job = subprocess.Popen(
         [sys.executable, "-m", "pipeline_kit", "release", "apply", "--to", "dev", *policy],
         cwd=root,
@@ -272,8 +271,7 @@ def test_of_two_applies_of_one_plan_one_runs(
     # both ran: every service promoted and compensated twice
     root, _ = services
     set_dev(root / "services" / "accounts", deploy='sleep 2; echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
-    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    env = job_env(sigstore)
     command = [sys.executable, "-m", "pipeline_kit", "release", "apply", "--to", "dev", *policy]
     jobs = [
         subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -337,8 +335,7 @@ def test_a_second_apply_beside_a_running_one_exits_2(
     set_dev(
         root / "services" / "orders", deploy='touch deploying; sleep 5; echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
-    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    env = job_env(sigstore)
     command = [sys.executable, "-m", "pipeline_kit", "release", "apply", "--to", "dev", *policy]
     first = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
@@ -361,8 +358,7 @@ def test_a_killed_apply_resumes_without_repeating_a_step(
     root, releases = services
     orders = root / "services" / "orders"
     set_dev(orders, deploy='touch deploying; sleep 60; echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
-    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    env = job_env(sigstore)
     job = subprocess.Popen(
         [sys.executable, "-m", "pipeline_kit", "release", "apply", "--to", "dev", *policy],
         cwd=root,

@@ -20,6 +20,7 @@ from tests.conftest import (
     Cli,
     describe,
     init_repo,
+    job_env,
     policy_flags,
     run_kit,
     sign,
@@ -391,8 +392,7 @@ def test_non_signing_commands_never_import_sigstore(cli: Cli, described: Path) -
 
 def test_stock_cli_process_round_trip(described: Path, sigstore: LocalSigstore) -> None:
     """pipeline-kit as a separate process, token only in the environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
-    env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    env = job_env(sigstore)
     signed = run_kit(["sign", "--trust-config", str(sigstore.trust_config_path)], described, env)
     assert signed.returncode == 0, signed.stderr
     assert env["SIGSTORE_IDENTITY_TOKEN"] not in signed.stdout + signed.stderr
