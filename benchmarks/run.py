@@ -771,7 +771,7 @@ def bench_release_plan(runs: int, steps: int = 10) -> list[list[str]]:
             # a finished run of the same plan and releases starts nothing again: each timed run
             # applies a plan of its own (a comment changes its digest), as a new release plan would
             apply = shlex.join([kit, "release", "apply", "--to", "dev", *trust, *identity])
-            fresh_plan = f"echo \"# run $(date +%s%N)\" >> release-plan.yml && {apply} >/dev/null"
+            fresh_plan = f'echo "# run $(date +%s%N)" >> release-plan.yml && {apply} >/dev/null'
             ours = timed(["bash", "-c", fresh_plan], runs=runs, cwd=root, env=env)
         finally:
             instance.stop()
