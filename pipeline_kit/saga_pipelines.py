@@ -24,8 +24,9 @@ from typing import Any, Literal
 import yaml
 
 from pipeline_kit import __version__
-from pipeline_kit.errors import UsageError
-from pipeline_kit.release_plan import ReleasePlan
+from pipeline_kit.config import load_config
+from pipeline_kit.errors import ConfigError, UsageError
+from pipeline_kit.release_plan import LoadedPlan, ReleasePlan
 
 KIT_REPOSITORY = "pipeline-kit/pipeline-kit"  # where the actions and templates come from
 # actions/checkout, pinned as in the examples (a test keeps them equal)
@@ -41,6 +42,23 @@ class Job:
     when: Literal["success", "failure", "always"]
     environment: str | None  # the deployment environment the job runs under (its rules, its secrets)
     signs: bool  # needs an identity token
+
+
+def require_shared_ledgers(loaded: LoadedPlan) -> None:
+    """Refuse a plan whose ledger, or a step's service ledger, is not the `git` backend: each job
+    runs in a workspace of its own, so a file ledger would be a different, empty one in every job
+    (the saga, what each step did and what to roll back to would be lost between jobs)."""
+    if loaded.plan.ledger.backend != "git":
+        raise ConfigError(
+            loaded.path, "ledger.backend", f"{loaded.plan.ledger.backend}: every job needs one ledger (backend: git)"
+        )
+    for step in loaded.plan.steps:
+        path = loaded.directory(step) / "pipeline-kit.yml"
+        backend = load_config(path).ledger.backend
+        if backend != "git":
+            raise ConfigError(
+                path, "ledger.backend", f"{backend}: the {step.service} jobs need one ledger (backend: git)"
+            )
 
 
 def jobs(plan: ReleasePlan, environment: str, plan_file: str, job_environment: str) -> list[Job]:

@@ -67,23 +67,76 @@ def in_dev_and_next(
     return previous, another_release(cli, project, sigstore, monkeypatch)
 
 
-@pytest.fixture
-def services(
-    tmp_path: Path, cli: Cli, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
-) -> tuple[Path, dict[str, tuple[str, str]]]:
-    """Three services, each with a release promoted to dev (deployed.txt holds it) and a newer
-    signed release ready; the plan beside them. Returns (root, service -> (previous, new))."""
-    root = tmp_path / "release"
+def make_services(
+    root: Path,
+    cli: Cli,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    remote: Path | None = None,
+) -> dict[str, tuple[str, str]]:
+    """Three services under `root`, each with a release promoted to dev (deployed.txt holds it)
+    and a newer signed release ready; the plan beside them. Every ledger a file ledger, or with
+    `remote` a ref of that git remote (as jobs of an emitted pipeline need). Returns service ->
+    (previous, new)."""
     releases = {}
     for service in SERVICES:
         project = root / "services" / service
         shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("dist", ".pipeline-kit", "__pycache__"))
         set_dev(project, deploy='echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
+        if remote is not None:
+            set_ledger(project / "pipeline-kit.yml", remote, service)
         (project / ".gitignore").write_text("deployed.txt\n.pipeline-kit/\n.pipeline-kit-ledger/\ndist/\n")
         init_repo(project, remote=REPOSITORY + ".git")
         releases[service] = in_dev_and_next(cli, project, sigstore, monkeypatch, policy)
-    (root / "release-plan.yml").write_text(PLAN)
-    return root, releases
+    plan = (
+        PLAN if remote is None else PLAN + f"ledger: {{backend: git, remote: {remote}, ref: refs/pipeline-kit/saga}}\n"
+    )
+    (root / "release-plan.yml").write_text(plan)
+    return releases
+
+
+def set_ledger(config_path: Path, remote: Path, service: str) -> None:
+    """The service's ledger: a ref of its own on the shared git remote."""
+    config = yaml.safe_load(config_path.read_text())
+    config["ledger"] = {"backend": "git", "remote": str(remote), "ref": f"refs/pipeline-kit/{service}"}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+@pytest.fixture
+def services(
+    tmp_path: Path, cli: Cli, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, dict[str, tuple[str, str]]]:
+    """Three services with file ledgers and the plan beside them: (root, service -> (previous, new))."""
+    root = tmp_path / "release"
+    return root, make_services(root, cli, sigstore, policy, monkeypatch)
+
+
+@pytest.fixture
+def git_services(
+    tmp_path: Path, cli: Cli, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, dict[str, tuple[str, str]]]:
+    """As `services`, every ledger (the plan's, each service's) a ref of one bare git remote,
+    tmp_path / "ledger.git"."""
+    root = tmp_path / "release"
+    remote = tmp_path / "ledger.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    return root, make_services(root, cli, sigstore, policy, monkeypatch, remote)
+
+
+def remote_saga(remote: Path) -> list[tuple[str, str | None]]:
+    """The saga in the plan's git ledger."""
+    text = subprocess.run(
+        ["git", "--git-dir", str(remote), "show", "refs/pipeline-kit/saga:ledger.jsonl"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [
+        (e["details"]["state"], e["details"]["service"])
+        for e in map(json.loads, text.splitlines())
+        if e["kind"] == "saga"
+    ]
 
 
 def saga(root: Path) -> list[tuple[str, str | None]]:
@@ -429,8 +482,8 @@ def test_independent_steps_run_at_once_and_their_dependants_after(
 def emitted_gitlab_run(
     cli: Cli, root: Path, sigstore: LocalSigstore, policy: list[str]
 ) -> subprocess.CompletedProcess[str]:
-    """Emit the plan as a GitLab child pipeline and run it with gitlab-ci-local (shell executor:
-    every job in the same checkout, so the plan's file ledger is shared as a git ledger would be)."""
+    """Emit the plan as a GitLab child pipeline and run it with gitlab-ci-local (shell executor);
+    every ledger is a ref of one git remote, as jobs in workspaces of their own need."""
     from tests.test_gitlab_templates import TEMPLATES, gitlab_ci_local
 
     shutil.copytree(TEMPLATES, root / "gitlab-templates")
@@ -453,9 +506,9 @@ def emitted_gitlab_run(
 
 
 def test_an_emitted_gitlab_pipeline_runs_each_step_as_its_own_job(
-    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
+    cli: Cli, git_services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
 ) -> None:
-    root, releases = services
+    root, releases = git_services
     result = emitted_gitlab_run(cli, root, sigstore, policy)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     for job in ("release-start", "release-accounts", "release-orders", "release-web", "release-finish"):
@@ -463,7 +516,7 @@ def test_an_emitted_gitlab_pipeline_runs_each_step_as_its_own_job(
     for service in SERVICES:  # GitLab runs each compensation job; none finds anything to undo
         assert f"{service}: nothing to compensate: every step was promoted" in result.stdout
     assert all(deployed(root, s)[-1] == releases[s][1] for s in SERVICES)
-    assert saga(root) == [
+    assert remote_saga(root.parent / "ledger.git") == [
         ("started", None),
         ("step-done", "accounts"),
         ("step-done", "orders"),
@@ -475,16 +528,16 @@ def test_an_emitted_gitlab_pipeline_runs_each_step_as_its_own_job(
 
 
 def test_an_emitted_gitlab_pipeline_compensates_in_reverse_in_its_own_jobs(
-    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
+    cli: Cli, git_services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
 ) -> None:
-    root, releases = services
+    root, releases = git_services
     set_dev(root / "services" / "web", gates=["signature", {"command": {"run": "exit 1"}}])
     result = emitted_gitlab_run(cli, root, sigstore, policy)
     assert result.returncode != 0  # the pipeline fails: the saga failed
     assert "FAIL  release-web" in result.stdout and "FAIL  release-finish" in result.stdout
     for service in SERVICES:
         assert deployed(root, service)[-1] == releases[service][0], service  # back where it was
-    assert saga(root) == THIRD_STEP_FAILED
+    assert remote_saga(root.parent / "ledger.git") == THIRD_STEP_FAILED
     assert signed_summary(root, sigstore)["predicate"]["failed"] == "web"
 
 
@@ -496,11 +549,15 @@ def test_emitted_pipelines_pass_each_platform_schema_and_linters(
     from tests.test_gitlab_templates import GitLabLoader, check_schema
 
     root, _ = services
+    remote = root.parent / "ledger.git"  # emitting reads the ledgers' settings, never the remote
+    for service in SERVICES:
+        set_ledger(root / "services" / service / "pipeline-kit.yml", remote, service)
     (root / "release-plan.yml").write_text(
         "version: 1\nsteps:\n"
         "  - {service: accounts, path: services/accounts}\n"
         "  - {service: orders, path: services/orders}\n"
         "  - {service: web, path: services/web, needs: [accounts, orders]}\n"
+        f"ledger: {{backend: git, remote: {remote}, ref: refs/pipeline-kit/saga}}\n"
     )
     gitlab = cli(
         ["release", "emit", "--gitlab", "--to", "prod", "--job-environment", "{environment}/{service}"], cwd=root
@@ -542,6 +599,28 @@ def test_emitted_pipelines_pass_each_platform_schema_and_linters(
     ):
         linted = subprocess.run(linter, capture_output=True, text=True, check=False)
         assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def test_emit_refuses_a_ledger_the_jobs_cannot_share(
+    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]]
+) -> None:
+    """Each job runs in a workspace of its own: a file ledger (the plan's or a service's) would be
+    a different one in every job, so emitting refuses it, in one line naming the file and field."""
+    root, _ = services
+    commit = ["--kit-commit", "1" * 40]
+    for platform in (["--gitlab"], ["--github", *commit]):
+        refused = cli(["release", "emit", *platform, "--to", "dev"], cwd=root)  # the plan's default ledger
+        assert refused.code == 2 and refused.out == "", refused.err
+        assert "release-plan.yml: ledger.backend: file" in refused.err
+        assert len(refused.err.strip().splitlines()) == 1, refused.err
+    plan = (root / "release-plan.yml").read_text()
+    (root / "release-plan.yml").write_text(plan + "ledger: {backend: git, ref: refs/pipeline-kit/saga}\n")
+    set_ledger(root / "services" / "accounts" / "pipeline-kit.yml", root.parent / "ledger.git", "accounts")
+    for platform in (["--gitlab"], ["--github", *commit]):
+        refused = cli(["release", "emit", *platform, "--to", "dev"], cwd=root)  # orders keeps a file ledger
+        assert refused.code == 2 and refused.out == "", refused.err
+        assert "services/orders/pipeline-kit.yml: ledger.backend: file" in refused.err
+        assert len(refused.err.strip().splitlines()) == 1, refused.err
 
 
 def test_a_step_job_refuses_without_an_open_saga_and_never_runs_twice(

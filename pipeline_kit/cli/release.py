@@ -272,13 +272,14 @@ def release_emit(
     from pipeline_kit._internal.fs import atomic_write
     from pipeline_kit.errors import UsageError
     from pipeline_kit.release_plan import load_plan
-    from pipeline_kit.saga_pipelines import github_workflow, gitlab_pipeline
+    from pipeline_kit.saga_pipelines import github_workflow, gitlab_pipeline, require_shared_ledgers
 
     if platform is None:
         raise UsageError("say which platform: --gitlab or --github")
     loaded = load_plan(session.resolve(plan_file))
     if "{" in job_environment.replace("{environment}", "").replace("{service}", ""):
         raise UsageError("--job-environment may use {environment} and {service} only")
+    require_shared_ledgers(loaded)
     name = plan_file.as_posix()
     if platform == "gitlab":
         text = gitlab_pipeline(loaded.plan, environment, name, job_environment=job_environment, **gitlab)
