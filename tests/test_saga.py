@@ -591,14 +591,41 @@ def test_emitted_pipelines_pass_each_platform_schema_and_linters(
     assert steps["release-web"]["permissions"] == {"contents": "read", "id-token": "write"}
     assert steps["release-web"]["steps"][0]["uses"] == CHECKOUT
     assert CHECKOUT in (ROOT / "examples" / "github" / "release-pipeline.yml").read_text()  # one pin
+    assert "env" not in steps["release-web"]["steps"][2]
+
+    # the ledgers in this repository: pushed with the job's token, never with the checkout's
+    in_repository = cli(["release", "emit", "--github", "--to", "prod", *commit, "--ledger-in-repository"], cwd=root)
+    assert in_repository.code == 2 and "release-plan.yml: ledger.token-variable: missing" in in_repository.err
+    plan = (
+        (root / "release-plan.yml")
+        .read_text()
+        .replace("ref: refs/pipeline-kit/saga", "ref: refs/pipeline-kit/saga, token-variable: GITHUB_TOKEN")
+    )
+    (root / "release-plan.yml").write_text(plan)
+    for service in SERVICES:
+        config_path = root / "services" / service / "pipeline-kit.yml"
+        config = yaml.safe_load(config_path.read_text())
+        config["ledger"]["token-variable"] = "GITHUB_TOKEN"
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    args = ["release", "emit", "--github", "--to", "prod", *commit, "--ledger-in-repository", "-o", "pushing.yml"]
+    assert cli(args, cwd=root).code == 0
+    pushing_path = root / "pushing.yml"
+    pushing = yaml.safe_load(pushing_path.read_text())["jobs"]
+    for name, job in pushing.items():
+        assert job["permissions"]["contents"] == "write", name
+        checkout, _, kit = job["steps"]
+        assert checkout["with"] == {"persist-credentials": False}, name
+        assert kit["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}, name
+    assert "persist-credentials: true" not in pushing_path.read_text()
     bin_dir = Path(sys.executable).parent
-    for linter in (
-        [str(bin_dir / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow_path)],
-        [str(bin_dir / "actionlint"), "-ignore", "node20", str(workflow_path)],
-        [str(bin_dir / "zizmor"), "--offline", "--no-progress", str(workflow_path)],
-    ):
-        linted = subprocess.run(linter, capture_output=True, text=True, check=False)
-        assert linted.returncode == 0, linted.stdout + linted.stderr
+    for path in (workflow_path, pushing_path):
+        for linter in (
+            [str(bin_dir / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
+            [str(bin_dir / "actionlint"), "-ignore", "node20", str(path)],
+            [str(bin_dir / "zizmor"), "--offline", "--no-progress", str(path)],
+        ):
+            linted = subprocess.run(linter, capture_output=True, text=True, check=False)
+            assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
 def test_emit_refuses_a_ledger_the_jobs_cannot_share(

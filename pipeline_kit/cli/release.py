@@ -252,7 +252,12 @@ def release_finish(applier: Applier, session: Session, environment: str) -> None
 @click.option("--python", help="GitLab: an interpreter that has the kit, as the templates' python input.")
 @click.option("--templates", help="GitLab: the kit's templates in this project (default: the kit's project).")
 @click.option("--kit-commit", help="GitHub: the kit's release commit (40 hex) its setup action is pinned to.")
-@click.option("--ledger-in-repository", is_flag=True, help="GitHub: jobs may push the ledger ref (contents: write).")
+@click.option(
+    "--ledger-in-repository",
+    is_flag=True,
+    help="GitHub: jobs push the ledger refs with their own token (contents: write), passed in each ledger's "
+    "token-variable.",
+)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write here, not to stdout.")
 @pass_session
 def release_emit(
@@ -279,7 +284,7 @@ def release_emit(
     loaded = load_plan(session.resolve(plan_file))
     if "{" in job_environment.replace("{environment}", "").replace("{service}", ""):
         raise UsageError("--job-environment may use {environment} and {service} only")
-    require_shared_ledgers(loaded)
+    token_variables = require_shared_ledgers(loaded, pushed_with_job_token=ledger_in_repository)
     name = plan_file.as_posix()
     if platform == "gitlab":
         text = gitlab_pipeline(loaded.plan, environment, name, job_environment=job_environment, **gitlab)
@@ -293,6 +298,7 @@ def release_emit(
             kit_commit=kit_commit,
             job_environment=job_environment,
             ledger_in_repository=ledger_in_repository,
+            token_variables=token_variables,
         )
     if output is None:
         click.echo(text, nl=False)
