@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -196,20 +196,30 @@ def verified(
     from sigstore.verify import Verifier
 
     verifier = Verifier(trusted_root=trust_config.trusted_root) if trust_config is not None else None
-    seen: set[str] = set()  # bundles accepted: a copy that fails never hides one that verifies
-    found = []
+
+    def check(candidate: Candidate) -> Accepted | str:
+        if verifier is None:
+            return claimed_statement(candidate, policy, predicate_type)
+        return signed_statement(candidate, policy, verifier, predicate_type)
+
+    return [signed for _, signed in each_distinct(candidates, check) if not isinstance(signed, str)]
+
+
+def each_distinct(
+    candidates: Iterable[Candidate], check: Callable[[Candidate], Accepted | str]
+) -> Iterator[tuple[Candidate, Accepted | str]]:
+    """Each candidate with what `check` says of it, but a copy of a bundle already accepted (see
+    `distinct`) is passed over unchecked. Only accepted bundles count as seen: a copy that fails
+    (a planted one with its payload or proof changed) never hides one that verifies."""
+    seen: set[str] = set()
     for candidate in candidates:
         key = distinct(candidate)
         if key in seen:
             continue
-        if verifier is None:
-            signed = claimed_statement(candidate, policy, predicate_type)
-        else:
-            signed = signed_statement(candidate, policy, verifier, predicate_type)
-        if not isinstance(signed, str):
+        verdict = check(candidate)
+        if not isinstance(verdict, str):
             seen.add(key)
-            found.append(signed)
-    return found
+        yield candidate, verdict
 
 
 # The verifiedLevels value of a VSA whose promotion's analysis after the deploy passed: the
@@ -286,18 +296,16 @@ def search(
     from sigstore.verify import Verifier
 
     verifier = Verifier(trusted_root=trust_config.trusted_root)
-    seen: set[str] = set()  # bundles accepted: a copy that fails never hides one that verifies
     accepted: list[Accepted] = []
     rejected: list[str] = []
-    for candidate in candidates:
-        key = distinct(candidate)
-        if key in seen:
-            continue
-        verdict = judge(candidate, release, resource_uri, policy, verifier, hold, deployed)
+
+    def check(candidate: Candidate) -> Accepted | str:
+        return judge(candidate, release, resource_uri, policy, verifier, hold, deployed)
+
+    for candidate, verdict in each_distinct(candidates, check):
         if isinstance(verdict, str):
             rejected.append(f"{candidate.where}: {verdict}")
         else:
-            seen.add(key)
             accepted.append(verdict)
     accepted.sort(key=lambda item: item.signed_at)
     return Search(environment, tuple(accepted), tuple(rejected), tuple(looked))
