@@ -29,7 +29,7 @@ from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, Stopped, UsageError, VerificationError
 from pipeline_kit.gates import PromotionContext
 from pipeline_kit.gates.command import release_environment
-from pipeline_kit.ledger import Draft, Entry, Kind
+from pipeline_kit.ledger import Draft, Entry, Guard, Kind
 from pipeline_kit.models import Release
 from pipeline_kit.promotion.deciding import Decided, decide, plan
 from pipeline_kit.promotion.deploying import run_deploy
@@ -100,9 +100,17 @@ class Runner:
     def record(self, state: State, step: int, weight: int, **details: Any) -> Entry:
         return self.note("rollout", {"state": state, "step": step, "weight": weight, **details})
 
-    def note(self, kind: Kind, details: dict[str, Any], attachments: Sequence[bytes] = (), **fields: Any) -> Entry:
+    def note(
+        self,
+        kind: Kind,
+        details: dict[str, Any],
+        attachments: Sequence[bytes] = (),
+        guard: Guard | None = None,
+        **fields: Any,
+    ) -> Entry:
         """One ledger entry about this rollout's release in its environment, appended only while
-        the rollout is still in progress (else `Stopped`, exit 1)."""
+        the rollout is still in progress and this job's (else `Stopped`, exit 1); `guard`: another
+        condition instead (a start, an abort)."""
         draft = Draft(
             kind=kind,
             environment=self.environment,
@@ -112,7 +120,8 @@ class Runner:
             details=details,
             **fields,
         )
-        guard = still_running(self.rollout, self.since) if self.rollout is not None else None
+        if guard is None and self.rollout is not None:
+            guard = still_running(self.rollout, self.since)
         entry = self.project.ledger.append(draft, attachments, guard=guard)
         if kind in ("rollout", "rollout-step"):
             self.since = entry.seq
@@ -148,15 +157,11 @@ class Runner:
         canary = SLOTS[1] if stable == SLOTS[0] else SLOTS[0]
         first = previous is None and current_release(entries, self.environment) is None
         details = {"stable_slot": stable, "canary_slot": canary, "stable_release": previous, "first": first}
-        draft = Draft(
-            kind="rollout",
-            environment=self.environment,
-            release=self.release.id,
-            actor=self.project.actor,
-            time=now_utc(),
-            details={"state": "started", "step": -1, "weight": 0, **details},
+        self.note(
+            "rollout",
+            {"state": "started", "step": -1, "weight": 0, **details},
+            guard=unclaimed(self.environment, recorded),
         )
-        self.project.ledger.append(draft, guard=unclaimed(self.environment, recorded))
         rollout = self.reload()
         self.follow(rollout)
         return rollout
@@ -445,16 +450,8 @@ def abort(project: Project, environment: str, reason: str, on_progress: Progress
     runner = Runner(project, environment, release, None, lambda: ("", ""), on_progress, None)
     runner.follow(rollout)
     if rollout.active:
-        draft = Draft(
-            kind="rollout",
-            environment=environment,
-            release=release.id,
-            actor=project.actor,
-            time=now_utc(),
-            reason=reason,
-            details={"state": "aborted", "step": rollout.step, "weight": 0, "reason": reason},
-        )
-        project.ledger.append(draft, guard=abortable(rollout))
+        aborted = {"state": "aborted", "step": rollout.step, "weight": 0, "reason": reason}
+        runner.note("rollout", aborted, guard=abortable(rollout), reason=reason)
     if rollout.first:
         what = f"traffic stays with {release.id}: nothing else ran in {environment}"
     else:
