@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -339,4 +340,25 @@ def job_env(sigstore: LocalSigstore) -> dict[str, str]:
     """A CI job's environment: the signer's token, none of this runner's CI variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_"))}
     env["SIGSTORE_IDENTITY_TOKEN"] = sigstore.mint_token(SIGNER)
+    return env
+
+
+def killed_at(args: Sequence[str], cwd: Path, sigstore: LocalSigstore, marker: Path) -> dict[str, str]:
+    """`pipeline-kit ARGS` in a job of its own (a CI job's environment), killed with all it started
+    (-9, as a runner dies) once `marker` exists; returns that job's environment (its token)."""
+    env = job_env(sigstore)
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_kit", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # inside the state the marker announces
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
     return env

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import SIGNER, Cli, forge_line, job_env
+from tests.conftest import SIGNER, Cli, forge_line, job_env, killed_at
 from tests.sigstore_instance import LocalSigstore
 from tests.test_rollout import ledger, second, weights, with_rollout
 
@@ -37,22 +37,6 @@ def set_deploy(project: Path, command: str) -> None:
     config = yaml.safe_load(config_path.read_text())
     config["environments"]["dev"]["deploy"] = command
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-
-
-def promote_killed_at(project: Path, policy: list[str], sigstore: LocalSigstore, marker: Path) -> None:
-    """`promote --to dev` in a job of its own, killed (-9, with all it started) once `marker` exists."""
-    job = subprocess.Popen(
-        [sys.executable, "-m", "pipeline_kit", "promote", "--to", "dev", *policy],
-        cwd=project,
-        env=job_env(sigstore),
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # inside the state the marker announces
-    os.killpg(job.pid, 9)
-    job.wait()
 
 
 def test_a_forged_resume_of_a_release_the_gates_deny_signs_nothing(
@@ -312,7 +296,12 @@ def test_a_promotion_killed_in_each_state_is_described_truthfully_then_done_agai
         if state == "decided":  # the append waits for this lock: killed after deciding, before recording
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         decision = Path(".pipeline-kit") / "promotions" / "dev.decision.json"
-        promote_killed_at(signed, policy, sigstore, signed / (decision if state == "decided" else "deploying"))
+        killed_at(
+            ["promote", "--to", "dev", *policy],
+            signed,
+            sigstore,
+            signed / (decision if state == "decided" else "deploying"),
+        )
     entries = ledger(signed) if (signed / ".pipeline-kit-ledger" / "ledger.jsonl").exists() else []
     audit = cli(["ledger", "verify", *policy], cwd=signed)
     assert not (signed / VSA).exists()  # nothing arrived: nothing signed says so
@@ -341,7 +330,7 @@ def test_a_rollout_killed_during_its_canary_deploy_deploys_again_on_resume(
     _, release = second
     with_rollout(signed, [{"weight": 10}, {"weight": 100}])
     set_deploy(signed, "touch deploying; sleep 60")
-    promote_killed_at(signed, policy, sigstore, signed / "deploying")
+    killed_at(["promote", "--to", "dev", *policy], signed, sigstore, signed / "deploying")
     status = json.loads(cli(["rollout", "status", "--env", "dev", "--json"], cwd=signed).out)
     assert status["state"] == "started" and status["release"] == release
     set_deploy(signed, 'echo "$PIPELINE_KIT_SLOT $PIPELINE_KIT_RELEASE_ID" >> deploys.txt')
@@ -359,8 +348,7 @@ def test_a_forged_first_rollout_line_never_skips_the_steps(
     _, release = second
     with_rollout(signed, [{"weight": 10, "pause": "manual"}, {"weight": 100}])
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
-    details = {"state": "started", "step": -1, "weight": 0, "stable_slot": "green", "canary_slot": "blue"}
-    forge_line(signed, kind="rollout", environment="dev", release=release, details={**details, "first": True})
+    forged_start(signed, release, live="green", stable=None, first=True)
     resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
     assert resumed.code == 1 and "says nothing ran there" in resumed.err, resumed.out + resumed.err
     assert weights(signed) == ["10 blue green"]
@@ -470,7 +458,7 @@ def test_a_deploy_killed_leaves_no_signed_arrival_a_line_could_complete(
 ) -> None:
     # killed during its deploy, then one line (`deployed`) took the doubt away: staging passed
     set_deploy(signed, "touch deploying; sleep 60")
-    promote_killed_at(signed, policy, sigstore, signed / "deploying")
+    killed_at(["promote", "--to", "dev", *policy], signed, sigstore, signed / "deploying")
     release = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
     assert not (signed / VSA).exists()  # no signed arrival
     forge_line(signed, kind="deployed", environment="dev", release=release, details={"exit_code": 0})
@@ -493,10 +481,12 @@ def test_only_the_planner_makes_what_a_vsa_is_signed_on() -> None:
         Decided(None, None, object())  # type: ignore[arg-type]
 
 
-def forged_start(project: Path, stable: str, release: str) -> None:
-    """A `started` line for `release` naming the empty slot (blue) as the live one."""
-    details = {"state": "started", "step": -1, "weight": 0, "stable_slot": "blue", "canary_slot": "green"}
-    details |= {"stable_release": stable, "first": False}
+def forged_start(project: Path, release: str, live: str, stable: str | None, first: bool = False) -> None:
+    """A `started` line for `release`, as anyone who can write the ledger may append it, naming
+    `live` as the live slot, `stable` as what runs there, or (`first`) nothing."""
+    canary = "blue" if live == "green" else "green"
+    details = {"state": "started", "step": -1, "weight": 0, "stable_slot": live, "canary_slot": canary}
+    details |= {"stable_release": stable, "first": first}
     forge_line(project, kind="rollout", environment="dev", release=release, details=details)
 
 
@@ -505,7 +495,7 @@ def test_a_forged_start_never_puts_the_canary_on_the_live_slot_nor_the_traffic_o
 ) -> None:
     stable, release = second  # green is live with `stable` (signed); blue never ran anything
     with_rollout(signed, [{"weight": 10}, {"weight": 100}])
-    forged_start(signed, stable, release)
+    forged_start(signed, release, live="blue", stable=stable)  # blue: the empty slot
     resumed = cli(["rollout", "resume", "--env", "dev", *policy], cwd=signed)
     assert resumed.code == 1 and "says blue is live" in resumed.err, resumed.out + resumed.err
     assert not (signed / "deploys.txt").exists() and weights(signed) == []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,18 @@ import pytest
 import yaml
 
 from pipeline_kit import __version__
-from tests.conftest import EXAMPLE, REPOSITORY, SIGNER, Cli, another_release, describe, init_repo, job_env, sign
+from tests.conftest import (
+    EXAMPLE,
+    REPOSITORY,
+    SIGNER,
+    Cli,
+    another_release,
+    describe,
+    init_repo,
+    job_env,
+    killed_at,
+    sign,
+)
 from tests.sigstore_instance import LocalSigstore
 
 SERVICES = ("accounts", "orders", "web")
@@ -290,20 +300,7 @@ def test_a_saga_killed_inside_a_compensation_puts_the_service_back_on_resume(
     slow = f'if [ "$PIPELINE_KIT_RELEASE_ID" = {previous} ]; then touch compensating; sleep 60; fi; '
     set_dev(accounts, deploy=slow + 'echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
     set_dev(root / "services" / "orders", deploy="exit 3")
-    env = job_env(sigstore)
-    job = subprocess.Popen(
-        [sys.executable, "-m", "pipeline_kit", "release", "apply", "--to", "dev", *policy],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 90
-    while not (accounts / "compensating").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait()
+    env = killed_at(["release", "apply", "--to", "dev", *policy], root, sigstore, accounts / "compensating")
     assert saga(root)[-1] == ("step-failed", "orders")  # the compensation left no record
     set_dev(accounts, deploy='echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
     os.environ["SIGSTORE_IDENTITY_TOKEN"] = env["SIGSTORE_IDENTITY_TOKEN"]
@@ -411,20 +408,8 @@ def test_a_killed_apply_resumes_without_repeating_a_step(
     root, releases = services
     orders = root / "services" / "orders"
     set_dev(orders, deploy='touch deploying; sleep 60; echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
-    env = job_env(sigstore)
-    job = subprocess.Popen(
-        [sys.executable, "-m", "pipeline_kit", "release", "apply", "--to", "dev", *policy],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while not (orders / "deploying").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(job.pid, signal.SIGKILL)  # the job and its deploy command, as a runner dies
-    job.wait()
+    # the job and its deploy command killed, as a runner dies
+    env = killed_at(["release", "apply", "--to", "dev", *policy], root, sigstore, orders / "deploying")
     assert saga(root) == [("started", None), ("step-done", "accounts")]
     set_dev(orders, deploy='echo "$PIPELINE_KIT_RELEASE_ID" >> deployed.txt')
     os.environ["SIGSTORE_IDENTITY_TOKEN"] = env["SIGSTORE_IDENTITY_TOKEN"]
