@@ -1,8 +1,14 @@
 """Signer identities: who CI signs as, who a verifier accepts, and the policy between them.
 
 `IdentityPolicy` is the one cross-forge description of an acceptable signer (issuer, exact SAN or
-SAN pattern); it comes from `signing.identity` in the config or from verify flags, and compiles
-to a sigstore-python verification policy. sigstore is imported only when a policy is compiled.
+SAN pattern, and the source repository a workflow signed for); it comes from `signing.identity`
+in the config or from verify flags, and compiles to a sigstore-python verification policy.
+sigstore is imported only when a policy is compiled.
+
+A workflow identity (a URI SAN) names the workflow file that signed, and a reusable workflow
+(the kit's own signing workflows) signs as itself for every repository that calls it: only the
+certificate's Source Repository URI tells whose release it signed. So with a `source`, every
+workflow certificate must name it there; a certificate without that extension is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ if TYPE_CHECKING:
 
 ISSUER_V1_OID = "1.3.6.1.4.1.57264.1.1"
 ISSUER_V2_OID = "1.3.6.1.4.1.57264.1.8"
+SOURCE_REPOSITORY_OID = "1.3.6.1.4.1.57264.1.12"  # Fulcio's Source Repository URI (DER UTF8String)
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,7 @@ class IdentityPolicy:
     issuer: str
     san: str | None = None
     san_regex: str | None = None
+    source: str | None = None  # the repository a workflow certificate must name as its source
 
     def __post_init__(self) -> None:
         if (self.san is None) == (self.san_regex is None):
@@ -39,21 +47,31 @@ class IdentityPolicy:
 
     @classmethod
     def from_config(cls, config: IdentityConfig) -> IdentityPolicy:
-        return cls(issuer=config.issuer, san=config.san, san_regex=config.san_regex)
+        return cls(issuer=config.issuer, san=config.san, san_regex=config.san_regex, source=config.repository)
 
     def describe(self) -> str:
         who = self.san if self.san is not None else f"~ {self.san_regex}"
-        return f"identity {who} from issuer {self.issuer}"
+        return f"identity {who} from issuer {self.issuer}" + (f" for {self.source}" if self.source else "")
 
-    def accepts(self, san: str, issuer: str) -> tuple[bool, str]:
-        """Whether a certificate naming `san` from `issuer` satisfies the policy, and why not."""
+    def accepts(self, san: str, issuer: str, source: str | None) -> tuple[bool, str]:
+        """Whether a certificate naming `san` from `issuer`, signed for the source repository
+        `source` (None: the certificate names none), satisfies the policy, and why not."""
         if issuer != self.issuer:
             return False, f"issuer {issuer} is not the expected {self.issuer}"
         if self.san is not None and san != self.san:
             return False, f"identity {san} is not the expected {self.san}"
         if self.san_regex is not None and not re.fullmatch(self.san_regex, san):
             return False, f"identity {san} does not match {self.san_regex}"
+        if self.source is not None and "://" in san:  # a workflow's identity, not a person's
+            if source is None:
+                return False, f"identity {san} names no source repository (the policy wants {self.source})"
+            if source.rstrip("/") != self.source.rstrip("/"):
+                return False, f"identity {san} signed for {source}, not {self.source}"
         return True, "the identity policy accepts this signer"
+
+    def accepts_certificate(self, certificate: Certificate) -> tuple[bool, str]:
+        san, issuer = certificate_identity(certificate)
+        return self.accepts(san, issuer or "(no issuer extension)", certificate_source(certificate))
 
     def sigstore_policy(self) -> Any:
         """The equivalent sigstore-python verification policy."""
@@ -61,7 +79,7 @@ class IdentityPolicy:
 
 
 def policy_accepts(policy: IdentityConfig, signer: SignerIdentity) -> tuple[bool, str]:
-    return IdentityPolicy.from_config(policy).accepts(signer.san, signer.issuer)
+    return IdentityPolicy.from_config(policy).accepts(signer.san, signer.issuer, signer.source)
 
 
 def certificate_identity(certificate: Certificate) -> tuple[str, str | None]:
@@ -78,6 +96,14 @@ def certificate_identity(certificate: Certificate) -> tuple[str, str | None]:
         if extension.oid.dotted_string == ISSUER_V1_OID:
             issuer = extension.value.value.decode()
     return (sans[0] if sans else ""), issuer
+
+
+def certificate_source(certificate: Certificate) -> str | None:
+    """The Source Repository URI a CI workflow's certificate was issued for, if it names one."""
+    for extension in certificate.extensions:
+        if extension.oid.dotted_string == SOURCE_REPOSITORY_OID:
+            return _der_utf8(extension.value.value)
+    return None
 
 
 def _der_utf8(data: bytes) -> str:
@@ -97,7 +123,6 @@ class _CertificatePolicy:
     def verify(self, cert: Certificate) -> None:
         from sigstore.errors import VerificationError
 
-        san, issuer = certificate_identity(cert)
-        accepted, why = self.policy.accepts(san, issuer or "(no issuer extension)")
+        accepted, why = self.policy.accepts_certificate(cert)
         if not accepted:
             raise VerificationError(f"signer not accepted: {why}")

@@ -177,7 +177,7 @@ def claimed_statement(
     if not isinstance(predicate, dict) or statement.get("predicateType") != predicate_type:
         return f"not a {predicate_type}"
     identity, issuer = certificate_identity(bundle.signing_certificate)
-    accepted, why = policy.accepts(identity, issuer or "")
+    accepted, why = policy.accepts_certificate(bundle.signing_certificate)
     if not accepted:
         return why
     subjects = frozenset(statement_subjects(statement))

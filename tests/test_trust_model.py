@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LEDGER, SIGNER, WHEEL, Cli, run_kit
+from tests.conftest import LEDGER, REPOSITORY, SIGNER, WHEEL, Cli, run_kit
 from tests.sigstore_instance import LocalSigstore
 
 
@@ -459,6 +459,9 @@ def test_workflow_identities_are_checked_against_the_whole_san(
     # file at its ref, and the CI extensions (source repository, ref, digest, runner).
     token = sigstore.mint_workflow_token(platform, repository, workflow, ref)
     monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", token)
+    # the SAN alone is judged here: no source repository in the policy (its own test is below)
+    config = described / "pipeline-kit.yml"
+    config.write_text(config.read_text().replace("    repository: https://github.com/pipeline-kit/hello-service\n", ""))
     signed = cli(["sign", "--trust-config", str(sigstore.trust_config_path)], cwd=described)
     assert signed.code == 0, signed.err
     server = "https://github.com" if platform == "github" else "https://gitlab.com"
@@ -469,6 +472,37 @@ def test_workflow_identities_are_checked_against_the_whole_san(
     assert (result.code == 0) == accepted, result.out + result.err
     if not accepted:
         assert f"identity {identity} does not match" in result.err
+
+
+KIT_WORKFLOW = "pipeline-kit/pipeline-kit/.github/workflows/sign-release.yml@refs/tags/v0.3.0"
+
+
+@pytest.mark.parametrize(("caller", "accepted"), [("pipeline-kit/hello-service", True), ("mallory/app", False)])
+def test_a_shared_signing_workflow_counts_only_for_the_repository_it_signed_for(
+    cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, caller: str, accepted: bool
+) -> None:
+    # Attack: the kit's reusable signing workflow signs as itself for every repository that calls
+    # it, so another repository's run yields a certificate with the very SAN the policy pins. Only
+    # the certificate's Source Repository URI (the caller) tells them apart.
+    claims = {
+        "job_workflow_ref": KIT_WORKFLOW,
+        "repository": caller,
+        "source_repository_uri": f"https://github.com/{caller}",
+    }
+    token = sigstore.mint_token(f"repo:{caller}:ref:refs/tags/v1", email=False, extra=claims)
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", token)
+    assert cli(["sign", "--trust-config", str(sigstore.trust_config_path)], cwd=described).code == 0
+    flags = ["--cert-identity", f"https://github.com/{KIT_WORKFLOW}", "--cert-oidc-issuer", sigstore.issuer]
+    result = cli(["verify", "--trust-config", str(sigstore.trust_config_path), *flags], cwd=described)
+    assert (result.code == 0) == accepted, result.out + result.err
+    if not accepted:
+        assert f"signed for https://github.com/{caller}, not {REPOSITORY}" in result.err
+    # a workflow certificate that names no source at all is refused too (absence is not consent)
+    bare = sigstore.mint_token("repo:x", email=False, extra={"job_workflow_ref": KIT_WORKFLOW})
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", bare)
+    assert cli(["sign", "--trust-config", str(sigstore.trust_config_path)], cwd=described).code == 0
+    result = cli(["verify", "--trust-config", str(sigstore.trust_config_path), *flags], cwd=described)
+    assert result.code == 1 and "names no source repository" in result.err, result.err
 
 
 @pytest.mark.parametrize(

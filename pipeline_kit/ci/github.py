@@ -116,6 +116,7 @@ class GitHubActions(CIPlatform):
                 issuer=ISSUER,
                 san=f"{server}/{workflow_ref}",
                 token_source=token_source,
+                source=f"{server}/{repository}",
                 note=(
                     "a reusable workflow signs as its own ref (job_workflow_ref), not the caller's GITHUB_WORKFLOW_REF"
                 ),

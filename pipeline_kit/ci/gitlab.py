@@ -117,6 +117,7 @@ class GitLabCI(CIPlatform):
                 issuer=env["CI_SERVER_URL"].rstrip("/"),
                 san=f"https://{config_uri}",
                 token_source=token_source,
+                source=env["CI_PROJECT_URL"].rstrip("/"),
                 note=("GitLab signs as the project's top-level CI config, never as an included component or template"),
             )
             if config_uri

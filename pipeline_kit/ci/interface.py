@@ -20,6 +20,7 @@ class SignerIdentity:
     san: str
     token_source: str
     note: str | None = None
+    source: str | None = None  # the Source Repository URI the certificate will name
 
 
 @dataclass(frozen=True)

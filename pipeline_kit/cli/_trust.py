@@ -4,6 +4,7 @@ they resolve to, and the Trust and Project a command builds from them."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,8 @@ def resolve_policy(
         repository=repository or (configured.repository if configured else None),
         ref=ref or (configured.ref if configured else None),
     )
-    return policy, source
+    # the repository a workflow certificate must have signed for: the one the provenance names
+    return dataclasses.replace(policy, source=source.repository), source
 
 
 class NoIdentityPolicy(UsageError):
