@@ -225,6 +225,12 @@ def each_distinct(
 # The verifiedLevels value of a VSA whose promotion's analysis after the deploy passed: the
 # previous-stage gate asks for it when the environment before has an `analysis:`.
 ANALYSIS_PASSED = "PIPELINE_KIT_ANALYSIS_PASSED"
+# The verifiedLevels value saying where a VSA was signed: apart from any user command (the
+# isolated layout: `arrive` in a job that runs only the kit), or in the process that ran the
+# deploy command (the shared layout). A record for audits, as a signer can claim either: what
+# makes the isolated layout a requirement is an identity policy that pins the kit's workflows.
+SIGNED_APART = "PIPELINE_KIT_SIGNED_APART"
+SIGNED_BESIDE_USER_CODE = "PIPELINE_KIT_SIGNED_BESIDE_USER_CODE"
 # The verifiedLevels value of a waived promotion (`--break-glass`): FAILED, as it did not pass,
 # yet a signed record that the release was deployed there.
 WAIVED = "PIPELINE_KIT_BREAK_GLASS"

@@ -4,18 +4,49 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import os
 import re
 import signal
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, overload
 
 TAIL_LINES = 20
+# Set in a process that signs apart from user code (the isolated layout: `arrive`, and the kit's
+# own signing jobs, which set PIPELINE_KIT_APART): every program the project names (a build, a
+# deploy, a command gate, an interpreter, a verifier) is refused there, because a child can read
+# its ancestors' environments, and the signing credentials are in this process's.
+APART_VARIABLE = "PIPELINE_KIT_APART"
+_apart: list[str] = []
+
+
+def run_apart(why: str | None) -> None:
+    """From now on this process runs no program the project names (see APART_VARIABLE), or
+    (None) it may again: each command of the CLI starts by saying which."""
+    _apart[:] = [why] if why else []
+
+
+@contextlib.contextmanager
+def apart(why: str) -> Iterator[None]:
+    """No program the project names runs inside this block."""
+    before = list(_apart)
+    _apart[:] = [why]
+    try:
+        yield
+    finally:
+        _apart[:] = before
+
+
+def _refuse_apart(command: str | Sequence[str]) -> None:
+    if _apart:
+        shown = command if isinstance(command, str) else " ".join(command)
+        # an OSError, as for a program that cannot start: every caller already reports that, failing closed
+        raise PermissionError(errno.EPERM, f"{_apart[0]}: it runs no program the project names ({shown[:80]})")
 
 
 @dataclass(frozen=True)
@@ -32,10 +63,12 @@ def run_streaming(
     on_line: Callable[[str], None] | None = None,
 ) -> Completed:
     """Run `command` (a string goes through /bin/sh), forwarding each output line to `on_line`
-    as it arrives and keeping the last lines for diagnostics. Raises OSError if it cannot start."""
+    as it arrives and keeping the last lines for diagnostics. Raises OSError if it cannot start
+    (or may not: see run_apart)."""
     # No deadline here (builds and deploys take what they take), so the kit never abandons the
     # command: it returns once the command exited and closed its output. It stays in the kit's
     # process group on purpose, where Ctrl-C and a CI runner's kill of the job still reach it.
+    _refuse_apart(command)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     with subprocess.Popen(
         command,
@@ -183,6 +216,7 @@ def run_bounded(
     After a normal exit the group is left alone: the exit status is the command's answer, and what
     it left running on purpose, its output redirected (a daemon, a port-forward), is its business;
     nginx daemonizes into a session of its own anyway."""
+    _refuse_apart(command)
     process = subprocess.Popen(
         command,
         shell=isinstance(command, str),

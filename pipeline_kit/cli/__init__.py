@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "identity": ("signing", "Print the identity CI signs as here, and the verify command..."),
     "plan": ("promotion", "Dry-run a promotion: verify the evidence and explain every..."),
     "promote": ("promotion", "Promote the current release to ENV, then run DEPLOY (after..."),
+    "arrive": ("promotion", "Complete a promotion another job deployed: judge it again,..."),
     "rollback": ("promotion", "Roll ENV back to the previous good release, re-verified,..."),
     "ledger": ("promotion", "Read, verify and annotate the promotion ledger."),
     "rollout": ("rollout", "Follow, resume or abort a progressive rollout (an..."),
@@ -83,10 +84,15 @@ def cli(ctx: click.Context, workdir: str, verbose: bool) -> None:
     Exit codes: 0 ok, 1 denied or verification failed,
                 2 usage or configuration error, 3 environment or backend failure.
     """
+    import os
     from pathlib import Path
 
+    from pipeline_kit._internal.proc import APART_VARIABLE, run_apart
     from pipeline_kit.cli._session import Session
 
+    # the kit's signing jobs say so: nothing the project names runs in them (see docs/signing-layouts.md)
+    apart = os.environ.get(APART_VARIABLE, "").strip().lower() in ("1", "true")
+    run_apart(f"{APART_VARIABLE} is set: this job signs apart from user code" if apart else None)
     ctx.obj = Session(workdir=Path(workdir).absolute(), verbose=verbose)
     _VERBOSE.append(verbose)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -105,7 +105,12 @@ def publish_analysis(session: Session, environment: str, analysis: Analysis, aft
 def publish_plan(session: Session, item: Plan, verdict: str) -> None:
     rows = [(r.gate, r.verdict, r.reason, f"{r.duration_ms} ms") for r in item.results]
     session.publish(
-        {"verdict": verdict, "environment": item.environment, "release-id": item.release.id},
+        {
+            "verdict": verdict,
+            "environment": item.environment,
+            "release-id": item.release.id,
+            "digest": f"sha256:{item.release.subjects[0].sha256}",
+        },
         f"### pipeline-kit: {item.environment} {verdict} for release `{item.release.id}`\n\n"
         + markdown_table(["gate", "verdict", "reason", "time"], rows),
     )
@@ -185,6 +190,13 @@ def plan(session: Session, /, environment: str, junit: Path | None, as_json: boo
     envvar="PIPELINE_KIT_PROMOTE_STEP",
     help="With a rollout strategy: run at most one step, then stop. [env: PIPELINE_KIT_PROMOTE_STEP]",
 )
+@click.option(
+    "--deploy-elsewhere",
+    is_flag=True,
+    envvar="PIPELINE_KIT_PROMOTE_DEPLOY_ELSEWHERE",
+    help="Decide and record only (nothing signed, no deploy): another job deploys, then `arrive` "
+    "completes the promotion. The isolated layout (docs/signing-layouts.md).",
+)
 @promotion_options(signing=True)
 @click.argument("deploy", nargs=-1, type=click.UNPROCESSED)
 @pass_session
@@ -195,6 +207,7 @@ def promote(
     reason: str | None,
     break_glass: bool,
     step_mode: bool,
+    deploy_elsewhere: bool,
     interactive: bool,
     rekor_version: str | None,
     junit: Path | None,
@@ -208,9 +221,7 @@ def promote(
     it to the ledger, deploys, and once the release arrived signs a SLSA VSA
     (promotions/ENV.vsa.sigstore.json). A denial is recorded too and exits 1.
     """
-    from pipeline_kit.errors import EXIT_DENIED
     from pipeline_kit.promotion.arriving import promote as run_promotion
-    from pipeline_kit.promotion.junit import write_junit
 
     trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
     result = run_promotion(
@@ -224,7 +235,76 @@ def promote(
         on_progress=show_measurement,
         on_step=lambda line: click.echo(line, err=True),
         step_mode=step_mode,
+        deploy_elsewhere=deploy_elsewhere,
     )
+    finish_promotion(session, environment, result, junit, as_json)
+    if deploy_elsewhere and not as_json:
+        click.echo(
+            f"next: deploy release {result.plan.release.id} in a job of its own, then "
+            f"`pipeline-kit arrive --to {environment} --deploy-result <that job's result>`"
+        )
+
+
+@click.command()
+@click.option("--to", "environment", required=True, envvar="PIPELINE_KIT_ARRIVE_TO", help="Target environment.")
+@click.option(
+    "--deploy-result",
+    required=True,
+    type=click.Choice(["success", "failure", "cancelled", "skipped"]),
+    envvar="PIPELINE_KIT_ARRIVE_DEPLOY_RESULT",
+    help="How the deploy job ended (GitHub's needs.<job>.result; GitLab: success or failure).",
+)
+@click.option("--reason", help="Why (recorded in the decision, the VSA and the ledger).")
+@click.option(
+    "--break-glass",
+    is_flag=True,
+    allow_from_autoenv=False,
+    help="Arrive despite denying policy gates (never failed integrity); needs --reason. Command line only.",
+)
+@promotion_options(signing=True)
+@pass_session
+def arrive(
+    session: Session,
+    /,
+    environment: str,
+    deploy_result: Literal["success", "failure", "cancelled", "skipped"],
+    reason: str | None,
+    break_glass: bool,
+    interactive: bool,
+    rekor_version: str | None,
+    junit: Path | None,
+    as_json: bool,
+    **trust: Any,
+) -> None:
+    """Complete a promotion another job deployed: judge it again, analyse, sign its VSA.
+
+    The isolated layout's last step (docs/signing-layouts.md): `promote --deploy-elsewhere`
+    decided and recorded it, a job without signing power deployed it, and this job, which runs
+    no program the project names, judges the release again from the signed evidence, runs the
+    environment's analysis and signs the VSA. A deploy that did not succeed is recorded (exit 3,
+    as for a deploy command that failed); a release that no longer passes is recorded (exit 1).
+    """
+    from pipeline_kit.promotion.elsewhere import arrive as run_arrival
+
+    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
+    result = run_arrival(
+        project_for(session, trusted),
+        environment,
+        deploy_result=deploy_result,
+        reason=reason,
+        break_glass=break_glass,
+        token=lambda: identity_token(session, trusted.load(), interactive),
+        on_progress=show_measurement,
+    )
+    finish_promotion(session, environment, result, junit, as_json)
+
+
+def finish_promotion(session: Session, environment: str, result: Promotion, junit: Path | None, as_json: bool) -> None:
+    """What promote and arrive do with a promotion: report it, publish it, exit 1 if denied or
+    its analysis did not pass."""
+    from pipeline_kit.errors import EXIT_DENIED
+    from pipeline_kit.promotion.junit import write_junit
+
     if junit:
         write_junit([result.plan], session.resolve(junit), result.analysis)
     publish_plan(session, result.plan, result.decision.verdict)

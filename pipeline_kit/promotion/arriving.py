@@ -62,13 +62,22 @@ def promote(
     on_progress: Callable[[int, Result], None] | None = None,
     on_step: Callable[[str], None] | None = None,
     step_mode: bool = False,
+    deploy_elsewhere: bool = False,
 ) -> Promotion:
     """One promotion: decided (every gate judged here), recorded, then deployed and, where the
-    environment has one, analysed or rolled out step by step (docs/promotion.md)."""
+    environment has one, analysed or rolled out step by step (docs/promotion.md).
+    `deploy_elsewhere`: decided and recorded only, its deploy pending; another job deploys, and
+    `elsewhere.arrive` completes it (the isolated layout): nothing is signed here."""
     if break_glass and not reason:
         raise UsageError("--break-glass needs --reason: a waiver is recorded with its why")
     check_environment(project.config, environment)
     settings = project.config.environments[environment]
+    if deploy_elsewhere:
+        from pipeline_kit.promotion.elsewhere import refuse_here
+
+        refuse_here(project, environment)
+        if deploy:
+            raise UsageError("--deploy-elsewhere takes no deploy command: the deploy runs in another job")
     if settings.strategy is not None:
         rollout_record.refuse_second(history(project.ledger), environment)
     result = plan(project, environment)
@@ -86,6 +95,13 @@ def promote(
     # read (and refused, exit 2) before anything is claimed, signed or written: the names come
     # from release.json, and the bytes leave with the ledger
     travelling = evidence.travelling(evidence.load_release()) if verdict != "denied" else {}
+    if deploy_elsewhere:
+        entry, files = _record_decision(
+            project, decided, None, travelling, signed_now=False, deploys=True, refused=refused
+        )
+        if verdict == "denied":
+            record_on_forge(project, environment, decided.release, decided.decision, files, deployed=False)
+        return Promotion(result, decided.decision, entry, None, refused)
     runner = None
     if settings.strategy is not None and verdict != "denied":  # one rollout at a time: claimed first
         runner = rollout.claim(project, decided, token, on_progress=on_step, on_result=on_progress)
@@ -114,7 +130,7 @@ def promote(
     if signed_late:  # no analysis (or a waived one): arrived once deployed
         record_on_forge(project, environment, release, decision, files, deployed=True)
         return Promotion(result, decision, entry, deployed)
-    analysis, aftermath = _analyse_deploy(project, decided, files, token, on_progress)
+    analysis, aftermath = analyse_deploy(project, decided, files, token, on_progress)
     return Promotion(result, decision, entry, deployed, analysis=analysis, aftermath=aftermath)
 
 
@@ -159,7 +175,7 @@ def _deploy(
 def _record_decision(
     project: Project,
     decided: Decided,
-    token: TokenProvider,
+    token: TokenProvider | None,
     travelling: dict[str, bytes],
     *,
     signed_now: bool,
@@ -167,11 +183,12 @@ def _record_decision(
     refused: str | None,
 ) -> tuple[Entry, dict[str, bytes]]:
     """The decision (and, `signed_now`, its VSA) written beside the evidence and appended to the
-    ledger with the release's evidence attached; returns the entry and the files written."""
+    ledger with the release's evidence attached; returns the entry and the files written. No
+    `token`: nothing is signed here (a decision whose deploy and arrival run elsewhere)."""
     evidence, decision, environment = project.evidence, decided.decision, decided.environment
     verdict, release = decision.verdict, decided.release
     files = {decision_file(environment): decision.to_json()}
-    if verdict != "denied":
+    if verdict != "denied" and token is not None:
         # The VSA is signed once the release arrived (see promote); the identity token is asked
         # for now all the same, so a missing one stops before anything is deployed.
         raw, source = token()
@@ -206,15 +223,19 @@ def _record_decision(
     return entry, files
 
 
-def _analyse_deploy(
+def analyse_deploy(
     project: Project,
     decided: Decided,
     files: dict[str, bytes],
     token: TokenProvider,
     on_progress: Callable[[int, Result], None] | None,
+    *,
+    apart: bool = False,
 ) -> tuple[Analysis, tuple[str, ...]]:
     """Measure the deployed release; sign its PASSED VSA if the analysis passed, else turn the
-    kill switches off and roll back (each step recorded). Returns the analysis and what was done."""
+    kill switches off and roll back (each step recorded). Returns the analysis and what was done.
+    `apart`: in a job that runs no user command (elsewhere.arrive), which leaves the rollback,
+    a deploy command, to the workflow."""
     import os
 
     from pipeline_kit.analysis import analyse, release_values
@@ -239,7 +260,7 @@ def _analyse_deploy(
     attachments = []
     if analysis.passed:
         analysed = {"name": analysis_file(environment), "sha256": sha256_bytes(record)}
-        bundle = sign_vsa(project, decided, token, after_analysis=analysed, late=True)
+        bundle = sign_vsa(project, decided, token, after_analysis=analysed, late=True, apart=apart)
         recorded[vsa_bundle(environment)] = bundle
         details["vsa"] = sha256_bytes(bundle)
         attachments.append(bundle)
@@ -267,4 +288,4 @@ def _analyse_deploy(
     if analysis.passed:
         record_on_forge(project, environment, release, decision, {**files, **recorded}, deployed=True)
         return analysis, ()
-    return analysis, after_failure(project, environment, release, analysis, token)
+    return analysis, after_failure(project, environment, release, analysis, token, roll_back=not apart)

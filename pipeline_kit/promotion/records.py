@@ -29,6 +29,8 @@ from pipeline_kit.signing import Signable, sign_all, statement_json
 from pipeline_kit.vsa import (
     ANALYSIS_PASSED,
     LEDGER_INPUT,
+    SIGNED_APART,
+    SIGNED_BESIDE_USER_CODE,
     VSA_PREDICATE,
     WAIVED,
     compensated_level,
@@ -46,18 +48,20 @@ def sign_vsa(
     after_analysis: dict[str, str] | None = None,
     late: bool = False,
     slot: str | None = None,
+    apart: bool = False,
 ) -> bytes:
     """The promotion's signed VSA bundle: the one place a promotion's VSA (PASSED, or FAILED and
     waived) is signed, and only on a `Decided` (a plan judged in this process, decided here).
     Signed `late` (after a deploy: an analysis, a rollout's last step), it commits to the ledger
     head of that moment, not the decision's, and names the analysis record when there is one. A
     rollout's VSA names the `slot` its release went live in (where the next rollout's canary must
-    not go: a ledger line cannot say otherwise)."""
+    not go: a ledger line cannot say otherwise). `apart`: signed where no user command ran."""
     release, decision = decided.release, decided.decision
     if decision.verdict == "denied":
         raise ValueError("a denied decision has no VSA to sign")
     ledger_head = head(history(project.ledger)) if late else None
     predicate = _vsa_predicate(project.config, decision, ledger_head, after_analysis)
+    predicate["verifiedLevels"].append(SIGNED_APART if apart else SIGNED_BESIDE_USER_CODE)
     if slot is not None:
         predicate["policy"]["annotations"]["slot"] = slot
     statement = statement_json(release.subjects, VSA_PREDICATE, predicate)

@@ -18,14 +18,23 @@ if TYPE_CHECKING:
 
 
 def after_failure(
-    project: Project, environment: str, release: Release, analysis: Analysis, token: TokenProvider
+    project: Project,
+    environment: str,
+    release: Release,
+    analysis: Analysis,
+    token: TokenProvider,
+    *,
+    roll_back: bool = True,
 ) -> tuple[str, ...]:
-    """A failed analysis: the kill switches off first (fastest), then the signed rollback. A step
+    """A failed analysis: the kill switches off first (fastest), then the signed rollback (unless
+    not `roll_back`: where no user command may run, the workflow's rollback job does it). A step
     that fails is recorded and raised as an EnvironmentFailure (exit 3) after the others ran."""
     settings = project.config.environments[environment].on_failure
     reason = f"analysis {analysis.verdict}: {analysis.reason}"
     done, failures = trip_kill_switches(project, environment, reason)
-    if settings.rollback:
+    if settings.rollback and not roll_back:
+        done.append(f"rollback of {environment} left to the workflow's rollback job (no deploy command runs here)")
+    elif settings.rollback:
         try:
             current, target, _ = rollback(
                 project, environment, to=None, reason=reason, deploy=None, token=token, from_release=release
