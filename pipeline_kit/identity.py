@@ -24,6 +24,16 @@ from pipeline_kit.errors import UsageError
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
 
+# The kit's own repository on GitHub, and its reusable workflows that sign (the isolated layout,
+# docs/signing-layouts.md): a certificate naming one of them at a full commit, for your repository
+# as its source, is what a policy for that layout accepts.
+KIT_REPOSITORY = "pipeline-kit/pipeline-kit"
+KIT_SIGNING_WORKFLOWS = ("sign-release", "arrive")
+KIT_WORKFLOWS_SAN_REGEX = (
+    rf"^https://github\.com/{KIT_REPOSITORY}/\.github/workflows/"  # (no character of the name needs escaping)
+    rf"({'|'.join(KIT_SIGNING_WORKFLOWS)})\.yml@[0-9a-f]{{40}}$"
+)
+
 ISSUER_V1_OID = "1.3.6.1.4.1.57264.1.1"
 ISSUER_V2_OID = "1.3.6.1.4.1.57264.1.8"
 SOURCE_REPOSITORY_OID = "1.3.6.1.4.1.57264.1.12"  # Fulcio's Source Repository URI (DER UTF8String)

@@ -16,6 +16,7 @@ from pipeline_kit._internal.proc import git
 from pipeline_kit._internal.redact import repository_web_uri
 from pipeline_kit.config import parse_config
 from pipeline_kit.errors import ConfigError, EnvironmentFailure, PipelineKitError, UsageError
+from pipeline_kit.identity import KIT_WORKFLOWS_SAN_REGEX
 
 # Never committed, never packaged: npm packs what .gitignore does not exclude (absent .npmignore
 # or `files`), so the evidence of one build would otherwise end up in the next build's package.
@@ -103,8 +104,9 @@ class ForgeIdentity:
 FORGE_IDENTITIES = {
     "github.com": ForgeIdentity(
         issuer="https://token.actions.githubusercontent.com",
-        san_regex=r"^https://github\.com/{path}/\.github/workflows/release\.yml@refs/tags/v.*$",
-        note="the workflow that signs: a reusable workflow signs as itself, not as its caller",
+        san_regex=KIT_WORKFLOWS_SAN_REGEX,
+        note="the kit's signing workflows (docs/signing-layouts.md), for your repository below; "
+        "to pin one kit release, put its commit in place of [0-9a-f]{40}",
     ),
     "gitlab.com": ForgeIdentity(
         issuer="https://gitlab.com",
@@ -145,7 +147,8 @@ def identity_block(repository: str | None) -> str:
         return (
             "  # identity:                     # who must have signed evidence for it to count\n"
             "  #   issuer: https://token.actions.githubusercontent.com\n"
-            "  #   san-regex: ^https://github\\.com/OWNER/REPO/\\.github/workflows/release\\.yml@refs/tags/v.*$\n"
+            f"  #   san-regex: {KIT_WORKFLOWS_SAN_REGEX}\n"
+            "  #   repository: https://github.com/OWNER/REPO\n"
         )
     issuer, san_regex, note = identity
     return (

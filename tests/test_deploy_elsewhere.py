@@ -40,7 +40,12 @@ def decided(cli: Cli, signed: Path, policy: list[str], monkeypatch: pytest.Monke
 def test_arrive_signs_the_vsa_apart_once_the_deploy_job_succeeded(
     cli: Cli, decided: Path, policy: list[str], sigstore: LocalSigstore, token: None
 ) -> None:
-    result = cli(["arrive", "--to", "dev", "--deploy-result", "success", *policy], cwd=decided)
+    release = json.loads((decided / ".pipeline-kit" / "release.json").read_text())["id"]
+    # the workflow passes on the release the deciding job decided: other evidence is refused
+    other = cli(["arrive", "--to", "dev", "--deploy-result", "success", "--release", "0" * 32, *policy], cwd=decided)
+    assert other.code == 1 and f"is release {release}, not {'0' * 32}" in other.err, other.err
+    arrive = ["arrive", "--to", "dev", "--deploy-result", "success", "--release", release]
+    result = cli([*arrive, *policy], cwd=decided)
     assert result.code == 0, result.err
     assert [(e["kind"], e["environment"]) for e in ledger(decided)] == [("promoted", "dev"), ("deployed", "dev")]
     assert "vsa" in ledger(decided)[-1]["details"]

@@ -60,6 +60,9 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+BUILDER_VARIABLE = "PIPELINE_KIT_BUILDER_ID"
+
+
 class GitHubActions(CIPlatform):
     name = "github"
 
@@ -91,7 +94,10 @@ class GitHubActions(CIPlatform):
             commit=env["GITHUB_SHA"],
             ref=env.get("GITHUB_REF") or None,
             actor=env.get("GITHUB_ACTOR") or None,
-            builder_id=f"{server}/{workflow_ref}" if workflow_ref else f"{server}/{repository}",
+            # the kit's signing workflows name themselves (a reusable workflow's own ref is in no
+            # variable GitHub sets; they read it from their OIDC token's job_workflow_ref)
+            builder_id=env.get(BUILDER_VARIABLE, "").strip()
+            or (f"{server}/{workflow_ref}" if workflow_ref else f"{server}/{repository}"),
             invocation_uri=attempts if env.get("GITHUB_RUN_ID") else None,
             started_on=None,
             builder_version=builder_version,

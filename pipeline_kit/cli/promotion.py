@@ -254,6 +254,12 @@ def promote(
     envvar="PIPELINE_KIT_ARRIVE_DEPLOY_RESULT",
     help="How the deploy job ended (GitHub's needs.<job>.result; GitLab: success or failure).",
 )
+@click.option(
+    "--release",
+    "expected",
+    envvar="PIPELINE_KIT_ARRIVE_RELEASE",
+    help="The release id the deciding job decided (its output): the evidence handed over must be that release.",
+)
 @click.option("--reason", help="Why (recorded in the decision, the VSA and the ledger).")
 @click.option(
     "--break-glass",
@@ -268,6 +274,7 @@ def arrive(
     /,
     environment: str,
     deploy_result: Literal["success", "failure", "cancelled", "skipped"],
+    expected: str | None,
     reason: str | None,
     break_glass: bool,
     interactive: bool,
@@ -291,6 +298,7 @@ def arrive(
         project_for(session, trusted),
         environment,
         deploy_result=deploy_result,
+        expected=expected,
         reason=reason,
         break_glass=break_glass,
         token=lambda: identity_token(session, trusted.load(), interactive),

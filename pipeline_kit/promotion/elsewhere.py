@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline_kit._internal.proc import apart
 from pipeline_kit.digest import sha256_bytes
-from pipeline_kit.errors import BuildFailed, UsageError
+from pipeline_kit.errors import BuildFailed, UsageError, VerificationError
 from pipeline_kit.ledger import Draft, Entry, Guard
 from pipeline_kit.promotion.arriving import Promotion, analyse_deploy
 from pipeline_kit.promotion.deciding import decide, plan
@@ -77,15 +77,18 @@ def arrive(
     break_glass: bool,
     token: TokenProvider,
     on_progress: Callable[[int, Result], None] | None = None,
+    expected: str | None = None,
 ) -> Promotion:
     """Complete the promotion `promote --deploy-elsewhere` recorded, once its deploy job ended
-    with `deploy_result`: judged again, analysed where the environment says so, signed."""
+    with `deploy_result`: judged again, analysed where the environment says so, signed.
+    `expected`: the release the deciding job decided, as the workflow passed it on (a job in
+    between can replace the files handed over, never another job's outputs)."""
     if break_glass and not reason:
         raise UsageError("--break-glass needs --reason: a waiver is recorded with its why")
     check_environment(project.config, environment)
     refuse_here(project, environment)
     with apart(f"arrive signs the VSA of {environment}"):
-        return _arrive(project, environment, deploy_result, reason, break_glass, token, on_progress)
+        return _arrive(project, environment, deploy_result, reason, break_glass, token, on_progress, expected)
 
 
 def _arrive(
@@ -96,8 +99,11 @@ def _arrive(
     break_glass: bool,
     token: TokenProvider,
     on_progress: Callable[[int, Result], None] | None,
+    expected: str | None,
 ) -> Promotion:
     release = project.evidence.load_release()
+    if expected is not None and expected != release.id:
+        raise VerificationError(f"the evidence handed over is release {release.id}, not {expected}, which was decided")
     awaited(project.ledger.verify(), environment, release.id)
     guard = still_awaited(environment, release.id)
 
