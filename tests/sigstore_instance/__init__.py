@@ -1,4 +1,5 @@
-"""A local Sigstore instance for tests: Fulcio, Rekor v1 and v2, an RFC 3161 TSA, an OIDC issuer.
+"""A local Sigstore instance for tests: Fulcio, Rekor v1 and v2, an RFC 3161 TSA, an OIDC issuer,
+and GitHub Actions' OIDC token service.
 
 Everything is served by one HTTP server on 127.0.0.1 so the real sigstore-python client (and
 the stock `sigstore` CLI) can sign and verify against it with a client trust config:
@@ -9,6 +10,16 @@ the stock `sigstore` CLI) can sign and verify against it with a client trust con
     ...
     instance.stop()
 
+GitHub Actions jobs get their tokens as on GitHub: `instance.github_job(repository=...,
+job_workflow_ref=..., ...)` registers a job and returns the two variables GitHub's runner gives
+the steps of a job granted `id-token: write` (ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN); a GET on
+that URL with `Authorization: bearer <request token>` and `audience=<aud>` answers `{"value":
+<jwt>}` with GitHub's claims, signed by this instance's issuer (standing in for
+https://token.actions.githubusercontent.com). The local Fulcio maps those claims as Fulcio's
+`github-workflow` provider does (ca.py): SAN `https://github.com/<job_workflow_ref>`, Source
+Repository URI `https://github.com/<repository>`, and the other CI extensions.
+tests/github_runner.py hands the pair to the jobs of a workflow act runs.
+
 It also runs as a process (see __main__.py) for tests that drive other processes.
 """
 
@@ -16,9 +27,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
+import secrets
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -56,11 +71,12 @@ def make_token(
     email: bool = True,
     lifetime: int = TOKEN_LIFETIME,
     extra: dict[str, Any] | None = None,
+    audience: str = "sigstore",
 ) -> str:
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": issuer,
-        "aud": "sigstore",
+        "aud": audience,
         "sub": subject,
         "iat": now,
         "nbf": now,
@@ -77,6 +93,73 @@ def mint_from_state(state: Path, subject: str, **options: Any) -> str:
     key = serialization.load_pem_private_key((state / OIDC_KEY).read_bytes(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     return make_token(key, (state / ISSUER_FILE).read_text().strip(), subject, **options)
+
+
+def _numeric_id(name: str) -> str:
+    """A stable stand-in for a GitHub database id (repository_id, repository_owner_id)."""
+    return str(int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big"))
+
+
+def github_claims(
+    *,
+    repository: str,
+    job_workflow_ref: str,
+    ref: str,
+    sha: str,
+    workflow_ref: str | None = None,
+    job_workflow_sha: str | None = None,
+    workflow_sha: str | None = None,
+    environment: str | None = None,
+    event_name: str = "push",
+    actor: str = "octocat",
+    workflow: str = "release",
+    run_id: str = "1",
+    run_attempt: str = "1",
+    runner_environment: str = "github-hosted",
+    repository_visibility: str = "public",
+) -> dict[str, str]:
+    """The claims (but iss/aud/iat/nbf/exp) of a GitHub Actions OIDC token for a job of a run of
+    `repository` at `ref`/`sha`, the job defined by the workflow file `job_workflow_ref`
+    (`owner/repo/path@ref`: a reusable workflow's own file and the ref it was called at).
+    `workflow_ref` is the run's top-level workflow (the caller's, for a reusable workflow);
+    it defaults to `job_workflow_ref`, as for a job defined in the workflow that runs."""
+    owner = repository.split("/")[0]
+    # sub: repo:<repository>:environment:<name> for a job with an environment, else the ref
+    subject = f"repo:{repository}:environment:{environment}" if environment else f"repo:{repository}:ref:{ref}"
+    claims = {
+        "jti": str(uuid.uuid4()),
+        "sub": subject,
+        "ref": ref,
+        "sha": sha,
+        "repository": repository,
+        "repository_owner": owner,
+        "repository_owner_id": _numeric_id(owner),
+        "repository_id": _numeric_id(repository),
+        "repository_visibility": repository_visibility,
+        "run_id": run_id,
+        "run_number": run_id,
+        "run_attempt": run_attempt,
+        "actor": actor,
+        "actor_id": _numeric_id(f"user:{actor}"),
+        "workflow": workflow,
+        "head_ref": "",
+        "base_ref": "",
+        "event_name": event_name,
+        "ref_type": "tag" if ref.startswith("refs/tags/") else "branch",
+        "ref_protected": "false",
+        "workflow_ref": workflow_ref or job_workflow_ref,
+        "workflow_sha": workflow_sha or sha,
+        "job_workflow_ref": job_workflow_ref,
+        "job_workflow_sha": job_workflow_sha or sha,
+        "runner_environment": runner_environment,
+    }
+    if environment:
+        claims["environment"] = environment
+    return claims
+
+
+# The path of a job's token request URL, as GitHub's (under the Actions service of the run)
+GITHUB_IDTOKEN_PATH = "/_apis/distributedtask/hubs/Actions/plans/{plan}/jobs/{job}/idtoken"
 
 
 class _Server(ThreadingHTTPServer):
@@ -105,6 +188,10 @@ class LocalSigstore:
         self.in_flight = 0  # requests being answered now, and the most there ever were at once
         self.most_in_flight = 0
         self._counting = threading.Lock()
+        # GitHub Actions jobs (github_job): the job's URL path -> (its request token, its claims),
+        # and the claims of every token the service minted, in order
+        self.github_jobs: dict[str, tuple[str, dict[str, str]]] = {}
+        self.github_tokens: list[dict[str, Any]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> LocalSigstore:
@@ -137,23 +224,77 @@ class LocalSigstore:
         """A CI workflow's token as GitHub Actions or GitLab CI issue it (the claims Fulcio reads):
         Fulcio certifies the workflow file at `ref` as a URI SAN, with the CI extensions."""
         if platform == "github":
-            server = "https://github.com"
-            claims = {"job_workflow_ref": f"{repository}/{workflow}@{ref}", "repository": repository}
-            subject = f"repo:{repository}:ref:{ref}"
-        else:
-            server = "https://gitlab.com"
-            claims = {"ci_config_ref_uri": f"gitlab.com/{repository}//{workflow}@{ref}", "project_path": repository}
-            subject = f"project_path:{repository}:ref_type:branch:ref:{ref}"
-        identity = f"{server}/{repository}/{'' if platform == 'github' else '/'}{workflow}@{ref}"
-        claims |= {
+            claims = github_claims(
+                repository=repository, job_workflow_ref=f"{repository}/{workflow}@{ref}", ref=ref, sha=sha
+            )
+            return make_token(self.oidc_key, self.issuer, claims.pop("sub"), email=False, extra=claims)
+        server = "https://gitlab.com"
+        identity = f"{server}/{repository}//{workflow}@{ref}"
+        extra = {
+            "ci_config_ref_uri": f"gitlab.com/{repository}//{workflow}@{ref}",
+            "project_path": repository,
             "build_signer_uri": identity,
             "build_config_uri": identity,
-            "runner_environment": "github-hosted" if platform == "github" else "gitlab-hosted",
+            "runner_environment": "gitlab-hosted",
             "source_repository_uri": f"{server}/{repository}",
             "source_repository_digest": sha,
             "source_repository_ref": ref,
         }
-        return make_token(self.oidc_key, self.issuer, subject, email=False, extra=claims)
+        subject = f"project_path:{repository}:ref_type:branch:ref:{ref}"
+        return make_token(self.oidc_key, self.issuer, subject, email=False, extra=extra)
+
+    # -- GitHub Actions' OIDC token service -----------------------------------------------
+    def github_job(
+        self,
+        *,
+        repository: str,
+        job_workflow_ref: str,
+        ref: str,
+        sha: str,
+        job_workflow_sha: str | None = None,
+        workflow_ref: str | None = None,
+        **claims: Any,
+    ) -> dict[str, str]:
+        """Register one job of a GitHub Actions run and return what GitHub's runner puts in the
+        environment of each step of that job when it is granted `id-token: write`: the job's token
+        request URL and its request token (random, valid for this job's URL only). The arguments
+        are `github_claims`'s: the run's repository, ref and sha; the job's workflow file at the
+        ref it runs or is called at (`owner/repo/path@ref`) and that file's commit; the run's
+        top-level workflow; and optionally environment, event_name, actor, ..."""
+        claims |= {
+            "repository": repository,
+            "job_workflow_ref": job_workflow_ref,
+            "ref": ref,
+            "sha": sha,
+            "job_workflow_sha": job_workflow_sha,
+            "workflow_ref": workflow_ref,
+        }
+        github_claims(**claims)  # the arguments are checked now, not at the first request
+        path = GITHUB_IDTOKEN_PATH.format(plan=uuid.uuid4(), job=uuid.uuid4())
+        request_token = secrets.token_urlsafe(32)
+        self.github_jobs[path] = (request_token, claims)
+        return {
+            "ACTIONS_ID_TOKEN_REQUEST_URL": f"{self.url}{path}?api-version=2.0",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": request_token,
+        }
+
+    def end_github_job(self, job: dict[str, str]) -> None:
+        """The job finished: its request token no longer gets a token (as GitHub's expires)."""
+        self.github_jobs.pop(urlsplit(job["ACTIONS_ID_TOKEN_REQUEST_URL"]).path, None)
+
+    def github_id_token(self, path: str, authorization: str, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        """GitHub's answer to a job's token request: a JWT for the requested audience (default:
+        the repository owner's URL, as GitHub's), any audience; 401 for a wrong request token."""
+        scheme, _, presented = authorization.partition(" ")
+        job = self.github_jobs.get(path)
+        if job is None or scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip(), job[0]):
+            return 401, {"message": "the request token is not valid for this job"}
+        claims = github_claims(**job[1])
+        audience = query.get("audience", [f"https://github.com/{claims['repository_owner']}"])[0]
+        subject = claims.pop("sub")
+        token = make_token(self.oidc_key, self.issuer, subject, email=False, extra=claims, audience=audience)
+        self.github_tokens.append({"sub": subject, "aud": audience, **claims})
+        return 200, {"value": token}
 
     # -- trust config ----------------------------------------------------------------------
     def trust_config(self) -> dict[str, Any]:
@@ -289,6 +430,11 @@ def _handler(instance: LocalSigstore) -> type[BaseHTTPRequestHandler]:
                         "token_endpoint": f"{instance.issuer}/token",
                     },
                 )
+            elif url.path.endswith("/idtoken"):  # a GitHub job's token request (github_job)
+                status, value = instance.github_id_token(
+                    url.path, self.headers.get("Authorization", ""), parse_qs(url.query)
+                )
+                self._json(status, value)
             elif url.path == "/oidc/authorize":
                 self.send_response(302)
                 self.send_header("Location", instance.authorize(parse_qs(url.query)))

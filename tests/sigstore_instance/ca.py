@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import struct
 from dataclasses import dataclass
 
@@ -20,8 +21,8 @@ SCT_LIST_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
 ISSUER_V1_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 ISSUER_V2_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
 SOURCE_REPOSITORY_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.12")
-# Fulcio's CI extensions (docs/oid-info.md), from the claims of a workflow's token: the SAN is
-# the workflow file at its ref (GitHub job_workflow_ref, GitLab ci_config_ref_uri), and these.
+# Fulcio's CI extensions (docs/oid-info.md). A token without GitHub's claims carries the
+# extensions' values under these names (what mint_workflow_token gives a GitLab token).
 WORKFLOW_OIDS = {
     "build_signer_uri": "1.3.6.1.4.1.57264.1.9",
     "runner_environment": "1.3.6.1.4.1.57264.1.11",
@@ -29,6 +30,33 @@ WORKFLOW_OIDS = {
     "source_repository_digest": "1.3.6.1.4.1.57264.1.13",
     "source_repository_ref": "1.3.6.1.4.1.57264.1.14",
     "build_config_uri": "1.3.6.1.4.1.57264.1.18",
+}
+GITHUB = "https://github.com"
+# Fulcio's `github-workflow` CI provider (config/identity/config.yaml): each extension from the
+# claims of a GitHub Actions token, `{name}` a claim; the SAN is the build signer URI.
+GITHUB_EXTENSIONS = {
+    "1.3.6.1.4.1.57264.1.9": GITHUB + "/{job_workflow_ref}",  # Build Signer URI
+    "1.3.6.1.4.1.57264.1.10": "{job_workflow_sha}",  # Build Signer Digest
+    "1.3.6.1.4.1.57264.1.11": "{runner_environment}",
+    "1.3.6.1.4.1.57264.1.12": GITHUB + "/{repository}",  # Source Repository URI
+    "1.3.6.1.4.1.57264.1.13": "{sha}",  # Source Repository Digest
+    "1.3.6.1.4.1.57264.1.14": "{ref}",  # Source Repository Ref
+    "1.3.6.1.4.1.57264.1.15": "{repository_id}",
+    "1.3.6.1.4.1.57264.1.16": GITHUB + "/{repository_owner}",  # Source Repository Owner URI
+    "1.3.6.1.4.1.57264.1.17": "{repository_owner_id}",
+    "1.3.6.1.4.1.57264.1.18": GITHUB + "/{workflow_ref}",  # Build Config URI
+    "1.3.6.1.4.1.57264.1.19": "{workflow_sha}",  # Build Config Digest
+    "1.3.6.1.4.1.57264.1.20": "{event_name}",  # Build Trigger
+    "1.3.6.1.4.1.57264.1.21": GITHUB + "/{repository}/actions/runs/{run_id}/attempts/{run_attempt}",
+    "1.3.6.1.4.1.57264.1.22": "{repository_visibility}",
+}
+# ... and the deprecated GitHub extensions Fulcio still adds (raw bytes, not DER strings)
+GITHUB_V1_EXTENSIONS = {
+    "1.3.6.1.4.1.57264.1.2": "{event_name}",  # Workflow Trigger
+    "1.3.6.1.4.1.57264.1.3": "{sha}",
+    "1.3.6.1.4.1.57264.1.4": "{workflow}",  # Workflow Name
+    "1.3.6.1.4.1.57264.1.5": "{repository}",
+    "1.3.6.1.4.1.57264.1.6": "{ref}",
 }
 CERT_LIFETIME = dt.timedelta(minutes=10)
 
@@ -161,12 +189,10 @@ class Fulcio:
             .add_extension(x509.UnrecognizedExtension(ISSUER_V1_OID, issuer.encode()), critical=False)
             .add_extension(x509.UnrecognizedExtension(ISSUER_V2_OID, der_utf8(issuer)), critical=False)
         )
-        for claim, oid in WORKFLOW_OIDS.items():
-            value = claims.get(claim)
-            if isinstance(value, str):
-                builder = builder.add_extension(
-                    x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), der_utf8(value)), critical=False
-                )
+        for oid, value in ci_extensions(claims).items():
+            builder = builder.add_extension(
+                x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), value), critical=False
+            )
         # Precertificate TBS: everything but the SCT list, which goes last in the final cert.
         precert = builder.sign(self.intermediate_key, hashes.SHA256())
         sct = self._sct(precert.tbs_certificate_bytes, int(now.timestamp() * 1000))
@@ -197,11 +223,39 @@ class Fulcio:
         return [c.public_bytes(serialization.Encoding.PEM).decode() for c in (leaf, self.intermediate, self.root)]
 
 
+def _filled(template: str, claims: dict[str, object]) -> str | None:
+    """`template` with its claims filled in; None when one is missing (the extension is left out)."""
+    values = {name: claims.get(name) for name in re.findall(r"{(\w+)}", template)}
+    if not all(isinstance(value, str) and value for value in values.values()):
+        return None
+    return template.format(**values)
+
+
+def ci_extensions(claims: dict[str, object]) -> dict[str, bytes]:
+    """OID -> extension value (DER) of a CI workflow's certificate: for a GitHub Actions token
+    (it has job_workflow_ref) Fulcio's mapping of its claims, else the values the token names.
+    (Fulcio chooses the mapping by the token's issuer; this instance has one issuer for all.)"""
+    extensions: dict[str, bytes] = {}
+    if isinstance(claims.get("job_workflow_ref"), str):
+        for oid, template in GITHUB_V1_EXTENSIONS.items():
+            if (value := _filled(template, claims)) is not None:
+                extensions[oid] = value.encode()
+        for oid, template in GITHUB_EXTENSIONS.items():
+            if (value := _filled(template, claims)) is not None:
+                extensions[oid] = der_utf8(value)
+        return extensions
+    for claim, oid in WORKFLOW_OIDS.items():
+        named = claims.get(claim)
+        if isinstance(named, str):
+            extensions[oid] = der_utf8(named)
+    return extensions
+
+
 def workflow_identity(claims: dict[str, object]) -> str | None:
     """The URI SAN Fulcio gives a CI workflow's token: GitHub's job_workflow_ref, GitLab's
     ci_config_ref_uri, each on its server; None for other tokens."""
     if isinstance(claims.get("job_workflow_ref"), str):
-        return f"https://github.com/{claims['job_workflow_ref']}"
+        return f"{GITHUB}/{claims['job_workflow_ref']}"
     if isinstance(claims.get("ci_config_ref_uri"), str):
         return f"https://{claims['ci_config_ref_uri']}"
     return None
