@@ -181,7 +181,6 @@ def test_actions_and_workflows_pass_static_checks() -> None:
 
 
 def test_every_action_input_reaches_run_only_through_env() -> None:
-    import yaml
 
     for path in (ROOT / "actions").glob("*/action.yml"):
         action = yaml.safe_load(path.read_text())
@@ -195,7 +194,6 @@ def test_every_action_input_reaches_run_only_through_env() -> None:
 @pytest.mark.parametrize("name", ["build", "sbom", "sign", "verify", "plan", "promote", "rollback", "release"])
 def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
     """Each PIPELINE_KIT_* variable an action sets is read by the command it runs."""
-    import yaml
 
     from pipeline_kit.cli import load
 
@@ -221,7 +219,6 @@ def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
 
 
 def test_every_action_has_a_readme_covering_its_interface() -> None:
-    import yaml
 
     for path in (ROOT / "actions").glob("*/action.yml"):
         action = yaml.safe_load(path.read_text())
@@ -357,83 +354,5 @@ def test_setup_lock_satisfies_the_declared_dependencies() -> None:
         assert requirement.specifier.contains(pins[name], prereleases=True), f"lock pins {name}=={pins[name]}: {text}"
 
 
-EXAMPLE_WORKFLOW = ROOT / "examples" / "github" / "release-pipeline.yml"
-ARTIFACT_ACTIONS = ROOT / "tests" / "assets" / "artifact-actions"
-RELEASE_WORKFLOW = ("pipeline-kit/hello-service", ".github/workflows/release.yml", "refs/tags/v0.1.0")
-
-
-def example_pipeline_repo(tmp_path: Path, sigstore: LocalSigstore) -> Path:
-    """The example project with the multi-environment example as its release workflow, as the
-    example's header says to copy it; only the test's trust root is added to the kit's steps."""
-    repo = tmp_path / "repo"
-    shutil.copytree(EXAMPLE, repo, ignore=shutil.ignore_patterns("dist", ".pipeline-kit", "__pycache__"))
-
-    def trusting(step: re.Match[str]) -> str:
-        keys = step[2] + ("  " if step[3] else "")  # the step's keys line up after `- `
-        return f"{step[1]}\n{keys}with:\n{keys}  trust-config: ${{{{ env.TEST_TRUST_CONFIG }}}}"
-
-    workflow = re.sub(
-        r"(\n( +)(- )?uses: pipeline-kit/pipeline-kit/actions/\w+@0{40}[^\n]*)(\n +with:)?",
-        trusting,
-        EXAMPLE_WORKFLOW.read_text(),
-    )
-    assert workflow.count("trust-config:") == 4
-    (repo / ".github" / "workflows").mkdir(parents=True)
-    (repo / ".github" / "workflows" / "release.yml").write_text(workflow)
-    # the deploy script the example names: it gets the file the digest names, from the artifact
-    deploy = repo / "deploy.sh"
-    deploy.write_text(
-        '#!/bin/sh\nset -e\necho "$1 $2 sha256:$(sha256sum dist/*.whl | cut -d" " -f1)" >> "$TEST_OUT/deploys.txt"\n'
-    )
-    deploy.chmod(0o755)
-    # the example's policy with the local instance as issuer; no soak, no freeze, no reports: this
-    # test is about the jobs and what they hand on (those gates have their own tests)
-    config = yaml.safe_load((EXAMPLE / "pipeline-kit.yml").read_text())
-    config["signing"]["identity"]["issuer"] = sigstore.issuer
-    for environment in config["environments"].values():
-        environment.pop("soak", None)
-        environment["gates"] = ["signature", "provenance", "sbom"]
-        environment["pass-env"] = ["TEST_OUT"]
-    (repo / "pipeline-kit.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    git(repo, "init", "-q")
-    git(repo, "remote", "add", "origin", "https://github.com/pipeline-kit/hello-service.git")
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "init")
-    return repo
-
-
-def test_the_multi_environment_example_runs_under_act(tmp_path: Path, sigstore: LocalSigstore) -> None:
-    repo = example_pipeline_repo(tmp_path, sigstore)
-    head = git(repo, "rev-parse", "HEAD").strip()
-    event = tmp_path / "event.json"
-    event.write_text(json.dumps({"ref": RELEASE_WORKFLOW[2]}))
-    artifacts = tmp_path / "artifacts"
-    kit = kit_checkout(tmp_path / "kit-release")
-    pins = dict(re.findall(r"uses: (actions/\w+(?:-\w+)*)@([0-9a-f]{40})", EXAMPLE_WORKFLOW.read_text()))
-    extra = (
-        *("-e", str(event)),
-        *("--env", f"TEST_ARTIFACTS={artifacts}"),
-        *("--local-repository", f"{KIT}@{'0' * 40}={kit}"),
-        *(
-            "--local-repository",
-            f"actions/upload-artifact@{pins['actions/upload-artifact']}={ARTIFACT_ACTIONS / 'upload'}",
-        ),
-        *(
-            "--local-repository",
-            f"actions/download-artifact@{pins['actions/download-artifact']}={ARTIFACT_ACTIONS / 'download'}",
-        ),
-    )
-    token = sigstore.mint_workflow_token("github", *RELEASE_WORKFLOW, sha=head)
-    result, out = run_act(
-        repo, tmp_path, sigstore, "", workflow=".github/workflows/release.yml", token=token, extra=extra
-    )
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
-    release = json.loads((artifacts / "release" / ".pipeline-kit" / "release.json").read_text())
-    (subject,) = release["subjects"]
-    digest = f"sha256:{subject['digest']['sha256']}"
-    # each environment deployed the one file the build job made, by its signed digest, in order
-    deploys = [line.split() for line in (out / "deploys.txt").read_text().splitlines()]
-    assert deploys == [[env, digest, digest] for env in ("dev", "staging", "prod")]
-    # each promotion job handed its signed decision on; prod's previous-stage gate verified staging's
-    for env in ("dev", "staging"):
-        assert (artifacts / f"evidence-{env}" / "promotions" / f"{env}.vsa.sigstore.json").is_file()
+# The multi-environment example (examples/github/release-pipeline.yml) runs under act in
+# tests/test_signing_isolation.py, with GitHub's OIDC emulated per job.

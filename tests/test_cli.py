@@ -129,7 +129,7 @@ def test_show_without_release(cli: Cli, tmp_path: Path) -> None:
         (
             "git@github.com:acme/web.git",
             "https://token.actions.githubusercontent.com",
-            r"github\.com/acme/web/",
+            r"github\.com/pipeline-kit/pipeline-kit/\.github/workflows/(sign-release|arrive)\.yml@",
         ),
         (
             "https://gitlab.com/group/sub/proj.git",
@@ -186,23 +186,33 @@ def test_run_dry_run_on_the_example(cli: Cli, hello: Path) -> None:
 def test_run_dry_run_in_github_checks_the_identity_policy(
     cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the example's policy wants the kit's signing workflows (the isolated layout), for its repository
+    kit = f"https://github.com/pipeline-kit/pipeline-kit/.github/workflows/sign-release.yml@{'a' * 40}"
     env = {
         **GITHUB_ENV,
         "GITHUB_REPOSITORY": "pipeline-kit/hello-service",
         "GITHUB_WORKFLOW_REF": "pipeline-kit/hello-service/.github/workflows/release.yml@refs/tags/v0.1.0",
+        "PIPELINE_KIT_BUILDER_ID": kit,  # as the kit's workflow sets it, from its token
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     result = cli(["run", "--dry-run"], cwd=hello)
     assert result.code == 0, result.err
+    assert f"as       {kit}" in result.out
+    assert "the identity policy accepts this signer" in result.out
+    # the caller's own workflow signing (the shared layout) is not what this policy accepts
+    monkeypatch.delenv("PIPELINE_KIT_BUILDER_ID")
+    result = cli(["run", "--dry-run"], cwd=hello)
     assert (
         "as       https://github.com/pipeline-kit/hello-service/.github/workflows/release.yml@refs/tags/v0.1.0"
         in result.out
     )
-    assert "the identity policy accepts this signer" in result.out
-    monkeypatch.setenv("GITHUB_WORKFLOW_REF", "pipeline-kit/hello-service/.github/workflows/ci.yml@refs/heads/main")
-    result = cli(["run", "--dry-run"], cwd=hello)
     assert "does not match" in result.out
+    # the kit's workflow, run for another repository: signed for the wrong source
+    monkeypatch.setenv("PIPELINE_KIT_BUILDER_ID", kit)
+    monkeypatch.setenv("GITHUB_REPOSITORY", "mallory/app")
+    result = cli(["run", "--dry-run"], cwd=hello)
+    assert "signed for https://github.com/mallory/app, not https://github.com/pipeline-kit/hello-service" in result.out
 
 
 def test_run_to_an_unknown_environment_stops_before_building(cli: Cli, hello: Path) -> None:

@@ -12,6 +12,7 @@ provenance that verifies as the release workflow. That is why the layout must ch
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -23,12 +24,13 @@ import urllib3
 import yaml
 
 from pipeline_kit.identity import IdentityPolicy
-from tests.conftest import EXAMPLE, Cli, git, kit_checkout, offline_installs
+from tests.conftest import EXAMPLE, ROOT, Cli, git, kit_checkout, offline_installs
 from tests.github_runner import (
     DEFAULT_PERMISSIONS,
     ID_TOKEN_VARIABLES,
     WorkflowNotValid,
     called_workflows,
+    dump_workflow,
     effective_permissions,
     grant_id_tokens,
     load_workflow,
@@ -112,9 +114,12 @@ def forged_provenance() -> dict[str, Any]:
     }
 
 
-def project(tmp_path: Path, sigstore: LocalSigstore, workflows: dict[str, str]) -> tuple[Path, str]:
+def project(
+    tmp_path: Path, sigstore: LocalSigstore, workflows: dict[str, str], san_regex: str | None = None
+) -> tuple[Path, str]:
     """The example project as `pipeline-kit/hello-service` with `workflows`, committed; its
-    policy names the local issuer. Returns the repository and its commit."""
+    policy names the local issuer (and `san_regex` instead of the example's, the kit's signing
+    workflows). Returns the repository and its commit."""
     repo = tmp_path / "repo"
     shutil.copytree(EXAMPLE, repo, ignore=shutil.ignore_patterns("dist", ".pipeline-kit", "__pycache__"))
     (repo / ".github" / "workflows").mkdir(parents=True)
@@ -124,6 +129,8 @@ def project(tmp_path: Path, sigstore: LocalSigstore, workflows: dict[str, str]) 
     shutil.copy(HARVEST, repo / "tools" / "harvest.py")
     config = yaml.safe_load((repo / "pipeline-kit.yml").read_text())
     config["signing"]["identity"]["issuer"] = sigstore.issuer
+    if san_regex is not None:
+        config["signing"]["identity"]["san-regex"] = san_regex
     # what the harvester is told (a real one knows it); none of it is a credential
     config["artifact"]["pass-env"] = ["TEST_PYTHON", "TEST_TRUST_CONFIG", "HARVEST_REPORT", "HARVEST_STATEMENT"]
     config["artifact"]["pass-env"] += ["HARVEST_BUNDLE"]
@@ -187,7 +194,8 @@ def test_a_build_command_of_the_signing_job_signs_as_the_release_workflow(
 
     from pipeline_kit.trust import load_trust_config
 
-    repo, head = project(tmp_path, sigstore, {"release.yml": RELEASE_WORKFLOW})
+    # the single-job layout's policy: the caller's release workflow, which its build can sign as
+    repo, head = project(tmp_path, sigstore, {"release.yml": RELEASE_WORKFLOW}, re.escape(SAN))
     granted = grant_id_tokens(
         repo / RELEASE_FILE,
         sigstore,
@@ -461,3 +469,197 @@ def test_effective_permissions_follow_github(workflow_level: Any, job_level: Any
         workflow["permissions"] = workflow_level
     assert (effective_permissions(workflow, "job")["id-token"] == "write") is granted
     assert DEFAULT_PERMISSIONS["id-token"] == "none"
+
+
+# --- the isolated layout: the recommended pipeline, signing only in the kit's reusable workflows ---
+
+EXAMPLE_PIPELINE = ROOT / "examples" / "github" / "release-pipeline.yml"
+ARTIFACT_ACTIONS = ROOT / "tests" / "assets" / "artifact-actions"
+PINNED = "0" * 40  # the example's placeholder for the kit release's commit
+ENVIRONMENTS = ("dev", "staging", "prod")
+# the deploy script the example names: it deploys the file the digest names, from the build's
+# artifact, and runs the harvest (a deploy script, or a dependency it loads, turned hostile)
+DEPLOY = """\
+#!/bin/sh
+set -e
+echo "$1 $2 sha256:$(sha256sum dist/*.whl | cut -d" " -f1)" >> "$TEST_OUT/deploys.txt"
+"$TEST_PYTHON" - "$1" "$2" > "$TEST_OUT/forged-$1.intoto.json" <<'PY'
+import json, sys
+environment, digest = sys.argv[1], sys.argv[2].removeprefix("sha256:")
+print(json.dumps({
+    "_type": "https://in-toto.io/Statement/v1",
+    "subject": [{"name": "hello_service-0.1.0-py3-none-any.whl", "digest": {"sha256": digest}}],
+    "predicateType": "https://slsa.dev/verification_summary/v1",
+    "predicate": {"resourceUri": "urn:pipeline-kit:environment:prod", "verificationResult": "PASSED",
+                  "verifiedLevels": ["PIPELINE_KIT_PROMOTED_PROD"], "timeVerified": "2026-01-01T00:00:00Z",
+                  "verifier": {"id": "https://github.com/pipeline-kit/pipeline-kit/promote"}},
+}))
+PY
+"$TEST_PYTHON" tools/harvest.py "$TEST_OUT/harvest-$1.json" "$TEST_OUT/forged-$1.intoto.json" \
+  "$TEST_OUT/forged-$1.sigstore.json" "$TEST_TRUST_CONFIG"
+"""
+
+
+def isolated_pipeline(repo: Path, trust_config: Path) -> None:
+    """The example pipeline as its header says to copy it, with the test's trust root for the
+    kit, and each deploy job granted id-token: write, as a cloud login (AWS, GCP) would have it."""
+    workflow = load_workflow(EXAMPLE_PIPELINE)
+    for name, job in workflow["jobs"].items():
+        if "uses" in job:  # the kit's reusable workflows
+            job["with"]["trust-config"] = str(trust_config)
+        for step in job.get("steps", ()):
+            if "/actions/promote@" in step.get("uses", ""):
+                step["with"]["trust-config"] = str(trust_config)
+        if name.endswith("-deploy"):
+            job["permissions"]["id-token"] = "write"
+    dump_workflow(workflow, repo / RELEASE_FILE)
+
+
+def kit_repository(tmp_path: Path) -> tuple[Path, str]:
+    """The kit at one commit, with its reusable workflows: what `uses: pipeline-kit/pipeline-kit/
+    ...@<commit>` fetches, and what those workflows clone to install the kit."""
+    kit = kit_checkout(tmp_path / "kit")
+    shutil.copytree(ROOT / ".github" / "workflows", kit / ".github" / "workflows")
+    git(kit, "init", "-q")
+    git(kit, "add", "-A")
+    git(kit, "commit", "-q", "-m", "kit")
+    return kit, git(kit, "rev-parse", "HEAD").strip()
+
+
+def test_the_recommended_pipeline_signs_only_in_the_kit_workflows_and_refuses_the_harvest(
+    tmp_path: Path, sigstore: LocalSigstore
+) -> None:
+    from sigstore.models import Bundle
+    from sigstore.verify import Verifier, policy
+
+    from pipeline_kit.config import load_config
+    from pipeline_kit.trust import load_trust_config
+
+    repo, _ = project(tmp_path, sigstore, {})
+    config = yaml.safe_load((repo / "pipeline-kit.yml").read_text())
+    config["artifact"]["build"] = '"$TEST_PYTHON" tools/harvest.py "$HARVEST_REPORT" && python build.py'
+    for environment in config["environments"].values():  # the jobs and what they hand on, not the policy gates
+        environment.pop("soak", None)
+        environment["gates"] = ["signature", "provenance", "sbom"]
+    (repo / "pipeline-kit.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (repo / "deploy.sh").write_text(DEPLOY)
+    (repo / "deploy.sh").chmod(0o755)
+    isolated_pipeline(repo, sigstore.trust_config_path)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "the release pipeline")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    caller = f"{REPOSITORY}/{RELEASE_FILE}@{TAG}"
+    # GitHub's runner: the pair for the jobs granted id-token (the deploy jobs, and the kit's
+    # signing jobs, capped by their callers), job_workflow_ref naming the file defining each job
+    granted = grant_id_tokens(
+        repo / RELEASE_FILE,
+        sigstore,
+        repository=REPOSITORY,
+        defined_in=f"{REPOSITORY}/{RELEASE_FILE}",
+        ref=TAG,
+        sha=head,
+    )
+    assert sorted(granted) == sorted(f"{env}-deploy" for env in ENVIRONMENTS)  # build and decide: none
+    kit, kit_sha = kit_repository(tmp_path)
+    calls = {call.defined_in: call for call in called_workflows(repo / RELEASE_FILE, repository=REPOSITORY, ref=TAG)}
+    assert sorted(calls) == [f"{KIT}/.github/workflows/{name}.yml" for name in ("arrive", "sign-release")]
+    for defined_in, call in calls.items():
+        grant_id_tokens(
+            kit / defined_in.removeprefix(f"{KIT}/"),
+            sigstore,
+            repository=REPOSITORY,
+            defined_in=defined_in,
+            called_at=call.ref,
+            caller_permissions=call.permissions,
+            ref=TAG,
+            sha=head,
+            job_workflow_sha=kit_sha,
+            workflow_ref=caller,
+        )
+    scratch = tmp_path / "act"
+    scratch.mkdir()
+    # the kit's workflows clone the kit from GitHub at their own commit: here, from the local copy
+    (scratch / ".gitconfig").write_text(f'[url "file://{kit}"]\n\tinsteadOf = https://github.com/{KIT}.git\n')
+    tools = scratch / "bin"
+    tools.mkdir()
+    (tools / "uv").symlink_to(BIN / "uv")
+    out, artifacts = tmp_path / "out", tmp_path / "artifacts"
+    out.mkdir()
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"ref": TAG}))
+    pins = dict(re.findall(r"uses: (actions/\w+(?:-\w+)*)@([0-9a-f]{40})", EXAMPLE_PIPELINE.read_text()))
+    minted = len(sigstore.github_tokens)  # (the instance serves the session's other tests too)
+    result = run_act(
+        repo,
+        scratch,
+        workflow=RELEASE_FILE,
+        event=event,
+        extra=(
+            *("--local-repository", f"{KIT}@{PINNED}={kit}"),
+            *(
+                "--local-repository",
+                f"actions/upload-artifact@{pins['actions/upload-artifact']}={ARTIFACT_ACTIONS / 'upload'}",
+            ),
+            *(
+                "--local-repository",
+                f"actions/download-artifact@{pins['actions/download-artifact']}={ARTIFACT_ACTIONS / 'download'}",
+            ),
+        ),
+        variables={
+            "TEST_PYTHON": sys.executable,
+            "TEST_TRUST_CONFIG": str(sigstore.trust_config_path),
+            "TEST_OUT": str(out),
+            "TEST_ARTIFACTS": str(artifacts),
+            "HARVEST_REPORT": str(out / "harvest-build.json"),
+            **offline_installs(scratch),
+        },
+        path=f"{tools}:/usr/bin:/bin",
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+    # Built once, signed once, the same file deployed dev -> staging -> prod by its signed digest
+    release = json.loads((artifacts / "release" / "release.json").read_text())
+    digest = f"sha256:{release['subjects'][0]['digest']['sha256']}"
+    deploys = [line.split() for line in (out / "deploys.txt").read_text().splitlines()]
+    assert deploys == [[env, digest, digest] for env in ENVIRONMENTS]
+
+    trust = load_trust_config(sigstore.trust_config_path, offline=True)
+    verifier = Verifier(trusted_root=trust.trusted_root)
+    identity = load_config(repo / "pipeline-kit.yml").signing.identity
+    assert identity is not None
+    ours = IdentityPolicy.from_config(identity).sigstore_policy()  # the kit's workflows, for this repository
+
+    def signer(bundle: Path) -> str:
+        from pipeline_kit.identity import certificate_identity
+
+        return certificate_identity(Bundle.from_json(bundle.read_bytes()).signing_certificate)[0]
+
+    # Only the kit's workflows signed, each as itself, at the commit the caller pinned
+    provenance = artifacts / "release" / "bundles" / "provenance.sigstore.json"
+    assert signer(provenance) == f"https://github.com/{KIT}/.github/workflows/sign-release.yml@{PINNED}"
+    verifier.verify_dsse(Bundle.from_json(provenance.read_bytes()), ours)
+    statement = json.loads((artifacts / "release" / "provenance.intoto.json").read_text())
+    assert statement["predicate"]["runDetails"]["builder"]["id"] == signer(provenance)
+    vsa = artifacts / "arrived-prod" / ".pipeline-kit" / "promotions" / "prod.vsa.sigstore.json"
+    assert signer(vsa) == f"https://github.com/{KIT}/.github/workflows/arrive.yml@{PINNED}"
+    _, payload = verifier.verify_dsse(Bundle.from_json(vsa.read_bytes()), ours)
+    assert json.loads(payload)["predicate"]["verifiedLevels"][-1] == "PIPELINE_KIT_SIGNED_APART"
+    kit_tokens = {t["job_workflow_ref"] for t in sigstore.github_tokens[minted:] if t["aud"] == "sigstore"}
+    assert kit_tokens == {
+        f"{KIT}/.github/workflows/sign-release.yml@{PINNED}",
+        f"{KIT}/.github/workflows/arrive.yml@{PINNED}",
+        caller,  # the harvests in the deploy jobs, below
+    }
+
+    # The attack. The build job has no signing power: its harvest finds nothing to sign with.
+    build = json.loads((out / "harvest-build.json").read_text())
+    assert build["found"] == {} and "signed_as" not in build, build
+    # A deploy job granted id-token (for its cloud login) can sign, as the caller's workflow:
+    # genuine signatures, refused by the policy, which names the kit's workflows for this repository
+    for env in ENVIRONMENTS:
+        harvest = json.loads((out / f"harvest-{env}.json").read_text())
+        assert harvest["signed_as"] == f"https://github.com/{caller}", harvest
+        forged = Bundle.from_json((out / f"forged-{env}.sigstore.json").read_bytes())
+        verifier.verify_dsse(forged, policy.Identity(identity=f"https://github.com/{caller}", issuer=sigstore.issuer))
+        with pytest.raises(Exception, match="does not match"):
+            verifier.verify_dsse(forged, ours)

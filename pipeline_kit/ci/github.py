@@ -78,6 +78,10 @@ class GitHubActions(CIPlatform):
         repository = env["GITHUB_REPOSITORY"]
         workflow_ref = env.get("GITHUB_WORKFLOW_REF", "")
         path, ref = split_workflow_ref(workflow_ref, repository)
+        # The workflow that signs here: the caller's, or one of the kit's signing workflows, which
+        # name themselves (a reusable workflow's own ref is in no variable GitHub sets; they read
+        # it from their OIDC token's job_workflow_ref)
+        signing = env.get(BUILDER_VARIABLE, "").strip() or (f"{server}/{workflow_ref}" if workflow_ref else "")
         run = f"{server}/{repository}/actions/runs/{env.get('GITHUB_RUN_ID', '')}"
         attempts = f"{run}/attempts/{env.get('GITHUB_RUN_ATTEMPT', '1')}"
         builder_version = {"pipeline-kit": __version__}
@@ -94,10 +98,7 @@ class GitHubActions(CIPlatform):
             commit=env["GITHUB_SHA"],
             ref=env.get("GITHUB_REF") or None,
             actor=env.get("GITHUB_ACTOR") or None,
-            # the kit's signing workflows name themselves (a reusable workflow's own ref is in no
-            # variable GitHub sets; they read it from their OIDC token's job_workflow_ref)
-            builder_id=env.get(BUILDER_VARIABLE, "").strip()
-            or (f"{server}/{workflow_ref}" if workflow_ref else f"{server}/{repository}"),
+            builder_id=signing or f"{server}/{repository}",
             invocation_uri=attempts if env.get("GITHUB_RUN_ID") else None,
             started_on=None,
             builder_version=builder_version,
@@ -120,14 +121,14 @@ class GitHubActions(CIPlatform):
             },
             signer=SignerIdentity(
                 issuer=ISSUER,
-                san=f"{server}/{workflow_ref}",
+                san=signing,
                 token_source=token_source,
                 source=f"{server}/{repository}",
                 note=(
                     "a reusable workflow signs as its own ref (job_workflow_ref), not the caller's GITHUB_WORKFLOW_REF"
                 ),
             )
-            if workflow_ref
+            if signing
             else None,
         )
 

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "identity": ("signing", "Print the identity CI signs as here, and the verify command..."),
     "plan": ("promotion", "Dry-run a promotion: verify the evidence and explain every..."),
     "promote": ("promotion", "Promote the current release to ENV, then run DEPLOY (after..."),
-    "arrive": ("promotion", "Complete a promotion another job deployed: judge it again,..."),
+    "arrive": ("arrival", "Complete a promotion another job deployed: judge it again,..."),
     "rollback": ("promotion", "Roll ENV back to the previous good release, re-verified,..."),
     "ledger": ("promotion", "Read, verify and annotate the promotion ledger."),
     "rollout": ("rollout", "Follow, resume or abort a progressive rollout (an..."),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -243,68 +243,6 @@ def promote(
             f"next: deploy release {result.plan.release.id} in a job of its own, then "
             f"`pipeline-kit arrive --to {environment} --deploy-result <that job's result>`"
         )
-
-
-@click.command()
-@click.option("--to", "environment", required=True, envvar="PIPELINE_KIT_ARRIVE_TO", help="Target environment.")
-@click.option(
-    "--deploy-result",
-    required=True,
-    type=click.Choice(["success", "failure", "cancelled", "skipped"]),
-    envvar="PIPELINE_KIT_ARRIVE_DEPLOY_RESULT",
-    help="How the deploy job ended (GitHub's needs.<job>.result; GitLab: success or failure).",
-)
-@click.option(
-    "--release",
-    "expected",
-    envvar="PIPELINE_KIT_ARRIVE_RELEASE",
-    help="The release id the deciding job decided (its output): the evidence handed over must be that release.",
-)
-@click.option("--reason", help="Why (recorded in the decision, the VSA and the ledger).")
-@click.option(
-    "--break-glass",
-    is_flag=True,
-    allow_from_autoenv=False,
-    help="Arrive despite denying policy gates (never failed integrity); needs --reason. Command line only.",
-)
-@promotion_options(signing=True)
-@pass_session
-def arrive(
-    session: Session,
-    /,
-    environment: str,
-    deploy_result: Literal["success", "failure", "cancelled", "skipped"],
-    expected: str | None,
-    reason: str | None,
-    break_glass: bool,
-    interactive: bool,
-    rekor_version: str | None,
-    junit: Path | None,
-    as_json: bool,
-    **trust: Any,
-) -> None:
-    """Complete a promotion another job deployed: judge it again, analyse, sign its VSA.
-
-    The isolated layout's last step (docs/signing-layouts.md): `promote --deploy-elsewhere`
-    decided and recorded it, a job without signing power deployed it, and this job, which runs
-    no program the project names, judges the release again from the signed evidence, runs the
-    environment's analysis and signs the VSA. A deploy that did not succeed is recorded (exit 3,
-    as for a deploy command that failed); a release that no longer passes is recorded (exit 1).
-    """
-    from pipeline_kit.promotion.elsewhere import arrive as run_arrival
-
-    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
-    result = run_arrival(
-        project_for(session, trusted),
-        environment,
-        deploy_result=deploy_result,
-        expected=expected,
-        reason=reason,
-        break_glass=break_glass,
-        token=lambda: identity_token(session, trusted.load(), interactive),
-        on_progress=show_measurement,
-    )
-    finish_promotion(session, environment, result, junit, as_json)
 
 
 def finish_promotion(session: Session, environment: str, result: Promotion, junit: Path | None, as_json: bool) -> None:

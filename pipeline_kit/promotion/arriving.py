@@ -73,11 +73,7 @@ def promote(
     check_environment(project.config, environment)
     settings = project.config.environments[environment]
     if deploy_elsewhere:
-        from pipeline_kit.promotion.elsewhere import refuse_here
-
-        refuse_here(project, environment)
-        if deploy:
-            raise UsageError("--deploy-elsewhere takes no deploy command: the deploy runs in another job")
+        refuse_elsewhere(project, environment, deploy)
     if settings.strategy is not None:
         rollout_record.refuse_second(history(project.ledger), environment)
     result = plan(project, environment)
@@ -132,6 +128,19 @@ def promote(
         return Promotion(result, decision, entry, deployed)
     analysis, aftermath = analyse_deploy(project, decided, files, token, on_progress)
     return Promotion(result, decision, entry, deployed, analysis=analysis, aftermath=aftermath)
+
+
+def refuse_elsewhere(project: Project, environment: str, deploy: str | Sequence[str] | None = None) -> None:
+    """What a promotion whose deploy runs in another job cannot have: a deploy command here, or a
+    rollout, whose steps each deploy and set traffic from the kit's own process."""
+    if deploy:
+        raise UsageError("--deploy-elsewhere takes no deploy command: the deploy runs in another job")
+    if project.config.environments[environment].strategy is not None:
+        raise UsageError(
+            f"{environment} has a rollout strategy: its steps deploy from the kit's own process, "
+            "so it cannot deploy elsewhere",
+            hint="promote it in one job (`pipeline-kit promote`), the shared layout",
+        )
 
 
 def _deploy(

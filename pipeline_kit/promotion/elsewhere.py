@@ -18,7 +18,7 @@ from pipeline_kit._internal.proc import apart
 from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import BuildFailed, UsageError, VerificationError
 from pipeline_kit.ledger import Draft, Entry, Guard
-from pipeline_kit.promotion.arriving import Promotion, analyse_deploy
+from pipeline_kit.promotion.arriving import Promotion, analyse_deploy, refuse_elsewhere
 from pipeline_kit.promotion.deciding import decide, plan
 from pipeline_kit.promotion.model import Project, TokenProvider, check_environment, decision_file, now_utc
 from pipeline_kit.promotion.records import record_on_forge, sign_vsa
@@ -29,16 +29,6 @@ if TYPE_CHECKING:
 
 # What GitHub reports as a job's result (`needs.<job>.result`); anything but success is a failed deploy.
 DEPLOY_RESULTS = ("success", "failure", "cancelled", "skipped")
-
-
-def refuse_here(project: Project, environment: str) -> None:
-    """What the isolated layout cannot do yet: a rollout runs a deploy command per step."""
-    if project.config.environments[environment].strategy is not None:
-        raise UsageError(
-            f"{environment} has a rollout strategy: its steps deploy from the kit's own process, "
-            "so it cannot deploy elsewhere",
-            hint="promote it in one job (`pipeline-kit promote`), the shared layout",
-        )
 
 
 def awaited(entries: Sequence[Entry], environment: str, release: str) -> Entry:
@@ -86,7 +76,7 @@ def arrive(
     if break_glass and not reason:
         raise UsageError("--break-glass needs --reason: a waiver is recorded with its why")
     check_environment(project.config, environment)
-    refuse_here(project, environment)
+    refuse_elsewhere(project, environment)
     with apart(f"arrive signs the VSA of {environment}"):
         return _arrive(project, environment, deploy_result, reason, break_glass, token, on_progress, expected)
 

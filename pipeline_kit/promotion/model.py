@@ -14,8 +14,8 @@ from pydantic import Field
 from pipeline_kit.config import Config
 from pipeline_kit.errors import UsageError
 from pipeline_kit.evidence import PROMOTIONS_DIR, EvidenceDir
-from pipeline_kit.identity import KIT_REPOSITORY
 from pipeline_kit.forge import Forge
+from pipeline_kit.identity import KIT_REPOSITORY
 from pipeline_kit.ledger import Entry, Ledger
 from pipeline_kit.models import Model
 from pipeline_kit.trust import Trust
