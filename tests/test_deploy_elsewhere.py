@@ -154,3 +154,20 @@ def test_a_rollout_environment_cannot_deploy_elsewhere(cli: Cli, signed: Path, p
     result = cli(["promote", "--to", "dev", "--deploy-elsewhere", *policy], cwd=signed)
     assert result.code == 2 and "rollout strategy" in result.err, result.err
     assert not (signed / LEDGER).exists() or not ledger(signed)
+
+
+def test_an_arrival_killed_between_its_signature_and_its_line_is_completed_by_arriving_again(
+    cli: Cli, decided: Path, policy: list[str], token: None
+) -> None:
+    # kill -9 after the VSA was signed and kept, before the `deployed` line: the state is the
+    # ledger without its last line (a cut tail keeps the chain) and the VSA beside the evidence
+    arrive = ["arrive", "--to", "dev", "--deploy-result", "success", *policy]
+    assert cli(arrive, cwd=decided).code == 0
+    lines = (decided / LEDGER).read_text().splitlines(keepends=True)
+    (decided / LEDGER).write_text("".join(lines[:-1]))
+    assert [e["kind"] for e in ledger(decided)] == ["promoted"]
+    # the decision is still the newest entry: arrive judges, signs and records again
+    again = cli(arrive, cwd=decided)
+    assert again.code == 0, again.err
+    assert [e["kind"] for e in ledger(decided)] == ["promoted", "deployed"]
+    assert cli(["ledger", "verify", *policy], cwd=decided).code == 0
