@@ -34,6 +34,13 @@ KIT_WORKFLOWS_SAN_REGEX = (
     rf"({'|'.join(KIT_SIGNING_WORKFLOWS)})\.yml@[0-9a-f]{{40}}$"
 )
 
+# What the kit's workflows' certificates may name, for `bound`: each workflow at a commit, a tag, a branch
+_KIT_SANS = tuple(
+    f"https://github.com/{KIT_REPOSITORY}/.github/workflows/{name}.yml@{ref}"
+    for name in KIT_SIGNING_WORKFLOWS
+    for ref in ("0" * 40, "refs/tags/v1.0.0", "refs/heads/main")
+)
+
 ISSUER_V1_OID = "1.3.6.1.4.1.57264.1.1"
 ISSUER_V2_OID = "1.3.6.1.4.1.57264.1.8"
 SOURCE_REPOSITORY_OID = "1.3.6.1.4.1.57264.1.12"  # Fulcio's Source Repository URI (DER UTF8String)
@@ -57,7 +64,18 @@ class IdentityPolicy:
 
     @classmethod
     def from_config(cls, config: IdentityConfig) -> IdentityPolicy:
-        return cls(issuer=config.issuer, san=config.san, san_regex=config.san_regex, source=config.repository)
+        return cls(issuer=config.issuer, san=config.san, san_regex=config.san_regex, source=config.repository).bound()
+
+    def bound(self) -> IdentityPolicy:
+        """This policy, refused when it accepts the kit's own signing workflows for any repository:
+        they sign for every caller, so without a `source` anyone's release would pass."""
+        if self.source is None and any(self.accepts(san, self.issuer, None)[0] for san in _KIT_SANS):
+            raise UsageError(
+                "the identity policy accepts the kit's signing workflows, which sign for every repository "
+                "that calls them: name yours",
+                hint="set signing.identity.repository in pipeline-kit.yml (or pass --repository)",
+            )
+        return self
 
     def describe(self) -> str:
         who = self.san if self.san is not None else f"~ {self.san_regex}"

@@ -113,6 +113,29 @@ def statement_json(subjects: tuple[Subject, ...], predicate_type: str, predicate
 SIGNING_WORKERS = 16
 
 
+def _bare_signing_context(trust_config: Any) -> Any:
+    """Where a signature over a bare digest is logged: Rekor v1 always. Rekor v2 logs a DSSE
+    signature as a signature over sha256(PAE(statement)), the very entry a signature over that
+    digest makes; so whoever chose a subject's digest (a build job: it hands the digests over)
+    could turn the subject's signature into a signed statement of its choosing. On v1 the two are
+    different kinds, and a verifier refuses a DSSE bundle logged as a bare signature."""
+    import copy
+
+    from sigstore.sign import SigningContext
+
+    if trust_config.force_tlog_version == 1:
+        return SigningContext.from_trust_config(trust_config)
+    pinned = copy.copy(trust_config)
+    pinned.force_tlog_version = 1
+    try:
+        return SigningContext.from_trust_config(pinned)
+    except (IndexError, ValueError) as exc:
+        raise EnvironmentFailure(
+            "signing a digest needs a Rekor v1 log, and the trust config offers none: on Rekor v2 a "
+            f"signature over a digest cannot be told from a signed statement ({first_line(exc)})"
+        ) from exc
+
+
 def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signable]) -> SignedBundles:
     """Sign every item in one signer session (one certificate), verify each bundle against the
     identity it was issued for, and return the bundles' JSON; nothing is written here."""
@@ -142,12 +165,14 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
     failures = (SigstoreError, RekorClientError, ExpiredCertificate, ExpiredIdentity, RequestException)
     try:
         context = SigningContext.from_trust_config(trust_config)
-        with context.signer(identity_token, cache=True) as signer:  # one certificate for all
+        bare = _bare_signing_context(trust_config) if any(i.statement is None for i in items) else context
+        # one certificate for all (two when digests go to another log than statements)
+        with context.signer(identity_token, cache=True) as signer, bare.signer(identity_token, cache=True) as digests:
 
             def sign(item: Signable) -> Any:
                 if item.statement is not None:
                     return signer.sign_dsse(dsse.Statement(item.statement))
-                return signer.sign_artifact(hashed(item.sha256 or ""))
+                return digests.sign_artifact(hashed(item.sha256 or ""))
 
             # Concurrently: each item waits on the transparency log (and the TSA), which for a real
             # instance is most of the time; the signer is shared, as the sigstore CLI shares it.

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from pipeline_kit.errors import UsageError
 from tests.conftest import LEDGER, REPOSITORY, SIGNER, WHEEL, Cli, run_kit
 from tests.sigstore_instance import LocalSigstore
 
@@ -602,3 +603,73 @@ def test_a_migration_record_that_is_not_one_denies(cli: Cli, signed: Path, polic
     result = cli(["plan", "--to", "dev", *policy], cwd=signed)
     assert result.code == 1 and "internal error" not in result.err, result.err
     assert re.search(r"migrations +(DENY|ERROR) ", result.out), result.out
+
+
+def _pae(payload_type: str, body: bytes) -> bytes:
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(body), body)
+
+
+def test_a_subject_digest_chosen_as_a_statement_hash_never_becomes_a_signed_statement(
+    cli: Cli, signed: Path, policy: list[str], sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Attack (found in review): the build job hands over the digests the signing job signs. It
+    # lists sha256(PAE(a forged dev VSA)) as a "built file"; on Rekor v2 a signature over that
+    # digest is logged exactly as a DSSE signature of the VSA would be, so rewrapped as a DSSE
+    # bundle it would pass as a VSA the trusted identity signed. Digests are signed on Rekor v1.
+    import base64
+    import hashlib
+    import shutil
+
+    scratch = tmp_path / "scratch"
+    shutil.copytree(signed, scratch, symlinks=True)
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))
+    assert cli(["promote", "--to", "dev", *policy], cwd=scratch).code == 0
+    genuine = json.loads((scratch / ".pipeline-kit/promotions/dev.vsa.sigstore.json").read_text())
+    statement = json.loads(base64.b64decode(genuine["dsseEnvelope"]["payload"]))
+    statement["predicate"]["verifier"] = {"id": "forged-by-the-build-job"}
+    payload = json.dumps(statement).encode()
+    digest = hashlib.sha256(_pae("application/vnd.in-toto+json", payload)).hexdigest()
+    forger = tmp_path / "signing-job"
+    shutil.copytree(signed, forger, symlinks=True, ignore=shutil.ignore_patterns(".pipeline-kit"))
+    sums = tmp_path / "built" / "SHA256SUMS"
+    sums.parent.mkdir()
+    sums.write_text(f"{digest}  dist/app-linux.tar.gz\n")
+    for command in (["build", "--subjects", str(sums)], ["sbom"], ["provenance"]):
+        assert cli(command, cwd=forger).code == 0
+    signing = cli(["sign", "--trust-config", str(sigstore.trust_config_path), "--rekor-version", "2"], cwd=forger)
+    assert signing.code == 0, signing.err
+    subject = json.loads((forger / ".pipeline-kit/bundles/dist/app-linux.tar.gz.sigstore.json").read_text())
+    assert subject["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["version"] == "0.0.1"
+    forged = dict(subject)
+    signature = forged.pop("messageSignature")["signature"]
+    forged["dsseEnvelope"] = {
+        "payload": base64.b64encode(payload).decode(),
+        "payloadType": "application/vnd.in-toto+json",
+        "signatures": [{"sig": signature}],
+    }
+    target = signed / ".pipeline-kit/promotions/dev.vsa.sigstore.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(forged))
+    staging = cli(["plan", "--to", "staging", "--json", *policy], cwd=signed)
+    gates = {g["gate"]: g for g in json.loads(staging.out)["gates"]}
+    assert gates["previous-stage"]["verdict"] == "denied"
+    assert "soak" not in gates["previous-stage"]["reason"], gates["previous-stage"]
+
+
+def test_a_policy_accepting_the_kit_workflows_must_name_the_repository(
+    cli: Cli, described: Path, sigstore: LocalSigstore
+) -> None:
+    # Attack: anyone on GitHub calls the kit's signing workflows from their own repository; a
+    # policy naming those workflows but no repository would accept their releases.
+    from pipeline_kit.identity import KIT_WORKFLOWS_SAN_REGEX, IdentityPolicy
+
+    with pytest.raises(UsageError, match="name yours"):
+        IdentityPolicy(issuer=sigstore.issuer, san_regex=KIT_WORKFLOWS_SAN_REGEX).bound()
+    named = IdentityPolicy(issuer=sigstore.issuer, san_regex=KIT_WORKFLOWS_SAN_REGEX, source=REPOSITORY)
+    assert named.bound() is named
+    flags = ["--trust-config", str(sigstore.trust_config_path), "--cert-oidc-issuer", sigstore.issuer]
+    config = described / "pipeline-kit.yml"
+    config.write_text(config.read_text().replace("    repository: https://github.com/pipeline-kit/hello-service\n", ""))
+    result = cli(["verify", *flags, "--cert-identity-regex", ".*"], cwd=described)
+    assert result.code == 2 and "name yours" in result.err, result.err

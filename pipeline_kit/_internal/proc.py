@@ -181,6 +181,7 @@ def run_bounded(
     env: Mapping[str, str] | None = ...,
     input: bytes | None = ...,
     text: Literal[False] = ...,
+    git: bool = ...,
 ) -> subprocess.CompletedProcess[bytes]: ...
 
 
@@ -193,6 +194,7 @@ def run_bounded(
     env: Mapping[str, str] | None = ...,
     input: bytes | None = ...,
     text: Literal[True],
+    git: bool = ...,
 ) -> subprocess.CompletedProcess[str]: ...
 
 
@@ -204,6 +206,7 @@ def run_bounded(
     env: Mapping[str, str] | None = None,
     input: bytes | None = None,
     text: bool = False,
+    git: bool = False,
 ) -> subprocess.CompletedProcess[bytes] | subprocess.CompletedProcess[str]:
     """Run `command` (a string goes through /bin/sh) with its output captured and `input` (or
     nothing) on its stdin, for at most `timeout` seconds. Raises OSError if it cannot start, and
@@ -215,8 +218,13 @@ def run_bounded(
     the deadline (held by a process it started) has not finished either: all of it is killed.
     After a normal exit the group is left alone: the exit status is the command's answer, and what
     it left running on purpose, its output redirected (a daemon, a port-forward), is its business;
-    nginx daemonizes into a session of its own anyway."""
-    _refuse_apart(command)
+    nginx daemonizes into a session of its own anyway.
+
+    `git`: the command is git run by the kit itself (the ledger, the source's metadata), not a
+    program the project names, so it runs where those are refused (run_apart): in a fresh
+    checkout, with hooks and fsmonitor off where it writes."""
+    if not (git and isinstance(command, list) and command[:1] == ["git"]):
+        _refuse_apart(command)
     process = subprocess.Popen(
         command,
         shell=isinstance(command, str),
@@ -257,7 +265,7 @@ def run_bounded(
 def git(cwd: Path, *args: str) -> str | None:
     """Output of a git command, or None when git is missing or the command fails."""
     try:
-        result = run_bounded(["git", "-C", str(cwd), *args], timeout=10, text=True)
+        result = run_bounded(["git", "-C", str(cwd), *args], timeout=10, text=True, git=True)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if result.returncode != 0:

@@ -81,13 +81,13 @@ def resolve_policy(
         policy = IdentityPolicy(issuer=issuer, san=identity, san_regex=identity_regex)
     else:
         assert configured is not None  # by the check above
-        policy = IdentityPolicy.from_config(configured)
+        policy = IdentityPolicy(issuer=configured.issuer, san=configured.san, san_regex=configured.san_regex)
     source = SourceExpectation(
         repository=repository or (configured.repository if configured else None),
         ref=ref or (configured.ref if configured else None),
     )
     # the repository a workflow certificate must have signed for: the one the provenance names
-    return dataclasses.replace(policy, source=source.repository), source
+    return dataclasses.replace(policy, source=source.repository).bound(), source
 
 
 class NoIdentityPolicy(UsageError):

@@ -95,6 +95,7 @@ class GitLedger(Ledger):
                 input=input,
                 env=env,
                 timeout=120,
+                git=True,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise EnvironmentFailure(f"git {args[0]} failed for the ledger at {self.describe()}: {exc}") from exc
