@@ -217,3 +217,37 @@ def test_previous_stage_wants_a_passed_analysis_when_the_environment_before_has_
     result = cli(["plan", "--to", "staging", *policy], cwd=signed)
     assert result.code == 1
     assert "dev's signed VSA for this release records no passed analysis" in result.out
+
+
+def test_a_failed_analysis_in_arrive_signs_the_hold_and_leaves_only_the_deploy_to_the_workflow(
+    cli: Cli,
+    signed: Path,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    token: None,
+    monkeypatch: pytest.MonkeyPatch,
+    live: tuple[Exporter, LocalPrometheus],
+) -> None:
+    # The isolated layout (docs/signing-layouts.md): arrive runs no deploy command, yet a failed
+    # analysis must hold the release out as surely as in one job: else deciding and arriving again
+    # (a re-run) would measure it anew and could sign it PASSED (found in review).
+    exporter, prometheus = live
+    with_analysis(signed, prometheus.url, exporter.deployed)
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    bad = another_release(cli, signed, sigstore, monkeypatch)
+    exporter.ratios[bad] = 0.2
+    assert cli(["promote", "--to", "dev", "--deploy-elsewhere", *policy], cwd=signed).code == 0
+    exporter.deployed.write_text(bad)  # the deploy job of the workflow
+    arrived = cli(["arrive", "--to", "dev", "--deploy-result", "success", "--release", bad, *policy], cwd=signed)
+    assert arrived.code == 1, arrived.out + arrived.err
+    assert f"rolled dev back from {bad} to {good} (signed; deploy {good} from a job of yours)" in arrived.out
+    assert exporter.deployed.read_text().strip() == bad  # nothing deployed from the signing job
+    assert (signed / ".pipeline-kit" / "releases" / bad / "promotions" / "dev.rollback.sigstore.json").is_file()
+    last = ledger(signed)[-1]
+    assert last["kind"] == "rolled-back" and last["details"]["deploy"] == "elsewhere"  # type: ignore[index]
+    assert evaluate_flag(signed / "deploy" / "flags.json", tier="beta") is False
+    # deciding it again is refused by the signed hold, whatever the metrics say now
+    exporter.ratios[bad] = 0.0
+    again = cli(["promote", "--to", "dev", "--deploy-elsewhere", *policy], cwd=signed)
+    assert again.code == 1 and "rolled back from dev" in again.out, again.out

@@ -243,8 +243,8 @@ def analyse_deploy(
 ) -> tuple[Analysis, tuple[str, ...]]:
     """Measure the deployed release; sign its PASSED VSA if the analysis passed, else turn the
     kill switches off and roll back (each step recorded). Returns the analysis and what was done.
-    `apart`: in a job that runs no user command (elsewhere.arrive), which leaves the rollback,
-    a deploy command, to the workflow."""
+    `apart`: in a job that runs no user command (elsewhere.arrive): the rollback is signed and
+    recorded, its deploy left to the workflow."""
     import os
 
     from pipeline_kit.analysis import analyse, release_values

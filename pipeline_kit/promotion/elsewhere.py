@@ -5,8 +5,8 @@ the user's deploy job, which has no signing power, deploys the decided digest; `
 completes it in a job that runs only the kit. The arrival is judged again here, from the signed
 evidence alone, never from what the deploy job could have written (the ledger line it completes
 only links the two and must still be the newest for the environment), then analysed, and signed.
-No user command runs in this process: a failed analysis turns the kill switches off and leaves the
-rollback to the workflow (`pipeline-kit rollback` in a job of its own).
+No user command runs in this process: a failed analysis turns the kill switches off and signs the
+rollback (the hold), leaving its deploy to a job of the workflow's.
 """
 
 from __future__ import annotations

@@ -26,20 +26,27 @@ def after_failure(
     *,
     roll_back: bool = True,
 ) -> tuple[str, ...]:
-    """A failed analysis: the kill switches off first (fastest), then the signed rollback (unless
-    not `roll_back`: where no user command may run, the workflow's rollback job does it). A step
-    that fails is recorded and raised as an EnvironmentFailure (exit 3) after the others ran."""
+    """A failed analysis: the kill switches off first (fastest), then the signed rollback (not
+    `roll_back`, where no user command may run: signed and recorded, its deploy left to a job of
+    the workflow's). A step that fails is recorded and raised as an EnvironmentFailure (exit 3)
+    after the others ran."""
     settings = project.config.environments[environment].on_failure
     reason = f"analysis {analysis.verdict}: {analysis.reason}"
     done, failures = trip_kill_switches(project, environment, reason)
-    if settings.rollback and not roll_back:
-        done.append(f"rollback of {environment} left to the workflow's rollback job (no deploy command runs here)")
-    elif settings.rollback:
+    if settings.rollback:
         try:
             current, target, _ = rollback(
-                project, environment, to=None, reason=reason, deploy=None, token=token, from_release=release
+                project,
+                environment,
+                to=None,
+                reason=reason,
+                deploy=None,
+                token=token,
+                from_release=release,
+                deploy_elsewhere=not roll_back,
             )
-            done.append(f"rolled {environment} back from {current} to {target}")
+            left = "" if roll_back else f" (signed; deploy {target} from a job of yours)"
+            done.append(f"rolled {environment} back from {current} to {target}{left}")
         except PipelineKitError as exc:
             failures.append(f"rollback: {exc.message}")
             project.ledger.append(

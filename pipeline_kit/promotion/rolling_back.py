@@ -37,12 +37,15 @@ def rollback(
     from_release: Release | None = None,
     named: str | None = None,
     compensation: bool = False,
+    deploy_elsewhere: bool = False,
 ) -> tuple[str, str, Entry]:
     """Go back to the previous good release of `environment` (or `to`); returns (from, to, entry).
     `from_release`: the release to take out, when the caller verified it (a failed analysis);
     `named`: the id of one the operator says runs there (`--from`), verified here; else the one
     the signed record shows there. `compensation`: taken out because a sibling in its release plan
     failed, not for a fault of its own: signed as a compensation, which holds nothing.
+    `deploy_elsewhere`: signed and recorded here, deployed by a job of the workflow's (where no
+    user command may run: `arrive`); the entry says so.
 
     The rollback is signed before anything is deployed: a FAILED VSA about the rolled-back
     release for this environment, naming the release it goes back to, so its hold survives edits
@@ -67,7 +70,10 @@ def rollback(
     _refuse_past_contract(project, entries, current, target, archive)
     held = sign_hold(project, environment, bad.subjects, target, entries, reason, token, for_cause=not compensation)
     details: dict[str, object] = {"from": current, "to": target, **({"compensation": True} if compensation else {})}
-    run_deploy(project, environment, release, archive, deploy, on_output, details={"rollback": details})
+    if deploy_elsewhere:
+        details["deploy"] = "elsewhere"
+    else:
+        run_deploy(project, environment, release, archive, deploy, on_output, details={"rollback": details})
     entry = project.ledger.append(
         Draft(
             kind="rolled-back",
