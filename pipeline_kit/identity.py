@@ -13,6 +13,7 @@ workflow certificate must name it there; a certificate without that extension is
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ _KIT_SANS = tuple(
 ISSUER_V1_OID = "1.3.6.1.4.1.57264.1.1"
 ISSUER_V2_OID = "1.3.6.1.4.1.57264.1.8"
 SOURCE_REPOSITORY_OID = "1.3.6.1.4.1.57264.1.12"  # Fulcio's Source Repository URI (DER UTF8String)
+BUILD_CONFIG_OID = "1.3.6.1.4.1.57264.1.18"  # Fulcio's Build Config URI: the top-level workflow, at its ref
 
 
 @dataclass(frozen=True)
@@ -52,24 +54,33 @@ class IdentityPolicy:
     san: str | None = None
     san_regex: str | None = None
     source: str | None = None  # the repository a workflow certificate must name as its source
+    caller_regex: str | None = None  # what a workflow certificate's Build Config URI must fully match
 
     def __post_init__(self) -> None:
         if (self.san is None) == (self.san_regex is None):
             raise UsageError("an identity policy needs exactly one of an exact identity or an identity regex")
-        if self.san_regex is not None:
-            try:
-                re.compile(self.san_regex)
-            except re.error as exc:
-                raise UsageError(f"identity regex {self.san_regex!r} does not compile: {exc}") from None
+        for pattern in (self.san_regex, self.caller_regex):
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise UsageError(f"identity regex {pattern!r} does not compile: {exc}") from None
 
     @classmethod
     def from_config(cls, config: IdentityConfig) -> IdentityPolicy:
-        return cls(issuer=config.issuer, san=config.san, san_regex=config.san_regex, source=config.repository).bound()
+        return cls(
+            issuer=config.issuer,
+            san=config.san,
+            san_regex=config.san_regex,
+            source=config.repository,
+            caller_regex=config.caller_regex,
+        ).bound()
 
     def bound(self) -> IdentityPolicy:
         """This policy, refused when it accepts the kit's own signing workflows for any repository:
         they sign for every caller, so without a `source` anyone's release would pass."""
-        if self.source is None and any(self.accepts(san, self.issuer, None)[0] for san in _KIT_SANS):
+        unbound = dataclasses.replace(self, caller_regex=None)  # whichever workflow of theirs calls
+        if self.source is None and any(unbound.accepts(san, self.issuer, None)[0] for san in _KIT_SANS):
             raise UsageError(
                 "the identity policy accepts the kit's signing workflows, which sign for every repository "
                 "that calls them: name yours",
@@ -81,9 +92,10 @@ class IdentityPolicy:
         who = self.san if self.san is not None else f"~ {self.san_regex}"
         return f"identity {who} from issuer {self.issuer}" + (f" for {self.source}" if self.source else "")
 
-    def accepts(self, san: str, issuer: str, source: str | None) -> tuple[bool, str]:
+    def accepts(self, san: str, issuer: str, source: str | None, caller: str | None = None) -> tuple[bool, str]:
         """Whether a certificate naming `san` from `issuer`, signed for the source repository
-        `source` (None: the certificate names none), satisfies the policy, and why not."""
+        `source` by the workflow `caller` (its Build Config URI; None: the certificate names
+        none), satisfies the policy, and why not."""
         if issuer != self.issuer:
             return False, f"issuer {issuer} is not the expected {self.issuer}"
         if self.san is not None and san != self.san:
@@ -95,11 +107,21 @@ class IdentityPolicy:
                 return False, f"identity {san} names no source repository (the policy wants {self.source})"
             if source.rstrip("/") != self.source.rstrip("/"):
                 return False, f"identity {san} signed for {source}, not {self.source}"
+        if self.caller_regex is not None and "://" in san:
+            if caller is None:
+                return False, f"identity {san} names no calling workflow (the policy wants {self.caller_regex})"
+            if not re.fullmatch(self.caller_regex, caller):
+                return False, f"identity {san} was run by {caller}, which does not match {self.caller_regex}"
         return True, "the identity policy accepts this signer"
 
     def accepts_certificate(self, certificate: Certificate) -> tuple[bool, str]:
         san, issuer = certificate_identity(certificate)
-        return self.accepts(san, issuer or "(no issuer extension)", certificate_source(certificate))
+        return self.accepts(
+            san,
+            issuer or "(no issuer extension)",
+            _utf8_extension(certificate, SOURCE_REPOSITORY_OID),
+            _utf8_extension(certificate, BUILD_CONFIG_OID),
+        )
 
     def sigstore_policy(self) -> Any:
         """The equivalent sigstore-python verification policy."""
@@ -107,7 +129,7 @@ class IdentityPolicy:
 
 
 def policy_accepts(policy: IdentityConfig, signer: SignerIdentity) -> tuple[bool, str]:
-    return IdentityPolicy.from_config(policy).accepts(signer.san, signer.issuer, signer.source)
+    return IdentityPolicy.from_config(policy).accepts(signer.san, signer.issuer, signer.source, signer.caller)
 
 
 def certificate_identity(certificate: Certificate) -> tuple[str, str | None]:
@@ -126,10 +148,10 @@ def certificate_identity(certificate: Certificate) -> tuple[str, str | None]:
     return (sans[0] if sans else ""), issuer
 
 
-def certificate_source(certificate: Certificate) -> str | None:
-    """The Source Repository URI a CI workflow's certificate was issued for, if it names one."""
+def _utf8_extension(certificate: Certificate, oid: str) -> str | None:
+    """A Fulcio extension of a CI workflow's certificate (a DER UTF8String), if it has one."""
     for extension in certificate.extensions:
-        if extension.oid.dotted_string == SOURCE_REPOSITORY_OID:
+        if extension.oid.dotted_string == oid:
             return _der_utf8(extension.value.value)
     return None
 

@@ -98,6 +98,7 @@ class ForgeIdentity:
     issuer: str
     san_regex: str  # `{path}` is the escaped repository path
     note: str
+    caller_regex: str | None = None  # the repository's workflow that calls the signing, at its refs
 
 
 # What a release workflow's keyless certificate says on each public forge.
@@ -107,6 +108,7 @@ FORGE_IDENTITIES = {
         san_regex=KIT_WORKFLOWS_SAN_REGEX,
         note="the kit's signing workflows (docs/signing-layouts.md), for your repository below; "
         "to pin one kit release, put its commit in place of [0-9a-f]{40}",
+        caller_regex=r"^https://github\.com/{path}/\.github/workflows/release\.yml@refs/tags/v.*$",
     ),
     "gitlab.com": ForgeIdentity(
         issuer="https://gitlab.com",
@@ -130,14 +132,16 @@ def scalar(value: str, *, quoted: bool = False) -> str:
 _ONE_LINE = 2**31 - 1  # the emitter folds a scalar longer than its width onto several lines
 
 
-def forge_identity(repository: str | None) -> tuple[str, str, str] | None:
-    """(issuer, san-regex, note) of a release workflow's signature on this repository's forge;
-    None off the public forges."""
+def forge_identity(repository: str | None) -> tuple[str, str, str, str | None] | None:
+    """(issuer, san-regex, note, caller-regex) of a release workflow's signature on this
+    repository's forge; None off the public forges."""
     parts = urlsplit(repository) if repository else None
     forge = FORGE_IDENTITIES.get(parts.hostname or "") if parts else None
     if parts is None or forge is None:
         return None
-    return forge.issuer, forge.san_regex.replace("{path}", re.escape(parts.path.strip("/"))), forge.note
+    path = re.escape(parts.path.strip("/"))
+    caller = forge.caller_regex.replace("{path}", path) if forge.caller_regex else None
+    return forge.issuer, forge.san_regex.replace("{path}", path), forge.note, caller
 
 
 def identity_block(repository: str | None) -> str:
@@ -150,13 +154,19 @@ def identity_block(repository: str | None) -> str:
             f"  #   san-regex: {KIT_WORKFLOWS_SAN_REGEX}\n"
             "  #   repository: https://github.com/OWNER/REPO\n"
         )
-    issuer, san_regex, note = identity
+    issuer, san_regex, note, caller = identity
+    calling = (
+        "    # the workflow of yours that calls them, and on which refs (the certificate's Build Config URI)\n"
+        f"    caller-regex: {scalar(caller)}\n"
+        if caller
+        else ""
+    )
     return (
         "  identity:\n"
         f"    issuer: {scalar(issuer)}\n"
         f"    # {note}\n"
         f"    san-regex: {scalar(san_regex)}\n"
-        f"    repository: {scalar(repository)}\n"
+        f"    repository: {scalar(repository)}\n" + calling
     )
 
 

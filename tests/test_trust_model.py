@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pipeline_kit.errors import UsageError
+from pipeline_kit.identity import KIT_REPOSITORY
 from tests.conftest import LEDGER, REPOSITORY, SIGNER, WHEEL, Cli, run_kit
 from tests.sigstore_instance import LocalSigstore
 
@@ -146,12 +147,12 @@ def test_the_vsa_records_the_policy_actually_applied(
     predicate = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))["predicate"]
     applied = predicate["policy"]["annotations"]
     assert applied["identity"] == {"issuer": sigstore.issuer, "san": SIGNER, "sanRegex": None}
-    assert applied["overrides"] == ["issuer", "san", "sanRegex"]
+    assert applied["overrides"] == ["callerRegex", "issuer", "san", "sanRegex"]  # the flags named another signer
     config = (signed / "pipeline-kit.yml").read_bytes()
     assert predicate["policy"]["digest"]["sha256"] == hashlib.sha256(config).hexdigest()
     shown = cli(["verify", "--env", "dev", *policy], cwd=signed)
     assert shown.code == 0 and f"judged under identity {SIGNER}" in shown.out
-    assert "overriding the config's issuer, san, sanRegex" in shown.out
+    assert "overriding the config's callerRegex, issuer, san, sanRegex" in shown.out
 
 
 # --- signed VSAs decide previous-stage, soak and custody ---------------------------------------
@@ -489,6 +490,7 @@ def test_a_shared_signing_workflow_counts_only_for_the_repository_it_signed_for(
         "job_workflow_ref": KIT_WORKFLOW,
         "repository": caller,
         "source_repository_uri": f"https://github.com/{caller}",
+        "workflow_ref": f"{caller}/.github/workflows/release.yml@refs/tags/v1",  # its caller, on a tag
     }
     token = sigstore.mint_token(f"repo:{caller}:ref:refs/tags/v1", email=False, extra=claims)
     monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", token)
@@ -673,3 +675,40 @@ def test_a_policy_accepting_the_kit_workflows_must_name_the_repository(
     config.write_text(config.read_text().replace("    repository: https://github.com/pipeline-kit/hello-service\n", ""))
     result = cli(["verify", *flags, "--cert-identity-regex", ".*"], cwd=described)
     assert result.code == 2 and "name yours" in result.err, result.err
+
+
+@pytest.mark.parametrize(
+    ("caller", "accepted"),
+    [
+        ("pipeline-kit/hello-service/.github/workflows/release.yml@refs/tags/v1.0.0", True),
+        ("pipeline-kit/hello-service/.github/workflows/release.yml@refs/heads/evil", False),
+        ("pipeline-kit/hello-service/.github/workflows/other.yml@refs/tags/v1.0.0", False),
+        (None, False),
+    ],
+)
+def test_the_caller_of_the_kit_workflow_is_pinned_by_workflow_and_ref(
+    cli: Cli,
+    described: Path,
+    sigstore: LocalSigstore,
+    monkeypatch: pytest.MonkeyPatch,
+    caller: str | None,
+    accepted: bool,
+) -> None:
+    # Attack: whoever can push a branch writes a workflow that calls the kit's signing workflow
+    # (with that branch's config: no gates). The certificate's SAN and source are the real ones;
+    # only its Build Config URI (the calling workflow at its ref) tells them apart.
+    # the example's policy as it is (the kit's workflows at a commit, for its repository, run by
+    # its release workflow on version tags), with the local instance as the issuer
+    config = described / "pipeline-kit.yml"
+    config.write_text(config.read_text().replace("https://token.actions.githubusercontent.com", sigstore.issuer))
+    assert "caller-regex: ^https://github" in config.read_text()
+    claims = {"job_workflow_ref": f"{KIT_REPOSITORY}/.github/workflows/sign-release.yml@{'a' * 40}"}
+    claims |= {"repository": "pipeline-kit/hello-service", "source_repository_uri": REPOSITORY}
+    if caller is not None:
+        claims["workflow_ref"] = caller  # what Fulcio certifies as the Build Config URI
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("repo:x", email=False, extra=claims))
+    assert cli(["sign", "--trust-config", str(sigstore.trust_config_path)], cwd=described).code == 0
+    result = cli(["verify", "--trust-config", str(sigstore.trust_config_path)], cwd=described)
+    assert (result.code == 0) == accepted, result.out + result.err
+    if not accepted:
+        assert "calling workflow" in result.err or "does not match" in result.err

@@ -124,6 +124,7 @@ class GitHubActions(CIPlatform):
                 san=signing,
                 token_source=token_source,
                 source=f"{server}/{repository}",
+                caller=f"{server}/{workflow_ref}" if workflow_ref else None,
                 note=(
                     "a reusable workflow signs as its own ref (job_workflow_ref), not the caller's GITHUB_WORKFLOW_REF"
                 ),

@@ -118,6 +118,7 @@ class GitLabCI(CIPlatform):
                 san=f"https://{config_uri}",
                 token_source=token_source,
                 source=env["CI_PROJECT_URL"].rstrip("/"),
+                caller=f"https://{config_uri}",
                 note=("GitLab signs as the project's top-level CI config, never as an included component or template"),
             )
             if config_uri

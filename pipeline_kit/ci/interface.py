@@ -21,6 +21,7 @@ class SignerIdentity:
     token_source: str
     note: str | None = None
     source: str | None = None  # the Source Repository URI the certificate will name
+    caller: str | None = None  # its Build Config URI: the top-level workflow at its ref
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,11 @@ class IdentityConfig(ConfigModel):
     san_regex: str | None = None
     repository: str | None = None
     ref: str | None = None
+    # the workflow of the repository that ran the signing (a reusable workflow's caller), with its
+    # ref: a full match of a workflow certificate's Build Config URI
+    caller_regex: str | None = None
 
-    @field_validator("san_regex")
+    @field_validator("san_regex", "caller_regex")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:

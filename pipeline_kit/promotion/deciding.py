@@ -168,17 +168,21 @@ def effective_policy(project: Project) -> dict[str, Any]:
     config, trust = project.config, project.trust
     identity = None
     if trust.policy is not None:
-        identity = {"issuer": trust.policy.issuer, "san": trust.policy.san, "sanRegex": trust.policy.san_regex}
+        policy = trust.policy
+        identity = {"issuer": policy.issuer, "san": policy.san, "sanRegex": policy.san_regex}
+        if policy.caller_regex is not None:
+            identity["callerRegex"] = policy.caller_regex
     source = {"repository": trust.repository, "ref": trust.ref}
     configured = config.signing.identity
     from_config = {
         "issuer": configured.issuer if configured else None,
         "san": configured.san if configured else None,
         "sanRegex": configured.san_regex if configured else None,
+        "callerRegex": configured.caller_regex if configured else None,
         "repository": configured.repository if configured else None,
         "ref": configured.ref if configured else None,
     }
-    applied = {**(identity or dict.fromkeys(("issuer", "san", "sanRegex"))), **source}
+    applied = {"callerRegex": None, **(identity or dict.fromkeys(("issuer", "san", "sanRegex"))), **source}
     return {
         "uri": Path(config.source_path or "pipeline-kit.yml").name,
         "sha256": config.source_sha256 or "",
