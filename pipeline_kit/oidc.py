@@ -15,6 +15,12 @@ from typing import Any
 from pipeline_kit.errors import EnvironmentFailure
 
 TOKEN_VARIABLES = ("SIGSTORE_IDENTITY_TOKEN", "PIPELINE_KIT_IDENTITY_TOKEN")
+# Every variable that carries signing power: the tokens above, GitLab's ID token, and the pair
+# with which any process of a GitHub job granted `id-token: write` mints one. No child sees them,
+# and no config may name one as a value the kit sends to a server (a header, a bearer token).
+SIGNING_CREDENTIALS = frozenset(
+    {*TOKEN_VARIABLES, "SIGSTORE_ID_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL"}
+)
 # The issuer of a person's interactive sign-in on public-good Sigstore (Dex federating GitHub,
 # Google and Microsoft accounts): what a locally made signature's certificate names.
 PUBLIC_GOOD_ISSUER = "https://oauth2.sigstore.dev/auth"

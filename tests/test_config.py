@@ -85,3 +85,24 @@ def test_missing_config_hints_init(cli: Cli, tmp_path: Path) -> None:
     assert result.code == 2
     assert "pipeline-kit.yml: file not found" in result.err
     assert "pipeline-kit init" in result.err
+
+
+@pytest.mark.parametrize(
+    "name", ["ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL", "SIGSTORE_ID_TOKEN"]
+)
+@pytest.mark.parametrize(
+    "where",
+    [
+        "metrics:\n  prom: {{type: prometheus, url: 'http://127.0.0.1:9', headers: {{X-A: {name}}}}}\n",
+        "metrics:\n  prom: {{type: prometheus, url: 'http://127.0.0.1:9', token-variable: {name}}}\n",
+        "ledger: {{backend: git, token-variable: {name}}}\n",
+        "forge: {{token-variable: {name}}}\n",
+    ],
+)
+def test_no_config_sends_a_signing_credential_anywhere(tmp_path: Path, name: str, where: str) -> None:
+    # Attack (found in review): a config naming the job's OIDC request pair as a metrics header
+    # ships it to the metrics server, where anyone can mint the signing workflow's identity.
+    path = tmp_path / "pipeline-kit.yml"
+    path.write_text("version: 1\nartifact: {name: a, build: 'true', outputs: [x]}\n" + where.format(name=name))
+    with pytest.raises(ConfigError, match="carries signing power"):
+        load_config(path)

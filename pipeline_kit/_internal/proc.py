@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, overload
 
+from pipeline_kit.oidc import SIGNING_CREDENTIALS
+
 TAIL_LINES = 20
 # Set in a process that signs apart from user code (the isolated layout: `arrive`, and the kit's
 # own signing jobs, which set PIPELINE_KIT_APART): every program the project names (a build, a
@@ -114,12 +116,11 @@ CHILD_PREFIXES = ("LC_", "XDG_", "PIP_", "UV_", "RUNNER_", "GITHUB_", "CI_")
 # CI_REGISTRY_PASSWORD, UV_INDEX_..._PASSWORD), unless the config names it in `pass-env`.
 SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|PRIVATE|_KEY|JWT|AUTH", re.IGNORECASE)
 # Secrets under the allowed prefixes (GitLab's CI_REPOSITORY_URL embeds the job token).
-CHILD_SECRETS = frozenset(
+CHILD_SECRETS = SIGNING_CREDENTIALS | frozenset(
     {
         "GITHUB_TOKEN", "CI_JOB_TOKEN", "CI_JOB_JWT", "CI_JOB_JWT_V1", "CI_JOB_JWT_V2", "CI_REGISTRY_PASSWORD",
-        "CI_DEPLOY_PASSWORD", "CI_DEPENDENCY_PROXY_PASSWORD", "CI_REPOSITORY_URL", "PIPELINE_KIT_IDENTITY_TOKEN",
-        "PIPELINE_KIT_GITLAB_TOKEN", "PIPELINE_KIT_LEDGER_TOKEN", "SIGSTORE_IDENTITY_TOKEN", "SIGSTORE_ID_TOKEN",
-        "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "CI_DEPLOY_PASSWORD", "CI_DEPENDENCY_PROXY_PASSWORD", "CI_REPOSITORY_URL", "PIPELINE_KIT_GITLAB_TOKEN",
+        "PIPELINE_KIT_LEDGER_TOKEN",
     }
 )  # fmt: skip
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from pipeline_kit.config.base import ConfigModel, EnvName, parse_duration
+from pipeline_kit.config.base import ConfigModel, SentVariable, parse_duration
 from pipeline_kit.queries import template_problem
 
 Finite = Annotated[float, Field(allow_inf_nan=False, strict=False)]
@@ -22,8 +22,8 @@ class MetricProviderConfig(ConfigModel):
 
     type: Literal["prometheus"]
     url: str = Field(pattern=r"^https?://[^\s]+$")
-    headers: dict[str, EnvName] = Field(default_factory=dict)  # header name -> variable with its value
-    token_variable: EnvName | None = None  # bearer token
+    headers: dict[str, SentVariable] = Field(default_factory=dict)  # header name -> variable with its value
+    token_variable: SentVariable | None = None  # bearer token
     ca_file: str | None = None  # PEM bundle to verify an https server with
     # seconds per query (sent to the server as its own timeout too): a number, finite, at most 5 min
     timeout: float = Field(default=10.0, gt=0, le=300, strict=True, allow_inf_nan=False)

@@ -8,7 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+from pipeline_kit.oidc import SIGNING_CREDENTIALS
 
 
 class ConfigModel(BaseModel):
@@ -22,6 +24,16 @@ class ConfigModel(BaseModel):
 
 # Variables a child process may additionally see (`pass-env`): names only, never values here.
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256)]
+
+
+def _not_signing_power(name: str) -> str:
+    if name in SIGNING_CREDENTIALS:
+        raise ValueError(f"{name} carries signing power: the kit never sends it anywhere")
+    return name
+
+
+# A variable whose value the kit sends to a server (a header, a bearer token): never one that signs.
+SentVariable = Annotated[EnvName, AfterValidator(_not_signing_power)]
 
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")

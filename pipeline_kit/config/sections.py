@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline_kit.config.base import ConfigModel, EnvName, inside_project
+from pipeline_kit.config.base import ConfigModel, EnvName, SentVariable, inside_project
 from pipeline_kit.digest import output_glob_problem
 
 # The SBOM source kinds a config may name; pipeline_kit.sbom registers one reader for each.
@@ -89,7 +89,7 @@ class FlagsConfig(ConfigModel):
     path: str | None = None  # flagd: the flag file, relative to the project
     url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")  # unleash: the server
     project: str = "default"  # unleash project
-    token_variable: EnvName = "UNLEASH_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
+    token_variable: SentVariable = "UNLEASH_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
     environments: dict[str, str] = Field(default_factory=dict)  # kit environment -> flag environment
 
     @model_validator(mode="after")
@@ -110,7 +110,7 @@ class LedgerConfig(ConfigModel):
     ref: str = "refs/pipeline-kit/ledger"  # git backend
     # git backend over HTTPS: the variable holding a token that may push the ledger ref (sent as
     # an HTTP header through git's environment, never on a command line or in .git/config)
-    token_variable: EnvName | None = None
+    token_variable: SentVariable | None = None
 
     @field_validator("ref")
     @classmethod
@@ -126,7 +126,7 @@ class ForgeConfig(ConfigModel):
     type: Literal["auto", "github", "gitlab", "none"] = "auto"  # auto: the CI platform's own forge
     url: str | None = None  # API base; default from the CI context
     project: str | None = None  # owner/repo or GitLab project id; default from the CI context
-    token_variable: str | None = None  # environment variable holding the token
+    token_variable: SentVariable | None = None  # environment variable holding the token
 
 
 class MigrationsConfig(ConfigModel):
