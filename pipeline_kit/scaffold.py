@@ -16,7 +16,7 @@ from pipeline_kit._internal.proc import git
 from pipeline_kit._internal.redact import repository_web_uri
 from pipeline_kit.config import parse_config
 from pipeline_kit.errors import ConfigError, EnvironmentFailure, PipelineKitError, UsageError
-from pipeline_kit.identity import KIT_WORKFLOWS_SAN_REGEX
+from pipeline_kit.identity import KIT_WORKFLOWS_SAN_REGEX, installed_kit_commit, kit_workflows_san_regex
 
 # Never committed, never packaged: npm packs what .gitignore does not exclude (absent .npmignore
 # or `files`), so the evidence of one build would otherwise end up in the next build's package.
@@ -106,8 +106,8 @@ FORGE_IDENTITIES = {
     "github.com": ForgeIdentity(
         issuer="https://token.actions.githubusercontent.com",
         san_regex=KIT_WORKFLOWS_SAN_REGEX,
-        note="the kit's signing workflows (docs/signing-layouts.md), for your repository below; "
-        "to pin one kit release, put its commit in place of [0-9a-f]{40}",
+        note="the kit's signing workflows (docs/signing-layouts.md), for your repository below, at "
+        "the kit commit you call them by (installed from a commit, init writes that commit)",
         caller_regex=r"^https://github\.com/{path}/\.github/workflows/release\.yml@refs/tags/v.*$",
     ),
     "gitlab.com": ForgeIdentity(
@@ -141,7 +141,10 @@ def forge_identity(repository: str | None) -> tuple[str, str, str, str | None] |
         return None
     path = re.escape(parts.path.strip("/"))
     caller = forge.caller_regex.replace("{path}", path) if forge.caller_regex else None
-    return forge.issuer, forge.san_regex.replace("{path}", path), forge.note, caller
+    san_regex = forge.san_regex.replace("{path}", path)
+    if san_regex == KIT_WORKFLOWS_SAN_REGEX:  # the kit's workflows: at this kit's commit, when known
+        san_regex = kit_workflows_san_regex(installed_kit_commit())
+    return forge.issuer, san_regex, forge.note, caller
 
 
 def identity_block(repository: str | None) -> str:

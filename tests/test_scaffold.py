@@ -10,7 +10,7 @@ import pytest
 
 from pipeline_kit.config import load_config
 from pipeline_kit.scaffold import Project, checked_starter
-from tests.conftest import Cli
+from tests.conftest import Cli, init_repo
 
 AWKWARD = [
     "@acme/web",  # a scoped npm name: `@` cannot start a plain YAML scalar
@@ -67,3 +67,37 @@ def test_an_invalid_starter_is_a_bug_and_writes_nothing(
     assert problem in result.err and "nothing written" in result.err and "pipeline-kit bug" in result.err
     assert str(tmp_path) not in result.err  # names no file that was never written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["package.json"]  # no config, no .gitignore
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"url": "https://github.com/pipeline-kit/pipeline-kit", "vcs_info": {"vcs": "git", "commit_id": "c" * 40}},
+        {"url": "file:///kit", "dir_info": {"editable": True}},
+    ],
+)
+def test_init_pins_the_kit_workflows_at_the_commit_the_kit_came_from(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, record: dict[str, object]
+) -> None:
+    # A commit pattern would also match an imposter commit (a fork's, served under the kit's name):
+    # a kit installed from a commit pins that commit; otherwise the pattern, and the comment says so.
+    import importlib.metadata
+
+    from pipeline_kit.identity import KIT_WORKFLOWS_SAN_REGEX
+
+    class Installed:
+        def read_text(self, name: str) -> str | None:
+            return json.dumps(record) if name == "direct_url.json" else None
+
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: Installed())
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "app"\nversion = "1.0"\n')
+    init_repo(project, remote="https://github.com/acme/app.git")
+    assert cli(["init"], cwd=project).code == 0
+    identity = load_config(project / "pipeline-kit.yml").signing.identity
+    assert identity is not None and identity.repository == "https://github.com/acme/app"
+    commit = record.get("vcs_info", {}).get("commit_id")  # type: ignore[union-attr]
+    expected = KIT_WORKFLOWS_SAN_REGEX.replace("[0-9a-f]{40}", str(commit)) if commit else KIT_WORKFLOWS_SAN_REGEX
+    assert identity.san_regex == expected
+    assert identity.caller_regex == r"^https://github\.com/acme/app/\.github/workflows/release\.yml@refs/tags/v.*$"
