@@ -71,6 +71,9 @@ def test_gitlab_dotenv(cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -
     dotenv = dict(line.split("=", 1) for line in (hello / "pipeline-kit.env").read_text().splitlines())
     assert re.fullmatch(r"[0-9a-f]{32}", dotenv["PIPELINE_KIT_RELEASE_ID"])
     assert dotenv["PIPELINE_KIT_DIGEST"].startswith("sha256:")
+    # the build's evidence-dir output, a path in this job's workspace, would set the next job's
+    # PIPELINE_KIT_EVIDENCE_DIR over its own (a dotenv variable wins over the job's variables)
+    assert "PIPELINE_KIT_EVIDENCE_DIR" not in dotenv
 
 
 def test_token_is_masked_before_use_and_never_printed(described: Path, sigstore: LocalSigstore, tmp_path: Path) -> None:

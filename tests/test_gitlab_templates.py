@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from pipeline_kit import __version__
-from tests.conftest import EXAMPLE, LEDGER, ROOT, SIGNER, git, kit_checkout, offline_installs
+from tests.conftest import EXAMPLE, LEDGER, ROOT, SIGNER, Cli, git, kit_checkout, offline_installs
 from tests.sigstore_instance import LocalSigstore
 
 TEMPLATES = ROOT / "gitlab-templates"
@@ -146,9 +146,9 @@ def pinned_build(tmp_path: Path, sigstore: LocalSigstore) -> tuple[Path, Path]:
     return repo, repo / "ci" / "pipeline-kit.lock"
 
 
-def run_offline(repo: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+def run_offline(repo: Path, *options: str, **variables: str) -> subprocess.CompletedProcess[str]:
     pairs = {**offline_installs(repo.parent), **variables}
-    return run(repo, *(arg for key, value in pairs.items() for arg in ("--variable", f"{key}={value}")))
+    return run(repo, *options, *(arg for key, value in pairs.items() for arg in ("--variable", f"{key}={value}")))
 
 
 def build_only(tmp_path: Path, sigstore: LocalSigstore, install: str) -> Path:
@@ -267,12 +267,23 @@ def test_bad_inputs_are_rejected(tmp_path: Path, sigstore: LocalSigstore, inputs
     assert message in result.stdout + result.stderr
 
 
-def test_promote_template_requires_an_environment(tmp_path: Path, sigstore: LocalSigstore) -> None:
+@pytest.mark.parametrize(
+    ("template", "inputs", "missing"),
+    [
+        ("promote.yml", "", "environment"),
+        ("promote-apart.yml", "      environment: dev\n", "deploy-job"),  # the user's deploy job: no default
+    ],
+)
+def test_promote_templates_require_their_inputs(
+    tmp_path: Path, sigstore: LocalSigstore, template: str, inputs: str, missing: str
+) -> None:
     repo = project(tmp_path, sigstore)
-    (repo / ".gitlab-ci.yml").write_text("include:\n  - local: gitlab-templates/promote.yml\n")
+    (repo / ".gitlab-ci.yml").write_text(
+        f"include:\n  - local: gitlab-templates/{template}\n" + (f"    inputs:\n{inputs}" if inputs else "")
+    )
     result = run(repo, "--preview")
     assert result.returncode != 0
-    assert "environment" in result.stdout + result.stderr
+    assert missing in result.stdout + result.stderr
 
 
 def check_schema(path: Path) -> None:
@@ -308,10 +319,13 @@ def test_templates_pass_the_gitlab_ci_schema(tmp_path: Path, sigstore: LocalSigs
     (tmp_path / "header.yml").write_text(yaml.safe_dump(header))
     check_schema(tmp_path / "header.yml")
     repo = project(tmp_path, sigstore)
-    needs_environment = template in ("plan.yml", "promote.yml", "rollback.yml")
+    needs_environment = template in ("plan.yml", "promote.yml", "promote-apart.yml", "rollback.yml")
     include = f"include:\n  - local: gitlab-templates/{template}\n"
     if needs_environment:
         include += "    inputs:\n      environment: dev\n"
+    if template == "promote-apart.yml":  # and the user's deploy job, between its jobs
+        include += "      deploy-job: deploy-dev\n"
+        include += "deploy-dev:\n  stage: deploy\n  needs: [pipeline-kit-decide-dev]\n  script: [echo]\n"
     needed = {"build.yml": None, "full-pipeline.yml": None, "sign.yml": "pipeline-kit-build"}
     stub = needed.get(template, "pipeline-kit-sign")
     if stub:  # the job this template's job needs
@@ -323,7 +337,269 @@ def test_templates_pass_the_gitlab_ci_schema(tmp_path: Path, sigstore: LocalSigs
     check_schema(tmp_path / "preview.yml")
 
 
+def test_every_template_input_is_documented_in_the_readme() -> None:
+    # the README's GitLab section names each template and each of its inputs
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Use it from GitLab CI") : readme.index("\n## Commands")]
+    for path in sorted(TEMPLATES.glob("*.yml")):
+        if path.name == INSTALL:
+            continue
+        assert f"`{path.name}`" in section, path.name
+        header, _ = list(yaml.load_all(path.read_text(), Loader=GitLabLoader))
+        missing = [name for name in header["spec"]["inputs"] if f"`{name}`" not in section]
+        assert missing == [], f"{path.name}: {missing}"
+
+
 def test_the_install_template_names_the_kit_version_it_ships_with() -> None:
     # the version the installed kit must report, and whose release tag signs the wheel
     (line,) = [x for x in (TEMPLATES / INSTALL).read_text().splitlines() if "PIPELINE_KIT_TEMPLATE_VERSION=" in x]
     assert line.split("=", 1)[1] == __version__
+
+
+# --- the isolated layout on GitLab: promote-apart.yml, the deploy in a job of the user's ---
+
+HARVEST = ROOT / "tests" / "assets" / "harvest.py"
+GITLAB_PROJECT = "pipeline-kit/hello-service"
+GITLAB_REF = "refs/heads/main"
+# what GitLab's token names as the signer: the project's top-level config at the ref (ci_config_ref_uri)
+GITLAB_SAN = f"https://gitlab.com/{GITLAB_PROJECT}//.gitlab-ci.yml@{GITLAB_REF}"
+# The user's deploy script: it deploys the file the digest names (from the decide job's
+# artifact), then does what a hostile deploy step (or a dependency it loads) can: walks up to the
+# runner looking for signing credentials (names only, in the report), and writes a dotenv report
+# pointing the kit's jobs at a `pipeline-kit` of its own. It fails in $TEST_FAILING.
+DEPLOY = """\
+#!/bin/sh
+set -e
+file="sha256:$(sha256sum dist/*.whl | cut -d" " -f1)"
+echo "$1 $PIPELINE_KIT_RELEASE_ID $PIPELINE_KIT_DIGEST $file" >> "$TEST_OUT/deploys.txt"
+"$TEST_PYTHON" "$TEST_HARVEST" "$TEST_OUT/harvest-$1.json"
+printf 'PIPELINE_KIT_PYTHON=%s/python\\nPIPELINE_KIT_APART=false\\n' "$TEST_SPY" > deploy.env
+[ "$1" != "$TEST_FAILING" ]
+"""
+
+
+def apart_project(tmp_path: Path, sigstore: LocalSigstore) -> tuple[Path, str]:
+    """The example project as gitlab.com/pipeline-kit/hello-service, its policy naming the
+    pipeline's identity (the local issuer), released by build + sign, promoted to dev and then
+    staging with promote-apart.yml around deploy jobs of its own. Returns the repo and its commit."""
+    repo = project(tmp_path, sigstore)
+    config = yaml.safe_load((repo / "pipeline-kit.yml").read_text())
+    config["signing"]["identity"] = {
+        "issuer": sigstore.issuer,
+        "san": GITLAB_SAN,
+        "repository": f"https://gitlab.com/{GITLAB_PROJECT}",
+    }
+    for environment in ("dev", "staging"):  # the jobs and what they hand on, not the policy gates
+        config["environments"][environment].pop("soak", None)
+        config["environments"][environment]["gates"] = ["signature", "provenance", "sbom"]
+    # the build command is the user's too: it harvests, and writes the build job's dotenv report
+    # (what the build template names) pointing the next job, which signs, at the spy
+    config["artifact"]["build"] = (
+        '"$TEST_PYTHON" "$TEST_HARVEST" "$TEST_OUT/harvest-build.json" && python build.py'
+        ' && printf "PIPELINE_KIT_PYTHON=%s/python\\n" "$TEST_SPY" >> pipeline-kit.env'
+    )
+    config["artifact"]["pass-env"] = ["TEST_PYTHON", "TEST_HARVEST", "TEST_OUT", "TEST_SPY"]
+    (repo / "pipeline-kit.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (repo / "deploy.sh").write_text(DEPLOY)
+    (repo / "deploy.sh").chmod(0o755)
+    kit = f"      python: {sys.executable}\n"
+    trust = f"      trust-config: {sigstore.trust_config_path}\n"
+    pipeline = (
+        "stages: [build, sign, deploy]\n"
+        "include:\n"
+        "  - local: gitlab-templates/build.yml\n"
+        "    inputs:\n" + kit + "  - local: gitlab-templates/sign.yml\n"
+        "    inputs:\n      stage: sign\n" + kit + trust
+    )
+    for environment, needs in (("dev", "pipeline-kit-sign"), ("staging", "pipeline-kit-arrive-dev")):
+        pipeline += (
+            "  - local: gitlab-templates/promote-apart.yml\n"
+            "    inputs:\n"
+            f"      environment: {environment}\n"
+            "      when: on_success\n"
+            f"      needs: {needs}\n"
+            f"      deploy-job: deploy-{environment}\n" + kit + trust
+        )
+    for environment in ("dev", "staging"):  # the user's deploy jobs, as the template's header says
+        pipeline += (
+            f"deploy-{environment}:\n"
+            "  stage: deploy\n"
+            f"  needs: [pipeline-kit-decide-{environment}]\n"
+            f"  environment: {{name: {environment}}}\n"
+            f"  resource_group: {environment}\n"
+            f"  script: ['./deploy.sh {environment}']\n"
+            "  artifacts:\n    reports:\n      dotenv: deploy.env\n"
+        )
+    # the control: a job that needs the deploy job with its artifacts gets what its dotenv says
+    pipeline += (
+        "dotenv-control:\n"
+        "  stage: deploy\n"
+        "  needs: [deploy-dev]\n"
+        """  script: ['echo "$PIPELINE_KIT_APART $PIPELINE_KIT_PYTHON" > "$TEST_OUT/control.txt"']\n"""
+    )
+    (repo / ".gitlab-ci.yml").write_text(pipeline)
+    git(repo, "remote", "set-url", "origin", f"https://gitlab.com/{GITLAB_PROJECT}.git")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "isolated layout")
+    return repo, git(repo, "rev-parse", "HEAD")
+
+
+def grant_id_tokens(repo: Path, sigstore: LocalSigstore, sha: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """GitLab's runner: a job gets SIGSTORE_ID_TOKEN only if the merged pipeline says it declares
+    `id_tokens` for it, as a variable of that job (gitlab-ci-local has no ID tokens). Each such job
+    of the preview gets a token of its own (its job_id claim), through a job of the same name
+    appended to .gitlab-ci.yml (merged into the included one), left uncommitted. Returns the
+    granted jobs' names and job ids, and the merged pipeline before the grant."""
+    preview = run(repo, "--preview")
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    jobs = yaml.safe_load(preview.stdout)
+    granted: dict[str, str] = {}
+    overrides = ""
+    for name, job in jobs.items():
+        if not isinstance(job, dict) or "id_tokens" not in job:
+            continue
+        assert job["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}, name
+        granted[name] = str(1000 + len(granted))
+        claims = {"job_id": granted[name], "environment": job.get("environment", {}).get("name", "")}
+        token = sigstore.mint_workflow_token("gitlab", GITLAB_PROJECT, ".gitlab-ci.yml", GITLAB_REF, sha, **claims)
+        overrides += f"{json.dumps(name)}:\n  variables:\n    SIGSTORE_ID_TOKEN: {token}\n"
+    with (repo / ".gitlab-ci.yml").open("a") as handle:
+        handle.write(overrides)
+    return granted, jobs
+
+
+def spy(tmp_path: Path, out: Path) -> Path:
+    """A `pipeline-kit` that records the environment it runs in (what a hostile deploy job's
+    dotenv report would run in the kit's jobs, were they to take it), then runs the kit."""
+    directory = tmp_path / "spy"
+    directory.mkdir()
+    program = directory / "pipeline-kit"
+    program.write_text(
+        f'#!/bin/sh\n"{sys.executable}" "{HARVEST}" "{out}/spied-$$.json"\nexec "{BIN / "pipeline-kit"}" "$@"\n'
+    )
+    program.chmod(0o755)
+    return directory
+
+
+def job_results(output: str) -> dict[str, str]:
+    """gitlab-ci-local's closing summary: each job that ran, PASS or FAIL."""
+    return {name: verdict for verdict, name in re.findall(r"^ (PASS|FAIL) .*?([\w.-]+) *$", output, re.MULTILINE)}
+
+
+def test_promote_apart_signs_only_in_the_arrive_job_and_records_a_failed_deploy(
+    tmp_path: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    import jwt
+    from sigstore.models import Bundle
+    from sigstore.verify import Verifier
+
+    from pipeline_kit.config import load_config
+    from pipeline_kit.identity import IdentityPolicy, certificate_identity
+    from pipeline_kit.trust import load_trust_config
+    from pipeline_kit.vsa import SIGNED_APART
+
+    repo, head = apart_project(tmp_path, sigstore)
+    granted, jobs = grant_id_tokens(repo, sigstore, head)
+    # only the kit's jobs that sign have an ID token: not the build, not decide, not the user's
+    # deploy jobs, not deploy-failed
+    assert sorted(granted) == ["pipeline-kit-arrive-dev", "pipeline-kit-arrive-staging", "pipeline-kit-sign"]
+    decide, arrive, failed = (jobs[f"pipeline-kit-{job}-dev"] for job in ("decide", "arrive", "deploy-failed"))
+    for job in (decide, arrive, failed):  # the kit's fixed script, apart from any program the project names
+        assert job["variables"]["PIPELINE_KIT_APART"] == "true"
+        assert [line.split()[0] for line in job["script"]] == ["pipeline-kit"]
+        assert job["resource_group"] == "dev"
+    assert decide["allow_failure"] is False and decide["environment"] == {"name": "dev", "action": "prepare"}
+    # arrive runs if the deploy job succeeded, deploy-failed if it failed: its status, never its files
+    for job, when in ((arrive, "on_success"), (failed, "on_failure")):
+        assert job["when"] == when and job["environment"] == {"name": "dev", "action": "verify"}
+        assert [(n["job"], n["artifacts"]) for n in job["needs"]] == [
+            ("pipeline-kit-decide-dev", True),
+            ("deploy-dev", False),
+        ]
+    assert "--deploy-result success" in arrive["script"][0] and "--deploy-result failure" in failed["script"][0]
+    certified: list[dict[str, Any]] = []  # the claims of every token Fulcio certified from now on
+    issue = sigstore.signing_cert
+
+    def recording(authorization: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        certified.append(jwt.decode(authorization.removeprefix("Bearer ").strip(), options={"verify_signature": False}))
+        return issue(authorization, body)
+
+    monkeypatch.setattr(sigstore, "signing_cert", recording)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_offline(
+        repo,
+        "--shell-isolation",
+        GITLAB_CI="true",  # gitlab-ci-local says false: ask for GitLab's behaviour (dotenv reports)
+        TEST_PYTHON=sys.executable,
+        TEST_HARVEST=str(HARVEST),
+        TEST_OUT=str(out),
+        TEST_SPY=str(spy(tmp_path, out)),
+        TEST_FAILING="staging",
+    )
+    log = result.stdout[-6000:] + result.stderr[-2000:]
+    # dev: decided, deployed by the user's job, arrived; staging: decided, its deploy failed, recorded
+    assert job_results(result.stdout) == {
+        "pipeline-kit-build": "PASS",
+        "pipeline-kit-sign": "PASS",
+        "pipeline-kit-decide-dev": "PASS",
+        "deploy-dev": "PASS",
+        "pipeline-kit-arrive-dev": "PASS",
+        "pipeline-kit-decide-staging": "PASS",
+        "deploy-staging": "FAIL",
+        "pipeline-kit-deploy-failed-staging": "FAIL",  # exit 3: the deploy failed, recorded
+        "dotenv-control": "PASS",
+    }, log
+    assert "the deploy job for staging ended failure; recorded in the ledger" in result.stdout, log
+
+    # Built once; the same file deployed to dev and staging by its signed digest
+    release = json.loads((repo / ".pipeline-kit" / "release.json").read_text())
+    digest = f"sha256:{release['subjects'][0]['digest']['sha256']}"
+    deploys = [line.split() for line in (out / "deploys.txt").read_text().splitlines()]
+    assert deploys == [[env, release["id"], digest, digest] for env in ("dev", "staging")]
+
+    # Only the sign job and dev's arrive job got certificates: decide, the deploy jobs and
+    # deploy-failed signed nothing (and had nothing to sign with)
+    jobs_certified = [c["job_id"] for c in certified]
+    assert set(jobs_certified) == {granted["pipeline-kit-sign"], granted["pipeline-kit-arrive-dev"]}, certified
+    assert jobs_certified.count(granted["pipeline-kit-arrive-dev"]) == 1  # the VSA
+    decided = repo / ".gitlab-ci-local" / "artifacts" / "pipeline-kit-decide-dev" / ".pipeline-kit" / "promotions"
+    assert sorted(p.name for p in decided.iterdir()) == ["dev.decision.json"]
+
+    # The build and deploy jobs found no token in their environment nor in any process above
+    # them, up to the runner; and what they wrote for the kit's jobs (their dotenv) never reached them
+    for env in ("build", "dev", "staging"):
+        harvest = json.loads((out / f"harvest-{env}.json").read_text())
+        assert harvest["own_environment"] == [] and harvest["found"] == {}, harvest
+        assert "error" not in harvest and "signed_as" not in harvest, harvest
+        assert "gitlab-ci-local" in harvest["ancestors"][-1]["command"], harvest["ancestors"]
+    # a job that takes the deploy job's artifacts gets its dotenv over its own variables: the
+    # kit's jobs, which take its status only, never ran the `pipeline-kit` it pointed them to
+    assert (out / "control.txt").read_text().split() == ["false", f"{tmp_path / 'spy'}/python"]
+    assert list(out.glob("spied-*.json")) == []
+
+    # dev's VSA, signed in the arrive job apart from user code, verifies under the policy (the
+    # pipeline's identity, for this repository), and the kit's verifier checks the chain to dev
+    promotions = repo / ".pipeline-kit" / "promotions"
+    bundle = Bundle.from_json((promotions / "dev.vsa.sigstore.json").read_bytes())
+    assert certificate_identity(bundle.signing_certificate)[0] == GITLAB_SAN
+    identity = load_config(repo / "pipeline-kit.yml").signing.identity
+    assert identity is not None
+    verifier = Verifier(trusted_root=load_trust_config(sigstore.trust_config_path, offline=True).trusted_root)
+    _, payload = verifier.verify_dsse(bundle, IdentityPolicy.from_config(identity).sigstore_policy())
+    assert json.loads(payload)["predicate"]["verifiedLevels"][-1] == SIGNED_APART
+    verified = cli(["verify", "--env", "dev", "--trust-config", str(sigstore.trust_config_path)], cwd=repo)
+    assert verified.code == 0, verified.out + verified.err
+    (custody,) = [line.split() for line in verified.out.splitlines() if " custody " in line]
+    assert custody[:3] == ["promotions/dev.vsa.sigstore.json", "custody", "ok"], verified.out
+
+    # staging: its deploy failed, so the ledger says so and nothing was signed for it
+    assert not (promotions / "staging.vsa.sigstore.json").exists()
+    ledger = [json.loads(line) for line in (repo / LEDGER).read_text().splitlines()]
+    assert [(e["kind"], e["environment"], e["details"].get("deploy")) for e in ledger] == [
+        ("promoted", "dev", "pending"),
+        ("deployed", "dev", None),
+        ("promoted", "staging", "pending"),
+        ("deploy-failed", "staging", None),
+    ]
+    assert ledger[-1]["details"]["deploy_job"] == "failure"

@@ -12,6 +12,21 @@ from pipeline_kit.ci.interface import CIContext, CIPlatform, Reporter, SignerIde
 from pipeline_kit.errors import UsageError
 
 _DOTENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# Variables the kit reads as its own settings. A dotenv report sets its variables in every job
+# that needs this one, over that job's own `variables:` (GitLab's precedence), so an output of
+# such a name (build's evidence-dir: a path in this job's workspace) would redirect the next
+# job's kit, the signing job's included. Never written to the report.
+_KIT_SETTINGS = frozenset(
+    {
+        "PIPELINE_KIT_APART",
+        "PIPELINE_KIT_CONFIG",
+        "PIPELINE_KIT_DOTENV",
+        "PIPELINE_KIT_EVIDENCE_DIR",
+        "PIPELINE_KIT_TRUST_CONFIG",
+        "PIPELINE_KIT_VERBOSE",
+        "PIPELINE_KIT_WORKDIR",
+    }
+)
 
 
 def gitlab_ref(env: Mapping[str, str]) -> str | None:
@@ -55,6 +70,8 @@ class GitLabReporter(Reporter):
             key = "PIPELINE_KIT_" + name.upper().replace("-", "_")
             if not _DOTENV_NAME.match(key):
                 raise UsageError(f"output name {name!r} cannot be a dotenv variable")
+            if key in _KIT_SETTINGS:
+                continue
             # dotenv reports hold one line per variable: multi-line values keep their first line
             lines.append(f"{key}={value.splitlines()[0] if value else ''}\n")
         with open(self.dotenv, "a", encoding="utf-8") as handle:

@@ -43,9 +43,18 @@ def status_field(pid: int, field: str) -> str:
     return ""
 
 
-# The runner: the top of a job's processes (act here, Runner.Worker on GitHub). What started it
-# is the test harness (or GitHub's VM agent), not the job: the walk reads the runner and stops.
-RUNNERS = ("act", "Runner.Worker")
+# The runner: the top of a job's processes (act here, Runner.Worker on GitHub, gitlab-runner on
+# GitLab; gitlab-ci-local, a node script, here). What started it is the test harness (or the
+# VM's agent), not the job: the walk reads the runner and stops.
+RUNNERS = ("act", "Runner.Worker", "gitlab-runner")
+RUNNER_SCRIPTS = ("gitlab-ci-local",)
+
+
+def is_runner(pid: int) -> bool:
+    if status_field(pid, "Name") in RUNNERS:
+        return True
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2]  # an interpreter and its script
+    return any(Path(arg.decode(errors="replace")).name in RUNNER_SCRIPTS for arg in argv if arg)
 
 
 def ancestors() -> list[int]:
@@ -54,7 +63,7 @@ def ancestors() -> list[int]:
     pid = os.getppid()
     while pid > 0 and pid not in chain:
         chain.append(pid)
-        if pid == 1 or status_field(pid, "Name") in RUNNERS:
+        if pid == 1 or is_runner(pid):
             break
         pid = int(status_field(pid, "PPid") or 0)
     return chain

@@ -220,14 +220,19 @@ class LocalSigstore:
     def mint_token(self, subject: str, **options: Any) -> str:
         return make_token(self.oidc_key, self.issuer, subject, **options)
 
-    def mint_workflow_token(self, platform: str, repository: str, workflow: str, ref: str, sha: str = "a" * 40) -> str:
+    def mint_workflow_token(
+        self, platform: str, repository: str, workflow: str, ref: str, sha: str = "a" * 40, **claims: Any
+    ) -> str:
         """A CI workflow's token as GitHub Actions or GitLab CI issue it (the claims Fulcio reads):
-        Fulcio certifies the workflow file at `ref` as a URI SAN, with the CI extensions."""
+        Fulcio certifies the workflow file at `ref` as a URI SAN, with the CI extensions. `claims`:
+        more of a GitLab job's (job_id, pipeline_id, environment, ...), which Fulcio does not read."""
         if platform == "github":
-            claims = github_claims(
+            if claims:
+                raise TypeError("GitHub claims come from github_claims (github_job), not from here")
+            github = github_claims(
                 repository=repository, job_workflow_ref=f"{repository}/{workflow}@{ref}", ref=ref, sha=sha
             )
-            return make_token(self.oidc_key, self.issuer, claims.pop("sub"), email=False, extra=claims)
+            return make_token(self.oidc_key, self.issuer, github.pop("sub"), email=False, extra=github)
         server = "https://gitlab.com"
         identity = f"{server}/{repository}//{workflow}@{ref}"
         extra = {
@@ -239,6 +244,7 @@ class LocalSigstore:
             "source_repository_uri": f"{server}/{repository}",
             "source_repository_digest": sha,
             "source_repository_ref": ref,
+            **claims,
         }
         subject = f"project_path:{repository}:ref_type:branch:ref:{ref}"
         return make_token(self.oidc_key, self.issuer, subject, email=False, extra=extra)
