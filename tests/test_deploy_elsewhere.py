@@ -47,6 +47,7 @@ def test_arrive_signs_the_vsa_apart_once_the_deploy_job_succeeded(
     arrive = ["arrive", "--to", "dev", "--deploy-result", "success", "--release", release]
     result = cli([*arrive, *policy], cwd=decided)
     assert result.code == 0, result.err
+    assert "never finished deploying" not in result.out  # the decision it completes is no such thing
     assert [(e["kind"], e["environment"]) for e in ledger(decided)] == [("promoted", "dev"), ("deployed", "dev")]
     assert "vsa" in ledger(decided)[-1]["details"]
     assert levels(decided, "dev")[-1] == "PIPELINE_KIT_SIGNED_APART"

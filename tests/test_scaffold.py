@@ -97,7 +97,8 @@ def test_init_pins_the_kit_workflows_at_the_commit_the_kit_came_from(
     assert cli(["init"], cwd=project).code == 0
     identity = load_config(project / "pipeline-kit.yml").signing.identity
     assert identity is not None and identity.repository == "https://github.com/acme/app"
-    commit = record.get("vcs_info", {}).get("commit_id")  # type: ignore[union-attr]
+    vcs = record.get("vcs_info")
+    commit = vcs.get("commit_id") if isinstance(vcs, dict) else None
     expected = KIT_WORKFLOWS_SAN_REGEX.replace("[0-9a-f]{40}", str(commit)) if commit else KIT_WORKFLOWS_SAN_REGEX
     assert identity.san_regex == expected
     assert identity.caller_regex == r"^https://github\.com/acme/app/\.github/workflows/release\.yml@refs/tags/v.*$"

@@ -11,6 +11,7 @@ rollback (the hold), leaving its deploy to a job of the workflow's.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -94,7 +95,7 @@ def _arrive(
     release = project.evidence.load_release()
     if expected is not None and expected != release.id:
         raise VerificationError(f"the evidence handed over is release {release.id}, not {expected}, which was decided")
-    awaited(project.ledger.verify(), environment, release.id)
+    awaiting = awaited(project.ledger.verify(), environment, release.id)
     guard = still_awaited(environment, release.id)
 
     def record(kind: Literal["deployed", "deploy-failed"], details: dict[str, Any], attachments: list[bytes]) -> Entry:
@@ -114,6 +115,8 @@ def _arrive(
         record("deploy-failed", {}, [])
         raise BuildFailed(f"the deploy job for {environment} ended {deploy_result}; recorded in the ledger")
     result = plan(project, environment)
+    # the decision completed here is no unfinished promotion of its own
+    result = dataclasses.replace(result, unfinished=tuple(e for e in result.unfinished if e.seq != awaiting.seq))
     refused = None if not break_glass or result.passed or result.integrity is None else result.integrity
     verdict: Literal["passed", "denied", "waived"] = (
         "passed" if result.passed else "waived" if break_glass and reason and refused is None else "denied"
