@@ -133,14 +133,15 @@ def context_for(
     )
 
 
-def plan(project: Project, environment: str, now: datetime | None = None) -> Plan:
-    """Evaluate every gate exactly as promote would, recording nothing."""
+def plan(project: Project, environment: str, now: datetime | None = None, completing: int | None = None) -> Plan:
+    """Evaluate every gate exactly as promote would, recording nothing. `completing`: the seq of
+    the decision this plan completes (an arrival), which is no unfinished promotion of its own."""
     check_environment(project.config, environment)
     gates = compile_gates(project.config, environment)
     release = project.evidence.load_release()
     entries = history(project.ledger)
     context = context_for(project, environment, release, entries, now)
-    unfinished = tuple(in_flight(entries, environment))
+    unfinished = tuple(e for e in in_flight(entries, environment) if e.seq != completing)
     return Plan(release, environment, evaluate(gates, context), _integrity(context), head(entries), unfinished, _JUDGED)
 
 

@@ -11,7 +11,6 @@ rollback (the hold), leaving its deploy to a job of the workflow's.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -114,9 +113,7 @@ def _arrive(
     if deploy_result != "success":
         record("deploy-failed", {}, [])
         raise BuildFailed(f"the deploy job for {environment} ended {deploy_result}; recorded in the ledger")
-    result = plan(project, environment)
-    # the decision completed here is no unfinished promotion of its own
-    result = dataclasses.replace(result, unfinished=tuple(e for e in result.unfinished if e.seq != awaiting.seq))
+    result = plan(project, environment, completing=awaiting.seq)
     refused = None if not break_glass or result.passed or result.integrity is None else result.integrity
     verdict: Literal["passed", "denied", "waived"] = (
         "passed" if result.passed else "waived" if break_glass and reason and refused is None else "denied"
