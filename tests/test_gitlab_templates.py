@@ -186,7 +186,6 @@ def test_a_kit_wheel_not_signed_by_the_kit_release_is_never_installed(tmp_path: 
         ("      install: pipeline-kit==0.1.0\n", "is not pinned to exact code"),
         ("      install: git+https://gitlab.com/pipeline-kit/pipeline-kit.git@v0.1.0\n", "pin the full 40-character"),
         ("      install: https://example.com/kit.whl\n", "has no #sha256=<hash> pin"),
-        ("", "set the template input install:"),
     ],
 )
 def test_an_install_not_pinned_to_exact_code_is_refused(
@@ -195,6 +194,72 @@ def test_an_install_not_pinned_to_exact_code_is_refused(
     repo, result = installing(tmp_path, sigstore, install + "      requirements: ci/pipeline-kit.lock\n")
     assert "FAIL  pipeline-kit-build" in result.stdout and message in result.stdout, result.stdout[-3000:]
     assert not (repo / ".pipeline-kit-venv").exists()  # refused before anything is installed
+
+
+def kit_release(tmp_path: Path, sigstore: LocalSigstore) -> Path:
+    """This version's GitHub release as a mirror keeps it (PIPELINE_KIT_RELEASE_URL): the wheel, its
+    bundle (signed by the kit's release workflow at the tag) and the lock."""
+    wheel = released_kit(tmp_path, sigstore)
+    assert wheel.name == f"pipeline_kit_release-{__version__}-py3-none-any.whl"
+    shutil.copy(ROOT / "actions" / "setup" / "requirements.lock", wheel.parent / "requirements.lock")
+    return wheel.parent
+
+
+def test_a_real_adoption_copies_nothing_and_installs_the_verified_release(
+    tmp_path: Path, sigstore: LocalSigstore
+) -> None:
+    # The whole .gitlab-ci.yml is the include and what the project says about itself: no wheel URL,
+    # no hash, no copy of the lock. The kit comes from this version's release, its lock checked
+    # against the hash the templates carry, its wheel against its signature.
+    release = kit_release(tmp_path, sigstore)
+    repo = project(tmp_path, sigstore, kit="      # the kit: this version's release, verified (nothing to copy)\n")
+    shutil.rmtree(repo / "ci")  # no copy of the lock
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "no lock")
+    assert "install:" not in (repo / ".gitlab-ci.yml").read_text()
+    result = run_offline(
+        repo,
+        SIGSTORE_IDENTITY_TOKEN=sigstore.mint_token(SIGNER),
+        PIPELINE_KIT_RELEASE_URL=str(release),
+        PIPELINE_KIT_INSTALL_OIDC_ISSUER=sigstore.issuer,
+        PIPELINE_KIT_INSTALL_TRUST_CONFIG=str(sigstore.trust_config_path),
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    for job in ("pipeline-kit-build", "pipeline-kit-sign", "pipeline-kit-promote-dev"):
+        assert f"PASS  {job}" in result.stdout
+    installed = (repo / ".pipeline-kit-venv" / "bin" / "pipeline-kit").read_text()
+    assert ".pipeline-kit-venv" in installed.splitlines()[0]  # the job's venv, from the release's wheel
+
+
+@pytest.mark.parametrize("tamper", ["lock", "signer"])
+def test_a_release_whose_lock_or_signature_is_not_the_templates_is_never_installed(
+    tmp_path: Path, sigstore: LocalSigstore, tamper: str
+) -> None:
+    # Attack: whoever answers for the release's files (a mirror, a compromised download) serves a
+    # lock naming other packages, or a wheel signed by another repository's release workflow.
+    release = kit_release(tmp_path, sigstore)
+    if tamper == "lock":
+        with (release / "requirements.lock").open("a") as lock:
+            lock.write("evil==1.0 --hash=sha256:" + "0" * 64 + "\n")
+    else:
+        (wheel,) = release.glob("*.whl")
+        (tmp_path / "mallory").mkdir()
+        released_kit(tmp_path / "mallory", sigstore, ("mallory/pipeline-kit", *KIT_RELEASE[1:])).replace(wheel)
+        (tmp_path / "mallory" / "kit-release" / f"{wheel.name}.sigstore.json").replace(f"{wheel}.sigstore.json")
+    repo = build_only(tmp_path, sigstore, "      stage: build\n")
+    trust = {"PIPELINE_KIT_INSTALL_OIDC_ISSUER": sigstore.issuer}
+    trust["PIPELINE_KIT_INSTALL_TRUST_CONFIG"] = str(sigstore.trust_config_path)
+    result = run_offline(repo, PIPELINE_KIT_RELEASE_URL=str(release), **trust)
+    assert "FAIL  pipeline-kit-build" in result.stdout, result.stdout[-3000:]
+    expected = "is not the lock of these templates" if tamper == "lock" else "is not signed by"
+    assert expected in result.stdout, result.stdout[-3000:]
+    assert not (repo / ".pipeline-kit-venv" / "bin" / "pipeline-kit").exists()
+
+
+def test_the_install_template_carries_the_hash_of_the_kits_lock() -> None:
+    (line,) = [x for x in (TEMPLATES / INSTALL).read_text().splitlines() if "PIPELINE_KIT_TEMPLATE_LOCK_SHA256=" in x]
+    lock = (ROOT / "actions" / "setup" / "requirements.lock").read_bytes()
+    assert line.split("=", 1)[1] == hashlib.sha256(lock).hexdigest()
 
 
 def test_a_kit_wheel_with_another_hash_is_refused_before_any_install(tmp_path: Path, sigstore: LocalSigstore) -> None:
