@@ -44,14 +44,25 @@ class Job:
     signs: bool  # needs an identity token
 
 
-def require_shared_ledgers(loaded: LoadedPlan, *, pushed_with_job_token: bool = False) -> tuple[str, ...]:
+# Why a ledger must name its `token-variable` when an emitted pipeline pushes it: GitHub with
+# --ledger-in-repository (the job's own token is put in it), GitLab always (a job token cannot push).
+TOKEN_NEEDED = {
+    "github": "missing: with --ledger-in-repository the job's token is passed in it (say GITHUB_TOKEN)",
+    "gitlab": "missing: GitLab's job token cannot push the ledger ref; name the masked CI/CD variable "
+    "holding a project access token with write_repository",
+}
+
+
+def require_shared_ledgers(
+    loaded: LoadedPlan, *, token_needed: str | None = None, https_only: bool = False
+) -> tuple[str, ...]:
     """Refuse a plan whose ledger, or a step's service ledger, is not the `git` backend: each job
     runs in a workspace of its own, so a file ledger would be a different, empty one in every job
     (the saga, what each step did and what to roll back to would be lost between jobs).
 
-    `pushed_with_job_token` (the ledgers are refs of this repository, pushed with the job's own
-    token): every ledger must name its `token-variable`, the variable the job's token is put in,
-    since the checkout keeps no credentials. Returns those variables' names."""
+    `token_needed` (why; see TOKEN_NEEDED): every ledger (`https_only`: every one pushed over
+    HTTPS, the project's own `origin` included) must name its `token-variable`, since the checkout
+    keeps no credentials that may push. Returns those variables' names."""
     ledgers = [(loaded.path, loaded.plan.ledger, "every job needs one ledger")]
     for step in loaded.plan.steps:
         path = loaded.directory(step) / "pipeline-kit.yml"
@@ -59,12 +70,10 @@ def require_shared_ledgers(loaded: LoadedPlan, *, pushed_with_job_token: bool = 
     for path, ledger, why in ledgers:
         if ledger.backend != "git":
             raise ConfigError(path, "ledger.backend", f"{ledger.backend}: {why} (backend: git)")
-        if pushed_with_job_token and not ledger.token_variable:
-            raise ConfigError(
-                path,
-                "ledger.token-variable",
-                "missing: with --ledger-in-repository the job's token is passed in it (say GITHUB_TOKEN)",
-            )
+    for path, ledger, _ in ledgers:
+        over_https = ledger.remote == "origin" or ledger.remote.startswith(("https://", "http://"))
+        if token_needed and (over_https or not https_only) and not ledger.token_variable:
+            raise ConfigError(path, "ledger.token-variable", token_needed)
     return tuple(sorted({ledger.token_variable for _, ledger, _ in ledgers if ledger.token_variable}))
 
 

@@ -633,6 +633,16 @@ def test_emit_refuses_a_ledger_the_jobs_cannot_share(
         assert refused.code == 2 and refused.out == "", refused.err
         assert "services/orders/pipeline-kit.yml: ledger.backend: file" in refused.err
         assert len(refused.err.strip().splitlines()) == 1, refused.err
+    # every ledger shared: on GitLab, one the jobs push over HTTPS (the project's origin) needs a
+    # token that may push, named; the job token cannot
+    for service in ("orders", "web"):
+        set_ledger(root / "services" / service / "pipeline-kit.yml", root.parent / "ledger.git", service)
+    refused = cli(["release", "emit", "--gitlab", "--to", "dev"], cwd=root)
+    assert refused.code == 2 and "release-plan.yml: ledger.token-variable: missing: GitLab's job token" in refused.err
+    (root / "release-plan.yml").write_text(
+        plan + "ledger: {backend: git, ref: refs/pipeline-kit/saga, token-variable: LEDGER_PAT}\n"
+    )
+    assert cli(["release", "emit", "--gitlab", "--to", "dev"], cwd=root).code == 0
 
 
 def test_a_step_job_refuses_without_an_open_saga_and_never_runs_twice(
