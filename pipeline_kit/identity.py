@@ -97,6 +97,12 @@ class IdentityPolicy:
             caller_regex=config.caller_regex,
         ).bound()
 
+    @classmethod
+    def of_certificate(cls, certificate: Certificate) -> IdentityPolicy:
+        """The policy accepting exactly this certificate's signer: its issuer, SAN and source."""
+        san, issuer = certificate_identity(certificate)
+        return cls(issuer=issuer or "", san=san, source=_utf8_extension(certificate, SOURCE_REPOSITORY_OID))
+
     def bound(self) -> IdentityPolicy:
         """This policy, refused when it accepts the kit's own signing workflows for any repository:
         they sign for every caller, so without a `source` anyone's release would pass."""
@@ -116,13 +122,17 @@ class IdentityPolicy:
     def accepts(self, san: str, issuer: str, source: str | None, caller: str | None = None) -> tuple[bool, str]:
         """Whether a certificate naming `san` from `issuer`, signed for the source repository
         `source` by the workflow `caller` (its Build Config URI; None: the certificate names
-        none), satisfies the policy, and why not."""
+        none), satisfies the policy, and why not. A workflow that is not the one that ran (a
+        reusable workflow: `san` is not `caller`) signs for every repository that calls it: it
+        counts only for a repository the policy names."""
         if issuer != self.issuer:
             return False, f"issuer {issuer} is not the expected {self.issuer}"
         if self.san is not None and san != self.san:
             return False, f"identity {san} is not the expected {self.san}"
         if self.san_regex is not None and not re.fullmatch(self.san_regex, san):
             return False, f"identity {san} does not match {self.san_regex}"
+        if self.source is None and caller is not None and caller != san:
+            return False, f"identity {san} is a workflow run by another ({caller}): name the repository to sign for"
         if self.source is not None and "://" in san:  # a workflow's identity, not a person's
             if source is None:
                 return False, f"identity {san} names no source repository (the policy wants {self.source})"

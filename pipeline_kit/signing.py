@@ -8,6 +8,7 @@ against the trust root before it counts. sigstore-python is imported only here a
 
 from __future__ import annotations
 
+import contextlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -113,6 +114,11 @@ def statement_json(subjects: tuple[Subject, ...], predicate_type: str, predicate
 SIGNING_WORKERS = 16
 
 
+def _logs_on_v2(trust_config: Any) -> bool:
+    """Whether this trust config's signing goes to a Rekor v2 log."""
+    return type(trust_config.signing_config.get_tlogs()[0]).__name__ == "RekorV2Client"
+
+
 def _bare_signing_context(trust_config: Any) -> Any:
     """Where a signature over a bare digest is logged: Rekor v1 always. Rekor v2 logs a DSSE
     signature as a signature over sha256(PAE(statement)), the very entry a signature over that
@@ -123,8 +129,6 @@ def _bare_signing_context(trust_config: Any) -> Any:
 
     from sigstore.sign import SigningContext
 
-    if trust_config.force_tlog_version == 1:
-        return SigningContext.from_trust_config(trust_config)
     pinned = copy.copy(trust_config)
     pinned.force_tlog_version = 1
     try:
@@ -165,9 +169,12 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
     failures = (SigstoreError, RekorClientError, ExpiredCertificate, ExpiredIdentity, RequestException)
     try:
         context = SigningContext.from_trust_config(trust_config)
-        bare = _bare_signing_context(trust_config) if any(i.statement is None for i in items) else context
-        # one certificate for all (two when digests go to another log than statements)
-        with context.signer(identity_token, cache=True) as signer, bare.signer(identity_token, cache=True) as digests:
+        with contextlib.ExitStack() as stack:
+            # one certificate for all: two when statements go to Rekor v2, digests never do
+            signer = stack.enter_context(context.signer(identity_token, cache=True))
+            digests = signer
+            if any(i.statement is None for i in items) and _logs_on_v2(trust_config):
+                digests = stack.enter_context(_bare_signing_context(trust_config).signer(identity_token, cache=True))
 
             def sign(item: Signable) -> Any:
                 if item.statement is not None:
@@ -193,8 +200,9 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
         raise EnvironmentFailure(f"signing failed: {first_line(exc)}") from exc
 
     # The client checks little at sign time: verify each bundle as it will be read back.
-    identity, issuer = certificate_identity(next(iter(bundles.values())).signing_certificate)
-    own_identity = IdentityPolicy(issuer=issuer or "", san=identity).sigstore_policy()
+    certificate = next(iter(bundles.values())).signing_certificate
+    identity, issuer = certificate_identity(certificate)
+    own_identity = IdentityPolicy.of_certificate(certificate).sigstore_policy()
     verifier = Verifier(trusted_root=trust_config.trusted_root)
     files: dict[str, bytes] = {}
     for item in items:

@@ -668,3 +668,34 @@ def test_promote_apart_signs_only_in_the_arrive_job_and_records_a_failed_deploy(
         ("deploy-failed", "staging", None),
     ]
     assert ledger[-1]["details"]["deploy_job"] == "failure"
+
+
+def test_nothing_in_the_checkout_reaches_the_next_job_or_the_kits_environment(
+    tmp_path: Path, sigstore: LocalSigstore
+) -> None:
+    # Attacks (found in review): a committed pipeline-kit.env would travel on in the job's dotenv
+    # report (GitLab puts a needed job's dotenv before the next job's own variables: a
+    # PIPELINE_KIT_PYTHON of the attacker's in the signing job); a committed .pipeline-kit-venv
+    # with a .pth would run in every call of the kit's interpreter, the token in its environment.
+    kit = kit_checkout(tmp_path / "kit")
+    repo = build_only(tmp_path, sigstore, f"      install: {kit}\n      requirements: ci/pipeline-kit.lock\n")
+    (repo / "pipeline-kit.env").write_text("PIPELINE_KIT_PYTHON=/tmp/evil/python\n")
+    planted = repo / ".pipeline-kit-venv" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    (planted / "site-packages").mkdir(parents=True)
+    (planted / "site-packages" / "zz.pth").write_text(f"import os; open({str(tmp_path / 'ran')!r}, 'w')\n")
+    git(repo, "add", "-A", "-f")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "planted")
+    result = run_offline(repo)
+    assert "PASS  pipeline-kit-build" in result.stdout, result.stdout[-3000:]
+    assert not (tmp_path / "ran").exists()  # the planted .pth never ran
+    report = repo / "pipeline-kit.env"
+    assert not report.exists() or "PIPELINE_KIT_PYTHON" not in report.read_text()
+
+
+def test_a_lock_from_a_url_must_be_pinned_by_hash(tmp_path: Path, sigstore: LocalSigstore) -> None:
+    # the lock brings the verifier: whoever serves an unpinned one chooses what checks the wheel
+    kit = kit_checkout(tmp_path / "kit")
+    inputs = f"      install: {kit}\n      requirements: https://example.com/requirements.lock\n"
+    repo, result = installing(tmp_path, sigstore, inputs)
+    assert "FAIL  pipeline-kit-build" in result.stdout and "has no #sha256=<hash> pin" in result.stdout
+    assert not (repo / ".pipeline-kit-venv" / "bin" / "pipeline-kit").exists()

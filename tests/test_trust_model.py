@@ -712,3 +712,24 @@ def test_the_caller_of_the_kit_workflow_is_pinned_by_workflow_and_ref(
     assert (result.code == 0) == accepted, result.out + result.err
     if not accepted:
         assert "calling workflow" in result.err or "does not match" in result.err
+    # naming the issuer alone (a template input, a variable) keeps the config's caller-regex
+    issuer_only = ["--cert-oidc-issuer", sigstore.issuer]
+    again = cli(["verify", "--trust-config", str(sigstore.trust_config_path), *issuer_only], cwd=described)
+    assert (again.code == 0) == accepted, again.out + again.err
+
+
+def test_a_reusable_workflow_counts_only_for_a_named_repository_however_it_is_pinned() -> None:
+    # Attack (found in review): a policy pinning the kit's workflow at one commit (as init writes
+    # it) or exactly, but naming no repository, escapes `bound()`'s sample SANs; the certificate
+    # itself says a reusable workflow signed (its SAN is not the workflow that ran).
+    from pipeline_kit.identity import IdentityPolicy
+
+    arrive = f"https://github.com/{KIT_REPOSITORY}/.github/workflows/arrive.yml@{'c' * 40}"
+    policy = IdentityPolicy(issuer="https://token.actions.githubusercontent.com", san=arrive).bound()
+    caller = "https://github.com/evil/app/.github/workflows/x.yml@refs/heads/main"
+    accepted, why = policy.accepts(arrive, policy.issuer, "https://github.com/evil/app", caller)
+    assert not accepted and "name the repository to sign for" in why
+    named = IdentityPolicy(issuer=policy.issuer, san=arrive, source=REPOSITORY)
+    assert named.accepts(arrive, policy.issuer, REPOSITORY, f"{REPOSITORY}/.github/workflows/release.yml@refs/tags/v1")[
+        0
+    ]

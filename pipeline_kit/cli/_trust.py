@@ -68,7 +68,7 @@ def resolve_policy(
     from pipeline_kit.identity import IdentityPolicy
     from pipeline_kit.verify import SourceExpectation
 
-    identity_flags, issuer_flag = bool(identity or identity_regex), bool(issuer)
+    identity_flags = bool(identity or identity_regex)
     if identity and identity_regex:
         raise UsageError("give --cert-identity or --cert-identity-regex, not both")
     if identity or identity_regex or issuer:
@@ -89,7 +89,7 @@ def resolve_policy(
     )
     # the repository a workflow certificate must have signed for (the one the provenance names),
     # and the workflow that ran the signing, as the config says unless flags named another signer
-    caller = configured.caller_regex if configured and not (identity_flags or issuer_flag) else None
+    caller = configured.caller_regex if configured and not identity_flags else None
     return dataclasses.replace(policy, source=source.repository, caller_regex=caller).bound(), source
 
 
