@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,20 @@ def statement_json(subjects: tuple[Subject, ...], predicate_type: str, predicate
 SIGNING_WORKERS = 16
 
 
+@contextlib.contextmanager
+def _signers(trust_config: Any, identity_token: Any, items: list[Signable]) -> Iterator[tuple[Any, Any]]:
+    """The signer of statements and the signer of digests: one certificate for all, two when
+    statements go to Rekor v2 (digests never do: see _bare_signing_context)."""
+    from sigstore.sign import SigningContext
+
+    with contextlib.ExitStack() as stack:
+        signer = stack.enter_context(SigningContext.from_trust_config(trust_config).signer(identity_token, cache=True))
+        digests = signer
+        if any(i.statement is None for i in items) and _logs_on_v2(trust_config):
+            digests = stack.enter_context(_bare_signing_context(trust_config).signer(identity_token, cache=True))
+        yield signer, digests
+
+
 def _logs_on_v2(trust_config: Any) -> bool:
     """Whether this trust config's signing goes to a Rekor v2 log."""
     return type(trust_config.signing_config.get_tlogs()[0]).__name__ == "RekorV2Client"
@@ -153,7 +168,6 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
     from sigstore.hashes import Hashed
     from sigstore.models import Bundle
     from sigstore.oidc import ExpiredIdentity, IdentityError, IdentityToken
-    from sigstore.sign import SigningContext
     from sigstore.verify import Verifier
     from sigstore_models.common.v1 import HashAlgorithm
 
@@ -168,13 +182,7 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
     bundles: dict[str, Any] = {}
     failures = (SigstoreError, RekorClientError, ExpiredCertificate, ExpiredIdentity, RequestException)
     try:
-        context = SigningContext.from_trust_config(trust_config)
-        with contextlib.ExitStack() as stack:
-            # one certificate for all: two when statements go to Rekor v2, digests never do
-            signer = stack.enter_context(context.signer(identity_token, cache=True))
-            digests = signer
-            if any(i.statement is None for i in items) and _logs_on_v2(trust_config):
-                digests = stack.enter_context(_bare_signing_context(trust_config).signer(identity_token, cache=True))
+        with _signers(trust_config, identity_token, items) as (signer, digests):
 
             def sign(item: Signable) -> Any:
                 if item.statement is not None:

@@ -186,6 +186,19 @@ def identity_policy(repo: Path) -> Any:
     return policy.AllOf([ours, policy.OIDCSourceRepositoryURI(f"https://github.com/{REPOSITORY}")])
 
 
+def granted_in_release_workflow(repo: Path, sigstore: LocalSigstore, head: str) -> dict[str, dict[str, str]]:
+    """GitHub's runner on the project's release workflow, pushed as TAG at `head`: the token
+    request pair for each of its jobs granted id-token (grant_id_tokens)."""
+    return grant_id_tokens(
+        repo / RELEASE_FILE,
+        sigstore,
+        repository=REPOSITORY,
+        defined_in=f"{REPOSITORY}/{RELEASE_FILE}",
+        ref=TAG,
+        sha=head,
+    )
+
+
 def test_a_build_command_of_the_signing_job_signs_as_the_release_workflow(
     tmp_path: Path, sigstore: LocalSigstore, cli: Cli
 ) -> None:
@@ -196,14 +209,7 @@ def test_a_build_command_of_the_signing_job_signs_as_the_release_workflow(
 
     # the single-job layout's policy: the caller's release workflow, which its build can sign as
     repo, head = project(tmp_path, sigstore, {"release.yml": RELEASE_WORKFLOW}, re.escape(SAN))
-    granted = grant_id_tokens(
-        repo / RELEASE_FILE,
-        sigstore,
-        repository=REPOSITORY,
-        defined_in=f"{REPOSITORY}/{RELEASE_FILE}",
-        ref=TAG,
-        sha=head,
-    )
+    granted = granted_in_release_workflow(repo, sigstore, head)
     assert list(granted) == ["release"]
     statement = tmp_path / "forged.intoto.json"
     statement.write_text(json.dumps(forged_provenance()))
@@ -551,14 +557,7 @@ def test_the_recommended_pipeline_signs_only_in_the_kit_workflows_and_refuses_th
     caller = f"{REPOSITORY}/{RELEASE_FILE}@{TAG}"
     # GitHub's runner: the pair for the jobs granted id-token (the deploy jobs, and the kit's
     # signing jobs, capped by their callers), job_workflow_ref naming the file defining each job
-    granted = grant_id_tokens(
-        repo / RELEASE_FILE,
-        sigstore,
-        repository=REPOSITORY,
-        defined_in=f"{REPOSITORY}/{RELEASE_FILE}",
-        ref=TAG,
-        sha=head,
-    )
+    granted = granted_in_release_workflow(repo, sigstore, head)
     assert sorted(granted) == sorted(f"{env}-deploy" for env in ENVIRONMENTS)  # build and decide: none
     kit, kit_sha = kit_repository(tmp_path)
     calls = {call.defined_in: call for call in called_workflows(repo / RELEASE_FILE, repository=REPOSITORY, ref=TAG)}
