@@ -106,8 +106,7 @@ FORGE_IDENTITIES = {
     "github.com": ForgeIdentity(
         issuer="https://token.actions.githubusercontent.com",
         san_regex=KIT_WORKFLOWS_SAN_REGEX,
-        note="the kit's signing workflows (docs/signing-layouts.md), for your repository below, at "
-        "the kit commit you call them by (installed from a commit, init writes that commit)",
+        note="the kit's signing workflows (docs/signing-layouts.md), for your repository below",
         caller_regex=r"^https://github\.com/{path}/\.github/workflows/release\.yml@refs/tags/v.*$",
     ),
     "gitlab.com": ForgeIdentity(
@@ -141,10 +140,16 @@ def forge_identity(repository: str | None) -> tuple[str, str, str, str | None] |
         return None
     path = re.escape(parts.path.strip("/"))
     caller = forge.caller_regex.replace("{path}", path) if forge.caller_regex else None
-    san_regex = forge.san_regex.replace("{path}", path)
+    san_regex, note = forge.san_regex.replace("{path}", path), forge.note
     if san_regex == KIT_WORKFLOWS_SAN_REGEX:  # the kit's workflows: at this kit's commit, when known
-        san_regex = kit_workflows_san_regex(installed_kit_commit())
-    return forge.issuer, san_regex, forge.note, caller
+        commit = installed_kit_commit()
+        san_regex = kit_workflows_san_regex(commit)
+        note += (
+            f", at the commit this kit was installed from ({commit[:12]})"
+            if commit
+            else "; put the kit commit you call them by in place of [0-9a-f]{40} (any commit matches a fork's too)"
+        )
+    return forge.issuer, san_regex, note, caller
 
 
 def identity_block(repository: str | None) -> str:
