@@ -107,17 +107,24 @@ def run(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_full_pipeline_installs_the_released_kit_then_builds_signs_and_promotes_to_dev(
     tmp_path: Path, sigstore: LocalSigstore
 ) -> None:
-    # every job installs the kit as a user's would: the release's wheel pinned by hash, its
-    # signature verified against the kit's release workflow at the templates' version, the lock
-    wheel = released_kit(tmp_path, sigstore)
+    # A real adoption: the .gitlab-ci.yml is the include and what the project says about itself;
+    # no wheel URL, no hash, no copy of the lock. Every job installs this version's release (from
+    # a mirror here: PIPELINE_KIT_RELEASE_URL), its lock checked against the hash the templates
+    # carry, its wheel against its signature by the kit's release workflow at the version's tag.
+    release = kit_release(tmp_path, sigstore)
     # before-script: the project's own setup (build tools) runs in the build job, before the kit
     setup = '      before-script: echo "setup in $CI_JOB_NAME" > before.txt\n'
-    repo = project(tmp_path, sigstore, setup, kit=user_install(wheel))
+    repo = project(tmp_path, sigstore, setup, kit="      # the kit: this version's release, verified\n")
+    shutil.rmtree(repo / "ci")  # no copy of the lock
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "no lock")
+    assert "install:" not in (repo / ".gitlab-ci.yml").read_text()
     # gitlab-ci-local marks its runs GITLAB_CI=false; ask for GitLab's behaviour (dotenv reports)
     result = run_offline(
         repo,
         SIGSTORE_IDENTITY_TOKEN=sigstore.mint_token(SIGNER),
         GITLAB_CI="true",
+        PIPELINE_KIT_RELEASE_URL=str(release),
         PIPELINE_KIT_INSTALL_OIDC_ISSUER=sigstore.issuer,
         PIPELINE_KIT_INSTALL_TRUST_CONFIG=str(sigstore.trust_config_path),
     )
@@ -205,30 +212,12 @@ def kit_release(tmp_path: Path, sigstore: LocalSigstore) -> Path:
     return wheel.parent
 
 
-def test_a_real_adoption_copies_nothing_and_installs_the_verified_release(
-    tmp_path: Path, sigstore: LocalSigstore
-) -> None:
-    # The whole .gitlab-ci.yml is the include and what the project says about itself: no wheel URL,
-    # no hash, no copy of the lock. The kit comes from this version's release, its lock checked
-    # against the hash the templates carry, its wheel against its signature.
-    release = kit_release(tmp_path, sigstore)
-    repo = project(tmp_path, sigstore, kit="      # the kit: this version's release, verified (nothing to copy)\n")
-    shutil.rmtree(repo / "ci")  # no copy of the lock
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "no lock")
-    assert "install:" not in (repo / ".gitlab-ci.yml").read_text()
-    result = run_offline(
-        repo,
-        SIGSTORE_IDENTITY_TOKEN=sigstore.mint_token(SIGNER),
-        PIPELINE_KIT_RELEASE_URL=str(release),
-        PIPELINE_KIT_INSTALL_OIDC_ISSUER=sigstore.issuer,
-        PIPELINE_KIT_INSTALL_TRUST_CONFIG=str(sigstore.trust_config_path),
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    for job in ("pipeline-kit-build", "pipeline-kit-sign", "pipeline-kit-promote-dev"):
-        assert f"PASS  {job}" in result.stdout
-    installed = (repo / ".pipeline-kit-venv" / "bin" / "pipeline-kit").read_text()
-    assert ".pipeline-kit-venv" in installed.splitlines()[0]  # the job's venv, from the release's wheel
+def test_a_hash_pinned_wheel_and_a_copy_of_its_lock_install(tmp_path: Path, sigstore: LocalSigstore) -> None:
+    # the other way to name the kit: the release's wheel pinned by hash, the user's copy of the lock
+    wheel = released_kit(tmp_path, sigstore)
+    repo, result = installing(tmp_path, sigstore, user_install(wheel))
+    assert "PASS  pipeline-kit-build" in result.stdout, result.stdout[-3000:]
+    assert (repo / ".pipeline-kit-venv" / "bin" / "pipeline-kit").exists()
 
 
 @pytest.mark.parametrize("tamper", ["lock", "signer"])
