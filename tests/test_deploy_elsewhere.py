@@ -172,3 +172,19 @@ def test_an_arrival_killed_between_its_signature_and_its_line_is_completed_by_ar
     assert again.code == 0, again.err
     assert [e["kind"] for e in ledger(decided)] == ["promoted", "deployed"]
     assert cli(["ledger", "verify", *policy], cwd=decided).code == 0
+
+
+def test_a_deploy_job_run_again_after_its_failure_completes_the_same_decision(
+    cli: Cli, decided: Path, policy: list[str], token: None
+) -> None:
+    # a retried deploy job (GitLab's retry, GitHub's re-run of failed jobs) succeeds the second time
+    arrive = ["arrive", "--to", "dev", *policy, "--deploy-result"]
+    assert cli([*arrive, "failure"], cwd=decided).code == 3
+    again = cli([*arrive, "success"], cwd=decided)
+    assert again.code == 0, again.err
+    assert [e["kind"] for e in ledger(decided)] == ["promoted", "deploy-failed", "deployed"]
+    assert levels(decided, "dev")[-1] == "PIPELINE_KIT_SIGNED_APART"
+    # a promotion recorded since is news: an arrival of the earlier decision is then refused
+    assert cli(["promote", "--to", "dev", "--deploy-elsewhere", *policy], cwd=decided).code == 0
+    assert cli([*arrive, "failure"], cwd=decided).code == 3
+    assert cli(["ledger", "verify", *policy], cwd=decided).code == 0

@@ -27,14 +27,16 @@ from pipeline_kit.vsa import vsa_bundle
 if TYPE_CHECKING:
     from pipeline_kit.analysis import Result
 
-# What GitHub reports as a job's result (`needs.<job>.result`); anything but success is a failed deploy.
-DEPLOY_RESULTS = ("success", "failure", "cancelled", "skipped")
-
 
 def awaited(entries: Sequence[Entry], environment: str, release: str) -> Entry:
     """The decision an arrival completes: the newest entry for `environment`, a promotion of
-    `release` whose deploy is pending. Anything since (another promotion, a rollback) refuses."""
-    newest = next((e for e in reversed(entries) if e.environment == environment), None)
+    `release` whose deploy is pending, or only the arrivals of it that failed since (a deploy job
+    run again after its failure completes the same decision). Anything else since (another
+    promotion, a rollback) refuses."""
+    there = [e for e in entries if e.environment == environment]
+    while there and _failed_arrival(there[-1], release):
+        there.pop()
+    newest = there[-1] if there else None
     if (
         newest is None
         or newest.kind not in ("promoted", "waived")
@@ -47,6 +49,11 @@ def awaited(entries: Sequence[Entry], environment: str, release: str) -> Entry:
             hint=f"decide first: pipeline-kit promote --to {environment} --deploy-elsewhere",
         )
     return newest
+
+
+def _failed_arrival(entry: Entry, release: str) -> bool:
+    """An arrival of `release` that failed: its deploy job did, or its gates did then."""
+    return entry.kind == "deploy-failed" and entry.release == release and "deploy_job" in entry.details
 
 
 def still_awaited(environment: str, release: str) -> Guard:
