@@ -42,20 +42,6 @@ def kit_workflows_san_regex(commit: str | None) -> str:
     return KIT_WORKFLOWS_SAN_REGEX.replace("[0-9a-f]{40}", commit) if commit else KIT_WORKFLOWS_SAN_REGEX
 
 
-def installed_kit_commit() -> str | None:
-    """The commit of the kit's repository this kit was installed from (pip's record of a
-    `git+https://...@<commit>` install), if it was."""
-    import importlib.metadata
-    import json
-
-    try:
-        record = json.loads(importlib.metadata.distribution("pipeline-kit-release").read_text("direct_url.json") or "")
-        commit = record["vcs_info"]["commit_id"]
-    except (importlib.metadata.PackageNotFoundError, ValueError, KeyError, TypeError):
-        return None
-    return commit if isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{40}", commit) else None
-
-
 # What the kit's workflows' certificates may name, for `bound`: each workflow at a commit, a tag, a branch
 _KIT_SANS = tuple(
     f"https://github.com/{KIT_REPOSITORY}/.github/workflows/{name}.yml@{ref}"

@@ -45,8 +45,9 @@ class Job:
 
 
 # Why a ledger must name its `token-variable` when an emitted pipeline pushes it: GitHub with
-# --ledger-in-repository (the job's own token is put in it), GitLab always (a job token cannot push).
-TOKEN_NEEDED = {
+# --ledger-in-repository (the job's own token is put in it, whatever the remote), GitLab every
+# ledger pushed over HTTPS (a job token cannot push).
+_TOKEN_NEEDED = {
     "github": "missing: with --ledger-in-repository the job's token is passed in it (say GITHUB_TOKEN)",
     "gitlab": "missing: GitLab's job token cannot push the ledger ref; name the masked CI/CD variable "
     "holding a project access token with write_repository",
@@ -54,15 +55,15 @@ TOKEN_NEEDED = {
 
 
 def require_shared_ledgers(
-    loaded: LoadedPlan, *, token_needed: str | None = None, https_only: bool = False
+    loaded: LoadedPlan, *, pushed_by: Literal["github", "gitlab"] | None = None
 ) -> tuple[str, ...]:
     """Refuse a plan whose ledger, or a step's service ledger, is not the `git` backend: each job
     runs in a workspace of its own, so a file ledger would be a different, empty one in every job
     (the saga, what each step did and what to roll back to would be lost between jobs).
 
-    `token_needed` (why; see TOKEN_NEEDED): every ledger (`https_only`: every one pushed over
-    HTTPS, the project's own `origin` included) must name its `token-variable`, since the checkout
-    keeps no credentials that may push. Returns those variables' names."""
+    `pushed_by` (the platform whose jobs push the ledgers with a token: see _TOKEN_NEEDED): each
+    ledger it pushes must name its `token-variable`, since the checkout keeps no credentials that
+    may push. Returns those variables' names."""
     ledgers = [(loaded.path, loaded.plan.ledger, "every job needs one ledger")]
     for step in loaded.plan.steps:
         path = loaded.directory(step) / "pipeline-kit.yml"
@@ -72,8 +73,8 @@ def require_shared_ledgers(
             raise ConfigError(path, "ledger.backend", f"{ledger.backend}: {why} (backend: git)")
     for path, ledger, _ in ledgers:
         over_https = ledger.remote == "origin" or ledger.remote.startswith(("https://", "http://"))
-        if token_needed and (over_https or not https_only) and not ledger.token_variable:
-            raise ConfigError(path, "ledger.token-variable", token_needed)
+        if pushed_by and (over_https or pushed_by == "github") and not ledger.token_variable:
+            raise ConfigError(path, "ledger.token-variable", _TOKEN_NEEDED[pushed_by])
     return tuple(sorted({ledger.token_variable for _, ledger, _ in ledgers if ledger.token_variable}))
 
 

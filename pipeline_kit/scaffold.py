@@ -16,7 +16,7 @@ from pipeline_kit._internal.proc import git
 from pipeline_kit._internal.redact import repository_web_uri
 from pipeline_kit.config import parse_config
 from pipeline_kit.errors import ConfigError, EnvironmentFailure, PipelineKitError, UsageError
-from pipeline_kit.identity import KIT_WORKFLOWS_SAN_REGEX, installed_kit_commit, kit_workflows_san_regex
+from pipeline_kit.identity import KIT_WORKFLOWS_SAN_REGEX, kit_workflows_san_regex
 
 # Never committed, never packaged: npm packs what .gitignore does not exclude (absent .npmignore
 # or `files`), so the evidence of one build would otherwise end up in the next build's package.
@@ -129,6 +129,19 @@ def scalar(value: str, *, quoted: bool = False) -> str:
 
 
 _ONE_LINE = 2**31 - 1  # the emitter folds a scalar longer than its width onto several lines
+
+
+def installed_kit_commit() -> str | None:
+    """The commit of the kit's repository this kit was installed from (pip's record of a
+    `git+https://...@<commit>` install), if it was."""
+    import importlib.metadata
+
+    try:
+        record = json.loads(importlib.metadata.distribution("pipeline-kit-release").read_text("direct_url.json") or "")
+        commit = record["vcs_info"]["commit_id"]
+    except (importlib.metadata.PackageNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    return commit if isinstance(commit, str) and re.fullmatch(r"[0-9a-f]{40}", commit) else None
 
 
 def forge_identity(repository: str | None) -> tuple[str, str, str, str | None] | None:

@@ -156,8 +156,9 @@ def _bare_signing_context(trust_config: Any) -> Any:
 
 
 def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signable]) -> SignedBundles:
-    """Sign every item in one signer session (one certificate), verify each bundle against the
-    identity it was issued for, and return the bundles' JSON; nothing is written here."""
+    """Sign every item in one signer session (one certificate; two when statements go to Rekor v2,
+    see _signers), verify each bundle against the identity it was issued for, and return the
+    bundles' JSON; nothing is written here."""
     from requests import RequestException
     from sigstore import dsse
 

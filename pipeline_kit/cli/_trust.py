@@ -4,7 +4,6 @@ they resolve to, and the Trust and Project a command builds from them."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,9 +67,10 @@ def resolve_policy(
     from pipeline_kit.identity import IdentityPolicy
     from pipeline_kit.verify import SourceExpectation
 
-    identity_flags = bool(identity or identity_regex)
     if identity and identity_regex:
         raise UsageError("give --cert-identity or --cert-identity-regex, not both")
+    # the workflow that ran the signing, as the config says, unless flags name another signer
+    caller = configured.caller_regex if configured and not (identity or identity_regex) else None
     if identity or identity_regex or issuer:
         issuer = issuer or (configured.issuer if configured else None)
         if not issuer:
@@ -79,18 +79,16 @@ def resolve_policy(
             if configured is None:
                 raise UsageError("--cert-identity or --cert-identity-regex is required")
             identity, identity_regex = configured.san, configured.san_regex
-        policy = IdentityPolicy(issuer=issuer, san=identity, san_regex=identity_regex)
     else:
         assert configured is not None  # by the check above
-        policy = IdentityPolicy(issuer=configured.issuer, san=configured.san, san_regex=configured.san_regex)
+        issuer, identity, identity_regex = configured.issuer, configured.san, configured.san_regex
     source = SourceExpectation(
         repository=repository or (configured.repository if configured else None),
         ref=ref or (configured.ref if configured else None),
     )
-    # the repository a workflow certificate must have signed for (the one the provenance names),
-    # and the workflow that ran the signing, as the config says unless flags named another signer
-    caller = configured.caller_regex if configured and not identity_flags else None
-    return dataclasses.replace(policy, source=source.repository, caller_regex=caller).bound(), source
+    # a workflow certificate must have signed for the repository the provenance names
+    policy = IdentityPolicy(issuer, identity, identity_regex, source=source.repository, caller_regex=caller)
+    return policy.bound(), source
 
 
 class NoIdentityPolicy(UsageError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -277,17 +277,17 @@ def release_emit(
     from pipeline_kit._internal.fs import atomic_write
     from pipeline_kit.errors import UsageError
     from pipeline_kit.release_plan import load_plan
-    from pipeline_kit.saga_pipelines import TOKEN_NEEDED, github_workflow, gitlab_pipeline, require_shared_ledgers
+    from pipeline_kit.saga_pipelines import github_workflow, gitlab_pipeline, require_shared_ledgers
 
     if platform is None:
         raise UsageError("say which platform: --gitlab or --github")
     loaded = load_plan(session.resolve(plan_file))
     if "{" in job_environment.replace("{environment}", "").replace("{service}", ""):
         raise UsageError("--job-environment may use {environment} and {service} only")
-    needed = (
-        TOKEN_NEEDED["gitlab"] if platform == "gitlab" else TOKEN_NEEDED["github"] if ledger_in_repository else None
+    pusher: Literal["github", "gitlab"] | None = (
+        "gitlab" if platform == "gitlab" else "github" if ledger_in_repository else None
     )
-    token_variables = require_shared_ledgers(loaded, token_needed=needed, https_only=platform == "gitlab")
+    token_variables = require_shared_ledgers(loaded, pushed_by=pusher)
     name = plan_file.as_posix()
     if platform == "gitlab":
         text = gitlab_pipeline(loaded.plan, environment, name, job_environment=job_environment, **gitlab)
