@@ -356,3 +356,16 @@ def test_setup_lock_satisfies_the_declared_dependencies() -> None:
 
 # The multi-environment example (examples/github/release-pipeline.yml) runs under act in
 # tests/test_signing_isolation.py, with GitHub's OIDC emulated per job.
+
+
+def test_the_kit_workflows_install_the_kit_with_the_same_steps() -> None:
+    # a reusable workflow cannot call an action at its own ref: each carries the steps that read
+    # its commit from its token and install the kit there; they must stay the same steps
+    def install_steps(name: str) -> list[dict[str, object]]:
+        workflow = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+        (job,) = workflow["jobs"].values()
+        steps = job["steps"]
+        return [step for step in steps if str(step.get("name", "")).startswith(("This workflow's", "Install"))]
+
+    signing = install_steps("sign-release.yml")
+    assert len(signing) == 2 and signing == install_steps("arrive.yml")
