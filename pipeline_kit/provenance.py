@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
+from pipeline_kit._internal.proc import git
 from pipeline_kit.ci import CIContext
 from pipeline_kit.config import Config
 from pipeline_kit.digest import hash_file, sha256_bytes
@@ -103,7 +104,15 @@ def _resolved_dependencies(release: Release, evidence: EvidenceDir, workdir: Pat
     source = release.source
     if source.repository:
         uri = f"git+{source.repository}" + (f"@{source.ref}" if source.ref else "")
-        resolved.append(ResourceDescriptor(uri=uri, digest={"gitCommit": source.commit} if source.commit else None))
+        # the commit's time, signed: where a change's lead time to an environment starts
+        committed = source.commit and git(workdir, "show", "-s", "--format=%cI", "--end-of-options", source.commit)
+        resolved.append(
+            ResourceDescriptor(
+                uri=uri,
+                digest={"gitCommit": source.commit} if source.commit else None,
+                annotations={"committedAt": committed} if committed else None,
+            )
+        )
     for name in _sbom_sources(evidence):
         path = workdir / name
         if not name.startswith("python:") and path.is_file():

@@ -15,7 +15,7 @@ from in_toto_attestation.v1.statement import Statement as InTotoStatement
 from pipeline_kit.ci import detect
 from pipeline_kit.ci.github import split_workflow_ref
 from pipeline_kit.ci.gitlab import config_ref_uri
-from tests.conftest import Cli, init_repo
+from tests.conftest import Cli, git, init_repo
 
 GITHUB_ENV = {
     "GITHUB_ACTIONS": "true",
@@ -90,6 +90,8 @@ def test_local_provenance_is_marked_local(cli: Cli, hello: Path) -> None:
     assert source == {
         "uri": "git+https://github.com/acme/hello@refs/heads/main",
         "digest": {"gitCommit": commit},
+        # the commit's time, as git tells it: where a change's lead time starts
+        "annotations": {"committedAt": git(hello, "show", "-s", "--format=%cI", commit)},
     }
     lock = predicate["buildDefinition"]["resolvedDependencies"][1]
     assert lock["name"] == "uv.lock" and len(lock["digest"]["sha256"]) == 64
