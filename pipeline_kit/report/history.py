@@ -53,6 +53,7 @@ class Record:
     signed_at: datetime | None = None  # verified: transparency-log or TSA time
     release: str | None = None  # the release its signed subjects make
     predicate: Mapping[str, Any] = field(default_factory=dict)
+    ledger_head: tuple[int, str] | None = None  # (seq, hash) of the ledger entry it was signed after
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -72,6 +73,9 @@ class Event:
 
     entry: Entry
     records: tuple[Record, ...]
+    # a verified record commits to a ledger head at or after this entry (the chain then carries
+    # its fields, time included, under that signature); else the entry is the ledger's word only
+    sealed: bool = False
 
     @property
     def status(self) -> Status:
@@ -154,7 +158,7 @@ def load_history(project: Project, *, releases: bool = True) -> History:
                 seen[digest, predicate_type] = signed_statement(candidate, trust.policy, verifier, predicate_type)
         return seen[digest, predicate_type]
 
-    events = tuple(Event(entry, tuple(_records(project, entry, statement))) for entry in entries)
+    events = _sealed([Event(entry, tuple(_records(project, entry, statement))) for entry in entries])
     facts: dict[str, ReleaseFacts] = {}
     if releases:
         for event in events:
@@ -182,10 +186,48 @@ def _records(project: Project, entry: Entry, statement: Any) -> list[Record]:
             continue
         problem = _disagrees(project, entry, kind, signed)
         release = release_id_of(signed.subjects) if signed.subjects else None
+        head_ = signed.ledger_head
+        if problem is None and head_ is not None and head_[0] >= entry.seq:
+            problem = f"names ledger seq {head_[0]}, not one before its own entry (seq {entry.seq})"
         records.append(
-            Record(kind, digest, problem is None, problem or signed.signer, signed.signed_at, release, signed.predicate)
+            Record(
+                kind,
+                digest,
+                problem is None,
+                problem or signed.signer,
+                signed.signed_at,
+                release,
+                signed.predicate,
+                head_,
+            )
         )
     return records
+
+
+def _sealed(events: list[Event]) -> tuple[Event, ...]:
+    """The events with `sealed` set, and every record whose ledger head is not the chain's entry
+    at that seq refused (the ledger was rewritten or truncated under it)."""
+    from dataclasses import replace
+
+    from pipeline_kit.ledger import GENESIS
+
+    hashes = [GENESIS, *(e.entry.hash for e in events)]
+    through = 0
+    checked = []
+    for event in events:
+        records = []
+        for record in event.records:
+            if record.verified and record.ledger_head is not None:
+                seq, digest = record.ledger_head
+                if seq >= len(hashes) or hashes[seq] != digest:
+                    record = replace(
+                        record, verified=False, why=f"decided on ledger seq {seq}, which this ledger rewrote"
+                    )
+                else:
+                    through = max(through, seq)
+            records.append(record)
+        checked.append(replace(event, records=tuple(records)))
+    return tuple(replace(event, sealed=event.entry.seq <= through) for event in checked)
 
 
 def _disagrees(project: Project, entry: Entry, kind: RecordKind, signed: Accepted) -> str | None:

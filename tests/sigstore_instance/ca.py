@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.sigstore_instance import clock
+
 SCT_LIST_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
 ISSUER_V1_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 ISSUER_V2_OID = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
@@ -156,7 +158,7 @@ class Fulcio:
             san: x509.GeneralName = x509.RFC822Name(email)
         else:
             san = x509.UniformResourceIdentifier(workflow or subject)
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        now = clock.utcnow().replace(microsecond=0)
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([]))

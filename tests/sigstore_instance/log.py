@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -15,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from tests.sigstore_instance import clock
 from tests.sigstore_instance.ca import spki_der
 
 
@@ -108,7 +108,7 @@ class MerkleLog:
         _check_signed_by_certificate(body)
         canonical = rfc8785.dumps(body)
         index, proof, root, size, checkpoint = self.append(canonical)
-        integrated = int(time.time())
+        integrated = int(clock.now())
         encoded = base64.b64encode(canonical).decode()
         log_id = self.key_id.hex()
         set_payload = rfc8785.dumps({"body": encoded, "integratedTime": integrated, "logID": log_id, "logIndex": index})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import itertools
 
@@ -13,6 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from tests.sigstore_instance import clock
 from tests.sigstore_instance.ca import ca_certificate
 
 POLICY_OID = "1.3.6.1.4.1.57264.2"
@@ -35,7 +35,7 @@ class TimestampAuthority:
 
     def respond(self, request_der: bytes) -> bytes:
         request = tsp.TimeStampReq.load(request_der)
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        now = clock.utcnow().replace(microsecond=0)
         info = {
             "version": "v1",
             "policy": POLICY_OID,
