@@ -153,6 +153,41 @@ class Writer:
         }
         return self.sign(name, environment, minute, VSA_PREDICATE, predicate)
 
+    def keep(self, name: str, file: str, document: dict[str, Any]) -> str:
+        """A record written into the release's archive, as a promotion keeps it; its sha256."""
+        from pipeline_kit.digest import sha256_bytes
+
+        data = json.dumps(document, indent=2, sort_keys=True).encode()
+        path = self.scripted.project / ".pipeline-kit" / "releases" / self.scripted.releases[name] / file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return sha256_bytes(data)
+
+    def analysis(self, name: str, verdict: str, reason: str, *measured: tuple[float, float, str, str]) -> str:
+        measurements = [
+            {"check": "errors", "time": self.scripted.at(m).strftime("%Y-%m-%dT%H:%M:%SZ"), "verdict": v, "value": x}
+            | {"detail": detail}
+            for m, x, v, detail in measured
+        ]
+        document = {"release": self.scripted.releases[name], "environment": "prod", "verdict": verdict}
+        document |= {"reason": reason, "intervals": len(measured), "counts": {}, "measurements": measurements}
+        return self.keep(name, "promotions/prod.analysis.json", document)
+
+    def decision(self, name: str, minute: float, approvers: list[str]) -> str:
+        gates = [
+            {"gate": "signature", "verdict": "passed", "reason": "1 subject signed", "evidence": {}, "durationMs": 3},
+            {
+                "gate": "approvals",
+                "verdict": "passed",
+                "reason": f"{len(approvers)} approvals ({', '.join(approvers)}) from github",
+                "evidence": {"approvers": approvers},
+                "durationMs": 40,
+            },
+        ]
+        document = {"schema": "pipeline-kit/decision/v1", "release": self.scripted.releases[name], "gates": gates}
+        document |= {"environment": "prod", "verdict": "passed", "time": self.scripted.at(minute).isoformat()}
+        return self.keep(name, "promotions/prod.decision.json", document)
+
     def add(
         self,
         kind: str,
@@ -200,16 +235,29 @@ def _history(w: Writer) -> None:
     ids = w.scripted.releases
     _promote(w, "R1", "dev", 10)
     _promote(w, "R1", "staging", 40)
-    w.add("promoted", "prod", "R1", 60, {"deploy": "pending"}, actor="github:alice")
+    decided = w.decision("R1", 60, ["dave", f"eve{XSS}"])
+    w.add("promoted", "prod", "R1", 60, {"deploy": "pending", "decision": decided}, actor="github:alice")
     w.add("deployed", "prod", "R1", 65, {"exit_code": 0})
+    measured = w.analysis(
+        "R1",
+        "passed",
+        "all checks passed",
+        (70, 0.002, "passed", "0.002 within max 0.01"),
+        (75, 0.003, "passed", "0.003 within max 0.01"),
+        (80, 0.001, "passed", "0.001 within max 0.01"),
+    )
     passed = w.vsa("R1", "prod", 80, "PASSED", ANALYSIS_PASSED)
-    w.add("analysed", "prod", "R1", 80, {"verdict": "passed", "vsa": True}, [passed], reason="all checks passed")
+    details = {"verdict": "passed", "vsa": True, "analysis": measured}
+    w.add("analysed", "prod", "R1", 80, details, [passed], reason="all checks passed")
     _promote(w, "R2", "dev", 120)
     _promote(w, "R2", "staging", 130)
     w.add("promoted", "prod", "R2", 150, {"deploy": "pending"}, actor="github:bob")
     w.add("deployed", "prod", "R2", 155, {"exit_code": 0})
     why = f"errors: 0.05 above max 0.01 {XSS}"
-    w.add("analysed", "prod", "R2", 170, {"verdict": "failed"}, reason=why)
+    measured = w.analysis(
+        "R2", "failed", why, (160, 0.004, "passed", "0.004 within max 0.01"), (165, 0.05, "failed", why)
+    )
+    w.add("analysed", "prod", "R2", 170, {"verdict": "failed", "analysis": measured}, reason=why)
     w.add("flag-killed", "prod", "R2", 171, {"flag": "new-checkout", "switches": "flagd", "change": "off"})
     hold = w.vsa("R2", "prod", 175, "FAILED", hold_level("prod"), reason=f"analysis failed: {why}", to=ids["R1"])
     w.add(

@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "migrations": ("migrations", "Migration safety: expand / migrate / contract, lock risk,..."),
     "contracts": ("contracts", "Consumer-driven contracts (Pact) as signed evidence: verify,..."),
     "release": ("release", "Release several services together by a release plan..."),
+    "report": ("report", "Write the release report: one self-contained HTML file, from..."),
     "show": ("evidence", "Summarize an evidence dir: subjects, SBOM, provenance,..."),
     "run": ("project", "Run the pipeline: build, SBOM, provenance, sign, then..."),
 }

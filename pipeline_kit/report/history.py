@@ -12,9 +12,10 @@ chain must verify first (a broken chain stops everything, as it stops a promotio
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from pipeline_kit.digest import sha256_bytes
@@ -22,7 +23,7 @@ from pipeline_kit.errors import UsageError
 from pipeline_kit.evidence import PROVENANCE_FILE, SBOM_FILE
 from pipeline_kit.ledger import Entry, head
 from pipeline_kit.models import RELEASE_ID, release_id_of
-from pipeline_kit.promotion.model import Project, history, resource_uri
+from pipeline_kit.promotion.model import Project, decision_file, history, resource_uri
 from pipeline_kit.promotion.rollout_steps import STEP_PREDICATE
 from pipeline_kit.promotion.shown import verified_evidence
 from pipeline_kit.vsa import (
@@ -30,6 +31,7 @@ from pipeline_kit.vsa import (
     WAIVED,
     Accepted,
     Candidate,
+    analysis_file,
     compensated_level,
     hold_level,
     root_cause_level,
@@ -127,6 +129,14 @@ class History:
     environments: tuple[str, ...]  # in promotion order
     events: tuple[Event, ...]
     releases: Mapping[str, ReleaseFacts]
+    # records a sealed entry or a verified record names by digest (an analysis, a decision),
+    # found and matching that digest: digest -> the JSON document
+    documents: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def document(self, event: Event, key: str) -> Mapping[str, Any] | None:
+        """The document `event` names under details[`key`], when the digest is committed to."""
+        digest = event.entry.details.get(key)
+        return self.documents.get(digest) if isinstance(digest, str) else None
 
     def of(self, environment: str) -> list[Event]:
         return [e for e in self.events if e.entry.environment == environment]
@@ -171,7 +181,43 @@ def load_history(project: Project, *, releases: bool = True) -> History:
         tuple(project.config.environment_order()),
         events,
         facts,
+        _documents(project, events),
     )
+
+
+# details key -> the evidence file it names by digest (kept in the release's archive)
+DOCUMENTS: Mapping[str, Callable[[str], str]] = {"analysis": analysis_file, "decision": decision_file}
+
+
+def _documents(project: Project, events: Sequence[Event]) -> dict[str, Mapping[str, Any]]:
+    """The documents sealed entries name by digest, read where the kit keeps them and kept only
+    when their bytes have that digest (so a file edited after the fact is not shown)."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for event in events:
+        entry = event.entry
+        for key, name_of in DOCUMENTS.items():
+            digest = entry.details.get(key)
+            if not event.sealed or not isinstance(digest, str) or digest in found or entry.release is None:
+                continue
+            name = name_of(entry.environment)
+            places = [project.evidence.path(name)]
+            if RELEASE_ID.fullmatch(entry.release):
+                places.append(project.evidence.archive(entry.release) / name)
+            for data in [*(_read(path) for path in places), project.ledger.attachment(digest)]:
+                if data is not None and sha256_bytes(data) == digest:
+                    found[digest] = _json(data)
+                    break
+    return found
+
+
+def _read(path: Path) -> bytes | None:
+    from pipeline_kit._internal.files import MAX_EVIDENCE_BYTES, read_regular
+    from pipeline_kit.errors import PipelineKitError
+
+    try:
+        return read_regular(path, MAX_EVIDENCE_BYTES)
+    except (OSError, PipelineKitError):
+        return None
 
 
 def _records(project: Project, entry: Entry, statement: Any) -> list[Record]:

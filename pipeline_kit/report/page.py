@@ -1,0 +1,1 @@
+"""The release report (placeholder until the page lands)."""
