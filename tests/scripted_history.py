@@ -169,8 +169,8 @@ class Writer:
             | {"detail": detail}
             for m, x, v, detail in measured
         ]
-        document = {"release": self.scripted.releases[name], "environment": "prod", "verdict": verdict}
-        document |= {"reason": reason, "intervals": len(measured), "counts": {}, "measurements": measurements}
+        document: dict[str, Any] = {"release": self.scripted.releases[name], "environment": "prod"}
+        document |= {"verdict": verdict, "reason": reason, "intervals": len(measured), "measurements": measurements}
         return self.keep(name, "promotions/prod.analysis.json", document)
 
     def decision(self, name: str, minute: float, approvers: list[str]) -> str:
@@ -184,7 +184,8 @@ class Writer:
                 "durationMs": 40,
             },
         ]
-        document = {"schema": "pipeline-kit/decision/v1", "release": self.scripted.releases[name], "gates": gates}
+        document: dict[str, Any] = {"schema": "pipeline-kit/decision/v1", "release": self.scripted.releases[name]}
+        document["gates"] = gates
         document |= {"environment": "prod", "verdict": "passed", "time": self.scripted.at(minute).isoformat()}
         return self.keep(name, "promotions/prod.decision.json", document)
 

@@ -5,18 +5,28 @@ the script's minutes."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli
-from tests.scripted_history import COMMITTED, Scripted, build_history
+from tests.chromium import Chromium
+from tests.conftest import LEDGER, Cli
+from tests.scripted_history import COMMITTED, XSS, Scripted, build_history
 from tests.sigstore_instance import LocalSigstore
 
 
 @pytest.fixture(scope="session")
 def scripted(tmp_path_factory: pytest.TempPathFactory, sigstore: LocalSigstore) -> Scripted:
     return build_history(tmp_path_factory.mktemp("history"), sigstore)
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    browser = Chromium(tmp_path_factory.mktemp("chromium-profile"))
+    yield browser
+    browser.close()
 
 
 def minutes(*values: float) -> list[float]:
@@ -78,3 +88,141 @@ def test_dora_window_and_table(cli: Cli, scripted: Scripted, sigstore: LocalSigs
     assert len(rows) == 4  # nothing counted out in this window
     unknown = cli([*args[:-2], "--env", "qa"], cwd=scripted.project)
     assert unknown.code == 2 and "qa" in unknown.err
+
+
+ROWS = (
+    "[...document.querySelectorAll('table.timeline tr')].slice(1).map(r => [...r.cells].map(c => c.innerText.trim()))"
+)
+CHARTS = "[...document.querySelectorAll('svg')].map(s => [s.querySelector('title').textContent, [...s.querySelectorAll('circle,rect')].map(c => c.getAttribute('class')), [...s.querySelectorAll('text')].map(t => t.textContent)])"
+STYLED = "getComputedStyle(document.querySelector('.badge.verified')).backgroundColor"
+ELEMENTS = "document.querySelectorAll('script,img,iframe,object,embed,link').length"
+# by seq: what the script signed (and so verified), what a signed record's ledger head seals,
+# and the forged line; the rest (the release plan) is the ledger's word only
+VERIFIED = {1, 2, 5, 6, 7, 12, 13, 14, 15, 18, 20, 22}
+SEALED = {3, 4, 8, 9, 10, 11, 16, 17, 19, 21}
+REFUSED = {28}
+
+
+def report(cli: Cli, scripted: Scripted, sigstore: LocalSigstore, out: Path, *args: str) -> str:
+    result = cli(["report", *scripted.policy(sigstore), "-o", str(out), *args], cwd=scripted.project)
+    assert result.code == 0, result.err
+    return out.read_text()
+
+
+def test_the_report_shows_the_scripted_history_in_a_real_browser(
+    cli: Cli, scripted: Scripted, sigstore: LocalSigstore, chromium: Chromium, tmp_path: Path
+) -> None:
+    page = report(cli, scripted, sigstore, tmp_path / "report.html")
+    # the attacker's reason and approver name are text, never markup
+    assert "<script" not in page and "<img" not in page and 'onerror="' not in page
+    loaded = chromium.load(
+        (tmp_path / "report.html").as_uri(), "document.title", ROWS, CHARTS, STYLED, ELEMENTS, "document.body.innerText"
+    )
+    assert loaded.requests == [(tmp_path / "report.html").as_uri()]  # nothing else, of any kind
+    assert loaded.console == []  # no error, no CSP refusal (the style block's hash is right)
+    values = loaded.values
+    assert values["document.title"] == "pipeline-kit release report"  # the injected script never ran
+    assert values[ELEMENTS] == 0
+    assert values[STYLED] == "rgb(218, 251, 225)"  # the style applies under the CSP
+    text = values["document.body.innerText"]
+    # as text: the ledger reasons of seq 10 and 12, the failed analysis, the signed hold in custody and
+    # in rollbacks, the approver in the approvals reason and in "approved by"
+    assert text.count(XSS) == 7
+    rows = values[ROWS]
+    assert [int(row[0]) for row in rows] == list(range(28, 0, -1))
+    ids = scripted.releases
+    for row, entry in zip(rows, reversed(scripted.entries), strict=True):
+        seq = entry.seq
+        assert row[1] == f"{entry.time:%Y-%m-%d %H:%M:%S}Z"
+        assert row[3:7] == [entry.kind, entry.environment, entry.release or "", entry.actor]
+        expected = (
+            "signed, verified"
+            if seq in VERIFIED
+            else "ledger, sealed"
+            if seq in SEALED
+            else "REFUSED"
+            if seq in REFUSED
+            else "ledger only"
+        )
+        assert row[8].startswith(expected), (seq, row)
+        # the signed time of a verified entry is the one the script signed it at
+        assert (row[2] != "-") == (seq in VERIFIED)
+        if seq in VERIFIED:
+            assert row[2] == row[1]
+    assert "is for https://hello.example.com, not urn:pipeline-kit:environment:dev" in rows[0][8]
+    charts = {title: (marks, texts) for title, marks, texts in values[CHARTS]}
+    r1, r2 = (f"prod {ids[n]}" for n in ("R1", "R2"))
+    assert charts[f"{r1}: analysis passed: errors"][0] == ["passed"] * 3
+    marks, texts = charts[f"{r2}: analysis failed: errors"]
+    assert marks == ["passed", "failed"] and "max 0.01" in texts
+    assert charts[f"rollout of {ids['R3']} in prod"][0] == ["ledger", "signed", "ledger", "signed", "ledger", "signed"]
+    plan = charts[f"release plan {'p' * 12} to prod: failed"]
+    assert plan == (["error", "failed"], ["api", "compensated", "web", "step-failed"])
+    for name in ("R1", "R2", "R3"):
+        assert scripted.commits[name] in text and ids[name] in text
+    assert f"approved by: dave, eve{XSS}" in text
+    assert f"{ids['R2']} → {ids['R1']}" in text  # the rollback, from -> to
+    assert "bad cache key (signed)" in text
+
+
+def test_a_report_of_one_release_shows_only_it(
+    cli: Cli, scripted: Scripted, sigstore: LocalSigstore, tmp_path: Path
+) -> None:
+    ids = scripted.releases
+    page = report(cli, scripted, sigstore, tmp_path / "r2.html", "--release", ids["R2"], "--env", "prod")
+    assert ids["R2"] in page and f"release-{ids['R1']}" not in page and f"release-{ids['R3']}" not in page
+    # prod's entries about R2: its promotion, deploy, analysis, kill switch, rollback and root cause
+    assert page.count("</td></tr>") > 0
+
+
+def test_records_signed_by_another_identity_are_refused_never_passed(
+    cli: Cli, scripted: Scripted, sigstore: LocalSigstore, tmp_path: Path
+) -> None:
+    out = tmp_path / "other.html"
+    args = ["report", "--trust-config", str(sigstore.trust_config_path), "--cert-identity", "mallory@example.com"]
+    result = cli([*args, "-o", str(out)], cwd=scripted.project)
+    assert result.code == 0, result.err
+    page = out.read_text()
+    assert "28 shown: 0 <span" in page  # not one verified
+    assert "arrived, PASSED" not in page and "No release is shown by a verified record." in page
+    timeline = page[page.index("Ledger, newest first") :]
+    assert timeline.count('<span class="badge refused"') == len(VERIFIED | REFUSED)  # every signed line
+    assert page.count('<span class="badge verified"') == 1  # the legend's
+    assert 'class="badge sealed"' not in page  # nothing verified seals a ledger line
+
+
+def test_the_report_of_a_thousand_entries_renders_bounded(
+    cli: Cli, scripted: Scripted, sigstore: LocalSigstore, chromium: Chromium, tmp_path: Path
+) -> None:
+    import shutil
+
+    from pipeline_kit.ledger import Draft, FileLedger
+
+    project = tmp_path / "project"
+    shutil.copytree(scripted.project, project)
+    ledger = FileLedger(project / LEDGER)
+    first = scripted.entries[0]  # R1's dev promotion: its VSA attachment, named again and again
+    for n in range(1000 - len(scripted.entries)):
+        kind = ("promoted", "flag-killed", "rollout")[n % 3]
+        details = {"vsa": first.details["vsa"], "deploy": "none"} if kind == "promoted" else {"flag": f"f{n}"}
+        ledger.append(
+            Draft(
+                kind=kind,
+                environment="dev",
+                release=first.release,
+                subjects=first.subjects,
+                actor=f"a{n}",
+                time=first.time,
+                reason=f"line {n} {XSS}",
+                details=details,
+            )
+        )
+    moved = Scripted(project, scripted.base, scripted.releases, scripted.commits, scripted.subjects)
+    out = tmp_path / "big.html"
+    page = report(cli, moved, sigstore, out)
+    assert len(page.encode()) < 1_500_000  # about 1 KiB an entry, whatever the history holds
+    loaded = chromium.load(out.as_uri(), ROWS, ELEMENTS)
+    assert loaded.requests == [out.as_uri()] and loaded.console == []
+    rows = loaded.values[ROWS]
+    assert len(rows) == 1000 and rows[0][0] == "1000" and rows[-1][0] == "1"
+    assert loaded.values[ELEMENTS] == 0
