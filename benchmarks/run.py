@@ -541,6 +541,50 @@ def bench_timeline(sizes: Sequence[int], runs: int) -> list[list[str]]:
     return rows
 
 
+def bench_report(sizes: Sequence[int], runs: int) -> list[list[str]]:
+    """`pipeline-kit report` (the verified history drawn as one HTML file) and `report dora` of a
+    ledger of N entries, against `ledger verify` of the same ledger in the same run: how both grow
+    with the history. One real signed promotion; the other entries name its VSA again (each
+    distinct record is verified once, so this measures the drawing and counting, not N signatures)
+    or are unsigned lines (kill switches, rollout moves)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from pipeline_kit.ledger import Draft, FileLedger
+
+    kit = str(BIN / "pipeline-kit")
+    rows = []
+    with signed_example("environments:\n  dev:\n    gates: [signature]\n") as ws:
+        work, env, trust, identity = ws.work, ws.env, ws.trust, ws.identity
+        subprocess.run(
+            [kit, "promote", "--to", "dev", *trust, *identity], cwd=work, env=env, check=True, capture_output=True
+        )
+        ledger = FileLedger(work / ".pipeline-kit-ledger" / "ledger.jsonl")
+        first = ledger.entries()[0]
+        for size in sizes:
+            for n in range(len(ledger.entries()), size):
+                kind = ("promoted", "flag-killed", "rollout")[n % 3]
+                details = {"vsa": first.details["vsa"], "deploy": "none"} if kind == "promoted" else {"flag": "f"}
+                draft = Draft(
+                    kind=kind,
+                    environment="dev",
+                    release=first.release,
+                    subjects=first.subjects,
+                    actor="bench",
+                    time=first.time,
+                    reason=f"line {n}",
+                    details=details,
+                )
+                ledger.append(draft)
+            policy = [*trust, *identity]
+            page = work / "report.html"
+            drawn = timed([kit, "report", *policy, "-o", str(page)], runs=runs, cwd=work, env=env)
+            counted = timed([kit, "report", *policy, "dora", "--json"], runs=runs, cwd=work, env=env)
+            verify = timed([kit, "ledger", "verify", *policy], runs=runs, cwd=work, env=env)
+            kib = page.stat().st_size / 1024
+            rows.append(row(f"report of {size} ledger entries ({kib:.0f} KiB)", drawn, verify, "ledger verify"))
+            rows.append(row(f"report dora of {size} ledger entries", counted, verify, "ledger verify"))
+    return rows
+
+
 def bench_analysis(runs: int) -> list[list[str]]:
     """One analysis interval (render, query, judge, count) with 1, 4 and 16 checks, against the raw
     HTTP queries to the same Prometheus (backfilled, from tests/) in the same run."""
@@ -809,6 +853,7 @@ def main() -> None:
         "rollout",
         "migrations",
         "release-plan",
+        "report",
     ]
     which = args.which or everything
     unknown = set(which) - set(everything)
@@ -857,6 +902,8 @@ def main() -> None:
         rows += bench_rollout(args.runs)
     if "release-plan" in which:
         rows += bench_release_plan(args.runs)
+    if "report" in which:
+        rows += bench_report([100, 300, 1000], args.runs)
     if "migrations" in which:
         migration_rows, migration_notes = bench_migrations([20, 200])
         rows += migration_rows

@@ -226,3 +226,37 @@ def test_the_report_of_a_thousand_entries_renders_bounded(
     rows = loaded.values[ROWS]
     assert len(rows) == 1000 and rows[0][0] == "1000" and rows[-1][0] == "1"
     assert loaded.values[ELEMENTS] == 0
+
+
+def test_what_the_kit_itself_signs_verifies_in_the_report(
+    cli: Cli, signed: Path, policy: list[str], sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Real promotions, a real rollback and a real root cause (not the script's records): each one's
+    signed record verifies, and the numbers count them."""
+    from tests.conftest import another_release
+
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    bad = another_release(cli, signed, sigstore, monkeypatch)
+    assert cli(["promote", "--to", "dev", *policy, "--", "true"], cwd=signed).code == 0
+    rolled = cli(["rollback", "--env", "dev", "--reason", "too slow", *policy, "--", "true"], cwd=signed)
+    assert rolled.code == 0, rolled.err
+    assert cli(["ledger", "annotate", "--env", "dev", "--root-cause", "N+1 query", *policy], cwd=signed).code == 0
+    out = tmp_path / "real.html"
+    result = cli(["report", *policy, "-o", str(out)], cwd=signed)
+    assert result.code == 0, result.err
+    page = out.read_text()
+    timeline = page[page.index("Ledger, newest first") :]
+    assert timeline.count('class="badge refused"') == 0
+    # two promotions, the rollback and the root cause, each with its own signed record
+    assert timeline.count('<span class="badge verified"') == 4
+    assert (
+        "too slow <span class='note'>(signed)</span>" in page and "N+1 query <span class='note'>(signed)</span>" in page
+    )
+    assert f"{bad} &rarr; {good}" in page
+    dora = cli(["report", *policy, "dora", "--json", "--env", "dev"], cwd=signed)
+    figures = json.loads(dora.out)["environments"]["dev"]
+    assert (figures["deployments"], figures["failures"]) == (2, 1)
+    assert len(figures["lead_time"]["seconds"]) == 2  # both provenances sign their commit's time
+    assert len(figures["time_to_restore"]["seconds"]) == 1 and figures["time_to_restore"]["seconds"][0] >= 0
