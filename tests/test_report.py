@@ -255,6 +255,8 @@ def test_what_the_kit_itself_signs_verifies_in_the_report(
         "too slow <span class='note'>(signed)</span>" in page and "N+1 query <span class='note'>(signed)</span>" in page
     )
     assert f"{bad} &rarr; {good}" in page
+    # each promotion's VSA names its decision record: the gates' reasons are shown as signed
+    assert page.count("(a signed record commits to it)") == 2 and "rollback-hold: <b>passed</b>" in page
     dora = cli(["report", *policy, "dora", "--json", "--env", "dev"], cwd=signed)
     figures = json.loads(dora.out)["environments"]["dev"]
     assert (figures["deployments"], figures["failures"]) == (2, 1)

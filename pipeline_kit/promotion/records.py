@@ -85,6 +85,9 @@ def _vsa_predicate(
     inputs = list(decision.input_attestations)
     if ledger_head is not None:
         inputs = [i for i in inputs if i.get("name") != LEDGER_INPUT] + [ledger_input(*ledger_head)]
+    # the decision record (its gates' reasons, who approved) by digest: the report shows it as signed
+    decided = decision_file(decision.environment)
+    inputs.append({"name": decided, "digest": {"sha256": sha256_bytes(decision.to_json())}})
     if analysis is not None:
         levels.append(ANALYSIS_PASSED)
         inputs.append({"name": analysis["name"], "digest": {"sha256": analysis["sha256"]}})

@@ -129,7 +129,7 @@ class History:
     environments: tuple[str, ...]  # in promotion order
     events: tuple[Event, ...]
     releases: Mapping[str, ReleaseFacts]
-    # records a sealed entry or a verified record names by digest (an analysis, a decision),
+    # documents entries name by digest (an analysis, a decision) that a signature commits to,
     # found and matching that digest: digest -> the JSON document
     documents: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -190,14 +190,26 @@ DOCUMENTS: Mapping[str, Callable[[str], str]] = {"analysis": analysis_file, "dec
 
 
 def _documents(project: Project, events: Sequence[Event]) -> dict[str, Mapping[str, Any]]:
-    """The documents sealed entries name by digest, read where the kit keeps them and kept only
-    when their bytes have that digest (so a file edited after the fact is not shown)."""
+    """The documents entries name by digest, when a signature commits to that digest (a verified
+    record names it among its inputs, or a sealed entry names it), read where the kit keeps them
+    and kept only when their bytes have that digest (a file edited after the fact is not shown)."""
+    committed = {
+        str((item.get("digest") or {}).get("sha256"))
+        for event in events
+        for record in event.records
+        if record.verified
+        for item in record.predicate.get("inputAttestations") or []
+        if isinstance(item, dict) and isinstance(item.get("digest"), dict)
+    }
+    committed |= {
+        digest for e in events if e.sealed for key in DOCUMENTS if isinstance(digest := e.entry.details.get(key), str)
+    }
     found: dict[str, Mapping[str, Any]] = {}
     for event in events:
         entry = event.entry
         for key, name_of in DOCUMENTS.items():
             digest = entry.details.get(key)
-            if not event.sealed or not isinstance(digest, str) or digest in found or entry.release is None:
+            if digest not in committed or not isinstance(digest, str) or digest in found or entry.release is None:
                 continue
             name = name_of(entry.environment)
             places = [project.evidence.path(name)]

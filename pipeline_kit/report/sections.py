@@ -53,7 +53,7 @@ def _signed_gates(levels: Sequence[str]) -> str:
 
 
 def _decision(history: History, events: Sequence[Event]) -> str:
-    """The gates of the newest sealed decision among `events`, with their reasons and approvers."""
+    """The gates of the newest committed decision among `events`, with their reasons and approvers."""
     for event in reversed(events):
         document = history.document(event, "decision")
         gates = document.get("gates") if document else None
@@ -70,8 +70,8 @@ def _decision(history: History, events: Sequence[Event]) -> str:
                 f"{escape(str(gate.get('reason'))[:300])}{who}</li>"
             )
         by = escape(event.entry.actor)
-        return f"<ul>{''.join(rows)}</ul><span class='note'>decided by {by} (decision record sealed)</span>"
-    return "<span class='note'>no sealed decision record</span>"
+        return f"<ul>{''.join(rows)}</ul><span class='note'>decided by {by} (a signed record commits to it)</span>"
+    return "<span class='note'>no decision record a signature commits to</span>"
 
 
 def custody(history: History, shown: Sequence[ReleaseFacts], environment: str | None) -> str:
