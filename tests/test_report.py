@@ -5,11 +5,13 @@ the script's minutes."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.chromium import Chromium
 from tests.conftest import LEDGER, Cli
@@ -88,6 +90,25 @@ def test_dora_window_and_table(cli: Cli, scripted: Scripted, sigstore: LocalSigs
     assert len(rows) == 4  # nothing counted out in this window
     unknown = cli([*args[:-2], "--env", "qa"], cwd=scripted.project)
     assert unknown.code == 2 and "qa" in unknown.err
+    bad_time = cli([*args, "--since", "yesterday"], cwd=scripted.project)
+    assert bad_time.code == 2 and bad_time.err.startswith("error: --since: not an ISO 8601 time: 'yesterday'")
+
+
+def test_a_ledger_edited_after_the_fact_stops_the_report_and_writes_nothing(
+    cli: Cli, scripted: Scripted, sigstore: LocalSigstore, tmp_path: Path
+) -> None:
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(scripted.project, project)
+    ledger = project / LEDGER
+    # the failed analysis of R2 made to look passed: the line's hash no longer matches
+    ledger.write_bytes(ledger.read_bytes().replace(b'"verdict":"failed"', b'"verdict":"passed"', 1))
+    out = tmp_path / "edited.html"
+    result = cli(["report", *scripted.policy(sigstore), "-o", str(out)], cwd=project)
+    assert result.code == 1 and "line 10 (seq 10) was edited" in result.err and not out.exists()
+    unknown = cli(["report", *scripted.policy(sigstore), "--env", "qa", "-o", str(out)], cwd=scripted.project)
+    assert unknown.code == 2 and not out.exists()
 
 
 ROWS = (
@@ -262,3 +283,35 @@ def test_what_the_kit_itself_signs_verifies_in_the_report(
     assert (figures["deployments"], figures["failures"]) == (2, 1)
     assert len(figures["lead_time"]["seconds"]) == 2  # both provenances sign their commit's time
     assert len(figures["time_to_restore"]["seconds"]) == 1 and figures["time_to_restore"]["seconds"][0] >= 0
+
+
+def test_the_report_template_exposes_the_report_under_gitlab_ci_local(tmp_path: Path, sigstore: LocalSigstore) -> None:
+    """The full pipeline, then report.yml after its dev promotion, run by gitlab-ci-local: the job
+    writes the page from the promotion's ledger and evidence and exposes it as an artifact."""
+    from tests.conftest import SIGNER, git
+    from tests.test_gitlab_templates import project, run, run_offline
+
+    repo = project(tmp_path, sigstore)
+    (repo / ".gitlab-ci.yml").write_text(
+        (repo / ".gitlab-ci.yml").read_text() + "  - local: gitlab-templates/report.yml\n"
+        "    inputs:\n"
+        f"      python: {sys.executable}\n"
+        "      needs: pipeline-kit-promote-dev\n"
+        f"      trust-config: {sigstore.trust_config_path}\n"
+        f"      cert-identity: {SIGNER}\n"
+        f"      cert-oidc-issuer: {sigstore.issuer}\n"
+    )
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "report")
+    preview = yaml.safe_load(run(repo, "--preview").stdout)
+    assert preview["pipeline-kit-report"]["artifacts"]["expose_as"] == "release report"
+    assert preview["pipeline-kit-report"]["artifacts"]["paths"] == ["pipeline-kit-report.html"]
+    result = run_offline(repo, SIGSTORE_IDENTITY_TOKEN=sigstore.mint_token(SIGNER))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "PASS  pipeline-kit-report" in result.stdout
+    page = (repo / "pipeline-kit-report.html").read_text()
+    timeline = page[page.index("Ledger, newest first") :]
+    # the VSA signed once the deploy succeeded (on the `deployed` line) verifies, and seals the
+    # decision's line before it; it names the decision record, whose gates are shown
+    assert timeline.count('<span class="badge verified"') == 1 and timeline.count('class="badge sealed"') == 1
+    assert "(a signed record commits to it)" in page and "refused" not in timeline

@@ -63,10 +63,13 @@ def report(
         ctx.obj = (session, trust)
         return
     from pipeline_kit._internal.fs import atomic_write
+    from pipeline_kit.promotion.model import check_environment
     from pipeline_kit.report.history import load_history
     from pipeline_kit.report.page import render
 
     project = project_for(session, trust_for(session, **trust_args(trust)))
+    if environment is not None:
+        check_environment(project.config, environment)
     history = load_history(project)
     page = render(history, environment=environment, release=release, limit=limit)
     target = session.resolve(output)
