@@ -21,6 +21,7 @@ from tests.sigstore_instance import LocalSigstore
 
 BIN = Path(sys.executable).parent
 KIT = "pipeline-kit/pipeline-kit"  # how users name the actions; act maps it to a local copy
+UPLOAD_PIN = "ea165f8d65b6e75b540449e92b4886f43607fa02"  # actions/upload-artifact v4.6.2, as the report action pins it
 
 WORKFLOW = """\
 name: selftest
@@ -58,6 +59,13 @@ jobs:
           printf '%%s\\n' "$BUNDLES" > "$TEST_OUT/bundles.txt"
           command -v pipeline-kit > "$TEST_OUT/kit.txt"
           cp .pipeline-kit/promotions/dev.decision.json "$TEST_OUT/"
+      - id: report
+        uses: pipeline-kit/pipeline-kit/actions/report@v0
+        with:
+          environment: dev
+          trust-config: ${{ env.TEST_TRUST_CONFIG }}
+          cert-identity: %(signer)s
+          cert-oidc-issuer: ${{ env.TEST_ISSUER }}
 """
 
 
@@ -102,6 +110,7 @@ def run_act(
         "TEST_ISSUER": sigstore.issuer,
         "TEST_REASON": reason,
         "TEST_OUT": str(out),
+        "TEST_ARTIFACTS": str(tmp_path / "artifacts"),
         "SIGSTORE_IDENTITY_TOKEN": token or sigstore.mint_token(SIGNER),
         **offline_installs(scratch),
         "PATH": f"{tools}:{os.environ['PATH']}",
@@ -119,6 +128,9 @@ def run_act(
         str(scratch / "cache"),
         "--local-repository",
         f"{KIT}@v0={kit_checkout(tmp_path / 'kit')}",
+        # the report action uploads its page: the stand-in keeps it in $TEST_ARTIFACTS
+        "--local-repository",
+        f"actions/upload-artifact@{UPLOAD_PIN}={ROOT / 'tests' / 'assets' / 'artifact-actions' / 'upload'}",
         *extra,
     ]
     for key, value in variables.items():
@@ -151,6 +163,10 @@ def test_act_runs_release_and_promote_end_to_end(tmp_path: Path, sigstore: Local
     assert SIGNER in "".join(g["reason"] for g in decision["gates"])
     # the step summary carried the gate table
     assert "| signature | passed |" in result.stdout
+    # the report action wrote the page from the promotion just made, uploaded it and linked it
+    page = (tmp_path / "artifacts" / "pipeline-kit-report" / "pipeline-kit-report.html").read_text()
+    assert outputs["release"] in page and page.count('<span class="badge verified"') >= 2
+    assert "Download the release report (pipeline-kit-report)" in result.stdout
 
 
 def test_hostile_input_reaches_the_kit_as_data(tmp_path: Path, sigstore: LocalSigstore) -> None:
