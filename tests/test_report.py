@@ -315,3 +315,49 @@ def test_the_report_template_exposes_the_report_under_gitlab_ci_local(tmp_path: 
     # decision's line before it; it names the decision record, whose gates are shown
     assert timeline.count('<span class="badge verified"') == 1 and timeline.count('class="badge sealed"') == 1
     assert "(a signed record commits to it)" in page and "refused" not in timeline
+
+
+def test_planted_records_are_refused_or_left_out(
+    cli: Cli, scripted: Scripted, sigstore: LocalSigstore, tmp_path: Path
+) -> None:
+    """What a job that can write the ledger and the evidence dir could try: a line naming a genuine
+    VSA of another release, a line claiming a rollback with a promotion's VSA, and the failed
+    analysis's measurements edited to look passed. None of it is drawn as signed."""
+    import shutil
+
+    from pipeline_kit.ledger import Draft, FileLedger
+
+    project = tmp_path / "project"
+    shutil.copytree(scripted.project, project)
+    ids = scripted.releases
+    first = scripted.entries[0]  # R1's dev promotion
+    ledger = FileLedger(project / LEDGER)
+    common = {"environment": "dev", "actor": "mallory", "time": first.time}
+    ledger.append(Draft(kind="promoted", release=ids["R3"], details={"vsa": first.details["vsa"]}, **common))
+    hold = {"from": ids["R1"], "to": ids["R2"], "hold": first.details["vsa"]}
+    ledger.append(Draft(kind="rolled-back", release=ids["R2"], details=hold, **common))
+    analysis = project / ".pipeline-kit" / "releases" / ids["R2"] / "promotions" / "prod.analysis.json"
+    analysis.write_text(analysis.read_text().replace('"failed"', '"passed"'))
+    out = tmp_path / "planted.html"
+    page = report(cli, Scripted(project, scripted.base), sigstore, out)
+    timeline = page[page.index("Ledger, newest first") :]
+    newest, second = timeline.split("<tr><td>")[1:3]
+    assert newest.startswith("30<") and "REFUSED" in newest and "is not a signed hold" in newest
+    assert second.startswith("29<") and "REFUSED" in second and f"other subjects than release {ids['R3']}" in second
+    # the edited measurements no longer have the digest the sealed line names: not drawn at all
+    assert f"prod {ids['R2']}: analysis failed: errors" not in page
+    assert "its measurements are not shown: no record a signature commits to" in page
+    dora = cli(
+        [
+            "report",
+            *scripted.policy(sigstore),
+            "dora",
+            "--json",
+            "--env",
+            "dev",
+            "--until",
+            scripted.at(300).isoformat(),
+        ],
+        cwd=project,
+    )
+    assert json.loads(dora.out)["environments"]["dev"]["deployments"] == 3  # R1, R2, R3 as before
