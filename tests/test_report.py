@@ -4,6 +4,7 @@ the script's minutes."""
 
 from __future__ import annotations
 
+import html
 import json
 import sys
 from collections.abc import Iterator
@@ -361,3 +362,48 @@ def test_planted_records_are_refused_or_left_out(
         cwd=project,
     )
     assert json.loads(dora.out)["environments"]["dev"]["deployments"] == 3  # R1, R2, R3 as before
+
+
+def test_a_release_plan_is_drawn_as_its_graph_with_each_step_verified_in_its_service(
+    cli: Cli, scripted: Scripted, sigstore: LocalSigstore, chromium: Chromium, tmp_path: Path
+) -> None:
+    import hashlib
+    import shutil
+
+    from pipeline_kit.ledger import Draft, FileLedger
+
+    root = tmp_path / "plan"
+    for service in ("api", "web", "worker"):  # each a project with the scripted history
+        shutil.copytree(scripted.project, root / service)
+    text = (
+        "version: 1\nsteps:\n  - {service: api, path: api}\n  - {service: web, path: web, needs: [api]}\n"
+        "  - {service: worker, path: worker, needs: [api]}\n"
+    )
+    (root / "release-plan.yml").write_text(text)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    ids = scripted.releases
+    saga = FileLedger(root / LEDGER)
+    for state, service, release in (
+        ("started", None, None),
+        ("step-done", "api", ids["R3"]),  # R3's prod VSA is in api's ledger: verified
+        ("step-done", "web", ids["R2"]),  # R2 never arrived in prod by a VSA (its analysis failed)
+        ("step-failed", "worker", None),
+        ("compensated", "web", ids["R2"]),
+        ("failed", None, None),
+    ):
+        details = {"state": state, "plan": digest, "service": service}
+        saga.append(
+            Draft(kind="saga", environment="prod", release=release, actor="ci", time=scripted.at(300), details=details)
+        )
+    out = tmp_path / "plan.html"
+    page = report(cli, scripted, sigstore, out, "--plan", str(root / "release-plan.yml"))
+    loaded = chromium.load(out.as_uri(), CHARTS)
+    assert loaded.requests == [out.as_uri()]
+    graphs = {title: (marks, texts) for title, marks, texts in loaded.values[CHARTS]}
+    marks, texts = graphs[f"release plan {digest[:12]} to prod: failed"]
+    # api: its step's release verified in api's own ledger; web: compensated, never arrived by a
+    # signed VSA; worker: failed
+    assert marks == ["passed", "ledger", "failed"]
+    assert texts == ["api", "step-done", "web", "compensated", "worker", "step-failed"]
+    assert page.count('<line class="edge"') >= 2  # api -> web, api -> worker
+    assert html.escape(f"no signed arrival of {ids['R2']} in prod in web's ledger") in page

@@ -38,6 +38,12 @@ def _when(value: str | None, option: str) -> datetime | None:
     help="Where to write the HTML file.",
 )
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="Newest entries shown.")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also draw this release plan's runs (its services' graph, each step's state and verified arrival).",
+)
 @evidence_options
 @trust_options
 @policy_options
@@ -51,6 +57,7 @@ def report(
     release: str | None,
     output: Path,
     limit: int,
+    plan_file: Path | None,
     **trust: Any,
 ) -> None:
     """Write the release report: one self-contained HTML file, from verified evidence only.
@@ -71,7 +78,8 @@ def report(
     if environment is not None:
         check_environment(project.config, environment)
     history = load_history(project)
-    page = render(history, environment=environment, release=release, limit=limit)
+    runs = _plan_runs(session, plan_file, trust) if plan_file is not None else []
+    page = render(history, environment=environment, release=release, limit=limit, plans=runs)
     target = session.resolve(output)
     atomic_write(target, page.encode())
     refused = len(history.refused())
@@ -81,6 +89,18 @@ def report(
         f"see the `pipeline-kit-report` artifact ({target.name})",
     )
     click.echo(f"wrote {target} ({len(history.events)} ledger entries, {refused} whose signed records were refused)")
+
+
+def _plan_runs(session: Session, plan_file: Path, trust: dict[str, Any]) -> list[Any]:
+    """The plan's runs, each service verified in its own project (as `release` does)."""
+    from pipeline_kit.release_plan import load_plan
+    from pipeline_kit.report.plans import plan_runs
+
+    def project(directory: Path) -> Any:
+        service = Session(workdir=directory.resolve(), verbose=session.verbose)
+        return project_for(service, trust_for(service, **trust_args(trust)))
+
+    return plan_runs(load_plan(session.resolve(plan_file)), project)
 
 
 @report.command("dora")

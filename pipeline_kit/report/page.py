@@ -16,7 +16,18 @@ from html import escape
 
 from pipeline_kit import __version__
 from pipeline_kit.report.history import Event, History, ReleaseFacts
-from pipeline_kit.report.sections import analyses, badge, custody, event_status, plans, rollbacks, rollouts, switches
+from pipeline_kit.report.plans import PlanRun
+from pipeline_kit.report.sections import (
+    analyses,
+    badge,
+    custody,
+    event_status,
+    plan_runs_section,
+    rollbacks,
+    rollouts,
+    switches,
+)
+from pipeline_kit.report.sections import plans as plans_of
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;color:#1b1f24;padding:0 1rem}
@@ -26,7 +37,7 @@ th,td{border:1px solid #d0d7de;padding:.25rem .45rem;text-align:left;vertical-al
 th{background:#f6f8fa}code{font-size:12px;word-break:break-all}
 .badge{display:inline-block;border-radius:.6rem;padding:0 .5rem;font-size:12px;font-weight:600}
 .verified,.passed{background:#dafbe1;color:#116329}.refused,.failed{background:#ffebe9;color:#a40e26}
-.unsigned,.ledger,.missing{background:#eaeef2;color:#424a53}.sealed{background:#ddf4ff;color:#0a3069}
+.unsigned,.ledger,.missing,.none{background:#eaeef2;color:#424a53}.sealed{background:#ddf4ff;color:#0a3069}
 svg text{font-size:11px;fill:#424a53}svg .axis{stroke:#8c959f}svg .series{fill:none;stroke:#0969da}
 svg .bound{stroke:#cf222e;stroke-dasharray:4 3;fill:#cf222e}svg .edge{stroke:#57606a;fill:#57606a}
 svg circle.passed,svg rect.passed,svg circle.signed{fill:#2da44e;stroke:#116329}
@@ -49,8 +60,16 @@ def in_scope(event: Event, environment: str | None, release: str | None) -> bool
     return release is None or release in about
 
 
-def render(history: History, *, environment: str | None = None, release: str | None = None, limit: int = 1000) -> str:
-    """The page for one environment, one release, or everything (newest `limit` entries)."""
+def render(
+    history: History,
+    *,
+    environment: str | None = None,
+    release: str | None = None,
+    limit: int = 1000,
+    plans: Sequence[PlanRun] = (),
+) -> str:
+    """The page for one environment, one release, or everything (newest `limit` entries); with
+    `plans`, the runs of a release plan (`report --plan`) as graphs."""
     events = [e for e in history.events if in_scope(e, environment, release)][-limit:]
     shown = [r for r in history.releases.values() if release in (None, r.id)]
     digest = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
@@ -73,7 +92,7 @@ def render(history: History, *, environment: str | None = None, release: str | N
         rollouts(events),
         switches(events),
         rollbacks(events),
-        plans(history, events),
+        plan_runs_section(plans) or plans_of(history, events),
         timeline(events),
     ]
     return (

@@ -12,6 +12,7 @@ from typing import Any
 
 from pipeline_kit.report import svg
 from pipeline_kit.report.history import Event, History, ReleaseFacts
+from pipeline_kit.report.plans import PlanRun
 
 _ARRIVING = ("promoted", "waived", "deployed", "analysed", "rollout")
 _BOUND = re.compile(r"\b(max|min) (-?[0-9]+(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?)")
@@ -20,6 +21,7 @@ _GATE = re.compile(r"^PIPELINE_KIT_GATE_([A-Z0-9_]+)_(PASSED|DENIED|ERROR)$")
 
 STATUS_WORDS = {
     "verified": "signed, verified",
+    "none": "no signed arrival",
     "refused": "REFUSED",
     "unsigned": "ledger only",
     "sealed": "ledger, sealed",
@@ -255,4 +257,26 @@ def plans(history: History, events: Sequence[Event]) -> str:
             f"<h3>{escape(title)} {badge('unsigned', 'a release plan records its progress in the ledger')}</h3>"
         )
         parts.append(svg.plan(title, list(states.items())))
+    return "<h2>Release plans</h2>" + "".join(parts) if parts else ""
+
+
+def plan_runs_section(runs: Sequence[PlanRun]) -> str:
+    """Each run of the release plan given (`report --plan`): its graph, each node's state as the
+    plan's ledger says it and whether the service's own ledger holds a verified arrival."""
+    parts = []
+    for run in runs:
+        title = f"release plan {run.digest[:12]} to {run.environment}: {run.outcome or 'running'}"
+        marks = {"verified": "passed", "refused": "failed"}
+        nodes = [
+            (n.service, n.needs, marks.get(n.arrived, "failed" if n.state == "step-failed" else "ledger"), n.state)
+            for n in run.nodes
+        ]
+        rows = "".join(
+            f"<tr><td>{escape(n.service)}</td><td>{escape(', '.join(n.needs))}</td><td>{escape(n.state)}</td>"
+            f"<td><code>{escape(n.release or '')}</code></td><td>{badge(n.arrived, n.why)} {escape(n.why)}</td></tr>"
+            for n in run.nodes
+        )
+        parts.append(f"<h3>{escape(title)}</h3>{svg.dag(title, nodes)}")
+        parts.append("<table><tr><th>service</th><th>needs</th><th>state (the plan's ledger)</th><th>release</th>")
+        parts.append(f"<th>arrival (the service's ledger, verified)</th></tr>{rows}</table>")
     return "<h2>Release plans</h2>" + "".join(parts) if parts else ""

@@ -115,5 +115,42 @@ def plan(title: str, services: Sequence[tuple[str, str]]) -> str:
     return "".join(parts)
 
 
+def dag(title: str, nodes: Sequence[tuple[str, Sequence[str], str, str]]) -> str:
+    """A release plan's graph: (service, needs, state class, label) boxes in layers (each after
+    everything it needs), an arrow from each need to what needs it."""
+    layer: dict[str, int] = {}
+    for service, needs, _, _ in nodes:  # in dependency order: every need is placed already
+        layer[service] = 1 + max((layer.get(n, -1) for n in needs), default=-1)
+    rows: dict[int, int] = {}
+    place: dict[str, tuple[float, float]] = {}
+    box, height, gap_x, gap_y = 170, 54, 60, 18
+    for service, _, _, _ in nodes:
+        row = rows.get(layer[service], 0)
+        rows[layer[service]] = row + 1
+        place[service] = (4 + layer[service] * (box + gap_x), 4 + row * (height + gap_y))
+    width = 8 + (max(layer.values(), default=0) + 1) * (box + gap_x)
+    tall = 8 + max(rows.values(), default=1) * (height + gap_y)
+    parts = [
+        f'<svg class="plan" role="img" viewBox="0 0 {width} {tall}" width="{width}" height="{tall}">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for service, needs, _, _ in nodes:
+        x2, y2 = place[service]
+        for need in needs:
+            if need in place:
+                x1, y1 = place[need]
+                parts.append(
+                    f'<line class="edge" x1="{x1 + box:.0f}" y1="{y1 + height / 2:.0f}" '
+                    f'x2="{x2 - 4:.0f}" y2="{y2 + height / 2:.0f}"/>'
+                )
+    for service, _, state, label in nodes:
+        x, y = place[service]
+        parts.append(f'<rect class="{escape(state)}" x="{x:.0f}" y="{y:.0f}" width="{box}" height="{height}" rx="6"/>')
+        parts.append(f'<text x="{x + box / 2:.0f}" y="{y + 22:.0f}" text-anchor="middle">{escape(service[:26])}</text>')
+        parts.append(f'<text x="{x + box / 2:.0f}" y="{y + 40:.0f}" text-anchor="middle">{escape(label[:30])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def _state_class(state: str) -> str:
     return {"step-done": "passed", "step-failed": "failed", "compensated": "error"}.get(state, "ledger")
