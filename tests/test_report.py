@@ -373,8 +373,8 @@ def test_a_release_plan_is_drawn_as_its_graph_with_each_step_verified_in_its_ser
     from pipeline_kit.ledger import Draft, FileLedger
 
     root = tmp_path / "plan"
-    for service in ("api", "web", "worker"):  # each a project with the scripted history
-        shutil.copytree(scripted.project, root / service)
+    for name in ("api", "web", "worker"):  # each a project with the scripted history
+        shutil.copytree(scripted.project, root / name)
     text = (
         "version: 1\nsteps:\n  - {service: api, path: api}\n  - {service: web, path: web, needs: [api]}\n"
         "  - {service: worker, path: worker, needs: [api]}\n"
@@ -383,14 +383,15 @@ def test_a_release_plan_is_drawn_as_its_graph_with_each_step_verified_in_its_ser
     digest = hashlib.sha256(text.encode()).hexdigest()
     ids = scripted.releases
     saga = FileLedger(root / LEDGER)
-    for state, service, release in (
+    lines: list[tuple[str, str | None, str | None]] = [
         ("started", None, None),
         ("step-done", "api", ids["R3"]),  # R3's prod VSA is in api's ledger: verified
         ("step-done", "web", ids["R2"]),  # R2 never arrived in prod by a VSA (its analysis failed)
         ("step-failed", "worker", None),
         ("compensated", "web", ids["R2"]),
         ("failed", None, None),
-    ):
+    ]
+    for state, service, release in lines:
         details = {"state": state, "plan": digest, "service": service}
         saga.append(
             Draft(kind="saga", environment="prod", release=release, actor="ci", time=scripted.at(300), details=details)
