@@ -39,11 +39,11 @@ th{background:#f6f8fa}code{font-size:12px;word-break:break-all}
 .verified,.passed{background:#dafbe1;color:#116329}.refused,.failed{background:#ffebe9;color:#a40e26}
 .unsigned,.ledger,.missing,.none{background:#eaeef2;color:#424a53}.sealed{background:#ddf4ff;color:#0a3069}
 svg text{font-size:11px;fill:#424a53}svg .axis{stroke:#8c959f}svg .series{fill:none;stroke:#0969da}
-svg .bound{stroke:#cf222e;stroke-dasharray:4 3;fill:#cf222e}svg .edge{stroke:#57606a;fill:#57606a}
-svg circle.passed,svg rect.passed,svg circle.signed{fill:#2da44e;stroke:#116329}
-svg circle.failed,svg rect.failed{fill:#cf222e;stroke:#a40e26}
-svg circle.inconclusive,svg circle.error,svg rect.error{fill:#bf8700;stroke:#7d4e00}
-svg circle.ledger,svg rect.ledger{fill:#d0d7de;stroke:#57606a}
+svg line.bound{stroke:#cf222e;stroke-dasharray:4 3}svg text.bound{fill:#cf222e}svg .edge{stroke:#57606a;fill:#57606a}
+svg circle.passed,svg circle.signed{fill:#2da44e;stroke:#116329}svg circle.failed{fill:#cf222e;stroke:#a40e26}
+svg circle.inconclusive,svg circle.error{fill:#bf8700;stroke:#7d4e00}svg circle.ledger{fill:#d0d7de;stroke:#57606a}
+svg rect.passed{fill:#dafbe1;stroke:#116329}svg rect.failed{fill:#ffebe9;stroke:#a40e26}
+svg rect.error{fill:#fff8c5;stroke:#7d4e00}svg rect.ledger{fill:#eaeef2;stroke:#57606a}svg.plan text{fill:#1b1f24}
 .note{color:#57606a;font-size:12px}
 """
 # No fetch of any kind; only this style block (by its hash) applies; no form, no base.

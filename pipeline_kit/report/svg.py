@@ -139,9 +139,12 @@ def dag(title: str, nodes: Sequence[tuple[str, Sequence[str], str, str]]) -> str
         for need in needs:
             if need in place:
                 x1, y1 = place[need]
+                tip_x, tip_y = x2 - 2, y2 + height / 2
                 parts.append(
                     f'<line class="edge" x1="{x1 + box:.0f}" y1="{y1 + height / 2:.0f}" '
-                    f'x2="{x2 - 4:.0f}" y2="{y2 + height / 2:.0f}"/>'
+                    f'x2="{tip_x:.0f}" y2="{tip_y:.0f}"/>'
+                    f'<polygon class="edge" points="{tip_x:.0f},{tip_y:.0f} {tip_x - 7:.0f},{tip_y - 4:.0f} '
+                    f'{tip_x - 7:.0f},{tip_y + 4:.0f}"/>'
                 )
     for service, _, state, label in nodes:
         x, y = place[service]
