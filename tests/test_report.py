@@ -81,7 +81,7 @@ def test_dora_figures_are_the_hand_computed_ones(cli: Cli, scripted: Scripted, s
 def test_dora_window_and_table(cli: Cli, scripted: Scripted, sigstore: LocalSigstore) -> None:
     # a window holding only R3's prod arrival (260) and nothing of dev
     since, until = scripted.at(250), scripted.at(250) + timedelta(days=1)
-    args = ["report", *scripted.policy(sigstore), "dora", "--env", "prod"]
+    args = ["report", "dora", *scripted.policy(sigstore), "--env", "prod"]  # the options after dora too
     result = cli([*args, "--since", since.isoformat(), "--until", until.isoformat()], cwd=scripted.project)
     assert result.code == 0, result.err
     rows = [line.split() for line in result.out.splitlines()]

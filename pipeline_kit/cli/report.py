@@ -67,7 +67,7 @@ def report(
     plans. Every signed record is verified first; what does not verify is shown as such.
     """
     if ctx.invoked_subcommand is not None:
-        ctx.obj = (session, trust)
+        ctx.meta[_TRUST] = trust  # the subcommand takes these too; its own win
         return
     from pipeline_kit._internal.fs import atomic_write
     from pipeline_kit.promotion.model import check_environment
@@ -103,20 +103,30 @@ def _plan_runs(session: Session, plan_file: Path, trust: dict[str, Any]) -> list
     return plan_runs(load_plan(session.resolve(plan_file)), project)
 
 
+_TRUST = "pipeline_kit.report.trust"
+
+
 @report.command("dora")
 @click.option("--env", "environments", multiple=True, help="Only this environment (repeatable).")
 @click.option("--since", help="Start of the window, ISO 8601. [default: --days before --until]")
 @click.option("--until", help="End of the window, ISO 8601. [default: now]")
 @click.option("--days", type=click.IntRange(1), default=30, show_default=True, help="Window length.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_obj
+@evidence_options
+@trust_options
+@policy_options
+@pass_session
+@click.pass_context
 def dora(
-    obj: tuple[Session, dict[str, Any]],
+    ctx: click.Context,
+    session: Session,
+    /,
     environments: tuple[str, ...],
     since: str | None,
     until: str | None,
     days: int,
     as_json: bool,
+    **own: Any,
 ) -> None:
     """The numbers of delivery per environment: deployment frequency, lead time for changes,
     change failure rate, time to restore, time to deploy, failing measurement to stable."""
@@ -124,7 +134,8 @@ def dora(
     from pipeline_kit.report.dora import delivery
     from pipeline_kit.report.history import load_history
 
-    session, trust = obj
+    given = ctx.meta.get(_TRUST, {})
+    trust = {key: value if value not in (None, False) else given.get(key, value) for key, value in own.items()}
     project = project_for(session, trust_for(session, **trust_args(trust)))
     for environment in environments:
         check_environment(project.config, environment)
