@@ -408,3 +408,10 @@ def test_a_release_plan_is_drawn_as_its_graph_with_each_step_verified_in_its_ser
     assert texts == ["api", "step-done", "web", "compensated", "worker", "step-failed"]
     assert page.count('<line class="edge"') >= 2  # api -> web, api -> worker
     assert html.escape(f"no signed arrival of {ids['R2']} in prod in web's ledger") in page
+
+
+def test_an_empty_ledger_is_refused_not_reported_as_nothing_deployed(cli: Cli, hello: Path, policy: list[str]) -> None:
+    for args in (["report", *policy], ["report", "dora", *policy]):
+        result = cli(args, cwd=hello)
+        assert result.code == 2 and "has no entries: nothing to report" in result.err
+        assert not (hello / "pipeline-kit-report.html").exists()

@@ -71,13 +71,12 @@ def report(
         return
     from pipeline_kit._internal.fs import atomic_write
     from pipeline_kit.promotion.model import check_environment
-    from pipeline_kit.report.history import load_history
     from pipeline_kit.report.page import render
 
     project = project_for(session, trust_for(session, **trust_args(trust)))
     if environment is not None:
         check_environment(project.config, environment)
-    history = load_history(project)
+    history = _history(project)
     runs = _plan_runs(session, plan_file, trust) if plan_file is not None else []
     page = render(history, environment=environment, release=release, limit=limit, plans=runs)
     target = session.resolve(output)
@@ -89,6 +88,21 @@ def report(
         f"see the `pipeline-kit-report` artifact ({target.name})",
     )
     click.echo(f"wrote {target} ({len(history.events)} ledger entries, {refused} whose signed records were refused)")
+
+
+def _history(project: Any) -> Any:
+    """The verified history; an empty ledger is refused (exit 2): it shows nothing was deployed
+    only in that it was not brought (a CI job without the ledger's artifact or ref)."""
+    from pipeline_kit.errors import UsageError
+    from pipeline_kit.report.history import load_history
+
+    history = load_history(project)
+    if not history.events:
+        raise UsageError(
+            f"{history.source} has no entries: nothing to report",
+            hint="bring the ledger (the last promotion job's artifact, or the git ledger's ref)",
+        )
+    return history
 
 
 def _plan_runs(session: Session, plan_file: Path, trust: dict[str, Any]) -> list[Any]:
@@ -132,7 +146,6 @@ def dora(
     change failure rate, time to restore, time to deploy, failing measurement to stable."""
     from pipeline_kit.promotion.model import check_environment
     from pipeline_kit.report.dora import delivery
-    from pipeline_kit.report.history import load_history
 
     given = ctx.meta.get(_TRUST, {})
     trust = {key: value if value not in (None, False) else given.get(key, value) for key, value in own.items()}
@@ -141,7 +154,7 @@ def dora(
         check_environment(project.config, environment)
     end = _when(until, "--until") or datetime.now(timezone.utc)
     start = _when(since, "--since") or end - timedelta(days=days)
-    figures = delivery(load_history(project), start, end, environments)
+    figures = delivery(_history(project), start, end, environments)
     if as_json:
         emit_json(figures.as_dict())
         return
