@@ -68,7 +68,9 @@ def openmetrics(
 
 
 class LocalPrometheus:
-    def __init__(self, root: Path, scrape: str | None = None) -> None:
+    def __init__(self, root: Path, scrape: str | None = None, *, honor_labels: bool = False) -> None:
+        """`scrape`: a target to scrape every second; `honor_labels`: its samples keep their own
+        `job` and other labels (a Pushgateway's, which says whose metrics they are)."""
         for tool in ("prometheus", "promtool"):
             if shutil.which(tool) is None:
                 pytest.fail(f"{tool} is not installed: run .ci/test-tools (Debian package prometheus)")
@@ -80,7 +82,8 @@ class LocalPrometheus:
         scrape_configs = "[]"
         if scrape:
             scrape_configs = (
-                f"\n  - job_name: app\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['{scrape}']"
+                f"\n  - job_name: app\n    scrape_interval: 1s\n    honor_labels: {str(honor_labels).lower()}"
+                f"\n    static_configs:\n      - targets: ['{scrape}']"
             )
         (root / "prometheus.yml").write_text(f"global: {{scrape_interval: 1s}}\nscrape_configs: {scrape_configs}\n")
         self.process: subprocess.Popen[bytes] | None = None

@@ -39,6 +39,7 @@ from pipeline_kit.config.environments import (
 )
 from pipeline_kit.config.loading import MAX_EXPANDED_NODES, config_error, parse_yaml
 from pipeline_kit.config.sections import (
+    AnnotationsConfig,
     ArtifactConfig,
     ContractsConfig,
     FlagsConfig,
@@ -57,6 +58,7 @@ __all__ = [
     "MAX_DURATION",
     "MAX_EXPANDED_NODES",
     "AnalysisConfig",
+    "AnnotationsConfig",
     "ArtifactConfig",
     "BlueGreenConfig",
     "CanaryConfig",
@@ -104,6 +106,7 @@ class Config(ConfigModel):
     flags: FlagsConfig | None = None
     migrations: MigrationsConfig | None = None
     contracts: ContractsConfig | None = None
+    annotations: AnnotationsConfig | None = None
     # Set by load_config: the file's sha256 (the promotion policy's digest) and path.
     source_sha256: str | None = Field(default=None, exclude=True)
     source_path: str | None = Field(default=None, exclude=True)
@@ -116,6 +119,7 @@ class Config(ConfigModel):
             self.ledger.token_variable,
             self.forge.token_variable,
             self.flags.token_variable if self.flags else None,
+            self.annotations.token_variable if self.annotations else None,
         }
         for provider in self.metrics.values():
             names |= {provider.token_variable, *provider.headers.values()}

@@ -1,5 +1,5 @@
 """The sections beside the environments: artifact, sbom, signing, flags, ledger, forge,
-migrations and contracts."""
+migrations, contracts and annotations."""
 
 from __future__ import annotations
 
@@ -157,3 +157,16 @@ class ContractsConfig(ConfigModel):
     @classmethod
     def _inside(cls, value: list[str]) -> list[str]:
         return inside_project(value)
+
+
+class AnnotationsConfig(ConfigModel):
+    """Where every arrival, rollback and rollout step is published as metrics for dashboards to
+    overlay: a Prometheus Pushgateway (docs/annotations.md). Publishing is best effort: a failure
+    is said, never blocks a promotion."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    job: str = Field(default="pipeline-kit", pattern=r"^[A-Za-z_][A-Za-z0-9_:.-]*$", max_length=100)
+    token_variable: SentVariable | None = None  # bearer token, read from this variable
+    ca_file: str | None = None  # PEM bundle to verify an https Pushgateway with
+    # seconds per push, in all: a number, finite, at most a minute (a promotion waits for it)
+    timeout: float = Field(default=5.0, gt=0, le=60, strict=True, allow_inf_nan=False)
