@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 
 from pipeline_kit._internal.text import counted
-from pipeline_kit.cli._render import emit_json, markdown_table, table
+from pipeline_kit.cli._render import emit_json, markdown_table, markdown_text, table
 from pipeline_kit.cli._session import Session, pass_session
 from pipeline_kit.cli._trust import (
     TRUST_OPTIONS,
@@ -25,7 +25,7 @@ from pipeline_kit.cli._trust import (
 from pipeline_kit.cli.promotion import MARK
 
 if TYPE_CHECKING:
-    from pipeline_kit.saga import Applier, Outcome
+    from pipeline_kit.saga import Applier, Outcome, Saga
 
 
 @click.group()
@@ -73,25 +73,43 @@ def _applier(
     )
 
 
-def _publish(session: Session, outcome: Outcome, environment: str) -> None:
-    """The saga so far as the job's outputs and summary table (every job of an emitted pipeline
-    shows where the plan stands)."""
+def _publish(session: Session, applier: Applier, outcome: Outcome) -> None:
+    """The saga so far as the job's outputs and summary: the plan's DAG with each step's state,
+    and a table (every job of an emitted pipeline shows where the plan stands)."""
+    from pipeline_kit.report.pictures import plan_chart
+
     saga = outcome.saga
-    rows = [
-        (service, saga.releases.get(service, ""), "compensated" if service in saga.compensated else "promoted")
-        for service in saga.done
-    ]
+    rows = [(service, saga.releases.get(service, ""), _state(saga, service)) for service in saga.done]
+    states = {service: _drawn(saga, service) for service in applier.steps}
     session.publish(
         {"release-plan": outcome.verdict},
-        f"### pipeline-kit: release plan to {environment}: {outcome.verdict}\n\n{outcome.reason}\n\n"
+        f"### pipeline-kit: release plan to {applier.environment}: {outcome.verdict}\n\n"
+        f"{markdown_text(outcome.reason)}\n\n"
+        + plan_chart(applier.loaded.plan, states).markdown()
+        + "\n"
         + markdown_table(["service", "release", "state"], rows),
     )
 
 
-def _finish(session: Session, outcome: Outcome, environment: str) -> None:
+def _state(saga: Saga, service: str) -> str:
+    return "compensated" if service in saga.compensated else "promoted"
+
+
+def _drawn(saga: Saga, service: str) -> tuple[str, str]:
+    """(state, words) of a step in the plan's picture."""
+    if service in saga.compensated:
+        return "compensated", f"compensated {saga.releases.get(service, '')[:12]}".rstrip()
+    if service in saga.done:
+        return "passed", f"promoted {saga.releases[service][:12]}"
+    if service == saga.failed:
+        return "failed", "failed"
+    return "waiting", "pending" if saga.open else "not run"
+
+
+def _finish(session: Session, applier: Applier, outcome: Outcome) -> None:
     from pipeline_kit.errors import EXIT_DENIED
 
-    _publish(session, outcome, environment)
+    _publish(session, applier, outcome)
     for line in outcome.steps:
         click.echo(line)
     click.echo(f"release plan: {outcome.verdict}: {outcome.reason}")
@@ -107,18 +125,24 @@ def _finish(session: Session, outcome: Outcome, environment: str) -> None:
 def release_plan(session: Session, /, plan_file: Path, environment: str, **trust: Any) -> None:
     """Every step's gates and verdicts, in order; changes nothing. Exit 1 if a step would be denied."""
     from pipeline_kit.errors import EXIT_DENIED
+    from pipeline_kit.report.pictures import plan_chart
 
     applier = _applier(session, plan_file, environment, False, None, trust)
-    steps, denied = 0, []
+    steps, denied, states = 0, [], {}
     for service, planned in applier.plan():
         verdict = "would pass" if planned.passed else "would be DENIED"
         steps += 1
+        states[service] = ("passed", verdict) if planned.passed else ("failed", verdict)
         if not planned.passed:
             denied.append(service)
         click.echo(f"{service}: release {planned.release.id} {verdict}")
         click.echo(table(["gate", "verdict", "reason"], [(r.gate, MARK[r.verdict], r.reason) for r in planned.results]))
     summary = f"release plan to {environment}: {steps - len(denied)} of {counted(steps, 'step')} would pass"
     click.echo(summary + (f"; would be DENIED: {', '.join(denied)}" if denied else ""))
+    session.publish(
+        {"release-plan": "would be denied" if denied else "would pass"},
+        f"### pipeline-kit: {summary}\n\n" + plan_chart(applier.loaded.plan, states).markdown(),
+    )
     if denied:
         raise click.exceptions.Exit(EXIT_DENIED)
 
@@ -152,7 +176,7 @@ def applier_command(function: Callable[..., None]) -> Callable[..., None]:
 def release_apply(applier: Applier, session: Session, environment: str) -> None:
     """Promote every service in dependency order; on a failure compensate the completed ones,
     newest first, and exit 1. A killed apply resumes from the plan's ledger."""
-    _finish(session, applier.apply(), environment)
+    _finish(session, applier, applier.apply())
 
 
 @release.command("status")
@@ -178,10 +202,7 @@ def release_status(session: Session, plan_file: Path, environment: str, as_json:
         f"{environment}: {saga.outcome or 'in progress'}; done: {', '.join(saga.done) or 'none'}; "
         f"failed: {saga.failed or 'none'}; compensated: {', '.join(saga.compensated) or 'none'}"
     )
-    rows = [
-        (service, saga.releases.get(service, ""), "compensated" if service in saga.compensated else "promoted")
-        for service in saga.done
-    ]
+    rows = [(service, saga.releases.get(service, ""), _state(saga, service)) for service in saga.done]
     if saga.failed and saga.failed not in saga.done:
         rows.append((saga.failed, "", "failed"))
     if rows:
@@ -192,7 +213,7 @@ def release_status(session: Session, plan_file: Path, environment: str, as_json:
 @applier_command
 def release_rollback(applier: Applier, session: Session, environment: str) -> None:
     """Compensate a finished plan by hand: every step, newest first."""
-    _finish(session, applier.rollback(), environment)
+    _finish(session, applier, applier.rollback())
 
 
 # -- the plan as the CI platform's own DAG: one job per part ----------------------------------------
@@ -215,7 +236,7 @@ def release_start(session: Session, /, plan_file: Path, environment: str, **trus
 def release_step(applier: Applier, session: Session, environment: str, service: str) -> None:
     """Promote SERVICE as one step of the open saga; exit 1 when it fails (a step done already
     is not run again)."""
-    _finish(session, applier.step(service), environment)
+    _finish(session, applier, applier.step(service))
 
 
 @release.command("compensate")
@@ -224,7 +245,7 @@ def release_step(applier: Applier, session: Session, environment: str, service: 
 def release_compensate(applier: Applier, session: Session, environment: str, service: str) -> None:
     """Undo SERVICE's completed step (its `compensate:` command, else its signed rollback), once
     every step that needs it is undone; nothing when it never completed."""
-    _finish(session, applier.compensate_service(service), environment)
+    _finish(session, applier, applier.compensate_service(service))
 
 
 @release.command("finish")
@@ -232,7 +253,7 @@ def release_compensate(applier: Applier, session: Session, environment: str, ser
 def release_finish(applier: Applier, session: Session, environment: str) -> None:
     """Close the saga (finished, or failed after the compensations) and sign its summary; exit 1
     when it failed."""
-    _finish(session, applier.finish(), environment)
+    _finish(session, applier, applier.finish())
 
 
 @release.command("emit")

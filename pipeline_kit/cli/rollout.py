@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pipeline_kit.cli._render import emit_json, markdown_table
+from pipeline_kit.cli._render import emit_json, markdown_table, markdown_text
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 from pipeline_kit.cli._trust import (
     identity_token,
@@ -32,12 +32,18 @@ def finish_rollout(session: Session, environment: str, outcome: RolloutOutcome, 
     """Outputs, the job summary (a row per analysed step) and the exit code of a rollout;
     `quiet`: nothing on stdout (`--json` printed it all)."""
     from pipeline_kit.errors import EXIT_DENIED
+    from pipeline_kit.report.pictures import rollout_chart
 
+    config = session.config(required=True)
+    assert config is not None
     rollout = outcome.rollout
     rows = [(index + 1, analysis.verdict, analysis.reason) for index, analysis in outcome.analyses]
     session.publish(
         {"rollout": outcome.verdict, "step": str(rollout.step + 1), "weight": str(rollout.weight)},
-        f"### pipeline-kit: rollout of `{rollout.release}` in {environment}: {outcome.verdict}\n\n{outcome.reason}\n\n"
+        f"### pipeline-kit: rollout of `{rollout.release}` in {environment}: {outcome.verdict}\n\n"
+        f"{markdown_text(outcome.reason)}\n\n"
+        + rollout_chart(config, environment, outcome).markdown()
+        + "\n"
         + markdown_table(["step", "analysis", "measurements"], rows),
     )
     if not quiet:
