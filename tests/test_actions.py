@@ -17,6 +17,7 @@ from packaging.utils import canonicalize_name
 
 from pipeline_kit._internal.files import read_toml
 from tests.conftest import EXAMPLE, ROOT, SIGNER, git, kit_checkout, offline_installs
+from tests.mermaid_parser import charts
 from tests.sigstore_instance import LocalSigstore
 
 BIN = Path(sys.executable).parent
@@ -149,8 +150,14 @@ def test_act_runs_release_and_promote_end_to_end(tmp_path: Path, sigstore: Local
     decision = json.loads((out / "dev.decision.json").read_text())
     assert decision["actor"].startswith("github:") and decision["reason"] == "first release"
     assert SIGNER in "".join(g["reason"] for g in decision["gates"])
-    # the step summary carried the gate table
+    # the step summary carried the gate table and the environments drawn, as Mermaid reads them
     assert "| signature | passed |" in result.stdout
+    chart = charts(result.stdout)[0]
+    assert chart["shown"] == [
+        (f"dev\nrelease {outputs['release'][:12]}\ngates passed\narrived: deployed", ["passed"]),
+        ("staging\nnot judged by this job", ["waiting"]),
+        ("prod\nnot judged by this job", ["waiting"]),
+    ]
 
 
 def test_hostile_input_reaches_the_kit_as_data(tmp_path: Path, sigstore: LocalSigstore) -> None:

@@ -17,6 +17,7 @@ import yaml
 
 from pipeline_kit import __version__
 from tests.conftest import EXAMPLE, LEDGER, ROOT, SIGNER, Cli, git, kit_checkout, offline_installs
+from tests.mermaid_parser import charts
 from tests.sigstore_instance import LocalSigstore
 
 TEMPLATES = ROOT / "gitlab-templates"
@@ -140,6 +141,14 @@ def test_full_pipeline_installs_the_released_kit_then_builds_signs_and_promotes_
     ledger = [json.loads(line) for line in (repo / LEDGER).read_text().splitlines()]
     assert [(e["kind"], e["environment"]) for e in ledger] == [("promoted", "dev"), ("deployed", "dev")]
     assert (repo / "pipeline-kit-gates.xml").is_file()
+    # the promote job's summary (GitLab has none: a Markdown artifact) draws the environments
+    kept = repo / ".gitlab-ci-local" / "artifacts" / "pipeline-kit-promote-dev" / "pipeline-kit-summary.md"
+    chart = charts(kept.read_text())[-1]
+    assert chart["shown"] == [
+        (f"dev\nrelease {release['id'][:12]}\ngates passed\narrived: deployed", ["passed"]),
+        ("staging\nnot judged by this job", ["waiting"]),
+        ("prod\nnot judged by this job", ["waiting"]),
+    ]
     assert (repo / "before.txt").read_text().strip() == "setup in pipeline-kit-build"
     installed = (repo / ".pipeline-kit-venv" / "bin" / "pipeline-kit").read_text()
     assert ".pipeline-kit-venv" in installed.splitlines()[0]  # the job's venv, not this test's kit
