@@ -28,6 +28,7 @@ from tests.conftest import (
     killed_at,
     sign,
 )
+from tests.mermaid_parser import charts, github_summary
 from tests.sigstore_instance import LocalSigstore
 
 SERVICES = ("accounts", "orders", "web")
@@ -171,13 +172,27 @@ def signed_summary(root: Path, sigstore: LocalSigstore) -> dict[str, Any]:
 
 
 def test_a_failing_third_step_leaves_every_service_on_its_previous_release(
-    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
+    cli: Cli,
+    services: tuple[Path, dict[str, tuple[str, str]]],
+    sigstore: LocalSigstore,
+    policy: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root, releases = services
     # web passes its gates, and its deploy fails: only applying the plan can show that
     set_dev(root / "services" / "web", deploy="echo cannot reach the cluster >&2; exit 3")
+    summary = github_summary(monkeypatch, root / "summary.md")
     result = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
     assert result.code == 1, result.out + result.err
+    # the job summary draws the plan's DAG with each step's state, as Mermaid reads it
+    plan = charts(summary.read_text())[-1]
+    accounts, orders = releases["accounts"][1][:12], releases["orders"][1][:12]
+    assert plan["shown"] == [
+        (f"accounts\ncompensated {accounts}", ["compensated"]),
+        (f"orders\ncompensated {orders}", ["compensated"]),
+        ("web\nfailed", ["failed"]),
+    ]
+    assert sorted(plan["edges"]) == [["n0", "n1"], ["n1", "n2"]]
     assert "web: failed: deploy to dev exited with code 3" in result.out
     for service in SERVICES:
         previous, _ = releases[service]
