@@ -44,6 +44,7 @@ README_HEADINGS = [
     (3, "Multi-service releases: a release plan as a saga"),
     (3, "Progressive rollouts: canary and blue-green"),
     (3, "Promotion records"),
+    (3, "Pictures and dashboards"),
     (2, "Threat model"),
     (2, "The evidence directory"),
     (3, "SBOM"),
