@@ -24,6 +24,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def ready(url: str, within: float = 20) -> bool:
+    """Whether `url`/-/ready (Prometheus's, the Pushgateway's) answers 200 within `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 @dataclass(frozen=True)
 class Traffic:
     """A release serving `rps` requests a second, `error_ratio` of them 5xx, over the data's span."""
@@ -108,14 +121,8 @@ class LocalPrometheus:
             stdout=subprocess.DEVNULL,
             stderr=(self.root / "prometheus.log").open("wb"),
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.05)
+        if ready(self.url):
+            return self
         self.stop()
         raise RuntimeError(f"prometheus did not become ready: {(self.root / 'prometheus.log').read_text()[-2000:]}")
 

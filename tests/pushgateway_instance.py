@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.prometheus_instance import LocalPrometheus, free_port
+from tests.prometheus_instance import LocalPrometheus, free_port, ready
 
 
 class LocalPushgateway:
@@ -38,15 +38,7 @@ class LocalPushgateway:
             stdout=subprocess.DEVNULL,
             stderr=(self.root / "pushgateway.log").open("wb"),
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.05)
-        else:
+        if not ready(self.url):
             self.stop()
             raise RuntimeError(f"pushgateway did not start: {(self.root / 'pushgateway.log').read_text()[-2000:]}")
         self.prometheus.start()

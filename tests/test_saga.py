@@ -181,11 +181,11 @@ def test_a_failing_third_step_leaves_every_service_on_its_previous_release(
     root, releases = services
     # web passes its gates, and its deploy fails: only applying the plan can show that
     set_dev(root / "services" / "web", deploy="echo cannot reach the cluster >&2; exit 3")
-    summary = github_summary(monkeypatch, root / "summary.md")
+    job_summary = github_summary(monkeypatch, root / "summary.md")
     result = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
     assert result.code == 1, result.out + result.err
     # the job summary draws the plan's DAG with each step's state, as Mermaid reads it
-    plan = charts(summary.read_text())[-1]
+    plan = charts(job_summary.read_text())[-1]
     accounts, orders = releases["accounts"][1][:12], releases["orders"][1][:12]
     assert plan["shown"] == [
         (f"accounts\ncompensated {accounts}", ["compensated"]),
