@@ -480,7 +480,7 @@ def test_independent_steps_run_at_once_and_their_dependants_after(
 
 
 def emitted_gitlab_run(
-    cli: Cli, root: Path, sigstore: LocalSigstore, policy: list[str]
+    cli: Cli, root: Path, sigstore: LocalSigstore, policy: list[str], **more: str
 ) -> subprocess.CompletedProcess[str]:
     """Emit the plan as a GitLab child pipeline and run it with gitlab-ci-local (shell executor);
     every ledger is a ref of one git remote, as jobs in workspaces of their own need."""
@@ -495,7 +495,7 @@ def emitted_gitlab_run(
     (root / ".gitlab-ci.yml").write_text(emitted.out)
     (root / ".gitignore").write_text(".gitlab-ci-local/\n")
     init_repo(root, remote="https://gitlab.example.com/acme/release.git")
-    variables = {"SIGSTORE_IDENTITY_TOKEN": sigstore.mint_token(SIGNER)}
+    variables = {"SIGSTORE_IDENTITY_TOKEN": sigstore.mint_token(SIGNER), **more}
     flags = dict(zip(policy[::2], policy[1::2], strict=True))
     for command in ("START", "STEP", "COMPENSATE", "FINISH"):
         for flag, value in flags.items():
@@ -509,10 +509,16 @@ def test_an_emitted_gitlab_pipeline_runs_each_step_as_its_own_job(
     cli: Cli, git_services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
 ) -> None:
     root, releases = git_services
-    result = emitted_gitlab_run(cli, root, sigstore, policy)
+    # GitLab's behaviour (gitlab-ci-local says GITLAB_CI=false): the summary as an artifact
+    result = emitted_gitlab_run(cli, root, sigstore, policy, GITLAB_CI="true")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     for job in ("release-start", "release-accounts", "release-orders", "release-web", "release-finish"):
         assert f"PASS  {job}" in result.stdout, result.stdout[-3000:]
+    # the last job's summary draws the plan's DAG, every step promoted
+    kept = root / ".gitlab-ci-local" / "artifacts" / "release-finish" / "pipeline-kit-summary.md"
+    assert charts(kept.read_text())[-1]["shown"] == [
+        (f"{service}\npromoted {releases[service][1][:12]}", ["passed"]) for service in SERVICES
+    ]
     for service in SERVICES:  # GitLab runs each compensation job; none finds anything to undo
         assert f"{service}: nothing to compensate: every step was promoted" in result.stdout
     assert all(deployed(root, s)[-1] == releases[s][1] for s in SERVICES)
