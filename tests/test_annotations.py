@@ -5,9 +5,10 @@ blocks a promotion, and says so."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -155,13 +156,16 @@ def test_a_missing_token_is_said_and_a_set_one_is_sent_never_shown(
         assert first.code == 0 and "the variable PUSH_TOKEN is not set" in first.err, first.err
         assert seen == []
         monkeypatch.setenv("PUSH_TOKEN", "s3cr3t-push-token")
-        second = cli(["promote", "--to", "dev", *policy], cwd=signed)
+        # the deploy command, a child process, never sees the token
+        second = cli(["promote", "--to", "dev", *policy, "--", "sh", "-c", "env > child-env.txt"], cwd=signed)
         assert second.code == 0 and "warning" not in second.err, second.err
     finally:
         server.shutdown()
     [(path, auth, body)] = seen
     assert auth == "Bearer s3cr3t-push-token"
     assert "s3cr3t" not in second.out + second.err
+    child = (signed / "child-env.txt").read_text()
+    assert "PATH=" in child and "s3cr3t" not in child and "PUSH_TOKEN" not in child
     assert path.endswith("/environment@base64/ZGV2/event@base64/YXJyaXZhbA==")  # dev, arrival
     assert b"# TYPE pipeline_kit_event_timestamp_seconds gauge" in body
 
@@ -180,3 +184,28 @@ def test_a_pushgateway_that_refuses_is_one_line(pushgateway: LocalPushgateway) -
     refused = Pushgateway(pushgateway.url, "").replace({"environment": "a"}, [Gauge("kit_test_refused", 1.0)])
     assert refused is not None and refused.startswith(f"{pushgateway.url}: HTTP 400: "), refused
     assert "\n" not in refused
+
+
+def test_a_silent_pushgateway_costs_one_timeout_per_job(tmp_path: Path) -> None:
+    """A Pushgateway that takes the connection and never answers: the push ends at its deadline,
+    said; the next event does not wait for it again."""
+    from pipeline_kit.ledger import Draft, FileLedger
+    from pipeline_kit.promotion.announcing import AnnouncingLedger
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    said: list[str] = []
+    gateway = Pushgateway(f"http://127.0.0.1:{listener.getsockname()[1]}", "kit", timeout=0.5)
+    ledger = AnnouncingLedger(FileLedger(tmp_path / "ledger.jsonl"), gateway, said.append)
+    now = datetime.now(timezone.utc)
+    for release in ("a" * 32, "b" * 32):
+        ledger.append(Draft(kind="promoted", environment="dev", release=release, actor="t", time=now))
+    assert said == [
+        f"the arrival in dev (ledger seq 1) was not published: {gateway.url}: timed out: no complete answer within 0.5s",
+        "the arrival in dev (ledger seq 2) was not published: not asked again after it failed: "
+        f"{gateway.url}: timed out: no complete answer within 0.5s",
+    ]
+    assert len(accepted) == 1
+    assert [e.seq for e in FileLedger(tmp_path / "ledger.jsonl").verify()] == [1, 2]  # recorded all the same
+    listener.close()

@@ -91,7 +91,9 @@ def announce(target: Pushgateway | str, entry: Entry) -> str | None:
 
 
 class AnnouncingLedger(Ledger):
-    """`inner`, whose every appended entry is also announced; a failure goes to `warn`, never up."""
+    """`inner`, whose every appended entry is also announced; a failure goes to `warn`, never up.
+    A Pushgateway that failed once is not asked again by this process: a rollout's later steps
+    (and its traffic back to stable) never wait for it a second time."""
 
     def __init__(self, inner: Ledger, target: Pushgateway | str, warn: Callable[[str], None]) -> None:
         self.inner = inner
@@ -106,6 +108,8 @@ class AnnouncingLedger(Ledger):
         problem = announce(self.target, entry)
         if problem is not None:
             self.warn(problem)
+            if not isinstance(self.target, str):
+                self.target = f"not asked again after it failed: {problem.split(': ', 1)[1]}"
         return entry
 
     def attachment(self, sha256: str) -> bytes | None:
