@@ -730,6 +730,79 @@ def bench_migrations(sizes: Sequence[int]) -> tuple[list[list[str]], list[str]]:
     return rows, [f"migrations check: statements per second at the sizes measured: {growth}"]
 
 
+def bench_pictures(sizes: Sequence[int], repeat: int = 20) -> list[list[str]]:
+    """A release plan's summary picture (every label escaped) against the summary's Markdown table
+    of the same rows, at each size (the picture stops at 200 nodes: it must not grow past them)."""
+    from pipeline_kit.cli._render import markdown_table
+    from pipeline_kit.report.mermaid import Node, graph
+
+    out = []
+    for size in sizes:
+        rows = [(f"service-{i}", f"promoted {'ab' * 6}", "passed") for i in range(size)]
+        named = [
+            (name, Node((name, words), state), [f"service-{i - 1}"] if i else [])
+            for i, (name, words, state) in enumerate(rows)
+        ]
+
+        def picture(named: list[tuple[str, Node, list[str]]] = named) -> str:
+            return graph(named, "TD").markdown()
+
+        def table(rows: list[tuple[str, str, str]] = rows) -> str:
+            return markdown_table(["service", "release", "state"], rows)
+
+        ours, reference = median_time(picture, repeat), median_time(table, repeat)
+        out.append(row(f"summary picture, {size:,} plan steps", ours, reference, "its Markdown table"))
+    return out
+
+
+def bench_annotations(runs: int = 50) -> list[list[str]]:
+    """A ledger append that is also pushed to a real Pushgateway (Debian's, on 127.0.0.1), against
+    the append alone."""
+    from datetime import datetime, timezone
+
+    from pipeline_kit.ledger import Draft, FileLedger
+    from pipeline_kit.metrics.pushgateway import Pushgateway
+    from pipeline_kit.promotion.announcing import AnnouncingLedger
+
+    if shutil.which("prometheus-pushgateway") is None:
+        return [["annotations", "skipped: prometheus-pushgateway is not installed", "", "", ""]]
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.prometheus_instance import free_port, ready
+
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        gateway = subprocess.Popen(
+            ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={tmp}/p"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert ready(f"http://127.0.0.1:{port}")
+            said: list[str] = []
+            plain = FileLedger(Path(tmp) / "plain.jsonl")
+            pushed = AnnouncingLedger(
+                FileLedger(Path(tmp) / "pushed.jsonl"), Pushgateway(f"http://127.0.0.1:{port}", "bench"), said.append
+            )
+            now = datetime.now(timezone.utc)
+
+            def append(ledger: FileLedger | AnnouncingLedger) -> None:
+                ledger.append(Draft(kind="deployed", environment="prod", release="ab" * 16, actor="ci", time=now))
+
+            # one of each in turn (the appends fsync: the disk's state is shared), medians compared
+            times: dict[str, list[float]] = {"pushed": [], "plain": []}
+            for _ in range(runs):
+                for name, ledger in (("plain", plain), ("pushed", pushed)):
+                    started = time.perf_counter()
+                    append(ledger)
+                    times[name].append(time.perf_counter() - started)
+            ours, reference = statistics.median(times["pushed"]), statistics.median(times["plain"])
+            assert not said, said
+        finally:
+            gateway.terminate()
+            gateway.wait(timeout=10)
+    return [row("ledger append + Pushgateway push (arrival)", ours, reference, "the ledger append alone")]
+
+
 def bench_release_plan(runs: int, steps: int = 10) -> list[list[str]]:
     """`release apply` of a plan of `steps` small services (no-op deploys), against the same
     promotions run one after another as single `promote` commands."""
@@ -809,6 +882,8 @@ def main() -> None:
         "rollout",
         "migrations",
         "release-plan",
+        "pictures",
+        "annotations",
     ]
     which = args.which or everything
     unknown = set(which) - set(everything)
@@ -857,6 +932,10 @@ def main() -> None:
         rows += bench_rollout(args.runs)
     if "release-plan" in which:
         rows += bench_release_plan(args.runs)
+    if "pictures" in which:
+        rows += bench_pictures([10, 100, 1000])
+    if "annotations" in which:
+        rows += bench_annotations()
     if "migrations" in which:
         migration_rows, migration_notes = bench_migrations([20, 200])
         rows += migration_rows
