@@ -747,6 +747,12 @@ def test_an_emitted_github_workflow_runs_under_act_and_compensates_in_its_own_jo
         line for line in result.stdout.splitlines() if "Summary - ### pipeline-kit: release plan to dev" in line
     ]
     assert any("/release-orders" in line for line in summaries), log  # each job shows the saga so far
+    # the last job's summary draws the plan's DAG, as Mermaid reads it
+    assert charts(result.stdout)[-1]["shown"] == [
+        (f"accounts\ncompensated {releases['accounts'][1][:12]}", ["compensated"]),
+        (f"orders\ncompensated {releases['orders'][1][:12]}", ["compensated"]),
+        ("web\nfailed", ["failed"]),
+    ]
     for service in ("accounts", "orders"):  # deployed in their own jobs, then put back
         assert (out / f"{service}.txt").is_file(), log
         assert (out / f"{service}.txt").read_text().split() == [releases[service][1], releases[service][0]], log
