@@ -146,6 +146,33 @@ def test_unleash_leaves_a_flag_that_was_off_before_off_after_a_restore(
     assert unleash.seen_by_app(flag, "production", False) is False
 
 
+def test_a_kill_whose_tag_cannot_be_written_still_turns_the_flag_off(
+    cli: Cli, hello: Path, unleash: LocalUnleash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # in an incident the flag off matters more than the marker; without the marker the restore is
+    # Unleash's to do by hand. The tag type gone makes Unleash refuse the tag (the server is this
+    # worker's alone and its tests run one at a time; the type is put back whatever happens).
+    flag = unleash.create_flag(on_in=("production",))
+    unleash_project(hello, unleash.url)
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
+    unleash.admin("DELETE", "/api/admin/tag-types/simple")
+    try:
+        killed = cli(["flags", "kill", flag, "--env", "prod", "--reason", "INC-10"], cwd=hello)
+    finally:
+        simple = {"name": "simple", "description": "Used to simplify filtering of features", "icon": "#"}
+        unleash.admin("POST", "/api/admin/tag-types", simple, expect=201)
+    assert killed.code == 0, killed.err
+    assert (
+        f"{flag} off in Unleash environment production (project default); unleash: marking {flag} failed: "
+        in killed.out
+    )
+    assert "HTTP 400" in killed.out and "restore it in Unleash by hand" in killed.out
+    assert unleash.enabled(flag, "production") is False and unleash.tags(flag) == []
+    restored = cli(["flags", "restore", flag, "--env", "prod", "--reason", "over"], cwd=hello)
+    assert restored.code == 2 and "was not turned off by pipeline-kit" in restored.err
+    assert unleash.enabled(flag, "production") is False
+
+
 def test_unleash_refusals_name_the_cause_and_change_nothing(
     cli: Cli, hello: Path, unleash: LocalUnleash, monkeypatch: pytest.MonkeyPatch
 ) -> None:
