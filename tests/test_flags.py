@@ -76,6 +76,14 @@ def unleash_project(project: Path, url: str, environments: dict[str, str] | None
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def unleash_ready(project: Path, unleash: LocalUnleash, monkeypatch: pytest.MonkeyPatch, *on_in: str) -> str:
+    """A new flag on in `on_in`, the project's `flags:` on this Unleash, the admin token set."""
+    flag = unleash.create_flag(on_in=on_in)
+    unleash_project(project, unleash.url)
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
+    return flag
+
+
 def test_unleash_kill_and_restore_as_an_application_sees_it(
     cli: Cli, hello: Path, unleash: LocalUnleash, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,9 +141,7 @@ def test_unleash_leaves_a_flag_that_was_off_before_off_after_a_restore(
 ) -> None:
     # Unleash keeps no state before a kill: a restore that only switched "on" would turn on a
     # feature someone had deliberately left off (an unfinished one) once the incident is over
-    flag = unleash.create_flag(on_in=("development",))
-    unleash_project(hello, unleash.url)
-    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
+    flag = unleash_ready(hello, unleash, monkeypatch, "development")
     killed = cli(["flags", "kill", flag, "--env", "prod", "--reason", "INC-8"], cwd=hello)
     assert killed.code == 0, killed.err
     assert "already off in Unleash environment production" in killed.out and "restore will leave it off" in killed.out
@@ -152,9 +158,7 @@ def test_a_kill_whose_tag_cannot_be_written_still_turns_the_flag_off(
     # in an incident the flag off matters more than the marker; without the marker the restore is
     # Unleash's to do by hand. The tag type gone makes Unleash refuse the tag (the server is this
     # worker's alone and its tests run one at a time; the type is put back whatever happens).
-    flag = unleash.create_flag(on_in=("production",))
-    unleash_project(hello, unleash.url)
-    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
+    flag = unleash_ready(hello, unleash, monkeypatch, "production")
     unleash.admin("DELETE", "/api/admin/tag-types/simple")
     try:
         killed = cli(["flags", "kill", flag, "--env", "prod", "--reason", "INC-10"], cwd=hello)
