@@ -134,6 +134,12 @@ def test_unleash_kill_and_restore_as_an_application_sees_it(
     ]
     said = "".join(r.out + r.err for r in (missing, killed, again, refused, wrong_kind, restored))
     assert unleash.admin_token.split(".")[1] not in said + (hello / LEDGER).read_text()
+    # killed again, then turned back on in Unleash by hand: a restore finds it on and clears the tag
+    assert cli(["flags", "kill", flag, "--env", "prod", "--reason", "INC-11"], cwd=hello).code == 0
+    unleash.admin("POST", f"/api/admin/projects/default/features/{flag}/environments/production/on")
+    by_hand = cli(["flags", "restore", flag, "--env", "prod", "--reason", "on by hand"], cwd=hello)
+    assert by_hand.code == 0 and f"{flag} already on in Unleash environment production" in by_hand.out
+    assert unleash.tags(flag) == [] and unleash.enabled(flag, "production") is True
 
 
 def test_unleash_leaves_a_flag_that_was_off_before_off_after_a_restore(
