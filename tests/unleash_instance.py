@@ -103,7 +103,10 @@ class LocalUnleash:
             status, raw = 0, b""
         if expect is not None:
             assert status == expect, f"{method} {path}: HTTP {status} {raw[:300]!r}"
-        return status, json.loads(raw) if raw.strip() else None
+        try:
+            return status, json.loads(raw) if raw.strip() else None
+        except ValueError:  # not JSON (a server still starting, or not Unleash)
+            return status, raw.decode(errors="replace")
 
     def create_flag(self, on_in: tuple[str, ...] = (), beta_only: bool = False) -> str:
         """A new kill-switch flag (a name of its own: the server is shared by the session), on in
