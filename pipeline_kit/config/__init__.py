@@ -34,6 +34,7 @@ from pipeline_kit.config.environments import (
     CanaryConfig,
     CanaryStep,
     EnvironmentConfig,
+    ProbeConfig,
     StrategyConfig,
     TrafficConfig,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "MetricProviderConfig",
     "MigrationsConfig",
     "OnFailureConfig",
+    "ProbeConfig",
     "SbomConfig",
     "SbomSourceConfig",
     "SbomSourceType",

@@ -232,7 +232,11 @@ class Decided:
 
 
 def decide(
-    project: Project, result: Plan, verdict: Literal["passed", "denied", "waived"], reason: str | None
+    project: Project,
+    result: Plan,
+    verdict: Literal["passed", "denied", "waived"],
+    reason: str | None,
+    purpose: Literal["promotion", "reconcile"] = "promotion",
 ) -> Decided:
     """The decision on `result`, a plan judged in this process (`Plan` is made by `plan` alone).
     It commits to the ledger it was made on: truncating or rewriting the ledger up to here no
@@ -257,6 +261,7 @@ def decide(
         time=now_utc(),
         reason=reason,
         break_glass=verdict == "waived",
+        purpose=purpose,
         policy=effective_policy(project),
         input_attestations=tuple(inputs),
     )

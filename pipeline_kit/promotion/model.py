@@ -56,6 +56,7 @@ class Decision(Model):
     time: datetime
     reason: str | None = None
     break_glass: bool = False
+    purpose: Literal["promotion", "reconcile"] = "promotion"  # reconcile: the signed release put back after a drift
     policy: dict[str, Any]  # the policy applied: config file digest, identity and source, overrides
     input_attestations: tuple[dict[str, Any], ...] = ()
 
