@@ -1,0 +1,233 @@
+"""Drift: a real environment (an HTTP server answering what its deploy wrote; nginx in front of two
+slots for a rollout) asked what it runs, against the release signed evidence says it runs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import LEDGER, Cli, describe, forge_line
+from tests.nginx_instance import Backend, LocalNginx
+from tests.sigstore_instance import LocalSigstore
+from tests.test_rollout import nginx_slots, roll_out_first, set_steps
+
+__all__ = ["nginx_slots"]  # a fixture, used by name
+
+
+def configure(project: Path, **dev: Any) -> None:
+    path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(path.read_text())
+    config["environments"]["dev"].update(dev)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def release_of(project: Path) -> tuple[str, str]:
+    """(release id, sha256 of its one subject) of the evidence dir's top-level release."""
+    release = json.loads((project / ".pipeline-kit" / "release.json").read_text())
+    return release["id"], release["subjects"][0]["digest"]["sha256"]
+
+
+def ledger(project: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (project / LEDGER).read_text().splitlines()]
+
+
+@pytest.fixture
+def served(tmp_path: Path, signed: Path) -> Iterator[Path]:
+    """dev is a real HTTP server answering what dev's deploy wrote (the digest it deployed), and
+    dev's probe asks it; the file it serves is outside the project."""
+    answer = tmp_path / "dev-serves"
+    backend = Backend(answer)
+    configure(
+        signed,
+        deploy=f'echo "$PIPELINE_KIT_DIGEST" > {answer}',
+        probe={"url": f"http://{backend.address}/version", "timeout": 5},
+    )
+    yield answer
+    backend.stop()
+
+
+def test_drift_is_found_recorded_and_reconciled_through_a_promotion(
+    cli: Cli, signed: Path, policy: list[str], token: None, served: Path
+) -> None:
+    nothing = cli(["drift", "--env", "dev", *policy], cwd=signed)
+    assert nothing.code == 3 and "nothing signed shows what dev runs" in nothing.out, nothing.out + nothing.err
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    release, digest = release_of(signed)
+    assert served.read_text().strip() == f"sha256:{digest}"  # the deploy really wrote it
+    in_sync = cli(["drift", "--env", "dev", *policy], cwd=signed)
+    assert in_sync.code == 0 and "in-sync" in in_sync.out, in_sync.out + in_sync.err
+    # the unknown before any promotion is recorded; in sync since the arrival, nothing more
+    assert [e["kind"] for e in ledger(signed)] == ["drift", "promoted", "deployed"]
+
+    served.write_text("sha256:" + "ab" * 32 + "\n")  # someone deployed by hand
+    drifted = cli(["drift", "--env", "dev", "--json", *policy], cwd=signed)
+    assert drifted.code == 1, drifted.out + drifted.err
+    report = json.loads(drifted.out)
+    assert report["state"] == "drift" and report["expected"]["release"] == release
+    assert report["findings"][0]["answer"] == "sha256:" + "ab" * 32
+    first = ledger(signed)[-1]
+    assert first["kind"] == "drift" and first["details"]["state"] == "drift" and first["release"] == release
+    again = cli(["drift", "--env", "dev", "--json", *policy], cwd=signed)
+    assert again.code == 1 and json.loads(again.out)["since"] == first["time"].replace("Z", "+00:00")
+    shown = cli(["ledger", "show", "--env", "dev"], cwd=signed)
+    assert shown.out.count(" drift ") == 3 and "drift: found sha256:ababab" in shown.out, shown.out
+
+    repaired = cli(["drift", "--env", "dev", "--reconcile", *policy], cwd=signed)
+    assert repaired.code == 0, repaired.out + repaired.err
+    assert "reconcile: passed" in repaired.out and "dev: in-sync: expected" in repaired.out
+    assert served.read_text().strip() == f"sha256:{digest}"  # put back by the deploy command
+    kinds = [e["kind"] for e in ledger(signed)]
+    assert kinds[-2:] == ["reconciled", "deployed"], kinds
+    decision = next(e for e in ledger(signed) if e["kind"] == "reconciled")
+    assert decision["release"] == release and decision["reason"].startswith("reconcile: dev: drift")
+    statement = signed_statement(signed, ledger(signed)[-1]["details"]["vsa"])
+    assert "PIPELINE_KIT_RECONCILED" in statement["predicate"]["verifiedLevels"]
+    assert statement["predicate"]["verificationResult"] == "PASSED"
+    assert statement["predicate"]["policy"]["annotations"]["purpose"] == "reconcile"
+    assert cli(["ledger", "verify", *policy], cwd=signed).code == 0
+
+
+def signed_statement(project: Path, digest: str) -> dict[str, Any]:
+    """The in-toto statement inside a ledger attachment (a Sigstore bundle, DSSE)."""
+    from pipeline_kit.ledger import FileLedger
+
+    data = FileLedger(project / LEDGER).attachment(digest)
+    assert data is not None
+    bundle = json.loads(data)
+    return dict(json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"])))
+
+
+def test_an_unsigned_release_and_a_ledger_line_claiming_it_do_not_change_what_is_expected(
+    cli: Cli, signed: Path, policy: list[str], token: None, served: Path
+) -> None:
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    good, good_digest = release_of(signed)
+    (signed / "src" / "hello_service" / "unsigned.py").write_text("UNSIGNED = True\n")
+    describe(cli, signed)  # built and described, never signed nor promoted
+    unsigned, unsigned_digest = release_of(signed)
+    assert unsigned != good
+    forge_line(signed, kind="deployed", environment="dev", release=unsigned, subjects={"x": unsigned_digest})
+    served.write_text(f"sha256:{unsigned_digest}\n")  # the environment runs the unsigned build
+    result = cli(["drift", "--env", "dev", "--json", *policy], cwd=signed)
+    assert result.code == 1, result.out + result.err
+    report = json.loads(result.out)
+    assert report["expected"]["release"] == good and report["findings"][0]["state"] == "drift"
+    served.write_text(f"{good}\n")  # the signed release, answered by its release id: the ledger line changes nothing
+    assert cli(["drift", "--env", "dev", *policy], cwd=signed).code == 0
+    served.write_text(f"sha256:{good_digest}\n")
+    assert cli(["drift", "--env", "dev", *policy], cwd=signed).code == 0
+
+
+def test_a_version_answer_is_held_to_the_signed_sbom_version(
+    cli: Cli, signed: Path, policy: list[str], token: None, served: Path
+) -> None:
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    for answer, code in (("0.1.0", 0), ("v0.1.0", 0), ("0.2.0", 1)):
+        served.write_text(answer + "\n")
+        result = cli(["drift", "--env", "dev", *policy], cwd=signed)
+        assert result.code == code, (answer, result.out + result.err)
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for its reaper does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_a_probe_that_hangs_or_answers_garbage_is_unknown_never_in_sync(
+    cli: Cli, signed: Path, policy: list[str], token: None, served: Path, tmp_path: Path
+) -> None:
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    _, digest = release_of(signed)
+    pidfile = tmp_path / "probe.pid"
+    probes = {
+        # a probe that hangs (its child holding the output open): killed with all it started
+        f"sh -c 'echo $$ > {pidfile}; echo sha256:{digest}; sleep 60'": "did not answer within 1s",
+        "yes sha256:" + digest: "printed more than 4096 bytes",  # without end: read up to the cap, killed
+        "printf 'sha256:%s\\n%s\\n' " + digest + " extra": "neither a digest",
+        "printf '\\377\\376'": "bytes that are not text",
+        "echo 'hello; rm -rf /'": "neither a digest",
+        "true": "answered nothing",
+        "echo boom >&2; exit 7": "the probe failed: boom",
+    }
+    for command, why in probes.items():
+        configure(signed, probe={"command": command, "timeout": 1})
+        result = cli(["drift", "--env", "dev", "--json", *policy], cwd=signed)
+        assert result.code == 3, (command, result.out + result.err)
+        report = json.loads(result.out)
+        assert report["state"] == "unknown" and why in report["findings"][0]["why"], (command, report)
+        assert ledger(signed)[-1]["details"]["state"] == "unknown"
+    assert not alive(int(pidfile.read_text()))
+    configure(signed, probe={"command": f"echo sha256:{digest}", "timeout": 1})
+    assert cli(["drift", "--env", "dev", *policy], cwd=signed).code == 0
+    assert ledger(signed)[-1]["details"]["state"] == "in-sync"  # the end of the unknown, recorded
+
+
+def test_the_apart_layout_runs_no_probe_command_and_still_asks_a_url(
+    cli: Cli, signed: Path, policy: list[str], token: None, served: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    monkeypatch.setenv("PIPELINE_KIT_APART", "true")
+    assert cli(["drift", "--env", "dev", *policy], cwd=signed).code == 0  # a URL is no program of the project's
+    marker = signed.parent / "probe-ran"
+    configure(signed, probe={"command": f"touch {marker}; echo 0.1.0"})
+    result = cli(["drift", "--env", "dev", "--json", *policy], cwd=signed)
+    assert result.code == 3 and "PIPELINE_KIT_APART is set" in json.loads(result.out)["findings"][0]["why"]
+    assert not marker.exists()
+
+
+def test_a_rollout_is_probed_slot_by_slot_with_the_weights_nginx_serves(
+    cli: Cli,
+    signed: Path,
+    policy: list[str],
+    sigstore: LocalSigstore,
+    monkeypatch: pytest.MonkeyPatch,
+    token: None,
+    nginx_slots: tuple[LocalNginx, Path],
+) -> None:
+    nginx, slots = nginx_slots
+    set_steps(signed, [{"weight": 100}])
+    configure(signed, probe={"url": "http://{{ address }}/"})
+    live, _ = roll_out_first(cli, signed, policy, sigstore, monkeypatch)  # green runs `live`, blue v0
+    result = cli(["drift", "--env", "dev", "--json", *policy], cwd=signed)
+    assert result.code == 0, result.out + result.err
+    findings = {f["slot"]: f for f in json.loads(result.out)["findings"]}
+    assert findings["green"]["weight"] == 100 and findings["green"]["state"] == "in-sync"
+    assert findings["blue"]["weight"] == 0 and findings["blue"]["state"] == "idle"
+
+    # someone sends a quarter of the traffic back to blue, which runs v0: nginx really serves it
+    upstream = signed / "deploy" / "upstream.conf"
+    config = yaml.safe_load((signed / "pipeline-kit.yml").read_text())
+    addresses = config["environments"]["dev"]["traffic"]["slots"]
+    upstream.write_text(
+        "upstream pipeline_kit {\n"
+        f"    server {addresses['blue']} weight=1;\n    server {addresses['green']} weight=3;\n}}\n"
+    )
+    assert cli_ok(nginx.reload_command)
+    time.sleep(0.2)  # the reload reaching the worker (not a measurement)
+    assert nginx.count(40)["v0"] == 10  # the oracle: what nginx itself serves
+    result = cli(["drift", "--env", "dev", "--json", *policy], cwd=signed)
+    assert result.code == 1, result.out + result.err
+    findings = {f["slot"]: f for f in json.loads(result.out)["findings"]}
+    assert (findings["blue"]["weight"], findings["blue"]["answer"], findings["blue"]["state"]) == (25, "v0", "drift")
+    assert findings["green"]["weight"] == 75 and findings["green"]["state"] == "in-sync"
+    # green now runs something else too: a release id that is not the signed one
+    (slots / "green").write_text("0" * 32)
+    result = cli(["drift", "--env", "dev", "--json", *policy], cwd=signed)
+    assert result.code == 1 and {f["slot"]: f["state"] for f in json.loads(result.out)["findings"]}["green"] == "drift"
+    assert live != "0" * 32
+
+
+def cli_ok(command: list[str]) -> bool:
+    import subprocess
+
+    return subprocess.run(command, capture_output=True, check=False).returncode == 0
