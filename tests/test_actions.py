@@ -191,7 +191,7 @@ def test_every_action_input_reaches_run_only_through_env() -> None:
             assert f"${{{{ inputs.{name} }}}}" in used, f"{path}: input {name} is never passed to the kit"
 
 
-@pytest.mark.parametrize("name", ["build", "sbom", "sign", "verify", "plan", "promote", "rollback", "release"])
+@pytest.mark.parametrize("name", ["build", "sbom", "sign", "verify", "plan", "promote", "rollback", "release", "drift"])
 def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
     """Each PIPELINE_KIT_* variable an action sets is read by the command it runs."""
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import LEDGER, Cli, describe, forge_line
+from tests.conftest import LEDGER, ROOT, SIGNER, Cli, describe, forge_line, git, offline_installs
 from tests.nginx_instance import Backend, LocalNginx
 from tests.sigstore_instance import LocalSigstore
 from tests.test_rollout import nginx_slots, roll_out_first, set_steps
@@ -228,6 +231,102 @@ def test_a_rollout_is_probed_slot_by_slot_with_the_weights_nginx_serves(
 
 
 def cli_ok(command: list[str]) -> bool:
-    import subprocess
-
     return subprocess.run(command, capture_output=True, check=False).returncode == 0
+
+
+def drifted_on_a_git_ledger(
+    cli: Cli, project: Path, policy: list[str], served: Path, files: dict[str, str]
+) -> tuple[Path, Path, str]:
+    """dev promoted with a git ledger on a local bare remote, then changed by hand (its answer no
+    longer the signed digest); `files` committed; a fresh clone (no evidence dir, only the ledger).
+    Returns the clone, the remote and the signed digest."""
+    remote = project.parent / "ledger.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(path.read_text())
+    config["ledger"] = {"backend": "git", "remote": str(remote), "ref": "refs/pipeline-kit/ledger"}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    for name, text in files.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "git ledger, probe")
+    assert cli(["promote", "--to", "dev", *policy], cwd=project).code == 0
+    _, digest = release_of(project)
+    served.write_text("sha256:" + "cd" * 32 + "\n")
+    fresh = project.parent / "fresh"
+    git(project.parent, "clone", "-q", str(project), str(fresh))
+    return fresh, remote, digest
+
+
+def repaired_in_the_ledger(project: Path, remote: Path, served: Path, digest: str) -> None:
+    from pipeline_kit.ledger import GitLedger
+
+    assert served.read_text().strip() == f"sha256:{digest}"
+    entries = GitLedger(project, str(remote), "refs/pipeline-kit/ledger").verify()
+    kinds = [(e.kind, e.details.get("state")) for e in entries]
+    assert kinds[-3:] == [("drift", "drift"), ("reconciled", None), ("deployed", None)], kinds
+
+
+def test_the_scheduled_github_example_finds_and_reconciles_a_drift_under_act(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, served: Path
+) -> None:
+    from tests.test_actions import run_act
+
+    workflow = (ROOT / "examples" / "github" / "drift.yml").read_text()
+    workflow = re.sub(r"@0{40} # your kit release", "@v0", workflow).replace("environment: prod", "environment: dev")
+    workflow = workflow.replace(
+        "          environment: dev\n",
+        "          environment: dev\n          trust-config: ${{ env.TEST_TRUST_CONFIG }}\n"
+        f"          cert-identity: {SIGNER}\n          cert-oidc-issuer: ${{{{ env.TEST_ISSUER }}}}\n",
+    )
+    fresh, remote, digest = drifted_on_a_git_ledger(
+        cli, signed, policy, served, {".github/workflows/drift.yml": workflow}
+    )
+    work = signed.parent / "runner"
+    work.mkdir()
+    result, _ = run_act(
+        fresh,
+        work,
+        sigstore,
+        "drift",
+        workflow=".github/workflows/drift.yml",
+        event="workflow_dispatch",
+        extra=("--input", "reconcile=true"),
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    repaired_in_the_ledger(signed, remote, served, digest)
+
+
+def test_the_gitlab_drift_template_on_a_schedule_under_gitlab_ci_local(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, served: Path
+) -> None:
+    from tests.test_gitlab_templates import TEMPLATES, run
+
+    pipeline = (
+        "include:\n"
+        "  - local: gitlab-templates/drift.yml\n"
+        "    inputs:\n"
+        f"      python: {sys.executable}\n"
+        f"      trust-config: {sigstore.trust_config_path}\n"
+        f"      cert-identity: {SIGNER}\n"
+        f"      cert-oidc-issuer: {sigstore.issuer}\n"
+        "      environment: dev\n"
+        "      reconcile: true\n"
+    )
+    files = {".gitlab-ci.yml": pipeline, ".gitignore": (signed / ".gitignore").read_text() + ".gitlab-ci-local/\n"}
+    files |= {f"gitlab-templates/{p.name}": p.read_text() for p in TEMPLATES.glob("*.yml")}
+    fresh, remote, digest = drifted_on_a_git_ledger(cli, signed, policy, served, files)
+    variables = {
+        **offline_installs(fresh.parent),
+        "SIGSTORE_IDENTITY_TOKEN": sigstore.mint_token(SIGNER),
+        "CI_PIPELINE_SOURCE": "schedule",  # the template's default rule: scheduled pipelines only
+    }
+    result = run(
+        fresh,
+        "pipeline-kit-drift-dev",
+        *(arg for key, value in variables.items() for arg in ("--variable", f"{key}={value}")),
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    assert "PASS  pipeline-kit-drift-dev" in result.stdout
+    repaired_in_the_ledger(signed, remote, served, digest)
