@@ -168,7 +168,7 @@ def test_actions_and_workflows_pass_static_checks() -> None:
     actions = sorted(str(p) for p in (ROOT / "actions").glob("*/action.yml"))
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
     workflows += sorted(str(p) for p in (ROOT / "examples" / "github").glob("*.yml"))  # what users copy
-    assert len(actions) == 9 and workflows
+    assert len(actions) == 10 and workflows
     checks = [
         [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-actions", *actions],
         [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows],

@@ -106,7 +106,7 @@ def drift(
     deploy: tuple[str, ...],
     **trust: Any,
 ) -> None:
-    """Ask ENV what it runs (its `probe:`) and compare with the signed release it should run.
+    """Ask ENV what it runs and compare with the signed release it should run (its `probe:`).
 
     The expected release is the one the signed record leaves there (a signed PASSED VSA, no
     signed rollback since), its evidence verified; ledger lines never name it. Exit 0 in sync,
