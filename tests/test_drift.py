@@ -7,7 +7,6 @@ import base64
 import json
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -301,21 +300,9 @@ def test_the_scheduled_github_example_finds_and_reconciles_a_drift_under_act(
 def test_the_gitlab_drift_template_on_a_schedule_under_gitlab_ci_local(
     cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, served: Path
 ) -> None:
-    from tests.test_gitlab_templates import TEMPLATES, run
+    from tests.test_gitlab_templates import one_template, run
 
-    pipeline = (
-        "include:\n"
-        "  - local: gitlab-templates/drift.yml\n"
-        "    inputs:\n"
-        f"      python: {sys.executable}\n"
-        f"      trust-config: {sigstore.trust_config_path}\n"
-        f"      cert-identity: {SIGNER}\n"
-        f"      cert-oidc-issuer: {sigstore.issuer}\n"
-        "      environment: dev\n"
-        "      reconcile: true\n"
-    )
-    files = {".gitlab-ci.yml": pipeline, ".gitignore": (signed / ".gitignore").read_text() + ".gitlab-ci-local/\n"}
-    files |= {f"gitlab-templates/{p.name}": p.read_text() for p in TEMPLATES.glob("*.yml")}
+    files = one_template(signed, sigstore, "drift.yml", "      environment: dev\n      reconcile: true\n")
     fresh, remote, digest = drifted_on_a_git_ledger(cli, signed, policy, served, files)
     variables = {
         **offline_installs(fresh.parent),
