@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
 import time
@@ -81,6 +82,14 @@ def test_drift_is_found_recorded_and_reconciled_through_a_promotion(
     shown = cli(["ledger", "show", "--env", "dev"], cwd=signed)
     assert shown.out.count(" drift ") == 3 and "drift: found sha256:ababab" in shown.out, shown.out
 
+    # a reconcile is a promotion: a gate that denies stops it, recorded, nothing deployed
+    gates = yaml.safe_load((signed / "pipeline-kit.yml").read_text())["environments"]["dev"]["gates"]
+    configure(signed, gates=[*gates, {"command": {"run": "exit 1"}}])
+    denied = cli(["drift", "--env", "dev", "--reconcile", *policy], cwd=signed)
+    assert denied.code == 1 and "reconcile: denied" in denied.out, denied.out + denied.err
+    assert served.read_text().strip() == "sha256:" + "ab" * 32
+    assert ledger(signed)[-1]["kind"] == "denied" and ledger(signed)[-1]["details"]["purpose"] == "reconcile"
+    configure(signed, gates=gates)
     repaired = cli(["drift", "--env", "dev", "--reconcile", *policy], cwd=signed)
     assert repaired.code == 0, repaired.out + repaired.err
     assert "reconcile: passed" in repaired.out and "dev: in-sync: expected" in repaired.out
@@ -125,6 +134,14 @@ def test_an_unsigned_release_and_a_ledger_line_claiming_it_do_not_change_what_is
     assert cli(["drift", "--env", "dev", *policy], cwd=signed).code == 0
     served.write_text(f"sha256:{good_digest}\n")
     assert cli(["drift", "--env", "dev", *policy], cwd=signed).code == 0
+    # the signed release put back from its archive; the unsigned build stays the current one here
+    served.write_text(f"sha256:{unsigned_digest}\n")
+    repaired = cli(["drift", "--env", "dev", "--reconcile", "--json", *policy], cwd=signed)
+    assert repaired.code == 0 and json.loads(repaired.out)["state"] == "in-sync", repaired.out + repaired.err
+    assert served.read_text().strip() == f"sha256:{good_digest}"
+    assert release_of(signed)[0] == unsigned
+    assert ledger(signed)[-2]["kind"] == "reconciled" and ledger(signed)[-2]["release"] == good
+    assert (signed / ".pipeline-kit" / "releases" / good / "promotions" / "dev.vsa.sigstore.json").is_file()
 
 
 def test_a_version_answer_is_held_to_the_signed_sbom_version(
@@ -169,7 +186,9 @@ def test_a_probe_that_hangs_or_answers_garbage_is_unknown_never_in_sync(
         assert report["state"] == "unknown" and why in report["findings"][0]["why"], (command, report)
         assert ledger(signed)[-1]["details"]["state"] == "unknown"
     assert not alive(int(pidfile.read_text()))
-    configure(signed, probe={"command": f"echo sha256:{digest}", "timeout": 1})
+    # the kit's identity token never reaches a probe: the answer would be the token, not the digest
+    assert os.environ["SIGSTORE_IDENTITY_TOKEN"]
+    configure(signed, probe={"command": f'printf "%s" "${{SIGSTORE_IDENTITY_TOKEN:-sha256:{digest}}}"'})
     assert cli(["drift", "--env", "dev", *policy], cwd=signed).code == 0
     assert ledger(signed)[-1]["details"]["state"] == "in-sync"  # the end of the unknown, recorded
 
@@ -227,6 +246,11 @@ def test_a_rollout_is_probed_slot_by_slot_with_the_weights_nginx_serves(
     result = cli(["drift", "--env", "dev", "--json", *policy], cwd=signed)
     assert result.code == 1 and {f["slot"]: f["state"] for f in json.loads(result.out)["findings"]}["green"] == "drift"
     assert live != "0" * 32
+    # reconciled by a rollout of the signed release, as any promotion of dev
+    repaired = cli(["drift", "--env", "dev", "--reconcile", "--json", *policy], cwd=signed)
+    assert repaired.code == 0, repaired.out + repaired.err
+    time.sleep(0.2)
+    assert nginx.count(20) == {live: 20}
 
 
 def cli_ok(command: list[str]) -> bool:

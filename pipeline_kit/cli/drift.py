@@ -64,8 +64,8 @@ def show(session: Session, report: Report, as_json: bool) -> None:
     click.echo(table(HEADERS, rows(report)))
 
 
-def show_reconcile(result: Promotion) -> bool:
-    """One line for the reconcile's promotion; whether the release arrived."""
+def show_reconcile(result: Promotion, err: bool) -> bool:
+    """One line for the reconcile's promotion (on stderr beside --json); whether the release arrived."""
     analysis = f"; analysis {result.analysis.verdict}" if result.analysis is not None else ""
     arrived = result.decision.verdict != "denied" and result.deployed is not False
     arrived = arrived and (result.analysis is None or result.analysis.passed)
@@ -75,7 +75,8 @@ def show_reconcile(result: Promotion) -> bool:
         f"reconcile: {result.decision.verdict} (ledger seq {result.entry.seq})"
         + ("; deployed" if result.deployed else "")
         + analysis
-        + "".join(f"; {b.gate}: {b.reason}" for b in result.plan.blocking())
+        + "".join(f"; {b.gate}: {b.reason}" for b in result.plan.blocking()),
+        err=err,
     )
     return arrived
 
@@ -119,8 +120,9 @@ def drift(
     trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
     project = project_for(session, trusted)
     report = check(project, environment)
-    show(session, report, as_json and not reconcile)
     if reconcile and report.state == "drift":
+        if not as_json:  # --json: only the check after the reconcile, one document
+            show(session, report, False)
         result = run_reconcile(
             project,
             report,
@@ -129,10 +131,8 @@ def drift(
             on_output=lambda line: click.echo(f"  | {line}", err=True),
             on_step=lambda line: click.echo(line, err=True),
         )
-        if not show_reconcile(result):
+        if not show_reconcile(result, err=as_json):
             raise click.exceptions.Exit(1)
         report = check(project, environment)
-        show(session, report, as_json)
-    elif reconcile and as_json:
-        emit_json(report.as_dict())
+    show(session, report, as_json)
     raise click.exceptions.Exit(exit_code(report))

@@ -175,6 +175,8 @@ class Config(ConfigModel):
             passed_on.append((f"environments.{name}.pass-env", environment.pass_env))
             traffic = environment.traffic.pass_env if environment.traffic else []
             passed_on.append((f"environments.{name}.traffic.pass-env", traffic))
+            probe = environment.probe.pass_env if environment.probe else []
+            passed_on.append((f"environments.{name}.probe.pass-env", probe))
         from pipeline_kit._internal.proc import CHILD_SECRETS
 
         for where, names in passed_on:

@@ -7,7 +7,18 @@
 """
 
 from pipeline_kit.drift.checking import Expected, Finding, Report, check, expected_release, judge
-from pipeline_kit.drift.probe import Answer, ask
+from pipeline_kit.drift.probe import Answer, Asking, ask
 from pipeline_kit.drift.reconciling import reconcile
 
-__all__ = ["Answer", "Expected", "Finding", "Report", "ask", "check", "expected_release", "judge", "reconcile"]
+__all__ = [
+    "Answer",
+    "Asking",
+    "Expected",
+    "Finding",
+    "Report",
+    "ask",
+    "check",
+    "expected_release",
+    "judge",
+    "reconcile",
+]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pipeline_kit.drift.probe import Answer, ask, command_weights, quoted
+from pipeline_kit.drift.probe import Answer, Asking, ask, command_weights, quoted
 from pipeline_kit.errors import UsageError
 from pipeline_kit.evidence import SBOM_FILE, EvidenceDir
 from pipeline_kit.ledger import Draft, Entry, arrived, in_flight
@@ -180,19 +180,19 @@ def _findings(project: Project, environment: str, expected: Expected | None) -> 
     from pipeline_kit.traffic import open_traffic
 
     settings = project.config.environments[environment]
-    probe = settings.probe
-    assert probe is not None
+    assert settings.probe is not None
+    asking = Asking(settings.probe, project.workdir, project.config.secret_variables)
     if settings.strategy is None or settings.traffic is None:
-        answer = ask(probe, environment, project.workdir, None)
+        answer = ask(asking, environment, None)
         state, why = judge(answer, expected)
         return [Finding(None, None, quoted(answer.text) if answer.text is not None else None, state, why)]
     slots = {str(slot): address for slot, address in settings.traffic.slots.items()}
     weights = open_traffic(settings.traffic, project.workdir).weights(slots)
-    if isinstance(weights, str) and probe.weights is not None:
-        weights = command_weights(probe, project.workdir, slots)
+    if isinstance(weights, str) and settings.probe.weights is not None:
+        weights = command_weights(asking, slots)
     findings = []
     for slot, address in sorted(slots.items()):
-        answer = ask(probe, environment, project.workdir, (slot, address))
+        answer = ask(asking, environment, (slot, address))
         state, why = judge(answer, expected)
         weight = weights.get(slot) if isinstance(weights, dict) else None
         shown = quoted(answer.text) if answer.text is not None else None

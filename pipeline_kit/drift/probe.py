@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,23 +34,35 @@ def quoted(text: str) -> str:
     return clean if len(clean) <= SHOWN else clean[: SHOWN - 3] + "..."
 
 
-def ask(probe: ProbeConfig, environment: str, workdir: Path, slot: tuple[str, str] | None) -> Answer:
+@dataclass(frozen=True)
+class Asking:
+    """How to ask: the probe, where its commands run, and the variables no command may see (the
+    config's secrets)."""
+
+    probe: ProbeConfig
+    workdir: Path
+    secrets: Collection[str]
+
+
+def ask(asking: Asking, environment: str, slot: tuple[str, str] | None) -> Answer:
     """The probe's answer for `environment` (for one rollout `slot`: name, address)."""
+    probe = asking.probe
     if probe.url is not None:
         return _ask_url(probe, slot)
     assert probe.command is not None  # checked by the config
     variables = {"PIPELINE_KIT_ENVIRONMENT": environment}
     if slot is not None:
         variables |= {"PIPELINE_KIT_SLOT": slot[0], "PIPELINE_KIT_SLOT_ADDRESS": slot[1]}
-    return run_probe(probe.command, probe, workdir, variables)
+    return run_probe(probe.command, asking, variables)
 
 
-def run_probe(command: str | list[str], probe: ProbeConfig, workdir: Path, variables: Mapping[str, str]) -> Answer:
+def run_probe(command: str | list[str], asking: Asking, variables: Mapping[str, str]) -> Answer:
     """A probe command's output, or why there is none: it could not start (or may not: the apart
     layout), timed out, failed, printed more than an answer or something that is not text."""
-    env = {**child_environment(os.environ, probe.pass_env), **variables}
+    probe = asking.probe
+    env = {**child_environment(os.environ, probe.pass_env, asking.secrets), **variables}
     try:
-        done = run_capped(command, timeout=probe.timeout, max_bytes=MAX_ANSWER_BYTES, cwd=workdir, env=env)
+        done = run_capped(command, timeout=probe.timeout, max_bytes=MAX_ANSWER_BYTES, cwd=asking.workdir, env=env)
     except subprocess.TimeoutExpired:
         return Answer(None, f"the probe did not answer within {probe.timeout:g}s (killed)")
     except OSError as exc:
@@ -90,11 +102,11 @@ def _text(data: bytes) -> Answer:
     return Answer(text)
 
 
-def command_weights(probe: ProbeConfig, workdir: Path, slots: Mapping[str, str]) -> dict[str, int] | str:
+def command_weights(asking: Asking, slots: Mapping[str, str]) -> dict[str, int] | str:
     """`probe.weights`: a command printing `SLOT PERCENT` lines, for every slot, summing to 100;
     else why its answer is none."""
-    assert probe.weights is not None
-    answer = run_probe(probe.weights, probe, workdir, {})
+    assert asking.probe.weights is not None
+    answer = run_probe(asking.probe.weights, asking, {})
     if answer.text is None:
         return answer.why.replace("the probe", "the weights probe", 1)
     weights: dict[str, int] = {}

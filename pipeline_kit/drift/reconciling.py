@@ -40,15 +40,28 @@ def reconcile(
     expected, environment = report.expected, report.environment
     seen = f" (ledger seq {report.entry.seq})" if report.entry is not None else ""
     reason = f"reconcile: {report.summary()}{seen}"[:1000]
+
+    def again(where: Project) -> Promotion:
+        return promote(
+            where,
+            environment,
+            reason=reason,
+            break_glass=False,
+            deploy=deploy,
+            token=token,
+            on_output=on_output,
+            on_progress=on_progress,
+            on_step=on_step,
+            purpose="reconcile",
+        )
+
     if expected.evidence.root == project.evidence.root:  # the release at the top of the evidence dir
-        return promote(project, environment, reason=reason, break_glass=False, deploy=deploy, token=token,
-                       on_output=on_output, on_progress=on_progress, on_step=on_step, purpose="reconcile")  # fmt: skip
+        return again(project)
     with tempfile.TemporaryDirectory(prefix="pipeline-kit-reconcile-") as scratch:
         working = EvidenceDir(Path(scratch) / "evidence")
         _copy(expected.evidence.root, working.root)
-        result = promote(replace(project, evidence=working), environment, reason=reason, break_glass=False,
-                         deploy=deploy, token=token, on_output=on_output, on_progress=on_progress,
-                         on_step=on_step, purpose="reconcile")  # fmt: skip
+        # the subjects' files in the working directory are another build's: checked by digest
+        result = again(replace(project, evidence=working, files_here=False))
         _keep_records(project, working, expected.release)
     return result
 

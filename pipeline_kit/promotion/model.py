@@ -73,6 +73,9 @@ class Project:
     trust: Trust
     actor: str
     forge: Forge | None = None  # where deployments, statuses and attestations are also recorded
+    # whether the subjects' files under `workdir` are the evidence's release (False: a release
+    # promoted again from its archive, whose files there are another build's: checked by digest)
+    files_here: bool = True
 
 
 def now_utc() -> datetime:
