@@ -134,8 +134,13 @@ def test_an_unsigned_release_and_a_ledger_line_claiming_it_do_not_change_what_is
     assert cli(["drift", "--env", "dev", *policy], cwd=signed).code == 0
     served.write_text(f"sha256:{good_digest}\n")
     assert cli(["drift", "--env", "dev", *policy], cwd=signed).code == 0
-    # the signed release put back from its archive; the unsigned build stays the current one here
+    # a promotion under way (by the ledger's word) makes a difference unknown, never in sync
     served.write_text(f"sha256:{unsigned_digest}\n")
+    forge_line(signed, kind="promoted", environment="dev", release=unsigned, details={"deploy": "pending"})
+    moving = cli(["drift", "--env", "dev", *policy], cwd=signed)
+    assert moving.code == 3 and f"a promotion of {unsigned} is under way" in moving.out, moving.out + moving.err
+    forge_line(signed, kind="deploy-failed", environment="dev", release=unsigned)
+    # the signed release put back from its archive; the unsigned build stays the current one here
     repaired = cli(["drift", "--env", "dev", "--reconcile", "--json", *policy], cwd=signed)
     assert repaired.code == 0 and json.loads(repaired.out)["state"] == "in-sync", repaired.out + repaired.err
     assert served.read_text().strip() == f"sha256:{good_digest}"

@@ -62,8 +62,10 @@ class Report:
     def summary(self) -> str:
         if self.expected is None:
             return f"{self.environment}: {self.state}: {self.why}"
-        shown = "; ".join(f"{f.slot + ': ' if f.slot else ''}{f.why}" for f in self.findings if f.state != "in-sync")
-        return f"{self.environment}: {self.state}: expected {self.expected.release}" + (f"; {shown}" if shown else "")
+        shown = [f"{f.slot + ': ' if f.slot else ''}{f.why}" for f in self.findings if f.state != "in-sync"]
+        if self.why != "signed":  # why the state is not the findings' (a promotion under way)
+            shown.insert(0, self.why)
+        return f"{self.environment}: {self.state}: expected {self.expected.release}" + "".join(f"; {w}" for w in shown)
 
     def as_dict(self) -> dict[str, Any]:
         expected = self.expected
