@@ -198,6 +198,28 @@ def test_a_probe_that_hangs_or_answers_garbage_is_unknown_never_in_sync(
     assert ledger(signed)[-1]["details"]["state"] == "in-sync"  # the end of the unknown, recorded
 
 
+def test_a_probe_url_that_hangs_floods_or_fails_is_unknown(
+    cli: Cli, signed: Path, policy: list[str], token: None, served: Path
+) -> None:
+    import socket
+
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    served.write_text("sha256:" + "a" * 10_000)  # an answer beginning with a digest, and far more
+    flood = cli(["drift", "--env", "dev", "--json", *policy], cwd=signed)
+    assert flood.code == 3 and "larger than 4096 bytes" in json.loads(flood.out)["findings"][0]["why"]
+    with socket.socket() as silent:  # connects (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        configure(signed, probe={"url": f"http://127.0.0.1:{silent.getsockname()[1]}/", "timeout": 1})
+        hung = cli(["drift", "--env", "dev", "--json", *policy], cwd=signed)
+    assert hung.code == 3 and "timed out" in json.loads(hung.out)["findings"][0]["why"], hung.out
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        configure(signed, probe={"url": f"http://127.0.0.1:{closed.getsockname()[1]}/version"})
+        refused = cli(["drift", "--env", "dev", "--json", *policy], cwd=signed)
+    assert refused.code == 3 and "no answer" in json.loads(refused.out)["findings"][0]["why"], refused.out
+
+
 def test_the_apart_layout_runs_no_probe_command_and_still_asks_a_url(
     cli: Cli, signed: Path, policy: list[str], token: None, served: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
