@@ -19,7 +19,7 @@ import yaml
 from tests.conftest import LEDGER, ROOT, SIGNER, Cli, describe, forge_line, git, offline_installs
 from tests.nginx_instance import Backend, LocalNginx
 from tests.sigstore_instance import LocalSigstore
-from tests.test_rollout import nginx_slots, roll_out_first, set_steps
+from tests.test_rollout import nginx_slots, roll_out_first, set_steps, with_rollout
 
 __all__ = ["nginx_slots"]  # a fixture, used by name
 
@@ -278,6 +278,35 @@ def test_a_rollout_is_probed_slot_by_slot_with_the_weights_nginx_serves(
     assert repaired.code == 0, repaired.out + repaired.err
     time.sleep(0.2)
     assert nginx.count(20) == {live: 20}
+
+
+def test_the_command_traffic_provider_needs_the_weights_probe_to_tell_an_idle_slot(
+    cli: Cli, signed: Path, policy: list[str], sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, token: None
+) -> None:
+    with_rollout(signed, [{"weight": 100}])
+    configure(
+        signed,
+        deploy='echo "$PIPELINE_KIT_RELEASE_ID" > "slot-$PIPELINE_KIT_SLOT"',
+        probe={"command": 'cat "slot-$PIPELINE_KIT_SLOT" 2>/dev/null || echo none'},
+    )
+    live, _ = roll_out_first(cli, signed, policy, sigstore, monkeypatch)  # green runs it; blue nothing
+    assert (signed / "slot-green").read_text().strip() == live and not (signed / "slot-blue").exists()
+    # the command provider cannot say which weights are in force: blue's "none" may be served
+    unknown = cli(["drift", "--env", "dev", "--json", *policy], cwd=signed)
+    assert unknown.code == 3, unknown.out + unknown.err
+    blue = {f["slot"]: f for f in json.loads(unknown.out)["findings"]}["blue"]
+    assert blue["weight"] is None and "cannot say which weights are in force" in blue["why"]
+    for weights, code in (
+        ("echo green 100; echo blue 0", 0),  # blue idle: whatever it runs, nothing reaches it
+        ("echo green 50; echo blue 50", 3),  # blue serves half, and answers nothing we know
+        ("echo green 100", 3),  # not every slot: no answer
+        ("echo green 100; echo blue 100", 3),  # not 100 in all
+    ):
+        configure(
+            signed, probe={"command": 'cat "slot-$PIPELINE_KIT_SLOT" 2>/dev/null || echo none', "weights": weights}
+        )
+        result = cli(["drift", "--env", "dev", *policy], cwd=signed)
+        assert result.code == code, (weights, result.out + result.err)
 
 
 def cli_ok(command: list[str]) -> bool:
