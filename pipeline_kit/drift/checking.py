@@ -245,5 +245,5 @@ def _recorded(project: Project, report: Report, entries: Sequence[Entry]) -> Rep
             details={"state": report.state, "findings": [f.as_dict() for f in report.findings]},
         )
     )
-    since = run[-1].time if run and report.state != "in-sync" else entry.time
+    since = None if report.state == "in-sync" else run[-1].time if run else entry.time
     return Report(environment, expected, report.why, report.findings, report.state, since, entry)
