@@ -397,3 +397,33 @@ def test_the_gitlab_drift_template_on_a_schedule_under_gitlab_ci_local(
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     assert "PASS  pipeline-kit-drift-dev" in result.stdout
     repaired_in_the_ledger(signed, remote, served, digest)
+
+
+@pytest.mark.parametrize(
+    ("upstream", "expected"),
+    [
+        # as the kit renders it (25% to the canary), and as an operator may write it
+        ("upstream pipeline_kit {\n    server B weight=75;\n    server G weight=25;\n}\n", {"blue": 75, "green": 25}),
+        ("upstream pipeline_kit { server G; }\n", {"blue": 0, "green": 100}),
+        ("upstream pipeline_kit {\n    server B weight=1;\n    server G weight=2;\n}\n", {"blue": 33, "green": 67}),
+        ("upstream pipeline_kit {\n    server B;\n    server 10.0.0.9:80;\n}\n", "a server of no slot (10.0.0.9:80)"),
+        ("upstream pipeline_kit { }\n", "no server"),
+        (None, "cannot read the upstreams"),
+    ],
+)
+def test_nginx_weights_are_read_from_the_upstream_file_by_slot_address(
+    tmp_path: Path, upstream: str | None, expected: dict[str, int] | str
+) -> None:
+    from pipeline_kit.traffic.nginx import NginxTraffic
+
+    slots = {"blue": "127.0.0.1:8001", "green": "127.0.0.1:8002"}
+    path = tmp_path / "upstream.conf"
+    if upstream is not None:
+        path.write_text(
+            upstream.replace("server B", f"server {slots['blue']}").replace("server G", f"server {slots['green']}")
+        )
+    weights = NginxTraffic(path, "pipeline_kit", None, ["true"], tmp_path, 5).weights(slots)
+    if isinstance(expected, dict):
+        assert weights == expected
+    else:
+        assert isinstance(weights, str) and expected in weights, weights
