@@ -541,6 +541,33 @@ def bench_timeline(sizes: Sequence[int], runs: int) -> list[list[str]]:
     return rows
 
 
+def bench_drift(sizes: Sequence[int], runs: int) -> list[list[str]]:
+    """`drift` (in sync: it records nothing) after N signed promotions of dev, against `verify` of
+    the release in the same run: the signed timeline it replays grows with the history, the
+    probe (a command reading what the deploy wrote) does not."""
+    kit = str(BIN / "pipeline-kit")
+    environments = (
+        "environments:\n  dev:\n    gates: [signature]\n"
+        "    deploy: 'echo \"$PIPELINE_KIT_DIGEST\" > served.txt'\n"
+        "    probe: {command: cat served.txt}\n"
+    )
+    rows = []
+    with signed_example(environments) as ws:
+        work, env, trust, identity = ws.work, ws.env, ws.trust, ws.identity
+        promoted = 0
+        for size in sizes:
+            while promoted < size:
+                promote = [kit, "promote", "--to", "dev", *trust, *identity]
+                subprocess.run(promote, cwd=work, env=env, check=True, capture_output=True)
+                promoted += 1
+            checked = timed([kit, "drift", "--env", "dev", *trust, *identity], runs=runs, cwd=work, env=env)
+            verify = timed([kit, "verify", *trust, *identity], runs=runs, cwd=work, env=env)
+            rows.append(
+                row(f"drift, in sync, after {size} signed promotion(s)", checked, verify, "pipeline-kit verify")
+            )
+    return rows
+
+
 def bench_analysis(runs: int) -> list[list[str]]:
     """One analysis interval (render, query, judge, count) with 1, 4 and 16 checks, against the raw
     HTTP queries to the same Prometheus (backfilled, from tests/) in the same run."""
@@ -899,7 +926,7 @@ def main() -> None:
     parser.add_argument(
         "which",
         nargs="*",
-        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,timeline,ledger,setup,analysis,rollout,migrations,release-plan,flags}",
+        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,timeline,drift,ledger,setup,analysis,rollout,migrations,release-plan,flags}",
         help="default: all",
     )
     parser.add_argument("--ledger-entries", type=int, default=100_000)
@@ -917,6 +944,7 @@ def main() -> None:
         "sign-latency",
         "promote",
         "timeline",
+        "drift",
         "ledger",
         "setup",
         "analysis",
@@ -964,6 +992,8 @@ def main() -> None:
         notes += promote_notes
     if "timeline" in which:
         rows += bench_timeline([1, 10, 40], args.runs)
+    if "drift" in which:
+        rows += bench_drift([1, 10, 40], args.runs)
     if "ledger" in which:
         rows += bench_ledger([args.ledger_entries // 10, args.ledger_entries], args.runs)
     if "setup" in which:

@@ -175,7 +175,7 @@ def test_actions_and_workflows_pass_static_checks() -> None:
     actions = sorted(str(p) for p in (ROOT / "actions").glob("*/action.yml"))
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
     workflows += sorted(str(p) for p in (ROOT / "examples" / "github").glob("*.yml"))  # what users copy
-    assert len(actions) == 9 and workflows
+    assert len(actions) == 10 and workflows
     checks = [
         [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-actions", *actions],
         [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows],
@@ -198,7 +198,7 @@ def test_every_action_input_reaches_run_only_through_env() -> None:
             assert f"${{{{ inputs.{name} }}}}" in used, f"{path}: input {name} is never passed to the kit"
 
 
-@pytest.mark.parametrize("name", ["build", "sbom", "sign", "verify", "plan", "promote", "rollback", "release"])
+@pytest.mark.parametrize("name", ["build", "sbom", "sign", "verify", "plan", "promote", "rollback", "release", "drift"])
 def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
     """Each PIPELINE_KIT_* variable an action sets is read by the command it runs."""
 

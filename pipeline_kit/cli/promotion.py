@@ -400,13 +400,17 @@ def ledger_show(session: Session, environment: str | None, as_json: bool) -> Non
 
 def entry_details(kind: str, details: dict[str, Any]) -> str:
     """What a row says besides its release: a rollout's state, step and weight (the step counted
-    from 1, as `rollout status` shows it), a rollback's `from -> to`."""
+    from 1, as `rollout status` shows it), a rollback's `from -> to`, a drift's answers."""
     if kind == "rollout":
         step, weight = details.get("step"), details.get("weight")
         at = f"step {step + 1}, " if type(step) is int and step >= 0 else ""
         return f"{details.get('state', '?')}: {at}weight {weight if type(weight) is int else '?'}%"
     if kind == "rolled-back":
         return f"{details.get('from') or '?'} -> {details.get('to') or '?'}"
+    if kind == "drift":  # what the probe found (each slot's answer, quoted when recorded)
+        findings = [f for f in details.get("findings") or [] if isinstance(f, dict)]
+        found = ", ".join(str(f.get("answer") or "no answer") for f in findings)
+        return f"{details.get('state', '?')}: found {found or 'nothing'}"
     return ""
 
 

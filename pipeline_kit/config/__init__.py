@@ -34,6 +34,7 @@ from pipeline_kit.config.environments import (
     CanaryConfig,
     CanaryStep,
     EnvironmentConfig,
+    ProbeConfig,
     StrategyConfig,
     TrafficConfig,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "MetricProviderConfig",
     "MigrationsConfig",
     "OnFailureConfig",
+    "ProbeConfig",
     "SbomConfig",
     "SbomSourceConfig",
     "SbomSourceType",
@@ -177,6 +179,8 @@ class Config(ConfigModel):
             passed_on.append((f"environments.{name}.pass-env", environment.pass_env))
             traffic = environment.traffic.pass_env if environment.traffic else []
             passed_on.append((f"environments.{name}.traffic.pass-env", traffic))
+            probe = environment.probe.pass_env if environment.probe else []
+            passed_on.append((f"environments.{name}.probe.pass-env", probe))
         from pipeline_kit._internal.proc import CHILD_SECRETS
 
         for where, names in passed_on:

@@ -63,11 +63,13 @@ def promote(
     on_step: Callable[[str], None] | None = None,
     step_mode: bool = False,
     deploy_elsewhere: bool = False,
+    purpose: Literal["promotion", "reconcile"] = "promotion",
 ) -> Promotion:
     """One promotion: decided (every gate judged here), recorded, then deployed and, where the
     environment has one, analysed or rolled out step by step (docs/promotion.md).
     `deploy_elsewhere`: decided and recorded only, its deploy pending; another job deploys, and
-    `elsewhere.arrive` completes it (the isolated layout): nothing is signed here."""
+    `elsewhere.arrive` completes it (the isolated layout): nothing is signed here. `purpose`:
+    a reconcile (drift.reconcile, never waived) is recorded as one, in the ledger and the VSA."""
     if break_glass and not reason:
         raise UsageError("--break-glass needs --reason: a waiver is recorded with its why")
     check_environment(project.config, environment)
@@ -83,7 +85,7 @@ def promote(
     verdict: Literal["passed", "denied", "waived"] = (
         "passed" if result.passed else "waived" if break_glass and refused is None else "denied"
     )
-    decided = decide(project, result, verdict, reason)
+    decided = decide(project, result, verdict, reason, purpose)
     # a rollout signs its VSA once its last step passed, like an analysis
     analysed = settings.analysis is not None or settings.strategy is not None
     command = deploy or settings.deploy
@@ -207,7 +209,7 @@ def _record_decision(
     vsa = files.get(vsa_bundle(environment))
     entry = project.ledger.append(
         Draft(
-            kind=verdict if verdict != "passed" else "promoted",
+            kind=verdict if verdict != "passed" else "reconciled" if decision.purpose == "reconcile" else "promoted",
             environment=environment,
             release=release.id,
             subjects=decision.subjects,
@@ -218,6 +220,7 @@ def _record_decision(
                 "decision": sha256_bytes(files[decision_file(environment)]),
                 **({"vsa": sha256_bytes(vsa)} if vsa is not None else {}),
                 "blocking": [f"{r.gate}: {r.reason}" for r in decided.plan.blocking()],
+                **({"purpose": decision.purpose} if decision.purpose != "promotion" else {}),
                 **({"break_glass_refused": refused} if refused else {}),
                 # an arrival counts once its deploy succeeded (a `deployed` entry), or at once
                 # when there is nothing to deploy

@@ -64,17 +64,18 @@ def context_for(
     from pipeline_kit.verify import SourceExpectation, projected_release, verify_release
 
     trust = project.trust
+    files = project.workdir if project.files_here else None
     verification, problem = None, trust.unverified
     if problem is None and trust.policy is None:
         problem = "no identity policy (signing.identity or --cert-identity/--cert-oidc-issuer)"
     elif trust.projected and trust.policy is not None:
         expected = SourceExpectation(trust.repository, trust.ref)
-        verification, problem = projected_release(project.evidence, project.workdir, trust.policy, expected), None
+        verification, problem = projected_release(project.evidence, files, trust.policy, expected), None
     elif problem is None and trust.policy is not None:
         try:
             verification = verify_release(
                 project.evidence,
-                project.workdir,
+                files,
                 trust.policy,
                 trust.load(),
                 SourceExpectation(trust.repository, trust.ref),
@@ -232,7 +233,11 @@ class Decided:
 
 
 def decide(
-    project: Project, result: Plan, verdict: Literal["passed", "denied", "waived"], reason: str | None
+    project: Project,
+    result: Plan,
+    verdict: Literal["passed", "denied", "waived"],
+    reason: str | None,
+    purpose: Literal["promotion", "reconcile"] = "promotion",
 ) -> Decided:
     """The decision on `result`, a plan judged in this process (`Plan` is made by `plan` alone).
     It commits to the ledger it was made on: truncating or rewriting the ledger up to here no
@@ -257,6 +262,7 @@ def decide(
         time=now_utc(),
         reason=reason,
         break_glass=verdict == "waived",
+        purpose=purpose,
         policy=effective_policy(project),
         input_attestations=tuple(inputs),
     )
