@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "migrations": ("migrations", "Migration safety: expand / migrate / contract, lock risk,..."),
     "contracts": ("contracts", "Consumer-driven contracts (Pact) as signed evidence: verify,..."),
     "release": ("release", "Release several services together by a release plan..."),
+    "stop-the-line": ("line", "Stop every project's promotions: sign a stop into the org..."),
+    "resume-the-line": ("line", "Lift every standing stop of the org's line: sign a resume..."),
     "show": ("evidence", "Summarize an evidence dir: subjects, SBOM, provenance,..."),
     "run": ("project", "Run the pipeline: build, SBOM, provenance, sign, then..."),
 }
@@ -46,7 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def load(name: str) -> click.Command:
     """The command `name`, importing the module that defines it."""
     module = importlib.import_module(f"pipeline_kit.cli.{COMMANDS[name][0]}")
-    command: click.Command = getattr(module, name)
+    command: click.Command = getattr(module, name.replace("-", "_"))
     return command
 
 

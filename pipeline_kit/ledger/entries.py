@@ -32,6 +32,8 @@ Kind = Literal[
     "rollout-step",  # a step of a rollout passed: its signed statement attached (what resume goes on from)
     "saga",  # a release plan's progress: details.state started, step-done, step-failed, compensated, ...
     "contract-verified",  # a consumer's contracts verified against this release: the signed verifications attached
+    "line-stopped",  # the org ledger: a stop-the-line statement attached (what it says is the signed statement's)
+    "line-resumed",  # the org ledger: a resume-the-line statement attached
 ]
 
 

@@ -1,0 +1,33 @@
+"""stop-the-line: no promotion while the org's line is stopped (docs/stop-the-line.md).
+
+Always on when the config has `org:`. The line's state is read before the gates run, from the
+org ledger's verified statements (`pipeline_kit.stopline`): a standing stop denies, naming who
+stopped the line (the certificate's verified identity), when (the log's verified time) and why;
+an org ledger that cannot be read, or an entry in it that does not verify, is an error (unknown
+is not running), which `--break-glass --reason` may waive, recorded. A verified stop is never
+waived: `resume-the-line`, signed by someone `org.resume.identity` accepts, lifts it.
+"""
+
+from __future__ import annotations
+
+from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, denied, error, passed
+
+RESUME = "lift it: pipeline-kit resume-the-line --reason ... (signed by someone org.resume.identity accepts)"
+
+
+class StopTheLineGate(Gate):
+    name = "stop-the-line"
+
+    def evaluate(self, context: PromotionContext) -> Outcome:
+        state = context.line
+        if state is None:
+            why = context.verification_problem or "no identity policy or trust root to verify its statements with"
+            return error(f"the org's line was not read: {why}; it counts as stopped")
+        seen = {"org_ledger": state.ledger, "seq": state.head[0], "hash": state.head[1]}
+        if state.standing:
+            stops = [s.id for s in state.standing]
+            return denied(f"{state.summary()}; {RESUME}", stops=stops, **seen)
+        if state.unreadable:
+            waive = "--break-glass --reason ... promotes anyway, recorded"
+            return error(f"{state.summary()}; {waive}", unreadable=list(state.unreadable), **seen)
+        return passed(state.summary(), **seen)
