@@ -24,10 +24,10 @@ class StopTheLineGate(Gate):
             why = context.verification_problem or "no identity policy or trust root to verify its statements with"
             return error(f"the org's line was not read: {why}; it counts as stopped")
         seen = {"org_ledger": state.ledger, "seq": state.head[0], "hash": state.head[1]}
-        if state.standing:
-            stops = [s.id for s in state.standing]
-            return denied(f"{state.summary()}; {RESUME}", stops=stops, **seen)
         if state.unreadable:
-            waive = "--break-glass --reason ... promotes anyway, recorded"
-            return error(f"{state.summary()}; {waive}", unreadable=list(state.unreadable), **seen)
+            seen["unreadable"] = list(state.unreadable)
+        if state.standing:
+            return denied(f"{state.summary()}; {RESUME}", stops=[s.id for s in state.standing], **seen)
+        if state.unreadable:
+            return error(f"{state.summary()}; --break-glass --reason ... promotes anyway, recorded", **seen)
         return passed(state.summary(), **seen)

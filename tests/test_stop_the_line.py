@@ -1,0 +1,252 @@
+"""The org-wide stop-the-line: two projects sharing one org git remote (a real bare repository),
+the real sigstore client against the local instance. Who stopped the line is read from the
+verified certificate, and forged, unsigned, replayed or rewritten statements never lift a stop."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from pipeline_kit.config import load_config
+from pipeline_kit.ledger import Draft, GitLedger
+from tests.conftest import LEDGER, Cli, git
+from tests.sigstore_instance import LocalSigstore
+
+REF = "refs/pipeline-kit/stop-the-line"
+ONCALL = "oncall@example.com"  # may stop (anyone @example.com), may not resume
+LEAD = "lead@example.com"  # may resume
+INTERN = "intern@other.example"  # may do neither
+
+
+def org_section(org: Path, sigstore: LocalSigstore) -> str:
+    return (
+        "\norg:\n"
+        f"  ledger: {{remote: {org}, ref: {REF}}}\n"
+        f"  stop: {{identity: {{issuer: {sigstore.issuer}, san-regex: '^[a-z]+@example\\.com$'}}}}\n"
+        f"  resume: {{identity: {{issuer: {sigstore.issuer}, san: {LEAD}}}}}\n"
+    )
+
+
+@pytest.fixture
+def projects(signed: Path, sigstore: LocalSigstore, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Two signed projects whose configs name one org ledger (a bare repository), and it."""
+    org = tmp_path / "org.git"
+    git(tmp_path, "init", "-q", "--bare", str(org))
+    other = tmp_path / "other-service"
+    shutil.copytree(signed, other, symlinks=True)
+    for project in (signed, other):
+        config = project / "pipeline-kit.yml"
+        config.write_text(config.read_text() + org_section(org, sigstore))
+        git(project, "commit", "-qam", "org line")
+    return signed, other, org
+
+
+def line(
+    cli: Cli, project: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, action: str, who: str, why: str
+) -> tuple[int, str]:
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(who))
+    result = cli([f"{action}-the-line", "--reason", why, "--trust-config", str(sigstore.trust_config_path)], project)
+    monkeypatch.delenv("SIGSTORE_IDENTITY_TOKEN")
+    return result.code, result.out + result.err
+
+
+def promote(cli: Cli, project: Path, policy: list[str], *extra: str) -> tuple[int, str, dict]:  # type: ignore[type-arg]
+    result = cli(["promote", "--to", "dev", *extra, *policy], project)
+    decision = json.loads((project / ".pipeline-kit" / "promotions" / "dev.decision.json").read_text())
+    return result.code, result.out + result.err, decision
+
+
+def gate(decision: dict) -> dict:  # type: ignore[type-arg]
+    return next(g for g in decision["gates"] if g["gate"] == "stop-the-line")
+
+
+def org_entries(org: Path) -> list[dict]:  # type: ignore[type-arg]
+    shown = subprocess.run(
+        ["git", "--git-dir", str(org), "show", f"{REF}:ledger.jsonl"], capture_output=True, text=True, check=True
+    )
+    return [json.loads(line) for line in shown.stdout.splitlines()]
+
+
+def plant(project: Path, org: Path, kind: str, bundle: bytes | None) -> None:
+    """An entry appended to the org ledger by someone who can push to it, not by the kit's commands."""
+    from pipeline_kit.digest import sha256_bytes
+
+    details = {"statement": sha256_bytes(bundle)} if bundle is not None else {}
+    draft = Draft(kind=kind, environment="*", actor="local:lead", time=datetime.now(timezone.utc), details=details)  # type: ignore[arg-type]
+    GitLedger(project, str(org), REF).append(draft, [bundle] if bundle is not None else [])
+
+
+def attachment(org: Path, seq: int) -> bytes:
+    digest = org_entries(org)[seq - 1]["details"]["statement"]
+    return subprocess.run(
+        ["git", "--git-dir", str(org), "cat-file", "blob", f"{REF}:attachments/{digest}"],
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
+def test_one_project_stops_the_line_and_the_others_promotion_is_refused_until_resumed(
+    cli: Cli,
+    projects: tuple[Path, Path, Path],
+    sigstore: LocalSigstore,
+    policy: list[str],
+    token: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, other, org = projects
+    code, out, decision = promote(cli, other, policy)
+    assert code == 0, out
+    assert gate(decision)["verdict"] == "passed" and "never stopped" in gate(decision)["reason"]
+
+    code, out = line(cli, first, sigstore, monkeypatch, "stop", ONCALL, "incident 42: payments down")
+    assert code == 0, out
+    assert [e["kind"] for e in org_entries(org)] == ["line-stopped"]
+
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
+    code, out, decision = promote(cli, other, policy)
+    assert code == 1, out
+    reason = gate(decision)["reason"]
+    # who: the certificate's identity and issuer (the ledger line's actor is local:<user>)
+    assert f"stopped by {ONCALL} ({sigstore.issuer}) at " in reason and "incident 42: payments down" in reason
+    signed_at = datetime.strptime(reason.split(" at ")[1][:20], "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert abs((datetime.now(timezone.utc) - signed_at).total_seconds()) < 300  # the log's time, this run's
+    assert read_ledger(other)[-1]["kind"] == "denied"
+    # the project's own promoter cannot waive a verified stop
+    code, out, decision = promote(cli, other, policy, "--break-glass", "--reason", "hotfix")
+    assert code == 1 and "--break-glass never lifts a verified stop of the org's line" in out, out
+    assert decision["verdict"] == "denied"
+
+    # who may stop may not resume: refused before anything reaches the org ledger
+    code, out = line(cli, other, sigstore, monkeypatch, "resume", ONCALL, "looks fine")
+    assert code == 1 and f"{ONCALL} may not resume the line" in out, out
+    assert len(org_entries(org)) == 1
+
+    code, out = line(cli, other, sigstore, monkeypatch, "resume", LEAD, "payments back")
+    assert code == 0 and "the line is resumed" in out, out
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
+    for project in (first, other):  # resume restores both
+        code, out, decision = promote(cli, project, policy)
+        assert code == 0, out
+        assert f"last resumed by {LEAD}" in gate(decision)["reason"]
+
+
+def read_ledger(project: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in (project / LEDGER).read_text().splitlines()]
+
+
+def test_a_forged_or_replayed_resume_never_lifts_a_stop(
+    cli: Cli,
+    projects: tuple[Path, Path, Path],
+    sigstore: LocalSigstore,
+    policy: list[str],
+    token: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline_kit.signing import Signable, sign_all
+    from pipeline_kit.stopline import read_line, statement
+    from pipeline_kit.trust import load_trust_config
+
+    first, other, org = projects
+    assert line(cli, first, sigstore, monkeypatch, "stop", ONCALL, "first incident")[0] == 0
+    assert line(cli, first, sigstore, monkeypatch, "resume", LEAD, "first incident over")[0] == 0
+    old_resume = attachment(org, 2)
+    assert line(cli, first, sigstore, monkeypatch, "stop", ONCALL, "second incident")[0] == 0
+
+    # 1. the genuine resume of the first incident, appended again after the second stop: it
+    # verifies (its signer may resume) and names the first stop only
+    plant(first, org, "line-resumed", old_resume)
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
+    code, out, decision = promote(cli, other, policy)
+    assert code == 1 and "second incident" in gate(decision)["reason"], out
+
+    # 2. a resume signed by someone outside org.resume.identity (signed by the real client)
+    config = load_config(other / "pipeline-kit.yml")
+    assert config.org is not None
+    trust_config = load_trust_config(sigstore.trust_config_path)
+    state = read_line(config.org, other, trust_config)
+    assert [s.reason for s in state.standing] == ["second incident"]
+    forged = statement("resume", "all clear", state)
+    bundle = sign_all(trust_config, sigstore.mint_token(INTERN), "test", [Signable("r", statement=forged)]).files["r"]
+    plant(first, org, "line-resumed", bundle)
+    # 3. a genuine resume's payload edited to lift the second stop: its signature no longer holds
+    envelope = json.loads(old_resume)
+    payload = json.loads(base64.b64decode(envelope["dsseEnvelope"]["payload"]))
+    payload["predicate"]["lifts"] = [s.id for s in state.standing]
+    envelope["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(payload).encode()).decode()
+    plant(first, org, "line-resumed", json.dumps(envelope).encode())
+    # 4. a line saying "resumed" with no statement at all
+    plant(first, org, "line-resumed", None)
+
+    code, out, decision = promote(cli, other, policy)
+    verdict = gate(decision)
+    assert code == 1 and verdict["verdict"] == "denied", out
+    assert "stopped by oncall@example.com" in verdict["reason"] and "second incident" in verdict["reason"]
+    refused = verdict["evidence"]["unreadable"]
+    assert len(refused) == 3, refused  # every forgery named; the replay (seq 4) verifies and lifts nothing
+    assert f"identity {INTERN} is not the expected {LEAD}" in refused[0]
+    assert "does not verify" in refused[1] and "carries no signed statement" in refused[2]
+
+    # the real resume names the standing stop and settles every forged entry before it
+    assert line(cli, first, sigstore, monkeypatch, "resume", LEAD, "second incident over")[0] == 0
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
+    code, out, decision = promote(cli, other, policy)
+    assert code == 0, out
+
+
+def test_an_unsigned_stop_or_an_unreachable_org_ledger_denies_and_break_glass_is_recorded(
+    cli: Cli,
+    projects: tuple[Path, Path, Path],
+    sigstore: LocalSigstore,
+    policy: list[str],
+    token: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, other, org = projects
+    plant(first, org, "line-stopped", b'{"not": "a bundle"}')  # newest, and it does not verify
+    code, out, decision = promote(cli, other, policy)
+    verdict = gate(decision)
+    assert code == 1 and verdict["verdict"] == "error", out
+    assert "cannot be read" in verdict["reason"] and "org ledger seq 1 (line-stopped)" in verdict["reason"]
+
+    code, out, decision = promote(cli, other, policy, "--break-glass", "--reason", "the org repo is down, hotfix")
+    assert code == 0, out
+    assert "warning: BREAK GLASS: dev promoted while the org's line could not be read" in out
+    waived = [e for e in read_ledger(other) if e["kind"] == "waived"]
+    assert len(waived) == 1 and waived[0]["reason"] == "the org repo is down, hotfix"
+    assert any(b.startswith("stop-the-line: ") for b in waived[0]["details"]["blocking"])
+
+    # unreachable: the org remote gone
+    shutil.move(org, org.with_name("moved.git"))
+    code, out, decision = promote(cli, other, policy)
+    assert code == 1 and "cannot read the org ledger" in gate(decision)["reason"], out
+    shutil.move(org.with_name("moved.git"), org)
+
+    # the resume (by LEAD) settles the unsigned entry: the line runs again
+    assert line(cli, first, sigstore, monkeypatch, "resume", LEAD, "junk entry reviewed")[0] == 0
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
+    assert promote(cli, other, policy)[0] == 0
+
+
+def test_rewriting_the_org_ledger_to_drop_a_stop_is_found(
+    cli: Cli,
+    projects: tuple[Path, Path, Path],
+    sigstore: LocalSigstore,
+    policy: list[str],
+    token: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, other, org = projects
+    assert line(cli, first, sigstore, monkeypatch, "stop", ONCALL, "incident")[0] == 0
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
+    code, _, decision = promote(cli, other, policy)  # denied: the project's ledger records the head it saw
+    assert code == 1 and read_ledger(other)[-1]["details"]["org_line"][0] == 1
+    # someone with push rights deletes the ref (the stop with it)
+    git(org, "update-ref", "-d", REF)
+    code, out, decision = promote(cli, other, policy)
+    assert code == 1 and "the org ledger was rewritten" in gate(decision)["reason"], out
