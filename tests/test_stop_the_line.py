@@ -78,7 +78,7 @@ def plant(project: Path, org: Path, kind: str, bundle: bytes | None) -> None:
     from pipeline_kit.digest import sha256_bytes
 
     details = {"statement": sha256_bytes(bundle)} if bundle is not None else {}
-    draft = Draft(kind=kind, environment="*", actor="local:lead", time=datetime.now(timezone.utc), details=details)  # type: ignore[arg-type]
+    draft = Draft(kind=kind, environment="*", actor="local:lead", time=datetime.now(timezone.utc), details=details)
     GitLedger(project, str(org), REF).append(draft, [bundle] if bundle is not None else [])
 
 

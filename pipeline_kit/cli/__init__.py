@@ -63,7 +63,8 @@ class _Commands(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
-            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
+            # a longer name goes on a line of its own, so every description keeps its one line
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)], col_max=10)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
