@@ -250,3 +250,109 @@ def test_rewriting_the_org_ledger_to_drop_a_stop_is_found(
     git(org, "update-ref", "-d", REF)
     code, out, decision = promote(cli, other, policy)
     assert code == 1 and "the org ledger was rewritten" in gate(decision)["reason"], out
+
+
+def staged_stop(sigstore: LocalSigstore, org: Path, project: Path, tmp_path: Path) -> str:
+    """A stop signed by ONCALL into a copy of the empty org ledger; returns the shell command that
+    pushes it to the org ledger (what a deploy or traffic command runs, to stop the line mid-run)."""
+    from pipeline_kit.signing import Signable, sign_all
+    from pipeline_kit.stopline import read_line, statement
+    from pipeline_kit.trust import load_trust_config
+
+    staged = tmp_path / "staged.git"
+    git(tmp_path, "init", "-q", "--bare", str(staged))
+    config = load_config(project / "pipeline-kit.yml")
+    assert config.org is not None
+    trust_config = load_trust_config(sigstore.trust_config_path)
+    state = read_line(config.org, project, trust_config)
+    assert state.running and state.head[0] == 0
+    signed = statement("stop", "incident during the run", state)
+    bundle = sign_all(trust_config, sigstore.mint_token(ONCALL), "test", [Signable("s", statement=signed)]).files["s"]
+    plant(project, staged, "line-stopped", bundle)
+    return f"git --git-dir {staged} push -q {org} {REF}:{REF}"
+
+
+def with_org(project: Path, org: Path, sigstore: LocalSigstore) -> None:
+    config = project / "pipeline-kit.yml"
+    config.write_text(config.read_text() + org_section(org, sigstore))
+
+
+def test_a_rollout_stopped_mid_way_pauses_before_its_next_step_and_resumes_after_the_line(
+    cli: Cli,
+    signed: Path,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    token: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    from tests.test_rollout import roll_out_first, weights, with_rollout
+
+    with_rollout(signed, [{"weight": 100}])
+    roll_out_first(cli, signed, policy, sigstore, monkeypatch)
+    org = tmp_path / "org.git"
+    git(tmp_path, "init", "-q", "--bare", str(org))
+    with_org(signed, org, sigstore)
+    with_rollout(signed, [{"weight": 5}, {"weight": 25}, {"weight": 50}, {"weight": 100}])
+    push = staged_stop(sigstore, org, signed, tmp_path)
+    config = yaml.safe_load((signed / "pipeline-kit.yml").read_text())
+    traffic = config["environments"]["dev"]["traffic"]
+    traffic["command"] += f'; if [ "$PIPELINE_KIT_CANARY_WEIGHT" = 25 ]; then {push}; fi'
+    (signed / "pipeline-kit.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
+    result = cli(["promote", "--to", "dev", *policy], signed)
+    # the line stopped while traffic was at 25%: no step after it, the rollout paused where it stands
+    assert weights(signed) == ["5 blue green", "25 blue green"], result.out + result.err
+    assert "rollout: paused" in result.out and "step 3/4 in dev not started" in result.out, result.out
+    assert f"stopped by {ONCALL}" in result.out and "incident during the run" in result.out
+    status = json.loads(cli(["rollout", "status", "--env", "dev", "--json"], signed).out)
+    assert status["state"] == "paused" and status["weight"] == 25
+    refused = cli(["rollout", "resume", "--env", "dev", *policy], signed)
+    assert refused.code == 1 and "stop-the-line" in refused.err and weights(signed)[-1] == "25 blue green"
+
+    assert line(cli, signed, sigstore, monkeypatch, "resume", LEAD, "incident over")[0] == 0
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
+    done = cli(["rollout", "resume", "--env", "dev", *policy], signed)
+    assert done.code == 0 and "rollout: finished" in done.out, done.out + done.err
+    assert weights(signed)[-2:] == ["50 blue green", "100 blue green"]
+
+
+def test_a_release_plan_stopped_between_steps_stays_open_and_compensates_nothing(
+    cli: Cli,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    from tests.test_saga import SERVICES, deployed, make_services, saga, set_dev
+
+    root = tmp_path / "release"
+    releases = make_services(root, cli, sigstore, policy, monkeypatch)
+    org = tmp_path / "org.git"
+    git(tmp_path, "init", "-q", "--bare", str(org))
+    for service in SERVICES:
+        with_org(root / "services" / service, org, sigstore)
+    accounts = root / "services" / "accounts"
+    push = staged_stop(sigstore, org, accounts, tmp_path)
+    deploy = yaml.safe_load((accounts / "pipeline-kit.yml").read_text())["environments"]["dev"]["deploy"]
+    set_dev(accounts, deploy=f"{deploy} && {push}")  # accounts' deploy stops the line
+
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
+    result = cli(["release", "apply", "--to", "dev", *policy], root)
+    assert result.code == 1, result.out + result.err
+    assert "orders: the release plan step not started: the line is stopped" in result.err
+    assert saga(root) == [("started", None), ("step-done", "accounts")]  # open: nothing failed, nothing compensated
+    assert deployed(root, "accounts")[-1] == releases["accounts"][1]
+    assert deployed(root, "orders") == [releases["orders"][0]] and deployed(root, "web") == [releases["web"][0]]
+
+    assert line(cli, accounts, sigstore, monkeypatch, "resume", LEAD, "incident over")[0] == 0
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
+    again = cli(["release", "apply", "--to", "dev", *policy], root)
+    assert again.code == 0, again.out + again.err
+    assert [state for state, _ in saga(root)][-1] == "finished"
+    assert all(deployed(root, s)[-1] == releases[s][1] for s in SERVICES)
