@@ -168,7 +168,7 @@ def test_actions_and_workflows_pass_static_checks() -> None:
     actions = sorted(str(p) for p in (ROOT / "actions").glob("*/action.yml"))
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
     workflows += sorted(str(p) for p in (ROOT / "examples" / "github").glob("*.yml"))  # what users copy
-    assert len(actions) == 9 and workflows
+    assert len(actions) == 10 and workflows
     checks = [
         [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-actions", *actions],
         [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows],
@@ -191,7 +191,9 @@ def test_every_action_input_reaches_run_only_through_env() -> None:
             assert f"${{{{ inputs.{name} }}}}" in used, f"{path}: input {name} is never passed to the kit"
 
 
-@pytest.mark.parametrize("name", ["build", "sbom", "sign", "verify", "plan", "promote", "rollback", "release"])
+@pytest.mark.parametrize(
+    "name", ["build", "sbom", "sign", "verify", "plan", "promote", "rollback", "release", "stop-the-line"]
+)
 def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
     """Each PIPELINE_KIT_* variable an action sets is read by the command it runs."""
 
@@ -207,12 +209,13 @@ def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
         "PIPELINE_KIT_BUILD_COMMAND",
         "PIPELINE_KIT_DEPLOY_COMMAND",
         "PIPELINE_KIT_BREAK_GLASS_INPUT",
+        "PIPELINE_KIT_LINE_COMMAND",  # which of stop-the-line and resume-the-line the script runs
         "GITHUB_TOKEN",  # read by the forge
     }  # read by the script or the group
-    commands = {"release": ["build", "sign"]}.get(name, [name])
+    commands = {"release": ["build", "sign"], "stop-the-line": ["stop-the-line", "resume-the-line"]}.get(name, [name])
     for command in commands:
         for param in load(command).params:
-            prefix = f"PIPELINE_KIT_{command.upper()}_"
+            prefix = f"PIPELINE_KIT_{command.upper().replace('-', '_')}_"
             known.add(param.envvar if isinstance(param.envvar, str) else prefix + (param.name or "").upper())
     for variable in step["env"]:
         assert variable in known, f"{name}: {variable} is not read by pipeline-kit {'/'.join(commands)}"

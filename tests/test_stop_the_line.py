@@ -356,3 +356,63 @@ def test_a_release_plan_stopped_between_steps_stays_open_and_compensates_nothing
     assert again.code == 0, again.out + again.err
     assert [state for state, _ in saga(root)][-1] == "finished"
     assert all(deployed(root, s)[-1] == releases[s][1] for s in SERVICES)
+
+
+LINE_WORKFLOW = """\
+name: line
+on: push
+permissions: {}
+jobs:
+  line:
+    runs-on: ubuntu-latest
+    permissions:
+      contents: read
+      id-token: write
+    steps:
+      - uses: actions/checkout@v4
+      - id: stop
+        uses: pipeline-kit/pipeline-kit/actions/stop-the-line@v0
+        with:
+          command: stop
+          reason: ${{ env.TEST_REASON }}
+          trust-config: ${{ env.TEST_TRUST_CONFIG }}
+      - name: Between
+        env:
+          LINE: ${{ steps.stop.outputs.line }}
+          SEQ: ${{ steps.stop.outputs.org-ledger-seq }}
+        run: printf 'stop=%s %s\\n' "$LINE" "$SEQ" >> "$TEST_OUT/line.txt"
+      - id: resume
+        uses: pipeline-kit/pipeline-kit/actions/stop-the-line@v0
+        with:
+          command: resume
+          reason: all clear
+          trust-config: ${{ env.TEST_TRUST_CONFIG }}
+      - name: After
+        env:
+          LINE: ${{ steps.resume.outputs.line }}
+          SEQ: ${{ steps.resume.outputs.org-ledger-seq }}
+        run: printf 'resume=%s %s\\n' "$LINE" "$SEQ" >> "$TEST_OUT/line.txt"
+"""
+
+
+def test_the_action_stops_and_resumes_the_line_under_act(tmp_path: Path, sigstore: LocalSigstore) -> None:
+    from tests.conftest import SIGNER
+    from tests.test_actions import act_repo, run_act
+
+    repo = act_repo(tmp_path)
+    org = tmp_path / "org.git"
+    git(tmp_path, "init", "-q", "--bare", str(org))
+    (repo / ".github" / "workflows" / "line.yml").write_text(LINE_WORKFLOW)
+    section = org_section(org, sigstore).replace(f"san: {LEAD}", f"san: {SIGNER}")  # the act job signs as SIGNER
+    with_org(repo, org, sigstore)
+    (repo / "pipeline-kit.yml").write_text(
+        (repo / "pipeline-kit.yml").read_text().replace(org_section(org, sigstore), section)
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "org line")
+    result, out = run_act(repo, tmp_path, sigstore, "incident 7", workflow=".github/workflows/line.yml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert (out / "line.txt").read_text().splitlines() == ["stop=stopped 1", "resume=running 2"]
+    entries = org_entries(org)
+    assert [e["kind"] for e in entries] == ["line-stopped", "line-resumed"] and entries[0]["reason"] == "incident 7"
+    assert entries[0]["actor"].startswith("github:")
