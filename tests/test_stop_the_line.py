@@ -416,3 +416,36 @@ def test_the_action_stops_and_resumes_the_line_under_act(tmp_path: Path, sigstor
     entries = org_entries(org)
     assert [e["kind"] for e in entries] == ["line-stopped", "line-resumed"] and entries[0]["reason"] == "incident 7"
     assert entries[0]["actor"].startswith("github:")
+
+
+def test_the_gitlab_template_stops_and_resumes_the_line_under_gitlab_ci_local(
+    tmp_path: Path, sigstore: LocalSigstore
+) -> None:
+    import sys
+
+    from tests.conftest import SIGNER
+    from tests.test_gitlab_templates import project, run_offline
+
+    repo = project(tmp_path, sigstore)
+    org = tmp_path / "org.git"
+    git(tmp_path, "init", "-q", "--bare", str(org))
+    config = repo / "pipeline-kit.yml"
+    config.write_text(config.read_text() + org_section(org, sigstore).replace(f"san: {LEAD}", f"san: {SIGNER}"))
+    for command, reason in (("stop", "incident 9"), ("resume", "incident 9 over")):
+        (repo / ".gitlab-ci.yml").write_text(
+            "include:\n  - local: gitlab-templates/stop-the-line.yml\n    inputs:\n"
+            f"      python: {sys.executable}\n      trust-config: {sigstore.trust_config_path}\n"
+            f"      command: {command}\n      reason: {reason}\n"
+        )
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", command)
+        job = f"pipeline-kit-{command}-the-line"
+        result = run_offline(repo, job, SIGSTORE_IDENTITY_TOKEN=sigstore.mint_token(SIGNER), GITLAB_CI="true")
+        assert result.returncode == 0 and f"PASS  {job}" in result.stdout, result.stdout[-3000:] + result.stderr
+    entries = org_entries(org)
+    assert [(e["kind"], e["reason"]) for e in entries] == [
+        ("line-stopped", "incident 9"),
+        ("line-resumed", "incident 9 over"),
+    ]
+    dotenv = dict(line.split("=", 1) for line in (repo / "pipeline-kit.env").read_text().splitlines())
+    assert dotenv["PIPELINE_KIT_LINE"] == "running" and dotenv["PIPELINE_KIT_ORG_LEDGER_SEQ"] == "2"
