@@ -332,6 +332,8 @@ class Applier:
             return f"denied by {blocking[0].gate}: {blocking[0].reason}" if blocking else "denied"
         if result.analysis is not None and not result.analysis.passed:
             return f"analysis {result.analysis.verdict}: {result.analysis.reason}"
+        if result.rollout is not None and result.rollout.verdict == "stopped":  # paused by the line: not a failure
+            raise LineStopped(f"{step.service}: {result.rollout.reason}")
         if result.rollout is not None and result.rollout.verdict != "finished":
             return f"rollout {result.rollout.verdict}: {result.rollout.reason}"
         self.record("step-done", step.service, result.plan.release.id)

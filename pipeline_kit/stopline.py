@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline_kit.config import LedgerConfig, OrgConfig
 from pipeline_kit.digest import sha256_bytes
-from pipeline_kit.errors import PipelineKitError, Stopped, UsageError, VerificationError
+from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, Stopped, UsageError, VerificationError
 from pipeline_kit.identity import IdentityPolicy
 from pipeline_kit.ledger import GENESIS, Draft, Entry, Ledger, head, open_ledger
 from pipeline_kit.vsa import Accepted, Candidate, claimed_statement, signed_statement
@@ -277,7 +277,7 @@ def sign_line(
     trust_config = trust.load()
     before = read_line(org, workdir, trust_config)
     if not before.head[1]:  # not even read: nothing to sign on
-        raise VerificationError(f"cannot {action} the line: {before.why_unknown()}")
+        raise EnvironmentFailure(f"cannot {action} the line: {before.why_unknown()}")
     if action == "resume" and before.running:
         raise UsageError(f"nothing to resume: {before.summary()}")
     raw, source = token()

@@ -306,7 +306,8 @@ def test_a_rollout_stopped_mid_way_pauses_before_its_next_step_and_resumes_after
     result = cli(["promote", "--to", "dev", *policy], signed)
     # the line stopped while traffic was at 25%: no step after it, the rollout paused where it stands
     assert weights(signed) == ["5 blue green", "25 blue green"], result.out + result.err
-    assert "rollout: paused" in result.out and "step 3/4 in dev not started" in result.out, result.out
+    assert result.code == 1 and "rollout: stopped" in result.out, result.out + result.err
+    assert "step 3/4 in dev not started" in result.out and "error: the rollout in dev stopped" in result.err
     assert f"stopped by {ONCALL}" in result.out and "incident during the run" in result.out
     status = json.loads(cli(["rollout", "status", "--env", "dev", "--json"], signed).out)
     assert status["state"] == "paused" and status["weight"] == 25

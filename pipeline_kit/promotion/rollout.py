@@ -209,7 +209,7 @@ class Runner:
             except LineStopped as stopped:
                 here = self.reload()
                 self.record("paused", here.step, here.weight, reason=stopped.message)
-                return Outcome(self.reload(), "paused", stopped.message, analyses)
+                return Outcome(self.reload(), "stopped", stopped.message, analyses)
             what = self.traffic.apply(self.split(rollout, step.weight), self.env())
             try:
                 self.record("step", index, step.weight)
