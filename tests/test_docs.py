@@ -43,6 +43,7 @@ README_HEADINGS = [
     (3, "Migrations: expand, migrate, contract"),
     (3, "Multi-service releases: a release plan as a saga"),
     (3, "Progressive rollouts: canary and blue-green"),
+    (3, "Stop the line, org-wide"),
     (3, "Promotion records"),
     (2, "Threat model"),
     (2, "The evidence directory"),
