@@ -8,6 +8,7 @@ import base64
 import json
 import shutil
 import subprocess
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,42 +25,81 @@ LEAD = "lead@example.com"  # may resume
 INTERN = "intern@other.example"  # may do neither
 
 
-def org_section(org: Path, sigstore: LocalSigstore) -> str:
+def org_section(ledger: Path, sigstore: LocalSigstore, resumer: str = LEAD) -> str:
     return (
         "\norg:\n"
-        f"  ledger: {{remote: {org}, ref: {REF}}}\n"
+        f"  ledger: {{remote: {ledger}, ref: {REF}}}\n"
         f"  stop: {{identity: {{issuer: {sigstore.issuer}, san-regex: '^[a-z]+@example\\.com$'}}}}\n"
-        f"  resume: {{identity: {{issuer: {sigstore.issuer}, san: {LEAD}}}}}\n"
+        f"  resume: {{identity: {{issuer: {sigstore.issuer}, san: {resumer}}}}}\n"
     )
 
 
+@dataclass
+class Org:
+    """Two signed projects whose configs name one org ledger (a bare repository), and how the
+    tests act on them: the kit's commands in-process, each with its own identity token."""
+
+    cli: Cli
+    sigstore: LocalSigstore
+    policy: list[str]
+    monkeypatch: pytest.MonkeyPatch
+    first: Path
+    other: Path
+    ledger: Path
+
+    def line(self, project: Path, action: str, who: str, why: str) -> tuple[int, str]:
+        """`stop-the-line` or `resume-the-line` in `project`, signed as `who`."""
+        self.monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", self.sigstore.mint_token(who))
+        trust = ["--trust-config", str(self.sigstore.trust_config_path)]
+        result = self.cli([f"{action}-the-line", "--reason", why, *trust], project)
+        self.monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", self.sigstore.mint_token("dev@example.com"))
+        return result.code, result.out + result.err
+
+    def promote(self, project: Path, *extra: str) -> tuple[int, str, dict]:  # type: ignore[type-arg]
+        """`promote --to dev` in `project` (signed as the release's signer): code, output, decision."""
+        result = self.cli(["promote", "--to", "dev", *extra, *self.policy], project)
+        decision = json.loads((project / ".pipeline-kit" / "promotions" / "dev.decision.json").read_text())
+        return result.code, result.out + result.err, decision
+
+
 @pytest.fixture
-def projects(signed: Path, sigstore: LocalSigstore, tmp_path: Path) -> tuple[Path, Path, Path]:
-    """Two signed projects whose configs name one org ledger (a bare repository), and it."""
-    org = tmp_path / "org.git"
-    git(tmp_path, "init", "-q", "--bare", str(org))
+def org(
+    cli: Cli,
+    signed: Path,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    token: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Org:
+    ledger = tmp_path / "org.git"
+    git(tmp_path, "init", "-q", "--bare", str(ledger))
     other = tmp_path / "other-service"
     shutil.copytree(signed, other, symlinks=True)
     for project in (signed, other):
-        config = project / "pipeline-kit.yml"
-        config.write_text(config.read_text() + org_section(org, sigstore))
+        with_org(project, ledger, sigstore)
         git(project, "commit", "-qam", "org line")
-    return signed, other, org
+    return Org(cli, sigstore, policy, monkeypatch, signed, other, ledger)
 
 
-def line(
-    cli: Cli, project: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, action: str, who: str, why: str
-) -> tuple[int, str]:
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(who))
-    result = cli([f"{action}-the-line", "--reason", why, "--trust-config", str(sigstore.trust_config_path)], project)
-    monkeypatch.delenv("SIGSTORE_IDENTITY_TOKEN")
-    return result.code, result.out + result.err
+def with_org(project: Path, ledger: Path, sigstore: LocalSigstore, resumer: str = LEAD) -> None:
+    config = project / "pipeline-kit.yml"
+    config.write_text(config.read_text() + org_section(ledger, sigstore, resumer))
 
 
-def promote(cli: Cli, project: Path, policy: list[str], *extra: str) -> tuple[int, str, dict]:  # type: ignore[type-arg]
-    result = cli(["promote", "--to", "dev", *extra, *policy], project)
-    decision = json.loads((project / ".pipeline-kit" / "promotions" / "dev.decision.json").read_text())
-    return result.code, result.out + result.err, decision
+def signed_by(sigstore: LocalSigstore, project: Path, who: str, action: str, reason: str) -> bytes:
+    """A statement signed as `who` by the real client on the org ledger as `project` reads it,
+    without the command's check of who may sign it: what someone with push rights could plant."""
+    from pipeline_kit.signing import Signable, sign_all
+    from pipeline_kit.stopline import read_line, statement
+    from pipeline_kit.trust import load_trust_config
+
+    config = load_config(project / "pipeline-kit.yml")
+    assert config.org is not None
+    trust_config = load_trust_config(sigstore.trust_config_path)
+    state = read_line(config.org, project, trust_config)
+    signable = Signable("s", statement=statement(action, reason, state))  # type: ignore[arg-type]
+    return sign_all(trust_config, sigstore.mint_token(who), "test", [signable]).files["s"]
 
 
 def gate(decision: dict) -> dict:  # type: ignore[type-arg]
@@ -91,47 +131,41 @@ def attachment(org: Path, seq: int) -> bytes:
     ).stdout
 
 
-def test_one_project_stops_the_line_and_the_others_promotion_is_refused_until_resumed(
-    cli: Cli,
-    projects: tuple[Path, Path, Path],
-    sigstore: LocalSigstore,
-    policy: list[str],
-    token: None,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    first, other, org = projects
-    code, out, decision = promote(cli, other, policy)
+def test_one_project_stops_the_line_and_the_others_promotion_is_refused_until_resumed(org: Org) -> None:
+    code, out, decision = org.promote(org.other)
     assert code == 0, out
     assert gate(decision)["verdict"] == "passed" and "never stopped" in gate(decision)["reason"]
 
-    code, out = line(cli, first, sigstore, monkeypatch, "stop", ONCALL, "incident 42: payments down")
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    code, out = org.line(org.first, "stop", ONCALL, "incident 42: payments down")
+    after = datetime.now(timezone.utc)
     assert code == 0, out
-    assert [e["kind"] for e in org_entries(org)] == ["line-stopped"]
+    assert [e["kind"] for e in org_entries(org.ledger)] == ["line-stopped"]
 
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
-    code, out, decision = promote(cli, other, policy)
+    code, out, decision = org.promote(org.other)
     assert code == 1, out
     reason = gate(decision)["reason"]
     # who: the certificate's identity and issuer (the ledger line's actor is local:<user>)
-    assert f"stopped by {ONCALL} ({sigstore.issuer}) at " in reason and "incident 42: payments down" in reason
+    assert f"stopped by {ONCALL} ({org.sigstore.issuer}) at " in reason and "incident 42: payments down" in reason
+    assert org_entries(org.ledger)[0]["actor"].startswith("local:")
+    # when: the log's verified time, taken while the command ran
     signed_at = datetime.strptime(reason.split(" at ")[1][:20], "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=timezone.utc)
-    assert abs((datetime.now(timezone.utc) - signed_at).total_seconds()) < 300  # the log's time, this run's
-    assert read_ledger(other)[-1]["kind"] == "denied"
+    assert before <= signed_at <= after
+    assert read_ledger(org.other)[-1]["kind"] == "denied"
     # the project's own promoter cannot waive a verified stop
-    code, out, decision = promote(cli, other, policy, "--break-glass", "--reason", "hotfix")
+    code, out, decision = org.promote(org.other, "--break-glass", "--reason", "hotfix")
     assert code == 1 and "--break-glass never lifts a verified stop of the org's line" in out, out
     assert decision["verdict"] == "denied"
 
     # who may stop may not resume: refused before anything reaches the org ledger
-    code, out = line(cli, other, sigstore, monkeypatch, "resume", ONCALL, "looks fine")
+    code, out = org.line(org.other, "resume", ONCALL, "looks fine")
     assert code == 1 and f"{ONCALL} may not resume the line" in out, out
-    assert len(org_entries(org)) == 1
+    assert len(org_entries(org.ledger)) == 1
 
-    code, out = line(cli, other, sigstore, monkeypatch, "resume", LEAD, "payments back")
+    code, out = org.line(org.other, "resume", LEAD, "payments back")
     assert code == 0 and "the line is resumed" in out, out
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
-    for project in (first, other):  # resume restores both
-        code, out, decision = promote(cli, project, policy)
+    for project in (org.first, org.other):  # resume restores both
+        code, out, decision = org.promote(project)
         assert code == 0, out
         assert f"last resumed by {LEAD}" in gate(decision)["reason"]
 
@@ -140,141 +174,87 @@ def read_ledger(project: Path) -> list[dict]:  # type: ignore[type-arg]
     return [json.loads(line) for line in (project / LEDGER).read_text().splitlines()]
 
 
-def test_a_forged_or_replayed_resume_never_lifts_a_stop(
-    cli: Cli,
-    projects: tuple[Path, Path, Path],
-    sigstore: LocalSigstore,
-    policy: list[str],
-    token: None,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from pipeline_kit.signing import Signable, sign_all
-    from pipeline_kit.stopline import read_line, statement
-    from pipeline_kit.trust import load_trust_config
-
-    first, other, org = projects
-    assert line(cli, first, sigstore, monkeypatch, "stop", ONCALL, "first incident")[0] == 0
-    assert line(cli, first, sigstore, monkeypatch, "resume", LEAD, "first incident over")[0] == 0
-    old_resume = attachment(org, 2)
-    assert line(cli, first, sigstore, monkeypatch, "stop", ONCALL, "second incident")[0] == 0
+def test_a_forged_or_replayed_resume_never_lifts_a_stop(org: Org) -> None:
+    assert org.line(org.first, "stop", ONCALL, "first incident")[0] == 0
+    assert org.line(org.first, "resume", LEAD, "first incident over")[0] == 0
+    old_resume = attachment(org.ledger, 2)
+    assert org.line(org.first, "stop", ONCALL, "second incident")[0] == 0
 
     # 1. the genuine resume of the first incident, appended again after the second stop: it
     # verifies (its signer may resume) and names the first stop only
-    plant(first, org, "line-resumed", old_resume)
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
-    code, out, decision = promote(cli, other, policy)
+    plant(org.first, org.ledger, "line-resumed", old_resume)
+    code, out, decision = org.promote(org.other)
     assert code == 1 and "second incident" in gate(decision)["reason"], out
 
     # 2. a resume signed by someone outside org.resume.identity (signed by the real client)
-    config = load_config(other / "pipeline-kit.yml")
-    assert config.org is not None
-    trust_config = load_trust_config(sigstore.trust_config_path)
-    state = read_line(config.org, other, trust_config)
-    assert [s.reason for s in state.standing] == ["second incident"]
-    forged = statement("resume", "all clear", state)
-    bundle = sign_all(trust_config, sigstore.mint_token(INTERN), "test", [Signable("r", statement=forged)]).files["r"]
-    plant(first, org, "line-resumed", bundle)
+    plant(org.first, org.ledger, "line-resumed", signed_by(org.sigstore, org.other, INTERN, "resume", "all clear"))
     # 3. a genuine resume's payload edited to lift the second stop: its signature no longer holds
     envelope = json.loads(old_resume)
     payload = json.loads(base64.b64decode(envelope["dsseEnvelope"]["payload"]))
-    payload["predicate"]["lifts"] = [s.id for s in state.standing]
+    payload["predicate"]["lifts"] = gate(decision)["evidence"]["stops"]
     envelope["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(payload).encode()).decode()
-    plant(first, org, "line-resumed", json.dumps(envelope).encode())
+    plant(org.first, org.ledger, "line-resumed", json.dumps(envelope).encode())
     # 4. a line saying "resumed" with no statement at all
-    plant(first, org, "line-resumed", None)
+    plant(org.first, org.ledger, "line-resumed", None)
 
-    code, out, decision = promote(cli, other, policy)
+    code, out, decision = org.promote(org.other)
     verdict = gate(decision)
     assert code == 1 and verdict["verdict"] == "denied", out
-    assert "stopped by oncall@example.com" in verdict["reason"] and "second incident" in verdict["reason"]
+    assert f"stopped by {ONCALL}" in verdict["reason"] and "second incident" in verdict["reason"]
     refused = verdict["evidence"]["unreadable"]
     assert len(refused) == 3, refused  # every forgery named; the replay (seq 4) verifies and lifts nothing
     assert f"identity {INTERN} is not the expected {LEAD}" in refused[0]
     assert "does not verify" in refused[1] and "carries no signed statement" in refused[2]
 
     # the real resume names the standing stop and settles every forged entry before it
-    assert line(cli, first, sigstore, monkeypatch, "resume", LEAD, "second incident over")[0] == 0
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
-    code, out, decision = promote(cli, other, policy)
+    assert org.line(org.first, "resume", LEAD, "second incident over")[0] == 0
+    code, out, decision = org.promote(org.other)
     assert code == 0, out
 
 
-def test_an_unsigned_stop_or_an_unreachable_org_ledger_denies_and_break_glass_is_recorded(
-    cli: Cli,
-    projects: tuple[Path, Path, Path],
-    sigstore: LocalSigstore,
-    policy: list[str],
-    token: None,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    first, other, org = projects
-    plant(first, org, "line-stopped", b'{"not": "a bundle"}')  # newest, and it does not verify
-    code, out, decision = promote(cli, other, policy)
+def test_an_unsigned_stop_or_an_unreachable_org_ledger_denies_and_break_glass_is_recorded(org: Org) -> None:
+    plant(org.first, org.ledger, "line-stopped", b'{"not": "a bundle"}')  # newest, and it does not verify
+    code, out, decision = org.promote(org.other)
     verdict = gate(decision)
     assert code == 1 and verdict["verdict"] == "error", out
     assert "cannot be read" in verdict["reason"] and "org ledger seq 1 (line-stopped)" in verdict["reason"]
 
-    code, out, decision = promote(cli, other, policy, "--break-glass", "--reason", "the org repo is down, hotfix")
+    code, out, decision = org.promote(org.other, "--break-glass", "--reason", "the org repo is down, hotfix")
     assert code == 0, out
     assert "warning: BREAK GLASS: dev promoted while the org's line could not be read" in out
-    waived = [e for e in read_ledger(other) if e["kind"] == "waived"]
+    waived = [e for e in read_ledger(org.other) if e["kind"] == "waived"]
     assert len(waived) == 1 and waived[0]["reason"] == "the org repo is down, hotfix"
     assert any(b.startswith("stop-the-line: ") for b in waived[0]["details"]["blocking"])
 
     # unreachable: the org remote gone
-    shutil.move(org, org.with_name("moved.git"))
-    code, out, decision = promote(cli, other, policy)
+    moved = org.ledger.with_name("moved.git")
+    shutil.move(org.ledger, moved)
+    code, out, decision = org.promote(org.other)
     assert code == 1 and "cannot read the org ledger" in gate(decision)["reason"], out
-    shutil.move(org.with_name("moved.git"), org)
+    shutil.move(moved, org.ledger)
 
     # the resume (by LEAD) settles the unsigned entry: the line runs again
-    assert line(cli, first, sigstore, monkeypatch, "resume", LEAD, "junk entry reviewed")[0] == 0
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
-    assert promote(cli, other, policy)[0] == 0
+    assert org.line(org.first, "resume", LEAD, "junk entry reviewed")[0] == 0
+    assert org.promote(org.other)[0] == 0
 
 
-def test_rewriting_the_org_ledger_to_drop_a_stop_is_found(
-    cli: Cli,
-    projects: tuple[Path, Path, Path],
-    sigstore: LocalSigstore,
-    policy: list[str],
-    token: None,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    first, other, org = projects
-    assert line(cli, first, sigstore, monkeypatch, "stop", ONCALL, "incident")[0] == 0
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
-    code, _, decision = promote(cli, other, policy)  # denied: the project's ledger records the head it saw
-    assert code == 1 and read_ledger(other)[-1]["details"]["org_line"][0] == 1
+def test_rewriting_the_org_ledger_to_drop_a_stop_is_found(org: Org) -> None:
+    assert org.line(org.first, "stop", ONCALL, "incident")[0] == 0
+    code, _, decision = org.promote(org.other)  # denied: the project's ledger records the head it saw
+    assert code == 1 and read_ledger(org.other)[-1]["details"]["org_line"][0] == 1
     # someone with push rights deletes the ref (the stop with it)
-    git(org, "update-ref", "-d", REF)
-    code, out, decision = promote(cli, other, policy)
+    git(org.ledger, "update-ref", "-d", REF)
+    code, out, decision = org.promote(org.other)
     assert code == 1 and "the org ledger was rewritten" in gate(decision)["reason"], out
 
 
-def staged_stop(sigstore: LocalSigstore, org: Path, project: Path, tmp_path: Path) -> str:
+def staged_stop(sigstore: LocalSigstore, ledger: Path, project: Path, tmp_path: Path) -> str:
     """A stop signed by ONCALL into a copy of the empty org ledger; returns the shell command that
     pushes it to the org ledger (what a deploy or traffic command runs, to stop the line mid-run)."""
-    from pipeline_kit.signing import Signable, sign_all
-    from pipeline_kit.stopline import read_line, statement
-    from pipeline_kit.trust import load_trust_config
-
     staged = tmp_path / "staged.git"
     git(tmp_path, "init", "-q", "--bare", str(staged))
-    config = load_config(project / "pipeline-kit.yml")
-    assert config.org is not None
-    trust_config = load_trust_config(sigstore.trust_config_path)
-    state = read_line(config.org, project, trust_config)
-    assert state.running and state.head[0] == 0
-    signed = statement("stop", "incident during the run", state)
-    bundle = sign_all(trust_config, sigstore.mint_token(ONCALL), "test", [Signable("s", statement=signed)]).files["s"]
-    plant(project, staged, "line-stopped", bundle)
-    return f"git --git-dir {staged} push -q {org} {REF}:{REF}"
-
-
-def with_org(project: Path, org: Path, sigstore: LocalSigstore) -> None:
-    config = project / "pipeline-kit.yml"
-    config.write_text(config.read_text() + org_section(org, sigstore))
+    plant(project, staged, "line-stopped", signed_by(sigstore, project, ONCALL, "stop", "incident during the run"))
+    return f"git --git-dir {staged} push -q {ledger} {REF}:{REF}"
 
 
 def test_a_rollout_stopped_mid_way_pauses_before_its_next_step_and_resumes_after_the_line(
@@ -314,8 +294,7 @@ def test_a_rollout_stopped_mid_way_pauses_before_its_next_step_and_resumes_after
     refused = cli(["rollout", "resume", "--env", "dev", *policy], signed)
     assert refused.code == 1 and "stop-the-line" in refused.err and weights(signed)[-1] == "25 blue green"
 
-    assert line(cli, signed, sigstore, monkeypatch, "resume", LEAD, "incident over")[0] == 0
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
+    assert Org(cli, sigstore, policy, monkeypatch, signed, signed, org).line(signed, "resume", LEAD, "over")[0] == 0
     done = cli(["rollout", "resume", "--env", "dev", *policy], signed)
     assert done.code == 0 and "rollout: finished" in done.out, done.out + done.err
     assert weights(signed)[-2:] == ["50 blue green", "100 blue green"]
@@ -351,8 +330,9 @@ def test_a_release_plan_stopped_between_steps_stays_open_and_compensates_nothing
     assert deployed(root, "accounts")[-1] == releases["accounts"][1]
     assert deployed(root, "orders") == [releases["orders"][0]] and deployed(root, "web") == [releases["web"][0]]
 
-    assert line(cli, accounts, sigstore, monkeypatch, "resume", LEAD, "incident over")[0] == 0
-    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token("dev@example.com"))
+    assert (
+        Org(cli, sigstore, policy, monkeypatch, accounts, accounts, org).line(accounts, "resume", LEAD, "over")[0] == 0
+    )
     again = cli(["release", "apply", "--to", "dev", *policy], root)
     assert again.code == 0, again.out + again.err
     assert [state for state, _ in saga(root)][-1] == "finished"
@@ -404,11 +384,7 @@ def test_the_action_stops_and_resumes_the_line_under_act(tmp_path: Path, sigstor
     org = tmp_path / "org.git"
     git(tmp_path, "init", "-q", "--bare", str(org))
     (repo / ".github" / "workflows" / "line.yml").write_text(LINE_WORKFLOW)
-    section = org_section(org, sigstore).replace(f"san: {LEAD}", f"san: {SIGNER}")  # the act job signs as SIGNER
-    with_org(repo, org, sigstore)
-    (repo / "pipeline-kit.yml").write_text(
-        (repo / "pipeline-kit.yml").read_text().replace(org_section(org, sigstore), section)
-    )
+    with_org(repo, org, sigstore, resumer=SIGNER)  # the act job signs as SIGNER
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "org line")
     result, out = run_act(repo, tmp_path, sigstore, "incident 7", workflow=".github/workflows/line.yml")
@@ -430,8 +406,7 @@ def test_the_gitlab_template_stops_and_resumes_the_line_under_gitlab_ci_local(
     repo = project(tmp_path, sigstore)
     org = tmp_path / "org.git"
     git(tmp_path, "init", "-q", "--bare", str(org))
-    config = repo / "pipeline-kit.yml"
-    config.write_text(config.read_text() + org_section(org, sigstore).replace(f"san: {LEAD}", f"san: {SIGNER}"))
+    with_org(repo, org, sigstore, resumer=SIGNER)
     for command, reason in (("stop", "incident 9"), ("resume", "incident 9 over")):
         (repo / ".gitlab-ci.yml").write_text(
             "include:\n  - local: gitlab-templates/stop-the-line.yml\n    inputs:\n"
