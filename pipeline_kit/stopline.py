@@ -94,7 +94,7 @@ class LineState:
             parts.append(f"the line cannot be read ({self.ledger}), so it counts as stopped: {self.why_unknown()}")
         if parts:
             return "; ".join(parts)
-        last = self.statements[-1] if self.statements else None
+        last = next((s for s in reversed(self.statements) if s.action == "resume"), None)
         since = f"; last resumed by {last.describe()}" if last is not None else "; never stopped"
         return f"the line is running ({self.ledger}{since})"
 

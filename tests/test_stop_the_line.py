@@ -152,6 +152,8 @@ def test_one_project_stops_the_line_and_the_others_promotion_is_refused_until_re
     signed_at = datetime.strptime(reason.split(" at ")[1][:20], "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=timezone.utc)
     assert before <= signed_at <= after
     assert read_ledger(org.other)[-1]["kind"] == "denied"
+    planned = org.cli(["plan", "--to", "dev", *org.policy], org.other)  # the dry run says the same
+    assert planned.code == 1 and f"stopped by {ONCALL}" in planned.out, planned.out + planned.err
     # the project's own promoter cannot waive a verified stop
     code, out, decision = org.promote(org.other, "--break-glass", "--reason", "hotfix")
     assert code == 1 and "--break-glass never lifts a verified stop of the org's line" in out, out
@@ -425,3 +427,11 @@ def test_the_gitlab_template_stops_and_resumes_the_line_under_gitlab_ci_local(
     ]
     dotenv = dict(line.split("=", 1) for line in (repo / "pipeline-kit.env").read_text().splitlines())
     assert dotenv["PIPELINE_KIT_LINE"] == "running" and dotenv["PIPELINE_KIT_ORG_LEDGER_SEQ"] == "2"
+
+
+def test_a_dry_run_reads_the_line_as_ci_will(org: Org) -> None:
+    assert org.line(org.first, "stop", ONCALL, "incident 5")[0] == 0
+    result = org.cli(["run", "--dry-run"], org.other)
+    shown = result.out + result.err
+    assert "stop-the-line" in shown and f"to be verified in CI: {ONCALL}" in shown and "incident 5" in shown, shown
+    assert "would be DENIED in CI too" in shown
