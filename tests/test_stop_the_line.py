@@ -248,6 +248,11 @@ def test_rewriting_the_org_ledger_to_drop_a_stop_is_found(org: Org) -> None:
     git(org.ledger, "update-ref", "-d", REF)
     code, out, decision = org.promote(org.other)
     assert code == 1 and "the org ledger was rewritten" in gate(decision)["reason"], out
+    # ... and a new history in its place, as long as the old: still not the one the project saw
+    plant(org.first, org.ledger, "line-resumed", signed_by(org.sigstore, org.first, LEAD, "resume", "nothing here"))
+    for _ in range(2):  # a denial on the rewritten ledger records nothing the next read would trust
+        code, out, decision = org.promote(org.other)
+        assert code == 1 and "the org ledger was rewritten" in gate(decision)["reason"], out
 
 
 def staged_stop(sigstore: LocalSigstore, ledger: Path, project: Path, tmp_path: Path) -> str:

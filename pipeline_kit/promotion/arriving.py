@@ -246,12 +246,15 @@ def _record_decision(
 
 def org_line_seen(result: Plan) -> dict[str, Any]:
     """The org ledger head the decision read the line on, for the project's ledger: a later read
-    of an org ledger without it finds the org ledger rewritten (`stopline.last_seen`)."""
+    of an org ledger without it finds the org ledger rewritten (`stopline.last_seen`). Only a head
+    read whole: a rewritten org ledger's must never become what the project remembers."""
     from pipeline_kit.stopline import ORG_LINE
 
     for r in result.results:
         seq, entry_hash = r.evidence.get("seq"), r.evidence.get("hash")
-        if r.gate == StopTheLineGate.name and isinstance(seq, int) and isinstance(entry_hash, str) and entry_hash:
+        if r.gate != StopTheLineGate.name or "unreadable" in r.evidence:
+            continue
+        if isinstance(seq, int) and isinstance(entry_hash, str) and entry_hash:
             return {ORG_LINE: [seq, entry_hash]}
     return {}
 
