@@ -200,7 +200,10 @@ def _statement(
         accepted = signed_statement(candidate, policy, verifier, PREDICATE)
     if isinstance(accepted, str):
         return f"{claimed} refused: {accepted}"
-    return _read(accepted, _payload_digest(data), entry.seq) or f"{claimed} refused: its statement is malformed"
+    found = _read(accepted, _payload_digest(data), entry.seq)
+    if found is None or found.action != claimed:  # judged by the policy of the action it signed
+        return f"{claimed} refused: its statement is malformed"
+    return found
 
 
 def _claimed_action(data: bytes) -> Action | None:
