@@ -440,3 +440,29 @@ def test_a_dry_run_reads_the_line_as_ci_will(org: Org) -> None:
     shown = result.out + result.err
     assert "stop-the-line" in shown and f"to be verified in CI: {ONCALL}" in shown and "incident 5" in shown, shown
     assert "would be DENIED in CI too" in shown
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        (
+            "org:\n  ledger: {remote: ../org.git}\n  stop: {identity: {issuer: x, san: a}}\n",
+            "org.resume: required key is missing",
+        ),
+        (
+            "org:\n  ledger: {remote: ../org.git, ref: main}\n  stop: {identity: {issuer: x, san: a}}\n"
+            "  resume: {identity: {issuer: x, san: a}}\n",
+            "expected a git ref",
+        ),
+        (  # a policy accepting the kit's signing workflows for any repository: anyone's would pass
+            "org:\n  ledger: {remote: ../org.git}\n  stop: {identity: {issuer: x, san: a}}\n"
+            "  resume: {identity: {issuer: 'https://token.actions.githubusercontent.com', san-regex: '.*'}}\n",
+            "org.resume.identity: the identity policy accepts the kit's signing workflows",
+        ),
+    ],
+)
+def test_an_org_section_that_cannot_work_is_a_config_error(cli: Cli, hello: Path, section: str, problem: str) -> None:
+    config = hello / "pipeline-kit.yml"
+    config.write_text(config.read_text() + section)
+    result = cli(["plan", "--to", "dev"], hello)
+    assert result.code == 2 and "pipeline-kit.yml: line " in result.err and problem in result.err, result.err

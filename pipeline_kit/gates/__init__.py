@@ -92,7 +92,11 @@ def compile_gates(config: Config, environment: str) -> list[Gate]:
     if config.contracts is not None and "contracts" not in names:
         compiled.append(ContractsGate(ContractsGate.options_model()))
     if config.org is not None and StopTheLineGate.name not in names:  # the org's switch: first, always
-        compiled.insert(0, StopTheLineGate(StopTheLineGate.options_model()))
+        line = StopTheLineGate(StopTheLineGate.options_model())
+        unmet = line.config_problem(config)
+        if unmet:
+            raise config_error(path, ["org"], unmet)
+        compiled.insert(0, line)
     return compiled
 
 

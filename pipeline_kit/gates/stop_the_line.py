@@ -10,6 +10,8 @@ waived: `resume-the-line`, signed by someone `org.resume.identity` accepts, lift
 
 from __future__ import annotations
 
+from pipeline_kit.config import Config
+from pipeline_kit.errors import UsageError
 from pipeline_kit.gates.interface import Gate, Outcome, PromotionContext, denied, error, passed
 
 RESUME = "lift it: pipeline-kit resume-the-line --reason ... (signed by someone org.resume.identity accepts)"
@@ -17,6 +19,18 @@ RESUME = "lift it: pipeline-kit resume-the-line --reason ... (signed by someone 
 
 class StopTheLineGate(Gate):
     name = "stop-the-line"
+
+    def config_problem(self, config: Config) -> str | None:
+        if config.org is None:
+            return "needs an org: section (the org ledger, who may stop and who may resume)"
+        from pipeline_kit.identity import IdentityPolicy
+
+        for role, settings in (("stop", config.org.stop), ("resume", config.org.resume)):
+            try:  # what a verifier would refuse to use at all, refused at load
+                IdentityPolicy.from_config(settings.identity)
+            except UsageError as exc:  # noqa: PERF203 - two roles, each named
+                return f"org.{role}.identity: {exc.message}"
+        return None
 
     def evaluate(self, context: PromotionContext) -> Outcome:
         state = context.line
