@@ -558,7 +558,8 @@ def bench_line(sizes: Sequence[int], runs: int) -> list[list[str]]:
         for size in sizes:
             while statements < size:
                 command = "stop-the-line" if statements % 2 == 0 else "resume-the-line"
-                subprocess.run([kit, command, "--reason", "bench", *trust], cwd=work, env=env, check=True)
+                line = [kit, command, "--reason", "bench", *trust]
+                subprocess.run(line, cwd=work, env=env, check=True, capture_output=True)
                 statements += 1
             planned = timed([kit, "plan", "--to", "dev", *trust, *identity], runs=runs, cwd=work, env=env, ok=(0, 1))
             verify = timed([kit, "verify", *trust, *identity], runs=runs, cwd=work, env=env)

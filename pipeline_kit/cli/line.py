@@ -50,8 +50,8 @@ def _sign(session: Session, action: str, reason: str, trust_config: Path | None,
     state = "running" if after.running else "stopped"
     verb = "stopped" if action == "stop" else "resumed"
     click.echo(f"the line is {verb}: signed by {mine.describe()}")
-    if not after.running:
-        click.echo(after.summary(), err=action == "resume")
+    if len(after.standing) > 1 or after.unreadable or (action == "resume" and not after.running):
+        click.echo(after.summary(), err=action == "resume")  # what else holds the line
     session.publish(
         {"line": state, "org-ledger-seq": str(mine.seq), "statement": mine.id},
         f"### Stop the line\n\n{verb} by `{mine.signer}` at {mine.signed_at:%Y-%m-%d %H:%M:%SZ}: {mine.reason}\n",
