@@ -568,6 +568,34 @@ def bench_drift(sizes: Sequence[int], runs: int) -> list[list[str]]:
     return rows
 
 
+def bench_line(sizes: Sequence[int], runs: int) -> list[list[str]]:
+    """The org's line is read from every signed statement in the org ledger before each
+    promotion: `plan --to dev` after N stop/resume statements, against `verify` of the release in
+    the same run (the line's share of a promotion, and how it grows with the org ledger)."""
+    kit = str(BIN / "pipeline-kit")
+    rows = []
+    with signed_example("environments:\n  dev:\n    gates: [signature]\n") as ws:
+        work, env, trust, identity = ws.work, ws.env, ws.trust, ws.identity
+        org = work.parent / "org.git"
+        subprocess.run(["git", "init", "-q", "--bare", str(org)], check=True)
+        policy = f"{{identity: {{issuer: {identity[3]}, san: {identity[1]}}}}}"
+        with (work / "pipeline-kit.yml").open("a") as config:
+            config.write(f"org:\n  ledger: {{remote: {org}}}\n  stop: {policy}\n  resume: {policy}\n")
+        statements = 0
+        for size in sizes:
+            while statements < size:
+                command = "stop-the-line" if statements % 2 == 0 else "resume-the-line"
+                line = [kit, command, "--reason", "bench", *trust]
+                subprocess.run(line, cwd=work, env=env, check=True, capture_output=True)
+                statements += 1
+            planned = timed([kit, "plan", "--to", "dev", *trust, *identity], runs=runs, cwd=work, env=env, ok=(0, 1))
+            verify = timed([kit, "verify", *trust, *identity], runs=runs, cwd=work, env=env)
+            rows.append(
+                row(f"plan with org: after {size} signed line statement(s)", planned, verify, "pipeline-kit verify")
+            )
+    return rows
+
+
 def bench_analysis(runs: int) -> list[list[str]]:
     """One analysis interval (render, query, judge, count) with 1, 4 and 16 checks, against the raw
     HTTP queries to the same Prometheus (backfilled, from tests/) in the same run."""
@@ -926,7 +954,7 @@ def main() -> None:
     parser.add_argument(
         "which",
         nargs="*",
-        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,timeline,drift,ledger,setup,analysis,rollout,migrations,release-plan,flags}",
+        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,timeline,drift,line,ledger,setup,analysis,rollout,migrations,release-plan,flags}",
         help="default: all",
     )
     parser.add_argument("--ledger-entries", type=int, default=100_000)
@@ -945,6 +973,7 @@ def main() -> None:
         "promote",
         "timeline",
         "drift",
+        "line",
         "ledger",
         "setup",
         "analysis",
@@ -994,6 +1023,8 @@ def main() -> None:
         rows += bench_timeline([1, 10, 40], args.runs)
     if "drift" in which:
         rows += bench_drift([1, 10, 40], args.runs)
+    if "line" in which:
+        rows += bench_line([0, 10, 40], args.runs)
     if "ledger" in which:
         rows += bench_ledger([args.ledger_entries // 10, args.ledger_entries], args.runs)
     if "setup" in which:

@@ -198,7 +198,9 @@ def test_every_action_input_reaches_run_only_through_env() -> None:
             assert f"${{{{ inputs.{name} }}}}" in used, f"{path}: input {name} is never passed to the kit"
 
 
-@pytest.mark.parametrize("name", ["build", "sbom", "sign", "verify", "plan", "promote", "rollback", "release", "drift"])
+@pytest.mark.parametrize(
+    "name", ["build", "sbom", "sign", "verify", "plan", "promote", "rollback", "release", "drift", "stop-the-line"]
+)
 def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
     """Each PIPELINE_KIT_* variable an action sets is read by the command it runs."""
 
@@ -214,12 +216,13 @@ def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
         "PIPELINE_KIT_BUILD_COMMAND",
         "PIPELINE_KIT_DEPLOY_COMMAND",
         "PIPELINE_KIT_BREAK_GLASS_INPUT",
+        "PIPELINE_KIT_LINE_COMMAND",  # which of stop-the-line and resume-the-line the script runs
         "GITHUB_TOKEN",  # read by the forge
     }  # read by the script or the group
-    commands = {"release": ["build", "sign"]}.get(name, [name])
+    commands = {"release": ["build", "sign"], "stop-the-line": ["stop-the-line", "resume-the-line"]}.get(name, [name])
     for command in commands:
         for param in load(command).params:
-            prefix = f"PIPELINE_KIT_{command.upper()}_"
+            prefix = f"PIPELINE_KIT_{command.upper().replace('-', '_')}_"
             known.add(param.envvar if isinstance(param.envvar, str) else prefix + (param.name or "").upper())
     for variable in step["env"]:
         assert variable in known, f"{name}: {variable} is not read by pipeline-kit {'/'.join(commands)}"

@@ -44,6 +44,7 @@ README_HEADINGS = [
     (3, "Multi-service releases: a release plan as a saga"),
     (3, "Progressive rollouts: canary and blue-green"),
     (3, "Drift and reconciliation"),
+    (3, "Stop the line, org-wide"),
     (3, "Promotion records"),
     (3, "Pictures and dashboards"),
     (2, "Threat model"),

@@ -293,7 +293,15 @@ def finish_promotion(session: Session, environment: str, result: Promotion, juni
     else:
         render_promotion(result)
     if result.break_glass_refused:
-        click.echo(f"error: --break-glass waives policy gates, never integrity: {result.break_glass_refused}", err=True)
+        click.echo(f"error: --break-glass {result.break_glass_refused}", err=True)
+    line = next((r for r in result.plan.results if r.gate == "stop-the-line"), None)
+    if result.decision.verdict == "waived" and line is not None and line.verdict != "passed":
+        # said loudly: a promotion past an org line nobody could read
+        click.echo(
+            f"warning: BREAK GLASS: {environment} promoted while the org's line could not be read ({line.reason}); "
+            f"recorded in {result.entry.kind} entry seq {result.entry.seq} of the project's ledger",
+            err=True,
+        )
     if result.decision.verdict == "denied":
         raise click.exceptions.Exit(EXIT_DENIED)
     if result.rollout is not None:

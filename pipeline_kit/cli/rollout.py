@@ -50,8 +50,8 @@ def finish_rollout(session: Session, environment: str, outcome: RolloutOutcome, 
         click.echo(f"rollout: {outcome.verdict}: {outcome.reason}")
         for step in outcome.aftermath:
             click.echo(f"  then: {step}")
-    if outcome.verdict == "failed":
-        click.echo(f"error: the rollout in {environment} failed: {outcome.reason}", err=True)
+    if outcome.verdict in ("failed", "stopped"):  # stopped: paused where it stands, refused while the line is
+        click.echo(f"error: the rollout in {environment} {outcome.verdict}: {outcome.reason}", err=True)
         raise click.exceptions.Exit(EXIT_DENIED)
 
 

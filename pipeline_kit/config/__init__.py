@@ -48,6 +48,9 @@ from pipeline_kit.config.sections import (
     IdentityConfig,
     LedgerConfig,
     MigrationsConfig,
+    OrgConfig,
+    OrgLedgerConfig,
+    OrgRoleConfig,
     SbomConfig,
     SbomSourceConfig,
     SbomSourceType,
@@ -80,6 +83,9 @@ __all__ = [
     "MetricProviderConfig",
     "MigrationsConfig",
     "OnFailureConfig",
+    "OrgConfig",
+    "OrgLedgerConfig",
+    "OrgRoleConfig",
     "ProbeConfig",
     "SbomConfig",
     "SbomSourceConfig",
@@ -103,6 +109,7 @@ class Config(ConfigModel):
     signing: SigningConfig = SigningConfig()
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
     ledger: LedgerConfig = LedgerConfig()
+    org: OrgConfig | None = None  # the org-wide stop-the-line switch: every promotion obeys it
     forge: ForgeConfig = ForgeConfig()
     metrics: dict[str, MetricProviderConfig] = Field(default_factory=dict)
     flags: FlagsConfig | None = None
@@ -119,6 +126,7 @@ class Config(ConfigModel):
         kit reads them, and no child process ever sees them."""
         names = {
             self.ledger.token_variable,
+            self.org.ledger.token_variable if self.org else None,
             self.forge.token_variable,
             self.flags.token_variable if self.flags else None,
             self.annotations.token_variable if self.annotations else None,

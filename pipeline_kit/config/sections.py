@@ -1,4 +1,4 @@
-"""The sections beside the environments: artifact, sbom, signing, flags, ledger, forge,
+"""The sections beside the environments: artifact, sbom, signing, flags, ledger, org, forge,
 migrations, contracts and annotations."""
 
 from __future__ import annotations
@@ -115,9 +115,42 @@ class LedgerConfig(ConfigModel):
     @field_validator("ref")
     @classmethod
     def _ref(cls, value: str) -> str:
-        if not value.startswith("refs/") or ".." in value or " " in value:
-            raise ValueError("expected a git ref such as refs/pipeline-kit/ledger")
-        return value
+        return _git_ref(value)
+
+
+def _git_ref(value: str) -> str:
+    if not value.startswith("refs/") or ".." in value or " " in value:
+        raise ValueError("expected a git ref such as refs/pipeline-kit/ledger")
+    return value
+
+
+class OrgLedgerConfig(ConfigModel):
+    """Where the org's stop-the-line statements live: a ref of a git repository every project
+    names (a URL, or a remote of the project's checkout)."""
+
+    remote: str = Field(min_length=1)
+    ref: str = "refs/pipeline-kit/stop-the-line"
+    token_variable: SentVariable | None = None  # as ledger.token-variable, for this remote
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        return _git_ref(value)
+
+
+class OrgRoleConfig(ConfigModel):
+    """Who may sign one kind of statement: an identity policy of its own."""
+
+    identity: IdentityConfig
+
+
+class OrgConfig(ConfigModel):
+    """The org-wide stop-the-line switch (docs/stop-the-line.md): where it lives, who may stop
+    the line and who may resume it (stop may be wider than resume)."""
+
+    ledger: OrgLedgerConfig
+    stop: OrgRoleConfig
+    resume: OrgRoleConfig
 
 
 class ForgeConfig(ConfigModel):

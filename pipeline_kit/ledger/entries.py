@@ -34,6 +34,8 @@ Kind = Literal[
     "saga",  # a release plan's progress: details.state started, step-done, step-failed, compensated, ...
     "drift",  # `drift` found the environment not running the signed release (details.state), or that ended
     "contract-verified",  # a consumer's contracts verified against this release: the signed verifications attached
+    "line-stopped",  # the org ledger: a stop-the-line statement attached (what it says is the signed statement's)
+    "line-resumed",  # the org ledger: a resume-the-line statement attached
 ]
 
 

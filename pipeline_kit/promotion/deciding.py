@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import InitVar, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import PipelineKitError
@@ -27,6 +27,9 @@ from pipeline_kit.promotion.model import (
 )
 from pipeline_kit.promotion.states import contract_state, schema_states
 from pipeline_kit.vsa import LEDGER_INPUT, hold_level, root_cause_level, search
+
+if TYPE_CHECKING:
+    from pipeline_kit.stopline import LineState
 
 # Only `plan` and `decide` hold it: a Plan or a Decided cannot be made from a file or a ledger line.
 _JUDGED = object()
@@ -131,7 +134,34 @@ def context_for(
         projected=trust.projected,
         schemas=schemas,
         contracts=contracts,
+        line=org_line(project, entries),
     )
+
+
+def org_line(project: Project, entries: Sequence[Entry]) -> LineState | None:
+    """The org's line, read for this project (None without `org:`, or when nothing can be
+    verified here: the stop-the-line gate denies on it). A dry run takes the statements'
+    signatures on trust, as it does the evidence's."""
+    from pipeline_kit.stopline import last_seen, read_line
+
+    trust = project.trust
+    if project.config.org is None or trust.unverified is not None:
+        return None
+    trust_config = None if trust.projected else trust.load()
+    return read_line(project.config.org, project.workdir, trust_config, last_seen(entries))
+
+
+def require_line(project: Project, what: str) -> None:
+    """Refuse (`LineStopped`, exit 1) to start `what` while the org's line is stopped, or cannot be
+    read or verified here."""
+    if project.config.org is None:
+        return
+    from pipeline_kit.stopline import RESUME_HINT, LineStopped
+
+    line = org_line(project, history(project.ledger))
+    if line is None or not line.running:
+        why = line.summary() if line is not None else "the org's line cannot be verified here"
+        raise LineStopped(f"{what} not started: {why}", hint=RESUME_HINT)
 
 
 def plan(project: Project, environment: str, now: datetime | None = None, completing: int | None = None) -> Plan:
