@@ -68,6 +68,7 @@ def _arrival(promotion: Promotion) -> tuple[str, str]:
         words = {
             "finished": ("passed", "arrived: rollout finished"),
             "paused": ("running", f"rollout paused at step {rollout.step + 1} ({rollout.weight}%)"),
+            "stopped": ("error", f"rollout paused by the org's line at step {rollout.step + 1} ({rollout.weight}%)"),
             "stepped": ("running", f"rollout at step {rollout.step + 1} ({rollout.weight}%)"),
             "failed": ("failed", "rollout failed: traffic back to stable"),
             "aborted": ("failed", "rollout aborted"),
@@ -122,7 +123,7 @@ def _step_state(outcome: Outcome, index: int) -> str:
         return "passed"
     if index > current:
         return "waiting"
-    return {"paused": "running", "stepped": "passed"}.get(outcome.verdict, "failed")
+    return {"paused": "running", "stopped": "error", "stepped": "passed"}.get(outcome.verdict, "failed")
 
 
 def plan_chart(plan: ReleasePlan, states: Mapping[str, tuple[str, str]]) -> Flowchart:
