@@ -13,18 +13,18 @@ import pytest
 from pipeline_kit.migrations.pg_expressions import KNOWN_VOLATILE, NON_VOLATILE
 from pipeline_kit.migrations.postgres import Postgres
 from tests.postgres_instance import LocalPostgres
-from tests.test_migrations import SCHEMA, old_release_errors
+from tests.test_migrations import old_release_errors, with_template
 
 NUMBERS = itertools.count()
 
 
 @pytest.fixture(scope="module")
 def postgres(postgres_server: LocalPostgres) -> LocalPostgres:
-    """The session's PostgreSQL with the database `rules_base` (the old release's schema)."""
-    assert postgres_server.psql("postgres", "CREATE DATABASE rules_base").returncode == 0
-    setup = postgres_server.psql("rules_base", SCHEMA)
-    assert setup.returncode == 0, setup.stderr
-    return postgres_server
+    return with_template(postgres_server, "rules_base")
+
+
+def old_release_errors_in(postgres: LocalPostgres, database: str) -> list[str]:
+    return old_release_errors(lambda request: postgres.psql(database, request, user="app"))
 
 
 def fresh(postgres: LocalPostgres) -> str:
@@ -85,7 +85,7 @@ def test_code_the_classifier_cannot_see_through_is_never_a_pass(
     database = fresh(postgres)
     applied = postgres.psql(database, script)
     assert applied.returncode == 0, applied.stderr
-    assert old_release_errors(postgres, database)
+    assert old_release_errors_in(postgres, database)
 
 
 def test_calling_postgres_own_functions_is_seen_through(postgres: LocalPostgres) -> None:
@@ -102,7 +102,7 @@ def test_calling_postgres_own_functions_is_seen_through(postgres: LocalPostgres)
     ]
     database = fresh(postgres)
     assert postgres.psql(database, script).returncode == 0
-    assert old_release_errors(postgres, database) == []
+    assert old_release_errors_in(postgres, database) == []
 
 
 def test_the_known_functions_are_postgres_own_as_listed(postgres: LocalPostgres) -> None:

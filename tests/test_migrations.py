@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,21 +68,28 @@ CORPUS = (
 )
 
 
-@pytest.fixture(scope="module")
-def postgres(postgres_server: LocalPostgres) -> LocalPostgres:
-    """The session's PostgreSQL with the database `base` (SCHEMA) every test copies."""
-    assert postgres_server.psql("postgres", "CREATE DATABASE base").returncode == 0
-    setup = postgres_server.psql("base", SCHEMA)
+def with_template(postgres_server: LocalPostgres, name: str) -> LocalPostgres:
+    """The session's PostgreSQL with the database `name` (SCHEMA), which tests copy."""
+    assert postgres_server.psql("postgres", f"CREATE DATABASE {name}").returncode == 0
+    setup = postgres_server.psql(name, SCHEMA)
     assert setup.returncode == 0, setup.stderr
     return postgres_server
 
 
-def old_release_errors(postgres: LocalPostgres, database: str) -> list[str]:
+@pytest.fixture(scope="module")
+def postgres(postgres_server: LocalPostgres) -> LocalPostgres:
+    return with_template(postgres_server, "base")
+
+
+def old_release_errors(run: Callable[[str], subprocess.CompletedProcess[str]]) -> list[str]:
+    """What fails of the old release's requests, each run by `run` as the old release's user."""
     errors = []
     for request in OLD_RELEASE:
-        done = postgres.psql(database, request, user="app")
+        done = run(request)
         if done.returncode != 0:
-            errors.append(f"{request}: {done.stderr.strip().splitlines()[0]}")
+            errors.append(
+                f"{request}: {next((line for line in done.stderr.splitlines() if 'ERROR' in line), done.stderr.strip())}"
+            )
     return errors
 
 
@@ -92,7 +101,7 @@ def test_the_classifier_agrees_with_the_database(postgres: LocalPostgres, statem
     assert postgres.psql("postgres", f"CREATE DATABASE {database} TEMPLATE base").returncode == 0
     applied = postgres.psql(database, statement)
     assert applied.returncode == 0, applied.stderr
-    errors = old_release_errors(postgres, database)
+    errors = old_release_errors(lambda request: postgres.psql(database, request, user="app"))
     if expected in ("expand", "neutral"):
         assert errors == [], errors  # the running release does not notice
     else:
