@@ -76,6 +76,7 @@ CORPUS = (
     ("ALTER TABLE users ADD KEY users_email (email)", "expand", "safe"),
     ("ALTER TABLE users ADD FULLTEXT INDEX users_name (name)", "expand", "blocks"),
     ("ALTER TABLE users ALTER COLUMN age SET DEFAULT 0", "expand", "safe"),
+    ("ALTER TABLE users ADD COLUMN handle VARCHAR(32) UNIQUE", "expand", "safe"),  # the old release never writes it
     ("ALTER TABLE users DROP COLUMN legacy", "contract", "safe"),
     ("ALTER TABLE users DROP COLUMN legacy, ALGORITHM=COPY", "contract", "blocks"),
     ("ALTER TABLE users RENAME COLUMN name TO full_name", "contract", "safe"),

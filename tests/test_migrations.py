@@ -52,6 +52,7 @@ CORPUS = (
     ("CREATE TABLE audit (id bigserial PRIMARY KEY, at timestamptz NOT NULL)", "expand"),
     ("CREATE INDEX CONCURRENTLY users_email ON users (email)", "expand"),
     ("ALTER TABLE users ALTER COLUMN age SET DEFAULT 0", "expand"),
+    ("ALTER TABLE users ADD COLUMN handle text UNIQUE", "expand"),  # the old release never writes it
     ("ALTER TABLE users DROP COLUMN legacy", "contract"),
     ("ALTER TABLE users RENAME COLUMN name TO full_name", "contract"),
     ("ALTER TABLE users RENAME TO accounts", "contract"),

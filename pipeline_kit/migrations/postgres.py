@@ -52,8 +52,9 @@ def _column(definition: dict[str, Any]) -> Verdict:
     kinds = {c["Constraint"]["contype"]: c["Constraint"] for c in definition.get("constraints") or []}
     default = kinds.get("CONSTR_DEFAULT")
     if "CONSTR_PRIMARY" in kinds or "CONSTR_UNIQUE" in kinds:
+        # a nullable new column is one the old release never writes: its uniqueness binds only the new
         return (
-            "contract",
+            "contract" if "CONSTR_PRIMARY" in kinds or ("CONSTR_NOTNULL" in kinds and default is None) else "expand",
             "blocks",
             "add-column-unique",
             f"new column {column} with a unique index built in place",

@@ -277,12 +277,16 @@ class SqlglotDialect(Dialect):
         name = action.name
         not_null = kinds.get("NotNullColumnConstraint")
         if "PrimaryKeyColumnConstraint" in kinds or "UniqueColumnConstraint" in kinds:
+            # a nullable new column is one the old release never writes: its uniqueness binds only the new
+            required = "PrimaryKeyColumnConstraint" in kinds or (
+                not_null is not None and not not_null.args.get("allow_null") and "DefaultColumnConstraint" not in kinds
+            )
             return (
-                "contract",
-                self.blocking,
+                "contract" if required else "expand",
+                "safe" if self.name == "mysql" else self.blocking,  # InnoDB builds the index online
                 "add-column-unique",
                 f"new column {name} with a unique index",
-                "add the column, then the unique index as a contract step",
+                "add it nullable; make it required as a contract step",
             )
         if not_null is not None and not not_null.args.get("allow_null") and "DefaultColumnConstraint" not in kinds:
             return (
