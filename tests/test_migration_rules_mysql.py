@@ -72,6 +72,7 @@ CORPUS = (
     ("CREATE TABLE audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, at DATETIME NOT NULL)", "expand", "safe"),
     ("CREATE INDEX users_email ON users (email) ALGORITHM=INPLACE LOCK=NONE", "expand", "safe"),
     ("CREATE INDEX users_email ON users (email)", "expand", "safe"),
+    ("CREATE INDEX users_email ON users (email) USING BTREE LOCK=NONE", "expand", "safe"),
     ("ALTER TABLE users ADD INDEX users_email (email), ALGORITHM=INPLACE, LOCK=NONE", "expand", "safe"),
     ("ALTER TABLE users ADD KEY users_email (email)", "expand", "safe"),
     ("ALTER TABLE users ADD FULLTEXT INDEX users_name (name)", "expand", "blocks"),
@@ -138,7 +139,7 @@ def test_a_cautious_verdict_only_ever_errs_towards_blocking(server: LocalMariaDB
     ("where", "every_row"),
     [
         *(("true", True), ("1", True), ("1 = 1", True), ("id = id", True), ("id < 10 OR 1", True)),
-        *(("id BETWEEN 1 AND 10", False), ("id < 10 OR id > 40", False)),
+        *(("id BETWEEN 1 AND 10", False), ("id < 10 OR id > 40", False), ("true LIMIT 10", False)),
     ],
 )
 def test_a_where_that_selects_every_row_is_no_batch(server: LocalMariaDB, where: str, every_row: bool) -> None:

@@ -125,7 +125,7 @@ class SqlglotDialect(Dialect):
         words = text.split(None, 2)
         if self.name == "mysql" and verb == "CREATE" and "INDEX" in (w.upper() for w in words[:2]):
             statement, options = split_options(f"CREATE {text}")
-            if options:
+            if options:  # read without them, judged with them
                 with contextlib.suppress(sqlglot.errors.ParseError):
                     return self._online(self._verdicts(sqlglot.parse_one(statement, read=self.read)), options)
         if verb == "CALL" or (verb == "CREATE" and words[:1] and words[0].upper() in ("TRIGGER", "EVENT")):
@@ -212,7 +212,8 @@ class SqlglotDialect(Dialect):
         if isinstance(expression, exp.Insert):
             return ("migrate", "safe", "insert", "inserts rows", "")
         verb = type(expression).__name__.upper()
-        if selects_every_row(expression.args.get("where")):
+        # MySQL's batch: `UPDATE ... LIMIT 1000` run until it changes nothing
+        if selects_every_row(expression.args.get("where")) and not expression.args.get("limit"):
             return (
                 "migrate",
                 self.blocking,

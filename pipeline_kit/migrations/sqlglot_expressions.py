@@ -39,7 +39,7 @@ MYSQL_BUILTINS = frozenset(
         "INET_NTOA",
     }
 )
-OPTION = re.compile(r"\s+(ALGORITHM|LOCK)\s*=?\s*(\w+)\s*$", re.IGNORECASE)
+OPTION = re.compile(r"\s+(ALGORITHM|LOCK|USING)\s*=?\s*(\w+)\s*$", re.IGNORECASE)
 RENAME_TABLES = re.compile(r"TABLE\s+[`\w.]+\s+TO\s+[`\w.]+(?:\s*,\s*[`\w.]+\s+TO\s+[`\w.]+)*\s*", re.IGNORECASE)
 
 
@@ -93,8 +93,8 @@ def selects_every_row(where: Any) -> bool:
 
 
 def split_options(text: str) -> tuple[str, dict[str, str]]:
-    """A CREATE INDEX statement without its trailing `ALGORITHM=` and `LOCK=` clauses (which
-    sqlglot cannot read), and those clauses."""
+    """A CREATE INDEX statement without its trailing `ALGORITHM=`, `LOCK=` and `USING BTREE|HASH`
+    clauses (which sqlglot cannot read), and those clauses."""
     options: dict[str, str] = {}
     while match := OPTION.search(text):
         options.setdefault(match.group(1).upper(), match.group(2).upper())
