@@ -43,6 +43,9 @@ PURGE = (
     "CREATE FUNCTION purge() RETURNS int LANGUAGE plpgsql AS $$ BEGIN "
     "ALTER TABLE users DROP COLUMN legacy; DROP TABLE orders; RETURN 1; END $$"
 )
+DROPS_ORDERS = (
+    "CREATE FUNCTION purge2() RETURNS int LANGUAGE plpgsql AS $$ BEGIN DROP TABLE IF EXISTS orders; RETURN 1; END $$"
+)
 # (script, the rule that must make a human look at it): each hides a contract in code
 HIDDEN = (
     (f"{PURGE};\nCREATE TABLE audit_log (n int);\nINSERT INTO audit_log SELECT purge();", "calls-user-function"),
@@ -65,12 +68,14 @@ HIDDEN = (
         "CREATE PROCEDURE tidy() LANGUAGE sql AS $$ ALTER TABLE users DROP COLUMN legacy $$;\nCALL tidy();",
         "opaque-code",
     ),
-    # evaluated for every row: the function runs, whatever it does
+    # run while the statement builds something: for every row, or once
+    (f"{PURGE};\nCREATE MATERIALIZED VIEW purged AS SELECT purge() AS n;", "calls-user-function"),
+    (f"{PURGE};\nCREATE TABLE purged AS SELECT purge() AS n;", "calls-user-function"),
     (
-        "CREATE FUNCTION purge2() RETURNS int LANGUAGE plpgsql AS $$ BEGIN DROP TABLE IF EXISTS orders; "
-        "RETURN 1; END $$;\nALTER TABLE users ADD COLUMN marker int DEFAULT purge2();",
+        f"{DROPS_ORDERS};\nALTER TABLE users ADD COLUMN marker int DEFAULT purge2();",
         "add-column-volatile-default",
     ),
+    (f"{DROPS_ORDERS};\nALTER TABLE users ADD COLUMN marker int DEFAULT purge2();", "calls-user-function"),
 )
 
 
@@ -140,8 +145,11 @@ DEFAULTS = (
 def test_a_default_not_proven_immutable_or_stable_is_a_table_rewrite(
     postgres: LocalPostgres, column: str, lock: str, rewrites: bool
 ) -> None:
-    (finding,) = Postgres().classify(f"SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN {column};", "m.sql")[1:]
+    findings = Postgres().classify(f"SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN {column};", "m.sql")[1:]
+    (finding,) = [f for f in findings if f.rule != "calls-user-function"]
     assert (finding.phase, finding.lock) == ("expand", lock)
+    user_function = "purge2" in column or "fixed_one" in column
+    assert ("calls-user-function" in {f.rule for f in findings}) == user_function
     database = fresh(postgres)
     functions = (
         "CREATE FUNCTION purge2() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 2; END $$;"

@@ -344,11 +344,22 @@ def _code(kind: str, node: dict[str, Any]) -> list[Verdict]:
     return []
 
 
+ROWS = ("InsertStmt", "UpdateStmt", "DeleteStmt", "SelectStmt")
+
+
 def _statement(kind: str, node: dict[str, Any], in_transaction: bool) -> list[Verdict]:
-    """The verdicts on one statement, by its family."""
-    opaque = _code(kind, node) if kind in (*OPAQUE_CODE, "InsertStmt", "UpdateStmt", "DeleteStmt", "SelectStmt") else []
-    if opaque:
+    """The verdicts on one statement: code it runs that the classifier cannot see through (a
+    user function called by a query, a default, an index expression, a CREATE TABLE AS or a
+    materialized view) is review, beside what the statement itself does unless it only reads
+    or writes rows."""
+    opaque = _code(kind, node)
+    if kind in OPAQUE_CODE or (opaque and kind in ROWS):
         return opaque
+    return opaque + _family(kind, node, in_transaction)
+
+
+def _family(kind: str, node: dict[str, Any], in_transaction: bool) -> list[Verdict]:
+    """The verdicts on one statement, by its family."""
     if kind == "AlterTableStmt":
         return [_alter(c["AlterTableCmd"]) for c in node.get("cmds") or [] if "AlterTableCmd" in c]
     if kind == "CreateStmt":

@@ -63,6 +63,23 @@ class SqlglotDialect(Dialect):
         return findings
 
     def _verdicts(self, expression: Any) -> list[Verdict]:
+        """What the statement does; a call of code the classifier cannot see through (in a query,
+        a CREATE TABLE ... SELECT, a default) is review beside it, or instead of a row change."""
+        from sqlglot import exp
+
+        code = isinstance(expression, exp.Command) or (
+            isinstance(expression, exp.Create) and str(expression.args.get("kind", "")).upper() != "TABLE"
+        )
+        called = [] if code else sorted(set(opaque_calls(expression)))
+        opaque: list[Verdict] = []
+        if called:
+            message = f"calls {', '.join(called)}: code the classifier cannot see through"
+            opaque.append(("review", "n/a", "calls-user-function", message, ""))
+        if opaque and isinstance(expression, (exp.Insert, exp.Update, exp.Delete, exp.Select)):
+            return opaque
+        return opaque + self._family(expression)
+
+    def _family(self, expression: Any) -> list[Verdict]:
         from sqlglot import exp
 
         if isinstance(expression, exp.Command):
@@ -77,17 +94,6 @@ class SqlglotDialect(Dialect):
         if isinstance(expression, exp.Drop):
             return self._drop(expression)
         if isinstance(expression, (exp.Insert, exp.Update, exp.Delete, exp.Select)):
-            called = sorted(set(opaque_calls(expression)))
-            if called:
-                return [
-                    (
-                        "review",
-                        "n/a",
-                        "calls-user-function",
-                        f"calls {', '.join(called)}: code the classifier cannot see through",
-                        "",
-                    )
-                ]
             return [self._rows(expression)]
         if isinstance(expression, exp.Revoke):
             return [
@@ -143,20 +149,23 @@ class SqlglotDialect(Dialect):
         ]
 
     def _online(self, verdicts: list[Verdict], options: dict[str, str]) -> list[Verdict]:
-        """The verdicts as the statement's ALGORITHM/LOCK clauses make them (MySQL's rules)."""
+        """The verdicts as the statement's ALGORITHM/LOCK clauses make them (MySQL's rules); what
+        could not be classified stays so."""
         algorithm, lock = options.get("ALGORITHM", "DEFAULT"), options.get("LOCK", "DEFAULT")
         if lock == "NONE" or algorithm == "INSTANT":
-            how = f"LOCK={lock}" if lock == "NONE" else "ALGORITHM=INSTANT"
+            how = "LOCK=NONE" if lock == "NONE" else "ALGORITHM=INSTANT"
             note = f" ({how}: writes go on, or the server refuses the statement)"
             return [
-                (p, "safe", r, m + note if k == "blocks" else m, f if k != "blocks" else "")
+                (p, k, r, m, f) if k == "n/a" else (p, "safe", r, m + note if k == "blocks" else m, f)
                 for p, k, r, m, f in verdicts
             ]
         if algorithm == "COPY" or lock in ("SHARED", "EXCLUSIVE"):
             how = "ALGORITHM=COPY" if algorithm == "COPY" else f"LOCK={lock}"
+            note = f" ({how}: writes wait for the whole statement)"
             fix = "drop the clause (the server picks the least locking it can), or ask for LOCK=NONE"
             return [
-                (p, "blocks", r, f"{m} ({how}: writes wait for the whole statement)", fix) for p, _, r, m, _ in verdicts
+                (p, k, r, m, f) if k == "n/a" else (p, "blocks", r, m + note, f"{f}; {fix}" if f else fix)
+                for p, k, r, m, f in verdicts
             ]
         return verdicts
 
