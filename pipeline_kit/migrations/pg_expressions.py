@@ -78,21 +78,33 @@ def provably_non_volatile(node: Any) -> bool:
     return False
 
 
+def _nodes(node: Any, key: str) -> list[Any]:
+    """Every value of `key` in a dict anywhere under `node`, without recursion (a deep tree is no
+    stack) and without a generator (this runs on every statement)."""
+    found: list[Any] = []
+    stack = [node]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    while stack:
+        item = pop()
+        if type(item) is dict:
+            if key in item:
+                found.append(item[key])
+            for value in item.values():
+                if type(value) is dict or type(value) is list:
+                    push(value)
+        elif type(item) is list:
+            extend(item)
+    return found
+
+
 def opaque_calls(node: Any) -> list[str]:
     """The functions called under `node` that are not PostgreSQL's own: code the classifier
     cannot see through (by the name the statement gives them)."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "FuncCall" and isinstance(value, dict):
-                name = function_name(value)
-                if name not in NON_VOLATILE and name not in KNOWN_VOLATILE:
-                    found.append(".".join(p["String"]["sval"] for p in value.get("funcname") or [] if "String" in p))
-            found += opaque_calls(value)
-    elif isinstance(node, list):
-        for value in node:
-            found += opaque_calls(value)
-    return found
+    return [
+        ".".join(part["String"]["sval"] for part in call.get("funcname") or [] if "String" in part)
+        for call in _nodes(node, "FuncCall")
+        if function_name(call) not in NON_VOLATILE and function_name(call) not in KNOWN_VOLATILE
+    ]
 
 
 def _without_locations(node: Any) -> Any:
@@ -104,11 +116,7 @@ def _without_locations(node: Any) -> Any:
 
 
 def _reads_a_column(node: Any) -> bool:
-    if isinstance(node, dict):
-        return "ColumnRef" in node or any(_reads_a_column(value) for value in node.values())
-    if isinstance(node, list):
-        return any(_reads_a_column(value) for value in node)
-    return False
+    return bool(_nodes(node, "ColumnRef"))
 
 
 def selects_every_row(where: Any) -> bool:

@@ -325,12 +325,26 @@ OPAQUE_CODE = {
 }
 
 
+# ALTER TABLE commands whose expressions run (a default for every row, a CHECK, a USING)
+RUNNING_COMMANDS = {"AT_AddColumn", "AT_ColumnDefault", "AT_AddConstraint", "AT_AlterColumnType"}
+# statements with expressions that run: the rest (SET, DROP, RENAME, GRANT, ...) call nothing
+RUNNING = {"CreateStmt", "CreateTableAsStmt", "ViewStmt", "IndexStmt", "InsertStmt", "UpdateStmt", "DeleteStmt"}
+
+
+def _running(kind: str, node: dict[str, Any]) -> Any:
+    """The part of a statement whose expressions run (all of a query, an ALTER's defaults)."""
+    if kind == "AlterTableStmt":
+        commands = [c.get("AlterTableCmd", {}) for c in node.get("cmds") or []]
+        return [c for c in commands if c.get("subtype") in RUNNING_COMMANDS]
+    return node if kind in RUNNING or kind == "SelectStmt" else None
+
+
 def _code(kind: str, node: dict[str, Any]) -> list[Verdict]:
     """Code the classifier cannot see through: created, or called, it may do anything."""
     if kind in OPAQUE_CODE:
         rule = "do-block" if kind == "DoStmt" else "opaque-code"
         return [("review", "n/a", rule, f"{OPAQUE_CODE[kind]}: code the classifier cannot see through", "")]
-    called = sorted(set(opaque_calls(node)))
+    called = sorted(set(opaque_calls(_running(kind, node))))
     if called:
         return [
             (
