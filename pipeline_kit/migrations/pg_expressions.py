@@ -56,26 +56,33 @@ def function_name(call: dict[str, Any]) -> str | None:
 
 
 def provably_non_volatile(node: Any) -> bool:
-    """Whether every part of the expression `node` is a known immutable or stable construct."""
-    if isinstance(node, list):
-        return all(provably_non_volatile(item) for item in node)
-    if not isinstance(node, dict) or len(node) != 1:
-        return False
-    ((kind, body),) = node.items()
-    if kind in ("A_Const", "SQLValueFunction"):  # CURRENT_DATE, CURRENT_TIMESTAMP, ...: stable
-        return True
-    if kind == "FuncCall":
-        if function_name(body) not in NON_VOLATILE or body.get("over") or body.get("agg_filter"):
+    """Whether every part of the expression `node` is a known immutable or stable construct
+    (walked without recursion: a default may be nested deeper than Python's stack)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack += item
+            continue
+        if not isinstance(item, dict) or len(item) != 1:
             return False
-        return provably_non_volatile(body.get("args") or [])
-    if kind == "A_Expr":
-        names = [part["String"]["sval"] for part in body.get("name") or [] if "String" in part]
-        if body.get("kind") != "AEXPR_OP" or names[-1:] != names or names[0] not in OPERATORS:
+        ((kind, body),) = item.items()
+        if kind in ("A_Const", "SQLValueFunction"):  # CURRENT_DATE, CURRENT_TIMESTAMP, ...: stable
+            continue
+        if kind == "FuncCall":
+            if function_name(body) not in NON_VOLATILE or body.get("over") or body.get("agg_filter"):
+                return False
+            stack += body.get("args") or []
+        elif kind == "A_Expr":
+            names = [part["String"]["sval"] for part in body.get("name") or [] if "String" in part]
+            if body.get("kind") != "AEXPR_OP" or names[-1:] != names or names[0] not in OPERATORS:
+                return False
+            stack += [body[side] for side in ("lexpr", "rexpr") if side in body]
+        elif kind in TRANSPARENT:
+            stack += [body[key] for key in TRANSPARENT[kind] if key in body]
+        else:
             return False
-        return all(provably_non_volatile(body[side]) for side in ("lexpr", "rexpr") if side in body)
-    if kind in TRANSPARENT:
-        return all(provably_non_volatile(body[key]) for key in TRANSPARENT[kind] if key in body)
-    return False
+    return True
 
 
 def _nodes(node: Any, key: str) -> list[Any]:
@@ -107,14 +114,6 @@ def opaque_calls(node: Any) -> list[str]:
     ]
 
 
-def _without_locations(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {key: _without_locations(value) for key, value in node.items() if key != "location"}
-    if isinstance(node, list):
-        return [_without_locations(value) for value in node]
-    return node
-
-
 def _reads_a_column(node: Any) -> bool:
     return bool(_nodes(node, "ColumnRef"))
 
@@ -123,15 +122,19 @@ def selects_every_row(where: Any) -> bool:
     """Whether a WHERE clause can be seen to select every row (or none): none at all, one that
     reads no column of the row (`WHERE true`, `1 = 1`, `EXISTS (SELECT 1)`), a column compared
     with itself (`id = id`), or an OR with such a branch. Anything else counts as a batch."""
-    if where is None or not _reads_a_column(where):
-        return True
-    ((kind, body),) = where.items() if isinstance(where, dict) and len(where) == 1 else (("", {}),)
-    if kind == "BoolExpr" and body.get("boolop") == "OR_EXPR":
-        return any(selects_every_row(arg) for arg in body.get("args") or [])
-    if kind == "A_Expr" and body.get("kind") == "AEXPR_OP":
-        names = [part["String"]["sval"] for part in body.get("name") or [] if "String" in part]
-        same = _without_locations(body.get("lexpr")) == _without_locations(body.get("rexpr"))
-        return names in (["="], [">="], ["<="]) and same
+    branches = [where]
+    while branches:
+        branch = branches.pop()
+        if branch is None or not _reads_a_column(branch):
+            return True
+        ((kind, body),) = branch.items() if isinstance(branch, dict) and len(branch) == 1 else (("", {}),)
+        if kind == "BoolExpr" and body.get("boolop") == "OR_EXPR":
+            branches += body.get("args") or []
+        elif kind == "A_Expr" and body.get("kind") == "AEXPR_OP":
+            names = [part["String"]["sval"] for part in body.get("name") or [] if "String" in part]
+            sides = [body.get(side, {}).get("ColumnRef", {}).get("fields") for side in ("lexpr", "rexpr")]
+            if names in (["="], [">="], ["<="]) and sides[0] is not None and sides[0] == sides[1]:
+                return True
     return False
 
 

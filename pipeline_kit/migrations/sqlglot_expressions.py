@@ -80,15 +80,19 @@ def selects_every_row(where: Any) -> bool:
 
     if where is None:
         return True
-    condition = where.this if isinstance(where, exp.Where) else where
-    if not _reads_a_column(condition):
-        return True
-    if isinstance(condition, exp.Paren):
-        return selects_every_row(condition.this)
-    if isinstance(condition, exp.Or):
-        return selects_every_row(condition.this) or selects_every_row(condition.expression)
-    if isinstance(condition, (exp.EQ, exp.GTE, exp.LTE, exp.NullSafeEQ)):
-        return bool(condition.this == condition.expression)
+    branches = [where.this if isinstance(where, exp.Where) else where]
+    while branches:
+        condition = branches.pop()
+        if not _reads_a_column(condition):
+            return True
+        if isinstance(condition, exp.Paren):
+            branches.append(condition.this)
+        elif isinstance(condition, exp.Or):
+            branches += [condition.this, condition.expression]
+        elif isinstance(condition, (exp.EQ, exp.GTE, exp.LTE, exp.NullSafeEQ)):
+            left, right = condition.this, condition.expression
+            if isinstance(left, exp.Column) and isinstance(right, exp.Column) and left == right:
+                return True
     return False
 
 
