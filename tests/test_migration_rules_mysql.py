@@ -7,12 +7,15 @@ operation that would block writes) confirms the lock risk."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
+from pathlib import Path
 
 import pytest
 
 from pipeline_kit.migrations.sqlglot_dialects import MySQL
 from pipeline_kit.migrations.sqlglot_expressions import MYSQL_BUILTINS
+from tests.conftest import Cli
 from tests.mariadb_instance import LocalMariaDB
 from tests.test_migrations import old_release_errors
 
@@ -205,3 +208,31 @@ def test_the_listed_builtins_are_mariadb_native_functions(server: LocalMariaDB) 
         done = server.sql(database, f"CREATE FUNCTION {name} () RETURNS INT RETURN 1; SHOW WARNINGS")
         native = "1585" in done.stdout or "ERROR 1064" in done.stderr
         assert native == (name in MYSQL_BUILTINS), (name, done.stdout, done.stderr)
+
+
+ONLINE = """SET SESSION lock_wait_timeout = 5;
+CREATE INDEX users_email ON users (email) ALGORITHM=INPLACE LOCK=NONE;
+ALTER TABLE users ADD COLUMN nickname VARCHAR(64) NULL, ALGORITHM=INSTANT;
+ALTER TABLE users ADD INDEX users_name (name), ALGORITHM=INPLACE, LOCK=NONE;
+UPDATE users SET nickname = name WHERE id BETWEEN 1 AND 25;
+"""
+
+
+def test_a_gh_ost_style_migration_passes_the_check_and_a_rename_does_not(
+    server: LocalMariaDB, cli: Cli, tmp_path: Path
+) -> None:
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "001_online.sql").write_text(ONLINE)
+    checked = cli(["migrations", "check", "--dialect", "mysql", "--json", "migrations"], cwd=tmp_path)
+    assert checked.code == 0, checked.out
+    assert [row["rule"] for row in json.loads(checked.out)["statements"]] == [
+        *("set", "create-index", "add-column", "add-index", "backfill"),
+    ]
+    database = fresh(server)
+    applied = server.sql(database, ONLINE)  # the server runs it as written, the old release unharmed
+    assert applied.returncode == 0, applied.stderr
+    assert old_release_errors_in(server, database) == []
+    (migrations / "002_rename.sql").write_text("RENAME TABLE users TO accounts;\n")
+    renamed = cli(["migrations", "check", "--dialect", "mysql", "migrations"], cwd=tmp_path)
+    assert renamed.code == 1 and "migrations/002_rename.sql:1" in renamed.out and "rename-table" in renamed.out
