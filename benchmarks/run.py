@@ -730,6 +730,47 @@ def bench_migrations(sizes: Sequence[int]) -> tuple[list[list[str]], list[str]]:
     return rows, [f"migrations check: statements per second at the sizes measured: {growth}"]
 
 
+def bench_flags(runs: int) -> list[list[str]]:
+    """The tests' Unleash (npm unleash-server on its own PostgreSQL, once per test session): its
+    start against the PostgreSQL's alone; a kill and a restore through the kit (each reads the
+    state, switches, reads it back, tags or untags) against one plain admin GET of the flag."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from pipeline_kit.flags.unleash import Unleash
+    from tests.postgres_instance import LocalPostgres
+    from tests.unleash_instance import LocalUnleash
+
+    postgres_starts, unleash_starts = [], []
+    starts = max(2, runs // 2)  # each start runs every migration: slow
+    for n in range(starts):
+        began = time.perf_counter()
+        postgres = LocalPostgres().start()
+        postgres_starts.append(time.perf_counter() - began)
+        postgres.stop()
+        instance = LocalUnleash().start()
+        unleash_starts.append(instance.started_in)
+        if n < starts - 1:  # the last one serves the round trips
+            instance.stop()
+    try:
+        flag = instance.create_flag(on_in=("production",))
+        switches = Unleash(instance.url, "default", instance.admin_token, {})
+        path = f"/api/admin/projects/default/features/{flag}/environments/production"
+        get = median_time(lambda: instance.admin("GET", path), runs * 4)
+        round_trip = median_time(
+            lambda: (switches.kill(flag, "production"), switches.restore(flag, "production")), runs
+        )
+    finally:
+        instance.stop()
+    return [
+        row(
+            "unleash-server start (PostgreSQL under it included)",
+            statistics.median(unleash_starts),
+            statistics.median(postgres_starts),
+            "PostgreSQL start alone",
+        ),
+        row("Unleash kill + restore (library)", round_trip, get, "one admin GET of the flag"),
+    ]
+
+
 def bench_release_plan(runs: int, steps: int = 10) -> list[list[str]]:
     """`release apply` of a plan of `steps` small services (no-op deploys), against the same
     promotions run one after another as single `promote` commands."""
@@ -785,7 +826,7 @@ def main() -> None:
     parser.add_argument(
         "which",
         nargs="*",
-        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,timeline,ledger,setup,analysis,rollout,migrations,release-plan}",
+        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,timeline,ledger,setup,analysis,rollout,migrations,release-plan,flags}",
         help="default: all",
     )
     parser.add_argument("--ledger-entries", type=int, default=100_000)
@@ -809,6 +850,7 @@ def main() -> None:
         "rollout",
         "migrations",
         "release-plan",
+        "flags",
     ]
     which = args.which or everything
     unknown = set(which) - set(everything)
@@ -861,6 +903,8 @@ def main() -> None:
         migration_rows, migration_notes = bench_migrations([20, 200])
         rows += migration_rows
         notes += migration_notes
+    if "flags" in which:
+        rows += bench_flags(args.runs)
     header = ["benchmark", "pipeline-kit", "reference", "reference is", "ratio"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))

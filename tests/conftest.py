@@ -23,6 +23,7 @@ from tests.mariadb_instance import LocalMariaDB
 from tests.postgres_instance import LocalPostgres
 from tests.prometheus_instance import Exporter, LocalPrometheus
 from tests.sigstore_instance import LocalSigstore
+from tests.unleash_instance import LocalUnleash
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "hello-service"
@@ -180,6 +181,14 @@ def postgres_server() -> Iterator[LocalPostgres]:
 def mariadb() -> Iterator[LocalMariaDB]:
     """One real MariaDB for the session; each test makes its own databases in it."""
     instance = LocalMariaDB().start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def unleash() -> Iterator[LocalUnleash]:
+    """A real Unleash for the session (on its own PostgreSQL); each test makes flags of its own."""
+    instance = LocalUnleash().start()
     yield instance
     instance.stop()
 

@@ -529,7 +529,7 @@ def test_an_emitted_gitlab_pipeline_compensates_in_reverse_in_its_own_jobs(
 def test_emitted_pipelines_pass_each_platform_schema_and_linters(
     cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]]
 ) -> None:
-    from pipeline_kit.saga_pipelines import CHECKOUT
+    from pipeline_kit.saga_pipelines import CHECKOUT, DOWNLOAD_ARTIFACT
     from tests.conftest import ROOT
     from tests.test_gitlab_templates import GitLabLoader, check_schema
 
@@ -554,7 +554,14 @@ def test_emitted_pipelines_pass_each_platform_schema_and_linters(
     assert pipeline["include"] == [
         {"project": "pipeline-kit/pipeline-kit", "ref": f"v{__version__}", "file": "gitlab-templates/install.yml"}
     ]
-    assert pipeline["release-web"]["needs"] == ["release-start", "release-accounts", "release-orders"]
+    signed_by = {"pipeline": "$PARENT_PIPELINE_ID", "job": "web-sign", "artifacts": True}  # its evidence
+    assert pipeline["release-web"]["needs"] == ["release-start", "release-accounts", "release-orders", signed_by]
+    assert [n["job"] for n in pipeline["release-finish"]["needs"] if isinstance(n, dict)] == [
+        f"{s}-sign" for s in SERVICES
+    ]
+    assert "needs" not in pipeline["release-start"]  # it reads no evidence
+    committed = cli(["release", "emit", "--gitlab", "--to", "prod", "--evidence-committed"], cwd=root)
+    assert committed.code == 0 and "$PARENT_PIPELINE_ID" not in committed.out
     assert pipeline["release-web"]["environment"] == {"name": "prod/web"}
     # web is undone first: both others' compensations wait for it
     assert "compensate-web" in pipeline["compensate-accounts"]["needs"]
@@ -573,10 +580,22 @@ def test_emitted_pipelines_pass_each_platform_schema_and_linters(
     steps = workflow["jobs"]
     assert steps["compensate-accounts"]["if"] == "${{ failure() }}"
     assert steps["release-finish"]["if"] == "${{ always() }}"
-    assert steps["release-web"]["permissions"] == {"contents": "read", "id-token": "write"}
-    assert steps["release-web"]["steps"][0]["uses"] == CHECKOUT
-    assert CHECKOUT in (ROOT / "examples" / "github" / "release-pipeline.yml").read_text()  # one pin
-    assert "env" not in steps["release-web"]["steps"][2]
+    assert steps["release-web"]["permissions"] == {"contents": "read", "actions": "read", "id-token": "write"}
+    assert steps["release-start"]["permissions"] == {"contents": "read"}  # it reads no evidence
+    checkout, _, download, take, kit = steps["release-web"]["steps"]
+    assert checkout["uses"] == CHECKOUT
+    example = (ROOT / "examples" / "github" / "release-pipeline.yml").read_text()
+    assert CHECKOUT in example and DOWNLOAD_ARTIFACT in example  # one pin each
+    assert download["uses"] == DOWNLOAD_ARTIFACT and download["with"]["name"] == "evidence-web"
+    assert download["with"]["path"].startswith("${{ runner.temp }}/")  # never into the checkout
+    assert take["env"]["TO"] == "services/web/.pipeline-kit"
+    assert "env" not in kit
+    assert len([s for s in steps["release-finish"]["steps"] if s.get("uses") == DOWNLOAD_ARTIFACT]) == 3
+    committed = cli(["release", "emit", "--github", "--to", "prod", *commit, "--evidence-committed"], cwd=root)
+    assert committed.code == 0 and "download-artifact" not in committed.out
+    assert "from the checkout: commit the evidence" in committed.out
+    bad = cli(["release", "emit", "--github", "--to", "prod", *commit, "--evidence-artifact", "evidence"], cwd=root)
+    assert bad.code == 2 and "{service}" in bad.err
 
     # the ledgers in this repository: pushed with the job's token, never with the checkout's
     in_repository = cli(["release", "emit", "--github", "--to", "prod", *commit, "--ledger-in-repository"], cwd=root)
@@ -598,7 +617,7 @@ def test_emitted_pipelines_pass_each_platform_schema_and_linters(
     pushing = yaml.safe_load(pushing_path.read_text())["jobs"]
     for name, job in pushing.items():
         assert job["permissions"]["contents"] == "write", name
-        checkout, _, kit = job["steps"]
+        checkout, *_, kit = job["steps"]
         assert checkout["with"] == {"persist-credentials": False}, name
         assert kit["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}, name
     assert "persist-credentials: true" not in pushing_path.read_text()
@@ -664,9 +683,11 @@ def test_an_emitted_github_workflow_runs_under_act_and_compensates_in_its_own_jo
     cli: Cli, tmp_path: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One repository with three services, every ledger a ref of one shared git remote (each job
-    runs in its own workspace), the emitted workflow run by act: web is denied, so its
-    compensation jobs put orders, then accounts, back, and the last job fails the run."""
-    from tests.conftest import kit_checkout
+    runs in its own workspace), each service's evidence only in its artifact (never committed),
+    the emitted workflow run by act: web is denied, so its compensation jobs put orders, then
+    accounts, back, and the last job fails the run."""
+    from pipeline_kit.saga_pipelines import DOWNLOAD_ARTIFACT
+    from tests.conftest import ROOT, kit_checkout
     from tests.test_actions import KIT, run_act
 
     root = tmp_path / "release"
@@ -699,6 +720,11 @@ def test_an_emitted_github_workflow_runs_under_act_and_compensates_in_its_own_jo
         releases[service] = in_dev_and_next(cli, root / "services" / service, sigstore, monkeypatch, policy)
     # web's new release is denied
     set_dev(root / "services" / "web", gates=["signature", {"command": {"run": "exit 1"}}])
+    artifacts = tmp_path / "artifacts"  # what the download-artifact stand-in serves
+    artifacts.mkdir()
+    for service in SERVICES:  # the evidence travels only as each service's artifact
+        shutil.move(root / "services" / service / ".pipeline-kit", artifacts / f"evidence-{service}")
+        (root / "services" / service / ".gitignore").write_text("/dist/\n/.pipeline-kit/\n")
     emitted = cli(["release", "emit", "--github", "--to", "dev", "--kit-commit", "0" * 40], cwd=root)
     assert emitted.code == 0, emitted.err
     (root / ".github" / "workflows").mkdir(parents=True)
@@ -710,7 +736,9 @@ def test_an_emitted_github_workflow_runs_under_act_and_compensates_in_its_own_jo
         for flag, value in zip(policy[::2], policy[1::2], strict=True):
             variables += ["--env", f"PIPELINE_KIT_RELEASE_{command}_{flag[2:].upper().replace('-', '_')}={value}"]
     kit = kit_checkout(tmp_path / "kit-release")
-    extra = ("--local-repository", f"{KIT}@{'0' * 40}={kit}", *variables)
+    download = f"{DOWNLOAD_ARTIFACT}={ROOT / 'tests' / 'assets' / 'artifact-actions' / 'download'}"
+    extra = ("--local-repository", f"{KIT}@{'0' * 40}={kit}", "--local-repository", download, *variables)
+    extra += ("--env", f"TEST_ARTIFACTS={artifacts}")
     result, out = run_act(
         root,
         tmp_path,
@@ -738,3 +766,38 @@ def test_an_emitted_github_workflow_runs_under_act_and_compensates_in_its_own_jo
     ).stdout
     states = [(e["details"]["state"], e["details"]["service"]) for e in map(json.loads, saga_log.splitlines())]
     assert states == THIRD_STEP_FAILED, log
+
+
+@pytest.mark.parametrize("planted", ["symlink", "fifo"])
+def test_an_emitted_job_takes_only_plain_evidence_from_an_artifact(tmp_path: Path, planted: str) -> None:
+    """The artifact comes from a job that may have run user code: a link in it (to the project's
+    config, say) or anything but files and directories stops the job, and the checkout's
+    evidence directory is left as it was; plain files land only under the evidence directory."""
+    from pipeline_kit.saga_pipelines import TAKE_EVIDENCE
+
+    downloaded, checkout = tmp_path / "downloaded", tmp_path / "checkout"
+    (downloaded / "bundles").mkdir(parents=True)
+    (downloaded / "release.json").write_text("{}")
+    (checkout / "svc" / ".pipeline-kit").mkdir(parents=True)
+    (checkout / "svc" / ".pipeline-kit" / "kept").write_text("as it was")
+    (checkout / "svc" / "pipeline-kit.yml").write_text("the config")
+    env = {"PATH": os.environ["PATH"], "ARTIFACT": "evidence-svc", "FROM": str(downloaded)}
+    env["TO"] = str(checkout / "svc" / ".pipeline-kit")
+    if planted == "symlink":
+        (downloaded / "bundles" / "config").symlink_to(checkout / "svc" / "pipeline-kit.yml")
+    else:
+        os.mkfifo(downloaded / "bundles" / "pipe")
+    refused = subprocess.run(["bash", "-c", TAKE_EVIDENCE], env=env, capture_output=True, text=True, check=False)
+    assert refused.returncode == 1 and "neither a file nor a directory" in refused.stdout
+    assert (checkout / "svc" / ".pipeline-kit" / "kept").read_text() == "as it was"
+    for child in (downloaded / "bundles").iterdir():
+        child.unlink()
+    (downloaded / "pipeline-kit.yml").write_text("planted")  # a plain file: lands in the evidence dir only
+    taken = subprocess.run(["bash", "-c", TAKE_EVIDENCE], env=env, capture_output=True, text=True, check=False)
+    assert taken.returncode == 0, taken.stderr
+    assert sorted(p.name for p in (checkout / "svc" / ".pipeline-kit").iterdir()) == [
+        "bundles",
+        "pipeline-kit.yml",
+        "release.json",
+    ]
+    assert (checkout / "svc" / "pipeline-kit.yml").read_text() == "the config"

@@ -258,6 +258,23 @@ def release_finish(applier: Applier, session: Session, environment: str) -> None
     help="GitHub: jobs push the ledger refs with their own token (contents: write), passed in each ledger's "
     "token-variable.",
 )
+@click.option(
+    "--evidence-artifact",
+    default="evidence-{service}",
+    show_default=True,
+    help="GitHub: the artifact holding each service's evidence directory ({service} filled in).",
+)
+@click.option(
+    "--evidence-job",
+    default="{service}-sign",
+    show_default=True,
+    help="GitLab: the parent pipeline's job whose artifacts hold each service's evidence ({service} filled in).",
+)
+@click.option(
+    "--evidence-committed",
+    is_flag=True,
+    help="The evidence is committed on the ref the pipeline runs from: take nothing.",
+)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write here, not to stdout.")
 @pass_session
 def release_emit(
@@ -270,6 +287,9 @@ def release_emit(
     output: Path | None,
     kit_commit: str | None,
     ledger_in_repository: bool,
+    evidence_artifact: str,
+    evidence_job: str,
+    evidence_committed: bool,
     **gitlab: str | None,
 ) -> None:
     """Compile the plan into the CI platform's own DAG: one job per step under its environment,
@@ -277,20 +297,32 @@ def release_emit(
     from pipeline_kit._internal.fs import atomic_write
     from pipeline_kit.errors import UsageError
     from pipeline_kit.release_plan import load_plan
-    from pipeline_kit.saga_pipelines import github_workflow, gitlab_pipeline, require_shared_ledgers
+    from pipeline_kit.saga_pipelines import (
+        COMMITTED,
+        EvidenceSource,
+        github_workflow,
+        gitlab_pipeline,
+        require_shared_ledgers,
+    )
 
     if platform is None:
         raise UsageError("say which platform: --gitlab or --github")
     loaded = load_plan(session.resolve(plan_file))
     if "{" in job_environment.replace("{environment}", "").replace("{service}", ""):
         raise UsageError("--job-environment may use {environment} and {service} only")
+    for option, pattern in (("--evidence-artifact", evidence_artifact), ("--evidence-job", evidence_job)):
+        if "{service}" not in pattern or "{" in pattern.replace("{service}", ""):
+            raise UsageError(f"{option} {pattern!r}: name each service's with {{service}}, and nothing else in braces")
+    evidence = COMMITTED if evidence_committed else EvidenceSource(evidence_artifact, evidence_job)
     pusher: Literal["github", "gitlab"] | None = (
         "gitlab" if platform == "gitlab" else "github" if ledger_in_repository else None
     )
     token_variables = require_shared_ledgers(loaded, pushed_by=pusher)
     name = plan_file.as_posix()
     if platform == "gitlab":
-        text = gitlab_pipeline(loaded.plan, environment, name, job_environment=job_environment, **gitlab)
+        text = gitlab_pipeline(
+            loaded.plan, environment, name, job_environment=job_environment, evidence=evidence, **gitlab
+        )
     else:
         if not kit_commit:
             raise UsageError("--github needs --kit-commit: the kit's release commit its setup action is pinned to")
@@ -302,6 +334,7 @@ def release_emit(
             job_environment=job_environment,
             ledger_in_repository=ledger_in_repository,
             token_variables=token_variables,
+            evidence=evidence,
         )
     if output is None:
         click.echo(text, nl=False)
