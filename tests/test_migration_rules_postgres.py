@@ -162,6 +162,26 @@ def test_a_default_not_proven_immutable_or_stable_is_a_table_rewrite(
     assert (value(postgres, database, "SELECT pg_relation_filenode('users')") != before) == rewrites
 
 
+@pytest.mark.parametrize(
+    ("statement", "lock", "rewrites"),
+    [
+        ("VACUUM FULL users", "blocks", True),
+        ("VACUUM (FULL, ANALYZE) users", "blocks", True),
+        ("VACUUM users", "safe", False),
+        ("ANALYZE users", "safe", False),
+    ],
+)
+def test_vacuum_full_is_a_rewrite_and_vacuum_is_not(
+    postgres: LocalPostgres, statement: str, lock: str, rewrites: bool
+) -> None:
+    (finding,) = Postgres().classify(statement + ";", "m.sql")
+    assert (finding.phase, finding.lock) == ("neutral", lock)
+    database = fresh(postgres)
+    before = value(postgres, database, "SELECT pg_relation_filenode('users')")
+    assert postgres.psql(database, statement).returncode == 0
+    assert (value(postgres, database, "SELECT pg_relation_filenode('users')") != before) == rewrites
+
+
 # (WHERE, whether it selects every row of users)
 WHERES = (
     ("true", True),

@@ -53,6 +53,9 @@ CORPUS = (
     ("CREATE INDEX CONCURRENTLY users_email ON users (email)", "expand"),
     ("ALTER TABLE users ALTER COLUMN age SET DEFAULT 0", "expand"),
     ("ALTER TABLE users ADD COLUMN handle text UNIQUE", "expand"),  # the old release never writes it
+    ("CREATE TABLE user_names AS SELECT id, name FROM users", "expand"),
+    ("CREATE MATERIALIZED VIEW user_names AS SELECT id, name FROM users", "expand"),
+    ("ANALYZE users", "neutral"),
     ("ALTER TABLE users DROP COLUMN legacy", "contract"),
     ("ALTER TABLE users RENAME COLUMN name TO full_name", "contract"),
     ("ALTER TABLE users RENAME TO accounts", "contract"),

@@ -300,6 +300,21 @@ def _rows_changed(kind: str, node: dict[str, Any]) -> list[Verdict]:
     return [("migrate", "safe", "backfill", f"{verb} of the rows it selects", "")]
 
 
+def _vacuum(node: dict[str, Any]) -> Verdict:
+    """VACUUM and ANALYZE read and tidy in place; VACUUM FULL writes a new copy of the table."""
+    options = {item.get("DefElem", {}).get("defname") for item in node.get("options") or []}
+    if "full" in options:
+        return (
+            "neutral",
+            "blocks",
+            "vacuum-full",
+            "VACUUM FULL rewrites the table under ACCESS EXCLUSIVE: reads and writes wait",
+            "plain VACUUM, or pg_repack",
+        )
+    what = "vacuum" if node.get("is_vacuumcmd") else "analyze"
+    return ("neutral", "safe", what, f"{what.upper()}: no change an application sees", "")
+
+
 def _grant(kind: str, node: dict[str, Any]) -> list[Verdict]:
     """GRANT gives the old release nothing it lacked; REVOKE takes away what it may use."""
     if node.get("is_grant"):
@@ -392,6 +407,11 @@ def _family(kind: str, node: dict[str, Any], in_transaction: bool) -> list[Verdi
         return [("neutral", "safe", "select", "reads rows", "")]
     if kind in ("GrantStmt", "GrantRoleStmt"):
         return _grant(kind, node)
+    if kind == "CreateTableAsStmt":
+        what = "materialized-view" if node.get("objtype") == "OBJECT_MATVIEW" else "table-as"
+        return [("expand", "safe", f"create-{what}", "creates a new relation from a query", "")]
+    if kind == "VacuumStmt":
+        return [_vacuum(node)]
     # SET CONSTRAINTS only changes when this transaction checks deferrable constraints (Django
     # runs one after adding a foreign key)
     if kind in (
