@@ -4,6 +4,7 @@ classifier against what the database does to an old release, and what InnoDB's o
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -28,7 +29,7 @@ class LocalMariaDB:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LocalMariaDB:
-        user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
+        user = pwd.getpwuid(os.geteuid()).pw_name  # the server runs as whoever runs the tests
         subprocess.run(
             [
                 *("mariadb-install-db", "--no-defaults", f"--datadir={self.data}", f"--user={user}"),
