@@ -228,6 +228,17 @@ def test_only_a_non_zero_lock_timeout_satisfies_the_rule(postgres: LocalPostgres
     assert ("missing-lock-timeout" in rules) == waits_forever, (rules, shown.stdout)
 
 
+@pytest.mark.parametrize("local", [True, False])
+def test_a_local_lock_timeout_ends_with_its_transaction(postgres: LocalPostgres, local: bool) -> None:
+    setting = f"SET {'LOCAL ' if local else ''}lock_timeout = '2s'"
+    script = f"BEGIN;\n{setting};\nCOMMIT;\nALTER TABLE users ADD COLUMN a text;\n"
+    rules = [f.rule for f in Postgres().classify(script, "m.sql")]
+    # PostgreSQL's own answer: the lock_timeout in force after the transaction
+    shown = postgres.psql("postgres", f"BEGIN; {setting}; COMMIT; SHOW lock_timeout")
+    assert shown.returncode == 0, shown.stderr
+    assert ("missing-lock-timeout" in rules) == (shown.stdout.split()[2] == "0") == local, (rules, shown.stdout)
+
+
 def test_a_zero_lock_timeout_queues_behind_a_long_transaction(postgres: LocalPostgres) -> None:
     """The reason for the rule, on the database: behind a transaction that holds the table,
     lock_timeout 0 waits (until the statement timeout here), a real one fails fast."""

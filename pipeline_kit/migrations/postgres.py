@@ -446,7 +446,7 @@ class Postgres(Dialect):
             return [Finding(file, 1, "review", "n/a", "unparsable", f"not PostgreSQL the parser accepts: {exc}")]
         findings: list[Finding] = []
         in_transaction = False
-        timeout_set = False
+        timeout_set = local_timeout = False
         for raw in statements:
             ((kind, node),) = raw["stmt"].items()
             start = raw.get("stmt_location", 0)
@@ -459,6 +459,9 @@ class Postgres(Dialect):
                 )
             if kind == "VariableSetStmt" and node.get("name") == "lock_timeout":
                 timeout_set = sets_a_lock_timeout(node)  # 0, DEFAULT and RESET wait forever
+                local_timeout = bool(node.get("is_local"))  # SET LOCAL ends with its transaction
+            elif kind == "TransactionStmt" and node.get("kind") in TRANSACTION_CLOSE and local_timeout:
+                timeout_set = local_timeout = False
             if kind in QUEUEING and not timeout_set and not (kind == "IndexStmt" and node.get("concurrent")):
                 findings.append(
                     Finding(
