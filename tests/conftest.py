@@ -19,6 +19,8 @@ import pytest
 
 from pipeline_kit.cli import main
 from pipeline_kit.models import Build, Release, Source, Subject, release_id
+from tests.mariadb_instance import LocalMariaDB
+from tests.postgres_instance import LocalPostgres
 from tests.prometheus_instance import Exporter, LocalPrometheus
 from tests.sigstore_instance import LocalSigstore
 from tests.unleash_instance import LocalUnleash
@@ -163,6 +165,22 @@ def run_kit(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -
 def sigstore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSigstore]:
     """The local Sigstore instance, served in this process for the whole session."""
     instance = LocalSigstore(tmp_path_factory.mktemp("sigstore")).start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[LocalPostgres]:
+    """One real PostgreSQL for the session; each test module makes its own databases in it."""
+    instance = LocalPostgres().start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[LocalMariaDB]:
+    """One real MariaDB for the session; each test makes its own databases in it."""
+    instance = LocalMariaDB().start()
     yield instance
     instance.stop()
 
