@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lock, Phase, first_token, line_of
+from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lines, Lock, Phase, first_token
 
 # functions whose value differs per row: as a column default they rewrite the table
 VOLATILE = {"random", "gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval"}
@@ -341,10 +341,11 @@ class Postgres(Dialect):
         findings: list[Finding] = []
         in_transaction = False
         timeout_set = False
+        lines = Lines(sql)
         for raw in statements:
             ((kind, node),) = raw["stmt"].items()
-            start = raw.get("stmt_location", 0)
-            line = line_of(sql, start)
+            start = lines.char(raw.get("stmt_location", 0))
+            line = lines.line(start)
             # a waiver names its rule in the comments just before the one statement it covers
             waivers = {m.group(1): m.group(2) for m in WAIVER.finditer(sql[start : first_token(sql, start)])}
             if kind == "TransactionStmt":
