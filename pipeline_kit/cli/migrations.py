@@ -45,7 +45,8 @@ def check(session: Session, paths: tuple[Path, ...], dialect: str, as_json: bool
                 "statements": [f.as_dict() for f in findings],
                 "attention": len(attention),
                 "expand_steps": expand_steps,
-            }
+            },
+            indent=None,
         )
     else:
         rows = [

@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import re
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Phase = Literal["expand", "migrate", "contract", "neutral", "review"]
@@ -52,7 +52,7 @@ class Finding:
         return {"contract": 2, "review": 3}.get(self.phase, 4)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # every field is a plain value: no deep copy (asdict's) needed
 
 
 def by_severity(findings: list[Finding]) -> list[Finding]:

@@ -11,9 +11,12 @@ ALTER waits in the lock queue ahead of every later reader unless `lock_timeout` 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from pipeline_kit.errors import InputError
 from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lines, Lock, Phase, first_token
+from pipeline_kit.migrations.reading import PostgresStatements, Unparsable
 
 # functions whose value differs per row: as a column default they rewrite the table
 VOLATILE = {"random", "gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval"}
@@ -332,16 +335,20 @@ class Postgres(Dialect):
     name = "postgres"
 
     def classify(self, sql: str, file: str) -> list[Finding]:
-        import pgparse  # type: ignore[import-not-found,unused-ignore]  # ships no type information
-
+        lines = Lines(sql)
+        statements = PostgresStatements(sql, file, lines.line)
         try:
-            statements = pgparse.parse(sql)
-        except Exception as exc:  # pgparse raises its own error type for any parse failure
-            return [Finding(file, 1, "review", "n/a", "unparsable", f"not PostgreSQL the parser accepts: {exc}")]
+            return self._findings(sql, file, lines, statements)
+        except Unparsable as exc:  # the whole file, as the migration tool would refuse it
+            line = lines.line(exc.offset)
+            return [Finding(file, line, "review", "n/a", "unparsable", f"not PostgreSQL the parser accepts: {exc}")]
+        except RecursionError:  # a tree deeper than a rule's walk (the parser's own depth is checked)
+            raise InputError(file, None, "a statement nests deeper than the check reads") from None
+
+    def _findings(self, sql: str, file: str, lines: Lines, statements: Iterable[dict[str, Any]]) -> list[Finding]:
         findings: list[Finding] = []
         in_transaction = False
         timeout_set = False
-        lines = Lines(sql)
         for raw in statements:
             ((kind, node),) = raw["stmt"].items()
             start = lines.char(raw.get("stmt_location", 0))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline_kit.errors import InputError
 from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lock, Phase
 
 Verdict = tuple[Phase, Lock, str, str, str]
@@ -49,6 +50,8 @@ class SqlglotDialect(Dialect):
                     Finding(file, line, "review", "n/a", "unparsable", message, "", waivers.get("unparsable"))
                 )
                 continue
+            except RecursionError:  # sqlglot descends once per nesting level
+                raise InputError(file, f"line {line}", "a statement nests deeper than the check reads") from None
             for phase, lock, rule, message, fix in self._verdicts(expression):
                 findings.append(Finding(file, line, phase, lock, rule, message, fix, waivers.get(rule)))
         return findings

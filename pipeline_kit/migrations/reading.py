@@ -1,0 +1,212 @@
+"""Reading PostgreSQL migrations within bounds, in time, memory and stack.
+
+libpg_query is C: a statement whose parse tree nests deep enough (`SELECT 1+1+...` with 70,000
+terms) overflows the thread's stack while the tree is written out, and a SIGSEGV cannot be caught.
+Its recursion takes under 140 bytes of stack per nesting level, and every level costs at least
+two bytes of SQL, so the parser runs on a stack of `STACK_PER_BYTE` times its input (the main
+thread's own for small inputs, a thread of that size for larger ones): it can then never
+overflow, and a tree deeper than Python's recursion limit stops in `json.loads` as an error we
+report. Files are parsed in chunks of whole statements (split at top-level semicolons), so
+memory follows the chunk, not the file; a statement larger than `MAX_STATEMENT_BYTES` is refused
+before the parser sees it. What cannot be read is exit 2 naming the file and line.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+import resource
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any, TypeVar
+
+from pipeline_kit.errors import InputError
+
+MAX_STATEMENT_BYTES = 1 << 20  # one statement; larger ones (seed data?) belong in several
+CHUNK_CHARS = 256 << 10  # statements parsed at once: bounds the tree held in memory
+STACK_PER_BYTE = 256  # about 4x the most libpg_query was seen to use (a 2-byte `+1` level: 2 x 65)
+STACK_MARGIN = 16 << 20  # for the Python frames around the parser
+
+T = TypeVar("T")
+
+# What can hide a semicolon, and the semicolons and parentheses themselves: strings (E'' with
+# backslash escapes), quoted identifiers, dollar quotes, comments (/* nests in PostgreSQL), and
+# BEGIN ATOMIC, whose body runs to its END (CASE ... END inside it counted).
+_TOKEN = re.compile(
+    r"""(?P<semicolon>;)|(?P<open>\()|(?P<close>\))
+    |(?P<string>(?<![\w$])[eE]'(?:[^'\\]|\\.|'')*(?:'|\Z)|'(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z))
+    |(?P<line>--[^\n]*)|(?P<block>/\*)
+    |(?P<dollar>(?<![\w$])\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$)
+    |(?P<atomic>\bBEGIN\s+ATOMIC\b)""",
+    re.VERBOSE | re.IGNORECASE | re.DOTALL,
+)
+_ATOMIC = re.compile(r"\b(CASE|END)\b|'(?:[^']|'')*(?:'|\Z)|\"(?:[^\"]|\"\")*(?:\"|\Z)|--[^\n]*", re.IGNORECASE)
+_BLOCK = re.compile(r"/\*|\*/")
+
+
+def statement_ends(sql: str) -> Iterator[int]:
+    """The offset just past each top-level `;` of `sql` (and its end, when text follows the last)."""
+    index, depth, end = 0, 0, len(sql)
+    while True:
+        match = _TOKEN.search(sql, index)
+        if match is None:
+            break
+        index = match.end()
+        kind = match.lastgroup
+        if kind == "semicolon" and depth == 0:
+            yield index
+        elif kind == "open":
+            depth += 1
+        elif kind == "close":
+            depth = max(depth - 1, 0)
+        elif kind == "block":
+            index = _block_end(sql, index)
+        elif kind == "dollar":
+            closing = sql.find(match.group(), index)
+            index = end if closing < 0 else closing + len(match.group())
+        elif kind == "atomic":
+            index = _atomic_end(sql, index)
+    if sql[index:].strip():
+        yield end
+
+
+def _block_end(sql: str, index: int) -> int:
+    """Past the `*/` closing a block comment opened just before `index` (nested ones counted)."""
+    depth = 1
+    for match in _BLOCK.finditer(sql, index):
+        depth += 1 if match.group() == "/*" else -1
+        if depth == 0:
+            return match.end()
+    return len(sql)
+
+
+def _atomic_end(sql: str, index: int) -> int:
+    """Past the END closing a BEGIN ATOMIC body that starts at `index`."""
+    depth = 1
+    for match in _ATOMIC.finditer(sql, index):
+        word = (match.group(1) or "").upper()
+        depth += {"CASE": 1, "END": -1}.get(word, 0)
+        if depth == 0:
+            return match.end()
+    return len(sql)
+
+
+def _main_stack_bytes() -> int:
+    """What the main thread's stack may use for a parse (a quarter of its limit)."""
+    limit = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    return (8 << 20 if limit == resource.RLIM_INFINITY else limit) // 4
+
+
+def on_stack(call: Callable[[], T], stack: int) -> T:
+    """`call()` on a stack of at least `stack` bytes: here when the main thread has room, else in
+    a thread of that size (the caller waits; the garbage collector rests while trees are built:
+    they hold no cycles, and its passes over millions of fresh dicts made parsing superlinear)."""
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            result.append(call())
+        except BaseException as exc:  # handed to the waiting caller, which raises it
+            failure.append(exc)
+        finally:
+            if enabled:
+                gc.enable()
+
+    if stack <= _main_stack_bytes() and threading.current_thread() is threading.main_thread():
+        run()
+    else:
+        previous = threading.stack_size(max(stack, threading.stack_size()))
+        try:
+            worker = threading.Thread(target=run, name="pipeline-kit-parser")
+            worker.start()
+        finally:
+            threading.stack_size(previous)
+        worker.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+class Unparsable(Exception):
+    """Text libpg_query refuses: the file is one `review` finding at the error's line."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset  # in characters, into the file
+
+
+class PostgresStatements:
+    """libpg_query's statements of one file, a chunk at a time, each `stmt_location` a UTF-8
+    byte offset into the whole file (as libpg_query gives it for a file parsed at once)."""
+
+    def __init__(self, sql: str, file: str, line: Callable[[int], int]) -> None:
+        self.sql, self.file, self.line = sql, file, line
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        ascii_only = self.sql.isascii()
+        base = previous = 0  # the chunk's start, in bytes and in characters
+        for start, end in self._chunks():
+            base += start - previous if ascii_only else len(self.sql[previous:start].encode())
+            previous = start
+            for raw in self._parse(start, end):
+                raw["stmt_location"] = base + raw.get("stmt_location", 0)
+                yield raw
+
+    def _chunks(self) -> Iterator[tuple[int, int]]:
+        """(start, end) of runs of whole statements, each near `CHUNK_CHARS` at most."""
+        if len(self.sql) <= CHUNK_CHARS:
+            yield 0, len(self.sql)
+            return
+        start = previous = 0
+        for end in statement_ends(self.sql):
+            if len(self.sql[previous:end].encode()) > MAX_STATEMENT_BYTES:
+                self._too_large(previous)
+            if end - start > CHUNK_CHARS and previous > start:
+                yield start, previous
+                start = previous
+            previous = end
+        if previous > start:
+            yield start, previous
+
+    def _parse(self, start: int, end: int) -> list[dict[str, Any]]:
+        import pgparse  # type: ignore[import-not-found,unused-ignore]  # ships no type information
+
+        text = self.sql[start:end]
+        stack = STACK_MARGIN + STACK_PER_BYTE * len(text.encode())
+        try:
+            statements: list[dict[str, Any]] = on_stack(partial(pgparse.parse, text), stack)
+        except pgparse.PGQueryError as exc:
+            if exc.message.startswith("memory exhausted"):  # bison's stack: 10,000 open levels
+                raise self._too_deep(start, end) from None
+            raise Unparsable(exc.message, start + max(exc.position - 1, 0)) from None
+        except RecursionError:
+            raise self._too_deep(start, end) from None
+        return statements
+
+    def _too_large(self, offset: int) -> None:
+        raise InputError(
+            self.file,
+            f"line {self.line(offset)}",
+            f"a statement over {MAX_STATEMENT_BYTES >> 20} MiB: more than the check reads (split it)",
+        )
+
+    def _too_deep(self, start: int, end: int) -> InputError:
+        """The error naming the first statement in `start:end` nested too deep to read."""
+        import pgparse
+
+        previous = start
+        for stop in statement_ends(self.sql[start:end]):
+            text = self.sql[previous : start + stop]
+            try:
+                on_stack(partial(pgparse.parse, text), STACK_MARGIN + STACK_PER_BYTE * len(text.encode()))
+            except RecursionError:
+                break
+            except pgparse.PGQueryError as exc:
+                if exc.message.startswith("memory exhausted"):
+                    break
+            previous = start + stop
+        return InputError(self.file, f"line {self.line(previous)}", "a statement nests deeper than the check reads")
