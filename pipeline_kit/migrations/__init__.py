@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline_kit._internal.files import read_text
-from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import UsageError, VerificationError
 from pipeline_kit.migrations.alembic import Alembic
 from pipeline_kit.migrations.django import Django
@@ -142,6 +141,7 @@ def declared_expand_steps(paths: Sequence[Path], base: Path | None = None) -> di
 def record_migrations(config: MigrationsConfig, evidence: EvidenceDir, release: Release, workdir: Path) -> Release:
     """Classify the release's migration files into `migrations.json` (each file's path relative to
     the project and sha256, every statement's finding); provenance then signs its digest."""
+    from pipeline_kit.digest import sha256_bytes
     from pipeline_kit.evidence import MIGRATIONS_FILE
 
     files = migration_files([workdir / path for path in config.paths])

@@ -68,21 +68,14 @@ class Dialect(ABC):
         """Every statement of `sql`, in order; unparsable text is one `review` finding."""
 
 
+# blanks and comments (an unterminated block comment runs to the end)
+_BLANK = re.compile(r"(?:\s+|--[^\n]*|/\*.*?(?:\*/|\Z))*", re.DOTALL)
+
+
 def first_token(text: str, offset: int) -> int:
     """The offset of the first token at or after `offset`, skipping blanks and comments."""
-    index = offset
-    while index < len(text):
-        if text[index].isspace():
-            index += 1
-        elif text.startswith("--", index):
-            end = text.find("\n", index)
-            index = len(text) if end < 0 else end + 1
-        elif text.startswith("/*", index):
-            end = text.find("*/", index + 2)
-            index = len(text) if end < 0 else end + 2
-        else:
-            break
-    return min(index, len(text))
+    match = _BLANK.match(text, offset)
+    return match.end() if match else min(offset, len(text))
 
 
 class Lines:

@@ -45,10 +45,17 @@ def _function_names(node: Any) -> set[str]:
 
 
 def _has_key(node: Any, key: str) -> bool:
-    if isinstance(node, dict):
-        return key in node or any(_has_key(value, key) for value in node.values())
-    if isinstance(node, list):
-        return any(_has_key(value, key) for value in node)
+    """Whether `key` names a node anywhere under `node` (a loop, not recursion: faster, and no
+    depth limit)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if key in item:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
 
 

@@ -18,7 +18,7 @@ import re
 import resource
 import threading
 from collections.abc import Callable, Iterator
-from functools import partial
+from functools import cache, partial
 from typing import Any, TypeVar
 
 from pipeline_kit.errors import InputError
@@ -26,30 +26,33 @@ from pipeline_kit.errors import InputError
 MAX_STATEMENT_BYTES = 1 << 20  # one statement; larger ones (seed data?) belong in several
 CHUNK_CHARS = 256 << 10  # statements parsed at once: bounds the tree held in memory
 STACK_PER_BYTE = 256  # about 4x the most libpg_query was seen to use (a 2-byte `+1` level: 2 x 65)
-STACK_MARGIN = 16 << 20  # for the Python frames around the parser
+STACK_MARGIN = 16 << 20  # a parser thread's room for the Python frames around the parser
 
 T = TypeVar("T")
 
 # What can hide a semicolon, and the semicolons and parentheses themselves: strings (E'' with
 # backslash escapes), quoted identifiers, dollar quotes, comments (/* nests in PostgreSQL), and
 # BEGIN ATOMIC, whose body runs to its END (CASE ... END inside it counted).
-_TOKEN = re.compile(
-    r"""(?P<semicolon>;)|(?P<open>\()|(?P<close>\))
+_LEXEMES = r"""(?P<semicolon>;)|(?P<open>\()|(?P<close>\))
     |(?P<string>(?<![\w$])[eE]'(?:[^'\\]|\\.|'')*(?:'|\Z)|'(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z))
     |(?P<line>--[^\n]*)|(?P<block>/\*)
-    |(?P<dollar>(?<![\w$])\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$)
-    |(?P<atomic>\bBEGIN\s+ATOMIC\b)""",
-    re.VERBOSE | re.IGNORECASE | re.DOTALL,
-)
-_ATOMIC = re.compile(r"\b(CASE|END)\b|'(?:[^']|'')*(?:'|\Z)|\"(?:[^\"]|\"\")*(?:\"|\Z)|--[^\n]*", re.IGNORECASE)
-_BLOCK = re.compile(r"/\*|\*/")
+    |(?P<dollar>(?<![\w$])\$(?:[^\W\d][\w]*)?\$)
+    |(?P<atomic>\b[bB][eE][gG][iI][nN]\s+[aA][tT][oO][mM][iI][cC]\b)"""
+_ATOMIC = r"\b([cC][aA][sS][eE]|[eE][nN][dD])\b|'(?:[^']|'')*(?:'|\Z)|\"(?:[^\"]|\"\")*(?:\"|\Z)|--[^\n]*"
+_BLOCK = r"/\*|\*/"
+
+
+@cache
+def _pattern(source: str) -> re.Pattern[str]:
+    """Compiled when first needed: only files over a chunk are split here."""
+    return re.compile(source, re.VERBOSE | re.DOTALL)
 
 
 def statement_ends(sql: str) -> Iterator[int]:
     """The offset just past each top-level `;` of `sql` (and its end, when text follows the last)."""
     index, depth, end = 0, 0, len(sql)
     while True:
-        match = _TOKEN.search(sql, index)
+        match = _pattern(_LEXEMES).search(sql, index)
         if match is None:
             break
         index = match.end()
@@ -74,7 +77,7 @@ def statement_ends(sql: str) -> Iterator[int]:
 def _block_end(sql: str, index: int) -> int:
     """Past the `*/` closing a block comment opened just before `index` (nested ones counted)."""
     depth = 1
-    for match in _BLOCK.finditer(sql, index):
+    for match in _pattern(_BLOCK).finditer(sql, index):
         depth += 1 if match.group() == "/*" else -1
         if depth == 0:
             return match.end()
@@ -84,7 +87,7 @@ def _block_end(sql: str, index: int) -> int:
 def _atomic_end(sql: str, index: int) -> int:
     """Past the END closing a BEGIN ATOMIC body that starts at `index`."""
     depth = 1
-    for match in _ATOMIC.finditer(sql, index):
+    for match in _pattern(_ATOMIC).finditer(sql, index):
         word = (match.group(1) or "").upper()
         depth += {"CASE": 1, "END": -1}.get(word, 0)
         if depth == 0:
@@ -93,9 +96,9 @@ def _atomic_end(sql: str, index: int) -> int:
 
 
 def _main_stack_bytes() -> int:
-    """What the main thread's stack may use for a parse (a quarter of its limit)."""
+    """What the main thread's stack may give a parse: its limit, less room for Python's frames."""
     limit = resource.getrlimit(resource.RLIMIT_STACK)[0]
-    return (8 << 20 if limit == resource.RLIM_INFINITY else limit) // 4
+    return (8 << 20 if limit == resource.RLIM_INFINITY else limit) - (1 << 20)
 
 
 def on_stack(call: Callable[[], T], stack: int) -> T:
@@ -110,6 +113,7 @@ def on_stack(call: Callable[[], T], stack: int) -> T:
         gc.disable()
         try:
             result.append(call())
+            gc.freeze()  # and never walks them after: they are freed by reference counts
         except BaseException as exc:  # handed to the waiting caller, which raises it
             failure.append(exc)
         finally:
@@ -119,7 +123,7 @@ def on_stack(call: Callable[[], T], stack: int) -> T:
     if stack <= _main_stack_bytes() and threading.current_thread() is threading.main_thread():
         run()
     else:
-        previous = threading.stack_size(max(stack, threading.stack_size()))
+        previous = threading.stack_size(STACK_MARGIN + stack)
         try:
             worker = threading.Thread(target=run, name="pipeline-kit-parser")
             worker.start()
@@ -176,7 +180,7 @@ class PostgresStatements:
         import pgparse  # type: ignore[import-not-found,unused-ignore]  # ships no type information
 
         text = self.sql[start:end]
-        stack = STACK_MARGIN + STACK_PER_BYTE * len(text.encode())
+        stack = STACK_PER_BYTE * len(text.encode())
         try:
             statements: list[dict[str, Any]] = on_stack(partial(pgparse.parse, text), stack)
         except pgparse.PGQueryError as exc:
@@ -202,7 +206,7 @@ class PostgresStatements:
         for stop in statement_ends(self.sql[start:end]):
             text = self.sql[previous : start + stop]
             try:
-                on_stack(partial(pgparse.parse, text), STACK_MARGIN + STACK_PER_BYTE * len(text.encode()))
+                on_stack(partial(pgparse.parse, text), STACK_PER_BYTE * len(text.encode()))
             except RecursionError:
                 break
             except pgparse.PGQueryError as exc:
