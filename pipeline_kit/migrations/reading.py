@@ -32,14 +32,23 @@ T = TypeVar("T")
 
 # What can hide a semicolon, and the semicolons and parentheses themselves: strings (E'' with
 # backslash escapes), quoted identifiers, dollar quotes, comments (/* nests in PostgreSQL), and
-# BEGIN ATOMIC, whose body runs to its END (CASE ... END inside it counted).
+# BEGIN ATOMIC, whose body runs to its END (CASE ... END inside it counted). Each begins with a
+# character of its own, so the search skips the text between them in C.
 _LEXEMES = r"""(?P<semicolon>;)|(?P<open>\()|(?P<close>\))
-    |(?P<string>(?<![\w$])[eE]'(?:[^'\\]|\\.|'')*(?:'|\Z)|'(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z))
+    |(?P<string>'(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z))
     |(?P<line>--[^\n]*)|(?P<block>/\*)
-    |(?P<dollar>(?<![\w$])\$(?:[^\W\d][\w]*)?\$)
-    |(?P<atomic>\b[bB][eE][gG][iI][nN]\s+[aA][tT][oO][mM][iI][cC]\b)"""
-_ATOMIC = r"\b([cC][aA][sS][eE]|[eE][nN][dD])\b|'(?:[^']|'')*(?:'|\Z)|\"(?:[^\"]|\"\")*(?:\"|\Z)|--[^\n]*"
-_BLOCK = r"/\*|\*/"
+    |(?P<dollar>\$(?:[^\W\d]\w*)?\$)
+    |(?P<atomic>[bB][eE][gG][iI][nN]\s+[aA][tT][oO][mM][iI][cC]\b)"""
+_ESCAPED = r"""'(?:[^'\\]|\\.|'')*(?:'|\Z)"""  # E'...': a backslash escapes the quote
+_ATOMIC = r"""\b([cC][aA][sS][eE]|[eE][nN][dD])\b|'(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z)|--[^\n]*"""
+_BLOCK = r"""/\*|\*/"""
+_BLANK = r"""(?:\s++|--[^\n]*+)*+"""
+# Most statements hold none of these but strings and parentheses (two deep): matched to their `;`
+# in one call. Possessive: text that does not match fails at once, never by backtracking.
+_STRING = r"""(?<![eE])'(?:[^']|'')*+'|"(?:[^"]|"")*+" """.strip()
+_INNER = rf"""\((?:[^;()'"\-/$]++|{_STRING}|-(?!-)|/(?!\*)|\((?:[^;()'"\-/$]++|{_STRING})*+\))*+\)"""
+_NOT_ATOMIC = r"""[bB](?![eE][gG][iI][nN]\s+[aA][tT][oO][mM][iI][cC])"""
+_SIMPLE = rf"""(?:[^;()'"\-/$bB]++|{_STRING}|-(?!-)|/(?!\*)|{_NOT_ATOMIC}|{_INNER})*+;"""
 
 
 @cache
@@ -49,29 +58,60 @@ def _pattern(source: str) -> re.Pattern[str]:
 
 
 def statement_ends(sql: str) -> Iterator[int]:
-    """The offset just past each top-level `;` of `sql` (and its end, when text follows the last)."""
-    index, depth, end = 0, 0, len(sql)
+    """The offset just past each top-level `;` of `sql` (and its end, when a statement follows
+    the last); blanks and comments after the last statement are none."""
+    index, end = 0, len(sql)
+    simple = _pattern(_SIMPLE)
     while True:
-        match = _pattern(_LEXEMES).search(sql, index)
+        index = _skip_blank(sql, index)
+        if index >= end:
+            return
+        match = simple.match(sql, index)  # most statements: one call, in C
+        index = match.end() if match else _statement_end(sql, index)
+        yield index
+
+
+def _skip_blank(sql: str, index: int) -> int:
+    """Past the blanks and comments at `index` (nested block comments counted)."""
+    blank = _pattern(_BLANK)
+    while True:
+        index = blank.match(sql, index).end()  # type: ignore[union-attr]  # it matches at least ""
+        if not sql.startswith("/*", index):
+            return index
+        index = _block_end(sql, index + 2)
+
+
+def _in_word(sql: str, index: int) -> bool:
+    """Whether `index` continues an identifier (so `x$a$` and `begin_atomic` are no lexemes)."""
+    return index > 0 and (sql[index - 1].isalnum() or sql[index - 1] in "_$")
+
+
+def _statement_end(sql: str, index: int) -> int:
+    """Past the first top-level `;` from `index` (or the end of `sql`), lexeme by lexeme."""
+    depth, end = 0, len(sql)
+    lexemes = _pattern(_LEXEMES)
+    while True:
+        match = lexemes.search(sql, index)
         if match is None:
-            break
-        index = match.end()
-        kind = match.lastgroup
+            return end
+        index, kind, start = match.end(), match.lastgroup, match.start()
         if kind == "semicolon" and depth == 0:
-            yield index
-        elif kind == "open":
+            return index
+        if kind == "open":
             depth += 1
         elif kind == "close":
             depth = max(depth - 1, 0)
+        elif kind == "string" and sql[start - 1 : start] in ("e", "E") and start and not _in_word(sql, start - 1):
+            index = _pattern(_ESCAPED).match(sql, start).end()  # type: ignore[union-attr]  # always matches
         elif kind == "block":
             index = _block_end(sql, index)
+        elif kind in ("dollar", "atomic") and _in_word(sql, start):
+            index = start + 1
         elif kind == "dollar":
             closing = sql.find(match.group(), index)
             index = end if closing < 0 else closing + len(match.group())
         elif kind == "atomic":
             index = _atomic_end(sql, index)
-    if sql[index:].strip():
-        yield end
 
 
 def _block_end(sql: str, index: int) -> int:
