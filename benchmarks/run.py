@@ -699,33 +699,44 @@ MIGRATION_STATEMENTS = (
 )
 
 
-def bench_migrations(sizes: Sequence[int]) -> tuple[list[list[str]], list[str]]:
-    """`pipeline-kit migrations check` on directories of growing size, against squawk (PyPI
-    squawk-cli, a Rust binary) linting the same files in the same run."""
+def bench_migrations(sizes: Sequence[int], runs: int) -> tuple[list[list[str]], list[str]]:
+    """`pipeline-kit migrations check` on directories of `sizes` PostgreSQL statements (files of
+    48), against squawk (squawk-cli, a Rust binary: PyPI's, in the dev extra, is the newest; npm's
+    lags) linting the same files in the same run: our table against its default report, our
+    `--json` against its `--reporter json`; and one file of the largest size, read in chunks."""
     kit = str(BIN / "pipeline-kit")
     squawk = shutil.which("squawk", path=str(BIN)) or shutil.which("squawk")
     if squawk is None:
-        return [], ["squawk not installed: `pip install squawk-cli` to compare migration checks"]
+        return [], ["squawk not installed (`pip install squawk-cli`, in the dev extra): no migration comparison"]
+    version = subprocess.run([squawk, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     rows, rates = [], []
+    per_file = len(MIGRATION_STATEMENTS) * 6
     with tempfile.TemporaryDirectory() as tmp:
-        for files in sizes:
-            directory = Path(tmp) / f"m{files}"
+        for size in sizes:
+            directory = Path(tmp) / f"m{size}"
             directory.mkdir()
+            files = -(-size // per_file)
             for n in range(files):
                 body = "\n".join(s.format(n=n) for s in MIGRATION_STATEMENTS) + "\n"
                 (directory / f"{n:05}_step.sql").write_text(body * 6)
-            statements = files * len(MIGRATION_STATEMENTS) * 6
+            statements = files * per_file
             paths = sorted(str(p) for p in directory.glob("*.sql"))
-
-            def run(command: list[str]) -> float:
-                start = time.perf_counter()
-                subprocess.run(command, capture_output=True, check=False)  # both exit 1 on findings
-                return time.perf_counter() - start
-
-            ours = statistics.median(run([kit, "migrations", "check", str(directory)]) for _ in range(3))
-            theirs = statistics.median(run([squawk, *paths]) for _ in range(3))
+            # both exit 1 on findings
+            ours = timed([kit, "migrations", "check", str(directory)], runs=runs, ok=(1,))
+            theirs = timed([squawk, *paths], runs=runs, ok=(1,))
+            ours_json = timed([kit, "migrations", "check", "--json", str(directory)], runs=runs, ok=(1,))
+            theirs_json = timed([squawk, "--reporter", "json", *paths], runs=runs, ok=(1,))
             rates.append(statements / ours)
-            rows.append(row(f"migrations check, {statements:,} statements", ours, theirs, "squawk on the same files"))
+            rows.append(row(f"migrations check, {statements:,} statements", ours, theirs, f"{version}, same files"))
+            json_name = f"migrations check --json, {statements:,}"
+            rows.append(row(json_name, ours_json, theirs_json, "squawk --reporter json"))
+        single = Path(tmp) / "one.sql"
+        with single.open("w") as out:
+            for path in paths:
+                out.write(Path(path).read_text())
+        ours = timed([kit, "migrations", "check", "--json", str(single)], runs=1, ok=(1,))
+        theirs = timed([squawk, "--reporter", "json", str(single)], runs=1, ok=(1,))
+        rows.append(row(f"migrations check --json, one file of {statements:,}", ours, theirs, "squawk --reporter json"))
     growth = ", ".join(f"{r:,.0f}" for r in rates)
     return rows, [f"migrations check: statements per second at the sizes measured: {growth}"]
 
@@ -858,7 +869,7 @@ def main() -> None:
     if "release-plan" in which:
         rows += bench_release_plan(args.runs)
     if "migrations" in which:
-        migration_rows, migration_notes = bench_migrations([20, 200])
+        migration_rows, migration_notes = bench_migrations([1_000, 10_000, 100_000], min(args.runs, 3))
         rows += migration_rows
         notes += migration_notes
     header = ["benchmark", "pipeline-kit", "reference", "reference is", "ratio"]

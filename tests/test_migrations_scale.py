@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline_kit.migrations import reading
 from pipeline_kit.migrations.postgres import Postgres
 from pipeline_kit.migrations.reading import CHUNK_CHARS, MAX_STATEMENT_BYTES, statement_ends
+from tests.conftest import Cli
 
 AFTER_UNICODE = (
     "SET lock_timeout = '2s';\n"
@@ -145,3 +147,21 @@ def test_a_syntax_error_deep_in_a_large_file_is_one_finding_at_its_line() -> Non
     (finding,) = Postgres().classify("\n".join(lines), "big.sql")
     assert (finding.line, finding.phase, finding.rule) == (broken + 1, "review", "unparsable")
     assert finding.message == 'not PostgreSQL the parser accepts: syntax error at or near "DROPP"'
+
+
+def test_provenance_refuses_what_it_cannot_read_and_records_nothing(cli: Cli, described: Path) -> None:
+    # provenance classifies with the same reader: the release cannot carry a record of a file
+    # the check could not read
+    config_path = described / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["migrations"] = {"paths": ["migrations"]}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    (described / "migrations").mkdir()
+    (described / "migrations" / "001_deep.sql").write_text("SET lock_timeout = '2s';\nSELECT " + "+1" * 70_000 + ";\n")
+    provenance = described / ".pipeline-kit" / "provenance.intoto.json"
+    before = provenance.read_bytes()
+    result = cli(["provenance"], cwd=described)
+    assert (result.code, result.out) == (2, "")
+    assert result.err.strip() == "error: migrations/001_deep.sql: line 2: a statement nests deeper than the check reads"
+    assert not (described / ".pipeline-kit" / "migrations.json").exists()
+    assert provenance.read_bytes() == before
