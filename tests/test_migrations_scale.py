@@ -165,3 +165,33 @@ def test_provenance_refuses_what_it_cannot_read_and_records_nothing(cli: Cli, de
     assert result.err.strip() == "error: migrations/001_deep.sql: line 2: a statement nests deeper than the check reads"
     assert not (described / ".pipeline-kit" / "migrations.json").exists()
     assert provenance.read_bytes() == before
+
+
+MYSQL_TRICKY = (
+    "INSERT INTO notes (body) VALUES ('one; two', 'it\\'s; here', \"double; quoted\");",
+    "/* a comment; over\nlines; */ UPDATE t SET a = 'x;\ny' WHERE id = 1;",
+    "SELECT `odd;name` FROM t; -- trailing; comment",
+    "# a MySQL comment; with a semicolon\nALTER TABLE t DROP COLUMN gone;",
+)
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "sqlite"])
+def test_mysql_and_sqlite_read_in_chunks_as_read_whole(monkeypatch: pytest.MonkeyPatch, dialect: str) -> None:
+    from pipeline_kit.migrations import DIALECTS
+
+    statements = [MYSQL_TRICKY[n % len(MYSQL_TRICKY)] for n in range(6000)]
+    if dialect == "sqlite":  # no backslash escapes, no # comments, no backticks
+        statements = [s.replace("\\'", "''").replace("# a MySQL", "-- a SQLite") for s in statements]
+    parts, written, line = [], [], 1
+    for n, statement in enumerate(statements):
+        parts.append(f"ALTER TABLE t{n} ADD COLUMN c{n} text;\n{statement}\n")
+        written.append(line)
+        line += parts[-1].count("\n")
+    sql = "".join(parts)
+    assert len(sql) > 2 * CHUNK_CHARS
+    classifier = DIALECTS[dialect]()
+    findings = classifier.classify(sql, "big.sql")
+    assert [f.line for f in findings if f.rule == "add-column"] == written
+    # the oracle: sqlglot tokenizing the whole file at once
+    monkeypatch.setattr(reading, "CHUNK_CHARS", len(sql))
+    assert classifier.classify(sql, "big.sql") == findings

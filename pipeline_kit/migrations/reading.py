@@ -19,7 +19,7 @@ import resource
 import threading
 from collections.abc import Callable, Iterator
 from functools import cache, partial
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pipeline_kit.errors import InputError
 
@@ -254,3 +254,43 @@ class PostgresStatements:
                     break
             previous = start + stop
         return InputError(self.file, f"line {self.line(previous)}", "a statement nests deeper than the check reads")
+
+
+def token_chunks(tokenize: Callable[[str], list[Any]], sql: str, ends: Callable[[Any], bool]) -> Iterator[Chunk]:
+    """`sql` tokenized a chunk of whole statements at a time (for sqlglot, whose token list of a
+    whole large file held hundreds of bytes per character). A window is cut after a `;` and
+    tokenized; the chunk runs to its last token that `ends` a statement, and the next
+    window starts there. A cut inside a string or comment leaves it unterminated, so tokenizing
+    fails and the window doubles: a semicolon token in a window that tokenized is a real one.
+    A tokenizer error on the whole rest of the file is raised."""
+    start, lines = 0, 0
+    while start < len(sql):
+        window = CHUNK_CHARS
+        while True:
+            stop = len(sql) if len(sql) - start <= window else sql.rfind(";", start, start + window) + 1
+            if stop <= start:  # no statement end in the window: a longer one
+                window *= 2
+                continue
+            try:
+                tokens = tokenize(sql[start:stop])
+            except Exception:  # the tokenizer's own error type, or a cut inside a string
+                if stop == len(sql):
+                    raise
+                window *= 2
+                continue
+            last = max((n for n, token in enumerate(tokens) if ends(token)), default=-1)
+            if stop == len(sql) or last >= 0:
+                break
+            window *= 2
+        cut = len(tokens) if stop == len(sql) else last + 1
+        yield Chunk(start, lines, sql[start:stop], tokens[:cut])
+        end = start + tokens[cut - 1].end + 1 if cut and stop != len(sql) else len(sql)
+        lines += sql.count("\n", start, end)
+        start = end
+
+
+class Chunk(NamedTuple):
+    offset: int  # where the chunk's text starts in the file
+    lines: int  # the file's lines before it
+    text: str
+    tokens: list[Any]

@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline_kit.errors import InputError
 from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lock, Phase
+from pipeline_kit.migrations.reading import Chunk, token_chunks
 
 Verdict = tuple[Phase, Lock, str, str, str]
 
@@ -26,22 +27,31 @@ class SqlglotDialect(Dialect):
         import logging
 
         import sqlglot
-        from sqlglot.errors import ParseError, TokenError
+        from sqlglot import TokenType
+        from sqlglot.errors import TokenError
 
         # sqlglot logs each fallback to an opaque Command; the finding says it (as review)
         logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
         dialect = sqlglot.Dialect.get_or_raise(self.read)
         parser = dialect.parser()
-        try:
-            tokens = dialect.tokenize(sql)
+        findings: list[Finding] = []
+        try:  # a large file a chunk of whole statements at a time: memory follows the chunk
+            for chunk in token_chunks(dialect.tokenize, sql, lambda token: token.token_type == TokenType.SEMICOLON):
+                findings += self._chunk(parser, chunk, file)
         except TokenError as exc:
             return [Finding(file, 1, "review", "n/a", "unparsable", f"not SQL the parser accepts: {exc}")]
+        return findings
+
+    def _chunk(self, parser: Any, chunk: Chunk, file: str) -> list[Finding]:
+        from sqlglot.errors import ParseError
+
+        sql, tokens = chunk.text, chunk.tokens
         findings: list[Finding] = []
         previous_end = 0
         for group in _statements(tokens):
             start, end = group[0].start, group[-1].end + 1
-            line = group[0].line
+            line = chunk.lines + group[0].line
             waivers = {m.group(1): m.group(2) for m in WAIVER.finditer(sql[previous_end:start])}
             previous_end = end
             try:  # from the file's tokens (tokenizing each statement again took a third of the time)
