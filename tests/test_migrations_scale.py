@@ -195,3 +195,16 @@ def test_mysql_and_sqlite_read_in_chunks_as_read_whole(monkeypatch: pytest.Monke
     # the oracle: sqlglot tokenizing the whole file at once
     monkeypatch.setattr(reading, "CHUNK_CHARS", len(sql))
     assert classifier.classify(sql, "big.sql") == findings
+
+
+def test_the_collector_runs_again_after_a_file_however_it_ends() -> None:
+    import gc
+
+    from pipeline_kit.errors import InputError
+
+    assert gc.isenabled()
+    with pytest.raises(InputError):
+        Postgres().classify("SELECT " + "+1" * 700 + ";", "m.sql")
+    assert gc.isenabled()
+    Postgres().classify("ALTER TABLE t DROPP COLUMN a;", "m.sql")
+    assert gc.isenabled()

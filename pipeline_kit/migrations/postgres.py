@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline_kit.errors import InputError
 from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lines, Lock, Phase, first_token
-from pipeline_kit.migrations.reading import PostgresStatements, Unparsable
+from pipeline_kit.migrations.reading import PostgresStatements, Unparsable, collector_paused
 
 # functions whose value differs per row: as a column default they rewrite the table
 VOLATILE = {"random", "gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval"}
@@ -344,13 +344,15 @@ class Postgres(Dialect):
     def classify(self, sql: str, file: str) -> list[Finding]:
         lines = Lines(sql)
         statements = PostgresStatements(sql, file, lines.line)
-        try:
-            return self._findings(sql, file, lines, statements)
-        except Unparsable as exc:  # the whole file, as the migration tool would refuse it
-            line = lines.line(exc.offset)
-            return [Finding(file, line, "review", "n/a", "unparsable", f"not PostgreSQL the parser accepts: {exc}")]
-        except RecursionError:  # a tree deeper than a rule's walk (the parser's own depth is checked)
-            raise InputError(file, None, "a statement nests deeper than the check reads") from None
+        with collector_paused():
+            try:
+                return self._findings(sql, file, lines, statements)
+            except Unparsable as exc:  # the whole file, as the migration tool would refuse it
+                line = lines.line(exc.offset)
+                message = f"not PostgreSQL the parser accepts: {exc}"
+                return [Finding(file, line, "review", "n/a", "unparsable", message)]
+            except RecursionError:  # a tree deeper than a rule's walk (the parser's own depth is checked)
+                raise InputError(file, None, "a statement nests deeper than the check reads") from None
 
     def _findings(self, sql: str, file: str, lines: Lines, statements: Iterable[dict[str, Any]]) -> list[Finding]:
         findings: list[Finding] = []

@@ -18,6 +18,7 @@ import re
 import resource
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache, partial
 from typing import Any, NamedTuple, TypeVar
 
@@ -143,22 +144,15 @@ def _main_stack_bytes() -> int:
 
 def on_stack(call: Callable[[], T], stack: int) -> T:
     """`call()` on a stack of at least `stack` bytes: here when the main thread has room, else in
-    a thread of that size (the caller waits; the garbage collector rests while trees are built:
-    they hold no cycles, and its passes over millions of fresh dicts made parsing superlinear)."""
+    a thread of that size (the caller waits)."""
     result: list[T] = []
     failure: list[BaseException] = []
 
     def run() -> None:
-        enabled = gc.isenabled()
-        gc.disable()
         try:
             result.append(call())
-            gc.freeze()  # and never walks them after: they are freed by reference counts
         except BaseException as exc:  # handed to the waiting caller, which raises it
             failure.append(exc)
-        finally:
-            if enabled:
-                gc.enable()
 
     if stack <= _main_stack_bytes() and threading.current_thread() is threading.main_thread():
         run()
@@ -173,6 +167,21 @@ def on_stack(call: Callable[[], T], stack: int) -> T:
     if failure:
         raise failure[0]
     return result[0]
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The garbage collector at rest while a file is read and classified: libpg_query's trees
+    hold no cycles, and its passes over their millions of fresh dicts made a large file
+    superlinear. They are freed by reference counts, chunk by chunk; any cycle made meanwhile
+    waits for the next pass. (Not for sqlglot's trees: their nodes point to their parents.)"""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Unparsable(Exception):
@@ -207,7 +216,7 @@ class PostgresStatements:
             return
         start = previous = 0
         for end in statement_ends(self.sql):
-            if len(self.sql[previous:end].encode()) > MAX_STATEMENT_BYTES:
+            if end - previous > MAX_STATEMENT_BYTES // 4 and len(self.sql[previous:end].encode()) > MAX_STATEMENT_BYTES:
                 self._too_large(previous)
             if end - start > CHUNK_CHARS and previous > start:
                 yield start, previous
