@@ -208,3 +208,16 @@ def test_the_collector_runs_again_after_a_file_however_it_ends() -> None:
     assert gc.isenabled()
     Postgres().classify("ALTER TABLE t DROPP COLUMN a;", "m.sql")
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize("dialect", ["mysql", "sqlite"])
+def test_mysql_and_sqlite_read_a_thousand_parentheses_and_refuse_one_more(dialect: str) -> None:
+    from pipeline_kit.errors import InputError
+    from pipeline_kit.migrations import DIALECTS
+
+    classifier = DIALECTS[dialect]()
+    # 40 was already too deep for Python's default recursion limit
+    deep = classifier.classify("SELECT " + "(" * 1000 + "1" + ")" * 1000 + ";", "m.sql")
+    assert deep == classifier.classify("SELECT (1);", "m.sql")  # read as the shallow one is
+    with pytest.raises(InputError, match="line 2: a statement nests deeper than the check reads"):
+        classifier.classify("SELECT 1;\nSELECT " + "(" * 1001 + "1" + ")" * 1001 + ";", "m.sql")

@@ -142,7 +142,7 @@ def _main_stack_bytes() -> int:
     return (8 << 20 if limit == resource.RLIM_INFINITY else limit) - (1 << 20)
 
 
-def on_stack(call: Callable[[], T], stack: int) -> T:
+def on_stack(call: Callable[[], T], stack: int, *, thread: bool = False) -> T:
     """`call()` on a stack of at least `stack` bytes: here when the main thread has room, else in
     a thread of that size (the caller waits)."""
     result: list[T] = []
@@ -154,7 +154,7 @@ def on_stack(call: Callable[[], T], stack: int) -> T:
         except BaseException as exc:  # handed to the waiting caller, which raises it
             failure.append(exc)
 
-    if stack <= _main_stack_bytes() and threading.current_thread() is threading.main_thread():
+    if not thread and stack <= _main_stack_bytes() and threading.current_thread() is threading.main_thread():
         run()
     else:
         previous = threading.stack_size(STACK_MARGIN + stack)
@@ -303,3 +303,42 @@ class Chunk(NamedTuple):
     lines: int  # the file's lines before it
     text: str
     tokens: list[Any]
+
+
+MAX_NESTING = 1_000  # parentheses open at once in a MySQL or SQLite statement
+FRAMES_PER_LEVEL = 80  # Python frames sqlglot (and a rule's walk) takes per level, with room
+
+
+def nesting(tokens: list[Any]) -> int:
+    """How many parentheses a statement's sqlglot tokens hold open at once, at most."""
+    depth = deepest = 0
+    for token in tokens:
+        name = token.token_type.name
+        if name == "L_PAREN":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif name == "R_PAREN":
+            depth -= 1
+    return deepest
+
+
+def nested(call: Callable[[], T], levels: int, file: str, line: int) -> T:
+    """`call()` (sqlglot reading a statement `levels` parentheses deep) with room for its
+    recursion: in place when shallow (nearly always); else in a thread with a stack and a
+    recursion limit for the depth. Deeper than `MAX_NESTING`, or still too deep, is exit 2."""
+    import sys
+
+    refused = InputError(file, f"line {line}", "a statement nests deeper than the check reads")
+    if levels > MAX_NESTING:
+        raise refused
+    try:
+        if levels <= 20:
+            return call()
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 1_000 + FRAMES_PER_LEVEL * levels))
+        try:  # each frame's C stack, when sqlglot calls through C, is a few KiB at most
+            return on_stack(call, (64 << 20) + levels * FRAMES_PER_LEVEL * (4 << 10), thread=True)
+        finally:
+            sys.setrecursionlimit(limit)
+    except RecursionError:
+        raise refused from None

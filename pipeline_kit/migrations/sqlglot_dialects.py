@@ -10,11 +10,11 @@ database, so its lock risk is `n/a` except for statements that rewrite every row
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from pipeline_kit.errors import InputError
 from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lock, Phase
-from pipeline_kit.migrations.reading import Chunk, token_chunks
+from pipeline_kit.migrations.reading import Chunk, nested, nesting, token_chunks
 
 Verdict = tuple[Phase, Lock, str, str, str]
 
@@ -55,21 +55,25 @@ class SqlglotDialect(Dialect):
             waivers = {m.group(1): m.group(2) for m in WAIVER.finditer(sql[previous_end:start])}
             previous_end = end
             try:  # from the file's tokens (tokenizing each statement again took a third of the time)
-                expression = (parser.parse(group, sql) or [None])[0]
-                if expression is None:
-                    raise ParseError(f"no statement in {sql[start:end]!r}")
-                verdicts = self._verdicts(expression)
+                verdicts = nested(partial(self._read, parser, group, sql), nesting(group), file, line)
             except ParseError as exc:
                 message = f"not {self.name} the parser accepts: {str(exc).splitlines()[0]}"
                 findings.append(
                     Finding(file, line, "review", "n/a", "unparsable", message, "", waivers.get("unparsable"))
                 )
                 continue
-            except RecursionError:  # sqlglot (and a rule's walk) descends once per nesting level
-                raise InputError(file, f"line {line}", "a statement nests deeper than the check reads") from None
             for phase, lock, rule, message, fix in verdicts:
                 findings.append(Finding(file, line, phase, lock, rule, message, fix, waivers.get(rule)))
         return findings
+
+    def _read(self, parser: Any, group: list[Any], sql: str) -> list[Verdict]:
+        """The verdicts on one statement, parsed from its tokens."""
+        from sqlglot.errors import ParseError
+
+        expression = (parser.parse(group, sql) or [None])[0]
+        if expression is None:
+            raise ParseError(f"no statement in {sql[group[0].start : group[-1].end + 1]!r}")
+        return self._verdicts(expression)
 
     def _verdicts(self, expression: Any) -> list[Verdict]:
         from sqlglot import exp
