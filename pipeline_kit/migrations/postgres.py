@@ -12,11 +12,11 @@ ALTER waits in the lock queue ahead of every later reader unless `lock_timeout` 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
-from pipeline_kit.errors import InputError
 from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lines, Lock, Phase, first_token
-from pipeline_kit.migrations.reading import PostgresStatements, Unparsable, collector_paused
+from pipeline_kit.migrations.reading import read_postgres
 
 # functions whose value differs per row: as a column default they rewrite the table
 VOLATILE = {"random", "gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval"}
@@ -45,8 +45,7 @@ def _function_names(node: Any) -> set[str]:
 
 
 def _has_key(node: Any, key: str) -> bool:
-    """Whether `key` names a node anywhere under `node` (a loop, not recursion: faster, and no
-    depth limit)."""
+    """Whether `key` names a node anywhere under `node` (a loop: faster, no depth limit)."""
     stack = [node]
     while stack:
         item = stack.pop()
@@ -342,17 +341,7 @@ class Postgres(Dialect):
     name = "postgres"
 
     def classify(self, sql: str, file: str) -> list[Finding]:
-        lines = Lines(sql)
-        statements = PostgresStatements(sql, file, lines.line)
-        with collector_paused():
-            try:
-                return self._findings(sql, file, lines, statements)
-            except Unparsable as exc:  # the whole file, as the migration tool would refuse it
-                line = lines.line(exc.offset)
-                message = f"not PostgreSQL the parser accepts: {exc}"
-                return [Finding(file, line, "review", "n/a", "unparsable", message)]
-            except RecursionError:  # a tree deeper than a rule's walk (the parser's own depth is checked)
-                raise InputError(file, None, "a statement nests deeper than the check reads") from None
+        return read_postgres(sql, file, partial(self._findings, sql, file))
 
     def _findings(self, sql: str, file: str, lines: Lines, statements: Iterable[dict[str, Any]]) -> list[Finding]:
         findings: list[Finding] = []

@@ -17,12 +17,13 @@ import gc
 import re
 import resource
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache, partial
 from typing import Any, NamedTuple, TypeVar
 
 from pipeline_kit.errors import InputError
+from pipeline_kit.migrations.interface import Finding, Lines
 
 MAX_STATEMENT_BYTES = 1 << 20  # one statement; larger ones (seed data?) belong in several
 CHUNK_CHARS = 256 << 10  # statements parsed at once: bounds the tree held in memory
@@ -342,3 +343,19 @@ def nested(call: Callable[[], T], levels: int, file: str, line: int) -> T:
             sys.setrecursionlimit(limit)
     except RecursionError:
         raise refused from None
+
+
+def read_postgres(
+    sql: str, file: str, classify: Callable[[Lines, Iterable[dict[str, Any]]], list[Finding]]
+) -> list[Finding]:
+    """`classify(lines, statements)` over the statements of one PostgreSQL file read within bounds,
+    the collector paused; a syntax error is the whole file's one `review` finding, at its line."""
+    lines = Lines(sql)
+    with collector_paused():
+        try:
+            return classify(lines, PostgresStatements(sql, file, lines.line))
+        except Unparsable as exc:  # the whole file, as the migration tool would refuse it
+            message = f"not PostgreSQL the parser accepts: {exc}"
+            return [Finding(file, lines.line(exc.offset), "review", "n/a", "unparsable", message)]
+        except RecursionError:  # a tree deeper than a rule's walk (the parser's own depth is checked)
+            raise InputError(file, None, "a statement nests deeper than the check reads") from None
