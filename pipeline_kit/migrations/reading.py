@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from functools import cache, partial
 from typing import Any, NamedTuple, TypeVar
 
-from pipeline_kit.errors import InputError
+from pipeline_kit.errors import EnvironmentFailure, InputError
 from pipeline_kit.migrations.interface import Finding, Lines
 
 MAX_STATEMENT_BYTES = 1 << 20  # one statement; larger ones (seed data?) belong in several
@@ -158,10 +158,13 @@ def on_stack(call: Callable[[], T], stack: int, *, thread: bool = False) -> T:
     if not thread and stack <= _main_stack_bytes() and threading.current_thread() is threading.main_thread():
         run()
     else:
-        previous = threading.stack_size(STACK_MARGIN + stack)
+        size = -(-(STACK_MARGIN + stack) // (1 << 20)) << 20  # whole MiB: whole pages on any system
+        previous = threading.stack_size(size)
         try:
             worker = threading.Thread(target=run, name="pipeline-kit-parser")
             worker.start()
+        except RuntimeError as exc:  # the system has no room for the stack
+            raise EnvironmentFailure(f"cannot start a parser thread with a {size >> 20} MiB stack: {exc}") from exc
         finally:
             threading.stack_size(previous)
         worker.join()
