@@ -560,6 +560,61 @@ def bench_timeline(sizes: Sequence[int], runs: int) -> list[list[str]]:
     return rows
 
 
+def bench_drift(sizes: Sequence[int], runs: int) -> list[list[str]]:
+    """`drift` (in sync: it records nothing) after N signed promotions of dev, against `verify` of
+    the release in the same run: the signed timeline it replays grows with the history, the
+    probe (a command reading what the deploy wrote) does not."""
+    kit = str(BIN / "pipeline-kit")
+    environments = (
+        "environments:\n  dev:\n    gates: [signature]\n"
+        "    deploy: 'echo \"$PIPELINE_KIT_DIGEST\" > served.txt'\n"
+        "    probe: {command: cat served.txt}\n"
+    )
+    rows = []
+    with signed_example(environments) as ws:
+        work, env, trust, identity = ws.work, ws.env, ws.trust, ws.identity
+        promoted = 0
+        for size in sizes:
+            while promoted < size:
+                promote = [kit, "promote", "--to", "dev", *trust, *identity]
+                subprocess.run(promote, cwd=work, env=env, check=True, capture_output=True)
+                promoted += 1
+            checked = timed([kit, "drift", "--env", "dev", *trust, *identity], runs=runs, cwd=work, env=env)
+            verify = timed([kit, "verify", *trust, *identity], runs=runs, cwd=work, env=env)
+            rows.append(
+                row(f"drift, in sync, after {size} signed promotion(s)", checked, verify, "pipeline-kit verify")
+            )
+    return rows
+
+
+def bench_line(sizes: Sequence[int], runs: int) -> list[list[str]]:
+    """The org's line is read from every signed statement in the org ledger before each
+    promotion: `plan --to dev` after N stop/resume statements, against `verify` of the release in
+    the same run (the line's share of a promotion, and how it grows with the org ledger)."""
+    kit = str(BIN / "pipeline-kit")
+    rows = []
+    with signed_example("environments:\n  dev:\n    gates: [signature]\n") as ws:
+        work, env, trust, identity = ws.work, ws.env, ws.trust, ws.identity
+        org = work.parent / "org.git"
+        subprocess.run(["git", "init", "-q", "--bare", str(org)], check=True)
+        policy = f"{{identity: {{issuer: {identity[3]}, san: {identity[1]}}}}}"
+        with (work / "pipeline-kit.yml").open("a") as config:
+            config.write(f"org:\n  ledger: {{remote: {org}}}\n  stop: {policy}\n  resume: {policy}\n")
+        statements = 0
+        for size in sizes:
+            while statements < size:
+                command = "stop-the-line" if statements % 2 == 0 else "resume-the-line"
+                line = [kit, command, "--reason", "bench", *trust]
+                subprocess.run(line, cwd=work, env=env, check=True, capture_output=True)
+                statements += 1
+            planned = timed([kit, "plan", "--to", "dev", *trust, *identity], runs=runs, cwd=work, env=env, ok=(0, 1))
+            verify = timed([kit, "verify", *trust, *identity], runs=runs, cwd=work, env=env)
+            rows.append(
+                row(f"plan with org: after {size} signed line statement(s)", planned, verify, "pipeline-kit verify")
+            )
+    return rows
+
+
 def bench_analysis(runs: int) -> list[list[str]]:
     """One analysis interval (render, query, judge, count) with 1, 4 and 16 checks, against the raw
     HTTP queries to the same Prometheus (backfilled, from tests/) in the same run."""
@@ -766,6 +821,120 @@ def bench_migrations(sizes: Sequence[int], runs: int) -> tuple[list[list[str]], 
     ]
 
 
+def bench_pictures(sizes: Sequence[int], repeat: int = 20) -> list[list[str]]:
+    """A release plan's summary picture (every label escaped) against the summary's Markdown table
+    of the same rows, at each size (the picture stops at 200 nodes: it must not grow past them)."""
+    from pipeline_kit.cli._render import markdown_table
+    from pipeline_kit.report.mermaid import Node, graph
+
+    out = []
+    for size in sizes:
+        rows = [(f"service-{i}", f"promoted {'ab' * 6}", "passed") for i in range(size)]
+        named = [
+            (name, Node((name, words), state), [f"service-{i - 1}"] if i else [])
+            for i, (name, words, state) in enumerate(rows)
+        ]
+
+        def picture(named: list[tuple[str, Node, list[str]]] = named) -> str:
+            return graph(named, "TD").markdown()
+
+        def table(rows: list[tuple[str, str, str]] = rows) -> str:
+            return markdown_table(["service", "release", "state"], rows)
+
+        ours, reference = median_time(picture, repeat), median_time(table, repeat)
+        out.append(row(f"summary picture, {size:,} plan steps", ours, reference, "its Markdown table"))
+    return out
+
+
+def bench_annotations(runs: int = 50) -> list[list[str]]:
+    """A ledger append that is also pushed to a real Pushgateway (Debian's, on 127.0.0.1), against
+    the append alone."""
+    from datetime import datetime, timezone
+
+    from pipeline_kit.ledger import Draft, FileLedger
+    from pipeline_kit.metrics.pushgateway import Pushgateway
+    from pipeline_kit.promotion.announcing import AnnouncingLedger
+
+    if shutil.which("prometheus-pushgateway") is None:
+        return [["annotations", "skipped: prometheus-pushgateway is not installed", "", "", ""]]
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.prometheus_instance import free_port, ready
+
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        gateway = subprocess.Popen(
+            ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={tmp}/p"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert ready(f"http://127.0.0.1:{port}")
+            said: list[str] = []
+            plain = FileLedger(Path(tmp) / "plain.jsonl")
+            pushed = AnnouncingLedger(
+                FileLedger(Path(tmp) / "pushed.jsonl"), Pushgateway(f"http://127.0.0.1:{port}", "bench"), said.append
+            )
+            now = datetime.now(timezone.utc)
+
+            def append(ledger: FileLedger | AnnouncingLedger) -> None:
+                ledger.append(Draft(kind="deployed", environment="prod", release="ab" * 16, actor="ci", time=now))
+
+            # one of each in turn (the appends fsync: the disk's state is shared), medians compared
+            times: dict[str, list[float]] = {"pushed": [], "plain": []}
+            for _ in range(runs):
+                for name, ledger in (("plain", plain), ("pushed", pushed)):
+                    started = time.perf_counter()
+                    append(ledger)
+                    times[name].append(time.perf_counter() - started)
+            ours, reference = statistics.median(times["pushed"]), statistics.median(times["plain"])
+            assert not said, said
+        finally:
+            gateway.terminate()
+            gateway.wait(timeout=10)
+    return [row("ledger append + Pushgateway push (arrival)", ours, reference, "the ledger append alone")]
+
+
+def bench_flags(runs: int) -> list[list[str]]:
+    """The tests' Unleash (npm unleash-server on its own PostgreSQL, once per test session): its
+    start against the PostgreSQL's alone; a kill and a restore through the kit (each reads the
+    state, switches, reads it back, tags or untags) against one plain admin GET of the flag."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from pipeline_kit.flags.unleash import Unleash
+    from tests.postgres_instance import LocalPostgres
+    from tests.unleash_instance import LocalUnleash
+
+    postgres_starts, unleash_starts = [], []
+    starts = max(2, runs // 2)  # each start runs every migration: slow
+    for n in range(starts):
+        began = time.perf_counter()
+        postgres = LocalPostgres().start()
+        postgres_starts.append(time.perf_counter() - began)
+        postgres.stop()
+        instance = LocalUnleash().start()
+        unleash_starts.append(instance.started_in)
+        if n < starts - 1:  # the last one serves the round trips
+            instance.stop()
+    try:
+        flag = instance.create_flag(on_in=("production",))
+        switches = Unleash(instance.url, "default", instance.admin_token, {})
+        path = f"/api/admin/projects/default/features/{flag}/environments/production"
+        get = median_time(lambda: instance.admin("GET", path), runs * 4)
+        round_trip = median_time(
+            lambda: (switches.kill(flag, "production"), switches.restore(flag, "production")), runs
+        )
+    finally:
+        instance.stop()
+    return [
+        row(
+            "unleash-server start (PostgreSQL under it included)",
+            statistics.median(unleash_starts),
+            statistics.median(postgres_starts),
+            "PostgreSQL start alone",
+        ),
+        row("Unleash kill + restore (library)", round_trip, get, "one admin GET of the flag"),
+    ]
+
+
 def bench_release_plan(runs: int, steps: int = 10) -> list[list[str]]:
     """`release apply` of a plan of `steps` small services (no-op deploys), against the same
     promotions run one after another as single `promote` commands."""
@@ -821,7 +990,7 @@ def main() -> None:
     parser.add_argument(
         "which",
         nargs="*",
-        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,timeline,ledger,setup,analysis,rollout,migrations,release-plan}",
+        metavar="{startup,hash,sbom,sbom-scale,sign,sign-latency,promote,timeline,drift,line,ledger,setup,analysis,rollout,migrations,release-plan,flags}",
         help="default: all",
     )
     parser.add_argument("--ledger-entries", type=int, default=100_000)
@@ -839,12 +1008,17 @@ def main() -> None:
         "sign-latency",
         "promote",
         "timeline",
+        "drift",
+        "line",
         "ledger",
         "setup",
         "analysis",
         "rollout",
         "migrations",
         "release-plan",
+        "pictures",
+        "annotations",
+        "flags",
     ]
     which = args.which or everything
     unknown = set(which) - set(everything)
@@ -883,6 +1057,10 @@ def main() -> None:
         notes += promote_notes
     if "timeline" in which:
         rows += bench_timeline([1, 10, 40], args.runs)
+    if "drift" in which:
+        rows += bench_drift([1, 10, 40], args.runs)
+    if "line" in which:
+        rows += bench_line([0, 10, 40], args.runs)
     if "ledger" in which:
         rows += bench_ledger([args.ledger_entries // 10, args.ledger_entries], args.runs)
     if "setup" in which:
@@ -893,10 +1071,16 @@ def main() -> None:
         rows += bench_rollout(args.runs)
     if "release-plan" in which:
         rows += bench_release_plan(args.runs)
+    if "pictures" in which:
+        rows += bench_pictures([10, 100, 1000])
+    if "annotations" in which:
+        rows += bench_annotations()
     if "migrations" in which:
         migration_rows, migration_notes = bench_migrations([1_000, 10_000, 100_000], min(args.runs, 3))
         rows += migration_rows
         notes += migration_notes
+    if "flags" in which:
+        rows += bench_flags(args.runs)
     header = ["benchmark", "pipeline-kit", "reference", "reference is", "ratio"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))

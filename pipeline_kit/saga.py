@@ -19,13 +19,15 @@ from typing import Any, Literal
 from pipeline_kit._internal.fs import exclusive
 from pipeline_kit._internal.proc import run_streaming
 from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, UsageError, VerificationError
+from pipeline_kit.gates.stop_the_line import StopTheLineGate
 from pipeline_kit.ledger import Draft, Entry, Guard
 from pipeline_kit.promotion.arriving import promote
-from pipeline_kit.promotion.deciding import plan
+from pipeline_kit.promotion.deciding import plan, require_line
 from pipeline_kit.promotion.model import KIT_URI, Project, TokenProvider, history, now_utc
 from pipeline_kit.promotion.rolling_back import rollback
 from pipeline_kit.promotion.shown import signed_timeline
 from pipeline_kit.release_plan import LoadedPlan, PlanStep
+from pipeline_kit.stopline import LineStopped
 
 # The saga's signed summary: which releases of which services went out together, and how it ended.
 SUMMARY_PREDICATE = f"{KIT_URI}/release-plan/v1"
@@ -252,6 +254,8 @@ class Applier:
         pending = [step for step in self.loaded.plan.order() if step.service not in done]
         while pending:
             wave = [step for step in pending if set(step.needs) <= done]
+            for step in wave:  # the org's line first: stopped, the plan stays open (nothing compensated)
+                require_line(self.project_for(self.loaded.directory(step)), f"{step.service}: the release plan step")
             with ThreadPoolExecutor(max_workers=max(1, min(self.loaded.plan.parallel, len(wave)))) as pool:
                 problems = list(pool.map(self.promote_step, wave))
             failed = False
@@ -323,9 +327,13 @@ class Applier:
             return exc.message
         if result.decision.verdict == "denied":
             blocking = result.plan.blocking()
+            if any(r.gate == StopTheLineGate.name for r in blocking):  # stopped meanwhile: not a failure
+                raise LineStopped(f"{step.service}: the release plan step was refused: {blocking[0].reason}")
             return f"denied by {blocking[0].gate}: {blocking[0].reason}" if blocking else "denied"
         if result.analysis is not None and not result.analysis.passed:
             return f"analysis {result.analysis.verdict}: {result.analysis.reason}"
+        if result.rollout is not None and result.rollout.verdict == "stopped":  # paused by the line: not a failure
+            raise LineStopped(f"{step.service}: {result.rollout.reason}")
         if result.rollout is not None and result.rollout.verdict != "finished":
             return f"rollout {result.rollout.verdict}: {result.rollout.reason}"
         self.record("step-done", step.service, result.plan.release.id)
@@ -394,6 +402,7 @@ class Applier:
         missing = [need for need in step.needs if need not in saga.done]
         if missing:
             raise UsageError(f"{service}: needs {', '.join(missing)} first")
+        require_line(self.project_for(self.loaded.directory(step)), f"{service}: the release plan step")
         problem = self.promote_step(step)
         if problem is not None:
             self.record("step-failed", service, reason=problem)

@@ -16,6 +16,7 @@ Each job records what it did in the plan's ledger, so the ledger must be one eve
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass
@@ -24,9 +25,11 @@ from typing import Any, Literal
 import yaml
 
 from pipeline_kit import __version__
+from pipeline_kit.ci.gitlab import SUMMARY_FILE
 from pipeline_kit.config import load_config
 from pipeline_kit.errors import ConfigError, UsageError
-from pipeline_kit.release_plan import LoadedPlan, ReleasePlan
+from pipeline_kit.evidence import DEFAULT_DIR_NAME
+from pipeline_kit.release_plan import LoadedPlan, PlanStep, ReleasePlan
 
 KIT_REPOSITORY = "pipeline-kit/pipeline-kit"  # where the actions and templates come from
 # actions/checkout, pinned as in the examples (a test keeps them equal)
@@ -42,6 +45,7 @@ class Job:
     when: Literal["success", "failure", "always"]
     environment: str | None  # the deployment environment the job runs under (its rules, its secrets)
     signs: bool  # needs an identity token
+    evidence: tuple[str, ...] = ()  # the services whose evidence (their build's signed release) it reads
 
 
 # Why a ledger must name its `token-variable` when an emitted pipeline pushes it: GitHub with
@@ -88,14 +92,24 @@ def jobs(plan: ReleasePlan, environment: str, plan_file: str, job_environment: s
         needs = ("release-start", *(f"release-{need}" for need in step.needs))
         scope = job_environment.format(environment=environment, service=step.service)
         result.append(
-            Job(f"release-{step.service}", ("release", "step", step.service, *where), needs, "success", scope, True)
+            Job(
+                f"release-{step.service}",
+                ("release", "step", step.service, *where),
+                needs,
+                "success",
+                scope,
+                True,
+                (step.service,),
+            )
         )
     compensations = []
     for step in reversed(steps):  # a step's dependents come later in the order: compensated first
         scope = job_environment.format(environment=environment, service=step.service)
         dependents = tuple(f"compensate-{s.service}" for s in steps if step.service in s.needs)
         args = ("release", "compensate", step.service, *where)
-        compensations.append(Job(f"compensate-{step.service}", args, (*step_jobs, *dependents), "failure", scope, True))
+        compensations.append(
+            Job(f"compensate-{step.service}", args, (*step_jobs, *dependents), "failure", scope, True, (step.service,))
+        )
     finish = Job(
         "release-finish",
         ("release", "finish", *where),
@@ -103,21 +117,52 @@ def jobs(plan: ReleasePlan, environment: str, plan_file: str, job_environment: s
         "always",
         None,
         True,
+        tuple(step.service for step in steps),
     )
     return [*result, *compensations, finish]
 
 
-# What every emitted job needs besides the ledgers (git refs every job reaches): the jobs download
-# nothing, so it must be in the checkout.
-NEEDS_COMMENT = """\
-# Each job runs in a workspace of its own. release-<service> and compensate-<service> read that
-# service's evidence from the checkout, as its build and sign left it (<service>/.pipeline-kit/:
-# release.json, bundles/, releases/<id>/), and the files its deploy command takes (its dist/);
-# release-finish reads every promoted service's releases/<id>/ to sign the summary. These jobs
-# download no artifact and `pipeline-kit init` git-ignores .pipeline-kit/: commit the evidence on
-# the ref this runs from. release-finish writes the signed summary to
-# .pipeline-kit/release-plan.<env>.sigstore.json in its own workspace.
-"""
+@dataclass(frozen=True)
+class EvidenceSource:
+    """Where the emitted jobs take each service's evidence (its build and sign left it: the
+    `.pipeline-kit/` directory with release.json, bundles/, releases/<id>/), `{service}` filled in:
+    GitHub, the artifact by that name (of this run, or of the run the `evidence-run-id` input
+    names); GitLab, that job of the parent pipeline. `None`: from the checkout (committed)."""
+
+    github_artifact: str | None = "evidence-{service}"
+    gitlab_job: str | None = "{service}-sign"
+
+
+COMMITTED = EvidenceSource(None, None)
+
+
+def evidence_comment(source: EvidenceSource, platform: Literal["github", "gitlab"]) -> str:
+    """The emitted file's account of what each job reads (the header)."""
+    where = {
+        "github": f"the artifact {source.github_artifact} (of this run, or of the run given as evidence-run-id), "
+        "downloaded outside the checkout; only the evidence directory is taken from it",
+        "gitlab": f"the artifacts of the parent pipeline's job {source.gitlab_job} (needs: pipeline: "
+        "$PARENT_PIPELINE_ID), extracted at their paths",
+    }[platform]
+    taken = (
+        f"from {where}"
+        if (source.github_artifact if platform == "github" else source.gitlab_job)
+        else "from the checkout: commit the evidence on the ref this runs from"
+    )
+    return (
+        "# Each job runs in a workspace of its own, with the ledgers (git refs every job reaches).\n"
+        "# release-<service> and compensate-<service> read that service's evidence (<service>/.pipeline-kit/:\n"
+        "# release.json, bundles/, releases/<id>/), release-finish every service's, " + taken + ".\n"
+        "# Nothing taken decides by itself: every file is verified against the identity policy.\n"
+        "# A deploy command gets the digest (PIPELINE_KIT_DIGEST): fetch the artifact by it.\n"
+        "# release-finish writes the signed summary to .pipeline-kit/release-plan.<env>.sigstore.json.\n"
+    )
+
+
+def evidence_directory(plan_file: str, step: PlanStep) -> str:
+    """A service's evidence directory, relative to where the pipeline runs (the plan's directory
+    joined with the step's path, which the plan keeps inside it)."""
+    return posixpath.normpath(posixpath.join(posixpath.dirname(plan_file), step.path, DEFAULT_DIR_NAME))
 
 
 def _command(args: tuple[str, ...]) -> str:
@@ -149,12 +194,14 @@ def gitlab_pipeline(
     requirements: str | None = None,
     python: str | None = None,
     templates: str | None = None,
+    evidence: EvidenceSource = EvidenceSource(),
 ) -> str:
     """A child pipeline (for `trigger: include: artifact:`). The kit is installed in every job by
     the kit's own install step (`install`, `requirements` and `python` as the templates take them),
     included from the kit's project at this version, or from `templates` (a path in the project)."""
     listed = jobs(plan, environment, plan_file, job_environment)
-    crowded = [job.name for job in listed if len(job.needs) > GITLAB_MAX_NEEDS]
+    pattern = evidence.gitlab_job
+    crowded = [job.name for job in listed if len(job.needs) + bool(pattern) * len(job.evidence) > GITLAB_MAX_NEEDS]
     if crowded:
         raise UsageError(f"{crowded[0]} would need {GITLAB_MAX_NEEDS}+ jobs, more than GitLab allows: split the plan")
     include: dict[str, str] = (
@@ -178,8 +225,18 @@ def gitlab_pipeline(
     for job in listed:
         stage = {"success": "release", "failure": "compensate", "always": "finish"}[job.when]
         entry: dict[str, Any] = {"stage": stage}
+        # the evidence, from the parent pipeline's jobs that signed it
+        fetched = (
+            [
+                {"pipeline": "$PARENT_PIPELINE_ID", "job": pattern.format(service=s), "artifacts": True}
+                for s in job.evidence
+            ]
+            if pattern
+            else []
+        )
+        if job.needs or fetched:
+            entry["needs"] = [*job.needs, *fetched]
         if job.needs:
-            entry["needs"] = list(job.needs)
             # Every job after the first runs whatever happened before it: a job whose needs were
             # skipped is skipped too, even `when: always`, and stalls the stages after it. Each
             # job reads the saga in the ledger and does only what is left: a step after a failure
@@ -190,9 +247,11 @@ def gitlab_pipeline(
         if job.signs:
             entry["id_tokens"] = {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
         entry["script"] = [_Reference([".pipeline-kit-install", "script"]), _command(job.args)]
+        # where the plan stands, drawn (GitLab has no job summary: a Markdown artifact)
+        entry["artifacts"] = {"when": "always", "paths": [SUMMARY_FILE], "expire_in": "90 days"}
         document[job.name] = entry
     header = f"# Generated by pipeline-kit {__version__} (release emit --gitlab) from {plan_file}: do not edit.\n"
-    header += NEEDS_COMMENT
+    header += evidence_comment(evidence, "gitlab")
     return header + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=1000)
 
 
@@ -205,6 +264,7 @@ def github_workflow(
     job_environment: str = "{environment}",
     ledger_in_repository: bool = False,
     token_variables: tuple[str, ...] = (),
+    evidence: EvidenceSource = EvidenceSource(),
 ) -> str:
     """A workflow run by hand (`workflow_dispatch`), one job per step, the kit's setup action
     pinned to `kit_commit` (a tag can move). Jobs that sign get `id-token: write`; with the
@@ -216,9 +276,22 @@ def github_workflow(
         raise UsageError(f"--kit-commit {kit_commit!r}: pin the kit's actions to its release commit (40 hex digits)")
     listed = jobs(plan, environment, plan_file, job_environment)
     contents = "write" if ledger_in_repository else "read"
+    pattern = evidence.github_artifact
+    run_input = {
+        "description": "The run whose artifacts hold the services' evidence. Empty: this run.",
+        "type": "string",
+        "required": False,
+        "default": "",
+    }
     workflow: dict[str, Any] = {
         "name": f"release plan to {environment}",
-        "on": {"workflow_dispatch": None},
+        # run by hand, or called after the jobs that build and sign the services
+        "on": {
+            "workflow_dispatch": {"inputs": {"evidence-run-id": run_input}},
+            "workflow_call": {"inputs": {"evidence-run-id": run_input}},
+        }
+        if pattern
+        else {"workflow_dispatch": None},
         "permissions": {},
         # one run of the plan at a time: the saga in the ledger is per environment
         "concurrency": {"group": f"release-plan-{environment}", "cancel-in-progress": False},
@@ -232,16 +305,61 @@ def github_workflow(
             entry["if"] = "${{ failure() }}" if job.when == "failure" else "${{ always() }}"
         if job.environment:
             entry["environment"] = job.environment
-        entry["permissions"] = {"contents": contents, **({"id-token": "write"} if job.signs else {})}
+        taken = [step for step in plan.steps if step.service in job.evidence] if pattern else []
+        entry["permissions"] = {
+            "contents": contents,
+            **({"actions": "read"} if taken else {}),  # to download another run's artifacts
+            **({"id-token": "write"} if job.signs else {}),
+        }
         kit_step: dict[str, Any] = {"run": _command(job.args)}
         if ledger_in_repository and token_variables:
             kit_step["env"] = dict.fromkeys(token_variables, "${{ github.token }}")
         entry["steps"] = [
             {"uses": CHECKOUT, "with": {"persist-credentials": False}},
             {"uses": f"{KIT_REPOSITORY}/actions/setup@{kit_commit}"},
+            *(s for step in taken for s in _take_evidence(str(pattern), step, plan_file)),
             kit_step,
         ]
         workflow["jobs"][job.name] = entry
     header = f"# Generated by pipeline-kit {__version__} (release emit --github) from {plan_file}: do not edit.\n"
-    header += NEEDS_COMMENT
+    header += evidence_comment(evidence, "github")
     return header + yaml.dump(workflow, Dumper=_Dumper, sort_keys=False, width=1000).replace("'on':", "on:", 1)
+
+
+# actions/download-artifact, pinned as in the examples (a test keeps them equal)
+DOWNLOAD_ARTIFACT = "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093"  # v4.3.0
+
+# An artifact is written by a job that may have run user code (the build), so it is downloaded
+# outside the checkout and only the evidence directory is taken from it: nothing of it may land
+# on the project's config, scripts or the plan (the evidence decides nothing until verified).
+TAKE_EVIDENCE = """\
+set -euo pipefail
+if [ -L "$FROM" ] || [ -n "$(find "$FROM" ! -type f ! -type d -print -quit)" ]; then
+  echo "::error::the artifact $ARTIFACT holds something that is neither a file nor a directory"
+  exit 1
+fi
+rm -rf "$TO" && mkdir -p "$(dirname "$TO")" && cp -R "$FROM" "$TO"
+"""
+
+
+def _take_evidence(pattern: str, step: PlanStep, plan_file: str) -> list[dict[str, Any]]:
+    """The steps that put `step`'s evidence, from its artifact, in its evidence directory."""
+    artifact = pattern.format(service=step.service)
+    downloaded = f"${{{{ runner.temp }}}}/evidence/{step.service}"
+    return [
+        {
+            "uses": DOWNLOAD_ARTIFACT,
+            "with": {
+                "name": artifact,
+                "path": downloaded,
+                "run-id": "${{ inputs.evidence-run-id || github.run_id }}",
+                "github-token": "${{ github.token }}",
+            },
+        },
+        {
+            "name": f"Take {step.service}'s evidence, and nothing else",
+            "shell": "bash",
+            "env": {"ARTIFACT": artifact, "FROM": downloaded, "TO": evidence_directory(plan_file, step)},
+            "run": TAKE_EVIDENCE,
+        },
+    ]

@@ -234,6 +234,9 @@ SIGNED_BESIDE_USER_CODE = "PIPELINE_KIT_SIGNED_BESIDE_USER_CODE"
 # The verifiedLevels value of a waived promotion (`--break-glass`): FAILED, as it did not pass,
 # yet a signed record that the release was deployed there.
 WAIVED = "PIPELINE_KIT_BREAK_GLASS"
+# The verifiedLevels value of a promotion that put the signed release back after a drift
+# (`drift --reconcile`): a promotion like any other, signed for that reason.
+RECONCILED = "PIPELINE_KIT_RECONCILED"
 
 
 def analysis_file(environment: str) -> str:

@@ -19,8 +19,11 @@ import pytest
 
 from pipeline_kit.cli import main
 from pipeline_kit.models import Build, Release, Source, Subject, release_id
+from tests.mariadb_instance import LocalMariaDB
+from tests.postgres_instance import LocalPostgres
 from tests.prometheus_instance import Exporter, LocalPrometheus
 from tests.sigstore_instance import LocalSigstore
+from tests.unleash_instance import LocalUnleash
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "hello-service"
@@ -162,6 +165,30 @@ def run_kit(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -
 def sigstore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSigstore]:
     """The local Sigstore instance, served in this process for the whole session."""
     instance = LocalSigstore(tmp_path_factory.mktemp("sigstore")).start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[LocalPostgres]:
+    """One real PostgreSQL for the session; each test module makes its own databases in it."""
+    instance = LocalPostgres().start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[LocalMariaDB]:
+    """One real MariaDB for the session; each test makes its own databases in it."""
+    instance = LocalMariaDB().start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def unleash() -> Iterator[LocalUnleash]:
+    """A real Unleash for the session (on its own PostgreSQL); each test makes flags of its own."""
+    instance = LocalUnleash().start()
     yield instance
     instance.stop()
 

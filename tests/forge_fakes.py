@@ -560,28 +560,3 @@ def _subject_digests(bundle: dict[str, Any]) -> set[str]:
         return set()
     statement = json.loads(base64.b64decode(payload))
     return {str((s.get("digest") or {}).get("sha256")) for s in statement.get("subject", [])}
-
-
-class UnleashFake(SpecFake):
-    """Unleash's admin API for switching a flag per environment; one admin token is accepted."""
-
-    spec_file = "unleash-subset.json"
-
-    def __init__(self, token: str, flags: dict[tuple[str, str], bool]) -> None:
-        super().__init__()
-        self.flags = flags  # (flag, environment) -> enabled
-        path = "/api/admin/projects/(?P<project>[^/]+)/features/(?P<flag>[^/]+)/environments/(?P<env>[^/]+)"
-
-        def switch(state: bool) -> Handler:
-            def handler(request: Request, body: Any, project: str, flag: str, env: str) -> tuple[int, Any]:
-                if request.headers.get("Authorization") != token:
-                    return 401, {"name": "AuthenticationRequired", "message": "You must log in"}
-                if (flag, env) not in self.flags:
-                    return 404, {"name": "NotFoundError", "message": f"Could not find feature flag {flag}"}
-                self.flags[(flag, env)] = state
-                return 200, {"name": flag, "project": project, "enabled": state}
-
-            return handler
-
-        self.route("POST", f"{path}/off")(switch(False))
-        self.route("POST", f"{path}/on")(switch(True))

@@ -38,10 +38,10 @@ class LocalPostgres:
         )
         return self
 
-    def psql(self, database: str, sql: str) -> subprocess.CompletedProcess[str]:
+    def psql(self, database: str, sql: str, user: str = "postgres") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [
-                *("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database),
+                *("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", user, "-d", database),
                 *("-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql),
             ],
             capture_output=True,

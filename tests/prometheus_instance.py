@@ -24,6 +24,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def ready(url: str, within: float = 20) -> bool:
+    """Whether `url`/-/ready (Prometheus's, the Pushgateway's) answers 200 within `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 @dataclass(frozen=True)
 class Traffic:
     """A release serving `rps` requests a second, `error_ratio` of them 5xx, over the data's span."""
@@ -68,7 +81,9 @@ def openmetrics(
 
 
 class LocalPrometheus:
-    def __init__(self, root: Path, scrape: str | None = None) -> None:
+    def __init__(self, root: Path, scrape: str | None = None, *, honor_labels: bool = False) -> None:
+        """`scrape`: a target to scrape every second; `honor_labels`: its samples keep their own
+        `job` and other labels (a Pushgateway's, which says whose metrics they are)."""
         for tool in ("prometheus", "promtool"):
             if shutil.which(tool) is None:
                 pytest.fail(f"{tool} is not installed: run .ci/test-tools (Debian package prometheus)")
@@ -80,7 +95,8 @@ class LocalPrometheus:
         scrape_configs = "[]"
         if scrape:
             scrape_configs = (
-                f"\n  - job_name: app\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['{scrape}']"
+                f"\n  - job_name: app\n    scrape_interval: 1s\n    honor_labels: {str(honor_labels).lower()}"
+                f"\n    static_configs:\n      - targets: ['{scrape}']"
             )
         (root / "prometheus.yml").write_text(f"global: {{scrape_interval: 1s}}\nscrape_configs: {scrape_configs}\n")
         self.process: subprocess.Popen[bytes] | None = None
@@ -105,14 +121,8 @@ class LocalPrometheus:
             stdout=subprocess.DEVNULL,
             stderr=(self.root / "prometheus.log").open("wb"),
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.05)
+        if ready(self.url):
+            return self
         self.stop()
         raise RuntimeError(f"prometheus did not become ready: {(self.root / 'prometheus.log').read_text()[-2000:]}")
 

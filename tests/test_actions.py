@@ -17,6 +17,7 @@ from packaging.utils import canonicalize_name
 
 from pipeline_kit._internal.files import read_toml
 from tests.conftest import EXAMPLE, ROOT, SIGNER, git, kit_checkout, offline_installs
+from tests.mermaid_parser import charts
 from tests.sigstore_instance import LocalSigstore
 
 BIN = Path(sys.executable).parent
@@ -149,8 +150,14 @@ def test_act_runs_release_and_promote_end_to_end(tmp_path: Path, sigstore: Local
     decision = json.loads((out / "dev.decision.json").read_text())
     assert decision["actor"].startswith("github:") and decision["reason"] == "first release"
     assert SIGNER in "".join(g["reason"] for g in decision["gates"])
-    # the step summary carried the gate table
+    # the step summary carried the gate table and the environments drawn, as Mermaid reads them
     assert "| signature | passed |" in result.stdout
+    chart = charts(result.stdout)[0]
+    assert chart["shown"] == [
+        (f"dev\nrelease {outputs['release'][:12]}\ngates passed\narrived: deployed", ["passed"]),
+        ("staging\nnot judged by this job", ["waiting"]),
+        ("prod\nnot judged by this job", ["waiting"]),
+    ]
 
 
 def test_hostile_input_reaches_the_kit_as_data(tmp_path: Path, sigstore: LocalSigstore) -> None:
@@ -168,7 +175,7 @@ def test_actions_and_workflows_pass_static_checks() -> None:
     actions = sorted(str(p) for p in (ROOT / "actions").glob("*/action.yml"))
     workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
     workflows += sorted(str(p) for p in (ROOT / "examples" / "github").glob("*.yml"))  # what users copy
-    assert len(actions) == 9 and workflows
+    assert len(actions) == 10 and workflows
     checks = [
         [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-actions", *actions],
         [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows],
@@ -191,7 +198,9 @@ def test_every_action_input_reaches_run_only_through_env() -> None:
             assert f"${{{{ inputs.{name} }}}}" in used, f"{path}: input {name} is never passed to the kit"
 
 
-@pytest.mark.parametrize("name", ["build", "sbom", "sign", "verify", "plan", "promote", "rollback", "release"])
+@pytest.mark.parametrize(
+    "name", ["build", "sbom", "sign", "verify", "plan", "promote", "rollback", "release", "drift", "stop-the-line"]
+)
 def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
     """Each PIPELINE_KIT_* variable an action sets is read by the command it runs."""
 
@@ -207,12 +216,13 @@ def test_action_environment_names_are_options_the_cli_reads(name: str) -> None:
         "PIPELINE_KIT_BUILD_COMMAND",
         "PIPELINE_KIT_DEPLOY_COMMAND",
         "PIPELINE_KIT_BREAK_GLASS_INPUT",
+        "PIPELINE_KIT_LINE_COMMAND",  # which of stop-the-line and resume-the-line the script runs
         "GITHUB_TOKEN",  # read by the forge
     }  # read by the script or the group
-    commands = {"release": ["build", "sign"]}.get(name, [name])
+    commands = {"release": ["build", "sign"], "stop-the-line": ["stop-the-line", "resume-the-line"]}.get(name, [name])
     for command in commands:
         for param in load(command).params:
-            prefix = f"PIPELINE_KIT_{command.upper()}_"
+            prefix = f"PIPELINE_KIT_{command.upper().replace('-', '_')}_"
             known.add(param.envvar if isinstance(param.envvar, str) else prefix + (param.name or "").upper())
     for variable in step["env"]:
         assert variable in known, f"{name}: {variable} is not read by pipeline-kit {'/'.join(commands)}"

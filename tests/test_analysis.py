@@ -1,6 +1,7 @@
 """The analysis after a deploy and what a failed one does: measured on a real Prometheus scraping a
 live exporter, the kill switch checked by evaluating the flagd file with the OpenFeature flagd
-provider, the rollback and its hold checked in the ledger and the signed evidence."""
+provider and, on a real Unleash, through Unleash's SDK; the rollback and its hold checked in the
+ledger and the signed evidence."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pipeline_kit.metrics.interface import Measurement, MetricProvider, Series, 
 from tests.conftest import LEDGER, Cli, another_release
 from tests.prometheus_instance import Exporter, LocalPrometheus
 from tests.sigstore_instance import LocalSigstore
+from tests.unleash_instance import LocalUnleash
 
 # -- the rules, on scripted measurements ---------------------------------------------------------
 
@@ -197,6 +199,57 @@ def test_a_bad_release_is_rolled_back_and_its_flag_killed_within_one_interval(
     # and it never carries on: no PASSED VSA of dev exists for it (the analysis did not pass)
     onwards = cli(["plan", "--to", "staging", *policy], cwd=signed)
     assert onwards.code == 1 and "dev never passed this release" in onwards.out
+
+
+def test_a_failed_analysis_turns_the_unleash_kill_switch_off_for_the_application(
+    cli: Cli,
+    signed: Path,
+    policy: list[str],
+    token: None,
+    monkeypatch: pytest.MonkeyPatch,
+    live: tuple[Exporter, LocalPrometheus],
+    unleash: LocalUnleash,
+) -> None:
+    exporter, prometheus = live
+    with_analysis(signed, prometheus.url, exporter.deployed)
+    flag = unleash.create_flag(on_in=("development", "production"), beta_only=True)
+    seen = signed / "deploy-env.txt"
+    config_path = signed / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["flags"] = {"type": "unleash", "url": unleash.url, "environments": {"dev": "development"}}
+    dev = config["environments"]["dev"]
+    dev["deploy"] = f"env > {seen}; {dev['deploy']}"
+    dev["on-failure"] = {"rollback": False, "kill-switches": [flag]}  # the first release: nothing to go back to
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
+    bad = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    exporter.ratios[bad] = 0.2
+    assert unleash.seen_by_app(flag, "development", True, tier="beta") is True
+
+    result = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert result.code == 1, result.out + result.err
+    assert "error: the analysis in dev failed" in result.err
+    # off for the application in development, even for beta users; production untouched
+    assert unleash.seen_by_app(flag, "development", False, tier="beta") is False
+    assert unleash.seen_by_app(flag, "production", True, tier="beta") is True
+    assert [(e["kind"], e["release"]) for e in ledger(signed)[-3:]] == [
+        ("deployed", bad),
+        ("analysed", bad),
+        ("flag-killed", None),
+    ]
+    assert ledger(signed)[-1]["details"] == {
+        "flag": flag,
+        "switches": "unleash",
+        "change": f"{flag} off in Unleash environment development (project default) "
+        "(tagged simple:pipeline-kit-off:development)",
+    }
+    # the deploy command ran without the admin token in its environment
+    assert "UNLEASH_ADMIN_TOKEN" not in seen.read_text() and unleash.admin_token not in seen.read_text()
+    # restored by hand once the cause is known: on again for beta users, as before
+    restored = cli(["flags", "restore", flag, "--env", "dev", "--reason", "INC-9 fixed"], cwd=signed)
+    assert restored.code == 0, restored.err
+    assert unleash.seen_by_app(flag, "development", True, tier="beta") is True
+    assert unleash.seen_by_app(flag, "development", False) is False
 
 
 def test_previous_stage_wants_a_passed_analysis_when_the_environment_before_has_one(

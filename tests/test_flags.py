@@ -1,17 +1,20 @@
-"""Kill switches by hand (`pipeline-kit flags`) on a flagd file and on Unleash's admin API, and the
-flag failure modes users hit in the anchor tools."""
+"""Kill switches by hand (`pipeline-kit flags`) on a flagd file and on a real Unleash server
+(tests/unleash_instance.py: the flag read as an application reads it, through Unleash's SDK), and
+the flag failure modes users hit in the anchor tools."""
 
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import LEDGER, Cli
-from tests.forge_fakes import UnleashFake
 from tests.test_analysis import FLAGS, evaluate_flag
+from tests.unleash_instance import LocalUnleash
 
 
 def flagd_project(project: Path) -> Path:
@@ -66,26 +69,161 @@ def test_a_kill_that_cannot_be_done_says_why_and_leaves_the_file(
     assert not (hello / LEDGER).exists()  # nothing happened, nothing recorded
 
 
-def test_unleash_kill_switch_through_the_admin_api(cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = UnleashFake("admin-token-1", {("new-checkout", "production"): True}).start()
+def unleash_project(project: Path, url: str, environments: dict[str, str] | None = None) -> None:
+    config_path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["flags"] = {"type": "unleash", "url": url, "environments": environments or {"prod": "production"}}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def unleash_ready(project: Path, unleash: LocalUnleash, monkeypatch: pytest.MonkeyPatch, *on_in: str) -> str:
+    """A new flag on in `on_in`, the project's `flags:` on this Unleash, the admin token set."""
+    flag = unleash.create_flag(on_in=on_in)
+    unleash_project(project, unleash.url)
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
+    return flag
+
+
+def test_unleash_kill_and_restore_as_an_application_sees_it(
+    cli: Cli, hello: Path, unleash: LocalUnleash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = unleash.create_flag(on_in=("production", "development"), beta_only=True)
+    strategies = unleash.admin("GET", f"/api/admin/projects/default/features/{flag}/environments/production")[1]
+    unleash_project(hello, unleash.url)
+    # the application's view before: on for beta users only (the oracle can tell both answers)
+    assert unleash.seen_by_app(flag, "production", True, tier="beta") is True
+    assert unleash.seen_by_app(flag, "production", False) is False
+    monkeypatch.delenv("UNLEASH_ADMIN_TOKEN", raising=False)
+    missing = cli(["flags", "kill", flag, "--env", "prod", "--reason", "x"], cwd=hello)
+    assert missing.code == 3 and "UNLEASH_ADMIN_TOKEN is not set" in missing.err
+
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
+    killed = cli(["flags", "kill", flag, "--env", "prod", "--reason", "INC-7: checkout 500s"], cwd=hello)
+    assert killed.code == 0, killed.err
+    assert f"{flag} off in Unleash environment production (project default)" in killed.out
+    assert unleash.enabled(flag, "production") is False
+    assert unleash.tags(flag) == ["simple:pipeline-kit-off:production"]
+    assert unleash.seen_by_app(flag, "production", False, tier="beta") is False
+    # one environment only: the same flag in development is untouched
+    assert unleash.enabled(flag, "development") is True
+    assert unleash.seen_by_app(flag, "development", True, tier="beta") is True
+    again = cli(["flags", "kill", flag, "--env", "prod", "--reason", "INC-7 again"], cwd=hello)
+    assert again.code == 0 and "already off" in again.out and "(turned off by pipeline-kit)" in again.out
+
+    # a wrong token and an SDK (backend) token are refused by Unleash, and nothing changes
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", "*:*.wrong")
+    refused = cli(["flags", "restore", flag, "--env", "prod", "--reason", "x"], cwd=hello)
+    assert refused.code == 3 and "HTTP 401: You must log in" in refused.err, refused.err
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.client_tokens["production"])
+    wrong_kind = cli(["flags", "restore", flag, "--env", "prod", "--reason", "x"], cwd=hello)
+    assert wrong_kind.code == 3 and "HTTP 403: invalid token" in wrong_kind.err, wrong_kind.err
+    assert unleash.enabled(flag, "production") is False
+
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
+    restored = cli(["flags", "restore", flag, "--env", "prod", "--reason", "fixed in 1.2.1"], cwd=hello)
+    assert restored.code == 0, restored.err
+    assert unleash.seen_by_app(flag, "production", True, tier="beta") is True
+    assert unleash.seen_by_app(flag, "production", False) is False  # its strategy kept: still beta only
+    assert unleash.admin("GET", f"/api/admin/projects/default/features/{flag}/environments/production")[1] == strategies
+    assert unleash.tags(flag) == []
+    entries = [json.loads(line) for line in (hello / LEDGER).read_text().splitlines()]
+    assert [(e["kind"], e["details"]["switches"], e["reason"]) for e in entries] == [
+        ("flag-killed", "unleash", "INC-7: checkout 500s"),
+        ("flag-killed", "unleash", "INC-7 again"),
+        ("flag-restored", "unleash", "fixed in 1.2.1"),
+    ]
+    said = "".join(r.out + r.err for r in (missing, killed, again, refused, wrong_kind, restored))
+    assert unleash.admin_token.split(".")[1] not in said + (hello / LEDGER).read_text()
+    # killed again, then turned back on in Unleash by hand: a restore finds it on and clears the tag
+    assert cli(["flags", "kill", flag, "--env", "prod", "--reason", "INC-11"], cwd=hello).code == 0
+    unleash.admin("POST", f"/api/admin/projects/default/features/{flag}/environments/production/on")
+    by_hand = cli(["flags", "restore", flag, "--env", "prod", "--reason", "on by hand"], cwd=hello)
+    assert by_hand.code == 0 and f"{flag} already on in Unleash environment production" in by_hand.out
+    assert unleash.tags(flag) == [] and unleash.enabled(flag, "production") is True
+
+
+def test_unleash_leaves_a_flag_that_was_off_before_off_after_a_restore(
+    cli: Cli, hello: Path, unleash: LocalUnleash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Unleash keeps no state before a kill: a restore that only switched "on" would turn on a
+    # feature someone had deliberately left off (an unfinished one) once the incident is over
+    flag = unleash_ready(hello, unleash, monkeypatch, "development")
+    killed = cli(["flags", "kill", flag, "--env", "prod", "--reason", "INC-8"], cwd=hello)
+    assert killed.code == 0, killed.err
+    assert "already off in Unleash environment production" in killed.out and "restore will leave it off" in killed.out
+    assert unleash.tags(flag) == []
+    restored = cli(["flags", "restore", flag, "--env", "prod", "--reason", "over"], cwd=hello)
+    assert restored.code == 2 and "was not turned off by pipeline-kit" in restored.err, restored.err
+    assert unleash.enabled(flag, "production") is False
+    assert unleash.seen_by_app(flag, "production", False) is False
+
+
+def test_a_kill_whose_tag_cannot_be_written_still_turns_the_flag_off(
+    cli: Cli, hello: Path, unleash: LocalUnleash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # in an incident the flag off matters more than the marker; without the marker the restore is
+    # Unleash's to do by hand. The tag type gone makes Unleash refuse the tag (the server is this
+    # worker's alone and its tests run one at a time; the type is put back whatever happens).
+    flag = unleash_ready(hello, unleash, monkeypatch, "production")
+    unleash.admin("DELETE", "/api/admin/tag-types/simple")
     try:
-        config_path = hello / "pipeline-kit.yml"
-        config = yaml.safe_load(config_path.read_text())
-        config["flags"] = {"type": "unleash", "url": fake.url, "environments": {"prod": "production"}}
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        monkeypatch.delenv("UNLEASH_ADMIN_TOKEN", raising=False)
-        missing = cli(["flags", "kill", "new-checkout", "--env", "prod", "--reason", "x"], cwd=hello)
-        assert missing.code == 3 and "UNLEASH_ADMIN_TOKEN is not set" in missing.err
-        monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", "admin-token-1")
-        killed = cli(["flags", "kill", "new-checkout", "--env", "prod", "--reason", "x"], cwd=hello)
-        assert killed.code == 0, killed.err
-        assert fake.flags[("new-checkout", "production")] is False
-        unknown = cli(["flags", "kill", "nope", "--env", "prod", "--reason", "x"], cwd=hello)
-        assert unknown.code == 3 and "HTTP 404" in unknown.err
-        monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", "wrong")
-        refused = cli(["flags", "restore", "new-checkout", "--env", "prod", "--reason", "x"], cwd=hello)
-        assert refused.code == 3 and "HTTP 401" in refused.err
-        assert fake.flags[("new-checkout", "production")] is False
-        assert fake.violations == []
+        killed = cli(["flags", "kill", flag, "--env", "prod", "--reason", "INC-10"], cwd=hello)
     finally:
-        fake.stop()
+        simple = {"name": "simple", "description": "Used to simplify filtering of features", "icon": "#"}
+        unleash.admin("POST", "/api/admin/tag-types", simple, expect=201)
+    assert killed.code == 0, killed.err
+    assert (
+        f"{flag} off in Unleash environment production (project default); unleash: marking {flag} failed: "
+        in killed.out
+    )
+    assert "HTTP 400" in killed.out and "restore it in Unleash by hand" in killed.out
+    assert unleash.enabled(flag, "production") is False and unleash.tags(flag) == []
+    restored = cli(["flags", "restore", flag, "--env", "prod", "--reason", "over"], cwd=hello)
+    assert restored.code == 2 and "was not turned off by pipeline-kit" in restored.err
+    assert unleash.enabled(flag, "production") is False
+
+
+def test_unleash_refusals_name_the_cause_and_change_nothing(
+    cli: Cli, hello: Path, unleash: LocalUnleash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = unleash.create_flag(on_in=("production",))
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
+    cases = [
+        ({"prod": "production"}, "nope", 'HTTP 404: There\'s no feature named "nope" in project "default"'),
+        ({"prod": "staging"}, flag, f"reading {flag} in staging failed: HTTP 404: Could not find {flag} in staging"),
+    ]
+    for environments, name, message in cases:
+        unleash_project(hello, unleash.url, environments)
+        result = cli(["flags", "kill", name, "--env", "prod", "--reason", "x"], cwd=hello)
+        assert result.code == 3 and message in result.err, result.err
+    unleash_project(hello, f"http://127.0.0.1:{unleash.postgres.port}")  # not even HTTP
+    unreachable = cli(["flags", "kill", flag, "--env", "prod", "--reason", "x"], cwd=hello)
+    assert unreachable.code == 3 and f"unleash: reading {flag} in production failed" in unreachable.err
+    assert unleash.enabled(flag, "production") is True and unleash.tags(flag) == []
+    assert not (hello / LEDGER).exists()
+
+
+def test_a_server_that_is_not_unleash_is_no_kill(cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a captive portal or a wrong URL answering 200 to everything must not read as "turned off"
+    class Portal(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>Welcome</html>")
+
+        do_POST = do_GET
+
+    portal = ThreadingHTTPServer(("127.0.0.1", 0), Portal)
+    threading.Thread(target=portal.serve_forever, daemon=True).start()
+    try:
+        unleash_project(hello, f"http://127.0.0.1:{portal.server_port}")
+        monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", "*:*.secret")
+        result = cli(["flags", "kill", "new-checkout", "--env", "prod", "--reason", "x"], cwd=hello)
+        assert result.code == 3 and "the answer is not JSON (is the URL Unleash's?)" in result.err
+        assert not (hello / LEDGER).exists()
+    finally:
+        portal.shutdown()

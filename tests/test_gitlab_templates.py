@@ -17,6 +17,7 @@ import yaml
 
 from pipeline_kit import __version__
 from tests.conftest import EXAMPLE, LEDGER, ROOT, SIGNER, Cli, git, kit_checkout, offline_installs
+from tests.mermaid_parser import charts
 from tests.sigstore_instance import LocalSigstore
 
 TEMPLATES = ROOT / "gitlab-templates"
@@ -96,6 +97,22 @@ def user_install(wheel: Path, digest: str = "") -> str:
     return f"      install: {wheel}#sha256={digest}\n      requirements: ci/pipeline-kit.lock\n"
 
 
+def one_template(project: Path, sigstore: LocalSigstore, template: str, inputs: str) -> dict[str, str]:
+    """The files that make `project` a pipeline of one template of this checkout, included with
+    the test Sigstore's trust, this interpreter (the kit installed) and `inputs` (indented lines)."""
+    pipeline = (
+        "include:\n"
+        f"  - local: gitlab-templates/{template}\n"
+        "    inputs:\n"
+        f"      python: {sys.executable}\n"
+        f"      trust-config: {sigstore.trust_config_path}\n"
+        f"      cert-identity: {SIGNER}\n"
+        f"      cert-oidc-issuer: {sigstore.issuer}\n" + inputs
+    )
+    files = {".gitlab-ci.yml": pipeline, ".gitignore": (project / ".gitignore").read_text() + ".gitlab-ci-local/\n"}
+    return files | {f"gitlab-templates/{p.name}": p.read_text() for p in TEMPLATES.glob("*.yml")}
+
+
 def run(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB_", "PIPELINE_KIT_"))}
     env["PATH"] = f"{BIN}:{env['PATH']}"
@@ -140,6 +157,14 @@ def test_full_pipeline_installs_the_released_kit_then_builds_signs_and_promotes_
     ledger = [json.loads(line) for line in (repo / LEDGER).read_text().splitlines()]
     assert [(e["kind"], e["environment"]) for e in ledger] == [("promoted", "dev"), ("deployed", "dev")]
     assert (repo / "pipeline-kit-gates.xml").is_file()
+    # the promote job's summary (GitLab has none: a Markdown artifact) draws the environments
+    kept = repo / ".gitlab-ci-local" / "artifacts" / "pipeline-kit-promote-dev" / "pipeline-kit-summary.md"
+    chart = charts(kept.read_text())[-1]
+    assert chart["shown"] == [
+        (f"dev\nrelease {release['id'][:12]}\ngates passed\narrived: deployed", ["passed"]),
+        ("staging\nnot judged by this job", ["waiting"]),
+        ("prod\nnot judged by this job", ["waiting"]),
+    ]
     assert (repo / "before.txt").read_text().strip() == "setup in pipeline-kit-build"
     installed = (repo / ".pipeline-kit-venv" / "bin" / "pipeline-kit").read_text()
     assert ".pipeline-kit-venv" in installed.splitlines()[0]  # the job's venv, not this test's kit
@@ -373,7 +398,7 @@ def test_templates_pass_the_gitlab_ci_schema(tmp_path: Path, sigstore: LocalSigs
     (tmp_path / "header.yml").write_text(yaml.safe_dump(header))
     check_schema(tmp_path / "header.yml")
     repo = project(tmp_path, sigstore)
-    needs_environment = template in ("plan.yml", "promote.yml", "promote-apart.yml", "rollback.yml")
+    needs_environment = template in ("plan.yml", "promote.yml", "promote-apart.yml", "rollback.yml", "drift.yml")
     include = f"include:\n  - local: gitlab-templates/{template}\n"
     if needs_environment:
         include += "    inputs:\n      environment: dev\n"

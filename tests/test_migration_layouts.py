@@ -231,7 +231,7 @@ def test_rails_statements_are_judged_as_the_sql_active_record_runs(tmp_path: Pat
     assert found[12, "set-not-null"].lock == "blocks"
     assert found[13, "foreign-key-validated"].lock == "blocks"
     assert found[13, "create-index-concurrently"].lock == "safe"
-    assert found[14, "foreign-key-not-valid"].phase == "expand"
+    assert found[14, "foreign-key-not-valid"].phase == "contract"  # new writes are checked
     assert found[16, "add-column"].phase == "expand" and found[17, "drop-column"].phase == "contract"
     assert found[19, "unbatched-backfill"].phase == "migrate"
     assert found[22, "opaque-operation"].phase == "review"

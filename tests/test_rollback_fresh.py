@@ -141,23 +141,10 @@ def test_the_rollback_template_in_a_fresh_pipeline_under_gitlab_ci_local(
     cli: Cli, signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a pipeline of its own (no build or sign job, no artifacts): the git ledger is all it has
-    import sys
 
-    from tests.test_gitlab_templates import TEMPLATES, run
+    from tests.test_gitlab_templates import one_template, run
 
-    pipeline = (
-        "include:\n"
-        "  - local: gitlab-templates/rollback.yml\n"
-        "    inputs:\n"
-        f"      python: {sys.executable}\n"
-        f"      trust-config: {sigstore.trust_config_path}\n"
-        f"      cert-identity: {SIGNER}\n"
-        f"      cert-oidc-issuer: {sigstore.issuer}\n"
-        "      environment: dev\n"
-        "      needs: []\n"
-    )
-    files = {".gitlab-ci.yml": pipeline, ".gitignore": (signed / ".gitignore").read_text() + ".gitlab-ci-local/\n"}
-    files |= {f"gitlab-templates/{p.name}": p.read_text() for p in TEMPLATES.glob("*.yml")}
+    files = one_template(signed, sigstore, "rollback.yml", "      environment: dev\n      needs: []\n")
     promoted = promoted_twice(cli, signed, sigstore, policy, monkeypatch, files)
     variables = {**offline_installs(promoted.fresh.parent), "SIGSTORE_IDENTITY_TOKEN": sigstore.mint_token(SIGNER)}
     result = run(

@@ -28,6 +28,7 @@ from tests.conftest import (
     killed_at,
     sign,
 )
+from tests.mermaid_parser import charts, github_summary
 from tests.sigstore_instance import LocalSigstore
 
 SERVICES = ("accounts", "orders", "web")
@@ -171,13 +172,27 @@ def signed_summary(root: Path, sigstore: LocalSigstore) -> dict[str, Any]:
 
 
 def test_a_failing_third_step_leaves_every_service_on_its_previous_release(
-    cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
+    cli: Cli,
+    services: tuple[Path, dict[str, tuple[str, str]]],
+    sigstore: LocalSigstore,
+    policy: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root, releases = services
     # web passes its gates, and its deploy fails: only applying the plan can show that
     set_dev(root / "services" / "web", deploy="echo cannot reach the cluster >&2; exit 3")
+    job_summary = github_summary(monkeypatch, root / "summary.md")
     result = cli(["release", "apply", "--to", "dev", *policy], cwd=root)
     assert result.code == 1, result.out + result.err
+    # the job summary draws the plan's DAG with each step's state, as Mermaid reads it
+    plan = charts(job_summary.read_text())[-1]
+    accounts, orders = releases["accounts"][1][:12], releases["orders"][1][:12]
+    assert plan["shown"] == [
+        (f"accounts\ncompensated {accounts}", ["compensated"]),
+        (f"orders\ncompensated {orders}", ["compensated"]),
+        ("web\nfailed", ["failed"]),
+    ]
+    assert sorted(plan["edges"]) == [["n0", "n1"], ["n1", "n2"]]
     assert "web: failed: deploy to dev exited with code 3" in result.out
     for service in SERVICES:
         previous, _ = releases[service]
@@ -465,7 +480,7 @@ def test_independent_steps_run_at_once_and_their_dependants_after(
 
 
 def emitted_gitlab_run(
-    cli: Cli, root: Path, sigstore: LocalSigstore, policy: list[str]
+    cli: Cli, root: Path, sigstore: LocalSigstore, policy: list[str], **more: str
 ) -> subprocess.CompletedProcess[str]:
     """Emit the plan as a GitLab child pipeline and run it with gitlab-ci-local (shell executor);
     every ledger is a ref of one git remote, as jobs in workspaces of their own need."""
@@ -480,7 +495,7 @@ def emitted_gitlab_run(
     (root / ".gitlab-ci.yml").write_text(emitted.out)
     (root / ".gitignore").write_text(".gitlab-ci-local/\n")
     init_repo(root, remote="https://gitlab.example.com/acme/release.git")
-    variables = {"SIGSTORE_IDENTITY_TOKEN": sigstore.mint_token(SIGNER)}
+    variables = {"SIGSTORE_IDENTITY_TOKEN": sigstore.mint_token(SIGNER), **more}
     flags = dict(zip(policy[::2], policy[1::2], strict=True))
     for command in ("START", "STEP", "COMPENSATE", "FINISH"):
         for flag, value in flags.items():
@@ -494,10 +509,16 @@ def test_an_emitted_gitlab_pipeline_runs_each_step_as_its_own_job(
     cli: Cli, git_services: tuple[Path, dict[str, tuple[str, str]]], sigstore: LocalSigstore, policy: list[str]
 ) -> None:
     root, releases = git_services
-    result = emitted_gitlab_run(cli, root, sigstore, policy)
+    # GitLab's behaviour (gitlab-ci-local says GITLAB_CI=false): the summary as an artifact
+    result = emitted_gitlab_run(cli, root, sigstore, policy, GITLAB_CI="true")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     for job in ("release-start", "release-accounts", "release-orders", "release-web", "release-finish"):
         assert f"PASS  {job}" in result.stdout, result.stdout[-3000:]
+    # the last job's summary draws the plan's DAG, every step promoted
+    kept = root / ".gitlab-ci-local" / "artifacts" / "release-finish" / "pipeline-kit-summary.md"
+    assert charts(kept.read_text())[-1]["shown"] == [
+        (f"{service}\npromoted {releases[service][1][:12]}", ["passed"]) for service in SERVICES
+    ]
     for service in SERVICES:  # GitLab runs each compensation job; none finds anything to undo
         assert f"{service}: nothing to compensate: every step was promoted" in result.stdout
     assert all(deployed(root, s)[-1] == releases[s][1] for s in SERVICES)
@@ -529,7 +550,7 @@ def test_an_emitted_gitlab_pipeline_compensates_in_reverse_in_its_own_jobs(
 def test_emitted_pipelines_pass_each_platform_schema_and_linters(
     cli: Cli, services: tuple[Path, dict[str, tuple[str, str]]]
 ) -> None:
-    from pipeline_kit.saga_pipelines import CHECKOUT
+    from pipeline_kit.saga_pipelines import CHECKOUT, DOWNLOAD_ARTIFACT
     from tests.conftest import ROOT
     from tests.test_gitlab_templates import GitLabLoader, check_schema
 
@@ -554,7 +575,14 @@ def test_emitted_pipelines_pass_each_platform_schema_and_linters(
     assert pipeline["include"] == [
         {"project": "pipeline-kit/pipeline-kit", "ref": f"v{__version__}", "file": "gitlab-templates/install.yml"}
     ]
-    assert pipeline["release-web"]["needs"] == ["release-start", "release-accounts", "release-orders"]
+    signed_by = {"pipeline": "$PARENT_PIPELINE_ID", "job": "web-sign", "artifacts": True}  # its evidence
+    assert pipeline["release-web"]["needs"] == ["release-start", "release-accounts", "release-orders", signed_by]
+    assert [n["job"] for n in pipeline["release-finish"]["needs"] if isinstance(n, dict)] == [
+        f"{s}-sign" for s in SERVICES
+    ]
+    assert "needs" not in pipeline["release-start"]  # it reads no evidence
+    committed = cli(["release", "emit", "--gitlab", "--to", "prod", "--evidence-committed"], cwd=root)
+    assert committed.code == 0 and "$PARENT_PIPELINE_ID" not in committed.out
     assert pipeline["release-web"]["environment"] == {"name": "prod/web"}
     # web is undone first: both others' compensations wait for it
     assert "compensate-web" in pipeline["compensate-accounts"]["needs"]
@@ -573,10 +601,22 @@ def test_emitted_pipelines_pass_each_platform_schema_and_linters(
     steps = workflow["jobs"]
     assert steps["compensate-accounts"]["if"] == "${{ failure() }}"
     assert steps["release-finish"]["if"] == "${{ always() }}"
-    assert steps["release-web"]["permissions"] == {"contents": "read", "id-token": "write"}
-    assert steps["release-web"]["steps"][0]["uses"] == CHECKOUT
-    assert CHECKOUT in (ROOT / "examples" / "github" / "release-pipeline.yml").read_text()  # one pin
-    assert "env" not in steps["release-web"]["steps"][2]
+    assert steps["release-web"]["permissions"] == {"contents": "read", "actions": "read", "id-token": "write"}
+    assert steps["release-start"]["permissions"] == {"contents": "read"}  # it reads no evidence
+    checkout, _, download, take, kit = steps["release-web"]["steps"]
+    assert checkout["uses"] == CHECKOUT
+    example = (ROOT / "examples" / "github" / "release-pipeline.yml").read_text()
+    assert CHECKOUT in example and DOWNLOAD_ARTIFACT in example  # one pin each
+    assert download["uses"] == DOWNLOAD_ARTIFACT and download["with"]["name"] == "evidence-web"
+    assert download["with"]["path"].startswith("${{ runner.temp }}/")  # never into the checkout
+    assert take["env"]["TO"] == "services/web/.pipeline-kit"
+    assert "env" not in kit
+    assert len([s for s in steps["release-finish"]["steps"] if s.get("uses") == DOWNLOAD_ARTIFACT]) == 3
+    committed = cli(["release", "emit", "--github", "--to", "prod", *commit, "--evidence-committed"], cwd=root)
+    assert committed.code == 0 and "download-artifact" not in committed.out
+    assert "from the checkout: commit the evidence" in committed.out
+    bad = cli(["release", "emit", "--github", "--to", "prod", *commit, "--evidence-artifact", "evidence"], cwd=root)
+    assert bad.code == 2 and "{service}" in bad.err
 
     # the ledgers in this repository: pushed with the job's token, never with the checkout's
     in_repository = cli(["release", "emit", "--github", "--to", "prod", *commit, "--ledger-in-repository"], cwd=root)
@@ -598,7 +638,7 @@ def test_emitted_pipelines_pass_each_platform_schema_and_linters(
     pushing = yaml.safe_load(pushing_path.read_text())["jobs"]
     for name, job in pushing.items():
         assert job["permissions"]["contents"] == "write", name
-        checkout, _, kit = job["steps"]
+        checkout, *_, kit = job["steps"]
         assert checkout["with"] == {"persist-credentials": False}, name
         assert kit["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}, name
     assert "persist-credentials: true" not in pushing_path.read_text()
@@ -664,9 +704,11 @@ def test_an_emitted_github_workflow_runs_under_act_and_compensates_in_its_own_jo
     cli: Cli, tmp_path: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One repository with three services, every ledger a ref of one shared git remote (each job
-    runs in its own workspace), the emitted workflow run by act: web is denied, so its
-    compensation jobs put orders, then accounts, back, and the last job fails the run."""
-    from tests.conftest import kit_checkout
+    runs in its own workspace), each service's evidence only in its artifact (never committed),
+    the emitted workflow run by act: web is denied, so its compensation jobs put orders, then
+    accounts, back, and the last job fails the run."""
+    from pipeline_kit.saga_pipelines import DOWNLOAD_ARTIFACT
+    from tests.conftest import ROOT, kit_checkout
     from tests.test_actions import KIT, run_act
 
     root = tmp_path / "release"
@@ -699,6 +741,11 @@ def test_an_emitted_github_workflow_runs_under_act_and_compensates_in_its_own_jo
         releases[service] = in_dev_and_next(cli, root / "services" / service, sigstore, monkeypatch, policy)
     # web's new release is denied
     set_dev(root / "services" / "web", gates=["signature", {"command": {"run": "exit 1"}}])
+    artifacts = tmp_path / "artifacts"  # what the download-artifact stand-in serves
+    artifacts.mkdir()
+    for service in SERVICES:  # the evidence travels only as each service's artifact
+        shutil.move(root / "services" / service / ".pipeline-kit", artifacts / f"evidence-{service}")
+        (root / "services" / service / ".gitignore").write_text("/dist/\n/.pipeline-kit/\n")
     emitted = cli(["release", "emit", "--github", "--to", "dev", "--kit-commit", "0" * 40], cwd=root)
     assert emitted.code == 0, emitted.err
     (root / ".github" / "workflows").mkdir(parents=True)
@@ -710,7 +757,9 @@ def test_an_emitted_github_workflow_runs_under_act_and_compensates_in_its_own_jo
         for flag, value in zip(policy[::2], policy[1::2], strict=True):
             variables += ["--env", f"PIPELINE_KIT_RELEASE_{command}_{flag[2:].upper().replace('-', '_')}={value}"]
     kit = kit_checkout(tmp_path / "kit-release")
-    extra = ("--local-repository", f"{KIT}@{'0' * 40}={kit}", *variables)
+    download = f"{DOWNLOAD_ARTIFACT}={ROOT / 'tests' / 'assets' / 'artifact-actions' / 'download'}"
+    extra = ("--local-repository", f"{KIT}@{'0' * 40}={kit}", "--local-repository", download, *variables)
+    extra += ("--env", f"TEST_ARTIFACTS={artifacts}")
     result, out = run_act(
         root,
         tmp_path,
@@ -726,6 +775,12 @@ def test_an_emitted_github_workflow_runs_under_act_and_compensates_in_its_own_jo
         line for line in result.stdout.splitlines() if "Summary - ### pipeline-kit: release plan to dev" in line
     ]
     assert any("/release-orders" in line for line in summaries), log  # each job shows the saga so far
+    # the last job's summary draws the plan's DAG, as Mermaid reads it
+    assert charts(result.stdout)[-1]["shown"] == [
+        (f"accounts\ncompensated {releases['accounts'][1][:12]}", ["compensated"]),
+        (f"orders\ncompensated {releases['orders'][1][:12]}", ["compensated"]),
+        ("web\nfailed", ["failed"]),
+    ]
     for service in ("accounts", "orders"):  # deployed in their own jobs, then put back
         assert (out / f"{service}.txt").is_file(), log
         assert (out / f"{service}.txt").read_text().split() == [releases[service][1], releases[service][0]], log
@@ -738,3 +793,38 @@ def test_an_emitted_github_workflow_runs_under_act_and_compensates_in_its_own_jo
     ).stdout
     states = [(e["details"]["state"], e["details"]["service"]) for e in map(json.loads, saga_log.splitlines())]
     assert states == THIRD_STEP_FAILED, log
+
+
+@pytest.mark.parametrize("planted", ["symlink", "fifo"])
+def test_an_emitted_job_takes_only_plain_evidence_from_an_artifact(tmp_path: Path, planted: str) -> None:
+    """The artifact comes from a job that may have run user code: a link in it (to the project's
+    config, say) or anything but files and directories stops the job, and the checkout's
+    evidence directory is left as it was; plain files land only under the evidence directory."""
+    from pipeline_kit.saga_pipelines import TAKE_EVIDENCE
+
+    downloaded, checkout = tmp_path / "downloaded", tmp_path / "checkout"
+    (downloaded / "bundles").mkdir(parents=True)
+    (downloaded / "release.json").write_text("{}")
+    (checkout / "svc" / ".pipeline-kit").mkdir(parents=True)
+    (checkout / "svc" / ".pipeline-kit" / "kept").write_text("as it was")
+    (checkout / "svc" / "pipeline-kit.yml").write_text("the config")
+    env = {"PATH": os.environ["PATH"], "ARTIFACT": "evidence-svc", "FROM": str(downloaded)}
+    env["TO"] = str(checkout / "svc" / ".pipeline-kit")
+    if planted == "symlink":
+        (downloaded / "bundles" / "config").symlink_to(checkout / "svc" / "pipeline-kit.yml")
+    else:
+        os.mkfifo(downloaded / "bundles" / "pipe")
+    refused = subprocess.run(["bash", "-c", TAKE_EVIDENCE], env=env, capture_output=True, text=True, check=False)
+    assert refused.returncode == 1 and "neither a file nor a directory" in refused.stdout
+    assert (checkout / "svc" / ".pipeline-kit" / "kept").read_text() == "as it was"
+    for child in (downloaded / "bundles").iterdir():
+        child.unlink()
+    (downloaded / "pipeline-kit.yml").write_text("planted")  # a plain file: lands in the evidence dir only
+    taken = subprocess.run(["bash", "-c", TAKE_EVIDENCE], env=env, capture_output=True, text=True, check=False)
+    assert taken.returncode == 0, taken.stderr
+    assert sorted(p.name for p in (checkout / "svc" / ".pipeline-kit").iterdir()) == [
+        "bundles",
+        "pipeline-kit.yml",
+        "release.json",
+    ]
+    assert (checkout / "svc" / "pipeline-kit.yml").read_text() == "the config"

@@ -272,3 +272,71 @@ def git(cwd: Path, *args: str) -> str | None:
     if result.returncode != 0:
         return None
     return result.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Capped:
+    returncode: int
+    stdout: bytes  # at most the cap
+    stderr: bytes  # its first bytes, for a diagnostic
+    over: bool  # it printed more than the cap: killed there, its answer refused
+
+
+def run_capped(
+    command: str | Sequence[str], *, timeout: float, max_bytes: int, cwd: Path, env: Mapping[str, str]
+) -> Capped:
+    """Run `command` (a string goes through /bin/sh) for at most `timeout` seconds, reading at
+    most `max_bytes` of its output: a command printing without end is killed at the cap (with
+    everything it started), not read into memory. Raises OSError if it cannot start (or may not:
+    see run_apart), subprocess.TimeoutExpired once it and its session are dead."""
+    import selectors
+    import time
+
+    _refuse_apart(command)
+    process = subprocess.Popen(
+        command,
+        shell=isinstance(command, str),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    with _RUNNING_LOCK:
+        _RUNNING.add(process.pid)
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None and process.stderr is not None
+    out, err = process.stdout.fileno(), process.stderr.fileno()
+    read = {out: bytearray(), err: bytearray()}
+    over = False
+    try:
+        with selectors.DefaultSelector() as selector:
+            for fd in read:
+                selector.register(fd, selectors.EVENT_READ)
+            while selector.get_map() and not over:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(process.args, timeout)
+                for key, _ in selector.select(left):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fd)
+                    read[key.fd] += chunk[: max_bytes + 1 - len(read[key.fd])]
+                    over = over or len(read[out]) > max_bytes
+                    if len(read[key.fd]) > max_bytes and key.fd == err and key.fd in selector.get_map():
+                        selector.unregister(key.fd)  # a chatty stderr: its start is enough
+        if over:
+            _kill_group(process)
+        process.wait(max(0.0, deadline - time.monotonic()))
+    except BaseException:  # the deadline, Ctrl-C: nothing it started outlives this call
+        _kill_group(process)
+        raise
+    finally:
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+        process.wait()
+        with _RUNNING_LOCK:
+            _RUNNING.discard(process.pid)
+    return Capped(process.returncode, bytes(read[out][:max_bytes]), bytes(read[err][:max_bytes]), over)

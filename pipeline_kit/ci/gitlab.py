@@ -11,6 +11,7 @@ from pipeline_kit import __version__
 from pipeline_kit.ci.interface import CIContext, CIPlatform, Reporter, SignerIdentity, pick
 from pipeline_kit.errors import UsageError
 
+SUMMARY_FILE = "pipeline-kit-summary.md"
 _DOTENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # Variables the kit reads as its own settings. A dotenv report sets its variables in every job
 # that needs this one, over that job's own `variables:` (GitLab's precedence), so an output of
@@ -22,6 +23,7 @@ _KIT_SETTINGS = frozenset(
         "PIPELINE_KIT_CONFIG",
         "PIPELINE_KIT_DOTENV",
         "PIPELINE_KIT_EVIDENCE_DIR",
+        "PIPELINE_KIT_SUMMARY",
         "PIPELINE_KIT_TRUST_CONFIG",
         "PIPELINE_KIT_VERBOSE",
         "PIPELINE_KIT_WORKDIR",
@@ -63,6 +65,13 @@ def _timestamp(value: str | None) -> datetime | None:
 class GitLabReporter(Reporter):
     def __init__(self, env: Mapping[str, str], workdir: Path) -> None:
         self.dotenv = workdir / env.get("PIPELINE_KIT_DOTENV", "pipeline-kit.env")
+        # GitLab has no job summary: the Markdown (Mermaid diagrams included) goes to a file the
+        # templates keep as an artifact; GitLab renders it wherever it shows Markdown
+        self.summary_file = workdir / env.get("PIPELINE_KIT_SUMMARY", SUMMARY_FILE)
+
+    def summary(self, markdown: str) -> None:
+        with open(self.summary_file, "a", encoding="utf-8") as handle:
+            handle.write(markdown.rstrip("\n") + "\n\n")
 
     def outputs(self, values: Mapping[str, str]) -> None:
         lines = []

@@ -32,12 +32,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("promotion", "Promote the current release to ENV, then run DEPLOY (after..."),
     "arrive": ("arrival", "Complete a promotion another job deployed: judge it again,..."),
     "rollback": ("promotion", "Roll ENV back to the previous good release, re-verified,..."),
+    "drift": ("drift", "Ask ENV what it runs and compare with the signed release it..."),
     "ledger": ("promotion", "Read, verify and annotate the promotion ledger."),
     "rollout": ("rollout", "Follow, resume or abort a progressive rollout (an..."),
     "flags": ("flags", "Turn kill switches (feature flags in `flags:`) off and back..."),
     "migrations": ("migrations", "Migration safety: expand / migrate / contract, lock risk,..."),
     "contracts": ("contracts", "Consumer-driven contracts (Pact) as signed evidence: verify,..."),
     "release": ("release", "Release several services together by a release plan..."),
+    "stop-the-line": ("line", "Stop every project's promotions: sign a stop into the org..."),
+    "resume-the-line": ("line", "Lift every standing stop of the org's line: sign a resume..."),
     "show": ("evidence", "Summarize an evidence dir: subjects, SBOM, provenance,..."),
     "run": ("project", "Run the pipeline: build, SBOM, provenance, sign, then..."),
 }
@@ -46,7 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def load(name: str) -> click.Command:
     """The command `name`, importing the module that defines it."""
     module = importlib.import_module(f"pipeline_kit.cli.{COMMANDS[name][0]}")
-    command: click.Command = getattr(module, name)
+    command: click.Command = getattr(module, name.replace("-", "_"))
     return command
 
 
@@ -61,7 +64,8 @@ class _Commands(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
-            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
+            # a longer name goes on a line of its own, so every description keeps its one line
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)], col_max=10)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

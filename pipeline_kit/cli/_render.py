@@ -57,6 +57,13 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     return "\n".join(lines)
 
 
+def markdown_text(value: object) -> str:
+    """Recorded text as one line of Markdown that renders as that text: no link, image, emphasis,
+    code span or HTML of its own."""
+    text = printable(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "".join(f"\\{c}" if c in "\\`*_[]()!|#~" else c for c in text)
+
+
 def emit_json(value: Any, *, indent: int | None = 2) -> None:
     """`value` as JSON; `indent=None` for long outputs (one line, through json's C encoder)."""
     click.echo(json.dumps(value, indent=indent, default=str))

@@ -147,11 +147,21 @@ def project_for(session: Session, trust: Trust) -> Project:
     import os
 
     from pipeline_kit.forge import open_forge
+    from pipeline_kit.promotion.announcing import announcing
     from pipeline_kit.promotion.model import Project, require_environment
 
     config = require_environment(session.config(required=True))
     forge = open_forge(config.forge, os.environ)
-    return Project(config, session.evidence(), session.workdir, session.ledger(), trust, session.actor(), forge)
+    ledger = announcing(session.ledger(), config.annotations, os.environ, lambda line: warn(session, line))
+    return Project(config, session.evidence(), session.workdir, ledger, trust, session.actor(), forge)
+
+
+def warn(session: Session, line: str) -> None:
+    """What did not stop the command but must be seen: a warning line, and in the job summary."""
+    from pipeline_kit.cli._render import markdown_text, printable
+
+    click.echo(f"warning: {printable(line)}", err=True)
+    session.publish({}, f"> **warning:** {markdown_text(line)}")
 
 
 # what the trust and policy options are called -> trust_for's parameter each one fills

@@ -41,5 +41,6 @@ def kill(session: Session, flag: str, environment: str, reason: str) -> None:
 @evidence_options
 @pass_session
 def restore(session: Session, flag: str, environment: str, reason: str) -> None:
-    """Undo a kill of FLAG in ENV: flagd gets its saved variant and targeting back; Unleash switches it on."""
+    """Undo a kill of FLAG in ENV: flagd gets its saved variant and targeting back; Unleash switches it on
+    (only a flag the kit turned off: tagged pipeline-kit-off:ENV)."""
     _switch(session, flag, environment, reason, restore=True)

@@ -17,7 +17,7 @@ from pipeline_kit.cli._trust import (
     trust_for,
     trust_options,
 )
-from pipeline_kit.cli.promotion import publish_plan, render_plan, render_promotion
+from pipeline_kit.cli.promotion import publish_plan, render_after_gates, render_plan, render_promotion
 from pipeline_kit.cli.rollout import show_measurement
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ def _render_run(result: FullRun, session: Session) -> None:
     promotion = result.promotion
     click.echo()
     click.echo(heading(f"promote {promotion.plan.environment}"))
-    publish_plan(session, promotion.plan, promotion.decision.verdict)
+    publish_plan(session, promotion.plan, promotion.decision.verdict, promotion)
     render_promotion(promotion)
     if promotion.decision.verdict == "denied":
         raise click.exceptions.Exit(EXIT_DENIED)
@@ -226,6 +226,7 @@ def _render_dry(result: DryRun, session: Session) -> None:
     for item in result.plans:
         click.echo()
         render_plan(item, projected)  # the same words as `pipeline-kit plan`
+        render_after_gates(session, item.environment)
     click.echo()
     passing = [item.environment for item in result.plans if item.passed]
     where = "in CI" if projected else "now"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from pipeline_kit._internal.text import counted
-from pipeline_kit.cli._render import emit_json, markdown_table, table
+from pipeline_kit.cli._render import emit_json, markdown_table, markdown_text, printable, table
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 from pipeline_kit.cli._trust import (
     identity_token,
@@ -102,8 +102,19 @@ def publish_analysis(session: Session, environment: str, analysis: Analysis, aft
     )
 
 
-def publish_plan(session: Session, item: Plan, verdict: str) -> None:
+def publish_plan(session: Session, item: Plan, verdict: str, promotion: Promotion | None = None) -> None:
+    """The verdict as outputs, and a job summary: the environments drawn with this job's verdict
+    (and what it did after the gates, or would do), then a row per gate."""
+    from pipeline_kit.report.pictures import after_gates, environments_chart
+
+    config = session.config(required=True)
+    assert config is not None
     rows = [(r.gate, r.verdict, r.reason, f"{r.duration_ms} ms") for r in item.results]
+    upcoming = ""
+    if promotion is None:
+        upcoming = "**after the gates:**\n" + "".join(
+            f"- {markdown_text(line)}\n" for line in after_gates(config, item.environment)
+        )
     session.publish(
         {
             "verdict": verdict,
@@ -112,8 +123,21 @@ def publish_plan(session: Session, item: Plan, verdict: str) -> None:
             "digest": f"sha256:{item.release.subjects[0].sha256}",
         },
         f"### pipeline-kit: {item.environment} {verdict} for release `{item.release.id}`\n\n"
+        + environments_chart(config, item, promotion).markdown()
+        + f"\n{upcoming}\n"
         + markdown_table(["gate", "verdict", "reason", "time"], rows),
     )
+
+
+def render_after_gates(session: Session, environment: str) -> None:
+    """What `plan` and a dry run add under a passing environment: what happens after its gates."""
+    from pipeline_kit.report.pictures import after_gates
+
+    config = session.config(required=True)
+    assert config is not None
+    click.echo("after the gates:")
+    for line in after_gates(config, environment):
+        click.echo(f"  {printable(line)}")
 
 
 def plan_dict(item: Plan) -> dict[str, Any]:
@@ -169,7 +193,15 @@ def plan(session: Session, /, environment: str, junit: Path | None, as_json: boo
     if junit:
         write_junit([result], session.resolve(junit))
     publish_plan(session, result, "would pass" if result.passed else "would be denied")
-    emit_json(plan_dict(result)) if as_json else render_plan(result)
+    if as_json:
+        from pipeline_kit.report.pictures import after_gates
+
+        config = session.config(required=True)
+        assert config is not None
+        emit_json({**plan_dict(result), "after_gates": after_gates(config, environment)})
+    else:
+        render_plan(result)
+        render_after_gates(session, environment)
     if not result.passed:
         raise click.exceptions.Exit(EXIT_DENIED)
 
@@ -253,7 +285,7 @@ def finish_promotion(session: Session, environment: str, result: Promotion, juni
 
     if junit:
         write_junit([result.plan], session.resolve(junit), result.analysis)
-    publish_plan(session, result.plan, result.decision.verdict)
+    publish_plan(session, result.plan, result.decision.verdict, result)
     if result.analysis is not None:
         publish_analysis(session, environment, result.analysis, result.aftermath)
     if as_json:
@@ -261,7 +293,15 @@ def finish_promotion(session: Session, environment: str, result: Promotion, juni
     else:
         render_promotion(result)
     if result.break_glass_refused:
-        click.echo(f"error: --break-glass waives policy gates, never integrity: {result.break_glass_refused}", err=True)
+        click.echo(f"error: --break-glass {result.break_glass_refused}", err=True)
+    line = next((r for r in result.plan.results if r.gate == "stop-the-line"), None)
+    if result.decision.verdict == "waived" and line is not None and line.verdict != "passed":
+        # said loudly: a promotion past an org line nobody could read
+        click.echo(
+            f"warning: BREAK GLASS: {environment} promoted while the org's line could not be read ({line.reason}); "
+            f"recorded in {result.entry.kind} entry seq {result.entry.seq} of the project's ledger",
+            err=True,
+        )
     if result.decision.verdict == "denied":
         raise click.exceptions.Exit(EXIT_DENIED)
     if result.rollout is not None:
@@ -368,13 +408,17 @@ def ledger_show(session: Session, environment: str | None, as_json: bool) -> Non
 
 def entry_details(kind: str, details: dict[str, Any]) -> str:
     """What a row says besides its release: a rollout's state, step and weight (the step counted
-    from 1, as `rollout status` shows it), a rollback's `from -> to`."""
+    from 1, as `rollout status` shows it), a rollback's `from -> to`, a drift's answers."""
     if kind == "rollout":
         step, weight = details.get("step"), details.get("weight")
         at = f"step {step + 1}, " if type(step) is int and step >= 0 else ""
         return f"{details.get('state', '?')}: {at}weight {weight if type(weight) is int else '?'}%"
     if kind == "rolled-back":
         return f"{details.get('from') or '?'} -> {details.get('to') or '?'}"
+    if kind == "drift":  # what the probe found (each slot's answer, quoted when recorded)
+        findings = [f for f in details.get("findings") or [] if isinstance(f, dict)]
+        found = ", ".join(str(f.get("answer") or "no answer") for f in findings)
+        return f"{details.get('state', '?')}: found {found or 'nothing'}"
     return ""
 
 

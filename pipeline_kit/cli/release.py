@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 
 from pipeline_kit._internal.text import counted
-from pipeline_kit.cli._render import emit_json, markdown_table, table
+from pipeline_kit.cli._render import emit_json, markdown_table, markdown_text, table
 from pipeline_kit.cli._session import Session, pass_session
 from pipeline_kit.cli._trust import (
     TRUST_OPTIONS,
@@ -25,7 +25,7 @@ from pipeline_kit.cli._trust import (
 from pipeline_kit.cli.promotion import MARK
 
 if TYPE_CHECKING:
-    from pipeline_kit.saga import Applier, Outcome
+    from pipeline_kit.saga import Applier, Outcome, Saga
 
 
 @click.group()
@@ -73,25 +73,43 @@ def _applier(
     )
 
 
-def _publish(session: Session, outcome: Outcome, environment: str) -> None:
-    """The saga so far as the job's outputs and summary table (every job of an emitted pipeline
-    shows where the plan stands)."""
+def _publish(session: Session, applier: Applier, outcome: Outcome) -> None:
+    """The saga so far as the job's outputs and summary: the plan's DAG with each step's state,
+    and a table (every job of an emitted pipeline shows where the plan stands)."""
+    from pipeline_kit.report.pictures import plan_chart
+
     saga = outcome.saga
-    rows = [
-        (service, saga.releases.get(service, ""), "compensated" if service in saga.compensated else "promoted")
-        for service in saga.done
-    ]
+    rows = [(service, saga.releases.get(service, ""), _state(saga, service)) for service in saga.done]
+    states = {service: _drawn(saga, service) for service in applier.steps}
     session.publish(
         {"release-plan": outcome.verdict},
-        f"### pipeline-kit: release plan to {environment}: {outcome.verdict}\n\n{outcome.reason}\n\n"
+        f"### pipeline-kit: release plan to {applier.environment}: {outcome.verdict}\n\n"
+        f"{markdown_text(outcome.reason)}\n\n"
+        + plan_chart(applier.loaded.plan, states).markdown()
+        + "\n"
         + markdown_table(["service", "release", "state"], rows),
     )
 
 
-def _finish(session: Session, outcome: Outcome, environment: str) -> None:
+def _state(saga: Saga, service: str) -> str:
+    return "compensated" if service in saga.compensated else "promoted"
+
+
+def _drawn(saga: Saga, service: str) -> tuple[str, str]:
+    """(state, words) of a step in the plan's picture."""
+    if service in saga.compensated:
+        return "compensated", f"compensated {saga.releases.get(service, '')[:12]}".rstrip()
+    if service in saga.done:
+        return "passed", f"promoted {saga.releases[service][:12]}"
+    if service == saga.failed:
+        return "failed", "failed"
+    return "waiting", "pending" if saga.open else "not run"
+
+
+def _finish(session: Session, applier: Applier, outcome: Outcome) -> None:
     from pipeline_kit.errors import EXIT_DENIED
 
-    _publish(session, outcome, environment)
+    _publish(session, applier, outcome)
     for line in outcome.steps:
         click.echo(line)
     click.echo(f"release plan: {outcome.verdict}: {outcome.reason}")
@@ -107,18 +125,24 @@ def _finish(session: Session, outcome: Outcome, environment: str) -> None:
 def release_plan(session: Session, /, plan_file: Path, environment: str, **trust: Any) -> None:
     """Every step's gates and verdicts, in order; changes nothing. Exit 1 if a step would be denied."""
     from pipeline_kit.errors import EXIT_DENIED
+    from pipeline_kit.report.pictures import plan_chart
 
     applier = _applier(session, plan_file, environment, False, None, trust)
-    steps, denied = 0, []
+    steps, denied, states = 0, [], {}
     for service, planned in applier.plan():
         verdict = "would pass" if planned.passed else "would be DENIED"
         steps += 1
+        states[service] = ("passed", verdict) if planned.passed else ("failed", verdict)
         if not planned.passed:
             denied.append(service)
         click.echo(f"{service}: release {planned.release.id} {verdict}")
         click.echo(table(["gate", "verdict", "reason"], [(r.gate, MARK[r.verdict], r.reason) for r in planned.results]))
     summary = f"release plan to {environment}: {steps - len(denied)} of {counted(steps, 'step')} would pass"
     click.echo(summary + (f"; would be DENIED: {', '.join(denied)}" if denied else ""))
+    session.publish(
+        {"release-plan": "would be denied" if denied else "would pass"},
+        f"### pipeline-kit: {summary}\n\n" + plan_chart(applier.loaded.plan, states).markdown(),
+    )
     if denied:
         raise click.exceptions.Exit(EXIT_DENIED)
 
@@ -152,7 +176,7 @@ def applier_command(function: Callable[..., None]) -> Callable[..., None]:
 def release_apply(applier: Applier, session: Session, environment: str) -> None:
     """Promote every service in dependency order; on a failure compensate the completed ones,
     newest first, and exit 1. A killed apply resumes from the plan's ledger."""
-    _finish(session, applier.apply(), environment)
+    _finish(session, applier, applier.apply())
 
 
 @release.command("status")
@@ -178,10 +202,7 @@ def release_status(session: Session, plan_file: Path, environment: str, as_json:
         f"{environment}: {saga.outcome or 'in progress'}; done: {', '.join(saga.done) or 'none'}; "
         f"failed: {saga.failed or 'none'}; compensated: {', '.join(saga.compensated) or 'none'}"
     )
-    rows = [
-        (service, saga.releases.get(service, ""), "compensated" if service in saga.compensated else "promoted")
-        for service in saga.done
-    ]
+    rows = [(service, saga.releases.get(service, ""), _state(saga, service)) for service in saga.done]
     if saga.failed and saga.failed not in saga.done:
         rows.append((saga.failed, "", "failed"))
     if rows:
@@ -192,7 +213,7 @@ def release_status(session: Session, plan_file: Path, environment: str, as_json:
 @applier_command
 def release_rollback(applier: Applier, session: Session, environment: str) -> None:
     """Compensate a finished plan by hand: every step, newest first."""
-    _finish(session, applier.rollback(), environment)
+    _finish(session, applier, applier.rollback())
 
 
 # -- the plan as the CI platform's own DAG: one job per part ----------------------------------------
@@ -215,7 +236,7 @@ def release_start(session: Session, /, plan_file: Path, environment: str, **trus
 def release_step(applier: Applier, session: Session, environment: str, service: str) -> None:
     """Promote SERVICE as one step of the open saga; exit 1 when it fails (a step done already
     is not run again)."""
-    _finish(session, applier.step(service), environment)
+    _finish(session, applier, applier.step(service))
 
 
 @release.command("compensate")
@@ -224,7 +245,7 @@ def release_step(applier: Applier, session: Session, environment: str, service: 
 def release_compensate(applier: Applier, session: Session, environment: str, service: str) -> None:
     """Undo SERVICE's completed step (its `compensate:` command, else its signed rollback), once
     every step that needs it is undone; nothing when it never completed."""
-    _finish(session, applier.compensate_service(service), environment)
+    _finish(session, applier, applier.compensate_service(service))
 
 
 @release.command("finish")
@@ -232,7 +253,7 @@ def release_compensate(applier: Applier, session: Session, environment: str, ser
 def release_finish(applier: Applier, session: Session, environment: str) -> None:
     """Close the saga (finished, or failed after the compensations) and sign its summary; exit 1
     when it failed."""
-    _finish(session, applier.finish(), environment)
+    _finish(session, applier, applier.finish())
 
 
 @release.command("emit")
@@ -258,6 +279,23 @@ def release_finish(applier: Applier, session: Session, environment: str) -> None
     help="GitHub: jobs push the ledger refs with their own token (contents: write), passed in each ledger's "
     "token-variable.",
 )
+@click.option(
+    "--evidence-artifact",
+    default="evidence-{service}",
+    show_default=True,
+    help="GitHub: the artifact holding each service's evidence directory ({service} filled in).",
+)
+@click.option(
+    "--evidence-job",
+    default="{service}-sign",
+    show_default=True,
+    help="GitLab: the parent pipeline's job whose artifacts hold each service's evidence ({service} filled in).",
+)
+@click.option(
+    "--evidence-committed",
+    is_flag=True,
+    help="The evidence is committed on the ref the pipeline runs from: take nothing.",
+)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write here, not to stdout.")
 @pass_session
 def release_emit(
@@ -270,6 +308,9 @@ def release_emit(
     output: Path | None,
     kit_commit: str | None,
     ledger_in_repository: bool,
+    evidence_artifact: str,
+    evidence_job: str,
+    evidence_committed: bool,
     **gitlab: str | None,
 ) -> None:
     """Compile the plan into the CI platform's own DAG: one job per step under its environment,
@@ -277,20 +318,32 @@ def release_emit(
     from pipeline_kit._internal.fs import atomic_write
     from pipeline_kit.errors import UsageError
     from pipeline_kit.release_plan import load_plan
-    from pipeline_kit.saga_pipelines import github_workflow, gitlab_pipeline, require_shared_ledgers
+    from pipeline_kit.saga_pipelines import (
+        COMMITTED,
+        EvidenceSource,
+        github_workflow,
+        gitlab_pipeline,
+        require_shared_ledgers,
+    )
 
     if platform is None:
         raise UsageError("say which platform: --gitlab or --github")
     loaded = load_plan(session.resolve(plan_file))
     if "{" in job_environment.replace("{environment}", "").replace("{service}", ""):
         raise UsageError("--job-environment may use {environment} and {service} only")
+    for option, pattern in (("--evidence-artifact", evidence_artifact), ("--evidence-job", evidence_job)):
+        if "{service}" not in pattern or "{" in pattern.replace("{service}", ""):
+            raise UsageError(f"{option} {pattern!r}: name each service's with {{service}}, and nothing else in braces")
+    evidence = COMMITTED if evidence_committed else EvidenceSource(evidence_artifact, evidence_job)
     pusher: Literal["github", "gitlab"] | None = (
         "gitlab" if platform == "gitlab" else "github" if ledger_in_repository else None
     )
     token_variables = require_shared_ledgers(loaded, pushed_by=pusher)
     name = plan_file.as_posix()
     if platform == "gitlab":
-        text = gitlab_pipeline(loaded.plan, environment, name, job_environment=job_environment, **gitlab)
+        text = gitlab_pipeline(
+            loaded.plan, environment, name, job_environment=job_environment, evidence=evidence, **gitlab
+        )
     else:
         if not kit_commit:
             raise UsageError("--github needs --kit-commit: the kit's release commit its setup action is pinned to")
@@ -302,6 +355,7 @@ def release_emit(
             job_environment=job_environment,
             ledger_in_repository=ledger_in_repository,
             token_variables=token_variables,
+            evidence=evidence,
         )
     if output is None:
         click.echo(text, nl=False)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pipeline_kit.cli._render import emit_json, markdown_table
+from pipeline_kit.cli._render import emit_json, markdown_table, markdown_text
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
 from pipeline_kit.cli._trust import (
     identity_token,
@@ -32,20 +32,26 @@ def finish_rollout(session: Session, environment: str, outcome: RolloutOutcome, 
     """Outputs, the job summary (a row per analysed step) and the exit code of a rollout;
     `quiet`: nothing on stdout (`--json` printed it all)."""
     from pipeline_kit.errors import EXIT_DENIED
+    from pipeline_kit.report.pictures import rollout_chart
 
+    config = session.config(required=True)
+    assert config is not None
     rollout = outcome.rollout
     rows = [(index + 1, analysis.verdict, analysis.reason) for index, analysis in outcome.analyses]
     session.publish(
         {"rollout": outcome.verdict, "step": str(rollout.step + 1), "weight": str(rollout.weight)},
-        f"### pipeline-kit: rollout of `{rollout.release}` in {environment}: {outcome.verdict}\n\n{outcome.reason}\n\n"
+        f"### pipeline-kit: rollout of `{rollout.release}` in {environment}: {outcome.verdict}\n\n"
+        f"{markdown_text(outcome.reason)}\n\n"
+        + rollout_chart(config, environment, outcome).markdown()
+        + "\n"
         + markdown_table(["step", "analysis", "measurements"], rows),
     )
     if not quiet:
         click.echo(f"rollout: {outcome.verdict}: {outcome.reason}")
         for step in outcome.aftermath:
             click.echo(f"  then: {step}")
-    if outcome.verdict == "failed":
-        click.echo(f"error: the rollout in {environment} failed: {outcome.reason}", err=True)
+    if outcome.verdict in ("failed", "stopped"):  # stopped: paused where it stands, refused while the line is
+        click.echo(f"error: the rollout in {environment} {outcome.verdict}: {outcome.reason}", err=True)
         raise click.exceptions.Exit(EXIT_DENIED)
 
 

@@ -34,11 +34,13 @@ from pipeline_kit.config.environments import (
     CanaryConfig,
     CanaryStep,
     EnvironmentConfig,
+    ProbeConfig,
     StrategyConfig,
     TrafficConfig,
 )
 from pipeline_kit.config.loading import MAX_EXPANDED_NODES, config_error, parse_yaml
 from pipeline_kit.config.sections import (
+    AnnotationsConfig,
     ArtifactConfig,
     ContractsConfig,
     FlagsConfig,
@@ -46,6 +48,9 @@ from pipeline_kit.config.sections import (
     IdentityConfig,
     LedgerConfig,
     MigrationsConfig,
+    OrgConfig,
+    OrgLedgerConfig,
+    OrgRoleConfig,
     SbomConfig,
     SbomSourceConfig,
     SbomSourceType,
@@ -57,6 +62,7 @@ __all__ = [
     "MAX_DURATION",
     "MAX_EXPANDED_NODES",
     "AnalysisConfig",
+    "AnnotationsConfig",
     "ArtifactConfig",
     "BlueGreenConfig",
     "CanaryConfig",
@@ -77,6 +83,10 @@ __all__ = [
     "MetricProviderConfig",
     "MigrationsConfig",
     "OnFailureConfig",
+    "OrgConfig",
+    "OrgLedgerConfig",
+    "OrgRoleConfig",
+    "ProbeConfig",
     "SbomConfig",
     "SbomSourceConfig",
     "SbomSourceType",
@@ -99,11 +109,13 @@ class Config(ConfigModel):
     signing: SigningConfig = SigningConfig()
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
     ledger: LedgerConfig = LedgerConfig()
+    org: OrgConfig | None = None  # the org-wide stop-the-line switch: every promotion obeys it
     forge: ForgeConfig = ForgeConfig()
     metrics: dict[str, MetricProviderConfig] = Field(default_factory=dict)
     flags: FlagsConfig | None = None
     migrations: MigrationsConfig | None = None
     contracts: ContractsConfig | None = None
+    annotations: AnnotationsConfig | None = None
     # Set by load_config: the file's sha256 (the promotion policy's digest) and path.
     source_sha256: str | None = Field(default=None, exclude=True)
     source_path: str | None = Field(default=None, exclude=True)
@@ -114,8 +126,10 @@ class Config(ConfigModel):
         kit reads them, and no child process ever sees them."""
         names = {
             self.ledger.token_variable,
+            self.org.ledger.token_variable if self.org else None,
             self.forge.token_variable,
             self.flags.token_variable if self.flags else None,
+            self.annotations.token_variable if self.annotations else None,
         }
         for provider in self.metrics.values():
             names |= {provider.token_variable, *provider.headers.values()}
@@ -173,6 +187,8 @@ class Config(ConfigModel):
             passed_on.append((f"environments.{name}.pass-env", environment.pass_env))
             traffic = environment.traffic.pass_env if environment.traffic else []
             passed_on.append((f"environments.{name}.traffic.pass-env", traffic))
+            probe = environment.probe.pass_env if environment.probe else []
+            passed_on.append((f"environments.{name}.probe.pass-env", probe))
         from pipeline_kit._internal.proc import CHILD_SECRETS
 
         for where, names in passed_on:

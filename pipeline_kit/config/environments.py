@@ -97,6 +97,28 @@ class TrafficConfig(ConfigModel):
         return self
 
 
+class ProbeConfig(ConfigModel):
+    """How `pipeline-kit drift` asks the environment what it runs: a `command` printing a digest,
+    a release id or a version, or an http(s) `url` answering one, within `timeout` seconds. With a
+    rollout strategy each slot is asked: the command gets PIPELINE_KIT_SLOT and
+    PIPELINE_KIT_SLOT_ADDRESS, and `{{ slot }}` / `{{ address }}` in the url are replaced. `weights`:
+    a command printing `SLOT PERCENT` lines, where the traffic provider cannot say (`command`)."""
+
+    command: str | list[str] | None = None
+    url: str | None = Field(default=None, max_length=2048)
+    timeout: float = Field(default=10.0, gt=0, le=300, strict=True, allow_inf_nan=False)
+    pass_env: list[EnvName] = Field(default_factory=list)  # variables the probe commands may see
+    weights: str | list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ProbeConfig:
+        if (self.command is None) == (self.url is None) or self.command in ("", []):
+            raise ValueError("give exactly one of command: or url:")
+        if self.url is not None and not re.match(r"https?://[^/\s]", self.url):
+            raise ValueError(f"url: an http(s) URL, got {self.url[:80]!r}")
+        return self
+
+
 class EnvironmentConfig(ConfigModel):
     """One deployment environment: where it sits in the order and what guards its door."""
 
@@ -112,6 +134,7 @@ class EnvironmentConfig(ConfigModel):
     on_failure: OnFailureConfig = OnFailureConfig()  # what a failed analysis does
     strategy: StrategyConfig | None = None  # canary or blue-green; none: all at once
     traffic: TrafficConfig | None = None  # how a strategy moves traffic
+    probe: ProbeConfig | None = None  # how `drift` asks what the environment runs
 
     @model_validator(mode="after")
     def _strategy_needs_traffic(self) -> EnvironmentConfig:

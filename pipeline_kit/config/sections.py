@@ -1,5 +1,5 @@
-"""The sections beside the environments: artifact, sbom, signing, flags, ledger, forge,
-migrations and contracts."""
+"""The sections beside the environments: artifact, sbom, signing, flags, ledger, org, forge,
+migrations, contracts and annotations."""
 
 from __future__ import annotations
 
@@ -115,9 +115,42 @@ class LedgerConfig(ConfigModel):
     @field_validator("ref")
     @classmethod
     def _ref(cls, value: str) -> str:
-        if not value.startswith("refs/") or ".." in value or " " in value:
-            raise ValueError("expected a git ref such as refs/pipeline-kit/ledger")
-        return value
+        return _git_ref(value)
+
+
+def _git_ref(value: str) -> str:
+    if not value.startswith("refs/") or ".." in value or " " in value:
+        raise ValueError("expected a git ref such as refs/pipeline-kit/ledger")
+    return value
+
+
+class OrgLedgerConfig(ConfigModel):
+    """Where the org's stop-the-line statements live: a ref of a git repository every project
+    names (a URL, or a remote of the project's checkout)."""
+
+    remote: str = Field(min_length=1)
+    ref: str = "refs/pipeline-kit/stop-the-line"
+    token_variable: SentVariable | None = None  # as ledger.token-variable, for this remote
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        return _git_ref(value)
+
+
+class OrgRoleConfig(ConfigModel):
+    """Who may sign one kind of statement: an identity policy of its own."""
+
+    identity: IdentityConfig
+
+
+class OrgConfig(ConfigModel):
+    """The org-wide stop-the-line switch (docs/stop-the-line.md): where it lives, who may stop
+    the line and who may resume it (stop may be wider than resume)."""
+
+    ledger: OrgLedgerConfig
+    stop: OrgRoleConfig
+    resume: OrgRoleConfig
 
 
 class ForgeConfig(ConfigModel):
@@ -157,3 +190,16 @@ class ContractsConfig(ConfigModel):
     @classmethod
     def _inside(cls, value: list[str]) -> list[str]:
         return inside_project(value)
+
+
+class AnnotationsConfig(ConfigModel):
+    """Where every arrival, rollback and rollout step is published as metrics for dashboards to
+    overlay: a Prometheus Pushgateway (docs/annotations.md). Publishing is best effort: a failure
+    is said, never blocks a promotion."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    job: str = Field(default="pipeline-kit", pattern=r"^[A-Za-z_][A-Za-z0-9_:.-]*$", max_length=100)
+    token_variable: SentVariable | None = None  # bearer token, read from this variable
+    ca_file: str | None = None  # PEM bundle to verify an https Pushgateway with
+    # seconds per push, in all: a number, finite, at most a minute (a promotion waits for it)
+    timeout: float = Field(default=5.0, gt=0, le=60, strict=True, allow_inf_nan=False)

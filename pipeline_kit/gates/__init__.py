@@ -4,7 +4,8 @@
 options against each gate's model, errors naming the config line); `evaluate` runs them
 concurrently, each with its own timeout, turning exceptions and timeouts into `error`.
 The integrity gates (signature, provenance, sbom), previous-stage (when the environment has
-`after:`) and rollback-hold always run: forgetting to list them must not open the door.
+`after:`) and rollback-hold always run, and stop-the-line whenever the config has `org:`:
+forgetting to list them must not open the door.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pipeline_kit.gates.rollback_hold import RollbackHoldGate
 from pipeline_kit.gates.sbom import SbomGate
 from pipeline_kit.gates.signature import SignatureGate
 from pipeline_kit.gates.slo import SloGate
+from pipeline_kit.gates.stop_the_line import StopTheLineGate
 
 __all__ = ["GATES", "Gate", "GateResult", "PromotionContext", "compile_gates", "evaluate"]
 
@@ -51,6 +53,7 @@ GATES: dict[str, type[Gate]] = {
         SloGate,
         MigrationsGate,
         ContractsGate,
+        StopTheLineGate,
     )
 }
 
@@ -88,6 +91,12 @@ def compile_gates(config: Config, environment: str) -> list[Gate]:
         compiled.append(MigrationsGate(MigrationsGate.options_model()))
     if config.contracts is not None and "contracts" not in names:
         compiled.append(ContractsGate(ContractsGate.options_model()))
+    if config.org is not None and StopTheLineGate.name not in names:  # the org's switch: first, always
+        line = StopTheLineGate(StopTheLineGate.options_model())
+        unmet = line.config_problem(config)
+        if unmet:
+            raise config_error(path, ["org"], unmet)
+        compiled.insert(0, line)
     return compiled
 
 

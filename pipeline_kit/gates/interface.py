@@ -25,6 +25,7 @@ from pipeline_kit.models import Release
 
 if TYPE_CHECKING:
     from pipeline_kit.contracts import ContractState
+    from pipeline_kit.stopline import LineState
     from pipeline_kit.verify import Check, Verification
     from pipeline_kit.vsa import Search
 
@@ -103,6 +104,9 @@ class PromotionContext:
     # this release's contracts and verifications and its peers' in this environment, from signed
     # evidence: what the contracts gate judges (None when not computed)
     contracts: ContractState | None = None
+    # the org's line as its verified statements show it, read before the gates run (None: not
+    # read, which the stop-the-line gate denies when the config has `org:`)
+    line: LineState | None = None
 
     def checks_for(self, *targets: str) -> list[Check]:
         if self.verification is None:

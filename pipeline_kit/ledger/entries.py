@@ -17,6 +17,7 @@ from pipeline_kit.models import Model
 
 Kind = Literal[
     "promoted",
+    "reconciled",  # a promotion putting back the signed release after a drift (`drift --reconcile`)
     "denied",
     "waived",
     "deployed",
@@ -31,7 +32,10 @@ Kind = Literal[
     "rollout",  # a rollout's progress: details.state started, step, paused, finished, failed, aborted
     "rollout-step",  # a step of a rollout passed: its signed statement attached (what resume goes on from)
     "saga",  # a release plan's progress: details.state started, step-done, step-failed, compensated, ...
+    "drift",  # `drift` found the environment not running the signed release (details.state), or that ended
     "contract-verified",  # a consumer's contracts verified against this release: the signed verifications attached
+    "line-stopped",  # the org ledger: a stop-the-line statement attached (what it says is the signed statement's)
+    "line-resumed",  # the org ledger: a resume-the-line statement attached
 ]
 
 
@@ -77,13 +81,17 @@ def head(entries: Sequence[Entry]) -> tuple[int, str]:
     return (entries[-1].seq, entries[-1].hash) if entries else (0, GENESIS)
 
 
+# The kinds of a decision to promote (its deploy pending, or nothing to deploy).
+DECIDED = ("promoted", "reconciled", "waived")
+
+
 def arrived(entry: Entry) -> bool:
     """Whether `entry` is a release arriving in its environment: a finished deploy, or a promotion
     with nothing to deploy. A promotion whose deploy is pending has not arrived (a crash between
     the decision and the deploy must not count)."""
     if entry.kind == "deployed" or (entry.kind == "rollout" and entry.details.get("state") == "finished"):
         return True  # a rollout arrives with its finish: its PASSED VSA attached to that entry
-    return entry.kind in ("promoted", "waived") and entry.details.get("deploy", "none") == "none"
+    return entry.kind in DECIDED and entry.details.get("deploy", "none") == "none"
 
 
 def in_flight(entries: Sequence[Entry], environment: str) -> list[Entry]:
@@ -92,7 +100,7 @@ def in_flight(entries: Sequence[Entry], environment: str) -> list[Entry]:
     for entry in entries:
         if entry.environment != environment:
             continue
-        if entry.kind in ("promoted", "waived") and entry.details.get("deploy") == "pending":
+        if entry.kind in DECIDED and entry.details.get("deploy") == "pending":
             pending[entry.release] = entry
         elif entry.kind in ("deployed", "deploy-failed") or (
             entry.kind == "rollout" and entry.details.get("state") in ("finished", "failed", "aborted")

@@ -1,12 +1,16 @@
 """PostgreSQL migrations, classified on libpg_query's parse tree (through pgparse, BSD-licensed).
 
 The rules follow what old clients measurably hit on PostgreSQL: dropping or renaming a column or
-table, SET NOT NULL, a NOT NULL column without a default, any new CHECK (even NOT VALID) or
-UNIQUE, and a type change break the running release (contract); adding nullable columns, tables,
-indexes and NOT VALID foreign keys does not (expand). Locks: a type change or a volatile default
-rewrites the table under ACCESS EXCLUSIVE; a non-concurrent index takes SHARE; a validating
-constraint scans under a strong lock; an UPDATE or DELETE without WHERE locks every row; and any
-ALTER waits in the lock queue ahead of every later reader unless `lock_timeout` was set first.
+table, SET NOT NULL, a NOT NULL column without a default, any new CHECK, UNIQUE or FOREIGN KEY
+(even NOT VALID: new writes are checked), a type change and a REVOKE break the running release
+(contract); adding nullable columns, tables and indexes does not (expand). Locks: a type change,
+a serial or identity column, or a default not provably immutable or stable rewrites the table
+under ACCESS EXCLUSIVE; a non-concurrent index takes SHARE; a validating constraint scans under a
+strong lock; an UPDATE or DELETE of every row (no WHERE, or one that reads no column) locks them
+all; and any ALTER waits in the lock queue ahead of every later reader unless a non-zero
+`lock_timeout` was set first. Code the classifier cannot see through (functions, procedures,
+triggers, rules, DO blocks, and statements calling a function that is not PostgreSQL's own) is
+review.
 """
 
 from __future__ import annotations
@@ -16,10 +20,15 @@ from functools import partial
 from typing import Any
 
 from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lines, Lock, Phase, first_token
+from pipeline_kit.migrations.pg_expressions import (
+    SERIAL,
+    opaque_calls,
+    provably_non_volatile,
+    selects_every_row,
+    sets_a_lock_timeout,
+)
 from pipeline_kit.migrations.reading import read_postgres
 
-# functions whose value differs per row: as a column default they rewrite the table
-VOLATILE = {"random", "gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval"}
 TRANSACTION_OPEN = {"TRANS_STMT_BEGIN", "TRANS_STMT_START"}
 TRANSACTION_CLOSE = {"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK"}
 # statements that take a lock other sessions queue behind: lock_timeout must be set before
@@ -28,20 +37,6 @@ QUEUEING = {"AlterTableStmt", "RenameStmt", "DropStmt", "IndexStmt"}
 
 def _names(node: Any) -> list[str]:
     return [part["String"]["sval"] for part in node or [] if "String" in part]
-
-
-def _function_names(node: Any) -> set[str]:
-    """Every function called anywhere under `node`."""
-    found: set[str] = set()
-    if isinstance(node, dict):
-        if "FuncCall" in node:
-            found.update(_names(node["FuncCall"].get("funcname"))[-1:])
-        for value in node.values():
-            found |= _function_names(value)
-    elif isinstance(node, list):
-        for value in node:
-            found |= _function_names(value)
-    return found
 
 
 def _has_key(node: Any, key: str) -> bool:
@@ -66,8 +61,9 @@ def _column(definition: dict[str, Any]) -> Verdict:
     kinds = {c["Constraint"]["contype"]: c["Constraint"] for c in definition.get("constraints") or []}
     default = kinds.get("CONSTR_DEFAULT")
     if "CONSTR_PRIMARY" in kinds or "CONSTR_UNIQUE" in kinds:
+        # a nullable new column is one the old release never writes: its uniqueness binds only the new
         return (
-            "contract",
+            "contract" if "CONSTR_PRIMARY" in kinds or ("CONSTR_NOTNULL" in kinds and default is None) else "expand",
             "blocks",
             "add-column-unique",
             f"new column {column} with a unique index built in place",
@@ -89,13 +85,24 @@ def _column(definition: dict[str, Any]) -> Verdict:
             f"new column {column} with a CHECK the old release may not meet",
             "add the column, then the CHECK once no old release writes",
         )
-    if default is not None and _function_names(default.get("raw_expr")) & VOLATILE:
+    if default is not None and not provably_non_volatile(default.get("raw_expr")):
         return (
             "expand",
             "blocks",
             "add-column-volatile-default",
-            f"new column {column} with a volatile default: the table is rewritten under ACCESS EXCLUSIVE",
+            f"new column {column} with a default not provably immutable or stable: evaluated for every row, "
+            "the table is rewritten under ACCESS EXCLUSIVE",
             "add it without the default, backfill in batches, then SET DEFAULT",
+        )
+    serial = _names(definition.get("typeName", {}).get("names"))[-1:] in ([name] for name in SERIAL)
+    if serial or "CONSTR_IDENTITY" in kinds or "CONSTR_GENERATED" in kinds:
+        return (
+            "expand",
+            "blocks",
+            "add-column-rewrite",
+            f"new column {column} filled for every row (serial, identity or stored generated): "
+            "the table is rewritten under ACCESS EXCLUSIVE",
+            "add a plain nullable column, backfill in batches, then attach the sequence as its default",
         )
     return ("expand", "safe", "add-column", f"new column {column}", "")
 
@@ -104,15 +111,23 @@ def _constraint(constraint: dict[str, Any]) -> Verdict:
     kind, name = constraint.get("contype"), constraint.get("conname", "")
     validated = not constraint.get("skip_validation")
     if kind == "CONSTR_FOREIGN":
+        # like CHECK: NOT VALID skips the existing rows, never the old release's new writes
+        breaks = "the old release's writes of a child without its parent, and deletes of a referenced parent, fail"
         if validated:
             return (
-                "expand",
+                "contract",
                 "blocks",
                 "foreign-key-validated",
-                f"foreign key {name} validated in place: SHARE ROW EXCLUSIVE on both tables while it scans",
-                "ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT in its own statement",
+                f"foreign key {name} validated in place: {breaks}; SHARE ROW EXCLUSIVE on both tables while it scans",
+                "ship it as a contract step: ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT apart",
             )
-        return ("expand", "safe", "foreign-key-not-valid", f"foreign key {name} NOT VALID", "")
+        return (
+            "contract",
+            "safe",
+            "foreign-key-not-valid",
+            f"foreign key {name} NOT VALID: {breaks} (even NOT VALID)",
+            "ship it as a contract step, then VALIDATE CONSTRAINT in its own statement",
+        )
     if kind == "CONSTR_CHECK":
         return (
             "contract",
@@ -281,20 +296,107 @@ def _drop(node: dict[str, Any]) -> list[Verdict]:
 def _rows_changed(kind: str, node: dict[str, Any]) -> list[Verdict]:
     """An UPDATE or DELETE: a backfill, batched or not."""
     verb = "UPDATE" if kind == "UpdateStmt" else "DELETE"
-    if node.get("whereClause") is None:
+    if selects_every_row(node.get("whereClause")):
         return [
             (
                 "migrate",
                 "blocks",
                 "unbatched-backfill",
-                f"{verb} of every row in one statement: locks them all",
+                f"{verb} of every row in one statement (no WHERE, or one that selects all): locks them all",
                 "batch it (WHERE id BETWEEN ... per transaction)",
             )
         ]
     return [("migrate", "safe", "backfill", f"{verb} of the rows it selects", "")]
 
 
+def _vacuum(node: dict[str, Any]) -> Verdict:
+    """VACUUM and ANALYZE read and tidy in place; VACUUM FULL writes a new copy of the table."""
+    options = {item.get("DefElem", {}).get("defname") for item in node.get("options") or []}
+    if "full" in options:
+        return (
+            "neutral",
+            "blocks",
+            "vacuum-full",
+            "VACUUM FULL rewrites the table under ACCESS EXCLUSIVE: reads and writes wait",
+            "plain VACUUM, or pg_repack",
+        )
+    what = "vacuum" if node.get("is_vacuumcmd") else "analyze"
+    return ("neutral", "safe", what, f"{what.upper()}: no change an application sees", "")
+
+
+def _grant(kind: str, node: dict[str, Any]) -> list[Verdict]:
+    """GRANT gives the old release nothing it lacked; REVOKE takes away what it may use."""
+    if node.get("is_grant"):
+        return [("neutral", "safe", kind.removesuffix("Stmt").lower(), "no change an application sees", "")]
+    return [
+        (
+            "contract",
+            "safe",
+            "revoke",
+            "revokes a privilege or role: the old release's queries that use it fail",
+            "stop using it in a release everywhere first, then revoke it as a contract step",
+        )
+    ]
+
+
+OPAQUE_CODE = {
+    "CreateFunctionStmt": "creates a function or procedure",
+    "CreateTrigStmt": "creates a trigger",
+    "CreateEventTrigStmt": "creates an event trigger",
+    "RuleStmt": "creates a rewrite rule",
+    "CallStmt": "calls a procedure",
+    "DoStmt": "runs a DO block",
+}
+
+
+# ALTER TABLE commands whose expressions run (a default for every row, a CHECK, a USING)
+RUNNING_COMMANDS = {"AT_AddColumn", "AT_ColumnDefault", "AT_AddConstraint", "AT_AlterColumnType"}
+# statements with expressions that run: the rest (SET, DROP, RENAME, GRANT, ...) call nothing
+RUNNING = {"CreateStmt", "CreateTableAsStmt", "ViewStmt", "IndexStmt", "InsertStmt", "UpdateStmt", "DeleteStmt"}
+
+
+def _running(kind: str, node: dict[str, Any]) -> Any:
+    """The part of a statement whose expressions run (all of a query, an ALTER's defaults)."""
+    if kind == "AlterTableStmt":
+        commands = [c.get("AlterTableCmd", {}) for c in node.get("cmds") or []]
+        return [c for c in commands if c.get("subtype") in RUNNING_COMMANDS]
+    return node if kind in RUNNING or kind == "SelectStmt" else None
+
+
+def _code(kind: str, node: dict[str, Any]) -> list[Verdict]:
+    """Code the classifier cannot see through: created, or called, it may do anything."""
+    if kind in OPAQUE_CODE:
+        rule = "do-block" if kind == "DoStmt" else "opaque-code"
+        return [("review", "n/a", rule, f"{OPAQUE_CODE[kind]}: code the classifier cannot see through", "")]
+    called = sorted(set(opaque_calls(_running(kind, node))))
+    if called:
+        return [
+            (
+                "review",
+                "n/a",
+                "calls-user-function",
+                f"calls {', '.join(called)}: code the classifier cannot see through (it may drop or lock anything)",
+                "",
+            )
+        ]
+    return []
+
+
+ROWS = ("InsertStmt", "UpdateStmt", "DeleteStmt", "SelectStmt")
+
+
 def _statement(kind: str, node: dict[str, Any], in_transaction: bool) -> list[Verdict]:
+    """The verdicts on one statement: code it runs that the classifier cannot see through (a
+    user function called by a query, a default, an index expression, a CREATE TABLE AS or a
+    materialized view) is review, beside what the statement itself does unless it only reads
+    or writes rows."""
+    opaque = _code(kind, node)
+    if kind in OPAQUE_CODE or (opaque and kind in ROWS):
+        return opaque
+    return opaque + _family(kind, node, in_transaction)
+
+
+def _family(kind: str, node: dict[str, Any], in_transaction: bool) -> list[Verdict]:
     """The verdicts on one statement, by its family."""
     if kind == "AlterTableStmt":
         return [_alter(c["AlterTableCmd"]) for c in node.get("cmds") or [] if "AlterTableCmd" in c]
@@ -310,30 +412,34 @@ def _statement(kind: str, node: dict[str, Any], in_transaction: bool) -> list[Ve
         return _rows_changed(kind, node)
     if kind == "InsertStmt":
         return [("migrate", "safe", "insert", "inserts rows", "")]
+    if kind == "SelectStmt" and not node.get("intoClause"):
+        return [("neutral", "safe", "select", "reads rows", "")]
+    if kind in ("GrantStmt", "GrantRoleStmt"):
+        return _grant(kind, node)
+    if kind == "CreateTableAsStmt":
+        what = "materialized-view" if node.get("objtype") == "OBJECT_MATVIEW" else "table-as"
+        return [("expand", "safe", f"create-{what}", "creates a new relation from a query", "")]
+    if kind == "VacuumStmt":
+        return [_vacuum(node)]
     # SET CONSTRAINTS only changes when this transaction checks deferrable constraints (Django
     # runs one after adding a foreign key)
     if kind in (
         "VariableSetStmt",
         "TransactionStmt",
         "CommentStmt",
-        "GrantStmt",
         "VariableShowStmt",
         "ConstraintsSetStmt",
     ):
         return [("neutral", "safe", kind.removesuffix("Stmt").lower(), "no change an application sees", "")]
     if kind in (
         "CreateSeqStmt",
-        "CreateFunctionStmt",
         "ViewStmt",
         "CreateExtensionStmt",
         "CreateEnumStmt",
         "CompositeTypeStmt",
         "CreateSchemaStmt",
-        "CreateTrigStmt",
     ):
         return [("expand", "safe", kind.removesuffix("Stmt").lower(), "creates something new", "")]
-    if kind == "DoStmt":
-        return [("review", "n/a", "do-block", "a DO block: procedural, not classified", "")]
     return [("review", "n/a", kind.removesuffix("Stmt").lower() or "unknown", f"{kind}: not classified", "")]
 
 
@@ -346,7 +452,7 @@ class Postgres(Dialect):
     def _findings(self, sql: str, file: str, lines: Lines, statements: Iterable[dict[str, Any]]) -> list[Finding]:
         findings: list[Finding] = []
         in_transaction = False
-        timeout_set = False
+        timeout_set = local_timeout = False
         for raw in statements:
             ((kind, node),) = raw["stmt"].items()
             start = lines.char(raw.get("stmt_location", 0))
@@ -358,7 +464,10 @@ class Postgres(Dialect):
                     in_transaction and node.get("kind") not in TRANSACTION_CLOSE
                 )
             if kind == "VariableSetStmt" and node.get("name") == "lock_timeout":
-                timeout_set = True
+                timeout_set = sets_a_lock_timeout(node)  # 0, DEFAULT and RESET wait forever
+                local_timeout = bool(node.get("is_local"))  # SET LOCAL ends with its transaction
+            elif kind == "TransactionStmt" and node.get("kind") in TRANSACTION_CLOSE and local_timeout:
+                timeout_set = local_timeout = False
             if kind in QUEUEING and not timeout_set and not (kind == "IndexStmt" and node.get("concurrent")):
                 findings.append(
                     Finding(

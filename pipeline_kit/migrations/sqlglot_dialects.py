@@ -10,11 +10,20 @@ database, so its lock risk is `n/a` except for statements that rewrite every row
 
 from __future__ import annotations
 
+import contextlib
 from functools import partial
 from typing import Any
 
 from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lock, Phase
 from pipeline_kit.migrations.reading import Chunk, nested, nesting, token_chunks
+from pipeline_kit.migrations.sqlglot_expressions import (
+    alter_options,
+    constant_default,
+    is_rename_tables,
+    opaque_calls,
+    selects_every_row,
+    split_options,
+)
 
 Verdict = tuple[Phase, Lock, str, str, str]
 
@@ -76,99 +85,305 @@ class SqlglotDialect(Dialect):
         return self._verdicts(expression)
 
     def _verdicts(self, expression: Any) -> list[Verdict]:
+        """What the statement does; a call of code the classifier cannot see through (in a query,
+        a CREATE TABLE ... SELECT, a default) is review beside it, or instead of a row change."""
         from sqlglot import exp
 
-        if isinstance(expression, exp.Alter) and str(expression.args.get("kind", "")).upper() == "TABLE":
-            return [self._action(action) for action in expression.args.get("actions") or []] or [
-                ("review", "n/a", "alter-table", "ALTER TABLE: not classified", "")
-            ]
-        if isinstance(expression, exp.Create):
-            kind = str(expression.args.get("kind", "")).upper()
-            if kind == "INDEX":
-                if expression.args.get("unique"):
-                    return [
-                        (
-                            "contract",
-                            "safe",
-                            "unique-index",
-                            "unique index: restricts the old release's writes",
-                            "ship it as a contract step",
-                        )
-                    ]
-                return [("expand", "safe", "create-index", "new index", "")]
-            if kind in ("TABLE", "VIEW"):
-                return [("expand", "safe", f"create-{kind.lower()}", f"new {kind.lower()}", "")]
-            return [("review", "n/a", "create", f"CREATE {kind}: not classified", "")]
-        if isinstance(expression, exp.Drop):
-            kind = str(expression.args.get("kind", "")).upper()
-            if kind == "INDEX":
-                return [("neutral", "safe", "drop-index", "drops an index", "")]
-            if kind in ("TABLE", "VIEW"):
-                return [
-                    (
-                        "contract",
-                        "safe",
-                        f"drop-{kind.lower()}",
-                        f"drops a {kind.lower()}: the old release's queries fail",
-                        "stop using it in a release everywhere first, then drop it as a contract step",
-                    )
-                ]
-            return [("review", "n/a", "drop", f"DROP {kind}: not classified", "")]
-        if isinstance(expression, (exp.Update, exp.Delete)):
-            verb = type(expression).__name__.upper()
-            if expression.args.get("where") is None:
-                return [
-                    (
-                        "migrate",
-                        self.blocking,
-                        "unbatched-backfill",
-                        f"{verb} of every row in one statement",
-                        "batch it (a range of keys per transaction)",
-                    )
-                ]
-            return [("migrate", "safe", "backfill", f"{verb} of the rows it selects", "")]
-        if isinstance(expression, exp.Insert):
-            return [("migrate", "safe", "insert", "inserts rows", "")]
-        if isinstance(expression, (exp.Set, exp.Transaction, exp.Commit, exp.Rollback, exp.Pragma)):
-            return [("neutral", "safe", type(expression).__name__.lower(), "no change an application sees", "")]
+        code = isinstance(expression, exp.Command) or (
+            isinstance(expression, exp.Create) and str(expression.args.get("kind", "")).upper() != "TABLE"
+        )
+        called = [] if code else sorted(set(opaque_calls(expression)))
+        opaque: list[Verdict] = []
+        if called:
+            message = f"calls {', '.join(called)}: code the classifier cannot see through"
+            opaque.append(("review", "n/a", "calls-user-function", message, ""))
+        if opaque and isinstance(expression, (exp.Insert, exp.Update, exp.Delete, exp.Select)):
+            return opaque
+        return opaque + self._family(expression)
+
+    def _family(self, expression: Any) -> list[Verdict]:
+        from sqlglot import exp
+
         if isinstance(expression, exp.Command):
+            return self._command(expression)
+        if isinstance(expression, exp.Alter) and str(expression.args.get("kind", "")).upper() == "TABLE":
+            verdicts = [self._action(action) for action in expression.args.get("actions") or []]
+            if not verdicts:
+                return [("review", "n/a", "alter-table", "ALTER TABLE: not classified", "")]
+            return self._online(verdicts, alter_options(expression))
+        if isinstance(expression, exp.Create):
+            return self._create(expression)
+        if isinstance(expression, exp.Drop):
+            return self._drop(expression)
+        if isinstance(expression, (exp.Insert, exp.Update, exp.Delete, exp.Select)):
+            return [self._rows(expression)]
+        if isinstance(expression, exp.Revoke):
+            return [
+                (
+                    "contract",
+                    "safe",
+                    "revoke",
+                    "revokes a privilege: the old release's queries that use it fail",
+                    "stop using it in a release everywhere first, then revoke it as a contract step",
+                )
+            ]
+        if isinstance(expression, (exp.Set, exp.Transaction, exp.Commit, exp.Rollback, exp.Pragma, exp.Grant)):
+            return [("neutral", "safe", type(expression).__name__.lower(), "no change an application sees", "")]
+        return [
+            ("review", "n/a", type(expression).__name__.lower(), f"{type(expression).__name__}: not classified", "")
+        ]
+
+    def _command(self, command: Any) -> list[Verdict]:
+        """What sqlglot left opaque: MySQL's CREATE INDEX with ALGORITHM/LOCK and RENAME TABLE are
+        read here; triggers, events and CALL are code; anything else is for a human."""
+        import sqlglot
+
+        verb, rest = str(command.this).upper(), command.expression
+        text = rest.name if hasattr(rest, "name") else str(rest)
+        if self.name == "mysql" and verb == "RENAME" and is_rename_tables(text):
+            return [
+                (
+                    "contract",
+                    "safe",
+                    "rename-table",
+                    "renames a table: the old release's queries fail",
+                    "a view with the old name, or a new table, then drop the old as a contract step",
+                )
+            ]
+        words = text.split(None, 2)
+        if self.name == "mysql" and verb == "CREATE" and "INDEX" in (w.upper() for w in words[:2]):
+            statement, options = split_options(f"CREATE {text}")
+            if options:  # read without them, judged with them
+                with contextlib.suppress(sqlglot.errors.ParseError):
+                    return self._online(self._verdicts(sqlglot.parse_one(statement, read=self.read)), options)
+        if verb == "CALL" or (verb == "CREATE" and words[:1] and words[0].upper() in ("TRIGGER", "EVENT")):
             return [
                 (
                     "review",
                     "n/a",
-                    "opaque",
-                    f"the parser could not read it ({expression.this} ...): a human must look",
+                    "opaque-code",
+                    f"{verb} {words[0] if words else ''}: code the classifier cannot see through",
                     "",
                 )
             ]
         return [
-            ("review", "n/a", type(expression).__name__.lower(), f"{type(expression).__name__}: not classified", "")
+            ("review", "n/a", "opaque", f"the parser could not read it ({command.this} ...): a human must look", "")
         ]
+
+    def _online(self, verdicts: list[Verdict], options: dict[str, str]) -> list[Verdict]:
+        """The verdicts as the statement's ALGORITHM/LOCK clauses make them (MySQL's rules); what
+        could not be classified stays so."""
+        algorithm, lock = options.get("ALGORITHM", "DEFAULT"), options.get("LOCK", "DEFAULT")
+        if lock == "NONE" or algorithm == "INSTANT":
+            how = "LOCK=NONE" if lock == "NONE" else "ALGORITHM=INSTANT"
+            note = f" ({how}: writes go on, or the server refuses the statement)"
+            return [
+                (p, k, r, m, f) if k == "n/a" else (p, "safe", r, m + note if k == "blocks" else m, f)
+                for p, k, r, m, f in verdicts
+            ]
+        if algorithm == "COPY" or lock in ("SHARED", "EXCLUSIVE"):
+            how = "ALGORITHM=COPY" if algorithm == "COPY" else f"LOCK={lock}"
+            note = f" ({how}: writes wait for the whole statement)"
+            fix = "drop the clause (the server picks the least locking it can), or ask for LOCK=NONE"
+            return [
+                (p, k, r, m, f) if k == "n/a" else (p, "blocks", r, m + note, f"{f}; {fix}" if f else fix)
+                for p, k, r, m, f in verdicts
+            ]
+        return verdicts
+
+    def _create(self, expression: Any) -> list[Verdict]:
+        kind = str(expression.args.get("kind", "")).upper()
+        if kind == "INDEX":
+            if expression.args.get("unique"):
+                return [
+                    (
+                        "contract",
+                        "safe",
+                        "unique-index",
+                        "unique index: restricts the old release's writes",
+                        "ship it as a contract step",
+                    )
+                ]
+            return [("expand", "safe", "create-index", "new index", "")]
+        if kind in ("TABLE", "VIEW"):
+            return [("expand", "safe", f"create-{kind.lower()}", f"new {kind.lower()}", "")]
+        if kind in ("FUNCTION", "PROCEDURE", "TRIGGER"):
+            return [
+                (
+                    "review",
+                    "n/a",
+                    "opaque-code",
+                    f"creates a {kind.lower()}: code the classifier cannot see through",
+                    "",
+                )
+            ]
+        return [("review", "n/a", "create", f"CREATE {kind}: not classified", "")]
+
+    def _drop(self, expression: Any) -> list[Verdict]:
+        kind = str(expression.args.get("kind", "")).upper()
+        if kind == "INDEX":
+            return [("neutral", "safe", "drop-index", "drops an index", "")]
+        if kind in ("TABLE", "VIEW", "FUNCTION", "PROCEDURE", "TRIGGER"):
+            return [
+                (
+                    "contract",
+                    "safe",
+                    f"drop-{kind.lower()}",
+                    f"drops a {kind.lower()}: the old release's queries fail",
+                    "stop using it in a release everywhere first, then drop it as a contract step",
+                )
+            ]
+        return [("review", "n/a", "drop", f"DROP {kind}: not classified", "")]
+
+    def _rows(self, expression: Any) -> Verdict:
+        from sqlglot import exp
+
+        if isinstance(expression, exp.Select):
+            return ("neutral", "safe", "select", "reads rows", "")
+        if isinstance(expression, exp.Insert):
+            return ("migrate", "safe", "insert", "inserts rows", "")
+        verb = type(expression).__name__.upper()
+        # MySQL's batch: `UPDATE ... LIMIT 1000` run until it changes nothing
+        if selects_every_row(expression.args.get("where")) and not expression.args.get("limit"):
+            return (
+                "migrate",
+                self.blocking,
+                "unbatched-backfill",
+                f"{verb} of every row in one statement (no WHERE, or one that selects all)",
+                "batch it (a range of keys per transaction)",
+            )
+        return ("migrate", "safe", "backfill", f"{verb} of the rows it selects", "")
 
     def _action(self, action: Any) -> Verdict:
         from sqlglot import exp
 
         if isinstance(action, exp.ColumnDef):
-            constraints = [type(c.args.get("kind")).__name__ for c in action.args.get("constraints") or []]
-            name = action.name
-            if "PrimaryKeyColumnConstraint" in constraints or "UniqueColumnConstraint" in constraints:
-                return (
-                    "contract",
-                    self.blocking,
-                    "add-column-unique",
-                    f"new column {name} with a unique index",
-                    "add the column, then the unique index as a contract step",
-                )
-            if "NotNullColumnConstraint" in constraints and "DefaultColumnConstraint" not in constraints:
-                return (
-                    "contract",
-                    "safe",
-                    "add-column-not-null-without-default",
-                    f"new NOT NULL column {name} without a default: the old release's INSERTs fail",
-                    "add it nullable (or with a default), backfill, then make it NOT NULL as a contract step",
-                )
-            return ("expand", "safe", "add-column", f"new column {name}", "")
+            return self._column(action)
+        if isinstance(action, exp.AddConstraint):
+            return self._constraint(action)
         if isinstance(action, exp.Drop):
+            return self._drop_part(str(action.args.get("kind", "")).upper())
+        if isinstance(action, exp.DropPrimaryKey):
+            return (
+                "contract",
+                self.blocking,
+                "drop-primary-key",
+                "drops the primary key: the table is copied, and the old release's lookups by it slow down",
+                "",
+            )
+        if isinstance(action, (exp.RenameColumn, exp.AlterRename)):
+            what = "column" if isinstance(action, exp.RenameColumn) else "table"
+            return (
+                "contract",
+                "safe",
+                f"rename-{what}",
+                f"renames a {what}: the old release's queries fail",
+                f"add the new {what} beside the old, move, then drop the old as a contract step",
+            )
+        if isinstance(action, exp.AlterColumn) and action.args.get("drop"):
+            return (
+                "contract",
+                "safe",
+                "drop-default",
+                "drops a default: the old release's INSERTs that rely on it fail",
+                "",
+            )
+        if isinstance(action, exp.AlterColumn) and "default" in action.args:
+            return ("expand", "safe", "set-default", "sets a default", "")
+        if isinstance(action, (exp.ModifyColumn, exp.AlterColumn)):
+            renames = action.args.get("rename_from") is not None
+            return (
+                "contract",
+                self.blocking,
+                "change-column" if renames else "alter-column-type",
+                ("renames and redefines a column" if renames else "changes a column")
+                + ": the old release's queries may fail; unless the type is unchanged, the table is copied",
+                "add a new column, backfill in batches, switch reads, drop the old one later "
+                "(ask for ALGORITHM=INSTANT or LOCK=NONE to have the server refuse a copy)",
+            )
+        return ("review", "n/a", "alter-table", f"ALTER TABLE {type(action).__name__}: not classified", "")
+
+    def _column(self, action: Any) -> Verdict:
+
+        kinds = {type(c.args.get("kind")).__name__: c.args.get("kind") for c in action.args.get("constraints") or []}
+        name = action.name
+        not_null = kinds.get("NotNullColumnConstraint")
+        if "PrimaryKeyColumnConstraint" in kinds or "UniqueColumnConstraint" in kinds:
+            # a nullable new column is one the old release never writes: its uniqueness binds only the new
+            required = "PrimaryKeyColumnConstraint" in kinds or (
+                not_null is not None and not not_null.args.get("allow_null") and "DefaultColumnConstraint" not in kinds
+            )
+            return (
+                "contract" if required else "expand",
+                "safe" if self.name == "mysql" else self.blocking,  # InnoDB builds the index online
+                "add-column-unique",
+                f"new column {name} with a unique index",
+                "add it nullable; make it required as a contract step",
+            )
+        if not_null is not None and not not_null.args.get("allow_null") and "DefaultColumnConstraint" not in kinds:
+            return (
+                "contract",
+                "safe",
+                "add-column-not-null-without-default",
+                f"new NOT NULL column {name} without a default: the old release's INSERTs fail",
+                "add it nullable (or with a default), backfill, then make it NOT NULL as a contract step",
+            )
+        default = kinds.get("DefaultColumnConstraint")
+        computed = kinds.get("ComputedColumnConstraint")
+        if (
+            (default is not None and not constant_default(default.this))
+            or "AutoIncrementColumnConstraint" in kinds
+            or (computed is not None and computed.args.get("persisted"))
+        ):
+            return (
+                "expand",
+                self.blocking,
+                "add-column-rewrite",
+                f"new column {name} filled for every row (an expression default, AUTO_INCREMENT or STORED): "
+                "the table is copied",
+                "add it with a constant default (or none), then backfill in batches",
+            )
+        return ("expand", "safe", "add-column", f"new column {name}", "")
+
+    def _constraint(self, action: Any) -> Verdict:
+        from sqlglot import exp
+
+        (added,) = action.expressions[:1] or [None]
+        inner = added.expressions[0] if isinstance(added, exp.Constraint) and added.expressions else added
+        if isinstance(inner, exp.IndexColumnConstraint):
+            special = str(inner.args.get("kind") or "").upper()
+            if special in ("FULLTEXT", "SPATIAL"):
+                return ("expand", self.blocking, "add-index", f"new {special} index: built with writes blocked", "")
+            return ("expand", "safe", "add-index", "new index, built online", "")
+        if isinstance(inner, (exp.UniqueColumnConstraint, exp.PrimaryKey)):
+            return (
+                "contract",
+                "safe",
+                "add-unique",
+                "unique key: restricts the old release's writes (built online)",
+                "ship it as a contract step",
+            )
+        if isinstance(inner, exp.ForeignKey):
+            return (
+                "contract",
+                self.blocking,
+                "foreign-key",
+                "foreign key: the old release's writes of a child without its parent, and deletes of a referenced "
+                "parent, fail; with foreign_key_checks on, the table is copied",
+                "ship it as a contract step (SET foreign_key_checks = 0 lets it be added in place, unchecked)",
+            )
+        if isinstance(inner, exp.CheckColumnConstraint):
+            return (
+                "contract",
+                self.blocking,
+                "add-check",
+                "check constraint: the old release's writes that break it fail; the table is copied to check it",
+                "ship it as a contract step",
+            )
+        return ("review", "n/a", "add-constraint", f"ADD {type(inner).__name__}: not classified", "")
+
+    def _drop_part(self, kind: str) -> Verdict:
+        if kind == "COLUMN":
             return (
                 "contract",
                 "safe",
@@ -176,31 +391,11 @@ class SqlglotDialect(Dialect):
                 "drops a column: the old release's queries fail",
                 "stop using it in a release everywhere first, then drop it as a contract step",
             )
-        if isinstance(action, exp.RenameColumn):
-            return (
-                "contract",
-                "safe",
-                "rename-column",
-                "renames a column: the old release's queries fail",
-                "add the new column beside the old, move, then drop the old as a contract step",
-            )
-        if isinstance(action, exp.AlterRename):
-            return (
-                "contract",
-                "safe",
-                "rename-table",
-                "renames the table: the old release's queries fail",
-                "a view with the old name, or a new table, then drop the old as a contract step",
-            )
-        if type(action).__name__ in ("ModifyColumn", "AlterColumn"):
-            return (
-                "contract",
-                self.blocking,
-                "alter-column-type",
-                "changes a column: the table may be copied",
-                "add a new column, backfill in batches, switch reads, drop the old one later",
-            )
-        return ("review", "n/a", "alter-table", f"ALTER TABLE {type(action).__name__}: not classified", "")
+        if kind == "INDEX":
+            return ("neutral", "safe", "drop-index", "drops an index", "")
+        if kind in ("FOREIGN KEY", "CHECK", "CONSTRAINT"):
+            return ("expand", "safe", "drop-constraint", f"drops a {kind.lower()}: the old release writes freely", "")
+        return ("review", "n/a", "alter-table", f"ALTER TABLE DROP {kind}: not classified", "")
 
 
 def _statements(tokens: list[Any]) -> list[list[Any]]:

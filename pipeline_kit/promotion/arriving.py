@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import BuildFailed, PipelineKitError, UsageError
+from pipeline_kit.gates.stop_the_line import StopTheLineGate
 from pipeline_kit.ledger import Draft, Entry
 from pipeline_kit.promotion import rollout, rollout_record
 from pipeline_kit.promotion.deciding import Decided, Plan, decide, plan
@@ -44,7 +45,7 @@ class Promotion:
     decision: Decision
     entry: Entry
     deployed: bool | None  # None: no deploy command
-    break_glass_refused: str | None = None  # the integrity failure a --break-glass could not waive
+    break_glass_refused: str | None = None  # what a --break-glass could not waive (see `unwaivable`)
     analysis: Analysis | None = None  # the analysis after the deploy, when the environment has one
     aftermath: tuple[str, ...] = ()  # what a failed analysis did: kill switches, the rollback
     rollout: RolloutOutcome | None = None  # the strategy's steps, when the environment has one
@@ -63,11 +64,13 @@ def promote(
     on_step: Callable[[str], None] | None = None,
     step_mode: bool = False,
     deploy_elsewhere: bool = False,
+    purpose: Literal["promotion", "reconcile"] = "promotion",
 ) -> Promotion:
     """One promotion: decided (every gate judged here), recorded, then deployed and, where the
     environment has one, analysed or rolled out step by step (docs/promotion.md).
     `deploy_elsewhere`: decided and recorded only, its deploy pending; another job deploys, and
-    `elsewhere.arrive` completes it (the isolated layout): nothing is signed here."""
+    `elsewhere.arrive` completes it (the isolated layout): nothing is signed here. `purpose`:
+    a reconcile (drift.reconcile, never waived) is recorded as one, in the ledger and the VSA."""
     if break_glass and not reason:
         raise UsageError("--break-glass needs --reason: a waiver is recorded with its why")
     check_environment(project.config, environment)
@@ -77,13 +80,11 @@ def promote(
     if settings.strategy is not None:
         rollout_record.refuse_second(history(project.ledger), environment)
     result = plan(project, environment)
-    # Break-glass waives policy gates, never integrity: evidence that does not verify is not a
-    # release of ours, whoever insists.
-    refused = None if not break_glass or result.passed or result.integrity is None else result.integrity
+    refused = unwaivable(result) if break_glass else None
     verdict: Literal["passed", "denied", "waived"] = (
         "passed" if result.passed else "waived" if break_glass and refused is None else "denied"
     )
-    decided = decide(project, result, verdict, reason)
+    decided = decide(project, result, verdict, reason, purpose)
     # a rollout signs its VSA once its last step passed, like an analysis
     analysed = settings.analysis is not None or settings.strategy is not None
     command = deploy or settings.deploy
@@ -128,6 +129,18 @@ def promote(
         return Promotion(result, decision, entry, deployed)
     analysis, aftermath = analyse_deploy(project, decided, files, token, on_progress)
     return Promotion(result, decision, entry, deployed, analysis=analysis, aftermath=aftermath)
+
+
+def unwaivable(result: Plan) -> str | None:
+    """What a --break-glass cannot waive in `result`, said as the refusal. Integrity: evidence that
+    does not verify is not a release of ours, whoever insists. A verified stop of the org's line:
+    only a signed resume lifts it (an unreadable line, an error, may be waived)."""
+    if result.passed:
+        return None
+    if result.integrity is not None:
+        return f"waives policy gates, never integrity: {result.integrity}"
+    stopped = [r for r in result.results if r.gate == StopTheLineGate.name and r.verdict == "denied"]
+    return f"never lifts a verified stop of the org's line: {stopped[0].reason}" if stopped else None
 
 
 def refuse_elsewhere(project: Project, environment: str, deploy: str | Sequence[str] | None = None) -> None:
@@ -207,7 +220,7 @@ def _record_decision(
     vsa = files.get(vsa_bundle(environment))
     entry = project.ledger.append(
         Draft(
-            kind=verdict if verdict != "passed" else "promoted",
+            kind=verdict if verdict != "passed" else "reconciled" if decision.purpose == "reconcile" else "promoted",
             environment=environment,
             release=release.id,
             subjects=decision.subjects,
@@ -218,7 +231,9 @@ def _record_decision(
                 "decision": sha256_bytes(files[decision_file(environment)]),
                 **({"vsa": sha256_bytes(vsa)} if vsa is not None else {}),
                 "blocking": [f"{r.gate}: {r.reason}" for r in decided.plan.blocking()],
+                **({"purpose": decision.purpose} if decision.purpose != "promotion" else {}),
                 **({"break_glass_refused": refused} if refused else {}),
+                **org_line_seen(decided.plan),
                 # an arrival counts once its deploy succeeded (a `deployed` entry), or at once
                 # when there is nothing to deploy
                 **({"deploy": "pending" if deploys else "none"} if verdict != "denied" else {}),
@@ -230,6 +245,21 @@ def _record_decision(
         [*([vsa] if vsa is not None else []), *travelling.values()],
     )
     return entry, files
+
+
+def org_line_seen(result: Plan) -> dict[str, Any]:
+    """The org ledger head the decision read the line on, for the project's ledger: a later read
+    of an org ledger without it finds the org ledger rewritten (`stopline.last_seen`). Only a head
+    read whole: a rewritten org ledger's must never become what the project remembers."""
+    from pipeline_kit.stopline import ORG_LINE
+
+    for r in result.results:
+        seq, entry_hash = r.evidence.get("seq"), r.evidence.get("hash")
+        if r.gate != StopTheLineGate.name or "unreadable" in r.evidence:
+            continue
+        if isinstance(seq, int) and isinstance(entry_hash, str) and entry_hash:
+            return {ORG_LINE: [seq, entry_hash]}
+    return {}
 
 
 def analyse_deploy(

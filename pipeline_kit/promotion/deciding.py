@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import InitVar, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import PipelineKitError
@@ -27,6 +27,9 @@ from pipeline_kit.promotion.model import (
 )
 from pipeline_kit.promotion.states import contract_state, schema_states
 from pipeline_kit.vsa import LEDGER_INPUT, hold_level, root_cause_level, search
+
+if TYPE_CHECKING:
+    from pipeline_kit.stopline import LineState
 
 # Only `plan` and `decide` hold it: a Plan or a Decided cannot be made from a file or a ledger line.
 _JUDGED = object()
@@ -64,17 +67,18 @@ def context_for(
     from pipeline_kit.verify import SourceExpectation, projected_release, verify_release
 
     trust = project.trust
+    files = project.workdir if project.files_here else None
     verification, problem = None, trust.unverified
     if problem is None and trust.policy is None:
         problem = "no identity policy (signing.identity or --cert-identity/--cert-oidc-issuer)"
     elif trust.projected and trust.policy is not None:
         expected = SourceExpectation(trust.repository, trust.ref)
-        verification, problem = projected_release(project.evidence, project.workdir, trust.policy, expected), None
+        verification, problem = projected_release(project.evidence, files, trust.policy, expected), None
     elif problem is None and trust.policy is not None:
         try:
             verification = verify_release(
                 project.evidence,
-                project.workdir,
+                files,
                 trust.policy,
                 trust.load(),
                 SourceExpectation(trust.repository, trust.ref),
@@ -130,7 +134,34 @@ def context_for(
         projected=trust.projected,
         schemas=schemas,
         contracts=contracts,
+        line=org_line(project, entries),
     )
+
+
+def org_line(project: Project, entries: Sequence[Entry]) -> LineState | None:
+    """The org's line, read for this project (None without `org:`, or when nothing can be
+    verified here: the stop-the-line gate denies on it). A dry run takes the statements'
+    signatures on trust, as it does the evidence's."""
+    from pipeline_kit.stopline import last_seen, read_line
+
+    trust = project.trust
+    if project.config.org is None or trust.unverified is not None:
+        return None
+    trust_config = None if trust.projected else trust.load()
+    return read_line(project.config.org, project.workdir, trust_config, last_seen(entries))
+
+
+def require_line(project: Project, what: str) -> None:
+    """Refuse (`LineStopped`, exit 1) to start `what` while the org's line is stopped, or cannot be
+    read or verified here."""
+    if project.config.org is None:
+        return
+    from pipeline_kit.stopline import RESUME_HINT, LineStopped
+
+    line = org_line(project, history(project.ledger))
+    if line is None or not line.running:
+        why = line.summary() if line is not None else "the org's line cannot be verified here"
+        raise LineStopped(f"{what} not started: {why}", hint=RESUME_HINT)
 
 
 def plan(project: Project, environment: str, now: datetime | None = None, completing: int | None = None) -> Plan:
@@ -232,7 +263,11 @@ class Decided:
 
 
 def decide(
-    project: Project, result: Plan, verdict: Literal["passed", "denied", "waived"], reason: str | None
+    project: Project,
+    result: Plan,
+    verdict: Literal["passed", "denied", "waived"],
+    reason: str | None,
+    purpose: Literal["promotion", "reconcile"] = "promotion",
 ) -> Decided:
     """The decision on `result`, a plan judged in this process (`Plan` is made by `plan` alone).
     It commits to the ledger it was made on: truncating or rewriting the ledger up to here no
@@ -257,6 +292,7 @@ def decide(
         time=now_utc(),
         reason=reason,
         break_glass=verdict == "waived",
+        purpose=purpose,
         policy=effective_policy(project),
         input_attestations=tuple(inputs),
     )

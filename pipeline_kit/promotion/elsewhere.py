@@ -18,7 +18,7 @@ from pipeline_kit._internal.proc import apart
 from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import BuildFailed, UsageError, VerificationError
 from pipeline_kit.ledger import Draft, Entry, Guard
-from pipeline_kit.promotion.arriving import Promotion, analyse_deploy, refuse_elsewhere
+from pipeline_kit.promotion.arriving import Promotion, analyse_deploy, refuse_elsewhere, unwaivable
 from pipeline_kit.promotion.deciding import decide, plan
 from pipeline_kit.promotion.model import Project, TokenProvider, check_environment, decision_file, now_utc
 from pipeline_kit.promotion.records import record_on_forge, sign_vsa
@@ -121,7 +121,7 @@ def _arrive(
         record("deploy-failed", {}, [])
         raise BuildFailed(f"the deploy job for {environment} ended {deploy_result}; recorded in the ledger")
     result = plan(project, environment, completing=awaiting.seq)
-    refused = None if not break_glass or result.passed or result.integrity is None else result.integrity
+    refused = unwaivable(result) if break_glass else None
     verdict: Literal["passed", "denied", "waived"] = (
         "passed" if result.passed else "waived" if break_glass and reason and refused is None else "denied"
     )

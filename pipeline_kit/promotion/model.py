@@ -56,6 +56,7 @@ class Decision(Model):
     time: datetime
     reason: str | None = None
     break_glass: bool = False
+    purpose: Literal["promotion", "reconcile"] = "promotion"  # reconcile: the signed release put back after a drift
     policy: dict[str, Any]  # the policy applied: config file digest, identity and source, overrides
     input_attestations: tuple[dict[str, Any], ...] = ()
 
@@ -72,6 +73,9 @@ class Project:
     trust: Trust
     actor: str
     forge: Forge | None = None  # where deployments, statuses and attestations are also recorded
+    # whether the subjects' files under `workdir` are the evidence's release (False: a release
+    # promoted again from its archive, whose files there are another build's: checked by digest)
+    files_here: bool = True
 
 
 def now_utc() -> datetime:

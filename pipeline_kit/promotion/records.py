@@ -29,6 +29,7 @@ from pipeline_kit.signing import Signable, sign_all, statement_json
 from pipeline_kit.vsa import (
     ANALYSIS_PASSED,
     LEDGER_INPUT,
+    RECONCILED,
     SIGNED_APART,
     SIGNED_BESIDE_USER_CODE,
     VSA_PREDICATE,
@@ -81,6 +82,8 @@ def _vsa_predicate(
     levels = [f"PIPELINE_KIT_PROMOTED_{decision.environment.upper().replace('-', '_')}"]
     if decision.break_glass:
         levels.append(WAIVED)
+    if decision.purpose == "reconcile":
+        levels.append(RECONCILED)
     levels += [f"PIPELINE_KIT_GATE_{g.gate.upper().replace('-', '_')}_{g.verdict.upper()}" for g in decision.gates]
     inputs = list(decision.input_attestations)
     if ledger_head is not None:
@@ -95,7 +98,10 @@ def _vsa_predicate(
         "policy": {
             "uri": decision.policy["uri"],
             "digest": {"sha256": decision.policy["sha256"]},
-            "annotations": {key: decision.policy[key] for key in ("identity", "source", "overrides")},
+            "annotations": {
+                **{key: decision.policy[key] for key in ("identity", "source", "overrides")},
+                **({"purpose": decision.purpose} if decision.purpose != "promotion" else {}),
+            },
         },
         "inputAttestations": inputs,
         # A waived promotion did not pass verification: say so; only the ledger makes it count.

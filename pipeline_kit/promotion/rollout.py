@@ -31,7 +31,7 @@ from pipeline_kit.gates import PromotionContext
 from pipeline_kit.gates.command import release_environment
 from pipeline_kit.ledger import Draft, Entry, Guard, Kind
 from pipeline_kit.models import Release
-from pipeline_kit.promotion.deciding import Decided, decide, plan
+from pipeline_kit.promotion.deciding import Decided, decide, plan, require_line
 from pipeline_kit.promotion.deploying import run_deploy
 from pipeline_kit.promotion.model import Project, TokenProvider, decision_file, history, now_utc
 from pipeline_kit.promotion.records import record_on_forge, sign_hold, sign_vsa
@@ -54,6 +54,7 @@ from pipeline_kit.promotion.rollout_record import (
 )
 from pipeline_kit.promotion.rollout_steps import DEPLOYED, sign_step, signed_steps
 from pipeline_kit.promotion.shown import current_release, running_release
+from pipeline_kit.stopline import LineStopped
 from pipeline_kit.traffic import Split, TrafficProvider, open_traffic
 from pipeline_kit.vsa import vsa_bundle
 
@@ -203,6 +204,12 @@ class Runner:
         for index in range(first, len(self.steps)):
             step = self.steps[index]
             self.check()
+            try:  # the org's line, before traffic moves: stopped, the rollout pauses where it stands
+                require_line(self.project, f"step {index + 1}/{len(self.steps)} in {self.environment}")
+            except LineStopped as stopped:
+                here = self.reload()
+                self.record("paused", here.step, here.weight, reason=stopped.message)
+                return Outcome(self.reload(), "stopped", stopped.message, analyses)
             what = self.traffic.apply(self.split(rollout, step.weight), self.env())
             try:
                 self.record("step", index, step.weight)

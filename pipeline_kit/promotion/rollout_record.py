@@ -221,7 +221,7 @@ def abortable(rollout: Rollout) -> Guard:
 @dataclass
 class Outcome:
     rollout: Rollout
-    verdict: Literal["finished", "paused", "stepped", "failed", "aborted"]
+    verdict: Literal["finished", "paused", "stepped", "stopped", "failed", "aborted"]  # stopped: the org's line
     reason: str
     analyses: list[tuple[int, Analysis]] = field(default_factory=list)
     aftermath: tuple[str, ...] = ()

@@ -40,6 +40,11 @@ class TrafficProvider(ABC):
     def apply(self, split: Split, env: Mapping[str, str]) -> str:
         """Set the split; `env` is the scrubbed environment for any child process."""
 
+    def weights(self, slots: Mapping[str, str]) -> dict[str, int] | str:
+        """The percent of requests each of `slots` (slot -> address) gets now, as far as the
+        provider can tell without running a program; else why not (`drift` then asks its probe)."""
+        return f"the {self.kind} traffic provider cannot say which weights are in force"
+
 
 def run_command(
     command: str | Sequence[str], what: str, workdir: Path, env: Mapping[str, str], timeout: float

@@ -10,12 +10,17 @@ dead canary to stable, so a check on the canary's own traffic belongs in the ana
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from pipeline_kit._internal.files import read_regular
 from pipeline_kit._internal.fs import atomic_write
-from pipeline_kit.errors import EnvironmentFailure
+from pipeline_kit.errors import EnvironmentFailure, PipelineKitError
 from pipeline_kit.traffic.interface import Split, TrafficProvider, run_command
+
+SERVER = re.compile(r"(?:^|[{;])\s*server\s+([^\s;]+)(?:\s+weight=(\d{1,6}))?\s*;", re.MULTILINE)
+MAX_UPSTREAM_BYTES = 64 * 1024
 
 
 def render(name: str, split: Split) -> str:
@@ -59,3 +64,22 @@ class NginxTraffic(TrafficProvider):
                     atomic_write(self.path, previous)
                 raise EnvironmentFailure(f"traffic to {split.weight}%: {problem}; the previous upstreams are back")
         return f"{split.weight}% to {split.canary_slot} ({split.canary}) via nginx upstream {self.name}"
+
+    def weights(self, slots: Mapping[str, str]) -> dict[str, int] | str:
+        """The weights in the upstream file nginx loads (whoever wrote it last): a server of no
+        slot's address, or a file that cannot be read, is no answer."""
+        try:
+            text = read_regular(self.path, MAX_UPSTREAM_BYTES).decode("utf-8", errors="replace")
+        except (PipelineKitError, OSError) as exc:
+            why = exc.message if isinstance(exc, PipelineKitError) else exc.strerror
+            return f"{self.path}: cannot read the upstreams ({why})"
+        servers = [(address, int(weight or 1)) for address, weight in SERVER.findall(text)]
+        by_address = {address: slot for slot, address in slots.items()}
+        strangers = [address for address, _ in servers if address not in by_address]
+        total = sum(weight for _, weight in servers)
+        if strangers or total == 0:
+            return f"{self.path}: " + (f"a server of no slot ({strangers[0]})" if strangers else "no server")
+        weights = dict.fromkeys(slots, 0)
+        for address, weight in servers:
+            weights[by_address[address]] += weight
+        return {slot: round(100 * weight / total) for slot, weight in weights.items()}

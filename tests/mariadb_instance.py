@@ -1,0 +1,79 @@
+"""A real MariaDB (Debian's mariadb-server) on 127.0.0.1, for checking the MySQL-dialect migration
+classifier against what the database does to an old release, and what InnoDB's online DDL allows."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.prometheus_instance import free_port
+
+SERVER = Path("/usr/sbin/mariadbd")
+
+
+class LocalMariaDB:
+    def __init__(self) -> None:
+        if not SERVER.exists() or shutil.which("mariadb-install-db") is None or shutil.which("mariadb") is None:
+            pytest.fail("MariaDB is not installed (Debian package mariadb-server; run .ci/test-tools)")
+        self.root = Path(tempfile.mkdtemp(prefix="pipeline-kit-mariadb-"))
+        self.port = free_port()
+        self.data = self.root / "data"
+        self.socket = self.root / "mariadb.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LocalMariaDB:
+        user = pwd.getpwuid(os.geteuid()).pw_name  # the server runs as whoever runs the tests
+        subprocess.run(
+            [
+                *("mariadb-install-db", "--no-defaults", f"--datadir={self.data}", f"--user={user}"),
+                *("--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.process = subprocess.Popen(
+            [
+                *(str(SERVER), "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}"),
+                *(f"--port={self.port}", "--bind-address=127.0.0.1", f"--user={user}", "--skip-log-bin"),
+                *("--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=32M", "--skip-name-resolve"),
+                f"--log-error={self.root / 'log'}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while self.sql("", "SELECT 1").returncode != 0:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                log = (self.root / "log").read_text(errors="replace") if (self.root / "log").exists() else ""
+                self.stop()
+                pytest.fail(f"MariaDB did not start: {log[-2000:]}")
+            time.sleep(0.1)
+        return self
+
+    def sql(self, database: str, sql: str, user: str = "root") -> subprocess.CompletedProcess[str]:
+        """`sql` run by the `mariadb` client as `user` (root over the socket, others over TCP)."""
+        where = [f"--socket={self.socket}"] if user == "root" else ["-h", "127.0.0.1", f"--port={self.port}"]
+        return subprocess.run(
+            ["mariadb", "--no-defaults", *where, "-u", user, "--batch", *([database] if database else []), "-e", sql],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
