@@ -56,6 +56,25 @@ def timed(
     return statistics.median(samples)
 
 
+def timed_cpu(command: Sequence[str], *, runs: int, ok: Sequence[int] = (0,)) -> tuple[float, float]:
+    """Median wall time and median CPU time (user + system, of the command and its children) of
+    `command` over `runs` runs after one warm-up, in seconds: CPU time says how much work a
+    command does even on a machine busy with other work, where wall time also counts waiting."""
+    import resource
+
+    def once() -> tuple[float, float]:
+        before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+        done = subprocess.run(command, check=False, capture_output=True)
+        wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode not in ok:
+            raise subprocess.CalledProcessError(done.returncode, list(command), done.stdout, done.stderr)
+        return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+    once()
+    samples = [once() for _ in range(runs)]
+    return statistics.median(w for w, _ in samples), statistics.median(c for _, c in samples)
+
+
 def median_time(call: Callable[[], object], repeat: int) -> float:
     """Median wall time of an in-process `call` over `repeat` runs (after one warm-up), in seconds."""
     call()
@@ -798,35 +817,52 @@ MIGRATION_STATEMENTS = (
 )
 
 
-def bench_migrations(sizes: Sequence[int]) -> tuple[list[list[str]], list[str]]:
-    """`pipeline-kit migrations check` on directories of growing size, against squawk (PyPI
-    squawk-cli, a Rust binary) linting the same files in the same run."""
+def bench_migrations(sizes: Sequence[int], runs: int) -> tuple[list[list[str]], list[str]]:
+    """`pipeline-kit migrations check` on directories of `sizes` PostgreSQL statements (files of
+    48), against squawk (squawk-cli, a Rust binary: PyPI's, in the dev extra, is the newest; npm's
+    lags) linting the same files in the same run: our table against its default report, our
+    `--json` against its `--reporter json`; and one file of the largest size, read in chunks."""
     kit = str(BIN / "pipeline-kit")
     squawk = shutil.which("squawk", path=str(BIN)) or shutil.which("squawk")
     if squawk is None:
-        return [], ["squawk not installed: `pip install squawk-cli` to compare migration checks"]
-    rows, rates = [], []
+        return [], ["squawk not installed (`pip install squawk-cli`, in the dev extra): no migration comparison"]
+    version = subprocess.run([squawk, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    rows, rates, cpu = [], [], []
+    per_file = len(MIGRATION_STATEMENTS) * 6
     with tempfile.TemporaryDirectory() as tmp:
-        for files in sizes:
-            directory = Path(tmp) / f"m{files}"
+        for size in sizes:
+            directory = Path(tmp) / f"m{size}"
             directory.mkdir()
+            files = -(-size // per_file)
             for n in range(files):
                 body = "\n".join(s.format(n=n) for s in MIGRATION_STATEMENTS) + "\n"
                 (directory / f"{n:05}_step.sql").write_text(body * 6)
-            statements = files * len(MIGRATION_STATEMENTS) * 6
+            statements = files * per_file
             paths = sorted(str(p) for p in directory.glob("*.sql"))
-
-            def run(command: list[str]) -> float:
-                start = time.perf_counter()
-                subprocess.run(command, capture_output=True, check=False)  # both exit 1 on findings
-                return time.perf_counter() - start
-
-            ours = statistics.median(run([kit, "migrations", "check", str(directory)]) for _ in range(3))
-            theirs = statistics.median(run([squawk, *paths]) for _ in range(3))
-            rates.append(statements / ours)
-            rows.append(row(f"migrations check, {statements:,} statements", ours, theirs, "squawk on the same files"))
+            # both exit 1 on findings
+            ours, ours_cpu = timed_cpu([kit, "migrations", "check", str(directory)], runs=runs, ok=(1,))
+            theirs, theirs_cpu = timed_cpu([squawk, *paths], runs=runs, ok=(1,))
+            json_command = [kit, "migrations", "check", "--json", str(directory)]
+            ours_json, ours_json_cpu = timed_cpu(json_command, runs=runs, ok=(1,))
+            theirs_json, theirs_json_cpu = timed_cpu([squawk, "--reporter", "json", *paths], runs=runs, ok=(1,))
+            rates.append(statements / ours_json_cpu)
+            cpu.append(f"{statements:,}: {ours_cpu / theirs_cpu:.2f}x / {ours_json_cpu / theirs_json_cpu:.2f}x")
+            rows.append(row(f"migrations check, {statements:,} statements", ours, theirs, f"{version}, same files"))
+            json_name = f"migrations check --json, {statements:,}"
+            rows.append(row(json_name, ours_json, theirs_json, "squawk --reporter json"))
+        single = Path(tmp) / "one.sql"
+        with single.open("w") as out:
+            for path in paths:
+                out.write(Path(path).read_text())
+        ours, ours_cpu = timed_cpu([kit, "migrations", "check", "--json", str(single)], runs=1, ok=(1,))
+        theirs, theirs_cpu = timed_cpu([squawk, "--reporter", "json", str(single)], runs=1, ok=(1,))
+        cpu.append(f"one file of {statements:,}, --json: {ours_cpu / theirs_cpu:.2f}x")
+        rows.append(row(f"migrations check --json, one file of {statements:,}", ours, theirs, "squawk --reporter json"))
     growth = ", ".join(f"{r:,.0f}" for r in rates)
-    return rows, [f"migrations check: statements per second at the sizes measured: {growth}"]
+    return rows, [
+        f"migrations check --json: statements per CPU second at the sizes measured: {growth}",
+        f"migrations check against squawk in CPU time (table / --json): {'; '.join(cpu)}",
+    ]
 
 
 def bench_pictures(sizes: Sequence[int], repeat: int = 20) -> list[list[str]]:
@@ -1087,7 +1123,7 @@ def main() -> None:
     if "annotations" in which:
         rows += bench_annotations()
     if "migrations" in which:
-        migration_rows, migration_notes = bench_migrations([20, 200])
+        migration_rows, migration_notes = bench_migrations([1_000, 10_000, 100_000], min(args.runs, 3))
         rows += migration_rows
         notes += migration_notes
     if "flags" in which:

@@ -18,6 +18,8 @@ def printable(value: object, limit: int = 500) -> str:
     text = str(value)
     if len(text) > limit:
         text = text[:limit] + "..."
+    if text.isprintable():  # nearly every cell: no need to look at each character
+        return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
@@ -62,8 +64,9 @@ def markdown_text(value: object) -> str:
     return "".join(f"\\{c}" if c in "\\`*_[]()!|#~" else c for c in text)
 
 
-def emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
+def emit_json(value: Any, *, indent: int | None = 2) -> None:
+    """`value` as JSON; `indent=None` for long outputs (one line, through json's C encoder)."""
+    click.echo(json.dumps(value, indent=indent, default=str))
 
 
 def human_size(size: int | None) -> str:

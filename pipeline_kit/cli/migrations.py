@@ -31,7 +31,8 @@ def check(session: Session, paths: tuple[Path, ...], dialect: str, as_json: bool
     Alembic, Django or Rails migrations, in the order they apply): phase, lock risk, rule, message
     and the safe alternative. Exit 1 when a statement needs attention (contract, review, or a lock
     that blocks) and no inline waiver (`-- pipeline-kit: allow RULE because WHY` just before it;
-    `#` in Python and Ruby) covers it."""
+    `#` in Python and Ruby) covers it; exit 2 naming the file and line when a statement cannot be
+    read (nested too deep, or over 1 MiB)."""
     from pipeline_kit.errors import EXIT_DENIED
     from pipeline_kit.migrations import check_paths, declared_expand_steps
 
@@ -45,7 +46,8 @@ def check(session: Session, paths: tuple[Path, ...], dialect: str, as_json: bool
                 "statements": [f.as_dict() for f in findings],
                 "attention": len(attention),
                 "expand_steps": expand_steps,
-            }
+            },
+            indent=None,
         )
     else:
         rows = [

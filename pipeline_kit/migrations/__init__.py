@@ -10,13 +10,10 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline_kit._internal.files import read_text
-from pipeline_kit.config import MigrationsConfig
-from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import UsageError, VerificationError
-from pipeline_kit.evidence import MIGRATIONS_FILE, EvidenceDir
 from pipeline_kit.migrations.alembic import Alembic
 from pipeline_kit.migrations.django import Django
 from pipeline_kit.migrations.interface import Dialect, Finding
@@ -24,7 +21,11 @@ from pipeline_kit.migrations.layout import Layout, classify_operations
 from pipeline_kit.migrations.postgres import Postgres
 from pipeline_kit.migrations.rails import Rails
 from pipeline_kit.migrations.sqlglot_dialects import MySQL, SQLite
-from pipeline_kit.models import Release
+
+if TYPE_CHECKING:  # `migrations check` needs neither (pydantic's import is most of its start)
+    from pipeline_kit.config import MigrationsConfig
+    from pipeline_kit.evidence import EvidenceDir
+    from pipeline_kit.models import Release
 
 __all__ = ["DIALECTS", "Finding", "check_paths", "record_migrations"]
 
@@ -140,6 +141,9 @@ def declared_expand_steps(paths: Sequence[Path], base: Path | None = None) -> di
 def record_migrations(config: MigrationsConfig, evidence: EvidenceDir, release: Release, workdir: Path) -> Release:
     """Classify the release's migration files into `migrations.json` (each file's path relative to
     the project and sha256, every statement's finding); provenance then signs its digest."""
+    from pipeline_kit.digest import sha256_bytes
+    from pipeline_kit.evidence import MIGRATIONS_FILE
+
     files = migration_files([workdir / path for path in config.paths])
     classifier = DIALECTS[config.dialect]()
     record: dict[str, Any] = {"dialect": config.dialect, "files": [], "statements": []}
@@ -167,6 +171,8 @@ def contract_steps(newer: dict[str, Any], older: dict[str, Any]) -> list[str]:
 
 def load_record(evidence: EvidenceDir) -> dict[str, Any]:
     """The release's migration record ({} when it has none); one that is not a record is exit 1."""
+    from pipeline_kit.evidence import MIGRATIONS_FILE
+
     data, why = evidence.read_checked(MIGRATIONS_FILE)
     if data is None:
         if why == "file missing":

@@ -11,9 +11,10 @@ contract change, its lock risk, the rule behind that, and the safe way to do it.
 
 from __future__ import annotations
 
+import bisect
 import re
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Phase = Literal["expand", "migrate", "contract", "neutral", "review"]
@@ -51,7 +52,7 @@ class Finding:
         return {"contract": 2, "review": 3}.get(self.phase, 4)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # every field is a plain value: no deep copy (asdict's) needed
 
 
 def by_severity(findings: list[Finding]) -> list[Finding]:
@@ -67,23 +68,39 @@ class Dialect(ABC):
         """Every statement of `sql`, in order; unparsable text is one `review` finding."""
 
 
+# blanks and comments (an unterminated block comment runs to the end)
+_BLANK = re.compile(r"(?:\s+|--[^\n]*|/\*.*?(?:\*/|\Z))*", re.DOTALL)
+
+
 def first_token(text: str, offset: int) -> int:
     """The offset of the first token at or after `offset`, skipping blanks and comments."""
-    index = offset
-    while index < len(text):
-        if text[index].isspace():
-            index += 1
-        elif text.startswith("--", index):
-            end = text.find("\n", index)
-            index = len(text) if end < 0 else end + 1
-        elif text.startswith("/*", index):
-            end = text.find("*/", index + 2)
-            index = len(text) if end < 0 else end + 2
-        else:
-            break
-    return min(index, len(text))
+    match = _BLANK.match(text, offset)
+    return match.end() if match else min(offset, len(text))
 
 
-def line_of(text: str, offset: int) -> int:
-    """The 1-based line of the first token at or after `offset`."""
-    return text.count("\n", 0, first_token(text, offset)) + 1
+class Lines:
+    """Where statements start in one file's text: each offset's line by bisection over the
+    newlines, found in one pass (counting from the start for every statement made a check
+    quadratic in the file's size). libpg_query reports offsets in UTF-8 bytes, Python slices
+    characters: `char` converts, in one pass too when the offsets ascend, as statements do."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.newlines = [match.start() for match in re.finditer("\n", text)]
+        self.ascii = text.isascii()
+        self._byte, self._char = 0, 0  # the last conversion, where the next one continues
+        self._encoded = b"" if self.ascii else text.encode()
+
+    def line(self, offset: int) -> int:
+        """The 1-based line of the first token at or after character `offset`."""
+        return bisect.bisect_left(self.newlines, first_token(self.text, offset)) + 1
+
+    def char(self, byte_offset: int) -> int:
+        """The character offset of a UTF-8 `byte_offset` (one at a character's start)."""
+        if self.ascii:
+            return byte_offset
+        if byte_offset < self._byte:
+            self._byte, self._char = 0, 0
+        self._char += len(self._encoded[self._byte : byte_offset].decode())
+        self._byte = byte_offset
+        return self._char

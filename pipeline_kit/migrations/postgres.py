@@ -15,9 +15,11 @@ review.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
-from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lock, Phase, first_token, line_of
+from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lines, Lock, Phase, first_token
 from pipeline_kit.migrations.pg_expressions import (
     SERIAL,
     opaque_calls,
@@ -25,6 +27,7 @@ from pipeline_kit.migrations.pg_expressions import (
     selects_every_row,
     sets_a_lock_timeout,
 )
+from pipeline_kit.migrations.reading import read_postgres
 
 TRANSACTION_OPEN = {"TRANS_STMT_BEGIN", "TRANS_STMT_START"}
 TRANSACTION_CLOSE = {"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK"}
@@ -37,10 +40,16 @@ def _names(node: Any) -> list[str]:
 
 
 def _has_key(node: Any, key: str) -> bool:
-    if isinstance(node, dict):
-        return key in node or any(_has_key(value, key) for value in node.values())
-    if isinstance(node, list):
-        return any(_has_key(value, key) for value in node)
+    """Whether `key` names a node anywhere under `node` (a loop: faster, no depth limit)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if key in item:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
 
 
@@ -438,19 +447,16 @@ class Postgres(Dialect):
     name = "postgres"
 
     def classify(self, sql: str, file: str) -> list[Finding]:
-        import pgparse  # type: ignore[import-not-found,unused-ignore]  # ships no type information
+        return read_postgres(sql, file, partial(self._findings, sql, file))
 
-        try:
-            statements = pgparse.parse(sql)
-        except Exception as exc:  # pgparse raises its own error type for any parse failure
-            return [Finding(file, 1, "review", "n/a", "unparsable", f"not PostgreSQL the parser accepts: {exc}")]
+    def _findings(self, sql: str, file: str, lines: Lines, statements: Iterable[dict[str, Any]]) -> list[Finding]:
         findings: list[Finding] = []
         in_transaction = False
         timeout_set = local_timeout = False
         for raw in statements:
             ((kind, node),) = raw["stmt"].items()
-            start = raw.get("stmt_location", 0)
-            line = line_of(sql, start)
+            start = lines.char(raw.get("stmt_location", 0))
+            line = lines.line(start)
             # a waiver names its rule in the comments just before the one statement it covers
             waivers = {m.group(1): m.group(2) for m in WAIVER.finditer(sql[start : first_token(sql, start)])}
             if kind == "TransactionStmt":
