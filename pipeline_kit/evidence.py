@@ -111,7 +111,9 @@ class EvidenceDir:
             if self.path(RELEASE_FILE).is_file():
                 on_disk = self.load_release()
                 if on_disk.id == release.id:
-                    current = release.model_copy(update={"evidence": {**on_disk.evidence, **release.evidence}})
+                    # what is on disk was recorded last, under this lock, with the file it names: it
+                    # wins over this process's earlier copy (another writer may have replaced both since)
+                    current = release.model_copy(update={"evidence": {**release.evidence, **on_disk.evidence}})
             updated = current
             for name, data in files.items():
                 updated = updated.with_evidence(name, sha256_bytes(data))

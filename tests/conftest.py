@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -10,10 +11,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import pytest
 
@@ -204,11 +205,73 @@ def describe(cli: Cli, project: Path) -> None:
         assert result.code == 0, result.err
 
 
+T = TypeVar("T")
+
+
+class Snapshots:
+    """What an expensive, deterministic fixture made of a project, kept for the session: a later
+    test whose project is the same bytes (and whose environment is the same) gets a copy of the
+    result instead of making it again. Each test still owns its copy, so none sees another's
+    changes; the result of each step is made for real at least once per session (per worker)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: dict[str, tuple[Path, Any]] = {}
+
+    def reuse(self, project: Path, step: str, make: Callable[[], T]) -> T:
+        """`make()`, which changes `project` by `step`, or a copy of what it made before (and
+        what it returned then)."""
+        key = hashlib.sha256(f"{step}\0{_environment()}\0{tree_digest(project)}".encode()).hexdigest()
+        if key in self.made:
+            done, value = self.made[key]
+            if project.exists():
+                shutil.rmtree(project)
+            shutil.copytree(done, project, symlinks=True)
+            return cast(T, value)
+        value = make()
+        keep = self.root / f"{len(self.made)}-{step}"
+        shutil.copytree(project, keep, symlinks=True)
+        self.made[key] = (keep, value)
+        return value
+
+
+def _environment() -> str:
+    """The environment a fixture's commands see, without what changes from test to test."""
+    ignored = ("PYTEST_CURRENT_TEST", "SIGSTORE_IDENTITY_TOKEN")
+    return repr(sorted((k, v) for k, v in os.environ.items() if k not in ignored))
+
+
+def tree_digest(path: Path) -> str:
+    """The names and bytes of every file under `path` (a missing path digests as empty); git's
+    index is left out: it holds inode numbers and times, which a copy changes."""
+    digest = hashlib.sha256()
+    if path.exists():
+        for item in sorted(path.rglob("*")):
+            relative = item.relative_to(path).as_posix()
+            if relative == ".git/index":
+                continue
+            digest.update(relative.encode() + b"\0")
+            if item.is_symlink():
+                digest.update(b"->" + os.readlink(item).encode())
+            elif item.is_file():
+                digest.update(hashlib.sha256(item.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def snapshots(tmp_path_factory: pytest.TempPathFactory) -> Snapshots:
+    return Snapshots(tmp_path_factory.mktemp("snapshots"))
+
+
 @pytest.fixture
-def described(cli: Cli, hello: Path) -> Path:
+def described(cli: Cli, hello: Path, snapshots: Snapshots) -> Path:
     """A git checkout of hello-service with release.json, SBOM and provenance (not signed)."""
-    init_repo(hello, remote=REPOSITORY + ".git")
-    describe(cli, hello)
+
+    def make() -> None:
+        init_repo(hello, remote=REPOSITORY + ".git")
+        describe(cli, hello)
+
+    snapshots.reuse(hello, "described", make)
     return hello
 
 
@@ -231,9 +294,14 @@ def sign(
 
 
 @pytest.fixture
-def signed(cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch) -> Path:
-    code, err = sign(cli, described, sigstore, monkeypatch, "--rekor-version", "1")
-    assert code == 0, err
+def signed(
+    cli: Cli, described: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, snapshots: Snapshots
+) -> Path:
+    def make() -> None:
+        code, err = sign(cli, described, sigstore, monkeypatch, "--rekor-version", "1")
+        assert code == 0, err
+
+    snapshots.reuse(described, "signed", make)
     return described
 
 

@@ -65,11 +65,27 @@ KIT_RELEASE = ("pipeline-kit/pipeline-kit", ".github/workflows/release.yml", f"r
 
 def released_kit(tmp_path: Path, sigstore: LocalSigstore, signer: tuple[str, str, str] = KIT_RELEASE) -> Path:
     """The kit's wheel and its Sigstore bundle as the kit's release workflow publishes them, built
-    offline and signed on the local instance by `signer` (repository, workflow, ref)."""
-    dist = tmp_path / "kit-release"
+    offline and signed on the local instance by `signer` (repository, workflow, ref), in
+    tmp_path / "kit-release". Built and signed once per session and signer (the checkout does not
+    change while the tests run); each test gets a copy of its own to change."""
+    key = (sigstore.trust_config_path, signer)
+    if key not in _RELEASED:
+        _RELEASED[key] = _build_and_sign_kit(
+            sigstore.trust_config_path.parent / f"kit-{len(_RELEASED)}", sigstore, signer
+        )
+    dist = shutil.copytree(_RELEASED[key].parent, tmp_path / "kit-release")
+    return dist / _RELEASED[key].name
+
+
+_RELEASED: dict[tuple[Path, tuple[str, str, str]], Path] = {}  # (instance, signer) -> its signed wheel
+
+
+def _build_and_sign_kit(scratch: Path, sigstore: LocalSigstore, signer: tuple[str, str, str]) -> Path:
+    scratch.mkdir()
+    dist = scratch / "kit-release"
     build = subprocess.run(
-        [str(BIN / "uv"), "build", "--wheel", "--out-dir", str(dist), str(kit_checkout(tmp_path / "kit"))],
-        env={**os.environ, **offline_installs(tmp_path)},
+        [str(BIN / "uv"), "build", "--wheel", "--out-dir", str(dist), str(kit_checkout(scratch / "kit"))],
+        env={**os.environ, **offline_installs(scratch)},
         capture_output=True,
         text=True,
         check=False,

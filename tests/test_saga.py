@@ -21,6 +21,7 @@ from tests.conftest import (
     REPOSITORY,
     SIGNER,
     Cli,
+    Snapshots,
     another_release,
     describe,
     init_repo,
@@ -116,11 +117,18 @@ def set_ledger(config_path: Path, remote: Path, service: str) -> None:
 
 @pytest.fixture
 def services(
-    tmp_path: Path, cli: Cli, sigstore: LocalSigstore, policy: list[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    cli: Cli,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    snapshots: Snapshots,
 ) -> tuple[Path, dict[str, tuple[str, str]]]:
     """Three services with file ledgers and the plan beside them: (root, service -> (previous, new))."""
     root = tmp_path / "release"
-    return root, make_services(root, cli, sigstore, policy, monkeypatch)
+    releases = snapshots.reuse(root, "services", lambda: make_services(root, cli, sigstore, policy, monkeypatch))
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", sigstore.mint_token(SIGNER))  # as make_services leaves it
+    return root, releases
 
 
 @pytest.fixture

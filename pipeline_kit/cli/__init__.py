@@ -54,8 +54,39 @@ def load(name: str) -> click.Command:
     return command
 
 
+class _Context(click.Context):
+    def make_formatter(self) -> click.HelpFormatter:
+        """click's formatter at click's width, the terminal's columns asked of os: click asks
+        shutil, whose import (with zlib, bz2 and lzma) is a twentieth of `pipeline-kit --help`."""
+        return click.HelpFormatter(width=self.terminal_width or _help_width(self.max_content_width or 80))
+
+
+def _help_width(max_width: int) -> int:
+    """What click.HelpFormatter computes when given no width (shutil.get_terminal_size's answer:
+    $COLUMNS, else the terminal's, else 80), bounded by max_width and 50 as click does."""
+    import os
+
+    from click import formatting
+
+    if formatting.FORCED_WIDTH is not None:
+        return formatting.FORCED_WIDTH
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+        columns = columns or 80
+    return max(min(columns, max_width) - 2, 50)
+
+
 class _Commands(click.Group):
     """A group whose commands are imported when one runs, not to list them."""
+
+    context_class = _Context
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -95,6 +126,10 @@ def cli(ctx: click.Context, workdir: str, verbose: bool) -> None:
     from pipeline_kit._internal.proc import APART_VARIABLE, run_apart
     from pipeline_kit.cli._session import Session
 
+    if _PROGRAM:  # a command runs in the program itself (not `--help`, not a caller's process)
+        import signal
+
+        signal.signal(signal.SIGTERM, _terminated)
     # the kit's signing jobs say so: nothing the project names runs in them (see docs/signing-layouts.md)
     apart = os.environ.get(APART_VARIABLE, "").strip().lower() in ("1", "true")
     run_apart(f"{APART_VARIABLE} is set: this job signs apart from user code" if apart else None)
@@ -103,6 +138,7 @@ def cli(ctx: click.Context, workdir: str, verbose: bool) -> None:
 
 
 _VERBOSE: list[bool] = []  # set by the group's callback once click has parsed -v
+_PROGRAM: list[bool] = []  # set by main when it is the program, not a call in a caller's process
 
 
 def _report_error(exc: PipelineKitError) -> None:
@@ -140,9 +176,7 @@ def _line_buffered() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     if argv is None:  # the program itself, not a caller in its own process
-        import signal
-
-        signal.signal(signal.SIGTERM, _terminated)
+        _PROGRAM.append(True)
         _line_buffered()
     try:
         # Every option can also come from PIPELINE_KIT_<COMMAND>_<OPTION> (e.g. PIPELINE_KIT_PROMOTE_TO):
