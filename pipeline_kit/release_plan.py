@@ -11,9 +11,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline_kit.config import ConfigModel, LedgerConfig, parse_yaml
+from pipeline_kit.config import ConfigModel, LedgerConfig, load_config, parse_yaml
 from pipeline_kit.errors import ConfigError
-from pipeline_kit.ledger import Ledger, open_ledger
+from pipeline_kit.ledger import DEFAULT_FILE, Ledger, open_ledger
 
 
 class PlanStep(ConfigModel):
@@ -91,4 +91,31 @@ def load_plan(path: Path) -> LoadedPlan:
     for step in plan.steps:
         if not (path.parent / step.path / "pipeline-kit.yml").is_file():
             raise ConfigError(path, f"steps.{step.service}.path", f"{step.path}/pipeline-kit.yml not found")
-    return LoadedPlan(plan, path, hashlib.sha256(text.encode()).hexdigest())
+    loaded = LoadedPlan(plan, path, hashlib.sha256(text.encode()).hexdigest())
+    _refuse_shared_ledgers(loaded)
+    return loaded
+
+
+def _ledger_place(ledger: LedgerConfig, directory: Path) -> tuple[str, ...]:
+    """Where a ledger's entries live, so that two configs naming one place compare equal."""
+    if ledger.backend == "git":
+        local = ledger.remote.startswith(("/", "./", "../"))
+        return ("git", str((directory / ledger.remote).resolve()) if local else ledger.remote, ledger.ref)
+    return ("file", str((directory / (ledger.path or DEFAULT_FILE)).resolve()))
+
+
+def _refuse_shared_ledgers(loaded: LoadedPlan) -> None:
+    """Each service, and the plan, keeps a ledger of its own: on one ref, one service's history
+    would read as another's (its rollback target, its current release, its delivery figures)."""
+    seen = {_ledger_place(loaded.plan.ledger, loaded.root): "the plan"}
+    for step in loaded.plan.steps:
+        config = loaded.directory(step) / "pipeline-kit.yml"
+        place = _ledger_place(load_config(config).ledger, config.parent)
+        if place in seen:
+            raise ConfigError(
+                config,
+                "ledger",
+                f"{' '.join(place[1:])} is also {seen[place]}'s ledger: each service needs a ledger of its own",
+                hint=f"give {step.service} a ref of its own, e.g. ref: refs/pipeline-kit/{step.service}",
+            )
+        seen[place] = step.service

@@ -48,38 +48,53 @@ class Job:
     evidence: tuple[str, ...] = ()  # the services whose evidence (their build's signed release) it reads
 
 
-# Why a ledger must name its `token-variable` when an emitted pipeline pushes it: GitHub with
-# --ledger-in-repository (the job's own token is put in it, whatever the remote), GitLab every
-# ledger pushed over HTTPS (a job token cannot push).
+# Why a ledger must name its `token-variable` when an emitted pipeline pushes it (the checkout
+# keeps no credentials that may push): GitHub with --ledger-in-repository, every ledger (the job's
+# own token is put in it, whatever the remote); GitHub otherwise, and GitLab, every ledger pushed
+# over HTTPS (a repository secret by that name is put in it; GitLab's job token cannot push).
 _TOKEN_NEEDED = {
-    "github": "missing: with --ledger-in-repository the job's token is passed in it (say GITHUB_TOKEN)",
-    "gitlab": "missing: GitLab's job token cannot push the ledger ref; name the masked CI/CD variable "
+    ("github", True): "missing: with --ledger-in-repository the job's token is passed in it (say GITHUB_TOKEN)",
+    ("github", False): "missing: the jobs cannot push over HTTPS without a token; name the repository secret "
+    "holding one that may push (or use --ledger-in-repository for refs of this repository)",
+    ("gitlab", False): "missing: GitLab's job token cannot push the ledger ref; name the masked CI/CD variable "
     "holding a project access token with write_repository",
 }
 
 
 def require_shared_ledgers(
-    loaded: LoadedPlan, *, pushed_by: Literal["github", "gitlab"] | None = None
+    loaded: LoadedPlan, platform: Literal["github", "gitlab"], *, in_repository: bool = False
 ) -> tuple[str, ...]:
     """Refuse a plan whose ledger, or a step's service ledger, is not the `git` backend: each job
     runs in a workspace of its own, so a file ledger would be a different, empty one in every job
-    (the saga, what each step did and what to roll back to would be lost between jobs).
-
-    `pushed_by` (the platform whose jobs push the ledgers with a token: see _TOKEN_NEEDED): each
-    ledger it pushes must name its `token-variable`, since the checkout keeps no credentials that
-    may push. Returns those variables' names."""
+    (the saga, what each step did and what to roll back to would be lost between jobs). Each
+    ledger the jobs push must name its `token-variable` (see _TOKEN_NEEDED). Returns those
+    variables' names."""
     ledgers = [(loaded.path, loaded.plan.ledger, "every job needs one ledger")]
     for step in loaded.plan.steps:
         path = loaded.directory(step) / "pipeline-kit.yml"
         ledgers.append((path, load_config(path).ledger, f"the {step.service} jobs need one ledger"))
     for path, ledger, why in ledgers:
         if ledger.backend != "git":
-            raise ConfigError(path, "ledger.backend", f"{ledger.backend}: {why} (backend: git)")
+            raise ConfigError(
+                path,
+                "ledger.backend",
+                f"{ledger.backend}: {why} (backend: git)",
+                hint="ledger: {backend: git, ref: refs/pipeline-kit/<name>}: a ref every job fetches and pushes",
+            )
     for path, ledger, _ in ledgers:
         over_https = ledger.remote == "origin" or ledger.remote.startswith(("https://", "http://"))
-        if pushed_by and (over_https or pushed_by == "github") and not ledger.token_variable:
-            raise ConfigError(path, "ledger.token-variable", _TOKEN_NEEDED[pushed_by])
+        if (over_https or in_repository) and not ledger.token_variable:
+            raise ConfigError(path, "ledger.token-variable", _TOKEN_NEEDED[platform, in_repository])
     return tuple(sorted({ledger.token_variable for _, ledger, _ in ledgers if ledger.token_variable}))
+
+
+def require_environment(loaded: LoadedPlan, environment: str) -> None:
+    """Refuse an environment a step's service does not have: its job would fail only when run."""
+    for step in loaded.plan.steps:
+        path = loaded.directory(step) / "pipeline-kit.yml"
+        known = load_config(path).environments
+        if environment not in known:
+            raise ConfigError(path, "environments", f"no environment {environment!r} (has: {', '.join(known)})")
 
 
 def jobs(plan: ReleasePlan, environment: str, plan_file: str, job_environment: str) -> list[Job]:
@@ -178,7 +193,8 @@ def _represent_reference(dumper: yaml.SafeDumper, value: _Reference) -> yaml.Nod
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # a file people read: no &id001 anchors for values written twice
 
 
 _Dumper.add_representer(_Reference, _represent_reference)
@@ -312,8 +328,11 @@ def github_workflow(
             **({"id-token": "write"} if job.signs else {}),
         }
         kit_step: dict[str, Any] = {"run": _command(job.args)}
-        if ledger_in_repository and token_variables:
-            kit_step["env"] = dict.fromkeys(token_variables, "${{ github.token }}")
+        if token_variables:  # the job's token for refs of this repository, else the secret so named
+            kit_step["env"] = {
+                name: "${{ github.token }}" if ledger_in_repository else f"${{{{ secrets.{name} }}}}"
+                for name in token_variables
+            }
         entry["steps"] = [
             {"uses": CHECKOUT, "with": {"persist-credentials": False}},
             {"uses": f"{KIT_REPOSITORY}/actions/setup@{kit_commit}"},

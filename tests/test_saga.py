@@ -671,26 +671,47 @@ def test_emit_refuses_a_ledger_the_jobs_cannot_share(
     for platform in (["--gitlab"], ["--github", *commit]):
         refused = cli(["release", "emit", *platform, "--to", "dev"], cwd=root)  # the plan's default ledger
         assert refused.code == 2 and refused.out == "", refused.err
-        assert "release-plan.yml: ledger.backend: file" in refused.err
-        assert len(refused.err.strip().splitlines()) == 1, refused.err
+        first, hint = refused.err.strip().splitlines()
+        assert "release-plan.yml: ledger.backend: file" in first and hint.startswith("hint: ledger: {backend: git")
     plan = (root / "release-plan.yml").read_text()
     (root / "release-plan.yml").write_text(plan + "ledger: {backend: git, ref: refs/pipeline-kit/saga}\n")
     set_ledger(root / "services" / "accounts" / "pipeline-kit.yml", root.parent / "ledger.git", "accounts")
     for platform in (["--gitlab"], ["--github", *commit]):
         refused = cli(["release", "emit", *platform, "--to", "dev"], cwd=root)  # orders keeps a file ledger
         assert refused.code == 2 and refused.out == "", refused.err
-        assert "services/orders/pipeline-kit.yml: ledger.backend: file" in refused.err
-        assert len(refused.err.strip().splitlines()) == 1, refused.err
+        assert "services/orders/pipeline-kit.yml: ledger.backend: file" in refused.err.splitlines()[0]
     # every ledger shared: on GitLab, one the jobs push over HTTPS (the project's origin) needs a
     # token that may push, named; the job token cannot
     for service in ("orders", "web"):
         set_ledger(root / "services" / service / "pipeline-kit.yml", root.parent / "ledger.git", service)
     refused = cli(["release", "emit", "--gitlab", "--to", "dev"], cwd=root)
     assert refused.code == 2 and "release-plan.yml: ledger.token-variable: missing: GitLab's job token" in refused.err
+    # on GitHub too (a checkout without credentials cannot push), unless the job's own token goes in it
+    refused = cli(["release", "emit", "--github", *commit, "--to", "dev"], cwd=root)
+    assert refused.code == 2 and "ledger.token-variable: missing: the jobs cannot push over HTTPS" in refused.err
     (root / "release-plan.yml").write_text(
         plan + "ledger: {backend: git, ref: refs/pipeline-kit/saga, token-variable: LEDGER_PAT}\n"
     )
     assert cli(["release", "emit", "--gitlab", "--to", "dev"], cwd=root).code == 0
+    github = cli(["release", "emit", "--github", *commit, "--to", "dev"], cwd=root)
+    assert github.code == 0, github.err
+    kit_steps = [job["steps"][-1] for job in yaml.safe_load(github.out)["jobs"].values()]
+    assert all(step["env"] == {"LEDGER_PAT": "${{ secrets.LEDGER_PAT }}"} for step in kit_steps)  # never printed
+    assert "&id" not in github.out  # written for people: no YAML anchors
+    # what a job would find only when run is refused before: an environment a service lacks, two
+    # platforms at once, two services on one ledger ref (one's history read as the other's)
+    unknown = cli(["release", "emit", "--gitlab", "--to", "nope"], cwd=root)
+    assert (
+        unknown.code == 2 and "services/accounts/pipeline-kit.yml: environments: no environment 'nope'" in unknown.err
+    )
+    both = cli(["release", "emit", "--gitlab", "--github", *commit, "--to", "dev"], cwd=root)
+    assert both.code == 2 and "one of them" in both.err and both.out == ""
+    set_ledger(root / "services" / "web" / "pipeline-kit.yml", root.parent / "ledger.git", "orders")
+    for command in (["emit", "--gitlab"], ["plan", "--offline"]):
+        shared = cli(["release", *command, "--to", "dev"], cwd=root)
+        assert shared.code == 2 and shared.out == "", shared.err
+        assert "services/web/pipeline-kit.yml: ledger: " in shared.err and "is also orders's ledger" in shared.err
+        assert "hint: give web a ref of its own" in shared.err
 
 
 def test_a_step_job_refuses_without_an_open_saga_and_never_runs_twice(

@@ -258,10 +258,8 @@ def release_finish(applier: Applier, session: Session, environment: str) -> None
 
 @release.command("emit")
 @plan_options
-@click.option(
-    "--gitlab", "platform", flag_value="gitlab", help="A GitLab child pipeline (trigger: include: artifact:)."
-)
-@click.option("--github", "platform", flag_value="github", help="A GitHub workflow (workflow_dispatch).")
+@click.option("--gitlab", "to_gitlab", is_flag=True, help="A GitLab child pipeline (trigger: include: artifact:).")
+@click.option("--github", "to_github", is_flag=True, help="A GitHub workflow (workflow_dispatch, and workflow_call).")
 @click.option(
     "--job-environment",
     default="{environment}",
@@ -303,7 +301,8 @@ def release_emit(
     /,
     plan_file: Path,
     environment: str,
-    platform: str | None,
+    to_gitlab: bool,
+    to_github: bool,
     job_environment: str,
     output: Path | None,
     kit_commit: str | None,
@@ -323,22 +322,22 @@ def release_emit(
         EvidenceSource,
         github_workflow,
         gitlab_pipeline,
+        require_environment,
         require_shared_ledgers,
     )
 
-    if platform is None:
-        raise UsageError("say which platform: --gitlab or --github")
+    if to_gitlab == to_github:
+        raise UsageError("say which platform: --gitlab or --github (one of them)")
+    platform: Literal["github", "gitlab"] = "gitlab" if to_gitlab else "github"
     loaded = load_plan(session.resolve(plan_file))
+    require_environment(loaded, environment)
     if "{" in job_environment.replace("{environment}", "").replace("{service}", ""):
         raise UsageError("--job-environment may use {environment} and {service} only")
     for option, pattern in (("--evidence-artifact", evidence_artifact), ("--evidence-job", evidence_job)):
         if "{service}" not in pattern or "{" in pattern.replace("{service}", ""):
             raise UsageError(f"{option} {pattern!r}: name each service's with {{service}}, and nothing else in braces")
     evidence = COMMITTED if evidence_committed else EvidenceSource(evidence_artifact, evidence_job)
-    pusher: Literal["github", "gitlab"] | None = (
-        "gitlab" if platform == "gitlab" else "github" if ledger_in_repository else None
-    )
-    token_variables = require_shared_ledgers(loaded, pushed_by=pusher)
+    token_variables = require_shared_ledgers(loaded, platform, in_repository=ledger_in_repository)
     name = plan_file.as_posix()
     if platform == "gitlab":
         text = gitlab_pipeline(
