@@ -157,7 +157,8 @@ def evidence_comment(source: EvidenceSource, platform: Literal["github", "gitlab
         "github": f"the artifact {source.github_artifact} (of this run, or of the run given as evidence-run-id), "
         "downloaded outside the checkout; only the evidence directory is taken from it",
         "gitlab": f"the artifacts of the parent pipeline's job {source.gitlab_job} (needs: pipeline: "
-        "$PARENT_PIPELINE_ID), extracted at their paths",
+        "$PARENT_PIPELINE_ID, which the trigger job passes: variables: {PARENT_PIPELINE_ID: $CI_PIPELINE_ID}), "
+        "extracted at their paths",
     }[platform]
     taken = (
         f"from {where}"
