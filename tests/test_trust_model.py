@@ -733,3 +733,38 @@ def test_a_reusable_workflow_counts_only_for_a_named_repository_however_it_is_pi
     assert named.accepts(arrive, policy.issuer, REPOSITORY, f"{REPOSITORY}/.github/workflows/release.yml@refs/tags/v1")[
         0
     ]
+
+
+def test_the_documented_policy_for_both_layouts_takes_both_and_nothing_beside() -> None:
+    """docs/signing-layouts.md's policy accepting the kit's workflows and two of the project's
+    own, parsed as the config parses it: each accepted where it should sign, and the same names
+    refused at another ref, for another repository, or called by another workflow."""
+    import yaml
+
+    from pipeline_kit.config.sections import IdentityConfig
+    from pipeline_kit.identity import IdentityPolicy
+    from tests.conftest import ROOT
+
+    doc = (ROOT / "docs" / "signing-layouts.md").read_text().split("## One policy for both")[1]
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0].replace("<40-hex commit>", "a" * 40)
+    policy = IdentityPolicy.from_config(IdentityConfig.model_validate(yaml.safe_load(block)["signing"]["identity"]))
+    issuer, shop = "https://token.actions.githubusercontent.com", "https://github.com/acme/shop"
+    kit = f"https://github.com/{KIT_REPOSITORY}/.github/workflows"
+    own = f"{shop}/.github/workflows"
+    accepted = [
+        (f"{kit}/sign-release.yml@{'a' * 40}", shop, f"{own}/release.yml@refs/tags/v1.2.0"),
+        (f"{kit}/arrive.yml@{'a' * 40}", shop, f"{own}/release.yml@refs/tags/v1.2.0"),
+        (f"{own}/rollback.yml@refs/heads/main", shop, f"{own}/rollback.yml@refs/heads/main"),
+        (f"{own}/release-prod.yml@refs/heads/main", shop, f"{own}/release-prod.yml@refs/heads/main"),
+    ]
+    for san, source, caller in accepted:
+        assert policy.accepts(san, issuer, source, caller) == (True, "the identity policy accepts this signer"), san
+    refused = [
+        (f"{kit}/sign-release.yml@{'b' * 40}", shop, f"{own}/release.yml@refs/tags/v1.2.0"),  # another kit commit
+        (f"{kit}/sign-release.yml@{'a' * 40}", "https://github.com/evil/shop", f"{own}/release.yml@refs/tags/v1"),
+        (f"{kit}/arrive.yml@{'a' * 40}", shop, f"{own}/pr.yml@refs/pull/7/merge"),  # called by another workflow
+        (f"{own}/rollback.yml@refs/heads/feature", shop, f"{own}/rollback.yml@refs/heads/feature"),
+        (f"{own}/deploy.yml@refs/heads/main", shop, f"{own}/deploy.yml@refs/heads/main"),
+    ]
+    for san, source, caller in refused:
+        assert not policy.accepts(san, issuer, source, caller)[0], san
