@@ -227,3 +227,41 @@ def test_a_server_that_is_not_unleash_is_no_kill(cli: Cli, hello: Path, monkeypa
         assert not (hello / LEDGER).exists()
     finally:
         portal.shutdown()
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_hostile_server_nesting_its_answer_deeply_is_a_failure_not_a_crash(
+    cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    # JSON nested deeper than Python's recursion limit (well within the answer's size bound): an
+    # uncaught RecursionError would escape the kill switches' error handling, and a failed
+    # analysis would never reach its rollback
+    class Hostile(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            nested = b"[" * 100_000 + b"]" * 100_000
+            body = b'{"message": ' + nested + b"}" if status != 200 else nested
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        unleash_project(hello, f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", "*:*.secret")
+        result = cli(["flags", "kill", "new-checkout", "--env", "prod", "--reason", "x"], cwd=hello)
+        assert result.code == 3, result.err
+        assert "internal error" not in result.err and "RecursionError" not in result.err, result.err
+        said = "the answer is not JSON" if status == 200 else f"failed: HTTP {status}"
+        assert f"unleash: reading new-checkout in production{'' if status == 200 else ' '}" in result.err
+        assert said in result.err, result.err
+        assert not (hello / LEDGER).exists()
+    finally:
+        server.shutdown()
