@@ -162,6 +162,7 @@ def judge_entries(
 
         verifier = Verifier(trusted_root=trust_config.trusted_root)
     statements: list[Statement] = []
+    stray: list[Statement] = []  # verified stops signed on another history: they still stop
     refused: list[tuple[int, str]] = []
     for entry in entries:
         found = _statement(ledger, entry, allowed, verifier)
@@ -169,13 +170,17 @@ def judge_entries(
             refused.append((entry.seq, f"org ledger seq {entry.seq} ({entry.kind}): {found}"))
             continue
         if found.signed_on[0] >= entry.seq or not _holds(entries, found.signed_on):
-            # signed on a history this ledger does not have: it was rewritten beneath the statement
+            # signed on a history this ledger does not have: it was rewritten beneath the statement.
+            # A resume there counts for nothing; a stop still stops (a rewrite must not turn a
+            # verified stop into an unreadable entry, which --break-glass may waive)
             why = f"signed on seq {found.signed_on[0]} of another history of the org ledger"
             refused.append((entry.seq, f"org ledger seq {entry.seq}: {why}"))
+            stray += [found] if found.action == "stop" else []
             continue
         statements.append(found)
     lifted = {stop for s in statements if s.action == "resume" for stop in s.lifts}
-    standing = tuple(s for s in statements if s.action == "stop" and s.id not in lifted)
+    stops = sorted((*statements, *stray), key=lambda s: s.seq)
+    standing = tuple(s for s in stops if s.action == "stop" and s.id not in lifted)
     settled = max((s.signed_on[0] for s in statements), default=0)
     unreadable = tuple(why for seq, why in refused if seq > settled)
     return LineState(ledger.describe(), head(entries), standing, unreadable, tuple(statements))
