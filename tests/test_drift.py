@@ -220,6 +220,37 @@ def test_a_probe_url_that_hangs_floods_or_fails_is_unknown(
     assert refused.code == 3 and "no answer" in json.loads(refused.out)["findings"][0]["why"], refused.out
 
 
+def test_a_probe_answer_is_shown_in_the_job_summary_as_text_never_as_markdown(
+    cli: Cli,
+    signed: Path,
+    policy: list[str],
+    token: None,
+    served: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from markdown_it import MarkdownIt
+
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    # what the environment answers is anyone's who can reach the endpoint: a link, an image, HTML
+    served.write_text("![x](https://evil.example/t.png)[login](https://evil.example)<img/src=x>`code`|x")
+    summary = tmp_path / "summary.md"
+    github = {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_SHA": "a" * 40}
+    for key, value in {**github, "GITHUB_REPOSITORY": "pipeline-kit/hello-service"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
+    result = cli(["drift", "--env", "dev", *policy], cwd=signed)
+    assert result.code == 3, result.out + result.err
+    tokens = MarkdownIt("commonmark").enable("table").parse(summary.read_text())
+    kinds = {t.type for t in tokens} | {c.type for t in tokens for c in t.children or []}
+    assert not kinds & {"link_open", "image", "html_inline", "html_block", "code_inline"}, kinds
+    cells = [t for t in tokens if t.type in ("th_open", "td_open")]
+    assert len(cells) == 14  # a header and one row of seven columns: no cell broken out of the table
+    rendered = MarkdownIt("commonmark").enable("table").render(summary.read_text())
+    assert "![x](https://evil.example/t.png)[login](https://evil.example)&lt;img/src=x&gt;`code`|x" in rendered
+
+
 def test_the_apart_layout_runs_no_probe_command_and_still_asks_a_url(
     cli: Cli, signed: Path, policy: list[str], token: None, served: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
