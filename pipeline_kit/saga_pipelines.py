@@ -100,6 +100,7 @@ def jobs(plan: ReleasePlan, environment: str, plan_file: str, job_environment: s
     if not ENVIRONMENT_NAME.fullmatch(environment):
         raise UsageError(f"--to {environment!r}: not an environment name (lowercase letters, digits, - and _)")
     _literal(plan_file, "the plan's path")
+    _literal(job_environment, "--job-environment")
     for step in plan.steps:
         _literal(step.path, f"steps.{step.service}.path")
     where = ("-f", plan_file, "--to", environment)

@@ -839,6 +839,7 @@ def test_an_emitted_job_takes_only_plain_evidence_from_an_artifact(tmp_path: Pat
         ("dev", "plans/a.yml\nrelease-evil: {script: [id]}\n#", "svc", "the plan's path"),
         ("dev", "release-plan.yml", "svc${{ secrets.DEPLOY_KEY }}", "steps.a.path"),
         ("dev", "release-plan.yml", "svc$[[ inputs.x ]]", "steps.a.path"),
+        ("dev", "release-plan.yml", "svc", "--job-environment"),
     ],
 )
 def test_emit_carries_no_expression_or_line_break_from_its_inputs_into_the_pipeline(
@@ -852,10 +853,11 @@ def test_emit_carries_no_expression_or_line_break_from_its_inputs_into_the_pipel
     from pipeline_kit.saga_pipelines import github_workflow, gitlab_pipeline
 
     plan = ReleasePlan.model_validate({"version": 1, "steps": [{"service": "a", "path": path}]})
+    scope = "{environment}$[[ inputs.x ]]" if refused == "--job-environment" else "{environment}"
     with pytest.raises(UsageError, match=re.escape(refused)):
-        github_workflow(plan, environment, plan_file, kit_commit="1" * 40)
+        github_workflow(plan, environment, plan_file, kit_commit="1" * 40, job_environment=scope)
     with pytest.raises(UsageError, match=re.escape(refused)):
-        gitlab_pipeline(plan, environment, plan_file)
+        gitlab_pipeline(plan, environment, plan_file, job_environment=scope)
     fine = ReleasePlan.model_validate({"version": 1, "steps": [{"service": "a", "path": "services/my svc"}]})
     assert "services/my svc/.pipeline-kit" in github_workflow(fine, "dev", "my plan's.yml", kit_commit="1" * 40)
     assert "-f 'my plan'\"'\"'s.yml'" in gitlab_pipeline(fine, "dev", "my plan's.yml")
