@@ -281,6 +281,27 @@ def test_attachments_are_kept_beside_the_entries_by_digest(tmp_path: Path, backe
     assert reader.attachment("../../etc/passwd") is None  # a digest, never a path
 
 
+@pytest.mark.parametrize("backend", ["file", "git"])
+def test_an_attachment_beyond_the_evidence_bound_is_not_read(tmp_path: Path, backend: str) -> None:
+    # whoever can push to a shared ledger can put a blob of any size under attachments/: every
+    # reader (a promotion reading VSAs, a project reading the org's line) would hold all of it
+    import hashlib
+
+    from pipeline_kit._internal.files import MAX_EVIDENCE_BYTES
+
+    if backend == "git":
+        bare = tmp_path / "remote.git"
+        subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+        writer, reader = GitLedger(clone(bare, tmp_path / "job1")), GitLedger(clone(bare, tmp_path / "job2"))
+    else:
+        writer = reader = FileLedger(tmp_path / "ledger.jsonl")  # type: ignore[assignment]
+    big, small = b"x" * (MAX_EVIDENCE_BYTES + 1), b"y" * MAX_EVIDENCE_BYTES
+    writer.append(draft(1), [big, small])
+    assert len(reader.verify()) == 1
+    assert reader.attachment(hashlib.sha256(big).hexdigest()) is None
+    assert reader.attachment(hashlib.sha256(small).hexdigest()) == small  # the bound itself is read
+
+
 class SmartHttpGit:
     """A real git smart-HTTP server (`git http-backend` behind wsgiref) on 127.0.0.1 that takes
     only one token, as HTTP basic auth the way GitHub and GitLab do for HTTPS remotes."""
