@@ -265,3 +265,29 @@ def test_a_hostile_server_nesting_its_answer_deeply_is_a_failure_not_a_crash(
         assert not (hello / LEDGER).exists()
     finally:
         server.shutdown()
+
+
+def test_a_hostile_servers_status_line_reaches_no_terminal_as_escapes(
+    cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # not HTTP: a status line carrying terminal escapes (a window title, colours), quoted by the
+    # HTTP library in its error; the message names it, printable
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        connection, _ = server.accept()
+        connection.recv(65536)
+        connection.sendall(b"\x1b]0;owned\x07\x1b[31mHTTP/1.1 200 OK\r\n\r\n")
+        connection.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        unleash_project(hello, f"http://127.0.0.1:{server.getsockname()[1]}")
+        monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", "*:*.secret")
+        result = cli(["flags", "kill", "new-checkout", "--env", "prod", "--reason", "x"], cwd=hello)
+    finally:
+        server.close()
+    assert result.code == 3 and "unleash: reading new-checkout in production failed: " in result.err, result.err
+    assert "\x1b" not in result.err and "\x07" not in result.err and "owned" in result.err, result.err

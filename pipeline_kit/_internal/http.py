@@ -104,7 +104,9 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     reason = str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)
-    return reason.splitlines()[0] if reason.strip() else type(exc).__name__
+    if not reason.strip():
+        return type(exc).__name__
+    return _printable(reason.splitlines()[0])  # http.client quotes what the server sent (a status line)
 
 
 def all_within(calls: Sequence[Callable[[], object]], deadline: float, what: str) -> None:
@@ -140,5 +142,9 @@ def _where(location: str) -> str:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return "(an unreadable address)"
-    shown = f"{parts.scheme}://{host}{port}" if parts.scheme else host
-    return "".join(ch if ch.isprintable() else "?" for ch in shown)[:200]
+    return _printable(f"{parts.scheme}://{host}{port}" if parts.scheme else host)
+
+
+def _printable(text: str) -> str:
+    """What a server sent, as one short line no terminal takes for an escape."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:200]
