@@ -438,6 +438,17 @@ def test_the_gitlab_drift_template_on_a_schedule_under_gitlab_ci_local(
         ("upstream pipeline_kit { server G; }\n", {"blue": 0, "green": 100}),
         ("upstream pipeline_kit {\n    server B weight=1;\n    server G weight=2;\n}\n", {"blue": 33, "green": 67}),
         ("upstream pipeline_kit {\n    server B;\n    server 10.0.0.9:80;\n}\n", "a server of no slot (10.0.0.9:80)"),
+        # a server line with more parameters than a weight is still a server: a stranger taking
+        # half the requests must not hide behind `max_fails=3`
+        (
+            "upstream pipeline_kit {\n    server B weight=1;\n    server 10.0.0.9:80 weight=1 max_fails=3;\n}\n",
+            "a server of no slot (10.0.0.9:80)",
+        ),
+        (
+            "upstream pipeline_kit {\n    server B max_fails=3 weight=3;\n    server G weight=1;\n}\n",
+            {"blue": 75, "green": 25},
+        ),
+        ("upstream pipeline_kit {\n    server B weight=9 down;\n    server G;\n}\n", {"blue": 0, "green": 100}),
         ("upstream pipeline_kit { }\n", "no server"),
         (None, "cannot read the upstreams"),
     ],
