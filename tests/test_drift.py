@@ -449,6 +449,7 @@ def test_the_gitlab_drift_template_on_a_schedule_under_gitlab_ci_local(
             {"blue": 75, "green": 25},
         ),
         ("upstream pipeline_kit {\n    server B weight=9 down;\n    server G;\n}\n", {"blue": 0, "green": 100}),
+        ("upstream pipeline_kit {\n    server B;\n    include /etc/nginx/more-servers.conf;\n}\n", "an include"),
         ("upstream pipeline_kit { }\n", "no server"),
         (None, "cannot read the upstreams"),
     ],

@@ -22,6 +22,7 @@ from pipeline_kit.traffic.interface import Split, TrafficProvider, run_command
 # a `server` directive: its address, then any parameters (weight=, max_fails=, down, backup...)
 SERVER = re.compile(r"(?:^|[{;])\s*server\s+([^\s;]+)([^;]*);", re.MULTILINE)
 WEIGHT = re.compile(r"weight=(\d{1,6})")
+INCLUDE = re.compile(r"(?:^|[{;])\s*include\s", re.MULTILINE)  # servers read from elsewhere
 MAX_UPSTREAM_BYTES = 64 * 1024
 
 
@@ -75,6 +76,8 @@ class NginxTraffic(TrafficProvider):
         except (PipelineKitError, OSError) as exc:
             why = exc.message if isinstance(exc, PipelineKitError) else exc.strerror
             return f"{self.path}: cannot read the upstreams ({why})"
+        if INCLUDE.search(text):
+            return f"{self.path}: an include: the servers it adds are not read"
         servers = [(address, _weight(parameters.split())) for address, parameters in SERVER.findall(text)]
         by_address = {address: slot for slot, address in slots.items()}
         strangers = [address for address, _ in servers if address not in by_address]
