@@ -291,3 +291,16 @@ def test_a_hostile_servers_status_line_reaches_no_terminal_as_escapes(
         server.close()
     assert result.code == 3 and "unleash: reading new-checkout in production failed: " in result.err, result.err
     assert "\x1b" not in result.err and "\x07" not in result.err and "owned" in result.err, result.err
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://[::1"])
+def test_an_unleash_url_no_connection_can_be_made_to_is_a_failure_not_a_crash(
+    cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    # a port out of range, an unclosed IPv6 address: a failure of the kill
+    # switch (what a failed analysis tries before its rollback), never an internal error
+    unleash_project(hello, url)
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", "*:*.secret")
+    result = cli(["flags", "kill", "new-checkout", "--env", "prod", "--reason", "x"], cwd=hello)
+    assert result.code == 3 and "unleash: reading new-checkout in production failed: " in result.err, result.err
+    assert "internal error" not in result.err

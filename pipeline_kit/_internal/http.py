@@ -42,21 +42,25 @@ def request(
     """`method url` answered within `deadline` seconds, its body at most `max_bytes` (more is an
     error). Any status is an Answer, except 3xx: a redirect raises HttpProblem, as does a refused
     connection, a deadline passed or an answer that is not HTTP."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a port out of range, an unclosed IPv6 address
+        raise HttpProblem(f"not a valid URL: {_why(exc)}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HttpProblem(f"not an http(s) URL: {parts.scheme}://{parts.hostname or ''}")
     connection: http.client.HTTPConnection
     if parts.scheme == "https":
         secure = context or ssl.create_default_context()
-        connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=deadline, context=secure)
+        connection = http.client.HTTPSConnection(parts.hostname, port, timeout=deadline, context=secure)
     else:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=deadline)
+        connection = http.client.HTTPConnection(parts.hostname, port, timeout=deadline)
     path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
     expired = threading.Event()
     started = time.monotonic()
     try:
         connection.connect()  # bounded by the socket timeout, the whole deadline
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a host name IDNA cannot encode
         connection.close()
         raise HttpProblem(_why(exc)) from None
     sock: socket.socket = connection.sock  # held: the connection forgets it once the answer says "close"
