@@ -18,6 +18,8 @@ from pipeline_kit.analysis import analyse
 from pipeline_kit.config import AnalysisConfig
 from pipeline_kit.metrics.interface import Measurement, MetricProvider, Series, failed, inconclusive, ok
 from tests.conftest import LEDGER, Cli, another_release
+from tests.hostile_http import answering
+from tests.mermaid_parser import github_summary
 from tests.prometheus_instance import Exporter, LocalPrometheus
 from tests.sigstore_instance import LocalSigstore
 from tests.unleash_instance import LocalUnleash
@@ -312,54 +314,28 @@ def test_what_a_metrics_server_says_is_shown_in_the_job_summary_as_text(
 ) -> None:
     # each measurement quotes the server's error in the summary's table: a link, an image or HTML
     # in it must not draw there
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from markdown_it import MarkdownIt
 
     said = "[login](https://evil.example) ![x](https://evil.example/t.png) <img src=x> `code`"
-
-    class Hostile(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            body = json.dumps({"status": "error", "errorType": "bad_data", "error": said}).encode()
-            self.send_response(200)  # as a proxy in front of Prometheus may answer
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    error = json.dumps({"status": "error", "errorType": "bad_data", "error": said}).encode()
     config_path = signed / "pipeline-kit.yml"
     config = yaml.safe_load(config_path.read_text())
-    url = f"http://127.0.0.1:{server.server_port}"
-    config["metrics"] = {"prometheus": {"type": "prometheus", "url": url, "timeout": 2.0}}
-    config["environments"]["dev"].update(
-        deploy="true",
-        analysis={
-            "provider": "prometheus",
-            "interval": "1s",
-            "count": 1,
-            "checks": [{"name": "errors", "query": "up", "max": 1}],
-        },
-        **{"on-failure": {"rollback": False}},
-    )
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    summary = tmp_path / "summary.md"
-    github = {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_SHA": "a" * 40}
-    for key, value in {**github, "GITHUB_REPOSITORY": "pipeline-kit/hello-service"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    summary = github_summary(monkeypatch, tmp_path / "summary.md")
     monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
-    try:
+    with answering(200, error) as url:  # 200: as a proxy in front of Prometheus may answer
+        config["metrics"] = {"prometheus": {"type": "prometheus", "url": url, "timeout": 2.0}}
+        config["environments"]["dev"].update(
+            deploy="true",
+            analysis={
+                "provider": "prometheus",
+                "interval": "1s",
+                "count": 1,
+                "checks": [{"name": "errors", "query": "up", "max": 1}],
+            },
+            **{"on-failure": {"rollback": False}},
+        )
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         result = cli(["promote", "--to", "dev", *policy], cwd=signed)
-    finally:
-        server.shutdown()
     assert result.code == 1 and "login" in summary.read_text(), result.out + result.err
     tokens = MarkdownIt("commonmark").enable("table").parse(summary.read_text())
     inline = [c for t in tokens for c in t.children or []]

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import LEDGER, ROOT, SIGNER, Cli, describe, forge_line, git, offline_installs
+from tests.mermaid_parser import github_summary
 from tests.nginx_instance import Backend, LocalNginx
 from tests.sigstore_instance import LocalSigstore
 from tests.test_rollout import nginx_slots, roll_out_first, set_steps, with_rollout
@@ -234,11 +235,7 @@ def test_a_probe_answer_is_shown_in_the_job_summary_as_text_never_as_markdown(
     assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
     # what the environment answers is anyone's who can reach the endpoint: a link, an image, HTML
     served.write_text("![x](https://evil.example/t.png)[login](https://evil.example)<img/src=x>`code`|x")
-    summary = tmp_path / "summary.md"
-    github = {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_SHA": "a" * 40}
-    for key, value in {**github, "GITHUB_REPOSITORY": "pipeline-kit/hello-service"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    summary = github_summary(monkeypatch, tmp_path / "summary.md")
     monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
     result = cli(["drift", "--env", "dev", *policy], cwd=signed)
     assert result.code == 3, result.out + result.err

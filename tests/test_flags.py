@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import LEDGER, Cli
+from tests.hostile_http import answering
 from tests.test_analysis import FLAGS, evaluate_flag
 from tests.unleash_instance import LocalUnleash
 
@@ -205,28 +205,12 @@ def test_unleash_refusals_name_the_cause_and_change_nothing(
 
 def test_a_server_that_is_not_unleash_is_no_kill(cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a captive portal or a wrong URL answering 200 to everything must not read as "turned off"
-    class Portal(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.end_headers()
-            self.wfile.write(b"<html>Welcome</html>")
-
-        do_POST = do_GET
-
-    portal = ThreadingHTTPServer(("127.0.0.1", 0), Portal)
-    threading.Thread(target=portal.serve_forever, daemon=True).start()
-    try:
-        unleash_project(hello, f"http://127.0.0.1:{portal.server_port}")
+    with answering(200, b"<html>Welcome</html>", "text/html") as url:
+        unleash_project(hello, url)
         monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", "*:*.secret")
         result = cli(["flags", "kill", "new-checkout", "--env", "prod", "--reason", "x"], cwd=hello)
-        assert result.code == 3 and "the answer is not JSON (is the URL Unleash's?)" in result.err
-        assert not (hello / LEDGER).exists()
-    finally:
-        portal.shutdown()
+    assert result.code == 3 and "the answer is not JSON (is the URL Unleash's?)" in result.err
+    assert not (hello / LEDGER).exists()
 
 
 @pytest.mark.parametrize("status", [200, 500])
@@ -236,35 +220,17 @@ def test_a_hostile_server_nesting_its_answer_deeply_is_a_failure_not_a_crash(
     # JSON nested deeper than Python's recursion limit (well within the answer's size bound): an
     # uncaught RecursionError would escape the kill switches' error handling, and a failed
     # analysis would never reach its rollback
-    class Hostile(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            nested = b"[" * 100_000 + b"]" * 100_000
-            body = b'{"message": ' + nested + b"}" if status != 200 else nested
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_POST = do_GET
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        unleash_project(hello, f"http://127.0.0.1:{server.server_port}")
+    nested = b"[" * 100_000 + b"]" * 100_000
+    with answering(status, b'{"message": ' + nested + b"}" if status != 200 else nested) as url:
+        unleash_project(hello, url)
         monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", "*:*.secret")
         result = cli(["flags", "kill", "new-checkout", "--env", "prod", "--reason", "x"], cwd=hello)
-        assert result.code == 3, result.err
-        assert "internal error" not in result.err and "RecursionError" not in result.err, result.err
-        said = "the answer is not JSON" if status == 200 else f"failed: HTTP {status}"
-        assert f"unleash: reading new-checkout in production{'' if status == 200 else ' '}" in result.err
-        assert said in result.err, result.err
-        assert not (hello / LEDGER).exists()
-    finally:
-        server.shutdown()
+    assert result.code == 3, result.err
+    assert "internal error" not in result.err and "RecursionError" not in result.err, result.err
+    said = "the answer is not JSON" if status == 200 else f"failed: HTTP {status}"
+    assert f"unleash: reading new-checkout in production{'' if status == 200 else ' '}" in result.err
+    assert said in result.err, result.err
+    assert not (hello / LEDGER).exists()
 
 
 def test_a_hostile_servers_status_line_reaches_no_terminal_as_escapes(
