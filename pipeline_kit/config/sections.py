@@ -194,7 +194,7 @@ class ContractsConfig(ConfigModel):
 
 class AnnotationsConfig(ConfigModel):
     """Where every arrival, rollback and rollout step is published as metrics for dashboards to
-    overlay: a Prometheus Pushgateway (docs/annotations.md). Publishing is best effort: a failure
+    overlay: a Prometheus Pushgateway (docs/dashboards.md). Publishing is best effort: a failure
     is said, never blocks a promotion."""
 
     url: str = Field(pattern=r"^https?://[^\s]+$")

@@ -1,5 +1,5 @@
 """Deploys on dashboards: every arrival, rollback and rollout step this process records is also
-published to a Prometheus Pushgateway (`annotations:` in the config, docs/annotations.md).
+published to a Prometheus Pushgateway (`annotations:` in the config, docs/dashboards.md).
 
 The events are taken where they are recorded: a ledger that publishes each entry it appended
 (`AnnouncingLedger`), so every use case that records one (promote, arrive, rollout steps, resume,
