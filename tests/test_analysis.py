@@ -343,3 +343,28 @@ def test_what_a_metrics_server_says_is_shown_in_the_job_summary_as_text(
     assert not kinds & {"link_open", "image", "html_inline", "html_block"}, summary.read_text()
     # the only code spans are the kit's own (the release id)
     assert all(re.fullmatch(r"[0-9a-f]{32}", c.content) for c in inline if c.type == "code_inline"), inline
+
+
+def test_a_kill_switch_that_crashes_never_keeps_a_bad_release_from_its_rollback(
+    cli: Cli,
+    signed: Path,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    token: None,
+    monkeypatch: pytest.MonkeyPatch,
+    live: tuple[Exporter, LocalPrometheus],
+) -> None:
+    # the kill switches go first; one failing in a way nobody foresaw (here a flag file nested
+    # past the JSON parser's depth) must leave the signed rollback to run after it
+    exporter, prometheus = live
+    with_analysis(signed, prometheus.url, exporter.deployed)
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    bad = another_release(cli, signed, sigstore, monkeypatch)
+    exporter.ratios[bad] = 0.2
+    (signed / "deploy" / "flags.json").write_text('{"flags": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    result = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert result.code == 3, result.out + result.err
+    assert "internal error" not in result.err and "kill switch new-checkout: " in result.err, result.err
+    assert exporter.deployed.read_text().strip() == good  # rolled back all the same
+    assert [(e["kind"], e["release"]) for e in ledger(signed)[-2:]] == [("deployed", good), ("rolled-back", good)]
