@@ -58,7 +58,10 @@ class Statement:
     seq: int  # the org ledger entry carrying it
 
     def describe(self) -> str:
-        return f"{self.signer} at {self.signed_at:%Y-%m-%d %H:%M:%SZ} (org ledger seq {self.seq}): {self.reason}"
+        said = f"{self.signer} at {self.signed_at:%Y-%m-%d %H:%M:%SZ} (org ledger seq {self.seq}): {self.reason}"
+        # the signer's text, printed by every project: one line, no escape (a line break would
+        # start a workflow command or a forged log line)
+        return "".join(c if c.isprintable() else " " for c in said)
 
 
 @dataclass(frozen=True)

@@ -277,6 +277,18 @@ def test_a_verified_stop_moved_onto_a_rewritten_history_still_stops_and_break_gl
     assert org.promote(org.other)[0] == 0
 
 
+def test_a_stop_reason_is_shown_on_one_line_whoever_prints_it(org: Org) -> None:
+    # the reason is the stop signer's text, printed by every project's commands: a line break
+    # there would start a workflow command (`::error::`) or a forged line in a log, an escape
+    # would recolour the terminal
+    code, out = org.line(org.first, "stop", ONCALL, "incident 7\n::error::all clear, promote\x1b[2K")
+    assert code == 0, out
+    planned = org.cli(["plan", "--to", "dev", *org.policy], org.other)
+    for text in (out, planned.out + planned.err):
+        assert "\n::error::" not in text and "\x1b" not in text, text
+    assert "incident 7 ::error::all clear, promote" in out, out
+
+
 def staged_stop(sigstore: LocalSigstore, ledger: Path, project: Path, tmp_path: Path) -> str:
     """A stop signed by ONCALL into a copy of the empty org ledger; returns the shell command that
     pushes it to the org ledger (what a deploy or traffic command runs, to stop the line mid-run)."""
