@@ -275,6 +275,25 @@ def test_previous_stage_wants_a_passed_analysis_when_the_environment_before_has_
     assert "dev's signed VSA for this release records no passed analysis" in result.out
 
 
+def good_then_bad(
+    cli: Cli,
+    signed: Path,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    live: tuple[Exporter, LocalPrometheus],
+) -> tuple[str, str]:
+    """A healthy release promoted to dev (its analysis passed), then a bad one built and signed
+    (20% errors once deployed): their ids."""
+    exporter, prometheus = live
+    with_analysis(signed, prometheus.url, exporter.deployed)
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    bad = another_release(cli, signed, sigstore, monkeypatch)
+    exporter.ratios[bad] = 0.2
+    return str(good), bad
+
+
 def test_a_failed_analysis_in_arrive_signs_the_hold_and_leaves_only_the_deploy_to_the_workflow(
     cli: Cli,
     signed: Path,
@@ -287,12 +306,8 @@ def test_a_failed_analysis_in_arrive_signs_the_hold_and_leaves_only_the_deploy_t
     # The isolated layout (docs/signing-layouts.md): arrive runs no deploy command, yet a failed
     # analysis must hold the release out as surely as in one job: else deciding and arriving again
     # (a re-run) would measure it anew and could sign it PASSED (found in review).
-    exporter, prometheus = live
-    with_analysis(signed, prometheus.url, exporter.deployed)
-    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
-    good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
-    bad = another_release(cli, signed, sigstore, monkeypatch)
-    exporter.ratios[bad] = 0.2
+    exporter = live[0]
+    good, bad = good_then_bad(cli, signed, sigstore, policy, monkeypatch, live)
     assert cli(["promote", "--to", "dev", "--deploy-elsewhere", *policy], cwd=signed).code == 0
     exporter.deployed.write_text(bad)  # the deploy job of the workflow
     arrived = cli(["arrive", "--to", "dev", "--deploy-result", "success", "--release", bad, *policy], cwd=signed)
@@ -356,12 +371,8 @@ def test_a_kill_switch_that_crashes_never_keeps_a_bad_release_from_its_rollback(
 ) -> None:
     # the kill switches go first; one failing in a way nobody foresaw (here a flag file nested
     # past the JSON parser's depth) must leave the signed rollback to run after it
-    exporter, prometheus = live
-    with_analysis(signed, prometheus.url, exporter.deployed)
-    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
-    good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
-    bad = another_release(cli, signed, sigstore, monkeypatch)
-    exporter.ratios[bad] = 0.2
+    exporter = live[0]
+    good, _ = good_then_bad(cli, signed, sigstore, policy, monkeypatch, live)
     (signed / "deploy" / "flags.json").write_text('{"flags": ' + "[" * 100_000 + "]" * 100_000 + "}")
     result = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert result.code == 3, result.out + result.err
