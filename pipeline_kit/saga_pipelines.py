@@ -26,7 +26,7 @@ import yaml
 
 from pipeline_kit import __version__
 from pipeline_kit.ci.gitlab import SUMMARY_FILE
-from pipeline_kit.config import load_config
+from pipeline_kit.config import ENVIRONMENT_NAME, load_config
 from pipeline_kit.errors import ConfigError, UsageError
 from pipeline_kit.evidence import DEFAULT_DIR_NAME
 from pipeline_kit.release_plan import LoadedPlan, PlanStep, ReleasePlan
@@ -97,8 +97,27 @@ def require_environment(loaded: LoadedPlan, environment: str) -> None:
             raise ConfigError(path, "environments", f"no environment {environment!r} (has: {', '.join(known)})")
 
 
+# What each platform evaluates wherever it stands in the file, a `run:` or `script:` line included,
+# before any shell quoting applies: GitHub's expressions and GitLab's inputs.
+_EVALUATED = re.compile(r"\$\{\{|\$\[\[")
+
+
+def _literal(value: str, what: str) -> str:
+    """`value`, refused when the emitted file would not carry it as written: an expression the
+    platform evaluates, or a line break (in the header's comment it would start YAML of its own)."""
+    if _EVALUATED.search(value) or any(not c.isprintable() for c in value):
+        raise UsageError(f"{what} {value!r}: no line break, `${{{{` or `$[[` in what an emitted pipeline carries")
+    return value
+
+
 def jobs(plan: ReleasePlan, environment: str, plan_file: str, job_environment: str) -> list[Job]:
     """The plan's jobs, in an order where each comes after what it needs."""
+    if not ENVIRONMENT_NAME.fullmatch(environment):
+        raise UsageError(f"--to {environment!r}: not an environment name (lowercase letters, digits, - and _)")
+    _literal(plan_file, "the plan's path")
+    _literal(job_environment, "--job-environment")
+    for step in plan.steps:
+        _literal(step.path, f"steps.{step.service}.path")
     where = ("-f", plan_file, "--to", environment)
     steps = plan.order()
     step_jobs = [f"release-{step.service}" for step in steps]

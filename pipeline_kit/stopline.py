@@ -58,7 +58,10 @@ class Statement:
     seq: int  # the org ledger entry carrying it
 
     def describe(self) -> str:
-        return f"{self.signer} at {self.signed_at:%Y-%m-%d %H:%M:%SZ} (org ledger seq {self.seq}): {self.reason}"
+        said = f"{self.signer} at {self.signed_at:%Y-%m-%d %H:%M:%SZ} (org ledger seq {self.seq}): {self.reason}"
+        # the signer's text, printed by every project: one line, no escape (a line break would
+        # start a workflow command or a forged log line)
+        return "".join(c if c.isprintable() else " " for c in said)
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ def judge_entries(
 
         verifier = Verifier(trusted_root=trust_config.trusted_root)
     statements: list[Statement] = []
+    stray: list[Statement] = []  # verified stops signed on another history: they still stop
     refused: list[tuple[int, str]] = []
     for entry in entries:
         found = _statement(ledger, entry, allowed, verifier)
@@ -169,13 +173,17 @@ def judge_entries(
             refused.append((entry.seq, f"org ledger seq {entry.seq} ({entry.kind}): {found}"))
             continue
         if found.signed_on[0] >= entry.seq or not _holds(entries, found.signed_on):
-            # signed on a history this ledger does not have: it was rewritten beneath the statement
+            # signed on a history this ledger does not have: it was rewritten beneath the statement.
+            # A resume there counts for nothing; a stop still stops (a rewrite must not turn a
+            # verified stop into an unreadable entry, which --break-glass may waive)
             why = f"signed on seq {found.signed_on[0]} of another history of the org ledger"
             refused.append((entry.seq, f"org ledger seq {entry.seq}: {why}"))
+            stray += [found] if found.action == "stop" else []
             continue
         statements.append(found)
     lifted = {stop for s in statements if s.action == "resume" for stop in s.lifts}
-    standing = tuple(s for s in statements if s.action == "stop" and s.id not in lifted)
+    stops = sorted((*statements, *stray), key=lambda s: s.seq)
+    standing = tuple(s for s in stops if s.action == "stop" and s.id not in lifted)
     settled = max((s.signed_on[0] for s in statements), default=0)
     unreadable = tuple(why for seq, why in refused if seq > settled)
     return LineState(ledger.describe(), head(entries), standing, unreadable, tuple(statements))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from pipeline_kit.analysis import analyse
 from pipeline_kit.config import AnalysisConfig
 from pipeline_kit.metrics.interface import Measurement, MetricProvider, Series, failed, inconclusive, ok
 from tests.conftest import LEDGER, Cli, another_release
+from tests.hostile_http import answering
+from tests.mermaid_parser import github_summary
 from tests.prometheus_instance import Exporter, LocalPrometheus
 from tests.sigstore_instance import LocalSigstore
 from tests.unleash_instance import LocalUnleash
@@ -272,6 +275,25 @@ def test_previous_stage_wants_a_passed_analysis_when_the_environment_before_has_
     assert "dev's signed VSA for this release records no passed analysis" in result.out
 
 
+def good_then_bad(
+    cli: Cli,
+    signed: Path,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    live: tuple[Exporter, LocalPrometheus],
+) -> tuple[str, str]:
+    """A healthy release promoted to dev (its analysis passed), then a bad one built and signed
+    (20% errors once deployed): their ids."""
+    exporter, prometheus = live
+    with_analysis(signed, prometheus.url, exporter.deployed)
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
+    bad = another_release(cli, signed, sigstore, monkeypatch)
+    exporter.ratios[bad] = 0.2
+    return str(good), bad
+
+
 def test_a_failed_analysis_in_arrive_signs_the_hold_and_leaves_only_the_deploy_to_the_workflow(
     cli: Cli,
     signed: Path,
@@ -284,12 +306,8 @@ def test_a_failed_analysis_in_arrive_signs_the_hold_and_leaves_only_the_deploy_t
     # The isolated layout (docs/signing-layouts.md): arrive runs no deploy command, yet a failed
     # analysis must hold the release out as surely as in one job: else deciding and arriving again
     # (a re-run) would measure it anew and could sign it PASSED (found in review).
-    exporter, prometheus = live
-    with_analysis(signed, prometheus.url, exporter.deployed)
-    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
-    good = json.loads((signed / ".pipeline-kit" / "release.json").read_text())["id"]
-    bad = another_release(cli, signed, sigstore, monkeypatch)
-    exporter.ratios[bad] = 0.2
+    exporter = live[0]
+    good, bad = good_then_bad(cli, signed, sigstore, policy, monkeypatch, live)
     assert cli(["promote", "--to", "dev", "--deploy-elsewhere", *policy], cwd=signed).code == 0
     exporter.deployed.write_text(bad)  # the deploy job of the workflow
     arrived = cli(["arrive", "--to", "dev", "--deploy-result", "success", "--release", bad, *policy], cwd=signed)
@@ -304,3 +322,60 @@ def test_a_failed_analysis_in_arrive_signs_the_hold_and_leaves_only_the_deploy_t
     exporter.ratios[bad] = 0.0
     again = cli(["promote", "--to", "dev", "--deploy-elsewhere", *policy], cwd=signed)
     assert again.code == 1 and "rolled back from dev" in again.out, again.out
+
+
+def test_what_a_metrics_server_says_is_shown_in_the_job_summary_as_text(
+    cli: Cli, signed: Path, policy: list[str], token: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each measurement quotes the server's error in the summary's table: a link, an image or HTML
+    # in it must not draw there
+    from markdown_it import MarkdownIt
+
+    said = "[login](https://evil.example) ![x](https://evil.example/t.png) <img src=x> `code`"
+    error = json.dumps({"status": "error", "errorType": "bad_data", "error": said}).encode()
+    config_path = signed / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    summary = github_summary(monkeypatch, tmp_path / "summary.md")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
+    with answering(200, error) as url:  # 200: as a proxy in front of Prometheus may answer
+        config["metrics"] = {"prometheus": {"type": "prometheus", "url": url, "timeout": 2.0}}
+        config["environments"]["dev"].update(
+            deploy="true",
+            analysis={
+                "provider": "prometheus",
+                "interval": "1s",
+                "count": 1,
+                "checks": [{"name": "errors", "query": "up", "max": 1}],
+            },
+            **{"on-failure": {"rollback": False}},
+        )
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        result = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert result.code == 1 and "login" in summary.read_text(), result.out + result.err
+    tokens = MarkdownIt("commonmark").enable("table").parse(summary.read_text())
+    inline = [c for t in tokens for c in t.children or []]
+    kinds = {t.type for t in tokens} | {c.type for c in inline}
+    assert not kinds & {"link_open", "image", "html_inline", "html_block"}, summary.read_text()
+    # the only code spans are the kit's own (the release id)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", c.content) for c in inline if c.type == "code_inline"), inline
+
+
+def test_a_kill_switch_that_crashes_never_keeps_a_bad_release_from_its_rollback(
+    cli: Cli,
+    signed: Path,
+    sigstore: LocalSigstore,
+    policy: list[str],
+    token: None,
+    monkeypatch: pytest.MonkeyPatch,
+    live: tuple[Exporter, LocalPrometheus],
+) -> None:
+    # the kill switches go first; one failing in a way nobody foresaw (here a flag file nested
+    # past the JSON parser's depth) must leave the signed rollback to run after it
+    exporter = live[0]
+    good, _ = good_then_bad(cli, signed, sigstore, policy, monkeypatch, live)
+    (signed / "deploy" / "flags.json").write_text('{"flags": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    result = cli(["promote", "--to", "dev", *policy], cwd=signed)
+    assert result.code == 3, result.out + result.err
+    assert "internal error" not in result.err and "kill switch new-checkout: " in result.err, result.err
+    assert exporter.deployed.read_text().strip() == good  # rolled back all the same
+    assert [(e["kind"], e["release"]) for e in ledger(signed)[-2:]] == [("deployed", good), ("rolled-back", good)]

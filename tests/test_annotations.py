@@ -209,3 +209,17 @@ def test_a_silent_pushgateway_costs_one_timeout_per_job(tmp_path: Path) -> None:
     assert len(accepted) == 1
     assert [e.seq for e in FileLedger(tmp_path / "ledger.jsonl").verify()] == [1, 2]  # recorded all the same
     listener.close()
+
+
+def test_a_ca_file_that_cannot_be_read_is_said_and_never_blocks(
+    cli: Cli, signed: Path, policy: list[str], token: None
+) -> None:
+    # publishing is best effort: a CA bundle missing or not PEM must not stop the promotion
+    (signed / "not-a-ca.pem").write_text("not a certificate\n")
+    for ca_file, why in (("missing-ca.pem", "No such file"), ("not-a-ca.pem", "no certificate or crl found")):
+        announce_to(signed, f"https://127.0.0.1:{free_port()}", **{"ca-file": str(signed / ca_file)})
+        result = cli(["promote", "--to", "dev", *policy], cwd=signed)
+        assert result.code == 0, result.err
+        seq = entries(signed)[-1]["seq"]
+        assert f"warning: the arrival in dev (ledger seq {seq}) was not published: " in result.err, result.err
+        assert why in result.err and "internal error" not in result.err, result.err

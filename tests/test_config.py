@@ -60,6 +60,17 @@ def test_defaults() -> None:
             "not a valid regular expression",
         ),
         ("version: 1\nartifact: !!python/object:os.system {}\n", "invalid YAML"),
+        # a token in a git remote's URL would be on git's command line, in every message naming
+        # the ledger, and (the org's) in the signed stop-the-line statements
+        (
+            VALID + "ledger: {backend: git, remote: 'https://x-access-token:s3cret@github.com/a/b.git'}\n",
+            "p.yml: line 6: ledger.remote: credentials in the URL",
+        ),
+        (
+            VALID + "org:\n  ledger: {remote: 'http://s3cret@git.example.com/org.git'}\n"
+            "  stop: {identity: {issuer: i, san: a}}\n  resume: {identity: {issuer: i, san: b}}\n",
+            "org.ledger.remote: credentials in the URL",
+        ),
     ],
 )
 def test_bad_config_is_one_precise_line(text: str, expected: str) -> None:
@@ -67,7 +78,7 @@ def test_bad_config_is_one_precise_line(text: str, expected: str) -> None:
         parse_config(text, Path("p.yml"))
     message = caught.value.message
     assert expected in message, message
-    assert "\n" not in message
+    assert "\n" not in message and "s3cret" not in message
 
 
 def test_cli_reports_config_error_with_exit_2(cli: Cli, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import LEDGER, ROOT, SIGNER, Cli, describe, forge_line, git, offline_installs
+from tests.mermaid_parser import github_summary
 from tests.nginx_instance import Backend, LocalNginx
 from tests.sigstore_instance import LocalSigstore
 from tests.test_rollout import nginx_slots, roll_out_first, set_steps, with_rollout
@@ -220,6 +221,33 @@ def test_a_probe_url_that_hangs_floods_or_fails_is_unknown(
     assert refused.code == 3 and "no answer" in json.loads(refused.out)["findings"][0]["why"], refused.out
 
 
+def test_a_probe_answer_is_shown_in_the_job_summary_as_text_never_as_markdown(
+    cli: Cli,
+    signed: Path,
+    policy: list[str],
+    token: None,
+    served: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from markdown_it import MarkdownIt
+
+    assert cli(["promote", "--to", "dev", *policy], cwd=signed).code == 0
+    # what the environment answers is anyone's who can reach the endpoint: a link, an image, HTML
+    served.write_text("![x](https://evil.example/t.png)[login](https://evil.example)<img/src=x>`code`|x")
+    summary = github_summary(monkeypatch, tmp_path / "summary.md")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
+    result = cli(["drift", "--env", "dev", *policy], cwd=signed)
+    assert result.code == 3, result.out + result.err
+    tokens = MarkdownIt("commonmark").enable("table").parse(summary.read_text())
+    kinds = {t.type for t in tokens} | {c.type for t in tokens for c in t.children or []}
+    assert not kinds & {"link_open", "image", "html_inline", "html_block", "code_inline"}, kinds
+    cells = [t for t in tokens if t.type in ("th_open", "td_open")]
+    assert len(cells) == 14  # a header and one row of seven columns: no cell broken out of the table
+    rendered = MarkdownIt("commonmark").enable("table").render(summary.read_text())
+    assert "![x](https://evil.example/t.png)[login](https://evil.example)&lt;img/src=x&gt;`code`|x" in rendered
+
+
 def test_the_apart_layout_runs_no_probe_command_and_still_asks_a_url(
     cli: Cli, signed: Path, policy: list[str], token: None, served: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -407,6 +435,18 @@ def test_the_gitlab_drift_template_on_a_schedule_under_gitlab_ci_local(
         ("upstream pipeline_kit { server G; }\n", {"blue": 0, "green": 100}),
         ("upstream pipeline_kit {\n    server B weight=1;\n    server G weight=2;\n}\n", {"blue": 33, "green": 67}),
         ("upstream pipeline_kit {\n    server B;\n    server 10.0.0.9:80;\n}\n", "a server of no slot (10.0.0.9:80)"),
+        # a server line with more parameters than a weight is still a server: a stranger taking
+        # half the requests must not hide behind `max_fails=3`
+        (
+            "upstream pipeline_kit {\n    server B weight=1;\n    server 10.0.0.9:80 weight=1 max_fails=3;\n}\n",
+            "a server of no slot (10.0.0.9:80)",
+        ),
+        (
+            "upstream pipeline_kit {\n    server B max_fails=3 weight=3;\n    server G weight=1;\n}\n",
+            {"blue": 75, "green": 25},
+        ),
+        ("upstream pipeline_kit {\n    server B weight=9 down;\n    server G;\n}\n", {"blue": 0, "green": 100}),
+        ("upstream pipeline_kit {\n    server B;\n    include /etc/nginx/more-servers.conf;\n}\n", "an include"),
         ("upstream pipeline_kit { }\n", "no server"),
         (None, "cannot read the upstreams"),
     ],

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import LEDGER, Cli
+from tests.hostile_http import answering
 from tests.test_analysis import FLAGS, evaluate_flag
 from tests.unleash_instance import LocalUnleash
 
@@ -205,25 +205,68 @@ def test_unleash_refusals_name_the_cause_and_change_nothing(
 
 def test_a_server_that_is_not_unleash_is_no_kill(cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a captive portal or a wrong URL answering 200 to everything must not read as "turned off"
-    class Portal(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.end_headers()
-            self.wfile.write(b"<html>Welcome</html>")
-
-        do_POST = do_GET
-
-    portal = ThreadingHTTPServer(("127.0.0.1", 0), Portal)
-    threading.Thread(target=portal.serve_forever, daemon=True).start()
-    try:
-        unleash_project(hello, f"http://127.0.0.1:{portal.server_port}")
+    with answering(200, b"<html>Welcome</html>", "text/html") as url:
+        unleash_project(hello, url)
         monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", "*:*.secret")
         result = cli(["flags", "kill", "new-checkout", "--env", "prod", "--reason", "x"], cwd=hello)
-        assert result.code == 3 and "the answer is not JSON (is the URL Unleash's?)" in result.err
-        assert not (hello / LEDGER).exists()
+    assert result.code == 3 and "the answer is not JSON (is the URL Unleash's?)" in result.err
+    assert not (hello / LEDGER).exists()
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_hostile_server_nesting_its_answer_deeply_is_a_failure_not_a_crash(
+    cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    # JSON nested deeper than Python's recursion limit (well within the answer's size bound): an
+    # uncaught RecursionError would escape the kill switches' error handling, and a failed
+    # analysis would never reach its rollback
+    nested = b"[" * 100_000 + b"]" * 100_000
+    with answering(status, b'{"message": ' + nested + b"}" if status != 200 else nested) as url:
+        unleash_project(hello, url)
+        monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", "*:*.secret")
+        result = cli(["flags", "kill", "new-checkout", "--env", "prod", "--reason", "x"], cwd=hello)
+    assert result.code == 3, result.err
+    assert "internal error" not in result.err and "RecursionError" not in result.err, result.err
+    said = "the answer is not JSON" if status == 200 else f"failed: HTTP {status}"
+    assert f"unleash: reading new-checkout in production{'' if status == 200 else ' '}" in result.err
+    assert said in result.err, result.err
+    assert not (hello / LEDGER).exists()
+
+
+def test_a_hostile_servers_status_line_reaches_no_terminal_as_escapes(
+    cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # not HTTP: a status line carrying terminal escapes (a window title, colours), quoted by the
+    # HTTP library in its error; the message names it, printable
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        connection, _ = server.accept()
+        connection.recv(65536)
+        connection.sendall(b"\x1b]0;owned\x07\x1b[31mHTTP/1.1 200 OK\r\n\r\n")
+        connection.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        unleash_project(hello, f"http://127.0.0.1:{server.getsockname()[1]}")
+        monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", "*:*.secret")
+        result = cli(["flags", "kill", "new-checkout", "--env", "prod", "--reason", "x"], cwd=hello)
     finally:
-        portal.shutdown()
+        server.close()
+    assert result.code == 3 and "unleash: reading new-checkout in production failed: " in result.err, result.err
+    assert "\x1b" not in result.err and "\x07" not in result.err and "owned" in result.err, result.err
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://[::1"])
+def test_an_unleash_url_no_connection_can_be_made_to_is_a_failure_not_a_crash(
+    cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    # a port out of range, an unclosed IPv6 address: a failure of the kill
+    # switch (what a failed analysis tries before its rollback), never an internal error
+    unleash_project(hello, url)
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", "*:*.secret")
+    result = cli(["flags", "kill", "new-checkout", "--env", "prod", "--reason", "x"], cwd=hello)
+    assert result.code == 3 and "unleash: reading new-checkout in production failed: " in result.err, result.err
+    assert "internal error" not in result.err

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from pipeline_kit.errors import VerificationError
-from pipeline_kit.ledger import Draft, FileLedger, GitLedger
+from pipeline_kit.ledger import Draft, FileLedger, GitLedger, Ledger
 from tests.conftest import LEDGER, Cli, git
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
@@ -259,17 +259,22 @@ def test_git_ledger_unreachable_remote_fails_closed(tmp_path: Path) -> None:
         GitLedger(job).append(draft(1))
 
 
+def writer_and_reader(tmp_path: Path, backend: str) -> tuple[Ledger, Ledger]:
+    """Two jobs' views of one ledger: two clones of one remote (git), or one file."""
+    if backend == "git":
+        bare = tmp_path / "remote.git"
+        subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+        return GitLedger(clone(bare, tmp_path / "job1")), GitLedger(clone(bare, tmp_path / "job2"))
+    ledger = FileLedger(tmp_path / "ledger.jsonl")
+    return ledger, ledger
+
+
 @pytest.mark.parametrize("backend", ["file", "git"])
 def test_attachments_are_kept_beside_the_entries_by_digest(tmp_path: Path, backend: str) -> None:
     # A later job (another clone) finds the VSA an entry names, by its digest, in the ledger itself.
     import hashlib
 
-    if backend == "git":
-        bare = tmp_path / "remote.git"
-        subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
-        writer, reader = GitLedger(clone(bare, tmp_path / "job1")), GitLedger(clone(bare, tmp_path / "job2"))
-    else:
-        writer = reader = FileLedger(tmp_path / "ledger.jsonl")  # type: ignore[assignment]
+    writer, reader = writer_and_reader(tmp_path, backend)
     first, second = b'{"vsa": 1}', b'{"vsa": 2}'
     writer.append(draft(1), [first])
     writer.append(draft(2))  # no attachment: the earlier ones stay
@@ -279,6 +284,22 @@ def test_attachments_are_kept_beside_the_entries_by_digest(tmp_path: Path, backe
         assert reader.attachment(hashlib.sha256(data).hexdigest()) == data
     assert reader.attachment("0" * 64) is None
     assert reader.attachment("../../etc/passwd") is None  # a digest, never a path
+
+
+@pytest.mark.parametrize("backend", ["file", "git"])
+def test_an_attachment_beyond_the_evidence_bound_is_not_read(tmp_path: Path, backend: str) -> None:
+    # whoever can push to a shared ledger can put a blob of any size under attachments/: every
+    # reader (a promotion reading VSAs, a project reading the org's line) would hold all of it
+    import hashlib
+
+    from pipeline_kit._internal.files import MAX_EVIDENCE_BYTES
+
+    writer, reader = writer_and_reader(tmp_path, backend)
+    big, small = b"x" * (MAX_EVIDENCE_BYTES + 1), b"y" * MAX_EVIDENCE_BYTES
+    writer.append(draft(1), [big, small])
+    assert len(reader.verify()) == 1
+    assert reader.attachment(hashlib.sha256(big).hexdigest()) is None
+    assert reader.attachment(hashlib.sha256(small).hexdigest()) == small  # the bound itself is read
 
 
 class SmartHttpGit:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -857,3 +858,35 @@ def test_an_emitted_job_takes_only_plain_evidence_from_an_artifact(tmp_path: Pat
         "release.json",
     ]
     assert (checkout / "svc" / "pipeline-kit.yml").read_text() == "the config"
+
+
+@pytest.mark.parametrize(
+    ("environment", "plan_file", "path", "refused"),
+    [
+        ("dev${{ github.event.pull_request.title }}", "release-plan.yml", "svc", "--to"),
+        ("dev", "plans/${{ github.event.pull_request.title }}.yml", "svc", "the plan's path"),
+        ("dev", "plans/a.yml\nrelease-evil: {script: [id]}\n#", "svc", "the plan's path"),
+        ("dev", "release-plan.yml", "svc${{ secrets.DEPLOY_KEY }}", "steps.a.path"),
+        ("dev", "release-plan.yml", "svc$[[ inputs.x ]]", "steps.a.path"),
+        ("dev", "release-plan.yml", "svc", "--job-environment"),
+    ],
+)
+def test_emit_carries_no_expression_or_line_break_from_its_inputs_into_the_pipeline(
+    environment: str, plan_file: str, path: str, refused: str
+) -> None:
+    # each platform evaluates `${{ }}` (GitHub) or `$[[ ]]` (GitLab) anywhere in the file, a `run:`
+    # line included, before any shell quoting applies; a line break in the header's comment
+    # would start YAML of its own (on GitLab, a job)
+    from pipeline_kit.errors import UsageError
+    from pipeline_kit.release_plan import ReleasePlan
+    from pipeline_kit.saga_pipelines import github_workflow, gitlab_pipeline
+
+    plan = ReleasePlan.model_validate({"version": 1, "steps": [{"service": "a", "path": path}]})
+    scope = "{environment}$[[ inputs.x ]]" if refused == "--job-environment" else "{environment}"
+    with pytest.raises(UsageError, match=re.escape(refused)):
+        github_workflow(plan, environment, plan_file, kit_commit="1" * 40, job_environment=scope)
+    with pytest.raises(UsageError, match=re.escape(refused)):
+        gitlab_pipeline(plan, environment, plan_file, job_environment=scope)
+    fine = ReleasePlan.model_validate({"version": 1, "steps": [{"service": "a", "path": "services/my svc"}]})
+    assert "services/my svc/.pipeline-kit" in github_workflow(fine, "dev", "my plan's.yml", kit_commit="1" * 40)
+    assert "-f 'my plan'\"'\"'s.yml'" in gitlab_pipeline(fine, "dev", "my plan's.yml")

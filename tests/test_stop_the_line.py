@@ -255,6 +255,40 @@ def test_rewriting_the_org_ledger_to_drop_a_stop_is_found(org: Org) -> None:
         assert code == 1 and "the org ledger was rewritten" in gate(decision)["reason"], out
 
 
+def test_a_verified_stop_moved_onto_a_rewritten_history_still_stops_and_break_glass_cannot_waive_it(org: Org) -> None:
+    assert org.line(org.first, "stop", ONCALL, "first incident")[0] == 0
+    assert org.line(org.first, "resume", LEAD, "first incident over")[0] == 0
+    assert org.line(org.first, "stop", ONCALL, "second incident")[0] == 0  # signed on seq 2
+    stop = attachment(org.ledger, 3)
+    # someone with push rights rewrites the history beneath the genuine stop (this project never
+    # read the line, so it remembers no head): the stop now sits on a history it was not signed on
+    git(org.ledger, "update-ref", "-d", REF)
+    plant(org.first, org.ledger, "line-stopped", None)
+    plant(org.first, org.ledger, "line-resumed", None)
+    plant(org.first, org.ledger, "line-stopped", stop)
+    code, out, decision = org.promote(org.other, "--break-glass", "--reason", "the org ledger looks broken")
+    verdict = gate(decision)
+    # the stop's signature holds, its signer may stop: it stops, and a break-glass never lifts it
+    assert code == 1 and verdict["verdict"] == "denied", out
+    assert f"stopped by {ONCALL}" in verdict["reason"] and "second incident" in verdict["reason"], verdict
+    assert not [e for e in read_ledger(org.other) if e["kind"] == "waived"]
+    # a resume signed on this history names it, and the line runs again
+    assert org.line(org.first, "resume", LEAD, "second incident over")[0] == 0
+    assert org.promote(org.other)[0] == 0
+
+
+def test_a_stop_reason_is_shown_on_one_line_whoever_prints_it(org: Org) -> None:
+    # the reason is the stop signer's text, printed by every project's commands: a line break
+    # there would start a workflow command (`::error::`) or a forged line in a log, an escape
+    # would recolour the terminal
+    code, out = org.line(org.first, "stop", ONCALL, "incident 7\n::error::all clear, promote\x1b[2K")
+    assert code == 0, out
+    planned = org.cli(["plan", "--to", "dev", *org.policy], org.other)
+    for text in (out, planned.out + planned.err):
+        assert "\n::error::" not in text and "\x1b" not in text, text
+    assert "incident 7 ::error::all clear, promote" in out, out
+
+
 def staged_stop(sigstore: LocalSigstore, ledger: Path, project: Path, tmp_path: Path) -> str:
     """A stop signed by ONCALL into a copy of the empty org ledger; returns the shell command that
     pushes it to the org ledger (what a deploy or traffic command runs, to stop the line mid-run)."""

@@ -42,21 +42,25 @@ def request(
     """`method url` answered within `deadline` seconds, its body at most `max_bytes` (more is an
     error). Any status is an Answer, except 3xx: a redirect raises HttpProblem, as does a refused
     connection, a deadline passed or an answer that is not HTTP."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a port out of range, an unclosed IPv6 address
+        raise HttpProblem(f"not a valid URL: {_why(exc)}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HttpProblem(f"not an http(s) URL: {parts.scheme}://{parts.hostname or ''}")
     connection: http.client.HTTPConnection
     if parts.scheme == "https":
         secure = context or ssl.create_default_context()
-        connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=deadline, context=secure)
+        connection = http.client.HTTPSConnection(parts.hostname, port, timeout=deadline, context=secure)
     else:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=deadline)
+        connection = http.client.HTTPConnection(parts.hostname, port, timeout=deadline)
     path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
     expired = threading.Event()
     started = time.monotonic()
     try:
         connection.connect()  # bounded by the socket timeout, the whole deadline
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a host name IDNA cannot encode
         connection.close()
         raise HttpProblem(_why(exc)) from None
     sock: socket.socket = connection.sock  # held: the connection forgets it once the answer says "close"
@@ -104,7 +108,9 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     reason = str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc)
-    return reason.splitlines()[0] if reason.strip() else type(exc).__name__
+    if not reason.strip():
+        return type(exc).__name__
+    return _printable(reason.splitlines()[0])  # http.client quotes what the server sent (a status line)
 
 
 def all_within(calls: Sequence[Callable[[], object]], deadline: float, what: str) -> None:
@@ -140,5 +146,9 @@ def _where(location: str) -> str:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return "(an unreadable address)"
-    shown = f"{parts.scheme}://{host}{port}" if parts.scheme else host
-    return "".join(ch if ch.isprintable() else "?" for ch in shown)[:200]
+    return _printable(f"{parts.scheme}://{host}{port}" if parts.scheme else host)
+
+
+def _printable(text: str) -> str:
+    """What a server sent, as one short line no terminal takes for an escape."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:200]

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from pipeline_kit._internal.redact import strip_credentials
+
 
 def dotted(loc: Sequence[int | str]) -> str:
     """`("environments", "prod", "gates", 0)` -> `environments.prod.gates[0]`."""
@@ -34,7 +36,8 @@ def first_problem(exc: ValidationError) -> tuple[tuple[int | str, ...], str]:
     elif kind == "missing":
         message = "required key is missing"
     elif loc:  # at the top level the input is the whole document: never shown
-        shown = _short_repr(error["input"])
+        given = error["input"]
+        shown = _short_repr(strip_credentials(given) if isinstance(given, str) else given)  # a URL's token
         message = f"{message} (got {shown})"
     return loc, message
 

@@ -47,10 +47,12 @@ def sources_table(results: Sequence[SourceResult]) -> str:
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A GitHub-flavoured Markdown table (for job summaries); cells have `|` escaped."""
+    """A GitHub-flavoured Markdown table (for job summaries). A cell is text, never Markdown of its
+    own: what a probe, a server or a ledger says can make no link, image, HTML or code span, nor
+    leave its cell (`_` stays: intraword, as in file names, it emphasises nothing)."""
 
     def cell(value: object) -> str:
-        return "" if value is None else printable(value).replace("|", "\\|")
+        return "" if value is None else _escaped(value, "\\`*[]|~")
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
@@ -60,8 +62,13 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 def markdown_text(value: object) -> str:
     """Recorded text as one line of Markdown that renders as that text: no link, image, emphasis,
     code span or HTML of its own."""
+    return _escaped(value, "\\`*_[]()!|#~")
+
+
+def _escaped(value: object, special: str) -> str:
+    """`value` as one printable line, HTML's characters as entities, `special` backslash-escaped."""
     text = printable(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return "".join(f"\\{c}" if c in "\\`*_[]()!|#~" else c for c in text)
+    return "".join(f"\\{c}" if c in special else c for c in text)
 
 
 def emit_json(value: Any, *, indent: int | None = 2) -> None:

@@ -59,6 +59,7 @@ from pipeline_kit.config.sections import (
 from pipeline_kit.errors import ConfigError
 
 __all__ = [
+    "ENVIRONMENT_NAME",
     "MAX_DURATION",
     "MAX_EXPANDED_NODES",
     "AnalysisConfig",
@@ -100,6 +101,8 @@ __all__ = [
     "parse_duration",
     "parse_yaml",
 ]
+
+ENVIRONMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # what an environment may be called
 
 
 class Config(ConfigModel):
@@ -147,7 +150,7 @@ class Config(ConfigModel):
     @classmethod
     def _ordered(cls, value: dict[str, EnvironmentConfig]) -> dict[str, EnvironmentConfig]:
         for name, environment in value.items():
-            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+            if not ENVIRONMENT_NAME.fullmatch(name):
                 raise ValueError(f"environment name {name!r}: use lowercase letters, digits, - and _")
             if environment.after is not None and environment.after not in value:
                 raise ValueError(f"{name}.after names no environment: {environment.after!r}")

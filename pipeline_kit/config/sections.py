@@ -117,10 +117,23 @@ class LedgerConfig(ConfigModel):
     def _ref(cls, value: str) -> str:
         return _git_ref(value)
 
+    @field_validator("remote")
+    @classmethod
+    def _remote(cls, value: str) -> str:
+        return _git_remote(value)
+
 
 def _git_ref(value: str) -> str:
     if not value.startswith("refs/") or ".." in value or " " in value:
         raise ValueError("expected a git ref such as refs/pipeline-kit/ledger")
+    return value
+
+
+def _git_remote(value: str) -> str:
+    """A remote whose http(s) URL carries no user-info: a token there would be on git's command
+    line and in every message naming the ledger (token-variable sends it in a header instead)."""
+    if re.match(r"(?i)https?://[^/]*@", value):
+        raise ValueError("credentials in the URL: name the variable holding the token in token-variable")
     return value
 
 
@@ -136,6 +149,11 @@ class OrgLedgerConfig(ConfigModel):
     @classmethod
     def _ref(cls, value: str) -> str:
         return _git_ref(value)
+
+    @field_validator("remote")
+    @classmethod
+    def _remote(cls, value: str) -> str:
+        return _git_remote(value)
 
 
 class OrgRoleConfig(ConfigModel):
@@ -194,7 +212,7 @@ class ContractsConfig(ConfigModel):
 
 class AnnotationsConfig(ConfigModel):
     """Where every arrival, rollback and rollout step is published as metrics for dashboards to
-    overlay: a Prometheus Pushgateway (docs/annotations.md). Publishing is best effort: a failure
+    overlay: a Prometheus Pushgateway (docs/dashboards.md). Publishing is best effort: a failure
     is said, never blocks a promotion."""
 
     url: str = Field(pattern=r"^https?://[^\s]+$")

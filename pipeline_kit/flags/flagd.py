@@ -38,7 +38,7 @@ class FlagdFile(KillSwitches):
             raise InputError(self.path, None, f"larger than {MAX_FILE} bytes")
         try:
             document = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested past the parser's depth
             raise InputError(self.path, None, f"not JSON: {exc}") from exc
         if not isinstance(document, dict) or not isinstance(document.get("flags"), dict):
             raise InputError(self.path, "flags", "expected a flagd flag file with a flags mapping")

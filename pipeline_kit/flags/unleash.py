@@ -118,7 +118,7 @@ class Unleash(KillSwitches):
             )
         try:
             return json.loads(answer.body) if answer.body.strip() else None
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past the parser's depth: a hostile answer
             raise EnvironmentFailure(f"unleash: {what}: the answer is not JSON (is the URL Unleash's?)") from None
 
 
@@ -134,7 +134,7 @@ def _message(body: bytes) -> str:
     """Unleash's own error message (`{"message": ...}`), one printable line, or nothing."""
     try:
         message = json.loads(body).get("message")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return ""
     if not isinstance(message, str) or not message.strip():
         return ""

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline_kit._internal.files import MAX_EVIDENCE_BYTES
 from pipeline_kit._internal.proc import child_environment, run_bounded
 from pipeline_kit.digest import HEX_SHA256, sha256_bytes
 from pipeline_kit.errors import EnvironmentFailure
@@ -133,7 +134,12 @@ class GitLedger(Ledger):
         tip = self._tip or self._fetch()
         if tip is None:
             return None
-        found = self._git("cat-file", "blob", f"{tip}:{ATTACHMENTS}/{sha256}", check=False)
+        name = f"{tip}:{ATTACHMENTS}/{sha256}"
+        # its size first: whoever can push can put a blob of any size there (the file backend's bound)
+        size = self._git("cat-file", "-s", name, check=False).stdout.strip()
+        if not size.isdigit() or int(size) > MAX_EVIDENCE_BYTES:
+            return None
+        found = self._git("cat-file", "blob", name, check=False)
         return found.stdout if found.returncode == 0 else None
 
     def _tree(self, tip: str | None, ledger: bytes, attachments: Sequence[bytes]) -> str:

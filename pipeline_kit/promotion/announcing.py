@@ -1,5 +1,5 @@
 """Deploys on dashboards: every arrival, rollback and rollout step this process records is also
-published to a Prometheus Pushgateway (`annotations:` in the config, docs/annotations.md).
+published to a Prometheus Pushgateway (`annotations:` in the config, docs/dashboards.md).
 
 The events are taken where they are recorded: a ledger that publishes each entry it appended
 (`AnnouncingLedger`), so every use case that records one (promote, arrive, rollout steps, resume,
@@ -70,7 +70,10 @@ def pushgateway(config: AnnotationsConfig, env: Mapping[str, str]) -> Pushgatewa
         if not token:
             return f"annotations.token-variable: the variable {config.token_variable} is not set"
         headers["Authorization"] = f"Bearer {token}"
-    return Pushgateway(config.url, config.job, headers=headers, timeout=config.timeout, ca_file=config.ca_file)
+    try:  # the CA bundle is read here: one that cannot be is said like any failure to publish
+        return Pushgateway(config.url, config.job, headers=headers, timeout=config.timeout, ca_file=config.ca_file)
+    except OSError as exc:  # missing, unreadable, not PEM (ssl.SSLError is an OSError)
+        return f"annotations.ca-file {config.ca_file}: cannot be used: {exc.strerror or exc}"
 
 
 def announce(target: Pushgateway | str, entry: Entry) -> str | None:

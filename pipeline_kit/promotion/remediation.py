@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline_kit.config import Config
-from pipeline_kit.errors import EnvironmentFailure, PipelineKitError
+from pipeline_kit.errors import EnvironmentFailure, PipelineKitError, first_line
 from pipeline_kit.ledger import Draft, Ledger
 from pipeline_kit.models import Release
 from pipeline_kit.promotion.model import Project, TokenProvider, check_environment, now_utc
@@ -80,6 +80,8 @@ def trip_kill_switches(project: Project, environment: str, reason: str) -> tuple
             )
         except PipelineKitError as exc:  # noqa: PERF203 - each switch is tried, whatever the others did
             failures.append(f"kill switch {flag}: {exc.message}")
+        except Exception as exc:  # a failure nobody foresaw: the switches after it, and the rollback, still run
+            failures.append(f"kill switch {flag}: {type(exc).__name__}: {first_line(exc)}")
     return done, failures
 
 

@@ -19,7 +19,10 @@ from pipeline_kit._internal.fs import atomic_write
 from pipeline_kit.errors import EnvironmentFailure, PipelineKitError
 from pipeline_kit.traffic.interface import Split, TrafficProvider, run_command
 
-SERVER = re.compile(r"(?:^|[{;])\s*server\s+([^\s;]+)(?:\s+weight=(\d{1,6}))?\s*;", re.MULTILINE)
+# a `server` directive: its address, then any parameters (weight=, max_fails=, down, backup...)
+SERVER = re.compile(r"(?:^|[{;])\s*server\s+([^\s;]+)([^;]*);", re.MULTILINE)
+WEIGHT = re.compile(r"weight=(\d{1,6})")
+INCLUDE = re.compile(r"(?:^|[{;])\s*include\s", re.MULTILINE)  # servers read from elsewhere
 MAX_UPSTREAM_BYTES = 64 * 1024
 
 
@@ -73,7 +76,9 @@ class NginxTraffic(TrafficProvider):
         except (PipelineKitError, OSError) as exc:
             why = exc.message if isinstance(exc, PipelineKitError) else exc.strerror
             return f"{self.path}: cannot read the upstreams ({why})"
-        servers = [(address, int(weight or 1)) for address, weight in SERVER.findall(text)]
+        if INCLUDE.search(text):
+            return f"{self.path}: an include: the servers it adds are not read"
+        servers = [(address, _weight(parameters.split())) for address, parameters in SERVER.findall(text)]
         by_address = {address: slot for slot, address in slots.items()}
         strangers = [address for address, _ in servers if address not in by_address]
         total = sum(weight for _, weight in servers)
@@ -83,3 +88,11 @@ class NginxTraffic(TrafficProvider):
         for address, weight in servers:
             weights[by_address[address]] += weight
         return {slot: round(100 * weight / total) for slot, weight in weights.items()}
+
+
+def _weight(parameters: list[str]) -> int:
+    """A server's weight as nginx gives it: `weight=N` (default 1); `down` serves nothing."""
+    if "down" in parameters:
+        return 0
+    weight = next((m[1] for p in parameters if (m := WEIGHT.fullmatch(p))), None)
+    return int(weight or 1)
