@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -262,3 +263,24 @@ def test_commands_list_shared_options_in_one_order(command: str) -> None:
     assert names == sorted(names, key=SHARED_OPTIONS.index), f"{command}: {names}"
     if command in ("sign", "promote", "rollback", "run"):  # every command that signs
         assert "--rekor-version" in names and "--interactive" in names
+
+
+def test_tables_wrap_their_last_column_to_columns_and_logs_keep_one_line_per_row(
+    cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first run's gate table on an 80-column terminal stays within it, the reasons continued
+    under themselves, word for word; written to a log (no terminal, no COLUMNS) a row is a line."""
+    from pipeline_kit.cli._render import table
+
+    reason = "to be signed in CI by identity ~ ^https://github\\.com/acme/shop/\\.github/workflows/release\\.yml@refs/tags/v.*$"
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert table(["gate", "reason"], [("signature", reason)]).splitlines()[2] == f"signature  {reason}"
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = table(["gate", "reason"], [("signature", reason), ("sbom", "short")]).splitlines()
+    assert all(len(line) <= 80 for line in lines) and len(lines) > 4
+    assert lines[3].startswith(" " * len("signature  ")) and lines[-1] == "sbom       short"
+    wrapped = "".join(lines[2:-1]).replace("signature", "", 1)
+    assert "".join(wrapped.split()) == "".join(reason.split())  # every character, in order
+    result = cli(["run", "--dry-run"], cwd=hello)
+    tables = [line for line in result.out.splitlines() if re.match(r"(signature|provenance|sbom) +(pass|DENY) ", line)]
+    assert tables and all(len(line) <= 80 for line in tables), result.out

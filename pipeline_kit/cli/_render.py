@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+import textwrap
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +27,32 @@ def printable(value: object, limit: int = 500) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Aligned columns; on a terminal (or with COLUMNS set) the last column wraps to fit its width,
+    continued under itself. Logs, which scroll sideways, keep one line per row."""
     cells = [[str(c) for c in headers]] + [["" if c is None else printable(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    room = _terminal_width()
+    if room is not None:  # the last column gets what the others leave, at least 30 characters
+        widths[-1] = min(widths[-1], max(30, room - sum(widths[:-1]) - 2 * (len(widths) - 1)))
+    lines = []
+    for row in cells:
+        long = len(row[-1]) > widths[-1]
+        last = (textwrap.wrap(row[-1], widths[-1], break_on_hyphens=False) or [""]) if long else [row[-1]]
+        indent = "  ".join(" " * w for w in widths[:-1]) + "  " if len(widths) > 1 else ""
+        lines.append("  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)), last[0]]).rstrip())
+        lines.extend(indent + more for more in last[1:])
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _terminal_width() -> int | None:
+    """COLUMNS when set, else the terminal's width; None when writing to something else."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    return None
 
 
 def subjects_table(subjects: Iterable[tuple[str, str, int | None]]) -> str:
