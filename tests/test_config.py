@@ -71,6 +71,20 @@ def test_defaults() -> None:
             "  stop: {identity: {issuer: i, san: a}}\n  resume: {identity: {issuer: i, san: b}}\n",
             "org.ledger.remote: credentials in the URL",
         ),
+        # a secret never crosses the network in the clear: plain http only to this machine
+        (
+            VALID + "flags: {type: unleash, url: 'http://flags.example.com'}\n",
+            "flags: http://flags.example.com: would send UNLEASH_ADMIN_TOKEN in the clear; use https",
+        ),
+        (
+            VALID + "metrics:\n  prom: {type: prometheus, url: 'http://prom.example.com', headers: {X-Scope: S}}\n",
+            "http://prom.example.com: would send S in the clear",
+        ),
+        (
+            VALID + "annotations: {url: 'http://push.example.com:9091', token-variable: PUSH}\n",
+            "would send PUSH in the clear",
+        ),
+        (VALID + "forge: {url: 'HTTP://ghe.example.com/api', token-variable: T}\n", "would send T in the clear"),
     ],
 )
 def test_bad_config_is_one_precise_line(text: str, expected: str) -> None:
@@ -117,3 +131,16 @@ def test_no_config_sends_a_signing_credential_anywhere(tmp_path: Path, name: str
     path.write_text("version: 1\nartifact: {name: a, build: 'true', outputs: [x]}\n" + where.format(name=name))
     with pytest.raises(ConfigError, match="carries signing power"):
         load_config(path)
+
+
+def test_secrets_go_in_the_clear_only_to_this_machine() -> None:
+    """Plain http is taken where nothing secret is sent, or to this machine (the tests' servers)."""
+    for section in (
+        "flags: {type: unleash, url: 'http://127.0.0.1:4242'}\n",
+        "flags: {type: unleash, url: 'https://flags.example.com'}\n",
+        "metrics:\n  prom: {type: prometheus, url: 'http://prom.example.com'}\n",
+        "metrics:\n  prom: {type: prometheus, url: 'http://localhost:9090', token-variable: T}\n",
+        "annotations: {url: 'http://push.example.com:9091'}\n",
+        "annotations: {url: 'http://[::1]:9091', token-variable: T}\n",
+    ):
+        parse_config(VALID + section, Path("p.yml"))

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from pipeline_kit.config.base import ConfigModel, SentVariable, parse_duration
+from pipeline_kit.config.base import ConfigModel, SentVariable, parse_duration, sent_safely
 from pipeline_kit.queries import template_problem
 
 Finite = Annotated[float, Field(allow_inf_nan=False, strict=False)]
@@ -27,6 +27,12 @@ class MetricProviderConfig(ConfigModel):
     ca_file: str | None = None  # PEM bundle to verify an https server with
     # seconds per query (sent to the server as its own timeout too): a number, finite, at most 5 min
     timeout: float = Field(default=10.0, gt=0, le=300, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _secrets_sent_safely(self) -> MetricProviderConfig:
+        for secret in (self.token_variable, *self.headers.values()):
+            sent_safely(self.url, secret)
+        return self
 
 
 class Comparison(ConfigModel):

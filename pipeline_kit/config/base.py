@@ -4,6 +4,7 @@ variable names, durations and paths inside the project."""
 from __future__ import annotations
 
 import re
+import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -34,6 +35,18 @@ def _not_signing_power(name: str) -> str:
 
 # A variable whose value the kit sends to a server (a header, a bearer token): never one that signs.
 SentVariable = Annotated[EnvName, AfterValidator(_not_signing_power)]
+
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def sent_safely(url: str | None, secret: str | None) -> None:
+    """Refuse sending the secret in `secret` (a variable's name) to `url` in the clear: plain
+    http only to this machine, where nothing between can read it."""
+    if url is None or secret is None or not url.lower().startswith("http://"):
+        return
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host not in _LOOPBACK:
+        raise ValueError(f"{url}: would send {secret} in the clear; use https (plain http only to localhost)")
 
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")

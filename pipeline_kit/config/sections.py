@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline_kit.config.base import ConfigModel, EnvName, SentVariable, inside_project
+from pipeline_kit.config.base import ConfigModel, EnvName, SentVariable, inside_project, sent_safely
 from pipeline_kit.digest import output_glob_problem
 
 # The SBOM source kinds a config may name; pipeline_kit.sbom registers one reader for each.
@@ -100,6 +100,8 @@ class FlagsConfig(ConfigModel):
             raise ValueError("path: a file inside the project")
         if self.type == "unleash" and not self.url:
             raise ValueError("unleash needs url: (the Unleash server)")
+        if self.type == "unleash":
+            sent_safely(self.url, self.token_variable)
         return self
 
 
@@ -179,6 +181,11 @@ class ForgeConfig(ConfigModel):
     project: str | None = None  # owner/repo or GitLab project id; default from the CI context
     token_variable: SentVariable | None = None  # environment variable holding the token
 
+    @model_validator(mode="after")
+    def _secret_sent_safely(self) -> ForgeConfig:
+        sent_safely(self.url, self.token_variable)
+        return self
+
 
 class MigrationsConfig(ConfigModel):
     """Where the release's migrations are: files or directories inside the project (SQL, Alembic,
@@ -221,3 +228,8 @@ class AnnotationsConfig(ConfigModel):
     ca_file: str | None = None  # PEM bundle to verify an https Pushgateway with
     # seconds per push, in all: a number, finite, at most a minute (a promotion waits for it)
     timeout: float = Field(default=5.0, gt=0, le=60, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _secret_sent_safely(self) -> AnnotationsConfig:
+        sent_safely(self.url, self.token_variable)
+        return self
