@@ -44,7 +44,10 @@ def sent_safely(url: str | None, secret: str | None) -> None:
     http only to this machine, where nothing between can read it."""
     if url is None or secret is None or not url.lower().startswith("http://"):
         return
-    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        host = urllib.parse.urlsplit(url).hostname or ""
+    except ValueError as exc:  # an unclosed IPv6 address, say
+        raise ValueError(f"{url}: not a URL ({exc})") from None
     if host not in _LOOPBACK:
         raise ValueError(f"{url}: would send {secret} in the clear; use https (plain http only to localhost)")
 
