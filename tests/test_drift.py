@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -141,7 +142,14 @@ def test_an_unsigned_release_and_a_ledger_line_claiming_it_do_not_change_what_is
     moving = cli(["drift", "--env", "dev", *policy], cwd=signed)
     assert moving.code == 3 and f"a promotion of {unsigned} is under way" in moving.out, moving.out + moving.err
     forge_line(signed, kind="deploy-failed", environment="dev", release=unsigned)
-    # the signed release put back from its archive; the unsigned build stays the current one here
+    # the signed release put back from its archive, never with the unsigned build's files beside
+    # it (a deploy reading them would put that build in place under a signed VSA)
+    refused = cli(["drift", "--env", "dev", "--reconcile", *policy], cwd=signed)
+    assert refused.code == 2 and "here is another build" in refused.err, refused.out + refused.err
+    assert "reconciled" not in [e["kind"] for e in ledger(signed)]  # nothing decided, nothing deployed
+    assert served.read_text().strip() == f"sha256:{unsigned_digest}"
+    for subject in json.loads((signed / ".pipeline-kit" / "release.json").read_text())["subjects"]:
+        (signed / subject["name"]).unlink()  # as in a fresh checkout: the built files are not committed
     repaired = cli(["drift", "--env", "dev", "--reconcile", "--json", *policy], cwd=signed)
     assert repaired.code == 0 and json.loads(repaired.out)["state"] == "in-sync", repaired.out + repaired.err
     assert served.read_text().strip() == f"sha256:{good_digest}"
@@ -301,7 +309,9 @@ def test_a_rollout_is_probed_slot_by_slot_with_the_weights_nginx_serves(
     result = cli(["drift", "--env", "dev", "--json", *policy], cwd=signed)
     assert result.code == 1 and {f["slot"]: f["state"] for f in json.loads(result.out)["findings"]}["green"] == "drift"
     assert live != "0" * 32
-    # reconciled by a rollout of the signed release, as any promotion of dev
+    # reconciled by a rollout of the signed release, as any promotion of dev, from a checkout
+    # without the newer build's files (a deploy reading them would put that build in place)
+    shutil.rmtree(signed / "dist")
     repaired = cli(["drift", "--env", "dev", "--reconcile", "--json", *policy], cwd=signed)
     assert repaired.code == 0, repaired.out + repaired.err
     time.sleep(0.2)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline_kit._internal.fs import reached_through_symlink
+from pipeline_kit.digest import hash_file
 from pipeline_kit.drift.checking import Report
 from pipeline_kit.errors import PipelineKitError, UsageError
 from pipeline_kit.evidence import PROMOTIONS_DIR, EvidenceDir
@@ -57,6 +58,7 @@ def reconcile(
 
     if expected.evidence.root == project.evidence.root:  # the release at the top of the evidence dir
         return again(project)
+    _refuse_another_build_here(project.workdir, expected.subjects)
     with tempfile.TemporaryDirectory(prefix="pipeline-kit-reconcile-") as scratch:
         working = EvidenceDir(Path(scratch) / "evidence")
         _copy(expected.evidence.root, working.root)
@@ -87,3 +89,17 @@ def _keep_records(project: Project, working: EvidenceDir, release: str) -> None:
                 project.evidence.keep(release, f"{PROMOTIONS_DIR}/{path.name}", path.read_bytes())
             except (PipelineKitError, OSError):
                 return
+
+
+def _refuse_another_build_here(workdir: Path, subjects: frozenset[tuple[str, str]]) -> None:
+    """A deploy that reads the subjects' files from the working directory would deploy what lies
+    there under the reconcile's signed VSA: a file by a subject's name must be that subject."""
+    for name, sha256 in sorted(subjects):
+        path = workdir / name
+        if path.is_file() and hash_file(path).sha256 != sha256:
+            raise UsageError(
+                f"{name} here is another build (sha256 {hash_file(path).sha256[:12]}..., the signed release's "
+                f"is {sha256[:12]}...): a deploy reading it would put that build in place of the signed one",
+                hint="reconcile where the subjects' files are absent or the signed ones (a fresh checkout), "
+                "with a deploy that fetches by $PIPELINE_KIT_DIGEST",
+            )
