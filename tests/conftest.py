@@ -87,6 +87,8 @@ def no_ambient_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name in CI_VARIABLES or name.startswith(("GITHUB_", "CI_", "RUNNER_")):
             monkeypatch.delenv(name, raising=False)
+    # output as a log sees it (xdist's workers get COLUMNS=80): tables keep one line per row
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 @dataclass
