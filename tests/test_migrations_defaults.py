@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_kit.migrations.postgres import Postgres
+from pipeline_kit.migrations.sqlglot_dialects import MySQL
 from tests.conftest import Cli
 
 MYSQL = "CREATE TABLE t (id int AUTO_INCREMENT PRIMARY KEY);\nALTER TABLE t ADD INDEX ix (id), ALGORITHM=COPY;\n"
@@ -49,3 +51,43 @@ def test_a_config_without_migrations_and_no_paths_is_exit_2(cli: Cli, project: P
     # named paths without a dialect anywhere are read as PostgreSQL, as before
     named = cli(["migrations", "check", "migrations"], cwd=project)
     assert named.code == 1 and "not PostgreSQL the parser accepts" in named.out
+
+
+def test_a_syntax_error_says_what_went_unchecked_and_hints_the_dialect() -> None:
+    sql = (
+        "SET lock_timeout = '2s';\n"
+        "ALTER TABLE users DROP COLUMN legacy;\n"
+        "CREATE TABLE t (\n  id int AUTO_INCREMENT PRIMARY KEY\n);\n"
+        "ALTER TABLE users DROP COLUMN age;\n"
+    )
+    *checked, refused = Postgres().classify(sql, "m.sql")
+    # the statements before the error are checked (the drop is contract), the rest is not claimed
+    assert [f.rule for f in checked] == ["variableset", "drop-column"]
+    assert (refused.line, refused.rule, refused.phase) == (3, "unparsable", "review") and refused.needs_attention
+    assert '"AUTO_INCREMENT" (line 4)' in refused.message
+    assert "line 3 (this statement) to the end of the file went unchecked" in refused.message
+    assert "--dialect mysql" in refused.fix
+    # the same file read as MySQL has all four statements
+    assert [f.rule for f in MySQL().classify(sql, "m.sql")] == ["set", "drop-column", "create-table", "drop-column"]
+
+
+@pytest.mark.parametrize(
+    ("statement", "mysql"),
+    [
+        ("CREATE TABLE `t` (id int);", True),
+        ("CREATE TABLE t (id int) ENGINE=InnoDB;", True),
+        ("ALTER TABLE t ADD COLUMN c int, ALGORITHM=INSTANT;", True),
+        ("ALTER TABLE users DROPP COLUMN legacy;", False),
+        ("SELECT (;", False),
+    ],
+)
+def test_the_dialect_hint_only_for_mysql_syntax(statement: str, mysql: bool) -> None:
+    (refused,) = Postgres().classify(statement, "m.sql")
+    assert refused.rule == "unparsable" and refused.line == 1
+    assert ("--dialect mysql" in refused.fix) is mysql
+
+
+def test_a_syntax_error_at_the_end_of_the_file_leaves_the_statements_before_checked() -> None:
+    findings = Postgres().classify("SET lock_timeout = '2s';\nALTER TABLE a DROP COLUMN b;\nSELECT (", "m.sql")
+    assert [(f.line, f.rule) for f in findings] == [(1, "variableset"), (2, "drop-column"), (3, "unparsable")]
+    assert "syntax error at end of input" in findings[-1].message
