@@ -4,6 +4,8 @@ MySQL's messages naming what they are about."""
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from pipeline_kit.migrations.postgres import Postgres
 from pipeline_kit.migrations.sqlglot_dialects import MySQL
 from tests.conftest import Cli
+from tests.postgres_instance import LocalPostgres
 
 MYSQL = "CREATE TABLE t (id int AUTO_INCREMENT PRIMARY KEY);\nALTER TABLE t ADD INDEX ix (id), ALGORITHM=COPY;\n"
 
@@ -91,3 +94,67 @@ def test_a_syntax_error_at_the_end_of_the_file_leaves_the_statements_before_chec
     findings = Postgres().classify("SET lock_timeout = '2s';\nALTER TABLE a DROP COLUMN b;\nSELECT (", "m.sql")
     assert [(f.line, f.rule) for f in findings] == [(1, "variableset"), (2, "drop-column"), (3, "unparsable")]
     assert "syntax error at end of input" in findings[-1].message
+
+
+NEW_TABLES = (
+    "CREATE TABLE customers (id bigint PRIMARY KEY);\n"
+    "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers(id));\n"
+)
+TO_A_TABLE_IN_USE = "CREATE TABLE invoices (id bigint PRIMARY KEY, customer_id bigint REFERENCES customers(id));\n"
+
+
+def test_a_foreign_key_to_a_table_in_use_asks_for_lock_timeout_and_passes_with_it() -> None:
+    # a table this migration created has no traffic: its lock blocks nobody
+    assert [(f.rule, f.lock, f.needs_attention) for f in Postgres().classify(NEW_TABLES, "m.sql")] == [
+        ("create-table", "safe", False),
+        ("create-table-references", "safe", False),
+    ]
+    bare = Postgres().classify(TO_A_TABLE_IN_USE, "m.sql")
+    assert [(f.rule, f.needs_attention) for f in bare] == [
+        ("missing-lock-timeout", True),
+        ("create-table-references", False),
+    ]
+    assert "SHARE ROW EXCLUSIVE on customers" in bare[1].message and "lock_timeout" in bare[0].fix
+    # the advice taken passes: nothing needs attention, and no contract step follows from it
+    timed = Postgres().classify("SET lock_timeout = '2s';\n" + TO_A_TABLE_IN_USE, "m.sql")
+    assert [f for f in timed if f.needs_attention] == []
+    # IF NOT EXISTS may leave a table in use in place: a key to it still queues
+    maybe = Postgres().classify(NEW_TABLES.replace("TABLE customers", "TABLE IF NOT EXISTS customers"), "m.sql")
+    assert [f.rule for f in maybe if f.needs_attention] == ["missing-lock-timeout"]
+
+
+def test_the_database_agrees_on_the_foreign_key_lock(postgres_server: LocalPostgres) -> None:
+    """PostgreSQL's answer: the key takes SHARE ROW EXCLUSIVE on the table it references; behind
+    an open write there, a lock_timeout makes it fail fast (55P03) instead of queueing; keys
+    between tables made in the same transaction wait on nobody."""
+    db = postgres_server
+    assert db.psql("postgres", "CREATE DATABASE fklock").returncode == 0
+    assert db.psql("fklock", "CREATE TABLE customers (id bigint PRIMARY KEY)").returncode == 0
+    locks = db.psql(
+        "fklock",
+        TO_A_TABLE_IN_USE + "SELECT mode FROM pg_locks WHERE relation = 'customers'::regclass "
+        "AND pid = pg_backend_pid(); ROLLBACK;",
+    )
+    assert "ShareRowExclusiveLock" in locks.stdout, locks.stderr
+    holder = subprocess.Popen(  # an old release's open write transaction on customers
+        [
+            *("psql", "-h", "127.0.0.1", "-p", str(db.port), "-U", "postgres", "-d", "fklock", "-X", "-q"),
+            *("-c", "BEGIN; INSERT INTO customers VALUES (1); SELECT pg_sleep(60)"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        waited = "SELECT count(*) FROM pg_locks WHERE relation = 'customers'::regclass AND mode = 'RowExclusiveLock'"
+        for _ in range(100):
+            if db.psql("fklock", waited).stdout.split()[2:3] == ["1"]:
+                break
+            time.sleep(0.05)
+        timed = db.psql("fklock", "SET lock_timeout = '200ms';\n" + TO_A_TABLE_IN_USE)
+        assert timed.returncode != 0 and "lock timeout" in timed.stderr, timed.stderr
+        fresh = db.psql("fklock", "SET lock_timeout = '200ms';\n" + NEW_TABLES.replace("customers", "buyers"))
+        assert fresh.returncode == 0, fresh.stderr
+    finally:
+        holder.terminate()
+        holder.wait()
+        db.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'fklock'")
