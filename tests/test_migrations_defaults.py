@@ -158,3 +158,36 @@ def test_the_database_agrees_on_the_foreign_key_lock(postgres_server: LocalPostg
         holder.terminate()
         holder.wait()
         db.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'fklock'")
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        ("CREATE TABLE `shop`.`orders` (id int)", "new table shop.orders"),
+        ("CREATE VIEW totals AS SELECT 1", "new view totals"),
+        ("CREATE INDEX by_total ON orders (total)", "new index by_total on orders, built online"),
+        ("ALTER TABLE orders ADD INDEX by_total (total)", "new index by_total on orders, built online"),
+        ("ALTER TABLE orders ADD INDEX (total)", "new index on orders, built online"),
+        (
+            "ALTER TABLE orders ADD FULLTEXT INDEX ft (note)",
+            "new FULLTEXT index ft on orders: built with writes blocked",
+        ),
+        ("ALTER TABLE orders DROP COLUMN note", "drops column note: the old release's queries fail"),
+        ("ALTER TABLE orders DROP INDEX by_total", "drops index by_total"),
+        ("DROP TABLE orders, lines", "drops table orders, lines: the old release's queries fail"),
+        # a clause that forbids the online build says so, and nothing claims it is built online
+        (
+            "ALTER TABLE orders ADD INDEX by_total (total), ALGORITHM=COPY",
+            "new index by_total on orders (ALGORITHM=COPY: writes wait for the whole statement)",
+        ),
+        (
+            "ALTER TABLE orders ADD UNIQUE KEY one (code), LOCK=SHARED",
+            "unique key one on orders: restricts the old release's writes (LOCK=SHARED: writes wait for the whole "
+            "statement)",
+        ),
+    ],
+)
+def test_mysql_messages_name_what_they_are_about(statement: str, message: str) -> None:
+    (finding,) = MySQL().classify(statement + ";", "m.sql")
+    assert finding.message == message
+    assert "online" not in finding.message or finding.lock == "safe"
