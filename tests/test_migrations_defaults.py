@@ -191,3 +191,9 @@ def test_mysql_messages_name_what_they_are_about(statement: str, message: str) -
     (finding,) = MySQL().classify(statement + ";", "m.sql")
     assert finding.message == message
     assert "online" not in finding.message or finding.lock == "safe"
+
+
+def test_a_search_path_change_forgets_the_tables_made_before_it() -> None:
+    # `customers` may now name another schema's table, one with traffic: the key must queue-guard
+    sql = NEW_TABLES.replace("CREATE TABLE orders", "SET search_path = shop, public;\nCREATE TABLE orders")
+    assert [f.rule for f in Postgres().classify(sql, "m.sql") if f.needs_attention] == ["missing-lock-timeout"]

@@ -212,10 +212,9 @@ def _alter(command: dict[str, Any]) -> Verdict:
 
 
 def _create_table(node: dict[str, Any], created: set[str]) -> list[Verdict]:
-    """CREATE TABLE: something new. A foreign key in it takes SHARE ROW EXCLUSIVE on the table
-    it references, to the end of the transaction: a moment's lock (the new table is empty, there
-    is nothing to scan), whose risk is waiting in that table's lock queue, as any ALTER's is:
-    `missing-lock-timeout` says it when no lock_timeout is set (see `Postgres`)."""
+    """CREATE TABLE: something new. A foreign key in it takes SHARE ROW EXCLUSIVE on the table it
+    references to the end of the transaction: nothing to scan, the risk is that table's lock queue
+    (`missing-lock-timeout`, as for an ALTER)."""
     table = table_name(node.get("relation", {}))
     if not referenced_tables(node):
         return [("expand", "safe", "create-table", f"new table {table}", "")]
@@ -468,6 +467,8 @@ class Postgres(Dialect):
                 in_transaction = node.get("kind") in TRANSACTION_OPEN or (
                     in_transaction and node.get("kind") not in TRANSACTION_CLOSE
                 )
+            if kind == "VariableSetStmt" and node.get("name") == "search_path":
+                created.clear()  # a name may now resolve to another schema's table, one in use
             if kind == "VariableSetStmt" and node.get("name") == "lock_timeout":
                 timeout_set = sets_a_lock_timeout(node)  # 0, DEFAULT and RESET wait forever
                 local_timeout = bool(node.get("is_local"))  # SET LOCAL ends with its transaction
