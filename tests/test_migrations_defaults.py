@@ -197,3 +197,10 @@ def test_a_search_path_change_forgets_the_tables_made_before_it() -> None:
     # `customers` may now name another schema's table, one with traffic: the key must queue-guard
     sql = NEW_TABLES.replace("CREATE TABLE orders", "SET search_path = shop, public;\nCREATE TABLE orders")
     assert [f.rule for f in Postgres().classify(sql, "m.sql") if f.needs_attention] == ["missing-lock-timeout"]
+
+
+@pytest.mark.parametrize("broken", ["SELECT 'unterminated", "SELECT `unterminated", "SELECT 1 /* unterminated"])
+def test_a_mysql_file_that_cannot_be_tokenized_says_it_went_unchecked(broken: str) -> None:
+    (refused,) = MySQL().classify("ALTER TABLE t DROP COLUMN a;\n" + broken, "m.sql")
+    assert (refused.rule, refused.phase, refused.needs_attention) == ("unparsable", "review", True)
+    assert refused.message.endswith("the whole file went unchecked") and "\n" not in refused.message

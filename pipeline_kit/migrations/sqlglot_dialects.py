@@ -62,7 +62,9 @@ class SqlglotDialect(Dialect):
             for chunk in token_chunks(dialect.tokenize, sql, lambda token: token.token_type == TokenType.SEMICOLON):
                 findings += self._chunk(parser, chunk, file)
         except TokenError as exc:
-            return [Finding(file, 1, "review", "n/a", "unparsable", f"not SQL the parser accepts: {exc}")]
+            message = f"not SQL the parser accepts: {str(exc).splitlines()[0]}; the whole file went unchecked"
+            fix = "close the string, quoted name or comment"
+            return [Finding(file, 1, "review", "n/a", "unparsable", message, fix)]
         return findings
 
     def _chunk(self, parser: Any, chunk: Chunk, file: str) -> list[Finding]:
