@@ -144,9 +144,14 @@ def test_a_syntax_error_deep_in_a_large_file_is_one_finding_at_its_line() -> Non
     lines = tricky_file(5000).splitlines()
     broken = len(lines) * 3 // 4  # well past the first chunk
     lines[broken] = "ALTER TABLE users DROPP COLUMN legacy;"
-    (finding,) = Postgres().classify("\n".join(lines), "big.sql")
+    *checked, finding = Postgres().classify("\n".join(lines), "big.sql")
     assert (finding.line, finding.phase, finding.rule) == (broken + 1, "review", "unparsable")
-    assert finding.message == 'not PostgreSQL the parser accepts: syntax error at or near "DROPP"'
+    assert finding.message == (
+        f'not PostgreSQL the parser accepts: syntax error at or near "DROPP" (line {broken + 1}); '
+        f"line {broken + 1} (this statement) to the end of the file went unchecked"
+    )
+    # what comes before it is checked as the file without the error and the rest would be
+    assert checked == Postgres().classify("\n".join(lines[:broken]), "big.sql") and checked
 
 
 def test_provenance_refuses_what_it_cannot_read_and_records_nothing(cli: Cli, described: Path) -> None:

@@ -16,19 +16,20 @@ def migrations() -> None:
 
 
 @migrations.command("check")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--dialect",
     type=click.Choice(["postgres", "mysql", "sqlite"]),
-    default="postgres",
-    show_default=True,
-    help="The database the migrations run on: how statements parse and which lock rules apply.",
+    default=None,
+    help="The database the migrations run on: how statements parse and which lock rules apply "
+    "[default: the config's migrations.dialect, else postgres].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_session
-def check(session: Session, paths: tuple[Path, ...], dialect: str, as_json: bool) -> None:
+def check(session: Session, paths: tuple[Path, ...], dialect: str | None, as_json: bool) -> None:
     """Label every statement of the migration files in PATHS (files, or directories of SQL,
-    Alembic, Django or Rails migrations, in the order they apply): phase, lock risk, rule, message
+    Alembic, Django or Rails migrations, in the order they apply; by default the config's
+    migrations.paths), read as --dialect (by default the config's): phase, lock risk, rule, message
     and the safe alternative. Exit 1 when a statement needs attention (contract, review, or a lock
     that blocks) and no inline waiver (`-- pipeline-kit: allow RULE because WHY` just before it;
     `#` in Python and Ruby) covers it; exit 2 naming the file and line when a statement cannot be
@@ -36,6 +37,7 @@ def check(session: Session, paths: tuple[Path, ...], dialect: str, as_json: bool
     from pipeline_kit.errors import EXIT_DENIED
     from pipeline_kit.migrations import check_paths, declared_expand_steps
 
+    paths, dialect = _what_to_check(session, paths, dialect)
     targets = [session.workdir / path for path in paths]
     findings = check_paths(targets, dialect, base=session.workdir)
     expand_steps = declared_expand_steps(targets, base=session.workdir)
@@ -71,3 +73,20 @@ def check(session: Session, paths: tuple[Path, ...], dialect: str, as_json: bool
         click.echo(f"{len(findings)} statement finding(s), {len(attention)} needing attention (marked !)")
     if attention:
         raise click.exceptions.Exit(EXIT_DENIED)
+
+
+def _what_to_check(session: Session, paths: tuple[Path, ...], dialect: str | None) -> tuple[tuple[Path, ...], str]:
+    """PATHS and --dialect as given, else the config's `migrations:` section's (the config is read
+    only when one of them is missing); with no paths from either, exit 2 saying what to give."""
+    from pipeline_kit.errors import UsageError
+
+    config = session.config(required=False) if not paths or dialect is None else None
+    section = config.migrations if config is not None else None
+    if not paths:
+        if section is None:
+            raise UsageError(
+                "no migrations to check: name files or directories (`migrations check PATHS...`), "
+                "or set `migrations: {paths: [...]}` in pipeline-kit.yml"
+            )
+        paths = tuple(Path(path) for path in section.paths)
+    return paths, dialect or (section.dialect if section is not None else "postgres")

@@ -154,3 +154,29 @@ def sets_a_lock_timeout(node: dict[str, Any]) -> bool:
         return float(constant["fval"].get("fval") or 0) > 0
     match = DURATION.fullmatch(constant.get("sval", {}).get("sval", ""))
     return match is not None and float(match.group(1)) > 0
+
+
+def table_name(relation: dict[str, Any]) -> str:
+    """A table as a statement names it (schema-qualified when it is)."""
+    return ".".join(part for part in (relation.get("schemaname"), relation.get("relname", "?")) if part)
+
+
+def referenced_tables(node: Any) -> list[str]:
+    """The tables the foreign keys anywhere under `node` reference, in order, each once."""
+    found: dict[str, None] = {}
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("pktable"), dict):
+                found[table_name(item["pktable"])] = None
+            stack.extend(reversed(item.values()))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return list(found)
+
+
+def referenced_in_use(node: dict[str, Any], created: set[str]) -> list[str]:
+    """The tables a CREATE TABLE's foreign keys reference that may have traffic: not itself, nor
+    one this migration created (nobody else uses a table before the migration commits)."""
+    return [name for name in referenced_tables(node) if name not in created | {table_name(node.get("relation", {}))}]

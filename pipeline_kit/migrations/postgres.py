@@ -7,10 +7,10 @@ table, SET NOT NULL, a NOT NULL column without a default, any new CHECK, UNIQUE 
 a serial or identity column, or a default not provably immutable or stable rewrites the table
 under ACCESS EXCLUSIVE; a non-concurrent index takes SHARE; a validating constraint scans under a
 strong lock; an UPDATE or DELETE of every row (no WHERE, or one that reads no column) locks them
-all; and any ALTER waits in the lock queue ahead of every later reader unless a non-zero
-`lock_timeout` was set first. Code the classifier cannot see through (functions, procedures,
-triggers, rules, DO blocks, and statements calling a function that is not PostgreSQL's own) is
-review.
+all; and any ALTER (or a new table's foreign key to a table in use) waits in the lock queue,
+with every later statement it conflicts with behind it, unless a non-zero `lock_timeout` was
+set first. Code the classifier cannot see through (functions, procedures, triggers, rules, DO
+blocks, and statements calling a function that is not PostgreSQL's own) is review.
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ from pipeline_kit.migrations.pg_expressions import (
     SERIAL,
     opaque_calls,
     provably_non_volatile,
+    referenced_in_use,
+    referenced_tables,
     selects_every_row,
     sets_a_lock_timeout,
+    table_name,
 )
 from pipeline_kit.migrations.reading import read_postgres
 
@@ -208,20 +211,20 @@ def _alter(command: dict[str, Any]) -> Verdict:
     return ("review", "n/a", "alter-table", f"ALTER TABLE {subtype.removeprefix('AT_')}: not classified", "")
 
 
-def _create_table(node: dict[str, Any]) -> list[Verdict]:
-    """CREATE TABLE: something new, but a foreign key in it locks the table it references."""
-    table = node.get("relation", {}).get("relname", "?")
-    if _has_key(node, "pktable"):
-        return [
-            (
-                "expand",
-                "blocks",
-                "create-table-references",
-                f"new table {table} with a foreign key: locks the referenced table",
-                "create it without the key, then ADD CONSTRAINT ... NOT VALID and VALIDATE",
-            )
-        ]
-    return [("expand", "safe", "create-table", f"new table {table}", "")]
+def _create_table(node: dict[str, Any], created: set[str]) -> list[Verdict]:
+    """CREATE TABLE: something new. A foreign key in it takes SHARE ROW EXCLUSIVE on the table it
+    references to the end of the transaction: nothing to scan, the risk is that table's lock queue
+    (`missing-lock-timeout`, as for an ALTER)."""
+    table = table_name(node.get("relation", {}))
+    if not referenced_tables(node):
+        return [("expand", "safe", "create-table", f"new table {table}", "")]
+    in_use = referenced_in_use(node, created)
+    how = (
+        f"SHARE ROW EXCLUSIVE on {', '.join(in_use)} to the end of the transaction (writes to it wait)"
+        if in_use
+        else "references only tables this migration created (no traffic to wait for)"
+    )
+    return [("expand", "safe", "create-table-references", f"new table {table} with a foreign key: {how}", "")]
 
 
 def _index(node: dict[str, Any], in_transaction: bool) -> list[Verdict]:
@@ -385,7 +388,7 @@ def _code(kind: str, node: dict[str, Any]) -> list[Verdict]:
 ROWS = ("InsertStmt", "UpdateStmt", "DeleteStmt", "SelectStmt")
 
 
-def _statement(kind: str, node: dict[str, Any], in_transaction: bool) -> list[Verdict]:
+def _statement(kind: str, node: dict[str, Any], in_transaction: bool, created: set[str]) -> list[Verdict]:
     """The verdicts on one statement: code it runs that the classifier cannot see through (a
     user function called by a query, a default, an index expression, a CREATE TABLE AS or a
     materialized view) is review, beside what the statement itself does unless it only reads
@@ -393,15 +396,15 @@ def _statement(kind: str, node: dict[str, Any], in_transaction: bool) -> list[Ve
     opaque = _code(kind, node)
     if kind in OPAQUE_CODE or (opaque and kind in ROWS):
         return opaque
-    return opaque + _family(kind, node, in_transaction)
+    return opaque + _family(kind, node, in_transaction, created)
 
 
-def _family(kind: str, node: dict[str, Any], in_transaction: bool) -> list[Verdict]:
+def _family(kind: str, node: dict[str, Any], in_transaction: bool, created: set[str]) -> list[Verdict]:
     """The verdicts on one statement, by its family."""
     if kind == "AlterTableStmt":
         return [_alter(c["AlterTableCmd"]) for c in node.get("cmds") or [] if "AlterTableCmd" in c]
     if kind == "CreateStmt":
-        return _create_table(node)
+        return _create_table(node, created)
     if kind == "IndexStmt":
         return _index(node, in_transaction)
     if kind == "RenameStmt":
@@ -453,6 +456,7 @@ class Postgres(Dialect):
         findings: list[Finding] = []
         in_transaction = False
         timeout_set = local_timeout = False
+        created: set[str] = set()  # tables this file creates: nobody else waits on their locks
         for raw in statements:
             ((kind, node),) = raw["stmt"].items()
             start = lines.char(raw.get("stmt_location", 0))
@@ -463,12 +467,17 @@ class Postgres(Dialect):
                 in_transaction = node.get("kind") in TRANSACTION_OPEN or (
                     in_transaction and node.get("kind") not in TRANSACTION_CLOSE
                 )
+            if kind == "VariableSetStmt" and node.get("name") == "search_path":
+                created.clear()  # a name may now resolve to another schema's table, one in use
             if kind == "VariableSetStmt" and node.get("name") == "lock_timeout":
                 timeout_set = sets_a_lock_timeout(node)  # 0, DEFAULT and RESET wait forever
                 local_timeout = bool(node.get("is_local"))  # SET LOCAL ends with its transaction
             elif kind == "TransactionStmt" and node.get("kind") in TRANSACTION_CLOSE and local_timeout:
                 timeout_set = local_timeout = False
-            if kind in QUEUEING and not timeout_set and not (kind == "IndexStmt" and node.get("concurrent")):
+            queues = kind in QUEUEING and not (kind == "IndexStmt" and node.get("concurrent"))
+            if kind == "CreateStmt":  # its foreign keys lock the tables they reference
+                queues = bool(referenced_in_use(node, created))
+            if queues and not timeout_set:
                 findings.append(
                     Finding(
                         file,
@@ -476,12 +485,15 @@ class Postgres(Dialect):
                         "neutral",
                         "blocks",
                         "missing-lock-timeout",
-                        "waits in the lock queue ahead of every later reader: no lock_timeout set before it",
+                        "waits in the lock queue, and every later statement its lock conflicts with waits "
+                        "behind it: no lock_timeout set before it",
                         "SET lock_timeout = '2s' first (and retry on 55P03)",
                         waivers.get("missing-lock-timeout"),
                     )
                 )
                 timeout_set = True  # said once per file
-            for phase, lock, rule, message, fix in _statement(kind, node, in_transaction):
+            for phase, lock, rule, message, fix in _statement(kind, node, in_transaction, created):
                 findings.append(Finding(file, line, phase, lock, rule, message, fix, waivers.get(rule)))
+            if kind == "CreateStmt" and not node.get("if_not_exists"):  # IF NOT EXISTS: maybe an old one
+                created.add(table_name(node.get("relation", {})))
         return findings

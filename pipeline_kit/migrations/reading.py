@@ -354,11 +354,48 @@ def read_postgres(
     """`classify(lines, statements)` over the statements of one PostgreSQL file read within bounds,
     the collector paused; a syntax error is the whole file's one `review` finding, at its line."""
     lines = Lines(sql)
+    readable, refused = len(sql), None
     with collector_paused():
-        try:
-            return classify(lines, PostgresStatements(sql, file, lines.line))
-        except Unparsable as exc:  # the whole file, as the migration tool would refuse it
-            message = f"not PostgreSQL the parser accepts: {exc}"
-            return [Finding(file, lines.line(exc.offset), "review", "n/a", "unparsable", message)]
-        except RecursionError:  # a tree deeper than a rule's walk (the parser's own depth is checked)
-            raise InputError(file, None, "a statement nests deeper than the check reads") from None
+        while True:  # the statements before a syntax error are checked; the rest is said unchecked
+            try:
+                findings = classify(lines, PostgresStatements(sql[:readable], file, lines.line))
+            except Unparsable as exc:
+                refused, readable = exc, _statement_start(sql[:readable], exc.offset)
+                continue
+            except RecursionError:  # a tree deeper than a rule's walk (the parser's own depth is checked)
+                raise InputError(file, None, "a statement nests deeper than the check reads") from None
+            if refused is None:
+                return findings
+            return [*findings, _refused(file, lines, refused, readable)]
+
+
+def _statement_start(sql: str, offset: int) -> int:
+    """Where the statement holding `offset` starts: the last statement end at or before it (one
+    short of the end of `sql`, so an error at the end of the text leaves its statement out)."""
+    start = 0
+    for end in statement_ends(sql):
+        if end > offset or end >= len(sql):
+            break
+        start = end
+    return start
+
+
+# what another dialect's migration shows PostgreSQL's parser: MySQL's column and table options, backticks
+MYSQL_SYNTAX = re.compile(r"`|\bAUTO_INCREMENT\b|\b(?:ENGINE|ALGORITHM|CHARSET)\s*=", re.IGNORECASE)
+
+
+def _refused(file: str, lines: Lines, refused: Unparsable, readable: int) -> Finding:
+    """The syntax error, as a `review` finding at its line, saying what went unchecked: the
+    statement it is in and the rest of the file (the migration tool refuses the file there too)."""
+    start = lines.line(readable)
+    message = (
+        f"not PostgreSQL the parser accepts: {refused} (line {lines.line(refused.offset)}); "
+        f"line {start} (this statement) to the end of the file went unchecked"
+    )
+    statement = lines.text[readable : refused.offset + next(statement_ends(lines.text[refused.offset :]), 0)]
+    fix = (
+        "MySQL syntax: check it with --dialect mysql (or `migrations: {dialect: mysql}` in the config)"
+        if MYSQL_SYNTAX.search(statement)
+        else "correct the statement, then check the file again"
+    )
+    return Finding(file, start, "review", "n/a", "unparsable", message, fix)

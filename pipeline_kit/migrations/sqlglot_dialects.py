@@ -26,6 +26,19 @@ from pipeline_kit.migrations.sqlglot_expressions import (
 )
 
 Verdict = tuple[Phase, Lock, str, str, str]
+ONLINE = ", built online"  # said of what InnoDB builds with writes going on, unless a clause forbids it
+
+
+def named(node: Any) -> str:
+    """What a statement names (a table schema-qualified when it is; a CREATE TABLE's schema's
+    table); "" when it names nothing (an index added without a name)."""
+    from sqlglot import exp
+
+    while isinstance(node, exp.Schema):
+        node = node.this
+    if isinstance(node, exp.Table):
+        return ".".join(part for part in (node.db, node.name) if part)
+    return str(getattr(node, "name", "") or "")
 
 
 class SqlglotDialect(Dialect):
@@ -49,7 +62,9 @@ class SqlglotDialect(Dialect):
             for chunk in token_chunks(dialect.tokenize, sql, lambda token: token.token_type == TokenType.SEMICOLON):
                 findings += self._chunk(parser, chunk, file)
         except TokenError as exc:
-            return [Finding(file, 1, "review", "n/a", "unparsable", f"not SQL the parser accepts: {exc}")]
+            message = f"not SQL the parser accepts: {str(exc).splitlines()[0]}; the whole file went unchecked"
+            fix = "close the string, quoted name or comment"
+            return [Finding(file, 1, "review", "n/a", "unparsable", message, fix)]
         return findings
 
     def _chunk(self, parser: Any, chunk: Chunk, file: str) -> list[Finding]:
@@ -107,7 +122,8 @@ class SqlglotDialect(Dialect):
         if isinstance(expression, exp.Command):
             return self._command(expression)
         if isinstance(expression, exp.Alter) and str(expression.args.get("kind", "")).upper() == "TABLE":
-            verdicts = [self._action(action) for action in expression.args.get("actions") or []]
+            table = named(expression.this)
+            verdicts = [self._action(action, table) for action in expression.args.get("actions") or []]
             if not verdicts:
                 return [("review", "n/a", "alter-table", "ALTER TABLE: not classified", "")]
             return self._online(verdicts, alter_options(expression))
@@ -186,27 +202,31 @@ class SqlglotDialect(Dialect):
             note = f" ({how}: writes wait for the whole statement)"
             fix = "drop the clause (the server picks the least locking it can), or ask for LOCK=NONE"
             return [
-                (p, k, r, m, f) if k == "n/a" else (p, "blocks", r, m + note, f"{f}; {fix}" if f else fix)
+                (p, k, r, m, f)
+                if k == "n/a"
+                else (p, "blocks", r, m.removesuffix(ONLINE) + note, f"{f}; {fix}" if f else fix)
                 for p, k, r, m, f in verdicts
             ]
         return verdicts
 
     def _create(self, expression: Any) -> list[Verdict]:
         kind = str(expression.args.get("kind", "")).upper()
+        name = named(expression.this)
         if kind == "INDEX":
+            index = f"{name} on {named(expression.this.args.get('table'))}"
             if expression.args.get("unique"):
                 return [
                     (
                         "contract",
                         "safe",
                         "unique-index",
-                        "unique index: restricts the old release's writes",
+                        f"unique index {index}: restricts the old release's writes" + ONLINE,
                         "ship it as a contract step",
                     )
                 ]
-            return [("expand", "safe", "create-index", "new index", "")]
+            return [("expand", "safe", "create-index", f"new index {index}" + ONLINE, "")]
         if kind in ("TABLE", "VIEW"):
-            return [("expand", "safe", f"create-{kind.lower()}", f"new {kind.lower()}", "")]
+            return [("expand", "safe", f"create-{kind.lower()}", f"new {kind.lower()} {name}", "")]
         if kind in ("FUNCTION", "PROCEDURE", "TRIGGER"):
             return [
                 (
@@ -221,15 +241,16 @@ class SqlglotDialect(Dialect):
 
     def _drop(self, expression: Any) -> list[Verdict]:
         kind = str(expression.args.get("kind", "")).upper()
+        names = ", ".join(named(table) for table in expression.args.get("tables") or [])
         if kind == "INDEX":
-            return [("neutral", "safe", "drop-index", "drops an index", "")]
+            return [("neutral", "safe", "drop-index", f"drops index {names}", "")]
         if kind in ("TABLE", "VIEW", "FUNCTION", "PROCEDURE", "TRIGGER"):
             return [
                 (
                     "contract",
                     "safe",
                     f"drop-{kind.lower()}",
-                    f"drops a {kind.lower()}: the old release's queries fail",
+                    f"drops {kind.lower()} {names}: the old release's queries fail",
                     "stop using it in a release everywhere first, then drop it as a contract step",
                 )
             ]
@@ -254,15 +275,16 @@ class SqlglotDialect(Dialect):
             )
         return ("migrate", "safe", "backfill", f"{verb} of the rows it selects", "")
 
-    def _action(self, action: Any) -> Verdict:
+    def _action(self, action: Any, table: str) -> Verdict:
         from sqlglot import exp
 
         if isinstance(action, exp.ColumnDef):
             return self._column(action)
         if isinstance(action, exp.AddConstraint):
-            return self._constraint(action)
+            return self._constraint(action, table)
         if isinstance(action, exp.Drop):
-            return self._drop_part(str(action.args.get("kind", "")).upper())
+            names = ", ".join(named(part) for part in action.args.get("tables") or [])
+            return self._drop_part(str(action.args.get("kind", "")).upper(), names)
         if isinstance(action, exp.DropPrimaryKey):
             return (
                 "contract",
@@ -345,22 +367,30 @@ class SqlglotDialect(Dialect):
             )
         return ("expand", "safe", "add-column", f"new column {name}", "")
 
-    def _constraint(self, action: Any) -> Verdict:
+    def _constraint(self, action: Any, table: str) -> Verdict:
         from sqlglot import exp
 
         (added,) = action.expressions[:1] or [None]
         inner = added.expressions[0] if isinstance(added, exp.Constraint) and added.expressions else added
+        # "ix on orders", or "on orders" for an unnamed one (the server names it)
+        on = " ".join(part for part in (named(added.this if added is not inner else inner.this), "on", table) if part)
         if isinstance(inner, exp.IndexColumnConstraint):
             special = str(inner.args.get("kind") or "").upper()
             if special in ("FULLTEXT", "SPATIAL"):
-                return ("expand", self.blocking, "add-index", f"new {special} index: built with writes blocked", "")
-            return ("expand", "safe", "add-index", "new index, built online", "")
+                return (
+                    "expand",
+                    self.blocking,
+                    "add-index",
+                    f"new {special} index {on}: built with writes blocked",
+                    "",
+                )
+            return ("expand", "safe", "add-index", f"new index {on}" + ONLINE, "")
         if isinstance(inner, (exp.UniqueColumnConstraint, exp.PrimaryKey)):
             return (
                 "contract",
                 "safe",
                 "add-unique",
-                "unique key: restricts the old release's writes (built online)",
+                f"unique key {on}: restricts the old release's writes" + ONLINE,
                 "ship it as a contract step",
             )
         if isinstance(inner, exp.ForeignKey):
@@ -368,8 +398,8 @@ class SqlglotDialect(Dialect):
                 "contract",
                 self.blocking,
                 "foreign-key",
-                "foreign key: the old release's writes of a child without its parent, and deletes of a referenced "
-                "parent, fail; with foreign_key_checks on, the table is copied",
+                f"foreign key {on}: the old release's writes of a child without its parent, and deletes of a "
+                "referenced parent, fail; with foreign_key_checks on, the table is copied",
                 "ship it as a contract step (SET foreign_key_checks = 0 lets it be added in place, unchecked)",
             )
         if isinstance(inner, exp.CheckColumnConstraint):
@@ -377,22 +407,22 @@ class SqlglotDialect(Dialect):
                 "contract",
                 self.blocking,
                 "add-check",
-                "check constraint: the old release's writes that break it fail; the table is copied to check it",
+                f"check constraint {on}: the old release's writes that break it fail; the table is copied to check it",
                 "ship it as a contract step",
             )
         return ("review", "n/a", "add-constraint", f"ADD {type(inner).__name__}: not classified", "")
 
-    def _drop_part(self, kind: str) -> Verdict:
+    def _drop_part(self, kind: str, names: str) -> Verdict:
         if kind == "COLUMN":
             return (
                 "contract",
                 "safe",
                 "drop-column",
-                "drops a column: the old release's queries fail",
+                f"drops column {names}: the old release's queries fail",
                 "stop using it in a release everywhere first, then drop it as a contract step",
             )
         if kind == "INDEX":
-            return ("neutral", "safe", "drop-index", "drops an index", "")
+            return ("neutral", "safe", "drop-index", f"drops index {names}", "")
         if kind in ("FOREIGN KEY", "CHECK", "CONSTRAINT"):
             return ("expand", "safe", "drop-constraint", f"drops a {kind.lower()}: the old release writes freely", "")
         return ("review", "n/a", "alter-table", f"ALTER TABLE DROP {kind}: not classified", "")
