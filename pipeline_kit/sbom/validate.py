@@ -37,6 +37,11 @@ def _validator(spec_version: str) -> Any:
     )
 
 
+def warm(spec_version: str = "1.6") -> None:
+    """Build the validator now (it is cached), so that a later check does not wait for it."""
+    _validator(spec_version)
+
+
 def schema_errors(document: Any, spec_version: str = "1.6") -> list[str]:
     """Every schema violation in `document`, as `<json path>: <message>` lines."""
     errors = []
