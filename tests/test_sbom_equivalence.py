@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cyclonedx.exception.model import UnknownComponentDependencyException
 
 from pipeline_kit import sbom
+from pipeline_kit.errors import EnvironmentFailure
 from pipeline_kit.sbom.document import render
 from pipeline_kit.sbom.interface import Distribution, Hash, Package, SourceResult
 from tests import sbom_reference_document as reference
@@ -69,3 +71,17 @@ def test_orders_the_library_imposed_are_kept() -> None:
     results = [SourceResult("lock", "uv", packages, root_dependencies=("c-ref", "a-ref"))]
     release = make_release("dist/a.whl")
     assert render(release, results) == reference.render(release, results)
+
+
+def test_an_edge_to_a_package_no_source_lists_is_refused_not_written() -> None:
+    """The library refused such a graph (its dependencies must name its components); so does
+    the direct writer, naming the missing ref, for a package's edge and for the subject's."""
+    listed = Package("a-ref", "a", "1", None, dependencies=("ghost-ref",))
+    for result in (
+        SourceResult("lock", "uv", (listed,)),
+        SourceResult("lock", "uv", (Package("a-ref", "a", "1", None),), root_dependencies=("ghost-ref",)),
+    ):
+        with pytest.raises(EnvironmentFailure, match="ghost-ref"):
+            render(make_release("dist/a.whl"), [result])
+        with pytest.raises(UnknownComponentDependencyException):
+            reference.render(make_release("dist/a.whl"), [result])
