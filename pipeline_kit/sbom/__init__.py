@@ -139,9 +139,11 @@ def generate(release: Release, specs: Sequence[SourceSpec]) -> tuple[bytes, list
     from pipeline_kit.sbom.document import render
     from pipeline_kit.sbom.validate import schema_errors, warm
 
-    # The schema validator takes a tenth of a second to build: do it while the sources are
-    # read (an environment source mostly waits on its interpreter).
-    preload = threading.Thread(target=warm)
+    # The schema validator (and, for licences, cyclonedx-python-lib) take tenths of a second to
+    # load: do it while the sources are read (an environment source mostly waits on its
+    # interpreter).
+    licensed = any(SOURCES[spec.kind].licensed for spec in specs)
+    preload = threading.Thread(target=warm, args=(licensed,))
     preload.start()
     try:
         results = read_sources(specs)
