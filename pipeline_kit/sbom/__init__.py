@@ -1,7 +1,8 @@
 """SBOM generation: read the project's dependency records, write a validated CycloneDX 1.6 SBOM.
 
 Sources are one reader per kind (see `SOURCES`), detected from file names or configured.
-cyclonedx-python-lib is imported only when a document is rendered.
+The document is written directly (document.py); cyclonedx-python-lib is imported only to render
+licences.
 """
 
 from __future__ import annotations
