@@ -122,19 +122,6 @@ def test_invalid_document_is_never_written(tmp_path: Path, monkeypatch: pytest.M
     assert not (tmp_path / "sbom.cdx.json").exists()
 
 
-def test_the_indexed_dependency_registry_renders_what_the_library_renders(monkeypatch: pytest.MonkeyPatch) -> None:
-    # indexed() only replaces the library's linear look-up (quadratic over a document): the
-    # bytes must be the library's own, on sources with and without a dependency graph.
-    from pipeline_kit.sbom import document
-
-    release = make_release("dist/app.whl")
-    results = sbom.read_sources(sbom.detect(ASSETS / "sbom"))
-    ours = document.render(release, results)
-    monkeypatch.setattr(document, "indexed", lambda bom: bom)
-    assert document.render(release, results) == ours
-    assert len(json.loads(ours)["dependencies"]) > 1
-
-
 @pytest.mark.parametrize("names", [("dist/a.whl",), ("dist/a.whl", "dist/b.tar.gz")])
 def test_no_dependency_source_is_an_sbom_of_the_artifact_alone(names: tuple[str, ...]) -> None:
     """No lockfile (or `sources: []`): a valid document about the same subjects, listing no

@@ -1,13 +1,13 @@
 """SBOM generation: read the project's dependency records, write a validated CycloneDX 1.6 SBOM.
 
 Sources are one reader per kind (see `SOURCES`), detected from file names or configured.
-cyclonedx-python-lib is imported only when a document is rendered.
+The document is written directly (document.py); cyclonedx-python-lib is imported only to render
+licences.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import json
 import threading
 from collections.abc import Sequence
@@ -137,16 +137,19 @@ def package_problem(package: Package) -> str | None:
 
 def generate(release: Release, specs: Sequence[SourceSpec]) -> tuple[bytes, list[SourceResult]]:
     """The validated SBOM document for `release`, and what each source contributed."""
-    # cyclonedx-python-lib takes a few tenths of a second to import: do it while the sources
-    # are read (an environment source mostly waits on its interpreter).
-    preload = threading.Thread(target=importlib.import_module, args=("pipeline_kit.sbom.document",))
+    from pipeline_kit.sbom.document import render
+    from pipeline_kit.sbom.validate import schema_errors, warm
+
+    # The schema validator (and, for licences, cyclonedx-python-lib) take tenths of a second to
+    # load: do it while the sources are read (an environment source mostly waits on its
+    # interpreter).
+    licensed = any(SOURCES[spec.kind].licensed for spec in specs)
+    preload = threading.Thread(target=warm, args=(licensed,))
     preload.start()
     try:
         results = read_sources(specs)
     finally:
         preload.join()
-    from pipeline_kit.sbom.document import render
-    from pipeline_kit.sbom.validate import schema_errors
 
     data = render(release, results)
     errors = schema_errors(json.loads(data))

@@ -99,6 +99,7 @@ json.dump({"paths": paths, "environment": env, "distributions": out}, sys.stdout
 
 class Environment(SbomSource):
     kind = "environment"
+    licensed = True
 
     def read(self, path: Path, label: str) -> SourceResult:
         report = self._inspect(path)

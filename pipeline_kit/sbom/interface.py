@@ -76,6 +76,8 @@ class SbomSource(ABC):
     kind: ClassVar[str]
     # File names (glob patterns) that identify this kind when detecting sources in a project.
     patterns: ClassVar[tuple[str, ...]] = ()
+    # Whether its packages may carry licences (whose rendering imports cyclonedx-python-lib).
+    licensed: ClassVar[bool] = False
 
     @abstractmethod
     def read(self, path: Path, label: str) -> SourceResult:

@@ -54,6 +54,7 @@ def npm_purl(name: str, version: str | None) -> str:
 class PackageLock(SbomSource):
     kind = "npm"
     patterns = ("package-lock.json", "npm-shrinkwrap.json")
+    licensed = True
 
     def read(self, path: Path, label: str) -> SourceResult:
         data = expect(read_json(path), dict, path, "(top level)")

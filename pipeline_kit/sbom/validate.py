@@ -37,6 +37,14 @@ def _validator(spec_version: str) -> Any:
     )
 
 
+def warm(licensed: bool = False, spec_version: str = "1.6") -> None:
+    """Build the validator now (it is cached), so that a later check does not wait for it; and
+    import the licence renderer if there may be licences to render."""
+    _validator(spec_version)
+    if licensed:
+        import pipeline_kit.sbom.licenses  # noqa: F401
+
+
 def schema_errors(document: Any, spec_version: str = "1.6") -> list[str]:
     """Every schema violation in `document`, as `<json path>: <message>` lines."""
     errors = []
