@@ -7,15 +7,14 @@ cyclonedx-python-lib is imported only when a document is rendered.
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import json
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_kit._internal.files import excerpt
 from pipeline_kit._internal.fs import relative_inside
+from pipeline_kit._internal.imports import importing_meanwhile
 from pipeline_kit.errors import EnvironmentFailure, InputError, UsageError
 from pipeline_kit.evidence import SBOM_FILE, EvidenceDir
 from pipeline_kit.models import Release
@@ -139,12 +138,8 @@ def generate(release: Release, specs: Sequence[SourceSpec]) -> tuple[bytes, list
     """The validated SBOM document for `release`, and what each source contributed."""
     # cyclonedx-python-lib takes a few tenths of a second to import: do it while the sources
     # are read (an environment source mostly waits on its interpreter).
-    preload = threading.Thread(target=importlib.import_module, args=("pipeline_kit.sbom.document",))
-    preload.start()
-    try:
+    with importing_meanwhile("pipeline_kit.sbom.document"):
         results = read_sources(specs)
-    finally:
-        preload.join()
     from pipeline_kit.sbom.document import render
     from pipeline_kit.sbom.validate import schema_errors
 
