@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline_kit._internal.imports import importing_meanwhile
 from pipeline_kit.build import BuildRequest, build
 from pipeline_kit.ci import CIContext
 from pipeline_kit.config import Config
@@ -27,7 +26,6 @@ from pipeline_kit.signing import (
     PROVENANCE_PREDICATE,
     SBOM_BUNDLE,
     SBOM_PREDICATE,
-    SIGSTORE_MODULES,
     Signed,
     sign_release,
     subject_bundle,
@@ -115,9 +113,7 @@ def full_run(
 ) -> FullRun:
     """Build, describe, sign, and promote to `environment`, in one process with one sign-in: what
     CI does across jobs, here on one machine (a denial is recorded like any other)."""
-    # sigstore takes a few tenths of a second to import: do it while the build runs
-    with importing_meanwhile(*SIGSTORE_MODULES):
-        release, results = describe(request, specs, ci, project.evidence, project.workdir, project.config)
+    release, results = describe(request, specs, ci, project.evidence, project.workdir, project.config)
     if project.evidence.is_signed(release.id):
         raise UsageError(
             f"release {release.id} was signed here before: its signed evidence is kept as it was",

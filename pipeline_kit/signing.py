@@ -26,9 +26,6 @@ SBOM_PREDICATE = "https://cyclonedx.org/bom"
 PROVENANCE_PREDICATE = "https://slsa.dev/provenance/v1"
 PROVENANCE_BUNDLE = f"{BUNDLES_DIR}/provenance.sigstore.json"
 SBOM_BUNDLE = f"{BUNDLES_DIR}/sbom.sigstore.json"
-# What signing a release and verifying it load of sigstore (imported lazily, a few tenths of a
-# second): a caller with a wait before it signs imports them meanwhile.
-SIGSTORE_MODULES = ("sigstore.models", "sigstore.sign", "sigstore.verify", "sigstore.dsse", "sigstore.oidc")
 
 
 def subject_bundle(name: str) -> str:
