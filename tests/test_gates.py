@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -552,3 +554,24 @@ def test_environment_order() -> None:
     config = parse_config(text, Path("p.yml"))
     assert config.environment_order() == ["dev", "staging", "prod"]
     assert config.upstream("prod") == ["staging", "dev"]
+
+
+def test_registry_names_every_gate_module_and_loads_only_those_a_config_uses() -> None:
+    # the lazy table is the registry: each name finds the class that answers to it, and every
+    # gate module beside the interface is in it (a new gate cannot be left out unnoticed)
+    folder = Path(__file__).resolve().parent.parent / "pipeline_kit" / "gates"
+    modules = {p.stem for p in folder.glob("*.py")} - {"__init__", "interface"}
+    assert {GATES[name].__module__.rsplit(".", 1)[1] for name in GATES} == modules
+    assert all(GATES[name].name == name for name in GATES)
+    script = (
+        "import sys\n"
+        "from pipeline_kit.config import parse_config\n"
+        "from pathlib import Path\nfrom pipeline_kit.gates import compile_gates\n"
+        f"names = [g.name for g in compile_gates(parse_config({CONFIG!r}, Path('c.yml')), 'dev')]\n"
+        "print(names, sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('pipeline_kit.gates.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == (
+        "['signature', 'provenance', 'sbom', 'rollback-hold'] "
+        "['interface', 'provenance', 'rollback_hold', 'sbom', 'signature']"
+    )

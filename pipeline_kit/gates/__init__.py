@@ -10,8 +10,10 @@ forgetting to list them must not open the door.
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,48 +21,50 @@ from pydantic import ValidationError
 
 from pipeline_kit._internal.validation import first_problem
 from pipeline_kit.config import Config, config_error
-from pipeline_kit.gates.approvals import ApprovalsGate
-from pipeline_kit.gates.checks import ChecksGate
-from pipeline_kit.gates.command import CommandGate
-from pipeline_kit.gates.contracts import ContractsGate
-from pipeline_kit.gates.freeze import FreezeGate
 from pipeline_kit.gates.interface import Gate, GateResult, Outcome, PromotionContext
-from pipeline_kit.gates.metric import MetricGate
-from pipeline_kit.gates.migrations import MigrationsGate
-from pipeline_kit.gates.previous_stage import PreviousStageGate
-from pipeline_kit.gates.provenance import ProvenanceGate
-from pipeline_kit.gates.rollback_hold import RollbackHoldGate
-from pipeline_kit.gates.sbom import SbomGate
-from pipeline_kit.gates.signature import SignatureGate
-from pipeline_kit.gates.slo import SloGate
-from pipeline_kit.gates.stop_the_line import StopTheLineGate
 
 __all__ = ["GATES", "Gate", "GateResult", "PromotionContext", "compile_gates", "evaluate"]
 
-GATES: dict[str, type[Gate]] = {
-    gate.name: gate
-    for gate in (
-        SignatureGate,
-        ProvenanceGate,
-        ApprovalsGate,
-        SbomGate,
-        PreviousStageGate,
-        ChecksGate,
-        FreezeGate,
-        CommandGate,
-        RollbackHoldGate,
-        MetricGate,
-        SloGate,
-        MigrationsGate,
-        ContractsGate,
-        StopTheLineGate,
-    )
+# Gate name -> the module holding it and its class: a module is imported only when a config
+# names its gate (or it always runs), so a promotion does not load gates it does not use.
+_MODULES: dict[str, tuple[str, str]] = {
+    "signature": ("signature", "SignatureGate"),
+    "provenance": ("provenance", "ProvenanceGate"),
+    "approvals": ("approvals", "ApprovalsGate"),
+    "sbom": ("sbom", "SbomGate"),
+    "previous-stage": ("previous_stage", "PreviousStageGate"),
+    "checks": ("checks", "ChecksGate"),
+    "freeze": ("freeze", "FreezeGate"),
+    "command": ("command", "CommandGate"),
+    "rollback-hold": ("rollback_hold", "RollbackHoldGate"),
+    "metric": ("metric", "MetricGate"),
+    "slo": ("slo", "SloGate"),
+    "migrations": ("migrations", "MigrationsGate"),
+    "contracts": ("contracts", "ContractsGate"),
+    "stop-the-line": ("stop_the_line", "StopTheLineGate"),
 }
 
 
+class _Registry(Mapping[str, type[Gate]]):
+    """Every gate by name, each module imported on first look-up."""
+
+    def __getitem__(self, name: str) -> type[Gate]:
+        module, cls = _MODULES[name]
+        gate: type[Gate] = getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+        return gate
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+
+GATES: Mapping[str, type[Gate]] = _Registry()
+
 GRACE_SECONDS = 0.5
 # Gates that judge the evidence itself; every promotion runs them, listed or not.
-INTEGRITY: tuple[type[Gate], ...] = (SignatureGate, ProvenanceGate, SbomGate)
+INTEGRITY = ("signature", "provenance", "sbom")
 
 
 def compile_gates(config: Config, environment: str) -> list[Gate]:
@@ -70,9 +74,9 @@ def compile_gates(config: Config, environment: str) -> list[Gate]:
     for index, entry in enumerate(config.environments[environment].gates):
         name, options = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
         loc: list[int | str] = ["environments", environment, "gates", index]
-        gate = GATES.get(name)
-        if gate is None:
+        if name not in GATES:
             raise config_error(path, loc, f"unknown gate {name!r}; known gates: {', '.join(GATES)}")
+        gate = GATES[name]
         try:
             compiled.append(gate(gate.options_model.model_validate(options or {})))
         except ValidationError as exc:
@@ -82,22 +86,28 @@ def compile_gates(config: Config, environment: str) -> list[Gate]:
         if unmet:
             raise config_error(path, [*loc, name], unmet)
     names = {gate.name for gate in compiled}
-    compiled[:0] = [gate(gate.options_model()) for gate in INTEGRITY if gate.name not in names]
+    compiled[:0] = [_default(name) for name in INTEGRITY if name not in names]
     if config.environments[environment].after is not None and "previous-stage" not in names:
-        compiled.append(PreviousStageGate(PreviousStageGate.options_model()))
+        compiled.append(_default("previous-stage"))
     if "rollback-hold" not in names:
-        compiled.append(RollbackHoldGate(RollbackHoldGate.options_model()))
+        compiled.append(_default("rollback-hold"))
     if config.migrations is not None and "migrations" not in names:  # configured: always judged
-        compiled.append(MigrationsGate(MigrationsGate.options_model()))
+        compiled.append(_default("migrations"))
     if config.contracts is not None and "contracts" not in names:
-        compiled.append(ContractsGate(ContractsGate.options_model()))
-    if config.org is not None and StopTheLineGate.name not in names:  # the org's switch: first, always
-        line = StopTheLineGate(StopTheLineGate.options_model())
+        compiled.append(_default("contracts"))
+    if config.org is not None and "stop-the-line" not in names:  # the org's switch: first, always
+        line = _default("stop-the-line")
         unmet = line.config_problem(config)
         if unmet:
             raise config_error(path, ["org"], unmet)
         compiled.insert(0, line)
     return compiled
+
+
+def _default(name: str) -> Gate:
+    """The gate `name` with its default options."""
+    gate = GATES[name]
+    return gate(gate.options_model())
 
 
 def evaluate(gates: list[Gate], context: PromotionContext) -> list[GateResult]:

@@ -15,9 +15,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
-from packaging.requirements import InvalidRequirement, Requirement
-
 from pipeline_kit._internal.proc import child_environment, run_bounded
 from pipeline_kit._internal.redact import strip_credentials
 from pipeline_kit.errors import EnvironmentFailure, InputError, UsageError
@@ -168,6 +165,10 @@ class Environment(SbomSource):
 
 def _applicable(text: str, environment: dict[str, str]) -> str | None:
     """The name a Requires-Dist entry names, if its marker holds here without extras."""
+    # packaging loads in a few hundredths of a second: only where an environment is described
+    from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         requirement = Requirement(text)
         if requirement.marker is not None and not requirement.marker.evaluate({**environment, "extra": ""}):

@@ -10,8 +10,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from pipeline_kit._internal.files import excerpt, read_text
 from pipeline_kit._internal.fs import relative_inside
 from pipeline_kit._internal.redact import strip_credentials
@@ -116,6 +114,9 @@ class Requirements(SbomSource):
             hashes.append(parsed)
         spec = _HASH_OPTION.sub("", " " + line).strip()
         spec = re.sub(r"\s--\S+.*$", "", spec)  # per-requirement install options
+        # packaging loads in a few hundredths of a second: only where a requirements file is read
+        from packaging.requirements import InvalidRequirement, Requirement
+
         try:
             requirement = Requirement(spec)
         except InvalidRequirement:

@@ -39,10 +39,14 @@ def _validator(spec_version: str) -> Any:
 
 def warm(licensed: bool = False, spec_version: str = "1.6") -> None:
     """Build the validator now (it is cached), so that a later check does not wait for it; and
-    import the licence renderer if there may be licences to render."""
-    _validator(spec_version)
-    if licensed:
-        import pipeline_kit.sbom.licenses  # noqa: F401
+    import the licence renderer if there may be licences to render. Run in a thread: a failure
+    here is left to the code that needs them to report (a thread's traceback would be printed)."""
+    try:
+        _validator(spec_version)
+        if licensed:
+            import pipeline_kit.sbom.licenses  # noqa: F401
+    except Exception:  # noqa: BLE001, S110 - reported where it is used, once, as one line
+        return
 
 
 def schema_errors(document: Any, spec_version: str = "1.6") -> list[str]:
