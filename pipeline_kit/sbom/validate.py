@@ -45,7 +45,7 @@ def warm(licensed: bool = False, spec_version: str = "1.6") -> None:
         _validator(spec_version)
         if licensed:
             import pipeline_kit.sbom.licenses  # noqa: F401
-    except Exception:  # noqa: BLE001, S110 - reported where it is used, once, as one line
+    except Exception:  # reported where it is used, once, as one line
         return
 
 
