@@ -262,3 +262,15 @@ def test_commands_list_shared_options_in_one_order(command: str) -> None:
     assert names == sorted(names, key=SHARED_OPTIONS.index), f"{command}: {names}"
     if command in ("sign", "promote", "rollback", "run"):  # every command that signs
         assert "--rekor-version" in names and "--interactive" in names
+
+
+@pytest.mark.parametrize("command", ["drift", "rollback", "promote"])
+def test_help_explains_the_deploy_argument(command: str) -> None:
+    from click.testing import CliRunner
+
+    from pipeline_kit.cli import load
+
+    shown = CliRunner().invoke(load(command), ["--help"], prog_name=f"pipeline-kit {command}")
+    assert shown.exit_code == 0 and "[DEPLOY]..." in shown.output
+    # the text under the usage line says what DEPLOY is, not only the usage line naming it
+    assert "DEPLOY (after `--`" in " ".join(shown.output.split()), shown.output

@@ -355,6 +355,9 @@ def rollback(
 
     The rolled-back release cannot be promoted to ENV again until
     `pipeline-kit ledger annotate --env ENV --root-cause ...` records why it failed.
+
+    DEPLOY (after `--`) is the command that deploys the previous release, instead of
+    environments.ENV.deploy, as `pipeline-kit promote` takes it.
     """
     from pipeline_kit.promotion.rolling_back import rollback as run_rollback
 
