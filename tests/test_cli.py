@@ -274,3 +274,32 @@ def test_help_explains_the_deploy_argument(command: str) -> None:
     assert shown.exit_code == 0 and "[DEPLOY]..." in shown.output
     # the text under the usage line says what DEPLOY is, not only the usage line naming it
     assert "DEPLOY (after `--`" in " ".join(shown.output.split()), shown.output
+
+
+def test_init_without_a_remote_says_what_to_add_and_the_dry_run_agrees_nothing_is_accepted(
+    cli: Cli, hello: Path
+) -> None:
+    (hello / "pipeline-kit.yml").unlink()  # not a git repository: no origin to derive the identity from
+    init = cli(["init"], cwd=hello)
+    assert init.code == 0, init.err
+    assert "could not derive signing.identity: no git remote `origin` here" in init.out
+    assert "every signed-evidence gate denies" in init.out
+    # the printed example is what to write: pasted under `signing:`, the kit takes it as the policy
+    shown = init.out.splitlines()
+    start = shown.index(next(line for line in shown if line.startswith("    identity:")))
+    example = [line.removeprefix("  ") for line in shown[start:] if line.startswith("    ")]
+    config = (hello / "pipeline-kit.yml").read_text()
+    assert "\nsigning:\n" in config
+    pasted = hello / "pasted.yml"
+    pasted.write_text(config.replace("\nsigning:\n", "\nsigning:\n" + "\n".join(example) + "\n", 1))
+    identity = load_config(pasted).signing.identity
+    assert identity is not None and identity.issuer == "https://token.actions.githubusercontent.com"
+    pasted.unlink()
+
+    dry = cli(["run", "--dry-run"], cwd=hello)
+    assert dry.code == 0, dry.err
+    # fail closed, said the same way in the signing section and the gates; the next step is not `init` again
+    assert "any signer would be accepted" not in dry.out
+    assert "no signer is accepted" in dry.out.split("summary: ")[0]
+    nxt = next(line for line in dry.out.splitlines() if line.startswith("next: "))
+    assert "pipeline-kit init" not in nxt and "signing.identity" in nxt and "README.md#" in nxt

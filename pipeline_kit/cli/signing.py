@@ -229,7 +229,9 @@ def identity(session: Session, as_json: bool) -> None:
             click.echo(f"policy    signing.identity: {message['policy']}")
             click.echo("verify    pipeline-kit verify    # evidence CI signed, by that policy")
         else:
-            click.echo("policy    none: add signing.identity to pipeline-kit.yml (pipeline-kit init derives it)")
+            from pipeline_kit.identity import IDENTITY_GUIDE
+
+            click.echo(f"policy    none: nothing is accepted until signing.identity is set (see {IDENTITY_GUIDE})")
         return
     command = ["pipeline-kit", "verify", "--cert-identity", signer.san, "--cert-oidc-issuer", signer.issuer]
     if ci.repository:
