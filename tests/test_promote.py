@@ -145,6 +145,7 @@ def test_deploy_failure_is_recorded(cli: Cli, signed: Path, policy: list[str], t
 def test_no_token_means_nothing_promoted(cli: Cli, signed: Path, policy: list[str]) -> None:
     result = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert result.code == 3 and "no identity token" in result.err
+    assert "hint: locally, pass --interactive" in result.err
     assert not (signed / LEDGER).exists()
     assert not (signed / ".pipeline-kit" / "promotions").exists()
 

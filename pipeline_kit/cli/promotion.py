@@ -188,8 +188,11 @@ def plan(session: Session, /, environment: str, junit: Path | None, as_json: boo
     from pipeline_kit.errors import EXIT_DENIED
     from pipeline_kit.promotion.deciding import plan as plan_promotion
     from pipeline_kit.promotion.junit import write_junit
+    from pipeline_kit.verify import BUNDLE_MISSING, SIGN_FIRST, require_signed
 
-    result = plan_promotion(project_for(session, trust_for(session, **trust_args(trust))), environment)
+    project = project_for(session, trust_for(session, **trust_args(trust)))
+    require_signed(project.evidence)  # nothing signed: say so (exit 2), before any trust root is loaded
+    result = plan_promotion(project, environment)
     if junit:
         write_junit([result], session.resolve(junit))
     publish_plan(session, result, "would pass" if result.passed else "would be denied")
@@ -203,6 +206,8 @@ def plan(session: Session, /, environment: str, junit: Path | None, as_json: boo
         render_plan(result)
         render_after_gates(session, environment)
     if not result.passed:
+        if any(r.reason.endswith(BUNDLE_MISSING) for r in result.results):
+            click.echo(f"hint: {SIGN_FIRST}", err=True)
         raise click.exceptions.Exit(EXIT_DENIED)
 
 

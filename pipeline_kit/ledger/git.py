@@ -135,6 +135,11 @@ class GitLedger(Ledger):
         self._tip = self._fetch()
         return self._content(self._tip).splitlines()
 
+    def nothing_here(self) -> str:
+        if self._tip is None:  # as the last read found it
+            return f"no ledger: {self.remote} has no {self.ref}"
+        return super().nothing_here()
+
     def attachment(self, sha256: str) -> bytes | None:
         if not HEX_SHA256.fullmatch(sha256):
             return None
