@@ -183,7 +183,8 @@ def promotion_options(signing: bool = False) -> Callable[[Any], Any]:
 def plan(session: Session, /, environment: str, junit: Path | None, as_json: bool, **trust: Any) -> None:
     """Dry-run a promotion: verify the evidence and explain every gate's verdict.
 
-    Nothing is recorded or deployed. Exit 0 if the promotion would pass, 1 if not.
+    Nothing is recorded or deployed. Exit 0 if the promotion would pass, 1 if not, 2 when
+    nothing is signed yet (sign first, or bring CI's evidence).
     """
     from pipeline_kit.errors import EXIT_DENIED
     from pipeline_kit.promotion.deciding import plan as plan_promotion
