@@ -303,3 +303,25 @@ def test_init_without_a_remote_says_what_to_add_and_the_dry_run_agrees_nothing_i
     assert "no signer is accepted" in dry.out.split("summary: ")[0]
     nxt = next(line for line in dry.out.splitlines() if line.startswith("next: "))
     assert "pipeline-kit init" not in nxt and "signing.identity" in nxt and "README.md#" in nxt
+
+
+def test_run_dry_run_reads_a_git_ledger_without_its_push_token(
+    cli: Cli, hello: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/multi-job.md's git ledger names `token-variable: GITHUB_TOKEN`, unset on a laptop: a dry
+    # run only reads the ledger, so it works; nothing is pushed
+    import yaml
+
+    bare = tmp_path / "ledger.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    config_path = hello / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["ledger"] = {"backend": "git", "remote": str(bare), "token-variable": "GITHUB_TOKEN"}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    init_repo(hello, remote="https://github.com/pipeline-kit/hello-service.git")
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    result = cli(["run", "--dry-run"], cwd=hello)
+    assert result.code == 0, result.err
+    assert "GITHUB_TOKEN" not in result.err and "would pass in CI" in result.out
+    refs = subprocess.run(["git", "-C", str(bare), "for-each-ref"], capture_output=True, text=True, check=True)
+    assert refs.stdout == ""  # nothing pushed
