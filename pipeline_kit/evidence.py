@@ -191,6 +191,11 @@ class EvidenceDir:
         for name, data in files.items():
             atomic_write(self._inside(self.root, name), data)
 
+    def has_signatures(self) -> bool:
+        """Whether the current release's evidence holds any signature bundle at all."""
+        bundles = self.path(BUNDLES_DIR)
+        return bundles.is_dir() and any(p.is_file() for p in bundles.rglob("*.sigstore.json"))
+
     def is_signed(self, release_id: str) -> bool:
         """Whether `release_id`'s archive holds a signature: its build evidence is then written once."""
         bundles = self.archive(release_id) / BUNDLES_DIR

@@ -36,6 +36,12 @@ KIT_WORKFLOWS_SAN_REGEX = (
 )
 
 
+# Where a user reads what to write in signing.identity when `init` could not derive it.
+IDENTITY_GUIDE = "README.md#use-it-from-github-actions, or #use-it-from-gitlab-ci"
+# What nothing accepted means: unknown denies, so without a policy no signature counts.
+NO_POLICY = "no identity policy (signing.identity): no signer is accepted"
+
+
 def kit_workflows_san_regex(commit: str | None) -> str:
     """The kit's signing workflows at exactly `commit`, or at any commit (None). Any commit also
     matches one of a fork that GitHub serves under the kit's name (an imposter commit): pin one."""

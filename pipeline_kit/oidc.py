@@ -26,8 +26,11 @@ SIGNING_CREDENTIALS = frozenset(
 PUBLIC_GOOD_ISSUER = "https://oauth2.sigstore.dev/auth"
 
 
-def raw_token(env: Mapping[str, str], trust_config: Any, *, interactive: bool | None = None) -> tuple[str, str]:
-    """The JWT and a description of where it came from."""
+def raw_token(
+    env: Mapping[str, str], trust_config: Any, *, interactive: bool | None = None, interactive_flag: str | None = None
+) -> tuple[str, str]:
+    """The JWT and a description of where it came from. `interactive_flag`: the caller's option
+    that asks for a browser sign-in, named in the hint when there is no token."""
     for name in TOKEN_VARIABLES:
         if env.get(name):
             return env[name].strip(), f"${name}"
@@ -48,7 +51,8 @@ def raw_token(env: Mapping[str, str], trust_config: Any, *, interactive: bool | 
     if not interactive:
         raise EnvironmentFailure(
             "no identity token: set SIGSTORE_IDENTITY_TOKEN, or run in CI with OIDC enabled",
-            hint="on GitHub grant `permissions: id-token: write`; on GitLab add "
+            hint=(f"locally, pass {interactive_flag} to sign in with a browser; in CI, " if interactive_flag else "")
+            + "on GitHub grant `permissions: id-token: write`; on GitLab add "
             "`id_tokens: SIGSTORE_ID_TOKEN: aud: sigstore`",
         )
     from sigstore.oidc import IdentityError, Issuer

@@ -13,7 +13,7 @@ from pipeline_kit.ci import CIContext
 from pipeline_kit.config import Config
 from pipeline_kit.errors import UsageError
 from pipeline_kit.evidence import EvidenceDir
-from pipeline_kit.identity import IdentityPolicy, policy_accepts
+from pipeline_kit.identity import NO_POLICY, IdentityPolicy, policy_accepts
 from pipeline_kit.ledger import Ledger
 from pipeline_kit.models import Release
 from pipeline_kit.promotion.arriving import Promotion, promote
@@ -158,7 +158,7 @@ def dry_run(
             policy = IdentityPolicy.from_config(identity)
             trust = Trust(policy, lambda: None, identity.repository, identity.ref, projected=True)
         else:
-            trust = Trust(None, lambda: None, unverified="no identity policy (signing.identity): nothing to judge by")
+            trust = Trust(None, lambda: None, unverified=NO_POLICY)
         project = Project(config, evidence, workdir, ledger, trust, actor)
         plans = [plan(project, env) for env in config.environment_order()]
         foreign = _foreign_source(release, project)
@@ -204,12 +204,10 @@ def signing_plan(release: Release, config: Config | None, ci: CIContext) -> Sign
             token_source="browser sign-in",  # noqa: S106 - a description, not a secret
             policy=policy_text,
             accepted=None,
-            verdict="a local signature would not satisfy a CI identity policy"
-            if policy
-            else "no identity policy configured (signing.identity): any signer would be accepted",
+            verdict="a local signature would not satisfy a CI identity policy" if policy else NO_POLICY,
             note=None,
         )
-    accepted, verdict = (None, "no identity policy configured (signing.identity)")
+    accepted, verdict = (None, NO_POLICY)
     if policy is not None:
         accepted, verdict = policy_accepts(policy, ci.signer)
     return SigningPlan(

@@ -165,16 +165,31 @@ def forge_identity(repository: str | None) -> tuple[str, str, str, str | None] |
     return forge.issuer, san_regex, note, caller
 
 
+def identity_example(repository: str | None) -> str:
+    """signing.identity as a release workflow calling the kit's signing workflows would need it:
+    the block `init` comments out, and prints, when it cannot derive the identity."""
+    return (
+        "identity:                     # who must have signed evidence for it to count\n"
+        "  issuer: https://token.actions.githubusercontent.com\n"
+        f"  san-regex: {KIT_WORKFLOWS_SAN_REGEX}\n"
+        f"  repository: {scalar(repository) if repository else 'https://github.com/OWNER/REPO'}\n"
+    )
+
+
+def identity_gap(project: Project) -> str | None:
+    """Why `init` could not derive signing.identity, or None when it did."""
+    if project.repository is None:
+        return "no git remote `origin` here (not a git repository, or no remote yet)"
+    if forge_identity(project.repository) is None:
+        return f"origin {project.repository} is not on github.com or gitlab.com, whose CI identities the kit knows"
+    return None
+
+
 def identity_block(repository: str | None) -> str:
     """The signing identity a release workflow on this forge will have, as YAML lines."""
     identity = forge_identity(repository)
     if repository is None or identity is None:
-        return (
-            "  # identity:                     # who must have signed evidence for it to count\n"
-            "  #   issuer: https://token.actions.githubusercontent.com\n"
-            f"  #   san-regex: {KIT_WORKFLOWS_SAN_REGEX}\n"
-            "  #   repository: https://github.com/OWNER/REPO\n"
-        )
+        return "".join(f"  # {line}\n" for line in identity_example(None).splitlines())
     issuer, san_regex, note, caller = identity
     calling = (
         "    # the workflow of yours that calls them, and on which refs (the certificate's Build Config URI)\n"

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline_kit._internal.text import counted
 from pipeline_kit.digest import cpu_workers, hash_file, sha256_bytes
-from pipeline_kit.errors import first_line
+from pipeline_kit.errors import UsageError, first_line
 from pipeline_kit.evidence import (
+    BUNDLES_DIR,
     PROVENANCE_FILE,
     RELEASE_FILE,
     SBOM_FILE,
@@ -197,13 +198,27 @@ def _subject_digest(subject: Subject, workdir: Path | None) -> Check:
     return Check(subject.name, "digest", True, f"sha256 {subject.sha256[:16]}... matches")
 
 
+BUNDLE_MISSING = "bundle missing"
+SIGN_FIRST = (
+    "sign first with `pipeline-kit sign` (or `pipeline-kit run`), or download CI's evidence artifact "
+    "into the evidence dir"
+)
+
+
+def require_signed(evidence: EvidenceDir) -> None:
+    """Refuse (exit 2) to judge a release nothing signed yet: every check would say a bundle is
+    missing, and loading a trust root for that (which offline may not be cached) helps no one."""
+    if evidence.has_release() and not evidence.has_signatures():
+        raise UsageError(f"nothing signed yet: {evidence.path(BUNDLES_DIR)} holds no signature", hint=SIGN_FIRST)
+
+
 def _load_bundle(evidence: EvidenceDir, name: str) -> tuple[Any, str | None]:
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import Bundle
 
     data, why = evidence.read_checked(name)
     if data is None:
-        return None, "bundle missing" if why == "file missing" else why
+        return None, BUNDLE_MISSING if why == "file missing" else why
     try:
         return Bundle.from_json(data), None
     except (SigstoreError, ValueError) as exc:

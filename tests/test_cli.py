@@ -284,3 +284,66 @@ def test_tables_wrap_their_last_column_to_columns_and_logs_keep_one_line_per_row
     result = cli(["run", "--dry-run"], cwd=hello)
     tables = [line for line in result.out.splitlines() if re.match(r"(signature|provenance|sbom) +(pass|DENY) ", line)]
     assert tables and all(len(line) <= 80 for line in tables), result.out
+
+
+@pytest.mark.parametrize("command", ["drift", "rollback", "promote"])
+def test_help_explains_the_deploy_argument(command: str) -> None:
+    from click.testing import CliRunner
+
+    from pipeline_kit.cli import load
+
+    shown = CliRunner().invoke(load(command), ["--help"], prog_name=f"pipeline-kit {command}")
+    assert shown.exit_code == 0 and "[DEPLOY]..." in shown.output
+    # the text under the usage line says what DEPLOY is, not only the usage line naming it
+    assert "DEPLOY (after `--`" in " ".join(shown.output.split()), shown.output
+
+
+def test_init_without_a_remote_says_what_to_add_and_the_dry_run_agrees_nothing_is_accepted(
+    cli: Cli, hello: Path
+) -> None:
+    (hello / "pipeline-kit.yml").unlink()  # not a git repository: no origin to derive the identity from
+    init = cli(["init"], cwd=hello)
+    assert init.code == 0, init.err
+    assert "could not derive signing.identity: no git remote `origin` here" in init.out
+    assert "every signed-evidence gate denies" in init.out
+    # the printed example is what to write: pasted under `signing:`, the kit takes it as the policy
+    shown = init.out.splitlines()
+    start = shown.index(next(line for line in shown if line.startswith("    identity:")))
+    example = [line.removeprefix("  ") for line in shown[start:] if line.startswith("    ")]
+    config = (hello / "pipeline-kit.yml").read_text()
+    assert "\nsigning:\n" in config
+    pasted = hello / "pasted.yml"
+    pasted.write_text(config.replace("\nsigning:\n", "\nsigning:\n" + "\n".join(example) + "\n", 1))
+    identity = load_config(pasted).signing.identity
+    assert identity is not None and identity.issuer == "https://token.actions.githubusercontent.com"
+    pasted.unlink()
+
+    dry = cli(["run", "--dry-run"], cwd=hello)
+    assert dry.code == 0, dry.err
+    # fail closed, said the same way in the signing section and the gates; the next step is not `init` again
+    assert "any signer would be accepted" not in dry.out
+    assert "no signer is accepted" in dry.out.split("summary: ")[0]
+    nxt = next(line for line in dry.out.splitlines() if line.startswith("next: "))
+    assert "pipeline-kit init" not in nxt and "signing.identity" in nxt and "README.md#" in nxt
+
+
+def test_run_dry_run_reads_a_git_ledger_without_its_push_token(
+    cli: Cli, hello: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/multi-job.md's git ledger names `token-variable: GITHUB_TOKEN`, unset on a laptop: a dry
+    # run only reads the ledger, so it works; nothing is pushed
+    import yaml
+
+    bare = tmp_path / "ledger.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    config_path = hello / "pipeline-kit.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["ledger"] = {"backend": "git", "remote": str(bare), "token-variable": "GITHUB_TOKEN"}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    init_repo(hello, remote="https://github.com/pipeline-kit/hello-service.git")
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    result = cli(["run", "--dry-run"], cwd=hello)
+    assert result.code == 0, result.err
+    assert "GITHUB_TOKEN" not in result.err and "would pass in CI" in result.out
+    refs = subprocess.run(["git", "-C", str(bare), "for-each-ref"], capture_output=True, text=True, check=True)
+    assert refs.stdout == ""  # nothing pushed

@@ -88,8 +88,38 @@ def test_init_then_dry_run_then_plan_on_a_fresh_project(
         ids.append(json.loads((project / ".pipeline-kit" / "release.json").read_text())["id"])
     assert ids[0] == ids[1]
     plan = cli(["plan", "--to", "dev"], cwd=project)
-    assert plan.code == 1 and "would be DENIED" in plan.out  # nothing signed, no identity policy yet
-    assert "no identity policy" in plan.out
+    assert plan.code == 2 and "nothing signed yet" in plan.err and plan.out == ""  # built, not signed
+    assert "hint: sign first with `pipeline-kit sign`" in plan.err
+
+
+def test_read_only_commands_on_a_fresh_project_say_nothing_is_signed_or_recorded_yet(
+    cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Offline, with no trust root cached: nothing here needs one, since there is nothing to judge
+    # yet; each command says what is missing (exit 2, a hint), never the trust root (exit 3).
+    from pipeline_kit import trust
+
+    def uncached(*args: object, **kwargs: object) -> object:
+        raise trust.TrustRootUnavailable("the trust root is not cached and --offline was given")
+
+    init_repo(hello, remote="https://github.com/pipeline-kit/hello-service.git")
+    assert cli(["build"], cwd=hello).code == 0
+    monkeypatch.setattr(trust, "load_trust_config", uncached)
+    ledger = hello / ".pipeline-kit-ledger" / "ledger.jsonl"
+    for args in (["plan", "--to", "dev", "--offline"], ["verify", "--offline"]):
+        result = cli(args, cwd=hello)
+        assert result.code == 2 and result.out == "", result.err
+        assert "nothing signed yet" in result.err and "hint: sign first with `pipeline-kit sign`" in result.err
+    for args in (["report", "--offline"], ["report", "dora", "--offline"], ["report", "dora", "--json", "--offline"]):
+        result = cli(args, cwd=hello)
+        # errors are never JSON: one line (and a hint) on stderr, nothing on stdout
+        assert result.code == 2 and result.out == "", result.out
+        assert result.err.splitlines()[0] == f"error: no ledger: {ledger} does not exist: nothing to report"
+        assert result.err.splitlines()[1].startswith("hint: nothing promoted here yet")
+    ledger.parent.mkdir()
+    ledger.write_text("")
+    result = cli(["report", "dora", "--json", "--offline"], cwd=hello)
+    assert result.code == 2 and result.out == "" and f"{ledger} has no entries" in result.err
 
 
 def test_offline_trust_root_prints_no_stray_log_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -270,6 +270,9 @@ def test_approvals_without_a_merged_pull_request(github: GitHubFake) -> None:
 def test_approvals_gate_locally_has_no_forge(cli: Cli, hello: Path) -> None:
     approvals_config(hello)
     assert cli(["build"], cwd=hello).code == 0
+    # a bundle (not a valid one): `plan` refuses evidence with none at all before any gate runs
+    (hello / ".pipeline-kit" / "bundles").mkdir()
+    (hello / ".pipeline-kit" / "bundles" / "sbom.sigstore.json").write_text("{}")
     result = cli(["plan", "--to", "dev", "--json"], cwd=hello)
     gate = next(g for g in json.loads(result.out)["gates"] if g["gate"] == "approvals")
     assert gate["verdict"] == "error" and "no forge" in gate["reason"]

@@ -367,8 +367,12 @@ def test_git_ledger_pushes_over_https_with_a_token_from_the_named_variable(
         git(job, "remote", "add", "origin", f"{server.url}/app.git")
         config = LedgerConfig(backend="git", token_variable="LEDGER_TOKEN")
         monkeypatch.delenv("LEDGER_TOKEN", raising=False)
+        # unset: only a push demands it; a fetch this remote refuses says which variable to set
         with pytest.raises(EnvironmentFailure, match=r"ledger\.token-variable names LEDGER_TOKEN, which is not set"):
-            open_ledger(config, job)
+            open_ledger(config, job).append(draft(1))
+        with pytest.raises(EnvironmentFailure, match="cannot fetch the ledger") as refused:
+            open_ledger(config, job).lines()
+        assert refused.value.hint is not None and "set LEDGER_TOKEN" in refused.value.hint
         monkeypatch.setenv("LEDGER_TOKEN", "wrong")
         with pytest.raises(EnvironmentFailure, match="ledger"):
             open_ledger(config, job).append(draft(1))
@@ -394,6 +398,25 @@ def test_git_ledger_pushes_over_https_with_a_token_from_the_named_variable(
         assert token not in (job / ".git" / "config").read_text()
     finally:
         server.stop()
+
+
+def test_git_ledger_reads_without_its_push_token_and_asks_for_it_only_to_push(
+    tmp_path: Path, remote: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/multi-job.md recommends `token-variable: GITHUB_TOKEN`; locally it is unset, and a dry
+    # run or a plan only reads the ledger: reading works, and only an append asks for the token.
+    from pipeline_kit.config import LedgerConfig
+    from pipeline_kit.errors import EnvironmentFailure
+    from pipeline_kit.ledger import open_ledger
+
+    GitLedger(clone(remote, tmp_path / "ci")).append(draft(1))  # CI wrote one entry, with its token
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    local = open_ledger(LedgerConfig(backend="git", token_variable="GITHUB_TOKEN"), clone(remote, tmp_path / "me"))
+    assert [e.release for e in local.verify()] == ["r0001"]
+    with pytest.raises(EnvironmentFailure, match="GITHUB_TOKEN, which is not set") as refused:
+        local.append(draft(2))
+    assert refused.value.hint is not None and "set GITHUB_TOKEN" in refused.value.hint
+    assert git(remote, "rev-list", "--count", "refs/pipeline-kit/ledger").strip() == "1"
 
 
 def test_git_ledger_runs_no_program_planted_in_the_repository(

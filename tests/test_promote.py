@@ -145,6 +145,7 @@ def test_deploy_failure_is_recorded(cli: Cli, signed: Path, policy: list[str], t
 def test_no_token_means_nothing_promoted(cli: Cli, signed: Path, policy: list[str]) -> None:
     result = cli(["promote", "--to", "dev", *policy], cwd=signed)
     assert result.code == 3 and "no identity token" in result.err
+    assert "hint: locally, pass --interactive" in result.err
     assert not (signed / LEDGER).exists()
     assert not (signed / ".pipeline-kit" / "promotions").exists()
 
@@ -313,10 +314,18 @@ def test_run_dry_run_names_what_would_block_ci_too(cli: Cli, described: Path) ->
 def test_run_dry_run_projection_never_reaches_a_real_promotion(
     cli: Cli, described: Path, policy: list[str], token: None
 ) -> None:
-    # the projection is the dry run's alone: a plan of the same unsigned evidence denies
+    # the projection is the dry run's alone: a plan of the same unsigned evidence refuses it
     assert "would pass in CI" in cli(["run", "--dry-run"], cwd=described).out
     planned = cli(["plan", "--to", "dev", "--offline", *policy], cwd=described)
+    assert planned.code == 2 and "nothing signed yet" in planned.err and planned.out == ""
+    # one bundle present, the others missing: the gates deny, naming each missing bundle
+    bundles = described / ".pipeline-kit" / "bundles"
+    bundles.mkdir()
+    (bundles / "sbom.sigstore.json").write_text("{}")
+    planned = cli(["plan", "--to", "dev", "--offline", *policy], cwd=described)
     assert planned.code == 1 and "would be DENIED" in planned.out and "in CI" not in planned.out
+    assert "provenance.sigstore.json: bundle missing" in planned.out
+    assert "hint: sign first with `pipeline-kit sign`" in planned.err
 
 
 def test_run_builds_signs_and_promotes_to_the_first_environment(

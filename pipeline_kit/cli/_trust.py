@@ -101,7 +101,9 @@ def identity_token(session: Session, trust_config: Any, interactive: bool) -> tu
 
     from pipeline_kit.oidc import raw_token
 
-    token, source = raw_token(os.environ, trust_config, interactive=True if interactive else None)
+    token, source = raw_token(
+        os.environ, trust_config, interactive=True if interactive else None, interactive_flag="--interactive"
+    )
     session.mask(token)
     return token, source
 

@@ -113,6 +113,9 @@ def drift(
     signed rollback since), its evidence verified; ledger lines never name it. Exit 0 in sync,
     1 drift (recorded in the ledger), 3 unknown: a probe failed, timed out or answered nothing
     usable (recorded too). `--reconcile` puts the signed release back through a normal promotion.
+
+    DEPLOY (after `--`, only with `--reconcile`) is the deploy command the reconcile runs instead
+    of environments.ENV.deploy, as `pipeline-kit promote` takes it.
     """
     from pipeline_kit.drift import check
     from pipeline_kit.drift import reconcile as run_reconcile

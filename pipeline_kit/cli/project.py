@@ -40,7 +40,8 @@ def init(session: Session, force: bool) -> None:
 
     Detects the build system, the lockfiles and the git remote (for the signing identity).
     """
-    from pipeline_kit.scaffold import npm_packs_config, write_starter_config
+    from pipeline_kit.identity import IDENTITY_GUIDE
+    from pipeline_kit.scaffold import identity_example, identity_gap, npm_packs_config, write_starter_config
 
     path, project = write_starter_config(session.workdir, force=force)
     click.echo(f"wrote {path} (build, outputs, SBOM sources, signing identity, dev -> staging -> prod)")
@@ -55,6 +56,15 @@ def init(session: Session, force: bool) -> None:
             f"npm pack would include {path.name}: list what the package ships in package.json's `files` "
             "(e.g. `npm pkg set 'files[]=index.js'`)"
         )
+    gap = identity_gap(project)
+    if gap is not None:
+        # unknown denies: without a policy every signed-evidence gate would deny, so say it now
+        click.echo(f"could not derive signing.identity: {gap}; until it is set, every signed-evidence gate denies")
+        click.echo(f"add it under `signing:` in {path.name} (see {IDENTITY_GUIDE}), e.g. for GitHub Actions:")
+        for line in identity_example(project.repository).splitlines():
+            click.echo(f"    {line}")
+        click.echo("next: add signing.identity, review artifact.build, then `pipeline-kit run --dry-run`")
+        return
     click.echo("next: review artifact.build and signing.identity, then `pipeline-kit run --dry-run`")
 
 
@@ -272,7 +282,12 @@ def _render_dry(result: DryRun, session: Session) -> None:
             "`pipeline-kit run` to sign here and promote to the first environment"
         )
     else:
-        click.echo("next: add signing.identity to pipeline-kit.yml (`pipeline-kit init` derives it), then run again")
+        from pipeline_kit.identity import IDENTITY_GUIDE
+
+        click.echo(
+            "next: add signing.identity to pipeline-kit.yml: the issuer and san-regex (or san) CI signs as, "
+            f"and your repository (see {IDENTITY_GUIDE}; `pipeline-kit identity` in CI prints them), then run again"
+        )
 
 
 def _gates_summary(item: Plan, projected: bool) -> str:

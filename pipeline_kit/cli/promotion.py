@@ -183,13 +183,17 @@ def promotion_options(signing: bool = False) -> Callable[[Any], Any]:
 def plan(session: Session, /, environment: str, junit: Path | None, as_json: bool, **trust: Any) -> None:
     """Dry-run a promotion: verify the evidence and explain every gate's verdict.
 
-    Nothing is recorded or deployed. Exit 0 if the promotion would pass, 1 if not.
+    Nothing is recorded or deployed. Exit 0 if the promotion would pass, 1 if not, 2 when
+    nothing is signed yet (sign first, or bring CI's evidence).
     """
     from pipeline_kit.errors import EXIT_DENIED
     from pipeline_kit.promotion.deciding import plan as plan_promotion
     from pipeline_kit.promotion.junit import write_junit
+    from pipeline_kit.verify import BUNDLE_MISSING, SIGN_FIRST, require_signed
 
-    result = plan_promotion(project_for(session, trust_for(session, **trust_args(trust))), environment)
+    project = project_for(session, trust_for(session, **trust_args(trust)))
+    require_signed(project.evidence)  # nothing signed: say so (exit 2), before any trust root is loaded
+    result = plan_promotion(project, environment)
     if junit:
         write_junit([result], session.resolve(junit))
     publish_plan(session, result, "would pass" if result.passed else "would be denied")
@@ -203,6 +207,8 @@ def plan(session: Session, /, environment: str, junit: Path | None, as_json: boo
         render_plan(result)
         render_after_gates(session, environment)
     if not result.passed:
+        if any(r.reason.endswith(BUNDLE_MISSING) for r in result.results):
+            click.echo(f"hint: {SIGN_FIRST}", err=True)
         raise click.exceptions.Exit(EXIT_DENIED)
 
 
@@ -355,6 +361,9 @@ def rollback(
 
     The rolled-back release cannot be promoted to ENV again until
     `pipeline-kit ledger annotate --env ENV --root-cause ...` records why it failed.
+
+    DEPLOY (after `--`) is the command that deploys the previous release, instead of
+    environments.ENV.deploy, as `pipeline-kit promote` takes it.
     """
     from pipeline_kit.promotion.rolling_back import rollback as run_rollback
 

@@ -99,8 +99,9 @@ def _history(project: Any) -> Any:
     history = load_history(project)
     if not history.events:
         raise UsageError(
-            f"{history.source} has no entries: nothing to report",
-            hint="bring the ledger (the last promotion job's artifact, or the git ledger's ref)",
+            f"{project.ledger.nothing_here()}: nothing to report",
+            hint="nothing promoted here yet; in CI, bring the ledger (the last promotion job's artifact, "
+            "or the git ledger's ref)",
         )
     return history
 

@@ -151,9 +151,10 @@ def verify(
     """
     from pipeline_kit.errors import VerificationError
     from pipeline_kit.trust import load_trust_config
-    from pipeline_kit.verify import verify_release
+    from pipeline_kit.verify import BUNDLE_MISSING, SIGN_FIRST, require_signed, verify_release
 
     policy, source = resolve_policy(session, cert_identity, cert_identity_regex, cert_oidc_issuer, repository, ref)
+    require_signed(session.evidence())
     custody = None
     if environment is not None:
         from pipeline_kit.cli._trust import project_for, trust_for
@@ -185,7 +186,8 @@ def verify(
         first = result.failures[0]
         raise VerificationError(
             f"{first.target}: {first.check} failed: {first.detail}"
-            + (f" (and {len(result.failures) - 1} more)" if len(result.failures) > 1 else "")
+            + (f" (and {len(result.failures) - 1} more)" if len(result.failures) > 1 else ""),
+            hint=SIGN_FIRST if any(f.detail == BUNDLE_MISSING for f in result.failures) else None,
         )
 
 
@@ -229,7 +231,9 @@ def identity(session: Session, as_json: bool) -> None:
             click.echo(f"policy    signing.identity: {message['policy']}")
             click.echo("verify    pipeline-kit verify    # evidence CI signed, by that policy")
         else:
-            click.echo("policy    none: add signing.identity to pipeline-kit.yml (pipeline-kit init derives it)")
+            from pipeline_kit.identity import IDENTITY_GUIDE
+
+            click.echo(f"policy    none: nothing is accepted until signing.identity is set (see {IDENTITY_GUIDE})")
         return
     command = ["pipeline-kit", "verify", "--cert-identity", signer.san, "--cert-oidc-issuer", signer.issuer]
     if ci.repository:

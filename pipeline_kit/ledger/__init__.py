@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline_kit.errors import EnvironmentFailure
 from pipeline_kit.ledger.chain import verify_chain
 from pipeline_kit.ledger.file import FileLedger
 from pipeline_kit.ledger.git import GitLedger
@@ -55,15 +54,10 @@ DEFAULT_FILE = ".pipeline-kit-ledger/ledger.jsonl"
 
 def open_ledger(config: LedgerConfig, workdir: Path) -> Ledger:
     if config.backend == "git":
-        token = None
-        if config.token_variable:
-            token = os.environ.get(config.token_variable)
-            if not token:
-                raise EnvironmentFailure(
-                    f"ledger.token-variable names {config.token_variable}, which is not set: "
-                    "the git ledger cannot push without it"
-                )
-        return GitLedger(workdir, config.remote, config.ref, token=token)
+        # The token is looked up now but required only by a push (`append`): reading the ledger
+        # (a dry run, a plan, a report) works without it wherever the remote lets one fetch.
+        token = os.environ.get(config.token_variable) if config.token_variable else None
+        return GitLedger(workdir, config.remote, config.ref, token=token or None, token_variable=config.token_variable)
     if config.path is None:
         return default_ledger(workdir)
     path = Path(config.path)

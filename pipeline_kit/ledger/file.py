@@ -35,6 +35,11 @@ class FileLedger(Ledger):
     def describe(self) -> str:
         return str(self.path)
 
+    def nothing_here(self) -> str:
+        if not self.path.exists() and not self.path.is_symlink():
+            return f"no ledger: {self.path} does not exist"
+        return super().nothing_here()
+
     def lines(self) -> list[bytes]:
         if self.path.is_dir():
             raise UsageError(f"{self.path}: the ledger path is a directory, expected a file")

@@ -59,11 +59,14 @@ class GitLedger(Ledger):
         remote: str = "origin",
         ref: str = "refs/pipeline-kit/ledger",
         token: str | None = None,
+        token_variable: str | None = None,
     ) -> None:
         self.repository = repository
         self.remote = remote
         self.ref = ref
         self._credential = _credential(token) if token else {}
+        # the variable the config names when its token is unset: a push needs it, a fetch may not
+        self._missing = token_variable if token_variable and not token else None
         self._tip: str | None = None  # the tip entries() last read, for attachment look-ups
 
     def describe(self) -> str:
@@ -114,7 +117,12 @@ class GitLedger(Ledger):
             stderr = result.stderr.decode(errors="replace")
             if "couldn't find remote ref" in stderr:
                 return None  # no ledger yet
-            raise EnvironmentFailure(f"cannot fetch the ledger {self.describe()}: {stderr.strip().splitlines()[-1:]}")
+            last = stderr.strip().splitlines()[-1:]
+            cause = last[0] if last else f"exit code {result.returncode}"
+            hint = None
+            if self._missing:
+                hint = f"the remote may need credentials to fetch: set {self._missing} (ledger.token-variable)"
+            raise EnvironmentFailure(f"cannot fetch the ledger {self.describe()}: {cause}", hint=hint)
         tip = self._git("rev-parse", private).stdout.decode().strip()
         self._git("update-ref", "-d", private)
         return tip
@@ -127,6 +135,11 @@ class GitLedger(Ledger):
     def lines(self) -> list[bytes]:
         self._tip = self._fetch()
         return self._content(self._tip).splitlines()
+
+    def nothing_here(self) -> str:
+        if self._tip is None:  # as the last read found it
+            return f"no ledger: {self.remote} has no {self.ref}"
+        return super().nothing_here()
 
     def attachment(self, sha256: str) -> bytes | None:
         if not HEX_SHA256.fullmatch(sha256):
@@ -162,6 +175,11 @@ class GitLedger(Ledger):
     def append(self, draft: Draft, attachments: Sequence[bytes] = (), *, guard: Guard | None = None) -> Entry:
         from pipeline_kit.ledger.entries import next_entry, parse_lines
 
+        if self._missing:
+            raise EnvironmentFailure(
+                f"ledger.token-variable names {self._missing}, which is not set: the git ledger cannot push without it",
+                hint=f"set {self._missing} to a token that may push to {self.remote} (in CI, the job's token)",
+            )
         for attempt in range(ATTEMPTS):
             tip = self._fetch()
             content = self._content(tip)

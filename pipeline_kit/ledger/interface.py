@@ -47,6 +47,10 @@ class Ledger(ABC):
     def describe(self) -> str:
         """Where the ledger lives, for messages."""
 
+    def nothing_here(self) -> str:
+        """What an empty read of this ledger means, for messages: no entries, or no ledger at all."""
+        return f"{self.describe()} has no entries"
+
     def check(self) -> tuple[int, str]:
         """Verify the chain without parsing the entries: (seq, hash) of the last one."""
         return verify_chain(self.lines(), self.describe())

@@ -118,6 +118,9 @@ class AnnouncingLedger(Ledger):
     def attachment(self, sha256: str) -> bytes | None:
         return self.inner.attachment(sha256)
 
+    def nothing_here(self) -> str:
+        return self.inner.nothing_here()
+
     def describe(self) -> str:
         return self.inner.describe()
 

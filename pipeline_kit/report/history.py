@@ -151,9 +151,12 @@ def load_history(project: Project, *, releases: bool = True) -> History:
     from sigstore.verify import Verifier
 
     trust = project.trust
+    entries = history(project.ledger)
+    if not entries:  # nothing to verify: no trust root is needed (one offline may not be cached)
+        environments = tuple(project.config.environment_order())
+        return History(project.ledger.describe(), head(entries), environments, (), {})
     if trust.policy is None:
         raise UsageError("no identity policy to verify the history's signed records with")
-    entries = history(project.ledger)
     verifier = Verifier(trusted_root=trust.load().trusted_root)
     seen: dict[tuple[str, str], Accepted | str] = {}
 
