@@ -5,13 +5,14 @@ checked here; applied as a saga by `saga`, compiled into a CI pipeline by `saga_
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline_kit.config import ConfigModel, LedgerConfig, load_config, parse_yaml
+from pipeline_kit.config import Config, ConfigModel, LedgerConfig, load_config, parse_yaml
 from pipeline_kit.errors import ConfigError
 from pipeline_kit.ledger import DEFAULT_FILE, Ledger, open_ledger
 
@@ -68,6 +69,7 @@ class LoadedPlan:
     plan: ReleasePlan
     path: Path
     digest: str  # sha256 of the file: the plan a saga ran is named by it
+    configs: Mapping[str, Config]  # each step's service's pipeline-kit.yml, read once
 
     @property
     def root(self) -> Path:
@@ -79,6 +81,9 @@ class LoadedPlan:
     def directory(self, step: PlanStep) -> Path:
         return self.root / step.path
 
+    def config_path(self, step: PlanStep) -> Path:
+        return self.directory(step) / "pipeline-kit.yml"
+
 
 def load_plan(path: Path) -> LoadedPlan:
     try:
@@ -88,10 +93,13 @@ def load_plan(path: Path) -> LoadedPlan:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, None, f"cannot read: {exc}") from exc
     plan = parse_yaml(text, path, ReleasePlan)
+    configs = {}
     for step in plan.steps:
-        if not (path.parent / step.path / "pipeline-kit.yml").is_file():
+        config = path.parent / step.path / "pipeline-kit.yml"
+        if not config.is_file():
             raise ConfigError(path, f"steps.{step.service}.path", f"{step.path}/pipeline-kit.yml not found")
-    loaded = LoadedPlan(plan, path, hashlib.sha256(text.encode()).hexdigest())
+        configs[step.service] = load_config(config)
+    loaded = LoadedPlan(plan, path, hashlib.sha256(text.encode()).hexdigest(), configs)
     _refuse_shared_ledgers(loaded)
     return loaded
 
@@ -109,8 +117,8 @@ def _refuse_shared_ledgers(loaded: LoadedPlan) -> None:
     would read as another's (its rollback target, its current release, its delivery figures)."""
     seen = {_ledger_place(loaded.plan.ledger, loaded.root): "the plan"}
     for step in loaded.plan.steps:
-        config = loaded.directory(step) / "pipeline-kit.yml"
-        place = _ledger_place(load_config(config).ledger, config.parent)
+        config = loaded.config_path(step)
+        place = _ledger_place(loaded.configs[step.service].ledger, config.parent)
         if place in seen:
             raise ConfigError(
                 config,

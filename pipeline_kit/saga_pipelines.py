@@ -26,7 +26,7 @@ import yaml
 
 from pipeline_kit import __version__
 from pipeline_kit.ci.gitlab import SUMMARY_FILE
-from pipeline_kit.config import ENVIRONMENT_NAME, load_config
+from pipeline_kit.config import ENVIRONMENT_NAME
 from pipeline_kit.errors import ConfigError, UsageError
 from pipeline_kit.evidence import DEFAULT_DIR_NAME
 from pipeline_kit.release_plan import LoadedPlan, PlanStep, ReleasePlan
@@ -71,8 +71,8 @@ def require_shared_ledgers(
     variables' names."""
     ledgers = [(loaded.path, loaded.plan.ledger, "every job needs one ledger")]
     for step in loaded.plan.steps:
-        path = loaded.directory(step) / "pipeline-kit.yml"
-        ledgers.append((path, load_config(path).ledger, f"the {step.service} jobs need one ledger"))
+        ledger = loaded.configs[step.service].ledger
+        ledgers.append((loaded.config_path(step), ledger, f"the {step.service} jobs need one ledger"))
     for path, ledger, why in ledgers:
         if ledger.backend != "git":
             raise ConfigError(
@@ -91,10 +91,11 @@ def require_shared_ledgers(
 def require_environment(loaded: LoadedPlan, environment: str) -> None:
     """Refuse an environment a step's service does not have: its job would fail only when run."""
     for step in loaded.plan.steps:
-        path = loaded.directory(step) / "pipeline-kit.yml"
-        known = load_config(path).environments
+        known = loaded.configs[step.service].environments
         if environment not in known:
-            raise ConfigError(path, "environments", f"no environment {environment!r} (has: {', '.join(known)})")
+            raise ConfigError(
+                loaded.config_path(step), "environments", f"no environment {environment!r} (has: {', '.join(known)})"
+            )
 
 
 # What each platform evaluates wherever it stands in the file, a `run:` or `script:` line included,
@@ -166,24 +167,28 @@ class EvidenceSource:
     github_artifact: str | None = "evidence-{service}"
     gitlab_job: str | None = "{service}-sign"
 
+    def pattern(self, platform: Literal["github", "gitlab"]) -> str | None:
+        return self.github_artifact if platform == "github" else self.gitlab_job
+
 
 COMMITTED = EvidenceSource(None, None)
 
 
 def evidence_comment(source: EvidenceSource, platform: Literal["github", "gitlab"]) -> str:
     """The emitted file's account of what each job reads (the header)."""
-    where = {
-        "github": f"the artifact {source.github_artifact} (of this run, or of the run given as evidence-run-id), "
-        "downloaded outside the checkout; only the evidence directory is taken from it",
-        "gitlab": f"the artifacts of the parent pipeline's job {source.gitlab_job} (needs: pipeline: "
-        "$PARENT_PIPELINE_ID, which the trigger job passes: variables: {PARENT_PIPELINE_ID: $CI_PIPELINE_ID}), "
-        "extracted at their paths",
-    }[platform]
-    taken = (
-        f"from {where}"
-        if (source.github_artifact if platform == "github" else source.gitlab_job)
-        else "from the checkout: commit the evidence on the ref this runs from"
-    )
+    pattern = source.pattern(platform)
+    if pattern is None:
+        taken = "from the checkout: commit the evidence on the ref this runs from"
+    elif platform == "github":
+        taken = (
+            f"from the artifact {pattern} (of this run, or of the run given as evidence-run-id), "
+            "downloaded outside the checkout; only the evidence directory is taken from it"
+        )
+    else:
+        taken = (
+            f"from the artifacts of the parent pipeline's job {pattern} (needs: pipeline: $PARENT_PIPELINE_ID, "
+            "which the trigger job passes: variables: {PARENT_PIPELINE_ID: $CI_PIPELINE_ID}), extracted at their paths"
+        )
     return (
         "# Each job runs in a workspace of its own, with the ledgers (git refs every job reaches).\n"
         "# release-<service> and compensate-<service> read that service's evidence (<service>/.pipeline-kit/:\n"
@@ -236,7 +241,7 @@ def gitlab_pipeline(
     the kit's own install step (`install`, `requirements` and `python` as the templates take them),
     included from the kit's project at this version, or from `templates` (a path in the project)."""
     listed = jobs(plan, environment, plan_file, job_environment)
-    pattern = evidence.gitlab_job
+    pattern = evidence.pattern("gitlab")
     crowded = [job.name for job in listed if len(job.needs) + bool(pattern) * len(job.evidence) > GITLAB_MAX_NEEDS]
     if crowded:
         raise UsageError(f"{crowded[0]} would need {GITLAB_MAX_NEEDS}+ jobs, more than GitLab allows: split the plan")
@@ -312,7 +317,7 @@ def github_workflow(
         raise UsageError(f"--kit-commit {kit_commit!r}: pin the kit's actions to its release commit (40 hex digits)")
     listed = jobs(plan, environment, plan_file, job_environment)
     contents = "write" if ledger_in_repository else "read"
-    pattern = evidence.github_artifact
+    pattern = evidence.pattern("github")
     run_input = {
         "description": "The run whose artifacts hold the services' evidence. Empty: this run.",
         "type": "string",
