@@ -64,23 +64,28 @@ class _Context(click.Context):
 def _help_width(max_width: int) -> int:
     """What click.HelpFormatter computes when given no width (shutil.get_terminal_size's answer:
     $COLUMNS, else the terminal's, else 80), bounded by max_width and 50 as click does."""
-    import os
-
     from click import formatting
 
     if formatting.FORCED_WIDTH is not None:
         return formatting.FORCED_WIDTH
+    return max(min(terminal_columns() or 80, max_width) - 2, 50)
+
+
+def terminal_columns() -> int | None:
+    """$COLUMNS when set, else the width of the terminal standard output is; None for anything
+    else (a log, a pipe). Here, not in a module of its own: `--help` loads no more than this."""
+    import os
+
     try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
         columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-        columns = columns or 80
-    return max(min(columns, max_width) - 2, 50)
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or None  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 class _Commands(click.Group):

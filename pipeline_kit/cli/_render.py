@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 import textwrap
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from pipeline_kit.cli import terminal_columns
 
 if TYPE_CHECKING:
     from pipeline_kit.sbom import SourceResult
@@ -31,7 +31,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     continued under itself. Logs, which scroll sideways, keep one line per row."""
     cells = [[str(c) for c in headers]] + [["" if c is None else printable(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    room = _terminal_width()
+    room = terminal_columns()
     if room is not None:  # the last column gets what the others leave, at least 30 characters
         widths[-1] = min(widths[-1], max(30, room - sum(widths[:-1]) - 2 * (len(widths) - 1)))
     lines = []
@@ -43,16 +43,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         lines.extend(indent + more for more in last[1:])
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def _terminal_width() -> int | None:
-    """COLUMNS when set, else the terminal's width; None when writing to something else."""
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
-    if sys.stdout.isatty():
-        return os.get_terminal_size(sys.stdout.fileno()).columns
-    return None
 
 
 def subjects_table(subjects: Iterable[tuple[str, str, int | None]]) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from pipeline_kit.config.base import ConfigModel, EnvName, SentVariable, inside_project, sent_safely
 from pipeline_kit.digest import output_glob_problem
@@ -105,26 +105,6 @@ class FlagsConfig(ConfigModel):
         return self
 
 
-class LedgerConfig(ConfigModel):
-    backend: Literal["file", "git"] = "file"
-    path: str | None = None  # file backend; default <evidence dir>/ledger.jsonl
-    remote: str = "origin"  # git backend
-    ref: str = "refs/pipeline-kit/ledger"  # git backend
-    # git backend over HTTPS: the variable holding a token that may push the ledger ref (sent as
-    # an HTTP header through git's environment, never on a command line or in .git/config)
-    token_variable: SentVariable | None = None
-
-    @field_validator("ref")
-    @classmethod
-    def _ref(cls, value: str) -> str:
-        return _git_ref(value)
-
-    @field_validator("remote")
-    @classmethod
-    def _remote(cls, value: str) -> str:
-        return _git_remote(value)
-
-
 def _git_ref(value: str) -> str:
     if not value.startswith("refs/") or ".." in value or " " in value:
         raise ValueError("expected a git ref such as refs/pipeline-kit/ledger")
@@ -139,23 +119,28 @@ def _git_remote(value: str) -> str:
     return value
 
 
+# A ref of a git ledger, and the remote it is pushed to (validated where a config names them)
+GitRef = Annotated[str, AfterValidator(_git_ref)]
+GitRemote = Annotated[str, AfterValidator(_git_remote)]
+
+
+class LedgerConfig(ConfigModel):
+    backend: Literal["file", "git"] = "file"
+    path: str | None = None  # file backend; default <evidence dir>/ledger.jsonl
+    remote: GitRemote = "origin"  # git backend
+    ref: GitRef = "refs/pipeline-kit/ledger"  # git backend
+    # git backend over HTTPS: the variable holding a token that may push the ledger ref (sent as
+    # an HTTP header through git's environment, never on a command line or in .git/config)
+    token_variable: SentVariable | None = None
+
+
 class OrgLedgerConfig(ConfigModel):
     """Where the org's stop-the-line statements live: a ref of a git repository every project
     names (a URL, or a remote of the project's checkout)."""
 
-    remote: str = Field(min_length=1)
-    ref: str = "refs/pipeline-kit/stop-the-line"
+    remote: GitRemote = Field(min_length=1)
+    ref: GitRef = "refs/pipeline-kit/stop-the-line"
     token_variable: SentVariable | None = None  # as ledger.token-variable, for this remote
-
-    @field_validator("ref")
-    @classmethod
-    def _ref(cls, value: str) -> str:
-        return _git_ref(value)
-
-    @field_validator("remote")
-    @classmethod
-    def _remote(cls, value: str) -> str:
-        return _git_remote(value)
 
 
 class OrgRoleConfig(ConfigModel):

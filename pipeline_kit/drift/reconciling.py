@@ -96,9 +96,10 @@ def _refuse_another_build_here(workdir: Path, subjects: frozenset[tuple[str, str
     there under the reconcile's signed VSA: a file by a subject's name must be that subject."""
     for name, sha256 in sorted(subjects):
         path = workdir / name
-        if path.is_file() and hash_file(path).sha256 != sha256:
+        found = hash_file(path).sha256 if path.is_file() else sha256
+        if found != sha256:
             raise UsageError(
-                f"{name} here is another build (sha256 {hash_file(path).sha256[:12]}..., the signed release's "
+                f"{name} here is another build (sha256 {found[:12]}..., the signed release's "
                 f"is {sha256[:12]}...): a deploy reading it would put that build in place of the signed one",
                 hint="reconcile where the subjects' files are absent or the signed ones (a fresh checkout), "
                 "with a deploy that fetches by $PIPELINE_KIT_DIGEST",
