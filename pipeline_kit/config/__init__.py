@@ -108,12 +108,12 @@ ENVIRONMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # what an environment may
 class Config(ConfigModel):
     version: Literal[1]
     artifact: ArtifactConfig
-    sbom: SbomConfig = SbomConfig()
-    signing: SigningConfig = SigningConfig()
+    sbom: SbomConfig = Field(default_factory=SbomConfig)
+    signing: SigningConfig = Field(default_factory=SigningConfig)
     environments: dict[str, EnvironmentConfig] = Field(default_factory=dict)
-    ledger: LedgerConfig = LedgerConfig()
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     org: OrgConfig | None = None  # the org-wide stop-the-line switch: every promotion obeys it
-    forge: ForgeConfig = ForgeConfig()
+    forge: ForgeConfig = Field(default_factory=ForgeConfig)
     metrics: dict[str, MetricProviderConfig] = Field(default_factory=dict)
     flags: FlagsConfig | None = None
     migrations: MigrationsConfig | None = None

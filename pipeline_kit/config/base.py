@@ -20,6 +20,7 @@ class ConfigModel(BaseModel):
         extra="forbid",
         alias_generator=lambda name: name.replace("_", "-"),
         populate_by_name=True,
+        defer_build=True,  # built on first use: a command pays only for the sections it reads
     )
 
 

@@ -131,7 +131,7 @@ class EnvironmentConfig(ConfigModel):
     deploy: str | list[str] | None = None  # default deploy command for promote/rollback
     pass_env: list[EnvName] = Field(default_factory=list)  # variables the deploy command may see
     analysis: AnalysisConfig | None = None  # measured after the deploy succeeded (at each step)
-    on_failure: OnFailureConfig = OnFailureConfig()  # what a failed analysis does
+    on_failure: OnFailureConfig = Field(default_factory=OnFailureConfig)  # what a failed analysis does
     strategy: StrategyConfig | None = None  # canary or blue-green; none: all at once
     traffic: TrafficConfig | None = None  # how a strategy moves traffic
     probe: ProbeConfig | None = None  # how `drift` asks what the environment runs

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from pipeline_kit.config import parse_duration
+from pipeline_kit.config.base import ConfigModel
 from pipeline_kit.forge import FreezePeriod
 from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, denied, error, passed
 
@@ -92,9 +93,7 @@ class Cron:
         return None
 
 
-class Window(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class Window(ConfigModel):
     cron: str | None = None
     rrule: str | None = None
     start: datetime | None = None

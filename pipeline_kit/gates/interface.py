@@ -15,9 +15,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from pipeline_kit.config import Config
+from pipeline_kit.config.base import ConfigModel
 from pipeline_kit.evidence import RELEASE_FILE, EvidenceDir
 from pipeline_kit.forge import Forge
 from pipeline_kit.ledger import Entry
@@ -32,12 +33,8 @@ if TYPE_CHECKING:
 Verdict = Literal["passed", "denied", "error"]
 
 
-class Options(BaseModel):
+class Options(ConfigModel):
     """A gate's options, written kebab-case in the config; unknown keys are errors."""
-
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=lambda n: n.replace("_", "-"), populate_by_name=True
-    )
 
     # seconds before the gate counts as an error: a number (not true/false), finite, at most a day
     timeout: float = Field(default=60.0, gt=0, le=86400, strict=True, allow_inf_nan=False)

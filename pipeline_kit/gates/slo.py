@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import os
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from pipeline_kit.analysis import release_values
 from pipeline_kit.config import Config, parse_duration
+from pipeline_kit.config.base import ConfigModel
 from pipeline_kit.gates.interface import Gate, Options, Outcome, PromotionContext, deferred, denied, error, passed
 from pipeline_kit.gates.metric import provider_problem
 from pipeline_kit.metrics import MetricProvider, open_provider
 from pipeline_kit.queries import render, template_problem
 
 
-class BurnWindow(BaseModel):
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=lambda n: n.replace("_", "-"), populate_by_name=True
-    )
-
+class BurnWindow(ConfigModel):
     long: str
     short: str
     burn_rate: float = Field(gt=0, allow_inf_nan=False)
