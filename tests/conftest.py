@@ -62,6 +62,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 _BEFORE = pytest.StashKey[set[str] | None]()
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: two workers a core. Much of the suite waits (on a scrape, an analysis interval, a
+    runner's job); on 2 cores, 2 workers kept them 63% busy (7m02s), 4 workers 91% (5m18s)."""
+    return 2 * (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Tests never reach the internet: resolving any host but this machine is refused, and the
