@@ -3,6 +3,8 @@ each environment would judge it (a dry run), or the real thing: sign and promote
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -113,7 +115,12 @@ def full_run(
 ) -> FullRun:
     """Build, describe, sign, and promote to `environment`, in one process with one sign-in: what
     CI does across jobs, here on one machine (a denial is recorded like any other)."""
-    release, results = describe(request, specs, ci, project.evidence, project.workdir, project.config)
+    preload = threading.Thread(target=_load_sigstore, name="pipeline-kit-preload", daemon=True)
+    preload.start()
+    try:
+        release, results = describe(request, specs, ci, project.evidence, project.workdir, project.config)
+    finally:
+        preload.join()
     if project.evidence.is_signed(release.id):
         raise UsageError(
             f"release {release.id} was signed here before: its signed evidence is kept as it was",
@@ -135,6 +142,15 @@ def full_run(
             on_step=on_step,
         )
     return FullRun(signed.release, results, ci, signed, promotion)
+
+
+def _load_sigstore() -> None:
+    """Import the Sigstore client (about half a second) while the build runs in its own process.
+    A failure is left to the import that needs it, which reports it as one line."""
+    with contextlib.suppress(Exception):
+        import sigstore.models
+        import sigstore.sign
+        import sigstore.verify  # noqa: F401
 
 
 def dry_run(
