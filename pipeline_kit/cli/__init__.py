@@ -9,6 +9,7 @@ modules are imported inside the commands, and a command's module only when that 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -183,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if argv is None:  # the program itself, not a caller in its own process
         _PROGRAM.append(True)
         _line_buffered()
+        # pydantic looks for plugins (entry points of every installed package) before its first
+        # validation, importing importlib.metadata to do so; the kit's models want none. (The
+        # build, command gates and deploys never see it: they get no PYDANTIC_ variable.)
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         # Every option can also come from PIPELINE_KIT_<COMMAND>_<OPTION> (e.g. PIPELINE_KIT_PROMOTE_TO):
         # the composite actions pass their inputs that way, never on a command line they build.
