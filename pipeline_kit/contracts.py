@@ -195,9 +195,8 @@ def verified_pacts(
     """Every signed, passing verification about `release` kept in `evidence` (and its archive of
     `release`) or attached to the ledger (`contract-verified` entries): signed by the policy's
     identity, a statement about exactly the release's subjects."""
-    from sigstore.verify import Verifier
-
     from pipeline_kit.signing import release_subjects
+    from pipeline_kit.verifier import verifier_for
     from pipeline_kit.vsa import Candidate, read_bundles, signed_statement
 
     roots = [evidence.root / CONTRACTS_DIR, Path(evidence.archive(release.id)) / CONTRACTS_DIR]
@@ -210,7 +209,7 @@ def verified_pacts(
                 data = ledger.attachment(str(digest)) if ledger is not None else None
                 if data is not None:
                     candidates.append(Candidate(f"ledger seq {entry.seq}: {name}", data))
-    verifier = Verifier(trusted_root=trust_config.trusted_root)
+    verifier = verifier_for(trust_config)
     found: set[str] = set()
     refused: list[str] = []
     for candidate in candidates:

@@ -169,8 +169,9 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
     from sigstore.hashes import Hashed
     from sigstore.models import Bundle
     from sigstore.oidc import ExpiredIdentity, IdentityError, IdentityToken
-    from sigstore.verify import Verifier
     from sigstore_models.common.v1 import HashAlgorithm
+
+    from pipeline_kit.verifier import verifier_for
 
     try:
         identity_token = IdentityToken(token)
@@ -212,7 +213,7 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
     certificate = next(iter(bundles.values())).signing_certificate
     identity, issuer = certificate_identity(certificate)
     own_identity = IdentityPolicy.of_certificate(certificate).sigstore_policy()
-    verifier = Verifier(trusted_root=trust_config.trusted_root)
+    verifier = verifier_for(trust_config)
     files: dict[str, bytes] = {}
     for item in items:
         data = bundles[item.bundle].to_json().encode()

@@ -161,9 +161,9 @@ def judge_entries(
     """The state the entries' verified statements show (see the module's rules)."""
     verifier = None
     if trust_config is not None:
-        from sigstore.verify import Verifier
+        from pipeline_kit.verifier import verifier_for
 
-        verifier = Verifier(trusted_root=trust_config.trusted_root)
+        verifier = verifier_for(trust_config)
     statements: list[Statement] = []
     stray: list[Statement] = []  # verified stops signed on another history: they still stop
     refused: list[tuple[int, str]] = []

@@ -107,10 +107,10 @@ def verify_release(
     source: SourceExpectation = SourceExpectation(),
     custody: Custody | None = None,
 ) -> Verification:
-    from sigstore.verify import Verifier
+    from pipeline_kit.verifier import verifier_for
 
     release = evidence.load_release()
-    verifier = Verifier(trusted_root=trust_config.trusted_root)
+    verifier = verifier_for(trust_config)
     sigstore_policy = policy.sigstore_policy()
     checks: list[Check] = []
 

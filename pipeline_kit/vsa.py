@@ -136,8 +136,7 @@ def signed_statement(
 
     try:
         bundle = Bundle.from_json(candidate.data)
-        _, payload = verifier.verify_dsse(bundle, policy.sigstore_policy())
-        times = verifier._establish_time(bundle)  # already verified by verify_dsse; read them back
+        payload, times = verifier.verify_dsse_at(bundle, policy.sigstore_policy())
     except (SigstoreError, ValueError, LookupError) as exc:
         return f"does not verify: {first_line(exc)}"
     try:
@@ -193,9 +192,9 @@ def verified(
     """The statements of `predicate_type` among `candidates` that verify for `policy`, each
     distinct bundle once (see `distinct`); the others are passed over. `trust_config` None: a
     dry run, which takes the signatures on trust (`claimed_statement`)."""
-    from sigstore.verify import Verifier
+    from pipeline_kit.verifier import verifier_for
 
-    verifier = Verifier(trusted_root=trust_config.trusted_root) if trust_config is not None else None
+    verifier = verifier_for(trust_config) if trust_config is not None else None
 
     def check(candidate: Candidate) -> Accepted | str:
         if verifier is None:
@@ -302,9 +301,9 @@ def search(
     deployed: bool = False,
 ) -> Search:
     """Judge every candidate (each distinct VSA once), newest accepted last (see `judge`)."""
-    from sigstore.verify import Verifier
+    from pipeline_kit.verifier import verifier_for
 
-    verifier = Verifier(trusted_root=trust_config.trusted_root)
+    verifier = verifier_for(trust_config)
     accepted: list[Accepted] = []
     rejected: list[str] = []
 

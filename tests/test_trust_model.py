@@ -272,6 +272,36 @@ def test_a_real_vsa_passes_and_soak_counts_from_its_signed_time(
     assert cli(["verify", "--env", "dev", *policy], cwd=signed).code == 0
 
 
+def test_a_vsa_is_timed_only_by_what_its_own_verification_established(
+    signed: Path, sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A statement's time is the latest time its verification established (the TSA's, the log's),
+    # kept from that verification rather than established a second time. The attack it must not
+    # open: a sigstore whose verify_dsse no longer passes through _establish_time would leave no
+    # verified time, and a statement without one must count for nothing, never for "now".
+    from sigstore.models import Bundle
+    from sigstore.verify import Verifier
+
+    from pipeline_kit.identity import IdentityPolicy
+    from pipeline_kit.trust import load_trust_config
+    from pipeline_kit.verifier import TimedVerifier, verifier_for
+    from pipeline_kit.vsa import Accepted, Candidate, signed_statement
+
+    plant_vsa(signed, sigstore, "dev", vsa_statement(signed, "dev"))
+    data = (signed / ".pipeline-kit" / "promotions" / "dev.vsa.sigstore.json").read_bytes()
+    trust = load_trust_config(sigstore.trust_config_path, offline=True)
+    policy = IdentityPolicy(issuer=sigstore.issuer, san=SIGNER)
+    accepted = signed_statement(Candidate("dev", data), policy, verifier_for(trust))
+    assert isinstance(accepted, Accepted), accepted
+    # the oracle: sigstore's own verifier, establishing the bundle's times by itself
+    times = Verifier(trusted_root=trust.trusted_root)._establish_time(Bundle.from_json(data))
+    assert len(times) >= 1 and accepted.signed_at == max(t.time for t in times)
+
+    monkeypatch.setattr(TimedVerifier, "_establish_time", Verifier._establish_time)
+    refused = signed_statement(Candidate("dev", data), policy, verifier_for(trust))
+    assert refused == "does not verify: the verification established no signing time"
+
+
 def test_a_crash_between_decision_and_deploy_never_counts_as_arrived(
     signed: Path, sigstore: LocalSigstore, policy: list[str], token: None, cli: Cli
 ) -> None:

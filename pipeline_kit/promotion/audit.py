@@ -19,14 +19,13 @@ def audit(ledger: Ledger, evidence: EvidenceDir, trust: Trust) -> tuple[list[Ent
     longer matches a VSA kept elsewhere (the ledger's attachments, the evidence dir and its
     archives). After the last signed decision, an unkeyed chain cannot tell.
     """
-    from sigstore.verify import Verifier
-
+    from pipeline_kit.verifier import verifier_for
     from pipeline_kit.vsa import signed_statement
 
     if trust.policy is None:
         raise UsageError("no identity policy to verify the ledger's signed decisions with")
     entries = history(ledger)
-    verifier = Verifier(trusted_root=trust.load().trusted_root)
+    verifier = verifier_for(trust.load())
     referenced = {e.details["vsa"]: e for e in entries if isinstance(e.details.get("vsa"), str)}
     found: dict[str, Candidate] = {}
     for digest, entry in referenced.items():

@@ -244,14 +244,13 @@ def annotate(project: Project, environment: str, root_cause: str, token: TokenPr
 
 def _signed_hold(project: Project, environment: str, data: bytes | None, held: str, seq: int) -> Accepted:
     """The signed rollback of `held` the ledger entry at `seq` attached, verified; else exit 1."""
-    from sigstore.verify import Verifier
-
+    from pipeline_kit.verifier import verifier_for
     from pipeline_kit.vsa import signed_statement
 
     assert project.trust.policy is not None
     if data is None:
         raise VerificationError(f"the rollback at ledger seq {seq} has no signed hold attached to lift")
-    verifier = Verifier(trusted_root=project.trust.load().trusted_root)
+    verifier = verifier_for(project.trust.load())
     signed = signed_statement(Candidate(f"ledger seq {seq}", data), project.trust.policy, verifier)
     if isinstance(signed, str):
         raise VerificationError(f"the hold of the rollback at ledger seq {seq} {signed}")

@@ -148,7 +148,7 @@ class History:
 def load_history(project: Project, *, releases: bool = True) -> History:
     """The ledger's entries (chain verified) with every signed record they name verified, and
     (`releases`) the verified evidence of every release a verified record is about."""
-    from sigstore.verify import Verifier
+    from pipeline_kit.verifier import verifier_for
 
     trust = project.trust
     entries = history(project.ledger)
@@ -157,7 +157,7 @@ def load_history(project: Project, *, releases: bool = True) -> History:
         return History(project.ledger.describe(), head(entries), environments, (), {})
     if trust.policy is None:
         raise UsageError("no identity policy to verify the history's signed records with")
-    verifier = Verifier(trusted_root=trust.load().trusted_root)
+    verifier = verifier_for(trust.load())
     seen: dict[tuple[str, str], Accepted | str] = {}
 
     def statement(digest: str, predicate_type: str) -> Accepted | str:
