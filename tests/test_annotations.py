@@ -94,7 +94,9 @@ def test_a_rollout_step_reaches_a_promql_query(
     stepped = cli(["promote", "--to", "dev", "--step", *policy], cwd=signed)
     assert stepped.code == 0, stepped.out + stepped.err
     weight = f'pipeline_kit_rollout_weight_percent{{job="{job}",environment="dev",event="rollout"}}'
-    [found] = pushgateway.until(f"{weight} == 30")
+    # the step's push and the pause's both say 30%: a scrape may fall between them, so wait for the pause
+    paused = weight.replace('"rollout"}', '"rollout",state="paused"}')
+    [found] = pushgateway.until(f"{paused} == 30")
     rollout = [e for e in entries(signed) if e["kind"] == "rollout"]
     # step 1 set 30%, then --step paused there: the group holds the newest
     assert [(e["details"]["state"], e["details"]["weight"]) for e in rollout[-3:]] == [
