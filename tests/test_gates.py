@@ -404,9 +404,15 @@ def test_freeze_gate(tmp_path: Path) -> None:
     wednesday = context(tmp_path)
     assert run(g, wednesday)[0] == "passed"
     saturday = PromotionContext(**{**wednesday.__dict__, "now": datetime(2026, 11, 21, 10, 0, tzinfo=timezone.utc)})
-    assert run(g, saturday) == ("denied", "freeze window (weekend) until Mon 08:00 Europe/Berlin")
+    g_saturday = ("denied", "freeze window (weekend) until Mon 08:00 Europe/Berlin")
+    assert run(g, saturday) == g_saturday
     monday_late = PromotionContext(**{**wednesday.__dict__, "now": datetime(2026, 11, 23, 7, 30, tzinfo=timezone.utc)})
     assert run(g, monday_late)[0] == "passed"  # 08:30 in Berlin: the window has closed
+    # the same weekend, closing at the next Monday 08:00 rather than after 62h
+    until = {"name": "weekend", "cron": "0 18 * * FRI", "until-cron": "0 8 * * MON", "tz": "Europe/Berlin"}
+    assert run(gate("freeze", windows=[until]), saturday) == g_saturday
+    assert run(gate("freeze", windows=[until]), monday_late)[0] == "passed"
+    assert run(gate("freeze", windows=[until]), wednesday)[0] == "passed"
     rrule = {"rrule": "FREQ=WEEKLY;BYDAY=WE;BYHOUR=11;BYMINUTE=0", "tz": "Europe/Berlin", "name": "wednesday"}
     # 12:00Z is 13:00 in Berlin: inside 11:00 + 3h, just outside 11:00 + 2h (the end is exclusive)
     assert run(gate("freeze", windows=[{**rrule, "duration": "3h"}]), wednesday) == (
@@ -429,6 +435,8 @@ def test_freeze_gate(tmp_path: Path) -> None:
         {"cron": "0 18 * * FRI", "duration": "2h", "tz": "Mars/Olympus"},
         {"start": "2026-01-01T00:00:00"},
         {"cron": "0 1 * * *", "rrule": "FREQ=DAILY", "duration": "1h"},
+        {"cron": "0 18 * * FRI", "duration": "2h", "until-cron": "0 8 * * MON"},
+        {"cron": "0 18 * * FRI", "until-cron": "bad"},
     ],
 )
 def test_bad_freeze_windows_are_config_errors(window: dict[str, Any]) -> None:

@@ -126,6 +126,8 @@ class Window(ConfigModel):
                 raise ValueError("the window ends before it starts: it would never be open")
         if self.start is None and self.duration is None and self.until_cron is None:
             raise ValueError("a recurring window needs a duration")
+        if self.duration is not None and self.until_cron is not None:
+            raise ValueError("a window closes after its duration or at until-cron, not both")
         if self.until_cron is not None:
             cron_fields(self.until_cron)
         if self.duration is not None:
