@@ -115,7 +115,7 @@ def full_run(
 ) -> FullRun:
     """Build, describe, sign, and promote to `environment`, in one process with one sign-in: what
     CI does across jobs, here on one machine (a denial is recorded like any other)."""
-    preload = threading.Thread(target=_load_sigstore, name="pipeline-kit-preload", daemon=True)
+    preload = threading.Thread(target=_prepare_signing, args=(project,), name="pipeline-kit-preload", daemon=True)
     preload.start()
     try:
         release, results = describe(request, specs, ci, project.evidence, project.workdir, project.config)
@@ -144,13 +144,17 @@ def full_run(
     return FullRun(signed.release, results, ci, signed, promotion)
 
 
-def _load_sigstore() -> None:
-    """Import the Sigstore client (about half a second) while the build runs in its own process.
-    A failure is left to the import that needs it, which reports it as one line."""
+def _prepare_signing(project: Project) -> None:
+    """While the build runs in its own process: import the Sigstore client (about half a second)
+    and load the trust root (a TUF refresh over the network for the public-good instance). A
+    failure is left to the step that needs them, which reports it as one line (`Trust.load` keeps
+    its outcome, so a trust root that cannot be loaded is not asked for twice)."""
     with contextlib.suppress(Exception):
         import sigstore.models
         import sigstore.sign
         import sigstore.verify  # noqa: F401
+
+        project.trust.load()
 
 
 def dry_run(

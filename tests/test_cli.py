@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cyclonedx.schema import SchemaVersion
@@ -221,6 +222,33 @@ def test_run_to_an_unknown_environment_stops_before_building(cli: Cli, hello: Pa
     assert result.code == 2
     assert "unknown environment 'qa'; the config has: dev, staging, prod" in result.err
     assert not (hello / ".pipeline-kit").exists() and not (hello / "dist").exists()
+
+
+def test_run_loads_the_trust_root_during_the_build_and_reports_its_failure_once(
+    cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `run` loads the trust root in a thread while the build runs; one that cannot be loaded is
+    # the same one line and exit code as before, and it is not asked for a second time (offline,
+    # a second attempt would wait out a second timeout).
+    import pipeline_kit.trust
+
+    calls: list[Path | None] = []
+    load = pipeline_kit.trust.load_trust_config
+
+    def counted(path: Path | None, **kwargs: Any) -> Any:
+        calls.append(path)
+        return load(path, **kwargs)
+
+    monkeypatch.setattr(pipeline_kit.trust, "load_trust_config", counted)
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", "unused: the trust root fails first")
+    bad = hello / "not-a-trust-config.json"
+    bad.write_text('{"not": "a trust config"}')
+    result = cli(["run", "--trust-config", str(bad)], cwd=hello)
+    assert result.code == 2, result.err
+    [error] = [line for line in result.err.splitlines() if line.startswith("error:")]
+    assert error.startswith(f"error: {bad}: not a Sigstore client trust config: ")
+    assert "Traceback" not in result.err and calls == [bad]
+    assert (hello / ".pipeline-kit" / "release.json").is_file()  # it failed after the build, not before
 
 
 def test_real_process_exit_codes(hello: Path) -> None:

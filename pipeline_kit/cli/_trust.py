@@ -4,13 +4,14 @@ they resolve to, and the Trust and Project a command builds from them."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from pipeline_kit.cli._session import Session
-from pipeline_kit.errors import UsageError
+from pipeline_kit.errors import PipelineKitError, UsageError
 
 if TYPE_CHECKING:
     from pipeline_kit.identity import IdentityPolicy
@@ -135,11 +136,18 @@ def trust_for(
         policy, source = resolve_policy(session, identity, identity_regex, issuer, repository, ref)
     except NoIdentityPolicy:
         policy, source = None, None  # the evidence gates will deny, saying why
-    loaded: list[Any] = []
+    loaded: list[Any] = []  # the trust root, or the error that loading it raised
+    once = threading.Lock()  # `run` loads it in a thread while the build runs
 
     def load() -> Any:
-        if not loaded:
-            loaded.append(load_trust_config(trust_config, rekor_version=rekor_version, offline=offline))
+        with once:
+            if not loaded:
+                try:
+                    loaded.append(load_trust_config(trust_config, rekor_version=rekor_version, offline=offline))
+                except PipelineKitError as exc:
+                    loaded.append(exc)
+        if isinstance(loaded[0], PipelineKitError):
+            raise loaded[0]
         return loaded[0]
 
     return Trust(policy, load, source.repository if source else None, source.ref if source else None)
