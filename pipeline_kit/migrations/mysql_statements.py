@@ -159,7 +159,8 @@ def takes_metadata_lock(expression: Any) -> bool:
         return str(expression.args.get("kind", "")).upper() == "INDEX"
     if isinstance(expression, exp.Command):
         verb, rest = str(expression.this).upper(), str(getattr(expression.expression, "name", expression.expression))
-        return verb == "RENAME" or (verb == "CREATE" and "INDEX" in rest.upper().split()[:2])
+        # an ALTER or DROP sqlglot cannot read (review as well) still waits for the lock
+        return verb in ("ALTER", "DROP", "RENAME") or (verb == "CREATE" and "INDEX" in rest.upper().split()[:2])
     return False
 
 
