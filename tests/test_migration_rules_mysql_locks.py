@@ -232,6 +232,7 @@ SETS = (
     "SET lock_wait_timeout = 5",
     "SET SESSION lock_wait_timeout = 5",
     "set session LOCK_WAIT_TIMEOUT=5",
+    "SET NAMES utf8mb4, lock_wait_timeout := 5",
     "SET @@session.lock_wait_timeout = 5",
     "SET @@lock_wait_timeout = 5",
     "SET LOCAL lock_wait_timeout = 5",  # MySQL's LOCAL is the session's

@@ -22,6 +22,7 @@ from pipeline_kit.migrations.interface import Lock, Phase
 LOCK_WAIT_LIMIT = 60  # seconds: longer is an outage of the table, not a bound on one
 BLOCKING_CLAUSE = {"ALGORITHM": "COPY", "LOCK": "EXCLUSIVE"}
 SESSION_SCOPES = frozenset({"SESSION", "LOCAL"})  # MySQL's SET LOCAL is the session's
+SCOPES = SESSION_SCOPES | {"GLOBAL", "PERSIST", "PERSIST_ONLY"}
 
 
 def words(tokens: list[Any], count: int) -> list[str]:
@@ -126,7 +127,8 @@ def sets_lock_wait(expression: Any) -> bool | None:
         return None
     scope, bounded = "SESSION", None
     for item in expression.expressions:
-        scope = str(item.args.get("kind") or scope).upper()
+        kind = str(item.args.get("kind") or "").upper()
+        scope = kind if kind in SCOPES else scope  # NAMES, CHARACTER SET: no scope
         assignment = item.this
         if not isinstance(assignment, exp.EQ):
             continue
