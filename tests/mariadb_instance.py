@@ -57,16 +57,19 @@ class LocalMariaDB:
             time.sleep(0.1)
         return self
 
-    def sql(self, database: str, sql: str, user: str = "root") -> subprocess.CompletedProcess[str]:
-        """`sql` run by the `mariadb` client as `user` (root over the socket, others over TCP)."""
+    def client(self, database: str, sql: str, user: str = "root") -> list[str]:
+        """The `mariadb` client's argv running `sql` as `user` (root over the socket, others over TCP)."""
         where = [f"--socket={self.socket}"] if user == "root" else ["-h", "127.0.0.1", f"--port={self.port}"]
-        return subprocess.run(
-            ["mariadb", "--no-defaults", *where, "-u", user, "--batch", *([database] if database else []), "-e", sql],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
+        return ["mariadb", "--no-defaults", *where, "-u", user, "--batch", *([database] if database else []), "-e", sql]
+
+    def sql(self, database: str, sql: str, user: str = "root") -> subprocess.CompletedProcess[str]:
+        """`sql` run by the `mariadb` client as `user`, waited for."""
+        return subprocess.run(self.client(database, sql, user), capture_output=True, text=True, check=False, timeout=60)
+
+    def session(self, database: str, sql: str) -> subprocess.Popen[str]:
+        """`sql` run by the `mariadb` client as root in a session of its own, not waited for (a
+        lock holder, or a statement that queues behind one)."""
+        return subprocess.Popen(self.client(database, sql), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

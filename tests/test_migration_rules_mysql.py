@@ -20,6 +20,7 @@ from tests.mariadb_instance import LocalMariaDB
 from tests.test_migrations import old_release_errors
 
 NUMBERS = itertools.count()
+MISSING = "missing-lock-timeout"  # said of any ALTER without a SET lock_wait_timeout before it: tested on its own
 SCHEMA = """
 CREATE TABLE users (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(64), email VARCHAR(128), legacy VARCHAR(16), age INT);
 INSERT INTO users (name, email, legacy, age)
@@ -102,7 +103,7 @@ CORPUS = (
 
 @pytest.mark.parametrize(("statement", "phase", "lock"), CORPUS)
 def test_the_mysql_classifier_agrees_with_mariadb(server: LocalMariaDB, statement: str, phase: str, lock: str) -> None:
-    verdicts = {(f.phase, f.lock) for f in MySQL().classify(statement + ";", "m.sql")}
+    verdicts = {(f.phase, f.lock) for f in MySQL().classify(statement + ";", "m.sql") if f.rule != MISSING}
     assert verdicts == {(phase, lock)}
     database = fresh(server)
     applied = server.sql(database, statement)
@@ -133,7 +134,7 @@ CAUTIOUS = (
 
 @pytest.mark.parametrize("statement", CAUTIOUS)
 def test_a_cautious_verdict_only_ever_errs_towards_blocking(server: LocalMariaDB, statement: str) -> None:
-    (finding,) = MySQL().classify(statement + ";", "m.sql")
+    (finding,) = [f for f in MySQL().classify(statement + ";", "m.sql") if f.rule != MISSING]
     assert finding.lock == "blocks"
     assert not blocks_writes(server, statement)
 

@@ -314,6 +314,7 @@ def test_mysql_online_ddl_and_what_sqlglot_cannot_read() -> None:
 
     mysql = MySQL().classify("ALTER TABLE users MODIFY COLUMN age BIGINT;\nUPDATE users SET age = 0;\n", "m.sql")
     assert [(f.line, f.phase, f.lock, f.rule) for f in mysql] == [
+        (1, "neutral", "blocks", "missing-lock-timeout"),
         (1, "contract", "blocks", "alter-column-type"),
         (2, "migrate", "blocks", "unbatched-backfill"),
     ]

@@ -15,6 +15,15 @@ from functools import partial
 from typing import Any
 
 from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lock, Phase
+from pipeline_kit.migrations.mysql_statements import (
+    MISSING_LOCK_WAIT,
+    Session,
+    drop_index_clauses,
+    engine_verdict,
+    sets_lock_wait,
+    table_locks,
+    takes_metadata_lock,
+)
 from pipeline_kit.migrations.reading import Chunk, nested, nesting, token_chunks
 from pipeline_kit.migrations.sqlglot_expressions import (
     alter_options,
@@ -58,16 +67,17 @@ class SqlglotDialect(Dialect):
         dialect = sqlglot.Dialect.get_or_raise(self.read)
         parser = dialect.parser()
         findings: list[Finding] = []
+        session = Session()  # what the file's SETs leave in force, statement to statement
         try:  # a large file a chunk of whole statements at a time: memory follows the chunk
             for chunk in token_chunks(dialect.tokenize, sql, lambda token: token.token_type == TokenType.SEMICOLON):
-                findings += self._chunk(parser, chunk, file)
+                findings += self._chunk(parser, chunk, file, session)
         except TokenError as exc:
             message = f"not SQL the parser accepts: {str(exc).splitlines()[0]}; the whole file went unchecked"
             fix = "close the string, quoted name or comment"
             return [Finding(file, 1, "review", "n/a", "unparsable", message, fix)]
         return findings
 
-    def _chunk(self, parser: Any, chunk: Chunk, file: str) -> list[Finding]:
+    def _chunk(self, parser: Any, chunk: Chunk, file: str, session: Session) -> list[Finding]:
         from sqlglot.errors import ParseError
 
         sql, tokens = chunk.text, chunk.tokens
@@ -79,7 +89,7 @@ class SqlglotDialect(Dialect):
             waivers = {m.group(1): m.group(2) for m in WAIVER.finditer(sql[previous_end:start])}
             previous_end = end
             try:  # from the file's tokens (tokenizing each statement again took a third of the time)
-                verdicts = nested(partial(self._read, parser, group, sql), nesting(group), file, line)
+                verdicts = nested(partial(self._read, parser, group, sql, session), nesting(group), file, line)
             except ParseError as exc:
                 message = f"not {self.name} the parser accepts: {str(exc).splitlines()[0]}"
                 findings.append(
@@ -90,14 +100,28 @@ class SqlglotDialect(Dialect):
                 findings.append(Finding(file, line, phase, lock, rule, message, fix, waivers.get(rule)))
         return findings
 
-    def _read(self, parser: Any, group: list[Any], sql: str) -> list[Verdict]:
-        """The verdicts on one statement, parsed from its tokens."""
+    def _read(self, parser: Any, group: list[Any], sql: str, session: Session) -> list[Verdict]:
+        """The verdicts on one statement, parsed from its tokens (MySQL's LOCK TABLES read from them,
+        DROP INDEX's clauses taken off first); in MySQL, an unbounded metadata-lock wait, once."""
         from sqlglot.errors import ParseError
 
+        mysql = self.name == "mysql"
+        locks = table_locks(group) if mysql else None
+        if locks is not None:
+            return locks
+        group, clauses = drop_index_clauses(group) if mysql else (group, {})
         expression = (parser.parse(group, sql) or [None])[0]
         if expression is None:
             raise ParseError(f"no statement in {sql[group[0].start : group[-1].end + 1]!r}")
-        return self._verdicts(expression)
+        verdicts = self._online(self._verdicts(expression), clauses) if clauses else self._verdicts(expression)
+        if not mysql:
+            return verdicts
+        bounded = sets_lock_wait(expression)
+        session.lock_wait = session.lock_wait if bounded is None else bounded
+        if takes_metadata_lock(expression) and not session.lock_wait:
+            session.lock_wait = True  # said once per file
+            return [MISSING_LOCK_WAIT, *verdicts]
+        return verdicts
 
     def _verdicts(self, expression: Any) -> list[Verdict]:
         """What the statement does; a call of code the classifier cannot see through (in a query,
@@ -122,11 +146,13 @@ class SqlglotDialect(Dialect):
         if isinstance(expression, exp.Command):
             return self._command(expression)
         if isinstance(expression, exp.Alter) and str(expression.args.get("kind", "")).upper() == "TABLE":
-            table = named(expression.this)
+            table, options = named(expression.this), alter_options(expression)
             verdicts = [self._action(action, table) for action in expression.args.get("actions") or []]
+            for option in expression.args.get("options") or []:
+                verdicts += self._option(option, table, options.get("ALGORITHM", "DEFAULT"))
             if not verdicts:
                 return [("review", "n/a", "alter-table", "ALTER TABLE: not classified", "")]
-            return self._online(verdicts, alter_options(expression))
+            return self._online(verdicts, options)
         if isinstance(expression, exp.Create):
             return self._create(expression)
         if isinstance(expression, exp.Drop):
@@ -167,6 +193,14 @@ class SqlglotDialect(Dialect):
                 )
             ]
         words = text.split(None, 2)
+        if self.name == "mysql" and verb == "REPLACE":  # an INSERT that first deletes the rows it collides with
+            with contextlib.suppress(sqlglot.errors.ParseError):
+                return [
+                    (p, k, "replace", "inserts rows, deleting first each row with the same unique key", f)
+                    if r == "insert"
+                    else (p, k, r, m, f)
+                    for p, k, r, m, f in self._verdicts(sqlglot.parse_one(f"INSERT {text}", read=self.read))
+                ]
         if self.name == "mysql" and verb == "CREATE" and "INDEX" in (w.upper() for w in words[:2]):
             statement, options = split_options(f"CREATE {text}")
             if options:  # read without them, judged with them
@@ -209,6 +243,16 @@ class SqlglotDialect(Dialect):
             ]
         return verdicts
 
+    def _option(self, option: Any, table: str, algorithm: str) -> list[Verdict]:
+        """An ALTER TABLE option: ALGORITHM and LOCK are `_online`'s, ENGINE a rebuild, others unread."""
+        from sqlglot import exp
+
+        if isinstance(option, (exp.AlgorithmProperty, exp.LockProperty)):
+            return []
+        if isinstance(option, exp.EngineProperty):
+            return [engine_verdict(option.name, table, algorithm, self.blocking)]
+        return [("review", "n/a", "alter-table", f"ALTER TABLE {type(option).__name__}: not classified", "")]
+
     def _create(self, expression: Any) -> list[Verdict]:
         kind = str(expression.args.get("kind", "")).upper()
         name = named(expression.this)
@@ -243,7 +287,7 @@ class SqlglotDialect(Dialect):
         kind = str(expression.args.get("kind", "")).upper()
         names = ", ".join(named(table) for table in expression.args.get("tables") or [])
         if kind == "INDEX":
-            return [("neutral", "safe", "drop-index", f"drops index {names}", "")]
+            return [self._drop_part(kind, names)]
         if kind in ("TABLE", "VIEW", "FUNCTION", "PROCEDURE", "TRIGGER"):
             return [
                 (
@@ -286,13 +330,7 @@ class SqlglotDialect(Dialect):
             names = ", ".join(named(part) for part in action.args.get("tables") or [])
             return self._drop_part(str(action.args.get("kind", "")).upper(), names)
         if isinstance(action, exp.DropPrimaryKey):
-            return (
-                "contract",
-                self.blocking,
-                "drop-primary-key",
-                "drops the primary key: the table is copied, and the old release's lookups by it slow down",
-                "",
-            )
+            return self._drop_part("PRIMARY KEY", "")
         if isinstance(action, (exp.RenameColumn, exp.AlterRename)):
             what = "column" if isinstance(action, exp.RenameColumn) else "table"
             return (
@@ -420,6 +458,15 @@ class SqlglotDialect(Dialect):
                 "drop-column",
                 f"drops column {names}: the old release's queries fail",
                 "stop using it in a release everywhere first, then drop it as a contract step",
+            )
+        if kind == "PRIMARY KEY" or (kind == "INDEX" and names.strip("`").upper() == "PRIMARY"):
+            # MySQL's primary key is the index named PRIMARY: DROP INDEX `PRIMARY` ON t drops it
+            return (
+                "contract",
+                self.blocking,
+                "drop-primary-key",
+                "drops the primary key: the table is copied, and the old release's lookups by it slow down",
+                "",
             )
         if kind == "INDEX":
             return ("neutral", "safe", "drop-index", f"drops index {names}", "")
