@@ -34,6 +34,7 @@ from pipeline_kit.cli._trust import (
 @click.option(
     "--from",
     "named",
+    envvar="PIPELINE_KIT_ROLLBACK_FROM",
     help="Release id to take out, when one deployed without a signed decision runs there. "
     "[default: the one the signed record shows]",
 )

@@ -1,0 +1,183 @@
+"""A rollback by hand in the isolated layout, under act: examples/github/rollback.yml calls the
+kit's `rollback.yml`, which signs the hold and records the rollback (deploy: elsewhere) running
+only the kit; the example's deploy job, with no signing power, deploys what it outputs. GitHub's
+token service is emulated per job (tests/github_runner.py); the deploy script runs the harvest
+(tests/assets/harvest.py), the attack of a deploy script turned hostile."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_kit.identity import KIT_REPOSITORY, certificate_identity
+from pipeline_kit.ledger import GitLedger
+from tests.conftest import ROOT, SIGNER, Cli, git, offline_installs
+from tests.github_runner import called_workflows, dump_workflow, grant_id_tokens, load_workflow, run_act
+from tests.sigstore_instance import LocalSigstore
+from tests.test_rollback_fresh import Promoted, promoted_twice
+from tests.test_signing_isolation import ARTIFACT_ACTIONS, BIN, HARVEST, PINNED, kit_repository
+
+REPOSITORY = "pipeline-kit/hello-service"
+EXAMPLE = ROOT / "examples" / "github" / "rollback.yml"
+WORKFLOW = ".github/workflows/rollback.yml"
+MAIN = "refs/heads/main"
+REF = "refs/pipeline-kit/ledger"
+KIT_ROLLBACK = f"https://github.com/{KIT_REPOSITORY}/.github/workflows/rollback.yml@{PINNED}"
+# the deploy the example names: records what it deploys, then harvests what it can find
+DEPLOY = """\
+#!/bin/sh
+set -e
+echo "$1 $2 $3" >> "$TEST_OUT/deploys.txt"
+"$TEST_PYTHON" tools/harvest.py "$TEST_OUT/harvest-deploy.json"
+"""
+
+
+def kit_policy(kit_workflows: str) -> str:
+    """The test signer (who signed and promoted the releases before, locally), or the kit's
+    `kit_workflows` at the pinned commit."""
+    kit = rf"https://github\.com/{re.escape(KIT_REPOSITORY)}/\.github/workflows/({kit_workflows})\.yml@{PINNED}"
+    return f"^({re.escape(SIGNER)}|{kit})$"
+
+
+def set_policy(project: Path, sigstore: LocalSigstore, kit_workflows: str) -> None:
+    path = project / "pipeline-kit.yml"
+    config = yaml.safe_load(path.read_text())
+    config["signing"]["identity"] = {
+        "issuer": sigstore.issuer,
+        "san-regex": kit_policy(kit_workflows),
+        "repository": f"https://github.com/{REPOSITORY}",
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def rollback_workflow(trust_config: Path, scratch: Path) -> str:
+    """The example as its header says to copy it, with the test's trust root for the kit."""
+    workflow = load_workflow(EXAMPLE)
+    workflow["jobs"]["rollback"]["with"]["trust-config"] = str(trust_config)
+    dump_workflow(workflow, scratch)
+    return scratch.read_text()
+
+
+def run_rollback(promoted: Promoted, sigstore: LocalSigstore, tmp_path: Path) -> tuple[Path, Path]:
+    """The example's run for dev from the fresh clone, on main, the kit at its pinned commit;
+    returns the directory the steps write to and the one artifacts go to."""
+    repo = promoted.fresh
+    head = git(repo, "rev-parse", "HEAD").strip()
+    caller = f"{REPOSITORY}/{WORKFLOW}@{MAIN}"
+    granted = grant_id_tokens(
+        repo / WORKFLOW, sigstore, repository=REPOSITORY, defined_in=f"{REPOSITORY}/{WORKFLOW}", ref=MAIN, sha=head
+    )
+    assert granted == {}  # the caller's own jobs (the deploy) hold no pair
+    kit, kit_sha = kit_repository(tmp_path)
+    (call,) = called_workflows(repo / WORKFLOW, repository=REPOSITORY, ref=MAIN)
+    assert call.defined_in == f"{KIT_REPOSITORY}/.github/workflows/rollback.yml" and call.ref == PINNED
+    kit_granted = grant_id_tokens(
+        kit / ".github" / "workflows" / "rollback.yml",
+        sigstore,
+        repository=REPOSITORY,
+        defined_in=call.defined_in,
+        called_at=call.ref,
+        caller_permissions=call.permissions,
+        ref=MAIN,
+        sha=head,
+        job_workflow_sha=kit_sha,
+        workflow_ref=caller,
+    )
+    assert list(kit_granted) == ["rollback"]
+    scratch = tmp_path / "act"
+    scratch.mkdir()
+    (scratch / ".gitconfig").write_text(
+        f'[url "file://{kit}"]\n\tinsteadOf = https://github.com/{KIT_REPOSITORY}.git\n'
+    )
+    tools = scratch / "bin"
+    tools.mkdir()
+    (tools / "uv").symlink_to(BIN / "uv")
+    out, artifacts = tmp_path / "out", tmp_path / "artifacts"
+    out.mkdir()
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"ref": MAIN, "inputs": {"environment": "dev", "reason": "errors up"}}))
+    pins = dict(re.findall(r"uses: (actions/\w+(?:-\w+)*)@([0-9a-f]{40})", (kit / WORKFLOW).read_text()))
+    result = run_act(
+        repo,
+        scratch,
+        workflow=WORKFLOW,
+        event=event,
+        event_name="workflow_dispatch",
+        extra=(
+            *("--local-repository", f"{KIT_REPOSITORY}@{PINNED}={kit}"),
+            *(
+                "--local-repository",
+                f"actions/upload-artifact@{pins['actions/upload-artifact']}={ARTIFACT_ACTIONS / 'upload'}",
+            ),
+            *(
+                "--local-repository",
+                f"actions/download-artifact@{pins['actions/download-artifact']}={ARTIFACT_ACTIONS / 'download'}",
+            ),
+        ),
+        variables={
+            "TEST_PYTHON": sys.executable,
+            "TEST_OUT": str(out),
+            "TEST_ARTIFACTS": str(artifacts),
+            **offline_installs(scratch),
+        },
+        path=f"{tools}:/usr/bin:/bin",
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    return out, artifacts
+
+
+def test_the_rollback_workflow_signs_the_hold_in_the_kit_job_only_and_the_deploy_job_deploys_it(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, token: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from sigstore.models import Bundle
+
+    trust = ["--trust-config", str(sigstore.trust_config_path)]
+    set_policy(signed, sigstore, "sign-release|arrive|rollback")
+    files = {WORKFLOW: rollback_workflow(sigstore.trust_config_path, tmp_path / "rollback.yml"), "deploy.sh": DEPLOY}
+    promoted = promoted_twice(cli, signed, sigstore, trust, monkeypatch, files)
+    for checkout in (promoted.project, promoted.fresh):
+        (checkout / "deploy.sh").chmod(0o755)
+        (checkout / "tools").mkdir(exist_ok=True)
+        shutil.copy(HARVEST, checkout / "tools" / "harvest.py")
+    minted = len(sigstore.github_tokens)  # (the instance serves the session's other tests too)
+    out, _ = run_rollback(promoted, sigstore, tmp_path)
+
+    # the deploy job deployed good, by the digest its own signed evidence has, told by the outputs
+    assert (out / "deploys.txt").read_text().split() == ["dev", promoted.digest, promoted.good]
+    # ... and found no signing credential in its environment or in any process above it
+    harvest = json.loads((out / "harvest-deploy.json").read_text())
+    assert harvest["found"] == {} and harvest["minted_from"] is None and "signed_as" not in harvest, harvest
+    assert "error" not in harvest and [a["name"] for a in harvest["ancestors"]][-1] == "act", harvest
+    # only the kit's rollback.yml asked for a Sigstore token
+    tokens = {t["job_workflow_ref"] for t in sigstore.github_tokens[minted:] if t["aud"] == "sigstore"}
+    assert tokens == {f"{KIT_REPOSITORY}/.github/workflows/rollback.yml@{PINNED}"}
+
+    # the shared ledger: rolled-back, deploy elsewhere, the hold signed by the kit's workflow
+    ledger = GitLedger(promoted.project, str(promoted.remote), REF)
+    last = ledger.verify()[-1]
+    assert (last.kind, last.release, last.details["from"]) == ("rolled-back", promoted.good, promoted.bad)
+    assert last.details["deploy"] == "elsewhere"
+    hold = ledger.attachment(str(last.details["hold"]))
+    assert hold is not None
+    assert certificate_identity(Bundle.from_json(hold).signing_certificate)[0] == KIT_ROLLBACK
+    # the config's local deploy command never ran in the kit's job: only the two promotions'
+    assert len(promoted.deploys.read_text().splitlines()) == 2
+
+    # a later plan: bad is held out of dev, on the hold the kit's workflow signed
+    git(promoted.project, "fetch", "-q", str(promoted.remote), f"{REF}:{REF}")
+    plan = cli(["plan", "--to", "dev", "--json", *trust], cwd=promoted.project)
+    assert plan.code == 1, plan.out + plan.err
+    gate = next(g for g in json.loads(plan.out)["gates"] if g["gate"] == "rollback-hold")
+    assert gate["verdict"] == "denied" and "(signed," in gate["reason"], gate
+    # the same plan under the policy before `rollback` joined it: the hold's signature is not
+    # accepted, and only the ledger's line holds bad out (the kit's hold is what made it signed)
+    set_policy(promoted.project, sigstore, "sign-release|arrive")
+    before = cli(["plan", "--to", "dev", "--json", *trust], cwd=promoted.project)
+    gate = next(g for g in json.loads(before.out)["gates"] if g["gate"] == "rollback-hold")
+    assert "(signed," not in gate["reason"], gate
