@@ -46,11 +46,11 @@ from pipeline_kit.cli._trust import (
     help="Sign the hold and record the rollback only (no deploy here): a job of yours deploys the "
     "release it goes back to. The isolated layout (docs/signing-layouts.md).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @evidence_options
 @trust_options
 @signer_options
 @policy_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.argument("deploy", nargs=-1, type=click.UNPROCESSED)
 @pass_session
 def rollback(
