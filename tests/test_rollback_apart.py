@@ -133,3 +133,37 @@ def another_third(
     result = cli(["promote", "--to", "dev", *policy], cwd=promoted.project)
     assert result.code == 0, result.out + result.err
     return third
+
+
+@pytest.mark.parametrize(
+    ("caller", "accepted"),
+    [
+        ("rollback.yml@refs/heads/main", True),  # the example, run from main
+        ("release.yml@refs/tags/v1.2.0", True),
+        ("rollback.yml@refs/heads/feature", False),  # whoever can push a branch
+        ("pr.yml@refs/heads/main", False),  # another workflow of the repository
+        ("rollback.yml@refs/tags/v1.2.0", False),
+    ],
+)
+def test_the_policy_init_writes_accepts_the_kit_rollback_workflow_only_from_the_rollback_workflow_on_main(
+    caller: str, accepted: bool
+) -> None:
+    from pipeline_kit.identity import KIT_REPOSITORY, IdentityPolicy
+    from pipeline_kit.scaffold import forge_identity
+
+    identity = forge_identity("https://github.com/acme/app")
+    assert identity is not None
+    issuer, san_regex, _, caller_regex = identity
+    policy = IdentityPolicy(
+        issuer, san_regex=san_regex, source="https://github.com/acme/app", caller_regex=caller_regex
+    )
+    hold = f"https://github.com/{KIT_REPOSITORY}/.github/workflows/rollback.yml@{'a' * 40}"
+    verdict = policy.accepts(
+        hold, issuer, "https://github.com/acme/app", f"https://github.com/acme/app/.github/workflows/{caller}"
+    )
+    assert verdict[0] is accepted, verdict
+    # another repository's call of the same workflow never counts
+    other = policy.accepts(
+        hold, issuer, "https://github.com/evil/app", f"https://github.com/evil/app/.github/workflows/{caller}"
+    )
+    assert other[0] is False

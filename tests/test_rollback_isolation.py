@@ -17,6 +17,7 @@ import yaml
 
 from pipeline_kit.identity import KIT_REPOSITORY, certificate_identity
 from pipeline_kit.ledger import GitLedger
+from pipeline_kit.scaffold import forge_identity
 from tests.conftest import ROOT, SIGNER, Cli, git, offline_installs
 from tests.github_runner import called_workflows, dump_workflow, grant_id_tokens, load_workflow, run_act
 from tests.sigstore_instance import LocalSigstore
@@ -46,12 +47,17 @@ def kit_policy(kit_workflows: str) -> str:
 
 
 def set_policy(project: Path, sigstore: LocalSigstore, kit_workflows: str) -> None:
+    """The policy `init` writes (its caller-regex: the release workflow from a tag, the rollback
+    workflow from main), with the local issuer and the test signer beside the kit's workflows."""
     path = project / "pipeline-kit.yml"
     config = yaml.safe_load(path.read_text())
+    identity = forge_identity(f"https://github.com/{REPOSITORY}")
+    assert identity is not None and identity[3] is not None
     config["signing"]["identity"] = {
         "issuer": sigstore.issuer,
         "san-regex": kit_policy(kit_workflows),
         "repository": f"https://github.com/{REPOSITORY}",
+        "caller-regex": identity[3],
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
