@@ -187,3 +187,105 @@ def test_the_rollback_workflow_signs_the_hold_in_the_kit_job_only_and_the_deploy
     before = cli(["plan", "--to", "dev", "--json", *trust], cwd=promoted.project)
     gate = next(g for g in json.loads(before.out)["gates"] if g["gate"] == "rollback-hold")
     assert "(signed," not in gate["reason"], gate
+
+
+def gitlab_pipeline(sigstore: LocalSigstore) -> str:
+    """rollback-apart.yml for dev, the kit's interpreter and the test's trust, and the user's
+    deploy job after it, as the template's header says: it records what it deploys, and harvests."""
+    return (
+        "include:\n"
+        "  - local: gitlab-templates/rollback-apart.yml\n"
+        "    inputs:\n"
+        f"      python: {sys.executable}\n"
+        f"      trust-config: {sigstore.trust_config_path}\n"
+        "      environment: dev\n"
+        "      needs: []\n"
+        "      reason: errors up\n"
+        "rollback-deploy-dev:\n"
+        "  stage: .post\n"
+        "  needs: [pipeline-kit-rollback-dev]\n"
+        "  environment: {name: dev}\n"
+        "  script:\n"
+        """    - 'echo "$PIPELINE_KIT_RELEASE_ID $PIPELINE_KIT_DIGEST" >> "$TEST_OUT/deploys.txt"'\n"""
+        """    - '"$TEST_PYTHON" "$TEST_HARVEST" "$TEST_OUT/harvest-deploy.json"'\n"""
+    )
+
+
+def test_the_rollback_apart_template_signs_the_hold_in_its_job_only_and_the_deploy_job_deploys_it(
+    cli: Cli, signed: Path, sigstore: LocalSigstore, token: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import jwt
+    from sigstore.models import Bundle
+
+    from tests.test_gitlab_templates import (
+        GITLAB_PROJECT,
+        GITLAB_SAN,
+        TEMPLATES,
+        job_results,
+        run_offline,
+    )
+    from tests.test_gitlab_templates import grant_id_tokens as grant_gitlab_tokens
+
+    trust = ["--trust-config", str(sigstore.trust_config_path)]
+    path = signed / "pipeline-kit.yml"
+    config = yaml.safe_load(path.read_text())
+    config["signing"]["identity"] = {  # the test signer before, the pipeline's identity now
+        "issuer": sigstore.issuer,
+        "san-regex": f"^({re.escape(SIGNER)}|{re.escape(GITLAB_SAN)})$",
+    }  # (no repository: the example's provenance names its GitHub one, the pipeline its GitLab one)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    files = {".gitlab-ci.yml": gitlab_pipeline(sigstore)}
+    files[".gitignore"] = (signed / ".gitignore").read_text() + ".gitlab-ci-local/\n"
+    files |= {f"gitlab-templates/{p.name}": p.read_text() for p in TEMPLATES.glob("*.yml")}
+    promoted = promoted_twice(cli, signed, sigstore, trust, monkeypatch, files)
+    repo = promoted.fresh
+    git(repo, "remote", "set-url", "origin", f"https://gitlab.com/{GITLAB_PROJECT}.git")
+    granted, jobs = grant_gitlab_tokens(repo, sigstore, git(repo, "rev-parse", "HEAD").strip())
+    assert list(granted) == ["pipeline-kit-rollback-dev"]  # not the deploy job
+    job = jobs["pipeline-kit-rollback-dev"]
+    assert job["variables"]["PIPELINE_KIT_APART"] == "true" and job["script"] == [
+        "pipeline-kit rollback --deploy-elsewhere"
+    ]
+    certified: list[dict[str, object]] = []
+    issue = sigstore.signing_cert
+
+    def recording(authorization: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+        certified.append(jwt.decode(authorization.removeprefix("Bearer ").strip(), options={"verify_signature": False}))
+        return issue(authorization, body)
+
+    monkeypatch.setattr(sigstore, "signing_cert", recording)
+    # the runner's own environment holds no token (the promotions before had one here)
+    monkeypatch.delenv("SIGSTORE_IDENTITY_TOKEN")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_offline(
+        repo,
+        "--shell-isolation",
+        "--manual",
+        "pipeline-kit-rollback-dev",
+        GITLAB_CI="true",  # gitlab-ci-local says false: ask for GitLab's behaviour (dotenv reports)
+        TEST_PYTHON=sys.executable,
+        TEST_HARVEST=str(HARVEST),
+        TEST_OUT=str(out),
+    )
+    log = result.stdout[-6000:] + result.stderr[-2000:]
+    assert job_results(result.stdout) == {"pipeline-kit-rollback-dev": "PASS", "rollback-deploy-dev": "PASS"}, log
+
+    # the deploy job deployed good by its digest, from the rollback job's dotenv report
+    assert (out / "deploys.txt").read_text().split() == [promoted.good, promoted.digest]
+    harvest = json.loads((out / "harvest-deploy.json").read_text())
+    assert harvest["own_environment"] == [] and harvest["found"] == {}, harvest
+    assert "error" not in harvest and "signed_as" not in harvest, harvest
+    # only the rollback job got a certificate; the hold names the pipeline's identity
+    assert {c["job_id"] for c in certified} == {granted["pipeline-kit-rollback-dev"]}, certified
+    ledger = GitLedger(promoted.project, str(promoted.remote), REF)
+    last = ledger.verify()[-1]
+    assert (last.kind, last.release, last.details["deploy"]) == ("rolled-back", promoted.good, "elsewhere")
+    hold = ledger.attachment(str(last.details["hold"]))
+    assert hold is not None
+    assert certificate_identity(Bundle.from_json(hold).signing_certificate)[0] == GITLAB_SAN
+    assert len(promoted.deploys.read_text().splitlines()) == 2  # environments.dev.deploy never ran
+    git(promoted.project, "fetch", "-q", str(promoted.remote), f"{REF}:{REF}")
+    plan = cli(["plan", "--to", "dev", "--json", *trust], cwd=promoted.project)
+    gate = next(g for g in json.loads(plan.out)["gates"] if g["gate"] == "rollback-hold")
+    assert plan.code == 1 and gate["verdict"] == "denied" and "(signed," in gate["reason"], gate
