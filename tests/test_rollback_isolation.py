@@ -18,11 +18,11 @@ import yaml
 from pipeline_kit.identity import KIT_REPOSITORY, certificate_identity
 from pipeline_kit.ledger import GitLedger
 from pipeline_kit.scaffold import forge_identity
-from tests.conftest import ROOT, SIGNER, Cli, git, offline_installs
-from tests.github_runner import called_workflows, dump_workflow, grant_id_tokens, load_workflow, run_act
+from tests.conftest import ROOT, SIGNER, Cli, git
+from tests.github_runner import called_workflows, dump_workflow, grant_id_tokens, load_workflow
 from tests.sigstore_instance import LocalSigstore
 from tests.test_rollback_fresh import Promoted, promoted_twice
-from tests.test_signing_isolation import ARTIFACT_ACTIONS, BIN, HARVEST, PINNED, kit_repository
+from tests.test_signing_isolation import HARVEST, PINNED, act_with_kit, kit_repository
 
 REPOSITORY = "pipeline-kit/hello-service"
 EXAMPLE = ROOT / "examples" / "github" / "rollback.yml"
@@ -96,43 +96,20 @@ def run_rollback(promoted: Promoted, sigstore: LocalSigstore, tmp_path: Path) ->
         workflow_ref=caller,
     )
     assert list(kit_granted) == ["rollback"]
-    scratch = tmp_path / "act"
-    scratch.mkdir()
-    (scratch / ".gitconfig").write_text(
-        f'[url "file://{kit}"]\n\tinsteadOf = https://github.com/{KIT_REPOSITORY}.git\n'
-    )
-    tools = scratch / "bin"
-    tools.mkdir()
-    (tools / "uv").symlink_to(BIN / "uv")
     out, artifacts = tmp_path / "out", tmp_path / "artifacts"
     out.mkdir()
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"ref": MAIN, "inputs": {"environment": "dev", "reason": "errors up"}}))
-    pins = dict(re.findall(r"uses: (actions/\w+(?:-\w+)*)@([0-9a-f]{40})", (kit / WORKFLOW).read_text()))
-    result = run_act(
+    result = act_with_kit(
         repo,
-        scratch,
-        workflow=WORKFLOW,
-        event=event,
-        event_name="workflow_dispatch",
-        extra=(
-            *("--local-repository", f"{KIT_REPOSITORY}@{PINNED}={kit}"),
-            *(
-                "--local-repository",
-                f"actions/upload-artifact@{pins['actions/upload-artifact']}={ARTIFACT_ACTIONS / 'upload'}",
-            ),
-            *(
-                "--local-repository",
-                f"actions/download-artifact@{pins['actions/download-artifact']}={ARTIFACT_ACTIONS / 'download'}",
-            ),
-        ),
-        variables={
-            "TEST_PYTHON": sys.executable,
-            "TEST_OUT": str(out),
-            "TEST_ARTIFACTS": str(artifacts),
-            **offline_installs(scratch),
-        },
-        path=f"{tools}:/usr/bin:/bin",
+        tmp_path,
+        kit,
+        WORKFLOW,
+        event,
+        "workflow_dispatch",
+        TEST_PYTHON=sys.executable,
+        TEST_OUT=str(out),
+        TEST_ARTIFACTS=str(artifacts),
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     return out, artifacts
