@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # docs/signing-layouts.md): a certificate naming one of them at a full commit, for your repository
 # as its source, is what a policy for that layout accepts.
 KIT_REPOSITORY = "pipeline-kit/pipeline-kit"
-KIT_SIGNING_WORKFLOWS = ("sign-release", "arrive")
+KIT_SIGNING_WORKFLOWS = ("sign-release", "arrive", "rollback")
 KIT_WORKFLOWS_SAN_REGEX = (
     rf"^https://github\.com/{KIT_REPOSITORY}/\.github/workflows/"  # (no character of the name needs escaping)
     rf"({'|'.join(KIT_SIGNING_WORKFLOWS)})\.yml@[0-9a-f]{{40}}$"

@@ -107,7 +107,7 @@ FORGE_IDENTITIES = {
         issuer="https://token.actions.githubusercontent.com",
         san_regex=KIT_WORKFLOWS_SAN_REGEX,
         note="the kit's signing workflows (docs/signing-layouts.md), for your repository below",
-        caller_regex=r"^https://github\.com/{path}/\.github/workflows/release\.yml@refs/tags/v.*$",
+        caller_regex=r"^https://github\.com/{path}/\.github/workflows/(release\.yml@refs/tags/v.*|rollback\.yml@refs/heads/main)$",
     ),
     "gitlab.com": ForgeIdentity(
         issuer="https://gitlab.com",

@@ -309,8 +309,9 @@ def run_act(
     event: Path | None = None,
     extra: tuple[str, ...] = (),
     path: str | None = None,
+    event_name: str = "push",
 ) -> subprocess.CompletedProcess[str]:
-    """act (host mode, offline) running `workflow` of `repo` for a push, with `variables` given
+    """act (host mode, offline) running `workflow` of `repo` for `event_name`, with `variables` given
     to every step (`--env`), nothing of this process's CI environment, and no identity token
     unless `variables` names one: a job signs only with what `grant_id_tokens` gave it."""
     scratch.mkdir(parents=True, exist_ok=True)
@@ -318,7 +319,7 @@ def run_act(
     for name in (*ID_TOKEN_VARIABLES, "SIGSTORE_IDENTITY_TOKEN", "SIGSTORE_ID_TOKEN", "ACTIONS_RUNTIME_TOKEN"):
         env.pop(name, None)
     env.update({"HOME": str(scratch), "ACT_DISABLE_VERSION_CHECK": "1"})
-    command = [str(BIN / "act"), "push", "-W", workflow, "-P", "ubuntu-latest=-self-hosted"]
+    command = [str(BIN / "act"), event_name, "-W", workflow, "-P", "ubuntu-latest=-self-hosted"]
     command += ["--container-daemon-socket", "-", "--action-cache-path", str(scratch / "cache")]
     if event is not None:
         command += ["-e", str(event)]

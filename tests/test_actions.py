@@ -396,4 +396,4 @@ def test_the_kit_workflows_install_the_kit_with_the_same_steps() -> None:
         return [step for step in steps if str(step.get("name", "")).startswith(("This workflow's", "Install"))]
 
     signing = install_steps("sign-release.yml")
-    assert len(signing) == 2 and signing == install_steps("arrive.yml")
+    assert len(signing) == 2 and signing == install_steps("arrive.yml") == install_steps("rollback.yml")

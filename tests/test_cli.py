@@ -131,7 +131,7 @@ def test_show_without_release(cli: Cli, tmp_path: Path) -> None:
         (
             "git@github.com:acme/web.git",
             "https://token.actions.githubusercontent.com",
-            r"github\.com/pipeline-kit/pipeline-kit/\.github/workflows/(sign-release|arrive)\.yml@",
+            r"github\.com/pipeline-kit/pipeline-kit/\.github/workflows/(sign-release|arrive|rollback)\.yml@",
         ),
         (
             "https://gitlab.com/group/sub/proj.git",

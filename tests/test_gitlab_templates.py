@@ -423,7 +423,14 @@ def test_templates_pass_the_gitlab_ci_schema(tmp_path: Path, sigstore: LocalSigs
     (tmp_path / "header.yml").write_text(yaml.safe_dump(header))
     check_schema(tmp_path / "header.yml")
     repo = project(tmp_path, sigstore)
-    needs_environment = template in ("plan.yml", "promote.yml", "promote-apart.yml", "rollback.yml", "drift.yml")
+    needs_environment = template in (
+        "plan.yml",
+        "promote.yml",
+        "promote-apart.yml",
+        "rollback.yml",
+        "rollback-apart.yml",
+        "drift.yml",
+    )
     include = f"include:\n  - local: gitlab-templates/{template}\n"
     if needs_environment:
         include += "    inputs:\n      environment: dev\n"

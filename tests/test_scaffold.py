@@ -101,4 +101,7 @@ def test_init_pins_the_kit_workflows_at_the_commit_the_kit_came_from(
     commit = vcs.get("commit_id") if isinstance(vcs, dict) else None
     expected = KIT_WORKFLOWS_SAN_REGEX.replace("[0-9a-f]{40}", str(commit)) if commit else KIT_WORKFLOWS_SAN_REGEX
     assert identity.san_regex == expected
-    assert identity.caller_regex == r"^https://github\.com/acme/app/\.github/workflows/release\.yml@refs/tags/v.*$"
+    assert (
+        identity.caller_regex
+        == r"^https://github\.com/acme/app/\.github/workflows/(release\.yml@refs/tags/v.*|rollback\.yml@refs/heads/main)$"
+    )

@@ -381,7 +381,7 @@ def test_identity_command(cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch
     # locally: the command that accepts what you sign, and the config's policy for what CI signs
     info = json.loads(cli(["identity", "--json"], cwd=hello).out)
     assert info["verify"].endswith("--cert-oidc-issuer https://oauth2.sigstore.dev/auth")
-    assert "sign-release|arrive" in info["policy"] and info["verify_ci"] == "pipeline-kit verify"
+    assert "sign-release|arrive|rollback" in info["policy"] and info["verify_ci"] == "pipeline-kit verify"
     for key, value in GITHUB_ENV.items():
         monkeypatch.setenv(key, value)
     result = cli(["identity", "--json"], cwd=hello)

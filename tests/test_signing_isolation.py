@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -532,6 +533,39 @@ def kit_repository(tmp_path: Path) -> tuple[Path, str]:
     return kit, git(kit, "rev-parse", "HEAD").strip()
 
 
+def act_with_kit(
+    repo: Path, tmp_path: Path, kit: Path, workflow: str, event: Path, event_name: str = "push", **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """act on `workflow` of `repo`, `uses: pipeline-kit/pipeline-kit/...@PINNED` served from
+    `kit` (kit_repository), which its workflows also clone at their own commit, and the artifact
+    actions the example pins emulated (tests/assets/artifact-actions: TEST_ARTIFACTS)."""
+    scratch = tmp_path / "act"
+    scratch.mkdir()
+    # the kit's workflows clone the kit from GitHub at their own commit: here, from the local copy
+    (scratch / ".gitconfig").write_text(f'[url "file://{kit}"]\n\tinsteadOf = https://github.com/{KIT}.git\n')
+    tools = scratch / "bin"
+    tools.mkdir()
+    (tools / "uv").symlink_to(BIN / "uv")
+    pins = dict(re.findall(r"uses: (actions/\w+(?:-\w+)*)@([0-9a-f]{40})", EXAMPLE_PIPELINE.read_text()))
+    artifact_actions = (
+        f"actions/{action}-artifact@{pins[f'actions/{action}-artifact']}={ARTIFACT_ACTIONS / action}"
+        for action in ("upload", "download")
+    )
+    return run_act(
+        repo,
+        scratch,
+        workflow=workflow,
+        event=event,
+        event_name=event_name,
+        extra=(
+            *("--local-repository", f"{KIT}@{PINNED}={kit}"),
+            *(arg for mapping in artifact_actions for arg in ("--local-repository", mapping)),
+        ),
+        variables={**offline_installs(scratch), **variables},
+        path=f"{tools}:/usr/bin:/bin",
+    )
+
+
 def test_the_recommended_pipeline_signs_only_in_the_kit_workflows_and_refuses_the_harvest(
     tmp_path: Path, sigstore: LocalSigstore
 ) -> None:
@@ -575,44 +609,22 @@ def test_the_recommended_pipeline_signs_only_in_the_kit_workflows_and_refuses_th
             job_workflow_sha=kit_sha,
             workflow_ref=caller,
         )
-    scratch = tmp_path / "act"
-    scratch.mkdir()
-    # the kit's workflows clone the kit from GitHub at their own commit: here, from the local copy
-    (scratch / ".gitconfig").write_text(f'[url "file://{kit}"]\n\tinsteadOf = https://github.com/{KIT}.git\n')
-    tools = scratch / "bin"
-    tools.mkdir()
-    (tools / "uv").symlink_to(BIN / "uv")
     out, artifacts = tmp_path / "out", tmp_path / "artifacts"
     out.mkdir()
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"ref": TAG}))
-    pins = dict(re.findall(r"uses: (actions/\w+(?:-\w+)*)@([0-9a-f]{40})", EXAMPLE_PIPELINE.read_text()))
     minted = len(sigstore.github_tokens)  # (the instance serves the session's other tests too)
-    result = run_act(
+    result = act_with_kit(
         repo,
-        scratch,
-        workflow=RELEASE_FILE,
-        event=event,
-        extra=(
-            *("--local-repository", f"{KIT}@{PINNED}={kit}"),
-            *(
-                "--local-repository",
-                f"actions/upload-artifact@{pins['actions/upload-artifact']}={ARTIFACT_ACTIONS / 'upload'}",
-            ),
-            *(
-                "--local-repository",
-                f"actions/download-artifact@{pins['actions/download-artifact']}={ARTIFACT_ACTIONS / 'download'}",
-            ),
-        ),
-        variables={
-            "TEST_PYTHON": sys.executable,
-            "TEST_TRUST_CONFIG": str(sigstore.trust_config_path),
-            "TEST_OUT": str(out),
-            "TEST_ARTIFACTS": str(artifacts),
-            "HARVEST_REPORT": str(out / "harvest-build.json"),
-            **offline_installs(scratch),
-        },
-        path=f"{tools}:/usr/bin:/bin",
+        tmp_path,
+        kit,
+        RELEASE_FILE,
+        event,
+        TEST_PYTHON=sys.executable,
+        TEST_TRUST_CONFIG=str(sigstore.trust_config_path),
+        TEST_OUT=str(out),
+        TEST_ARTIFACTS=str(artifacts),
+        HARVEST_REPORT=str(out / "harvest-build.json"),
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 

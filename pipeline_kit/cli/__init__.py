@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("promotion", "Dry-run a promotion: verify the evidence and explain every..."),
     "promote": ("promotion", "Promote the current release to ENV, then run DEPLOY (after..."),
     "arrive": ("arrival", "Complete a promotion another job deployed: judge it again,..."),
-    "rollback": ("promotion", "Roll ENV back to the previous good release, re-verified,..."),
+    "rollback": ("rolling_back", "Roll ENV back to the previous good release, re-verified,..."),
     "drift": ("drift", "Ask ENV what it runs and compare with the signed release it..."),
     "ledger": ("promotion", "Read, verify and annotate the promotion ledger."),
     "rollout": ("rollout", "Follow, resume or abort a progressive rollout (an..."),

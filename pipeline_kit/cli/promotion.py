@@ -1,4 +1,4 @@
-"""Commands that move a release between environments: plan, promote, rollback, ledger."""
+"""Commands that move a release between environments: plan, promote, ledger."""
 
 from __future__ import annotations
 
@@ -317,72 +317,6 @@ def finish_promotion(session: Session, environment: str, result: Promotion, juni
             f"error: the analysis in {environment} {result.analysis.verdict}: {result.analysis.reason}", err=True
         )
         raise click.exceptions.Exit(EXIT_DENIED)
-
-
-@click.command()
-@click.option(
-    "--env", "environment", required=True, envvar="PIPELINE_KIT_ROLLBACK_ENV", help="Environment to roll back."
-)
-@click.option(
-    "--to",
-    "target",
-    envvar="PIPELINE_KIT_ROLLBACK_TO",
-    help="Release id to go back to. [default: the previous good one]",
-)
-@click.option(
-    "--from",
-    "named",
-    help="Release id to take out, when one deployed without a signed decision runs there. "
-    "[default: the one the signed record shows]",
-)
-@click.option("--reason", required=True, help="Why (recorded).")
-@evidence_options
-@trust_options
-@signer_options
-@policy_options
-@click.argument("deploy", nargs=-1, type=click.UNPROCESSED)
-@pass_session
-def rollback(
-    session: Session,
-    /,
-    environment: str,
-    target: str | None,
-    named: str | None,
-    reason: str,
-    interactive: bool,
-    rekor_version: str | None,
-    deploy: tuple[str, ...],
-    **trust: Any,
-) -> None:
-    """Roll ENV back to the previous good release, re-verified, and hold the bad one out.
-
-    The rollback is signed (a FAILED VSA about the bad release, for ENV) before the deploy, so
-    the hold survives edits to the ledger.
-
-    The rolled-back release cannot be promoted to ENV again until
-    `pipeline-kit ledger annotate --env ENV --root-cause ...` records why it failed.
-
-    DEPLOY (after `--`) is the command that deploys the previous release, instead of
-    environments.ENV.deploy, as `pipeline-kit promote` takes it.
-    """
-    from pipeline_kit.promotion.rolling_back import rollback as run_rollback
-
-    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
-    came_from, went_to, entry = run_rollback(
-        project_for(session, trusted),
-        environment,
-        to=target,
-        reason=reason,
-        deploy=list(deploy) or None,
-        token=lambda: identity_token(session, trusted.load(), interactive),
-        on_output=lambda line: click.echo(f"  | {line}", err=True),
-        named=named,
-    )
-    session.publish({"from": came_from, "to": went_to, "environment": environment})
-    click.echo(
-        f"{environment}: rolled back from {came_from} to {went_to} (ledger seq {entry.seq}); "
-        f"{came_from} is held out of {environment} until a root cause is recorded"
-    )
 
 
 @click.group()

@@ -29,6 +29,7 @@ from pipeline_kit.promotion.model import (
     decision_file,
     history,
     now_utc,
+    refuse_command_elsewhere,
 )
 from pipeline_kit.promotion.records import finish_forge_deployment, record_on_forge, sign_vsa, start_forge_deployment
 from pipeline_kit.promotion.remediation import after_failure
@@ -146,8 +147,7 @@ def unwaivable(result: Plan) -> str | None:
 def refuse_elsewhere(project: Project, environment: str, deploy: str | Sequence[str] | None = None) -> None:
     """What a promotion whose deploy runs in another job cannot have: a deploy command here, or a
     rollout, whose steps each deploy and set traffic from the kit's own process."""
-    if deploy:
-        raise UsageError("--deploy-elsewhere takes no deploy command: the deploy runs in another job")
+    refuse_command_elsewhere(deploy)
     if project.config.environments[environment].strategy is not None:
         raise UsageError(
             f"{environment} has a rollout strategy: its steps deploy from the kit's own process, "

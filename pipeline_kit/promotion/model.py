@@ -82,6 +82,13 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
+def refuse_command_elsewhere(deploy: object) -> None:
+    """A promotion or rollback deployed by another job takes no deploy command here: whatever
+    runs here runs beside the signing identity."""
+    if deploy:
+        raise UsageError("--deploy-elsewhere takes no deploy command: the deploy runs in another job")
+
+
 def check_environment(config: Config, environment: str) -> None:
     if environment not in config.environments:
         known = ", ".join(config.environment_order()) or "none configured"

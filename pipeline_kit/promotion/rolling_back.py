@@ -11,7 +11,15 @@ from pipeline_kit.evidence import EvidenceDir
 from pipeline_kit.ledger import Draft, Entry
 from pipeline_kit.models import Release, Subject, check_release_id, release_id, release_id_of
 from pipeline_kit.promotion.deploying import run_deploy
-from pipeline_kit.promotion.model import Project, TokenProvider, check_environment, history, now_utc, resource_uri
+from pipeline_kit.promotion.model import (
+    Project,
+    TokenProvider,
+    check_environment,
+    history,
+    now_utc,
+    refuse_command_elsewhere,
+    resource_uri,
+)
 from pipeline_kit.promotion.records import sign_failed, sign_hold
 from pipeline_kit.promotion.shown import (
     Timeline,
@@ -45,7 +53,7 @@ def rollback(
     the signed record shows there. `compensation`: taken out because a sibling in its release plan
     failed, not for a fault of its own: signed as a compensation, which holds nothing.
     `deploy_elsewhere`: signed and recorded here, deployed by a job of the workflow's (where no
-    user command may run: `arrive`); the entry says so.
+    user command may run: `arrive`, `rollback --deploy-elsewhere`); the entry says so.
 
     The rollback is signed before anything is deployed: a FAILED VSA about the rolled-back
     release for this environment, naming the release it goes back to, so its hold survives edits
@@ -53,6 +61,8 @@ def rollback(
     check_environment(project.config, environment)
     if not reason:
         raise UsageError("rollback needs --reason")
+    if deploy_elsewhere:
+        refuse_command_elsewhere(deploy)
     if project.trust.policy is None:
         raise UsageError("no identity policy to tell from signatures what runs there")
     for given in (to, named):
