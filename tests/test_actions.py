@@ -300,7 +300,7 @@ def test_setup_installs_exactly_the_lock_with_pip_and_reuses_it(tmp_path: Path) 
     assert second.returncode == 0 and (venv / ".complete").stat().st_mtime_ns == stamp
 
 
-LOCKED_INSTALL = "install --no-deps --require-hashes --only-binary :all: -r"  # the lock is complete
+LOCKED_INSTALL = "install --no-compile --no-deps --require-hashes --only-binary :all: -r"  # the lock is complete
 
 
 @pytest.mark.parametrize("pip", ["stock", "current"])
@@ -311,6 +311,8 @@ def test_the_locked_install_takes_exactly_the_pins_with_stock_and_current_pip(tm
     for user in [ROOT / "actions" / "setup" / "install.sh", *(ROOT / "gitlab-templates").glob("*.yml")]:
         for line in user.read_text().splitlines():
             assert " install " not in line or "--require-hashes" not in line or "--no-deps" in line, (user, line)
+    for user in [ROOT / "actions" / "setup" / "install.sh", ROOT / "gitlab-templates" / "install.yml"]:
+        assert LOCKED_INSTALL in user.read_text(), user  # the command tested here is theirs
     base = getattr(sys, "_base_executable", sys.executable)
     venv = tmp_path / "venv"
     subprocess.run([base, "-m", "venv", str(venv)], check=True)

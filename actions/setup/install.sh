@@ -30,9 +30,11 @@ else
       uv pip install --quiet --python "$venv/bin/python" --no-deps --no-build-isolation "$source_dir"
     else
       "$python" -m venv "$venv"
+      # --no-compile, as uv: what the kit imports is compiled on first use (into the cached
+      # venv); compiling every module of every package took longer than the install
       pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check)
-      "${pip[@]}" install --no-deps --require-hashes --only-binary :all: -r "$lock"
-      "${pip[@]}" install --no-deps --no-build-isolation "$source_dir"
+      "${pip[@]}" install --no-compile --no-deps --require-hashes --only-binary :all: -r "$lock"
+      "${pip[@]}" install --no-compile --no-deps --no-build-isolation "$source_dir"
     fi
     touch "$venv/.complete"
   fi
