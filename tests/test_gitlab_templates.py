@@ -209,13 +209,15 @@ def build_only(tmp_path: Path, sigstore: LocalSigstore, install: str) -> Path:
     return repo
 
 
-def installing(tmp_path: Path, sigstore: LocalSigstore, install: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def installing(
+    tmp_path: Path, sigstore: LocalSigstore, install: str, **variables: str
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """The build template alone with these install inputs, run offline, the local instance trusted
     to verify the kit's release (as a fork's CI/CD variables would name its own)."""
     repo = build_only(tmp_path, sigstore, install)
     trust = {"PIPELINE_KIT_INSTALL_OIDC_ISSUER": sigstore.issuer}
     trust["PIPELINE_KIT_INSTALL_TRUST_CONFIG"] = str(sigstore.trust_config_path)
-    return repo, run_offline(repo, **trust)
+    return repo, run_offline(repo, **trust, **variables)
 
 
 def test_a_kit_wheel_not_signed_by_the_kit_release_is_never_installed(tmp_path: Path, sigstore: LocalSigstore) -> None:
@@ -254,12 +256,26 @@ def kit_release(tmp_path: Path, sigstore: LocalSigstore) -> Path:
     return wheel.parent
 
 
-def test_a_hash_pinned_wheel_and_a_copy_of_its_lock_install(tmp_path: Path, sigstore: LocalSigstore) -> None:
-    # the other way to name the kit: the release's wheel pinned by hash, the user's copy of the lock
+@pytest.mark.parametrize("python3", ["with pip", "without pip"])
+def test_a_hash_pinned_wheel_and_a_copy_of_its_lock_install(
+    tmp_path: Path, sigstore: LocalSigstore, python3: str
+) -> None:
+    # the other way to name the kit: the release's wheel pinned by hash, the user's copy of the lock;
+    # installed by python3's own pip into a venv without one, or, where python3 has no pip (a
+    # slim image), by the pip the venv brings (ensurepip)
     wheel = released_kit(tmp_path, sigstore)
-    repo, result = installing(tmp_path, sigstore, user_install(wheel))
+    variables = {}
+    if python3 == "without pip":
+        bare = tmp_path / "bare-python"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+        variables["PATH"] = f"{bare / 'bin'}:{BIN}:{os.environ['PATH']}"
+    repo, result = installing(tmp_path, sigstore, user_install(wheel), **variables)
     assert "PASS  pipeline-kit-build" in result.stdout, result.stdout[-3000:]
-    assert (repo / ".pipeline-kit-venv" / "bin" / "pipeline-kit").exists()
+    venv = repo / ".pipeline-kit-venv"
+    assert (venv / "bin" / "pipeline-kit").exists()
+    assert (venv / "bin" / "pip").exists() == (python3 == "without pip"), sorted(
+        p.name for p in (venv / "bin").iterdir()
+    )
 
 
 @pytest.mark.parametrize("tamper", ["lock", "signer"])
