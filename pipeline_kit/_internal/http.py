@@ -95,7 +95,8 @@ def request(
     except ValueError:  # http.client quotes the bad header value (a token with a line break)
         raise HttpProblem("the request could not be sent: a header value is not valid") from None
     except (OSError, http.client.HTTPException) as exc:
-        if expired.is_set():
+        # the socket's own timeout and the timer share the deadline: whichever fires first, one reason
+        if expired.is_set() or isinstance(exc, TimeoutError):
             raise HttpProblem(f"timed out: no complete answer within {deadline:g}s") from None
         raise HttpProblem(_why(exc)) from None
     finally:
