@@ -117,10 +117,10 @@ def full_run(
     CI does across jobs, here on one machine (a denial is recorded like any other)."""
     preload = threading.Thread(target=_prepare_signing, args=(project,), name="pipeline-kit-preload", daemon=True)
     preload.start()
-    try:
-        release, results = describe(request, specs, ci, project.evidence, project.workdir, project.config)
-    finally:
-        preload.join()
+    # A failed build is reported at once (a daemon, the preload is left behind), never after an
+    # offline trust root's timeout
+    release, results = describe(request, specs, ci, project.evidence, project.workdir, project.config)
+    preload.join()
     if project.evidence.is_signed(release.id):
         raise UsageError(
             f"release {release.id} was signed here before: its signed evidence is kept as it was",

@@ -251,6 +251,36 @@ def test_run_loads_the_trust_root_during_the_build_and_reports_its_failure_once(
     assert (hello / ".pipeline-kit" / "release.json").is_file()  # it failed after the build, not before
 
 
+def test_a_failed_build_is_reported_while_the_trust_root_still_loads(
+    cli: Cli, hello: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Offline, the public-good trust root's refresh waits out its timeout: a build that failed
+    # meanwhile is reported at once, not after it.
+    import threading
+
+    import pipeline_kit.trust
+
+    loading, released, finished = (hello / "loading"), threading.Event(), threading.Event()
+
+    def slow(path: Path | None, **kwargs: Any) -> Any:
+        loading.touch()
+        released.wait(120)
+        finished.set()
+        raise pipeline_kit.trust.TrustRootUnavailable("offline")
+
+    monkeypatch.setattr(pipeline_kit.trust, "load_trust_config", slow)
+    monkeypatch.setenv("SIGSTORE_IDENTITY_TOKEN", "unused: the build fails first")
+    config = hello / "pipeline-kit.yml"  # a build that fails once the trust root began loading
+    build = "build: 'while [ ! -f loading ]; do sleep 0.05; done; echo broken; exit 1'"
+    config.write_text(config.read_text().replace('build: "python build.py"', build))
+    try:
+        result = cli(["run"], cwd=hello)
+        assert result.code == 3 and "error: build command exited with code 1" in result.err, result.err
+        assert not finished.is_set()  # reported while the trust root was still loading
+    finally:
+        released.set()
+
+
 def test_real_process_exit_codes(hello: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GITLAB_", "CI_"))}
     assert run_kit(["--version"], hello, env).returncode == 0
