@@ -399,3 +399,15 @@ def test_the_kit_workflows_install_the_kit_with_the_same_steps() -> None:
 
     signing = install_steps("sign-release.yml")
     assert len(signing) == 2 and signing == install_steps("arrive.yml") == install_steps("rollback.yml")
+
+
+def test_the_kit_workflows_take_the_same_things_from_an_artifact() -> None:
+    # arrive and rollback take the evidence and the ledger from an artifact with one check (no
+    # link or special file); the two copies must stay one
+    def taking(name: str) -> tuple[object, ...]:
+        workflow = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+        (job,) = workflow["jobs"].values()
+        (step,) = [s for s in job["steps"] if str(s.get("name", "")).startswith("Take the evidence")]
+        return step["name"], step["shell"], sorted(step["env"]), step["run"]
+
+    assert taking("arrive.yml") == taking("rollback.yml")
