@@ -538,7 +538,8 @@ def bench_promote(runs: int) -> tuple[list[list[str]], list[str]]:
         # each run from an evidence dir of its own: a release signed here before is not signed again
         fresh = ["sh", "-c", 'rm -rf .pipeline-kit && exec "$0" "$@"', kit]
         whole = timed([*fresh, "run", *trust, *identity], runs=runs, cwd=work, env=env)
-        own_build = timed([PYTHON, "build.py"], runs=runs, cwd=work, env=env)
+        # the build as the kit runs it: the configured command through /bin/sh, on the same PATH
+        own_build = timed(["sh", "-c", "python build.py"], runs=runs, cwd=work, env=env)
         # the least a signing pipeline does with the Sigstore CLI: sign the artifact, verify it
         sigstore = shlex.join([str(BIN / "sigstore"), *trust])
         bare = f"{sigstore} sign --overwrite {wheel} && {sigstore} verify identity {shlex.join(identity[:4])} {wheel}"
@@ -549,7 +550,7 @@ def bench_promote(runs: int) -> tuple[list[list[str]], list[str]]:
         config = work / "pipeline-kit.yml"
         config.write_text(config.read_text().replace('build: "python build.py"', 'build: "python slow_build.py"'))
         whole_slow = timed([*fresh, "run", *trust, *identity], runs=runs, cwd=work, env=env)
-        slow_build = timed([PYTHON, "slow_build.py"], runs=runs, cwd=work, env=env)
+        slow_build = timed(["sh", "-c", "python slow_build.py"], runs=runs, cwd=work, env=env)
     note = (
         f"full local run (build, SBOM, provenance, sign, verify, promote dev with 7 gates + VSA, one process):"
         f" {whole:.2f} s, of which the build command itself {own_build:.2f} s: the kit adds {whole - own_build:.2f} s"

@@ -11,31 +11,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline_kit.build import BuildRequest, build
-from pipeline_kit.ci import CIContext
-from pipeline_kit.config import Config
 from pipeline_kit.errors import UsageError
-from pipeline_kit.evidence import EvidenceDir
 from pipeline_kit.identity import NO_POLICY, IdentityPolicy, policy_accepts
-from pipeline_kit.ledger import Ledger
-from pipeline_kit.models import Release
-from pipeline_kit.promotion.arriving import Promotion, promote
-from pipeline_kit.promotion.deciding import Plan, plan
-from pipeline_kit.promotion.model import Project, TokenProvider
-from pipeline_kit.provenance import write_provenance
-from pipeline_kit.sbom import SourceResult, SourceSpec, write_sbom
 from pipeline_kit.signing import (
     PROVENANCE_BUNDLE,
     PROVENANCE_PREDICATE,
     SBOM_BUNDLE,
     SBOM_PREDICATE,
     Signed,
-    sign_release,
     subject_bundle,
 )
 from pipeline_kit.trust import Trust
 
+# What runs after the build (the SBOM, provenance, promotion, and the Sigstore client) is imported
+# inside the functions that use it, and by `_preload` while the build runs in its own process:
+# the kit's start before the build is only what the build needs.
 if TYPE_CHECKING:
     from pipeline_kit.analysis import Result
+    from pipeline_kit.ci import CIContext
+    from pipeline_kit.config import Config
+    from pipeline_kit.evidence import EvidenceDir
+    from pipeline_kit.ledger import Ledger
+    from pipeline_kit.models import Release
+    from pipeline_kit.promotion.arriving import Promotion
+    from pipeline_kit.promotion.deciding import Plan
+    from pipeline_kit.promotion.model import Project, TokenProvider
+    from pipeline_kit.sbom import SourceResult, SourceSpec
 
 
 @dataclass(frozen=True)
@@ -91,12 +92,20 @@ def describe(
     evidence: EvidenceDir,
     workdir: Path,
     config: Config | None = None,
+    trust: Trust | None = None,
 ) -> tuple[Release, list[SourceResult]]:
     """Build once, then the SBOM and the provenance about exactly what was built. A release
-    signed before (the same subjects) keeps the SBOM and provenance it was signed with."""
+    signed before (the same subjects) keeps the SBOM and provenance it was signed with. While the
+    build runs, what comes after it is prepared (see `_preload`), with `trust`'s root if given."""
+    threading.Thread(target=_preload, args=(trust,), name="pipeline-kit-preload", daemon=True).start()
+    # A failed build is reported at once (a daemon, the preload is left behind), never after an
+    # offline trust root's timeout
     release = build(request, evidence, ci)
     if evidence.is_signed(release.id):
         return release, []
+    from pipeline_kit.provenance import write_provenance
+    from pipeline_kit.sbom import write_sbom
+
     release, results = write_sbom(evidence, release, specs)
     return write_provenance(release, ci, evidence, workdir, config), results
 
@@ -115,17 +124,17 @@ def full_run(
 ) -> FullRun:
     """Build, describe, sign, and promote to `environment`, in one process with one sign-in: what
     CI does across jobs, here on one machine (a denial is recorded like any other)."""
-    preload = threading.Thread(target=_prepare_signing, args=(project,), name="pipeline-kit-preload", daemon=True)
-    preload.start()
-    # A failed build is reported at once (a daemon, the preload is left behind), never after an
-    # offline trust root's timeout
-    release, results = describe(request, specs, ci, project.evidence, project.workdir, project.config)
-    preload.join()
+    release, results = describe(
+        request, specs, ci, project.evidence, project.workdir, project.config, trust=project.trust
+    )
     if project.evidence.is_signed(release.id):
         raise UsageError(
             f"release {release.id} was signed here before: its signed evidence is kept as it was",
             hint="promote it with `pipeline-kit promote --to ENV`, or change the source to build a new release",
         )
+    from pipeline_kit.promotion.arriving import promote
+    from pipeline_kit.signing import sign_release
+
     raw, source = token()
     signed = sign_release(project.evidence, project.workdir, project.trust.load(), raw, source)
     promotion = None
@@ -144,17 +153,23 @@ def full_run(
     return FullRun(signed.release, results, ci, signed, promotion)
 
 
-def _prepare_signing(project: Project) -> None:
-    """While the build runs in its own process: import the Sigstore client (about half a second)
-    and load the trust root (a TUF refresh over the network for the public-good instance). A
-    failure is left to the step that needs them, which reports it as one line (`Trust.load` keeps
-    its outcome, so a trust root that cannot be loaded is not asked for twice)."""
+def _preload(trust: Trust | None) -> None:
+    """While the build runs in its own process: import what runs after it (the SBOM, provenance
+    and promotion; with `trust`, the Sigstore client, about half a second) and load `trust`'s root
+    (a TUF refresh over the network for the public-good instance). A failure is left to the step
+    that needs them, which reports it as one line (`Trust.load` keeps its outcome, so a trust root
+    that cannot be loaded is not asked for twice)."""
     with contextlib.suppress(Exception):
-        import sigstore.models
-        import sigstore.sign
-        import sigstore.verify  # noqa: F401
+        import pipeline_kit.promotion.arriving
+        import pipeline_kit.provenance
+        import pipeline_kit.sbom  # noqa: F401
 
-        project.trust.load()
+        if trust is not None:
+            import sigstore.models
+            import sigstore.sign
+            import sigstore.verify  # noqa: F401
+
+            trust.load()
 
 
 def dry_run(
@@ -168,6 +183,9 @@ def dry_run(
     actor: str,
 ) -> DryRun:
     release, results = describe(request, specs, ci, evidence, workdir, config)
+    from pipeline_kit.promotion.deciding import plan
+    from pipeline_kit.promotion.model import Project
+
     plans = []
     if config is not None and config.environments:
         # Nothing is signed here: each environment is judged as CI will judge it once CI signs as
@@ -197,6 +215,8 @@ def _foreign_source(release: Release, project: Project) -> ForeignSource | None:
         return None
     if built_from.rstrip("/") == expected.rstrip("/"):
         return None
+    from pipeline_kit.promotion.deciding import plan
+
     elsewhere = replace(project, trust=replace(trust, repository=built_from))
     passing = [env for env in project.config.environment_order() if plan(elsewhere, env).passed]
     return ForeignSource(built_from, expected, passing)

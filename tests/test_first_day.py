@@ -207,3 +207,31 @@ def test_the_program_writes_stdout_line_by_line_into_a_pipe() -> None:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0 and result.stderr == "True True", result.stderr
+
+
+def test_the_program_leaves_its_objects_to_the_exit_and_a_caller_keeps_its_own() -> None:
+    # The interpreter's collections at exit would walk every object of the run (a tenth of a
+    # second after signing): the program freezes them once its command is done. A caller that
+    # runs `main` in its own process (the tests, an embedding) keeps a collector that works.
+    script = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: sys.__stderr__.write(f'frozen={gc.get_freeze_count()}'))\n"
+        "from pipeline_kit.cli import main\n"
+        "sys.argv = ['pipeline-kit', '--version']\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stderr.removeprefix("frozen=")) > 0, result.stderr
+    embedded = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: sys.__stderr__.write(f'frozen={gc.get_freeze_count()}'))\n"
+        "from pipeline_kit.cli import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", embedded], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and result.stderr == "frozen=0", result.stderr

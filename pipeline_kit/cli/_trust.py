@@ -157,12 +157,15 @@ def project_for(session: Session, trust: Trust) -> Project:
     import os
 
     from pipeline_kit.forge import open_forge
-    from pipeline_kit.promotion.announcing import announcing
     from pipeline_kit.promotion.model import Project, require_environment
 
     config = require_environment(session.config(required=True))
     forge = open_forge(config.forge, os.environ)
-    ledger = announcing(session.ledger(), config.annotations, os.environ, lambda line: warn(session, line))
+    ledger = session.ledger()
+    if config.annotations is not None:  # the Pushgateway's client loads only for a config that has one
+        from pipeline_kit.promotion.announcing import announcing
+
+        ledger = announcing(ledger, config.annotations, os.environ, lambda line: warn(session, line))
     return Project(config, session.evidence(), session.workdir, ledger, trust, session.actor(), forge)
 
 
