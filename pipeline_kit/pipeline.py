@@ -97,7 +97,7 @@ def describe(
     """Build once, then the SBOM and the provenance about exactly what was built. A release
     signed before (the same subjects) keeps the SBOM and provenance it was signed with. While the
     build runs, what comes after it is prepared (see `_preload`), with `trust`'s root if given."""
-    threading.Thread(target=_preload, args=(trust,), name="pipeline-kit-preload", daemon=True).start()
+    threading.Thread(target=_preload, args=(specs, trust), name="pipeline-kit-preload", daemon=True).start()
     # A failed build is reported at once (a daemon, the preload is left behind), never after an
     # offline trust root's timeout
     release = build(request, evidence, ci)
@@ -153,16 +153,17 @@ def full_run(
     return FullRun(signed.release, results, ci, signed, promotion)
 
 
-def _preload(trust: Trust | None) -> None:
-    """While the build runs in its own process: import what runs after it (the SBOM, provenance
-    and promotion; with `trust`, the Sigstore client, about half a second) and load `trust`'s root
-    (a TUF refresh over the network for the public-good instance). A failure is left to the step
-    that needs them, which reports it as one line (`Trust.load` keeps its outcome, so a trust root
-    that cannot be loaded is not asked for twice)."""
-    with contextlib.suppress(Exception):
-        import pipeline_kit.promotion.arriving
+def _preload(specs: list[SourceSpec], trust: Trust | None) -> None:
+    """While the build runs in its own process: import what runs after it (the SBOM with its
+    validator, provenance and promotion; with `trust`, the Sigstore client, about half a second)
+    and load `trust`'s root (a TUF refresh over the network for the public-good instance). A
+    failure is left to the step that needs them, which reports it as one line (`Trust.load` keeps
+    its outcome, so a trust root that cannot be loaded is not asked for twice)."""
+    with contextlib.suppress(Exception):  # in the order the steps after the build need them
+        from pipeline_kit.sbom import prepare
+
+        prepare(specs)
         import pipeline_kit.provenance
-        import pipeline_kit.sbom  # noqa: F401
 
         if trust is not None:
             import sigstore.models
@@ -170,6 +171,7 @@ def _preload(trust: Trust | None) -> None:
             import sigstore.verify  # noqa: F401
 
             trust.load()
+        import pipeline_kit.promotion.arriving  # noqa: F401
 
 
 def dry_run(

@@ -135,16 +135,22 @@ def package_problem(package: Package) -> str | None:
     return None
 
 
+def prepare(specs: Sequence[SourceSpec]) -> None:
+    """Load what `generate` will need for `specs`: the schema validator, and for sources with
+    licences cyclonedx-python-lib's renderer (tenths of a second). Cached, and safe in a thread:
+    a failure is left to `generate`, which reports it."""
+    from pipeline_kit.sbom.validate import warm
+
+    warm(any(SOURCES[spec.kind].licensed for spec in specs))
+
+
 def generate(release: Release, specs: Sequence[SourceSpec]) -> tuple[bytes, list[SourceResult]]:
     """The validated SBOM document for `release`, and what each source contributed."""
     from pipeline_kit.sbom.document import render
-    from pipeline_kit.sbom.validate import schema_errors, warm
+    from pipeline_kit.sbom.validate import schema_errors
 
-    # The schema validator (and, for licences, cyclonedx-python-lib) take tenths of a second to
-    # load: do it while the sources are read (an environment source mostly waits on its
-    # interpreter).
-    licensed = any(SOURCES[spec.kind].licensed for spec in specs)
-    preload = threading.Thread(target=warm, args=(licensed,))
+    # while the sources are read (an environment source mostly waits on its interpreter)
+    preload = threading.Thread(target=prepare, args=(specs,))
     preload.start()
     try:
         results = read_sources(specs)
