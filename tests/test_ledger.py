@@ -287,6 +287,23 @@ def test_attachments_are_kept_beside_the_entries_by_digest(tmp_path: Path, backe
 
 
 @pytest.mark.parametrize("backend", ["file", "git"])
+def test_a_reader_finds_the_attachments_of_the_entries_it_read_last(tmp_path: Path, backend: str) -> None:
+    # the git backend lists a tip's attachments once: a reader that read them at one tip must
+    # find those a later entry brought once it has read that entry, whatever it listed before
+    import hashlib
+
+    writer, reader = writer_and_reader(tmp_path, backend)
+    first, second = b'{"vsa": 1}', b'{"vsa": 2}'
+    writer.append(draft(1), [first])
+    assert len(reader.verify()) == 1
+    assert reader.attachment(hashlib.sha256(first).hexdigest()) == first
+    writer.append(draft(2), [second])
+    assert len(reader.verify()) == 2
+    assert reader.attachment(hashlib.sha256(second).hexdigest()) == second
+    assert reader.attachment(hashlib.sha256(first).hexdigest()) == first
+
+
+@pytest.mark.parametrize("backend", ["file", "git"])
 def test_an_attachment_beyond_the_evidence_bound_is_not_read(tmp_path: Path, backend: str) -> None:
     # whoever can push to a shared ledger can put a blob of any size under attachments/: every
     # reader (a promotion reading VSAs, a project reading the org's line) would hold all of it

@@ -68,6 +68,7 @@ class GitLedger(Ledger):
         # the variable the config names when its token is unset: a push needs it, a fetch may not
         self._missing = token_variable if token_variable and not token else None
         self._tip: str | None = None  # the tip entries() last read, for attachment look-ups
+        self._listed: tuple[str, dict[str, tuple[str, int]]] | None = None  # a tip and its attachments
 
     def describe(self) -> str:
         return f"{self.remote} {self.ref}"
@@ -147,13 +148,27 @@ class GitLedger(Ledger):
         tip = self._tip or self._fetch()
         if tip is None:
             return None
-        name = f"{tip}:{ATTACHMENTS}/{sha256}"
+        listed = self._attachments(tip).get(sha256)
         # its size first: whoever can push can put a blob of any size there (the file backend's bound)
-        size = self._git("cat-file", "-s", name, check=False).stdout.strip()
-        if not size.isdigit() or int(size) > MAX_EVIDENCE_BYTES:
+        if listed is None or listed[1] > MAX_EVIDENCE_BYTES:
             return None
-        found = self._git("cat-file", "blob", name, check=False)
+        found = self._git("cat-file", "blob", listed[0], check=False)
         return found.stdout if found.returncode == 0 else None
+
+    def _attachments(self, tip: str) -> dict[str, tuple[str, int]]:
+        """The attachments in `tip`'s tree, name -> (blob, size): listed once a tip, so that
+        reading many (a timeline, the org line's statements) costs one git call each, not two."""
+        if self._listed is None or self._listed[0] != tip:
+            listing = self._git("ls-tree", "-l", "-z", f"{tip}:{ATTACHMENTS}", check=False)
+            found: dict[str, tuple[str, int]] = {}
+            if listing.returncode == 0:
+                for record in listing.stdout.decode(errors="replace").split("\0"):
+                    fields, _, name = record.partition("\t")
+                    parts = fields.split()  # mode, type, blob, size (right-aligned)
+                    if len(parts) == 4 and parts[1] == "blob" and parts[3].isdigit():
+                        found[name] = (parts[2], int(parts[3]))
+            self._listed = (tip, found)
+        return self._listed[1]
 
     def _tree(self, tip: str | None, ledger: bytes, attachments: Sequence[bytes]) -> str:
         """The tree of the next commit: the ledger file, and every attachment so far plus these."""
