@@ -121,12 +121,15 @@ def _signers(trust_config: Any, identity_token: Any, items: list[Signable]) -> I
     statements go to Rekor v2 (digests never do: see _bare_signing_context)."""
     from sigstore.sign import SigningContext
 
+    contexts = [SigningContext.from_trust_config(trust_config)]
+    if any(i.statement is None for i in items) and _logs_on_v2(trust_config):
+        contexts.append(_bare_signing_context(trust_config))
     with contextlib.ExitStack() as stack:
-        signer = stack.enter_context(SigningContext.from_trust_config(trust_config).signer(identity_token, cache=True))
-        digests = signer
-        if any(i.statement is None for i in items) and _logs_on_v2(trust_config):
-            digests = stack.enter_context(_bare_signing_context(trust_config).signer(identity_token, cache=True))
-        yield signer, digests
+        # each signer asks Fulcio for its certificate: both at once, a round trip apart otherwise
+        with ThreadPoolExecutor(max_workers=len(contexts)) as pool:
+            opening = [pool.submit(stack.enter_context, c.signer(identity_token, cache=True)) for c in contexts]
+        signers = [future.result() for future in opening]
+        yield signers[0], signers[-1]
 
 
 def _logs_on_v2(trust_config: Any) -> bool:
