@@ -193,20 +193,30 @@ def test_results_and_progress_reach_one_log_in_the_order_they_were_written(hello
     )
 
 
-def test_the_program_writes_stdout_line_by_line_into_a_pipe() -> None:
-    # click.echo flushes each call; anything else writing to stdout (a library's print) must not
-    # sit in a block buffer while later progress on stderr reaches the log first.
+AS_THE_PROGRAM = "sys.argv = ['pipeline-kit', '--version']\nmain()\n"
+
+
+def said_at_exit(report: str, call: str = AS_THE_PROGRAM) -> str:
+    """What the f-string `report` says at the exit of a process that calls the kit's `main` as
+    `call` does: as the program itself (the default), or as a caller in its own process. `before`
+    is the collector's threshold before the kit was imported."""
     script = (
-        "import atexit, sys\n"
-        "atexit.register(lambda: sys.__stderr__.write(f'{sys.stdout.line_buffering} {sys.stderr.line_buffering}'))\n"
-        "from pipeline_kit.cli import main\n"
-        "sys.argv = ['pipeline-kit', '--version']\n"
-        "main()\n"
+        "import atexit, gc, sys\n"
+        "before = gc.get_threshold()\n"
+        f"atexit.register(lambda: sys.__stderr__.write(f{report!r}))\n"
+        "from pipeline_kit.cli import main\n" + call
     )
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
-    assert result.returncode == 0 and result.stderr == "True True", result.stderr
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+def test_the_program_writes_stdout_line_by_line_into_a_pipe() -> None:
+    # click.echo flushes each call; anything else writing to stdout (a library's print) must not
+    # sit in a block buffer while later progress on stderr reaches the log first.
+    assert said_at_exit("{sys.stdout.line_buffering} {sys.stderr.line_buffering}") == "True True"
 
 
 def test_the_program_leaves_its_objects_to_the_exit_and_a_caller_keeps_its_own() -> None:
@@ -214,26 +224,7 @@ def test_the_program_leaves_its_objects_to_the_exit_and_a_caller_keeps_its_own()
     # second after signing): the program freezes them once its command is done, and collects
     # less often while it runs. A caller that runs `main` in its own process (the tests, an
     # embedding) keeps its collector as it was.
-    script = (
-        "import atexit, gc, sys\n"
-        "atexit.register(lambda: sys.__stderr__.write(f'frozen={gc.get_freeze_count()}'))\n"
-        "from pipeline_kit.cli import main\n"
-        "sys.argv = ['pipeline-kit', '--version']\n"
-        "main()\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    assert int(result.stderr.removeprefix("frozen=")) > 0, result.stderr
-    embedded = (
-        "import atexit, gc, sys\n"
-        "before = gc.get_threshold()\n"
-        "atexit.register(lambda: sys.__stderr__.write(f'frozen={gc.get_freeze_count()} {gc.get_threshold() == before}'))\n"
-        "from pipeline_kit.cli import main\n"
-        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", embedded], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0 and result.stderr == "frozen=0 True", result.stderr
+    report = "{gc.get_freeze_count() > 0} {gc.get_threshold() == before}"
+    assert said_at_exit(report) == "True False"
+    caller = "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+    assert said_at_exit(report, caller) == "False True"
