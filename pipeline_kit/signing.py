@@ -8,11 +8,11 @@ against the trust root before it counts. sigstore-python is imported only here a
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -115,21 +115,65 @@ def statement_json(subjects: tuple[Subject, ...], predicate_type: str, predicate
 SIGNING_WORKERS = 16
 
 
-@contextlib.contextmanager
-def _signers(trust_config: Any, identity_token: Any, items: list[Signable]) -> Iterator[tuple[Any, Any]]:
+@dataclass
+class _Kept:
+    """A signer this process keeps, with what it was made for and until when it may sign."""
+
+    trust_config: Any  # held, so that no other takes the id the key is made of
+    signer: Any
+    made: datetime
+    expires: datetime | None = None  # its certificate's end, known once it has signed
+
+    def usable(self, now: datetime) -> bool:
+        """Whether it may sign now: its certificate has REUSE_MARGIN left (one whose end is not
+        known yet, as after a signing that failed, only while it is that new)."""
+        if self.expires is None:
+            return now - self.made < REUSE_MARGIN
+        return self.expires - now > REUSE_MARGIN
+
+
+# The signers of this process, by (trust config, token, digests to Rekor v1): a process that signs
+# again with one sign-in (`run`: the release, then the promotion's VSA; a release plan: each step's
+# VSA; a rollout: each step) asks Fulcio once. One is taken again only while its certificate has
+# REUSE_MARGIN left: sigstore refuses an expired certificate, and a signature logged after the
+# certificate's end would not verify.
+_KEPT: dict[tuple[int, str, bool], _Kept] = {}
+_KEPT_LOCK = threading.Lock()
+REUSE_MARGIN = timedelta(minutes=2)
+MOST_KEPT = 8
+
+
+def _kept_signer(trust_config: Any, token: str, identity_token: Any, bare: bool) -> _Kept:
+    """A signer for `token` on `trust_config` (`bare`: for digests, on Rekor v1), kept or new."""
+    from sigstore.sign import Signer, SigningContext
+
+    key, now = (id(trust_config), token, bare), datetime.now(timezone.utc)
+    with _KEPT_LOCK:
+        kept = _KEPT.get(key)
+        if kept is not None and kept.trust_config is trust_config and kept.usable(now):
+            return kept
+    context = _bare_signing_context(trust_config) if bare else SigningContext.from_trust_config(trust_config)
+    kept = _Kept(trust_config, Signer(identity_token, context, cache=True), now)  # asks Fulcio now
+    with _KEPT_LOCK:
+        for old in [k for k, v in _KEPT.items() if not v.usable(now)]:
+            del _KEPT[old]
+        while len(_KEPT) >= MOST_KEPT:
+            del _KEPT[next(iter(_KEPT))]
+        _KEPT[key] = kept
+    return kept
+
+
+def _signers(trust_config: Any, token: str, identity_token: Any, items: list[Signable]) -> tuple[_Kept, _Kept]:
     """The signer of statements and the signer of digests: one certificate for all, two when
     statements go to Rekor v2 (digests never do: see _bare_signing_context)."""
-    from sigstore.sign import SigningContext
-
-    contexts = [SigningContext.from_trust_config(trust_config)]
+    wanted = [False]
     if any(i.statement is None for i in items) and _logs_on_v2(trust_config):
-        contexts.append(_bare_signing_context(trust_config))
-    with contextlib.ExitStack() as stack:
-        # each signer asks Fulcio for its certificate: both at once, a round trip apart otherwise
-        with ThreadPoolExecutor(max_workers=len(contexts)) as pool:
-            opening = [pool.submit(stack.enter_context, c.signer(identity_token, cache=True)) for c in contexts]
-        signers = [future.result() for future in opening]
-        yield signers[0], signers[-1]
+        wanted.append(True)
+    # each new signer asks Fulcio for its certificate: both at once, a round trip apart otherwise
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+        opening = [pool.submit(_kept_signer, trust_config, token, identity_token, bare) for bare in wanted]
+    signers = [future.result() for future in opening]
+    return signers[0], signers[-1]
 
 
 def _logs_on_v2(trust_config: Any) -> bool:
@@ -187,22 +231,25 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
     bundles: dict[str, Any] = {}
     failures = (SigstoreError, RekorClientError, ExpiredCertificate, ExpiredIdentity, RequestException)
     try:
-        with _signers(trust_config, identity_token, items) as (signer, digests):
+        statements, digests = _signers(trust_config, token, identity_token, items)
 
-            def sign(item: Signable) -> Any:
-                if item.statement is not None:
-                    return signer.sign_dsse(dsse.Statement(item.statement))
-                return digests.sign_artifact(hashed(item.sha256 or ""))
+        def sign(item: Signable) -> Any:
+            if item.statement is not None:
+                return statements.signer.sign_dsse(dsse.Statement(item.statement))
+            return digests.signer.sign_artifact(hashed(item.sha256 or ""))
 
-            # Concurrently: each item waits on the transparency log (and the TSA), which for a real
-            # instance is most of the time; the signer is shared, as the sigstore CLI shares it.
-            with ThreadPoolExecutor(max_workers=max(1, min(SIGNING_WORKERS, len(items)))) as pool:
-                futures = [pool.submit(sign, item) for item in items]
-                for item, future in zip(items, futures, strict=True):
-                    try:
-                        bundles[item.bundle] = future.result()
-                    except failures as exc:  # noqa: PERF203 - the first failure, named, in item order
-                        raise EnvironmentFailure(f"signing failed: {item.bundle}: {first_line(exc)}") from exc
+        # Concurrently: each item waits on the transparency log (and the TSA), which for a real
+        # instance is most of the time; the signer is shared, as the sigstore CLI shares it.
+        with ThreadPoolExecutor(max_workers=max(1, min(SIGNING_WORKERS, len(items)))) as pool:
+            futures = [pool.submit(sign, item) for item in items]
+            for item, future in zip(items, futures, strict=True):
+                try:
+                    bundles[item.bundle] = future.result()
+                except failures as exc:  # noqa: PERF203 - the first failure, named, in item order
+                    raise EnvironmentFailure(f"signing failed: {item.bundle}: {first_line(exc)}") from exc
+        for item in items:
+            kept = statements if item.statement is not None else digests
+            kept.expires = bundles[item.bundle].signing_certificate.not_valid_after_utc
     except FulcioClientError as exc:
         # sigstore-python drops Fulcio's error text for 4xx responses.
         raise EnvironmentFailure(

@@ -488,3 +488,52 @@ def test_signing_waits_on_the_services_for_all_items_at_once(
     assert sigstore.most_in_flight >= 3
     bundles = sorted(p.name for p in (described / ".pipeline-kit" / "bundles").rglob("*.sigstore.json"))
     assert len(bundles) == 3  # and every bundle was verified and written
+
+
+@pytest.mark.parametrize("rekor", [1, 2])
+def test_one_sign_in_signs_again_with_its_certificate_while_it_has_time_left(
+    sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, rekor: int
+) -> None:
+    # `run` signs the release and then the VSA, a rollout each step: with one token, one Fulcio
+    # certificate (a real instance is a round trip away), but never one about to end.
+    import base64
+    import datetime
+
+    from cryptography import x509
+
+    from pipeline_kit import signing
+    from pipeline_kit.signing import Signable, sign_all
+    from pipeline_kit.trust import load_trust_config
+
+    trust = load_trust_config(sigstore.trust_config_path, rekor_version=rekor)
+    token = sigstore.mint_token(SIGNER)
+    subject = Subject(name="a.bin", digest={"sha256": "ab" * 32})
+    statement = signing.statement_json((subject,), "https://example.com/test", {})
+    items = [Signable("digest", sha256="ab" * 32), Signable("statement", statement=statement)]
+
+    def certificates(signed: signing.SignedBundles) -> list[x509.Certificate]:
+        found = []
+        for data in signed.files.values():
+            material = json.loads(data)["verificationMaterial"]
+            raw = (material.get("certificate") or material["x509CertificateChain"]["certificates"][0])["rawBytes"]
+            found.append(x509.load_der_x509_certificate(base64.b64decode(raw)))
+        return found
+
+    first = certificates(sign_all(trust, token, "test", items))
+    again = certificates(sign_all(trust, token, "test", items))
+    assert again == first  # the same certificates, item by item: no new one asked for
+    assert len(set(first)) == (2 if rekor == 2 else 1)  # on v2, digests are signed apart (v1)
+    other = certificates(sign_all(trust, sigstore.mint_token(SIGNER), "test", items))
+    assert not set(other) & set(first)  # another sign-in, other certificates
+    # the process's clock moved on to REUSE_MARGIN before the certificates' end: new ones
+    end = min(c.not_valid_after_utc for c in first)
+    later = end - signing.REUSE_MARGIN
+
+    class Later(datetime.datetime):
+        @classmethod
+        def now(cls, tz: datetime.tzinfo | None = None) -> Later:
+            return cls.fromtimestamp(later.timestamp(), tz)
+
+    monkeypatch.setattr(signing, "datetime", Later)
+    fresh = certificates(sign_all(trust, token, "test", [items[1]]))
+    assert not set(fresh) & set(first)
