@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -279,3 +280,40 @@ def test_the_rollback_action_passes_each_output_of_its_kit_step_on_under_its_own
     # and the deploy job gets what the kit's reusable rollback.yml hands its callers
     reusable = load_workflow(ROOT / ".github" / "workflows" / "rollback.yml")["on"]["workflow_call"]["outputs"]
     assert set(reusable) <= set(ACTION_OUTPUTS)
+
+
+@pytest.mark.parametrize(
+    ("elsewhere", "deploy", "code", "said"),
+    [
+        ("true", "./deploy.sh", 2, "inputs deploy-elsewhere and deploy: deploy-elsewhere takes no deploy command"),
+        ("true", " ", 2, "takes no deploy command"),  # the kit would get `sh -c ' '`: refused here too
+        ("yes", "", 2, "input deploy-elsewhere: true or false"),  # the kit would read yes as true
+        ("True", "./deploy.sh", 2, "input deploy-elsewhere: true or false"),
+        ("", "", 2, "input deploy-elsewhere: true or false"),
+        ("true", "", 0, ""),
+        ("false", "./deploy.sh", 0, ""),
+        ("false", "", 0, ""),
+    ],
+)
+def test_the_rollback_action_checks_its_inputs_before_its_other_steps(
+    elsewhere: str, deploy: str, code: int, said: str, tmp_path: Path
+) -> None:
+    # the action's first step, as the runner runs it (bash -e), on each pair of inputs
+    steps = yaml.safe_load((ROOT / "actions" / "rollback" / "action.yml").read_text())["runs"]["steps"]
+    check = steps[0]
+    assert check["name"] == "Check the inputs" and set(check["env"]) == {
+        "PIPELINE_KIT_ROLLBACK_DEPLOY_ELSEWHERE",
+        "PIPELINE_KIT_DEPLOY_COMMAND",
+    }
+    script = tmp_path / "check.sh"
+    script.write_text(check["run"])
+    variables = {"PIPELINE_KIT_ROLLBACK_DEPLOY_ELSEWHERE": elsewhere, "PIPELINE_KIT_DEPLOY_COMMAND": deploy}
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        env={"PATH": "/usr/bin:/bin", **variables},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == code, result.stdout + result.stderr
+    assert (said in result.stdout) and len(result.stdout.splitlines()) == (1 if code else 0), result.stdout
