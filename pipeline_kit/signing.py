@@ -12,8 +12,8 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 from pipeline_kit.digest import hash_files, sha256_bytes
@@ -117,29 +117,33 @@ SIGNING_WORKERS = 16
 
 @dataclass
 class _Kept:
-    """A signer this process keeps, with what it was made for and until when it may sign."""
+    """A signer this process keeps, with what it was made for and how long it may sign."""
 
     trust_config: Any  # held, so that no other takes the id the key is made of
     signer: Any
-    made: datetime
-    expires: datetime | None = None  # its certificate's end, known once it has signed
+    made: float  # monotonic(), when its certificate was asked for
+    lifetime: float | None = None  # its certificate's validity in seconds, known once it has signed
 
-    def usable(self, now: datetime) -> bool:
-        """Whether it may sign now: its certificate has REUSE_MARGIN left (one whose end is not
-        known yet, as after a signing that failed, only while it is that new)."""
-        if self.expires is None:
-            return now - self.made < REUSE_MARGIN
-        return self.expires - now > REUSE_MARGIN
+    def usable(self, now: float) -> bool:
+        """Whether it may sign at `now` (monotonic): its certificate has REUSE_MARGIN left,
+        counted from when it was asked for on this process's own clock (the runner's wall clock
+        may be off Sigstore's). One that never signed (its signing failed) is not taken again."""
+        return self.lifetime is not None and self.lifetime - (now - self.made) > REUSE_MARGIN
+
+    def spent(self, now: float) -> bool:
+        """Whether it is of no more use: its certificate's time is up, or it is older than
+        REUSE_MARGIN and never signed (a signer made a moment ago may be signing now)."""
+        return not self.usable(now) and (self.lifetime is not None or now - self.made > REUSE_MARGIN)
 
 
 # The signers of this process, by (trust config, token, digests to Rekor v1): a process that signs
-# again with one sign-in (`run`: the release, then the promotion's VSA; a release plan: each step's
-# VSA; a rollout: each step) asks Fulcio once. One is taken again only while its certificate has
-# REUSE_MARGIN left: sigstore refuses an expired certificate, and a signature logged after the
-# certificate's end would not verify.
+# again with one token on one trust config (`run`: the release, then the promotion's VSA; a release
+# plan: each step's VSA; a rollout with GitLab's job token: each step) asks Fulcio once. One is
+# taken again only while its certificate has REUSE_MARGIN left: sigstore refuses an expired
+# certificate, and a signature logged after the certificate's end would not verify.
 _KEPT: dict[tuple[int, str, bool], _Kept] = {}
 _KEPT_LOCK = threading.Lock()
-REUSE_MARGIN = timedelta(minutes=2)
+REUSE_MARGIN = 120.0  # seconds
 MOST_KEPT = 8
 
 
@@ -147,7 +151,7 @@ def _kept_signer(trust_config: Any, token: str, identity_token: Any, bare: bool)
     """A signer for `token` on `trust_config` (`bare`: for digests, on Rekor v1), kept or new."""
     from sigstore.sign import Signer, SigningContext
 
-    key, now = (id(trust_config), token, bare), datetime.now(timezone.utc)
+    key, now = (id(trust_config), token, bare), monotonic()
     with _KEPT_LOCK:
         kept = _KEPT.get(key)
         if kept is not None and kept.trust_config is trust_config and kept.usable(now):
@@ -155,7 +159,7 @@ def _kept_signer(trust_config: Any, token: str, identity_token: Any, bare: bool)
     context = _bare_signing_context(trust_config) if bare else SigningContext.from_trust_config(trust_config)
     kept = _Kept(trust_config, Signer(identity_token, context, cache=True), now)  # asks Fulcio now
     with _KEPT_LOCK:
-        for old in [k for k, v in _KEPT.items() if not v.usable(now)]:
+        for old in [k for k, v in _KEPT.items() if v.spent(now)]:
             del _KEPT[old]
         while len(_KEPT) >= MOST_KEPT:
             del _KEPT[next(iter(_KEPT))]
@@ -249,7 +253,8 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
                     raise EnvironmentFailure(f"signing failed: {item.bundle}: {first_line(exc)}") from exc
         for item in items:
             kept = statements if item.statement is not None else digests
-            kept.expires = bundles[item.bundle].signing_certificate.not_valid_after_utc
+            certificate = bundles[item.bundle].signing_certificate
+            kept.lifetime = (certificate.not_valid_after_utc - certificate.not_valid_before_utc).total_seconds()
     except FulcioClientError as exc:
         # sigstore-python drops Fulcio's error text for 4xx responses.
         raise EnvironmentFailure(

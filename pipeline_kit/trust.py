@@ -3,6 +3,7 @@ other through a client trust config: `--trust-config`, a private instance or the
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,15 +31,37 @@ class TrustRootUnavailable(EnvironmentFailure):
     """The trust root cannot be loaded: nothing can be verified, so no gate is worth running."""
 
 
+# Each trust config is loaded once a process, by where it comes from (a file's bytes, or the
+# public-good root) and the log version asked for: a release plan resolves each step's trust, the
+# public-good root is a TUF refresh over the network, and signers are kept by trust config
+# (signing.py). A config that fails to load is not kept: the next load says why again.
+_LOADED: dict[tuple[object, ...], Any] = {}
+_LOADED_LOCK = threading.Lock()
+
+
 def load_trust_config(path: Path | None, *, rekor_version: int | None = None, offline: bool = False) -> Any:
-    """A sigstore `ClientTrustConfig`; imports sigstore."""
+    """A sigstore `ClientTrustConfig`, loaded once a process (see _LOADED); imports sigstore."""
+    if rekor_version not in (None, 1, 2):
+        raise UsageError(f"--rekor-version must be 1 or 2, got {rekor_version}")
+    text = None
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read the trust config: {exc.strerror}") from exc
+    key = ("public-good", offline, rekor_version) if text is None else ("file", text, rekor_version)
+    with _LOADED_LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = _load(path, text, rekor_version=rekor_version, offline=offline)
+        return _LOADED[key]
+
+
+def _load(path: Path | None, text: str | None, *, rekor_version: int | None, offline: bool) -> Any:
     from pydantic import ValidationError
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import ClientTrustConfig
 
-    if rekor_version not in (None, 1, 2):
-        raise UsageError(f"--rekor-version must be 1 or 2, got {rekor_version}")
-    if path is None:
+    if path is None or text is None:
         import logging
 
         # --offline was asked for: sigstore's warning that it is offline says nothing new
@@ -52,10 +75,6 @@ def load_trust_config(path: Path | None, *, rekor_version: int | None = None, of
                 "--trust-config FILE names a private instance's",
             ) from exc
     else:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot read the trust config: {exc.strerror}") from exc
         try:
             config = ClientTrustConfig.from_json(text)
         except (ValidationError, ValueError, SigstoreError) as exc:

@@ -286,13 +286,27 @@ def test_attachments_are_kept_beside_the_entries_by_digest(tmp_path: Path, backe
     assert reader.attachment("../../etc/passwd") is None  # a digest, never a path
 
 
-@pytest.mark.parametrize("backend", ["file", "git"])
-def test_a_reader_finds_the_attachments_of_the_entries_it_read_last(tmp_path: Path, backend: str) -> None:
+# the git backend keeps a tip's attachments listed up to MOST_LISTED, and looks each up by name
+# beyond: both ways are tried (git-by-name lists none)
+BACKENDS = ["file", "git", "git-by-name"]
+
+
+def by_name(backend: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    if backend == "git-by-name":
+        monkeypatch.setattr("pipeline_kit.ledger.git.MOST_LISTED", 0)
+        return "git"
+    return backend
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_reader_finds_the_attachments_of_the_entries_it_read_last(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # the git backend lists a tip's attachments once: a reader that read them at one tip must
     # find those a later entry brought once it has read that entry, whatever it listed before
     import hashlib
 
-    writer, reader = writer_and_reader(tmp_path, backend)
+    writer, reader = writer_and_reader(tmp_path, by_name(backend, monkeypatch))
     first, second = b'{"vsa": 1}', b'{"vsa": 2}'
     writer.append(draft(1), [first])
     assert len(reader.verify()) == 1
@@ -303,20 +317,53 @@ def test_a_reader_finds_the_attachments_of_the_entries_it_read_last(tmp_path: Pa
     assert reader.attachment(hashlib.sha256(first).hexdigest()) == first
 
 
-@pytest.mark.parametrize("backend", ["file", "git"])
-def test_an_attachment_beyond_the_evidence_bound_is_not_read(tmp_path: Path, backend: str) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_attachment_beyond_the_evidence_bound_is_not_read(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # whoever can push to a shared ledger can put a blob of any size under attachments/: every
     # reader (a promotion reading VSAs, a project reading the org's line) would hold all of it
     import hashlib
 
     from pipeline_kit._internal.files import MAX_EVIDENCE_BYTES
 
-    writer, reader = writer_and_reader(tmp_path, backend)
+    writer, reader = writer_and_reader(tmp_path, by_name(backend, monkeypatch))
     big, small = b"x" * (MAX_EVIDENCE_BYTES + 1), b"y" * MAX_EVIDENCE_BYTES
     writer.append(draft(1), [big, small])
     assert len(reader.verify()) == 1
     assert reader.attachment(hashlib.sha256(big).hexdigest()) is None
     assert reader.attachment(hashlib.sha256(small).hexdigest()) == small  # the bound itself is read
+
+
+@pytest.mark.parametrize("backend", ["git", "git-by-name"])
+def test_an_attachments_entry_that_is_no_tree_of_the_ledger_holds_nothing(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a ledger whose `attachments` is a gitlink to a commit this clone holds (one of the project's
+    # own): its files are not the ledger's, and none is read as an attachment
+    import hashlib
+
+    by_name(backend, monkeypatch)
+    remote, project = tmp_path / "remote.git", tmp_path / "project"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+
+    def git(*args: str, input: bytes | None = None) -> str:
+        done = subprocess.run(["git", "-C", str(project), *args], input=input, capture_output=True, check=True)
+        return done.stdout.decode().strip()
+
+    digest = hashlib.sha256(b"not an attachment").hexdigest()
+    (project / digest).write_bytes(b"not an attachment")
+    git("add", digest)
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "the project's own")
+    own = git("rev-parse", "HEAD")
+    empty = git("hash-object", "-w", "--stdin", input=b"")
+    top = git("mktree", input=f"100644 blob {empty}\tledger.jsonl\n160000 commit {own}\tattachments\n".encode())
+    git("push", "-q", str(remote), f"{git('commit-tree', top, '-m', 'ledger')}:refs/pipeline-kit/ledger")
+    git("remote", "add", "origin", str(remote))
+    reader = GitLedger(project)
+    assert reader.lines() == []
+    assert reader.attachment(digest) is None
 
 
 class SmartHttpGit:

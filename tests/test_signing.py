@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -494,14 +495,15 @@ def test_signing_waits_on_the_services_for_all_items_at_once(
 def test_one_sign_in_signs_again_with_its_certificate_while_it_has_time_left(
     sigstore: LocalSigstore, monkeypatch: pytest.MonkeyPatch, rekor: int
 ) -> None:
-    # `run` signs the release and then the VSA, a rollout each step: with one token, one Fulcio
-    # certificate (a real instance is a round trip away), but never one about to end.
+    # `run` signs the release and then the VSA, a release plan each step's VSA: with one token,
+    # one Fulcio certificate (a real instance is a round trip away), but never one about to end.
     import base64
-    import datetime
+    import time
 
     from cryptography import x509
 
     from pipeline_kit import signing
+    from pipeline_kit.errors import EnvironmentFailure
     from pipeline_kit.signing import Signable, sign_all
     from pipeline_kit.trust import load_trust_config
 
@@ -510,6 +512,14 @@ def test_one_sign_in_signs_again_with_its_certificate_while_it_has_time_left(
     subject = Subject(name="a.bin", digest={"sha256": "ab" * 32})
     statement = signing.statement_json((subject,), "https://example.com/test", {})
     items = [Signable("digest", sha256="ab" * 32), Signable("statement", statement=statement)]
+    asked: list[object] = []
+    issue = sigstore.signing_cert
+
+    def counted(*args: Any) -> Any:
+        asked.append(args)
+        return issue(*args)
+
+    monkeypatch.setattr(sigstore, "signing_cert", counted)
 
     def certificates(signed: signing.SignedBundles) -> list[x509.Certificate]:
         found = []
@@ -520,20 +530,50 @@ def test_one_sign_in_signs_again_with_its_certificate_while_it_has_time_left(
         return found
 
     first = certificates(sign_all(trust, token, "test", items))
+    assert len(set(first)) == len(asked) == (2 if rekor == 2 else 1)  # on v2, digests are signed apart (v1)
     again = certificates(sign_all(trust, token, "test", items))
-    assert again == first  # the same certificates, item by item: no new one asked for
-    assert len(set(first)) == (2 if rekor == 2 else 1)  # on v2, digests are signed apart (v1)
+    assert again == first and len(asked) == len(set(first))  # item by item the same: no new one asked for
     other = certificates(sign_all(trust, sigstore.mint_token(SIGNER), "test", items))
     assert not set(other) & set(first)  # another sign-in, other certificates
-    # the process's clock moved on to REUSE_MARGIN before the certificates' end: new ones
-    end = min(c.not_valid_after_utc for c in first)
-    later = end - signing.REUSE_MARGIN
-
-    class Later(datetime.datetime):
-        @classmethod
-        def now(cls, tz: datetime.tzinfo | None = None) -> Later:
-            return cls.fromtimestamp(later.timestamp(), tz)
-
-    monkeypatch.setattr(signing, "datetime", Later)
+    # time is counted on the process's own clock from when each was asked for (the wall clock may
+    # be off Sigstore's): just before REUSE_MARGIN before the end, kept; from there on, new ones
+    lifetime = min(c.not_valid_after_utc - c.not_valid_before_utc for c in first).total_seconds()
+    now = time.monotonic()
+    monkeypatch.setattr(signing, "monotonic", lambda: now + lifetime - signing.REUSE_MARGIN - 30)
+    assert certificates(sign_all(trust, token, "test", [items[1]])) == first[1:]
+    monkeypatch.setattr(signing, "monotonic", lambda: now + lifetime - signing.REUSE_MARGIN + 1)
     fresh = certificates(sign_all(trust, token, "test", [items[1]]))
     assert not set(fresh) & set(first)
+    # a signer whose signing failed is not taken again: its certificate's lifetime is unknown
+    malformed = [Signable("statement", statement=b'{"_type": "not a statement"}')]
+    token = sigstore.mint_token(SIGNER)
+    with pytest.raises(EnvironmentFailure, match="signing failed"):
+        sign_all(trust, token, "test", malformed)
+    before = len(asked)
+    sign_all(trust, token, "test", [items[1]])
+    assert len(asked) == before + 1
+
+
+def test_a_trust_config_is_loaded_once_a_process_and_again_when_it_changed(
+    sigstore: LocalSigstore, tmp_path: Path
+) -> None:
+    # a release plan resolves each step's trust: one load (a TUF refresh for the public-good
+    # root), so each step's VSA is signed with the certificate the first one got
+    from pipeline_kit.errors import InputError
+    from pipeline_kit.signing import Signable, sign_all, statement_json
+    from pipeline_kit.trust import load_trust_config
+
+    path = tmp_path / "trust.json"
+    shutil.copy(sigstore.trust_config_path, path)
+    one, two = load_trust_config(path, rekor_version=1), load_trust_config(path, rekor_version=1)
+    assert one is two and load_trust_config(path, rekor_version=2) is not one
+    token = sigstore.mint_token(SIGNER)
+    statement = statement_json((Subject(name="a.bin", digest={"sha256": "ab" * 32}),), "https://example.com/t", {})
+    signed = [sign_all(c, token, "test", [Signable("s", statement=statement)]).files["s"] for c in (one, two)]
+    certificates = [json.loads(s)["verificationMaterial"]["certificate"]["rawBytes"] for s in signed]
+    assert certificates[0] == certificates[1]
+    path.write_text(json.dumps(json.loads(path.read_text()), indent=1))  # the same trust, other bytes
+    assert load_trust_config(path, rekor_version=1) is not one
+    path.write_text("{}")
+    with pytest.raises(InputError, match="not a Sigstore client trust config"):
+        load_trust_config(path, rekor_version=1)

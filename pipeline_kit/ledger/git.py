@@ -36,6 +36,7 @@ ATTACHMENTS = "attachments"
 GIT_TRANSPORT = ("SSH_AUTH_SOCK", "GIT_SSH_COMMAND", "GIT_SSH", "GIT_SSL_CAINFO", "GIT_ASKPASS")
 NO_REPOSITORY_PROGRAMS = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 ATTEMPTS = 20
+MOST_LISTED = 20_000  # attachments kept listed for a tip (about 12 MB); beyond, each is looked up by name
 
 
 def _credential(token: str) -> dict[str, str]:
@@ -68,7 +69,7 @@ class GitLedger(Ledger):
         # the variable the config names when its token is unset: a push needs it, a fetch may not
         self._missing = token_variable if token_variable and not token else None
         self._tip: str | None = None  # the tip entries() last read, for attachment look-ups
-        self._listed: tuple[str, dict[str, tuple[str, int]]] | None = None  # a tip and its attachments
+        self._listed: tuple[str, dict[str, tuple[str, int]] | None] | None = None  # a tip and its attachments
 
     def describe(self) -> str:
         return f"{self.remote} {self.ref}"
@@ -148,25 +149,35 @@ class GitLedger(Ledger):
         tip = self._tip or self._fetch()
         if tip is None:
             return None
-        listed = self._attachments(tip).get(sha256)
-        # its size first: whoever can push can put a blob of any size there (the file backend's bound)
-        if listed is None or listed[1] > MAX_EVIDENCE_BYTES:
+        listing = self._attachments(tip)
+        if listing is None:  # too many to keep listed: by name, its size first
+            name = f"{tip}:{ATTACHMENTS}/{sha256}"
+            size = self._git("cat-file", "-s", name, check=False).stdout.strip()
+            blob, bound = (name, int(size)) if size.isdigit() else (None, 0)
+        else:
+            blob, bound = listing.get(sha256, (None, 0))
+        # whoever can push can put a blob of any size there (the file backend's bound)
+        if blob is None or bound > MAX_EVIDENCE_BYTES:
             return None
-        found = self._git("cat-file", "blob", listed[0], check=False)
+        found = self._git("cat-file", "blob", blob, check=False)
         return found.stdout if found.returncode == 0 else None
 
-    def _attachments(self, tip: str) -> dict[str, tuple[str, int]]:
-        """The attachments in `tip`'s tree, name -> (blob, size): listed once a tip, so that
-        reading many (a timeline, the org line's statements) costs one git call each, not two."""
+    def _attachments(self, tip: str) -> dict[str, tuple[str, int]] | None:
+        """The attachments in `tip`'s tree, name -> (blob, size), listed once a tip so that
+        reading many (a timeline, the org line's statements) costs one git call each, not two;
+        None when there are more than MOST_LISTED (each is then looked up by name)."""
         if self._listed is None or self._listed[0] != tip:
-            listing = self._git("ls-tree", "-l", "-z", f"{tip}:{ATTACHMENTS}", check=False)
-            found: dict[str, tuple[str, int]] = {}
-            if listing.returncode == 0:
-                for record in listing.stdout.decode(errors="replace").split("\0"):
-                    fields, _, name = record.partition("\t")
+            # the tree's own entries: an `attachments` that is a gitlink lists as one commit
+            listing = self._git("ls-tree", "-l", "-z", tip, "--", f"{ATTACHMENTS}/", check=False)
+            records = listing.stdout.split(b"\0")[:-1] if listing.returncode == 0 else []
+            found: dict[str, tuple[str, int]] | None = None
+            if len(records) <= MOST_LISTED:
+                found = {}
+                for record in records:
+                    fields, _, path = record.decode(errors="replace").partition("\t")
                     parts = fields.split()  # mode, type, blob, size (right-aligned)
                     if len(parts) == 4 and parts[1] == "blob" and parts[3].isdigit():
-                        found[name] = (parts[2], int(parts[3]))
+                        found[path.removeprefix(f"{ATTACHMENTS}/")] = (parts[2], int(parts[3]))
             self._listed = (tip, found)
         return self._listed[1]
 
