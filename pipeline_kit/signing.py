@@ -217,20 +217,12 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
     from sigstore._internal.fulcio.client import ExpiredCertificate, FulcioClientError
     from sigstore._internal.rekor import RekorClientError
     from sigstore.errors import Error as SigstoreError
-    from sigstore.hashes import Hashed
-    from sigstore.models import Bundle
     from sigstore.oidc import ExpiredIdentity, IdentityError, IdentityToken
-    from sigstore_models.common.v1 import HashAlgorithm
-
-    from pipeline_kit.verifier import verifier_for
 
     try:
         identity_token = IdentityToken(token)
     except IdentityError as exc:
         raise EnvironmentFailure(f"identity token ({token_source}) rejected: {token_problem(token) or exc}") from exc
-
-    def hashed(sha256: str) -> Hashed:
-        return Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(sha256))
 
     bundles: dict[str, Any] = {}
     failures = (SigstoreError, RekorClientError, ExpiredCertificate, ExpiredIdentity, RequestException)
@@ -240,7 +232,7 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
         def sign(item: Signable) -> Any:
             if item.statement is not None:
                 return statements.signer.sign_dsse(dsse.Statement(item.statement))
-            return digests.signer.sign_artifact(hashed(item.sha256 or ""))
+            return digests.signer.sign_artifact(_hashed(item.sha256 or ""))
 
         # Concurrently: each item waits on the transparency log (and the TSA), which for a real
         # instance is most of the time; the signer is shared, as the sigstore CLI shares it.
@@ -264,10 +256,24 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
     except (SigstoreError, RekorClientError, ExpiredCertificate, ExpiredIdentity, RequestException) as exc:
         raise EnvironmentFailure(f"signing failed: {first_line(exc)}") from exc
 
-    # The client checks little at sign time: verify each bundle as it will be read back.
-    certificate = next(iter(bundles.values())).signing_certificate
-    identity, issuer = certificate_identity(certificate)
-    own_identity = IdentityPolicy.of_certificate(certificate).sigstore_policy()
+    identity, issuer = certificate_identity(next(iter(bundles.values())).signing_certificate)
+    return SignedBundles(
+        files=_verified(trust_config, items, bundles),
+        identity=identity,
+        issuer=issuer,
+        log_entries=tuple(int(b.log_entry._inner.log_index) for b in bundles.values()),
+    )
+
+
+def _verified(trust_config: Any, items: list[Signable], bundles: dict[str, Any]) -> dict[str, bytes]:
+    """Each bundle's JSON, verified as it will be read back against the identity it was issued
+    for: the client checks little at sign time (not the chain, not the log's signatures)."""
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import Bundle
+
+    from pipeline_kit.verifier import verifier_for
+
+    own_identity = IdentityPolicy.of_certificate(next(iter(bundles.values())).signing_certificate).sigstore_policy()
     verifier = verifier_for(trust_config)
     files: dict[str, bytes] = {}
     for item in items:
@@ -277,18 +283,21 @@ def sign_all(trust_config: Any, token: str, token_source: str, items: list[Signa
             if item.statement is not None:
                 verifier.verify_dsse(parsed, own_identity)
             else:
-                verifier.verify_artifact(hashed(item.sha256 or ""), parsed, own_identity)
+                verifier.verify_artifact(_hashed(item.sha256 or ""), parsed, own_identity)
         except (SigstoreError, ValueError) as exc:
             raise VerificationError(
                 f"{item.bundle}: the bundle just produced does not verify: {first_line(exc)}"
             ) from exc
         files[item.bundle] = data
-    return SignedBundles(
-        files=files,
-        identity=identity,
-        issuer=issuer,
-        log_entries=tuple(int(b.log_entry._inner.log_index) for b in bundles.values()),
-    )
+    return files
+
+
+def _hashed(sha256: str) -> Any:
+    """A sigstore `Hashed` of a SHA-256 digest given in hex."""
+    from sigstore.hashes import Hashed
+    from sigstore_models.common.v1 import HashAlgorithm
+
+    return Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(sha256))
 
 
 def sign_release(evidence: EvidenceDir, workdir: Path, trust_config: Any, token: str, token_source: str) -> Signed:
