@@ -143,24 +143,23 @@ def record_pid(root: Path, pid: int) -> None:
 
 
 def end_recorded(root: Path, timeout: float = 30) -> None:
-    """Ends the process `record_pid` recorded in `root`: SIGTERM, SIGKILL after `timeout` s. Only
-    if it still runs in `root` (its working directory is there): a pid reused since is left alone."""
+    """Kills the process `record_pid` recorded in `root` (SIGKILL: its data is thrown away, a
+    graceful shutdown would only cost time), if it still runs in `root` (its working directory
+    is there: a pid reused since is left alone); waits at most `timeout` s for it to end."""
     try:
         pid = int((root / "pid").read_text())
     except (OSError, ValueError):
         return  # never started
-    if not _runs_in(pid, root):
-        return
-    os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _runs_in(pid, root):
+    if runs_in(pid, root):
+        os.kill(pid, signal.SIGKILL)
+    while runs_in(pid, root):
         if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + timeout
-        time.sleep(0.05)
+            raise RuntimeError(f"process {pid} ({root}) outlived SIGKILL by {timeout} s")
+        time.sleep(0.02)
 
 
-def _runs_in(pid: int, root: Path) -> bool:
+def runs_in(pid: int, root: Path) -> bool:
     """Whether `pid` is alive (not a zombie) with its working directory under `root`."""
     with suppress(ChildProcessError):  # reaps it if it is this process's child (a run without xdist)
         os.waitpid(pid, os.WNOHANG)

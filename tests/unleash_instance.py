@@ -102,7 +102,7 @@ class LocalUnleash:
         return self
 
     def stop(self) -> None:
-        end_recorded(self.root, timeout=10)
+        end_recorded(self.root)
         self.postgres.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
