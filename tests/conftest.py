@@ -23,7 +23,7 @@ from pipeline_kit.models import Build, Release, Source, Subject, release_id
 from tests.mariadb_instance import LocalMariaDB
 from tests.postgres_instance import LocalPostgres
 from tests.prometheus_instance import Exporter, LocalPrometheus
-from tests.shared_services import DIRECTORY, KEY, Service, Services, locked, make_directory, remove_directory
+from tests.shared_services import KEY, Services, locked
 from tests.sigstore_instance import LocalSigstore
 from tests.unleash_instance import LocalUnleash
 
@@ -182,35 +182,22 @@ def sigstore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSigstore
 # Servers ONE per run, shared by all xdist workers (CPU budget: one per worker cost ~0.9 s of CPU
 # each to start, Unleash 3.9 s and ~2.7% of a core while idle); how and why in
 # tests/shared_services.py. Tests in them make names of their own (shared_services.unique_name).
-SHARED: dict[str, type[Service]] = {"postgres": LocalPostgres, "mariadb": LocalMariaDB, "unleash": LocalUnleash}
 WHOLE_UNLEASH = "unleash-whole.lock"  # held shared by each test on Unleash, exclusive by one that changes it all
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput"):  # the controller: the run's record of shared services
-        config.stash[DIRECTORY] = make_directory()
 
 
 @pytest.hookimpl(optionalhook=True)  # an xdist hook, called in the controller for each worker
 def pytest_configure_node(node: Any) -> None:
-    node.workerinput[KEY] = str(node.config.stash[DIRECTORY])
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """The controller stops the shared services once every worker is gone (also after a crash or
-    Ctrl-C: pytest unconfigures whatever ended the session)."""
-    directory = config.stash.get(DIRECTORY, None)
-    if directory is None:
-        return
-    for failure in Services(directory).stop_all(SHARED):
-        config.get_terminal_writer().line(failure, red=True)
-    remove_directory(directory)
+    node.workerinput[KEY] = os.getpid()  # the shared services end once this process has
 
 
 @pytest.fixture(scope="session")
-def services(pytestconfig: pytest.Config) -> Services:
+def services(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Services:
+    """The run's shared services, recorded in the controller's basetemp (a worker's is inside it)."""
     workerinput = getattr(pytestconfig, "workerinput", None)
-    return Services(Path(workerinput[KEY]) if workerinput else pytestconfig.stash[DIRECTORY])
+    root = tmp_path_factory.getbasetemp()
+    directory = (root.parent if workerinput else root) / "shared-services"
+    directory.mkdir(exist_ok=True)
+    return Services(directory, int(workerinput[KEY]) if workerinput else os.getpid())
 
 
 @pytest.fixture(scope="session")

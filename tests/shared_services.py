@@ -3,16 +3,17 @@ not one per worker. Why: CPU budget. Four workers on two cores kept the cores ~9
 Unleash cost 3.9 s of CPU to start and ~2.7% of a core idle for the whole run, each database
 ~0.9 s to start, four times over.
 
-How: the controller (the process pytest started; with `-n 0` the only one) makes a directory for
-the run and hands its path to each worker (pytest_configure_node). The first test that asks for a
-service starts it, under an flock on that directory (a lock dies with its holder: a crashed
-worker never leaves it held), and records how to reach and stop it BEFORE waiting for it to
-answer; later askers, in any worker, attach to the record. No worker stops a service: the
-first to finish would pull it from under the others. The controller stops every recorded one at
-pytest_unconfigure, which pytest runs after the workers ended (crashed or not) and on Ctrl-C; a
-record left half-started by a worker that died mid-start is stopped by the next starter. A run
-that asks for no service starts none. Left over: a controller killed with SIGKILL leaves the
-services running (as it left the per-worker ones before).
+How: the run's records live in the controller's temporary directory (pytest's basetemp; each
+worker's is inside it). The first test that asks for a service starts it, under an flock (a lock
+dies with its holder: a crashed worker never leaves it held), and records how to reach and stop
+it BEFORE waiting for it to answer; later askers, in any worker, attach to the record. No worker
+stops a service: the first to finish would pull it from under the others. With the first service
+a watchdog starts (tests/service_watchdog.py, in a session of its own: a terminal's Ctrl-C does
+not reach it) that sleeps until the controller process (the one pytest started; with `-n 0` the
+only one) has exited, however it ended (a crash, Ctrl-C at any moment, SIGKILL), then stops every
+recorded service and marks it closed, so a straggling worker cannot start it again. A record left
+half-started by a worker that died mid-start is stopped by the next starter. A run that asks for
+no service starts none, and no watchdog.
 
 Sharing is safe because every test makes what it changes under a name of its own
 (`unique_name`: the worker id, which xdist never reuses in a run, and a per-process number) and
@@ -26,9 +27,10 @@ import fcntl
 import itertools
 import json
 import os
-import shutil
+import select
 import signal
-import tempfile
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -37,8 +39,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 import pytest
 
-KEY = "pipeline_kit_services"  # the directory's path, in each worker's workerinput
-DIRECTORY = pytest.StashKey[Path]()
+KEY = "pipeline_kit_controller"  # the controller's pid, in each worker's workerinput
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")  # gw0, gw1, ...; a crashed worker's successor gets a new id
 _NUMBERS = itertools.count()
 
@@ -85,40 +86,61 @@ def locked(path: Path, shared: bool = False, timeout: float | None = None) -> It
 
 
 class Services:
-    """The run's shared services, recorded in `directory` (one `<name>.json` each)."""
+    """The run's shared services, recorded in `directory` (one `<name>.json` each), stopped once
+    the process `controller` has exited."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, controller: int) -> None:
         self.directory = directory
+        self.controller = controller
 
     def get(self, name: str, kind: type[S]) -> S:
         """The run's `name` service: started now if no worker started it yet."""
         record = self.directory / f"{name}.json"
         with locked(self.directory / f"{name}.lock"):
-            if record.exists():
-                found = json.loads(record.read_text())
-                if found["ready"]:
-                    return kind.attach(found["state"])
+            found = json.loads(record.read_text()) if record.exists() else None
+            if found and found.get("closed"):
+                pytest.fail(f"the run is over (its controller exited): no {name} is started for it")
+            if found and found["ready"]:
+                return kind.attach(found["state"])
+            if found:
                 kind.attach(found["state"]).stop()  # its starter died half-way
+            self._watch()
             instance = kind()
             _write(record, {"state": instance.state(), "ready": False})  # stoppable from here on
             instance.start()
             _write(record, {"state": instance.state(), "ready": True})
             return instance
 
+    def _watch(self) -> None:
+        """The run's watchdog, started once (tests/service_watchdog.py)."""
+        with locked(self.directory / "watchdog.lock"):
+            if (self.directory / "watchdog.pid").exists():
+                return
+            with (self.directory / "watchdog.log").open("ab") as log:
+                watchdog = subprocess.Popen(
+                    [sys.executable, "-m", "tests.service_watchdog", str(self.directory), str(self.controller)],
+                    cwd=Path(__file__).resolve().parents[1],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            (self.directory / "watchdog.pid").write_text(str(watchdog.pid))
+
     def stop_all(self, kinds: dict[str, type[Service]]) -> list[str]:
-        """Stops every recorded service (the controller, at the end of the run); what failed."""
+        """Stops every recorded service and closes it for the run; what failed."""
         failures = []
         for name, kind in kinds.items():
             record = self.directory / f"{name}.json"
-            # a worker still starting it (only on an interrupted run) finishes recording first
-            with locked(self.directory / f"{name}.lock", timeout=30):
-                if not record.exists():
-                    continue
-                try:
-                    kind.attach(json.loads(record.read_text())["state"]).stop()
-                except Exception as exc:  # report, and stop the others all the same
-                    failures.append(f"stopping the shared {name}: {exc}")
-                record.unlink()
+            # a worker still starting it (a straggler) finishes recording first
+            with locked(self.directory / f"{name}.lock", timeout=120):
+                found = json.loads(record.read_text()) if record.exists() else {}
+                if "state" in found:
+                    try:
+                        kind.attach(found["state"]).stop()
+                    except Exception as exc:  # report, and stop the others all the same
+                        failures.append(f"stopping the shared {name}: {exc}")
+                _write(record, {"closed": True})
         return failures
 
 
@@ -129,12 +151,16 @@ def _write(path: Path, content: object) -> None:
     os.replace(partial, path)
 
 
-def make_directory() -> Path:
-    return Path(tempfile.mkdtemp(prefix="pipeline-kit-services-"))
-
-
-def remove_directory(directory: Path) -> None:
-    shutil.rmtree(directory, ignore_errors=True)
+def wait_for_exit(pid: int) -> None:
+    """Sleeps (no polling) until process `pid` has exited."""
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        select.select([handle], [], [])  # readable once the process is gone
+    finally:
+        os.close(handle)
 
 
 def record_pid(root: Path, pid: int) -> None:
