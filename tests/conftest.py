@@ -23,6 +23,7 @@ from pipeline_kit.models import Build, Release, Source, Subject, release_id
 from tests.mariadb_instance import LocalMariaDB
 from tests.postgres_instance import LocalPostgres
 from tests.prometheus_instance import Exporter, LocalPrometheus
+from tests.shared_services import KEY, Services, locked
 from tests.sigstore_instance import LocalSigstore
 from tests.unleash_instance import LocalUnleash
 
@@ -178,28 +179,57 @@ def sigstore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSigstore
     instance.stop()
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[LocalPostgres]:
-    """One real PostgreSQL for the session; each test module makes its own databases in it."""
-    instance = LocalPostgres().start()
-    yield instance
-    instance.stop()
+# Servers ONE per run, shared by all xdist workers (CPU budget: one per worker cost ~0.9 s of CPU
+# each to start, Unleash 3.9 s and ~2.7% of a core while idle); how and why in
+# tests/shared_services.py. Tests in them make names of their own (shared_services.unique_name).
+WHOLE_UNLEASH = "unleash-whole.lock"  # held shared by each test on Unleash, exclusive by one that changes it all
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook, called in the controller for each worker
+def pytest_configure_node(node: Any) -> None:
+    node.workerinput[KEY] = os.getpid()  # the shared services end once this process has
 
 
 @pytest.fixture(scope="session")
-def mariadb() -> Iterator[LocalMariaDB]:
-    """One real MariaDB for the session; each test makes its own databases in it."""
-    instance = LocalMariaDB().start()
-    yield instance
-    instance.stop()
+def services(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Services:
+    """The run's shared services, recorded in the controller's basetemp (a worker's is inside it)."""
+    workerinput = getattr(pytestconfig, "workerinput", None)
+    root = tmp_path_factory.getbasetemp()
+    directory = (root.parent if workerinput else root) / "shared-services"
+    directory.mkdir(exist_ok=True)
+    return Services(directory, int(workerinput[KEY]) if workerinput else os.getpid())
 
 
 @pytest.fixture(scope="session")
-def unleash() -> Iterator[LocalUnleash]:
-    """A real Unleash for the session (on its own PostgreSQL); each test makes flags of its own."""
-    instance = LocalUnleash().start()
-    yield instance
-    instance.stop()
+def postgres_server(services: Services) -> LocalPostgres:
+    """The run's PostgreSQL; each test makes its own databases in it."""
+    return services.get("postgres", LocalPostgres)
+
+
+@pytest.fixture(scope="session")
+def mariadb(services: Services) -> LocalMariaDB:
+    """The run's MariaDB; each test makes its own databases in it."""
+    return services.get("mariadb", LocalMariaDB)
+
+
+@pytest.fixture(scope="session")
+def unleash_server(services: Services) -> LocalUnleash:
+    return services.get("unleash", LocalUnleash)
+
+
+@pytest.fixture
+def unleash(unleash_server: LocalUnleash, services: Services) -> Iterator[LocalUnleash]:
+    """The run's Unleash (on its own PostgreSQL); each test makes flags of its own. Held shared
+    for the test: a test that changes the whole server (`unleash_alone`) waits for none to use it."""
+    with locked(services.directory / WHOLE_UNLEASH, shared=True):
+        yield unleash_server
+
+
+@pytest.fixture
+def unleash_alone(unleash_server: LocalUnleash, services: Services) -> Iterator[LocalUnleash]:
+    """The run's Unleash, no test of another worker using it meanwhile."""
+    with locked(services.directory / WHOLE_UNLEASH):
+        yield unleash_server
 
 
 SIGNER = "dev@example.com"

@@ -1,5 +1,7 @@
 """A real MariaDB (Debian's mariadb-server) on 127.0.0.1, for checking the MySQL-dialect migration
-classifier against what the database does to an old release, and what InnoDB's online DDL allows."""
+classifier against what the database does to an old release, and what InnoDB's online DDL allows.
+Shared by a run's workers (tests/shared_services.py): `state()` and `attach` let any process
+reach it, and the server's pid is recorded for whichever process stops it."""
 
 from __future__ import annotations
 
@@ -10,23 +12,32 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.prometheus_instance import free_port
+from tests.shared_services import end_recorded, record_pid
 
 SERVER = Path("/usr/sbin/mariadbd")
 
 
 class LocalMariaDB:
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None, port: int | None = None) -> None:
         if not SERVER.exists() or shutil.which("mariadb-install-db") is None or shutil.which("mariadb") is None:
             pytest.fail("MariaDB is not installed (Debian package mariadb-server; run .ci/test-tools)")
-        self.root = Path(tempfile.mkdtemp(prefix="pipeline-kit-mariadb-"))
-        self.port = free_port()
+        self.root = root or Path(tempfile.mkdtemp(prefix="pipeline-kit-mariadb-"))
+        self.port = port or free_port()
         self.data = self.root / "data"
         self.socket = self.root / "mariadb.sock"
         self.process: subprocess.Popen[bytes] | None = None
+
+    def state(self) -> dict[str, Any]:
+        return {"root": str(self.root), "port": self.port}
+
+    @classmethod
+    def attach(cls, state: dict[str, Any]) -> LocalMariaDB:
+        return cls(Path(state["root"]), int(state["port"]))
 
     def start(self) -> LocalMariaDB:
         user = pwd.getpwuid(os.geteuid()).pw_name  # the server runs as whoever runs the tests
@@ -48,6 +59,7 @@ class LocalMariaDB:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        record_pid(self.root, self.process.pid)
         deadline = time.monotonic() + 30
         while self.sql("", "SELECT 1").returncode != 0:
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -72,11 +84,5 @@ class LocalMariaDB:
         return subprocess.Popen(self.client(database, sql), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_recorded(self.root)
         shutil.rmtree(self.root, ignore_errors=True)

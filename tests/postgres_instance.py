@@ -1,5 +1,7 @@
 """A real PostgreSQL (Debian's) on 127.0.0.1, run as the postgres user (initdb refuses root),
-for checking the migration classifier against what the database does to an old release."""
+for checking the migration classifier against what the database does to an old release. Shared
+by a run's workers (tests/shared_services.py): `state()` and `attach` let any process reach it and
+`stop()` needs only its data directory."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,16 +20,23 @@ BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 class LocalPostgres:
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None, port: int | None = None) -> None:
         if not (BIN / "initdb").exists() or shutil.which("psql") is None:
             pytest.fail("PostgreSQL 15 is not installed (Debian package postgresql)")
-        self.root = Path(tempfile.mkdtemp(prefix="pipeline-kit-pg-"))
-        self.port = free_port()
+        self.root = root or Path(tempfile.mkdtemp(prefix="pipeline-kit-pg-"))
+        self.port = port or free_port()
         self.data = self.root / "data"
 
-    def _as_postgres(self, *command: str) -> None:
+    def state(self) -> dict[str, Any]:
+        return {"root": str(self.root), "port": self.port}
+
+    @classmethod
+    def attach(cls, state: dict[str, Any]) -> LocalPostgres:
+        return cls(Path(state["root"]), int(state["port"]))
+
+    def _as_postgres(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*prefix, *command], check=True, capture_output=True)
+        return subprocess.run([*prefix, *command], check=check, capture_output=True)
 
     def start(self) -> LocalPostgres:
         if os.geteuid() == 0:
@@ -50,5 +60,9 @@ class LocalPostgres:
         )
 
     def stop(self) -> None:
-        self._as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        """Stops the server if it runs (a start cut short may have left none) and removes its files."""
+        if (self.data / "postmaster.pid").exists():
+            done = self._as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop", check=False)
+            if (self.data / "postmaster.pid").exists():
+                raise RuntimeError(f"pg_ctl stop failed: {done.stderr.decode(errors='replace').strip()}")
         shutil.rmtree(self.root, ignore_errors=True)

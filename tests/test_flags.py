@@ -159,11 +159,13 @@ def test_unleash_leaves_a_flag_that_was_off_before_off_after_a_restore(
 
 
 def test_a_kill_whose_tag_cannot_be_written_still_turns_the_flag_off(
-    cli: Cli, hello: Path, unleash: LocalUnleash, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, hello: Path, unleash_alone: LocalUnleash, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # in an incident the flag off matters more than the marker; without the marker the restore is
-    # Unleash's to do by hand. The tag type gone makes Unleash refuse the tag (the server is this
-    # worker's alone and its tests run one at a time; the type is put back whatever happens).
+    # Unleash's to do by hand. The tag type gone makes Unleash refuse the tag (for every flag: the
+    # server is the run's, so no test of another worker uses it meanwhile, and the type is put
+    # back whatever happens).
+    unleash = unleash_alone
     flag = unleash_ready(hello, unleash, monkeypatch, "production")
     unleash.admin("DELETE", "/api/admin/tag-types/simple")
     try:

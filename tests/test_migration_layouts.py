@@ -20,6 +20,8 @@ from pathlib import Path
 from pipeline_kit.migrations import check_paths, migration_files
 from pipeline_kit.migrations.postgres import Postgres
 from tests.conftest import Cli
+from tests.postgres_instance import LocalPostgres
+from tests.shared_services import unique_name
 
 ALEMBIC_HEAD = '''"""{doc}"""
 from alembic import op
@@ -281,11 +283,9 @@ class Migration(migrations.Migration):
 """
 
 
-def test_django_migrations_are_judged_as_the_sql_django_runs(tmp_path: Path) -> None:
+def test_django_migrations_are_judged_as_the_sql_django_runs(tmp_path: Path, postgres_server: LocalPostgres) -> None:
     """Django's own `sqlmigrate` on a real PostgreSQL (Django asks the database for its version
     and quotes defaults through the driver), compared verdict for verdict."""
-    from tests.postgres_instance import LocalPostgres
-
     project = tmp_path / "site"
     migrations = project / "shop" / "migrations"
     migrations.mkdir(parents=True)
@@ -295,25 +295,22 @@ def test_django_migrations_are_judged_as_the_sql_django_runs(tmp_path: Path) -> 
     # what the kit reads as review (RunPython, AlterField) is checked on its own above
     judged = "\n".join(line for line in DJANGO.splitlines() if "RunPython" not in line and "AlterField" not in line)
     (migrations / "0002_changes.py").write_text(judged + "\n")
-    postgres = LocalPostgres().start()
-    try:
-        assert postgres.psql("postgres", "CREATE DATABASE site").returncode == 0
-        (project / "settings.py").write_text(
-            "INSTALLED_APPS = ['shop']\nUSE_TZ = True\nSECRET_KEY = 'test'\n"
-            "DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'\n"
-            "DATABASES = {'default': {'ENGINE': 'django.db.backends.postgresql', 'NAME': 'site', "
-            f"'USER': 'postgres', 'HOST': '127.0.0.1', 'PORT': {postgres.port}}}}}\n"
-        )
-        printed = subprocess.run(
-            [sys.executable, "-m", "django", "sqlmigrate", "shop", "0002"],
-            cwd=project,
-            env={**os.environ, "DJANGO_SETTINGS_MODULE": "settings", "PYTHONPATH": str(project)},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    finally:
-        postgres.stop()
+    site = unique_name("site")  # the server is the run's
+    assert postgres_server.psql("postgres", f"CREATE DATABASE {site}").returncode == 0
+    (project / "settings.py").write_text(
+        "INSTALLED_APPS = ['shop']\nUSE_TZ = True\nSECRET_KEY = 'test'\n"
+        "DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'\n"
+        f"DATABASES = {{'default': {{'ENGINE': 'django.db.backends.postgresql', 'NAME': '{site}', "
+        f"'USER': 'postgres', 'HOST': '127.0.0.1', 'PORT': {postgres_server.port}}}}}\n"
+    )
+    printed = subprocess.run(
+        [sys.executable, "-m", "django", "sqlmigrate", "shop", "0002"],
+        cwd=project,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "settings", "PYTHONPATH": str(project)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert printed.returncode == 0, printed.stderr
     expected = tool_verdicts(printed.stdout)
     assert {("contract", "safe", "drop-column"), ("contract", "safe", "drop-default")} <= set(expected)
@@ -340,9 +337,9 @@ RAILS_SCHEMA = (
 )
 
 
-def test_rails_migrations_are_judged_as_the_sql_active_record_runs(tmp_path: Path) -> None:
-    from tests.postgres_instance import LocalPostgres
-
+def test_rails_migrations_are_judged_as_the_sql_active_record_runs(
+    tmp_path: Path, postgres_server: LocalPostgres
+) -> None:
     directory = tmp_path / "db" / "migrate"
     directory.mkdir(parents=True)
     # Debian's Active Record is 6.1; model code (review) is checked on its own above
@@ -350,21 +347,18 @@ def test_rails_migrations_are_judged_as_the_sql_active_record_runs(tmp_path: Pat
     migration = directory / "20240101000000_changes.rb"
     migration.write_text(text)
     (tmp_path / "run.rb").write_text(ACTIVE_RECORD)
-    postgres = LocalPostgres().start()
-    try:
-        assert postgres.psql("postgres", "CREATE DATABASE app").returncode == 0
-        assert postgres.psql("app", RAILS_SCHEMA).returncode == 0
-        url = f"postgres://postgres@127.0.0.1:{postgres.port}/app"
-        ran = subprocess.run(
-            ["ruby", str(tmp_path / "run.rb"), str(directory)],
-            env={**os.environ, "DATABASE_URL": url},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    finally:
-        postgres.stop()
+    app = unique_name("app")  # the server is the run's
+    assert postgres_server.psql("postgres", f"CREATE DATABASE {app}").returncode == 0
+    assert postgres_server.psql(app, RAILS_SCHEMA).returncode == 0
+    url = f"postgres://postgres@127.0.0.1:{postgres_server.port}/{app}"
+    ran = subprocess.run(
+        ["ruby", str(tmp_path / "run.rb"), str(directory)],
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert ran.returncode == 0, ran.stderr
     expected = tool_verdicts(ran.stdout)
     assert {("contract", "safe", "drop-column"), ("contract", "blocks", "set-not-null")} <= set(expected)

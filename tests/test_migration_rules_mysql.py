@@ -6,7 +6,6 @@ operation that would block writes) confirms the lock risk."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from pathlib import Path
@@ -17,9 +16,9 @@ from pipeline_kit.migrations.sqlglot_dialects import MySQL
 from pipeline_kit.migrations.sqlglot_expressions import MYSQL_BUILTINS
 from tests.conftest import Cli
 from tests.mariadb_instance import LocalMariaDB
+from tests.shared_services import unique_name
 from tests.test_migrations import old_release_errors
 
-NUMBERS = itertools.count()
 MISSING = "missing-lock-timeout"  # said of any ALTER without a SET lock_wait_timeout before it: tested on its own
 SCHEMA = """
 CREATE TABLE users (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(64), email VARCHAR(128), legacy VARCHAR(16), age INT);
@@ -33,7 +32,7 @@ CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, user_id INT, total INT);
 def fresh(mariadb: LocalMariaDB) -> str:
     """A database with the old release's schema, its tables granted to `app` one by one (so a
     REVOKE of one privilege has something to take)."""
-    database = f"m{next(NUMBERS)}"
+    database = unique_name("m")  # the server is the run's: a name no other worker makes
     grants = "; ".join(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {database}.{t} TO app" for t in ("users", "orders"))
     done = mariadb.sql("", f"CREATE DATABASE {database}; USE {database}; {SCHEMA}; {grants}")
     assert done.returncode == 0, done.stderr

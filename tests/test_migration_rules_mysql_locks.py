@@ -229,6 +229,7 @@ def test_another_engine_is_a_contract_step_and_a_copy(server: LocalMariaDB) -> N
 
 
 # lock_wait_timeout: each SET before an ALTER, and whether the server's session then has a bound
+GLOBAL_SETTINGS = "pipeline-kit-tests-global-lock_wait_timeout"  # a MariaDB named lock (GET_LOCK)
 SETS = (
     "SET lock_wait_timeout = 5",
     "SET SESSION lock_wait_timeout = 5",
@@ -262,11 +263,17 @@ def test_only_a_bounded_session_lock_wait_timeout_counts(server: LocalMariaDB, s
     findings = MySQL().classify(f"{setting};\nALTER TABLE users ADD COLUMN nickname VARCHAR(64);\n", "m.sql")
     missing = [f for f in findings if f.rule == MISSING]
     assert all((f.phase, f.lock, f.needs_attention) == ("neutral", "blocks", True) for f in missing)
-    original = server.sql("", "SELECT @@global.lock_wait_timeout").stdout.split()[-1]
-    try:  # the server's answer: the session's own value once the SETs ran, if they all ran
-        done = server.sql(fresh(server), f"{setting}; SELECT @@session.lock_wait_timeout AS value")
-    finally:
-        server.sql("", f"SET GLOBAL lock_wait_timeout = {original}")
+    # the server's answer: the session's own value once the SETs ran, if they all ran. The global
+    # is the whole server's, and the server is the run's: each case holds a named lock the others
+    # wait for, starts from the default (a case cut short may have left another global) and puts
+    # it back before letting go; the one session elsewhere that waits unbounded sets its own.
+    script = (
+        f"SELECT GET_LOCK('{GLOBAL_SETTINGS}', 60); SET GLOBAL lock_wait_timeout = DEFAULT; "
+        f"SET SESSION lock_wait_timeout = DEFAULT; {setting}; SELECT @@session.lock_wait_timeout AS value; "
+        "SET GLOBAL lock_wait_timeout = DEFAULT"
+    )
+    done = server.sql(fresh(server), script)
+    assert done.stdout.splitlines()[1:2] == ["1"], done.stderr  # the lock was got
     session_bound = done.returncode == 0 and int(done.stdout.split()[-1]) <= LOCK_WAIT_LIMIT
     assert (missing == []) == session_bound, (done.stdout, done.stderr)
 
@@ -280,8 +287,10 @@ def test_lock_wait_timeout_bounds_an_alter_that_queues_and_what_queues_behind_it
         assert TIMED_OUT in in_a_second.stderr, in_a_second.stderr
         assert TIMED_OUT in bounded(server, database, alter, user="root").stderr  # 0: no wait at all
         assert bounded(server, database, "SELECT COUNT(*) FROM users").returncode == 0
-        # unbounded, it waits for the metadata lock, and a plain read waits behind it
-        queued = server.session(database, alter)
+        # unbounded (the server's default, set on the session: another worker's case above may
+        # have the global changed for a moment), it waits for the metadata lock, and a plain read
+        # waits behind it
+        queued = server.session(database, f"SET SESSION lock_wait_timeout = 86400; {alter}")
         wait_for(server, database, "Waiting for table metadata lock")
         assert TIMED_OUT in bounded(server, database, "SELECT COUNT(*) FROM users").stderr
     queued.communicate(timeout=60)

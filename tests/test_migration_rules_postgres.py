@@ -5,7 +5,6 @@ and lock_timeout, each checked against what a real PostgreSQL does: the old-rele
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 
 import pytest
@@ -13,14 +12,15 @@ import pytest
 from pipeline_kit.migrations.pg_expressions import KNOWN_VOLATILE, NON_VOLATILE
 from pipeline_kit.migrations.postgres import Postgres
 from tests.postgres_instance import LocalPostgres
+from tests.shared_services import unique_name
 from tests.test_migrations import old_release_errors, with_template
 
-NUMBERS = itertools.count()
+TEMPLATE = unique_name("rules_base")  # this worker's: a template nobody else copies or connects to
 
 
 @pytest.fixture(scope="module")
 def postgres(postgres_server: LocalPostgres) -> LocalPostgres:
-    return with_template(postgres_server, "rules_base")
+    return with_template(postgres_server, TEMPLATE)
 
 
 def old_release_errors_in(postgres: LocalPostgres, database: str) -> list[str]:
@@ -28,8 +28,8 @@ def old_release_errors_in(postgres: LocalPostgres, database: str) -> list[str]:
 
 
 def fresh(postgres: LocalPostgres) -> str:
-    database = f"rules_{next(NUMBERS)}"
-    assert postgres.psql("postgres", f"CREATE DATABASE {database} TEMPLATE rules_base").returncode == 0
+    database = unique_name("rules")
+    assert postgres.psql("postgres", f"CREATE DATABASE {database} TEMPLATE {TEMPLATE}").returncode == 0
     return database
 
 
@@ -243,6 +243,7 @@ def test_a_zero_lock_timeout_queues_behind_a_long_transaction(postgres: LocalPos
     """The reason for the rule, on the database: behind a transaction that holds the table,
     lock_timeout 0 waits (until the statement timeout here), a real one fails fast."""
     database = fresh(postgres)
+    holder_name = f"holder-{database}"  # the server is the run's: only this test's session is ended
     holder = subprocess.Popen(
         [
             *("psql", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres", "-d", database, "-X", "-q"),
@@ -250,10 +251,12 @@ def test_a_zero_lock_timeout_queues_behind_a_long_transaction(postgres: LocalPos
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={"PGAPPNAME": "holder"},
+        env={"PGAPPNAME": holder_name},
     )
     try:
-        held = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'holder'"
+        held = (
+            f"SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) WHERE application_name = '{holder_name}'"
+        )
         while value(postgres, database, held) == "0":
             assert holder.poll() is None
         alter = "ALTER TABLE users ADD COLUMN a text"
@@ -261,7 +264,8 @@ def test_a_zero_lock_timeout_queues_behind_a_long_transaction(postgres: LocalPos
         fast = postgres.psql(database, f"SET statement_timeout = '1s'; SET lock_timeout = '50ms'; {alter}")
     finally:
         postgres.psql(
-            "postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'holder'"
+            "postgres",
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{holder_name}'",
         )
         holder.wait(timeout=30)
     assert "canceling statement due to statement timeout" in forever.stderr

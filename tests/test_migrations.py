@@ -18,13 +18,14 @@ import yaml
 from pipeline_kit.migrations.postgres import Postgres
 from tests.conftest import LEDGER, REPOSITORY, SIGNER, Cli, describe, forge_line, sign
 from tests.postgres_instance import LocalPostgres
+from tests.shared_services import unique_name
 from tests.sigstore_instance import LocalSigstore
 
 SCHEMA = """
 CREATE TABLE users (id serial PRIMARY KEY, name text, email text, legacy text, age int);
 INSERT INTO users (name, email, legacy, age) SELECT 'n' || i, 'e' || i, 'l', i FROM generate_series(1, 50) i;
 CREATE TABLE orders (id serial PRIMARY KEY, user_id int, total int);
-DO $$ BEGIN CREATE ROLE app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+DO $$ BEGIN CREATE ROLE app LOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
 GRANT ALL ON ALL TABLES IN SCHEMA public TO app;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO app;
 """
@@ -72,8 +73,13 @@ CORPUS = (
 )
 
 
+BASE = unique_name("base")  # this worker's template: the server is the run's
+
+
 def with_template(postgres_server: LocalPostgres, name: str) -> LocalPostgres:
-    """The session's PostgreSQL with the database `name` (SCHEMA), which tests copy."""
+    """The run's PostgreSQL with the database `name` (SCHEMA), which tests copy. Roles are the
+    server's: another worker may be making `app` at the same moment (then this one's CREATE ROLE
+    fails on the catalog's unique index, not as a duplicate)."""
     assert postgres_server.psql("postgres", f"CREATE DATABASE {name}").returncode == 0
     setup = postgres_server.psql(name, SCHEMA)
     assert setup.returncode == 0, setup.stderr
@@ -82,7 +88,7 @@ def with_template(postgres_server: LocalPostgres, name: str) -> LocalPostgres:
 
 @pytest.fixture(scope="module")
 def postgres(postgres_server: LocalPostgres) -> LocalPostgres:
-    return with_template(postgres_server, "base")
+    return with_template(postgres_server, BASE)
 
 
 def old_release_errors(run: Callable[[str], subprocess.CompletedProcess[str]]) -> list[str]:
@@ -101,8 +107,8 @@ def old_release_errors(run: Callable[[str], subprocess.CompletedProcess[str]]) -
 def test_the_classifier_agrees_with_the_database(postgres: LocalPostgres, statement: str, expected: str) -> None:
     phases = {f.phase for f in Postgres().classify(statement + ";", "m.sql") if f.rule != "missing-lock-timeout"}
     assert phases == {expected}
-    database = f"t{abs(hash(statement)) % 10**9}"
-    assert postgres.psql("postgres", f"CREATE DATABASE {database} TEMPLATE base").returncode == 0
+    database = unique_name("t")
+    assert postgres.psql("postgres", f"CREATE DATABASE {database} TEMPLATE {BASE}").returncode == 0
     applied = postgres.psql(database, statement)
     assert applied.returncode == 0, applied.stderr
     errors = old_release_errors(lambda request: postgres.psql(database, request, user="app"))

@@ -14,6 +14,7 @@ from pipeline_kit.migrations.postgres import Postgres
 from pipeline_kit.migrations.sqlglot_dialects import MySQL
 from tests.conftest import Cli
 from tests.postgres_instance import LocalPostgres
+from tests.shared_services import unique_name
 
 MYSQL = "CREATE TABLE t (id int AUTO_INCREMENT PRIMARY KEY);\nALTER TABLE t ADD INDEX ix (id), ALGORITHM=COPY;\n"
 
@@ -130,17 +131,18 @@ def test_the_database_agrees_on_the_foreign_key_lock(postgres_server: LocalPostg
     an open write there, a lock_timeout makes it fail fast (55P03) instead of queueing; keys
     between tables made in the same transaction wait on nobody."""
     db = postgres_server
-    assert db.psql("postgres", "CREATE DATABASE fklock").returncode == 0
-    assert db.psql("fklock", "CREATE TABLE customers (id bigint PRIMARY KEY)").returncode == 0
+    fklock = unique_name("fklock")  # the server is the run's
+    assert db.psql("postgres", f"CREATE DATABASE {fklock}").returncode == 0
+    assert db.psql(fklock, "CREATE TABLE customers (id bigint PRIMARY KEY)").returncode == 0
     locks = db.psql(
-        "fklock",
+        fklock,
         TO_A_TABLE_IN_USE + "SELECT mode FROM pg_locks WHERE relation = 'customers'::regclass "
         "AND pid = pg_backend_pid(); ROLLBACK;",
     )
     assert "ShareRowExclusiveLock" in locks.stdout, locks.stderr
     holder = subprocess.Popen(  # an old release's open write transaction on customers
         [
-            *("psql", "-h", "127.0.0.1", "-p", str(db.port), "-U", "postgres", "-d", "fklock", "-X", "-q"),
+            *("psql", "-h", "127.0.0.1", "-p", str(db.port), "-U", "postgres", "-d", fklock, "-X", "-q"),
             *("-c", "BEGIN; INSERT INTO customers VALUES (1); SELECT pg_sleep(60)"),
         ],
         stdout=subprocess.DEVNULL,
@@ -149,17 +151,17 @@ def test_the_database_agrees_on_the_foreign_key_lock(postgres_server: LocalPostg
     try:
         waited = "SELECT count(*) FROM pg_locks WHERE relation = 'customers'::regclass AND mode = 'RowExclusiveLock'"
         for _ in range(100):
-            if db.psql("fklock", waited).stdout.split()[2:3] == ["1"]:
+            if db.psql(fklock, waited).stdout.split()[2:3] == ["1"]:
                 break
             time.sleep(0.05)
-        timed = db.psql("fklock", "SET lock_timeout = '200ms';\n" + TO_A_TABLE_IN_USE)
+        timed = db.psql(fklock, "SET lock_timeout = '200ms';\n" + TO_A_TABLE_IN_USE)
         assert timed.returncode != 0 and "lock timeout" in timed.stderr, timed.stderr
-        fresh = db.psql("fklock", "SET lock_timeout = '200ms';\n" + NEW_TABLES.replace("customers", "buyers"))
+        fresh = db.psql(fklock, "SET lock_timeout = '200ms';\n" + NEW_TABLES.replace("customers", "buyers"))
         assert fresh.returncode == 0, fresh.stderr
     finally:
         holder.terminate()
         holder.wait()
-        db.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'fklock'")
+        db.psql("postgres", f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{fklock}'")
 
 
 @pytest.mark.parametrize(

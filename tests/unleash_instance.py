@@ -1,6 +1,6 @@
 """A real Unleash (npm unleash-server, installed by .ci/test-tools into .ci/tools/unleash) on
 127.0.0.1, on a database of its own in a local PostgreSQL (tests/postgres_instance.py), started
-once per test session. Its API tokens are made at start from the environment (INIT_ADMIN_API_TOKENS,
+once per test run and shared by its workers (tests/shared_services.py). Its API tokens are made at start from the environment (INIT_ADMIN_API_TOKENS,
 INIT_BACKEND_API_TOKENS), random per session. The helpers here talk to the admin API with urllib,
 not through the kit (they are the oracle), and read a flag as an application does: through
 Unleash's Python SDK (UnleashClient) with a backend token of the environment."""
@@ -23,6 +23,7 @@ import pytest
 
 from tests.postgres_instance import LocalPostgres
 from tests.prometheus_instance import free_port
+from tests.shared_services import end_recorded, record_pid
 
 SERVER = Path(__file__).resolve().parents[1] / ".ci/tools/unleash/node_modules/unleash-server/dist/server.js"
 ENVIRONMENTS = ("development", "production")  # the two an Unleash starts with
@@ -30,17 +31,34 @@ STARTUP = 90.0  # seconds: the first start runs every migration on an empty data
 
 
 class LocalUnleash:
-    def __init__(self) -> None:
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
         if not SERVER.is_file() or shutil.which("node") is None:
             pytest.fail("unleash-server is not installed: run .ci/test-tools")
-        self.root = Path(tempfile.mkdtemp(prefix="pipeline-kit-unleash-"))
-        self.port = free_port()
+        self.root = Path(state["root"]) if state else Path(tempfile.mkdtemp(prefix="pipeline-kit-unleash-"))
+        self.port = int(state["port"]) if state else free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.admin_token = f"*:*.{secrets.token_hex(16)}"
-        self.client_tokens = {env: f"default:{env}.{secrets.token_hex(16)}" for env in ENVIRONMENTS}
-        self.postgres = LocalPostgres()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.admin_token = str(state["admin_token"]) if state else f"*:*.{secrets.token_hex(16)}"
+        self.client_tokens: dict[str, str] = (
+            dict(state["client_tokens"])
+            if state
+            else {env: f"default:{env}.{secrets.token_hex(16)}" for env in ENVIRONMENTS}
+        )
+        self.postgres = LocalPostgres.attach(state["postgres"]) if state else LocalPostgres()
         self.started_in = 0.0  # seconds, PostgreSQL included
+
+    def state(self) -> dict[str, Any]:
+        """All another worker needs to use it (its tokens too: the files are the run's own, under /tmp)."""
+        return {
+            "root": str(self.root),
+            "port": self.port,
+            "admin_token": self.admin_token,
+            "client_tokens": self.client_tokens,
+            "postgres": self.postgres.state(),
+        }
+
+    @classmethod
+    def attach(cls, state: dict[str, Any]) -> LocalUnleash:
+        return cls(state)
 
     def start(self) -> LocalUnleash:
         began = time.monotonic()
@@ -64,12 +82,18 @@ class LocalUnleash:
             "INIT_BACKEND_API_TOKENS": ",".join(self.client_tokens.values()),
         }
         with (self.root / "log").open("wb") as log:
-            self.process = subprocess.Popen(
-                ["node", str(SERVER)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            process = subprocess.Popen(
+                ["node", str(SERVER)],
+                cwd=self.root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
+        record_pid(self.root, process.pid)
         deadline = time.monotonic() + STARTUP
         while self.admin("GET", "/api/admin/environments", expect=None)[0] != 200:
-            if self.process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is not None or time.monotonic() > deadline:
                 log_tail = (self.root / "log").read_text(errors="replace")[-3000:]
                 self.stop()
                 pytest.fail(f"unleash-server did not start: {log_tail}")
@@ -78,13 +102,7 @@ class LocalUnleash:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_recorded(self.root)
         self.postgres.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
