@@ -11,11 +11,6 @@ from typing import Any
 
 from pipeline_kit.errors import InputError, UsageError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 MAX_INPUT_BYTES = 256 << 20  # a lockfile larger than this is not a lockfile
 # far above any SBOM, provenance or bundle the kit writes; evidence travels inside the ledger
 MAX_EVIDENCE_BYTES = 64 << 20
@@ -76,6 +71,11 @@ def excerpt(text: str, limit: int = 40) -> str:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    # imported here: most commands (`migrations check` among them) read no TOML
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
     try:
         return tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as exc:
