@@ -44,9 +44,10 @@ def check(session: Session, paths: tuple[Path, ...], dialect: str | None, as_jso
     attention = [f for f in findings if f.needs_attention]
     if as_json:
         # {"statements": [...], "attention": N, "expand_steps": {...}}: the statements written
-        # by each finding (most of the output), the rest by json
+        # by each finding (most of the output), the rest by json. JSON escapes every control
+        # character, so there is no colour to strip (color=True: click's search for it is skipped)
         rest = json.dumps({"attention": len(attention), "expand_steps": expand_steps})
-        click.echo(f'{{"statements": [{", ".join(f.as_json() for f in findings)}], {rest[1:]}')
+        click.echo(f'{{"statements": [{", ".join(f.as_json() for f in findings)}], {rest[1:]}', color=True)
     else:
         rows = [
             (

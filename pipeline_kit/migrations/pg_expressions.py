@@ -115,7 +115,20 @@ def opaque_calls(node: Any) -> list[str]:
 
 
 def _reads_a_column(node: Any) -> bool:
-    return bool(_nodes(node, "ColumnRef"))
+    """Whether a column is read anywhere under `node` (the walk of `_nodes`, ending at the first)."""
+    stack = [node]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    while stack:
+        item = pop()
+        if type(item) is dict:
+            if "ColumnRef" in item:
+                return True
+            for value in item.values():
+                if type(value) is dict or type(value) is list:
+                    push(value)
+        elif type(item) is list:
+            extend(item)
+    return False
 
 
 def selects_every_row(where: Any) -> bool:
