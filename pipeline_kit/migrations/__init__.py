@@ -122,6 +122,17 @@ def classify_file(path: Path, text: str, classifier: Dialect, name: str) -> list
     return classify_operations(operations, text, classifier, name)
 
 
+def _named(path: Path, base: Path | None) -> str:
+    """`path` as findings name it: relative to `base` when under it (pathlib's `relative_to`
+    is slow for a call made for every file: once, not twice)."""
+    if base:
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:  # not under it
+            pass
+    return str(path)
+
+
 # A contract migration names the expand migration it follows: `-- pipeline-kit: expand-step FILE`
 # (`#` in Python and Ruby; FILE as the record names it, relative to the project). The migrations
 # gate lets it through once every environment runs a release whose signed record has FILE.
@@ -143,7 +154,7 @@ def check_migrations(paths: Sequence[Path], dialect: str = "postgres", base: Pat
     findings: list[Finding] = []
     steps = {}
     for path in migration_files(paths):
-        name = path.relative_to(base).as_posix() if base and path.is_relative_to(base) else str(path)
+        name = _named(path, base)
         text = read_text(path)
         findings.extend(classify_file(path, text, classifier, name))
         declared = EXPAND_STEP.search(text)
