@@ -85,9 +85,10 @@ def provably_non_volatile(node: Any) -> bool:
     return True
 
 
-def _nodes(node: Any, key: str) -> list[Any]:
-    """Every value of `key` in a dict anywhere under `node`, without recursion (a deep tree is no
-    stack) and without a generator (this runs on every statement)."""
+def _nodes(node: Any, key: str, *, first: bool = False) -> list[Any]:
+    """Every value of `key` in a dict anywhere under `node` (with `first`, only the first found),
+    without recursion (a deep tree is no stack) and without a generator (this runs on every
+    statement)."""
     found: list[Any] = []
     stack = [node]
     pop, push, extend = stack.pop, stack.append, stack.extend
@@ -96,6 +97,8 @@ def _nodes(node: Any, key: str) -> list[Any]:
         if type(item) is dict:
             if key in item:
                 found.append(item[key])
+                if first:
+                    break
             for value in item.values():
                 if type(value) is dict or type(value) is list:
                     push(value)
@@ -115,20 +118,7 @@ def opaque_calls(node: Any) -> list[str]:
 
 
 def _reads_a_column(node: Any) -> bool:
-    """Whether a column is read anywhere under `node` (the walk of `_nodes`, ending at the first)."""
-    stack = [node]
-    pop, push, extend = stack.pop, stack.append, stack.extend
-    while stack:
-        item = pop()
-        if type(item) is dict:
-            if "ColumnRef" in item:
-                return True
-            for value in item.values():
-                if type(value) is dict or type(value) is list:
-                    push(value)
-        elif type(item) is list:
-            extend(item)
-    return False
+    return bool(_nodes(node, "ColumnRef", first=True))
 
 
 def selects_every_row(where: Any) -> bool:
