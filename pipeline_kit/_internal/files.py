@@ -11,11 +11,6 @@ from typing import Any
 
 from pipeline_kit.errors import InputError, UsageError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 MAX_INPUT_BYTES = 256 << 20  # a lockfile larger than this is not a lockfile
 # far above any SBOM, provenance or bundle the kit writes; evidence travels inside the ledger
 MAX_EVIDENCE_BYTES = 64 << 20
@@ -31,10 +26,16 @@ def read_text(path: Path) -> str:
     """A regular file's text, at most MAX_INPUT_BYTES read: a device (/dev/zero), a FIFO or
     /proc file reports no useful size, so the bound is on bytes actually read."""
     try:
-        if not stat.S_ISREG(path.stat().st_mode):
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
             raise InputError(path, None, "not a regular file")
         with path.open("rb") as handle:
-            data = handle.read(MAX_INPUT_BYTES + 1)
+            # a read of the bound allocates the bound (256 MiB, tens of microseconds a file):
+            # ask for the size the file says, and read on to the bound when it gives more
+            # (a /proc file says 0, a file being written may have grown)
+            data = handle.read(min(info.st_size, MAX_INPUT_BYTES) + 1)
+            if len(data) > info.st_size:
+                data += handle.read(MAX_INPUT_BYTES + 1 - len(data))
         if len(data) > MAX_INPUT_BYTES:
             raise InputError(path, None, "file is too large to be a dependency record")
         return data.decode("utf-8")
@@ -76,6 +77,11 @@ def excerpt(text: str, limit: int = 40) -> str:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    # imported here: most commands (`migrations check` among them) read no TOML
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
     try:
         return tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as exc:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
-from pipeline_kit.cli._render import emit_json, table
+from pipeline_kit.cli._render import table
 from pipeline_kit.cli._session import Session, pass_session
 
 
@@ -35,22 +36,18 @@ def check(session: Session, paths: tuple[Path, ...], dialect: str | None, as_jso
     `#` in Python and Ruby) covers it; exit 2 naming the file and line when a statement cannot be
     read (nested too deep, or over 1 MiB)."""
     from pipeline_kit.errors import EXIT_DENIED
-    from pipeline_kit.migrations import check_paths, declared_expand_steps
+    from pipeline_kit.migrations import check_migrations
 
     paths, dialect = _what_to_check(session, paths, dialect)
-    targets = [session.workdir / path for path in paths]
-    findings = check_paths(targets, dialect, base=session.workdir)
-    expand_steps = declared_expand_steps(targets, base=session.workdir)
+    checked = check_migrations([session.workdir / path for path in paths], dialect, base=session.workdir)
+    findings, expand_steps = checked.findings, checked.expand_steps
     attention = [f for f in findings if f.needs_attention]
     if as_json:
-        emit_json(
-            {
-                "statements": [f.as_dict() for f in findings],
-                "attention": len(attention),
-                "expand_steps": expand_steps,
-            },
-            indent=None,
-        )
+        # {"statements": [...], "attention": N, "expand_steps": {...}}: the statements written
+        # by each finding (most of the output), the rest by json. JSON escapes every control
+        # character, so there is no colour to strip (color=True: click's search for it is skipped)
+        rest = json.dumps({"attention": len(attention), "expand_steps": expand_steps})
+        click.echo(f'{{"statements": [{", ".join(f.as_json() for f in findings)}], {rest[1:]}', color=True)
     else:
         rows = [
             (

@@ -9,28 +9,37 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline_kit._internal.files import read_text
 from pipeline_kit.errors import UsageError, VerificationError
-from pipeline_kit.migrations.alembic import Alembic
-from pipeline_kit.migrations.django import Django
 from pipeline_kit.migrations.interface import Dialect, Finding
-from pipeline_kit.migrations.layout import Layout, classify_operations
 from pipeline_kit.migrations.postgres import Postgres
-from pipeline_kit.migrations.rails import Rails
 from pipeline_kit.migrations.sqlglot_dialects import MySQL, SQLite
 
 if TYPE_CHECKING:  # `migrations check` needs neither (pydantic's import is most of its start)
     from pipeline_kit.config import MigrationsConfig
     from pipeline_kit.evidence import EvidenceDir
+    from pipeline_kit.migrations.layout import Layout
     from pipeline_kit.models import Release
 
-__all__ = ["DIALECTS", "Finding", "check_paths", "record_migrations"]
+__all__ = ["DIALECTS", "Checked", "Finding", "check_migrations", "check_paths", "record_migrations"]
 
 DIALECTS: dict[str, type[Dialect]] = {dialect.name: dialect for dialect in (Postgres, MySQL, SQLite)}
-LAYOUTS: tuple[Layout, ...] = (Alembic(), Django(), Rails())
+
+
+@cache
+def layouts() -> tuple[Layout, ...]:
+    """The code layouts, one module each, imported when a file that is not SQL is found: a
+    directory of SQL loads none of them."""
+    from pipeline_kit.migrations.alembic import Alembic
+    from pipeline_kit.migrations.django import Django
+    from pipeline_kit.migrations.rails import Rails
+
+    return (Alembic(), Django(), Rails())
 
 
 def _order(path: Path) -> tuple[tuple[int, str], ...]:
@@ -41,7 +50,9 @@ def _order(path: Path) -> tuple[tuple[int, str], ...]:
 
 def layout_of(path: Path, text: str) -> Layout | None:
     """The code layout `path` is a migration in; None for SQL (and for code that is no migration)."""
-    return next((layout for layout in LAYOUTS if path.suffix == layout.suffix and layout.recognises(text)), None)
+    if path.suffix == ".sql":  # no layout reads SQL
+        return None
+    return next((layout for layout in layouts() if path.suffix == layout.suffix and layout.recognises(text)), None)
 
 
 def _forward(path: Path) -> tuple[bool, Layout | None]:
@@ -50,7 +61,7 @@ def _forward(path: Path) -> tuple[bool, Layout | None]:
     steps; code that is no migration (an Alembic `env.py`, a package's `__init__.py`) is none."""
     if path.suffix == ".sql":
         return not path.name.endswith(".down.sql") and not re.match(r"U\d", path.name), None
-    if not any(path.suffix == layout.suffix for layout in LAYOUTS):
+    if not any(path.suffix == layout.suffix for layout in layouts()):
         return False, None
     layout = layout_of(path, read_text(path))
     return layout is not None, layout
@@ -80,7 +91,7 @@ def applied_order(files: dict[Path, Layout | None]) -> list[Path]:
     """`files` (in name order, each with its layout) in the order the tools apply them: each
     layout orders its own files (Alembic by revision links); the others keep their places."""
     order = list(files)
-    for layout in LAYOUTS:
+    for layout in layouts() if any(files.values()) else ():
         mine = [path for path, found in files.items() if found is layout]
         if mine:
             slots = iter(layout.order(mine))
@@ -93,6 +104,8 @@ def classify_file(path: Path, text: str, classifier: Dialect, name: str) -> list
     layout = layout_of(path, text)
     if layout is None:
         return classifier.classify(text, name)
+    from pipeline_kit.migrations.layout import classify_operations
+
     try:
         operations = layout.read(text, path)
     except SyntaxError as exc:
@@ -109,16 +122,15 @@ def classify_file(path: Path, text: str, classifier: Dialect, name: str) -> list
     return classify_operations(operations, text, classifier, name)
 
 
-def check_paths(paths: Sequence[Path], dialect: str = "postgres", base: Path | None = None) -> list[Finding]:
-    """Every statement of the migrations in `paths`, each file named relative to `base` when under it."""
-    if dialect not in DIALECTS:
-        raise UsageError(f"unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
-    classifier = DIALECTS[dialect]()
-    findings: list[Finding] = []
-    for path in migration_files(paths):
-        name = path.relative_to(base).as_posix() if base and path.is_relative_to(base) else str(path)
-        findings.extend(classify_file(path, read_text(path), classifier, name))
-    return findings
+def _named(path: Path, base: Path | None) -> str:
+    """`path` as findings name it: relative to `base` when under it (pathlib's `relative_to`
+    is slow for a call made for every file: once, not twice)."""
+    if base:
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:  # not under it
+            pass
+    return str(path)
 
 
 # A contract migration names the expand migration it follows: `-- pipeline-kit: expand-step FILE`
@@ -127,15 +139,33 @@ def check_paths(paths: Sequence[Path], dialect: str = "postgres", base: Path | N
 EXPAND_STEP = re.compile(r"(?:--|#)\s*pipeline-kit:\s*expand-step\s+(\S+)")
 
 
-def declared_expand_steps(paths: Sequence[Path], base: Path | None = None) -> dict[str, str]:
-    """Each file in `paths` that declares the expand step it follows (file -> that step)."""
+@dataclass(frozen=True)
+class Checked:
+    findings: list[Finding]  # every statement, file by file in the order they apply
+    expand_steps: dict[str, str]  # each file that declares the expand step it follows -> that step
+
+
+def check_migrations(paths: Sequence[Path], dialect: str = "postgres", base: Path | None = None) -> Checked:
+    """Every statement of the migrations in `paths`, and the expand steps they declare, each file
+    read once and named relative to `base` when under it."""
+    if dialect not in DIALECTS:
+        raise UsageError(f"unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
+    classifier = DIALECTS[dialect]()
+    findings: list[Finding] = []
     steps = {}
     for path in migration_files(paths):
-        declared = EXPAND_STEP.search(read_text(path))
+        name = _named(path, base)
+        text = read_text(path)
+        findings.extend(classify_file(path, text, classifier, name))
+        declared = EXPAND_STEP.search(text)
         if declared:
-            name = path.relative_to(base).as_posix() if base and path.is_relative_to(base) else str(path)
             steps[name] = declared.group(1)
-    return steps
+    return Checked(findings, steps)
+
+
+def check_paths(paths: Sequence[Path], dialect: str = "postgres", base: Path | None = None) -> list[Finding]:
+    """Every statement of the migrations in `paths`, each file named relative to `base` when under it."""
+    return check_migrations(paths, dialect, base).findings
 
 
 def record_migrations(config: MigrationsConfig, evidence: EvidenceDir, release: Release, workdir: Path) -> Release:

@@ -15,6 +15,7 @@ import bisect
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, Literal
 
 Phase = Literal["expand", "migrate", "contract", "neutral", "review"]
@@ -22,6 +23,12 @@ Lock = Literal["safe", "blocks", "n/a"]
 
 # `-- pipeline-kit: allow <rule> because <why>`: a recorded waiver, never a silent one
 WAIVER = re.compile(r"--\s*pipeline-kit:\s*allow\s+([a-z0-9-]+)\s+because\s+(\S.*?)\s*$", re.MULTILINE)
+
+
+def waivers(text: str) -> dict[str, str]:
+    """The waivers in `text` (the comments before one statement): rule -> reason. Most text has
+    none: it is searched only when it names the kit (the pattern needs its name)."""
+    return {m.group(1): m.group(2) for m in WAIVER.finditer(text)} if "pipeline-kit" in text else {}
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,16 @@ class Finding:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))  # every field is a plain value: no deep copy (asdict's) needed
+
+    def as_json(self) -> str:
+        """`json.dumps(self.as_dict())`, byte for byte, without the dict: the check's --json is
+        mostly these (json's own string encoder; `line` an int, `waived` a string or null)."""
+        waived = "null" if self.waived is None else _json_string(self.waived)
+        return (
+            f'{{"file": {_json_string(self.file)}, "line": {self.line:d}, "phase": {_json_string(self.phase)}, '
+            f'"lock": {_json_string(self.lock)}, "rule": {_json_string(self.rule)}, '
+            f'"message": {_json_string(self.message)}, "fix": {_json_string(self.fix)}, "waived": {waived}}}'
+        )
 
 
 def by_severity(findings: list[Finding]) -> list[Finding]:
@@ -93,7 +110,11 @@ class Lines:
 
     def line(self, offset: int) -> int:
         """The 1-based line of the first token at or after character `offset`."""
-        return bisect.bisect_left(self.newlines, first_token(self.text, offset)) + 1
+        return self.line_at(first_token(self.text, offset))
+
+    def line_at(self, offset: int) -> int:
+        """The 1-based line character `offset` is on."""
+        return bisect.bisect_left(self.newlines, offset) + 1
 
     def char(self, byte_offset: int) -> int:
         """The character offset of a UTF-8 `byte_offset` (one at a character's start)."""

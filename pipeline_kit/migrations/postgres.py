@@ -19,13 +19,12 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
-from pipeline_kit.migrations.interface import WAIVER, Dialect, Finding, Lines, Lock, Phase, first_token
+from pipeline_kit.migrations.interface import Dialect, Finding, Lines, Lock, Phase, first_token, waivers
 from pipeline_kit.migrations.pg_expressions import (
     SERIAL,
     opaque_calls,
     provably_non_volatile,
     referenced_in_use,
-    referenced_tables,
     selects_every_row,
     sets_a_lock_timeout,
     table_name,
@@ -40,20 +39,6 @@ QUEUEING = {"AlterTableStmt", "RenameStmt", "DropStmt", "IndexStmt"}
 
 def _names(node: Any) -> list[str]:
     return [part["String"]["sval"] for part in node or [] if "String" in part]
-
-
-def _has_key(node: Any, key: str) -> bool:
-    """Whether `key` names a node anywhere under `node` (a loop: faster, no depth limit)."""
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if key in item:
-                return True
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 Verdict = tuple[Phase, Lock, str, str, str]  # phase, lock, rule, message, fix
@@ -211,14 +196,14 @@ def _alter(command: dict[str, Any]) -> Verdict:
     return ("review", "n/a", "alter-table", f"ALTER TABLE {subtype.removeprefix('AT_')}: not classified", "")
 
 
-def _create_table(node: dict[str, Any], created: set[str]) -> list[Verdict]:
+def _create_table(node: dict[str, Any], in_use: list[str] | None) -> list[Verdict]:
     """CREATE TABLE: something new. A foreign key in it takes SHARE ROW EXCLUSIVE on the table it
     references to the end of the transaction: nothing to scan, the risk is that table's lock queue
-    (`missing-lock-timeout`, as for an ALTER)."""
+    (`missing-lock-timeout`, as for an ALTER). `in_use`: the referenced tables that may have
+    traffic (None: it references none)."""
     table = table_name(node.get("relation", {}))
-    if not referenced_tables(node):
+    if in_use is None:
         return [("expand", "safe", "create-table", f"new table {table}", "")]
-    in_use = referenced_in_use(node, created)
     how = (
         f"SHARE ROW EXCLUSIVE on {', '.join(in_use)} to the end of the transaction (writes to it wait)"
         if in_use
@@ -371,7 +356,10 @@ def _code(kind: str, node: dict[str, Any]) -> list[Verdict]:
     if kind in OPAQUE_CODE:
         rule = "do-block" if kind == "DoStmt" else "opaque-code"
         return [("review", "n/a", rule, f"{OPAQUE_CODE[kind]}: code the classifier cannot see through", "")]
-    called = sorted(set(opaque_calls(_running(kind, node))))
+    running = _running(kind, node)
+    if running is None:  # most statements (SET, DROP, ...): nothing to walk
+        return []
+    called = sorted(set(opaque_calls(running)))
     if called:
         return [
             (
@@ -388,7 +376,7 @@ def _code(kind: str, node: dict[str, Any]) -> list[Verdict]:
 ROWS = ("InsertStmt", "UpdateStmt", "DeleteStmt", "SelectStmt")
 
 
-def _statement(kind: str, node: dict[str, Any], in_transaction: bool, created: set[str]) -> list[Verdict]:
+def _statement(kind: str, node: dict[str, Any], in_transaction: bool, in_use: list[str] | None) -> list[Verdict]:
     """The verdicts on one statement: code it runs that the classifier cannot see through (a
     user function called by a query, a default, an index expression, a CREATE TABLE AS or a
     materialized view) is review, beside what the statement itself does unless it only reads
@@ -396,15 +384,15 @@ def _statement(kind: str, node: dict[str, Any], in_transaction: bool, created: s
     opaque = _code(kind, node)
     if kind in OPAQUE_CODE or (opaque and kind in ROWS):
         return opaque
-    return opaque + _family(kind, node, in_transaction, created)
+    return opaque + _family(kind, node, in_transaction, in_use)
 
 
-def _family(kind: str, node: dict[str, Any], in_transaction: bool, created: set[str]) -> list[Verdict]:
+def _family(kind: str, node: dict[str, Any], in_transaction: bool, in_use: list[str] | None) -> list[Verdict]:
     """The verdicts on one statement, by its family."""
     if kind == "AlterTableStmt":
         return [_alter(c["AlterTableCmd"]) for c in node.get("cmds") or [] if "AlterTableCmd" in c]
     if kind == "CreateStmt":
-        return _create_table(node, created)
+        return _create_table(node, in_use)
     if kind == "IndexStmt":
         return _index(node, in_transaction)
     if kind == "RenameStmt":
@@ -460,9 +448,10 @@ class Postgres(Dialect):
         for raw in statements:
             ((kind, node),) = raw["stmt"].items()
             start = lines.char(raw.get("stmt_location", 0))
-            line = lines.line(start)
+            token = first_token(sql, start)
+            line = lines.line_at(token)
             # a waiver names its rule in the comments just before the one statement it covers
-            waivers = {m.group(1): m.group(2) for m in WAIVER.finditer(sql[start : first_token(sql, start)])}
+            waived = waivers(sql[start:token])
             if kind == "TransactionStmt":
                 in_transaction = node.get("kind") in TRANSACTION_OPEN or (
                     in_transaction and node.get("kind") not in TRANSACTION_CLOSE
@@ -475,8 +464,10 @@ class Postgres(Dialect):
             elif kind == "TransactionStmt" and node.get("kind") in TRANSACTION_CLOSE and local_timeout:
                 timeout_set = local_timeout = False
             queues = kind in QUEUEING and not (kind == "IndexStmt" and node.get("concurrent"))
+            in_use = None
             if kind == "CreateStmt":  # its foreign keys lock the tables they reference
-                queues = bool(referenced_in_use(node, created))
+                in_use = referenced_in_use(node, created)
+                queues = bool(in_use)
             if queues and not timeout_set:
                 findings.append(
                     Finding(
@@ -488,12 +479,12 @@ class Postgres(Dialect):
                         "waits in the lock queue, and every later statement its lock conflicts with waits "
                         "behind it: no lock_timeout set before it",
                         "SET lock_timeout = '2s' first (and retry on 55P03)",
-                        waivers.get("missing-lock-timeout"),
+                        waived.get("missing-lock-timeout"),
                     )
                 )
                 timeout_set = True  # said once per file
-            for phase, lock, rule, message, fix in _statement(kind, node, in_transaction, created):
-                findings.append(Finding(file, line, phase, lock, rule, message, fix, waivers.get(rule)))
+            for phase, lock, rule, message, fix in _statement(kind, node, in_transaction, in_use):
+                findings.append(Finding(file, line, phase, lock, rule, message, fix, waived.get(rule)))
             if kind == "CreateStmt" and not node.get("if_not_exists"):  # IF NOT EXISTS: maybe an old one
                 created.add(table_name(node.get("relation", {})))
         return findings
