@@ -19,6 +19,7 @@ from pipeline_kit.signing import (
     SBOM_BUNDLE,
     SBOM_PREDICATE,
     Signed,
+    sign_release,
     subject_bundle,
 )
 from pipeline_kit.trust import Trust
@@ -133,7 +134,6 @@ def full_run(
             hint="promote it with `pipeline-kit promote --to ENV`, or change the source to build a new release",
         )
     from pipeline_kit.promotion.arriving import promote
-    from pipeline_kit.signing import sign_release
 
     raw, source = token()
     signed = sign_release(project.evidence, project.workdir, project.trust.load(), raw, source)
