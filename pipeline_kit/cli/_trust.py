@@ -191,3 +191,9 @@ TRUST_OPTIONS = {
 
 def trust_args(values: dict[str, Any]) -> dict[str, Any]:
     return {parameter: values[option] for option, parameter in TRUST_OPTIONS.items()}
+
+
+def signer_trust(session: Session, values: dict[str, Any], rekor_version: str | None) -> Trust:
+    """The trust of a command that signs: its trust and policy options (`values`, as click
+    gave them) and its --rekor-version."""
+    return trust_for(session, **trust_args(values), rekor_version=int(rekor_version) if rekor_version else None)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import click
 
 from pipeline_kit.cli._session import Session, pass_session
-from pipeline_kit.cli._trust import identity_token, project_for, trust_args, trust_for
+from pipeline_kit.cli._trust import identity_token, project_for, signer_trust
 from pipeline_kit.cli.promotion import finish_promotion, promotion_options
 from pipeline_kit.cli.rollout import show_measurement
 
@@ -61,7 +61,7 @@ def arrive(
     """
     from pipeline_kit.promotion.elsewhere import arrive as run_arrival
 
-    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
+    trusted = signer_trust(session, trust, rekor_version)
     result = run_arrival(
         project_for(session, trusted),
         environment,

@@ -8,7 +8,13 @@ from typing import Any
 import click
 
 from pipeline_kit.cli._session import Session, evidence_options, pass_session
-from pipeline_kit.cli._trust import identity_token, policy_options, signer_options, trust_args, trust_for, trust_options
+from pipeline_kit.cli._trust import (
+    identity_token,
+    policy_options,
+    signer_options,
+    signer_trust,
+    trust_options,
+)
 
 
 @click.group()
@@ -51,7 +57,7 @@ def contracts_verify(
     assert config is not None
     if config.contracts is None:
         raise UsageError("no contracts: section in pipeline-kit.yml (this service's name in the contracts)")
-    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
+    trusted = signer_trust(session, trust, rekor_version)
     if trusted.policy is None:
         raise UsageError("no identity policy: who must have signed the consumer's contracts?")
     directory = session.resolve(consumer_dir)

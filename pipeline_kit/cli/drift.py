@@ -13,8 +13,7 @@ from pipeline_kit.cli._trust import (
     policy_options,
     project_for,
     signer_options,
-    trust_args,
-    trust_for,
+    signer_trust,
     trust_options,
 )
 
@@ -120,7 +119,7 @@ def drift(
     from pipeline_kit.drift import check
     from pipeline_kit.drift import reconcile as run_reconcile
 
-    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
+    trusted = signer_trust(session, trust, rekor_version)
     project = project_for(session, trusted)
     report = check(project, environment)
     if reconcile and report.state == "drift":

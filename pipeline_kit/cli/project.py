@@ -13,8 +13,7 @@ from pipeline_kit.cli._trust import (
     policy_options,
     project_for,
     signer_options,
-    trust_args,
-    trust_for,
+    signer_trust,
     trust_options,
 )
 from pipeline_kit.cli.promotion import publish_plan, render_after_gates, render_plan, render_promotion
@@ -120,7 +119,7 @@ def run(
     target = None if no_promote else environment or (order[0] if order else None)
     if target is not None and target not in order:
         raise UsageError(f"unknown environment {target!r}; the config has: {', '.join(order) or 'none'}")
-    trusted = trust_for(session, rekor_version=int(rekor_version) if rekor_version else None, **trust_args(trust))
+    trusted = signer_trust(session, trust, rekor_version)
     result = full_run(
         request,
         specs,

@@ -17,6 +17,7 @@ from pipeline_kit.cli._trust import (
     policy_options,
     project_for,
     signer_options,
+    signer_trust,
     trust_args,
     trust_for,
     trust_options,
@@ -261,7 +262,7 @@ def promote(
     """
     from pipeline_kit.promotion.arriving import promote as run_promotion
 
-    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
+    trusted = signer_trust(session, trust, rekor_version)
     result = run_promotion(
         project_for(session, trusted),
         environment,
@@ -417,7 +418,7 @@ def ledger_annotate(
     """
     from pipeline_kit.promotion.rolling_back import annotate
 
-    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
+    trusted = signer_trust(session, trust, rekor_version)
     entry = annotate(
         project_for(session, trusted),
         environment,

@@ -18,8 +18,7 @@ from pipeline_kit.cli._trust import (
     policy_options,
     project_for,
     signer_options,
-    trust_args,
-    trust_for,
+    signer_trust,
     trust_options,
 )
 from pipeline_kit.cli.promotion import MARK
@@ -54,15 +53,13 @@ def _applier(
     from pipeline_kit.saga import Applier
 
     loaded = load_plan(session.resolve(plan_file))
-    trust_values = trust_args(trust)
-    rekor = int(rekor_version) if rekor_version else None
 
     def project(directory: Path) -> Any:
         service = Session(workdir=directory.resolve(), verbose=session.verbose)
-        return project_for(service, trust_for(service, **trust_values, rekor_version=rekor))
+        return project_for(service, signer_trust(service, trust, rekor_version))
 
     first = Session(workdir=loaded.directory(loaded.plan.steps[0]).resolve(), verbose=session.verbose)
-    token_trust = trust_for(first, **trust_values, rekor_version=rekor)
+    token_trust = signer_trust(first, trust, rekor_version)
     return Applier(
         loaded,
         environment,

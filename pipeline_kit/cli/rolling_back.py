@@ -15,8 +15,7 @@ from pipeline_kit.cli._trust import (
     policy_options,
     project_for,
     signer_options,
-    trust_args,
-    trust_for,
+    signer_trust,
     trust_options,
 )
 
@@ -81,7 +80,7 @@ def rollback(
     """
     from pipeline_kit.promotion.rolling_back import rollback as run_rollback
 
-    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
+    trusted = signer_trust(session, trust, rekor_version)
     came_from, went_to, entry = run_rollback(
         project_for(session, trusted),
         environment,

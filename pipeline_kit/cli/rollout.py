@@ -14,6 +14,7 @@ from pipeline_kit.cli._trust import (
     policy_options,
     project_for,
     signer_options,
+    signer_trust,
     trust_args,
     trust_for,
     trust_options,
@@ -98,7 +99,7 @@ def rollout_resume(
     of the step it was in (its weight set and its analysis run again, never skipped)."""
     from pipeline_kit.promotion.rollout import resume
 
-    trusted = trust_for(session, **trust_args(trust), rekor_version=int(rekor_version) if rekor_version else None)
+    trusted = signer_trust(session, trust, rekor_version)
     outcome = resume(
         project_for(session, trusted),
         environment,
