@@ -125,10 +125,13 @@ def test_one_certificate_for_all_subjects(
     assert len(bundles) == 6
     # one certificate for the subjects (Rekor v1) and one for the statements (the instance's newest log)
     for statements in (False, True):
-        certificates = {
-            b["verificationMaterial"]["certificate"]["rawBytes"] for b in bundles if ("dsseEnvelope" in b) == statements
-        }
+        certificates = {certificate_of(b) for b in bundles if ("dsseEnvelope" in b) == statements}
         assert len(certificates) == 1
+
+
+def certificate_of(bundle: dict[str, Any]) -> str:
+    """A bundle's signing certificate (base64 DER), as a v0.3 bundle holds it."""
+    return str(bundle["verificationMaterial"]["certificate"]["rawBytes"])
 
 
 def other_release(
@@ -522,12 +525,10 @@ def test_one_sign_in_signs_again_with_its_certificate_while_it_has_time_left(
     monkeypatch.setattr(sigstore, "signing_cert", counted)
 
     def certificates(signed: signing.SignedBundles) -> list[x509.Certificate]:
-        found = []
-        for data in signed.files.values():
-            material = json.loads(data)["verificationMaterial"]
-            raw = (material.get("certificate") or material["x509CertificateChain"]["certificates"][0])["rawBytes"]
-            found.append(x509.load_der_x509_certificate(base64.b64decode(raw)))
-        return found
+        return [
+            x509.load_der_x509_certificate(base64.b64decode(certificate_of(json.loads(data))))
+            for data in signed.files.values()
+        ]
 
     first = certificates(sign_all(trust, token, "test", items))
     assert len(set(first)) == len(asked) == (2 if rekor == 2 else 1)  # on v2, digests are signed apart (v1)
@@ -570,7 +571,7 @@ def test_a_trust_config_is_loaded_once_a_process_and_again_when_it_changed(
     token = sigstore.mint_token(SIGNER)
     statement = statement_json((Subject(name="a.bin", digest={"sha256": "ab" * 32}),), "https://example.com/t", {})
     signed = [sign_all(c, token, "test", [Signable("s", statement=statement)]).files["s"] for c in (one, two)]
-    certificates = [json.loads(s)["verificationMaterial"]["certificate"]["rawBytes"] for s in signed]
+    certificates = [certificate_of(json.loads(s)) for s in signed]
     assert certificates[0] == certificates[1]
     path.write_text(json.dumps(json.loads(path.read_text()), indent=1))  # the same trust, other bytes
     assert load_trust_config(path, rekor_version=1) is not one
