@@ -267,9 +267,12 @@ def test_the_consumer_pact_is_what_its_client_really_asks_for(pair: tuple[Path, 
 
     web, _ = pair
     pact, port = pact_verifier(), free_port()
+    # the master on the address free_port checked: "localhost" (the CLI's default) may be ::1,
+    # where another test's server can hold the same port
+    master_at = ["--host", "127.0.0.1", "--port", str(port)]
     # the mock writes the pact it verified into its working directory: the test's, never the checkout
     master = subprocess.Popen(
-        [pact, "mock", "start", "--port", str(port)],
+        [pact, "mock", "start", *master_at],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -279,7 +282,7 @@ def test_the_consumer_pact_is_what_its_client_really_asks_for(pair: tuple[Path, 
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             created = subprocess.run(
-                [pact, "mock", "--port", str(port), "create", "--file", str(web / "pacts" / "web-orders.json")],
+                [pact, "mock", *master_at, "create", "--file", str(web / "pacts" / "web-orders.json")],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -290,8 +293,9 @@ def test_the_consumer_pact_is_what_its_client_really_asks_for(pair: tuple[Path, 
         assert created is not None and created.returncode == 0, created.stderr if created else "no master"
         mock_port = (created.stdout + created.stderr).rsplit("port", 1)[1].split()[0]
         assert client_reads(web, f"http://127.0.0.1:{mock_port}").stdout.strip() == "10"
-        verify = [pact, "mock", "--port", str(port), "verify", "--mock-server-port", mock_port]
-        assert subprocess.run(verify, capture_output=True, text=True, check=False).returncode == 0
+        verify = [pact, "mock", *master_at, "verify", "--mock-server-port", mock_port]
+        verified = subprocess.run(verify, capture_output=True, text=True, check=False)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
         # a client asking for something the contract does not promise fails the mock's verification
         with suppress(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{mock_port}/orders/2", timeout=5).close()
