@@ -23,7 +23,7 @@ from pipeline_kit.models import Build, Release, Source, Subject, release_id
 from tests.mariadb_instance import LocalMariaDB
 from tests.postgres_instance import LocalPostgres
 from tests.prometheus_instance import Exporter, LocalPrometheus
-from tests.shared_services import KEY, Services, locked
+from tests.shared_services import KEY, RECORDS, Services, locked
 from tests.sigstore_instance import LocalSigstore
 from tests.unleash_instance import LocalUnleash
 
@@ -185,19 +185,33 @@ def sigstore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSigstore
 WHOLE_UNLEASH = "unleash-whole.lock"  # held shared by each test on Unleash, exclusive by one that changes it all
 
 
+_RECORDS = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller: where the run records its shared services
+        config.stash[_RECORDS] = Services.directory_for(os.getpid())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _RECORDS in config.stash:
+        Services(config.stash[_RECORDS], os.getpid()).forget_if_unused()
+
+
 @pytest.hookimpl(optionalhook=True)  # an xdist hook, called in the controller for each worker
 def pytest_configure_node(node: Any) -> None:
     node.workerinput[KEY] = os.getpid()  # the shared services end once this process has
+    node.workerinput[RECORDS] = str(node.config.stash[_RECORDS])
 
 
 @pytest.fixture(scope="session")
-def services(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Services:
-    """The run's shared services, recorded in the controller's basetemp (a worker's is inside it)."""
+def services(pytestconfig: pytest.Config) -> Services:
+    """The run's shared services, recorded where the controller said (outside pytest's basetemp,
+    which pytest removes at the end of a run that passed: the watchdog reads the records after)."""
     workerinput = getattr(pytestconfig, "workerinput", None)
-    root = tmp_path_factory.getbasetemp()
-    directory = (root.parent if workerinput else root) / "shared-services"
-    directory.mkdir(exist_ok=True)
-    return Services(directory, int(workerinput[KEY]) if workerinput else os.getpid())
+    if workerinput:
+        return Services(Path(workerinput[RECORDS]), int(workerinput[KEY]))
+    return Services(pytestconfig.stash[_RECORDS], os.getpid())
 
 
 @pytest.fixture(scope="session")

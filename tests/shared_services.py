@@ -3,15 +3,16 @@ not one per worker. Why: CPU budget. Four workers on two cores kept the cores ~9
 Unleash cost 3.9 s of CPU to start and ~2.7% of a core idle for the whole run, each database
 ~0.9 s to start, four times over.
 
-How: the run's records live in the controller's temporary directory (pytest's basetemp; each
-worker's is inside it). The first test that asks for a service starts it, under an flock (a lock
+How: the run's records live in a directory the controller makes (outside pytest's basetemp, which
+pytest removes at the end of a run that passed) and hands each worker. The first test that asks for a service starts it, under an flock (a lock
 dies with its holder: a crashed worker never leaves it held), and records how to reach and stop
 it BEFORE waiting for it to answer; later askers, in any worker, attach to the record. No worker
 stops a service: the first to finish would pull it from under the others. With the first service
 a watchdog starts (tests/service_watchdog.py, in a session of its own: a terminal's Ctrl-C does
 not reach it) that sleeps until the controller process (the one pytest started; with `-n 0` the
 only one) has exited, however it ended (a crash, Ctrl-C at any moment, SIGKILL), then stops every
-recorded service and marks it closed, so a straggling worker cannot start it again. A record left
+recorded service and removes the records (a straggling worker then fails to find them instead of
+starting a service nobody stops; if a stop failed, they stay, with the watchdog's log). A record left
 half-started by a worker that died mid-start is stopped by the next starter. A run that asks for
 no service starts none, and no watchdog.
 
@@ -28,9 +29,11 @@ import itertools
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -40,6 +43,7 @@ from typing import Any, Protocol, Self, TypeVar
 import pytest
 
 KEY = "pipeline_kit_controller"  # the controller's pid, in each worker's workerinput
+RECORDS = "pipeline_kit_services"  # the run's records directory, in each worker's workerinput
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")  # gw0, gw1, ...; a crashed worker's successor gets a new id
 _NUMBERS = itertools.count()
 
@@ -93,6 +97,18 @@ class Services:
         self.directory = directory
         self.controller = controller
 
+    @staticmethod
+    def directory_for(controller: int) -> Path:
+        """A new records directory for the run of process `controller`."""
+        return Path(tempfile.mkdtemp(prefix=f"pipeline-kit-test-services-{controller}-"))
+
+    def forget_if_unused(self) -> None:
+        """Removes the records if no service was started (nor a watchdog, which removes them)."""
+        with locked(self.directory / "watchdog.lock"):
+            if (self.directory / "watchdog.pid").exists():
+                return
+        shutil.rmtree(self.directory, ignore_errors=True)
+
     def get(self, name: str, kind: type[S]) -> S:
         """The run's `name` service: started now if no worker started it yet."""
         record = self.directory / f"{name}.json"
@@ -128,7 +144,8 @@ class Services:
             (self.directory / "watchdog.pid").write_text(str(watchdog.pid))
 
     def stop_all(self, kinds: dict[str, type[Service]]) -> list[str]:
-        """Stops every recorded service and closes it for the run; what failed."""
+        """Stops every recorded service and closes it for the run, then removes the records unless a
+        stop failed (its log stays with them); what failed."""
         failures = []
         for name, kind in kinds.items():
             record = self.directory / f"{name}.json"
@@ -141,6 +158,8 @@ class Services:
                     except Exception as exc:  # report, and stop the others all the same
                         failures.append(f"stopping the shared {name}: {exc}")
                 _write(record, {"closed": True})
+        if not failures:
+            shutil.rmtree(self.directory, ignore_errors=True)
         return failures
 
 
