@@ -270,19 +270,26 @@ def run_setup(kit: Path, cache: Path, path: str, **env: str) -> subprocess.Compl
     )
 
 
-def test_setup_installs_exactly_the_lock_with_pip_and_reuses_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("interpreter", ["pip", "no pip"])
+def test_setup_installs_exactly_the_lock_with_pip_and_reuses_it(tmp_path: Path, interpreter: str) -> None:
+    # the interpreter's own pip installs into a venv without one; an interpreter without pip (a
+    # slim image) gets a venv with one (ensurepip)
     kit = kit_checkout(tmp_path / "kit")
     cache = tmp_path / "tool-cache"
     no_uv = "/usr/bin:/bin"  # the pip fallback (the act runs above take the uv path)
     python = str(Path(sys.executable).resolve())
+    if interpreter == "no pip":
+        subprocess.run([python, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+        python = str(tmp_path / "bare" / "bin" / "python")
     first = run_setup(kit, cache, no_uv, PIPELINE_KIT_SETUP_PYTHON=python)
     assert first.returncode == 0, first.stderr
     outputs = dict(line.split("=", 1) for line in (tmp_path / "outputs").read_text().splitlines())
     venv = Path(outputs["bin"]).parent
     assert venv.parent == cache / "pipeline-kit" and (venv / ".complete").is_file()
-    # exactly the pinned versions, nothing more (pip itself comes with the venv)
+    assert (venv / "bin" / "pip").exists() == (interpreter == "no pip")
+    # exactly the pinned versions, nothing more (`freeze` leaves out pip and its setuptools)
     frozen = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--exclude-editable"],
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "freeze", "--exclude-editable"],
         capture_output=True,
         text=True,
         check=True,

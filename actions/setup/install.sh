@@ -29,10 +29,17 @@ else
       uv pip install --quiet --python "$venv/bin/python" --no-deps --require-hashes --only-binary :all: -r "$lock"
       uv pip install --quiet --python "$venv/bin/python" --no-deps --no-build-isolation "$source_dir"
     else
-      "$python" -m venv "$venv"
-      # --no-compile, as uv: what the kit imports is compiled on first use (into the cached
-      # venv); compiling every module of every package took longer than the install
-      pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check)
+      # No pip of the venv's own when the interpreter's can install into another (pip 22.3+,
+      # --python): ensurepip costs more CPU than the install. --no-compile, as uv: what the kit
+      # imports is compiled on first use (into the cached venv); compiling every module of every
+      # package took longer than the install
+      if "$python" -c 'import pip, sys; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (22, 3))' 2>/dev/null; then
+        "$python" -m venv --without-pip "$venv"
+        pip=("$python" -m pip --python "$venv/bin/python" --quiet --disable-pip-version-check)
+      else
+        "$python" -m venv "$venv"
+        pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check)
+      fi
       "${pip[@]}" install --no-compile --no-deps --require-hashes --only-binary :all: -r "$lock"
       "${pip[@]}" install --no-compile --no-deps --no-build-isolation "$source_dir"
     fi
