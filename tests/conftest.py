@@ -31,6 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "hello-service"
 ASSETS = Path(__file__).resolve().parent / "assets"
 
+# As on a CI runner (this machine sets it): the kit's venvs that the runner tests install without
+# compiling (uv; pip --no-compile) keep the bytecode of what they import instead of compiling
+# every module again in every call (`run --dry-run`: 0.66 s of CPU against 0.38 s).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 # Variables by which the kit detects a CI platform; tests choose the platform explicitly.
 CI_VARIABLES = ("GITHUB_ACTIONS", "GITLAB_CI", "PIPELINE_KIT_EVIDENCE_DIR", "PIPELINE_KIT_CONFIG")
 
