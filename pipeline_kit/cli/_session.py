@@ -26,6 +26,7 @@ class Session:
     evidence_dir: Path | None = None
     config_path: Path | None = None
     _config: Any = field(default=None, repr=False)
+    _ci: Any = field(default=None, repr=False)
 
     def resolve(self, path: Path) -> Path:
         """A path the user gave, as if the kit were started in `-C DIR` (absolute ones unchanged)."""
@@ -63,9 +64,13 @@ class Session:
         return config
 
     def ci(self) -> CIContext:
+        """The run's CI context, read once (locally, four git calls) as the command starts."""
         from pipeline_kit.ci import detect
 
-        return detect(os.environ, self.workdir)
+        if self._ci is None:
+            self._ci = detect(os.environ, self.workdir)
+        ci: CIContext = self._ci
+        return ci
 
     def publish(self, outputs: dict[str, str], summary: str | None = None) -> None:
         """Step outputs and a job summary, the way the CI platform takes them (nothing locally)."""
