@@ -18,7 +18,7 @@ from pipeline_kit.digest import sha256_bytes
 from pipeline_kit.errors import BuildFailed, PipelineKitError, UsageError
 from pipeline_kit.gates.stop_the_line import StopTheLineGate
 from pipeline_kit.ledger import Draft, Entry
-from pipeline_kit.promotion import rollout, rollout_record
+from pipeline_kit.promotion import rollout_record
 from pipeline_kit.promotion.deciding import Decided, Plan, decide, plan
 from pipeline_kit.promotion.deploying import run_deploy
 from pipeline_kit.promotion.model import (
@@ -102,6 +102,8 @@ def promote(
         return Promotion(result, decided.decision, entry, None, refused)
     runner = None
     if settings.strategy is not None and verdict != "denied":  # one rollout at a time: claimed first
+        from pipeline_kit.promotion import rollout  # (its traffic providers) only for a strategy
+
         runner = rollout.claim(project, decided, token, on_progress=on_step, on_result=on_progress)
     # The VSA says the release arrived: signed once its deploy succeeded (a job killed during the
     # deploy leaves no signed arrival), after the analysis when there is one, at once with nothing
