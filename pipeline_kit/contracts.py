@@ -118,7 +118,8 @@ def pact_verifier() -> str:
         # never a name for an index to resolve: the kit's distribution is not on PyPI
         raise EnvironmentFailure(
             "the Pact verifier is not installed",
-            hint=f"{sys.executable} -m pip install 'pact-python-cli>=0.10' (the kit's `contracts` extra)",
+            # the setup action's and the GitLab templates' venvs have no pip of their own
+            hint=f"python3 -m pip --python {sys.executable} install 'pact-python-cli>=0.10' (the `contracts` extra)",
         )
     return found
 

@@ -256,7 +256,9 @@ def test_every_action_has_a_readme_covering_its_interface() -> None:
             assert f"| `{name}` |" in readme, f"{path.parent.name}/README.md does not document {name}"
 
 
-def run_setup(kit: Path, cache: Path, path: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_setup(
+    kit: Path, cache: Path, path: str, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {
         "PATH": path,
         "HOME": str(cache.parent),
@@ -266,7 +268,12 @@ def run_setup(kit: Path, cache: Path, path: str, **env: str) -> subprocess.Compl
         **env,
     }
     return subprocess.run(
-        [str(kit / "actions" / "setup" / "install.sh")], env=environment, capture_output=True, text=True, check=False
+        [str(kit / "actions" / "setup" / "install.sh")],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -281,8 +288,15 @@ def test_setup_installs_exactly_the_lock_with_pip_and_reuses_it(tmp_path: Path, 
     if interpreter == "no pip":
         subprocess.run([python, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
         python = str(tmp_path / "bare" / "bin" / "python")
-    first = run_setup(kit, cache, no_uv, PIPELINE_KIT_SETUP_PYTHON=python)
+    # run where a step runs, in the checkout: modules named like those the install runs never run
+    # from it (`-c` and `-m` would put it first on sys.path outside isolated mode)
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for module in ("venv", "ensurepip", "pip", "re"):
+        (checkout / f"{module}.py").write_text(f"open({str(tmp_path / f'ran-{module}')!r}, 'w')\n")
+    first = run_setup(kit, cache, no_uv, checkout, PIPELINE_KIT_SETUP_PYTHON=python)
     assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in tmp_path.glob("ran-*")) == []
     outputs = dict(line.split("=", 1) for line in (tmp_path / "outputs").read_text().splitlines())
     venv = Path(outputs["bin"]).parent
     assert venv.parent == cache / "pipeline-kit" and (venv / ".complete").is_file()

@@ -738,18 +738,26 @@ def test_nothing_in_the_checkout_reaches_the_next_job_or_the_kits_environment(
     # Attacks (found in review): a committed pipeline-kit.env would travel on in the job's dotenv
     # report (GitLab puts a needed job's dotenv before the next job's own variables: a
     # PIPELINE_KIT_PYTHON of the attacker's in the signing job); a committed .pipeline-kit-venv
-    # with a .pth would run in every call of the kit's interpreter, the token in its environment.
-    kit = kit_checkout(tmp_path / "kit")
-    repo = build_only(tmp_path, sigstore, f"      install: {kit}\n      requirements: ci/pipeline-kit.lock\n")
+    # with a .pth would run in every call of the kit's interpreter, the token in its environment;
+    # modules named like those the install runs (`python3 -m venv`, `-m pip`, `-m sigstore`)
+    # would run from the checkout, the job's working directory, if Python put it first on
+    # sys.path, as `-c` and `-m` do outside isolated mode (the user's build, run here too, may
+    # import the checkout's modules: it is the project's own code).
+    wheel = released_kit(tmp_path, sigstore)
+    repo = build_only(tmp_path, sigstore, user_install(wheel))
     (repo / "pipeline-kit.env").write_text("PIPELINE_KIT_PYTHON=/tmp/evil/python\n")
     planted = repo / ".pipeline-kit-venv" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
     (planted / "site-packages").mkdir(parents=True)
     (planted / "site-packages" / "zz.pth").write_text(f"import os; open({str(tmp_path / 'ran')!r}, 'w')\n")
+    for module in ("venv", "ensurepip", "pip", "sigstore"):
+        (repo / f"{module}.py").write_text(f"open({str(tmp_path / f'ran-{module}')!r}, 'w')\n")
     git(repo, "add", "-A", "-f")
     git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "planted")
-    result = run_offline(repo)
+    trust = {"PIPELINE_KIT_INSTALL_OIDC_ISSUER": sigstore.issuer}
+    trust["PIPELINE_KIT_INSTALL_TRUST_CONFIG"] = str(sigstore.trust_config_path)
+    result = run_offline(repo, **trust)
     assert "PASS  pipeline-kit-build" in result.stdout, result.stdout[-3000:]
-    assert not (tmp_path / "ran").exists()  # the planted .pth never ran
+    assert sorted(p.name for p in tmp_path.glob("ran*")) == []  # neither the .pth nor a module ran
     report = repo / "pipeline-kit.env"
     assert not report.exists() or "PIPELINE_KIT_PYTHON" not in report.read_text()
 

@@ -16,7 +16,7 @@ if [ -n "${PIPELINE_KIT_PYTHON:-}" ]; then
   bin="$(dirname "$PIPELINE_KIT_PYTHON")"
 else
   python="${PIPELINE_KIT_SETUP_PYTHON:-python3}"
-  interpreter="$("$python" -c 'import sys; print(sys.implementation.cache_tag, sys.version)')"
+  interpreter="$("$python" -I -c 'import sys; print(sys.implementation.cache_tag, sys.version)')"
   # Same kit version, lock and interpreter: the same environment, installed once.
   key="$( { echo "$version $interpreter"; cat "$lock"; } | sha256sum | cut -c1-16)"
   venv="${RUNNER_TOOL_CACHE:-${RUNNER_TEMP:-${TMPDIR:-/tmp}}}/pipeline-kit/$version-$key"
@@ -30,15 +30,16 @@ else
       uv pip install --quiet --python "$venv/bin/python" --no-deps --no-build-isolation "$source_dir"
     else
       # No pip of the venv's own when the interpreter's can install into another (pip 22.3+,
-      # --python): ensurepip costs more CPU than the install. --no-compile, as uv: what the kit
-      # imports is compiled on first use (into the cached venv); compiling every module of every
-      # package took longer than the install
-      if "$python" -c 'import pip, sys; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (22, 3))' 2>/dev/null; then
-        "$python" -m venv --without-pip "$venv"
-        pip=("$python" -m pip --python "$venv/bin/python" --quiet --disable-pip-version-check)
+      # --python): ensurepip costs more CPU than the install. Every python runs isolated (-I):
+      # `-c` and `-m` would otherwise put the working directory (the checkout) first on sys.path.
+      # --no-compile, as uv: what the kit imports is compiled on first use (into the cached
+      # venv); compiling every module of every package took longer than the install
+      if "$python" -I -c 'import pip, re, sys; sys.exit(tuple(map(int, re.match(r"(\d+)\.(\d+)", pip.__version__).groups())) < (22, 3))' 2>/dev/null; then
+        "$python" -I -m venv --without-pip "$venv"
+        pip=("$python" -I -m pip --python "$venv/bin/python" --quiet --disable-pip-version-check)
       else
-        "$python" -m venv "$venv"
-        pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check)
+        "$python" -I -m venv "$venv"
+        pip=("$venv/bin/python" -I -m pip --quiet --disable-pip-version-check)
       fi
       "${pip[@]}" install --no-compile --no-deps --require-hashes --only-binary :all: -r "$lock"
       "${pip[@]}" install --no-compile --no-deps --no-build-isolation "$source_dir"
