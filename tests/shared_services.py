@@ -28,6 +28,7 @@ import fcntl
 import itertools
 import json
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -99,19 +100,31 @@ class Services:
 
     @staticmethod
     def directory_for(controller: int) -> Path:
-        """A new records directory for the run of process `controller`."""
-        return Path(tempfile.mkdtemp(prefix=f"pipeline-kit-test-services-{controller}-"))
+        """Where the run of process `controller` will record its services: made by the first
+        service started (a run that starts none, however it ends, leaves nothing behind)."""
+        return Path(tempfile.gettempdir()) / f"pipeline-kit-test-services-{controller}-{secrets.token_hex(8)}"
 
     def forget_if_unused(self) -> None:
         """Removes the records if no service was started (nor a watchdog, which removes them)."""
+        if not self.directory.is_dir():
+            return
         with locked(self.directory / "watchdog.lock"):
             if (self.directory / "watchdog.pid").exists():
                 return
-        shutil.rmtree(self.directory, ignore_errors=True)
+            gone = self._bury()
+        shutil.rmtree(gone, ignore_errors=True)
+
+    def _bury(self) -> Path:
+        """The records moved aside in one step before their removal: a straggling worker finds
+        none (and the next it makes has a watchdog of its own), never half of them."""
+        gone = self.directory.with_name(self.directory.name + ".removed")
+        os.rename(self.directory, gone)
+        return gone
 
     def get(self, name: str, kind: type[S]) -> S:
         """The run's `name` service: started now if no worker started it yet."""
         record = self.directory / f"{name}.json"
+        self.directory.mkdir(mode=0o700, exist_ok=True)
         with locked(self.directory / f"{name}.lock"):
             found = json.loads(record.read_text()) if record.exists() else None
             if found and found.get("closed"):
@@ -159,7 +172,7 @@ class Services:
                         failures.append(f"stopping the shared {name}: {exc}")
                 _write(record, {"closed": True})
         if not failures:
-            shutil.rmtree(self.directory, ignore_errors=True)
+            shutil.rmtree(self._bury(), ignore_errors=True)
         return failures
 
 
