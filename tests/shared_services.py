@@ -3,16 +3,18 @@ not one per worker. Why: CPU budget. Four workers on two cores kept the cores ~9
 Unleash cost 3.9 s of CPU to start and ~2.7% of a core idle for the whole run, each database
 ~0.9 s to start, four times over.
 
-How: the run's records live in a directory the controller makes (outside pytest's basetemp, which
-pytest removes at the end of a run that passed) and hands each worker. The first test that asks for a service starts it, under an flock (a lock
+How: the run's records live in a directory the controller names (outside pytest's basetemp, which
+pytest removes at the end of a run that passed), hands each worker, and the first service started
+makes. The first test that asks for a service starts it, under an flock (a lock
 dies with its holder: a crashed worker never leaves it held), and records how to reach and stop
 it BEFORE waiting for it to answer; later askers, in any worker, attach to the record. No worker
 stops a service: the first to finish would pull it from under the others. With the first service
 a watchdog starts (tests/service_watchdog.py, in a session of its own: a terminal's Ctrl-C does
 not reach it) that sleeps until the controller process (the one pytest started; with `-n 0` the
 only one) has exited, however it ended (a crash, Ctrl-C at any moment, SIGKILL), then stops every
-recorded service and removes the records (a straggling worker then fails to find them instead of
-starting a service nobody stops; if a stop failed, they stay, with the watchdog's log). A record left
+recorded service and removes the records (moved aside first, in one step: a straggling worker
+finds none and starts afresh, with a watchdog of its own that finds the controller gone and stops
+at once; if a stop failed, the records stay, with the watchdog's log). A record left
 half-started by a worker that died mid-start is stopped by the next starter. A run that asks for
 no service starts none, and no watchdog.
 
