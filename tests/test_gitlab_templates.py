@@ -159,8 +159,7 @@ def test_full_pipeline_installs_the_released_kit_then_builds_signs_and_promotes_
         SIGSTORE_IDENTITY_TOKEN=sigstore.mint_token(SIGNER),
         GITLAB_CI="true",
         PIPELINE_KIT_RELEASE_URL=str(release),
-        PIPELINE_KIT_INSTALL_OIDC_ISSUER=sigstore.issuer,
-        PIPELINE_KIT_INSTALL_TRUST_CONFIG=str(sigstore.trust_config_path),
+        **release_trust(sigstore),
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     for job in ("pipeline-kit-build", "pipeline-kit-sign", "pipeline-kit-promote-dev"):
@@ -209,14 +208,22 @@ def build_only(tmp_path: Path, sigstore: LocalSigstore, install: str) -> Path:
     return repo
 
 
+def release_trust(sigstore: LocalSigstore) -> dict[str, str]:
+    """The CI/CD variables by which a fork names its own kit release's signer: here, the test
+    instance's."""
+    return {
+        "PIPELINE_KIT_INSTALL_OIDC_ISSUER": sigstore.issuer,
+        "PIPELINE_KIT_INSTALL_TRUST_CONFIG": str(sigstore.trust_config_path),
+    }
+
+
 def installing(
     tmp_path: Path, sigstore: LocalSigstore, install: str, **variables: str
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """The build template alone with these install inputs, run offline, the local instance trusted
     to verify the kit's release (as a fork's CI/CD variables would name its own)."""
     repo = build_only(tmp_path, sigstore, install)
-    trust = {"PIPELINE_KIT_INSTALL_OIDC_ISSUER": sigstore.issuer}
-    trust["PIPELINE_KIT_INSTALL_TRUST_CONFIG"] = str(sigstore.trust_config_path)
+    trust = release_trust(sigstore)
     return repo, run_offline(repo, **trust, **variables)
 
 
@@ -294,8 +301,7 @@ def test_a_release_whose_lock_or_signature_is_not_the_templates_is_never_install
         released_kit(tmp_path / "mallory", sigstore, ("mallory/pipeline-kit", *KIT_RELEASE[1:])).replace(wheel)
         (tmp_path / "mallory" / "kit-release" / f"{wheel.name}.sigstore.json").replace(f"{wheel}.sigstore.json")
     repo = build_only(tmp_path, sigstore, "      stage: build\n")
-    trust = {"PIPELINE_KIT_INSTALL_OIDC_ISSUER": sigstore.issuer}
-    trust["PIPELINE_KIT_INSTALL_TRUST_CONFIG"] = str(sigstore.trust_config_path)
+    trust = release_trust(sigstore)
     result = run_offline(repo, PIPELINE_KIT_RELEASE_URL=str(release), **trust)
     assert "FAIL  pipeline-kit-build" in result.stdout, result.stdout[-3000:]
     expected = "is not the lock of these templates" if tamper == "lock" else "is not signed by"
@@ -753,8 +759,7 @@ def test_nothing_in_the_checkout_reaches_the_next_job_or_the_kits_environment(
         (repo / f"{module}.py").write_text(f"open({str(tmp_path / f'ran-{module}')!r}, 'w')\n")
     git(repo, "add", "-A", "-f")
     git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "planted")
-    trust = {"PIPELINE_KIT_INSTALL_OIDC_ISSUER": sigstore.issuer}
-    trust["PIPELINE_KIT_INSTALL_TRUST_CONFIG"] = str(sigstore.trust_config_path)
+    trust = release_trust(sigstore)
     result = run_offline(repo, **trust)
     assert "PASS  pipeline-kit-build" in result.stdout, result.stdout[-3000:]
     assert sorted(p.name for p in tmp_path.glob("ran*")) == []  # neither the .pth nor a module ran
